@@ -1,0 +1,69 @@
+/* oq_exec.h: the built-in executor. A session plans a model once (node order,
+ * kernels, value lifetimes) and runs it on any number of inputs; shapes are
+ * computed at run time, so dynamic and symbolic dims work. */
+#ifndef ONNXQ_OQ_EXEC_H
+#define ONNXQ_OQ_EXEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "onnxq/oq_err.h"
+#include "onnxq/oq_graph.h"
+#include "onnxq/oq_tensor.h"
+
+typedef struct oq_session oq_session;
+
+typedef struct oq_exec_options {
+    int threads; /* worker threads; 0 = number of online cores */
+} oq_exec_options;
+
+/* Called after each node for each of its outputs (top-level graph only), with
+ * the value and its computed tensor (borrowed: valid only during the call). */
+typedef void (*oq_observer_fn)(void *user, const oq_value *value, const oq_tensor *tensor);
+
+/* Plans m for execution. m is borrowed and must outlive the session. Fails
+ * naming the first node whose op, opset or domain has no kernel. */
+oq_status oq_session_create(oq_session **out, const oq_model *m, const oq_exec_options *opts, oq_err *err);
+void oq_session_destroy(oq_session *s);
+
+/* Graph inputs the caller must feed (inputs that are not initializers), in graph order. */
+int oq_session_input_count(const oq_session *s);
+const oq_value *oq_session_input(const oq_session *s, int i);
+int oq_session_output_count(const oq_session *s);
+const oq_value *oq_session_output(const oq_session *s, int i);
+
+void oq_session_set_observer(oq_session *s, oq_observer_fn fn, void *user);
+
+/* Runs once. inputs[i] feeds oq_session_input(s, i) (borrowed; dtype and rank
+ * are checked against the declaration). outputs[0..output_count) are set to
+ * owned tensors the caller releases. */
+oq_status oq_session_run(oq_session *s, const oq_tensor *inputs, oq_tensor *outputs, oq_err *err);
+
+typedef struct oq_exec_stats {
+    size_t peak_bytes;  /* most activation bytes held at once in the last run */
+    size_t naive_bytes; /* sum of all activation sizes in the last run (no reuse) */
+    int threads;
+} oq_exec_stats;
+void oq_session_stats(const oq_session *s, oq_exec_stats *st);
+
+/* ---- the op table ----------------------------------------------------------
+ * One table lists every (domain, op) the executor claims, the opsets it
+ * implements and the element types it accepts. Tests read their claims from here. */
+typedef struct oq_kernel_ctx oq_kernel_ctx;
+typedef oq_status (*oq_kernel_fn)(oq_kernel_ctx *c);
+
+#define OQ_DT(x) (1u << OQ_DTYPE_##x)
+typedef struct oq_op_def {
+    const char *domain;  /* "" for ai.onnx, "com.microsoft" for contrib */
+    const char *op_type;
+    int min_opset;       /* first opset version whose semantics the kernel implements */
+    uint32_t dtypes;     /* OQ_DT mask: every input/output type the kernel accepts */
+    oq_kernel_fn run;
+} oq_op_def;
+
+int oq_op_count(void);
+const oq_op_def *oq_op_at(int i);
+/* The kernel for (domain, op_type) at the model's opset, or NULL. */
+const oq_op_def *oq_op_find(const char *domain, const char *op_type, int64_t opset);
+
+#endif

@@ -1,0 +1,44 @@
+/* oq_onnx_io.h: reading and writing ONNX files (ModelProto, TensorProto).
+ * src/onnx_io.c is the only file that knows the protobuf-c types. */
+#ifndef ONNXQ_OQ_ONNX_IO_H
+#define ONNXQ_OQ_ONNX_IO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "onnxq/oq_err.h"
+#include "onnxq/oq_graph.h"
+#include "onnxq/oq_tensor.h"
+
+/* Loads a .onnx file into a new model (caller destroys). Initializers and
+ * Constant-node tensors are decoded (raw_data or typed fields, little-endian);
+ * external data is read relative to the model's folder and refused when its
+ * path leaves that folder or its range passes the end of the file. The graph
+ * is indexed and sorted; dangling inputs and cycles are errors. */
+oq_status oq_model_load(oq_model **out, const char *path, oq_err *err);
+/* Same from a buffer; external data resolves against base_dir (NULL = refuse it). */
+oq_status oq_model_load_buffer(oq_model **out, const uint8_t *buf, size_t len, const char *base_dir,
+                               oq_err *err);
+
+typedef struct oq_save_options {
+    /* Constants of at least this many bytes go to an external data file
+     * (<model file name>.data beside the model). 0 = never. */
+    size_t external_threshold;
+} oq_save_options;
+
+/* Writes m to path atomically (temporary file in the same folder, then rename);
+ * on failure nothing is left at path. opts may be NULL (all inline). Output is
+ * a deterministic function of m. */
+oq_status oq_model_save(const oq_model *m, const char *path, const oq_save_options *opts, oq_err *err);
+/* Serializes m (all inline) to a malloc'ed buffer the caller frees. */
+oq_status oq_model_serialize(const oq_model *m, uint8_t **buf, size_t *len, oq_err *err);
+
+/* Reads one serialized TensorProto file (ONNX test data: input_0.pb, ...).
+ * *t becomes an owned tensor; *name (may be NULL) receives a malloc'ed copy of
+ * its name ("" if none). */
+oq_status oq_tensor_load_pb(oq_tensor *t, char **name, const char *path, oq_err *err);
+/* Writes t as a TensorProto named `name` to path atomically. */
+oq_status oq_tensor_save_pb(const oq_tensor *t, const char *name, const char *path, oq_err *err);
+
+#endif
