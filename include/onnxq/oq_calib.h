@@ -1,0 +1,112 @@
+/* oq_calib.h: activation statistics and range selection.
+ *
+ * A histogram per observed tensor is grown in place (bins merge in pairs when
+ * data falls outside), so memory is O(tensors x bins) whatever the number of
+ * samples. Every range method works from the histogram, so one pass over the
+ * data serves them all, and tables made on shards of the data merge. */
+#ifndef ONNXQ_OQ_CALIB_H
+#define ONNXQ_OQ_CALIB_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "onnxq/oq_err.h"
+#include "onnxq/oq_graph.h"
+#include "onnxq/oq_tensor.h"
+
+typedef struct oq_hist {
+    int nbins;        /* even, >= 2 */
+    double lo;        /* left edge of bin 0 */
+    double width;     /* bin width; 0 while nothing finite was seen */
+    double *counts;   /* [nbins]; doubles so merged tables can split bins */
+    double min, max;  /* exact extremes of the finite values seen */
+    double count;     /* finite values seen */
+    double nonfinite; /* NaN/Inf values seen (ignored in ranges) */
+} oq_hist;
+
+oq_status oq_hist_init(oq_hist *h, int nbins, oq_err *err);
+void oq_hist_release(oq_hist *h);
+/* Adds n float values, growing the range as needed. */
+void oq_hist_add(oq_hist *h, const float *x, int64_t n);
+/* Adds src into dst (same nbins): min/max/count exactly, bins re-binned onto
+ * a grid covering both by proportional overlap. */
+oq_status oq_hist_merge(oq_hist *dst, const oq_hist *src, oq_err *err);
+
+typedef enum oq_calib_method {
+    OQ_CALIB_MINMAX,
+    OQ_CALIB_PERCENTILE,
+    OQ_CALIB_ENTROPY,
+    OQ_CALIB_MSE,
+    OQ_CALIB_METHOD_COUNT
+} oq_calib_method;
+
+/* "minmax", "percentile", "entropy", "mse". */
+const char *oq_calib_method_name(oq_calib_method m);
+/* Parses a method name; returns OQ_CALIB_METHOD_COUNT when unknown. */
+oq_calib_method oq_calib_method_parse(const char *name);
+
+typedef struct oq_range_options {
+    oq_calib_method method;
+    double percentile; /* for OQ_CALIB_PERCENTILE, in (50, 100] */
+    bool symmetric;    /* range symmetric around 0 */
+    int qmin, qmax;    /* target integer range, e.g. 0..255 or -128..127 */
+} oq_range_options;
+
+/* Chooses the clipping range [*lo, *hi] for h by the given method. The range
+ * always contains 0 and is never empty (a tensor seen only as 0 gets [0, 0]).
+ * A histogram with no finite values gives [0, 0]. */
+void oq_hist_range(const oq_hist *h, const oq_range_options *opt, double *lo, double *hi);
+
+/* ---- calibration table ------------------------------------------------------ */
+
+typedef struct oq_calib_entry {
+    char *name;
+    oq_hist hist;
+    double range[2]; /* chosen by the table's method */
+} oq_calib_entry;
+
+typedef struct oq_calib_table {
+    char model_sha256[65];
+    char data_sha256[65];
+    int64_t samples;
+    oq_range_options range;
+    int bins;
+    int n_entries;
+    oq_calib_entry *entries; /* in graph value order */
+} oq_calib_table;
+
+#define OQ_CALIB_TABLE_VERSION 1
+
+oq_calib_table *oq_calib_table_create(int bins, const oq_range_options *range);
+void oq_calib_table_destroy(oq_calib_table *t);
+/* Entry for name, or NULL. */
+const oq_calib_entry *oq_calib_table_find(const oq_calib_table *t, const char *name);
+/* Recomputes every entry's range with the table's range options. */
+void oq_calib_table_compute_ranges(oq_calib_table *t);
+
+/* Writes the table as JSON (deterministic bytes) to path atomically. */
+oq_status oq_calib_table_save(const oq_calib_table *t, const char *path, oq_err *err);
+/* Reads and validates a table written by oq_calib_table_save. */
+oq_status oq_calib_table_load(oq_calib_table **out, const char *path, oq_err *err);
+/* Merges src into dst: both must come from the same model and bin count;
+ * samples add, histograms merge, the data hash covers both, ranges are
+ * recomputed with dst's options. */
+oq_status oq_calib_table_merge(oq_calib_table *dst, const oq_calib_table *src, oq_err *err);
+
+/* ---- collecting statistics from the executor -------------------------------- */
+
+typedef struct oq_calibrator oq_calibrator;
+
+/* Observes every float value of m's top-level graph that is not a constant
+ * (graph inputs and node outputs). m is borrowed. */
+oq_calibrator *oq_calibrator_create(const oq_model *m, int bins, oq_err *err);
+void oq_calibrator_destroy(oq_calibrator *c);
+/* Observer callback for oq_session_set_observer (user = the calibrator). */
+void oq_calibrator_observe(void *user, const oq_value *value, const oq_tensor *tensor);
+/* Records one sample's graph inputs (the executor reports node outputs only)
+ * and counts the sample. */
+void oq_calibrator_add_inputs(oq_calibrator *c, int n, const oq_value *const *values, const oq_tensor *tensors);
+/* Moves the statistics into a new table (caller destroys) with ranges computed. */
+oq_calib_table *oq_calibrator_table(oq_calibrator *c, const oq_range_options *range, oq_err *err);
+
+#endif

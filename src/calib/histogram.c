@@ -1,0 +1,365 @@
+/* histogram.c: growing histograms and the range methods computed from them
+ * (minmax, percentile, entropy, mse). See oq_calib.h. */
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "onnxq/oq_calib.h"
+
+static const char *const method_names[OQ_CALIB_METHOD_COUNT] = {
+    [OQ_CALIB_MINMAX] = "minmax",
+    [OQ_CALIB_PERCENTILE] = "percentile",
+    [OQ_CALIB_ENTROPY] = "entropy",
+    [OQ_CALIB_MSE] = "mse",
+};
+
+const char *oq_calib_method_name(oq_calib_method m)
+{
+    return (unsigned)m < OQ_CALIB_METHOD_COUNT ? method_names[m] : "?";
+}
+
+oq_calib_method oq_calib_method_parse(const char *name)
+{
+    for (int m = 0; m < OQ_CALIB_METHOD_COUNT; m++)
+        if (strcmp(name, method_names[m]) == 0)
+            return (oq_calib_method)m;
+    return OQ_CALIB_METHOD_COUNT;
+}
+
+/* ---- the histogram ------------------------------------------------------------ */
+
+oq_status oq_hist_init(oq_hist *h, int nbins, oq_err *err)
+{
+    memset(h, 0, sizeof *h);
+    if (nbins < 2 || nbins % 2 || nbins > (1 << 24))
+        return oq_errf(err, OQ_EINVAL, "histogram bins must be an even number from 2 to %d, got %d", 1 << 24, nbins);
+    h->counts = calloc((size_t)nbins, sizeof *h->counts);
+    if (!h->counts)
+        return oq_errf(err, OQ_ENOMEM, "out of memory for a %d-bin histogram", nbins);
+    h->nbins = nbins;
+    h->min = INFINITY;
+    h->max = -INFINITY;
+    return OQ_OK;
+}
+
+void oq_hist_release(oq_hist *h)
+{
+    if (!h)
+        return;
+    free(h->counts);
+    memset(h, 0, sizeof *h);
+}
+
+/* Doubles the bin width keeping lo (grow right) or keeping hi (grow left):
+ * pairs of bins merge exactly, half the bins become empty. */
+static void hist_double(oq_hist *h, bool grow_left)
+{
+    int n = h->nbins, half = n / 2;
+    double *c = h->counts;
+    if (grow_left) {
+        for (int j = half - 1; j >= 0; j--) /* new bin half+j = old 2j + 2j+1 */
+            c[half + j] = c[2 * j] + c[2 * j + 1];
+        for (int j = 0; j < half; j++)
+            c[j] = 0;
+        h->lo -= n * h->width;
+    } else {
+        for (int j = 0; j < half; j++)
+            c[j] = c[2 * j] + c[2 * j + 1];
+        for (int j = half; j < n; j++)
+            c[j] = 0;
+    }
+    h->width *= 2;
+}
+
+void oq_hist_add(oq_hist *h, const float *x, int64_t n)
+{
+    float bmin = INFINITY, bmax = -INFINITY;
+    int64_t finite = 0;
+    for (int64_t i = 0; i < n; i++) {
+        float v = x[i];
+        if (!isfinite(v))
+            continue;
+        finite++;
+        bmin = v < bmin ? v : bmin;
+        bmax = v > bmax ? v : bmax;
+    }
+    h->nonfinite += (double)(n - finite);
+    if (!finite)
+        return;
+    h->count += (double)finite;
+    if (bmin < h->min)
+        h->min = bmin;
+    if (bmax > h->max)
+        h->max = bmax;
+    if (h->width == 0) {
+        double span = (double)bmax - (double)bmin;
+        double floor_width = fmax(fabs((double)bmin), 1.0) * 1e-7 / h->nbins;
+        h->lo = bmin;
+        h->width = fmax(span / h->nbins * (1 + 1e-9), floor_width);
+    }
+    while (bmin < h->lo)
+        hist_double(h, true);
+    while (bmax >= h->lo + h->nbins * h->width)
+        hist_double(h, false);
+    double inv = 1.0 / h->width, lo = h->lo;
+    int last = h->nbins - 1;
+    for (int64_t i = 0; i < n; i++) {
+        float v = x[i];
+        if (!isfinite(v))
+            continue;
+        int k = (int)((v - lo) * inv);
+        h->counts[k < 0 ? 0 : k > last ? last : k] += 1;
+    }
+}
+
+oq_status oq_hist_merge(oq_hist *dst, const oq_hist *src, oq_err *err)
+{
+    if (dst->nbins != src->nbins)
+        return oq_errf(err, OQ_EINVAL, "cannot merge histograms of %d and %d bins", dst->nbins, src->nbins);
+    dst->nonfinite += src->nonfinite;
+    if (src->width == 0)
+        return OQ_OK;
+    if (dst->width == 0) {
+        memcpy(dst->counts, src->counts, (size_t)src->nbins * sizeof *src->counts);
+        dst->lo = src->lo;
+        dst->width = src->width;
+        dst->min = src->min;
+        dst->max = src->max;
+        dst->count = src->count;
+        return OQ_OK;
+    }
+    dst->count += src->count;
+    dst->min = fmin(dst->min, src->min);
+    dst->max = fmax(dst->max, src->max);
+    double src_hi = src->lo + src->nbins * src->width;
+    while (src->width > dst->width * 1.000001 && dst->width * 2 <= src->width * 1.000001)
+        hist_double(dst, false); /* coarsen dst to at least src's resolution */
+    while (src->lo < dst->lo)
+        hist_double(dst, true);
+    while (src_hi > dst->lo + dst->nbins * dst->width)
+        hist_double(dst, false);
+    /* spread each source bin over the destination bins it overlaps */
+    for (int i = 0; i < src->nbins; i++) {
+        double c = src->counts[i];
+        if (c == 0)
+            continue;
+        double a = src->lo + i * src->width, b = a + src->width;
+        int k0 = (int)floor((a - dst->lo) / dst->width), k1 = (int)floor((b - dst->lo) / dst->width);
+        for (int k = k0; k <= k1; k++) {
+            int kk = k < 0 ? 0 : k >= dst->nbins ? dst->nbins - 1 : k;
+            double l = dst->lo + k * dst->width, r = l + dst->width;
+            double overlap = fmin(b, r) - fmax(a, l);
+            if (overlap > 0)
+                dst->counts[kk] += c * overlap / src->width;
+        }
+    }
+    return OQ_OK;
+}
+
+/* ---- range methods -------------------------------------------------------------- */
+
+/* Value below which a fraction q of the counts lies (linear within a bin). */
+static double hist_quantile(const oq_hist *h, double q)
+{
+    double target = q * h->count, acc = 0;
+    for (int i = 0; i < h->nbins; i++) {
+        double c = h->counts[i];
+        if (c > 0 && acc + c >= target) {
+            double v = h->lo + (i + (target - acc) / c) * h->width;
+            return fmin(fmax(v, h->min), h->max);
+        }
+        acc += c;
+    }
+    return h->max;
+}
+
+/* Folds h into `n` bins of |x| over [0, amax]; returns amax. */
+static double fold_abs(const oq_hist *h, double *abs_bins, int n)
+{
+    double amax = fmax(fabs(h->min), fabs(h->max));
+    memset(abs_bins, 0, (size_t)n * sizeof *abs_bins);
+    if (amax == 0)
+        return 0;
+    for (int i = 0; i < h->nbins; i++) {
+        if (h->counts[i] == 0)
+            continue;
+        double centre = fabs(h->lo + (i + 0.5) * h->width);
+        int k = (int)(centre / amax * n);
+        abs_bins[k >= n ? n - 1 : k] += h->counts[i];
+    }
+    return amax;
+}
+
+/* Smallest t with a fraction q of |x| at or below t. */
+static double abs_quantile(const double *bins, int n, double amax, double total, double q)
+{
+    double target = q * total, acc = 0;
+    for (int i = 0; i < n; i++) {
+        if (bins[i] > 0 && acc + bins[i] >= target)
+            return (i + (target - acc) / bins[i]) * amax / n;
+        acc += bins[i];
+    }
+    return amax;
+}
+
+/* KL-divergence threshold search over |x| bins, after TensorRT's calibrator:
+ * for each candidate threshold i, compare the clipped distribution P (outliers
+ * folded into the last bin) with its quantization Q onto `levels` levels and
+ * keep the threshold of least divergence. Returns the threshold. */
+static double entropy_threshold(const double *bins, int n, double amax, int levels)
+{
+    if (n <= levels)
+        return amax;
+    double *p = malloc((size_t)n * sizeof *p), *qd = malloc((size_t)n * sizeof *qd);
+    if (!p || !qd) {
+        free(p);
+        free(qd);
+        return amax;
+    }
+    double tail = 0; /* mass at or beyond bin i */
+    for (int i = 0; i < n; i++)
+        tail += bins[i];
+    double best_kl = INFINITY;
+    int best = n;
+    for (int i = 0; i < levels; i++)
+        tail -= bins[i];
+    for (int i = levels; i <= n; i++) {
+        memcpy(p, bins, (size_t)i * sizeof *p);
+        p[i - 1] += tail; /* outliers clip into the last kept bin */
+        /* Q: the unclipped bins[0..i) merged into `levels` groups, each
+         * group's mass spread evenly over the bins where P is nonzero; the
+         * clipped tail is what Q lacks and P has */
+        for (int g = 0; g < levels; g++) {
+            int a = (int)((int64_t)g * i / levels), b = (int)((int64_t)(g + 1) * i / levels);
+            double mass = 0;
+            int nonzero = 0;
+            for (int k = a; k < b; k++) {
+                mass += bins[k];
+                nonzero += p[k] > 0;
+            }
+            for (int k = a; k < b; k++)
+                qd[k] = p[k] > 0 ? mass / nonzero : 0;
+        }
+        double sp = 0, sq = 0;
+        for (int k = 0; k < i; k++) {
+            sp += p[k];
+            sq += qd[k];
+        }
+        double kl = 0;
+        for (int k = 0; k < i && sp > 0 && sq > 0; k++) {
+            if (p[k] <= 0)
+                continue;
+            double pk = p[k] / sp, qk = qd[k] / sq;
+            kl += pk * log(pk / fmax(qk, 1e-4 * pk)); /* floor where Q lost P's tail bin */
+        }
+        if (kl < best_kl) {
+            best_kl = kl;
+            best = i;
+        }
+        if (i < n)
+            tail -= bins[i];
+    }
+    free(p);
+    free(qd);
+    return (double)best * amax / n;
+}
+
+/* Expected squared error of quantizing h to [lo, hi] on qmin..qmax (bin centres). */
+static double quant_error(const oq_hist *h, double lo, double hi, int qmin, int qmax)
+{
+    double scale = (hi - lo) / (qmax - qmin);
+    if (scale <= 0)
+        return INFINITY;
+    double zp = nearbyint(qmin - lo / scale), err = 0;
+    for (int i = 0; i < h->nbins; i++) {
+        if (h->counts[i] == 0)
+            continue;
+        double x = h->lo + (i + 0.5) * h->width;
+        double q = fmin(fmax(nearbyint(x / scale) + zp, qmin), qmax);
+        double d = x - (q - zp) * scale;
+        err += h->counts[i] * d * d;
+    }
+    return err;
+}
+
+void oq_hist_range(const oq_hist *h, const oq_range_options *opt, double *lo_out, double *hi_out)
+{
+    double lo = 0, hi = 0;
+    if (h->width == 0 || h->count <= 0) {
+        *lo_out = *hi_out = 0;
+        return;
+    }
+    int abs_n = h->nbins;
+    double *abs_bins = NULL;
+    switch (opt->method) {
+    case OQ_CALIB_MINMAX:
+    case OQ_CALIB_METHOD_COUNT:
+        lo = h->min;
+        hi = h->max;
+        break;
+    case OQ_CALIB_PERCENTILE: {
+        double q = opt->percentile / 100.0;
+        if (opt->symmetric && (abs_bins = malloc((size_t)abs_n * sizeof *abs_bins))) {
+            double amax = fold_abs(h, abs_bins, abs_n);
+            hi = abs_quantile(abs_bins, abs_n, amax, h->count, q);
+            lo = -hi;
+        } else {
+            lo = h->min < 0 ? hist_quantile(h, 1 - q) : h->min;
+            hi = h->max > 0 ? hist_quantile(h, q) : h->max;
+        }
+        break;
+    }
+    case OQ_CALIB_ENTROPY: {
+        if (!(abs_bins = malloc((size_t)abs_n * sizeof *abs_bins))) {
+            lo = h->min;
+            hi = h->max;
+            break;
+        }
+        double amax = fold_abs(h, abs_bins, abs_n);
+        bool one_sided = h->min >= 0 && !opt->symmetric;
+        int levels = one_sided ? (opt->qmax - opt->qmin + 1) : (opt->qmax - opt->qmin + 1) / 2;
+        double t = entropy_threshold(abs_bins, abs_n, amax, levels);
+        lo = opt->symmetric ? -t : fmax(h->min, -t);
+        hi = opt->symmetric ? t : fmin(h->max, t);
+        break;
+    }
+    case OQ_CALIB_MSE: {
+        /* coordinate descent: best upper clip for the current lower one, then
+         * the reverse; each side tries 100 shrink factors of the observed extreme */
+        double amax = fmax(fabs(h->min), fabs(h->max));
+        lo = opt->symmetric ? -amax : fmin(h->min, 0);
+        hi = opt->symmetric ? amax : fmax(h->max, 0);
+        double best = quant_error(h, lo, hi, opt->qmin, opt->qmax);
+        for (int round = 0; round < (opt->symmetric ? 1 : 3); round++) {
+            for (int side = 0; side < 2; side++) {
+                double base = side ? fmin(h->min, 0) : fmax(h->max, 0);
+                if (opt->symmetric)
+                    base = amax;
+                for (int step = 1; step < 100 && base != 0; step++) {
+                    double a = 1.0 - step * 0.0099; /* down to 2% of the extreme */
+                    double l = opt->symmetric ? -base * a : side ? base * a : lo;
+                    double r = opt->symmetric ? base * a : side ? hi : base * a;
+                    double e = quant_error(h, l, r, opt->qmin, opt->qmax);
+                    if (e < best) {
+                        best = e;
+                        lo = l;
+                        hi = r;
+                    }
+                }
+                if (opt->symmetric)
+                    break;
+            }
+        }
+        break;
+    }
+    }
+    free(abs_bins);
+    if (opt->symmetric) {
+        double a = fmax(fabs(lo), fabs(hi));
+        lo = -a;
+        hi = a;
+    }
+    *lo_out = fmin(lo, 0);
+    *hi_out = fmax(hi, 0);
+}

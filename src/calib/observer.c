@@ -1,0 +1,113 @@
+/* observer.c: the calibrator, an executor observer that feeds one histogram
+ * per float activation of the top-level graph. See oq_calib.h. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "onnxq/oq_calib.h"
+
+struct oq_calibrator {
+    const oq_graph *graph;
+    int n_values;          /* graph->n_values when created */
+    int *entry_of_value;   /* [n_values] entry index or -1 */
+    int n_entries;
+    char **names;          /* [n_entries] borrowed from the graph */
+    oq_hist *hists;        /* [n_entries] */
+    int64_t samples;
+};
+
+oq_calibrator *oq_calibrator_create(const oq_model *m, int bins, oq_err *err)
+{
+    const oq_graph *g = m->graph;
+    oq_calibrator *c = calloc(1, sizeof *c);
+    if (!c)
+        goto oom;
+    c->graph = g;
+    c->n_values = g->n_values;
+    c->entry_of_value = malloc((size_t)(g->n_values ? g->n_values : 1) * sizeof *c->entry_of_value);
+    c->names = calloc((size_t)(g->n_values ? g->n_values : 1), sizeof *c->names);
+    c->hists = calloc((size_t)(g->n_values ? g->n_values : 1), sizeof *c->hists);
+    if (!c->entry_of_value || !c->names || !c->hists)
+        goto oom;
+    for (int i = 0; i < g->n_values; i++) {
+        const oq_value *v = g->values[i];
+        bool produced = v->producer != NULL;
+        bool is_input = false;
+        for (int k = 0; k < g->n_inputs && !is_input; k++)
+            is_input = g->inputs[k] == v;
+        /* float activations; a declared non-float type rules a value out, an
+         * undeclared one is decided by the tensor seen at run time */
+        bool candidate = !v->constant && (produced || is_input) &&
+                         (v->dtype == OQ_DTYPE_FLOAT || v->dtype == OQ_DTYPE_UNDEFINED);
+        c->entry_of_value[i] = -1;
+        if (!candidate)
+            continue;
+        if (oq_hist_init(&c->hists[c->n_entries], bins, err)) {
+            oq_calibrator_destroy(c);
+            return NULL;
+        }
+        c->names[c->n_entries] = v->name;
+        c->entry_of_value[i] = c->n_entries++;
+    }
+    return c;
+oom:
+    oq_calibrator_destroy(c);
+    oq_errf(err, OQ_ENOMEM, "out of memory creating the calibrator");
+    return NULL;
+}
+
+void oq_calibrator_destroy(oq_calibrator *c)
+{
+    if (!c)
+        return;
+    if (c->hists)
+        for (int i = 0; i < c->n_entries; i++)
+            oq_hist_release(&c->hists[i]);
+    free(c->hists);
+    free(c->names);
+    free(c->entry_of_value);
+    free(c);
+}
+
+void oq_calibrator_observe(void *user, const oq_value *value, const oq_tensor *tensor)
+{
+    oq_calibrator *c = user;
+    if (value->graph != c->graph || value->id >= c->n_values || tensor->dtype != OQ_DTYPE_FLOAT)
+        return;
+    int e = c->entry_of_value[value->id];
+    if (e >= 0)
+        oq_hist_add(&c->hists[e], tensor->data, oq_tensor_numel(tensor));
+}
+
+void oq_calibrator_add_inputs(oq_calibrator *c, int n, const oq_value *const *values, const oq_tensor *tensors)
+{
+    for (int i = 0; i < n; i++)
+        oq_calibrator_observe(c, values[i], &tensors[i]);
+    c->samples++;
+}
+
+oq_calib_table *oq_calibrator_table(oq_calibrator *c, const oq_range_options *range, oq_err *err)
+{
+    int bins = c->n_entries ? c->hists[0].nbins : 2;
+    oq_calib_table *t = oq_calib_table_create(bins, range);
+    if (!t || !(t->entries = calloc((size_t)(c->n_entries ? c->n_entries : 1), sizeof *t->entries))) {
+        oq_calib_table_destroy(t);
+        oq_errf(err, OQ_ENOMEM, "out of memory building the calibration table");
+        return NULL;
+    }
+    t->samples = c->samples;
+    for (int i = 0; i < c->n_entries; i++) {
+        if (c->hists[i].count == 0 && c->hists[i].nonfinite == 0)
+            continue; /* never seen as float (e.g. an undeclared int tensor) */
+        oq_calib_entry *e = &t->entries[t->n_entries];
+        if (!(e->name = strdup(c->names[i]))) {
+            oq_calib_table_destroy(t);
+            oq_errf(err, OQ_ENOMEM, "out of memory building the calibration table");
+            return NULL;
+        }
+        e->hist = c->hists[i]; /* move */
+        memset(&c->hists[i], 0, sizeof c->hists[i]);
+        t->n_entries++;
+    }
+    oq_calib_table_compute_ranges(t);
+    return t;
+}

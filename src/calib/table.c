@@ -1,0 +1,323 @@
+/* table.c: the calibration table: ranges, JSON save/load, merge. See oq_calib.h.
+ *
+ * JSON layout (version 1):
+ *   {"format": "onnxq-calibration", "version": 1,
+ *    "model_sha256": hex, "data_sha256": hex, "samples": N,
+ *    "method": "percentile", "percentile": 99.999, "symmetric": false,
+ *    "qmin": 0, "qmax": 255, "bins": 2048,
+ *    "tensors": {name: {"min": x, "max": x, "count": n, "nonfinite": n,
+ *                       "hist": {"lo": x, "width": x, "counts": [...]},
+ *                       "range": [lo, hi]}}} */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "onnxq/oq_calib.h"
+#include "onnxq/oq_file.h"
+#include "onnxq/oq_hash.h"
+
+#define TABLE_FORMAT "onnxq-calibration"
+
+oq_calib_table *oq_calib_table_create(int bins, const oq_range_options *range)
+{
+    oq_calib_table *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->bins = bins;
+    t->range = *range;
+    return t;
+}
+
+void oq_calib_table_destroy(oq_calib_table *t)
+{
+    if (!t)
+        return;
+    for (int i = 0; i < t->n_entries; i++) {
+        free(t->entries[i].name);
+        oq_hist_release(&t->entries[i].hist);
+    }
+    free(t->entries);
+    free(t);
+}
+
+const oq_calib_entry *oq_calib_table_find(const oq_calib_table *t, const char *name)
+{
+    for (int i = 0; i < t->n_entries; i++)
+        if (strcmp(t->entries[i].name, name) == 0)
+            return &t->entries[i];
+    return NULL;
+}
+
+void oq_calib_table_compute_ranges(oq_calib_table *t)
+{
+    for (int i = 0; i < t->n_entries; i++)
+        oq_hist_range(&t->entries[i].hist, &t->range, &t->entries[i].range[0], &t->entries[i].range[1]);
+}
+
+/* ---- save ----------------------------------------------------------------------- */
+
+/* JSON has no infinities: an empty histogram's min/max are written as 0. */
+static double finite_or_zero(double x) { return isfinite(x) ? x : 0; }
+
+static cJSON *entry_json(const oq_calib_entry *e)
+{
+    const oq_hist *h = &e->hist;
+    cJSON *o = cJSON_CreateObject();
+    cJSON *hist = cJSON_CreateObject();
+    cJSON *counts = cJSON_CreateArray();
+    if (!o || !hist || !counts) {
+        cJSON_Delete(o);
+        cJSON_Delete(hist);
+        cJSON_Delete(counts);
+        return NULL;
+    }
+    cJSON_AddNumberToObject(o, "min", finite_or_zero(h->min));
+    cJSON_AddNumberToObject(o, "max", finite_or_zero(h->max));
+    cJSON_AddNumberToObject(o, "count", h->count);
+    cJSON_AddNumberToObject(o, "nonfinite", h->nonfinite);
+    cJSON_AddNumberToObject(hist, "lo", h->lo);
+    cJSON_AddNumberToObject(hist, "width", h->width);
+    for (int i = 0; i < h->nbins; i++)
+        cJSON_AddItemToArray(counts, cJSON_CreateNumber(h->counts[i]));
+    cJSON_AddItemToObject(hist, "counts", counts);
+    cJSON_AddItemToObject(o, "hist", hist);
+    double range[2] = {e->range[0], e->range[1]};
+    cJSON_AddItemToObject(o, "range", cJSON_CreateDoubleArray(range, 2));
+    return o;
+}
+
+oq_status oq_calib_table_save(const oq_calib_table *t, const char *path, oq_err *err)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON *tensors = cJSON_CreateObject();
+    char *text = NULL;
+    oq_status st = OQ_OK;
+    if (!root || !tensors)
+        goto oom;
+    cJSON_AddStringToObject(root, "format", TABLE_FORMAT);
+    cJSON_AddNumberToObject(root, "version", OQ_CALIB_TABLE_VERSION);
+    cJSON_AddStringToObject(root, "model_sha256", t->model_sha256);
+    cJSON_AddStringToObject(root, "data_sha256", t->data_sha256);
+    cJSON_AddNumberToObject(root, "samples", (double)t->samples);
+    cJSON_AddStringToObject(root, "method", oq_calib_method_name(t->range.method));
+    cJSON_AddNumberToObject(root, "percentile", t->range.percentile);
+    cJSON_AddBoolToObject(root, "symmetric", t->range.symmetric);
+    cJSON_AddNumberToObject(root, "qmin", t->range.qmin);
+    cJSON_AddNumberToObject(root, "qmax", t->range.qmax);
+    cJSON_AddNumberToObject(root, "bins", t->bins);
+    for (int i = 0; i < t->n_entries; i++) {
+        cJSON *e = entry_json(&t->entries[i]);
+        if (!e)
+            goto oom;
+        cJSON_AddItemToObject(tensors, t->entries[i].name, e);
+    }
+    cJSON_AddItemToObject(root, "tensors", tensors);
+    tensors = NULL;
+    if (!(text = cJSON_Print(root)))
+        goto oom;
+    size_t len = strlen(text);
+    text[len] = '\n'; /* replace the terminator: files end with a newline */
+    st = oq_write_file_atomic(path, (const uint8_t *)text, len + 1, err);
+    goto done;
+oom:
+    st = oq_errf(err, OQ_ENOMEM, "out of memory writing the calibration table");
+done:
+    cJSON_free(text);
+    cJSON_Delete(tensors);
+    cJSON_Delete(root);
+    return st;
+}
+
+/* ---- load ----------------------------------------------------------------------- */
+
+/* Reads a finite number field; fails naming the field. */
+static oq_status get_number(const cJSON *o, const char *key, double *out, const char *path, oq_err *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
+        return oq_errf(err, OQ_EINVAL, "%s: calibration table field '%s' is missing or not a number", path, key);
+    *out = v->valuedouble;
+    return OQ_OK;
+}
+
+static oq_status get_hex(const cJSON *o, const char *key, char out[65], const char *path, oq_err *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsString(v) || strlen(v->valuestring) != 64 || strspn(v->valuestring, "0123456789abcdef") != 64)
+        return oq_errf(err, OQ_EINVAL, "%s: calibration table field '%s' is not a sha256 hex digest", path, key);
+    memcpy(out, v->valuestring, 65);
+    return OQ_OK;
+}
+
+static oq_status load_entry(oq_calib_entry *e, const cJSON *o, int bins, const char *path, oq_err *err)
+{
+    oq_status st;
+    const cJSON *hist = cJSON_GetObjectItemCaseSensitive(o, "hist");
+    const cJSON *counts = cJSON_GetObjectItemCaseSensitive(hist, "counts");
+    const cJSON *range = cJSON_GetObjectItemCaseSensitive(o, "range");
+    if (!cJSON_IsObject(o) || !cJSON_IsObject(hist) || !cJSON_IsArray(counts) || cJSON_GetArraySize(counts) != bins ||
+        !cJSON_IsArray(range) || cJSON_GetArraySize(range) != 2)
+        return oq_errf(err, OQ_EINVAL, "%s: tensor '%s': malformed entry (needs hist with %d counts and a 2-element range)",
+                       path, e->name, bins);
+    if ((st = oq_hist_init(&e->hist, bins, err)))
+        return st;
+    oq_hist *h = &e->hist;
+    if ((st = get_number(o, "min", &h->min, path, err)) || (st = get_number(o, "max", &h->max, path, err)) ||
+        (st = get_number(o, "count", &h->count, path, err)) ||
+        (st = get_number(o, "nonfinite", &h->nonfinite, path, err)) ||
+        (st = get_number(hist, "lo", &h->lo, path, err)) || (st = get_number(hist, "width", &h->width, path, err)))
+        return oq_err_context(err, "tensor '%s'", e->name);
+    int i = 0;
+    double total = 0;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, counts)
+    {
+        if (!cJSON_IsNumber(c) || !(c->valuedouble >= 0) || !isfinite(c->valuedouble))
+            return oq_errf(err, OQ_EINVAL, "%s: tensor '%s': histogram count %d is not a non-negative number", path,
+                           e->name, i);
+        h->counts[i++] = c->valuedouble;
+        total += c->valuedouble;
+    }
+    for (int k = 0; k < 2; k++) {
+        const cJSON *r = cJSON_GetArrayItem(range, k);
+        if (!cJSON_IsNumber(r) || !isfinite(r->valuedouble))
+            return oq_errf(err, OQ_EINVAL, "%s: tensor '%s': range is not two numbers", path, e->name);
+        e->range[k] = r->valuedouble;
+    }
+    if (h->width < 0 || h->count < 0 || h->nonfinite < 0 || (h->count > 0 && h->min > h->max) ||
+        e->range[0] > e->range[1] || fabs(total - h->count) > 1e-6 * fmax(1, h->count))
+        return oq_errf(err, OQ_EINVAL, "%s: tensor '%s': inconsistent statistics (min/max, counts or range)", path,
+                       e->name);
+    if (h->count == 0) { /* restore the empty state written as zeros */
+        h->min = INFINITY;
+        h->max = -INFINITY;
+    }
+    return OQ_OK;
+}
+
+oq_status oq_calib_table_load(oq_calib_table **out, const char *path, oq_err *err)
+{
+    *out = NULL;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    oq_status st = oq_read_file(path, &buf, &len, err);
+    if (st)
+        return st;
+    cJSON *root = cJSON_ParseWithLength((const char *)buf, len);
+    free(buf);
+    oq_calib_table *t = NULL;
+    if (!root) {
+        st = oq_errf(err, OQ_EINVAL, "%s: not a JSON calibration table (parse error)", path);
+        goto done;
+    }
+    const cJSON *format = cJSON_GetObjectItemCaseSensitive(root, "format");
+    const cJSON *version = cJSON_GetObjectItemCaseSensitive(root, "version");
+    if (!cJSON_IsString(format) || strcmp(format->valuestring, TABLE_FORMAT) != 0) {
+        st = oq_errf(err, OQ_EINVAL, "%s: not an onnxq calibration table (\"format\" is not \"%s\")", path, TABLE_FORMAT);
+        goto done;
+    }
+    if (!cJSON_IsNumber(version) || version->valuedouble != OQ_CALIB_TABLE_VERSION) {
+        st = oq_errf(err, OQ_EUNSUPPORTED, "%s: calibration table version is not %d", path, OQ_CALIB_TABLE_VERSION);
+        goto done;
+    }
+    oq_range_options range = {0};
+    double samples, percentile, qmin, qmax, bins;
+    const cJSON *method = cJSON_GetObjectItemCaseSensitive(root, "method");
+    const cJSON *symmetric = cJSON_GetObjectItemCaseSensitive(root, "symmetric");
+    if ((st = get_number(root, "samples", &samples, path, err)) ||
+        (st = get_number(root, "percentile", &percentile, path, err)) ||
+        (st = get_number(root, "qmin", &qmin, path, err)) || (st = get_number(root, "qmax", &qmax, path, err)) ||
+        (st = get_number(root, "bins", &bins, path, err)))
+        goto done;
+    range.method = cJSON_IsString(method) ? oq_calib_method_parse(method->valuestring) : OQ_CALIB_METHOD_COUNT;
+    if (range.method == OQ_CALIB_METHOD_COUNT || !cJSON_IsBool(symmetric) || samples < 0 || qmin >= qmax ||
+        qmin < -2147483648.0 || qmax > 2147483647.0 || bins < 2 || bins > (1 << 24) || (int)bins != bins) {
+        st = oq_errf(err, OQ_EINVAL, "%s: calibration table header is invalid (method, symmetric, samples, qmin/qmax or bins)",
+                     path);
+        goto done;
+    }
+    range.percentile = percentile;
+    range.symmetric = cJSON_IsTrue(symmetric);
+    range.qmin = (int)qmin;
+    range.qmax = (int)qmax;
+    if (!(t = oq_calib_table_create((int)bins, &range))) {
+        st = oq_errf(err, OQ_ENOMEM, "out of memory");
+        goto done;
+    }
+    t->samples = (int64_t)samples;
+    if ((st = get_hex(root, "model_sha256", t->model_sha256, path, err)) ||
+        (st = get_hex(root, "data_sha256", t->data_sha256, path, err)))
+        goto done;
+    const cJSON *tensors = cJSON_GetObjectItemCaseSensitive(root, "tensors");
+    if (!cJSON_IsObject(tensors)) {
+        st = oq_errf(err, OQ_EINVAL, "%s: calibration table has no \"tensors\" object", path);
+        goto done;
+    }
+    int n = cJSON_GetArraySize(tensors);
+    if (!(t->entries = calloc((size_t)(n ? n : 1), sizeof *t->entries))) {
+        st = oq_errf(err, OQ_ENOMEM, "out of memory");
+        goto done;
+    }
+    const cJSON *item;
+    cJSON_ArrayForEach(item, tensors)
+    {
+        oq_calib_entry *e = &t->entries[t->n_entries];
+        if (!(e->name = strdup(item->string ? item->string : ""))) {
+            st = oq_errf(err, OQ_ENOMEM, "out of memory");
+            goto done;
+        }
+        t->n_entries++;
+        if ((st = load_entry(e, item, t->bins, path, err)))
+            goto done;
+    }
+done:
+    cJSON_Delete(root);
+    if (st)
+        oq_calib_table_destroy(t);
+    else
+        *out = t;
+    return st;
+}
+
+/* ---- merge ---------------------------------------------------------------------- */
+
+oq_status oq_calib_table_merge(oq_calib_table *dst, const oq_calib_table *src, oq_err *err)
+{
+    if (strcmp(dst->model_sha256, src->model_sha256) != 0)
+        return oq_errf(err, OQ_EINVAL, "tables come from different models (sha256 %.12s... vs %.12s...)",
+                       dst->model_sha256, src->model_sha256);
+    if (dst->bins != src->bins)
+        return oq_errf(err, OQ_EINVAL, "tables use different bin counts (%d vs %d)", dst->bins, src->bins);
+    for (int i = 0; i < src->n_entries; i++) {
+        const oq_calib_entry *se = &src->entries[i];
+        oq_calib_entry *de = (oq_calib_entry *)oq_calib_table_find(dst, se->name);
+        if (!de) {
+            oq_calib_entry *grown = realloc(dst->entries, (size_t)(dst->n_entries + 1) * sizeof *grown);
+            if (!grown)
+                return oq_errf(err, OQ_ENOMEM, "out of memory");
+            dst->entries = grown;
+            de = &dst->entries[dst->n_entries];
+            memset(de, 0, sizeof *de);
+            oq_status st = oq_hist_init(&de->hist, dst->bins, err);
+            if (st)
+                return st;
+            if (!(de->name = strdup(se->name))) {
+                oq_hist_release(&de->hist);
+                return oq_errf(err, OQ_ENOMEM, "out of memory");
+            }
+            dst->n_entries++;
+        }
+        oq_status st = oq_hist_merge(&de->hist, &se->hist, err);
+        if (st)
+            return oq_err_context(err, "tensor '%s'", se->name);
+    }
+    oq_sha256 h;
+    oq_sha256_init(&h);
+    oq_sha256_update(&h, dst->data_sha256, 64);
+    oq_sha256_update(&h, src->data_sha256, 64);
+    oq_sha256_hex(&h, dst->data_sha256);
+    dst->samples += src->samples;
+    oq_calib_table_compute_ranges(dst);
+    return OQ_OK;
+}
