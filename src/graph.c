@@ -430,6 +430,15 @@ oq_status oq_node_set_input(oq_node *n, int k, oq_value *v, oq_err *err)
     return OQ_OK;
 }
 
+void oq_node_set_output(oq_node *n, int k, oq_value *v)
+{
+    if (k < 0 || k >= n->n_outputs)
+        return;
+    if (n->outputs[k] && n->outputs[k]->producer == n)
+        n->outputs[k]->producer = NULL;
+    n->outputs[k] = v;
+}
+
 /* ---- attributes ---------------------------------------------------------------- */
 
 const oq_attr *oq_node_attr(const oq_node *n, const char *name)

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "onnxq/oq_dataset.h"
 #include "onnxq/oq_err.h"
 #include "onnxq/oq_graph.h"
 #include "onnxq/oq_tensor.h"
@@ -108,5 +109,24 @@ void oq_calibrator_observe(void *user, const oq_value *value, const oq_tensor *t
 void oq_calibrator_add_inputs(oq_calibrator *c, int n, const oq_value *const *values, const oq_tensor *tensors);
 /* Moves the statistics into a new table (caller destroys) with ranges computed. */
 oq_calib_table *oq_calibrator_table(oq_calibrator *c, const oq_range_options *range, oq_err *err);
+
+/* ---- the whole calibration pass ----------------------------------------------- */
+
+typedef void (*oq_progress_fn)(void *user, int64_t done, int64_t total);
+
+typedef struct oq_calib_options {
+    int bins;
+    oq_range_options range;
+    int64_t max_samples;     /* 0 = every sample of the data set */
+    int threads;             /* executor threads; 0 = all cores */
+    oq_progress_fn progress; /* may be NULL; called after each sample */
+    void *progress_user;
+} oq_calib_options;
+
+/* Runs m in float over the data set's samples with a calibrator attached and
+ * returns the table (caller destroys) with ranges, sample count and data
+ * hash filled in (the model hash is the caller's: it hashes the file). */
+oq_status oq_calibrate(const oq_model *m, oq_dataset *ds, const oq_calib_options *opts, oq_calib_table **out,
+                       oq_err *err);
 
 #endif

@@ -193,6 +193,9 @@ void oq_graph_remove_node(oq_graph *g, oq_node *n);
 void oq_graph_replace_uses(oq_graph *g, oq_value *from, oq_value *to);
 /* Sets node input k (k may equal n_inputs to append). */
 oq_status oq_node_set_input(oq_node *n, int k, oq_value *v, oq_err *err);
+/* Makes output k (< n_outputs) of n write v instead (links refresh on the next
+ * oq_graph_index/sort). */
+void oq_node_set_output(oq_node *n, int k, oq_value *v);
 
 /* Attribute setters: replace an attribute of the same name or append one. */
 oq_status oq_node_set_attr_int(oq_node *n, const char *name, int64_t v, oq_err *err);

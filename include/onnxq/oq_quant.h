@@ -7,7 +7,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "onnxq/oq_calib.h"
+#include "onnxq/oq_dataset.h"
 #include "onnxq/oq_err.h"
+#include "onnxq/oq_graph.h"
 #include "onnxq/oq_tensor.h"
 
 typedef struct oq_qparams {
@@ -44,5 +47,83 @@ void oq_weight_quant_release(oq_weight_quant *wq);
  * 0. Fails with OQ_EINVAL when a value would not fit in int32. */
 oq_status oq_quantize_bias(oq_tensor *out, const oq_tensor *bias, float input_scale, const oq_tensor *weight_scales,
                            oq_err *err);
+
+/* ---- the graph rewrite ------------------------------------------------------ */
+
+typedef enum oq_quant_format {
+    OQ_FORMAT_QOPERATOR, /* QLinearConv / QLinearMatMul / integer Gemm, 8-bit between them */
+    OQ_FORMAT_QDQ,       /* QuantizeLinear/DequantizeLinear pairs around float ops */
+    OQ_FORMAT_COUNT
+} oq_quant_format;
+
+typedef struct oq_quant_options {
+    oq_quant_format format;
+    bool per_channel;          /* weights per output channel (default) or per tensor */
+    int act_qmin, act_qmax;    /* activation integer range: 0..255 (uint8) or -128..127 (int8) */
+    bool symmetric_activations;
+    int n_op_types;            /* which ops to quantize; 0 = Conv, MatMul, Gemm */
+    const char *const *op_types;
+    int n_exclude;             /* node names left in float */
+    const char *const *exclude;
+} oq_quant_options;
+
+/* What happened to one candidate node (Conv/MatMul/Gemm). */
+typedef struct oq_quant_node {
+    char *name;
+    char *op_type;
+    bool quantized;
+    char *reason;          /* why not, when !quantized */
+    char *output;          /* the float value whose range the output uses (after a folded Relu/Clip) */
+    char *twin;            /* its 8-bit replacement in the output graph, or NULL when it stays float */
+    float out_scale;       /* twin's parameters */
+    int32_t out_zero_point;
+    int n_scales;          /* weight scales: 1 per tensor, else channels */
+    float scale_min, scale_max;
+    double weight_sqnr_db;
+} oq_quant_node;
+
+typedef struct oq_quant_result {
+    int n_nodes;
+    oq_quant_node *nodes;  /* candidates in graph order */
+} oq_quant_result;
+
+/* Rewrites m in place into the chosen format using the table's activation
+ * ranges. Nodes that cannot be quantized stay float and are listed with the
+ * reason. Graph inputs and outputs keep their names and float types. On
+ * failure m may be partly rewritten: callers work on a copy they can drop. */
+oq_status oq_quantize_model(oq_model *m, const oq_calib_table *table, const oq_quant_options *opts,
+                            oq_quant_result *result, oq_err *err);
+void oq_quant_result_release(oq_quant_result *r);
+
+
+/* ---- evaluation: the quantized model against the float one ------------------- */
+
+
+typedef struct oq_output_metrics {
+    char *name;
+    double cosine;        /* over all elements of all samples */
+    double sqnr_db;       /* 10*log10(sum ref^2 / sum (ref - q)^2); +inf when identical */
+    double max_abs_error;
+    bool classifier;      /* shaped [N, C] or [N, T, C] with C >= 2: argmax over the last axis */
+    int64_t top1_agree, top1_total;
+} oq_output_metrics;
+
+typedef struct oq_eval {
+    int64_t samples;
+    int n_outputs;
+    oq_output_metrics *outputs;
+    double *node_sqnr_db;     /* [result->n_nodes]; NAN for nodes left float */
+    int64_t labeled;          /* samples with a label (first output, classifier-shaped) */
+    int64_t fp32_correct, q_correct;
+} oq_eval;
+
+/* Runs the float and the quantized model on up to max_samples samples of ds
+ * (0 = all) and compares their outputs, and each quantized node's output
+ * against the float value it replaces. labels (may be NULL) holds one class
+ * per sample for top-1 accuracy of the first output. */
+oq_status oq_evaluate(const oq_model *fp32, const oq_model *quant, const oq_quant_result *qr, oq_dataset *ds,
+                      int64_t max_samples, const int64_t *labels, int64_t n_labels, int threads, oq_eval *out,
+                      oq_err *err);
+void oq_eval_release(oq_eval *e);
 
 #endif

@@ -222,7 +222,7 @@ oq_status oq_calib_table_load(oq_calib_table **out, const char *path, oq_err *er
         goto done;
     }
     oq_range_options range = {0};
-    double samples, percentile, qmin, qmax, bins;
+    double samples = 0, percentile = 0, qmin = 0, qmax = 0, bins = 0;
     const cJSON *method = cJSON_GetObjectItemCaseSensitive(root, "method");
     const cJSON *symmetric = cJSON_GetObjectItemCaseSensitive(root, "symmetric");
     if ((st = get_number(root, "samples", &samples, path, err)) ||

@@ -1,0 +1,313 @@
+/* dataset.c: calibration/evaluation samples from test-data folders and .npy
+ * stacks. See oq_dataset.h. */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "onnxq/oq_dataset.h"
+#include "onnxq/oq_hash.h"
+#include "onnxq/oq_image.h"
+#include "onnxq/oq_npy.h"
+#include "onnxq/oq_onnx_io.h"
+
+typedef struct npy_source {
+    const oq_value *input; /* which model input this stack feeds */
+    char *path;
+    oq_tensor stack;       /* (samples, ...) */
+} npy_source;
+
+struct oq_dataset {
+    int n_inputs;
+    const oq_value **inputs; /* [n_inputs] copy of the caller's list (values borrowed) */
+    int64_t n_dirs;
+    char **dirs;           /* [n_dirs] sample folders or image files, when folder specs are used */
+    oq_preprocess pre;     /* for image samples */
+    int n_npy;
+    npy_source *npy;       /* [n_inputs], when .npy specs are used */
+    int64_t n_samples;
+    oq_sha256 hash;
+};
+
+static bool is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static char *join(const char *a, const char *b)
+{
+    size_t n = strlen(a) + strlen(b) + 2;
+    char *p = malloc(n);
+    if (p)
+        snprintf(p, n, "%s/%s", a, b);
+    return p;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* True when dir holds input_0.pb. */
+static bool is_sample_dir(const char *dir)
+{
+    char *p = join(dir, "input_0.pb");
+    struct stat st;
+    bool ok = p && stat(p, &st) == 0 && S_ISREG(st.st_mode);
+    free(p);
+    return ok;
+}
+
+static oq_status add_dir(oq_dataset *d, char *dir, oq_err *err)
+{
+    char **p = realloc(d->dirs, (size_t)(d->n_dirs + 1) * sizeof *p);
+    if (!p) {
+        free(dir);
+        return oq_errf(err, OQ_ENOMEM, "out of memory");
+    }
+    d->dirs = p;
+    d->dirs[d->n_dirs++] = dir;
+    return OQ_OK;
+}
+
+/* Adds the sample folders named by one folder spec. */
+static oq_status add_folder_spec(oq_dataset *d, const char *spec, oq_err *err)
+{
+    if (!is_dir(spec))
+        return oq_errf(err, OQ_EINVAL, "%s: not a folder (data must be a test-data folder or NAME=FILE.npy)", spec);
+    if (is_sample_dir(spec)) {
+        char *copy = strdup(spec);
+        return copy ? add_dir(d, copy, err) : oq_errf(err, OQ_ENOMEM, "out of memory");
+    }
+    DIR *dh = opendir(spec);
+    if (!dh)
+        return oq_errf(err, OQ_EIO, "%s: cannot read folder", spec);
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    oq_status st = OQ_OK;
+    struct dirent *e;
+    while ((e = readdir(dh))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char *sub = join(spec, e->d_name);
+        if (!sub) {
+            st = oq_errf(err, OQ_ENOMEM, "out of memory");
+            break;
+        }
+        if (is_dir(sub) ? !is_sample_dir(sub) : !oq_is_image_path(sub)) {
+            free(sub);
+            continue;
+        }
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            char **grown = realloc(names, cap * sizeof *grown);
+            if (!grown) {
+                free(sub);
+                st = oq_errf(err, OQ_ENOMEM, "out of memory");
+                break;
+            }
+            names = grown;
+        }
+        names[n++] = sub;
+    }
+    closedir(dh);
+    if (!st && n == 0)
+        st = oq_errf(err, OQ_EINVAL, "%s: no samples (expected input_0.pb, subfolders that hold it, or PNG/JPEG images)",
+                     spec);
+    if (!st)
+        qsort(names, n, sizeof *names, cmp_str);
+    size_t i = 0;
+    for (; !st && i < n; i++)
+        st = add_dir(d, names[i], err);
+    for (; i < n; i++)
+        free(names[i]);
+    free(names);
+    return st;
+}
+
+static oq_status add_npy_spec(oq_dataset *d, const char *spec, oq_err *err)
+{
+    const char *eq = strchr(spec, '=');
+    size_t name_len = (size_t)(eq - spec);
+    int k = -1;
+    for (int i = 0; i < d->n_inputs && k < 0; i++)
+        if (strlen(d->inputs[i]->name) == name_len && strncmp(d->inputs[i]->name, spec, name_len) == 0)
+            k = i;
+    if (k < 0)
+        return oq_errf(err, OQ_EINVAL, "%s: the model has no input named '%.*s'", spec, (int)name_len, spec);
+    npy_source *s = &d->npy[k];
+    if (s->path)
+        return oq_errf(err, OQ_EINVAL, "input '%s' is given twice", d->inputs[k]->name);
+    if (!(s->path = strdup(eq + 1)))
+        return oq_errf(err, OQ_ENOMEM, "out of memory");
+    s->input = d->inputs[k];
+    oq_status st = oq_npy_load(&s->stack, s->path, err);
+    if (st)
+        return st;
+    if (s->stack.rank < 1 || s->stack.dims[0] < 1)
+        return oq_errf(err, OQ_EINVAL, "%s: expected samples stacked on a leading axis, got an array of rank %d",
+                       s->path, s->stack.rank);
+    d->n_npy++;
+    return OQ_OK;
+}
+
+oq_status oq_dataset_open(oq_dataset **out, int n_specs, const char *const *specs, int n_inputs,
+                          const oq_value *const *inputs, const oq_preprocess *pre, oq_err *err)
+{
+    *out = NULL;
+    oq_dataset *d = calloc(1, sizeof *d);
+    if (!d || !(d->npy = calloc((size_t)(n_inputs ? n_inputs : 1), sizeof *d->npy))) {
+        free(d);
+        return oq_errf(err, OQ_ENOMEM, "out of memory");
+    }
+    d->n_inputs = n_inputs;
+    if (!(d->inputs = calloc((size_t)n_inputs + 1, sizeof *d->inputs))) {
+        free(d->npy);
+        free(d);
+        return oq_errf(err, OQ_ENOMEM, "out of memory");
+    }
+    memcpy(d->inputs, inputs, (size_t)n_inputs * sizeof *inputs);
+    d->pre = pre ? *pre : oq_preprocess_default();
+    oq_sha256_init(&d->hash);
+    oq_status st = OQ_OK;
+    int n_npy_specs = 0;
+    for (int i = 0; i < n_specs; i++)
+        n_npy_specs += strchr(specs[i], '=') != NULL;
+    if (n_specs == 0)
+        st = oq_errf(err, OQ_EINVAL, "no data given");
+    else if (n_npy_specs && n_npy_specs != n_specs)
+        st = oq_errf(err, OQ_EINVAL, "data folders and NAME=FILE.npy cannot be mixed");
+    for (int i = 0; !st && i < n_specs; i++)
+        st = n_npy_specs ? add_npy_spec(d, specs[i], err) : add_folder_spec(d, specs[i], err);
+    if (!st && n_npy_specs) {
+        for (int k = 0; !st && k < n_inputs; k++) {
+            if (!d->npy[k].path)
+                st = oq_errf(err, OQ_EINVAL, "input '%s' has no NAME=FILE.npy data", inputs[k]->name);
+            else if (k && d->npy[k].stack.dims[0] != d->npy[0].stack.dims[0])
+                st = oq_errf(err, OQ_EINVAL, "%s holds %lld samples but %s holds %lld", d->npy[k].path,
+                             (long long)d->npy[k].stack.dims[0], d->npy[0].path, (long long)d->npy[0].stack.dims[0]);
+        }
+        if (!st)
+            d->n_samples = n_inputs ? d->npy[0].stack.dims[0] : 0;
+    } else if (!st) {
+        d->n_samples = d->n_dirs;
+        for (int64_t i = 0; !st && i < d->n_dirs; i++)
+            if (oq_is_image_path(d->dirs[i]) && n_inputs != 1)
+                st = oq_errf(err, OQ_EINVAL, "%s: image data needs a model with one input, this one has %d", d->dirs[i],
+                             n_inputs);
+    }
+    if (st) {
+        oq_dataset_destroy(d);
+        return st;
+    }
+    *out = d;
+    return OQ_OK;
+}
+
+void oq_dataset_destroy(oq_dataset *d)
+{
+    if (!d)
+        return;
+    for (int64_t i = 0; i < d->n_dirs; i++)
+        free(d->dirs[i]);
+    free(d->dirs);
+    for (int k = 0; k < d->n_inputs; k++) {
+        free(d->npy[k].path);
+        oq_tensor_release(&d->npy[k].stack);
+    }
+    free(d->npy);
+    free(d->inputs);
+    free(d);
+}
+
+int64_t oq_dataset_count(const oq_dataset *d) { return d->n_samples; }
+
+oq_status oq_check_input(const oq_value *v, const oq_tensor *t, const char *what, oq_err *err)
+{
+    if (v->dtype != OQ_DTYPE_UNDEFINED && t->dtype != v->dtype)
+        return oq_errf(err, OQ_EINVAL, "%s: input '%s' expects %s, got %s", what, v->name, oq_dtype_name(v->dtype),
+                       oq_dtype_name(t->dtype));
+    if (v->rank >= 0 && t->rank != v->rank)
+        return oq_errf(err, OQ_EINVAL, "%s: input '%s' expects rank %d, got rank %d", what, v->name, v->rank, t->rank);
+    for (int i = 0; v->rank > 0 && i < v->rank; i++)
+        if (v->dims[i].value >= 0 && !v->dims[i].param && v->dims[i].value != t->dims[i])
+            return oq_errf(err, OQ_EINVAL, "%s: input '%s' expects dim %d to be %lld, got %lld", what, v->name, i,
+                           (long long)v->dims[i].value, (long long)t->dims[i]);
+    return OQ_OK;
+}
+
+static void hash_tensor(oq_sha256 *h, const oq_tensor *t)
+{
+    int32_t head[2] = {(int32_t)t->dtype, t->rank};
+    oq_sha256_update(h, head, sizeof head);
+    oq_sha256_update(h, t->dims, (size_t)t->rank * sizeof t->dims[0]);
+    if (t->dtype != OQ_DTYPE_STRING)
+        oq_sha256_update(h, t->data, oq_dtype_storage(t->dtype, oq_tensor_numel(t)));
+}
+
+/* Copies sample i of a stack (leading axis) into an owned tensor. */
+static oq_status slice_sample(oq_tensor *t, const npy_source *s, int64_t i, oq_err *err)
+{
+    oq_status st = oq_tensor_alloc(t, s->stack.dtype, s->stack.rank - 1, s->stack.dims + 1, err);
+    if (st)
+        return st;
+    memcpy(t->data, (const uint8_t *)s->stack.data + (size_t)i * t->nbytes, t->nbytes);
+    return OQ_OK;
+}
+
+/* Decodes and preprocesses one image sample into *t. */
+static oq_status load_image(oq_dataset *d, const char *path, oq_tensor *t, oq_err *err)
+{
+    oq_image img;
+    oq_status st = oq_image_load(&img, path, err);
+    if (!st)
+        st = oq_preprocess_image(t, &img, &d->pre, err);
+    oq_image_release(&img);
+    if (st == OQ_EINVAL && !strstr(err->msg, path))
+        oq_err_context(err, "%s", path);
+    return st;
+}
+
+oq_status oq_dataset_load(oq_dataset *d, int64_t i, oq_tensor *tensors, oq_err *err)
+{
+    memset(tensors, 0, (size_t)d->n_inputs * sizeof *tensors);
+    if (i < 0 || i >= d->n_samples)
+        return oq_errf(err, OQ_EINVAL, "sample %lld is out of range", (long long)i);
+    oq_status st = OQ_OK;
+    int k = 0;
+    for (; !st && k < d->n_inputs; k++) {
+        char *path = NULL;
+        if (d->n_npy) {
+            st = slice_sample(&tensors[k], &d->npy[k], i, err);
+            if (!st)
+                st = oq_check_input(d->inputs[k], &tensors[k], d->npy[k].path, err);
+        } else if (oq_is_image_path(d->dirs[i])) {
+            st = load_image(d, d->dirs[i], &tensors[k], err);
+            if (!st)
+                st = oq_check_input(d->inputs[k], &tensors[k], d->dirs[i], err);
+        } else {
+            char file[32];
+            snprintf(file, sizeof file, "input_%d.pb", k);
+            if (!(path = join(d->dirs[i], file)))
+                st = oq_errf(err, OQ_ENOMEM, "out of memory");
+            if (!st)
+                st = oq_tensor_load_pb(&tensors[k], NULL, path, err);
+            if (!st)
+                st = oq_check_input(d->inputs[k], &tensors[k], path, err);
+        }
+        free(path);
+    }
+    if (st) {
+        for (int j = 0; j < k; j++)
+            oq_tensor_release(&tensors[j]);
+        return st;
+    }
+    for (k = 0; k < d->n_inputs; k++)
+        hash_tensor(&d->hash, &tensors[k]);
+    return OQ_OK;
+}
+
+void oq_dataset_hash(const oq_dataset *d, char hex[65])
+{
+    oq_sha256 copy = d->hash;
+    oq_sha256_hex(&copy, hex);
+}

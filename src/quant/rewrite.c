@@ -1,0 +1,828 @@
+/* rewrite.c: the quantization rewrite of a float graph (see oq_quant.h).
+ *
+ * QOperator format: every quantized value v gets an 8-bit twin (with scale
+ * and zero-point initializers). Conv and MatMul become QLinearConv and
+ * QLinearMatMul reading and writing twins; Gemm becomes MatMulInteger plus an
+ * int32 bias Add, a Cast and a per-column rescale (standard ops that ONNX
+ * Runtime's CPU provider runs, exact in the integer part). A Relu/Clip that
+ * alone reads a quantized output folds into its range. Data-movement ops whose
+ * input has a twin run on the twin. QuantizeLinear is inserted where a float
+ * value enters the 8-bit domain, DequantizeLinear (writing the original float
+ * name) where float consumers or graph outputs need it back.
+ *
+ * QDQ format: each quantized node reads DequantizeLinear(QuantizeLinear(x))
+ * and weights stored as int8 + a per-channel DequantizeLinear; its output
+ * gets a QuantizeLinear/DequantizeLinear pair, the layout runtimes fuse. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "onnxq/oq_quant.h"
+
+/* Per float value of the graph: its quantized twin (QOperator) and its parameters. */
+typedef struct qinfo {
+    oq_value *twin;       /* 8-bit version, or NULL */
+    oq_value *scale, *zp; /* scalar initializers, created on demand */
+    oq_qparams p;
+    bool has_params;
+} qinfo;
+
+/* A quantized weight, shared by every node that reads the same constant. */
+typedef struct qweight {
+    const oq_value *src;
+    int axis;
+    oq_value *q, *scale, *zp; /* initializers */
+    oq_weight_quant wq;       /* keeps scales for bias quantization and the report */
+} qweight;
+
+typedef struct rewriter {
+    oq_model *m;
+    oq_graph *g;
+    const oq_calib_table *table;
+    const oq_quant_options *o;
+    oq_quant_result *res;
+    int n_info;
+    qinfo *info;          /* [n_info] by value id; grows with the graph */
+    int n_weights;
+    qweight *weights;
+    oq_dtype act_type;    /* UINT8 or INT8 */
+    oq_err *err;
+} rewriter;
+
+/* ---- small builders ------------------------------------------------------------- */
+
+static qinfo *info_of(rewriter *r, const oq_value *v)
+{
+    if (v->id >= r->n_info) {
+        int n = r->g->n_values + 64;
+        qinfo *p = realloc(r->info, (size_t)n * sizeof *p);
+        if (!p)
+            return NULL;
+        memset(p + r->n_info, 0, (size_t)(n - r->n_info) * sizeof *p);
+        r->info = p;
+        r->n_info = n;
+    }
+    return &r->info[v->id];
+}
+
+/* New initializer named after base (made unique) holding t (ownership taken). */
+static oq_value *add_initializer(rewriter *r, const char *base, oq_tensor *t)
+{
+    if (!t)
+        return NULL;
+    char *name = oq_graph_unique_name(r->g, base);
+    oq_value *v = name ? oq_graph_value(r->g, name, r->err) : NULL;
+    free(name);
+    if (!v) {
+        oq_tensor_destroy(t);
+        return NULL;
+    }
+    oq_dim dims[OQ_MAX_RANK];
+    for (int i = 0; i < t->rank; i++)
+        dims[i] = (oq_dim){t->dims[i], NULL};
+    if (oq_graph_set_constant(r->g, v, t, true, r->err) || oq_value_set_tensor_type(v, t->dtype, t->rank, dims, r->err))
+        return NULL;
+    return v;
+}
+
+static oq_value *scalar_initializer(rewriter *r, const char *base, oq_dtype dt, double value)
+{
+    oq_tensor *t = oq_tensor_create(dt, 0, NULL, r->err);
+    if (!t)
+        return NULL;
+    switch (dt) {
+    case OQ_DTYPE_FLOAT: *(float *)t->data = (float)value; break;
+    case OQ_DTYPE_UINT8: *(uint8_t *)t->data = (uint8_t)value; break;
+    case OQ_DTYPE_INT8: *(int8_t *)t->data = (int8_t)value; break;
+    case OQ_DTYPE_INT32: *(int32_t *)t->data = (int32_t)value; break;
+    default: oq_tensor_destroy(t); oq_errf(r->err, OQ_EINVAL, "no scalar of type %s", oq_dtype_name(dt)); return NULL;
+    }
+    return add_initializer(r, base, t);
+}
+
+/* Tensor moved into a heap object (for add_initializer). */
+static oq_tensor *boxed(oq_tensor *t, oq_err *err)
+{
+    oq_tensor *b = malloc(sizeof *b);
+    if (!b) {
+        oq_tensor_release(t);
+        oq_errf(err, OQ_ENOMEM, "out of memory");
+        return NULL;
+    }
+    *b = *t;
+    memset(t, 0, sizeof *t);
+    return b;
+}
+
+/* A new untyped value named after base. */
+static oq_value *new_value(rewriter *r, const char *base, const char *suffix)
+{
+    size_t n = strlen(base) + strlen(suffix) + 1;
+    char *want = malloc(n);
+    if (!want) {
+        oq_errf(r->err, OQ_ENOMEM, "out of memory");
+        return NULL;
+    }
+    snprintf(want, n, "%s%s", base, suffix);
+    char *name = oq_graph_unique_name(r->g, want);
+    free(want);
+    oq_value *v = name ? oq_graph_value(r->g, name, r->err) : NULL;
+    free(name);
+    return v;
+}
+
+/* Appends a node reading and writing the given values (NULL = omitted),
+ * named after its first output ("<output>_<op>"), which is unique. */
+static oq_node *add_node(rewriter *r, const char *op, int n_in, oq_value *const *in, int n_out, oq_value *const *out)
+{
+    const char *in_names[12], *out_names[4];
+    for (int i = 0; i < n_in; i++)
+        in_names[i] = in[i] ? in[i]->name : "";
+    for (int i = 0; i < n_out; i++)
+        out_names[i] = out[i] ? out[i]->name : "";
+    size_t len = strlen(out_names[0]) + strlen(op) + 2;
+    char *name = malloc(len);
+    if (!name) {
+        oq_errf(r->err, OQ_ENOMEM, "out of memory");
+        return NULL;
+    }
+    snprintf(name, len, "%s_%s", out_names[0], op);
+    oq_node *n = oq_graph_add_node(r->g, op, "", name, n_in, in_names, n_out, out_names, r->err);
+    free(name);
+    return n;
+}
+
+/* Gives the node that replaces `orig` the original's name, when it had one. */
+static oq_status inherit_name(oq_node *repl, const oq_node *orig, oq_err *err)
+{
+    if (!orig->name[0])
+        return OQ_OK;
+    char *name = strdup(orig->name);
+    if (!name)
+        return oq_errf(err, OQ_ENOMEM, "out of memory");
+    free(repl->name);
+    repl->name = name;
+    return OQ_OK;
+}
+
+/* ---- activation parameters ------------------------------------------------------- */
+
+/* Range-derived parameters for v, from the calibration table. False when v has no entry. */
+static bool act_params(rewriter *r, const oq_value *v, oq_qparams *p)
+{
+    const oq_calib_entry *e = oq_calib_table_find(r->table, v->name);
+    if (!e)
+        return false;
+    *p = oq_qparams_from_range(e->range[0], e->range[1], r->o->act_qmin, r->o->act_qmax, r->o->symmetric_activations);
+    return true;
+}
+
+/* Makes sure v's scale and zero-point initializers exist (params from the table,
+ * or already set by a producer). */
+static oq_status ensure_params(rewriter *r, const oq_value *v, qinfo **out)
+{
+    qinfo *qi = info_of(r, v);
+    if (!qi)
+        return oq_errf(r->err, OQ_ENOMEM, "out of memory");
+    if (!qi->has_params) {
+        if (!act_params(r, v, &qi->p))
+            return oq_errf(r->err, OQ_EINVAL, "no calibration range for '%s'", v->name);
+        qi->has_params = true;
+    }
+    if (!qi->scale) {
+        char base[512];
+        snprintf(base, sizeof base, "%s_scale", v->name);
+        qi->scale = scalar_initializer(r, base, OQ_DTYPE_FLOAT, qi->p.scale);
+        snprintf(base, sizeof base, "%s_zero_point", v->name);
+        qi->zp = qi->scale ? scalar_initializer(r, base, r->act_type, qi->p.zero_point) : NULL;
+        if (!qi->zp)
+            return r->err->status ? r->err->status : OQ_ENOMEM;
+    }
+    *out = info_of(r, v); /* the array may have moved */
+    return OQ_OK;
+}
+
+/* The 8-bit twin of float value v, inserting QuantizeLinear when v has none yet. */
+static oq_value *quantized(rewriter *r, oq_value *v)
+{
+    qinfo *qi;
+    if (ensure_params(r, v, &qi))
+        return NULL;
+    if (qi->twin)
+        return qi->twin;
+    oq_value *q = new_value(r, v->name, "_quantized");
+    oq_value *in[3] = {v, qi->scale, qi->zp};
+    if (!q || !add_node(r, "QuantizeLinear", 3, in, 1, &q))
+        return NULL;
+    qi = info_of(r, v);
+    qi->twin = q;
+    return q;
+}
+
+/* ---- weights ------------------------------------------------------------------------ */
+
+/* Quantized form of constant weight w along axis (per channel unless the options say otherwise). */
+static qweight *quantized_weight(rewriter *r, const oq_value *w, int axis)
+{
+    for (int i = 0; i < r->n_weights; i++)
+        if (r->weights[i].src == w && r->weights[i].axis == axis)
+            return &r->weights[i];
+    qweight *grown = realloc(r->weights, (size_t)(r->n_weights + 1) * sizeof *grown);
+    if (!grown) {
+        oq_errf(r->err, OQ_ENOMEM, "out of memory");
+        return NULL;
+    }
+    r->weights = grown;
+    qweight *qw = &r->weights[r->n_weights];
+    memset(qw, 0, sizeof *qw);
+    qw->src = w;
+    qw->axis = axis;
+    if (oq_quantize_weight(&qw->wq, w->constant, axis, r->o->per_channel, r->err))
+        return NULL;
+    r->n_weights++;
+    char base[512];
+    oq_tensor t;
+    snprintf(base, sizeof base, "%s_quantized", w->name);
+    if (oq_tensor_copy(&t, &qw->wq.q, r->err) || !(qw->q = add_initializer(r, base, boxed(&t, r->err))))
+        return NULL;
+    snprintf(base, sizeof base, "%s_scale", w->name);
+    if (oq_tensor_copy(&t, &qw->wq.scales, r->err) || !(qw->scale = add_initializer(r, base, boxed(&t, r->err))))
+        return NULL;
+    snprintf(base, sizeof base, "%s_zero_point", w->name);
+    if (oq_tensor_copy(&t, &qw->wq.zeros, r->err) || !(qw->zp = add_initializer(r, base, boxed(&t, r->err))))
+        return NULL;
+    return qw;
+}
+
+/* int32 bias initializer for float constant bias b at input_scale * weight scales. */
+static oq_value *quantized_bias(rewriter *r, const oq_value *b, float input_scale, const qweight *qw)
+{
+    oq_tensor t;
+    if (oq_quantize_bias(&t, b->constant, input_scale, &qw->wq.scales, r->err))
+        return NULL;
+    char base[512];
+    snprintf(base, sizeof base, "%s_quantized", b->name);
+    return add_initializer(r, base, boxed(&t, r->err));
+}
+
+/* ---- the report ------------------------------------------------------------------- */
+
+static oq_quant_node *report_node(rewriter *r, const oq_node *n)
+{
+    oq_quant_result *res = r->res;
+    oq_quant_node *p = realloc(res->nodes, (size_t)(res->n_nodes + 1) * sizeof *p);
+    if (!p)
+        return NULL;
+    res->nodes = p;
+    oq_quant_node *q = &p[res->n_nodes++];
+    memset(q, 0, sizeof *q);
+    q->name = strdup(n->name);
+    q->op_type = strdup(n->op_type);
+    q->output = strdup(n->n_outputs && n->outputs[0] ? n->outputs[0]->name : "");
+    return q;
+}
+
+static void report_weight(oq_quant_node *q, const qweight *qw)
+{
+    const oq_tensor *s = &qw->wq.scales;
+    int64_t n = oq_tensor_numel(s);
+    const float *f = s->data;
+    q->n_scales = (int)n;
+    q->scale_min = q->scale_max = f[0];
+    for (int64_t i = 1; i < n; i++) {
+        q->scale_min = fminf(q->scale_min, f[i]);
+        q->scale_max = fmaxf(q->scale_max, f[i]);
+    }
+    q->weight_sqnr_db = qw->wq.sqnr_db;
+}
+
+/* ---- selection -------------------------------------------------------------------- */
+
+static bool is_selected(const rewriter *r, const char *op)
+{
+    static const char *const defaults[] = {"Conv", "MatMul", "Gemm"};
+    int n = r->o->n_op_types ? r->o->n_op_types : 3;
+    const char *const *list = r->o->n_op_types ? r->o->op_types : defaults;
+    for (int i = 0; i < n; i++)
+        if (strcmp(list[i], op) == 0)
+            return true;
+    return false;
+}
+
+static bool is_excluded(const rewriter *r, const oq_node *n)
+{
+    for (int i = 0; i < r->o->n_exclude; i++)
+        if (strcmp(r->o->exclude[i], n->name) == 0)
+            return true;
+    return false;
+}
+
+static bool is_graph_output(const oq_graph *g, const oq_value *v)
+{
+    for (int i = 0; i < g->n_outputs; i++)
+        if (g->outputs[i] == v)
+            return true;
+    return false;
+}
+
+static bool is_float_constant(const oq_value *v)
+{
+    return v && v->constant && v->constant->dtype == OQ_DTYPE_FLOAT;
+}
+
+/* Why node n cannot be quantized (NULL when it can): checks its weight and
+ * bias are float constants of the expected rank and its activations have ranges. */
+static const char *blocker(rewriter *r, const oq_node *n)
+{
+    oq_qparams p;
+    const oq_value *x = oq_node_input(n, 0), *w = oq_node_input(n, 1);
+    if (is_excluded(r, n))
+        return "excluded by --exclude";
+    if (!x || !w || !n->outputs[0])
+        return "missing input or output";
+    if (!is_float_constant(w))
+        return "weight is not a float constant";
+    if (!act_params(r, x, &p))
+        return "input has no calibration range";
+    if (!act_params(r, n->outputs[0], &p))
+        return "output has no calibration range";
+    const oq_tensor *wt = w->constant;
+    if (strcmp(n->op_type, "Conv") == 0) {
+        const oq_value *b = oq_node_input(n, 2);
+        if (wt->rank < 3)
+            return "Conv weight has rank < 3";
+        if (b && (!is_float_constant(b) || b->constant->rank != 1))
+            return "bias is not a 1-D float constant";
+    } else if (strcmp(n->op_type, "MatMul") == 0) {
+        if (wt->rank != 2)
+            return "MatMul weight is not 2-D";
+    } else { /* Gemm */
+        const oq_value *c = oq_node_input(n, 2);
+        if (wt->rank != 2)
+            return "Gemm weight is not 2-D";
+        if (oq_node_attr_int(n, "transA", 0))
+            return "Gemm with transA=1";
+        int64_t cols = oq_node_attr_int(n, "transB", 0) ? wt->dims[0] : wt->dims[1];
+        if (c && (!is_float_constant(c) || (oq_tensor_numel(c->constant) != cols && oq_tensor_numel(c->constant) != 1) ||
+                  c->constant->rank > 2 || (c->constant->rank == 2 && c->constant->dims[0] != 1)))
+            return "Gemm C is not a constant bias of shape [N] or [1, N]";
+    }
+    return NULL;
+}
+
+/* The Relu/Clip that alone reads n's output and can fold into its range, or NULL. */
+static oq_node *foldable_activation(rewriter *r, oq_node *n)
+{
+    oq_value *y = n->outputs[0];
+    if (y->n_consumers != 1 || is_graph_output(r->g, y) || r->o->symmetric_activations)
+        return NULL;
+    oq_node *a = y->consumers[0];
+    if (a->n_outputs < 1 || !a->outputs[0] || a->inputs[0] != y)
+        return NULL;
+    if (strcmp(a->op_type, "Relu") != 0 && strcmp(a->op_type, "Clip") != 0)
+        return NULL;
+    if (strcmp(a->op_type, "Clip") == 0) {
+        /* min/max must be constants (inputs from opset 11, attributes before) */
+        for (int k = 1; k < a->n_inputs; k++)
+            if (a->inputs[k] && !a->inputs[k]->constant)
+                return NULL;
+    }
+    oq_qparams p;
+    if (!act_params(r, a->outputs[0], &p))
+        return NULL;
+    /* folding replaces the clamp at 0 by saturation: only exact when 0 maps to qmin */
+    if (strcmp(a->op_type, "Relu") == 0 && p.zero_point != r->o->act_qmin)
+        return NULL;
+    return a;
+}
+
+/* ---- QOperator rewrites ----------------------------------------------------------------- */
+
+/* Replaces Conv or MatMul n (and a folded activation) by QLinearConv/QLinearMatMul. */
+static oq_status rewrite_qlinear(rewriter *r, oq_node *n, oq_quant_node *rep)
+{
+    bool conv = strcmp(n->op_type, "Conv") == 0;
+    oq_value *x = n->inputs[0], *w = n->inputs[1], *b = conv ? oq_node_input(n, 2) : NULL;
+    oq_node *act = foldable_activation(r, n);
+    oq_value *y = act ? act->outputs[0] : n->outputs[0];
+    qweight *qw = quantized_weight(r, w, conv ? 0 : 1);
+    oq_value *xq = qw ? quantized(r, x) : NULL;
+    qinfo *xi, *yi;
+    if (!xq || ensure_params(r, x, &xi) || ensure_params(r, y, &yi))
+        return r->err->status ? r->err->status : OQ_ENOMEM;
+    oq_value *xs = xi->scale, *xz = xi->zp;
+    float x_scale = xi->p.scale;
+    oq_value *bq = b ? quantized_bias(r, b, x_scale, qw) : NULL;
+    if (b && !bq)
+        return r->err->status;
+    oq_value *yq = new_value(r, y->name, "_quantized");
+    if (!yq)
+        return r->err->status;
+    yi = info_of(r, y);
+    oq_value *in[9] = {xq, xs, xz, qw->q, qw->scale, qw->zp, yi->scale, yi->zp, bq};
+    oq_node *q = add_node(r, conv ? "QLinearConv" : "QLinearMatMul", conv ? (bq ? 9 : 8) : 8, in, 1, &yq);
+    if (!q || inherit_name(q, n, r->err))
+        return r->err->status;
+    for (int i = 0; conv && i < n->n_attrs; i++) { /* Conv's attributes carry over unchanged */
+        const oq_attr *a = &n->attrs[i];
+        oq_status st = a->type == OQ_ATTR_INT      ? oq_node_set_attr_int(q, a->name, a->i, r->err)
+                       : a->type == OQ_ATTR_INTS   ? oq_node_set_attr_ints(q, a->name, a->n, a->ints, r->err)
+                       : a->type == OQ_ATTR_STRING ? oq_node_set_attr_string(q, a->name, a->s, r->err)
+                                                   : oq_errf(r->err, OQ_EUNSUPPORTED, "Conv attribute '%s' of an unexpected type", a->name);
+        if (st)
+            return st;
+    }
+    yi = info_of(r, y);
+    yi->twin = yq;
+    report_weight(rep, qw);
+    free(rep->output);
+    rep->output = strdup(y->name);
+    rep->twin = strdup(yq->name);
+    rep->out_scale = yi->p.scale;
+    rep->out_zero_point = yi->p.zero_point;
+    if (act)
+        oq_graph_remove_node(r->g, act);
+    oq_graph_remove_node(r->g, n);
+    return OQ_OK;
+}
+
+/* Replaces Gemm n by MatMulInteger -> (+ int32 bias) -> Cast -> Mul (float out, same name). */
+static oq_status rewrite_gemm(rewriter *r, oq_node *n, oq_quant_node *rep)
+{
+    oq_value *x = n->inputs[0], *w = n->inputs[1], *c = oq_node_input(n, 2), *y = n->outputs[0];
+    bool trans_b = oq_node_attr_int(n, "transB", 0) != 0;
+    float alpha = oq_node_attr_float(n, "alpha", 1.0f), beta = oq_node_attr_float(n, "beta", 1.0f);
+    /* MatMulInteger wants B as [K, N]: transpose and fold alpha into the float weights first */
+    const oq_tensor *wt = w->constant;
+    int64_t rows = wt->dims[0], cols = wt->dims[1], K = trans_b ? cols : rows, N = trans_b ? rows : cols;
+    int64_t kn[2] = {K, N};
+    oq_tensor *wkn = oq_tensor_create(OQ_DTYPE_FLOAT, 2, kn, r->err);
+    if (!wkn)
+        return r->err->status;
+    const float *src = wt->data;
+    float *dst = wkn->data;
+    for (int64_t k = 0; k < K; k++)
+        for (int64_t j = 0; j < N; j++)
+            dst[k * N + j] = alpha * (trans_b ? src[j * cols + k] : src[k * cols + j]);
+    char base[512];
+    snprintf(base, sizeof base, "%s_kn", w->name);
+    oq_value *wf = add_initializer(r, base, wkn);
+    qweight *qw = wf ? quantized_weight(r, wf, 1) : NULL;
+    oq_value *xq = qw ? quantized(r, x) : NULL;
+    qinfo *xi;
+    if (!xq || ensure_params(r, x, &xi))
+        return r->err->status ? r->err->status : OQ_ENOMEM;
+    float x_scale = xi->p.scale;
+    oq_value *xz = xi->zp;
+    /* a scalar zero point for B: the weights are symmetric */
+    oq_value *wz = scalar_initializer(r, "zero_point_int8", OQ_DTYPE_INT8, 0);
+    oq_value *acc = new_value(r, y->name, "_int32");
+    oq_value *mm_in[4] = {xq, qw->q, xz, wz};
+    oq_node *mm = wz && acc ? add_node(r, "MatMulInteger", 4, mm_in, 1, &acc) : NULL;
+    if (!mm || inherit_name(mm, n, r->err))
+        return r->err->status;
+    if (c) { /* beta * C quantized at x_scale * w_scale[j] */
+        int64_t nd[1] = {N};
+        oq_tensor *cb = oq_tensor_create(OQ_DTYPE_FLOAT, 1, nd, r->err);
+        if (!cb)
+            return r->err->status;
+        int64_t cn = oq_tensor_numel(c->constant);
+        for (int64_t j = 0; j < N; j++)
+            ((float *)cb->data)[j] = beta * (float)oq_tensor_get_f64(c->constant, cn == 1 ? 0 : j);
+        oq_tensor bq;
+        oq_status st = oq_quantize_bias(&bq, cb, x_scale, &qw->wq.scales, r->err);
+        oq_tensor_destroy(cb);
+        if (st)
+            return st;
+        snprintf(base, sizeof base, "%s_quantized", c->name);
+        oq_value *bv = add_initializer(r, base, boxed(&bq, r->err));
+        oq_value *sum = new_value(r, y->name, "_int32_bias");
+        oq_value *add_in[2] = {acc, bv};
+        if (!bv || !sum || !add_node(r, "Add", 2, add_in, 1, &sum))
+            return r->err->status;
+        acc = sum;
+    }
+    oq_value *accf = new_value(r, y->name, "_float");
+    oq_node *cast = accf ? add_node(r, "Cast", 1, &acc, 1, &accf) : NULL;
+    if (!cast || oq_node_set_attr_int(cast, "to", OQ_DTYPE_FLOAT, r->err))
+        return r->err->status;
+    /* per-column output scale x_scale * w_scale[j] */
+    int64_t ns = oq_tensor_numel(&qw->wq.scales);
+    int64_t sd[1] = {ns};
+    oq_tensor *os = oq_tensor_create(OQ_DTYPE_FLOAT, ns > 1 ? 1 : 0, sd, r->err);
+    if (!os)
+        return r->err->status;
+    for (int64_t j = 0; j < ns; j++)
+        ((float *)os->data)[j] = x_scale * ((const float *)qw->wq.scales.data)[j];
+    snprintf(base, sizeof base, "%s_output_scale", n->name);
+    oq_value *osv = add_initializer(r, base, os);
+    oq_graph_remove_node(r->g, n);
+    oq_value *mul_in[2] = {accf, osv};
+    if (!osv || !add_node(r, "Mul", 2, mul_in, 1, &y))
+        return r->err->status;
+    report_weight(rep, qw);
+    return OQ_OK;
+}
+
+/* Ops that move 8-bit data unchanged (same scale in and out), with the
+ * opset from which the default domain allows 8-bit types for them. */
+static const struct {
+    const char *op;
+    int min_opset;
+} passthrough_ops[] = {
+    {"MaxPool", 12},   {"Reshape", 5},       {"Flatten", 11},      {"Transpose", 1}, {"Squeeze", 11},
+    {"Unsqueeze", 11}, {"Slice", 10},        {"Gather", 11},       {"Split", 11},    {"Pad", 11},
+    {"Identity", 1},   {"DepthToSpace", 11}, {"SpaceToDepth", 11}, {"Resize", 11},   {"Concat", 11},
+};
+
+/* Runs n on 8-bit twins in place when it only moves data and its float input
+ * has a twin. Returns true when rewritten. */
+static bool try_passthrough(rewriter *r, oq_node *n, oq_status *st)
+{
+    *st = OQ_OK;
+    int min_opset = -1;
+    for (size_t i = 0; i < sizeof passthrough_ops / sizeof passthrough_ops[0]; i++)
+        if (strcmp(n->op_type, passthrough_ops[i].op) == 0)
+            min_opset = passthrough_ops[i].min_opset;
+    if (min_opset < 0 || n->domain[0] || n->opset < min_opset || !n->inputs[0])
+        return false;
+    qinfo *in = info_of(r, n->inputs[0]);
+    if (!in || !in->twin)
+        return false;
+    bool concat = strcmp(n->op_type, "Concat") == 0;
+    if (strcmp(n->op_type, "MaxPool") == 0 && n->n_outputs > 1 && n->outputs[1])
+        return false; /* Indices output */
+    if (strcmp(n->op_type, "Resize") == 0 && strcmp(oq_node_attr_string(n, "mode", "nearest"), "nearest") != 0)
+        return false;
+    if (strcmp(n->op_type, "Pad") == 0) {
+        if (strcmp(oq_node_attr_string(n, "mode", "constant"), "constant") != 0)
+            return false;
+        const oq_value *pv = oq_node_input(n, 2);
+        if (pv && (!pv->constant || oq_tensor_get_f64(pv->constant, 0) != 0))
+            return false;
+    }
+    /* every other float input must be a twin of the same parameters (Concat) */
+    for (int k = 1; concat && k < n->n_inputs; k++) {
+        qinfo *o = n->inputs[k] ? info_of(r, n->inputs[k]) : NULL;
+        if (!o || !o->twin || o->p.scale != in->p.scale || o->p.zero_point != in->p.zero_point)
+            return false;
+    }
+    oq_qparams p = in->p;
+    oq_value *scale = in->scale, *zp = in->zp;
+    for (int k = 0; k < (concat ? n->n_inputs : 1); k++)
+        if ((*st = oq_node_set_input(n, k, info_of(r, n->inputs[k])->twin, r->err)))
+            return true;
+    if (strcmp(n->op_type, "Pad") == 0 && oq_node_input(n, 2) && (*st = oq_node_set_input(n, 2, zp, r->err)))
+        return true;
+    for (int k = 0; k < n->n_outputs; k++) {
+        oq_value *y = n->outputs[k];
+        if (!y)
+            continue;
+        oq_value *yq = new_value(r, y->name, "_quantized");
+        qinfo *yi = yq ? info_of(r, y) : NULL;
+        if (!yi) {
+            *st = r->err->status ? r->err->status : OQ_ENOMEM;
+            return true;
+        }
+        yi->twin = yq;
+        yi->p = p;
+        yi->has_params = true;
+        yi->scale = scale;
+        yi->zp = zp;
+        oq_node_set_output(n, k, yq);
+    }
+    return true;
+}
+
+/* Gives float values whose producer became 8-bit a DequantizeLinear writing
+ * the original name, where something still reads the float value. */
+static oq_status restore_float_values(rewriter *r)
+{
+    oq_status st = oq_graph_index(r->g, r->err);
+    int n = r->g->n_values;
+    for (int i = 0; !st && i < n; i++) {
+        oq_value *v = r->g->values[i];
+        qinfo *qi = i < r->n_info ? &r->info[i] : NULL;
+        if (!qi || !qi->twin || v->producer || v->constant || (!v->n_consumers && !is_graph_output(r->g, v)))
+            continue;
+        bool is_input = false;
+        for (int k = 0; k < r->g->n_inputs; k++)
+            is_input |= r->g->inputs[k] == v;
+        if (is_input)
+            continue;
+        oq_value *in[3] = {qi->twin, qi->scale, qi->zp};
+        if (!add_node(r, "DequantizeLinear", 3, in, 1, &v))
+            st = r->err->status;
+    }
+    return st;
+}
+
+/* ---- QDQ --------------------------------------------------------------------------------- */
+
+/* DequantizeLinear(QuantizeLinear(v)) for activation v, shared per value. */
+static oq_value *qdq_activation(rewriter *r, oq_value *v)
+{
+    qinfo *qi;
+    if (ensure_params(r, v, &qi))
+        return NULL;
+    if (qi->twin)
+        return qi->twin; /* for QDQ the twin is the dequantized value */
+    oq_value *q = new_value(r, v->name, "_quantized"), *dq = new_value(r, v->name, "_dequantized");
+    qi = info_of(r, v);
+    oq_value *qin[3] = {v, qi->scale, qi->zp}, *din[3] = {q, qi->scale, qi->zp};
+    if (!q || !dq || !add_node(r, "QuantizeLinear", 3, qin, 1, &q) ||
+        !add_node(r, "DequantizeLinear", 3, din, 1, &dq))
+        return NULL;
+    info_of(r, v)->twin = dq;
+    return dq;
+}
+
+/* int8 constant + DequantizeLinear (with axis) standing for float constant w. */
+static oq_value *qdq_constant(rewriter *r, oq_value *q, oq_value *scale, oq_value *zp, int axis, const char *base)
+{
+    oq_value *dq = new_value(r, base, "_dequantized");
+    oq_value *in[3] = {q, scale, zp};
+    oq_node *n = dq ? add_node(r, "DequantizeLinear", 3, in, 1, &dq) : NULL;
+    if (!n || (oq_tensor_numel(scale->constant) > 1 && oq_node_set_attr_int(n, "axis", axis, r->err)))
+        return NULL;
+    return dq;
+}
+
+static oq_status rewrite_qdq(rewriter *r, oq_node *n, oq_quant_node *rep)
+{
+    bool conv = strcmp(n->op_type, "Conv") == 0, gemm = strcmp(n->op_type, "Gemm") == 0;
+    int axis = conv ? 0 : gemm && oq_node_attr_int(n, "transB", 0) ? 0 : 1;
+    oq_value *x = n->inputs[0], *w = n->inputs[1], *b = conv || gemm ? oq_node_input(n, 2) : NULL;
+    qweight *qw = quantized_weight(r, w, axis);
+    oq_value *xdq = qw ? qdq_activation(r, x) : NULL;
+    if (!xdq)
+        return r->err->status ? r->err->status : OQ_ENOMEM;
+    oq_value *wdq = qdq_constant(r, qw->q, qw->scale, qw->zp, axis, w->name);
+    if (!wdq || oq_node_set_input(n, 0, xdq, r->err) || oq_node_set_input(n, 1, wdq, r->err))
+        return r->err->status ? r->err->status : OQ_ENOMEM;
+    if (b && (conv || oq_tensor_numel(b->constant) == oq_tensor_numel(&qw->wq.scales)) &&
+        (!gemm || oq_node_attr_float(n, "beta", 1.0f) == 1.0f) && b->constant->rank == 1) {
+        qinfo *xi = info_of(r, x);
+        oq_tensor t;
+        if (oq_quantize_bias(&t, b->constant, xi->p.scale, &qw->wq.scales, r->err))
+            return r->err->status;
+        /* the bias scale x_scale * w_scale as a constant of its own */
+        oq_tensor bs;
+        if (oq_tensor_copy(&bs, &qw->wq.scales, r->err))
+            return r->err->status;
+        for (int64_t j = 0; j < oq_tensor_numel(&bs); j++)
+            ((float *)bs.data)[j] *= xi->p.scale;
+        int64_t nz = oq_tensor_numel(&bs), zd[1] = {nz};
+        oq_tensor *zeros = oq_tensor_create(OQ_DTYPE_INT32, bs.rank, zd, r->err);
+        char base[512];
+        snprintf(base, sizeof base, "%s_quantized", b->name);
+        oq_value *bq = add_initializer(r, base, boxed(&t, r->err));
+        snprintf(base, sizeof base, "%s_scale", b->name);
+        oq_value *bsv = add_initializer(r, base, boxed(&bs, r->err));
+        snprintf(base, sizeof base, "%s_zero_point", b->name);
+        oq_value *bz = zeros ? add_initializer(r, base, zeros) : NULL;
+        oq_value *bdq = bq && bsv && bz ? qdq_constant(r, bq, bsv, bz, 0, b->name) : NULL;
+        if (!bdq || oq_node_set_input(n, 2, bdq, r->err))
+            return r->err->status ? r->err->status : OQ_ENOMEM;
+    }
+    /* output: n writes a fresh value; Q/DQ restore the original name */
+    oq_value *y = n->outputs[0];
+    qinfo *yi;
+    if (ensure_params(r, y, &yi))
+        return r->err->status;
+    oq_value *pre = new_value(r, y->name, "_float"), *q = new_value(r, y->name, "_quantized");
+    if (!pre || !q)
+        return r->err->status;
+    yi = info_of(r, y);
+    oq_node_set_output(n, 0, pre);
+    oq_value *qin[3] = {pre, yi->scale, yi->zp}, *din[3] = {q, yi->scale, yi->zp};
+    if (!add_node(r, "QuantizeLinear", 3, qin, 1, &q) ||
+        !add_node(r, "DequantizeLinear", 3, din, 1, &y))
+        return r->err->status;
+    info_of(r, y)->twin = y; /* already in QDQ form: consumers read it as is */
+    report_weight(rep, qw);
+    return OQ_OK;
+}
+
+/* ---- driver ---------------------------------------------------------------------------- */
+
+/* Removes Constant nodes nothing reads any more (weights that moved to initializers). */
+static void drop_dead_constants(oq_graph *g)
+{
+    oq_err ignored;
+    if (oq_graph_index(g, &ignored))
+        return;
+    for (int i = g->n_nodes - 1; i >= 0; i--) {
+        oq_node *n = g->nodes[i];
+        oq_value *v = n->n_outputs ? n->outputs[0] : NULL;
+        if (strcmp(n->op_type, "Constant") == 0 && v && !v->n_consumers && !is_graph_output(g, v))
+            oq_graph_remove_node(g, n);
+    }
+    for (int i = 0; i < g->n_values; i++) { /* unread float initializers go too */
+        oq_value *v = g->values[i];
+        bool is_input = false;
+        for (int k = 0; k < g->n_inputs; k++)
+            is_input |= g->inputs[k] == v;
+        if (v->constant && !v->producer && !v->n_consumers && !is_graph_output(g, v) && !is_input) {
+            oq_tensor_destroy(v->constant);
+            v->constant = NULL;
+            v->is_initializer = false;
+            v->kind = OQ_TYPE_NONE;
+        }
+    }
+    oq_graph_prune(g);
+}
+
+/* Fails unless the model imports at least opset `need` of the default domain:
+ * QLinear ops and per-tensor Q/DQ exist from 10, per-axis Q/DQ from 13.
+ * (Raising a model's opset could change the meaning of its other ops.) */
+static oq_status require_opset(const oq_model *m, int64_t need, oq_err *err)
+{
+    int64_t have = oq_model_opset(m, "");
+    if (have >= need)
+        return OQ_OK;
+    return oq_errf(err, OQ_EUNSUPPORTED,
+                   "the model imports opset %lld; quantization needs opset %lld or newer (update the model's opset first)",
+                   (long long)have, (long long)need);
+}
+
+oq_status oq_quantize_model(oq_model *m, const oq_calib_table *table, const oq_quant_options *opts,
+                            oq_quant_result *result, oq_err *err)
+{
+    memset(result, 0, sizeof *result);
+    rewriter r = {.m = m, .g = m->graph, .table = table, .o = opts, .res = result, .err = err};
+    r.act_type = opts->act_qmin < 0 ? OQ_DTYPE_INT8 : OQ_DTYPE_UINT8;
+    oq_status st = require_opset(m, opts->format == OQ_FORMAT_QDQ && opts->per_channel ? 13 : 10, err);
+    if (st || (st = oq_graph_sort(r.g, err)))
+        return st;
+    /* a snapshot of the node list: the rewrite adds and removes nodes as it goes */
+    int n0 = r.g->n_nodes;
+    oq_node **order = malloc((size_t)(n0 ? n0 : 1) * sizeof *order);
+    if (!order)
+        return oq_errf(err, OQ_ENOMEM, "out of memory");
+    memcpy(order, r.g->nodes, (size_t)n0 * sizeof *order);
+    for (int i = 0; i < n0 && !st; i++) {
+        oq_node *n = order[i];
+        bool alive = false; /* folded activations are removed before their turn */
+        for (int k = 0; k < r.g->n_nodes && !alive; k++)
+            alive = r.g->nodes[k] == n;
+        if (!alive)
+            continue;
+        if (!is_selected(&r, n->op_type) || n->domain[0] ||
+            (strcmp(n->op_type, "Conv") && strcmp(n->op_type, "MatMul") && strcmp(n->op_type, "Gemm"))) {
+            if (opts->format == OQ_FORMAT_QOPERATOR)
+                try_passthrough(&r, n, &st);
+            continue;
+        }
+        oq_quant_node *rep = report_node(&r, n);
+        if (!rep) {
+            st = oq_errf(err, OQ_ENOMEM, "out of memory");
+            break;
+        }
+        const char *why = blocker(&r, n);
+        if (why) {
+            rep->reason = strdup(why);
+            continue;
+        }
+        if ((st = oq_graph_index(r.g, err)))
+            break;
+        if (opts->format == OQ_FORMAT_QDQ)
+            st = rewrite_qdq(&r, n, rep);
+        else if (strcmp(n->op_type, "Gemm") == 0)
+            st = rewrite_gemm(&r, n, rep);
+        else
+            st = rewrite_qlinear(&r, n, rep);
+        if (!st)
+            rep->quantized = true;
+        else
+            oq_err_context(err, "node '%s' (%s)", rep->name, rep->op_type);
+    }
+    free(order);
+    if (!st && opts->format == OQ_FORMAT_QOPERATOR)
+        st = restore_float_values(&r);
+    if (!st) {
+        drop_dead_constants(r.g);
+        st = oq_graph_sort(r.g, err);
+    }
+    for (int i = 0; i < r.n_weights; i++)
+        oq_weight_quant_release(&r.weights[i].wq);
+    free(r.weights);
+    free(r.info);
+    return st;
+}
+
+void oq_quant_result_release(oq_quant_result *r)
+{
+    if (!r)
+        return;
+    for (int i = 0; i < r->n_nodes; i++) {
+        free(r->nodes[i].name);
+        free(r->nodes[i].op_type);
+        free(r->nodes[i].reason);
+        free(r->nodes[i].output);
+        free(r->nodes[i].twin);
+    }
+    free(r->nodes);
+    memset(r, 0, sizeof *r);
+}

@@ -1,0 +1,246 @@
+#!/usr/bin/python3
+"""`onnxq calibrate` end to end on a small MLP whose activations numpy can
+compute: exact min/max per tensor, percentile ranges near numpy's
+percentiles, the same table from test-data folders and from .npy stacks
+(byte-identical), shard tables that merge to the full table's min/max, image
+folders through the preprocessing flags, and bad data refused with one error
+line and no table left behind.
+
+usage: test_calibrate.py ONNXQ_BINARY
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+RNG = np.random.default_rng(11)
+D_IN, D_HID, D_OUT, SAMPLES = 16, 32, 4, 20
+W1 = RNG.standard_normal((D_IN, D_HID)).astype(np.float32)
+B1 = RNG.standard_normal(D_HID).astype(np.float32)
+W2 = RNG.standard_normal((D_HID, D_OUT)).astype(np.float32)
+
+failures = []
+checks = 0
+
+
+def check(cond, what):
+    global checks
+    checks += 1
+    if not cond:
+        failures.append(what)
+        print("FAIL " + what)
+
+
+def run(binary, *args):
+    return subprocess.run([binary, *args], capture_output=True, text=True)
+
+
+def mlp_model():
+    """x[N,16] -> MatMul -> Add -> Relu -> MatMul -> y"""
+    nodes = [
+        helper.make_node("MatMul", ["x", "w1"], ["h0"], name="fc1"),
+        helper.make_node("Add", ["h0", "b1"], ["h1"], name="bias1"),
+        helper.make_node("Relu", ["h1"], ["h2"], name="relu"),
+        helper.make_node("MatMul", ["h2", "w2"], ["y"], name="fc2"),
+    ]
+    g = helper.make_graph(
+        nodes, "mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", D_IN])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", D_OUT])],
+        [numpy_helper.from_array(W1, "w1"), numpy_helper.from_array(B1, "b1"),
+         numpy_helper.from_array(W2, "w2")])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def activations(x):
+    h0 = x @ W1
+    h1 = h0 + B1
+    h2 = np.maximum(h1, 0)
+    return {"x": x, "h0": h0, "h1": h1, "h2": h2, "y": h2 @ W2}
+
+
+def write_pb_samples(root, xs):
+    for i, x in enumerate(xs):
+        d = os.path.join(root, "s%03d" % i)
+        os.makedirs(d)
+        with open(os.path.join(d, "input_0.pb"), "wb") as f:
+            f.write(numpy_helper.from_array(x, "x").SerializeToString())
+
+
+def one_error_line(p):
+    lines = p.stderr.strip().splitlines()
+    return len(lines) == 1 and lines[0].startswith("onnxq: error: ")
+
+
+def main():
+    binary = sys.argv[1]
+    tmp = tempfile.mkdtemp(prefix="oq_calib_")
+    model = os.path.join(tmp, "mlp.onnx")
+    onnx.save(mlp_model(), model)
+    model_bytes = open(model, "rb").read()
+    xs = [RNG.standard_normal((1 + i % 3, D_IN)).astype(np.float32) * 2 for i in range(SAMPLES)]
+    xs_fixed = [RNG.standard_normal((1, D_IN)).astype(np.float32) for _ in range(SAMPLES)]
+
+    # ---- minmax over folders of test-data folders: exact extremes
+    samples = os.path.join(tmp, "samples")
+    write_pb_samples(samples, xs)
+    table = os.path.join(tmp, "minmax.json")
+    p = run(binary, "calibrate", model, "--data", samples, "--method", "minmax", "-o", table, "-q")
+    check(p.returncode == 0, "calibrate minmax exits 0: " + p.stderr)
+    t = json.load(open(table))
+    check(t["samples"] == SAMPLES and t["method"] == "minmax" and t["version"] == 1, "table header")
+    ref = {k: np.concatenate([activations(x)[k].ravel() for x in xs]) for k in activations(xs[0])}
+    check(set(t["tensors"]) == set(ref), "observed tensors %s" % sorted(t["tensors"]))
+    for name, vals in ref.items():
+        e = t["tensors"].get(name)
+        if not e:
+            continue
+        check(abs(e["min"] - vals.min()) <= 1e-5 * max(1, abs(vals.min())), "%s min %g vs %g" % (name, e["min"], vals.min()))
+        check(abs(e["max"] - vals.max()) <= 1e-5 * max(1, abs(vals.max())), "%s max %g vs %g" % (name, e["max"], vals.max()))
+        check(e["count"] == vals.size and sum(e["hist"]["counts"]) == vals.size, "%s counts" % name)
+        check(e["range"][0] == min(e["min"], 0) and e["range"][1] == max(e["max"], 0), "%s minmax range" % name)
+    check(t["tensors"]["h2"]["range"][0] == 0, "relu output range starts at 0")
+    import hashlib
+    check(t["model_sha256"] == hashlib.sha256(model_bytes).hexdigest(), "model hash is the file's sha256")
+
+    # ---- percentile: close to numpy's percentile of the same values
+    table_p = os.path.join(tmp, "pct.json")
+    p = run(binary, "calibrate", model, "--data", samples, "--method", "percentile", "--percentile", "99",
+            "-o", table_p, "-q")
+    check(p.returncode == 0, "calibrate percentile exits 0: " + p.stderr)
+    tp = json.load(open(table_p))
+    for name in ("h0", "y"):
+        e, vals = tp["tensors"][name], ref[name]
+        width = e["hist"]["width"]
+        check(abs(e["range"][1] - np.percentile(vals, 99)) <= 2 * width + 1e-6,
+              "%s p99 %g vs numpy %g" % (name, e["range"][1], np.percentile(vals, 99)))
+        check(abs(e["range"][0] - np.percentile(vals, 1)) <= 2 * width + 1e-6,
+              "%s p1 %g vs numpy %g" % (name, e["range"][0], np.percentile(vals, 1)))
+    for method in ("entropy", "mse"):
+        out = os.path.join(tmp, method + ".json")
+        p = run(binary, "calibrate", model, "--data", samples, "--method", method, "-o", out, "-q")
+        check(p.returncode == 0, method + " exits 0: " + p.stderr)
+        e = json.load(open(out))["tensors"]["h0"]
+        check(e["min"] <= e["range"][0] <= 0 <= e["range"][1] <= e["max"], method + " range inside min/max")
+
+    # ---- the same samples as folders and as an .npy stack give byte-identical tables
+    fixed = os.path.join(tmp, "fixed")
+    write_pb_samples(fixed, xs_fixed)
+    npy = os.path.join(tmp, "x.npy")
+    np.save(npy, np.stack(xs_fixed))
+    t1, t2 = os.path.join(tmp, "a.json"), os.path.join(tmp, "b.json")
+    p1 = run(binary, "calibrate", model, "--data", fixed, "-o", t1, "-q")
+    p2 = run(binary, "calibrate", model, "--data", "x=" + npy, "-o", t2, "-q", "--threads", "1")
+    check(p1.returncode == 0 and p2.returncode == 0, "folder and npy calibrations exit 0: " + p1.stderr + p2.stderr)
+    check(open(t1, "rb").read() == open(t2, "rb").read(), "folder and .npy data give byte-identical tables")
+
+    # ---- shards merge to the full table's extremes
+    shard_a, shard_b = os.path.join(tmp, "shard_a"), os.path.join(tmp, "shard_b")
+    write_pb_samples(shard_a, xs[:8])
+    write_pb_samples(shard_b, xs[8:])
+    ta, tb, tm = (os.path.join(tmp, n) for n in ("ta.json", "tb.json", "tm.json"))
+    for d, o in ((shard_a, ta), (shard_b, tb)):
+        p = run(binary, "calibrate", model, "--data", d, "--method", "minmax", "-o", o, "-q")
+        check(p.returncode == 0, "shard calibrate exits 0: " + p.stderr)
+    p = run(binary, "calibrate", "merge", ta, tb, "-o", tm, "-q")
+    check(p.returncode == 0, "merge exits 0: " + p.stderr)
+    m = json.load(open(tm))
+    check(m["samples"] == SAMPLES, "merged sample count")
+    for name in ref:
+        check(m["tensors"][name]["min"] == t["tensors"][name]["min"] and
+              m["tensors"][name]["max"] == t["tensors"][name]["max"], "merged %s min/max exact" % name)
+        check(m["tensors"][name]["count"] == t["tensors"][name]["count"], "merged %s count" % name)
+
+    # ---- images through preprocessing into a conv-shaped input
+    try:
+        from PIL import Image
+    except ImportError:
+        Image = None
+    if Image is not None:
+        cnn = helper.make_model(helper.make_graph(
+            [helper.make_node("Relu", ["img"], ["r"], name="relu")], "img",
+            [helper.make_tensor_value_info("img", TensorProto.FLOAT, [1, 3, 8, 8])],
+            [helper.make_tensor_value_info("r", TensorProto.FLOAT, [1, 3, 8, 8])]),
+            opset_imports=[helper.make_opsetid("", 13)])
+        cnn_path = os.path.join(tmp, "img.onnx")
+        onnx.save(cnn, cnn_path)
+        imgs = os.path.join(tmp, "imgs")
+        os.makedirs(imgs)
+        pix = []
+        for i in range(3):
+            a = RNG.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+            Image.fromarray(a).save(os.path.join(imgs, "im%d.png" % i))
+            pix.append(a)
+        big = RNG.integers(0, 256, (20, 30, 3), dtype=np.uint8)  # resized to 8x8 by default
+        Image.fromarray(big).save(os.path.join(imgs, "im9.jpg"), quality=95)
+        ti = os.path.join(tmp, "img.json")
+        p = run(binary, "calibrate", cnn_path, "--data", imgs, "--method", "minmax", "--scale", "1",
+                "--mean", "10,20,30", "--std", "2,2,2", "-o", ti, "-q")
+        check(p.returncode == 0, "image calibrate exits 0: " + p.stderr)
+        if p.returncode == 0:
+            e = json.load(open(ti))["tensors"]["img"]
+            mean = np.array([10, 20, 30], np.float32)
+            lo = min(((a.astype(np.float32) - mean) / 2).min() for a in pix)
+            hi = max(((a.astype(np.float32) - mean) / 2).max() for a in pix)
+            check(e["count"] == 4 * 3 * 64, "image sample count")
+            check(e["min"] <= lo + 1e-4 and e["max"] >= hi - 1e-4, "image pixel range covers the PNGs'")
+            check(-15 - 1e-4 <= e["min"] and e["max"] <= 127.5 + 1e-4, "image range within the preprocessing bounds")
+
+    # ---- bad data: one error line, exit 1, no table written
+    def refused(args, what, code=1):
+        out = os.path.join(tmp, "bad.json")
+        if os.path.exists(out):
+            os.remove(out)
+        p = run(binary, "calibrate", *args, "-o", out, "-q")
+        check(p.returncode == code and one_error_line(p) and not os.path.exists(out),
+              "%s: exit %d, stderr %r" % (what, p.returncode, p.stderr))
+        return p
+
+    empty = os.path.join(tmp, "empty")
+    os.makedirs(empty)
+    refused([model, "--data", empty], "empty folder")
+    refused([model, "--data", os.path.join(tmp, "missing")], "missing folder")
+    wrong = os.path.join(tmp, "wrong.npy")
+    np.save(wrong, np.zeros((4, 1, D_IN + 1), np.float32))
+    p = refused([model, "--data", "x=" + wrong], "wrong width")
+    check("wrong.npy" in p.stderr and "'x'" in p.stderr, "shape error names file and input: " + p.stderr)
+    wrong_t = os.path.join(tmp, "wrong_t.npy")
+    np.save(wrong_t, np.zeros((4, 1, D_IN), np.int32))
+    refused([model, "--data", "x=" + wrong_t], "wrong dtype")
+    refused([model, "--data", "nosuch=" + npy], "unknown input name")
+    refused([model, "--data", samples, "--method", "bogus"], "unknown method", 2)
+    refused([model, "--data", samples, "--bins", "7"], "odd bins", 2)
+    garbage = os.path.join(tmp, "garbage.json")
+    open(garbage, "w").write("{not json")
+    p = run(binary, "calibrate", "merge", ta, garbage, "-o", os.path.join(tmp, "m2.json"), "-q")
+    check(p.returncode == 1 and one_error_line(p) and not os.path.exists(os.path.join(tmp, "m2.json")),
+          "merge of a corrupt table refused: " + p.stderr)
+    p = run(binary, "calibrate", model, "--data", samples, "-o", os.path.join(tmp, "nodir", "t.json"), "-q")
+    check(p.returncode == 1 and one_error_line(p), "output in a missing folder refused")
+    p = run(binary, "calibrate", model, "--data", samples, "-o", model, "-q")
+    check(p.returncode != 0 and open(model, "rb").read() == model_bytes, "output equal to the model is refused")
+
+    # ---- NaN data: warned by tensor name, left out of the ranges
+    nan_x = np.stack(xs_fixed).copy()
+    nan_x[3, 0, 5] = np.nan
+    nan_npy = os.path.join(tmp, "nan.npy")
+    np.save(nan_npy, nan_x)
+    tn = os.path.join(tmp, "nan.json")
+    p = run(binary, "calibrate", model, "--data", "x=" + nan_npy, "--method", "minmax", "-o", tn, "-q")
+    check(p.returncode == 0 and "warning" in p.stderr and "'x'" in p.stderr, "NaN warning names x: " + p.stderr)
+    if p.returncode == 0:
+        e = json.load(open(tn))["tensors"]["x"]
+        finite = nan_x[np.isfinite(nan_x)]
+        check(e["nonfinite"] >= 1 and e["max"] == float(finite.max()), "NaN left out of x's range")
+
+    print("test_calibrate: %d checks, %d failed" % (checks, len(failures)))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+#!/usr/bin/python3
+"""`onnxq quantize` judged by ONNX Runtime, on the generated test models and the
+bundled digit CNN, in both formats (qoperator, qdq):
+
+- the output passes onnx.checker.check_model(full_check=True);
+- ONNX Runtime loads and runs it;
+- onnxq's own executor gives the same outputs as ONNX Runtime on the quantized
+  model within one quantization step of each output;
+- the quantized model stays close to the float one in ONNX Runtime (cosine);
+- the same inputs and options give byte-identical output, the input model is
+  left unchanged, and the JSON report lists every candidate node.
+
+usage: test_quantize.py ONNXQ_BINARY
+"""
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+sys.path.insert(0, os.path.join(harness.ROOT, "models"))
+import gen_test_models  # noqa: E402
+
+MIN_COSINE = 0.99
+
+
+def output_step(model, name):
+    """Scale of the DequantizeLinear writing graph output `name`, or None."""
+    inits = {i.name: i for i in model.graph.initializer}
+    for n in model.graph.node:
+        if n.op_type == "DequantizeLinear" and n.output[0] == name and n.input[1] in inits:
+            return float(np.max(numpy_helper.to_array(inits[n.input[1]])))
+    return None
+
+
+def cosine(a, b):
+    a = a.astype(np.float64).ravel()
+    b = b.astype(np.float64).ravel()
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    return 1.0 if na == 0 and nb == 0 else float(a @ b / (na * nb)) if na and nb else 0.0
+
+
+def sha(path):
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def cases_for(tmp):
+    """(name, model path, data folder, list of input-array lists) for every model."""
+    out = []
+    for name, m, cases in gen_test_models.models():
+        path = os.path.join(tmp, name + ".onnx")
+        onnx.save(m, path)
+        data = os.path.join(tmp, name + "_data")
+        for k, case in enumerate(cases):
+            harness.write_pb_dir(os.path.join(data, "case_%d" % k), case)
+        out.append((name, path, data, cases))
+    example = os.path.join(harness.ROOT, "models", "example", "tiny_cnn.onnx")
+    calib = os.path.join(harness.ROOT, "calibration", "example")
+    if os.path.exists(example):
+        samples = sorted(d for d in os.listdir(calib) if d.startswith("sample_"))
+        cases = [harness.read_pb_dir(os.path.join(calib, d), "input") for d in samples]
+        out.append(("tiny_cnn", example, calib, cases))
+    return out
+
+
+def main():
+    exe = harness.require_binary(sys.argv, "test_quantize.py ONNXQ_BINARY")
+    harness.require_ort()
+    tally = harness.Tally()
+    with tempfile.TemporaryDirectory(prefix="oq-quant-") as tmp:
+        for name, path, data, cases in cases_for(tmp):
+            before = sha(path)
+            for fmt in ("qoperator", "qdq"):
+                tag = "%s/%s" % (name, fmt)
+                out = os.path.join(tmp, "%s_%s.onnx" % (name, fmt))
+                report = out + ".json"
+                r = subprocess.run([exe, "quantize", path, "--data", data, "--format", fmt, "-o", out,
+                                    "--report", report, "-q"], capture_output=True, text=True)
+                if r.returncode != 0:
+                    tally.case(tag + " quantize", False, r.stderr.strip())
+                    continue
+                again = out + ".again.onnx"
+                subprocess.run([exe, "quantize", path, "--data", data, "--format", fmt, "-o", again, "-q"],
+                               capture_output=True, text=True)
+                tally.case(tag + " deterministic", os.path.exists(again) and sha(again) == sha(out),
+                           "byte-identical output for the same inputs")
+                qm = onnx.load(out)
+                try:
+                    onnx.checker.check_model(qm, full_check=True)
+                    tally.case(tag + " checker", True, "full_check passes")
+                except Exception as e:  # the checker's exception types vary by version
+                    tally.case(tag + " checker", False, str(e).splitlines()[0])
+                rep = json.load(open(report))
+                quantized = [n for n in rep["nodes"] if n["quantized"]]
+                tally.case(tag + " report", rep["node_counts"]["candidates"] == len(rep["nodes"]) and
+                           all("reason" in n for n in rep["nodes"] if not n["quantized"]),
+                           "%d of %d candidates quantized" % (len(quantized), len(rep["nodes"])))
+                for k, case in enumerate(cases):
+                    try:
+                        ref_fp32 = harness.run_ort(path, case)
+                        ref_q = harness.run_ort(out, case)
+                    except harness.RunError as e:
+                        tally.case("%s case %d ORT" % (tag, k), False, str(e))
+                        continue
+                    try:
+                        got = harness.run_onnxq(exe, out, case)
+                    except harness.RunError as e:
+                        tally.case("%s case %d onnxq" % (tag, k), False, str(e))
+                        continue
+                    for j, (g, q, f) in enumerate(zip(got, ref_q, ref_fp32)):
+                        step = output_step(qm, qm.graph.output[j].name)
+                        bound = 1.001 * step + 1e-6 if step else 1e-3 * float(np.abs(q).max()) + 1e-6
+                        diff = float(np.abs(g.astype(np.float64) - q).max()) if g.shape == q.shape else np.inf
+                        tally.case("%s case %d output %d vs ORT" % (tag, k, j), diff <= bound,
+                                   "max abs %.3g, bound %.3g (%s)" % (diff, bound,
+                                                                   "one step" if step else "1e-3 relative"))
+                        c = cosine(q, f)
+                        tally.case("%s case %d output %d vs fp32" % (tag, k, j), c >= MIN_COSINE,
+                                   "cosine %.5f (at least %.2f)" % (c, MIN_COSINE))
+            tally.case(name + " input unchanged", sha(path) == before, "the float model's bytes")
+    return tally.finish()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
