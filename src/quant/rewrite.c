@@ -649,10 +649,45 @@ static oq_value *qdq_constant(rewriter *r, oq_value *q, oq_value *scale, oq_valu
     return dq;
 }
 
+/* A new initializer holding float constant v times factor. */
+static oq_value *scaled_constant(rewriter *r, const oq_value *v, float factor)
+{
+    oq_tensor t;
+    if (oq_tensor_copy(&t, v->constant, r->err))
+        return NULL;
+    float *f = t.data;
+    for (int64_t i = 0; i < oq_tensor_numel(&t); i++)
+        f[i] *= factor;
+    char base[512];
+    snprintf(base, sizeof base, "%s_scaled", v->name);
+    return add_initializer(r, base, boxed(&t, r->err));
+}
+
+/* Folds Gemm's alpha into the weights and beta into C, so the quantized
+ * bias scale is exactly input scale x weight scale (what fused runtimes assume). */
+static oq_status fold_gemm_factors(rewriter *r, oq_node *n)
+{
+    float alpha = oq_node_attr_float(n, "alpha", 1.0f), beta = oq_node_attr_float(n, "beta", 1.0f);
+    oq_value *c = oq_node_input(n, 2);
+    if (alpha != 1.0f) {
+        oq_value *w = scaled_constant(r, n->inputs[1], alpha);
+        if (!w || oq_node_set_input(n, 1, w, r->err) || oq_node_set_attr_float(n, "alpha", 1.0f, r->err))
+            return r->err->status ? r->err->status : OQ_ENOMEM;
+    }
+    if (beta != 1.0f && c) {
+        oq_value *b = scaled_constant(r, c, beta);
+        if (!b || oq_node_set_input(n, 2, b, r->err) || oq_node_set_attr_float(n, "beta", 1.0f, r->err))
+            return r->err->status ? r->err->status : OQ_ENOMEM;
+    }
+    return OQ_OK;
+}
+
 static oq_status rewrite_qdq(rewriter *r, oq_node *n, oq_quant_node *rep)
 {
     bool conv = strcmp(n->op_type, "Conv") == 0, gemm = strcmp(n->op_type, "Gemm") == 0;
     int axis = conv ? 0 : gemm && oq_node_attr_int(n, "transB", 0) ? 0 : 1;
+    if (gemm && fold_gemm_factors(r, n))
+        return r->err->status;
     oq_value *x = n->inputs[0], *w = n->inputs[1], *b = conv || gemm ? oq_node_input(n, 2) : NULL;
     qweight *qw = quantized_weight(r, w, axis);
     oq_value *xdq = qw ? qdq_activation(r, x) : NULL;
@@ -661,8 +696,7 @@ static oq_status rewrite_qdq(rewriter *r, oq_node *n, oq_quant_node *rep)
     oq_value *wdq = qdq_constant(r, qw->q, qw->scale, qw->zp, axis, w->name);
     if (!wdq || oq_node_set_input(n, 0, xdq, r->err) || oq_node_set_input(n, 1, wdq, r->err))
         return r->err->status ? r->err->status : OQ_ENOMEM;
-    if (b && (conv || oq_tensor_numel(b->constant) == oq_tensor_numel(&qw->wq.scales)) &&
-        (!gemm || oq_node_attr_float(n, "beta", 1.0f) == 1.0f) && b->constant->rank == 1) {
+    if (b && (conv || oq_tensor_numel(b->constant) == oq_tensor_numel(&qw->wq.scales)) && b->constant->rank == 1) {
         qinfo *xi = info_of(r, x);
         oq_tensor t;
         if (oq_quantize_bias(&t, b->constant, xi->p.scale, &qw->wq.scales, r->err))
