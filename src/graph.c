@@ -565,6 +565,18 @@ oq_status oq_node_set_attr_tensor(oq_node *n, const char *name, oq_tensor *t, oq
     return OQ_OK;
 }
 
+void oq_node_remove_attr(oq_node *n, const char *name)
+{
+    for (int i = 0; i < n->n_attrs; i++) {
+        if (strcmp(n->attrs[i].name, name) == 0) {
+            attr_clear(&n->attrs[i]);
+            memmove(&n->attrs[i], &n->attrs[i + 1], (size_t)(n->n_attrs - i - 1) * sizeof *n->attrs);
+            n->n_attrs--;
+            return;
+        }
+    }
+}
+
 /* ---- structure ----------------------------------------------------------------- */
 
 /* Appends to *out every value read inside subgraph sg (recursively) that does
@@ -838,7 +850,8 @@ oq_status oq_graph_sort(oq_graph *g, oq_err *err)
                      stuck ? stuck->name : "?", stuck ? stuck->op_type : "?");
         goto done;
     }
-    memcpy(g->nodes, sorted, (size_t)nn * sizeof *sorted);
+    if (nn)
+        memcpy(g->nodes, sorted, (size_t)nn * sizeof *sorted);
     for (int i = 0; i < nn; i++)
         g->nodes[i]->order = i;
 done:

@@ -205,6 +205,9 @@ oq_status oq_node_set_attr_ints(oq_node *n, const char *name, int count, const i
 /* Takes ownership of t. */
 oq_status oq_node_set_attr_tensor(oq_node *n, const char *name, oq_tensor *t, oq_err *err);
 
+/* Removes n's attribute `name` (and what it owns); no-op when absent. */
+void oq_node_remove_attr(oq_node *n, const char *name);
+
 /* Attribute lookup; NULL when absent. */
 const oq_attr *oq_node_attr(const oq_node *n, const char *name);
 /* Typed getters with defaults for absent attributes (type mismatches also give the default). */

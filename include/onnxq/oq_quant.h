@@ -126,4 +126,18 @@ oq_status oq_evaluate(const oq_model *fp32, const oq_model *quant, const oq_quan
                       oq_err *err);
 void oq_eval_release(oq_eval *e);
 
+/* ---- opset upgrade ------------------------------------------------------------ */
+
+/* Raises m's default-domain (ai.onnx) opset import to target (at most 13),
+ * rewriting every node, If/Loop/Scan bodies included, whose operator
+ * definition changed in between so that the model computes the same outputs:
+ * attributes that became inputs turn into initializers, deprecated operators
+ * become their replacements, Softmax-family axes keep their old meaning. The
+ * IR version is raised when the target needs it. target equal to the current
+ * import: nothing changes. Fails with OQ_EUNSUPPORTED naming the node, its op
+ * and the version when a node has no exact equivalent, OQ_EINVAL for a lower
+ * target or a model without a default-domain import. On failure m may be
+ * partly rewritten: callers work on a copy they can drop. */
+oq_status oq_model_upgrade_opset(oq_model *m, int64_t target, oq_err *err);
+
 #endif

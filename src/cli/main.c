@@ -1,0 +1,120 @@
+/* main.c: the onnxq entry point: global options, help and subcommand dispatch. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+#ifndef OQ_VERSION
+#error "OQ_VERSION must be defined by the build (meson passes the project version)"
+#endif
+
+typedef struct cli_command {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv); /* argv[0] is the command name; handles --help */
+} cli_command;
+
+static const cli_command commands[] = {
+    {"inspect", "summarize a model: inputs, outputs, operators, parameters", cli_inspect},
+    {"run", "execute a model on input tensors with the built-in executor", cli_run},
+    {"calibrate", "record activation ranges over sample data (and merge tables)", cli_calibrate},
+    {"convert", "rewrite a model to INT8 with a calibration table, with a report", cli_convert},
+    {"quantize", "calibrate and convert in one run", cli_quantize},
+};
+#define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))
+
+static const char main_help_head[] =
+    "Usage: onnxq COMMAND [ARGS...]\n"
+    "       onnxq help [COMMAND]\n"
+    "       onnxq --version\n"
+    "\n"
+    "onnxq quantizes ONNX models to INT8 after training (calibrate, then convert),\n"
+    "and inspects and runs models with its own C executor.\n"
+    "\n"
+    "Commands:\n";
+
+static const char main_help_tail[] =
+    "  help       show this help, or a command's help\n"
+    "\n"
+    "Options:\n"
+    "  -h, --help  show this help and exit\n"
+    "  --version   print the version and exit\n"
+    "\n"
+    "Exit status:\n"
+    "  0  success\n"
+    "  1  bad input (unreadable or invalid model or data) or a failure while running\n"
+    "  2  usage error (unknown command or option, missing or malformed argument)\n"
+    "\n"
+    "Errors are reported as one line on stderr: \"onnxq: error: MESSAGE\".\n"
+    "Run 'onnxq COMMAND --help' for the options of a command.\n";
+
+static void print_main_help(void)
+{
+    fputs(main_help_head, stdout);
+    for (int i = 0; i < N_COMMANDS; i++)
+        printf("  %-10s %s\n", commands[i].name, commands[i].summary);
+    fputs(main_help_tail, stdout);
+}
+
+static const cli_command *find_command(const char *name)
+{
+    for (int i = 0; i < N_COMMANDS; i++)
+        if (!strcmp(commands[i].name, name))
+            return &commands[i];
+    return NULL;
+}
+
+/* `onnxq help [COMMAND]` */
+static int help_command(int argc, char **argv)
+{
+    if (argc < 2) {
+        print_main_help();
+        return CLI_EXIT_OK;
+    }
+    if (argc > 2)
+        return cli_usage("help: expected at most one command name");
+    if (!strcmp(argv[1], "help")) {
+        print_main_help();
+        return CLI_EXIT_OK;
+    }
+    const cli_command *c = find_command(argv[1]);
+    if (!c)
+        return cli_usage("help: unknown command '%s'", argv[1]);
+    char *help_argv[] = {argv[1], "--help", NULL};
+    return c->run(2, help_argv);
+}
+
+static int dispatch(int argc, char **argv)
+{
+    if (argc < 2)
+        return cli_usage("missing command (run 'onnxq --help' for the list)");
+    const char *a = argv[1];
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+        print_main_help();
+        return CLI_EXIT_OK;
+    }
+    if (!strcmp(a, "--version")) {
+        puts("onnxq " OQ_VERSION);
+        return CLI_EXIT_OK;
+    }
+    if (a[0] == '-')
+        return cli_usage("unknown option '%s'", a);
+    if (!strcmp(a, "help"))
+        return help_command(argc - 1, argv + 1);
+    const cli_command *c = find_command(a);
+    if (!c)
+        return cli_usage("unknown command '%s' (run 'onnxq --help' for the list)", a);
+    return c->run(argc - 1, argv + 1);
+}
+
+int main(int argc, char **argv)
+{
+    int rc = dispatch(argc, argv);
+    /* A full disk or closed pipe must not pass for success. */
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        if (rc == CLI_EXIT_OK)
+            cli_error("cannot write to standard output");
+        return rc == CLI_EXIT_OK ? CLI_EXIT_FAIL : rc;
+    }
+    return rc;
+}

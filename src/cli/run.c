@@ -1,0 +1,498 @@
+/* run.c: `onnxq run MODEL ...`, execution of a model on given inputs with the
+ * built-in executor, writing or summarizing the outputs, or timing runs. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "cli/cli.h"
+#include "onnxq/oq_exec.h"
+#include "onnxq/oq_npy.h"
+#include "onnxq/oq_onnx_io.h"
+
+const char cli_run_help[] =
+    "Usage: onnxq run MODEL [--data DIR] [--input NAME=FILE.npy ...] [-o OUTDIR [--npy]]\n"
+    "                       [--threads N] [--bench N]\n"
+    "\n"
+    "Runs MODEL once with the built-in executor. Every graph input that is not an\n"
+    "initializer must be fed exactly once, from --data or --input (a model without\n"
+    "inputs needs neither).\n"
+    "\n"
+    "Options:\n"
+    "  --data DIR          ONNX test-data folder: input_0.pb, input_1.pb, ... (serialized\n"
+    "                      TensorProto). A file whose tensor name matches a graph input feeds\n"
+    "                      that input; an unnamed one feeds the input at its position.\n"
+    "  --input NAME=FILE   feed input NAME from a .npy file (repeatable; may be combined\n"
+    "                      with --data for inputs it does not feed). .npy files must be\n"
+    "                      little-endian, C order, of dtype f2 f4 f8 i1 i2 i4 i8 u1 u2 u4 u8\n"
+    "                      or b1 (format versions 1-3).\n"
+    "  -o, --output OUTDIR write output K as OUTDIR/output_K.pb (TensorProto named after the\n"
+    "                      graph output), each file replaced atomically. OUTDIR is created\n"
+    "                      if missing; its parent must exist.\n"
+    "  --npy               with -o, also write OUTDIR/output_K.npy\n"
+    "  --threads N         worker threads (default 0: all online cores)\n"
+    "  --bench N           one warm-up run, then N timed runs; prints one JSON line with\n"
+    "                      median_ms, min_ms, mean_ms, runs, threads, peak_rss_mb (process\n"
+    "                      peak resident memory), planned_peak_mb (most activation memory\n"
+    "                      held at once) and naive_mb (all activations without reuse)\n"
+    "  -h, --help          show this help and exit\n"
+    "\n"
+    "Without -o or --bench, prints one line per output: name, dtype, shape, min, max, mean\n"
+    "(and the count of NaNs, if any).\n";
+
+/* ---- inputs ------------------------------------------------------------------------------ */
+
+/* What has been fed to the session's inputs so far. */
+typedef struct feeds {
+    const oq_session *s;
+    int n;              /* oq_session_input_count */
+    oq_tensor *tensors; /* [n], owned */
+    char **source;      /* [n], owned description of where each came from; NULL = not fed */
+} feeds;
+
+/* Index of the session input named name, or -1. */
+static int input_index(const oq_session *s, const char *name)
+{
+    for (int i = 0; i < oq_session_input_count(s); i++)
+        if (!strcmp(oq_session_input(s, i)->name, name))
+            return i;
+    return -1;
+}
+
+/* Checks t against input i's declared type and shape; src names the file. */
+static oq_status check_input(const oq_value *v, const oq_tensor *t, const char *src, oq_err *err)
+{
+    if (v->kind != OQ_TYPE_TENSOR)
+        return oq_errf(err, OQ_EUNSUPPORTED, "input '%s' is not a tensor; only tensor inputs can be fed", v->name);
+    if (v->dtype != OQ_DTYPE_UNDEFINED && t->dtype != v->dtype)
+        return oq_errf(err, OQ_EINVAL, "input '%s' expects %s, %s holds %s", v->name, oq_dtype_name(v->dtype),
+                       src, oq_dtype_name(t->dtype));
+    if (v->rank < 0)
+        return OQ_OK;
+    char want[256], got[256];
+    cli_format_value_shape(v, want, sizeof want);
+    cli_format_dims(t->rank, t->dims, got, sizeof got);
+    if (t->rank != v->rank)
+        return oq_errf(err, OQ_EINVAL, "input '%s' expects rank %d %s, %s has rank %d %s", v->name, v->rank, want,
+                       src, t->rank, got);
+    for (int d = 0; d < v->rank; d++)
+        if (v->dims[d].value >= 0 && v->dims[d].value != t->dims[d])
+            return oq_errf(err, OQ_EINVAL, "input '%s' expects shape %s, %s has %s (dim %d)", v->name, want, src,
+                           got, d);
+    return OQ_OK;
+}
+
+/* Takes ownership of *t (cleared on return) and feeds it to input i. */
+static oq_status feed(feeds *f, int i, oq_tensor *t, const char *src, oq_err *err)
+{
+    const oq_value *v = oq_session_input(f->s, i);
+    oq_status st;
+    if (f->source[i])
+        st = oq_errf(err, OQ_EINVAL, "input '%s' is fed twice: by %s and by %s", v->name, f->source[i], src);
+    else
+        st = check_input(v, t, src, err);
+    if (!st && !(f->source[i] = strdup(src)))
+        st = oq_errf(err, OQ_ENOMEM, "out of memory");
+    if (st) {
+        oq_tensor_release(t);
+        return st;
+    }
+    f->tensors[i] = *t;
+    memset(t, 0, sizeof *t);
+    return OQ_OK;
+}
+
+/* Feeds input_K.pb files from the test-data folder dir, K = 0, 1, ... until one is missing. */
+static oq_status feed_data_dir(feeds *f, const char *dir, oq_err *err)
+{
+    struct stat sb;
+    if (stat(dir, &sb) != 0)
+        return oq_errf(err, OQ_EIO, "%s: %s", dir, strerror(errno));
+    if (!S_ISDIR(sb.st_mode))
+        return oq_errf(err, OQ_EINVAL, "%s: --data needs a folder of input_K.pb files", dir);
+    size_t cap = strlen(dir) + 32;
+    char *path = malloc(cap);
+    if (!path)
+        return oq_errf(err, OQ_ENOMEM, "out of memory");
+    oq_status st = OQ_OK;
+    for (int k = 0;; k++) {
+        snprintf(path, cap, "%s/input_%d.pb", dir, k);
+        if (access(path, F_OK) != 0)
+            break;
+        oq_tensor t;
+        char *name = NULL;
+        if ((st = oq_tensor_load_pb(&t, &name, path, err)))
+            goto fail;
+        int i = name && name[0] ? input_index(f->s, name) : -1;
+        free(name);
+        if (i < 0)
+            i = k;
+        if (i >= f->n) {
+            oq_tensor_release(&t);
+            st = oq_errf(err, OQ_EINVAL, "%s: the model has only %d input%s to feed", path, f->n,
+                         f->n == 1 ? "" : "s");
+            goto fail;
+        }
+        if ((st = feed(f, i, &t, path, err)))
+            goto fail;
+    }
+fail:
+    free(path);
+    return st;
+}
+
+/* Feeds "NAME=FILE.npy" (the '=' was checked while parsing arguments). */
+static oq_status feed_npy(feeds *f, const char *spec, oq_err *err)
+{
+    const char *eq = strchr(spec, '=');
+    char *name = strndup(spec, (size_t)(eq - spec));
+    if (!name)
+        return oq_errf(err, OQ_ENOMEM, "out of memory");
+    oq_status st = OQ_OK;
+    int i = input_index(f->s, name);
+    if (i < 0) {
+        st = oq_errf(err, OQ_EINVAL, "--input %s: the model has no input named '%s'", spec, name);
+        goto fail;
+    }
+    oq_tensor t;
+    if ((st = oq_npy_load(&t, eq + 1, err)))
+        goto fail;
+    st = feed(f, i, &t, eq + 1, err);
+fail:
+    free(name);
+    return st;
+}
+
+static void feeds_free(feeds *f)
+{
+    for (int i = 0; i < f->n; i++) {
+        if (f->tensors)
+            oq_tensor_release(&f->tensors[i]);
+        if (f->source)
+            free(f->source[i]);
+    }
+    free(f->tensors);
+    free(f->source);
+}
+
+/* ---- outputs ----------------------------------------------------------------------------- */
+
+/* Prints one aligned line per output: name, dtype, shape and value statistics. */
+static void print_summaries(const oq_session *s, const oq_tensor *outs)
+{
+    int n = oq_session_output_count(s), name_w = 0, type_w = 0, shape_w = 0;
+    char shape[256];
+    for (int k = 0; k < n; k++) {
+        int w = (int)strlen(oq_session_output(s, k)->name);
+        name_w = w > name_w ? w : name_w;
+        w = (int)strlen(oq_dtype_name(outs[k].dtype));
+        type_w = w > type_w ? w : type_w;
+        cli_format_dims(outs[k].rank, outs[k].dims, shape, sizeof shape);
+        w = (int)strlen(shape);
+        shape_w = w > shape_w ? w : shape_w;
+    }
+    for (int k = 0; k < n; k++) {
+        const oq_tensor *t = &outs[k];
+        cli_format_dims(t->rank, t->dims, shape, sizeof shape);
+        printf("%-*s  %-*s  %-*s", name_w, oq_session_output(s, k)->name, type_w, oq_dtype_name(t->dtype), shape_w,
+               shape);
+        int64_t numel = oq_tensor_numel(t);
+        const oq_dtype_traits *tr = &oq_dtype_traits_table[t->dtype];
+        if (t->dtype == OQ_DTYPE_STRING || t->dtype == OQ_DTYPE_COMPLEX64 || t->dtype == OQ_DTYPE_COMPLEX128 ||
+            tr->bits == 0) {
+            printf("  (no statistics for %s)\n", oq_dtype_name(t->dtype));
+            continue;
+        }
+        if (numel == 0) {
+            printf("  (empty)\n");
+            continue;
+        }
+        double lo = INFINITY, hi = -INFINITY, sum = 0;
+        int64_t nans = 0;
+        for (int64_t i = 0; i < numel; i++) {
+            double x = oq_tensor_get_f64(t, i);
+            if (isnan(x)) {
+                nans++;
+                continue;
+            }
+            lo = x < lo ? x : lo;
+            hi = x > hi ? x : hi;
+            sum += x;
+        }
+        if (nans == numel)
+            printf("  min=nan max=nan mean=nan");
+        else
+            printf("  min=%.6g max=%.6g mean=%.6g", lo, hi, sum / (double)(numel - nans));
+        if (nans)
+            printf(" nan=%lld", (long long)nans);
+        putchar('\n');
+    }
+}
+
+/* Makes dir if it does not exist (its parent must). */
+static oq_status make_outdir(const char *dir, oq_err *err)
+{
+    struct stat sb;
+    if (stat(dir, &sb) == 0) {
+        if (!S_ISDIR(sb.st_mode))
+            return oq_errf(err, OQ_EINVAL, "%s: output path exists and is not a folder", dir);
+        return OQ_OK;
+    }
+    if (mkdir(dir, 0777) != 0)
+        return oq_errf(err, OQ_EIO, "%s: cannot create the output folder: %s", dir, strerror(errno));
+    return OQ_OK;
+}
+
+/* Writes output_K.pb (and output_K.npy when npy) into dir. On failure the
+ * files this call already wrote are removed. */
+static oq_status write_outputs(const oq_session *s, const oq_tensor *outs, const char *dir, bool npy, oq_err *err)
+{
+    int n = oq_session_output_count(s);
+    size_t cap = strlen(dir) + 32;
+    char *path = malloc(cap);
+    if (!path)
+        return oq_errf(err, OQ_ENOMEM, "out of memory");
+    oq_status st = OQ_OK;
+    int written = 0; /* files 0..written-1 are complete (both kinds when npy) */
+    for (int k = 0; k < n; k++) {
+        snprintf(path, cap, "%s/output_%d.pb", dir, k);
+        if ((st = oq_tensor_save_pb(&outs[k], oq_session_output(s, k)->name, path, err)))
+            goto fail;
+        if (npy) {
+            snprintf(path, cap, "%s/output_%d.npy", dir, k);
+            if ((st = oq_npy_save(&outs[k], path, err))) {
+                snprintf(path, cap, "%s/output_%d.pb", dir, k);
+                unlink(path);
+                oq_err_context(err, "output '%s'", oq_session_output(s, k)->name);
+                goto fail;
+            }
+        }
+        written++;
+    }
+    free(path);
+    return OQ_OK;
+fail:
+    for (int k = 0; k < written; k++) {
+        snprintf(path, cap, "%s/output_%d.pb", dir, k);
+        unlink(path);
+        if (npy) {
+            snprintf(path, cap, "%s/output_%d.npy", dir, k);
+            unlink(path);
+        }
+    }
+    free(path);
+    return st;
+}
+
+static void release_outputs(oq_tensor *outs, int n)
+{
+    for (int k = 0; k < n; k++)
+        oq_tensor_release(&outs[k]);
+}
+
+/* ---- benchmark --------------------------------------------------------------------------- */
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Rounds to three decimals so the JSON stays readable. */
+static double ms3(double v) { return round(v * 1000.0) / 1000.0; }
+
+/* Prints the benchmark line for times[0..runs) (sorted in place). */
+static oq_status print_bench(const oq_session *s, double *times, int runs, oq_err *err)
+{
+    qsort(times, (size_t)runs, sizeof *times, cmp_double);
+    double sum = 0;
+    for (int i = 0; i < runs; i++)
+        sum += times[i];
+    double median = runs % 2 ? times[runs / 2] : (times[runs / 2 - 1] + times[runs / 2]) / 2;
+    oq_exec_stats es;
+    oq_session_stats(s, &es);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return oq_errf(err, OQ_ENOMEM, "out of memory");
+    cJSON_AddNumberToObject(o, "median_ms", ms3(median));
+    cJSON_AddNumberToObject(o, "min_ms", ms3(times[0]));
+    cJSON_AddNumberToObject(o, "mean_ms", ms3(sum / runs));
+    cJSON_AddNumberToObject(o, "runs", runs);
+    cJSON_AddNumberToObject(o, "threads", es.threads);
+    cJSON_AddNumberToObject(o, "peak_rss_mb", ms3((double)ru.ru_maxrss / 1024.0)); /* ru_maxrss is KiB */
+    cJSON_AddNumberToObject(o, "planned_peak_mb", ms3((double)es.peak_bytes / (1024.0 * 1024.0)));
+    cJSON_AddNumberToObject(o, "naive_mb", ms3((double)es.naive_bytes / (1024.0 * 1024.0)));
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!text)
+        return oq_errf(err, OQ_ENOMEM, "out of memory");
+    puts(text);
+    cJSON_free(text);
+    return OQ_OK;
+}
+
+/* ---- the command ------------------------------------------------------------------------- */
+
+enum { OPT_DATA = 1, OPT_INPUT, OPT_OUTPUT, OPT_NPY, OPT_THREADS, OPT_BENCH, OPT_HELP };
+
+static const cli_opt run_opts[] = {
+    {"data", 0, true, OPT_DATA},       {"input", 0, true, OPT_INPUT},     {"output", 'o', true, OPT_OUTPUT},
+    {"npy", 0, false, OPT_NPY},        {"threads", 0, true, OPT_THREADS}, {"bench", 0, true, OPT_BENCH},
+    {"help", 'h', false, OPT_HELP},
+};
+
+typedef struct run_args {
+    const char *model, *data, *outdir;
+    const char **inputs; /* [n_inputs] "NAME=FILE" specs, borrowed from argv */
+    int n_inputs;
+    bool npy;
+    long threads, bench; /* bench 0 = no benchmark */
+} run_args;
+
+/* Parses the command line into a; returns an exit status, or -1 to go on. */
+static int parse_args(run_args *a, int argc, char **argv)
+{
+    cli_parser p;
+    cli_parser_init(&p, argc, argv, 1, "run", run_opts, (int)(sizeof run_opts / sizeof run_opts[0]));
+    const char *v;
+    int id;
+    while ((id = cli_next(&p, &v)) != CLI_END) {
+        switch (id) {
+        case CLI_BAD: return CLI_EXIT_USAGE;
+        case OPT_HELP: fputs(cli_run_help, stdout); return CLI_EXIT_OK;
+        case OPT_DATA:
+            if (a->data)
+                return cli_usage("run: --data given twice");
+            a->data = v;
+            break;
+        case OPT_INPUT:
+            if (!strchr(v, '=') || v[0] == '=' || !strchr(v, '=')[1])
+                return cli_usage("run: --input expects NAME=FILE.npy, got '%s'", v);
+            a->inputs[a->n_inputs++] = v;
+            break;
+        case OPT_OUTPUT:
+            if (a->outdir)
+                return cli_usage("run: -o given twice");
+            a->outdir = v;
+            break;
+        case OPT_NPY: a->npy = true; break;
+        case OPT_THREADS:
+            if (!cli_parse_int(v, 0, 4096, &a->threads))
+                return cli_usage("run: --threads expects an integer from 0 to 4096, got '%s'", v);
+            break;
+        case OPT_BENCH:
+            if (!cli_parse_int(v, 1, 1000000, &a->bench))
+                return cli_usage("run: --bench expects a run count from 1 to 1000000, got '%s'", v);
+            break;
+        case CLI_POSITIONAL:
+            if (a->model)
+                return cli_usage("run: expected one MODEL, got '%s' and '%s'", a->model, v);
+            a->model = v;
+            break;
+        }
+    }
+    if (!a->model)
+        return cli_usage("run: missing MODEL");
+    if (a->npy && !a->outdir)
+        return cli_usage("run: --npy needs -o OUTDIR");
+    return -1;
+}
+
+int cli_run(int argc, char **argv)
+{
+    run_args a = {0};
+    a.inputs = calloc((size_t)argc, sizeof *a.inputs);
+    if (!a.inputs) {
+        cli_error("out of memory");
+        return CLI_EXIT_FAIL;
+    }
+    int rc = parse_args(&a, argc, argv);
+    if (rc >= 0) {
+        free(a.inputs);
+        return rc;
+    }
+    rc = CLI_EXIT_OK;
+
+    oq_err err = {0};
+    oq_model *m = NULL;
+    oq_session *s = NULL;
+    feeds f = {0};
+    oq_tensor *outs = NULL;
+    double *times = NULL;
+    int n_out = 0;
+    oq_exec_options opts = {.threads = (int)a.threads};
+    if (oq_model_load(&m, a.model, &err) || oq_session_create(&s, m, &opts, &err))
+        goto fail;
+
+    f.s = s;
+    f.n = oq_session_input_count(s);
+    if (f.n > 0 && !a.data && !a.n_inputs) {
+        rc = cli_usage("run: missing --data DIR (or --input NAME=FILE.npy) for the model's %d input%s", f.n,
+                       f.n == 1 ? "" : "s");
+        goto done;
+    }
+    f.tensors = calloc((size_t)f.n + 1, sizeof *f.tensors);
+    f.source = calloc((size_t)f.n + 1, sizeof *f.source);
+    n_out = oq_session_output_count(s);
+    outs = calloc((size_t)n_out + 1, sizeof *outs);
+    times = calloc((size_t)a.bench + 1, sizeof *times);
+    if (!f.tensors || !f.source || !outs || !times) {
+        oq_errf(&err, OQ_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if (a.data && feed_data_dir(&f, a.data, &err))
+        goto fail;
+    for (int i = 0; i < a.n_inputs; i++)
+        if (feed_npy(&f, a.inputs[i], &err))
+            goto fail;
+    for (int i = 0; i < f.n; i++) {
+        if (!f.source[i]) {
+            const char *name = oq_session_input(s, i)->name;
+            oq_errf(&err, OQ_EINVAL, "input '%s' is not fed (give it in --data or as --input %s=FILE.npy)", name,
+                    name);
+            goto fail;
+        }
+    }
+    if (a.outdir && make_outdir(a.outdir, &err))
+        goto fail;
+
+    /* A benchmark adds one untimed warm-up run before the timed ones. */
+    long runs = a.bench ? a.bench + 1 : 1;
+    for (long r = 0; r < runs; r++) {
+        release_outputs(outs, n_out);
+        double t0 = cli_now_s();
+        if (oq_session_run(s, f.tensors, outs, &err))
+            goto fail;
+        if (r > 0)
+            times[r - 1] = (cli_now_s() - t0) * 1e3;
+    }
+    if (a.outdir && write_outputs(s, outs, a.outdir, a.npy, &err))
+        goto fail;
+    if (a.bench) {
+        if (print_bench(s, times, (int)a.bench, &err))
+            goto fail;
+    } else if (!a.outdir) {
+        print_summaries(s, outs);
+    }
+    goto done;
+fail:
+    rc = cli_fail(&err);
+done:
+    if (outs)
+        release_outputs(outs, n_out);
+    free(outs);
+    free(times);
+    feeds_free(&f);
+    oq_session_destroy(s);
+    oq_model_destroy(m);
+    free(a.inputs);
+    return rc;
+}

@@ -1,0 +1,402 @@
+/* conv.c: float convolution (reference, depthwise direct, im2col + GEMM) and
+ * transposed convolution (GEMM + col2im). */
+#include "exec/conv.h"
+
+#include <string.h>
+
+#include "exec/gemm.h"
+
+/* ---- shared helpers ----------------------------------------------------------- */
+
+static int64_t prod(int n, const int64_t *d)
+{
+    int64_t s = 1;
+    for (int i = 0; i < n; i++) s *= d[i];
+    return s;
+}
+
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+/* Range [*lo, *hi) of t in [0, run) with 0 <= base + t*s < len. */
+static void valid_run(int64_t base, int64_t s, int64_t len, int64_t run, int64_t *lo, int64_t *hi)
+{
+    int64_t l = base >= 0 ? 0 : (-base + s - 1) / s;
+    int64_t h = base >= len ? 0 : (len - base + s - 1) / s;
+    h = min64(h, run);
+    *hi = h;
+    *lo = min64(l, h);
+}
+
+/* Geometry linking a position grid to an image: image coordinate along dim a
+ * is pos[a]*s[a] - pad0[a] + k[a]*dil[a]. Conv: positions are outputs, the
+ * image is x. ConvTranspose: positions are inputs, the image is y. */
+typedef struct geom {
+    int d;
+    const int64_t *img;  /* [d] image dims */
+    const int64_t *pos;  /* [d] position grid dims */
+    const int64_t *k, *s, *dil, *pad0;
+    int64_t img_size;    /* prod(img) */
+    int64_t ksize;       /* prod(k) */
+} geom;
+
+static geom conv_geom(const oq_conv_params *p, bool transpose)
+{
+    geom g = {p->nsp, transpose ? p->out : p->in, transpose ? p->in : p->out, p->k, p->stride, p->dil, p->pad0, 0, 0};
+    g.img_size = prod(g.d, g.img);
+    g.ksize = prod(g.d, g.k);
+    return g;
+}
+
+/* Column rows are (channel, tap) pairs, columns are positions [j0, j0+nt).
+ * gather (im2col): col[r][j] = image value or 0 outside.
+ * scatter (col2im): image value += col[r][j] where inside.
+ * img holds ch channels of g->img_size; col has row stride ldc. */
+static void cols_move(const geom *g, float *col, int64_t ldc, float *img, int64_t ch, int64_t j0, int64_t nt,
+                      bool scatter)
+{
+    int d = g->d, last = d - 1;
+    for (int64_t r = 0; r < ch * g->ksize; r++) {
+        int64_t kk[OQ_MAX_RANK], o[OQ_MAX_RANK];
+        for (int64_t a = last, rem = r % g->ksize; a >= 0; a--) {
+            kk[a] = rem % g->k[a];
+            rem /= g->k[a];
+        }
+        for (int64_t a = last, rem = j0; a >= 0; a--) {
+            o[a] = rem % g->pos[a];
+            rem /= g->pos[a];
+        }
+        float *im = img + (r / g->ksize) * g->img_size;
+        float *cr = col + r * ldc;
+        int64_t s = g->s[last];
+        for (int64_t j = 0; j < nt;) {
+            int64_t run = min64(g->pos[last] - o[last], nt - j);
+            int64_t off = 0;
+            bool inside = true;
+            for (int a = 0; a < last; a++) {
+                int64_t i = o[a] * g->s[a] - g->pad0[a] + kk[a] * g->dil[a];
+                inside = inside && i >= 0 && i < g->img[a];
+                off = off * g->img[a] + i;
+            }
+            off *= g->img[last];
+            int64_t base = o[last] * s - g->pad0[last] + kk[last] * g->dil[last];
+            int64_t lo = 0, hi = 0;
+            if (inside) valid_run(base, s, g->img[last], run, &lo, &hi);
+            float *c = cr + j;
+            int64_t i0 = off + base; /* image index at t = 0 (valid only for t in [lo, hi)) */
+            if (scatter) {
+                for (int64_t t = lo; t < hi; t++) im[i0 + t * s] += c[t];
+            } else {
+                for (int64_t t = 0; t < lo; t++) c[t] = 0.0f;
+                if (s == 1 && hi > lo)
+                    memcpy(c + lo, im + i0 + lo, (size_t)(hi - lo) * sizeof(float));
+                else
+                    for (int64_t t = lo; t < hi; t++) c[t] = im[i0 + t * s];
+                for (int64_t t = hi; t < run; t++) c[t] = 0.0f;
+            }
+            j += run;
+            o[last] = 0;
+            for (int a = last - 1; a >= 0; a--) {
+                if (++o[a] < g->pos[a]) break;
+                o[a] = 0;
+            }
+        }
+    }
+}
+
+/* ---- reference ----------------------------------------------------------------- */
+
+void oq_conv_ref(float *y, const float *x, const float *w, const float *b, const oq_conv_params *p)
+{
+    int d = p->nsp;
+    int64_t cg = p->cin / p->group, mg = p->cout / p->group;
+    int64_t in_size = prod(d, p->in), out_size = prod(d, p->out), ksize = prod(d, p->k);
+    for (int64_t n = 0; n < p->n; n++) {
+        for (int64_t co = 0; co < p->cout; co++) {
+            int64_t g = co / mg;
+            for (int64_t j = 0; j < out_size; j++) {
+                int64_t o[OQ_MAX_RANK];
+                int64_t rem = j;
+                for (int a = d - 1; a >= 0; a--) {
+                    o[a] = rem % p->out[a];
+                    rem /= p->out[a];
+                }
+                double acc = b ? b[co] : 0.0;
+                for (int64_t ci = 0; ci < cg; ci++) {
+                    const float *xp = x + (n * p->cin + g * cg + ci) * in_size;
+                    const float *wp = w + (co * cg + ci) * ksize;
+                    for (int64_t t = 0; t < ksize; t++) {
+                        int64_t off = 0, kr = t, kk[OQ_MAX_RANK];
+                        for (int a = d - 1; a >= 0; a--) {
+                            kk[a] = kr % p->k[a];
+                            kr /= p->k[a];
+                        }
+                        bool inside = true;
+                        for (int a = 0; a < d; a++) {
+                            int64_t i = o[a] * p->stride[a] - p->pad0[a] + kk[a] * p->dil[a];
+                            inside = inside && i >= 0 && i < p->in[a];
+                            off = off * p->in[a] + i;
+                        }
+                        if (inside) acc += (double)xp[off] * wp[t];
+                    }
+                }
+                y[(n * p->cout + co) * out_size + j] = (float)acc;
+            }
+        }
+    }
+}
+
+/* ---- fast conv ------------------------------------------------------------------ */
+
+/* 2-D view of a 1-D or 2-D conv: (h, w) dims with h = 1 for 1-D. */
+typedef struct view2 {
+    int64_t ih, iw, oh, ow, kh, kw, sh, sw, dh, dw, ph, pw;
+} view2;
+
+static view2 view_2d(const oq_conv_params *p)
+{
+    int a = p->nsp - 1; /* the last (w) axis */
+    view2 v = {1, p->in[a], 1, p->out[a], 1, p->k[a], 1, p->stride[a], 1, p->dil[a], 0, p->pad0[a]};
+    if (p->nsp == 2) {
+        v.ih = p->in[0], v.oh = p->out[0], v.kh = p->k[0];
+        v.sh = p->stride[0], v.dh = p->dil[0], v.ph = p->pad0[0];
+    }
+    return v;
+}
+
+/* One output plane of a depthwise conv: y (oh, ow) from x (ih, iw) and the
+ * (kh, kw) taps of one filter, tap-outer so the inner loop runs along a row. */
+static void dw_plane(float *restrict y, const float *restrict x, const float *restrict w, float bias,
+                     const view2 *v)
+{
+    for (int64_t oh = 0; oh < v->oh; oh++) {
+        float *yr = y + oh * v->ow;
+        for (int64_t ow = 0; ow < v->ow; ow++) yr[ow] = bias;
+        for (int64_t kh = 0; kh < v->kh; kh++) {
+            int64_t ih = oh * v->sh - v->ph + kh * v->dh;
+            if (ih < 0 || ih >= v->ih) continue;
+            const float *xr = x + ih * v->iw;
+            for (int64_t kw = 0; kw < v->kw; kw++) {
+                float wv = w[kh * v->kw + kw];
+                int64_t off = kw * v->dw - v->pw, lo, hi;
+                valid_run(off, v->sw, v->iw, v->ow, &lo, &hi);
+                if (v->sw == 1) {
+                    for (int64_t ow = lo; ow < hi; ow++) yr[ow] += wv * xr[ow + off];
+                } else {
+                    for (int64_t ow = lo; ow < hi; ow++) yr[ow] += wv * xr[ow * v->sw + off];
+                }
+            }
+        }
+    }
+}
+
+typedef struct conv_job {
+    float *y;
+    const float *x, *w, *b;
+    const oq_conv_params *p;
+    geom geo;
+    int64_t cg, mg;            /* input / output channels per group */
+    int64_t kdim;              /* cg * ksize: GEMM depth */
+    int64_t in_size, out_size; /* spatial element counts */
+    bool direct;               /* 1x1, stride 1, no pad: x is already the column matrix */
+    int64_t ntile, nt_count;   /* output positions per tile, tiles per plane */
+    int64_t mtile, mt_count;   /* output channels per tile, tiles per group */
+    view2 v;                   /* depthwise only */
+    size_t gws;                /* GEMM workspace floats per part; columns follow */
+} conv_job;
+
+static void conv_dw_item(void *arg, int64_t i, float *ws)
+{
+    (void)ws;
+    const conv_job *j = arg;
+    int64_t n = i / j->p->cout, co = i % j->p->cout, ci = co / j->mg;
+    dw_plane(j->y + i * j->out_size, j->x + (n * j->p->cin + ci) * j->in_size, j->w + co * j->geo.ksize,
+             j->b ? j->b[co] : 0.0f, &j->v);
+}
+
+/* Item = (batch, group, m tile, n tile). */
+static void conv_gemm_item(void *arg, int64_t i, float *ws)
+{
+    const conv_job *j = arg;
+    const oq_conv_params *p = j->p;
+    int64_t nt_i = i % j->nt_count, rest = i / j->nt_count;
+    int64_t mt_i = rest % j->mt_count;
+    rest /= j->mt_count;
+    int64_t g = rest % p->group, n = rest / p->group;
+    int64_t j0 = nt_i * j->ntile, nt = min64(j->ntile, j->out_size - j0);
+    int64_t m0 = mt_i * j->mtile, mt = min64(j->mtile, j->mg - m0);
+    if (nt <= 0 || mt <= 0) return;
+
+    const float *xg = j->x + (n * p->cin + g * j->cg) * j->in_size;
+    float *yg = j->y + (n * p->cout + g * j->mg + m0) * j->out_size + j0;
+    float *gemm_ws = ws;
+    oq_sgemm_args ga = {false, false, mt, nt, j->kdim, 1.0f, 0.0f,
+                        j->w + (g * j->mg + m0) * j->kdim, j->kdim, NULL, 0, yg, j->out_size};
+    if (j->direct) {
+        ga.b = xg + j0;
+        ga.ldb = j->in_size;
+    } else {
+        float *col = ws + j->gws;
+        cols_move(&j->geo, col, nt, (float *)xg, j->cg, j0, nt, false);
+        ga.b = col;
+        ga.ldb = nt;
+    }
+    if (j->b) {
+        for (int64_t m = 0; m < mt; m++) {
+            float bv = j->b[g * j->mg + m0 + m];
+            float *yr = yg + m * j->out_size;
+            for (int64_t t = 0; t < nt; t++) yr[t] = bv;
+        }
+        ga.beta = 1.0f;
+    }
+    oq_sgemm(&ga, gemm_ws);
+}
+
+static bool conv_is_dw(const oq_conv_params *p)
+{
+    return p->cin == p->group && p->nsp <= 2;
+}
+
+static bool conv_is_direct(const oq_conv_params *p)
+{
+    for (int a = 0; a < p->nsp; a++)
+        if (p->k[a] != 1 || p->stride[a] != 1 || p->pad0[a] != 0 || p->in[a] != p->out[a]) return false;
+    return true;
+}
+
+/* Fills the tiling fields of j for `parts` parts. */
+static void conv_plan(conv_job *j, const oq_conv_params *p, int parts)
+{
+    memset(j, 0, sizeof *j);
+    j->p = p;
+    j->geo = conv_geom(p, false);
+    j->cg = p->cin / p->group;
+    j->mg = p->cout / p->group;
+    j->kdim = j->cg * j->geo.ksize;
+    j->in_size = prod(p->nsp, p->in);
+    j->out_size = prod(p->nsp, p->out);
+    j->direct = conv_is_direct(p);
+    /* Column tiles of about 64K floats (a quarter MiB) stay in L2. */
+    int64_t nt = max64(64, ((int64_t)1 << 16) / max64(1, j->kdim));
+    nt = (nt + 15) / 16 * 16;
+    j->ntile = min64(nt, max64(1, j->out_size));
+    j->nt_count = (j->out_size + j->ntile - 1) / j->ntile;
+    j->mtile = max64(1, j->mg);
+    j->mt_count = 1;
+    int64_t items = p->n * p->group * j->nt_count;
+    if (items < 2 * (int64_t)parts && j->mg >= 48) {
+        /* Too few tiles to keep every part busy: split output channels too. */
+        int64_t want = (2 * parts + items - 1) / items;
+        int64_t mt = (j->mg + want - 1) / want;
+        mt = (mt + 23) / 24 * 24;
+        j->mtile = min64(mt, j->mg);
+        j->mt_count = (j->mg + j->mtile - 1) / j->mtile;
+    }
+    j->gws = oq_sgemm_ws_floats(j->mtile, j->ntile, j->kdim);
+}
+
+size_t oq_conv_ws_floats(const oq_conv_params *p, int parts)
+{
+    if (parts < 1) parts = 1;
+    if (conv_is_dw(p)) return 1;
+    conv_job j;
+    conv_plan(&j, p, parts);
+    size_t per = j.gws + (j.direct ? 0 : (size_t)(j.kdim * j.ntile));
+    return per * (size_t)parts;
+}
+
+void oq_conv_fast(float *y, const float *x, const float *w, const float *b, const oq_conv_params *p,
+                  oq_kernel_ctx *c, int parts, float *ws)
+{
+    if (parts < 1) parts = 1;
+    conv_job j;
+    conv_plan(&j, p, parts);
+    j.y = y, j.x = x, j.w = w, j.b = b;
+    if (conv_is_dw(p)) {
+        j.v = view_2d(p);
+        oq_run_parts(c, parts, p->n * p->cout, ws, 0, conv_dw_item, &j);
+        return;
+    }
+    size_t per = oq_conv_ws_floats(p, parts) / (size_t)parts;
+    oq_run_parts(c, parts, p->n * p->group * j.mt_count * j.nt_count, ws, per, conv_gemm_item, &j);
+}
+
+/* ---- ConvTranspose ------------------------------------------------------------- */
+
+typedef struct convt_job {
+    float *y;
+    const float *x, *w, *b;
+    const oq_conv_params *p;
+    geom geo;
+    int64_t cg, mg;            /* input / output channels per group */
+    int64_t in_size, out_size;
+    int64_t ctile, ct_count;   /* output channels per item, items per group */
+    int64_t ntile;             /* input positions per GEMM tile */
+    size_t gws;                /* GEMM workspace floats per part; columns follow */
+} convt_job;
+
+static void convt_plan(convt_job *j, const oq_conv_params *p, int parts)
+{
+    memset(j, 0, sizeof *j);
+    j->p = p;
+    j->geo = conv_geom(p, true);
+    j->cg = p->cin / p->group;
+    j->mg = p->cout / p->group;
+    j->in_size = prod(p->nsp, p->in);
+    j->out_size = prod(p->nsp, p->out);
+    int64_t items = p->n * p->group;
+    int64_t want = items >= 2 * (int64_t)parts ? 1 : (2 * parts + items - 1) / items;
+    j->ctile = max64(1, (j->mg + want - 1) / want);
+    j->ct_count = (j->mg + j->ctile - 1) / j->ctile;
+    int64_t rows = j->ctile * j->geo.ksize;
+    int64_t nt = max64(16, ((int64_t)1 << 16) / max64(1, rows));
+    j->ntile = min64(nt, max64(1, j->in_size));
+    j->gws = oq_sgemm_ws_floats(rows, j->ntile, j->cg);
+}
+
+size_t oq_conv_transpose_ws_floats(const oq_conv_params *p, int parts)
+{
+    if (parts < 1) parts = 1;
+    convt_job j;
+    convt_plan(&j, p, parts);
+    return (j.gws + (size_t)(j.ctile * j.geo.ksize * j.ntile)) * (size_t)parts;
+}
+
+/* Item = (batch, group, output-channel block): owns those output planes. */
+static void convt_item(void *arg, int64_t i, float *ws)
+{
+    const convt_job *j = arg;
+    const oq_conv_params *p = j->p;
+    int64_t ct_i = i % j->ct_count, rest = i / j->ct_count;
+    int64_t g = rest % p->group, n = rest / p->group;
+    int64_t c0 = ct_i * j->ctile, cc = min64(j->ctile, j->mg - c0);
+    if (cc <= 0) return;
+    int64_t ksize = j->geo.ksize, rows = cc * ksize;
+    float *yc = j->y + (n * p->cout + g * j->mg + c0) * j->out_size;
+    for (int64_t ch = 0; ch < cc; ch++) {
+        float bv = j->b ? j->b[g * j->mg + c0 + ch] : 0.0f;
+        for (int64_t t = 0; t < j->out_size; t++) yc[ch * j->out_size + t] = bv;
+    }
+    const float *xg = j->x + (n * p->cin + g * j->cg) * j->in_size;
+    float *col = ws + j->gws;
+    for (int64_t j0 = 0; j0 < j->in_size; j0 += j->ntile) {
+        int64_t nt = min64(j->ntile, j->in_size - j0);
+        /* col (rows, nt) = W_g[:, c0..c0+cc)^T (rows, cg) * x_g (cg, nt) */
+        oq_sgemm_args ga = {true, false, rows, nt, j->cg, 1.0f, 0.0f,
+                            j->w + g * j->cg * j->mg * ksize + c0 * ksize, j->mg * ksize,
+                            xg + j0, j->in_size, col, nt};
+        oq_sgemm(&ga, ws);
+        cols_move(&j->geo, col, nt, yc, cc, j0, nt, true);
+    }
+}
+
+void oq_conv_transpose(float *y, const float *x, const float *w, const float *b, const oq_conv_params *p,
+                       oq_kernel_ctx *c, int parts, float *ws)
+{
+    if (parts < 1) parts = 1;
+    convt_job j;
+    convt_plan(&j, p, parts);
+    j.y = y, j.x = x, j.w = w, j.b = b;
+    size_t per = oq_conv_transpose_ws_floats(p, parts) / (size_t)parts;
+    oq_run_parts(c, parts, p->n * p->group * j.ct_count, ws, per, convt_item, &j);
+}

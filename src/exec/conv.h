@@ -1,0 +1,49 @@
+/* conv.h: float N-D convolution and transposed convolution, shared by the
+ * Conv/ConvTranspose kernels, the unit tests and the quantizer. Internal to src.
+ *
+ * Layouts are ONNX's: x (n, cin, in...), y (n, cout, out...), Conv weights
+ * (cout, cin/group, k...), ConvTranspose weights (cin, cout/group, k...). */
+#ifndef ONNXQ_EXEC_CONV_H
+#define ONNXQ_EXEC_CONV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "exec/kernel.h"
+
+typedef struct oq_conv_params {
+    int nsp;                          /* spatial rank, 1..OQ_MAX_RANK-2 */
+    int64_t n, cin, cout, group;
+    int64_t in[OQ_MAX_RANK - 2];      /* input spatial dims */
+    int64_t out[OQ_MAX_RANK - 2];     /* output spatial dims */
+    int64_t k[OQ_MAX_RANK - 2];       /* kernel spatial dims */
+    int64_t stride[OQ_MAX_RANK - 2];
+    int64_t dil[OQ_MAX_RANK - 2];
+    int64_t pad0[OQ_MAX_RANK - 2];    /* padding before each spatial dim */
+    int64_t pad1[OQ_MAX_RANK - 2];    /* padding after */
+} oq_conv_params;
+
+/* ---- Conv ----------------------------------------------------------------------- */
+
+/* Plain nested loops over every output and tap: the oracle. b may be NULL. */
+void oq_conv_ref(float *y, const float *x, const float *w, const float *b, const oq_conv_params *p);
+
+/* Floats of workspace oq_conv_fast needs when run in `parts` parallel parts. */
+size_t oq_conv_ws_floats(const oq_conv_params *p, int parts);
+/* Fast conv: depthwise direct for 1-D/2-D, 1x1 stride-1 as a GEMM on x,
+ * otherwise im2col tiles + GEMM. The work is cut into `parts` parts run with
+ * oq_parallel_for on c (c == NULL runs them in turn on the caller). ws holds
+ * oq_conv_ws_floats(p, parts) floats. The result does not depend on parts. */
+void oq_conv_fast(float *y, const float *x, const float *w, const float *b, const oq_conv_params *p,
+                  oq_kernel_ctx *c, int parts, float *ws);
+
+/* ---- ConvTranspose ---------------------------------------------------------------- */
+
+size_t oq_conv_transpose_ws_floats(const oq_conv_params *p, int parts);
+/* Transposed conv as GEMM (w^T x) + col2im, parallel over (batch, group,
+ * output-channel block). Same conventions as oq_conv_fast; p->out must
+ * already account for pads and output_padding. */
+void oq_conv_transpose(float *y, const float *x, const float *w, const float *b, const oq_conv_params *p,
+                       oq_kernel_ctx *c, int parts, float *ws);
+
+#endif

@@ -1,0 +1,349 @@
+/* gemm.c: packed, cache-blocked SGEMM and its reference.
+ *
+ * Goto/BLIS structure: C is walked in NC-wide column panels; for each KC-deep
+ * slice of K, the (KC x NC) slice of op(B) is packed into NR-wide strips, then
+ * each (MC x KC) block of op(A) is packed into MR-tall strips, and an
+ * MR x NR micro-kernel multiplies one A strip by one B strip, keeping the
+ * MR x NR accumulators in vector registers. Edge tiles are padded with zeros
+ * when packing and clipped when storing. */
+#include "exec/gemm.h"
+
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define GEMM_X86 1
+#endif
+
+enum { MR = 6, NR = 16, MC = 120, KC = 256, NC = 2048 };
+_Static_assert(MC % MR == 0 && NC % NR == 0, "blocks are whole strips");
+_Static_assert(OQ_SGEMM_WS_FLOATS >= (size_t)MC * KC + (size_t)KC * NC + 16, "workspace covers both packs");
+
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+static int64_t round_up(int64_t a, int64_t m) { return (a + m - 1) / m * m; }
+
+size_t oq_sgemm_ws_floats(int64_t m, int64_t n, int64_t k)
+{
+    if (m <= 0 || n <= 0 || k <= 0) return 1;
+    int64_t kc = min64(k, KC), nc = round_up(min64(n, NC), NR), mc = round_up(min64(m, MC), MR);
+    return (size_t)(kc * nc + mc * kc) + 16;
+}
+
+/* ---- packing ------------------------------------------------------------------ */
+
+/* Packs rows [i0, i0+mc) x depth [p0, p0+kc) of op(A) as strips of MR rows:
+ * dst[strip][p][r], zero rows past mc. */
+static void pack_a(float *restrict dst, const oq_sgemm_args *g, int64_t i0, int64_t mc, int64_t p0,
+                   int64_t kc)
+{
+    for (int64_t is = 0; is < mc; is += MR) {
+        int64_t rows = mc - is < MR ? mc - is : MR;
+        if (!g->trans_a) {
+            const float *src = g->a + (i0 + is) * g->lda + p0;
+            for (int64_t p = 0; p < kc; p++) {
+                int64_t r = 0;
+                for (; r < rows; r++) dst[p * MR + r] = src[r * g->lda + p];
+                for (; r < MR; r++) dst[p * MR + r] = 0.0f;
+            }
+        } else {
+            const float *src = g->a + p0 * g->lda + i0 + is;
+            for (int64_t p = 0; p < kc; p++) {
+                int64_t r = 0;
+                for (; r < rows; r++) dst[p * MR + r] = src[p * g->lda + r];
+                for (; r < MR; r++) dst[p * MR + r] = 0.0f;
+            }
+        }
+        dst += kc * MR;
+    }
+}
+
+/* Packs depth [p0, p0+kc) x columns [j0, j0+nc) of op(B) as strips of NR
+ * columns: dst[strip][p][c], zero columns past nc. */
+static void pack_b(float *restrict dst, const oq_sgemm_args *g, int64_t p0, int64_t kc, int64_t j0,
+                   int64_t nc)
+{
+    for (int64_t js = 0; js < nc; js += NR) {
+        int64_t cols = nc - js < NR ? nc - js : NR;
+        if (!g->trans_b) {
+            const float *src = g->b + p0 * g->ldb + j0 + js;
+            if (cols == NR) {
+                for (int64_t p = 0; p < kc; p++) memcpy(dst + p * NR, src + p * g->ldb, NR * sizeof(float));
+            } else {
+                for (int64_t p = 0; p < kc; p++) {
+                    int64_t c = 0;
+                    for (; c < cols; c++) dst[p * NR + c] = src[p * g->ldb + c];
+                    for (; c < NR; c++) dst[p * NR + c] = 0.0f;
+                }
+            }
+        } else {
+            const float *src = g->b + (j0 + js) * g->ldb + p0;
+            for (int64_t p = 0; p < kc; p++) {
+                int64_t c = 0;
+                for (; c < cols; c++) dst[p * NR + c] = src[c * g->ldb + p];
+                for (; c < NR; c++) dst[p * NR + c] = 0.0f;
+            }
+        }
+        dst += kc * NR;
+    }
+}
+
+/* ---- micro-kernels -------------------------------------------------------------
+ * acc = sum_p a[p][0..MR) (outer) b[p][0..NR); then
+ * c = alpha * acc + beta * c (beta == 0: c is not read). a, b are packed
+ * strips, c is a full MR x NR tile with row stride ldc. */
+typedef void (*ukernel_fn)(int64_t kc, const float *restrict a, const float *restrict b, float *restrict c,
+                           int64_t ldc, float alpha, float beta);
+
+/* Portable version: GCC vector extensions, 4-wide (SSE on x86-64, NEON on arm64). */
+typedef float v4f __attribute__((vector_size(16)));
+typedef float v4f_u __attribute__((vector_size(16), aligned(4)));
+
+static void ukernel_generic(int64_t kc, const float *restrict a, const float *restrict b, float *restrict c,
+                            int64_t ldc, float alpha, float beta)
+{
+    v4f acc[MR][NR / 4];
+    memset(acc, 0, sizeof acc);
+    for (int64_t p = 0; p < kc; p++) {
+        v4f bv[NR / 4];
+        memcpy(bv, b + p * NR, sizeof bv);
+        for (int r = 0; r < MR; r++) {
+            float ar = a[p * MR + r];
+            v4f av = {ar, ar, ar, ar};
+            for (int q = 0; q < NR / 4; q++) acc[r][q] += av * bv[q];
+        }
+    }
+    v4f al = {alpha, alpha, alpha, alpha}, be = {beta, beta, beta, beta};
+    for (int r = 0; r < MR; r++) {
+        for (int q = 0; q < NR / 4; q++) {
+            v4f_u *cp = (v4f_u *)(c + r * ldc + 4 * q);
+            v4f v = al * acc[r][q];
+            if (beta != 0.0f) v += be * *cp;
+            *cp = v;
+        }
+    }
+}
+
+#ifdef GEMM_X86
+/* AVX2 + FMA: 6 rows x 2 vectors of 8 = 12 accumulators, 2 B loads and 6
+ * broadcasts per step. */
+__attribute__((target("avx2,fma"))) static void ukernel_avx2(int64_t kc, const float *restrict a,
+                                                            const float *restrict b, float *restrict c,
+                                                            int64_t ldc, float alpha, float beta)
+{
+    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+    for (int64_t p = 0; p < kc; p++) {
+        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+        __m256 ar;
+        ar = _mm256_broadcast_ss(a + 0); c00 = _mm256_fmadd_ps(ar, b0, c00); c01 = _mm256_fmadd_ps(ar, b1, c01);
+        ar = _mm256_broadcast_ss(a + 1); c10 = _mm256_fmadd_ps(ar, b0, c10); c11 = _mm256_fmadd_ps(ar, b1, c11);
+        ar = _mm256_broadcast_ss(a + 2); c20 = _mm256_fmadd_ps(ar, b0, c20); c21 = _mm256_fmadd_ps(ar, b1, c21);
+        ar = _mm256_broadcast_ss(a + 3); c30 = _mm256_fmadd_ps(ar, b0, c30); c31 = _mm256_fmadd_ps(ar, b1, c31);
+        ar = _mm256_broadcast_ss(a + 4); c40 = _mm256_fmadd_ps(ar, b0, c40); c41 = _mm256_fmadd_ps(ar, b1, c41);
+        ar = _mm256_broadcast_ss(a + 5); c50 = _mm256_fmadd_ps(ar, b0, c50); c51 = _mm256_fmadd_ps(ar, b1, c51);
+        a += MR;
+        b += NR;
+    }
+    __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+    __m256 al = _mm256_set1_ps(alpha), be = _mm256_set1_ps(beta);
+    for (int r = 0; r < MR; r++) {
+        float *cr = c + r * ldc;
+        for (int q = 0; q < 2; q++) {
+            __m256 v = _mm256_mul_ps(al, acc[r][q]);
+            if (beta != 0.0f) v = _mm256_fmadd_ps(be, _mm256_loadu_ps(cr + 8 * q), v);
+            _mm256_storeu_ps(cr + 8 * q, v);
+        }
+    }
+}
+#endif
+
+static ukernel_fn pick_kernel(const char **name)
+{
+#ifdef GEMM_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        if (name) *name = "avx2-fma-6x16";
+        return ukernel_avx2;
+    }
+#endif
+    if (name) *name = "generic-vec4-6x16";
+    return ukernel_generic;
+}
+
+const char *oq_sgemm_kernel_name(void)
+{
+    const char *name = "";
+    pick_kernel(&name);
+    return name;
+}
+
+/* ---- driver ------------------------------------------------------------------- */
+
+/* C = beta * C for the degenerate k == 0 case. */
+static void scale_c(const oq_sgemm_args *g)
+{
+    for (int64_t i = 0; i < g->m; i++) {
+        float *cr = g->c + i * g->ldc;
+        for (int64_t j = 0; j < g->n; j++) cr[j] = g->beta == 0.0f ? 0.0f : g->beta * cr[j];
+    }
+}
+
+void oq_sgemm(const oq_sgemm_args *g, float *ws)
+{
+    if (g->m <= 0 || g->n <= 0) return;
+    if (g->k <= 0) {
+        scale_c(g);
+        return;
+    }
+    ukernel_fn kern = pick_kernel(NULL);
+    /* 64-byte aligned pack buffers: packed B first (the aligned loads need it),
+     * sized as in oq_sgemm_ws_floats. */
+    float *bp = (float *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
+    float *ap = bp + min64(g->k, KC) * round_up(min64(g->n, NC), NR);
+    float tile[MR * NR];
+
+    for (int64_t j0 = 0; j0 < g->n; j0 += NC) {
+        int64_t nc = g->n - j0 < NC ? g->n - j0 : NC;
+        for (int64_t p0 = 0; p0 < g->k; p0 += KC) {
+            int64_t kc = g->k - p0 < KC ? g->k - p0 : KC;
+            float beta = p0 == 0 ? g->beta : 1.0f; /* later K slices accumulate */
+            pack_b(bp, g, p0, kc, j0, nc);
+            for (int64_t i0 = 0; i0 < g->m; i0 += MC) {
+                int64_t mc = g->m - i0 < MC ? g->m - i0 : MC;
+                pack_a(ap, g, i0, mc, p0, kc);
+                for (int64_t jr = 0; jr < nc; jr += NR) {
+                    int64_t nr = nc - jr < NR ? nc - jr : NR;
+                    const float *bs = bp + (jr / NR) * kc * NR;
+                    for (int64_t ir = 0; ir < mc; ir += MR) {
+                        int64_t mr = mc - ir < MR ? mc - ir : MR;
+                        const float *as = ap + (ir / MR) * kc * MR;
+                        float *cp = g->c + (i0 + ir) * g->ldc + j0 + jr;
+                        if (mr == MR && nr == NR) {
+                            kern(kc, as, bs, cp, g->ldc, g->alpha, beta);
+                            continue;
+                        }
+                        /* Edge tile: run on a full scratch tile, copy the valid part. */
+                        for (int64_t r = 0; r < mr; r++)
+                            for (int64_t q = 0; q < nr; q++) tile[r * NR + q] = beta == 0.0f ? 0.0f : cp[r * g->ldc + q];
+                        kern(kc, as, bs, tile, NR, g->alpha, beta);
+                        for (int64_t r = 0; r < mr; r++) memcpy(cp + r * g->ldc, tile + r * NR, (size_t)nr * sizeof(float));
+                    }
+                }
+            }
+        }
+    }
+}
+
+void oq_sgemm_ref(const oq_sgemm_args *g)
+{
+    for (int64_t i = 0; i < g->m; i++) {
+        for (int64_t j = 0; j < g->n; j++) {
+            double acc = 0.0;
+            for (int64_t p = 0; p < g->k; p++) {
+                float av = g->trans_a ? g->a[p * g->lda + i] : g->a[i * g->lda + p];
+                float bv = g->trans_b ? g->b[j * g->ldb + p] : g->b[p * g->ldb + j];
+                acc += (double)av * bv;
+            }
+            float *cp = g->c + i * g->ldc + j;
+            float v = g->alpha * (float)acc;
+            *cp = g->beta == 0.0f ? v : v + g->beta * *cp;
+        }
+    }
+}
+
+/* ---- parallel use ---------------------------------------------------------------- */
+
+typedef struct parts_job {
+    int64_t n_items;
+    int parts;
+    float *ws;
+    size_t ws_floats; /* per part */
+    void (*item)(void *job, int64_t i, float *ws);
+    void *job;
+} parts_job;
+
+static void parts_run(void *arg, int64_t begin, int64_t end)
+{
+    const parts_job *pj = arg;
+    for (int64_t p = begin; p < end; p++) {
+        int64_t i0 = pj->n_items * p / pj->parts, i1 = pj->n_items * (p + 1) / pj->parts;
+        for (int64_t i = i0; i < i1; i++) pj->item(pj->job, i, pj->ws ? pj->ws + (size_t)p * pj->ws_floats : NULL);
+    }
+}
+
+void oq_run_parts(oq_kernel_ctx *c, int parts, int64_t n_items, float *ws, size_t ws_floats,
+                  void (*item)(void *job, int64_t i, float *ws), void *job)
+{
+    if (n_items <= 0) return;
+    if (parts < 1) parts = 1;
+    if (parts > n_items) parts = (int)n_items;
+    parts_job pj = {n_items, parts, ws, ws_floats, item, job};
+    if (c && parts > 1)
+        oq_parallel_for(c, parts, parts_run, &pj);
+    else
+        parts_run(&pj, 0, parts);
+}
+
+typedef struct batch_job {
+    const oq_sgemm_args *g;
+    const int64_t *a_off, *b_off, *c_off;
+    int64_t mtile, mt_count, ntile, nt_count;
+} batch_job;
+
+/* Tiling of each product for `parts` parts: split the longer of m and n. */
+static void batch_plan(batch_job *j, const oq_sgemm_args *g, int64_t batch, int parts)
+{
+    j->g = g;
+    j->mtile = g->m, j->mt_count = 1;
+    j->ntile = g->n, j->nt_count = 1;
+    if (parts < 1) parts = 1;
+    if (batch >= 2 * (int64_t)parts || g->m <= 0 || g->n <= 0) return;
+    int64_t want = (2 * parts + batch - 1) / batch;
+    if (g->n >= g->m) {
+        int64_t t = round_up((g->n + want - 1) / want, 4 * NR);
+        j->ntile = min64(t, g->n);
+        j->nt_count = (g->n + j->ntile - 1) / j->ntile;
+    } else {
+        int64_t t = round_up((g->m + want - 1) / want, 4 * MR);
+        j->mtile = min64(t, g->m);
+        j->mt_count = (g->m + j->mtile - 1) / j->mtile;
+    }
+}
+
+size_t oq_sgemm_batch_ws_floats(const oq_sgemm_args *g, int64_t batch, int parts)
+{
+    batch_job j;
+    batch_plan(&j, g, batch, parts);
+    if (parts < 1) parts = 1;
+    return oq_sgemm_ws_floats(j.mtile, j.ntile, g->k) * (size_t)parts;
+}
+
+static void batch_item(void *arg, int64_t i, float *ws)
+{
+    const batch_job *j = arg;
+    const oq_sgemm_args *g = j->g;
+    int64_t nt_i = i % j->nt_count, mt_i = (i / j->nt_count) % j->mt_count, bi = i / (j->nt_count * j->mt_count);
+    int64_t i0 = mt_i * j->mtile, j0 = nt_i * j->ntile;
+    oq_sgemm_args t = *g;
+    t.m = min64(j->mtile, g->m - i0);
+    t.n = min64(j->ntile, g->n - j0);
+    t.a = g->a + (j->a_off ? j->a_off[bi] : 0) + (g->trans_a ? i0 : i0 * g->lda);
+    t.b = g->b + (j->b_off ? j->b_off[bi] : 0) + (g->trans_b ? j0 * g->ldb : j0);
+    t.c = g->c + (j->c_off ? j->c_off[bi] : 0) + i0 * g->ldc + j0;
+    oq_sgemm(&t, ws);
+}
+
+void oq_sgemm_batch(oq_kernel_ctx *c, int parts, const oq_sgemm_args *g, int64_t batch, const int64_t *a_off,
+                    const int64_t *b_off, const int64_t *c_off, float *ws)
+{
+    batch_job j;
+    batch_plan(&j, g, batch, parts);
+    j.a_off = a_off, j.b_off = b_off, j.c_off = c_off;
+    if (parts < 1) parts = 1;
+    size_t per = oq_sgemm_ws_floats(j.mtile, j.ntile, g->k);
+    oq_run_parts(c, parts, batch * j.mt_count * j.nt_count, ws, per, batch_item, &j);
+}

@@ -1,0 +1,65 @@
+/* gemm.h: single-precision matrix multiply for the kernels (Conv, MatMul,
+ * Gemm, RNNs) and the quantizer. Internal to src.
+ *
+ * All matrices are row-major with explicit row strides. op(X) is X or its
+ * transpose. One call runs on the calling thread; callers split C into
+ * disjoint row or column blocks to parallelize. The result of every C element
+ * depends only on its row of op(A), its column of op(B), K and the options,
+ * never on how C was split, so a split is deterministic. */
+#ifndef ONNXQ_EXEC_GEMM_H
+#define ONNXQ_EXEC_GEMM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "exec/kernel.h"
+
+/* Most floats of workspace any one oq_sgemm call needs (packing buffers plus
+ * alignment slack); oq_sgemm_ws_floats gives the need of one shape. */
+#define OQ_SGEMM_WS_FLOATS ((size_t)(120 * 256 + 256 * 2048 + 16))
+
+typedef struct oq_sgemm_args {
+    bool trans_a, trans_b;
+    int64_t m, n, k;
+    float alpha, beta;   /* C = alpha * op(A) op(B) + beta * C; beta == 0 never reads C */
+    const float *a;      /* op(A) is (m, k): A is (m, k) or, transposed, (k, m) */
+    int64_t lda;         /* row stride of A as stored */
+    const float *b;      /* op(B) is (k, n): B is (k, n) or, transposed, (n, k) */
+    int64_t ldb;
+    float *c;            /* (m, n) */
+    int64_t ldc;
+} oq_sgemm_args;
+
+/* Floats of workspace oq_sgemm needs for an (m, n, k) product. */
+size_t oq_sgemm_ws_floats(int64_t m, int64_t n, int64_t k);
+
+/* Blocked, packed SGEMM with a vectorized micro-kernel (AVX2+FMA when the CPU
+ * has it, portable vector code otherwise). ws
+ * has oq_sgemm_ws_floats(m, n, k) floats of scratch owned by the caller. */
+void oq_sgemm(const oq_sgemm_args *g, float *ws);
+
+/* The oracle: plain triple loop with a double accumulator. */
+void oq_sgemm_ref(const oq_sgemm_args *g);
+
+/* Name of the micro-kernel oq_sgemm uses on this CPU ("avx2-fma-6x16", ...). */
+const char *oq_sgemm_kernel_name(void);
+
+/* ---- parallel use ---------------------------------------------------------------- */
+
+/* Runs item(job, i, ws_i) for i in [0, n_items), cut into `parts` contiguous
+ * parts spread over c's threads (c == NULL: in turn on the caller). Part p
+ * gets ws + p * ws_floats as its private workspace. */
+void oq_run_parts(oq_kernel_ctx *c, int parts, int64_t n_items, float *ws, size_t ws_floats,
+                  void (*item)(void *job, int64_t i, float *ws), void *job);
+
+/* A batch of products sharing g's shape and options: product i uses
+ * g->a + a_off[i], g->b + b_off[i], g->c + c_off[i] (a NULL offset array
+ * means 0 for all). Each product is cut into row or column tiles so that
+ * about two items per part exist; results do not depend on parts. ws holds
+ * oq_sgemm_batch_ws_floats(g, batch, parts) floats. */
+size_t oq_sgemm_batch_ws_floats(const oq_sgemm_args *g, int64_t batch, int parts);
+void oq_sgemm_batch(oq_kernel_ctx *c, int parts, const oq_sgemm_args *g, int64_t batch, const int64_t *a_off,
+                    const int64_t *b_off, const int64_t *c_off, float *ws);
+
+#endif

@@ -1,0 +1,883 @@
+/* ops_quant.c: the quantized kernels: QuantizeLinear, DequantizeLinear,
+ * DynamicQuantizeLinear, QLinearMatMul, MatMulInteger, QLinearConv and
+ * ConvInteger.
+ *
+ * Products run on the 8-bit GEMM in qgemm.c (zero points are folded into its
+ * packing), convolutions through a byte im2col padded with the input zero
+ * point, and QLinear outputs through oq_requant_* (float multiplier, ties to
+ * even, saturate), the way ONNX Runtime computes them. Integer accumulation
+ * is exact, so results never depend on the thread count. */
+#include <math.h>
+#include <string.h>
+
+#include "exec/conv.h"
+#include "exec/kernel.h"
+#include "exec/ops.h"
+#include "exec/ops_common.h"
+#include "exec/qgemm.h"
+
+/* ---- element types ------------------------------------------------------------------- */
+
+/* Range of the integer types quantization produces or reads. */
+typedef struct qrange {
+    int32_t lo, hi;
+} qrange;
+
+static bool qtype_range(oq_dtype dt, qrange *r)
+{
+    switch (dt) {
+    case OQ_DTYPE_UINT8: *r = (qrange){0, 255}; return true;
+    case OQ_DTYPE_INT8: *r = (qrange){-128, 127}; return true;
+    case OQ_DTYPE_UINT16: *r = (qrange){0, 65535}; return true;
+    case OQ_DTYPE_INT16: *r = (qrange){-32768, 32767}; return true;
+    case OQ_DTYPE_UINT4: *r = (qrange){0, 15}; return true;
+    case OQ_DTYPE_INT4: *r = (qrange){-8, 7}; return true;
+    default: return false;
+    }
+}
+
+static bool is_8bit(oq_dtype dt) { return dt == OQ_DTYPE_UINT8 || dt == OQ_DTYPE_INT8; }
+static bool is_4bit(oq_dtype dt) { return dt == OQ_DTYPE_UINT4 || dt == OQ_DTYPE_INT4; }
+static bool is_scale_type(oq_dtype dt)
+{
+    return dt == OQ_DTYPE_FLOAT || dt == OQ_DTYPE_FLOAT16 || dt == OQ_DTYPE_BFLOAT16;
+}
+
+/* Element i of a packed 4-bit tensor (low nibble first), sign-extended for int4. */
+static int32_t nibble_get(const uint8_t *d, int64_t i, bool sgn)
+{
+    int32_t v = (d[i >> 1] >> ((i & 1) * 4)) & 15;
+    return sgn ? (v ^ 8) - 8 : v;
+}
+
+static void nibble_set(uint8_t *d, int64_t i, int32_t v)
+{
+    int sh = (int)(i & 1) * 4;
+    d[i >> 1] = (uint8_t)((d[i >> 1] & ~(15 << sh)) | ((v & 15) << sh));
+}
+
+/* n floats of src (float, float16 or bfloat16) from element off into dst. */
+static void load_floats(float *dst, const void *src, oq_dtype dt, int64_t off, int64_t n)
+{
+    if (dt == OQ_DTYPE_FLOAT) {
+        memcpy(dst, (const float *)src + off, (size_t)n * sizeof(float));
+        return;
+    }
+    const uint16_t *h = (const uint16_t *)src + off;
+    for (int64_t j = 0; j < n; j++) dst[j] = dt == OQ_DTYPE_FLOAT16 ? oq_f16_to_f32(h[j]) : oq_bf16_to_f32(h[j]);
+}
+
+/* n floats from src into dst (float, float16 or bfloat16) at element off. */
+static void store_floats(void *dst, oq_dtype dt, int64_t off, const float *src, int64_t n)
+{
+    if (dt == OQ_DTYPE_FLOAT) {
+        memcpy((float *)dst + off, src, (size_t)n * sizeof(float));
+        return;
+    }
+    uint16_t *h = (uint16_t *)dst + off;
+    for (int64_t j = 0; j < n; j++) h[j] = dt == OQ_DTYPE_FLOAT16 ? oq_f32_to_f16(src[j]) : oq_f32_to_bf16(src[j]);
+}
+
+/* ---- quantization parameters ----------------------------------------------------------- */
+
+/* Scale and zero point of one tensor: one value, or one per index of a dimension. */
+typedef struct qparams {
+    int64_t count;      /* 1 (per tensor) or the size of the quantized dimension */
+    const float *scale; /* (count) */
+    const int32_t *zp;  /* (count) */
+} qparams;
+
+/* Reads scale input ks and optional zero-point input kz into scratch arrays.
+ * The zero point must have the data type `zdt` (UNDEFINED: any quantized
+ * type) and as many elements as the scale. Scales must be float types. */
+static oq_status read_qparams(oq_kernel_ctx *c, int ks, int kz, oq_dtype zdt, qparams *q)
+{
+    const oq_tensor *s = oq_kernel_require(c, ks), *z = oq_kernel_input(c, kz);
+    if (!s) return c->err->status;
+    if (!is_scale_type(s->dtype))
+        return OQ_KUNSUP(c, "input %d (scale) has element type %s", ks, oq_dtype_name(s->dtype));
+    int64_t n = oq_tensor_numel(s);
+    if (n < 1) return OQ_KERR(c, "input %d (scale) is empty", ks);
+    if (z && oq_tensor_numel(z) != n)
+        return OQ_KERR(c, "zero point (input %d) has %lld elements, its scale %lld", kz,
+                       (long long)oq_tensor_numel(z), (long long)n);
+    if (z && zdt != OQ_DTYPE_UNDEFINED && z->dtype != zdt)
+        return OQ_KERR(c, "zero point (input %d) is %s, its data is %s", kz, oq_dtype_name(z->dtype),
+                       oq_dtype_name(zdt));
+    float *sc = oq_kernel_scratch(c, (size_t)n * sizeof *sc);
+    int32_t *zp = oq_kernel_scratch(c, (size_t)n * sizeof *zp);
+    if (!sc || !zp) return c->err->status;
+    for (int64_t i = 0; i < n; i++) {
+        sc[i] = (float)oq_tensor_get_f64(s, i);
+        zp[i] = z ? (int32_t)oq_tensor_get_i64(z, i) : 0;
+    }
+    *q = (qparams){n, sc, zp};
+    return OQ_OK;
+}
+
+/* ---- Quantize / DequantizeLinear ----------------------------------------------------- */
+
+/* Walk of x viewed as (outer, ch, inner): element i uses parameter
+ * (i / inner) % ch. */
+typedef struct qdq_job {
+    const void *x;
+    oq_dtype xdt;
+    void *y;
+    oq_dtype ydt;
+    int64_t ch, inner;
+    qparams q;
+    qrange r;         /* QuantizeLinear: output range */
+} qdq_job;
+
+#define CHUNK 256
+
+/* Quantizes n floats into y (type dt) from element off: saturate(rint(x / s) + zp). */
+static void quant_store(void *y, oq_dtype dt, int64_t off, const float *x, int64_t n, float s, int32_t zp, qrange r)
+{
+    float lo = (float)r.lo, hi = (float)r.hi, z = (float)zp;
+#define QSTORE(T)                                                               \
+    do {                                                                        \
+        T *d = (T *)y + off;                                                    \
+        for (int64_t j = 0; j < n; j++) d[j] = (T)fminf(fmaxf(rintf(x[j] / s) + z, lo), hi); \
+    } while (0)
+    switch (dt) {
+    case OQ_DTYPE_UINT8: QSTORE(uint8_t); break;
+    case OQ_DTYPE_INT8: QSTORE(int8_t); break;
+    case OQ_DTYPE_UINT16: QSTORE(uint16_t); break;
+    case OQ_DTYPE_INT16: QSTORE(int16_t); break;
+    default:
+        for (int64_t j = 0; j < n; j++) nibble_set(y, off + j, (int32_t)fminf(fmaxf(rintf(x[j] / s) + z, lo), hi));
+        break;
+    }
+#undef QSTORE
+}
+
+/* n values (x - zp) of x (type dt) from element off, as floats. */
+static void dequant_load(float *dst, const void *x, oq_dtype dt, int64_t off, int64_t n, int32_t zp)
+{
+#define QLOAD(T)                                                                    \
+    do {                                                                            \
+        const T *s = (const T *)x + off;                                            \
+        for (int64_t j = 0; j < n; j++) dst[j] = (float)((int32_t)s[j] - zp);       \
+    } while (0)
+    switch (dt) {
+    case OQ_DTYPE_UINT8: QLOAD(uint8_t); break;
+    case OQ_DTYPE_INT8: QLOAD(int8_t); break;
+    case OQ_DTYPE_UINT16: QLOAD(uint16_t); break;
+    case OQ_DTYPE_INT16: QLOAD(int16_t); break;
+    case OQ_DTYPE_INT32:
+        for (int64_t j = 0; j < n; j++) dst[j] = (float)((int64_t)((const int32_t *)x)[off + j] - zp);
+        break;
+    default:
+        for (int64_t j = 0; j < n; j++) dst[j] = (float)(nibble_get(x, off + j, dt == OQ_DTYPE_INT4) - zp);
+        break;
+    }
+#undef QLOAD
+}
+
+/* Elements [begin, end) in runs that share one parameter, in chunks of CHUNK. */
+static void qdq_range(void *arg, int64_t begin, int64_t end, bool quantize)
+{
+    const qdq_job *j = arg;
+    float buf[CHUNK];
+    for (int64_t i = begin; i < end;) {
+        int64_t ci = (i / j->inner) % j->ch;
+        int64_t run_end = (i / j->inner + 1) * j->inner;
+        if (run_end > end) run_end = end;
+        float s = j->q.scale[ci];
+        int32_t zp = j->q.zp[ci];
+        for (; i < run_end; i += CHUNK) {
+            int64_t n = run_end - i < CHUNK ? run_end - i : CHUNK;
+            if (quantize) {
+                load_floats(buf, j->x, j->xdt, i, n);
+                quant_store(j->y, j->ydt, i, buf, n, s, zp, j->r);
+            } else {
+                dequant_load(buf, j->x, j->xdt, i, n, zp);
+                for (int64_t t = 0; t < n; t++) buf[t] *= s;
+                store_floats(j->y, j->ydt, i, buf, n);
+            }
+        }
+        i = run_end;
+    }
+}
+
+static void quant_range(void *arg, int64_t b, int64_t e) { qdq_range(arg, b, e, true); }
+static void dequant_range(void *arg, int64_t b, int64_t e) { qdq_range(arg, b, e, false); }
+
+/* Shared setup: parameters of inputs 1 (scale) and 2 (zero point) for data
+ * x, per tensor or along `axis` (opset 13+); fills j's layout. */
+static oq_status qdq_setup(oq_kernel_ctx *c, const oq_tensor *x, oq_dtype zdt, qdq_job *j)
+{
+    oq_status st;
+    if (c->opset >= 21 && oq_node_attr_int(c->node, "block_size", 0) != 0)
+        return OQ_KUNSUP(c, "blocked quantization (block_size) is not supported");
+    if ((st = read_qparams(c, 1, 2, zdt, &j->q))) return st;
+    const oq_tensor *s = oq_kernel_input(c, 1);
+    j->ch = 1;
+    j->inner = 1;
+    if (j->q.count == 1) return OQ_OK;
+    if (c->opset < 13) return OQ_KERR(c, "scale must have one element before opset 13");
+    if (s->rank != 1) return OQ_KERR(c, "scale must be a scalar or 1-D, got rank %d", s->rank);
+    int axis = oq_norm_axis(c, oq_node_attr_int(c->node, "axis", 1), x->rank);
+    if (axis < 0) return c->err->status;
+    if (x->dims[axis] != j->q.count)
+        return OQ_KERR(c, "scale has %lld elements, axis %d of the input %lld", (long long)j->q.count, axis,
+                       (long long)x->dims[axis]);
+    j->ch = x->dims[axis];
+    j->inner = oq_dims_prod(x->dims, axis + 1, x->rank);
+    return OQ_OK;
+}
+
+static oq_status k_quantize_linear(oq_kernel_ctx *c)
+{
+    const oq_tensor *x = oq_kernel_require(c, 0), *s = oq_kernel_require(c, 1), *z = oq_kernel_input(c, 2);
+    if (!x || !s) return c->err->status;
+    bool halfs = c->opset >= 19;
+    if (x->dtype != OQ_DTYPE_FLOAT && !(halfs && is_scale_type(x->dtype)))
+        return OQ_KUNSUP(c, "input has element type %s", oq_dtype_name(x->dtype));
+    if (s->dtype != x->dtype)
+        return OQ_KERR(c, "scale is %s but the input is %s", oq_dtype_name(s->dtype), oq_dtype_name(x->dtype));
+    oq_dtype ydt = OQ_DTYPE_UINT8;
+    if (z)
+        ydt = z->dtype;
+    else if (c->opset >= 21)
+        ydt = (oq_dtype)oq_node_attr_int(c->node, "output_dtype", OQ_DTYPE_UINT8);
+    qdq_job j = {.x = x->data, .xdt = x->dtype, .ydt = ydt};
+    bool wide = ydt == OQ_DTYPE_UINT16 || ydt == OQ_DTYPE_INT16 || is_4bit(ydt);
+    if (!qtype_range(ydt, &j.r) || (wide && c->opset < 21))
+        return OQ_KUNSUP(c, "output element type %s is not supported at opset %lld", oq_dtype_name(ydt),
+                         (long long)c->opset);
+    oq_status st;
+    if ((st = qdq_setup(c, x, ydt, &j))) return st;
+    oq_tensor *y = oq_kernel_output(c, 0, ydt, x->rank, x->dims);
+    if (!y) return c->err->status;
+    j.y = y->data;
+    int64_t n = oq_tensor_numel(x);
+    if (is_4bit(ydt))
+        quant_range(&j, 0, n); /* two elements share a byte: stay on one thread */
+    else
+        oq_par_run(c, n, 4, quant_range, &j);
+    return OQ_OK;
+}
+
+static oq_status k_dequantize_linear(oq_kernel_ctx *c)
+{
+    const oq_tensor *x = oq_kernel_require(c, 0), *s = oq_kernel_require(c, 1), *z = oq_kernel_input(c, 2);
+    if (!x || !s) return c->err->status;
+    qrange r;
+    bool wide = x->dtype == OQ_DTYPE_UINT16 || x->dtype == OQ_DTYPE_INT16 || is_4bit(x->dtype);
+    if ((x->dtype != OQ_DTYPE_INT32 && !qtype_range(x->dtype, &r)) || (wide && c->opset < 21))
+        return OQ_KUNSUP(c, "input element type %s is not supported at opset %lld", oq_dtype_name(x->dtype),
+                         (long long)c->opset);
+    if (!is_scale_type(s->dtype) || (s->dtype != OQ_DTYPE_FLOAT && c->opset < 19))
+        return OQ_KUNSUP(c, "scale element type %s is not supported", oq_dtype_name(s->dtype));
+    qdq_job j = {.x = x->data, .xdt = x->dtype, .ydt = s->dtype};
+    oq_status st;
+    if ((st = qdq_setup(c, x, x->dtype, &j))) return st;
+    if (x->dtype == OQ_DTYPE_INT32 && z) {
+        for (int64_t i = 0; i < j.q.count; i++)
+            if (j.q.zp[i] != 0) return OQ_KERR(c, "an int32 input needs a zero point of 0");
+    }
+    oq_tensor *y = oq_kernel_output(c, 0, s->dtype, x->rank, x->dims);
+    if (!y) return c->err->status;
+    j.y = y->data;
+    oq_par_run(c, oq_tensor_numel(x), 4, dequant_range, &j);
+    return OQ_OK;
+}
+
+/* ---- DynamicQuantizeLinear -------------------------------------------------------------- */
+
+static oq_status k_dynamic_quantize_linear(oq_kernel_ctx *c)
+{
+    const oq_tensor *x = oq_kernel_require(c, 0);
+    if (!x) return c->err->status;
+    if (x->dtype != OQ_DTYPE_FLOAT) return OQ_KUNSUP(c, "input has element type %s", oq_dtype_name(x->dtype));
+    int64_t n = oq_tensor_numel(x);
+    const float *xd = x->data;
+    /* The range always includes 0 so that 0 is exactly representable; NaNs are ignored. */
+    float lo = 0.0f, hi = 0.0f;
+    for (int64_t i = 0; i < n; i++) {
+        lo = fminf(lo, xd[i]);
+        hi = fmaxf(hi, xd[i]);
+    }
+    /* scale = (max - min) / 255; an all-zero input gets scale 1 (like ONNX
+     * Runtime) instead of the 0 that would divide by zero. */
+    float scale = hi > lo ? (hi - lo) / 255.0f : 1.0f;
+    float zpf = fminf(fmaxf(rintf(-lo / scale), 0.0f), 255.0f);
+    oq_tensor *y = oq_kernel_output(c, 0, OQ_DTYPE_UINT8, x->rank, x->dims);
+    if (!y) return c->err->status;
+    oq_tensor *ys = oq_kernel_output(c, 1, OQ_DTYPE_FLOAT, 0, NULL);
+    if (!ys) return c->err->status;
+    oq_tensor *yz = oq_kernel_output(c, 2, OQ_DTYPE_UINT8, 0, NULL);
+    if (!yz) return c->err->status;
+    *(float *)ys->data = scale;
+    *(uint8_t *)yz->data = (uint8_t)zpf;
+    int32_t zp = (int32_t)zpf;
+    qdq_job j = {.x = xd, .xdt = OQ_DTYPE_FLOAT, .y = y->data, .ydt = OQ_DTYPE_UINT8, .ch = 1, .inner = 1,
+                 .q = {1, &scale, &zp}, .r = {0, 255}};
+    oq_par_run(c, n, 4, quant_range, &j);
+    return OQ_OK;
+}
+
+/* ---- parallel items with per-part workspace ------------------------------------------- */
+
+typedef void (*item_fn)(void *job, int64_t i, uint8_t *ws);
+
+typedef struct parts_job {
+    int64_t n_items;
+    int64_t parts;
+    uint8_t *ws;
+    size_t ws_bytes; /* per part, a multiple of 64 */
+    item_fn item;
+    void *job;
+} parts_job;
+
+static void parts_range(void *arg, int64_t begin, int64_t end)
+{
+    const parts_job *pj = arg;
+    for (int64_t p = begin; p < end; p++) {
+        int64_t i0 = pj->n_items * p / pj->parts, i1 = pj->n_items * (p + 1) / pj->parts;
+        for (int64_t i = i0; i < i1; i++) pj->item(pj->job, i, pj->ws + (size_t)p * pj->ws_bytes);
+    }
+}
+
+/* Runs item(job, i, ws_p) for i in [0, n_items) in contiguous parts across
+ * the session's threads; each part gets ws_bytes of private 64-byte aligned
+ * scratch. */
+static oq_status run_items(oq_kernel_ctx *c, int64_t n_items, size_t ws_bytes, item_fn item, void *job)
+{
+    if (n_items <= 0) return OQ_OK;
+    int64_t parts = oq_kernel_threads(c);
+    if (parts < 1) parts = 1;
+    if (parts > n_items) parts = n_items;
+    ws_bytes = (ws_bytes + 63) / 64 * 64;
+    uint8_t *ws = oq_kernel_scratch(c, (size_t)parts * ws_bytes + 64);
+    if (!ws) return c->err->status;
+    ws = (uint8_t *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
+    parts_job pj = {n_items, parts, ws, ws_bytes, item, job};
+    if (parts > 1)
+        oq_parallel_for(c, parts, parts_range, &pj);
+    else
+        parts_range(&pj, 0, 1);
+    return OQ_OK;
+}
+
+/* ---- requantized output ------------------------------------------------------------------ */
+
+/* How int32 accumulators become the output: copied (the *Integer ops) or
+ * requantized (the QLinear ops). Row r's multiplier is row_mult[r * row_step]
+ * or, with per-column scales, row_mult[r * row_step] * col_mult[j] /
+ * row_div[r * row_step]: ONNX Runtime's order a_scale * b_scale / y_scale. */
+typedef struct qout {
+    bool requant;
+    bool y_signed;
+    int32_t y_zp;
+    const float *row_mult; /* (rows or 1) */
+    int64_t row_step;      /* 1 when row_mult (and row_div) are per row, else 0 */
+    const float *col_mult; /* NULL, or (cols) */
+    const float *row_div;  /* with col_mult: (rows or 1) */
+    const int32_t *bias;   /* NULL, or (rows) added before scaling */
+} qout;
+
+/* Writes rows [r0, r0+m) x columns [c0, c0+n) of the 1-byte output y (row
+ * stride ldy) from acc (m, n; row stride ld_acc). mbuf has n floats of
+ * scratch for per-column multipliers. */
+static void qout_write(const qout *o, uint8_t *y, int64_t ldy, int64_t r0, int64_t c0, const int32_t *acc,
+                       int64_t ld_acc, int64_t m, int64_t n, float *mbuf)
+{
+    for (int64_t i = 0; i < m; i++) {
+        int64_t ri = (r0 + i) * o->row_step;
+        uint8_t *yr = y + (r0 + i) * ldy + c0;
+        if (!o->col_mult) {
+            oq_requant_row(yr, o->y_signed, acc + i * ld_acc, n, o->bias ? o->bias[r0 + i] : 0, o->row_mult[ri],
+                           o->y_zp);
+            continue;
+        }
+        for (int64_t t = 0; t < n; t++) mbuf[t] = o->row_mult[ri] * o->col_mult[c0 + t] / o->row_div[ri];
+        oq_requant_cols(yr, o->y_signed, acc + i * ld_acc, n, NULL, mbuf, o->y_zp);
+    }
+}
+
+/* ---- QLinearMatMul and MatMulInteger ---------------------------------------------------- */
+
+enum { TILE_M = 96, TILE_N = 256 };
+
+typedef struct qmm_job {
+    oq_qgemm_args g;        /* one product; a, b point at batch 0, c unused */
+    int64_t batch;
+    const int64_t *a_off;   /* (batch) element offsets of each product's A */
+    const int64_t *b_off;   /* (batch) element offsets of B */
+    int64_t mt, nt;         /* tiles along m and n */
+    void *y;                /* (batch, m, n) int32 or 8-bit */
+    qout out;
+} qmm_job;
+
+static void qmm_item(void *arg, int64_t it, uint8_t *ws)
+{
+    const qmm_job *j = arg;
+    int64_t tn = it % j->nt, tm = (it / j->nt) % j->mt, bi = it / (j->nt * j->mt);
+    int64_t m = j->g.m, n = j->g.n;
+    int64_t i0 = tm * TILE_M, c0 = tn * TILE_N;
+    oq_qgemm_args g = j->g;
+    g.m = m - i0 < TILE_M ? m - i0 : TILE_M;
+    g.n = n - c0 < TILE_N ? n - c0 : TILE_N;
+    g.a = (const uint8_t *)j->g.a + j->a_off[bi] + i0 * g.lda;
+    g.b = (const uint8_t *)j->g.b + j->b_off[bi] + c0;
+    if (g.a_zp && g.a_zp_per_row) g.a_zp += i0;
+    if (g.b_zp && g.b_zp_per_col) g.b_zp += c0;
+    if (!j->out.requant) {
+        g.c = (int32_t *)j->y + bi * m * n + i0 * n + c0;
+        g.ldc = n;
+        oq_qgemm(&g, ws);
+        return;
+    }
+    int32_t *acc = (int32_t *)ws;
+    float *mbuf = (float *)(acc + TILE_M * TILE_N);
+    g.c = acc;
+    g.ldc = g.n;
+    oq_qgemm(&g, mbuf + TILE_N);
+    qout_write(&j->out, (uint8_t *)j->y + bi * m * n, n, i0, c0, acc, g.n, g.m, g.n, mbuf);
+}
+
+/* Zero points of a matmul operand as qgemm wants them: one, or one per
+ * row (a) / column (b) when `count` equals that dimension. */
+static oq_status mm_zp(oq_kernel_ctx *c, const qparams *q, int64_t dim, const char *what, bool *per)
+{
+    *per = q->count > 1;
+    if (*per && q->count != dim)
+        return OQ_KUNSUP(c, "%s has %lld quantization parameters; only 1 or %lld are supported", what,
+                         (long long)q->count, (long long)dim);
+    return OQ_OK;
+}
+
+/* Shared by QLinearMatMul (requant) and MatMulInteger: input indices of a, b
+ * and their parameters differ, the batching does not. */
+static oq_status run_qmatmul(oq_kernel_ctx *c, const oq_tensor *a, const oq_tensor *b, const qparams *qa,
+                             const qparams *qb, oq_dtype ydt, qout *out)
+{
+    oq_status st;
+    if (a->rank < 1 || b->rank < 1) return OQ_KERR(c, "operands must have rank >= 1");
+    int64_t m = a->rank == 1 ? 1 : a->dims[a->rank - 2], k = a->dims[a->rank - 1];
+    int64_t kb = b->rank == 1 ? b->dims[0] : b->dims[b->rank - 2], n = b->rank == 1 ? 1 : b->dims[b->rank - 1];
+    if (k != kb) return OQ_KERR(c, "inner dims differ: %lld vs %lld", (long long)k, (long long)kb);
+    bool a_per, b_per;
+    if ((st = mm_zp(c, qa, m, "a", &a_per)) || (st = mm_zp(c, qb, n, "b", &b_per))) return st;
+    int ra = a->rank > 2 ? a->rank - 2 : 0, rb = b->rank > 2 ? b->rank - 2 : 0;
+    int ranks[2] = {ra, rb}, obr = 0;
+    const int64_t *bd[2] = {a->dims, b->dims};
+    int64_t dims[OQ_MAX_RANK];
+    if ((st = oq_broadcast_shape(2, ranks, bd, &obr, dims, c->err))) return st;
+    int rank = obr;
+    if (a->rank > 1) dims[rank++] = m;
+    if (b->rank > 1) dims[rank++] = n;
+    oq_tensor *y = oq_kernel_output(c, 0, ydt, rank, dims);
+    if (!y) return c->err->status;
+    int64_t batch = oq_shape_numel(obr, dims);
+    if (oq_tensor_numel(y) == 0) return OQ_OK;
+
+    int64_t *offs = oq_kernel_scratch(c, (size_t)batch * 2 * sizeof(int64_t));
+    if (!offs) return c->err->status;
+    int64_t sa[OQ_MAX_RANK], sb[OQ_MAX_RANK], idx[OQ_MAX_RANK] = {0};
+    oq_broadcast_strides(ra, a->dims, obr, dims, sa);
+    oq_broadcast_strides(rb, b->dims, obr, dims, sb);
+    for (int64_t i = 0; i < batch; i++) {
+        int64_t ia = 0, ib = 0;
+        for (int x = 0; x < obr; x++) ia += idx[x] * sa[x], ib += idx[x] * sb[x];
+        offs[i] = ia * m * k;
+        offs[batch + i] = ib * k * n;
+        for (int x = obr - 1; x >= 0; x--) {
+            if (++idx[x] < dims[x]) break;
+            idx[x] = 0;
+        }
+    }
+    qmm_job j = {
+        .g = {.m = m, .n = n, .k = k, .a = a->data, .lda = k, .a_signed = a->dtype == OQ_DTYPE_INT8,
+              .a_zp = qa->zp, .a_zp_per_row = a_per, .b = b->data, .ldb = n,
+              .b_signed = b->dtype == OQ_DTYPE_INT8, .b_zp = qb->zp, .b_zp_per_col = b_per},
+        .batch = batch, .a_off = offs, .b_off = offs + batch,
+        .mt = (m + TILE_M - 1) / TILE_M, .nt = (n + TILE_N - 1) / TILE_N,
+        .y = y->data, .out = *out,
+    };
+    int64_t tm = m < TILE_M ? m : TILE_M, tn = n < TILE_N ? n : TILE_N;
+    size_t ws = oq_qgemm_ws_bytes(tm, tn, k) + (out->requant ? (size_t)(TILE_M * TILE_N + TILE_N) * 4 : 0);
+    return run_items(c, batch * j.mt * j.nt, ws, qmm_item, &j);
+}
+
+static oq_status require_8bit(oq_kernel_ctx *c, int k, const oq_tensor **t)
+{
+    *t = oq_kernel_require(c, k);
+    if (!*t) return c->err->status;
+    if (!is_8bit((*t)->dtype))
+        return OQ_KUNSUP(c, "input %d has element type %s; only uint8 and int8 are supported", k,
+                         oq_dtype_name((*t)->dtype));
+    return OQ_OK;
+}
+
+/* Output type of a QLinear op: its zero point's type (input k), else the input's. */
+static oq_status qlinear_out_type(oq_kernel_ctx *c, int k, oq_dtype def, oq_dtype *ydt)
+{
+    const oq_tensor *z = oq_kernel_input(c, k);
+    *ydt = z ? z->dtype : def;
+    if (!is_8bit(*ydt)) return OQ_KUNSUP(c, "output element type %s is not supported", oq_dtype_name(*ydt));
+    return OQ_OK;
+}
+
+static oq_status k_qlinear_matmul(oq_kernel_ctx *c)
+{
+    const oq_tensor *a, *b;
+    qparams qa, qb, qy;
+    oq_dtype ydt;
+    oq_status st;
+    if ((st = require_8bit(c, 0, &a)) || (st = require_8bit(c, 3, &b)) ||
+        (st = read_qparams(c, 1, 2, a->dtype, &qa)) || (st = read_qparams(c, 4, 5, b->dtype, &qb)) ||
+        (st = qlinear_out_type(c, 7, a->dtype, &ydt)) || (st = read_qparams(c, 6, 7, ydt, &qy)))
+        return st;
+    if (qy.count != 1 && qy.count != qa.count)
+        return OQ_KUNSUP(c, "y_scale must be per tensor or per row like a_scale");
+    for (int64_t i = 1; i < qy.count; i++)
+        if (qy.zp[i] != qy.zp[0]) return OQ_KUNSUP(c, "per-row y_zero_point values must be equal");
+    int64_t rows = qa.count > qy.count ? qa.count : qy.count;
+    float *rm = oq_kernel_scratch(c, (size_t)rows * 2 * sizeof *rm);
+    if (!rm) return c->err->status;
+    float *rd = rm + rows;
+    bool b_per = qb.count > 1;
+    for (int64_t i = 0; i < rows; i++) {
+        float as = qa.scale[qa.count > 1 ? i : 0], ys = qy.scale[qy.count > 1 ? i : 0];
+        rm[i] = b_per ? as : as * qb.scale[0] / ys;
+        rd[i] = ys;
+    }
+    qout out = {.requant = true, .y_signed = ydt == OQ_DTYPE_INT8, .y_zp = qy.zp[0], .row_mult = rm,
+                .row_step = rows > 1, .col_mult = b_per ? qb.scale : NULL, .row_div = rd};
+    return run_qmatmul(c, a, b, &qa, &qb, ydt, &out);
+}
+
+/* Zero-point input k of data t for the *Integer ops: optional, t's type. */
+static oq_status int_zero_points(oq_kernel_ctx *c, int k, const oq_tensor *t, qparams *q)
+{
+    const oq_tensor *z = oq_kernel_input(c, k);
+    *q = (qparams){1, NULL, NULL};
+    if (!z) return OQ_OK;
+    if (z->dtype != t->dtype)
+        return OQ_KERR(c, "zero point (input %d) is %s, its data is %s", k, oq_dtype_name(z->dtype),
+                       oq_dtype_name(t->dtype));
+    int64_t n = oq_tensor_numel(z);
+    if (n < 1) return OQ_KERR(c, "zero point (input %d) is empty", k);
+    int32_t *zp = oq_kernel_scratch(c, (size_t)n * sizeof *zp);
+    if (!zp) return c->err->status;
+    for (int64_t i = 0; i < n; i++) zp[i] = (int32_t)oq_tensor_get_i64(z, i);
+    *q = (qparams){n, NULL, zp};
+    return OQ_OK;
+}
+
+static oq_status k_matmul_integer(oq_kernel_ctx *c)
+{
+    const oq_tensor *a, *b;
+    qparams qa, qb;
+    oq_status st;
+    if ((st = require_8bit(c, 0, &a)) || (st = require_8bit(c, 1, &b)) || (st = int_zero_points(c, 2, a, &qa)) ||
+        (st = int_zero_points(c, 3, b, &qb)))
+        return st;
+    qout out = {.requant = false};
+    return run_qmatmul(c, a, b, &qa, &qb, OQ_DTYPE_INT32, &out);
+}
+
+/* ---- QLinearConv and ConvInteger --------------------------------------------------------- */
+
+enum { TILE_P = 256 }; /* output positions per work item */
+
+typedef struct qconv_job {
+    oq_conv_params p;
+    const uint8_t *x;       /* (n, cin, in...) 8-bit */
+    const uint8_t *w;       /* (cout, cin/group, k...) 8-bit */
+    bool x_signed, w_signed;
+    int32_t x_zp;
+    const int32_t *w_zp;    /* NULL, or (cout) when w_zp_per_ch, else (1) */
+    bool w_zp_per_ch;
+    int64_t cin_g, cout_g;  /* channels per group */
+    int64_t kdim;           /* cin_g * prod(k): the GEMM depth */
+    int64_t plane_in;       /* prod(in) */
+    int64_t plane_out;      /* prod(out) */
+    int64_t ptiles;         /* column tiles per (image, group) */
+    bool direct;            /* 1x1 taps, stride 1, no pads: x is the GEMM's B */
+    void *y;                /* (n, cout, out...) int32 or 8-bit */
+    qout out;               /* rows are output channels */
+} qconv_job;
+
+/* Lowers output positions [c0, c0+tp) of one image and group to columns:
+ * col[r][t] for tap row r = (channel, kernel offset...) is the input byte the
+ * tap reads, or `pad` (the input zero point) outside the input. x points at
+ * the group's first input channel. */
+static void im2col_bytes(uint8_t *restrict col, int64_t ldcol, const uint8_t *restrict x, const qconv_job *j,
+                         int64_t c0, int64_t tp, uint8_t pad)
+{
+    const oq_conv_params *p = &j->p;
+    int d = p->nsp, last = d - 1;
+    int64_t taps = j->kdim / j->cin_g;
+    for (int64_t r = 0; r < j->kdim; r++) {
+        int64_t ci = r / taps, rem = r % taps, kc[OQ_MAX_RANK - 2], o[OQ_MAX_RANK - 2];
+        for (int a = last; a >= 0; a--) {
+            kc[a] = rem % p->k[a];
+            rem /= p->k[a];
+        }
+        int64_t pos = c0;
+        for (int a = last; a >= 0; a--) {
+            o[a] = pos % p->out[a];
+            pos /= p->out[a];
+        }
+        const uint8_t *xc = x + ci * j->plane_in;
+        uint8_t *dst = col + r * ldcol;
+        int64_t s = p->stride[last], base = kc[last] * p->dil[last] - p->pad0[last], in_last = p->in[last];
+        for (int64_t t = 0; t < tp;) {
+            /* One run along the last spatial dim: the outer coordinates are fixed. */
+            int64_t run = p->out[last] - o[last];
+            if (run > tp - t) run = tp - t;
+            bool inside = true;
+            int64_t off = 0;
+            for (int a = 0; a < last; a++) {
+                int64_t ia = o[a] * p->stride[a] - p->pad0[a] + kc[a] * p->dil[a];
+                inside = inside && ia >= 0 && ia < p->in[a];
+                off = off * p->in[a] + ia;
+            }
+            if (!inside) {
+                memset(dst + t, pad, (size_t)run);
+            } else {
+                /* Steps u in [u0, u1) read inside the input; pad around them. */
+                const uint8_t *xr = xc + off * in_last;
+                int64_t first = base + o[last] * s; /* input index of step 0 */
+                int64_t u0 = first >= 0 ? 0 : (-first + s - 1) / s;
+                int64_t u1 = first > in_last - 1 ? 0 : (in_last - 1 - first) / s + 1;
+                if (u0 > run) u0 = run;
+                if (u1 > run) u1 = run;
+                if (u1 < u0) u1 = u0;
+                memset(dst + t, pad, (size_t)u0);
+                if (s == 1) {
+                    memcpy(dst + t + u0, xr + first + u0, (size_t)(u1 - u0));
+                } else {
+                    for (int64_t u = u0; u < u1; u++) dst[t + u] = xr[first + u * s];
+                }
+                memset(dst + t + u1, pad, (size_t)(run - u1));
+            }
+            t += run;
+            o[last] += run;
+            for (int a = last; a > 0 && o[a] >= p->out[a]; a--) {
+                o[a] = 0;
+                o[a - 1]++;
+            }
+        }
+    }
+}
+
+static void qconv_item(void *arg, int64_t it, uint8_t *ws)
+{
+    const qconv_job *j = arg;
+    int64_t tile = it % j->ptiles, gi = (it / j->ptiles) % j->p.group, ni = it / (j->ptiles * j->p.group);
+    int64_t P = j->plane_out, c0 = tile * TILE_P, tp = P - c0 < TILE_P ? P - c0 : TILE_P;
+    int64_t ch0 = gi * j->cout_g; /* first output channel of the group */
+    const uint8_t *xg = j->x + (ni * j->p.cin + gi * j->cin_g) * j->plane_in;
+    int32_t *acc = (int32_t *)ws;
+    uint8_t *col = ws + (j->out.requant ? (size_t)j->cout_g * TILE_P * sizeof(int32_t) : 0);
+    oq_qgemm_args g = {
+        .m = j->cout_g, .n = tp, .k = j->kdim,
+        .a = j->w + ch0 * j->kdim, .lda = j->kdim, .a_signed = j->w_signed,
+        .a_zp = j->w_zp && j->w_zp_per_ch ? j->w_zp + ch0 : j->w_zp, .a_zp_per_row = j->w_zp_per_ch,
+        .b_signed = j->x_signed, .b_zp = &j->x_zp,
+    };
+    uint8_t *gws = col;
+    if (j->direct) {
+        g.b = xg + c0;
+        g.ldb = P;
+    } else {
+        im2col_bytes(col, tp, xg, j, c0, tp, (uint8_t)j->x_zp);
+        g.b = col;
+        g.ldb = tp;
+        gws = col + (size_t)j->kdim * TILE_P;
+    }
+    if (!j->out.requant) {
+        g.c = (int32_t *)j->y + (ni * j->p.cout + ch0) * P + c0;
+        g.ldc = P;
+        oq_qgemm(&g, gws);
+        return;
+    }
+    g.c = acc;
+    g.ldc = tp;
+    oq_qgemm(&g, gws);
+    qout_write(&j->out, (uint8_t *)j->y + ni * j->p.cout * P, P, ch0, c0, acc, tp, j->cout_g, tp, NULL);
+}
+
+/* Reads an INTS attribute that must have exactly n entries when present;
+ * fills v with it or with def. */
+static oq_status ints_attr(oq_kernel_ctx *c, const char *name, int n, int64_t def, int64_t *v)
+{
+    int cnt = 0;
+    const int64_t *a = oq_node_attr_ints(c->node, name, &cnt);
+    if (a && cnt != n) return OQ_KERR(c, "attribute %s has %d values, expected %d", name, cnt, n);
+    for (int i = 0; i < n; i++) v[i] = a ? a[i] : def;
+    return OQ_OK;
+}
+
+/* Conv geometry from x, w and the node's attributes (group, kernel_shape,
+ * strides, dilations, pads, auto_pad), as ONNX Conv defines it. */
+static oq_status qconv_setup(oq_kernel_ctx *c, const oq_tensor *x, const oq_tensor *w, qconv_job *j)
+{
+    oq_conv_params *p = &j->p;
+    oq_status st;
+    if (x->rank < 3) return OQ_KERR(c, "input must have rank >= 3 (N, C, spatial...), got rank %d", x->rank);
+    if (w->rank != x->rank) return OQ_KERR(c, "weight rank %d differs from input rank %d", w->rank, x->rank);
+    int d = p->nsp = x->rank - 2;
+    p->n = x->dims[0];
+    p->cin = x->dims[1];
+    p->cout = w->dims[0];
+    p->group = oq_node_attr_int(c->node, "group", 1);
+    if (p->group < 1 || p->cin % p->group || p->cout % p->group || w->dims[1] * p->group != p->cin)
+        return OQ_KERR(c, "group %lld does not fit %lld input channels, weight (%lld, %lld, ...)",
+                       (long long)p->group, (long long)p->cin, (long long)w->dims[0], (long long)w->dims[1]);
+    int64_t ks[OQ_MAX_RANK], pads[2 * OQ_MAX_RANK];
+    if ((st = ints_attr(c, "kernel_shape", d, -1, ks)) || (st = ints_attr(c, "strides", d, 1, p->stride)) ||
+        (st = ints_attr(c, "dilations", d, 1, p->dil)) || (st = ints_attr(c, "pads", 2 * d, 0, pads)))
+        return st;
+    const char *ap = oq_node_attr_string(c->node, "auto_pad", "NOTSET");
+    bool upper = !strcmp(ap, "SAME_UPPER"), same = upper || !strcmp(ap, "SAME_LOWER"), valid = !strcmp(ap, "VALID");
+    if (!same && !valid && strcmp(ap, "NOTSET") && ap[0])
+        return OQ_KERR(c, "auto_pad '%s' is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID", ap);
+    j->plane_in = j->plane_out = 1;
+    int64_t taps = 1;
+    bool unit = true;
+    for (int a = 0; a < d; a++) {
+        p->in[a] = x->dims[2 + a];
+        p->k[a] = w->dims[2 + a];
+        if (ks[a] >= 0 && ks[a] != p->k[a]) return OQ_KERR(c, "kernel_shape disagrees with the weight shape");
+        if (p->k[a] < 1 || p->stride[a] < 1 || p->dil[a] < 1 || pads[a] < 0 || pads[d + a] < 0)
+            return OQ_KERR(c, "kernel dims, strides and dilations must be positive and pads non-negative");
+        int64_t ext = p->dil[a] * (p->k[a] - 1) + 1;
+        if (same) {
+            /* Output = ceil(in / stride); the odd pad goes at the end for SAME_UPPER. */
+            p->out[a] = (p->in[a] + p->stride[a] - 1) / p->stride[a];
+            int64_t total = (p->out[a] - 1) * p->stride[a] + ext - p->in[a];
+            if (total < 0) total = 0;
+            p->pad0[a] = upper ? total / 2 : total - total / 2;
+            p->pad1[a] = total - p->pad0[a];
+        } else {
+            p->pad0[a] = valid ? 0 : pads[a];
+            p->pad1[a] = valid ? 0 : pads[d + a];
+            int64_t span = p->in[a] + p->pad0[a] + p->pad1[a] - ext;
+            if (span < 0) return OQ_KERR(c, "kernel extent %lld exceeds the padded input along spatial dim %d", (long long)ext, a);
+            p->out[a] = span / p->stride[a] + 1;
+        }
+        unit = unit && p->k[a] == 1 && p->stride[a] == 1 && p->pad0[a] == 0 && p->pad1[a] == 0;
+        j->plane_in *= p->in[a];
+        j->plane_out *= p->out[a];
+        taps *= p->k[a];
+    }
+    j->cin_g = p->cin / p->group;
+    j->cout_g = p->cout / p->group;
+    j->kdim = j->cin_g * taps;
+    j->direct = unit;
+    j->x = x->data;
+    j->w = w->data;
+    j->x_signed = x->dtype == OQ_DTYPE_INT8;
+    j->w_signed = w->dtype == OQ_DTYPE_INT8;
+    return OQ_OK;
+}
+
+/* Sizes y (n, cout, out...) of type ydt and runs the job over every
+ * (image, group, column tile). */
+static oq_status qconv_run(oq_kernel_ctx *c, qconv_job *j, oq_dtype ydt)
+{
+    int64_t dims[OQ_MAX_RANK];
+    dims[0] = j->p.n;
+    dims[1] = j->p.cout;
+    for (int a = 0; a < j->p.nsp; a++) dims[2 + a] = j->p.out[a];
+    oq_tensor *y = oq_kernel_output(c, 0, ydt, j->p.nsp + 2, dims);
+    if (!y) return c->err->status;
+    j->y = y->data;
+    int64_t numel = oq_tensor_numel(y);
+    if (numel == 0) return OQ_OK;
+    if (j->kdim == 0) {
+        /* No taps: every sum is 0. */
+        if (!j->out.requant) return OQ_OK; /* outputs are zero-filled */
+        for (int64_t i = 0; i < j->p.n * j->p.cout; i++) {
+            int32_t zero[1] = {0};
+            int64_t ch = i % j->p.cout;
+            for (int64_t t = 0; t < j->plane_out; t++)
+                qout_write(&j->out, (uint8_t *)j->y + (i / j->p.cout) * j->p.cout * j->plane_out + t, j->plane_out,
+                           ch, 0, zero, 1, 1, 1, NULL);
+        }
+        return OQ_OK;
+    }
+    j->ptiles = (j->plane_out + TILE_P - 1) / TILE_P;
+    int64_t tp = j->plane_out < TILE_P ? j->plane_out : TILE_P;
+    size_t ws = (j->out.requant ? (size_t)j->cout_g * TILE_P * sizeof(int32_t) : 0) +
+                (j->direct ? 0 : (size_t)j->kdim * TILE_P) + oq_qgemm_ws_bytes(j->cout_g, tp, j->kdim);
+    return run_items(c, j->p.n * j->p.group * j->ptiles, ws, qconv_item, j);
+}
+
+/* Zero points of the weight: one, or one per output channel. */
+static oq_status weight_zp(oq_kernel_ctx *c, const qparams *q, qconv_job *j)
+{
+    j->w_zp = q->zp;
+    j->w_zp_per_ch = q->count > 1;
+    if (q->count != 1 && q->count != j->p.cout)
+        return OQ_KERR(c, "weight has %lld quantization parameters for %lld output channels", (long long)q->count,
+                       (long long)j->p.cout);
+    return OQ_OK;
+}
+
+static oq_status k_qlinear_conv(oq_kernel_ctx *c)
+{
+    const oq_tensor *x, *w, *bias = oq_kernel_input(c, 8);
+    qparams qx, qw, qy;
+    oq_dtype ydt;
+    oq_status st;
+    qconv_job j = {0};
+    if ((st = require_8bit(c, 0, &x)) || (st = require_8bit(c, 3, &w)) ||
+        (st = read_qparams(c, 1, 2, x->dtype, &qx)) || (st = read_qparams(c, 4, 5, w->dtype, &qw)) ||
+        (st = qlinear_out_type(c, 7, x->dtype, &ydt)) || (st = read_qparams(c, 6, 7, ydt, &qy)) ||
+        (st = qconv_setup(c, x, w, &j)) || (st = weight_zp(c, &qw, &j)))
+        return st;
+    if (qx.count != 1 || qy.count != 1) return OQ_KERR(c, "x and y quantization parameters must be per tensor");
+    if (bias && (bias->dtype != OQ_DTYPE_INT32 || bias->rank != 1 || bias->dims[0] != j.p.cout))
+        return OQ_KERR(c, "bias must be int32 with %lld entries", (long long)j.p.cout);
+    float *mult = oq_kernel_scratch(c, (size_t)j.p.cout * sizeof *mult);
+    if (!mult) return c->err->status;
+    for (int64_t ch = 0; ch < j.p.cout; ch++) mult[ch] = qx.scale[0] * qw.scale[qw.count > 1 ? ch : 0] / qy.scale[0];
+    j.x_zp = qx.zp[0];
+    j.out = (qout){.requant = true, .y_signed = ydt == OQ_DTYPE_INT8, .y_zp = qy.zp[0], .row_mult = mult,
+                   .row_step = 1, .bias = bias ? bias->data : NULL};
+    return qconv_run(c, &j, ydt);
+}
+
+static oq_status k_conv_integer(oq_kernel_ctx *c)
+{
+    const oq_tensor *x, *w;
+    qparams qx, qw;
+    oq_status st;
+    qconv_job j = {0};
+    if ((st = require_8bit(c, 0, &x)) || (st = require_8bit(c, 1, &w)) || (st = int_zero_points(c, 2, x, &qx)) ||
+        (st = int_zero_points(c, 3, w, &qw)) || (st = qconv_setup(c, x, w, &j)) || (st = weight_zp(c, &qw, &j)))
+        return st;
+    if (qx.count != 1) return OQ_KUNSUP(c, "x_zero_point must be a scalar");
+    j.x_zp = qx.zp ? qx.zp[0] : 0;
+    j.out = (qout){.requant = false};
+    return qconv_run(c, &j, OQ_DTYPE_INT32);
+}
+
+/* ---- the table -------------------------------------------------------------------------- */
+
+#define Q8 (OQ_DT(UINT8) | OQ_DT(INT8))
+#define HALFS (OQ_DT(FLOAT16) | OQ_DT(BFLOAT16))
+#define WIDE_Q (OQ_DT(UINT16) | OQ_DT(INT16) | OQ_DT(UINT4) | OQ_DT(INT4))
+
+const oq_op_def oq_ops_quant[] = {
+    {"", "QuantizeLinear", 10, OQ_DT(FLOAT) | Q8, k_quantize_linear},
+    {"", "QuantizeLinear", 19, OQ_DT(FLOAT) | HALFS | Q8, k_quantize_linear},
+    {"", "QuantizeLinear", 21, OQ_DT(FLOAT) | HALFS | Q8 | WIDE_Q, k_quantize_linear},
+    {"", "DequantizeLinear", 10, OQ_DT(FLOAT) | Q8 | OQ_DT(INT32), k_dequantize_linear},
+    {"", "DequantizeLinear", 19, OQ_DT(FLOAT) | HALFS | Q8 | OQ_DT(INT32), k_dequantize_linear},
+    {"", "DequantizeLinear", 21, OQ_DT(FLOAT) | HALFS | Q8 | OQ_DT(INT32) | WIDE_Q, k_dequantize_linear},
+    {"", "DynamicQuantizeLinear", 11, OQ_DT(FLOAT) | OQ_DT(UINT8), k_dynamic_quantize_linear},
+    {"", "QLinearMatMul", 10, OQ_DT(FLOAT) | Q8, k_qlinear_matmul},
+    {"", "MatMulInteger", 10, Q8 | OQ_DT(INT32), k_matmul_integer},
+    {"", "QLinearConv", 10, OQ_DT(FLOAT) | Q8 | OQ_DT(INT32), k_qlinear_conv},
+    {"", "ConvInteger", 10, Q8 | OQ_DT(INT32), k_conv_integer},
+};
+const int oq_ops_quant_count = (int)(sizeof oq_ops_quant / sizeof oq_ops_quant[0]);

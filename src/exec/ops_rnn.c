@@ -1,0 +1,290 @@
+/* ops_rnn.c: LSTM, GRU and RNN (float), forward, reverse and bidirectional,
+ * with sequence_lens, initial states, LSTM peepholes, GRU
+ * linear_before_reset and both layouts.
+ *
+ * Per direction the input projection X W^T + biases is one GEMM over all time
+ * steps; each step then adds H R^T (a small GEMM) and applies the gate math.
+ * Batch entries whose sequence has ended keep their state and write zeros to Y. */
+#include <math.h>
+#include <string.h>
+
+#include "exec/gemm.h"
+#include "exec/kernel.h"
+#include "exec/ops.h"
+
+typedef enum rnn_kind { RNN_LSTM, RNN_GRU, RNN_SIMPLE } rnn_kind;
+
+/* Shapes and options of one node, read from its inputs and attributes. */
+typedef struct rnn_setup {
+    rnn_kind kind;
+    int gates;                /* 4 (LSTM: i o f c), 3 (GRU: z r h), 1 (RNN) */
+    int64_t seq, batch, in, hid;
+    int dirs;                 /* 1 or 2 */
+    bool reverse;             /* single direction runs backwards */
+    int layout;               /* 0: (seq, batch, ...), 1: (batch, seq, ...) */
+    float clip;               /* > 0: clip gate pre-activations to [-clip, clip] */
+    bool lbr;                 /* GRU linear_before_reset */
+    const float *x;           /* layout 0: (seq, batch, in); 1: (batch, seq, in) */
+    const float *w;           /* (dirs, gates*hid, in) */
+    const float *r;           /* (dirs, gates*hid, hid) */
+    const float *b;           /* (dirs, 2*gates*hid): W biases then R biases, or NULL */
+    const float *h0;          /* layout 0: (dirs, batch, hid); 1: (batch, dirs, hid); or NULL */
+    const float *c0;          /* LSTM initial cell, same layout as h0, or NULL */
+    const float *p;           /* LSTM peepholes (dirs, 3*hid): i o f, or NULL */
+    const int32_t *lens;      /* (batch) sequence lengths, or NULL for all seq */
+    float *y, *yh, *yc;       /* outputs; yc only for LSTM */
+} rnn_setup;
+
+static float sigm(float v) { return 1.0f / (1.0f + expf(-v)); }
+
+static float clipf(float v, float clip)
+{
+    if (clip <= 0.0f) return v;
+    return v < -clip ? -clip : v > clip ? clip : v;
+}
+
+/* Sets *out to input k (float unless it is sequence_lens); checks its rank
+ * and dims where dims[i] >= 0. Optional inputs may be absent. */
+static oq_status rnn_input(oq_kernel_ctx *c, int k, bool required, int rank, const int64_t *dims,
+                           const oq_tensor **out)
+{
+    const oq_tensor *t = required ? oq_kernel_require(c, k) : oq_kernel_input(c, k);
+    *out = t;
+    if (!t) return required ? c->err->status : OQ_OK;
+    oq_dtype want = k == 4 ? OQ_DTYPE_INT32 : OQ_DTYPE_FLOAT;
+    if (t->dtype != want)
+        return OQ_KUNSUP(c, "input %d has element type %s, expected %s", k, oq_dtype_name(t->dtype),
+                         oq_dtype_name(want));
+    if (t->rank != rank) return OQ_KERR(c, "input %d has rank %d, expected %d", k, t->rank, rank);
+    for (int i = 0; i < rank; i++)
+        if (dims[i] >= 0 && t->dims[i] != dims[i])
+            return OQ_KERR(c, "input %d dim %d is %lld, expected %lld", k, i, (long long)t->dims[i],
+                           (long long)dims[i]);
+    return OQ_OK;
+}
+
+/* Only the default activations are implemented; an explicit list must name them. */
+static oq_status check_activations(oq_kernel_ctx *c, const rnn_setup *s)
+{
+    static const char *const lstm[] = {"Sigmoid", "Tanh", "Tanh"}, *const gru[] = {"Sigmoid", "Tanh"},
+                             *const rnn[] = {"Tanh"};
+    const char *const *def = s->kind == RNN_LSTM ? lstm : s->kind == RNN_GRU ? gru : rnn;
+    int per = s->kind == RNN_LSTM ? 3 : s->kind == RNN_GRU ? 2 : 1;
+    const oq_attr *a = oq_node_attr(c->node, "activations");
+    if (!a) return OQ_OK;
+    if (a->type != OQ_ATTR_STRINGS || a->n != per * s->dirs)
+        return OQ_KERR(c, "activations must list %d names", per * s->dirs);
+    for (int i = 0; i < a->n; i++)
+        if (strcmp(a->strings[i], def[i % per]))
+            return OQ_KUNSUP(c, "activation %s is not supported (only the defaults)", a->strings[i]);
+    return OQ_OK;
+}
+
+static oq_status rnn_read(oq_kernel_ctx *c, rnn_kind kind, rnn_setup *s)
+{
+    memset(s, 0, sizeof *s);
+    s->kind = kind;
+    s->gates = kind == RNN_LSTM ? 4 : kind == RNN_GRU ? 3 : 1;
+    const oq_node *nd = c->node;
+    const char *dir = oq_node_attr_string(nd, "direction", "forward");
+    if (!strcmp(dir, "bidirectional")) s->dirs = 2;
+    else if (!strcmp(dir, "forward") || !strcmp(dir, "reverse")) s->dirs = 1, s->reverse = dir[0] == 'r';
+    else return OQ_KERR(c, "direction '%s' is not forward, reverse or bidirectional", dir);
+    s->layout = (int)oq_node_attr_int(nd, "layout", 0);
+    if (s->layout != 0 && s->layout != 1) return OQ_KERR(c, "layout must be 0 or 1");
+    s->clip = oq_node_attr_float(nd, "clip", 0.0f);
+    s->lbr = oq_node_attr_int(nd, "linear_before_reset", 0) != 0;
+    if (kind == RNN_LSTM && oq_node_attr_int(nd, "input_forget", 0))
+        return OQ_KUNSUP(c, "input_forget=1 is not supported");
+    oq_status st;
+    if ((st = check_activations(c, s))) return st;
+
+    const oq_tensor *x, *w, *r, *b, *lens, *h0, *c0 = NULL, *p = NULL;
+    int64_t any3[3] = {-1, -1, -1};
+    if ((st = rnn_input(c, 0, true, 3, any3, &x))) return st;
+    s->seq = x->dims[s->layout ? 1 : 0];
+    s->batch = x->dims[s->layout ? 0 : 1];
+    s->in = x->dims[2];
+    int64_t hid = oq_node_attr_int(nd, "hidden_size", -1);
+    int64_t wd[3] = {s->dirs, -1, s->in};
+    if ((st = rnn_input(c, 1, true, 3, wd, &w))) return st;
+    if (hid < 0) hid = w->dims[1] / s->gates;
+    s->hid = hid;
+    int64_t g = s->gates * hid;
+    int64_t wd2[3] = {s->dirs, g, s->in}, rd[3] = {s->dirs, g, hid}, bd[2] = {s->dirs, 2 * g};
+    int64_t ld[1] = {s->batch};
+    int64_t hd[3] = {s->dirs, s->batch, hid};
+    if (s->layout) hd[0] = s->batch, hd[1] = s->dirs;
+    if ((st = rnn_input(c, 1, true, 3, wd2, &w)) || (st = rnn_input(c, 2, true, 3, rd, &r)) ||
+        (st = rnn_input(c, 3, false, 2, bd, &b)) || (st = rnn_input(c, 4, false, 1, ld, &lens)) ||
+        (st = rnn_input(c, 5, false, 3, hd, &h0)))
+        return st;
+    if (kind == RNN_LSTM) {
+        int64_t pd[2] = {s->dirs, 3 * hid};
+        if ((st = rnn_input(c, 6, false, 3, hd, &c0)) || (st = rnn_input(c, 7, false, 2, pd, &p))) return st;
+    }
+    s->x = x->data, s->w = w->data, s->r = r->data;
+    s->b = b ? b->data : NULL;
+    s->h0 = h0 ? h0->data : NULL;
+    s->c0 = c0 ? c0->data : NULL;
+    s->p = p ? p->data : NULL;
+    s->lens = lens ? lens->data : NULL;
+    for (int64_t i = 0; s->lens && i < s->batch; i++)
+        if (s->lens[i] < 0 || s->lens[i] > s->seq)
+            return OQ_KERR(c, "sequence_lens[%lld] = %d is outside [0, %lld]", (long long)i, s->lens[i],
+                           (long long)s->seq);
+
+    int64_t yd[4] = {s->seq, s->dirs, s->batch, hid};
+    if (s->layout) yd[0] = s->batch, yd[1] = s->seq, yd[2] = s->dirs;
+    oq_tensor *y = oq_kernel_output(c, 0, OQ_DTYPE_FLOAT, 4, yd);
+    oq_tensor *yh = y ? oq_kernel_output(c, 1, OQ_DTYPE_FLOAT, 3, hd) : NULL;
+    oq_tensor *yc = yh && kind == RNN_LSTM ? oq_kernel_output(c, 2, OQ_DTYPE_FLOAT, 3, hd) : NULL;
+    if (!y || !yh || (kind == RNN_LSTM && !yc)) return c->err->status;
+    s->y = y->data, s->yh = yh->data, s->yc = yc ? yc->data : NULL;
+    return OQ_OK;
+}
+
+/* Element offset of (dir, batch) in a (dirs, batch, hid) state tensor. */
+static int64_t state_at(const rnn_setup *s, int d, int64_t bi)
+{
+    return s->layout ? (bi * s->dirs + d) * s->hid : (d * s->batch + bi) * s->hid;
+}
+
+/* Element offset of (t, dir, batch) in Y. */
+static int64_t y_at(const rnn_setup *s, int64_t t, int d, int64_t bi)
+{
+    return s->layout ? ((bi * s->seq + t) * s->dirs + d) * s->hid : ((t * s->dirs + d) * s->batch + bi) * s->hid;
+}
+
+/* Time index step `t` of batch entry bi reads, or -1 once its sequence ended. */
+static int64_t time_at(const rnn_setup *s, bool backward, int64_t t, int64_t bi)
+{
+    int64_t len = s->lens ? s->lens[bi] : s->seq;
+    if (t >= len) return -1;
+    return backward ? len - 1 - t : t;
+}
+
+/* Workspace floats for one direction (see run_direction). */
+static size_t dir_ws_floats(const rnn_setup *s)
+{
+    int64_t g = s->gates * s->hid, rows = s->seq * s->batch;
+    size_t gw = oq_sgemm_ws_floats(rows, g, s->in), sw = oq_sgemm_ws_floats(s->batch, g, s->hid);
+    return (size_t)(rows * g + 2 * s->batch * g + 3 * s->batch * s->hid) + (gw > sw ? gw : sw);
+}
+
+/* Runs direction d. ws: dir_ws_floats(s) floats. */
+static void run_direction(const rnn_setup *s, int d, float *ws)
+{
+    int64_t H = s->hid, B = s->batch, G = s->gates * H, rows = s->seq * B;
+    float *xw = ws;             /* (rows, G): X W^T + biases; row = layout ? b*seq+t : t*batch+b */
+    float *gt = xw + rows * G;  /* (B, G): this step's pre-activations */
+    float *hr = gt + B * G;     /* (B, G): GRU h R^T for the h gate (linear_before_reset) */
+    float *h = hr + B * G;      /* (B, H) hidden state */
+    float *cs = h + B * H;      /* (B, H) LSTM cell state */
+    float *rh = cs + B * H;     /* (B, H) GRU r * h */
+    float *gws = rh + B * H;
+    const float *w = s->w + d * G * s->in, *r = s->r + d * G * H;
+    const float *bw = s->b ? s->b + d * 2 * G : NULL, *br = bw ? bw + G : NULL;
+    const float *pp = s->p ? s->p + d * 3 * H : NULL;
+    bool backward = s->dirs == 2 ? d == 1 : s->reverse;
+
+    /* Input projection for every step at once, with the foldable biases. */
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t q = 0; q < G; q++) {
+            float bias = 0.0f;
+            if (bw) bias = bw[q] + (s->kind == RNN_GRU && q >= 2 * H ? 0.0f : br[q]);
+            xw[i * G + q] = bias;
+        }
+    oq_sgemm_args gx = {false, true, rows, G, s->in, 1.0f, 1.0f, s->x, s->in, w, s->in, xw, G};
+    oq_sgemm(&gx, gws);
+
+    for (int64_t bi = 0; bi < B; bi++) {
+        for (int64_t q = 0; q < H; q++) {
+            h[bi * H + q] = s->h0 ? s->h0[state_at(s, d, bi) + q] : 0.0f;
+            cs[bi * H + q] = s->c0 ? s->c0[state_at(s, d, bi) + q] : 0.0f;
+        }
+    }
+    for (int64_t t = 0; t < s->seq; t++) {
+        /* gt = xw rows of this step (+ h R^T below, except GRU's h gate). */
+        for (int64_t bi = 0; bi < B; bi++) {
+            int64_t ti = time_at(s, backward, t, bi);
+            if (ti < 0) continue;
+            int64_t row = s->layout ? bi * s->seq + ti : ti * B + bi;
+            memcpy(gt + bi * G, xw + row * G, (size_t)G * sizeof(float));
+        }
+        int64_t rec = s->kind == RNN_GRU ? 2 * H : G; /* columns that take h R^T directly */
+        oq_sgemm_args gr = {false, true, B, rec, H, 1.0f, 1.0f, h, H, r, H, gt, G};
+        oq_sgemm(&gr, gws);
+        if (s->kind == RNN_GRU) {
+            /* Reset gate first; then the h gate's recurrent term. */
+            for (int64_t i = 0; i < B * H; i++) {
+                int64_t bi = i / H, q = i % H;
+                float rg = sigm(clipf(gt[bi * G + H + q], s->clip));
+                gt[bi * G + H + q] = rg;
+                rh[i] = rg * h[i];
+            }
+            oq_sgemm_args gh = {false, true, B, H, H, 1.0f, 0.0f, s->lbr ? h : rh, H, r + 2 * H * H, H,
+                                hr, G};
+            oq_sgemm(&gh, gws);
+        }
+        for (int64_t bi = 0; bi < B; bi++) {
+            int64_t ti = time_at(s, backward, t, bi);
+            float *hb = h + bi * H, *cb = cs + bi * H, *g = gt + bi * G;
+            if (ti < 0) {
+                for (int64_t q = 0; q < H; q++) s->y[y_at(s, t, d, bi) + q] = 0.0f;
+                continue;
+            }
+            for (int64_t q = 0; q < H; q++) {
+                float hn;
+                if (s->kind == RNN_LSTM) {
+                    float c_prev = cb[q];
+                    float ig = sigm(clipf(g[q] + (pp ? pp[q] * c_prev : 0.0f), s->clip));
+                    float fg = sigm(clipf(g[2 * H + q] + (pp ? pp[2 * H + q] * c_prev : 0.0f), s->clip));
+                    float cc = tanhf(clipf(g[3 * H + q], s->clip));
+                    float cn = fg * c_prev + ig * cc;
+                    float og = sigm(clipf(g[H + q] + (pp ? pp[H + q] * cn : 0.0f), s->clip));
+                    cb[q] = cn;
+                    hn = og * tanhf(cn);
+                } else if (s->kind == RNN_GRU) {
+                    float z = sigm(clipf(g[q], s->clip));
+                    float rec_h = hr[bi * G + q];
+                    if (s->lbr) rec_h = g[H + q] * (rec_h + (br ? br[2 * H + q] : 0.0f));
+                    else if (br) rec_h += br[2 * H + q];
+                    float hh = tanhf(clipf(g[2 * H + q] + rec_h, s->clip));
+                    hn = (1.0f - z) * hh + z * hb[q];
+                } else {
+                    hn = tanhf(clipf(g[q], s->clip));
+                }
+                hb[q] = hn;
+            }
+            memcpy(s->y + y_at(s, ti, d, bi), hb, (size_t)H * sizeof(float));
+        }
+    }
+    for (int64_t bi = 0; bi < B; bi++) {
+        memcpy(s->yh + state_at(s, d, bi), h + bi * H, (size_t)H * sizeof(float));
+        if (s->yc) memcpy(s->yc + state_at(s, d, bi), cs + bi * H, (size_t)H * sizeof(float));
+    }
+}
+
+static oq_status run_rnn(oq_kernel_ctx *c, rnn_kind kind)
+{
+    rnn_setup s;
+    oq_status st;
+    if ((st = rnn_read(c, kind, &s))) return st;
+    if (s.batch == 0 || s.hid == 0) return OQ_OK;
+    float *ws = oq_kernel_scratch(c, dir_ws_floats(&s) * sizeof(float));
+    if (!ws) return c->err->status;
+    for (int d = 0; d < s.dirs; d++) run_direction(&s, d, ws);
+    return OQ_OK;
+}
+
+static oq_status k_lstm(oq_kernel_ctx *c) { return run_rnn(c, RNN_LSTM); }
+static oq_status k_gru(oq_kernel_ctx *c) { return run_rnn(c, RNN_GRU); }
+static oq_status k_rnn(oq_kernel_ctx *c) { return run_rnn(c, RNN_SIMPLE); }
+
+const oq_op_def oq_ops_rnn[] = {
+    {"", "LSTM", 7, OQ_DT(FLOAT) | OQ_DT(INT32), k_lstm},
+    {"", "GRU", 7, OQ_DT(FLOAT) | OQ_DT(INT32), k_gru},
+    {"", "RNN", 7, OQ_DT(FLOAT) | OQ_DT(INT32), k_rnn},
+};
+const int oq_ops_rnn_count = (int)(sizeof oq_ops_rnn / sizeof oq_ops_rnn[0]);

@@ -1,0 +1,69 @@
+/* qgemm.h: 8-bit integer matrix multiply with zero points, and the
+ * requantization step that turns its int32 accumulators back into 8-bit
+ * values. Used by the quantized kernels (ops_quant.c). Internal to src.
+ *
+ * C[i][j] = sum_p (A[i][p] - za_i) * (B[p][j] - zb_j), exactly, in int32
+ * (wrapping like ONNX Runtime only if a sum leaves the int32 range). A and B
+ * are row-major uint8 or int8 with explicit row strides. Integer results do
+ * not depend on blocking, so any split of C across threads is deterministic. */
+#ifndef ONNXQ_EXEC_QGEMM_H
+#define ONNXQ_EXEC_QGEMM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct oq_qgemm_args {
+    int64_t m, n, k;
+    const void *a;         /* (m, k) uint8 or int8 */
+    int64_t lda;
+    bool a_signed;         /* a is int8 */
+    const int32_t *a_zp;   /* NULL (all 0), a_zp[0] for every row, or a_zp[i] per row */
+    bool a_zp_per_row;
+    const void *b;         /* (k, n) uint8 or int8 */
+    int64_t ldb;
+    bool b_signed;
+    const int32_t *b_zp;   /* NULL, b_zp[0], or b_zp[j] per column */
+    bool b_zp_per_col;
+    int32_t *c;            /* (m, n) */
+    int64_t ldc;
+} oq_qgemm_args;
+
+/* Bytes of workspace oq_qgemm needs for an (m, n, k) product (packing
+ * buffers plus alignment slack); never more than OQ_QGEMM_WS_MAX. */
+size_t oq_qgemm_ws_bytes(int64_t m, int64_t n, int64_t k);
+#define OQ_QGEMM_WS_MAX ((size_t)(2 * (96 * 512 + 512 * 512) + 128))
+
+/* Blocked, packed product: operands are widened to int16 with their zero
+ * points subtracted, and an MR x NR micro-kernel accumulates pairs of K in
+ * int32 (AVX2 multiply-add when the CPU has it, portable C otherwise).
+ * ws has oq_qgemm_ws_bytes(m, n, k) bytes of scratch owned by the caller. */
+void oq_qgemm(const oq_qgemm_args *g, void *ws);
+
+/* The oracle: plain triple loop over the same formula. */
+void oq_qgemm_ref(const oq_qgemm_args *g);
+
+/* Name of the micro-kernel oq_qgemm uses on this CPU ("avx2-6x16", ...). */
+const char *oq_qgemm_kernel_name(void);
+
+/* For tests and benchmarks: makes oq_qgemm use the named micro-kernel
+ * ("avxvnni-6x16", "avx2-6x16", "generic-6x16") process-wide, or the best
+ * one again when name is NULL. False when this CPU cannot run it. */
+bool oq_qgemm_force_kernel(const char *name);
+
+/* ---- requantization ---------------------------------------------------------------
+ * y = saturate(round_half_even((float)(acc + bias) * mult) + zp) into uint8
+ * (y_signed false) or int8, the way ONNX Runtime requantizes QLinearConv and
+ * QLinearMatMul: the real multiplier (x_scale * w_scale / y_scale) is a float
+ * and the sum is converted to float before scaling. */
+
+/* One channel: n values share bias and mult. */
+void oq_requant_row(void *y, bool y_signed, const int32_t *acc, int64_t n, int32_t bias, float mult,
+                    int32_t zp);
+
+/* One row whose channels are its columns: value j uses bias[j] (bias may be
+ * NULL for 0) and mult[j]. */
+void oq_requant_cols(void *y, bool y_signed, const int32_t *acc, int64_t n, const int32_t *bias,
+                     const float *mult, int32_t zp);
+
+#endif

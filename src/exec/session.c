@@ -1,0 +1,723 @@
+/* session.c: the executor. A session plans every graph of a model once
+ * (kernel per node, value lifetimes, subgraphs) and runs it any number of
+ * times. Activations live in a buffer pool owned by the session: a kernel's
+ * output takes the best-fitting free buffer, and a value's buffer returns to
+ * the pool right after its last reader ran, so buffers are reused within a
+ * run and across runs. */
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "exec/kernel.h"
+#include "exec/threadpool.h"
+#include "onnxq/oq_exec.h"
+
+/* ---- plans ------------------------------------------------------------------ */
+
+typedef enum slot_kind {
+    SLOT_EMPTY = 0,
+    SLOT_CONST,  /* borrowed view of value->constant, bound at plan time for good */
+    SLOT_VIEW,   /* borrowed view of a caller's tensor (graph input) for one run */
+    SLOT_POOLED, /* a pool buffer written by a kernel */
+} slot_kind;
+
+/* The run-time home of one value. */
+typedef struct slot {
+    oq_tensor t;    /* owns_data is always false: the pool or the caller owns data */
+    size_t cap;     /* SLOT_POOLED: capacity of t.data (t.nbytes is the exact size) */
+    slot_kind kind;
+} slot;
+
+typedef struct plan_node {
+    const oq_node *node;
+    const oq_op_def *op;
+    int64_t opset; /* the model's opset for the node's domain */
+    int n_dead;
+    int *dead;     /* [n_dead] ids of values in this graph whose last reader is this node */
+} plan_node;
+
+/* One planned graph (the top level or a subgraph). */
+typedef struct plan {
+    const oq_graph *g;
+    plan_node *nodes;         /* [g->n_nodes], graph order */
+    const oq_value **outputs; /* [g->n_outputs] graph outputs, resolved through enclosing scopes */
+    slot *slots;              /* [g->n_values] indexed by oq_value.id; reused by every run */
+    const oq_tensor **args;   /* [max node inputs] kernel input pointers of the running node */
+    int *dead_store;          /* storage behind every nodes[i].dead */
+} plan;
+
+/* A pool buffer not in use. */
+typedef struct pool_buf {
+    void *data;
+    size_t cap;
+} pool_buf;
+
+/* A pool buffer held only while one kernel runs: scratch or an omitted output. */
+typedef struct held {
+    struct held *next;
+    oq_tensor t;
+    size_t cap;
+} held;
+
+struct oq_session {
+    const oq_model *model; /* borrowed */
+    int n_plans;
+    plan **plans;          /* [n_plans]; plans[0] is the top-level graph */
+    int n_inputs;
+    const oq_value **inputs; /* [n_inputs] fed graph inputs (not initializers) */
+    oq_threadpool *tp;
+    oq_observer_fn observer;
+    void *observer_user;
+    int n_free, cap_free;
+    pool_buf *free_bufs;   /* [n_free] idle pool buffers */
+    held *spare;           /* recycled held records */
+    size_t cur_bytes, peak_bytes, naive_bytes; /* activation accounting of the current/last run */
+};
+
+struct oq_exec_frame {
+    oq_session *s;
+    plan *p;
+    struct oq_exec_frame *parent; /* frame of the enclosing graph, NULL at top level */
+    held *held;                   /* scratch and omitted outputs of the running node */
+};
+
+/* ---- buffer pool -------------------------------------------------------------- */
+
+/* Takes a buffer of at least `bytes` (best fit among idle buffers, else a new
+ * one) and zero-fills the first `bytes`. Counts the bytes as in use. */
+static oq_status pool_take(oq_session *s, size_t bytes, void **data, size_t *cap, oq_err *err)
+{
+    int best = -1, biggest_small = -1;
+    for (int i = 0; i < s->n_free; i++) {
+        size_t c = s->free_bufs[i].cap;
+        if (c >= bytes) {
+            if (best < 0 || c < s->free_bufs[best].cap)
+                best = i;
+        } else if (biggest_small < 0 || c > s->free_bufs[biggest_small].cap) {
+            biggest_small = i;
+        }
+    }
+    if (best >= 0) {
+        *data = s->free_bufs[best].data;
+        *cap = s->free_bufs[best].cap;
+        s->free_bufs[best] = s->free_bufs[--s->n_free];
+    } else {
+        /* A new buffer replaces the largest idle one that is too small, so the
+         * pool holds no more buffers than a run ever needs at once. */
+        if (biggest_small >= 0) {
+            free(s->free_bufs[biggest_small].data);
+            s->free_bufs[biggest_small] = s->free_bufs[--s->n_free];
+        }
+        size_t c = bytes ? bytes : 1;
+        if (!(*data = malloc(c)))
+            return oq_errf(err, OQ_ENOMEM, "cannot allocate %zu bytes", bytes);
+        *cap = c;
+    }
+    memset(*data, 0, bytes);
+    s->cur_bytes += bytes;
+    s->naive_bytes += bytes;
+    if (s->cur_bytes > s->peak_bytes)
+        s->peak_bytes = s->cur_bytes;
+    return OQ_OK;
+}
+
+/* Returns t's pool buffer (capacity cap) to the pool, freeing owned strings first. */
+static void pool_give(oq_session *s, oq_tensor *t, size_t cap)
+{
+    if (!t->data)
+        return;
+    if (t->dtype == OQ_DTYPE_STRING) {
+        char **str = t->data;
+        int64_t n = oq_tensor_numel(t);
+        for (int64_t i = 0; i < n; i++)
+            free(str[i]);
+    }
+    s->cur_bytes -= t->nbytes;
+    if (s->n_free == s->cap_free) {
+        int nc = s->cap_free ? 2 * s->cap_free : 16;
+        pool_buf *nb = realloc(s->free_bufs, (size_t)nc * sizeof *nb);
+        if (!nb) {
+            free(t->data); /* cannot remember it: give it back to the system */
+            t->data = NULL;
+            return;
+        }
+        s->free_bufs = nb;
+        s->cap_free = nc;
+    }
+    s->free_bufs[s->n_free++] = (pool_buf){t->data, cap};
+    t->data = NULL;
+}
+
+static void slot_clear(oq_session *s, slot *sl)
+{
+    if (sl->kind == SLOT_CONST)
+        return;
+    if (sl->kind == SLOT_POOLED)
+        pool_give(s, &sl->t, sl->cap);
+    memset(sl, 0, sizeof *sl);
+}
+
+static void bind_view(slot *sl, const oq_tensor *t, slot_kind kind)
+{
+    sl->t = *t;
+    sl->t.owns_data = false;
+    sl->cap = 0;
+    sl->kind = kind;
+}
+
+/* Fills t with the header of a (dt, rank, dims) tensor and its exact storage size. */
+static oq_status shape_bytes(oq_tensor *t, oq_dtype dt, int rank, const int64_t *dims, oq_err *err)
+{
+    memset(t, 0, sizeof *t);
+    if (!oq_dtype_valid(dt))
+        return oq_errf(err, OQ_EINVAL, "invalid output element type %d", (int)dt);
+    if (rank < 0 || rank > OQ_MAX_RANK)
+        return oq_errf(err, OQ_EUNSUPPORTED, "output rank %d is outside 0..%d", rank, OQ_MAX_RANK);
+    int64_t numel = oq_shape_numel(rank, dims);
+    if (numel < 0)
+        return oq_errf(err, OQ_EINVAL, "output dims are negative or their product overflows");
+    size_t bytes = oq_dtype_storage(dt, numel);
+    if (bytes == SIZE_MAX || bytes > oq_tensor_limit())
+        return oq_errf(err, OQ_ENOMEM, "output of %lld %s elements exceeds the size limit of %zu bytes",
+                       (long long)numel, oq_dtype_name(dt), oq_tensor_limit());
+    t->dtype = dt;
+    t->rank = rank;
+    if (rank)
+        memcpy(t->dims, dims, (size_t)rank * sizeof dims[0]);
+    t->nbytes = bytes;
+    return OQ_OK;
+}
+
+/* A held record holding a fresh pool buffer of `bytes`; linked into f->held. */
+static held *hold(struct oq_exec_frame *f, size_t bytes, oq_err *err)
+{
+    oq_session *s = f->s;
+    held *h = s->spare;
+    if (h)
+        s->spare = h->next;
+    else if (!(h = malloc(sizeof *h))) {
+        oq_errf(err, OQ_ENOMEM, "out of memory");
+        return NULL;
+    }
+    memset(&h->t, 0, sizeof h->t);
+    if (pool_take(s, bytes, &h->t.data, &h->cap, err)) {
+        h->next = s->spare;
+        s->spare = h;
+        return NULL;
+    }
+    h->t.nbytes = bytes;
+    h->next = f->held;
+    f->held = h;
+    return h;
+}
+
+static void release_held(struct oq_exec_frame *f)
+{
+    while (f->held) {
+        held *h = f->held;
+        f->held = h->next;
+        pool_give(f->s, &h->t, h->cap);
+        h->next = f->s->spare;
+        f->s->spare = h;
+    }
+}
+
+/* ---- kernel services (kernel.h) ---------------------------------------------------- */
+
+oq_tensor *oq_kernel_output(oq_kernel_ctx *c, int k, oq_dtype dt, int rank, const int64_t *dims)
+{
+    struct oq_exec_frame *f = c->frame;
+    oq_tensor hdr;
+    if (k < 0) {
+        oq_errf(c->err, OQ_EINVAL, "output index %d is negative", k);
+        return NULL;
+    }
+    if (shape_bytes(&hdr, dt, rank, dims, c->err))
+        return NULL;
+    const oq_value *v = k < c->node->n_outputs ? c->node->outputs[k] : NULL;
+    if (!v) {
+        held *h = hold(f, hdr.nbytes, c->err);
+        if (!h)
+            return NULL;
+        hdr.data = h->t.data;
+        h->t = hdr;
+        return &h->t;
+    }
+    slot *sl = &f->p->slots[v->id];
+    slot_clear(f->s, sl); /* a kernel asking twice for one output gets a fresh buffer */
+    if (pool_take(f->s, hdr.nbytes, &hdr.data, &sl->cap, c->err))
+        return NULL;
+    sl->t = hdr;
+    sl->kind = SLOT_POOLED;
+    return &sl->t;
+}
+
+void *oq_kernel_scratch(oq_kernel_ctx *c, size_t bytes)
+{
+    if (bytes > oq_tensor_limit()) {
+        oq_errf(c->err, OQ_ENOMEM, "scratch of %zu bytes exceeds the size limit of %zu bytes", bytes,
+                oq_tensor_limit());
+        return NULL;
+    }
+    held *h = hold(c->frame, bytes, c->err);
+    return h ? h->t.data : NULL;
+}
+
+void oq_parallel_for(oq_kernel_ctx *c, int64_t n, oq_range_fn fn, void *arg)
+{
+    oq_threadpool_run(c->frame->s->tp, n, fn, arg);
+}
+
+int oq_kernel_threads(const oq_kernel_ctx *c) { return oq_threadpool_size(c->frame->s->tp); }
+
+const oq_tensor *oq_kernel_require(oq_kernel_ctx *c, int k)
+{
+    const oq_tensor *t = oq_kernel_input(c, k);
+    if (!t)
+        oq_errf(c->err, OQ_EINVAL, "input %d is required but missing", k);
+    return t;
+}
+
+/* ---- planning ---------------------------------------------------------------- */
+
+static bool is_graph_input(const oq_graph *g, const oq_value *v)
+{
+    for (int i = 0; i < g->n_inputs; i++)
+        if (g->inputs[i] == v)
+            return true;
+    return false;
+}
+
+/* Graph output j of g. A subgraph output that names an outer value may have
+ * been recorded as an unproduced local value; that resolves to the outer one. */
+static const oq_value *graph_output_value(const oq_graph *g, int j)
+{
+    const oq_value *v = g->outputs[j];
+    if (!g->parent || v->graph != g || v->constant || is_graph_input(g, v))
+        return v;
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int k = 0; k < g->nodes[i]->n_outputs; k++)
+            if (g->nodes[i]->outputs[k] == v)
+                return v;
+    const oq_value *outer = oq_graph_find(g->parent, v->name);
+    return outer ? outer : v;
+}
+
+/* Subgraph attributes of n: calls fn(ctx, sub) for each. */
+static oq_status for_each_subgraph(const oq_node *n, oq_status (*fn)(void *, const oq_graph *, oq_err *),
+                                   void *ctx, oq_err *err)
+{
+    oq_status st = OQ_OK;
+    for (int a = 0; a < n->n_attrs && !st; a++) {
+        const oq_attr *at = &n->attrs[a];
+        if (at->type == OQ_ATTR_GRAPH && at->g)
+            st = fn(ctx, at->g, err);
+        else if (at->type == OQ_ATTR_GRAPHS)
+            for (int i = 0; i < at->n && !st; i++)
+                st = fn(ctx, at->graphs[i], err);
+    }
+    return st;
+}
+
+/* Records, for values of graph `outer`, reads made from inside subgraph `sub`
+ * (at any depth) as reads by node `node_index` of `outer`. */
+typedef struct outer_reads {
+    const oq_graph *outer;
+    int node_index;
+    int *last_use; /* [outer->n_values] */
+} outer_reads;
+
+static void note_outer(outer_reads *r, const oq_value *v)
+{
+    if (v && v->graph == r->outer && r->last_use[v->id] < r->node_index)
+        r->last_use[v->id] = r->node_index;
+}
+
+static oq_status mark_outer_reads(void *ctx, const oq_graph *sub, oq_err *err)
+{
+    outer_reads *r = ctx;
+    for (int j = 0; j < sub->n_outputs; j++)
+        note_outer(r, graph_output_value(sub, j));
+    for (int i = 0; i < sub->n_nodes; i++) {
+        const oq_node *n = sub->nodes[i];
+        for (int k = 0; k < n->n_inputs; k++)
+            note_outer(r, n->inputs[k]);
+        for_each_subgraph(n, mark_outer_reads, r, err);
+    }
+    return OQ_OK;
+}
+
+static void plan_destroy(plan *p)
+{
+    if (!p)
+        return;
+    free(p->nodes);
+    free(p->outputs);
+    free(p->slots);
+    free(p->args);
+    free(p->dead_store);
+    free(p);
+}
+
+static oq_status plan_graph(oq_session *s, const oq_graph *g, oq_err *err);
+
+static oq_status plan_subgraph(void *ctx, const oq_graph *sub, oq_err *err)
+{
+    return plan_graph(ctx, sub, err);
+}
+
+static int64_t node_opset(const oq_session *s, const oq_node *n)
+{
+    return n->opset ? n->opset : oq_model_opset(s->model, n->domain);
+}
+
+/* Plans g and, recursively, its subgraphs; appends the plans to s->plans. */
+static oq_status plan_graph(oq_session *s, const oq_graph *g, oq_err *err)
+{
+    oq_status st = OQ_OK;
+    int nv = g->n_values, nn = g->n_nodes;
+    int *producer = NULL, *last_use = NULL, *count = NULL;
+    plan *p = calloc(1, sizeof *p);
+    plan **np = realloc(s->plans, (size_t)(s->n_plans + 1) * sizeof *np);
+    if (!p || !np) {
+        free(p);
+        return oq_errf(err, OQ_ENOMEM, "out of memory");
+    }
+    s->plans = np;
+    s->plans[s->n_plans++] = p;
+    p->g = g;
+    int max_in = 1;
+    for (int i = 0; i < nn; i++)
+        if (g->nodes[i]->n_inputs > max_in)
+            max_in = g->nodes[i]->n_inputs;
+    p->nodes = calloc((size_t)(nn ? nn : 1), sizeof *p->nodes);
+    p->outputs = calloc((size_t)(g->n_outputs ? g->n_outputs : 1), sizeof *p->outputs);
+    p->slots = calloc((size_t)(nv ? nv : 1), sizeof *p->slots);
+    p->args = calloc((size_t)max_in, sizeof *p->args);
+    producer = malloc((size_t)(nv ? nv : 1) * sizeof *producer);
+    last_use = malloc((size_t)(nv ? nv : 1) * sizeof *last_use);
+    count = calloc((size_t)(nn ? nn : 1), sizeof *count);
+    if (!p->nodes || !p->outputs || !p->slots || !p->args || !producer || !last_use || !count) {
+        st = oq_errf(err, OQ_ENOMEM, "out of memory");
+        goto fail;
+    }
+    for (int v = 0; v < nv; v++)
+        producer[v] = last_use[v] = -1;
+
+    /* kernels and producers */
+    for (int i = 0; i < nn; i++) {
+        const oq_node *n = g->nodes[i];
+        plan_node *pn = &p->nodes[i];
+        pn->node = n;
+        pn->opset = node_opset(s, n);
+        if (!(pn->op = oq_op_find(n->domain, n->op_type, pn->opset))) {
+            st = oq_errf(err, OQ_EUNSUPPORTED, "node '%s' (%s, opset %lld, domain '%s'): no kernel", n->name,
+                         n->op_type, (long long)pn->opset, n->domain);
+            goto fail;
+        }
+        for (int k = 0; k < n->n_outputs; k++) {
+            const oq_value *v = n->outputs[k];
+            if (!v)
+                continue;
+            if (v->graph != g || producer[v->id] >= 0) {
+                st = oq_errf(err, OQ_EINVAL, "node '%s' (%s) writes '%s', which is %s", n->name, n->op_type,
+                             v->name, v->graph != g ? "a value of an enclosing graph" : "written twice");
+                goto fail;
+            }
+            producer[v->id] = i;
+        }
+    }
+    /* constants that no node computes are bound once, for good */
+    for (int v = 0; v < nv; v++) {
+        const oq_value *val = g->values[v];
+        if (val->constant && producer[v] < 0)
+            bind_view(&p->slots[v], val->constant, SLOT_CONST);
+    }
+    /* last readers; inputs must be computed before they are read */
+    for (int i = 0; i < nn; i++) {
+        const oq_node *n = g->nodes[i];
+        for (int k = 0; k < n->n_inputs; k++) {
+            const oq_value *v = n->inputs[k];
+            if (!v || v->graph != g)
+                continue;
+            bool ready = producer[v->id] >= 0 ? producer[v->id] < i
+                                              : p->slots[v->id].kind == SLOT_CONST || is_graph_input(g, v);
+            if (!ready) {
+                st = oq_errf(err, OQ_EINVAL, "node '%s' (%s) reads '%s' %s", n->name, n->op_type, v->name,
+                             producer[v->id] >= 0 ? "before the node computing it (graph not sorted)"
+                                                  : "which no node computes and no input feeds");
+                goto fail;
+            }
+            last_use[v->id] = i;
+        }
+        outer_reads r = {g, i, last_use};
+        for_each_subgraph(n, mark_outer_reads, &r, err);
+    }
+    /* graph outputs live until the end of the run */
+    for (int j = 0; j < g->n_outputs; j++) {
+        p->outputs[j] = graph_output_value(g, j);
+        if (p->outputs[j]->graph == g)
+            last_use[p->outputs[j]->id] = nn;
+    }
+    /* a computed value dies after its last reader, or right after its producer if unread */
+    int n_dead = 0;
+    for (int v = 0; v < nv; v++) {
+        if (producer[v] < 0 || last_use[v] >= nn)
+            continue;
+        if (last_use[v] < producer[v])
+            last_use[v] = producer[v];
+        count[last_use[v]]++;
+        n_dead++;
+    }
+    if (!(p->dead_store = malloc((size_t)(n_dead ? n_dead : 1) * sizeof *p->dead_store))) {
+        st = oq_errf(err, OQ_ENOMEM, "out of memory");
+        goto fail;
+    }
+    for (int i = 0, at = 0; i < nn; i++) {
+        p->nodes[i].dead = p->dead_store + at;
+        at += count[i];
+    }
+    for (int v = 0; v < nv; v++)
+        if (producer[v] >= 0 && last_use[v] < nn) {
+            plan_node *pn = &p->nodes[last_use[v]];
+            pn->dead[pn->n_dead++] = v;
+        }
+    /* subgraphs are planned now, not at run time */
+    for (int i = 0; i < nn && !st; i++)
+        st = for_each_subgraph(g->nodes[i], plan_subgraph, s, err);
+fail:
+    free(producer);
+    free(last_use);
+    free(count);
+    return st; /* p stays in s->plans and is freed with the session */
+}
+
+static plan *find_plan(const oq_session *s, const oq_graph *g)
+{
+    for (int i = 0; i < s->n_plans; i++)
+        if (s->plans[i]->g == g)
+            return s->plans[i];
+    return NULL;
+}
+
+/* ---- sessions -------------------------------------------------------------- */
+
+oq_status oq_session_create(oq_session **out, const oq_model *m, const oq_exec_options *opts, oq_err *err)
+{
+    oq_status st;
+    *out = NULL;
+    if (!m || !m->graph)
+        return oq_errf(err, OQ_EINVAL, "the model has no graph");
+    oq_session *s = calloc(1, sizeof *s);
+    if (!s)
+        return oq_errf(err, OQ_ENOMEM, "out of memory");
+    s->model = m;
+    const oq_graph *g = m->graph;
+    if (!(s->inputs = calloc((size_t)(g->n_inputs ? g->n_inputs : 1), sizeof *s->inputs))) {
+        st = oq_errf(err, OQ_ENOMEM, "out of memory");
+        goto fail;
+    }
+    for (int i = 0; i < g->n_inputs; i++)
+        if (!g->inputs[i]->constant)
+            s->inputs[s->n_inputs++] = g->inputs[i];
+    if ((st = plan_graph(s, g, err)))
+        goto fail;
+    long threads = opts && opts->threads > 0 ? opts->threads : sysconf(_SC_NPROCESSORS_ONLN);
+    if (threads < 1)
+        threads = 1;
+    if (threads > 256)
+        threads = 256;
+    if ((st = oq_threadpool_create(&s->tp, (int)threads, err)))
+        goto fail;
+    *out = s;
+    return OQ_OK;
+fail:
+    oq_session_destroy(s);
+    return st;
+}
+
+void oq_session_destroy(oq_session *s)
+{
+    if (!s)
+        return;
+    oq_threadpool_destroy(s->tp);
+    for (int i = 0; i < s->n_plans; i++)
+        plan_destroy(s->plans[i]);
+    free(s->plans);
+    free(s->inputs);
+    for (int i = 0; i < s->n_free; i++)
+        free(s->free_bufs[i].data);
+    free(s->free_bufs);
+    while (s->spare) {
+        held *h = s->spare;
+        s->spare = h->next;
+        free(h);
+    }
+    free(s);
+}
+
+int oq_session_input_count(const oq_session *s) { return s->n_inputs; }
+
+const oq_value *oq_session_input(const oq_session *s, int i)
+{
+    return i >= 0 && i < s->n_inputs ? s->inputs[i] : NULL;
+}
+
+int oq_session_output_count(const oq_session *s) { return s->plans[0]->g->n_outputs; }
+
+const oq_value *oq_session_output(const oq_session *s, int i)
+{
+    return i >= 0 && i < oq_session_output_count(s) ? s->plans[0]->outputs[i] : NULL;
+}
+
+void oq_session_set_observer(oq_session *s, oq_observer_fn fn, void *user)
+{
+    s->observer = fn;
+    s->observer_user = user;
+}
+
+void oq_session_stats(const oq_session *s, oq_exec_stats *st)
+{
+    st->peak_bytes = s->peak_bytes;
+    st->naive_bytes = s->naive_bytes;
+    st->threads = oq_threadpool_size(s->tp);
+}
+
+/* ---- running ------------------------------------------------------------------ */
+
+/* The tensor of v as seen from frame f (outer values through parent frames), or NULL if not computed. */
+static const oq_tensor *resolve(const struct oq_exec_frame *f, const oq_value *v)
+{
+    for (; f; f = f->parent)
+        if (f->p->g == v->graph) {
+            const slot *sl = &f->p->slots[v->id];
+            return sl->kind == SLOT_EMPTY ? NULL : &sl->t;
+        }
+    return NULL;
+}
+
+static oq_status run_node(struct oq_exec_frame *f, int i, oq_err *err)
+{
+    plan *p = f->p;
+    const plan_node *pn = &p->nodes[i];
+    const oq_node *n = pn->node;
+    for (int k = 0; k < n->n_inputs; k++) {
+        const oq_value *v = n->inputs[k];
+        p->args[k] = v ? resolve(f, v) : NULL;
+        if (v && !p->args[k])
+            return oq_errf(err, OQ_EINVAL, "node '%s' (%s): input '%s' was not computed", n->name, n->op_type,
+                           v->name);
+    }
+    oq_kernel_ctx c = {
+        .node = n,
+        .opset = pn->opset,
+        .n_inputs = n->n_inputs,
+        .inputs = p->args,
+        .n_outputs = n->n_outputs,
+        .frame = f,
+        .err = err,
+    };
+    oq_status st = pn->op->run(&c);
+    release_held(f);
+    if (st)
+        return oq_err_context(err, "node '%s' (%s)", n->name, n->op_type);
+    for (int k = 0; k < n->n_outputs; k++) {
+        const oq_value *v = n->outputs[k];
+        if (v && p->slots[v->id].kind == SLOT_EMPTY)
+            return oq_errf(err, OQ_EINVAL, "node '%s' (%s): the kernel did not write output %d ('%s')", n->name,
+                           n->op_type, k, v->name);
+    }
+    if (!f->parent && f->s->observer)
+        for (int k = 0; k < n->n_outputs; k++)
+            if (n->outputs[k])
+                f->s->observer(f->s->observer_user, n->outputs[k], &p->slots[n->outputs[k]->id].t);
+    for (int d = 0; d < pn->n_dead; d++)
+        slot_clear(f->s, &p->slots[pn->dead[d]]);
+    return OQ_OK;
+}
+
+/* Runs the nodes of f's graph (inputs already bound), copies its outputs into
+ * outs[0..n_outputs) as owned tensors, and clears every run-time slot. */
+static oq_status run_frame(struct oq_exec_frame *f, oq_tensor *outs, oq_err *err)
+{
+    oq_status st = OQ_OK;
+    const oq_graph *g = f->p->g;
+    int j = 0;
+    for (int i = 0; i < g->n_nodes && !st; i++)
+        st = run_node(f, i, err);
+    for (; j < g->n_outputs && !st; j++) {
+        const oq_tensor *t = resolve(f, f->p->outputs[j]);
+        if (!t)
+            st = oq_errf(err, OQ_EINVAL, "graph output '%s' was not computed", f->p->outputs[j]->name);
+        else
+            st = oq_tensor_copy(&outs[j], t, err);
+    }
+    if (st)
+        for (int k = 0; k < j; k++)
+            oq_tensor_release(&outs[k]);
+    for (int v = 0; v < g->n_values; v++)
+        slot_clear(f->s, &f->p->slots[v]);
+    return st;
+}
+
+/* Checks a fed tensor against the declared type of input v. */
+static oq_status check_input(const oq_value *v, const oq_tensor *t, oq_err *err)
+{
+    if (v->kind == OQ_TYPE_OPAQUE)
+        return oq_errf(err, OQ_EUNSUPPORTED, "input '%s' is not a tensor", v->name);
+    if (v->dtype != OQ_DTYPE_UNDEFINED && t->dtype != v->dtype)
+        return oq_errf(err, OQ_EINVAL, "input '%s' must be %s, got %s", v->name, oq_dtype_name(v->dtype),
+                       oq_dtype_name(t->dtype));
+    if (!oq_dtype_valid(t->dtype))
+        return oq_errf(err, OQ_EINVAL, "input '%s' has invalid element type %d", v->name, (int)t->dtype);
+    if (t->rank < 0 || t->rank > OQ_MAX_RANK)
+        return oq_errf(err, OQ_EINVAL, "input '%s' has rank %d, outside 0..%d", v->name, t->rank, OQ_MAX_RANK);
+    if (v->rank >= 0 && t->rank != v->rank)
+        return oq_errf(err, OQ_EINVAL, "input '%s' must have rank %d, got %d", v->name, v->rank, t->rank);
+    for (int d = 0; v->rank >= 0 && d < v->rank; d++)
+        if (v->dims[d].value >= 0 && t->dims[d] != v->dims[d].value)
+            return oq_errf(err, OQ_EINVAL, "input '%s' dim %d must be %lld, got %lld", v->name, d,
+                           (long long)v->dims[d].value, (long long)t->dims[d]);
+    int64_t numel = oq_tensor_numel(t);
+    size_t need = oq_dtype_storage(t->dtype, numel);
+    if (numel < 0 || need == SIZE_MAX)
+        return oq_errf(err, OQ_EINVAL, "input '%s' has negative or overflowing dims", v->name);
+    if (need && (!t->data || t->nbytes < need))
+        return oq_errf(err, OQ_EINVAL, "input '%s' holds %zu bytes of data, its shape needs %zu", v->name,
+                       t->data ? t->nbytes : 0, need);
+    return OQ_OK;
+}
+
+oq_status oq_session_run(oq_session *s, const oq_tensor *inputs, oq_tensor *outputs, oq_err *err)
+{
+    plan *p = s->plans[0];
+    s->cur_bytes = s->peak_bytes = s->naive_bytes = 0;
+    memset(outputs, 0, (size_t)p->g->n_outputs * sizeof *outputs);
+    for (int i = 0; i < s->n_inputs; i++) {
+        oq_status st = check_input(s->inputs[i], &inputs[i], err);
+        if (st)
+            return st;
+    }
+    for (int i = 0; i < s->n_inputs; i++)
+        bind_view(&p->slots[s->inputs[i]->id], &inputs[i], SLOT_VIEW);
+    struct oq_exec_frame f = {.s = s, .p = p};
+    return run_frame(&f, outputs, err);
+}
+
+oq_status oq_kernel_run_graph(oq_kernel_ctx *c, const oq_graph *g, int n_inputs, const oq_tensor *const *inputs,
+                              oq_tensor *outputs)
+{
+    plan *p = find_plan(c->frame->s, g);
+    if (!p)
+        return oq_errf(c->err, OQ_EINVAL, "subgraph '%s' was not planned", g->name ? g->name : "");
+    if (n_inputs != g->n_inputs)
+        return oq_errf(c->err, OQ_EINVAL, "subgraph '%s' takes %d inputs, got %d", g->name ? g->name : "",
+                       g->n_inputs, n_inputs);
+    memset(outputs, 0, (size_t)g->n_outputs * sizeof *outputs);
+    for (int i = 0; i < n_inputs; i++)
+        if (inputs[i] && p->slots[g->inputs[i]->id].kind != SLOT_CONST)
+            bind_view(&p->slots[g->inputs[i]->id], inputs[i], SLOT_VIEW);
+    struct oq_exec_frame f = {.s = c->frame->s, .p = p, .parent = c->frame};
+    return run_frame(&f, outputs, c->err);
+}

@@ -1,0 +1,156 @@
+/* threadpool.c: persistent workers woken per job by a generation counter.
+ * The caller runs chunk 0 itself and waits for the workers' chunks. */
+#include "exec/threadpool.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+
+struct oq_threadpool {
+    int n_threads;        /* workers + the calling thread */
+    pthread_t *workers;   /* [n_threads - 1] */
+    int n_started;        /* workers successfully created */
+    pthread_mutex_t mu;
+    pthread_cond_t wake;  /* workers wait here for a new generation */
+    pthread_cond_t done;  /* the caller waits here for pending == 0 */
+    uint64_t generation;  /* bumped once per job */
+    int pending;          /* workers that have not finished the current job */
+    bool quit;
+    /* the current job, valid while pending > 0 */
+    oq_range_fn fn;
+    void *arg;
+    int64_t n;
+    int chunks;
+};
+
+typedef struct worker_arg {
+    oq_threadpool *tp;
+    int index; /* 1..n_threads-1: the chunk this worker runs */
+} worker_arg;
+
+/* Set while a thread is inside a job, so nested parallel_for calls run inline. */
+static _Thread_local bool in_job;
+
+/* Chunk j of [0, n) split into `chunks` near-equal contiguous parts. */
+static void chunk_range(int64_t n, int chunks, int j, int64_t *begin, int64_t *end)
+{
+    int64_t base = n / chunks, rem = n % chunks;
+    *begin = j * base + (j < rem ? j : rem);
+    *end = *begin + base + (j < rem ? 1 : 0);
+}
+
+static void *worker_main(void *p)
+{
+    worker_arg wa = *(worker_arg *)p;
+    free(p);
+    oq_threadpool *tp = wa.tp;
+    uint64_t seen = 0;
+    pthread_mutex_lock(&tp->mu);
+    for (;;) {
+        while (tp->generation == seen && !tp->quit)
+            pthread_cond_wait(&tp->wake, &tp->mu);
+        if (tp->quit)
+            break;
+        seen = tp->generation;
+        oq_range_fn fn = tp->fn;
+        void *arg = tp->arg;
+        int64_t n = tp->n;
+        int chunks = tp->chunks;
+        pthread_mutex_unlock(&tp->mu);
+        if (wa.index < chunks) {
+            int64_t b, e;
+            chunk_range(n, chunks, wa.index, &b, &e);
+            in_job = true;
+            fn(arg, b, e);
+            in_job = false;
+        }
+        pthread_mutex_lock(&tp->mu);
+        if (--tp->pending == 0)
+            pthread_cond_signal(&tp->done);
+    }
+    pthread_mutex_unlock(&tp->mu);
+    return NULL;
+}
+
+oq_status oq_threadpool_create(oq_threadpool **out, int n_threads, oq_err *err)
+{
+    *out = NULL;
+    if (n_threads < 1)
+        return oq_errf(err, OQ_EINVAL, "thread count %d must be at least 1", n_threads);
+    oq_threadpool *tp = calloc(1, sizeof *tp);
+    if (!tp)
+        return oq_errf(err, OQ_ENOMEM, "out of memory");
+    tp->n_threads = n_threads;
+    pthread_mutex_init(&tp->mu, NULL);
+    pthread_cond_init(&tp->wake, NULL);
+    pthread_cond_init(&tp->done, NULL);
+    if (n_threads > 1 && !(tp->workers = calloc((size_t)n_threads - 1, sizeof *tp->workers))) {
+        oq_threadpool_destroy(tp);
+        return oq_errf(err, OQ_ENOMEM, "out of memory");
+    }
+    for (int i = 1; i < n_threads; i++) {
+        worker_arg *wa = malloc(sizeof *wa);
+        if (wa) {
+            wa->tp = tp;
+            wa->index = i;
+        }
+        if (!wa || pthread_create(&tp->workers[i - 1], NULL, worker_main, wa)) {
+            free(wa);
+            oq_threadpool_destroy(tp);
+            return oq_errf(err, OQ_ENOMEM, "cannot start worker thread %d of %d", i, n_threads - 1);
+        }
+        tp->n_started++;
+    }
+    *out = tp;
+    return OQ_OK;
+}
+
+void oq_threadpool_destroy(oq_threadpool *tp)
+{
+    if (!tp)
+        return;
+    pthread_mutex_lock(&tp->mu);
+    tp->quit = true;
+    pthread_cond_broadcast(&tp->wake);
+    pthread_mutex_unlock(&tp->mu);
+    for (int i = 0; i < tp->n_started; i++)
+        pthread_join(tp->workers[i], NULL);
+    pthread_cond_destroy(&tp->done);
+    pthread_cond_destroy(&tp->wake);
+    pthread_mutex_destroy(&tp->mu);
+    free(tp->workers);
+    free(tp);
+}
+
+int oq_threadpool_size(const oq_threadpool *tp) { return tp ? tp->n_threads : 1; }
+
+void oq_threadpool_run(oq_threadpool *tp, int64_t n, oq_range_fn fn, void *arg)
+{
+    if (n <= 0)
+        return;
+    if (!tp || tp->n_threads == 1 || n == 1 || in_job) {
+        fn(arg, 0, n);
+        return;
+    }
+    int chunks = n < tp->n_threads ? (int)n : tp->n_threads;
+    pthread_mutex_lock(&tp->mu);
+    tp->fn = fn;
+    tp->arg = arg;
+    tp->n = n;
+    tp->chunks = chunks;
+    tp->pending = tp->n_threads - 1;
+    tp->generation++;
+    pthread_cond_broadcast(&tp->wake);
+    pthread_mutex_unlock(&tp->mu);
+
+    int64_t b, e;
+    chunk_range(n, chunks, 0, &b, &e);
+    in_job = true;
+    fn(arg, b, e);
+    in_job = false;
+
+    pthread_mutex_lock(&tp->mu);
+    while (tp->pending > 0)
+        pthread_cond_wait(&tp->done, &tp->mu);
+    pthread_mutex_unlock(&tp->mu);
+}

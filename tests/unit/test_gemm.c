@@ -1,0 +1,282 @@
+/* test_gemm: the packed SGEMM against its triple-loop oracle on odd sizes,
+ * transposes, strides, alpha/beta; the batched split for determinism; fast
+ * conv against conv_ref (groups, depthwise, strides, dilation, pads, 1-D..3-D);
+ * ConvTranspose against a direct scatter loop. */
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "exec/conv.h"
+#include "exec/gemm.h"
+
+static uint32_t rng = 12345u;
+
+/* Uniform in [-1, 1). */
+static float frand(void)
+{
+    rng = rng * 1664525u + 1013904223u;
+    return (float)(rng >> 8) / (float)(1u << 23) - 1.0f;
+}
+
+static float *rand_buf(size_t n)
+{
+    float *p = malloc((n ? n : 1) * sizeof(float));
+    for (size_t i = 0; p && i < n; i++) p[i] = frand();
+    return p;
+}
+
+/* ---- GEMM ----------------------------------------------------------------------- */
+
+/* Runs fast and ref on the same problem; each element must be within a few
+ * ulps of the sum of |terms| (the worst-case float summation error). */
+static void check_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, float beta, int64_t pad)
+{
+    int64_t lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad, ldc = n + pad;
+    int64_t arows = ta ? k : m, brows = tb ? n : k;
+    float *a = rand_buf((size_t)(arows * lda)), *b = rand_buf((size_t)(brows * ldb));
+    float *c0 = rand_buf((size_t)(m * ldc)), *c1 = malloc((size_t)(m * ldc + 1) * sizeof(float));
+    float *aa = malloc((size_t)(arows * lda + 1) * sizeof(float)), *ab = malloc((size_t)(brows * ldb + 1) * sizeof(float));
+    float *bound = malloc((size_t)(m * ldc + 1) * sizeof(float));
+    float *ws = malloc(oq_sgemm_ws_floats(m, n, k) * sizeof(float));
+    if (!a || !b || !c0 || !c1 || !aa || !ab || !bound || !ws) {
+        CHECK(!"out of memory");
+        goto done;
+    }
+    memcpy(c1, c0, (size_t)(m * ldc) * sizeof(float));
+    for (int64_t i = 0; i < arows * lda; i++) aa[i] = fabsf(a[i]);
+    for (int64_t i = 0; i < brows * ldb; i++) ab[i] = fabsf(b[i]);
+    oq_sgemm_args g = {ta, tb, m, n, k, alpha, beta, a, lda, b, ldb, c0, ldc};
+    oq_sgemm_ref(&g);
+    oq_sgemm_args gb = {ta, tb, m, n, k, fabsf(alpha), 0.0f, aa, lda, ab, ldb, bound, ldc};
+    oq_sgemm_ref(&gb);
+    g.c = c1;
+    oq_sgemm(&g, ws);
+    int bad = 0;
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            float ref = c0[i * ldc + j], got = c1[i * ldc + j];
+            float tol = 4.0f * FLT_EPSILON * ((float)(k + 2) * bound[i * ldc + j] + fabsf(ref)) + 1e-30f;
+            if (!(fabsf(ref - got) <= tol)) bad++;
+        }
+    if (bad)
+        fprintf(stderr, "gemm ta=%d tb=%d m=%lld n=%lld k=%lld alpha=%g beta=%g pad=%lld: %d bad\n", ta, tb,
+                (long long)m, (long long)n, (long long)k, alpha, beta, (long long)pad, bad);
+    CHECK(bad == 0);
+    /* Padding columns of C are never written. */
+    for (int64_t i = 0; i < m && pad; i++) CHECK(c1[i * ldc + n] == c0[i * ldc + n]);
+done:
+    free(a), free(b), free(c0), free(c1), free(aa), free(ab), free(bound), free(ws);
+}
+
+static void test_gemm_sizes(void)
+{
+    static const int64_t mn[] = {1, 2, 5, 6, 7, 16, 17, 33, 67};
+    static const int64_t ks[] = {1, 3, 16, 67, 300};
+    int nmn = (int)(sizeof mn / sizeof mn[0]), nk = (int)(sizeof ks / sizeof ks[0]);
+    for (int t = 0; t < 4; t++)
+        for (int i = 0; i < nmn; i++)
+            for (int j = 0; j < nmn; j++)
+                for (int q = 0; q < nk; q++) {
+                    int v = (i + j + q + t) % 3;
+                    float alpha = v == 0 ? 1.0f : v == 1 ? 0.5f : -2.0f, beta = v == 0 ? 0.0f : v == 1 ? 1.0f : 0.25f;
+                    check_gemm(t & 1, t & 2, mn[i], mn[j], ks[q], alpha, beta, (i + q) % 2 ? 3 : 0);
+                }
+    /* Crosses every blocking boundary (MC, KC and NC). */
+    check_gemm(false, false, 131, 2100, 261, 1.0f, 0.5f, 1);
+    check_gemm(true, true, 125, 2061, 513, 1.5f, 0.0f, 0);
+}
+
+/* k == 0 scales C by beta (and beta == 0 clears it, even NaN). */
+static void test_gemm_empty_k(void)
+{
+    float c[4] = {1.0f, 2.0f, NAN, 4.0f}, ws[64];
+    oq_sgemm_args g = {false, false, 2, 2, 0, 1.0f, 0.0f, c, 1, c, 2, c, 2};
+    oq_sgemm(&g, ws);
+    CHECK(c[0] == 0.0f && c[2] == 0.0f);
+    float d[2] = {1.0f, 3.0f};
+    oq_sgemm_args h = {false, false, 1, 2, 0, 1.0f, 2.0f, d, 1, d, 2, d, 2};
+    oq_sgemm(&h, ws);
+    CHECK(d[0] == 2.0f && d[1] == 6.0f);
+}
+
+/* A batch split over several parts gives bit-identical results to one part. */
+static void test_gemm_batch_split(void)
+{
+    int64_t batch = 3, m = 70, n = 300, k = 45;
+    float *a = rand_buf((size_t)(batch * m * k)), *b = rand_buf((size_t)(k * n));
+    float *c1 = malloc((size_t)(batch * m * n) * sizeof(float)), *c2 = malloc((size_t)(batch * m * n) * sizeof(float));
+    int64_t a_off[3] = {0, m * k, 2 * m * k}, c_off[3] = {0, m * n, 2 * m * n};
+    oq_sgemm_args g = {false, false, m, n, k, 1.0f, 0.0f, a, k, b, n, c1, n};
+    size_t w1 = oq_sgemm_batch_ws_floats(&g, batch, 1), w7 = oq_sgemm_batch_ws_floats(&g, batch, 7);
+    float *ws = malloc((w1 > w7 ? w1 : w7) * sizeof(float));
+    if (!a || !b || !c1 || !c2 || !ws) {
+        CHECK(!"out of memory");
+        goto done;
+    }
+    oq_sgemm_batch(NULL, 1, &g, batch, a_off, NULL, c_off, ws);
+    g.c = c2;
+    oq_sgemm_batch(NULL, 7, &g, batch, a_off, NULL, c_off, ws);
+    CHECK(memcmp(c1, c2, (size_t)(batch * m * n) * sizeof(float)) == 0);
+done:
+    free(a), free(b), free(c1), free(c2), free(ws);
+}
+
+/* ---- Conv ----------------------------------------------------------------------- */
+
+typedef struct conv_case {
+    int nsp;
+    int64_t n, cin, cout, group;
+    int64_t in[3], k[3], s[3], d[3], p0[3], p1[3];
+} conv_case;
+
+static oq_conv_params case_params(const conv_case *cc, bool transpose)
+{
+    oq_conv_params p = {0};
+    p.nsp = cc->nsp, p.n = cc->n, p.cin = cc->cin, p.cout = cc->cout, p.group = cc->group;
+    for (int a = 0; a < cc->nsp; a++) {
+        p.in[a] = cc->in[a], p.k[a] = cc->k[a], p.stride[a] = cc->s[a], p.dil[a] = cc->d[a];
+        p.pad0[a] = cc->p0[a], p.pad1[a] = cc->p1[a];
+        int64_t ek = cc->d[a] * (cc->k[a] - 1) + 1;
+        p.out[a] = transpose ? cc->s[a] * (cc->in[a] - 1) + ek - cc->p0[a] - cc->p1[a]
+                             : (cc->in[a] + cc->p0[a] + cc->p1[a] - ek) / cc->s[a] + 1;
+    }
+    return p;
+}
+
+static int64_t spatial(int d, const int64_t *v)
+{
+    int64_t s = 1;
+    for (int a = 0; a < d; a++) s *= v[a];
+    return s;
+}
+
+/* Normalized mean squared error of got against ref. */
+static double nmse(const float *ref, const float *got, int64_t n)
+{
+    double num = 0.0, den = 1e-30;
+    for (int64_t i = 0; i < n; i++) {
+        double e = (double)ref[i] - got[i];
+        num += e * e;
+        den += (double)ref[i] * ref[i];
+    }
+    return num / den;
+}
+
+static const conv_case conv_cases[] = {
+    /* nsp n cin cout g   in           k          s          d          p0         p1 */
+    {2, 1, 3, 8, 1, {9, 11}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},          /* 3x3 same */
+    {2, 2, 16, 24, 1, {7, 6}, {1, 1}, {1, 1}, {1, 1}, {0, 0}, {0, 0}},         /* 1x1 direct GEMM */
+    {2, 1, 5, 7, 1, {13, 10}, {3, 2}, {2, 3}, {1, 1}, {1, 0}, {2, 1}},         /* strides, asymmetric pads */
+    {2, 1, 4, 6, 2, {12, 12}, {3, 3}, {1, 2}, {2, 1}, {2, 1}, {2, 0}},         /* groups, dilation */
+    {2, 2, 8, 8, 8, {15, 14}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},         /* depthwise */
+    {2, 1, 6, 6, 6, {16, 17}, {5, 5}, {2, 2}, {1, 1}, {2, 1}, {2, 2}},         /* depthwise stride 2 */
+    {2, 1, 4, 8, 4, {9, 9}, {3, 3}, {1, 1}, {2, 2}, {2, 2}, {2, 2}},           /* depthwise x2, dilated */
+    {2, 1, 3, 5, 1, {4, 4}, {5, 5}, {1, 1}, {1, 1}, {2, 2}, {2, 2}},           /* kernel wider than input */
+    {2, 1, 64, 70, 1, {21, 19}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},       /* many column tiles */
+    {2, 1, 96, 200, 1, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {0, 0}, {0, 0}},        /* tiny plane: M split */
+    {1, 2, 4, 6, 2, {29}, {4}, {3}, {2}, {3}, {1}},                            /* 1-D */
+    {1, 1, 5, 5, 5, {40}, {7}, {1}, {1}, {3}, {3}},                            /* 1-D depthwise */
+    {3, 1, 3, 4, 1, {5, 6, 7}, {3, 2, 3}, {1, 2, 1}, {1, 1, 2}, {1, 0, 1}, {1, 1, 2}}, /* 3-D */
+    {3, 1, 4, 4, 4, {4, 5, 6}, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}}, /* 3-D depthwise */
+};
+
+static void test_conv(void)
+{
+    for (size_t ci = 0; ci < sizeof conv_cases / sizeof conv_cases[0]; ci++) {
+        const conv_case *cc = &conv_cases[ci];
+        oq_conv_params p = case_params(cc, false);
+        int64_t xs = p.n * p.cin * spatial(p.nsp, p.in), ys = p.n * p.cout * spatial(p.nsp, p.out);
+        int64_t wsz = p.cout * (p.cin / p.group) * spatial(p.nsp, p.k);
+        float *x = rand_buf((size_t)xs), *w = rand_buf((size_t)wsz), *b = rand_buf((size_t)p.cout);
+        float *yr = malloc((size_t)ys * sizeof(float)), *y1 = malloc((size_t)ys * sizeof(float));
+        float *y5 = malloc((size_t)ys * sizeof(float));
+        size_t w1 = oq_conv_ws_floats(&p, 1), w5 = oq_conv_ws_floats(&p, 5);
+        float *ws = malloc((w1 > w5 ? w1 : w5) * sizeof(float));
+        if (!x || !w || !b || !yr || !y1 || !y5 || !ws) {
+            CHECK(!"out of memory");
+        } else {
+            const float *bias = ci % 2 ? NULL : b;
+            oq_conv_ref(yr, x, w, bias, &p);
+            oq_conv_fast(y1, x, w, bias, &p, NULL, 1, ws);
+            oq_conv_fast(y5, x, w, bias, &p, NULL, 5, ws);
+            double e = nmse(yr, y1, ys);
+            if (e > 1e-12) fprintf(stderr, "conv case %zu: nmse %g\n", ci, e);
+            CHECK(e <= 1e-12);
+            CHECK(memcmp(y1, y5, (size_t)ys * sizeof(float)) == 0);
+        }
+        free(x), free(w), free(b), free(yr), free(y1), free(y5), free(ws);
+    }
+}
+
+/* Transposed conv by direct scatter: every input element times every tap adds
+ * into the output position it maps to. */
+static void convt_direct(float *y, const float *x, const float *w, const float *b, const oq_conv_params *p)
+{
+    int d = p->nsp;
+    int64_t cg = p->cin / p->group, mg = p->cout / p->group;
+    int64_t is = spatial(d, p->in), os = spatial(d, p->out), ks = spatial(d, p->k);
+    for (int64_t i = 0; i < p->n * p->cout; i++)
+        for (int64_t t = 0; t < os; t++) y[i * os + t] = b ? b[i % p->cout] : 0.0f;
+    for (int64_t n = 0; n < p->n; n++)
+        for (int64_t ci = 0; ci < p->cin; ci++)
+            for (int64_t j = 0; j < is; j++)
+                for (int64_t m = 0; m < mg; m++)
+                    for (int64_t t = 0; t < ks; t++) {
+                        int64_t g = ci / cg, co = g * mg + m, off = 0, jr = j, tr = t, pos[3], kk[3];
+                        for (int a = d - 1; a >= 0; a--) pos[a] = jr % p->in[a], jr /= p->in[a];
+                        for (int a = d - 1; a >= 0; a--) kk[a] = tr % p->k[a], tr /= p->k[a];
+                        bool inside = true;
+                        for (int a = 0; a < d; a++) {
+                            int64_t o = pos[a] * p->stride[a] - p->pad0[a] + kk[a] * p->dil[a];
+                            inside = inside && o >= 0 && o < p->out[a];
+                            off = off * p->out[a] + o;
+                        }
+                        if (inside)
+                            y[(n * p->cout + co) * os + off] += x[(n * p->cin + ci) * is + j] * w[(ci * mg + m) * ks + t];
+                    }
+}
+
+static void test_conv_transpose(void)
+{
+    static const conv_case cases[] = {
+        {2, 1, 4, 6, 1, {5, 6}, {3, 3}, {2, 2}, {1, 1}, {1, 0}, {1, 1}},
+        {2, 2, 6, 4, 2, {4, 3}, {2, 3}, {2, 1}, {1, 2}, {0, 1}, {0, 1}},
+        {1, 1, 3, 9, 3, {11}, {4}, {3}, {1}, {1}, {2}},
+        {3, 1, 2, 3, 1, {3, 4, 2}, {2, 3, 2}, {2, 1, 2}, {1, 1, 1}, {0, 1, 0}, {0, 0, 1}},
+    };
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        oq_conv_params p = case_params(&cases[ci], true);
+        int64_t xs = p.n * p.cin * spatial(p.nsp, p.in), ys = p.n * p.cout * spatial(p.nsp, p.out);
+        int64_t wsz = p.cin * (p.cout / p.group) * spatial(p.nsp, p.k);
+        float *x = rand_buf((size_t)xs), *w = rand_buf((size_t)wsz), *b = rand_buf((size_t)p.cout);
+        float *yr = malloc((size_t)ys * sizeof(float)), *y1 = malloc((size_t)ys * sizeof(float));
+        float *y3 = malloc((size_t)ys * sizeof(float));
+        size_t w1 = oq_conv_transpose_ws_floats(&p, 1), w3 = oq_conv_transpose_ws_floats(&p, 3);
+        float *ws = malloc((w1 > w3 ? w1 : w3) * sizeof(float));
+        if (!x || !w || !b || !yr || !y1 || !y3 || !ws) {
+            CHECK(!"out of memory");
+        } else {
+            convt_direct(yr, x, w, b, &p);
+            oq_conv_transpose(y1, x, w, b, &p, NULL, 1, ws);
+            oq_conv_transpose(y3, x, w, b, &p, NULL, 3, ws);
+            double e = nmse(yr, y1, ys);
+            if (e > 1e-12) fprintf(stderr, "convtranspose case %zu: nmse %g\n", ci, e);
+            CHECK(e <= 1e-12);
+            CHECK(memcmp(y1, y3, (size_t)ys * sizeof(float)) == 0);
+        }
+        free(x), free(w), free(b), free(yr), free(y1), free(y3), free(ws);
+    }
+}
+
+int main(void)
+{
+    test_gemm_sizes();
+    test_gemm_empty_k();
+    test_gemm_batch_split();
+    test_conv();
+    test_conv_transpose();
+    return check_exit("test_gemm");
+}

@@ -1,0 +1,151 @@
+/* test_qgemm.c: the blocked 8-bit GEMM against its reference on odd shapes,
+ * all four signedness combinations, scalar / per-row / per-column zero
+ * points and strided operands, for every micro-kernel the CPU runs; and requantization's rounding (ties to even),
+ * saturation and negative values. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "exec/qgemm.h"
+
+/* Deterministic pseudo-random bytes (xorshift). */
+static uint32_t rng_state = 0x12345678u;
+static uint8_t rnd8(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 17;
+    rng_state ^= rng_state << 5;
+    return (uint8_t)(rng_state >> 24);
+}
+
+/* Compares oq_qgemm with oq_qgemm_ref on one shape; lda/ldb/ldc are padded
+ * past the logical widths to catch stride mistakes. Returns mismatches. */
+static int compare_one(int64_t m, int64_t n, int64_t k, bool as, bool bs, int zp_mode)
+{
+    int64_t lda = k + 3, ldb = n + 5, ldc = n + 2;
+    uint8_t *a = malloc((size_t)(m * lda + 1));
+    uint8_t *b = malloc((size_t)(k * ldb + 1));
+    int32_t *c1 = malloc((size_t)(m * ldc + 1) * sizeof *c1);
+    int32_t *c2 = malloc((size_t)(m * ldc + 1) * sizeof *c2);
+    int32_t *za = malloc((size_t)m * sizeof *za);
+    int32_t *zb = malloc((size_t)n * sizeof *zb);
+    void *ws = malloc(oq_qgemm_ws_bytes(m, n, k));
+    int bad = -1;
+    if (!a || !b || !c1 || !c2 || !za || !zb || !ws) goto fail;
+    for (int64_t i = 0; i < m * lda; i++) a[i] = rnd8();
+    for (int64_t i = 0; i < k * ldb; i++) b[i] = rnd8();
+    /* Zero points in the operand's own range: 0..255 for uint8, -128..127 for int8. */
+    for (int64_t i = 0; i < m; i++) za[i] = as ? (int8_t)rnd8() : rnd8();
+    for (int64_t j = 0; j < n; j++) zb[j] = bs ? (int8_t)rnd8() : rnd8();
+    oq_qgemm_args g = {
+        .m = m, .n = n, .k = k,
+        .a = a, .lda = lda, .a_signed = as,
+        .a_zp = zp_mode ? za : NULL, .a_zp_per_row = zp_mode == 2,
+        .b = b, .ldb = ldb, .b_signed = bs,
+        .b_zp = zp_mode ? zb : NULL, .b_zp_per_col = zp_mode == 2,
+        .c = c1, .ldc = ldc,
+    };
+    /* Sentinels in the padding columns must survive. */
+    for (int64_t i = 0; i < m * ldc; i++) c1[i] = c2[i] = 0x5a5a5a5a;
+    oq_qgemm(&g, ws);
+    g.c = c2;
+    oq_qgemm_ref(&g);
+    bad = 0;
+    for (int64_t i = 0; i < m * ldc; i++) bad += c1[i] != c2[i];
+    if (bad)
+        fprintf(stderr, "mismatch m=%lld n=%lld k=%lld a_signed=%d b_signed=%d zp_mode=%d: %d values\n",
+                (long long)m, (long long)n, (long long)k, as, bs, zp_mode, bad);
+fail:
+    free(a), free(b), free(c1), free(c2), free(za), free(zb), free(ws);
+    return bad;
+}
+
+static void test_fast_vs_ref(void)
+{
+    /* Edges of every block size: MR=6, NR=16, MC=96, KC=512, NC=512, and odd K. */
+    static const int64_t shapes[][3] = {
+        {1, 1, 1},    {1, 17, 3},   {7, 1, 5},     {6, 16, 2},   {5, 15, 9},    {13, 33, 31},
+        {97, 35, 513}, {12, 530, 7}, {100, 520, 1030}, {64, 64, 64}, {3, 700, 1}, {200, 3, 600},
+    };
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int signs = 0; signs < 4; signs++)
+            for (int zp_mode = 0; zp_mode < 3; zp_mode++)
+                CHECK(compare_one(shapes[s][0], shapes[s][1], shapes[s][2], signs & 1, signs >> 1, zp_mode) == 0);
+}
+
+/* A hand-computed product: ((1-2)*(4-1) + (3-2)*(6-1)) = 2, with int8 data. */
+static void test_known_value(void)
+{
+    int8_t a[2] = {1, 3}, b[2] = {4, 6};
+    int32_t za = 2, zb = 1, c = 0;
+    oq_qgemm_args g = {.m = 1, .n = 1, .k = 2, .a = a, .lda = 2, .a_signed = true, .a_zp = &za,
+                       .b = b, .ldb = 1, .b_signed = true, .b_zp = &zb, .c = &c, .ldc = 1};
+    unsigned char ws[256];
+    CHECK(oq_qgemm_ws_bytes(1, 1, 2) <= sizeof ws);
+    oq_qgemm(&g, ws);
+    CHECK(c == 2);
+    /* k == 0 gives zeros. */
+    c = 7;
+    g.k = 0;
+    oq_qgemm(&g, ws);
+    CHECK(c == 0);
+}
+
+static void test_requant(void)
+{
+    /* Ties go to even: 0.5 -> 0, 1.5 -> 2, 2.5 -> 2, -0.5 -> 0, -1.5 -> -2, -2.5 -> -2. */
+    int32_t acc[] = {1, 3, 5, -1, -3, -5, 7};
+    uint8_t yu[7];
+    oq_requant_row(yu, false, acc, 7, 0, 0.5f, 10);
+    uint8_t want_u[] = {10, 12, 12, 10, 8, 8, 14};
+    CHECK(!memcmp(yu, want_u, sizeof yu));
+
+    /* Bias is added before scaling: (acc + 1) * 0.5 = 1, 2, 3, 0, -1, -2, 4. */
+    int8_t ys[7];
+    oq_requant_row(ys, true, acc, 7, 1, 0.5f, -3);
+    int8_t want_s[] = {-2, -1, 0, -3, -4, -5, 1};
+    CHECK(!memcmp(ys, want_s, sizeof ys));
+
+    /* Saturation both ways, including values far outside int32 * mult range
+     * and the zero point pushing past the bounds. */
+    int32_t big[] = {INT32_MAX, INT32_MIN, 300, -300, 127, -129, 0};
+    int8_t s8[7];
+    oq_requant_row(s8, true, big, 7, 0, 1.0f, 0);
+    int8_t want_s8[] = {127, -128, 127, -128, 127, -128, 0};
+    CHECK(!memcmp(s8, want_s8, sizeof s8));
+    uint8_t u8[7];
+    oq_requant_row(u8, false, big, 7, 0, 1.0f, 128);
+    uint8_t want_u8[] = {255, 0, 255, 0, 255, 0, 128};
+    CHECK(!memcmp(u8, want_u8, sizeof u8));
+
+    /* Per-column bias and multipliers; negative multiplier flips sign. */
+    int32_t row[] = {10, 10, 10, -7};
+    int32_t bias[] = {0, 5, -10, 0};
+    float mult[] = {0.25f, 0.1f, 1.0f, -1.0f};
+    uint8_t yc[4];
+    oq_requant_cols(yc, false, row, 4, bias, mult, 100);
+    /* 2.5 -> 2; 1.5 -> 2; 0; 7 */
+    uint8_t want_c[] = {102, 102, 100, 107};
+    CHECK(!memcmp(yc, want_c, sizeof yc));
+    int8_t yc8[4];
+    oq_requant_cols(yc8, true, row, 4, NULL, mult, 0);
+    /* 2.5 -> 2; 1; 10; 7 */
+    int8_t want_c8[] = {2, 1, 10, 7};
+    CHECK(!memcmp(yc8, want_c8, sizeof yc8));
+}
+
+int main(void)
+{
+    /* Every micro-kernel this CPU can run, then the default choice. */
+    static const char *names[] = {"generic-6x16", "avx2-6x16", "avxvnni-6x16"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (!oq_qgemm_force_kernel(names[i])) continue;
+        printf("kernel %s\n", names[i]);
+        test_known_value();
+        test_fast_vs_ref();
+    }
+    CHECK(oq_qgemm_force_kernel(NULL));
+    test_known_value();
+    test_requant();
+    return check_exit("test_qgemm");
+}
