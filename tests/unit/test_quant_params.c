@@ -38,8 +38,8 @@ static void test_weights(void)
         x[64 + i] = 0.01f * cosf((float)i * 0.7f);
     }
     oq_weight_quant pc, pt;
-    CHECK_OK(oq_quantize_weight(&pc, &w, 0, true, &err), &err);
-    CHECK_OK(oq_quantize_weight(&pt, &w, 0, false, &err), &err);
+    CHECK_OK(oq_quantize_weight(&pc, &w, 0, true, NULL, &err), &err);
+    CHECK_OK(oq_quantize_weight(&pt, &w, 0, false, NULL, &err), &err);
     CHECK(pc.scales.rank == 1 && pc.scales.dims[0] == 2 && pt.scales.rank == 0);
     const float *s = pc.scales.data;
     const int8_t *q = pc.q.data;
@@ -61,10 +61,16 @@ static void test_weights(void)
     for (int i = 0; i < 24; i++)
         ((float *)cw.data)[i] = (float)((i / 8) + 1) * (i % 2 ? 1 : -1); /* channel c: +-(c+1) */
     oq_weight_quant cq;
-    CHECK_OK(oq_quantize_weight(&cq, &cw, 0, true, &err), &err);
+    CHECK_OK(oq_quantize_weight(&cq, &cw, 0, true, NULL, &err), &err);
     for (int c = 0; c < 3; c++)
         CHECK(fabsf(((float *)cq.scales.data)[c] - (c + 1) / 127.0f) < 1e-7f);
     CHECK(cq.sqnr_db > 100); /* representable up to float rounding of the scale */
+    oq_weight_quant_release(&cq);
+    /* a floor raises a channel's scale (here channel 1 of 3) and nothing else */
+    float floors[3] = {0, 1.0f, 0};
+    CHECK_OK(oq_quantize_weight(&cq, &cw, 0, true, floors, &err), &err);
+    CHECK(((float *)cq.scales.data)[1] == 1.0f && fabsf(((float *)cq.scales.data)[2] - 3 / 127.0f) < 1e-7f);
+    CHECK(((int8_t *)cq.q.data)[8] == -2); /* -2 at scale 1 */
     oq_weight_quant_release(&cq);
     oq_tensor_release(&cw);
 
