@@ -85,7 +85,8 @@ static char **list_dir(const char *dir, const char *prefix, int *n)
         (*n)++;
     }
     closedir(d);
-    qsort(names, (size_t)*n, sizeof *names, cmp_str);
+    if (*n)
+        qsort(names, (size_t)*n, sizeof *names, cmp_str);
     return names;
 }
 
@@ -511,7 +512,8 @@ int main(int argc, char **argv)
         }
         reasons[r].count++;
     }
-    qsort(reasons, (size_t)n_reasons, sizeof *reasons, cmp_reason);
+    if (n_reasons)
+        qsort(reasons, (size_t)n_reasons, sizeof *reasons, cmp_reason);
     for (int r = 0; r < n_reasons; r++) {
         printf("skip reason (%d cases): %s\n", reasons[r].count, reasons[r].text);
         free(reasons[r].text);
