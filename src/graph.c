@@ -280,6 +280,48 @@ char *oq_graph_unique_name(const oq_graph *g, const char *base)
     }
 }
 
+/* Writes dims as "[1, 3, 224, 224]"; a declared shape prints symbolic dims by name and unknown ones as "?". */
+static void format_shape(char *buf, size_t cap, int rank, const int64_t *dims, const oq_dim *decl)
+{
+    size_t n = (size_t)snprintf(buf, cap, "[");
+    for (int i = 0; i < rank && n < cap; i++) {
+        const char *sep = i ? ", " : "";
+        if (decl && decl[i].param)
+            n += (size_t)snprintf(buf + n, cap - n, "%s%s", sep, decl[i].param);
+        else if (decl && decl[i].value < 0)
+            n += (size_t)snprintf(buf + n, cap - n, "%s?", sep);
+        else
+            n += (size_t)snprintf(buf + n, cap - n, "%s%lld", sep, (long long)(decl ? decl[i].value : dims[i]));
+    }
+    if (n < cap)
+        snprintf(buf + n, cap - n, "]");
+}
+
+oq_status oq_value_check_tensor(const oq_value *v, const oq_tensor *t, const char *src, oq_err *err)
+{
+    const char *from = src ? src : "the tensor given";
+    if (v->kind == OQ_TYPE_OPAQUE)
+        return oq_errf(err, OQ_EUNSUPPORTED, "input '%s' is not a tensor; only tensor inputs can be fed", v->name);
+    if (v->dtype != OQ_DTYPE_UNDEFINED && t->dtype != v->dtype)
+        return oq_errf(err, OQ_EINVAL, "input '%s' expects %s, %s holds %s", v->name, oq_dtype_name(v->dtype), from,
+                       oq_dtype_name(t->dtype));
+    if (t->rank < 0 || t->rank > OQ_MAX_RANK)
+        return oq_errf(err, OQ_EINVAL, "input '%s': %s has rank %d, outside 0..%d", v->name, from, t->rank, OQ_MAX_RANK);
+    if (v->rank < 0)
+        return OQ_OK;
+    char want[160], got[160];
+    format_shape(want, sizeof want, v->rank, NULL, v->dims);
+    format_shape(got, sizeof got, t->rank, t->dims, NULL);
+    if (t->rank != v->rank)
+        return oq_errf(err, OQ_EINVAL, "input '%s' expects rank %d %s, %s has rank %d %s", v->name, v->rank, want, from,
+                       t->rank, got);
+    for (int d = 0; d < v->rank; d++)
+        if (v->dims[d].value >= 0 && !v->dims[d].param && v->dims[d].value != t->dims[d])
+            return oq_errf(err, OQ_EINVAL, "input '%s' expects shape %s, %s has %s (dim %d)", v->name, want, from, got,
+                           d);
+    return OQ_OK;
+}
+
 oq_status oq_value_set_tensor_type(oq_value *v, oq_dtype dt, int rank, const oq_dim *dims, oq_err *err)
 {
     oq_dim *copy = NULL;

@@ -11,7 +11,7 @@
  * Folder specs and NAME=FILE.npy specs cannot be mixed; with .npy specs,
  * every model input needs one and all must hold the same sample count.
  * Samples are loaded one at a time; each is checked against the model's
- * declared inputs (dtype, rank, fixed dims) with errors naming file and input. */
+ * declared inputs (oq_value_check_tensor) with errors naming file and input. */
 #ifndef ONNXQ_OQ_DATASET_H
 #define ONNXQ_OQ_DATASET_H
 
@@ -38,8 +38,5 @@ int64_t oq_dataset_count(const oq_dataset *d);
 oq_status oq_dataset_load(oq_dataset *d, int64_t i, oq_tensor *tensors, oq_err *err);
 /* SHA-256 over the tensors loaded so far (dtype, dims and bytes of each), hex. */
 void oq_dataset_hash(const oq_dataset *d, char hex[65]);
-
-/* Checks t against the declared type of v; `what` names the source file. */
-oq_status oq_check_input(const oq_value *v, const oq_tensor *t, const char *what, oq_err *err);
 
 #endif

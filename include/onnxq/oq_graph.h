@@ -171,6 +171,11 @@ oq_value *oq_graph_find(const oq_graph *g, const char *name);
 oq_value *oq_graph_value(oq_graph *g, const char *name, oq_err *err);
 /* A name not yet used in g or its enclosing graphs, of the form base or base_N (owned by caller). */
 char *oq_graph_unique_name(const oq_graph *g, const char *base);
+/* Checks tensor t against v's declaration: v must not be a non-tensor type;
+ * dtype when declared; rank and fixed dims when a shape is declared
+ * (symbolic and unknown dims match anything). src (may be NULL) names where
+ * t came from (a file), for the message. */
+oq_status oq_value_check_tensor(const oq_value *v, const oq_tensor *t, const char *src, oq_err *err);
 /* Declares the value's tensor type; dims may be NULL when rank < 0. */
 oq_status oq_value_set_tensor_type(oq_value *v, oq_dtype dt, int rank, const oq_dim *dims, oq_err *err);
 /* Adds (or replaces) a constant: takes ownership of t. as_initializer chooses

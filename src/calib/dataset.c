@@ -221,20 +221,6 @@ void oq_dataset_destroy(oq_dataset *d)
 
 int64_t oq_dataset_count(const oq_dataset *d) { return d->n_samples; }
 
-oq_status oq_check_input(const oq_value *v, const oq_tensor *t, const char *what, oq_err *err)
-{
-    if (v->dtype != OQ_DTYPE_UNDEFINED && t->dtype != v->dtype)
-        return oq_errf(err, OQ_EINVAL, "%s: input '%s' expects %s, got %s", what, v->name, oq_dtype_name(v->dtype),
-                       oq_dtype_name(t->dtype));
-    if (v->rank >= 0 && t->rank != v->rank)
-        return oq_errf(err, OQ_EINVAL, "%s: input '%s' expects rank %d, got rank %d", what, v->name, v->rank, t->rank);
-    for (int i = 0; v->rank > 0 && i < v->rank; i++)
-        if (v->dims[i].value >= 0 && !v->dims[i].param && v->dims[i].value != t->dims[i])
-            return oq_errf(err, OQ_EINVAL, "%s: input '%s' expects dim %d to be %lld, got %lld", what, v->name, i,
-                           (long long)v->dims[i].value, (long long)t->dims[i]);
-    return OQ_OK;
-}
-
 static void hash_tensor(oq_sha256 *h, const oq_tensor *t)
 {
     int32_t head[2] = {(int32_t)t->dtype, t->rank};
@@ -279,11 +265,11 @@ oq_status oq_dataset_load(oq_dataset *d, int64_t i, oq_tensor *tensors, oq_err *
         if (d->n_npy) {
             st = slice_sample(&tensors[k], &d->npy[k], i, err);
             if (!st)
-                st = oq_check_input(d->inputs[k], &tensors[k], d->npy[k].path, err);
+                st = oq_value_check_tensor(d->inputs[k], &tensors[k], d->npy[k].path, err);
         } else if (oq_is_image_path(d->dirs[i])) {
             st = load_image(d, d->dirs[i], &tensors[k], err);
             if (!st)
-                st = oq_check_input(d->inputs[k], &tensors[k], d->dirs[i], err);
+                st = oq_value_check_tensor(d->inputs[k], &tensors[k], d->dirs[i], err);
         } else {
             char file[32];
             snprintf(file, sizeof file, "input_%d.pb", k);
@@ -292,7 +278,7 @@ oq_status oq_dataset_load(oq_dataset *d, int64_t i, oq_tensor *tensors, oq_err *
             if (!st)
                 st = oq_tensor_load_pb(&tensors[k], NULL, path, err);
             if (!st)
-                st = oq_check_input(d->inputs[k], &tensors[k], path, err);
+                st = oq_value_check_tensor(d->inputs[k], &tensors[k], path, err);
         }
         free(path);
     }

@@ -65,29 +65,6 @@ static int input_index(const oq_session *s, const char *name)
     return -1;
 }
 
-/* Checks t against input i's declared type and shape; src names the file. */
-static oq_status check_input(const oq_value *v, const oq_tensor *t, const char *src, oq_err *err)
-{
-    if (v->kind != OQ_TYPE_TENSOR)
-        return oq_errf(err, OQ_EUNSUPPORTED, "input '%s' is not a tensor; only tensor inputs can be fed", v->name);
-    if (v->dtype != OQ_DTYPE_UNDEFINED && t->dtype != v->dtype)
-        return oq_errf(err, OQ_EINVAL, "input '%s' expects %s, %s holds %s", v->name, oq_dtype_name(v->dtype),
-                       src, oq_dtype_name(t->dtype));
-    if (v->rank < 0)
-        return OQ_OK;
-    char want[256], got[256];
-    cli_format_value_shape(v, want, sizeof want);
-    cli_format_dims(t->rank, t->dims, got, sizeof got);
-    if (t->rank != v->rank)
-        return oq_errf(err, OQ_EINVAL, "input '%s' expects rank %d %s, %s has rank %d %s", v->name, v->rank, want,
-                       src, t->rank, got);
-    for (int d = 0; d < v->rank; d++)
-        if (v->dims[d].value >= 0 && v->dims[d].value != t->dims[d])
-            return oq_errf(err, OQ_EINVAL, "input '%s' expects shape %s, %s has %s (dim %d)", v->name, want, src,
-                           got, d);
-    return OQ_OK;
-}
-
 /* Takes ownership of *t (cleared on return) and feeds it to input i. */
 static oq_status feed(feeds *f, int i, oq_tensor *t, const char *src, oq_err *err)
 {
@@ -96,7 +73,7 @@ static oq_status feed(feeds *f, int i, oq_tensor *t, const char *src, oq_err *er
     if (f->source[i])
         st = oq_errf(err, OQ_EINVAL, "input '%s' is fed twice: by %s and by %s", v->name, f->source[i], src);
     else
-        st = check_input(v, t, src, err);
+        st = oq_value_check_tensor(v, t, src, err);
     if (!st && !(f->source[i] = strdup(src)))
         st = oq_errf(err, OQ_ENOMEM, "out of memory");
     if (st) {

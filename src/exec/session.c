@@ -662,23 +662,15 @@ static oq_status run_frame(struct oq_exec_frame *f, oq_tensor *outs, oq_err *err
 }
 
 /* Checks a fed tensor against the declared type of input v. */
+/* The declaration check plus the integrity of a caller's tensor (valid
+ * dtype and rank, storage for its shape). */
 static oq_status check_input(const oq_value *v, const oq_tensor *t, oq_err *err)
 {
-    if (v->kind == OQ_TYPE_OPAQUE)
-        return oq_errf(err, OQ_EUNSUPPORTED, "input '%s' is not a tensor", v->name);
-    if (v->dtype != OQ_DTYPE_UNDEFINED && t->dtype != v->dtype)
-        return oq_errf(err, OQ_EINVAL, "input '%s' must be %s, got %s", v->name, oq_dtype_name(v->dtype),
-                       oq_dtype_name(t->dtype));
+    oq_status st = oq_value_check_tensor(v, t, NULL, err);
+    if (st)
+        return st;
     if (!oq_dtype_valid(t->dtype))
         return oq_errf(err, OQ_EINVAL, "input '%s' has invalid element type %d", v->name, (int)t->dtype);
-    if (t->rank < 0 || t->rank > OQ_MAX_RANK)
-        return oq_errf(err, OQ_EINVAL, "input '%s' has rank %d, outside 0..%d", v->name, t->rank, OQ_MAX_RANK);
-    if (v->rank >= 0 && t->rank != v->rank)
-        return oq_errf(err, OQ_EINVAL, "input '%s' must have rank %d, got %d", v->name, v->rank, t->rank);
-    for (int d = 0; v->rank >= 0 && d < v->rank; d++)
-        if (v->dims[d].value >= 0 && t->dims[d] != v->dims[d].value)
-            return oq_errf(err, OQ_EINVAL, "input '%s' dim %d must be %lld, got %lld", v->name, d,
-                           (long long)v->dims[d].value, (long long)t->dims[d]);
     int64_t numel = oq_tensor_numel(t);
     size_t need = oq_dtype_storage(t->dtype, numel);
     if (numel < 0 || need == SIZE_MAX)
