@@ -6,10 +6,14 @@
  * padded with spaces and ended by '\n'), then the raw array data. */
 #include "onnxq/oq_npy.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "onnxq/oq_file.h"
 
@@ -217,9 +221,11 @@ static oq_status npy_parse_header(const char *text, size_t len, npy_header *h, c
 
 /* ---- reading ------------------------------------------------------------------- */
 
-oq_status oq_npy_parse(oq_tensor *t, const uint8_t *buf, size_t len, const char *what, oq_err *err)
+/* Parses the magic, version and header at the start of buf[0..len): sets the
+ * element type, shape and the offset of the data. */
+static oq_status npy_parse_prefix(const uint8_t *buf, size_t len, oq_dtype *dt, int *rank, int64_t *dims,
+                                  size_t *data_offset, const char *what, oq_err *err)
 {
-    memset(t, 0, sizeof *t);
     if (len < 10 || memcmp(buf, npy_magic, sizeof npy_magic))
         return oq_errf(err, OQ_EINVAL, "%s: not an .npy file (bad magic)", what);
     unsigned major = buf[6];
@@ -245,31 +251,128 @@ oq_status oq_npy_parse(oq_tensor *t, const uint8_t *buf, size_t len, const char 
     if (h.fortran_order)
         return oq_errf(err, OQ_EUNSUPPORTED, "%s: Fortran-order .npy arrays are not supported; "
                        "save a C-order array (numpy.ascontiguousarray)", what);
-    oq_dtype dt = OQ_DTYPE_UNDEFINED;
-    if ((st = npy_parse_descr(h.descr, &dt, what, err)))
+    if ((st = npy_parse_descr(h.descr, dt, what, err)))
         return st;
+    *rank = h.rank;
+    memcpy(dims, h.dims, sizeof h.dims);
+    *data_offset = pre + hlen;
+    return OQ_OK;
+}
 
-    int64_t numel = oq_shape_numel(h.rank, h.dims);
-    size_t need = oq_dtype_storage(dt, numel);
-    size_t have = len - pre - hlen;
-    if (numel < 0 || need == SIZE_MAX)
+/* Checks that `have` data bytes are exactly what the shape needs; sets *need. */
+static oq_status npy_check_size(oq_dtype dt, int rank, const int64_t *dims, uint64_t have, size_t *need,
+                                const char *what, oq_err *err)
+{
+    int64_t numel = oq_shape_numel(rank, dims);
+    *need = oq_dtype_storage(dt, numel);
+    if (numel < 0 || *need == SIZE_MAX)
         return oq_errf(err, OQ_EINVAL, "%s: .npy shape is too large", what);
-    if (have < need)
-        return oq_errf(err, OQ_EINVAL, "%s: truncated .npy data: %zu bytes, the shape needs %zu", what,
-                       have, need);
-    if (have > need)
-        return oq_errf(err, OQ_EINVAL, "%s: %zu unexpected bytes after the .npy data", what, have - need);
-    if ((st = oq_tensor_alloc(t, dt, h.rank, h.dims, err)))
-        return oq_err_context(err, "%s", what);
-    const uint8_t *data = buf + pre + hlen;
-    if (dt == OQ_DTYPE_BOOL) {
+    if (have < *need)
+        return oq_errf(err, OQ_EINVAL, "%s: truncated .npy data: %llu bytes, the shape needs %zu", what,
+                       (unsigned long long)have, *need);
+    if (have > *need)
+        return oq_errf(err, OQ_EINVAL, "%s: %llu unexpected bytes after the .npy data", what,
+                       (unsigned long long)(have - *need));
+    return OQ_OK;
+}
+
+/* Copies n bytes of element data into t, normalizing bools to 0/1. */
+static void npy_store(oq_tensor *t, const uint8_t *data, size_t n)
+{
+    if (t->dtype == OQ_DTYPE_BOOL) {
         uint8_t *out = t->data;
-        for (size_t i = 0; i < need; i++)
+        for (size_t i = 0; i < n; i++)
             out[i] = data[i] != 0;
-    } else if (need) {
-        memcpy(t->data, data, need);
+    } else if (n) {
+        memcpy(t->data, data, n);
+    }
+}
+
+oq_status oq_npy_parse(oq_tensor *t, const uint8_t *buf, size_t len, const char *what, oq_err *err)
+{
+    memset(t, 0, sizeof *t);
+    oq_dtype dt = OQ_DTYPE_UNDEFINED;
+    int rank = 0;
+    int64_t dims[OQ_MAX_RANK];
+    size_t off, need;
+    oq_status st = npy_parse_prefix(buf, len, &dt, &rank, dims, &off, what, err);
+    if (st || (st = npy_check_size(dt, rank, dims, len - off, &need, what, err)))
+        return st;
+    if ((st = oq_tensor_alloc(t, dt, rank, dims, err)))
+        return oq_err_context(err, "%s", what);
+    npy_store(t, buf + off, need);
+    return OQ_OK;
+}
+
+/* ---- reading one sample at a time ----------------------------------------------- */
+
+#define NPY_MAX_PREFIX (1u << 20) /* headers longer than 1 MiB are refused */
+
+oq_status oq_npy_open(oq_npy_file *f, const char *path, oq_err *err)
+{
+    memset(f, 0, sizeof *f);
+    f->fd = -1;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return oq_errf(err, OQ_EIO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    uint8_t *buf = NULL;
+    oq_status st = OQ_OK;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        st = oq_errf(err, OQ_EIO, "%s: not a readable regular file", path);
+        goto fail;
+    }
+    size_t want = (uint64_t)sb.st_size < NPY_MAX_PREFIX ? (size_t)sb.st_size : NPY_MAX_PREFIX;
+    buf = malloc(want ? want : 1);
+    ssize_t got = buf ? pread(fd, buf, want, 0) : -1;
+    if (got < 0 || (size_t)got != want) {
+        st = oq_errf(err, OQ_EIO, "%s: cannot read the .npy header", path);
+        goto fail;
+    }
+    size_t off, need;
+    if ((st = npy_parse_prefix(buf, want, &f->dtype, &f->rank, f->dims, &off, path, err)) ||
+        (st = npy_check_size(f->dtype, f->rank, f->dims, (uint64_t)sb.st_size - off, &need, path, err)))
+        goto fail;
+    free(buf);
+    f->fd = fd;
+    f->data_offset = off;
+    return OQ_OK;
+fail:
+    free(buf);
+    close(fd);
+    return st;
+}
+
+oq_status oq_npy_read_sample(const oq_npy_file *f, int64_t i, oq_tensor *t, const char *what, oq_err *err)
+{
+    memset(t, 0, sizeof *t);
+    if (f->rank < 1 || i < 0 || i >= f->dims[0])
+        return oq_errf(err, OQ_EINVAL, "%s: sample %lld is outside the leading axis", what, (long long)i);
+    oq_status st = oq_tensor_alloc(t, f->dtype, f->rank - 1, f->dims + 1, err);
+    if (st)
+        return oq_err_context(err, "%s", what);
+    size_t n = t->nbytes;
+    uint8_t *tmp = f->dtype == OQ_DTYPE_BOOL ? malloc(n ? n : 1) : t->data;
+    ssize_t got = tmp ? pread(f->fd, tmp, n, (off_t)(f->data_offset + (uint64_t)i * n)) : -1;
+    if (got < 0 || (size_t)got != n) {
+        if (tmp != t->data)
+            free(tmp);
+        oq_tensor_release(t);
+        return oq_errf(err, OQ_EIO, "%s: cannot read sample %lld", what, (long long)i);
+    }
+    if (tmp != t->data) {
+        npy_store(t, tmp, n);
+        free(tmp);
     }
     return OQ_OK;
+}
+
+void oq_npy_close(oq_npy_file *f)
+{
+    if (f && f->fd >= 0)
+        close(f->fd);
+    if (f)
+        f->fd = -1;
 }
 
 oq_status oq_npy_load(oq_tensor *t, const char *path, oq_err *err)

@@ -15,7 +15,8 @@
 typedef struct npy_source {
     const oq_value *input; /* which model input this stack feeds */
     char *path;
-    oq_tensor stack;       /* (samples, ...) */
+    oq_npy_file file;      /* (samples, ...), read one sample at a time */
+    bool open;
 } npy_source;
 
 struct oq_dataset {
@@ -140,12 +141,13 @@ static oq_status add_npy_spec(oq_dataset *d, const char *spec, oq_err *err)
     if (!(s->path = strdup(eq + 1)))
         return oq_errf(err, OQ_ENOMEM, "out of memory");
     s->input = d->inputs[k];
-    oq_status st = oq_npy_load(&s->stack, s->path, err);
+    oq_status st = oq_npy_open(&s->file, s->path, err);
     if (st)
         return st;
-    if (s->stack.rank < 1 || s->stack.dims[0] < 1)
+    s->open = true;
+    if (s->file.rank < 1 || s->file.dims[0] < 1)
         return oq_errf(err, OQ_EINVAL, "%s: expected samples stacked on a leading axis, got an array of rank %d",
-                       s->path, s->stack.rank);
+                       s->path, s->file.rank);
     d->n_npy++;
     return OQ_OK;
 }
@@ -182,12 +184,12 @@ oq_status oq_dataset_open(oq_dataset **out, int n_specs, const char *const *spec
         for (int k = 0; !st && k < n_inputs; k++) {
             if (!d->npy[k].path)
                 st = oq_errf(err, OQ_EINVAL, "input '%s' has no NAME=FILE.npy data", inputs[k]->name);
-            else if (k && d->npy[k].stack.dims[0] != d->npy[0].stack.dims[0])
+            else if (k && d->npy[k].file.dims[0] != d->npy[0].file.dims[0])
                 st = oq_errf(err, OQ_EINVAL, "%s holds %lld samples but %s holds %lld", d->npy[k].path,
-                             (long long)d->npy[k].stack.dims[0], d->npy[0].path, (long long)d->npy[0].stack.dims[0]);
+                             (long long)d->npy[k].file.dims[0], d->npy[0].path, (long long)d->npy[0].file.dims[0]);
         }
         if (!st)
-            d->n_samples = n_inputs ? d->npy[0].stack.dims[0] : 0;
+            d->n_samples = n_inputs ? d->npy[0].file.dims[0] : 0;
     } else if (!st) {
         d->n_samples = d->n_dirs;
         for (int64_t i = 0; !st && i < d->n_dirs; i++)
@@ -212,7 +214,8 @@ void oq_dataset_destroy(oq_dataset *d)
     free(d->dirs);
     for (int k = 0; k < d->n_inputs; k++) {
         free(d->npy[k].path);
-        oq_tensor_release(&d->npy[k].stack);
+        if (d->npy[k].open)
+            oq_npy_close(&d->npy[k].file);
     }
     free(d->npy);
     free(d->inputs);
@@ -228,16 +231,6 @@ static void hash_tensor(oq_sha256 *h, const oq_tensor *t)
     oq_sha256_update(h, t->dims, (size_t)t->rank * sizeof t->dims[0]);
     if (t->dtype != OQ_DTYPE_STRING)
         oq_sha256_update(h, t->data, oq_dtype_storage(t->dtype, oq_tensor_numel(t)));
-}
-
-/* Copies sample i of a stack (leading axis) into an owned tensor. */
-static oq_status slice_sample(oq_tensor *t, const npy_source *s, int64_t i, oq_err *err)
-{
-    oq_status st = oq_tensor_alloc(t, s->stack.dtype, s->stack.rank - 1, s->stack.dims + 1, err);
-    if (st)
-        return st;
-    memcpy(t->data, (const uint8_t *)s->stack.data + (size_t)i * t->nbytes, t->nbytes);
-    return OQ_OK;
 }
 
 /* Decodes and preprocesses one image sample into *t. */
@@ -263,7 +256,7 @@ oq_status oq_dataset_load(oq_dataset *d, int64_t i, oq_tensor *tensors, oq_err *
     for (; !st && k < d->n_inputs; k++) {
         char *path = NULL;
         if (d->n_npy) {
-            st = slice_sample(&tensors[k], &d->npy[k], i, err);
+            st = oq_npy_read_sample(&d->npy[k].file, i, &tensors[k], d->npy[k].path, err);
             if (!st)
                 st = oq_value_check_tensor(d->inputs[k], &tensors[k], d->npy[k].path, err);
         } else if (oq_is_image_path(d->dirs[i])) {

@@ -72,6 +72,45 @@ static void hist_double(oq_hist *h, bool grow_left)
     h->width *= 2;
 }
 
+/* Adds the finite values of x[0..n) to the bins (the range already covers
+ * them). Large inputs count into four interleaved 32-bit sub-histograms
+ * first: runs of equal values (the zeros after a ReLU) then do not wait on
+ * one counter, and the doubles are touched once per bin instead of once per
+ * value. Small inputs add directly. */
+static void bin_values(oq_hist *h, const float *x, int64_t n)
+{
+    const int nb = h->nbins, last = nb - 1;
+    const double inv = 1.0 / h->width, lo = h->lo;
+    uint32_t *sub = n >= 8 * (int64_t)nb ? calloc((size_t)nb * 4, sizeof *sub) : NULL;
+    if (!sub) {
+        for (int64_t i = 0; i < n; i++) {
+            if (!isfinite(x[i]))
+                continue;
+            int k = (int)((x[i] - lo) * inv);
+            h->counts[k < 0 ? 0 : k > last ? last : k] += 1;
+        }
+        return;
+    }
+    int64_t i = 0;
+    while (i < n) {
+        /* flush before any 32-bit counter could overflow */
+        int64_t end = n - i > ((int64_t)1 << 31) ? i + ((int64_t)1 << 31) : n;
+        for (; i < end; i++) {
+            if (!isfinite(x[i]))
+                continue;
+            int k = (int)((x[i] - lo) * inv);
+            k = k < 0 ? 0 : k > last ? last : k;
+            sub[(size_t)k * 4 + (size_t)(i & 3)]++;
+        }
+        for (int k = 0; k < nb; k++) {
+            uint32_t *c = &sub[(size_t)k * 4];
+            h->counts[k] += (double)c[0] + c[1] + c[2] + c[3];
+            c[0] = c[1] = c[2] = c[3] = 0;
+        }
+    }
+    free(sub);
+}
+
 void oq_hist_add(oq_hist *h, const float *x, int64_t n)
 {
     float bmin = INFINITY, bmax = -INFINITY;
@@ -102,15 +141,7 @@ void oq_hist_add(oq_hist *h, const float *x, int64_t n)
         hist_double(h, true);
     while (bmax >= h->lo + h->nbins * h->width)
         hist_double(h, false);
-    double inv = 1.0 / h->width, lo = h->lo;
-    int last = h->nbins - 1;
-    for (int64_t i = 0; i < n; i++) {
-        float v = x[i];
-        if (!isfinite(v))
-            continue;
-        int k = (int)((v - lo) * inv);
-        h->counts[k < 0 ? 0 : k > last ? last : k] += 1;
-    }
+    bin_values(h, x, n);
 }
 
 oq_status oq_hist_merge(oq_hist *dst, const oq_hist *src, oq_err *err)
@@ -203,65 +234,80 @@ static double abs_quantile(const double *bins, int n, double amax, double total,
     return amax;
 }
 
+/* KL divergence between P, the first i bins with the mass beyond them
+ * (`tail`) folded into bin i-1, and Q, the unclipped bins[0..i) merged into
+ * `levels` groups with each group's mass spread evenly over the bins where P
+ * is nonzero: what quantizing to `levels` steps with threshold i loses.
+ * p and qd are scratch of n entries. */
+static double kl_at(const double *bins, int i, double tail, int levels, double *p, double *qd)
+{
+    memcpy(p, bins, (size_t)i * sizeof *p);
+    p[i - 1] += tail;
+    for (int g = 0; g < levels; g++) {
+        int a = (int)((int64_t)g * i / levels), b = (int)((int64_t)(g + 1) * i / levels);
+        double mass = 0;
+        int nonzero = 0;
+        for (int k = a; k < b; k++) {
+            mass += bins[k];
+            nonzero += p[k] > 0;
+        }
+        for (int k = a; k < b; k++)
+            qd[k] = p[k] > 0 ? mass / nonzero : 0;
+    }
+    double sp = 0, sq = 0;
+    for (int k = 0; k < i; k++) {
+        sp += p[k];
+        sq += qd[k];
+    }
+    double kl = 0;
+    for (int k = 0; k < i && sp > 0 && sq > 0; k++) {
+        if (p[k] <= 0)
+            continue;
+        double pk = p[k] / sp, qk = qd[k] / sq;
+        kl += pk * log(pk / fmax(qk, 1e-4 * pk)); /* floor where Q lost P's tail bin */
+    }
+    return kl;
+}
+
 /* KL-divergence threshold search over |x| bins, after TensorRT's calibrator:
- * for each candidate threshold i, compare the clipped distribution P (outliers
- * folded into the last bin) with its quantization Q onto `levels` levels and
- * keep the threshold of least divergence. Returns the threshold. */
+ * the candidate threshold (in bins, from `levels` to n) of least kl_at. A
+ * coarse pass over about 128 evenly spaced candidates, then every candidate
+ * around the best coarse one, keeps the cost near O(bins) per tensor. */
 static double entropy_threshold(const double *bins, int n, double amax, int levels)
 {
     if (n <= levels)
         return amax;
     double *p = malloc((size_t)n * sizeof *p), *qd = malloc((size_t)n * sizeof *qd);
-    if (!p || !qd) {
+    double *tail = malloc((size_t)(n + 1) * sizeof *tail); /* tail[i] = mass of bins i.. */
+    if (!p || !qd || !tail) {
         free(p);
         free(qd);
+        free(tail);
         return amax;
     }
-    double tail = 0; /* mass at or beyond bin i */
-    for (int i = 0; i < n; i++)
-        tail += bins[i];
+    tail[n] = 0;
+    for (int i = n - 1; i >= 0; i--)
+        tail[i] = tail[i + 1] + bins[i];
+    int step = (n - levels) / 128 > 1 ? (n - levels) / 128 : 1, best = n;
     double best_kl = INFINITY;
-    int best = n;
-    for (int i = 0; i < levels; i++)
-        tail -= bins[i];
-    for (int i = levels; i <= n; i++) {
-        memcpy(p, bins, (size_t)i * sizeof *p);
-        p[i - 1] += tail; /* outliers clip into the last kept bin */
-        /* Q: the unclipped bins[0..i) merged into `levels` groups, each
-         * group's mass spread evenly over the bins where P is nonzero; the
-         * clipped tail is what Q lacks and P has */
-        for (int g = 0; g < levels; g++) {
-            int a = (int)((int64_t)g * i / levels), b = (int)((int64_t)(g + 1) * i / levels);
-            double mass = 0;
-            int nonzero = 0;
-            for (int k = a; k < b; k++) {
-                mass += bins[k];
-                nonzero += p[k] > 0;
-            }
-            for (int k = a; k < b; k++)
-                qd[k] = p[k] > 0 ? mass / nonzero : 0;
-        }
-        double sp = 0, sq = 0;
-        for (int k = 0; k < i; k++) {
-            sp += p[k];
-            sq += qd[k];
-        }
-        double kl = 0;
-        for (int k = 0; k < i && sp > 0 && sq > 0; k++) {
-            if (p[k] <= 0)
-                continue;
-            double pk = p[k] / sp, qk = qd[k] / sq;
-            kl += pk * log(pk / fmax(qk, 1e-4 * pk)); /* floor where Q lost P's tail bin */
-        }
+    for (int i = levels; i <= n; i += step) {
+        double kl = kl_at(bins, i, tail[i], levels, p, qd);
         if (kl < best_kl) {
             best_kl = kl;
             best = i;
         }
-        if (i < n)
-            tail -= bins[i];
+    }
+    int lo = best - step > levels ? best - step : levels, hi = best + step < n ? best + step : n;
+    for (int i = lo; step > 1 && i <= hi; i++) {
+        double kl = kl_at(bins, i, tail[i], levels, p, qd);
+        if (kl < best_kl) {
+            best_kl = kl;
+            best = i;
+        }
     }
     free(p);
     free(qd);
+    free(tail);
     return (double)best * amax / n;
 }
 
