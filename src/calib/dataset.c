@@ -74,7 +74,9 @@ static oq_status add_dir(oq_dataset *d, char *dir, oq_err *err)
 static oq_status add_folder_spec(oq_dataset *d, const char *spec, oq_err *err)
 {
     if (!is_dir(spec))
-        return oq_errf(err, OQ_EINVAL, "%s: not a folder (data is a test-data folder, a folder of them or of images, or NAME=FILE.npy)", spec);
+        return oq_errf(err, OQ_EINVAL,
+                       "%s: not a folder (data is a test-data folder, a folder of them or of images, or NAME=FILE.npy)",
+                       spec);
     if (is_sample_dir(spec)) {
         char *copy = strdup(spec);
         return copy ? add_dir(d, copy, err) : oq_errf(err, OQ_ENOMEM, "out of memory");
