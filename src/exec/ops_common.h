@@ -62,4 +62,40 @@ static inline int64_t oq_dims_prod(const int64_t *dims, int from, int to)
     return p;
 }
 
+/* numpy matmul shapes of a @ b: the matrix dims, the broadcast batch dims of
+ * the operands beyond their last two, and the output shape (a 1-D operand
+ * contributes no dim). */
+typedef struct oq_matmul_shape {
+    int64_t m, k, n;
+    int ra, rb;                 /* batch ranks of a and b */
+    int batch_rank;             /* rank of the broadcast batch shape */
+    int rank;                   /* output rank */
+    int64_t dims[OQ_MAX_RANK];  /* output shape; dims[0..batch_rank) is the batch shape */
+} oq_matmul_shape;
+
+static inline oq_status oq_matmul_dims(oq_kernel_ctx *c, const oq_tensor *a, const oq_tensor *b, oq_matmul_shape *s)
+{
+    if (a->rank < 1 || b->rank < 1)
+        return OQ_KERR(c, "MatMul operands must have rank >= 1");
+    s->m = a->rank == 1 ? 1 : a->dims[a->rank - 2];
+    s->k = a->dims[a->rank - 1];
+    int64_t kb = b->rank == 1 ? b->dims[0] : b->dims[b->rank - 2];
+    s->n = b->rank == 1 ? 1 : b->dims[b->rank - 1];
+    if (s->k != kb)
+        return OQ_KERR(c, "inner dims differ: %lld vs %lld", (long long)s->k, (long long)kb);
+    s->ra = a->rank > 2 ? a->rank - 2 : 0;
+    s->rb = b->rank > 2 ? b->rank - 2 : 0;
+    int ranks[2] = {s->ra, s->rb};
+    const int64_t *bd[2] = {a->dims, b->dims};
+    oq_status st = oq_broadcast_shape(2, ranks, bd, &s->batch_rank, s->dims, c->err);
+    if (st)
+        return st;
+    s->rank = s->batch_rank;
+    if (a->rank > 1)
+        s->dims[s->rank++] = s->m;
+    if (b->rank > 1)
+        s->dims[s->rank++] = s->n;
+    return OQ_OK;
+}
+
 #endif

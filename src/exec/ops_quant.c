@@ -456,21 +456,13 @@ static oq_status run_qmatmul(oq_kernel_ctx *c, const oq_tensor *a, const oq_tens
                              const qparams *qb, oq_dtype ydt, qout *out)
 {
     oq_status st;
-    if (a->rank < 1 || b->rank < 1) return OQ_KERR(c, "operands must have rank >= 1");
-    int64_t m = a->rank == 1 ? 1 : a->dims[a->rank - 2], k = a->dims[a->rank - 1];
-    int64_t kb = b->rank == 1 ? b->dims[0] : b->dims[b->rank - 2], n = b->rank == 1 ? 1 : b->dims[b->rank - 1];
-    if (k != kb) return OQ_KERR(c, "inner dims differ: %lld vs %lld", (long long)k, (long long)kb);
+    oq_matmul_shape ms;
+    if ((st = oq_matmul_dims(c, a, b, &ms))) return st;
+    int64_t m = ms.m, k = ms.k, n = ms.n, *dims = ms.dims;
+    int ra = ms.ra, rb = ms.rb, obr = ms.batch_rank;
     bool a_per, b_per;
     if ((st = mm_zp(c, qa, m, "a", &a_per)) || (st = mm_zp(c, qb, n, "b", &b_per))) return st;
-    int ra = a->rank > 2 ? a->rank - 2 : 0, rb = b->rank > 2 ? b->rank - 2 : 0;
-    int ranks[2] = {ra, rb}, obr = 0;
-    const int64_t *bd[2] = {a->dims, b->dims};
-    int64_t dims[OQ_MAX_RANK];
-    if ((st = oq_broadcast_shape(2, ranks, bd, &obr, dims, c->err))) return st;
-    int rank = obr;
-    if (a->rank > 1) dims[rank++] = m;
-    if (b->rank > 1) dims[rank++] = n;
-    oq_tensor *y = oq_kernel_output(c, 0, ydt, rank, dims);
+    oq_tensor *y = oq_kernel_output(c, 0, ydt, ms.rank, dims);
     if (!y) return c->err->status;
     int64_t batch = oq_shape_numel(obr, dims);
     if (oq_tensor_numel(y) == 0) return OQ_OK;
