@@ -98,4 +98,28 @@ static inline oq_status oq_matmul_dims(oq_kernel_ctx *c, const oq_tensor *a, con
     return OQ_OK;
 }
 
+/* Element offsets of each batch's matrices in a and b (numpy broadcasting of
+ * the batch dims of s): a_off[i], b_off[i] for i < oq_shape_numel(batch_rank, dims). */
+static inline void oq_matmul_batch_offsets(const oq_tensor *a, const oq_tensor *b, const oq_matmul_shape *s,
+                                           int64_t *a_off, int64_t *b_off)
+{
+    int64_t sa[OQ_MAX_RANK], sb[OQ_MAX_RANK], idx[OQ_MAX_RANK] = {0};
+    int br = s->batch_rank;
+    oq_broadcast_strides(s->ra, a->dims, br, s->dims, sa);
+    oq_broadcast_strides(s->rb, b->dims, br, s->dims, sb);
+    int64_t batch = oq_shape_numel(br, s->dims);
+    for (int64_t i = 0; i < batch; i++) {
+        int64_t ia = 0, ib = 0;
+        for (int x = 0; x < br; x++)
+            ia += idx[x] * sa[x], ib += idx[x] * sb[x];
+        a_off[i] = ia * s->m * s->k;
+        b_off[i] = ib * s->k * s->n;
+        for (int x = br - 1; x >= 0; x--) {
+            if (++idx[x] < s->dims[x])
+                break;
+            idx[x] = 0;
+        }
+    }
+}
+
 #endif

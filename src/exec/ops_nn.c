@@ -478,7 +478,7 @@ static oq_status k_matmul(oq_kernel_ctx *c)
     oq_matmul_shape ms;
     if ((st = oq_matmul_dims(c, a, b, &ms))) return st;
     int64_t m = ms.m, k = ms.k, n = ms.n, *dims = ms.dims;
-    int ra = ms.ra, rb = ms.rb, obr = ms.batch_rank;
+    int rb = ms.rb, obr = ms.batch_rank;
     oq_tensor *y = oq_kernel_output(c, 0, OQ_DTYPE_FLOAT, ms.rank, dims);
     if (!y) return c->err->status;
     int64_t batch = oq_shape_numel(obr, dims);
@@ -492,20 +492,9 @@ static oq_status k_matmul(oq_kernel_ctx *c)
     }
     int64_t *offs = oq_kernel_scratch(c, (size_t)batch * 3 * sizeof(int64_t));
     if (!offs) return c->err->status;
-    int64_t sa[OQ_MAX_RANK], sb[OQ_MAX_RANK], idx[OQ_MAX_RANK] = {0};
-    oq_broadcast_strides(ra, a->dims, obr, dims, sa);
-    oq_broadcast_strides(rb, b->dims, obr, dims, sb);
-    for (int64_t i = 0; i < batch; i++) {
-        int64_t ia = 0, ib = 0;
-        for (int x = 0; x < obr; x++) ia += idx[x] * sa[x], ib += idx[x] * sb[x];
-        offs[i] = ia * m * k;
-        offs[batch + i] = ib * k * n;
+    oq_matmul_batch_offsets(a, b, &ms, offs, offs + batch);
+    for (int64_t i = 0; i < batch; i++)
         offs[2 * batch + i] = i * m * n;
-        for (int x = obr - 1; x >= 0; x--) {
-            if (++idx[x] < dims[x]) break;
-            idx[x] = 0;
-        }
-    }
     return gemm_batch(c, &g, batch, offs, offs + batch, offs + 2 * batch);
 }
 

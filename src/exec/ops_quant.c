@@ -459,7 +459,7 @@ static oq_status run_qmatmul(oq_kernel_ctx *c, const oq_tensor *a, const oq_tens
     oq_matmul_shape ms;
     if ((st = oq_matmul_dims(c, a, b, &ms))) return st;
     int64_t m = ms.m, k = ms.k, n = ms.n, *dims = ms.dims;
-    int ra = ms.ra, rb = ms.rb, obr = ms.batch_rank;
+    int obr = ms.batch_rank;
     bool a_per, b_per;
     if ((st = mm_zp(c, qa, m, "a", &a_per)) || (st = mm_zp(c, qb, n, "b", &b_per))) return st;
     oq_tensor *y = oq_kernel_output(c, 0, ydt, ms.rank, dims);
@@ -469,19 +469,7 @@ static oq_status run_qmatmul(oq_kernel_ctx *c, const oq_tensor *a, const oq_tens
 
     int64_t *offs = oq_kernel_scratch(c, (size_t)batch * 2 * sizeof(int64_t));
     if (!offs) return c->err->status;
-    int64_t sa[OQ_MAX_RANK], sb[OQ_MAX_RANK], idx[OQ_MAX_RANK] = {0};
-    oq_broadcast_strides(ra, a->dims, obr, dims, sa);
-    oq_broadcast_strides(rb, b->dims, obr, dims, sb);
-    for (int64_t i = 0; i < batch; i++) {
-        int64_t ia = 0, ib = 0;
-        for (int x = 0; x < obr; x++) ia += idx[x] * sa[x], ib += idx[x] * sb[x];
-        offs[i] = ia * m * k;
-        offs[batch + i] = ib * k * n;
-        for (int x = obr - 1; x >= 0; x--) {
-            if (++idx[x] < dims[x]) break;
-            idx[x] = 0;
-        }
-    }
+    oq_matmul_batch_offsets(a, b, &ms, offs, offs + batch);
     qmm_job j = {
         .g = {.m = m, .n = n, .k = k, .a = a->data, .lda = k, .a_signed = a->dtype == OQ_DTYPE_INT8,
               .a_zp = qa->zp, .a_zp_per_row = a_per, .b = b->data, .ldb = n,
