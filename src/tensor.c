@@ -202,18 +202,20 @@ int64_t oq_tensor_get_i64(const oq_tensor *t, int64_t i)
     case OQ_DTYPE_FLOAT:
     case OQ_DTYPE_DOUBLE:
     case OQ_DTYPE_FLOAT16:
-    case OQ_DTYPE_BFLOAT16: {
-        double v = oq_tensor_get_f64(t, i);
-        if (isnan(v))
-            return 0;
-        if (v >= 9.2233720368547758e18)
-            return INT64_MAX;
-        if (v <= -9.2233720368547758e18)
-            return INT64_MIN;
-        return (int64_t)v;
-    }
+    case OQ_DTYPE_BFLOAT16: return oq_f64_to_i64_sat(oq_tensor_get_f64(t, i));
     default: return 0;
     }
+}
+
+int64_t oq_f64_to_i64_sat(double v)
+{
+    if (isnan(v))
+        return 0;
+    if (v >= 9.2233720368547758e18)
+        return INT64_MAX;
+    if (v <= -9.2233720368547758e18)
+        return INT64_MIN;
+    return (int64_t)v;
 }
 
 /* ---- half precision -------------------------------------------------------------- */

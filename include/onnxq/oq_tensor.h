@@ -95,6 +95,9 @@ void oq_tensor_destroy(oq_tensor *t);
 double oq_tensor_get_f64(const oq_tensor *t, int64_t i);
 int64_t oq_tensor_get_i64(const oq_tensor *t, int64_t i);
 
+/* v truncated toward zero and saturated to int64; NaN gives 0. */
+int64_t oq_f64_to_i64_sat(double v);
+
 /* Half-precision conversions (round to nearest even). */
 float oq_f16_to_f32(uint16_t h);
 uint16_t oq_f32_to_f16(float f);

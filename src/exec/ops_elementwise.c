@@ -589,17 +589,6 @@ static uint64_t ipow(int64_t x, int64_t e)
     return r;
 }
 
-static int64_t sat_i64(double v)
-{
-    if (isnan(v))
-        return 0;
-    if (v >= 9.2233720368547758e18)
-        return INT64_MAX;
-    if (v <= -9.2233720368547758e18)
-        return INT64_MIN;
-    return (int64_t)v;
-}
-
 static void pow_any(void *arg, int64_t oo, const int64_t *io, const int64_t *st, int64_t n)
 {
     const ew_arg *p = arg;
@@ -617,12 +606,12 @@ static void pow_any(void *arg, int64_t oo, const int64_t *io, const int64_t *st,
             break;
         case OQ_DTYPE_INT32: {
             const int32_t x = ((const int32_t *)p->in[0])[xi];
-            ((int32_t *)p->out)[oo + i] = int_exp ? (int32_t)ipow(x, (int64_t)e) : (int32_t)sat_i64(pow(x, e));
+            ((int32_t *)p->out)[oo + i] = int_exp ? (int32_t)ipow(x, (int64_t)e) : (int32_t)oq_f64_to_i64_sat(pow(x, e));
             break;
         }
         default: { /* INT64 */
             const int64_t x = ((const int64_t *)p->in[0])[xi];
-            ((int64_t *)p->out)[oo + i] = int_exp ? (int64_t)ipow(x, (int64_t)e) : sat_i64(pow((double)x, e));
+            ((int64_t *)p->out)[oo + i] = int_exp ? (int64_t)ipow(x, (int64_t)e) : oq_f64_to_i64_sat(pow((double)x, e));
             break;
         }
         }
