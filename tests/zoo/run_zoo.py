@@ -226,7 +226,7 @@ def checks(entry, res):
     def at_least(key, label, value):
         if key in th:
             ok = value is not None and value >= th[key]
-            out.append((label, ok, f"{value if value is None else round(value, 4)} (at least {th[key]})"))
+            out.append((label, ok, f"{value if value is None else format(value, '.6g')} (at least {th[key]})"))
 
     at_least("metric_min", f"int8 {entry['metric']}", res["int8_metric"])
     if "max_drop" in th:
