@@ -5,7 +5,7 @@
 
 Two kinds of model, each exported with torch.onnx.export (opset 13, dynamic batch):
 
-  trained on real data, with PyTorch's own post-training quantization as the peer
+  trained on real data
     digits_cnn      CNN on scikit-learn's 8x8 handwritten digits (real scans)
     langid_encoder  2-layer transformer encoder that names the language (de es fr it
                     nl pl pt sv) of a UI message, as UTF-8 bytes, taken from the
@@ -18,11 +18,13 @@ Two kinds of model, each exported with torch.onnx.export (opset 13, dynamic batc
     bert_style      4-layer BERT-style encoder (attention, LayerNorm, GELU) on byte tokens
 
 Each model is written to CACHE/NAME-KEY/ (CACHE: $ONNXQ_ZOO_CACHE, else
-${XDG_CACHE_HOME:-~/.cache}/onnxq/zoo; KEY: a hash of this file, the model name,
-the torch version and the data set), never into the repository:
+${XDG_CACHE_HOME:-~/.cache}/onnxq/zoo; KEY: a hash of this file, the model name
+and the torch version; the data set's sha256 is in meta.json), never into the repository:
   model.onnx, calib.npy (calibration inputs), test.npy (+ labels.npy when the task
-  has labels), meta.json (data set description and sha256, and for trained models
-  the FP32 and peer INT8 accuracy measured in PyTorch).
+  has labels), meta.json (data set description and sha256; for trained models the
+  FP32 accuracy in PyTorch; and the peer: PyTorch's own post-training INT8 model's
+  accuracy, or its top-1 agreement with FP32 for the random-weight models, and the SQNR
+  of its last output against FP32).
 Everything is deterministic: fixed seeds, one thread, torch.use_deterministic_algorithms.
 """
 import argparse
@@ -313,11 +315,24 @@ def train(torch, model, x, y, epochs, lr, batch, seed):
     return model
 
 
-def accuracy(torch, model, x, y):
+def predictions(torch, model, x):
+    """Top-1 class of the model's last output for every row of x (in chunks of 256)."""
+    out = []
     with torch.no_grad():
-        pred = np.concatenate([model(torch.from_numpy(c)).argmax(1).numpy()
-                               for c in np.array_split(x, max(1, len(x) // 256))])
-    return float((pred == y).mean())
+        for c in np.array_split(x, max(1, len(x) // 256)):
+            y = model(torch.from_numpy(c))
+            out.append((y[-1] if isinstance(y, tuple) else y).argmax(-1).numpy())
+    return np.concatenate(out)
+
+
+def last_output(torch, model, x):
+    with torch.no_grad():
+        y = model(torch.from_numpy(x))
+    return (y[-1] if isinstance(y, tuple) else y).numpy().astype(np.float64)
+
+
+def accuracy(torch, model, x, y):
+    return float((predictions(torch, model, x) == y).mean())
 
 
 def peer_int8(torch, model, calib, fuse=None):
@@ -347,6 +362,25 @@ def peer_int8(torch, model, calib, fuse=None):
             for chunk in np.array_split(calib, max(1, len(calib) // 16)):
                 p(torch.from_numpy(chunk))
         return convert(p)
+
+
+def peer_int8_fx(torch, model, calib):
+    """The same for the architecture-only CNNs, whose residual adds eager mode cannot
+    quantize without rewriting the model: FX graph mode (prepare_fx/convert_fx) with
+    fbgemm's default qconfig mapping, which fuses Conv+BatchNorm(+ReLU) itself."""
+    import copy
+    import warnings
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+    torch.backends.quantized.engine = "onednn"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        p = prepare_fx(copy.deepcopy(model).eval(), get_default_qconfig_mapping("fbgemm"),
+                       (torch.from_numpy(calib[:1]),))
+        with torch.no_grad():
+            for chunk in np.array_split(calib, max(1, len(calib) // 16)):
+                p(torch.from_numpy(chunk))
+        return convert_fx(p)
 
 
 def export(torch, model, example, path, in_name, out_names):
@@ -417,7 +451,7 @@ def build(name, out):
                                 "scikit-learn's two sample photographs; BatchNorm statistics from 64 "
                                 "crops (seed 10), calibration 32 (seed 11), evaluation 64 (seed 12)",
                         "sha256": sha256_arrays(calib, xte)}
-        peer = None
+        peer = peer_int8_fx(torch, model, calib)
         export(torch, model, xte[:1], os.path.join(out, "model.onnx"), "image", ["logits"])
     elif name == "bert_style":
         torch.manual_seed(3)
@@ -426,16 +460,23 @@ def build(name, out):
         meta["data"] = {"what": "64-byte windows of /usr/share/common-licenses/GPL-3 (whitespace "
                                 "collapsed) as byte tokens: calibration 32 (seed 11), evaluation 64 (seed 12)",
                         "sha256": sha256_arrays(calib, xte)}
-        peer = None
+        peer = peer_int8(torch, model, calib)
         export(torch, model, xte[:1], os.path.join(out, "model.onnx"), "ids", ["hidden", "logits"])
     else:
         raise KeyError(name)
-    if peer is not None:
+    what = ("torch.ao.quantization post-training static quantization (%s mode), fbgemm's default "
+            "qconfig (per-channel weights), run on the oneDNN engine")
+    ref, got = last_output(torch, model, xte), last_output(torch, peer, xte)
+    peer_sqnr = float(10 * np.log10((ref ** 2).sum() / ((ref - got) ** 2).sum()))
+    if yte is not None:  # task accuracy
         meta["fp32_accuracy_torch"] = accuracy(torch, model, xte, yte)
-        meta["peer"] = {"what": "torch.ao.quantization eager post-training static quantization, "
-                                "get_default_qconfig('fbgemm') (per-channel weights), run on the oneDNN engine",
-                        "int8_accuracy": accuracy(torch, peer, xte, yte)}
+        meta["peer"] = {"what": what % "eager", "metric": "accuracy", "int8_metric": accuracy(torch, peer, xte, yte),
+                        "sqnr_db": peer_sqnr}
         np.save(os.path.join(out, "labels.npy"), yte)
+    else:  # top-1 agreement with the FP32 model
+        mode = "FX graph" if name in ("resnet_style", "mobilenetv2_style") else "eager"
+        agree = float((predictions(torch, peer, xte) == predictions(torch, model, xte)).mean())
+        meta["peer"] = {"what": what % mode, "metric": "agreement", "int8_metric": agree, "sqnr_db": peer_sqnr}
     np.save(os.path.join(out, "calib.npy"), calib)
     np.save(os.path.join(out, "test.npy"), xte)
     meta["build_seconds"] = round(time.time() - t0, 1)
@@ -484,7 +525,8 @@ def main():
             m = json.load(f)
         extra = ""
         if "peer" in m:
-            extra = f"  torch fp32 {m['fp32_accuracy_torch']:.4f}  peer int8 {m['peer']['int8_accuracy']:.4f}"
+            extra = (f"  peer int8 {m['peer']['metric']} {m['peer']['int8_metric']:.4f}, "
+                     f"SQNR {m['peer']['sqnr_db']:.2f} dB")
         print(f"{n} {d}  ({m['build_seconds']} s){extra}", flush=True)
     return 0
 

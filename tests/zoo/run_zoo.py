@@ -14,8 +14,9 @@ Runtime on the entry's evaluation data, and measure:
     worst over the float outputs);
   - size (the report's initializer bytes) and ORT latency FP32 vs INT8 on one
     sample (1 thread, median of several runs: informational, never asserted);
-  - for the models trained here, PyTorch's own INT8 accuracy (the peer, measured
-    by gen_torch.py on the same calibration and test data).
+  - for the models built with PyTorch, the peer: PyTorch's own post-training INT8
+    model, measured by gen_torch.py on the same calibration and test data (accuracy,
+    or top-1 agreement with FP32 for the random-weight models).
 Each metric is checked against the entry's "thresholds"; the suite exits 1 when any
 check fails. DIR (default: the current folder) receives zoo-results.json and
 zoo-results.md. --reduced (or ONNXQ_ZOO_REDUCED=1) keeps only the entries marked
@@ -208,9 +209,13 @@ def run_entry(exe, entry, extra_args, tmp):
     res["sqnr_db"] = min(sqnr_db(fp32[k], int8[k]) for k in floats)
     agr = [a for a in (agreement(fp32[k], int8[k]) for k in floats) if a is not None]
     res["agreement"] = min(agr) if agr else None
-    if extra and "meta" in extra and "peer" in extra["meta"]:
-        res["peer_int8_metric"] = extra["meta"]["peer"]["int8_accuracy"]
-        res["torch_fp32_metric"] = extra["meta"]["fp32_accuracy_torch"]
+    meta = extra["meta"] if extra and "meta" in extra else {}
+    res["sqnr_db_last"] = sqnr_db(fp32[-1], int8[-1])
+    if "peer" in meta:
+        res["peer_int8_metric"] = meta["peer"]["int8_metric"]
+        res["peer_sqnr_db"] = meta["peer"]["sqnr_db"]
+    if "fp32_accuracy_torch" in meta:
+        res["torch_fp32_metric"] = meta["fp32_accuracy_torch"]
     runs = entry.get("latency_runs", 20)
     one = [a[:1] for a in x]
     res["ort_ms_fp32"] = round(latency(model, one[0], runs), 3)
@@ -241,6 +246,11 @@ def checks(entry, res):
         out.append(("not worse than PyTorch's INT8", res["int8_metric"] >= floor - 1e-12,
                     f"onnxq {res['int8_metric']:.4f}, PyTorch {res['peer_int8_metric']:.4f} "
                     f"(onnxq at least PyTorch - {th['peer_margin']})"))
+    if "peer_sqnr_margin_db" in th:  # for the random-weight models, whose top-1 is near a tie
+        floor = res["peer_sqnr_db"] - th["peer_sqnr_margin_db"]
+        out.append(("last output's SQNR not below PyTorch's INT8", res["sqnr_db_last"] >= floor,
+                    f"onnxq {res['sqnr_db_last']:.2f} dB, PyTorch {res['peer_sqnr_db']:.2f} dB "
+                    f"(onnxq at least PyTorch - {th['peer_sqnr_margin_db']})"))
     if "torch_fp32_metric" in res:  # the exported FP32 model in ORT scores as PyTorch did
         d = abs(res["fp32_metric"] - res["torch_fp32_metric"])
         out.append(("FP32 export faithful", d <= EXPORT_TOL,
@@ -258,7 +268,7 @@ def fmt_metric(kind, v):
 
 def markdown(entries, results):
     lines = ["| model | source | evaluation data | metric | FP32 | INT8 onnxq | INT8 PyTorch | top-1 agree | "
-             "cosine | SQNR dB | weights fp32 -> int8 | ORT ms fp32 -> int8 | calib s |",
+             "cosine | SQNR dB (PyTorch's) | weights fp32 -> int8 | ORT ms fp32 -> int8 | calib s |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for e in entries:
         r = results.get(e["name"])
@@ -269,6 +279,9 @@ def markdown(entries, results):
             continue
         agree = "" if r["agreement"] is None else f"{100 * r['agreement']:.1f}%"
         sq = "exact" if r["sqnr_db"] == float("inf") else f"{r['sqnr_db']:.1f}"
+        if "peer_sqnr_db" in r:  # the last output's, both
+            sq += f" ({r['peer_sqnr_db']:.1f}; onnxq's last output {r['sqnr_db_last']:.1f})" \
+                if r["sqnr_db_last"] != r["sqnr_db"] else f" ({r['peer_sqnr_db']:.1f})"
         lines.append(
             f"| {e['name']} | {e['source']['what']} | {e['data']} | {e['metric'].replace('_', ' ')} | "
             f"{fmt_metric(e['metric'], r['fp32_metric'])} | {fmt_metric(e['metric'], r['int8_metric'])} | "
