@@ -30,13 +30,18 @@ static inline const oq_tensor *oq_kernel_input(const oq_kernel_ctx *c, int k)
     return k < c->n_inputs ? c->inputs[k] : NULL;
 }
 
-/* Allocates output k with the given type and shape and returns it (contents
- * zero-filled only if `zero`), or NULL with c->err set. An omitted optional
- * output still gets a scratch tensor, so kernels need no special case. */
+/* Allocates output k with the given type and shape and returns it, contents
+ * zero-filled, or NULL with c->err set. An omitted optional output still gets
+ * a scratch tensor, so kernels need no special case. */
 oq_tensor *oq_kernel_output(oq_kernel_ctx *c, int k, oq_dtype dt, int rank, const int64_t *dims);
+/* The same without the zero fill (the buffer holds stale data): only for
+ * kernels that write every element of the output. */
+oq_tensor *oq_kernel_output_raw(oq_kernel_ctx *c, int k, oq_dtype dt, int rank, const int64_t *dims);
 
-/* Scratch memory valid until the kernel returns; NULL with c->err set on failure. */
+/* Zero-filled scratch memory valid until the kernel returns; NULL with c->err
+ * set on failure. The _raw form skips the fill. */
 void *oq_kernel_scratch(oq_kernel_ctx *c, size_t bytes);
+void *oq_kernel_scratch_raw(oq_kernel_ctx *c, size_t bytes);
 
 /* Runs fn over [0, n) split into contiguous chunks across the session's
  * threads; fn must write disjoint memory per index. Results must not depend on

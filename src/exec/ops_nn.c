@@ -35,10 +35,11 @@ static int n_parts(const oq_kernel_ctx *c)
     return t < 1 ? 1 : t;
 }
 
-/* Scratch of n floats, or NULL with c->err set. */
+/* Scratch of n floats, not cleared (workspaces are written before read), or
+ * NULL with c->err set. */
 static float *scratch_floats(oq_kernel_ctx *c, size_t n)
 {
-    return oq_kernel_scratch(c, (n ? n : 1) * sizeof(float));
+    return oq_kernel_scratch_raw(c, (n ? n : 1) * sizeof(float));
 }
 
 static int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
@@ -150,7 +151,7 @@ static oq_status k_conv(oq_kernel_ctx *c)
 
     int64_t dims[OQ_MAX_RANK];
     int rank = nchw_dims(&p, p.cout, dims);
-    oq_tensor *y = oq_kernel_output(c, 0, OQ_DTYPE_FLOAT, rank, dims);
+    oq_tensor *y = oq_kernel_output_raw(c, 0, OQ_DTYPE_FLOAT, rank, dims); /* every element written */
     if (!y) return c->err->status;
     if (oq_tensor_numel(y) == 0) return OQ_OK;
     if (oq_tensor_numel(x) == 0 || oq_tensor_numel(w) == 0) {
@@ -225,7 +226,7 @@ static oq_status k_conv_transpose(oq_kernel_ctx *c)
     }
     int64_t dims[OQ_MAX_RANK];
     int rank = nchw_dims(&p, p.cout, dims);
-    oq_tensor *y = oq_kernel_output(c, 0, OQ_DTYPE_FLOAT, rank, dims);
+    oq_tensor *y = oq_kernel_output_raw(c, 0, OQ_DTYPE_FLOAT, rank, dims); /* every element written */
     if (!y) return c->err->status;
     if (oq_tensor_numel(y) == 0) return OQ_OK;
     int parts = n_parts(c);
@@ -445,7 +446,7 @@ static oq_status run_global_pool(oq_kernel_ctx *c, oq_range_fn fn)
     if (x->rank < 3) return OQ_KERR(c, "input must have rank >= 3 (N, C, spatial...), got rank %d", x->rank);
     int64_t dims[OQ_MAX_RANK];
     for (int a = 0; a < x->rank; a++) dims[a] = a < 2 ? x->dims[a] : 1;
-    oq_tensor *y = oq_kernel_output(c, 0, OQ_DTYPE_FLOAT, x->rank, dims);
+    oq_tensor *y = oq_kernel_output_raw(c, 0, OQ_DTYPE_FLOAT, x->rank, dims); /* one value per plane */
     if (!y) return c->err->status;
     gpool_job j = {x->data, y->data, oq_shape_numel(x->rank - 2, x->dims + 2)};
     if (j.size == 0) return OQ_KERR(c, "global pooling over an empty spatial extent");
@@ -479,7 +480,7 @@ static oq_status k_matmul(oq_kernel_ctx *c)
     if ((st = oq_matmul_dims(c, a, b, &ms))) return st;
     int64_t m = ms.m, k = ms.k, n = ms.n, *dims = ms.dims;
     int rb = ms.rb, obr = ms.batch_rank;
-    oq_tensor *y = oq_kernel_output(c, 0, OQ_DTYPE_FLOAT, ms.rank, dims);
+    oq_tensor *y = oq_kernel_output_raw(c, 0, OQ_DTYPE_FLOAT, ms.rank, dims); /* beta 0: fully written */
     if (!y) return c->err->status;
     int64_t batch = oq_shape_numel(obr, dims);
     if (oq_tensor_numel(y) == 0) return OQ_OK;

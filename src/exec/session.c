@@ -33,6 +33,7 @@ typedef struct plan_node {
     const oq_node *node;
     const oq_op_def *op;
     int64_t opset; /* the model's opset for the node's domain */
+    bool folded;   /* a Constant whose decoded value is bound at plan time: never runs */
     int n_dead;
     int *dead;     /* [n_dead] ids of values in this graph whose last reader is this node */
 } plan_node;
@@ -85,8 +86,8 @@ struct oq_exec_frame {
 /* ---- buffer pool -------------------------------------------------------------- */
 
 /* Takes a buffer of at least `bytes` (best fit among idle buffers, else a new
- * one) and zero-fills the first `bytes`. Counts the bytes as in use. */
-static oq_status pool_take(oq_session *s, size_t bytes, void **data, size_t *cap, oq_err *err)
+ * one) and, when `zero`, zero-fills the first `bytes`. Counts the bytes as in use. */
+static oq_status pool_take(oq_session *s, size_t bytes, bool zero, void **data, size_t *cap, oq_err *err)
 {
     int best = -1, biggest_small = -1;
     for (int i = 0; i < s->n_free; i++) {
@@ -114,7 +115,8 @@ static oq_status pool_take(oq_session *s, size_t bytes, void **data, size_t *cap
             return oq_errf(err, OQ_ENOMEM, "cannot allocate %zu bytes", bytes);
         *cap = c;
     }
-    memset(*data, 0, bytes);
+    if (zero)
+        memset(*data, 0, bytes);
     s->cur_bytes += bytes;
     s->naive_bytes += bytes;
     if (s->cur_bytes > s->peak_bytes)
@@ -189,8 +191,9 @@ static oq_status shape_bytes(oq_tensor *t, oq_dtype dt, int rank, const int64_t 
     return OQ_OK;
 }
 
-/* A held record holding a fresh pool buffer of `bytes`; linked into f->held. */
-static held *hold(struct oq_exec_frame *f, size_t bytes, oq_err *err)
+/* A held record holding a fresh pool buffer of `bytes` (zero-filled when
+ * `zero`); linked into f->held. */
+static held *hold(struct oq_exec_frame *f, size_t bytes, bool zero, oq_err *err)
 {
     oq_session *s = f->s;
     held *h = s->spare;
@@ -201,7 +204,7 @@ static held *hold(struct oq_exec_frame *f, size_t bytes, oq_err *err)
         return NULL;
     }
     memset(&h->t, 0, sizeof h->t);
-    if (pool_take(s, bytes, &h->t.data, &h->cap, err)) {
+    if (pool_take(s, bytes, zero, &h->t.data, &h->cap, err)) {
         h->next = s->spare;
         s->spare = h;
         return NULL;
@@ -225,7 +228,7 @@ static void release_held(struct oq_exec_frame *f)
 
 /* ---- kernel services (kernel.h) ---------------------------------------------------- */
 
-oq_tensor *oq_kernel_output(oq_kernel_ctx *c, int k, oq_dtype dt, int rank, const int64_t *dims)
+static oq_tensor *kernel_output(oq_kernel_ctx *c, int k, oq_dtype dt, int rank, const int64_t *dims, bool zero)
 {
     struct oq_exec_frame *f = c->frame;
     oq_tensor hdr;
@@ -237,7 +240,7 @@ oq_tensor *oq_kernel_output(oq_kernel_ctx *c, int k, oq_dtype dt, int rank, cons
         return NULL;
     const oq_value *v = k < c->node->n_outputs ? c->node->outputs[k] : NULL;
     if (!v) {
-        held *h = hold(f, hdr.nbytes, c->err);
+        held *h = hold(f, hdr.nbytes, zero, c->err);
         if (!h)
             return NULL;
         hdr.data = h->t.data;
@@ -246,23 +249,37 @@ oq_tensor *oq_kernel_output(oq_kernel_ctx *c, int k, oq_dtype dt, int rank, cons
     }
     slot *sl = &f->p->slots[v->id];
     slot_clear(f->s, sl); /* a kernel asking twice for one output gets a fresh buffer */
-    if (pool_take(f->s, hdr.nbytes, &hdr.data, &sl->cap, c->err))
+    if (pool_take(f->s, hdr.nbytes, zero, &hdr.data, &sl->cap, c->err))
         return NULL;
     sl->t = hdr;
     sl->kind = SLOT_POOLED;
     return &sl->t;
 }
 
-void *oq_kernel_scratch(oq_kernel_ctx *c, size_t bytes)
+oq_tensor *oq_kernel_output(oq_kernel_ctx *c, int k, oq_dtype dt, int rank, const int64_t *dims)
+{
+    return kernel_output(c, k, dt, rank, dims, true);
+}
+
+oq_tensor *oq_kernel_output_raw(oq_kernel_ctx *c, int k, oq_dtype dt, int rank, const int64_t *dims)
+{
+    return kernel_output(c, k, dt, rank, dims, false);
+}
+
+static void *kernel_scratch(oq_kernel_ctx *c, size_t bytes, bool zero)
 {
     if (bytes > oq_tensor_limit()) {
         oq_errf(c->err, OQ_ENOMEM, "scratch of %zu bytes exceeds the size limit of %zu bytes", bytes,
                 oq_tensor_limit());
         return NULL;
     }
-    held *h = hold(c->frame, bytes, c->err);
+    held *h = hold(c->frame, bytes, zero, c->err);
     return h ? h->t.data : NULL;
 }
+
+void *oq_kernel_scratch(oq_kernel_ctx *c, size_t bytes) { return kernel_scratch(c, bytes, true); }
+
+void *oq_kernel_scratch_raw(oq_kernel_ctx *c, size_t bytes) { return kernel_scratch(c, bytes, false); }
 
 void oq_parallel_for(oq_kernel_ctx *c, int64_t n, oq_range_fn fn, void *arg)
 {
@@ -428,11 +445,20 @@ static oq_status plan_graph(oq_session *s, const oq_graph *g, oq_err *err)
             producer[v->id] = i;
         }
     }
-    /* constants that no node computes are bound once, for good */
+    /* constants that no node computes are bound once, for good, and so are
+     * the outputs of Constant nodes the loader decoded */
     for (int v = 0; v < nv; v++) {
         const oq_value *val = g->values[v];
         if (val->constant && producer[v] < 0)
             bind_view(&p->slots[v], val->constant, SLOT_CONST);
+    }
+    for (int i = 0; i < nn; i++) {
+        const oq_node *n = g->nodes[i];
+        if (n->n_outputs == 1 && n->outputs[0] && n->outputs[0]->constant && !n->domain[0] &&
+            !strcmp(n->op_type, "Constant")) {
+            bind_view(&p->slots[n->outputs[0]->id], n->outputs[0]->constant, SLOT_CONST);
+            p->nodes[i].folded = true;
+        }
     }
     /* last readers; inputs must be computed before they are read */
     for (int i = 0; i < nn; i++) {
@@ -602,6 +628,11 @@ static oq_status run_node(struct oq_exec_frame *f, int i, oq_err *err)
     plan *p = f->p;
     const plan_node *pn = &p->nodes[i];
     const oq_node *n = pn->node;
+    if (pn->folded) {
+        if (!f->parent && f->s->observer)
+            f->s->observer(f->s->observer_user, n->outputs[0], &p->slots[n->outputs[0]->id].t);
+        return OQ_OK;
+    }
     for (int k = 0; k < n->n_inputs; k++) {
         const oq_value *v = n->inputs[k];
         p->args[k] = v ? resolve(f, v) : NULL;
