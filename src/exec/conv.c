@@ -164,28 +164,63 @@ static view2 view_2d(const oq_conv_params *p)
     return v;
 }
 
-/* One output plane of a depthwise conv: y (oh, ow) from x (ih, iw) and the
- * (kh, kw) taps of one filter, tap-outer so the inner loop runs along a row. */
-static void dw_plane(float *restrict y, const float *restrict x, const float *restrict w, float bias,
-                     const view2 *v)
+/* y[i] += sum_t w[t] * x[i*S + t] for i < n: the taps of one kernel row over
+ * the interior of one output row, with K and S known at compile time so the
+ * loop over i vectorizes. Terms are added in tap order, as in dw_edge. */
+static inline __attribute__((always_inline)) void dw_row(float *restrict y, const float *restrict x,
+                                                         const float *restrict w, int64_t n, int K, int S)
 {
+    for (int64_t i = 0; i < n; i++) {
+        float a = y[i];
+        for (int t = 0; t < K; t++) a += w[t] * x[i * S + t];
+        y[i] = a;
+    }
+}
+
+/* The same for output columns [o0, o1) of any geometry, skipping taps outside the row. */
+static void dw_edge(float *restrict y, const float *restrict x, const float *restrict w, int64_t o0, int64_t o1,
+                    const view2 *v)
+{
+    for (int64_t o = o0; o < o1; o++) {
+        float a = y[o];
+        for (int64_t t = 0; t < v->kw; t++) {
+            int64_t ix = o * v->sw - v->pw + t * v->dw;
+            if (ix >= 0 && ix < v->iw) a += w[t] * x[ix];
+        }
+        y[o] = a;
+    }
+}
+
+/* One output plane of a depthwise conv: y (oh, ow) from x (ih, iw) and the
+ * (kh, kw) taps of one filter. Each output row starts at the bias and adds
+ * one kernel row at a time; columns whose taps all fall inside the input
+ * (the interior) take the unchecked loop, specialized for the usual 3- and
+ * 5-wide kernels at stride 1 and 2. The sum order is the same everywhere. */
+static __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void
+dw_plane(float *restrict y, const float *restrict x, const float *restrict w, float bias, const view2 *v)
+{
+    /* interior: o*sw - pw >= 0 and o*sw - pw + (kw-1)*dw <= iw - 1 */
+    int64_t c0 = min64((v->pw + v->sw - 1) / v->sw, v->ow);
+    int64_t last = v->iw - 1 + v->pw - (v->kw - 1) * v->dw;
+    int64_t c1 = last < 0 ? c0 : max64(c0, min64(last / v->sw + 1, v->ow));
+    int spec = v->dw == 1 && (v->sw == 1 || v->sw == 2) && (v->kw == 3 || v->kw == 5) ? (int)(v->kw * 2 + v->sw) : 0;
     for (int64_t oh = 0; oh < v->oh; oh++) {
         float *yr = y + oh * v->ow;
-        for (int64_t ow = 0; ow < v->ow; ow++) yr[ow] = bias;
+        for (int64_t o = 0; o < v->ow; o++) yr[o] = bias;
         for (int64_t kh = 0; kh < v->kh; kh++) {
             int64_t ih = oh * v->sh - v->ph + kh * v->dh;
             if (ih < 0 || ih >= v->ih) continue;
-            const float *xr = x + ih * v->iw;
-            for (int64_t kw = 0; kw < v->kw; kw++) {
-                float wv = w[kh * v->kw + kw];
-                int64_t off = kw * v->dw - v->pw, lo, hi;
-                valid_run(off, v->sw, v->iw, v->ow, &lo, &hi);
-                if (v->sw == 1) {
-                    for (int64_t ow = lo; ow < hi; ow++) yr[ow] += wv * xr[ow + off];
-                } else {
-                    for (int64_t ow = lo; ow < hi; ow++) yr[ow] += wv * xr[ow * v->sw + off];
-                }
+            const float *xr = x + ih * v->iw, *wr = w + kh * v->kw;
+            const float *xi = xr + c0 * v->sw - v->pw; /* input under the first interior column */
+            dw_edge(yr, xr, wr, 0, c0, v);
+            switch (spec) {
+            case 7: dw_row(yr + c0, xi, wr, c1 - c0, 3, 1); break;
+            case 8: dw_row(yr + c0, xi, wr, c1 - c0, 3, 2); break;
+            case 11: dw_row(yr + c0, xi, wr, c1 - c0, 5, 1); break;
+            case 12: dw_row(yr + c0, xi, wr, c1 - c0, 5, 2); break;
+            default: dw_edge(yr, xr, wr, c0, c1, v); break;
             }
+            dw_edge(yr, xr, wr, c1, v->ow, v);
         }
     }
 }
