@@ -313,7 +313,7 @@ static void conv_plan(conv_job *j, const oq_conv_params *p, int parts)
     j->direct = conv_is_direct(p);
     /* Column tiles of about 64K floats (a quarter MiB) stay in L2. */
     int64_t nt = max64(64, ((int64_t)1 << 16) / max64(1, j->kdim));
-    nt = (nt + 15) / 16 * 16;
+    nt = (nt + 31) / 32 * 32; /* whole 32-wide B strips */
     j->ntile = min64(nt, max64(1, j->out_size));
     j->nt_count = (j->out_size + j->ntile - 1) / j->ntile;
     j->mtile = max64(1, j->mg);

@@ -42,8 +42,15 @@ void oq_sgemm(const oq_sgemm_args *g, float *ws);
 /* The oracle: plain triple loop with a double accumulator. */
 void oq_sgemm_ref(const oq_sgemm_args *g);
 
-/* Name of the micro-kernel oq_sgemm uses on this CPU ("avx2-fma-6x16", ...). */
+/* Name of the micro-kernel oq_sgemm uses on this CPU ("avx512f-6x32", ...). */
 const char *oq_sgemm_kernel_name(void);
+/* Name of micro-kernel i of those compiled in (best first), NULL past the end. */
+const char *oq_sgemm_kernel_list(int i);
+/* For tests and benchmarks: makes oq_sgemm use the named micro-kernel
+ * (NULL: back to the best for this CPU). False, and nothing changes, if the
+ * name is unknown or the CPU cannot run it. Not thread-safe: call it while no
+ * GEMM runs. */
+bool oq_sgemm_force_kernel(const char *name);
 
 /* ---- parallel use ---------------------------------------------------------------- */
 

@@ -1,7 +1,8 @@
 /* test_gemm: the packed SGEMM against its triple-loop oracle on odd sizes,
  * transposes, strides, alpha/beta; the batched split for determinism; fast
  * conv against conv_ref (groups, depthwise, strides, dilation, pads, 1-D..3-D);
- * ConvTranspose against a direct scatter loop. */
+ * ConvTranspose against a direct scatter loop; all of it once per
+ * micro-kernel the CPU can run. */
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
@@ -278,10 +279,20 @@ static void test_conv_transpose(void)
 
 int main(void)
 {
-    test_gemm_sizes();
-    test_gemm_empty_k();
-    test_gemm_batch_split();
-    test_conv();
-    test_conv_transpose();
+    /* Every micro-kernel this CPU can run, each against the oracle. */
+    int ran = 0;
+    for (int i = 0; oq_sgemm_kernel_list(i); i++) {
+        if (!oq_sgemm_force_kernel(oq_sgemm_kernel_list(i))) continue;
+        fprintf(stderr, "micro-kernel %s\n", oq_sgemm_kernel_name());
+        ran++;
+        test_gemm_sizes();
+        test_gemm_empty_k();
+        test_gemm_batch_split();
+        test_conv();
+        test_conv_transpose();
+    }
+    CHECK(ran >= 1);
+    CHECK(oq_sgemm_force_kernel(NULL));
+    CHECK(!oq_sgemm_force_kernel("no-such-kernel"));
     return check_exit("test_gemm");
 }
