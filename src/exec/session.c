@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "exec/fuse.h"
 #include "exec/kernel.h"
 #include "exec/threadpool.h"
 #include "onnxq/oq_exec.h"
@@ -34,6 +35,8 @@ typedef struct plan_node {
     const oq_op_def *op;
     int64_t opset; /* the model's opset for the node's domain */
     bool folded;   /* a Constant whose decoded value is bound at plan time: never runs */
+    bool deferred; /* in an elementwise chain: runs with the chain at its last node */
+    const oq_fusion *chain; /* set on the last node of a chain */
     int n_dead;
     int *dead;     /* [n_dead] ids of values in this graph whose last reader is this node */
 } plan_node;
@@ -46,6 +49,8 @@ typedef struct plan {
     slot *slots;              /* [g->n_values] indexed by oq_value.id; reused by every run */
     const oq_tensor **args;   /* [max node inputs] kernel input pointers of the running node */
     int *dead_store;          /* storage behind every nodes[i].dead */
+    oq_fusion *chains;        /* [n_chains] elementwise chains (top-level graph only) */
+    int n_chains;
 } plan;
 
 /* A pool buffer not in use. */
@@ -343,12 +348,16 @@ typedef struct outer_reads {
     const oq_graph *outer;
     int node_index;
     int *last_use; /* [outer->n_values] */
+    bool *pinned;  /* [outer->n_values] set for every value read */
 } outer_reads;
 
 static void note_outer(outer_reads *r, const oq_value *v)
 {
-    if (v && v->graph == r->outer && r->last_use[v->id] < r->node_index)
-        r->last_use[v->id] = r->node_index;
+    if (v && v->graph == r->outer) {
+        r->pinned[v->id] = true;
+        if (r->last_use[v->id] < r->node_index)
+            r->last_use[v->id] = r->node_index;
+    }
 }
 
 static oq_status mark_outer_reads(void *ctx, const oq_graph *sub, oq_err *err)
@@ -374,6 +383,7 @@ static void plan_destroy(plan *p)
     free(p->slots);
     free(p->args);
     free(p->dead_store);
+    free(p->chains);
     free(p);
 }
 
@@ -395,6 +405,8 @@ static oq_status plan_graph(oq_session *s, const oq_graph *g, oq_err *err)
     oq_status st = OQ_OK;
     int nv = g->n_values, nn = g->n_nodes;
     int *producer = NULL, *last_use = NULL, *count = NULL;
+    bool *pinned = NULL;
+    int64_t *opsets = NULL;
     plan *p = calloc(1, sizeof *p);
     plan **np = realloc(s->plans, (size_t)(s->n_plans + 1) * sizeof *np);
     if (!p || !np) {
@@ -415,7 +427,10 @@ static oq_status plan_graph(oq_session *s, const oq_graph *g, oq_err *err)
     producer = malloc((size_t)(nv ? nv : 1) * sizeof *producer);
     last_use = malloc((size_t)(nv ? nv : 1) * sizeof *last_use);
     count = calloc((size_t)(nn ? nn : 1), sizeof *count);
-    if (!p->nodes || !p->outputs || !p->slots || !p->args || !producer || !last_use || !count) {
+    pinned = calloc((size_t)(nv ? nv : 1), sizeof *pinned);
+    opsets = calloc((size_t)(nn ? nn : 1), sizeof *opsets);
+    if (!p->nodes || !p->outputs || !p->slots || !p->args || !producer || !last_use || !count || !pinned ||
+        !opsets) {
         st = oq_errf(err, OQ_ENOMEM, "out of memory");
         goto fail;
     }
@@ -477,14 +492,16 @@ static oq_status plan_graph(oq_session *s, const oq_graph *g, oq_err *err)
             }
             last_use[v->id] = i;
         }
-        outer_reads r = {g, i, last_use};
+        outer_reads r = {g, i, last_use, pinned};
         for_each_subgraph(n, mark_outer_reads, &r, err);
     }
     /* graph outputs live until the end of the run */
     for (int j = 0; j < g->n_outputs; j++) {
         p->outputs[j] = graph_output_value(g, j);
-        if (p->outputs[j]->graph == g)
+        if (p->outputs[j]->graph == g) {
             last_use[p->outputs[j]->id] = nn;
+            pinned[p->outputs[j]->id] = true;
+        }
     }
     /* a computed value dies after its last reader, or right after its producer if unread */
     int n_dead = 0;
@@ -509,6 +526,21 @@ static oq_status plan_graph(oq_session *s, const oq_graph *g, oq_err *err)
             plan_node *pn = &p->nodes[last_use[v]];
             pn->dead[pn->n_dead++] = v;
         }
+    /* elementwise chains of the top-level graph run fused (see run_node) */
+    if (!g->parent) {
+        for (int i = 0; i < nn; i++)
+            opsets[i] = p->nodes[i].opset;
+        if (!oq_fuse_find(g, pinned, opsets, &p->chains, &p->n_chains)) {
+            st = oq_errf(err, OQ_ENOMEM, "out of memory");
+            goto fail;
+        }
+        for (int c = 0; c < p->n_chains; c++) {
+            const oq_fusion *fu = &p->chains[c];
+            for (int k = 0; k + 1 < fu->n; k++)
+                p->nodes[fu->nodes[k]].deferred = true;
+            p->nodes[fu->nodes[fu->n - 1]].chain = fu;
+        }
+    }
     /* subgraphs are planned now, not at run time */
     for (int i = 0; i < nn && !st; i++)
         st = for_each_subgraph(g->nodes[i], plan_subgraph, s, err);
@@ -516,6 +548,8 @@ fail:
     free(producer);
     free(last_use);
     free(count);
+    free(pinned);
+    free(opsets);
     return st; /* p stays in s->plans and is freed with the session */
 }
 
@@ -623,16 +657,12 @@ static const oq_tensor *resolve(const struct oq_exec_frame *f, const oq_value *v
     return NULL;
 }
 
-static oq_status run_node(struct oq_exec_frame *f, int i, oq_err *err)
+/* Runs node i's kernel, shows its outputs to the observer, frees what dies there. */
+static oq_status exec_node(struct oq_exec_frame *f, int i, oq_err *err)
 {
     plan *p = f->p;
     const plan_node *pn = &p->nodes[i];
     const oq_node *n = pn->node;
-    if (pn->folded) {
-        if (!f->parent && f->s->observer)
-            f->s->observer(f->s->observer_user, n->outputs[0], &p->slots[n->outputs[0]->id].t);
-        return OQ_OK;
-    }
     for (int k = 0; k < n->n_inputs; k++) {
         const oq_value *v = n->inputs[k];
         p->args[k] = v ? resolve(f, v) : NULL;
@@ -666,6 +696,94 @@ static oq_status run_node(struct oq_exec_frame *f, int i, oq_err *err)
     for (int d = 0; d < pn->n_dead; d++)
         slot_clear(f->s, &p->slots[pn->dead[d]]);
     return OQ_OK;
+}
+
+typedef struct chain_job {
+    const oq_fusion *fu;
+    float *y;
+    const float *x[OQ_FUSE_MAX_SRC];
+} chain_job;
+
+static void chain_range(void *arg, int64_t begin, int64_t end)
+{
+    const chain_job *j = arg;
+    oq_fusion_run(j->fu, j->y, j->x, begin, end);
+}
+
+/* True when every source of fu is a float tensor of the first one's shape,
+ * which the scalar constants broadcast into unchanged; fills x. */
+static bool chain_sources(const struct oq_exec_frame *f, const oq_fusion *fu, const oq_tensor **x)
+{
+    for (int r = 0; r < fu->n_src; r++) {
+        x[r] = resolve(f, fu->src[r]);
+        if (!x[r] || x[r]->dtype != OQ_DTYPE_FLOAT || x[r]->rank != x[0]->rank ||
+            memcmp(x[r]->dims, x[0]->dims, (size_t)x[0]->rank * sizeof x[0]->dims[0]))
+            return false;
+    }
+    return x[0]->rank >= fu->const_rank;
+}
+
+/* Runs chain fu in one pass over its sources, or node by node when they are
+ * not what the fused loop handles (see chain_sources). */
+static oq_status run_chain(struct oq_exec_frame *f, const oq_fusion *fu, oq_err *err)
+{
+    plan *p = f->p;
+    const oq_tensor *xs[OQ_FUSE_MAX_SRC] = {NULL};
+    if (!chain_sources(f, fu, xs)) {
+        oq_status st = OQ_OK;
+        for (int k = 0; k < fu->n && !st; k++)
+            st = exec_node(f, fu->nodes[k], err);
+        return st;
+    }
+    const oq_tensor *x = xs[0];
+    slot *sl = &p->slots[fu->dst->id];
+    oq_tensor hdr;
+    oq_status st = shape_bytes(&hdr, OQ_DTYPE_FLOAT, x->rank, x->dims, err);
+    if (!st) {
+        slot_clear(f->s, sl);
+        st = pool_take(f->s, hdr.nbytes, false, &hdr.data, &sl->cap, err);
+    }
+    if (st) {
+        const oq_node *n = p->nodes[fu->nodes[fu->n - 1]].node;
+        return oq_err_context(err, "node '%s' (%s)", n->name, n->op_type);
+    }
+    sl->t = hdr;
+    sl->kind = SLOT_POOLED;
+    chain_job j = {fu, hdr.data, {NULL}};
+    for (int r = 0; r < fu->n_src; r++)
+        j.x[r] = xs[r]->data;
+    int64_t numel = oq_tensor_numel(x);
+    if (numel >= ((int64_t)1 << 15) && oq_threadpool_size(f->s->tp) > 1)
+        oq_threadpool_run(f->s->tp, numel, chain_range, &j);
+    else
+        chain_range(&j, 0, numel);
+    for (int k = 0; k < fu->n; k++) {
+        const plan_node *pn = &p->nodes[fu->nodes[k]];
+        for (int d = 0; d < pn->n_dead; d++)
+            slot_clear(f->s, &p->slots[pn->dead[d]]);
+    }
+    return OQ_OK;
+}
+
+/* Runs node i in its turn: folded constants only show themselves to the
+ * observer; without an observer, chain nodes wait for the chain's last node,
+ * which runs them all (an observer sees every node run on its own). */
+static oq_status run_node(struct oq_exec_frame *f, int i, oq_err *err)
+{
+    plan *p = f->p;
+    const plan_node *pn = &p->nodes[i];
+    bool observed = !f->parent && f->s->observer;
+    if (pn->folded) {
+        const oq_value *v = pn->node->outputs[0];
+        if (observed)
+            f->s->observer(f->s->observer_user, v, &p->slots[v->id].t);
+        return OQ_OK;
+    }
+    if (!observed && pn->deferred)
+        return OQ_OK;
+    if (!observed && pn->chain)
+        return run_chain(f, pn->chain, err);
+    return exec_node(f, i, err);
 }
 
 /* Runs the nodes of f's graph (inputs already bound), copies its outputs into
