@@ -238,6 +238,8 @@ typedef struct conv_job {
     int64_t mtile, mt_count;   /* output channels per tile, tiles per group */
     view2 v;                   /* depthwise only */
     size_t gws;                /* GEMM workspace floats per part; columns follow */
+    const float *wp;           /* weights packed once per call: group g at wp + g * wp_group */
+    size_t wp_group;
 } conv_job;
 
 static void conv_dw_item(void *arg, int64_t i, float *ws)
@@ -284,7 +286,7 @@ static void conv_gemm_item(void *arg, int64_t i, float *ws)
         }
         ga.beta = 1.0f;
     }
-    oq_sgemm(&ga, gemm_ws);
+    oq_sgemm_packed(&ga, j->wp + (size_t)g * j->wp_group + m0 * j->kdim, gemm_ws);
 }
 
 static bool conv_is_dw(const oq_conv_params *p)
@@ -311,8 +313,13 @@ static void conv_plan(conv_job *j, const oq_conv_params *p, int parts)
     j->in_size = prod(p->nsp, p->in);
     j->out_size = prod(p->nsp, p->out);
     j->direct = conv_is_direct(p);
-    /* Column tiles of about 64K floats (a quarter MiB) stay in L2. */
+    /* im2col: column tiles of about 64K floats (a quarter MiB) stay in L2.
+     * Direct: whole planes, cut only to give every part two tiles. */
     int64_t nt = max64(64, ((int64_t)1 << 16) / max64(1, j->kdim));
+    if (j->direct) {
+        int64_t planes = p->n * p->group, want = parts > 1 ? (2 * parts + planes - 1) / planes : 1;
+        nt = max64(64, (j->out_size + want - 1) / want);
+    }
     nt = (nt + 31) / 32 * 32; /* whole 32-wide B strips */
     j->ntile = min64(nt, max64(1, j->out_size));
     j->nt_count = (j->out_size + j->ntile - 1) / j->ntile;
@@ -328,6 +335,7 @@ static void conv_plan(conv_job *j, const oq_conv_params *p, int parts)
         j->mt_count = (j->mg + j->mtile - 1) / j->mtile;
     }
     j->gws = oq_sgemm_ws_floats(j->mtile, j->ntile, j->kdim);
+    j->wp_group = oq_sgemm_packed_a_floats(j->mg, j->kdim);
 }
 
 size_t oq_conv_ws_floats(const oq_conv_params *p, int parts)
@@ -337,7 +345,7 @@ size_t oq_conv_ws_floats(const oq_conv_params *p, int parts)
     conv_job j;
     conv_plan(&j, p, parts);
     size_t per = j.gws + (j.direct ? 0 : (size_t)(j.kdim * j.ntile));
-    return per * (size_t)parts;
+    return j.wp_group * (size_t)p->group + per * (size_t)parts;
 }
 
 void oq_conv_fast(float *y, const float *x, const float *w, const float *b, const oq_conv_params *p,
@@ -352,8 +360,16 @@ void oq_conv_fast(float *y, const float *x, const float *w, const float *b, cons
         oq_run_parts(c, parts, p->n * p->cout, ws, 0, conv_dw_item, &j);
         return;
     }
-    size_t per = oq_conv_ws_floats(p, parts) / (size_t)parts;
-    oq_run_parts(c, parts, p->n * p->group * j.mt_count * j.nt_count, ws, per, conv_gemm_item, &j);
+    /* the weights are packed once here, then shared by every tile */
+    float *wp = ws;
+    for (int64_t g = 0; g < p->group; g++) {
+        oq_sgemm_args ga = {false, false, j.mg, 1, j.kdim, 1.0f, 0.0f, w + g * j.mg * j.kdim, j.kdim, NULL, 0, NULL, 0};
+        oq_sgemm_pack_a(wp + (size_t)g * j.wp_group, &ga);
+    }
+    j.wp = wp;
+    size_t shared = j.wp_group * (size_t)p->group;
+    size_t per = (oq_conv_ws_floats(p, parts) - shared) / (size_t)parts;
+    oq_run_parts(c, parts, p->n * p->group * j.mt_count * j.nt_count, ws + shared, per, conv_gemm_item, &j);
 }
 
 /* ---- ConvTranspose ------------------------------------------------------------- */

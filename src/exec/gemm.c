@@ -16,7 +16,7 @@
 #define GEMM_X86 1
 #endif
 
-enum { MR = 6, NR_MAX = 32, MC = 120, KC = 256, NC = 2048 };
+enum { MR = OQ_SGEMM_PACK_ROWS, NR_MAX = 32, MC = 120, KC = 256, NC = 2048 };
 _Static_assert(MC % MR == 0 && NC % NR_MAX == 0, "blocks are whole strips");
 _Static_assert(OQ_SGEMM_WS_FLOATS >= (size_t)MC * KC + (size_t)KC * NC + 16, "workspace covers both packs");
 
@@ -33,7 +33,8 @@ size_t oq_sgemm_ws_floats(int64_t m, int64_t n, int64_t k)
 /* ---- packing ------------------------------------------------------------------ */
 
 /* Packs rows [i0, i0+mc) x depth [p0, p0+kc) of op(A) as strips of MR rows:
- * dst[strip][p][r], zero rows past mc. */
+ * dst[strip][p][r], zero rows past mc. Packed whole (mc = m, kc = k), the
+ * strip of rows [i, i+MR) at depth p0 starts at dst + i*k + p0*MR. */
 static void pack_a(float *restrict dst, const oq_sgemm_args *g, int64_t i0, int64_t mc, int64_t p0,
                    int64_t kc)
 {
@@ -266,6 +267,16 @@ bool oq_sgemm_force_kernel(const char *name)
 
 /* ---- driver ------------------------------------------------------------------- */
 
+size_t oq_sgemm_packed_a_floats(int64_t m, int64_t k)
+{
+    return m > 0 && k > 0 ? (size_t)(round_up(m, MR) * k) : 1;
+}
+
+void oq_sgemm_pack_a(float *dst, const oq_sgemm_args *g)
+{
+    if (g->m > 0 && g->k > 0) pack_a(dst, g, 0, g->m, 0, g->k);
+}
+
 /* C = beta * C for the degenerate k == 0 case. */
 static void scale_c(const oq_sgemm_args *g)
 {
@@ -275,7 +286,8 @@ static void scale_c(const oq_sgemm_args *g)
     }
 }
 
-void oq_sgemm(const oq_sgemm_args *g, float *ws)
+/* The driver; pa is NULL or op(A) packed whole (oq_sgemm_pack_a). */
+static void sgemm(const oq_sgemm_args *g, const float *pa, float *ws)
 {
     if (g->m <= 0 || g->n <= 0) return;
     if (g->k <= 0) {
@@ -298,13 +310,13 @@ void oq_sgemm(const oq_sgemm_args *g, float *ws)
             pack_b(bp, g, p0, kc, j0, nc, nr_k);
             for (int64_t i0 = 0; i0 < g->m; i0 += MC) {
                 int64_t mc = g->m - i0 < MC ? g->m - i0 : MC;
-                pack_a(ap, g, i0, mc, p0, kc);
+                if (!pa) pack_a(ap, g, i0, mc, p0, kc);
                 for (int64_t jr = 0; jr < nc; jr += nr_k) {
                     int64_t nr = nc - jr < nr_k ? nc - jr : nr_k;
                     const float *bs = bp + (jr / nr_k) * kc * nr_k;
                     for (int64_t ir = 0; ir < mc; ir += MR) {
                         int64_t mr = mc - ir < MR ? mc - ir : MR;
-                        const float *as = ap + (ir / MR) * kc * MR;
+                        const float *as = pa ? pa + (i0 + ir) * g->k + p0 * MR : ap + (ir / MR) * kc * MR;
                         float *cp = g->c + (i0 + ir) * g->ldc + j0 + jr;
                         if (mr == MR && nr == nr_k) {
                             uk.fn(kc, as, bs, cp, g->ldc, g->alpha, beta);
@@ -323,6 +335,10 @@ void oq_sgemm(const oq_sgemm_args *g, float *ws)
         }
     }
 }
+
+void oq_sgemm(const oq_sgemm_args *g, float *ws) { sgemm(g, NULL, ws); }
+
+void oq_sgemm_packed(const oq_sgemm_args *g, const float *ap, float *ws) { sgemm(g, ap, ws); }
 
 void oq_sgemm_ref(const oq_sgemm_args *g)
 {

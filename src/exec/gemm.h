@@ -39,6 +39,18 @@ size_t oq_sgemm_ws_floats(int64_t m, int64_t n, int64_t k);
  * has oq_sgemm_ws_floats(m, n, k) floats of scratch owned by the caller. */
 void oq_sgemm(const oq_sgemm_args *g, float *ws);
 
+/* Floats oq_sgemm_pack_a writes for an op(A) of (m, k). */
+size_t oq_sgemm_packed_a_floats(int64_t m, int64_t k);
+/* Packs all of op(A) of g once for several oq_sgemm_packed calls. dst holds
+ * oq_sgemm_packed_a_floats(m, k) floats. */
+void oq_sgemm_pack_a(float *dst, const oq_sgemm_args *g);
+#define OQ_SGEMM_PACK_ROWS 6
+/* oq_sgemm with op(A) taken from ap, packed by oq_sgemm_pack_a (g's a, lda
+ * and trans_a are not read). ap + r * k starts at row r of the packed matrix
+ * when r is a multiple of OQ_SGEMM_PACK_ROWS, so row blocks of one packed A
+ * can go to different calls. Same results as oq_sgemm. */
+void oq_sgemm_packed(const oq_sgemm_args *g, const float *ap, float *ws);
+
 /* The oracle: plain triple loop with a double accumulator. */
 void oq_sgemm_ref(const oq_sgemm_args *g);
 

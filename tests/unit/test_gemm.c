@@ -68,6 +68,26 @@ static void check_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float 
     CHECK(bad == 0);
     /* Padding columns of C are never written. */
     for (int64_t i = 0; i < m && pad; i++) CHECK(c1[i * ldc + n] == c0[i * ldc + n]);
+    /* A packed once gives the same bits, whole or from a later row block on. */
+    float *pa = malloc(oq_sgemm_packed_a_floats(m, k) * sizeof(float));
+    float *c2 = malloc((size_t)(m * ldc + 1) * sizeof(float));
+    if (pa && c2) {
+        memcpy(c2, c0, (size_t)(m * ldc) * sizeof(float)); /* beta reads C: both start from the same C */
+        memcpy(c1, c0, (size_t)(m * ldc) * sizeof(float));
+        g.c = c1;
+        oq_sgemm(&g, ws);
+        oq_sgemm_pack_a(pa, &g);
+        int64_t r0 = m > OQ_SGEMM_PACK_ROWS ? OQ_SGEMM_PACK_ROWS : 0;
+        oq_sgemm_args top = g, rest = g;
+        top.m = r0, top.c = c2;
+        rest.m = m - r0, rest.c = c2 + r0 * ldc;
+        if (r0) oq_sgemm_packed(&top, pa, ws);
+        oq_sgemm_packed(&rest, pa + r0 * k, ws);
+        CHECK(memcmp(c1, c2, (size_t)(m * ldc) * sizeof(float)) == 0);
+    } else {
+        CHECK(!"out of memory");
+    }
+    free(pa), free(c2);
 done:
     free(a), free(b), free(c0), free(c1), free(aa), free(ab), free(bound), free(ws);
 }
