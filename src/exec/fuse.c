@@ -272,8 +272,10 @@ enum { BLK = 256 };
             for (int64_t i = 0; i < n; i++) d[i] = k0 OP b[i];                \
     } while (0)
 
-/* reg[r] points at the current block of register r (see oq_ew_step). */
-static void step_run(const oq_ew_step *s, float *restrict d, const float *const *reg, int64_t n)
+/* reg[r] points at the current block of register r (see oq_ew_step). Cloned
+ * for wider vectors; the operations, and so the results, are the same. */
+static __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void
+step_run(const oq_ew_step *s, float *restrict d, const float *const *reg, int64_t n)
 {
     const float *a = s->a >= 0 ? reg[s->a] : NULL, *b = s->b >= 0 ? reg[s->b] : NULL;
     const float k0 = s->k0, k1 = s->k1;

@@ -43,6 +43,7 @@ static float *scratch_floats(oq_kernel_ctx *c, size_t n)
 }
 
 static int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 /* Reads an INTS attribute that must have exactly n entries when present;
  * fills v with it or with def. */
@@ -336,6 +337,38 @@ MAXPOOL_PLANES(float, maxpool_f32)
 MAXPOOL_PLANES(uint8_t, maxpool_u8)
 MAXPOOL_PLANES(int8_t, maxpool_i8)
 
+/* The same as maxpool_f32 for 2-D planes without Indices: the window of each
+ * output is clipped by plain arithmetic and its taps visited in the same
+ * order with the same comparison, so the results are identical. */
+static void maxpool2d_f32(void *arg, int64_t begin, int64_t end)
+{
+    const pool_job *j = arg;
+    const oq_conv_params *p = j->p;
+    const int64_t ih = p->in[0], iw = p->in[1], kh = p->k[0], kw = p->k[1], dh = p->dil[0], dw = p->dil[1];
+    for (int64_t pl = begin; pl < end; pl++) {
+        const float *x = (const float *)j->x + pl * j->in_size;
+        float *y = (float *)j->y + pl * j->out_size;
+        for (int64_t oh = 0; oh < p->out[0]; oh++) {
+            int64_t h0 = oh * p->stride[0] - p->pad0[0];
+            int64_t a0 = h0 >= 0 ? 0 : ceil_div(-h0, dh), a1 = min64(kh, ceil_div(ih - h0, dh));
+            for (int64_t ow = 0; ow < p->out[1]; ow++) {
+                int64_t w0 = ow * p->stride[1] - p->pad0[1];
+                int64_t b0 = w0 >= 0 ? 0 : ceil_div(-w0, dw), b1 = min64(kw, ceil_div(iw - w0, dw));
+                float best = 0.0f;
+                bool any = false;
+                for (int64_t a = a0; a < a1; a++) {
+                    int64_t row = (h0 + a * dh) * iw + w0;
+                    for (int64_t b = b0; b < b1; b++) {
+                        float v = x[row + b * dw];
+                        if (!any || v > best) best = v, any = true;
+                    }
+                }
+                *y++ = best;
+            }
+        }
+    }
+}
+
 static void avgpool_f32(void *arg, int64_t begin, int64_t end)
 {
     const pool_job *j = arg;
@@ -402,6 +435,7 @@ static oq_status run_pool(oq_kernel_ctx *c, bool is_max)
         j.idx = idx->data;
     }
     if (oq_tensor_numel(y) == 0) return OQ_OK;
+    if (fn == maxpool_f32 && p.nsp == 2 && !j.idx) fn = maxpool2d_f32;
     int64_t taps = oq_shape_numel(p.nsp, p.k);
     oq_par_run(c, p.n * p.cin, j.out_size * taps, fn, &j);
     return OQ_OK;
@@ -421,8 +455,14 @@ static void gavg_planes(void *arg, int64_t begin, int64_t end)
     const gpool_job *j = arg;
     for (int64_t pl = begin; pl < end; pl++) {
         const float *x = j->x + pl * j->size;
+        /* eight interleaved double sums, added up at the end: vectorizes */
+        double acc[8] = {0};
+        int64_t i = 0;
+        for (; i + 8 <= j->size; i += 8)
+            for (int l = 0; l < 8; l++) acc[l] += x[i + l];
         double s = 0.0;
-        for (int64_t i = 0; i < j->size; i++) s += x[i];
+        for (; i < j->size; i++) s += x[i];
+        for (int l = 0; l < 8; l++) s += acc[l];
         j->y[pl] = (float)(s / (double)j->size);
     }
 }
