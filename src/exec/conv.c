@@ -348,8 +348,35 @@ size_t oq_conv_ws_floats(const oq_conv_params *p, int parts)
     return j.wp_group * (size_t)p->group + per * (size_t)parts;
 }
 
+size_t oq_conv_packed_w_floats(const oq_conv_params *p)
+{
+    if (conv_is_dw(p)) return 0;
+    conv_job j;
+    conv_plan(&j, p, 1);
+    return j.wp_group * (size_t)p->group;
+}
+
+void oq_conv_pack_w(float *dst, const float *w, const oq_conv_params *p)
+{
+    if (conv_is_dw(p)) return;
+    conv_job j;
+    conv_plan(&j, p, 1);
+    for (int64_t g = 0; g < p->group; g++) {
+        oq_sgemm_args ga = {false, false, j.mg, 1, j.kdim, 1.0f, 0.0f, w + g * j.mg * j.kdim, j.kdim, NULL, 0, NULL, 0};
+        oq_sgemm_pack_a(dst + (size_t)g * j.wp_group, &ga);
+    }
+}
+
 void oq_conv_fast(float *y, const float *x, const float *w, const float *b, const oq_conv_params *p,
                   oq_kernel_ctx *c, int parts, float *ws)
+{
+    /* the weights are packed once here, at the start of ws, then shared by every tile */
+    oq_conv_pack_w(ws, w, p);
+    oq_conv_fast_packed(y, x, w, ws, b, p, c, parts, ws);
+}
+
+void oq_conv_fast_packed(float *y, const float *x, const float *w, const float *wp, const float *b,
+                         const oq_conv_params *p, oq_kernel_ctx *c, int parts, float *ws)
 {
     if (parts < 1) parts = 1;
     conv_job j;
@@ -359,12 +386,6 @@ void oq_conv_fast(float *y, const float *x, const float *w, const float *b, cons
         j.v = view_2d(p);
         oq_run_parts(c, parts, p->n * p->cout, ws, 0, conv_dw_item, &j);
         return;
-    }
-    /* the weights are packed once here, then shared by every tile */
-    float *wp = ws;
-    for (int64_t g = 0; g < p->group; g++) {
-        oq_sgemm_args ga = {false, false, j.mg, 1, j.kdim, 1.0f, 0.0f, w + g * j.mg * j.kdim, j.kdim, NULL, 0, NULL, 0};
-        oq_sgemm_pack_a(wp + (size_t)g * j.wp_group, &ga);
     }
     j.wp = wp;
     size_t shared = j.wp_group * (size_t)p->group;

@@ -8,6 +8,7 @@
 #ifndef ONNXQ_EXEC_KERNEL_H
 #define ONNXQ_EXEC_KERNEL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "onnxq/oq_exec.h"
@@ -42,6 +43,16 @@ oq_tensor *oq_kernel_output_raw(oq_kernel_ctx *c, int k, oq_dtype dt, int rank, 
  * set on failure. The _raw form skips the fill. */
 void *oq_kernel_scratch(oq_kernel_ctx *c, size_t bytes);
 void *oq_kernel_scratch_raw(oq_kernel_ctx *c, size_t bytes);
+
+/* True when input k is a constant of the model (an initializer or a decoded
+ * Constant node), the same tensor on every run. */
+bool oq_kernel_input_const(const oq_kernel_ctx *c, int k);
+
+/* Memory that stays with the running node across runs: filled by fill(dst,
+ * arg) the first time, and again whenever `bytes` changes; returned as is
+ * otherwise. Only for data derived from constant inputs (e.g. weights packed
+ * for the GEMM). The session owns it. NULL with c->err set on failure. */
+const void *oq_kernel_cache(oq_kernel_ctx *c, size_t bytes, void (*fill)(void *dst, void *arg), void *arg);
 
 /* Runs fn over [0, n) split into contiguous chunks across the session's
  * threads; fn must write disjoint memory per index. Results must not depend on

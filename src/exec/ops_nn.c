@@ -125,6 +125,17 @@ static oq_status nchw_input(oq_kernel_ctx *c, const oq_tensor *x, oq_conv_params
 
 /* ---- Conv -------------------------------------------------------------------- */
 
+typedef struct pack_w_arg {
+    const float *w;
+    const oq_conv_params *p;
+} pack_w_arg;
+
+static void pack_w_fill(void *dst, void *arg)
+{
+    const pack_w_arg *a = arg;
+    oq_conv_pack_w(dst, a->w, a->p);
+}
+
 static oq_status k_conv(oq_kernel_ctx *c)
 {
     const oq_tensor *x, *w, *b;
@@ -166,7 +177,16 @@ static oq_status k_conv(oq_kernel_ctx *c)
     int parts = n_parts(c);
     float *ws = scratch_floats(c, oq_conv_ws_floats(&p, parts));
     if (!ws) return c->err->status;
-    oq_conv_fast(y->data, x->data, w->data, b ? b->data : NULL, &p, c, parts, ws);
+    size_t packed = oq_conv_packed_w_floats(&p);
+    if (packed && oq_kernel_input_const(c, 1)) {
+        /* constant weights are packed on the first run and kept by the session */
+        pack_w_arg pa = {w->data, &p};
+        const float *wp = oq_kernel_cache(c, packed * sizeof(float), pack_w_fill, &pa);
+        if (!wp) return c->err->status;
+        oq_conv_fast_packed(y->data, x->data, w->data, wp, b ? b->data : NULL, &p, c, parts, ws);
+    } else {
+        oq_conv_fast(y->data, x->data, w->data, b ? b->data : NULL, &p, c, parts, ws);
+    }
     return OQ_OK;
 }
 

@@ -37,6 +37,8 @@ typedef struct plan_node {
     bool folded;   /* a Constant whose decoded value is bound at plan time: never runs */
     bool deferred; /* in an elementwise chain: runs with the chain at its last node */
     const oq_fusion *chain; /* set on the last node of a chain */
+    void *cache;   /* oq_kernel_cache: data the kernel derived from constant inputs, kept across runs */
+    size_t cache_bytes;
     int n_dead;
     int *dead;     /* [n_dead] ids of values in this graph whose last reader is this node */
 } plan_node;
@@ -86,6 +88,7 @@ struct oq_exec_frame {
     plan *p;
     struct oq_exec_frame *parent; /* frame of the enclosing graph, NULL at top level */
     held *held;                   /* scratch and omitted outputs of the running node */
+    plan_node *running;           /* the node whose kernel runs */
 };
 
 /* ---- buffer pool -------------------------------------------------------------- */
@@ -286,6 +289,28 @@ void *oq_kernel_scratch(oq_kernel_ctx *c, size_t bytes) { return kernel_scratch(
 
 void *oq_kernel_scratch_raw(oq_kernel_ctx *c, size_t bytes) { return kernel_scratch(c, bytes, false); }
 
+bool oq_kernel_input_const(const oq_kernel_ctx *c, int k)
+{
+    const oq_value *v = k >= 0 && k < c->node->n_inputs ? c->node->inputs[k] : NULL;
+    return v && v->constant && c->inputs[k] && c->inputs[k]->data == v->constant->data;
+}
+
+const void *oq_kernel_cache(oq_kernel_ctx *c, size_t bytes, void (*fill)(void *dst, void *arg), void *arg)
+{
+    plan_node *pn = c->frame->running;
+    if (!pn->cache || pn->cache_bytes != bytes) {
+        free(pn->cache);
+        pn->cache_bytes = 0;
+        if (!(pn->cache = malloc(bytes ? bytes : 1))) {
+            oq_errf(c->err, OQ_ENOMEM, "cannot allocate %zu bytes", bytes);
+            return NULL;
+        }
+        fill(pn->cache, arg);
+        pn->cache_bytes = bytes;
+    }
+    return pn->cache;
+}
+
 void oq_parallel_for(oq_kernel_ctx *c, int64_t n, oq_range_fn fn, void *arg)
 {
     oq_threadpool_run(c->frame->s->tp, n, fn, arg);
@@ -378,12 +403,14 @@ static void plan_destroy(plan *p)
 {
     if (!p)
         return;
-    free(p->nodes);
     free(p->outputs);
     free(p->slots);
     free(p->args);
     free(p->dead_store);
     free(p->chains);
+    for (int i = 0; p->nodes && i < p->g->n_nodes; i++)
+        free(p->nodes[i].cache);
+    free(p->nodes);
     free(p);
 }
 
@@ -661,7 +688,8 @@ static const oq_tensor *resolve(const struct oq_exec_frame *f, const oq_value *v
 static oq_status exec_node(struct oq_exec_frame *f, int i, oq_err *err)
 {
     plan *p = f->p;
-    const plan_node *pn = &p->nodes[i];
+    plan_node *pn = &p->nodes[i];
+    f->running = pn;
     const oq_node *n = pn->node;
     for (int k = 0; k < n->n_inputs; k++) {
         const oq_value *v = n->inputs[k];

@@ -232,6 +232,15 @@ static void test_conv(void)
             if (e > 1e-12) fprintf(stderr, "conv case %zu: nmse %g\n", ci, e);
             CHECK(e <= 1e-12);
             CHECK(memcmp(y1, y5, (size_t)ys * sizeof(float)) == 0);
+            /* weights packed ahead (as the executor keeps them) give the same bits */
+            float *wp = malloc((oq_conv_packed_w_floats(&p) + 1) * sizeof(float));
+            CHECK(wp != NULL);
+            if (wp) {
+                oq_conv_pack_w(wp, w, &p);
+                oq_conv_fast_packed(y5, x, w, wp, bias, &p, NULL, 5, ws);
+                CHECK(memcmp(y1, y5, (size_t)ys * sizeof(float)) == 0);
+            }
+            free(wp);
         }
         free(x), free(w), free(b), free(yr), free(y1), free(y5), free(ws);
     }
