@@ -175,6 +175,8 @@ static oq_status k_conv(oq_kernel_ctx *c)
         return OQ_OK;
     }
     int parts = n_parts(c);
+    int64_t macs = oq_tensor_numel(y) * oq_tensor_numel(w) / p.cout;
+    if (macs < ((int64_t)1 << 17)) parts = 1; /* not worth waking threads */
     float *ws = scratch_floats(c, oq_conv_ws_floats(&p, parts));
     if (!ws) return c->err->status;
     size_t packed = oq_conv_packed_w_floats(&p);
