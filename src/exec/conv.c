@@ -240,6 +240,7 @@ typedef struct conv_job {
     size_t gws;                /* GEMM workspace floats per part; columns follow */
     const float *wp;           /* weights packed once per call: group g at wp + g * wp_group */
     size_t wp_group;
+    const oq_conv_epilogue *ep; /* NULL or applied to each finished tile */
 } conv_job;
 
 static void conv_dw_item(void *arg, int64_t i, float *ws)
@@ -249,6 +250,7 @@ static void conv_dw_item(void *arg, int64_t i, float *ws)
     int64_t n = i / j->p->cout, co = i % j->p->cout, ci = co / j->mg;
     dw_plane(j->y + i * j->out_size, j->x + (n * j->p->cin + ci) * j->in_size, j->w + co * j->geo.ksize,
              j->b ? j->b[co] : 0.0f, &j->v);
+    if (j->ep) j->ep->fn(j->ep->arg, j->y + i * j->out_size, j->out_size);
 }
 
 /* Item = (batch, group, m tile, n tile). */
@@ -287,6 +289,8 @@ static void conv_gemm_item(void *arg, int64_t i, float *ws)
         ga.beta = 1.0f;
     }
     oq_sgemm_packed(&ga, j->wp + (size_t)g * j->wp_group + m0 * j->kdim, gemm_ws);
+    if (j->ep)
+        for (int64_t m = 0; m < mt; m++) j->ep->fn(j->ep->arg, yg + m * j->out_size, nt);
 }
 
 static bool conv_is_dw(const oq_conv_params *p)
@@ -372,16 +376,17 @@ void oq_conv_fast(float *y, const float *x, const float *w, const float *b, cons
 {
     /* the weights are packed once here, at the start of ws, then shared by every tile */
     oq_conv_pack_w(ws, w, p);
-    oq_conv_fast_packed(y, x, w, ws, b, p, c, parts, ws);
+    oq_conv_fast_packed(y, x, w, ws, b, p, c, parts, ws, NULL);
 }
 
 void oq_conv_fast_packed(float *y, const float *x, const float *w, const float *wp, const float *b,
-                         const oq_conv_params *p, oq_kernel_ctx *c, int parts, float *ws)
+                         const oq_conv_params *p, oq_kernel_ctx *c, int parts, float *ws,
+                         const oq_conv_epilogue *ep)
 {
     if (parts < 1) parts = 1;
     conv_job j;
     conv_plan(&j, p, parts);
-    j.y = y, j.x = x, j.w = w, j.b = b;
+    j.y = y, j.x = x, j.w = w, j.b = b, j.ep = ep;
     if (conv_is_dw(p)) {
         j.v = view_2d(p);
         oq_run_parts(c, parts, p->n * p->cout, ws, 0, conv_dw_item, &j);

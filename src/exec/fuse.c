@@ -303,6 +303,17 @@ step_run(const oq_ew_step *s, float *restrict d, const float *const *reg, int64_
     }
 }
 
+void oq_fusion_run_inplace(const oq_fusion *f, float *y, int64_t n)
+{
+    float src[BLK] __attribute__((aligned(64)));
+    const float *x[1] = {src};
+    for (int64_t i0 = 0; i0 < n; i0 += BLK) {
+        int64_t len = n - i0 < BLK ? n - i0 : BLK;
+        memcpy(src, y + i0, (size_t)len * sizeof(float));
+        oq_fusion_run(f, y + i0, x, 0, len);
+    }
+}
+
 void oq_fusion_run(const oq_fusion *f, float *y, const float *const *x, int64_t begin, int64_t end)
 {
     float buf[OQ_FUSE_MAX_NODES - 1][BLK] __attribute__((aligned(64)));

@@ -60,5 +60,7 @@ bool oq_fuse_find(const oq_graph *g, const bool *pinned, const int64_t *opsets, 
 /* y[i] = chain(x[0][i], x[1][i], ...) for i in [begin, end); x[s] is
  * source s's data. y overlaps no source. */
 void oq_fusion_run(const oq_fusion *f, float *y, const float *const *x, int64_t begin, int64_t end);
+/* y[i] = chain(y[i]) for i < n, for a chain with one source. */
+void oq_fusion_run_inplace(const oq_fusion *f, float *y, int64_t n);
 
 #endif

@@ -23,6 +23,10 @@ struct oq_kernel_ctx {
     int n_outputs;                 /* node->n_outputs */
     struct oq_exec_frame *frame;
     oq_err *err;
+    /* NULL, or an elementwise chain (fuse.h) the executor moved into this
+     * node: output 0 is then the chain's result, and the kernel (only Conv
+     * is given one) applies the chain to its output before returning. */
+    const struct oq_fusion *epilogue;
 };
 
 /* Input k or NULL when omitted or absent. */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "exec/conv.h"
+#include "exec/fuse.h"
 #include "exec/gemm.h"
 #include "exec/kernel.h"
 #include "exec/ops.h"
@@ -130,6 +131,8 @@ typedef struct pack_w_arg {
     const oq_conv_params *p;
 } pack_w_arg;
 
+static void chain_in_place(void *arg, float *y, int64_t n) { oq_fusion_run_inplace(arg, y, n); }
+
 static void pack_w_fill(void *dst, void *arg)
 {
     const pack_w_arg *a = arg;
@@ -172,6 +175,7 @@ static oq_status k_conv(oq_kernel_ctx *c)
         float *yd = y->data;
         for (int64_t i = 0; i < p.n * p.cout; i++)
             for (int64_t t = 0; t < plane; t++) yd[i * plane + t] = b ? ((const float *)b->data)[i % p.cout] : 0.0f;
+        if (c->epilogue) oq_fusion_run_inplace(c->epilogue, yd, oq_tensor_numel(y));
         return OQ_OK;
     }
     int parts = n_parts(c);
@@ -185,9 +189,12 @@ static oq_status k_conv(oq_kernel_ctx *c)
         pack_w_arg pa = {w->data, &p};
         const float *wp = oq_kernel_cache(c, packed * sizeof(float), pack_w_fill, &pa);
         if (!wp) return c->err->status;
-        oq_conv_fast_packed(y->data, x->data, w->data, wp, b ? b->data : NULL, &p, c, parts, ws);
+        oq_conv_epilogue ep = {chain_in_place, (void *)c->epilogue};
+        oq_conv_fast_packed(y->data, x->data, w->data, wp, b ? b->data : NULL, &p, c, parts, ws,
+                            c->epilogue ? &ep : NULL);
     } else {
         oq_conv_fast(y->data, x->data, w->data, b ? b->data : NULL, &p, c, parts, ws);
+        if (c->epilogue) oq_fusion_run_inplace(c->epilogue, y->data, oq_tensor_numel(y));
     }
     return OQ_OK;
 }

@@ -36,7 +36,8 @@ typedef struct plan_node {
     int64_t opset; /* the model's opset for the node's domain */
     bool folded;   /* a Constant whose decoded value is bound at plan time: never runs */
     bool deferred; /* in an elementwise chain: runs with the chain at its last node */
-    const oq_fusion *chain; /* set on the last node of a chain */
+    const oq_fusion *chain; /* set on the last node of a chain run on its own */
+    const oq_fusion *epilogue; /* a chain this node's kernel (Conv) applies to its output */
     void *cache;   /* oq_kernel_cache: data the kernel derived from constant inputs, kept across runs */
     size_t cache_bytes;
     int n_dead;
@@ -247,6 +248,8 @@ static oq_tensor *kernel_output(oq_kernel_ctx *c, int k, oq_dtype dt, int rank, 
     if (shape_bytes(&hdr, dt, rank, dims, c->err))
         return NULL;
     const oq_value *v = k < c->node->n_outputs ? c->node->outputs[k] : NULL;
+    if (k == 0 && c->epilogue)
+        v = c->epilogue->dst; /* the chain's result is what this node now writes */
     if (!v) {
         held *h = hold(f, hdr.nbytes, zero, c->err);
         if (!h)
@@ -415,6 +418,7 @@ static void plan_destroy(plan *p)
 }
 
 static oq_status plan_graph(oq_session *s, const oq_graph *g, oq_err *err);
+static int epilogue_host(const oq_graph *g, const int *producer, const bool *pinned, const oq_fusion *fu);
 
 static oq_status plan_subgraph(void *ctx, const oq_graph *sub, oq_err *err)
 {
@@ -563,9 +567,13 @@ static oq_status plan_graph(oq_session *s, const oq_graph *g, oq_err *err)
         }
         for (int c = 0; c < p->n_chains; c++) {
             const oq_fusion *fu = &p->chains[c];
-            for (int k = 0; k + 1 < fu->n; k++)
-                p->nodes[fu->nodes[k]].deferred = true;
-            p->nodes[fu->nodes[fu->n - 1]].chain = fu;
+            int at = epilogue_host(g, producer, pinned, fu);
+            for (int k = 0; k < fu->n; k++)
+                p->nodes[fu->nodes[k]].deferred = at >= 0 || k + 1 < fu->n;
+            if (at >= 0)
+                p->nodes[at].epilogue = fu;
+            else
+                p->nodes[fu->nodes[fu->n - 1]].chain = fu;
         }
     }
     /* subgraphs are planned now, not at run time */
@@ -578,6 +586,34 @@ fail:
     free(pinned);
     free(opsets);
     return st; /* p stays in s->plans and is freed with the session */
+}
+
+static bool fusion_has(const oq_fusion *fu, int node)
+{
+    for (int k = 0; k < fu->n; k++)
+        if (fu->nodes[k] == node)
+            return true;
+    return false;
+}
+
+/* The Conv node that can run chain fu as its epilogue, or -1: fu's one
+ * source is that Conv's only output, read by chain nodes alone. The chain
+ * then runs as the Conv writes, at the Conv's turn, which is safe because
+ * it reads nothing else but scalar constants. */
+static int epilogue_host(const oq_graph *g, const int *producer, const bool *pinned, const oq_fusion *fu)
+{
+    const oq_value *src = fu->src[0];
+    if (fu->n_src != 1 || fu->const_rank > 3 || src->graph != g || pinned[src->id] || producer[src->id] < 0)
+        return -1;
+    int at = producer[src->id];
+    const oq_node *host = g->nodes[at];
+    if (host->domain[0] || strcmp(host->op_type, "Conv") || host->n_outputs != 1)
+        return -1;
+    for (int i = at + 1; i < g->n_nodes; i++)
+        for (int k = 0; k < g->nodes[i]->n_inputs; k++)
+            if (g->nodes[i]->inputs[k] == src && !fusion_has(fu, i))
+                return -1;
+    return at;
 }
 
 static plan *find_plan(const oq_session *s, const oq_graph *g)
@@ -684,8 +720,9 @@ static const oq_tensor *resolve(const struct oq_exec_frame *f, const oq_value *v
     return NULL;
 }
 
-/* Runs node i's kernel, shows its outputs to the observer, frees what dies there. */
-static oq_status exec_node(struct oq_exec_frame *f, int i, oq_err *err)
+/* Runs node i's kernel (with chain ep as its epilogue when not NULL), shows
+ * its outputs to the observer, frees what dies there (and in ep's nodes). */
+static oq_status exec_node(struct oq_exec_frame *f, int i, const oq_fusion *ep, oq_err *err)
 {
     plan *p = f->p;
     plan_node *pn = &p->nodes[i];
@@ -706,13 +743,14 @@ static oq_status exec_node(struct oq_exec_frame *f, int i, oq_err *err)
         .n_outputs = n->n_outputs,
         .frame = f,
         .err = err,
+        .epilogue = ep,
     };
     oq_status st = pn->op->run(&c);
     release_held(f);
     if (st)
         return oq_err_context(err, "node '%s' (%s)", n->name, n->op_type);
     for (int k = 0; k < n->n_outputs; k++) {
-        const oq_value *v = n->outputs[k];
+        const oq_value *v = k == 0 && ep ? ep->dst : n->outputs[k];
         if (v && p->slots[v->id].kind == SLOT_EMPTY)
             return oq_errf(err, OQ_EINVAL, "node '%s' (%s): the kernel did not write output %d ('%s')", n->name,
                            n->op_type, k, v->name);
@@ -723,6 +761,11 @@ static oq_status exec_node(struct oq_exec_frame *f, int i, oq_err *err)
                 f->s->observer(f->s->observer_user, n->outputs[k], &p->slots[n->outputs[k]->id].t);
     for (int d = 0; d < pn->n_dead; d++)
         slot_clear(f->s, &p->slots[pn->dead[d]]);
+    for (int k = 0; ep && k < ep->n; k++) {
+        const plan_node *cn = &p->nodes[ep->nodes[k]];
+        for (int d = 0; d < cn->n_dead; d++)
+            slot_clear(f->s, &p->slots[cn->dead[d]]);
+    }
     return OQ_OK;
 }
 
@@ -760,7 +803,7 @@ static oq_status run_chain(struct oq_exec_frame *f, const oq_fusion *fu, oq_err 
     if (!chain_sources(f, fu, xs)) {
         oq_status st = OQ_OK;
         for (int k = 0; k < fu->n && !st; k++)
-            st = exec_node(f, fu->nodes[k], err);
+            st = exec_node(f, fu->nodes[k], NULL, err);
         return st;
     }
     const oq_tensor *x = xs[0];
@@ -811,7 +854,7 @@ static oq_status run_node(struct oq_exec_frame *f, int i, oq_err *err)
         return OQ_OK;
     if (!observed && pn->chain)
         return run_chain(f, pn->chain, err);
-    return exec_node(f, i, err);
+    return exec_node(f, i, observed ? NULL : pn->epilogue, err);
 }
 
 /* Runs the nodes of f's graph (inputs already bound), copies its outputs into

@@ -209,6 +209,12 @@ static const conv_case conv_cases[] = {
     {3, 1, 4, 4, 4, {4, 5, 6}, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}}, /* 3-D depthwise */
 };
 
+static void square_in_place(void *arg, float *y, int64_t n)
+{
+    (void)arg;
+    for (int64_t i = 0; i < n; i++) y[i] *= y[i];
+}
+
 static void test_conv(void)
 {
     for (size_t ci = 0; ci < sizeof conv_cases / sizeof conv_cases[0]; ci++) {
@@ -237,8 +243,14 @@ static void test_conv(void)
             CHECK(wp != NULL);
             if (wp) {
                 oq_conv_pack_w(wp, w, &p);
-                oq_conv_fast_packed(y5, x, w, wp, bias, &p, NULL, 5, ws);
+                oq_conv_fast_packed(y5, x, w, wp, bias, &p, NULL, 5, ws, NULL);
                 CHECK(memcmp(y1, y5, (size_t)ys * sizeof(float)) == 0);
+                /* an epilogue sees every output exactly once, after it is final */
+                oq_conv_epilogue ep = {square_in_place, NULL};
+                oq_conv_fast_packed(y5, x, w, wp, bias, &p, NULL, 5, ws, &ep);
+                int bad = 0;
+                for (int64_t i = 0; i < ys; i++) bad += y5[i] != y1[i] * y1[i];
+                CHECK(bad == 0);
             }
             free(wp);
         }
