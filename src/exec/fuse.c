@@ -61,10 +61,13 @@ typedef struct grow {
     oq_fusion cur;
 } grow;
 
+/* The value step k computes. */
+static const oq_value *step_value(const grow *w, int k) { return w->g->nodes[w->cur.nodes[k]]->outputs[0]; }
+
 /* The value register r holds. */
 static const oq_value *reg_value(const grow *w, int r)
 {
-    return r < OQ_FUSE_MAX_SRC ? w->cur.src[r] : w->g->nodes[w->cur.nodes[r - OQ_FUSE_MAX_SRC]]->outputs[0];
+    return r < OQ_FUSE_MAX_SRC ? w->cur.src[r] : step_value(w, r - OQ_FUSE_MAX_SRC);
 }
 
 /* Operand for value v: an existing register, a scalar constant (-1, value
@@ -191,7 +194,7 @@ static bool closed(const grow *w)
         if (v->producer && !w->pinned[v->id] && m < last && !in_chain(&w->cur, m)) return false;
     }
     for (int k = 0; k + 1 < w->cur.n; k++) {
-        const oq_value *v = reg_value(w, OQ_FUSE_MAX_SRC + k);
+        const oq_value *v = step_value(w, k);
         if (w->pinned[v->id]) return false;
         for (int e = w->ri->start[v->id]; e < w->ri->start[v->id + 1]; e++)
             if (!in_chain(&w->cur, w->ri->node[e])) return false;
@@ -209,7 +212,7 @@ static bool grow_from(grow *w, const oq_value *src, oq_fusion *best)
     while (w->cur.n < OQ_FUSE_MAX_NODES && add_next(w)) {
         if (w->cur.n >= 2 && closed(w)) {
             *best = w->cur;
-            best->dst = reg_value(w, OQ_FUSE_MAX_SRC + w->cur.n - 1);
+            best->dst = step_value(w, w->cur.n - 1);
         }
     }
     return best->n >= 2;
