@@ -177,6 +177,20 @@ static inline __attribute__((always_inline)) void dw_row(float *restrict y, cons
     }
 }
 
+/* All K kernel rows at once: y[i] += sum_r sum_t w[r*K + t] * xs[r][i*S + t],
+ * added in the same order as K calls of dw_row, with one load and store of
+ * y instead of K. */
+static inline __attribute__((always_inline)) void dw_rows(float *restrict y, const float *const *xs,
+                                                          const float *restrict w, int64_t n, int K, int S)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float a = y[i];
+        for (int r = 0; r < K; r++)
+            for (int t = 0; t < K; t++) a += w[r * K + t] * xs[r][i * S + t];
+        y[i] = a;
+    }
+}
+
 /* The same for output columns [o0, o1) of any geometry, skipping taps outside the row. */
 static void dw_edge(float *restrict y, const float *restrict x, const float *restrict w, int64_t o0, int64_t o1,
                     const view2 *v)
@@ -207,6 +221,24 @@ dw_plane(float *restrict y, const float *restrict x, const float *restrict w, fl
     for (int64_t oh = 0; oh < v->oh; oh++) {
         float *yr = y + oh * v->ow;
         for (int64_t o = 0; o < v->ow; o++) yr[o] = bias;
+        int64_t ih0 = oh * v->sh - v->ph, ihl = ih0 + (v->kh - 1) * v->dh;
+        if (spec && v->kh == v->kw && ih0 >= 0 && ihl < v->ih && c1 > c0) {
+            /* every kernel row inside the input: the interior in one pass, then the edges */
+            const float *xs[5];
+            for (int64_t kh = 0; kh < v->kh; kh++) xs[kh] = x + (ih0 + kh * v->dh) * v->iw + c0 * v->sw - v->pw;
+            switch (spec) {
+            case 7: dw_rows(yr + c0, xs, w, c1 - c0, 3, 1); break;
+            case 8: dw_rows(yr + c0, xs, w, c1 - c0, 3, 2); break;
+            case 11: dw_rows(yr + c0, xs, w, c1 - c0, 5, 1); break;
+            default: dw_rows(yr + c0, xs, w, c1 - c0, 5, 2); break;
+            }
+            for (int64_t kh = 0; kh < v->kh; kh++) {
+                const float *xr = x + (ih0 + kh * v->dh) * v->iw, *wr = w + kh * v->kw;
+                dw_edge(yr, xr, wr, 0, c0, v);
+                dw_edge(yr, xr, wr, c1, v->ow, v);
+            }
+            continue;
+        }
         for (int64_t kh = 0; kh < v->kh; kh++) {
             int64_t ih = oh * v->sh - v->ph + kh * v->dh;
             if (ih < 0 || ih >= v->ih) continue;
