@@ -285,6 +285,42 @@ static void conv_dw_item(void *arg, int64_t i, float *ws)
     if (j->ep) j->ep->fn(j->ep->arg, j->y + i * j->out_size, j->out_size);
 }
 
+static int64_t round_up(int64_t a, int64_t m) { return (a + m - 1) / m * m; }
+
+/* Floats of the packed column tile and its row buffer (see im2col_packed). */
+static size_t im2col_ws_floats(const conv_job *j)
+{
+    return (size_t)(j->kdim * round_up(j->ntile, 32) + j->geo.ksize * j->ntile) + 16;
+}
+
+/* im2col of columns [j0, j0+nt) of group image xg straight into the packed
+ * B layout of oq_sgemm_packed_ab (strips of nr columns, zero past nt): each
+ * channel's kernel taps are gathered into rowbuf (ksize x nt, small enough
+ * for L1), then copied strip by strip, so the column tile is written once. */
+static void im2col_packed(const conv_job *j, float *restrict dst, float *restrict rowbuf, const float *xg,
+                          int64_t j0, int64_t nt, int nr)
+{
+    int64_t ks = j->geo.ksize, strips = (nt + nr - 1) / nr;
+    for (int64_t ch = 0; ch < j->cg; ch++) {
+        cols_move(&j->geo, rowbuf, nt, (float *)xg + ch * j->in_size, 1, j0, nt, false);
+        for (int64_t t = 0; t < ks; t++) {
+            const float *src = rowbuf + t * nt;
+            float *d = dst + (ch * ks + t) * nr;
+            for (int64_t s = 0; s < strips; s++, d += j->kdim * nr) {
+                int64_t cols = min64(nr, nt - s * nr);
+                if (cols == 32 && nr == 32) { /* fixed sizes: copied inline, not by a call */
+                    memcpy(d, src + s * nr, 32 * sizeof(float));
+                } else if (cols == 16 && nr == 16) {
+                    memcpy(d, src + s * nr, 16 * sizeof(float));
+                } else {
+                    memcpy(d, src + s * nr, (size_t)cols * sizeof(float));
+                    for (int64_t c = cols; c < nr; c++) d[c] = 0.0f;
+                }
+            }
+        }
+    }
+}
+
 /* Item = (batch, group, m tile, n tile). */
 static void conv_gemm_item(void *arg, int64_t i, float *ws)
 {
@@ -303,14 +339,15 @@ static void conv_gemm_item(void *arg, int64_t i, float *ws)
     float *gemm_ws = ws;
     oq_sgemm_args ga = {false, false, mt, nt, j->kdim, 1.0f, 0.0f,
                         j->w + (g * j->mg + m0) * j->kdim, j->kdim, NULL, 0, yg, j->out_size};
+    const float *cols = NULL; /* im2col: the packed column tile */
     if (j->direct) {
         ga.b = xg + j0;
         ga.ldb = j->in_size;
     } else {
-        float *col = ws + j->gws;
-        cols_move(&j->geo, col, nt, (float *)xg, j->cg, j0, nt, false);
-        ga.b = col;
-        ga.ldb = nt;
+        float *packed = (float *)(((uintptr_t)(ws + j->gws) + 63) & ~(uintptr_t)63);
+        float *rowbuf = packed + j->kdim * round_up(j->ntile, 32);
+        im2col_packed(j, packed, rowbuf, xg, j0, nt, oq_sgemm_nr());
+        cols = packed;
     }
     if (j->b) {
         for (int64_t m = 0; m < mt; m++) {
@@ -320,7 +357,11 @@ static void conv_gemm_item(void *arg, int64_t i, float *ws)
         }
         ga.beta = 1.0f;
     }
-    oq_sgemm_packed(&ga, j->wp + (size_t)g * j->wp_group + m0 * j->kdim, gemm_ws);
+    const float *wpg = j->wp + (size_t)g * j->wp_group + m0 * j->kdim;
+    if (cols)
+        oq_sgemm_packed_ab(&ga, wpg, cols, gemm_ws);
+    else
+        oq_sgemm_packed(&ga, wpg, gemm_ws);
     if (j->ep)
         for (int64_t m = 0; m < mt; m++) j->ep->fn(j->ep->arg, yg + m * j->out_size, nt);
 }
@@ -380,7 +421,7 @@ size_t oq_conv_ws_floats(const oq_conv_params *p, int parts)
     if (conv_is_dw(p)) return 1;
     conv_job j;
     conv_plan(&j, p, parts);
-    size_t per = j.gws + (j.direct ? 0 : (size_t)(j.kdim * j.ntile));
+    size_t per = j.gws + (j.direct ? 0 : im2col_ws_floats(&j));
     return j.wp_group * (size_t)p->group + per * (size_t)parts;
 }
 

@@ -286,8 +286,9 @@ static void scale_c(const oq_sgemm_args *g)
     }
 }
 
-/* The driver; pa is NULL or op(A) packed whole (oq_sgemm_pack_a). */
-static void sgemm(const oq_sgemm_args *g, const float *pa, float *ws)
+/* The driver; pa is NULL or op(A) packed whole (oq_sgemm_pack_a), pb NULL
+ * or op(B) packed whole (oq_sgemm_packed_b layout). */
+static void sgemm(const oq_sgemm_args *g, const float *pa, const float *pb, float *ws)
 {
     if (g->m <= 0 || g->n <= 0) return;
     if (g->k <= 0) {
@@ -307,13 +308,13 @@ static void sgemm(const oq_sgemm_args *g, const float *pa, float *ws)
         for (int64_t p0 = 0; p0 < g->k; p0 += KC) {
             int64_t kc = g->k - p0 < KC ? g->k - p0 : KC;
             float beta = p0 == 0 ? g->beta : 1.0f; /* later K slices accumulate */
-            pack_b(bp, g, p0, kc, j0, nc, nr_k);
+            if (!pb) pack_b(bp, g, p0, kc, j0, nc, nr_k);
             for (int64_t i0 = 0; i0 < g->m; i0 += MC) {
                 int64_t mc = g->m - i0 < MC ? g->m - i0 : MC;
                 if (!pa) pack_a(ap, g, i0, mc, p0, kc);
                 for (int64_t jr = 0; jr < nc; jr += nr_k) {
                     int64_t nr = nc - jr < nr_k ? nc - jr : nr_k;
-                    const float *bs = bp + (jr / nr_k) * kc * nr_k;
+                    const float *bs = pb ? pb + (j0 + jr) * g->k + p0 * nr_k : bp + (jr / nr_k) * kc * nr_k;
                     for (int64_t ir = 0; ir < mc; ir += MR) {
                         int64_t mr = mc - ir < MR ? mc - ir : MR;
                         const float *as = pa ? pa + (i0 + ir) * g->k + p0 * MR : ap + (ir / MR) * kc * MR;
@@ -336,9 +337,16 @@ static void sgemm(const oq_sgemm_args *g, const float *pa, float *ws)
     }
 }
 
-void oq_sgemm(const oq_sgemm_args *g, float *ws) { sgemm(g, NULL, ws); }
+void oq_sgemm(const oq_sgemm_args *g, float *ws) { sgemm(g, NULL, NULL, ws); }
 
-void oq_sgemm_packed(const oq_sgemm_args *g, const float *ap, float *ws) { sgemm(g, ap, ws); }
+void oq_sgemm_packed(const oq_sgemm_args *g, const float *ap, float *ws) { sgemm(g, ap, NULL, ws); }
+
+int oq_sgemm_nr(void) { return pick_kernel().nr; }
+
+void oq_sgemm_packed_ab(const oq_sgemm_args *g, const float *ap, const float *bp, float *ws)
+{
+    sgemm(g, ap, bp, ws);
+}
 
 void oq_sgemm_ref(const oq_sgemm_args *g)
 {

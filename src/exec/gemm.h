@@ -51,6 +51,14 @@ void oq_sgemm_pack_a(float *dst, const oq_sgemm_args *g);
  * can go to different calls. Same results as oq_sgemm. */
 void oq_sgemm_packed(const oq_sgemm_args *g, const float *ap, float *ws);
 
+/* Width of the column strips the current micro-kernel reads (16 or 32). */
+int oq_sgemm_nr(void);
+/* oq_sgemm_packed with op(B) also given packed, by the caller: strips of
+ * nr = oq_sgemm_nr() columns, strip s holding rows p < k as bp[s*k*nr +
+ * p*nr + c] for columns s*nr + c (columns past n are zero); bp is 64-byte
+ * aligned. g's b and ldb are not read. Same results as oq_sgemm. */
+void oq_sgemm_packed_ab(const oq_sgemm_args *g, const float *ap, const float *bp, float *ws);
+
 /* The oracle: plain triple loop with a double accumulator. */
 void oq_sgemm_ref(const oq_sgemm_args *g);
 
