@@ -174,10 +174,10 @@ __attribute__((target("avx2,fma"))) static void ukernel_avx2(int64_t kc, const f
 }
 
 /* AVX-512: 6 rows x 2 vectors of 16 = 12 accumulators, 2 B loads and 6
- * broadcasts per step; B strips are 32 wide. */
-__attribute__((target("avx512f"))) static void ukernel_avx512(int64_t kc, const float *restrict a,
-                                                             const float *restrict b, float *restrict c,
-                                                             int64_t ldc, float alpha, float beta)
+ * broadcasts per step; B rows of 32 are ldb apart (32 in a packed strip). */
+__attribute__((target("avx512f"), always_inline)) static inline void
+avx512_body(int64_t kc, const float *restrict a, const float *restrict b, int64_t ldb, float *restrict c,
+            int64_t ldc, float alpha, float beta)
 {
     __m512 c00 = _mm512_setzero_ps(), c01 = _mm512_setzero_ps();
     __m512 c10 = _mm512_setzero_ps(), c11 = _mm512_setzero_ps();
@@ -186,7 +186,7 @@ __attribute__((target("avx512f"))) static void ukernel_avx512(int64_t kc, const 
     __m512 c40 = _mm512_setzero_ps(), c41 = _mm512_setzero_ps();
     __m512 c50 = _mm512_setzero_ps(), c51 = _mm512_setzero_ps();
     for (int64_t p = 0; p < kc; p++) {
-        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
         __m512 ar;
         ar = _mm512_set1_ps(a[0]); c00 = _mm512_fmadd_ps(ar, b0, c00); c01 = _mm512_fmadd_ps(ar, b1, c01);
         ar = _mm512_set1_ps(a[1]); c10 = _mm512_fmadd_ps(ar, b0, c10); c11 = _mm512_fmadd_ps(ar, b1, c11);
@@ -195,7 +195,7 @@ __attribute__((target("avx512f"))) static void ukernel_avx512(int64_t kc, const 
         ar = _mm512_set1_ps(a[4]); c40 = _mm512_fmadd_ps(ar, b0, c40); c41 = _mm512_fmadd_ps(ar, b1, c41);
         ar = _mm512_set1_ps(a[5]); c50 = _mm512_fmadd_ps(ar, b0, c50); c51 = _mm512_fmadd_ps(ar, b1, c51);
         a += MR;
-        b += 32;
+        b += ldb;
     }
     __m512 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
     __m512 al = _mm512_set1_ps(alpha), be = _mm512_set1_ps(beta);
@@ -207,6 +207,22 @@ __attribute__((target("avx512f"))) static void ukernel_avx512(int64_t kc, const 
             _mm512_storeu_ps(cr + 16 * q, v);
         }
     }
+}
+
+__attribute__((target("avx512f"))) static void ukernel_avx512(int64_t kc, const float *restrict a,
+                                                             const float *restrict b, float *restrict c,
+                                                             int64_t ldc, float alpha, float beta)
+{
+    avx512_body(kc, a, b, 32, c, ldc, alpha, beta);
+}
+
+/* The same reading B unpacked: 32 columns of row-major op(B), rows ldb apart. */
+__attribute__((target("avx512f"))) static void ukernel_avx512_rows(int64_t kc, const float *restrict a,
+                                                                  const float *restrict b, int64_t ldb,
+                                                                  float *restrict c, int64_t ldc, float alpha,
+                                                                  float beta)
+{
+    avx512_body(kc, a, b, ldb, c, ldc, alpha, beta);
 }
 #endif
 
@@ -297,8 +313,15 @@ static void sgemm(const oq_sgemm_args *g, const float *pa, const float *pb, floa
     }
     const ukernel uk = pick_kernel();
     const int nr_k = uk.nr;
-    /* 64-byte aligned pack buffers: packed B first (the aligned loads need it),
-     * sized as in oq_sgemm_ws_floats. */
+#ifdef GEMM_X86
+    /* Few rows of A reuse each packed strip of B only a few times: then the
+     * AVX-512 kernel reads whole 32-column strips of a row-major B in place
+     * and only a narrower last strip is packed. Same arithmetic either way. */
+    const bool b_in_place = !pb && !g->trans_b && uk.fn == ukernel_avx512 && g->m <= 64;
+#else
+    const bool b_in_place = false;
+#endif
+    /* 64-byte aligned pack buffers, packed B first, sized as in oq_sgemm_ws_floats. */
     float *bp = (float *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
     float *ap = bp + min64(g->k, KC) * round_up(min64(g->n, NC), NR_MAX);
     float tile[MR * NR_MAX];
@@ -308,18 +331,29 @@ static void sgemm(const oq_sgemm_args *g, const float *pa, const float *pb, floa
         for (int64_t p0 = 0; p0 < g->k; p0 += KC) {
             int64_t kc = g->k - p0 < KC ? g->k - p0 : KC;
             float beta = p0 == 0 ? g->beta : 1.0f; /* later K slices accumulate */
-            if (!pb) pack_b(bp, g, p0, kc, j0, nc, nr_k);
+            if (!pb && !b_in_place) pack_b(bp, g, p0, kc, j0, nc, nr_k);
             for (int64_t i0 = 0; i0 < g->m; i0 += MC) {
                 int64_t mc = g->m - i0 < MC ? g->m - i0 : MC;
                 if (!pa) pack_a(ap, g, i0, mc, p0, kc);
                 for (int64_t jr = 0; jr < nc; jr += nr_k) {
                     int64_t nr = nc - jr < nr_k ? nc - jr : nr_k;
                     const float *bs = pb ? pb + (j0 + jr) * g->k + p0 * nr_k : bp + (jr / nr_k) * kc * nr_k;
+                    const float *brow = NULL; /* b_in_place: the strip in B itself */
+                    if (b_in_place && nr == nr_k)
+                        brow = g->b + p0 * g->ldb + j0 + jr;
+                    else if (b_in_place)
+                        pack_b(bp + (jr / nr_k) * kc * nr_k, g, p0, kc, j0 + jr, nr, nr_k);
                     for (int64_t ir = 0; ir < mc; ir += MR) {
                         int64_t mr = mc - ir < MR ? mc - ir : MR;
                         const float *as = pa ? pa + (i0 + ir) * g->k + p0 * MR : ap + (ir / MR) * kc * MR;
                         float *cp = g->c + (i0 + ir) * g->ldc + j0 + jr;
-                        if (mr == MR && nr == nr_k) {
+#ifdef GEMM_X86
+                        if (brow && mr == MR) {
+                            ukernel_avx512_rows(kc, as, brow, g->ldb, cp, g->ldc, g->alpha, beta);
+                            continue;
+                        }
+#endif
+                        if (mr == MR && nr == nr_k && !brow) {
                             uk.fn(kc, as, bs, cp, g->ldc, g->alpha, beta);
                             continue;
                         }
@@ -327,7 +361,12 @@ static void sgemm(const oq_sgemm_args *g, const float *pa, const float *pb, floa
                         for (int64_t r = 0; r < mr; r++)
                             for (int64_t q = 0; q < nr; q++)
                                 tile[r * nr_k + q] = beta == 0.0f ? 0.0f : cp[r * g->ldc + q];
-                        uk.fn(kc, as, bs, tile, nr_k, g->alpha, beta);
+#ifdef GEMM_X86
+                        if (brow)
+                            ukernel_avx512_rows(kc, as, brow, g->ldb, tile, nr_k, g->alpha, beta);
+                        else
+#endif
+                            uk.fn(kc, as, bs, tile, nr_k, g->alpha, beta);
                         for (int64_t r = 0; r < mr; r++)
                             memcpy(cp + r * g->ldc, tile + r * nr_k, (size_t)nr * sizeof(float));
                     }
