@@ -270,7 +270,7 @@ typedef struct conv_job {
     int64_t mtile, mt_count;   /* output channels per tile, tiles per group */
     view2 v;                   /* depthwise only */
     size_t gws;                /* GEMM workspace floats per part; columns follow */
-    const float *wp;           /* weights packed once per call: group g at wp + g * wp_group */
+    const float *wp;           /* weights packed for the GEMM: group g at wp + g * wp_group */
     size_t wp_group;
     const oq_conv_epilogue *ep; /* NULL or applied to each finished tile */
 } conv_job;
@@ -287,10 +287,11 @@ static void conv_dw_item(void *arg, int64_t i, float *ws)
 
 static int64_t round_up(int64_t a, int64_t m) { return (a + m - 1) / m * m; }
 
-/* Floats of the packed column tile and its row buffer (see im2col_packed). */
+/* Floats of the packed column tile and its row buffer (see im2col_packed),
+ * plus slack to align the tile to 64 bytes. */
 static size_t im2col_ws_floats(const conv_job *j)
 {
-    return (size_t)(j->kdim * round_up(j->ntile, 32) + j->geo.ksize * j->ntile) + 16;
+    return (size_t)(j->kdim * round_up(j->ntile, OQ_SGEMM_NR_MAX) + j->geo.ksize * j->ntile) + 16;
 }
 
 /* im2col of columns [j0, j0+nt) of group image xg straight into the packed
@@ -345,7 +346,7 @@ static void conv_gemm_item(void *arg, int64_t i, float *ws)
         ga.ldb = j->in_size;
     } else {
         float *packed = (float *)(((uintptr_t)(ws + j->gws) + 63) & ~(uintptr_t)63);
-        float *rowbuf = packed + j->kdim * round_up(j->ntile, 32);
+        float *rowbuf = packed + j->kdim * round_up(j->ntile, OQ_SGEMM_NR_MAX);
         im2col_packed(j, packed, rowbuf, xg, j0, nt, oq_sgemm_nr());
         cols = packed;
     }
@@ -397,7 +398,7 @@ static void conv_plan(conv_job *j, const oq_conv_params *p, int parts)
         int64_t planes = p->n * p->group, want = parts > 1 ? (2 * parts + planes - 1) / planes : 1;
         nt = max64(64, (j->out_size + want - 1) / want);
     }
-    nt = (nt + 31) / 32 * 32; /* whole 32-wide B strips */
+    nt = round_up(nt, OQ_SGEMM_NR_MAX); /* whole B strips */
     j->ntile = min64(nt, max64(1, j->out_size));
     j->nt_count = (j->out_size + j->ntile - 1) / j->ntile;
     j->mtile = max64(1, j->mg);

@@ -16,7 +16,7 @@
 #define GEMM_X86 1
 #endif
 
-enum { MR = OQ_SGEMM_PACK_ROWS, NR_MAX = 32, MC = 120, KC = 256, NC = 2048 };
+enum { MR = OQ_SGEMM_PACK_ROWS, NR_MAX = OQ_SGEMM_NR_MAX, MC = 120, KC = 256, NC = 2048 };
 _Static_assert(MC % MR == 0 && NC % NR_MAX == 0, "blocks are whole strips");
 _Static_assert(OQ_SGEMM_WS_FLOATS >= (size_t)MC * KC + (size_t)KC * NC + 16, "workspace covers both packs");
 

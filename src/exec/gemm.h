@@ -45,6 +45,8 @@ size_t oq_sgemm_packed_a_floats(int64_t m, int64_t k);
  * oq_sgemm_packed_a_floats(m, k) floats. */
 void oq_sgemm_pack_a(float *dst, const oq_sgemm_args *g);
 #define OQ_SGEMM_PACK_ROWS 6
+/* The widest strip any micro-kernel reads (oq_sgemm_nr() never exceeds it). */
+#define OQ_SGEMM_NR_MAX 32
 /* oq_sgemm with op(A) taken from ap, packed by oq_sgemm_pack_a (g's a, lda
  * and trans_a are not read). ap + r * k starts at row r of the packed matrix
  * when r is a multiple of OQ_SGEMM_PACK_ROWS, so row blocks of one packed A
