@@ -46,7 +46,7 @@ REAL = ("det", "rec", "cls")
 
 def find_onnxq():
     """The first onnxq binary found in a conventional build directory."""
-    for d in ("build-perf", "build-bench", "build", "build-lead"):
+    for d in ("build", "build-bench", "build-perf", "build-lead"):
         p = os.path.join(REPO, d, "src", "onnxq")
         if os.access(p, os.X_OK):
             return p
@@ -235,7 +235,7 @@ def measure(onnxq, model, npy, threads, runs):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--onnxq", help="the onnxq binary (default: build-perf, build-bench, build or build-lead)")
+    ap.add_argument("--onnxq", help="the onnxq binary (default: build, build-bench, build-perf or build-lead)")
     ap.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
     ap.add_argument("--runs", type=int, default=10, help="timed runs per measurement (default 10)")
     ap.add_argument("--repeats", type=int, default=1, help="alternating measurements per pair; lowest median kept")
