@@ -12,7 +12,15 @@
  *
  * QDQ format: each quantized node reads DequantizeLinear(QuantizeLinear(x))
  * and weights stored as int8 + a per-channel DequantizeLinear; its output
- * gets a QuantizeLinear/DequantizeLinear pair, the layout runtimes fuse. */
+ * gets a QuantizeLinear/DequantizeLinear pair, the layout runtimes fuse.
+ *
+ * Dynamic mode: no ranges ahead of time. Each input activation goes through
+ * DynamicQuantizeLinear (uint8, parameters computed per run); MatMul and Gemm
+ * become MatMulInteger with int8 weights, Conv becomes ConvInteger with uint8
+ * weights at zero point 128 (ONNX Runtime's CPU ConvInteger takes uint8 x
+ * uint8 and one weight zero point only). Weight scales stay per channel: the
+ * int32 result is cast to float and multiplied by activation scale x channel
+ * scales, then the float bias is added. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +41,7 @@ typedef struct qweight {
     const oq_value *src;
     int axis;
     oq_value *q, *scale, *zp; /* initializers */
+    oq_value *q_u8;           /* q + 128 as uint8 (dynamic ConvInteger), made on demand */
     oq_weight_quant wq;       /* keeps scales for bias quantization and the report */
 } qweight;
 
@@ -369,9 +378,9 @@ static const char *blocker(rewriter *r, const oq_node *n)
         return "missing input or output";
     if (!is_float_constant(w))
         return "weight is not a float constant";
-    if (!act_params(r, x, &p))
+    if (r->o->mode == OQ_MODE_STATIC && !act_params(r, x, &p))
         return "input has no calibration range";
-    if (!act_params(r, n->outputs[0], &p))
+    if (r->o->mode == OQ_MODE_STATIC && !act_params(r, n->outputs[0], &p))
         return "output has no calibration range";
     const oq_tensor *wt = w->constant;
     if (strcmp(n->op_type, "Conv") == 0) {
@@ -425,6 +434,62 @@ static oq_node *foldable_activation(rewriter *r, oq_node *n)
 
 /* ---- QOperator rewrites ----------------------------------------------------------------- */
 
+/* Gives q Conv n's attributes (pads, strides, ...), which mean the same for
+ * QLinearConv and ConvInteger. */
+static oq_status copy_conv_attrs(rewriter *r, oq_node *q, const oq_node *n)
+{
+    for (int i = 0; i < n->n_attrs; i++) {
+        const oq_attr *a = &n->attrs[i];
+        oq_status st = a->type == OQ_ATTR_INT      ? oq_node_set_attr_int(q, a->name, a->i, r->err)
+                       : a->type == OQ_ATTR_INTS   ? oq_node_set_attr_ints(q, a->name, a->n, a->ints, r->err)
+                       : a->type == OQ_ATTR_STRING ? oq_node_set_attr_string(q, a->name, a->s, r->err)
+                                                   : oq_errf(r->err, OQ_EUNSUPPORTED, "Conv attribute '%s' of an unexpected type", a->name);
+        if (st)
+            return st;
+    }
+    return OQ_OK;
+}
+
+/* Gemm n's weight as a float [K, N] initializer (MatMul layout) with alpha
+ * folded in; *n_cols gets N. */
+static oq_value *gemm_weight_kn(rewriter *r, const oq_node *n, int64_t *n_cols)
+{
+    const oq_value *w = n->inputs[1];
+    bool trans_b = oq_node_attr_int(n, "transB", 0) != 0;
+    float alpha = oq_node_attr_float(n, "alpha", 1.0f);
+    const oq_tensor *wt = w->constant;
+    int64_t rows = wt->dims[0], cols = wt->dims[1], K = trans_b ? cols : rows, N = trans_b ? rows : cols;
+    int64_t kn[2] = {K, N};
+    oq_tensor *wkn = oq_tensor_create(OQ_DTYPE_FLOAT, 2, kn, r->err);
+    if (!wkn)
+        return NULL;
+    const float *src = wt->data;
+    float *dst = wkn->data;
+    for (int64_t k = 0; k < K; k++)
+        for (int64_t j = 0; j < N; j++)
+            dst[k * N + j] = alpha * (trans_b ? src[j * cols + k] : src[k * cols + j]);
+    char base[512];
+    snprintf(base, sizeof base, "%s_kn", w->name);
+    *n_cols = N;
+    return add_initializer(r, base, wkn);
+}
+
+/* Gemm n's beta * C as a float [N] tensor (caller destroys), or NULL with
+ * *err untouched when n has no C. */
+static oq_tensor *gemm_bias(rewriter *r, const oq_node *n, int64_t N)
+{
+    const oq_value *c = oq_node_input(n, 2);
+    if (!c)
+        return NULL;
+    float beta = oq_node_attr_float(n, "beta", 1.0f);
+    int64_t nd[1] = {N};
+    oq_tensor *cb = oq_tensor_create(OQ_DTYPE_FLOAT, 1, nd, r->err);
+    int64_t cn = oq_tensor_numel(c->constant);
+    for (int64_t j = 0; cb && j < N; j++)
+        ((float *)cb->data)[j] = beta * (float)oq_tensor_get_f64(c->constant, cn == 1 ? 0 : j);
+    return cb;
+}
+
 /* Replaces Conv or MatMul n (and a folded activation) by QLinearConv/QLinearMatMul. */
 static oq_status rewrite_qlinear(rewriter *r, oq_node *n, oq_quant_node *rep)
 {
@@ -455,15 +520,8 @@ static oq_status rewrite_qlinear(rewriter *r, oq_node *n, oq_quant_node *rep)
     oq_node *q = add_node(r, conv ? "QLinearConv" : "QLinearMatMul", conv ? (bq ? 9 : 8) : 8, in, 1, &yq);
     if (!q || inherit_name(q, n, r->err))
         return r->err->status;
-    for (int i = 0; conv && i < n->n_attrs; i++) { /* Conv's attributes carry over unchanged */
-        const oq_attr *a = &n->attrs[i];
-        oq_status st = a->type == OQ_ATTR_INT      ? oq_node_set_attr_int(q, a->name, a->i, r->err)
-                       : a->type == OQ_ATTR_INTS   ? oq_node_set_attr_ints(q, a->name, a->n, a->ints, r->err)
-                       : a->type == OQ_ATTR_STRING ? oq_node_set_attr_string(q, a->name, a->s, r->err)
-                                                   : oq_errf(r->err, OQ_EUNSUPPORTED, "Conv attribute '%s' of an unexpected type", a->name);
-        if (st)
-            return st;
-    }
+    if (conv && copy_conv_attrs(r, q, n))
+        return r->err->status;
     yi = info_of(r, y);
     yi->twin = yq;
     report_weight(rep, qw);
@@ -481,24 +539,12 @@ static oq_status rewrite_qlinear(rewriter *r, oq_node *n, oq_quant_node *rep)
 /* Replaces Gemm n by MatMulInteger -> (+ int32 bias) -> Cast -> Mul (float out, same name). */
 static oq_status rewrite_gemm(rewriter *r, oq_node *n, oq_quant_node *rep)
 {
-    oq_value *x = n->inputs[0], *w = n->inputs[1], *c = oq_node_input(n, 2), *y = n->outputs[0];
-    bool trans_b = oq_node_attr_int(n, "transB", 0) != 0;
-    float alpha = oq_node_attr_float(n, "alpha", 1.0f), beta = oq_node_attr_float(n, "beta", 1.0f);
-    /* MatMulInteger wants B as [K, N]: transpose and fold alpha into the float weights first */
-    const oq_tensor *wt = w->constant;
-    int64_t rows = wt->dims[0], cols = wt->dims[1], K = trans_b ? cols : rows, N = trans_b ? rows : cols;
-    int64_t kn[2] = {K, N};
-    oq_tensor *wkn = oq_tensor_create(OQ_DTYPE_FLOAT, 2, kn, r->err);
-    if (!wkn)
-        return r->err->status;
-    const float *src = wt->data;
-    float *dst = wkn->data;
-    for (int64_t k = 0; k < K; k++)
-        for (int64_t j = 0; j < N; j++)
-            dst[k * N + j] = alpha * (trans_b ? src[j * cols + k] : src[k * cols + j]);
+    oq_value *x = n->inputs[0], *c = oq_node_input(n, 2), *y = n->outputs[0];
+    float beta = oq_node_attr_float(n, "beta", 1.0f);
     char base[512];
-    snprintf(base, sizeof base, "%s_kn", w->name);
-    oq_value *wf = add_initializer(r, base, wkn);
+    int64_t N = 0;
+    /* MatMulInteger wants B as [K, N]: transpose and fold alpha into the float weights first */
+    oq_value *wf = gemm_weight_kn(r, n, &N);
     qinfo *xi;
     if (!wf || ensure_params(r, x, &xi))
         return r->err->status ? r->err->status : OQ_ENOMEM;
@@ -518,13 +564,9 @@ static oq_status rewrite_gemm(rewriter *r, oq_node *n, oq_quant_node *rep)
     if (!mm || inherit_name(mm, n, r->err))
         return r->err->status;
     if (c) { /* beta * C quantized at x_scale * w_scale[j] */
-        int64_t nd[1] = {N};
-        oq_tensor *cb = oq_tensor_create(OQ_DTYPE_FLOAT, 1, nd, r->err);
+        oq_tensor *cb = gemm_bias(r, n, N);
         if (!cb)
             return r->err->status;
-        int64_t cn = oq_tensor_numel(c->constant);
-        for (int64_t j = 0; j < N; j++)
-            ((float *)cb->data)[j] = beta * (float)oq_tensor_get_f64(c->constant, cn == 1 ? 0 : j);
         oq_tensor bq;
         oq_status st = oq_quantize_bias(&bq, cb, x_scale, &qw->wq.scales, r->err);
         oq_tensor_destroy(cb);
@@ -558,6 +600,133 @@ static oq_status rewrite_gemm(rewriter *r, oq_node *n, oq_quant_node *rep)
         return r->err->status;
     report_weight(rep, qw);
     return OQ_OK;
+}
+
+/* ---- dynamic mode ------------------------------------------------------------------------ */
+
+/* The DynamicQuantizeLinear of activation x (one per value, made on first
+ * use): twin = uint8 data, scale and zp = its run-time parameters. */
+static qinfo *dynamic_activation(rewriter *r, oq_value *x)
+{
+    qinfo *qi = info_of(r, x);
+    if (qi && qi->twin)
+        return qi;
+    oq_value *q = qi ? new_value(r, x->name, "_quantized") : NULL;
+    oq_value *s = q ? new_value(r, x->name, "_scale") : NULL;
+    oq_value *z = s ? new_value(r, x->name, "_zero_point") : NULL;
+    oq_value *out[3] = {q, s, z};
+    if (!z || !add_node(r, "DynamicQuantizeLinear", 1, &x, 3, out)) {
+        if (!r->err->status)
+            oq_errf(r->err, OQ_ENOMEM, "out of memory");
+        return NULL;
+    }
+    qi = info_of(r, x);
+    qi->twin = q;
+    qi->scale = s;
+    qi->zp = z;
+    return qi;
+}
+
+/* qw's weights shifted to uint8 (q + 128) for ConvInteger, made once. */
+static oq_value *weight_u8(rewriter *r, qweight *qw)
+{
+    if (qw->q_u8)
+        return qw->q_u8;
+    const oq_tensor *q = &qw->wq.q;
+    oq_tensor *u = oq_tensor_create(OQ_DTYPE_UINT8, q->rank, q->dims, r->err);
+    if (!u)
+        return NULL;
+    for (int64_t i = 0; i < oq_tensor_numel(q); i++)
+        ((uint8_t *)u->data)[i] = (uint8_t)(((const int8_t *)q->data)[i] + 128);
+    char base[512];
+    snprintf(base, sizeof base, "%s_quantized_u8", qw->src->name);
+    return qw->q_u8 = add_initializer(r, base, u);
+}
+
+/* A float initializer holding v[0..n) shaped [n, 1 x trailing] (a scalar when
+ * n is 1 and trailing is 0), to broadcast per channel against an output
+ * whose channel axis has `trailing` axes after it. */
+static oq_value *channel_initializer(rewriter *r, const char *base, const float *v, int64_t n, int trailing)
+{
+    int64_t dims[OQ_MAX_RANK] = {n};
+    int rank = n == 1 && trailing == 0 ? 0 : 1 + trailing;
+    for (int i = 1; i < rank; i++)
+        dims[i] = 1;
+    oq_tensor *t = oq_tensor_create(OQ_DTYPE_FLOAT, rank, dims, r->err);
+    if (!t)
+        return NULL;
+    memcpy(t->data, v, (size_t)n * sizeof *v);
+    return add_initializer(r, base, t);
+}
+
+/* Replaces Conv/MatMul/Gemm n by DynamicQuantizeLinear(x) -> ConvInteger or
+ * MatMulInteger -> Cast -> Mul by x_scale * weight scales -> Add float bias,
+ * writing n's output name. */
+static oq_status rewrite_dynamic(rewriter *r, oq_node *n, oq_quant_node *rep)
+{
+    bool conv = strcmp(n->op_type, "Conv") == 0, gemm = strcmp(n->op_type, "Gemm") == 0;
+    oq_value *x = n->inputs[0], *w = n->inputs[1], *y = n->outputs[0];
+    int64_t channels = 0;
+    oq_tensor *bias = NULL; /* float [channels] */
+    if (gemm) {
+        if (!(w = gemm_weight_kn(r, n, &channels)))
+            return r->err->status;
+        bias = gemm_bias(r, n, channels);
+        if (!bias && oq_node_input(n, 2))
+            return r->err->status;
+    } else if (conv && oq_node_input(n, 2)) {
+        bias = malloc(sizeof *bias);
+        if (!bias)
+            return oq_errf(r->err, OQ_ENOMEM, "out of memory");
+        if (oq_tensor_copy(bias, oq_node_input(n, 2)->constant, r->err)) {
+            free(bias);
+            return r->err->status;
+        }
+    }
+    int axis = conv ? 0 : 1;
+    /* channel axis of the output, counted from the end: Conv's is 1 of [N, C, spatial...] */
+    int trailing = conv ? w->constant->rank - 2 : 0;
+    qweight *qw = quantized_weight(r, w, axis, NULL);
+    qinfo *xi = qw ? dynamic_activation(r, x) : NULL;
+    oq_value *wq = !xi ? NULL : conv ? weight_u8(r, qw) : qw->q;
+    oq_value *wz = !wq ? NULL
+                   : conv ? scalar_initializer(r, "zero_point_uint8_128", OQ_DTYPE_UINT8, 128)
+                          : scalar_initializer(r, "zero_point_int8", OQ_DTYPE_INT8, 0);
+    oq_value *acc = wz ? new_value(r, y->name, "_int32") : NULL;
+    oq_value *in[4] = {xi ? xi->twin : NULL, wq, xi ? xi->zp : NULL, wz};
+    oq_node *q = acc ? add_node(r, conv ? "ConvInteger" : "MatMulInteger", 4, in, 1, &acc) : NULL;
+    if (!q || inherit_name(q, n, r->err) || (conv && copy_conv_attrs(r, q, n)))
+        goto fail;
+    oq_value *accf = new_value(r, y->name, "_float");
+    oq_node *cast = accf ? add_node(r, "Cast", 1, &acc, 1, &accf) : NULL;
+    if (!cast || oq_node_set_attr_int(cast, "to", OQ_DTYPE_FLOAT, r->err))
+        goto fail;
+    /* scale = x_scale (run time) * per-channel weight scales */
+    char base[512];
+    snprintf(base, sizeof base, "%s_weight_scale", n->name);
+    oq_value *ws = channel_initializer(r, base, qw->wq.scales.data, oq_tensor_numel(&qw->wq.scales), trailing);
+    oq_value *scale = ws ? new_value(r, y->name, "_scale") : NULL;
+    oq_value *smul_in[2] = {xi->scale, ws};
+    if (!scale || !add_node(r, "Mul", 2, smul_in, 1, &scale))
+        goto fail;
+    oq_value *scaled = bias ? new_value(r, y->name, "_unbiased") : y;
+    oq_value *mul_in[2] = {accf, scale};
+    if (!scaled || !add_node(r, "Mul", 2, mul_in, 1, &scaled))
+        goto fail;
+    if (bias) {
+        snprintf(base, sizeof base, "%s_bias", n->name);
+        oq_value *bv = channel_initializer(r, base, bias->data, oq_tensor_numel(bias), trailing);
+        oq_value *add_in[2] = {scaled, bv};
+        if (!bv || !add_node(r, "Add", 2, add_in, 1, &y))
+            goto fail;
+        oq_tensor_destroy(bias);
+    }
+    report_weight(rep, qw);
+    oq_graph_remove_node(r->g, n);
+    return OQ_OK;
+fail:
+    oq_tensor_destroy(bias);
+    return r->err->status ? r->err->status : oq_errf(r->err, OQ_ENOMEM, "out of memory");
 }
 
 /* Ops that move 8-bit data unchanged (same scale in and out), with the
@@ -841,7 +1010,7 @@ oq_status oq_quantize_model(oq_model *m, const oq_calib_table *table, const oq_q
             continue;
         if (!is_selected(&r, n->op_type) || n->domain[0] ||
             (strcmp(n->op_type, "Conv") && strcmp(n->op_type, "MatMul") && strcmp(n->op_type, "Gemm"))) {
-            if (opts->format == OQ_FORMAT_QOPERATOR)
+            if (opts->mode == OQ_MODE_STATIC && opts->format == OQ_FORMAT_QOPERATOR)
                 try_passthrough(&r, n, &st);
             continue;
         }
@@ -857,7 +1026,9 @@ oq_status oq_quantize_model(oq_model *m, const oq_calib_table *table, const oq_q
         }
         if ((st = oq_graph_index(r.g, err)))
             break;
-        if (opts->format == OQ_FORMAT_QDQ)
+        if (opts->mode == OQ_MODE_DYNAMIC)
+            st = rewrite_dynamic(&r, n, rep);
+        else if (opts->format == OQ_FORMAT_QDQ)
             st = rewrite_qdq(&r, n, rep);
         else if (strcmp(n->op_type, "Gemm") == 0)
             st = rewrite_gemm(&r, n, rep);
@@ -869,7 +1040,7 @@ oq_status oq_quantize_model(oq_model *m, const oq_calib_table *table, const oq_q
             oq_err_context(err, "node '%s' (%s)", rep->name, rep->op_type);
     }
     free(order);
-    if (!st && opts->format == OQ_FORMAT_QOPERATOR)
+    if (!st && opts->mode == OQ_MODE_STATIC && opts->format == OQ_FORMAT_QOPERATOR)
         st = restore_float_values(&r);
     if (!st) {
         drop_dead_constants(r.g);

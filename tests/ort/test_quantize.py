@@ -1,14 +1,18 @@
 #!/usr/bin/python3
 """`onnxq quantize` judged by ONNX Runtime, on the generated test models and the
-bundled digit CNN, in both formats (qoperator, qdq):
+bundled digit CNN, in both static formats (qoperator, qdq) and in dynamic mode
+(DynamicQuantizeLinear + MatMulInteger/ConvInteger, no calibration):
 
 - the output passes onnx.checker.check_model(full_check=True);
 - ONNX Runtime loads and runs it;
 - onnxq's own executor gives the same outputs as ONNX Runtime on the quantized
-  model within one quantization step of each output;
+  model within one quantization step of each output (in dynamic mode the steps
+  are chosen at run time, so the bound is 1e-3 of the output's magnitude);
 - the quantized model stays close to the float one in ONNX Runtime (cosine);
-- the same inputs and options give byte-identical output, the input model is
-  left unchanged, and the JSON report lists every candidate node.
+- the same inputs and options give byte-identical output (in dynamic mode:
+  `convert --mode dynamic` without a table gives the same bytes as `quantize
+  --mode dynamic`), the input model is left unchanged, and the JSON report lists
+  every candidate node.
 
 usage: test_quantize.py ONNXQ_BINARY
 """
@@ -30,6 +34,8 @@ sys.path.insert(0, os.path.join(harness.ROOT, "models"))
 import gen_test_models  # noqa: E402
 
 MIN_COSINE = 0.99
+VARIANTS = [("qoperator", ["--format", "qoperator"]), ("qdq", ["--format", "qdq"]),
+            ("dynamic", ["--mode", "dynamic"])]
 CONTRACTIVE = {"Softmax", "LogSoftmax", "Sigmoid", "Tanh", "Relu", "Clip", "Identity", "Reshape", "Flatten",
                "Transpose", "Squeeze", "Unsqueeze"}
 
@@ -83,25 +89,50 @@ def cases_for(tmp):
     return out
 
 
+def usage_errors(exe, tmp, tally):
+    """Options that contradict --mode dynamic: one error line, exit 2, nothing written."""
+    model = os.path.join(harness.ROOT, "models", "example", "tiny_cnn.onnx")
+    out = os.path.join(tmp, "refused.onnx")
+    for args in (["convert", model, "--mode", "dynamic", "--calib", model],
+                 ["convert", model, "--mode", "dynamic", "--format", "qdq"],
+                 ["quantize", model, "--mode", "dynamic", "--activation-type", "int8"],
+                 ["convert", model, "--mode", "fast"],
+                 ["convert", model]):
+        r = subprocess.run([exe, *args, "-o", out], capture_output=True, text=True)
+        lines = r.stderr.strip().splitlines()
+        tally.case("usage: " + " ".join(args[2:]), r.returncode == 2 and len(lines) == 1 and
+                   lines[0].startswith("onnxq: error: ") and not os.path.exists(out),
+                   "exit %d: %s" % (r.returncode, lines[0] if lines else "(no message)"))
+
+
 def main():
     exe = harness.require_binary(sys.argv, "test_quantize.py ONNXQ_BINARY")
     harness.require_ort()
     tally = harness.Tally()
     with tempfile.TemporaryDirectory(prefix="oq-quant-") as tmp:
+        usage_errors(exe, tmp, tally)
         for name, path, data, cases in cases_for(tmp):
             before = sha(path)
-            for fmt in ("qoperator", "qdq"):
+            for fmt, opts in VARIANTS:
                 tag = "%s/%s" % (name, fmt)
                 out = os.path.join(tmp, "%s_%s.onnx" % (name, fmt))
                 report = out + ".json"
-                r = subprocess.run([exe, "quantize", path, "--data", data, "--format", fmt, "-o", out,
+                r = subprocess.run([exe, "quantize", path, "--data", data, *opts, "-o", out,
                                     "--report", report, "-q"], capture_output=True, text=True)
                 if r.returncode != 0:
                     tally.case(tag + " quantize", False, r.stderr.strip())
                     continue
                 again = out + ".again.onnx"
-                subprocess.run([exe, "quantize", path, "--data", data, "--format", fmt, "-o", again, "-q"],
-                               capture_output=True, text=True)
+                if fmt == "dynamic":  # no calibration: convert needs no table, and evaluates nothing without data
+                    subprocess.run([exe, "convert", path, *opts, "-o", again, "--report", again + ".json", "-q"],
+                                   capture_output=True, text=True)
+                    rep2 = json.load(open(again + ".json")) if os.path.exists(again + ".json") else {}
+                    tally.case(tag + " convert without data", rep2.get("options", {}).get("mode") == "dynamic" and
+                               "evaluation" in rep2 and rep2["evaluation"] is None and "calibration" not in rep2,
+                               "report: mode dynamic, no calibration section, evaluation null")
+                else:
+                    subprocess.run([exe, "quantize", path, "--data", data, *opts, "-o", again, "-q"],
+                                   capture_output=True, text=True)
                 tally.case(tag + " deterministic", os.path.exists(again) and sha(again) == sha(out),
                            "byte-identical output for the same inputs")
                 qm = onnx.load(out)
