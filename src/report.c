@@ -21,6 +21,7 @@ static cJSON *options_json(const oq_report_input *in)
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "mode", o->mode == OQ_MODE_DYNAMIC ? "dynamic" : "static");
     cJSON_AddStringToObject(j, "format", o->format == OQ_FORMAT_QDQ ? "qdq" : "qoperator");
+    cJSON_AddBoolToObject(j, "contrib", o->contrib);
     cJSON_AddBoolToObject(j, "per_channel", o->per_channel);
     cJSON_AddStringToObject(j, "activation_type", o->act_qmin < 0 ? "int8" : "uint8");
     cJSON_AddBoolToObject(j, "symmetric_activations", o->symmetric_activations);

@@ -68,6 +68,7 @@ typedef enum oq_quant_mode {
 typedef struct oq_quant_options {
     oq_quant_mode mode;
     oq_quant_format format;    /* static mode only */
+    bool contrib;              /* QOperator: ONNX Runtime's com.microsoft ops where they help (QGemm) */
     bool per_channel;          /* weights per output channel (default) or per tensor */
     int act_qmin, act_qmax;    /* activation integer range: 0..255 (uint8) or -128..127 (int8) */
     bool symmetric_activations;

@@ -45,6 +45,8 @@ static const char convert_common_help[] =
     "  --format F          qoperator (default: QLinearConv, QLinearMatMul, integer\n"
     "                      Gemm, 8-bit tensors between them) or qdq (QuantizeLinear/\n"
     "                      DequantizeLinear pairs around float ops)\n"
+    "  --contrib           qoperator: use ONNX Runtime's com.microsoft QGemm for Gemm\n"
+    "                      (runs in ONNX Runtime, not in every ONNX runtime)\n"
     "  --per-tensor        one weight scale per tensor instead of per output channel\n"
     "  --activation-type T uint8 (default) or int8\n"
     "  --symmetric-activations  activation ranges symmetric around zero\n"
@@ -67,6 +69,7 @@ enum {
     OPT_REPORT,
     OPT_MODE,
     OPT_FORMAT,
+    OPT_CONTRIB,
     OPT_PER_TENSOR,
     OPT_SYM_ACT,
     OPT_OP_TYPES,
@@ -83,6 +86,7 @@ static const cli_opt convert_opts[] = {
     {"report", 0, true, OPT_REPORT},
     {"mode", 0, true, OPT_MODE},
     {"format", 0, true, OPT_FORMAT},
+    {"contrib", 0, false, OPT_CONTRIB},
     {"per-tensor", 0, false, OPT_PER_TENSOR},
     {"symmetric-activations", 0, false, OPT_SYM_ACT},
     {"op-types", 0, true, OPT_OP_TYPES},
@@ -182,6 +186,7 @@ static int parse_args(convert_args *a, int argc, char **argv)
             else
                 return cli_usage("%s: --format must be qoperator or qdq, got '%s'", cmd, v);
             break;
+        case OPT_CONTRIB: a->q.contrib = true; break;
         case OPT_PER_TENSOR: a->q.per_channel = false; break;
         case OPT_SYM_ACT:
         case CLI_OPT_SYMMETRIC:
@@ -245,6 +250,8 @@ static int parse_args(convert_args *a, int argc, char **argv)
         return cli_usage("convert: --calib is not used with --mode dynamic (nothing is calibrated)");
     if (dynamic && a->format_given)
         return cli_usage("%s: --format does not apply to --mode dynamic (it has one form)", cmd);
+    if (a->q.contrib && (dynamic || a->q.format != OQ_FORMAT_QOPERATOR))
+        return cli_usage("%s: --contrib applies to --format qoperator in static mode", cmd);
     if (dynamic && a->range_opt)
         return cli_usage("%s: %s does not apply to --mode dynamic (DynamicQuantizeLinear picks uint8 ranges at run time)",
                          cmd, a->range_opt);

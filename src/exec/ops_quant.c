@@ -1,6 +1,6 @@
 /* ops_quant.c: the quantized kernels: QuantizeLinear, DequantizeLinear,
  * DynamicQuantizeLinear, QLinearMatMul, MatMulInteger, QLinearConv and
- * ConvInteger.
+ * ConvInteger, and ONNX Runtime's com.microsoft QGemm.
  *
  * Products run on the 8-bit GEMM in qgemm.c (zero points are folded into its
  * packing), convolutions through a byte im2col padded with the input zero
@@ -841,6 +841,71 @@ static oq_status k_conv_integer(oq_kernel_ctx *c)
     return qconv_run(c, &j, OQ_DTYPE_INT32);
 }
 
+/* ---- com.microsoft QGemm (ONNX Runtime contrib op) -------------------------------------- */
+
+/* Y = alpha * a_scale * b_scale[j] * ((A - a_zp)(B - b_zp[j]) + C[j]): float
+ * without y_scale, else requantized with y_scale / y_zero_point (ONNX
+ * Runtime's order: (alpha * a_scale * b_scale[j]) / y_scale, accumulator
+ * plus C converted to float once). A (M, K) and B (K, N) only: transA and
+ * transB set, or C shaped (M, N) / (M, 1), are refused as unsupported. */
+static oq_status k_qgemm(oq_kernel_ctx *c)
+{
+    const oq_tensor *a, *b;
+    qparams qa, qb, qy = {0};
+    oq_status st;
+    if ((st = require_8bit(c, 0, &a)) || (st = require_8bit(c, 3, &b)) ||
+        (st = read_qparams(c, 1, 2, a->dtype, &qa)) || (st = read_qparams(c, 4, 5, b->dtype, &qb)))
+        return st;
+    if (oq_node_attr_int(c->node, "transA", 0) || oq_node_attr_int(c->node, "transB", 0))
+        return OQ_KUNSUP(c, "transA or transB set (only plain A x B is supported)");
+    if (a->rank != 2 || b->rank != 2) return OQ_KERR(c, "A and B must be 2-D, got rank %d and %d", a->rank, b->rank);
+    int64_t m = a->dims[0], k = a->dims[1], n = b->dims[1];
+    if (b->dims[0] != k) return OQ_KERR(c, "A is (%lld, %lld) but B has %lld rows", (long long)m, (long long)k,
+                                        (long long)b->dims[0]);
+    if (qa.count != 1) return OQ_KERR(c, "a_scale must be a scalar");
+    if (qb.count != 1 && qb.count != n) return OQ_KERR(c, "b_scale has %lld elements, expected 1 or %lld",
+                                                       (long long)qb.count, (long long)n);
+    const oq_tensor *cb = oq_kernel_input(c, 6);
+    if (cb && (cb->dtype != OQ_DTYPE_INT32 || (oq_tensor_numel(cb) != 1 && oq_tensor_numel(cb) != n) ||
+               (cb->rank == 2 && cb->dims[0] != 1) || cb->rank > 2))
+        return OQ_KUNSUP(c, "C must be int32 of shape (), (N) or (1, N)");
+    oq_dtype ydt = OQ_DTYPE_FLOAT;
+    if (oq_kernel_input(c, 7)) {
+        if ((st = qlinear_out_type(c, 8, OQ_DTYPE_UINT8, &ydt)) || (st = read_qparams(c, 7, 8, ydt, &qy)))
+            return st;
+        if (qy.count != 1) return OQ_KERR(c, "y_scale must be a scalar");
+    }
+    int64_t dims[2] = {m, n};
+    oq_tensor *y = oq_kernel_output(c, 0, ydt, 2, dims);
+    if (!y) return c->err->status;
+    if (m == 0 || n == 0) return OQ_OK;
+    int32_t *acc = oq_kernel_scratch(c, (size_t)(m * n) * sizeof *acc);
+    int32_t *bias = oq_kernel_scratch(c, (size_t)n * sizeof *bias);
+    float *mult = oq_kernel_scratch(c, (size_t)n * sizeof *mult);
+    void *ws = oq_kernel_scratch(c, oq_qgemm_ws_bytes(m, n, k));
+    if (!acc || !bias || !mult || !ws) return c->err->status;
+    float alpha = oq_node_attr_float(c->node, "alpha", 1.0f);
+    for (int64_t j = 0; j < n; j++) {
+        bias[j] = cb ? ((const int32_t *)cb->data)[oq_tensor_numel(cb) == 1 ? 0 : j] : 0;
+        mult[j] = alpha * qa.scale[0] * qb.scale[qb.count > 1 ? j : 0];
+        if (ydt != OQ_DTYPE_FLOAT) mult[j] /= qy.scale[0];
+    }
+    oq_qgemm_args g = {.m = m, .n = n, .k = k, .a = a->data, .lda = k, .a_signed = a->dtype == OQ_DTYPE_INT8,
+                       .a_zp = qa.zp, .b = b->data, .ldb = n, .b_signed = b->dtype == OQ_DTYPE_INT8,
+                       .b_zp = qb.zp, .b_zp_per_col = qb.count > 1, .c = acc, .ldc = n};
+    oq_qgemm(&g, ws);
+    for (int64_t i = 0; i < m; i++) {
+        const int32_t *ar = acc + i * n;
+        if (ydt == OQ_DTYPE_FLOAT) {
+            float *yr = (float *)y->data + i * n;
+            for (int64_t j = 0; j < n; j++) yr[j] = (float)(ar[j] + bias[j]) * mult[j];
+        } else {
+            oq_requant_cols((uint8_t *)y->data + i * n, ydt == OQ_DTYPE_INT8, ar, n, bias, mult, qy.zp[0]);
+        }
+    }
+    return OQ_OK;
+}
+
 /* ---- the table -------------------------------------------------------------------------- */
 
 #define Q8 (OQ_DT(UINT8) | OQ_DT(INT8))
@@ -859,5 +924,6 @@ const oq_op_def oq_ops_quant[] = {
     {"", "MatMulInteger", 10, Q8 | OQ_DT(INT32), k_matmul_integer},
     {"", "QLinearConv", 10, OQ_DT(FLOAT) | Q8 | OQ_DT(INT32), k_qlinear_conv},
     {"", "ConvInteger", 10, Q8 | OQ_DT(INT32), k_conv_integer},
+    {"com.microsoft", "QGemm", 1, OQ_DT(FLOAT) | Q8 | OQ_DT(INT32), k_qgemm},
 };
 const int oq_ops_quant_count = (int)(sizeof oq_ops_quant / sizeof oq_ops_quant[0]);

@@ -141,9 +141,11 @@ static oq_value *new_value(rewriter *r, const char *base, const char *suffix)
     return v;
 }
 
-/* Appends a node reading and writing the given values (NULL = omitted),
- * named after its first output ("<output>_<op>"), which is unique. */
-static oq_node *add_node(rewriter *r, const char *op, int n_in, oq_value *const *in, int n_out, oq_value *const *out)
+/* Appends a node of op in domain ("" for ai.onnx) reading and writing the
+ * given values (NULL = omitted), named after its first output
+ * ("<output>_<op>"), which is unique. */
+static oq_node *add_node_in(rewriter *r, const char *domain, const char *op, int n_in, oq_value *const *in, int n_out,
+                            oq_value *const *out)
 {
     const char *in_names[12], *out_names[4];
     for (int i = 0; i < n_in; i++)
@@ -157,9 +159,14 @@ static oq_node *add_node(rewriter *r, const char *op, int n_in, oq_value *const 
         return NULL;
     }
     snprintf(name, len, "%s_%s", out_names[0], op);
-    oq_node *n = oq_graph_add_node(r->g, op, "", name, n_in, in_names, n_out, out_names, r->err);
+    oq_node *n = oq_graph_add_node(r->g, op, domain, name, n_in, in_names, n_out, out_names, r->err);
     free(name);
     return n;
+}
+
+static oq_node *add_node(rewriter *r, const char *op, int n_in, oq_value *const *in, int n_out, oq_value *const *out)
+{
+    return add_node_in(r, "", op, n_in, in, n_out, out);
 }
 
 /* Gives the node that replaces `orig` the original's name, when it had one. */
@@ -602,6 +609,75 @@ static oq_status rewrite_gemm(rewriter *r, oq_node *n, oq_quant_node *rep)
     return OQ_OK;
 }
 
+/* Replaces Gemm n (and a folded activation) by com.microsoft QGemm: 8-bit
+ * input, int8 [K, N] weights per column, int32 bias at input x weight scale,
+ * 8-bit output (float when n writes a graph output). */
+static oq_status rewrite_qgemm(rewriter *r, oq_node *n, oq_quant_node *rep)
+{
+    oq_value *x = n->inputs[0], *c = oq_node_input(n, 2);
+    bool float_out = is_graph_output(r->g, n->outputs[0]);
+    oq_node *act = float_out ? NULL : foldable_activation(r, n);
+    oq_value *y = act ? act->outputs[0] : n->outputs[0];
+    float beta = oq_node_attr_float(n, "beta", 1.0f);
+    int64_t N = 0;
+    oq_value *wf = gemm_weight_kn(r, n, &N);
+    qinfo *xi, *yi = NULL;
+    if (!wf || ensure_params(r, x, &xi))
+        return r->err->status ? r->err->status : OQ_ENOMEM;
+    float *floors = bias_floors(c, beta, xi->p.scale, N);
+    qweight *qw = quantized_weight(r, wf, 1, floors);
+    free(floors);
+    oq_value *xq = qw ? quantized(r, x) : NULL;
+    if (!xq || ensure_params(r, x, &xi) || (!float_out && ensure_params(r, y, &yi)))
+        return r->err->status ? r->err->status : OQ_ENOMEM;
+    float x_scale = xi->p.scale;
+    oq_value *xs = xi->scale, *xz = xi->zp, *bq = NULL;
+    if (c) {
+        oq_tensor *cb = gemm_bias(r, n, N), bt;
+        if (!cb)
+            return r->err->status;
+        oq_status st = oq_quantize_bias(&bt, cb, x_scale, &qw->wq.scales, r->err);
+        oq_tensor_destroy(cb);
+        char base[512];
+        snprintf(base, sizeof base, "%s_quantized", c->name);
+        if (st || !(bq = add_initializer(r, base, boxed(&bt, r->err))))
+            return r->err->status;
+    }
+    oq_value *out = float_out ? y : new_value(r, y->name, "_quantized");
+    if (!out)
+        return r->err->status;
+    yi = float_out ? NULL : info_of(r, y);
+    oq_value *in[9] = {xq, xs, xz, qw->q, qw->scale, qw->zp, bq, yi ? yi->scale : NULL, yi ? yi->zp : NULL};
+    char *name = strdup(n->name); /* n goes first: with a float output QGemm writes n's output */
+    if (!name)
+        return oq_errf(r->err, OQ_ENOMEM, "out of memory");
+    oq_graph_remove_node(r->g, n);
+    oq_node *q = add_node_in(r, "com.microsoft", "QGemm", float_out ? 7 : 9, in, 1, &out);
+    if (!q) {
+        free(name);
+        return r->err->status;
+    }
+    if (name[0]) {
+        free(q->name);
+        q->name = name;
+    } else {
+        free(name);
+    }
+    report_weight(rep, qw);
+    if (!float_out) {
+        yi = info_of(r, y);
+        yi->twin = out;
+        free(rep->output);
+        rep->output = strdup(y->name);
+        rep->twin = strdup(out->name);
+        rep->out_scale = yi->p.scale;
+        rep->out_zero_point = yi->p.zero_point;
+        if (act)
+            oq_graph_remove_node(r->g, act);
+    }
+    return OQ_OK;
+}
+
 /* ---- dynamic mode ------------------------------------------------------------------------ */
 
 /* The DynamicQuantizeLinear of activation x (one per value, made on first
@@ -949,7 +1025,7 @@ static oq_status rewrite_qdq(rewriter *r, oq_node *n, oq_quant_node *rep)
     return OQ_OK;
 }
 
-/* ---- driver ---------------------------------------------------------------------------- */
+/* ---- cleanup --------------------------------------------------------------------------- */
 
 /* Removes Constant nodes nothing reads any more (weights that moved to initializers). */
 static void drop_dead_constants(oq_graph *g)
@@ -978,6 +1054,36 @@ static void drop_dead_constants(oq_graph *g)
     oq_graph_prune(g);
 }
 
+/* ---- driver ---------------------------------------------------------------------------- */
+
+#define CONTRIB_DOMAIN "com.microsoft"
+
+/* Imports CONTRIB_DOMAIN version 1 into m unless it is imported already. *added says whether it was. */
+static oq_status import_contrib(oq_model *m, bool *added, oq_err *err)
+{
+    *added = false;
+    if (oq_model_opset(m, CONTRIB_DOMAIN))
+        return OQ_OK;
+    oq_opset *p = realloc(m->opsets, (size_t)(m->n_opsets + 1) * sizeof *p);
+    if (!p)
+        return oq_errf(err, OQ_ENOMEM, "out of memory");
+    m->opsets = p;
+    if (!(p[m->n_opsets].domain = strdup(CONTRIB_DOMAIN)))
+        return oq_errf(err, OQ_ENOMEM, "out of memory");
+    p[m->n_opsets++].version = 1;
+    *added = true;
+    return OQ_OK;
+}
+
+/* Drops the last opset import (the one import_contrib added) when no node uses its domain. */
+static void drop_unused_contrib(oq_model *m)
+{
+    for (int i = 0; i < m->graph->n_nodes; i++)
+        if (strcmp(m->graph->nodes[i]->domain, CONTRIB_DOMAIN) == 0)
+            return;
+    free(m->opsets[--m->n_opsets].domain);
+}
+
 /* Quantized ops need opset 10 (QLinear*, per-tensor Q/DQ) and per-axis Q/DQ
  * needs 13; 8-bit MaxPool needs 12. Older models are raised to 13 by the
  * upgrade pass, which rewrites the nodes whose definitions changed. */
@@ -993,6 +1099,9 @@ oq_status oq_quantize_model(oq_model *m, const oq_calib_table *table, const oq_q
     oq_status st = OQ_OK;
     if (result->opset_from < QUANT_OPSET && !(st = oq_model_upgrade_opset(m, QUANT_OPSET, err)))
         result->opset_to = QUANT_OPSET;
+    bool contrib_added = false;
+    if (!st && opts->contrib)
+        st = import_contrib(m, &contrib_added, err);
     if (st || (st = oq_graph_sort(r.g, err)))
         return st;
     /* a snapshot of the node list: the rewrite adds and removes nodes as it goes */
@@ -1031,7 +1140,7 @@ oq_status oq_quantize_model(oq_model *m, const oq_calib_table *table, const oq_q
         else if (opts->format == OQ_FORMAT_QDQ)
             st = rewrite_qdq(&r, n, rep);
         else if (strcmp(n->op_type, "Gemm") == 0)
-            st = rewrite_gemm(&r, n, rep);
+            st = opts->contrib ? rewrite_qgemm(&r, n, rep) : rewrite_gemm(&r, n, rep);
         else
             st = rewrite_qlinear(&r, n, rep);
         if (!st)
@@ -1046,6 +1155,8 @@ oq_status oq_quantize_model(oq_model *m, const oq_calib_table *table, const oq_q
         drop_dead_constants(r.g);
         st = oq_graph_sort(r.g, err);
     }
+    if (!st && contrib_added)
+        drop_unused_contrib(m);
     for (int i = 0; i < r.n_weights; i++)
         oq_weight_quant_release(&r.weights[i].wq);
     free(r.weights);

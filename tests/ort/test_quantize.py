@@ -1,9 +1,12 @@
 #!/usr/bin/python3
 """`onnxq quantize` judged by ONNX Runtime, on the generated test models and the
-bundled digit CNN, in both static formats (qoperator, qdq) and in dynamic mode
-(DynamicQuantizeLinear + MatMulInteger/ConvInteger, no calibration):
+bundled digit CNN, in both static formats (qoperator, qdq), in qoperator with
+ONNX Runtime's contrib ops (--contrib: com.microsoft QGemm), and in dynamic
+mode (DynamicQuantizeLinear + MatMulInteger/ConvInteger, no calibration):
 
-- the output passes onnx.checker.check_model(full_check=True);
+- the output passes onnx.checker.check_model(full_check=True) (the checker
+  has no schemas for com.microsoft: it checks those nodes' structure and the
+  domain import, not their inputs and types; ONNX Runtime's run checks them);
 - ONNX Runtime loads and runs it;
 - onnxq's own executor gives the same outputs as ONNX Runtime on the quantized
   model within one quantization step of each output (in dynamic mode the steps
@@ -35,7 +38,7 @@ import gen_test_models  # noqa: E402
 
 MIN_COSINE = 0.99
 VARIANTS = [("qoperator", ["--format", "qoperator"]), ("qdq", ["--format", "qdq"]),
-            ("dynamic", ["--mode", "dynamic"])]
+            ("dynamic", ["--mode", "dynamic"]), ("contrib", ["--format", "qoperator", "--contrib"])]
 CONTRACTIVE = {"Softmax", "LogSoftmax", "Sigmoid", "Tanh", "Relu", "Clip", "Identity", "Reshape", "Flatten",
                "Transpose", "Squeeze", "Unsqueeze"}
 
@@ -97,6 +100,7 @@ def usage_errors(exe, tmp, tally):
                  ["convert", model, "--mode", "dynamic", "--format", "qdq"],
                  ["quantize", model, "--mode", "dynamic", "--activation-type", "int8"],
                  ["convert", model, "--mode", "fast"],
+                 ["convert", model, "--mode", "dynamic", "--contrib"],
                  ["convert", model]):
         r = subprocess.run([exe, *args, "-o", out], capture_output=True, text=True)
         lines = r.stderr.strip().splitlines()
@@ -141,6 +145,16 @@ def main():
                     tally.case(tag + " checker", True, "full_check passes")
                 except Exception as e:  # the checker's exception types vary by version
                     tally.case(tag + " checker", False, str(e).splitlines()[0])
+                ops = [(n.domain, n.op_type) for n in qm.graph.node]
+                gemms = sum(n.op_type == "Gemm" for n in onnx.load(path).graph.node)
+                if fmt == "contrib" and gemms:
+                    tally.case(tag + " QGemm", ops.count(("com.microsoft", "QGemm")) == gemms and
+                               ("", "MatMulInteger") not in ops, "every Gemm became com.microsoft QGemm")
+                if fmt == "dynamic":
+                    tally.case(tag + " ops", not any(op.startswith("QLinear") or op == "QuantizeLinear"
+                                                     for _, op in ops),
+                               "no calibrated QLinear/QuantizeLinear ops (%d DynamicQuantizeLinear)" %
+                               ops.count(("", "DynamicQuantizeLinear")))
                 rep = json.load(open(report))
                 quantized = [n for n in rep["nodes"] if n["quantized"]]
                 tally.case(tag + " report", rep["node_counts"]["candidates"] == len(rep["nodes"]) and
