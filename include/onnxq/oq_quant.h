@@ -95,12 +95,15 @@ typedef struct oq_quant_node {
 
 typedef struct oq_quant_result {
     int64_t opset_from, opset_to; /* default-domain opset before and after (raised to 13 when older) */
+    int n_folded_bn;              /* BatchNormalization nodes folded into the Conv before them */
     int n_nodes;
     oq_quant_node *nodes;  /* candidates in graph order */
 } oq_quant_result;
 
 /* Rewrites m in place into the chosen format using the table's activation
- * ranges (static mode; in dynamic mode table is unused and may be NULL). Nodes that cannot be quantized stay float and are listed with the
+ * ranges (static mode; in dynamic mode table is unused and may be NULL).
+ * First, a BatchNormalization (inference mode) that alone reads a selected
+ * Conv's output is folded into that Conv's weights and bias. Nodes that cannot be quantized stay float and are listed with the
  * reason. Graph inputs and outputs keep their names and float types. Models
  * importing an opset older than 13 are first raised to 13 (oq_model_upgrade_opset). On
  * failure m may be partly rewritten: callers work on a copy they can drop. */

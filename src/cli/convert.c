@@ -339,6 +339,8 @@ static void print_summary(const convert_args *a, const oq_report_input *r)
     fprintf(stderr, "onnxq: quantized %d of %d Conv/MatMul/Gemm nodes (%s); weights %.2f MB -> %.2f MB (%.2fx)\n",
             quantized, r->result->n_nodes, form, fb / 1e6, qb / 1e6,
             qb ? (double)fb / (double)qb : 0.0);
+    if (r->result->n_folded_bn)
+        fprintf(stderr, "onnxq: folded %d BatchNormalization nodes into the Conv before them\n", r->result->n_folded_bn);
     if (r->result->opset_to != r->result->opset_from)
         fprintf(stderr, "onnxq: raised the model's opset from %lld to %lld (nodes whose definitions changed were rewritten)\n",
                 (long long)r->result->opset_from, (long long)r->result->opset_to);

@@ -1025,6 +1025,86 @@ static oq_status rewrite_qdq(rewriter *r, oq_node *n, oq_quant_node *rep)
     return OQ_OK;
 }
 
+/* ---- Conv + BatchNormalization folding ------------------------------------------------ */
+
+/* Float constant 1-D of n elements, or NULL. */
+static const float *channel_constant(const oq_value *v, int64_t n)
+{
+    if (!is_float_constant(v) || v->constant->rank != 1 || v->constant->dims[0] != n)
+        return NULL;
+    return v->constant->data;
+}
+
+/* Folds inference-mode BatchNormalization bn into the Conv that alone feeds
+ * it: W[c] * s[c] and (B[c] - mean[c]) * s[c] + beta[c] with s = gamma /
+ * sqrt(var + epsilon), as new initializers; the Conv then writes bn's output
+ * and bn goes. False (graph untouched) when the pattern does not match. */
+static bool fold_batchnorm(rewriter *r, oq_node *bn, oq_status *st)
+{
+    *st = OQ_OK;
+    oq_value *x = bn->inputs[0], *y = bn->n_outputs ? bn->outputs[0] : NULL;
+    oq_node *conv = x ? x->producer : NULL;
+    if (bn->domain[0] || bn->n_inputs != 5 || !y || oq_node_attr_int(bn, "training_mode", 0) || !conv ||
+        strcmp(conv->op_type, "Conv") || conv->domain[0] || x->n_consumers != 1 || is_graph_output(r->g, x) ||
+        !is_selected(r, "Conv") || is_excluded(r, conv))
+        return false;
+    for (int k = 1; k < bn->n_outputs; k++)
+        if (bn->outputs[k] && (bn->outputs[k]->n_consumers || is_graph_output(r->g, bn->outputs[k])))
+            return false;
+    const oq_value *w = oq_node_input(conv, 1), *b = oq_node_input(conv, 2);
+    if (!is_float_constant(w) || w->constant->rank < 3)
+        return false;
+    int64_t ch = w->constant->dims[0], inner = oq_tensor_numel(w->constant) / (ch ? ch : 1);
+    const float *gamma = channel_constant(bn->inputs[1], ch), *beta = channel_constant(bn->inputs[2], ch),
+                *mean = channel_constant(bn->inputs[3], ch), *var = channel_constant(bn->inputs[4], ch),
+                *bias = b ? channel_constant(b, ch) : NULL;
+    if (!gamma || !beta || !mean || !var || (b && !bias))
+        return false;
+    float eps = oq_node_attr_float(bn, "epsilon", 1e-5f);
+    oq_tensor wt, *bt = oq_tensor_create(OQ_DTYPE_FLOAT, 1, &ch, r->err);
+    if (!bt || oq_tensor_copy(&wt, w->constant, r->err)) {
+        oq_tensor_destroy(bt);
+        *st = r->err->status;
+        return true;
+    }
+    for (int64_t c = 0; c < ch; c++) {
+        float sc = gamma[c] / sqrtf(var[c] + eps);
+        for (int64_t i = 0; i < inner; i++)
+            ((float *)wt.data)[c * inner + i] *= sc;
+        ((float *)bt->data)[c] = ((bias ? bias[c] : 0.0f) - mean[c]) * sc + beta[c];
+    }
+    char base[512];
+    snprintf(base, sizeof base, "%s_bn_folded", w->name);
+    oq_value *wv = add_initializer(r, base, boxed(&wt, r->err));
+    snprintf(base, sizeof base, "%s_bn_bias", bn->outputs[0]->name);
+    oq_value *bv = wv ? add_initializer(r, base, bt) : (oq_tensor_destroy(bt), NULL);
+    if (!bv || oq_node_set_input(conv, 1, wv, r->err) || oq_node_set_input(conv, 2, bv, r->err)) {
+        *st = r->err->status ? r->err->status : OQ_ENOMEM;
+        return true;
+    }
+    oq_graph_remove_node(r->g, bn);
+    oq_node_set_output(conv, 0, y);
+    return true;
+}
+
+/* Folds every Conv -> BatchNormalization pair; counts them in r->res. */
+static oq_status fold_batchnorms(rewriter *r)
+{
+    oq_status st = oq_graph_index(r->g, r->err);
+    for (int i = 0; !st && i < r->g->n_nodes;) {
+        oq_node *n = r->g->nodes[i];
+        if (strcmp(n->op_type, "BatchNormalization") == 0 && fold_batchnorm(r, n, &st)) {
+            if (!st) {
+                r->res->n_folded_bn++;
+                st = oq_graph_index(r->g, r->err);
+            }
+            continue; /* n is gone: the same index holds the next node */
+        }
+        i++;
+    }
+    return st;
+}
+
 /* ---- cleanup --------------------------------------------------------------------------- */
 
 /* Removes Constant nodes nothing reads any more (weights that moved to initializers). */
@@ -1102,7 +1182,7 @@ oq_status oq_quantize_model(oq_model *m, const oq_calib_table *table, const oq_q
     bool contrib_added = false;
     if (!st && opts->contrib)
         st = import_contrib(m, &contrib_added, err);
-    if (st || (st = oq_graph_sort(r.g, err)))
+    if (st || (st = fold_batchnorms(&r)) || (st = oq_graph_sort(r.g, err)))
         return st;
     /* a snapshot of the node list: the rewrite adds and removes nodes as it goes */
     int n0 = r.g->n_nodes;
