@@ -9,7 +9,10 @@ model in ONNX Runtime (onnxruntime-node from tests/node_modules, CPU provider,
 one intra-op and one inter-op thread, graph optimizations on) and prints:
 
 - file size of the FP32 and of the QOperator INT8 model, and the ratio;
-- median latency over --runs runs (after --warmup runs) of every form;
+- median latency over --runs runs (after --warmup runs) of every form, the
+  forms of one model run in turn (round-robin) so that background load hits
+  them alike; a form whose file is byte-identical to another is not timed
+  again;
 - the speed-up of each INT8 form over FP32 (> 1 is faster).
 
 Then the issue's two goals as PASS/FAIL lines: at least 3.5x smaller for
@@ -41,30 +44,38 @@ SIZE_GOAL = 3.5
 SPEED_GOAL = 1.5
 WEIGHT_DOMINATED = 0.9  # share of the file's bytes held by initializers
 
-# Times one model: loads it once, runs it warmup + runs times on the .npy
-# inputs, prints {"median_ms": ...}. Same session options as tests/ort/ort_run.js.
+# Times several models of the same inputs: one session each, then rounds in
+# which every model runs once, so that load from other processes falls on all
+# of them alike; prints {"median_ms": [...]} in argument order. Same session
+# options as tests/ort/ort_run.js.
 TIMER_JS = r"""
-const fs = require('fs'), path = require('path');
+const path = require('path');
 const npy = require(process.env.ONNXQ_NPY_JS);
 const ort = require('onnxruntime-node');
 (async () => {
-  const [model, inDir, warmup, runs] = process.argv.slice(2);
-  const s = await ort.InferenceSession.create(model, {executionProviders: ['cpu'],
-    graphOptimizationLevel: 'all', intraOpNumThreads: 1, interOpNumThreads: 1});
-  const feeds = {};
-  s.inputNames.forEach((name, k) => {
-    const t = npy.load(path.join(inDir, `input_${k}.npy`));
-    feeds[name] = new ort.Tensor(t.dtype, t.data, t.shape);
-  });
-  for (let i = 0; i < +warmup; i++) await s.run(feeds);
-  const ms = [];
-  for (let i = 0; i < +runs; i++) {
-    const t0 = process.hrtime.bigint();
-    await s.run(feeds);
-    ms.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  const [inDir, warmup, runs, ...models] = process.argv.slice(2);
+  const sessions = [], feeds = [];
+  for (const m of models) {
+    const s = await ort.InferenceSession.create(m, {executionProviders: ['cpu'],
+      graphOptimizationLevel: 'all', intraOpNumThreads: 1, interOpNumThreads: 1});
+    const f = {};
+    s.inputNames.forEach((name, k) => {
+      const t = npy.load(path.join(inDir, `input_${k}.npy`));
+      f[name] = new ort.Tensor(t.dtype, t.data, t.shape);
+    });
+    sessions.push(s);
+    feeds.push(f);
   }
-  ms.sort((a, b) => a - b);
-  process.stdout.write(JSON.stringify({median_ms: ms[ms.length >> 1]}) + '\n');
+  const ms = models.map(() => []);
+  for (let r = -(+warmup); r < +runs; r++) {
+    for (let i = 0; i < sessions.length; i++) {
+      const t0 = process.hrtime.bigint();
+      await sessions[i].run(feeds[i]);
+      if (r >= 0) ms[i].push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+  }
+  const median = (a) => a.sort((x, y) => x - y)[a.length >> 1];
+  process.stdout.write(JSON.stringify({median_ms: ms.map(median)}) + '\n');
 })().catch((e) => { process.stderr.write(`timer: ${e.message}\n`); process.exit(1); });
 """
 
@@ -85,10 +96,11 @@ def weight_share(path):
     return sum(len(t.SerializeToString()) for t in tensors) / os.path.getsize(path)
 
 
-def ort_median_ms(timer, model, in_dir, warmup, runs):
+def ort_medians_ms(timer, models, in_dir, warmup, runs):
+    """Median ms of each model (interleaved runs), or (None, error text)."""
     env = dict(os.environ, NODE_PATH=os.path.join(REPO, "tests", "node_modules"),
                ONNXQ_NPY_JS=os.path.join(REPO, "tests", "ort", "npy.js"))
-    r = subprocess.run(["node", timer, model, in_dir, str(warmup), str(runs)], capture_output=True, text=True,
+    r = subprocess.run(["node", timer, in_dir, str(warmup), str(runs), *models], capture_output=True, text=True,
                        env=env)
     if r.returncode != 0:
         return None, r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "exit %d" % r.returncode
@@ -171,28 +183,32 @@ def main():
         f.write(TIMER_JS)
     try:
         cases = generated(tmp) + ([] if a.no_real else real(tmp))
-        rows, verdicts = [], []
+        rows, verdicts, same_by_model = [], [], {}
         for name, path, calib, inputs in cases:
             in_dir = os.path.join(tmp, name + "_in")
             harness.write_npy_dir(in_dir, inputs)
-            ms = {}
-            ms["fp32"], err = ort_median_ms(timer, path, in_dir, a.warmup, a.runs)
-            if err:
-                print("%s fp32: %s" % (name, err), file=sys.stderr)
-            sizes = {"fp32": os.path.getsize(path)}
+            sizes, files, same = {"fp32": os.path.getsize(path)}, {"fp32": path}, {}
             for form, opts in forms:
                 out = os.path.join(tmp, "%s_%s.onnx" % (name, form))
                 cmd = [a.onnxq, "quantize", path, "--data", calib, *opts, "-o", out, "-q", "--eval-samples", "1"]
                 r = subprocess.run(cmd, capture_output=True, text=True)
                 if r.returncode != 0:
                     print("%s %s: %s" % (name, form, r.stderr.strip()), file=sys.stderr)
-                    ms[form] = None
                     continue
                 sizes[form] = os.path.getsize(out)
-                ms[form], err = ort_median_ms(timer, out, in_dir, a.warmup, a.runs)
-                if err:
-                    print("%s %s in ORT: %s" % (name, form, err), file=sys.stderr)
+                twin = [f for f in files if f != "fp32" and open(files[f], "rb").read() == open(out, "rb").read()]
+                if twin:
+                    same[form] = twin[0]  # byte-identical to an earlier form: not timed twice
+                else:
+                    files[form] = out
+            medians, err = ort_medians_ms(timer, list(files.values()), in_dir, a.warmup, a.runs)
+            if err:
+                print("%s in ORT: %s" % (name, err), file=sys.stderr)
+            ms = dict(zip(files, medians)) if medians else {}
+            for form, twin in same.items():
+                ms[form] = ms.get(twin)
             rows.append((name, sizes, ms, weight_share(path)))
+            same_by_model[name] = same
 
         cols = [f for f, _ in forms]
         print("| model | fp32 size | int8 size (qoperator) | ratio | fp32 ms | " +
@@ -203,7 +219,9 @@ def main():
             ratio = sizes["fp32"] / q if q else None
             cells = []
             for f in cols:
-                if ms.get(f) and ms.get("fp32"):
+                if f in same_by_model[name]:
+                    cells.append("= %s (same file)" % same_by_model[name][f])
+                elif ms.get(f) and ms.get("fp32"):
                     cells.append("%.3f (%.2fx)" % (ms[f], ms["fp32"] / ms[f]))
                 else:
                     cells.append("failed")
