@@ -1075,9 +1075,12 @@ static bool fold_batchnorm(rewriter *r, oq_node *bn, oq_status *st)
     }
     char base[512];
     snprintf(base, sizeof base, "%s_bn_folded", w->name);
-    oq_value *wv = add_initializer(r, base, boxed(&wt, r->err));
+    oq_value *wv = add_initializer(r, base, boxed(&wt, r->err)), *bv = NULL;
     snprintf(base, sizeof base, "%s_bn_bias", bn->outputs[0]->name);
-    oq_value *bv = wv ? add_initializer(r, base, bt) : (oq_tensor_destroy(bt), NULL);
+    if (wv)
+        bv = add_initializer(r, base, bt);
+    else
+        oq_tensor_destroy(bt);
     if (!bv || oq_node_set_input(conv, 1, wv, r->err) || oq_node_set_input(conv, 2, bv, r->err)) {
         *st = r->err->status ? r->err->status : OQ_ENOMEM;
         return true;
