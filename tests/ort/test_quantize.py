@@ -73,9 +73,53 @@ def sha(path):
     return hashlib.sha256(open(path, "rb").read()).hexdigest()
 
 
+def conv_affine_model():
+    """Conv -> BatchNormalization -> Mul [1,C,1,1] -> Add scalar -> Relu -> Conv -> Mul [W]: the
+    quantizer folds the BatchNormalization into the Conv (FOLDABLE) and keeps the rest."""
+    rng = np.random.default_rng(7)
+    c = 4
+
+    def const(name, a):
+        return onnx.helper.make_node("Constant", [], [name], value=numpy_helper.from_array(
+            np.asarray(a, np.float32), name))
+    nodes = [
+        onnx.helper.make_node("Conv", ["x", "w0", "b0"], ["c0"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        onnx.helper.make_node("BatchNormalization", ["c0", "g", "be", "mu", "var"], ["n0"], epsilon=1e-3),
+        const("k", rng.uniform(0.5, 2.0, (1, c, 1, 1))),
+        onnx.helper.make_node("Mul", ["k", "n0"], ["m0"]),
+        const("d", 0.25),
+        onnx.helper.make_node("Add", ["m0", "d"], ["a0"]),
+        onnx.helper.make_node("Relu", ["a0"], ["r0"]),
+        onnx.helper.make_node("Conv", ["r0", "w1"], ["c1"], kernel_shape=[1, 1]),
+        const("kw", rng.uniform(0.5, 2.0, (8,))),
+        onnx.helper.make_node("Mul", ["c1", "kw"], ["y"]),
+    ]
+    inits = [numpy_helper.from_array(a.astype(np.float32), n) for n, a in [
+        ("w0", rng.standard_normal((c, 3, 3, 3)) * 0.3), ("b0", rng.standard_normal(c) * 0.1),
+        ("g", rng.uniform(0.5, 1.5, c)), ("be", rng.standard_normal(c) * 0.1),
+        ("mu", rng.standard_normal(c) * 0.1), ("var", rng.uniform(0.5, 1.5, c)),
+        ("w1", rng.standard_normal((2, c, 1, 1)) * 0.5)]]
+    g = onnx.helper.make_graph(nodes, "conv_affine",
+                               [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 8, 8])],
+                               [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 2, 8, 8])],
+                               inits)
+    m = onnx.helper.make_model(g, opset_imports=[onnx.helper.make_opsetid("", 13)])
+    m.ir_version = 7
+    return m, [[rng.standard_normal((1, 3, 8, 8)).astype(np.float32)] for _ in range(4)]
+
+
+FOLDABLE = {"conv_affine": 1}
+
+
 def cases_for(tmp):
     """(name, model path, data folder, list of input-array lists) for every model."""
     out = []
+    for name, (m, cases) in [("conv_affine", conv_affine_model())]:
+        path = os.path.join(tmp, name + ".onnx")
+        onnx.save(m, path)
+        for k, case in enumerate(cases):
+            harness.write_pb_dir(os.path.join(tmp, name + "_data", "case_%d" % k), case)
+        out.append((name, path, os.path.join(tmp, name + "_data"), cases))
     for name, m, cases in gen_test_models.models():
         path = os.path.join(tmp, name + ".onnx")
         onnx.save(m, path)
@@ -156,6 +200,10 @@ def main():
                                "no calibrated QLinear/QuantizeLinear ops (%d DynamicQuantizeLinear)" %
                                ops.count(("", "DynamicQuantizeLinear")))
                 rep = json.load(open(report))
+                if name in FOLDABLE:
+                    folded = rep["node_counts"].get("folded_batchnorm")
+                    tally.case(tag + " folded", folded == FOLDABLE[name],
+                               "%s BatchNormalizations folded into Convs (expected %d)" % (folded, FOLDABLE[name]))
                 quantized = [n for n in rep["nodes"] if n["quantized"]]
                 tally.case(tag + " report", rep["node_counts"]["candidates"] == len(rep["nodes"]) and
                            all("reason" in n for n in rep["nodes"] if not n["quantized"]),
