@@ -1,6 +1,6 @@
 /* ops_quant.c: the quantized kernels: QuantizeLinear, DequantizeLinear,
  * DynamicQuantizeLinear, QLinearMatMul, MatMulInteger, QLinearConv and
- * ConvInteger, and ONNX Runtime's com.microsoft QGemm.
+ * ConvInteger, and ONNX Runtime's com.microsoft QGemm and QLinearConcat.
  *
  * Products run on the 8-bit GEMM in qgemm.c (zero points are folded into its
  * packing), convolutions through a byte im2col padded with the input zero
@@ -906,6 +906,74 @@ static oq_status k_qgemm(oq_kernel_ctx *c)
     return OQ_OK;
 }
 
+/* ---- com.microsoft QLinearConcat (ONNX Runtime contrib op) ------------------------------ */
+
+/* Inputs: y_scale, y_zero_point, then (x, x_scale, x_zero_point) per tensor;
+ * attribute axis. Each x is brought to y's parameters through a 256-entry
+ * table: quantize(x_scale * (v - x_zp)) with QuantizeLinear's rounding (the
+ * way ONNX Runtime builds it), or copied when the parameters are equal. */
+static oq_status k_qlinear_concat(oq_kernel_ctx *c)
+{
+    oq_status st;
+    qparams qy;
+    const oq_tensor *yz = oq_kernel_require(c, 1);
+    if (!yz) return c->err->status;
+    oq_dtype ydt = yz->dtype;
+    qrange r;
+    if (!is_8bit(ydt) || !qtype_range(ydt, &r))
+        return OQ_KUNSUP(c, "y_zero_point of type %s (8-bit only)", oq_dtype_name(ydt));
+    if ((st = read_qparams(c, 0, 1, ydt, &qy))) return st;
+    if (qy.count != 1) return OQ_KERR(c, "y_scale must be a scalar");
+    if (c->n_inputs < 5 || (c->n_inputs - 2) % 3) return OQ_KERR(c, "inputs must be y_scale, y_zero_point, then (x, scale, zero point) triples");
+    int n_x = (c->n_inputs - 2) / 3;
+    const oq_tensor *x0;
+    if ((st = require_8bit(c, 2, &x0))) return st;
+    int axis = oq_norm_axis(c, oq_node_attr_int(c->node, "axis", 0), x0->rank);
+    if (axis < 0) return c->err->status;
+    int64_t dims[OQ_MAX_RANK], outer = 1, inner = 1;
+    memcpy(dims, x0->dims, (size_t)x0->rank * sizeof *dims);
+    dims[axis] = 0;
+    for (int i = 0; i < axis; i++) outer *= x0->dims[i];
+    for (int i = axis + 1; i < x0->rank; i++) inner *= x0->dims[i];
+    for (int k = 0; k < n_x; k++) {
+        const oq_tensor *x;
+        if ((st = require_8bit(c, 2 + 3 * k, &x))) return st;
+        if (x->dtype != ydt) return OQ_KERR(c, "input %d is %s, the output %s", 2 + 3 * k, oq_dtype_name(x->dtype), oq_dtype_name(ydt));
+        if (x->rank != x0->rank) return OQ_KERR(c, "input %d has rank %d, input 2 rank %d", 2 + 3 * k, x->rank, x0->rank);
+        for (int i = 0; i < x->rank; i++)
+            if (i != axis && x->dims[i] != x0->dims[i])
+                return OQ_KERR(c, "input %d differs from input 2 in dimension %d", 2 + 3 * k, i);
+        dims[axis] += x->dims[axis];
+    }
+    oq_tensor *y = oq_kernel_output(c, 0, ydt, x0->rank, dims);
+    uint8_t *table = oq_kernel_scratch(c, 256);
+    if (!y || !table) return c->err->status;
+    int64_t y_pitch = dims[axis] * inner, off = 0;
+    for (int k = 0; k < n_x; k++) {
+        const oq_tensor *x = oq_kernel_input(c, 2 + 3 * k);
+        qparams qx;
+        if ((st = read_qparams(c, 3 + 3 * k, 4 + 3 * k, ydt, &qx))) return st;
+        if (qx.count != 1) return OQ_KERR(c, "x_scale of input %d must be a scalar", 2 + 3 * k);
+        bool copy = qx.scale[0] == qy.scale[0] && qx.zp[0] == qy.zp[0];
+        for (int v = 0; !copy && v < 256; v++) { /* table index: the byte's bit pattern */
+            int32_t q = ydt == OQ_DTYPE_INT8 ? (int32_t)(int8_t)v : v;
+            float f = qx.scale[0] * (float)(q - qx.zp[0]);
+            quant_store(table, ydt, v, &f, 1, qy.scale[0], qy.zp[0], r);
+        }
+        int64_t pitch = x->dims[axis] * inner;
+        for (int64_t o = 0; o < outer; o++) {
+            const uint8_t *src = (const uint8_t *)x->data + o * pitch;
+            uint8_t *dst = (uint8_t *)y->data + o * y_pitch + off;
+            if (copy)
+                memcpy(dst, src, (size_t)pitch);
+            else
+                for (int64_t i = 0; i < pitch; i++) dst[i] = table[src[i]];
+        }
+        off += pitch;
+    }
+    return OQ_OK;
+}
+
 /* ---- the table -------------------------------------------------------------------------- */
 
 #define Q8 (OQ_DT(UINT8) | OQ_DT(INT8))
@@ -925,5 +993,6 @@ const oq_op_def oq_ops_quant[] = {
     {"", "QLinearConv", 10, OQ_DT(FLOAT) | Q8 | OQ_DT(INT32), k_qlinear_conv},
     {"", "ConvInteger", 10, Q8 | OQ_DT(INT32), k_conv_integer},
     {"com.microsoft", "QGemm", 1, OQ_DT(FLOAT) | Q8 | OQ_DT(INT32), k_qgemm},
+    {"com.microsoft", "QLinearConcat", 1, OQ_DT(FLOAT) | Q8, k_qlinear_concat},
 };
 const int oq_ops_quant_count = (int)(sizeof oq_ops_quant / sizeof oq_ops_quant[0]);

@@ -141,13 +141,15 @@ static oq_value *new_value(rewriter *r, const char *base, const char *suffix)
     return v;
 }
 
+#define MAX_NODE_INPUTS 32 /* QLinearConcat of 10 tensors: 2 + 3 x 10 */
+
 /* Appends a node of op in domain ("" for ai.onnx) reading and writing the
  * given values (NULL = omitted), named after its first output
  * ("<output>_<op>"), which is unique. */
 static oq_node *add_node_in(rewriter *r, const char *domain, const char *op, int n_in, oq_value *const *in, int n_out,
                             oq_value *const *out)
 {
-    const char *in_names[12], *out_names[4];
+    const char *in_names[MAX_NODE_INPUTS], *out_names[4];
     for (int i = 0; i < n_in; i++)
         in_names[i] = in[i] ? in[i]->name : "";
     for (int i = 0; i < n_out; i++)
@@ -875,6 +877,46 @@ static bool try_passthrough(rewriter *r, oq_node *n, oq_status *st)
     return true;
 }
 
+/* With --contrib: a Concat whose inputs all have 8-bit twins of differing
+ * parameters becomes com.microsoft QLinearConcat, which brings each input to
+ * the output's calibrated parameters. Returns true when rewritten. */
+static bool try_qlinear_concat(rewriter *r, oq_node *n, oq_status *st)
+{
+    *st = OQ_OK;
+    oq_value *y = n->n_outputs ? n->outputs[0] : NULL;
+    oq_qparams p;
+    if (!r->o->contrib || strcmp(n->op_type, "Concat") || n->domain[0] || !y || n->n_inputs < 1 ||
+        2 + 3 * n->n_inputs > MAX_NODE_INPUTS || !act_params(r, y, &p))
+        return false;
+    for (int k = 0; k < n->n_inputs; k++) {
+        qinfo *qi = n->inputs[k] ? info_of(r, n->inputs[k]) : NULL;
+        if (!qi || !qi->twin)
+            return false;
+    }
+    qinfo *yi;
+    oq_value *yq = NULL;
+    if ((*st = ensure_params(r, y, &yi)) || !(yq = new_value(r, y->name, "_quantized"))) {
+        *st = r->err->status ? r->err->status : OQ_ENOMEM;
+        return true;
+    }
+    yi = info_of(r, y);
+    oq_value *in[MAX_NODE_INPUTS] = {yi->scale, yi->zp};
+    for (int k = 0; k < n->n_inputs; k++) {
+        qinfo *qi = info_of(r, n->inputs[k]);
+        in[2 + 3 * k] = qi->twin;
+        in[3 + 3 * k] = qi->scale;
+        in[4 + 3 * k] = qi->zp;
+    }
+    oq_node *q = add_node_in(r, "com.microsoft", "QLinearConcat", 2 + 3 * n->n_inputs, in, 1, &yq);
+    if (!q || inherit_name(q, n, r->err) || oq_node_set_attr_int(q, "axis", oq_node_attr_int(n, "axis", 0), r->err)) {
+        *st = r->err->status ? r->err->status : OQ_ENOMEM;
+        return true;
+    }
+    info_of(r, y)->twin = yq;
+    oq_graph_remove_node(r->g, n);
+    return true;
+}
+
 /* Gives float values whose producer became 8-bit a DequantizeLinear writing
  * the original name, where something still reads the float value. */
 static oq_status restore_float_values(rewriter *r)
@@ -1202,8 +1244,9 @@ oq_status oq_quantize_model(oq_model *m, const oq_calib_table *table, const oq_q
             continue;
         if (!is_selected(&r, n->op_type) || n->domain[0] ||
             (strcmp(n->op_type, "Conv") && strcmp(n->op_type, "MatMul") && strcmp(n->op_type, "Gemm"))) {
-            if (opts->mode == OQ_MODE_STATIC && opts->format == OQ_FORMAT_QOPERATOR)
-                try_passthrough(&r, n, &st);
+            if (opts->mode == OQ_MODE_STATIC && opts->format == OQ_FORMAT_QOPERATOR && !try_passthrough(&r, n, &st) &&
+                !st)
+                try_qlinear_concat(&r, n, &st);
             continue;
         }
         oq_quant_node *rep = report_node(&r, n);

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """`onnxq quantize` judged by ONNX Runtime, on the generated test models and the
 bundled digit CNN, in both static formats (qoperator, qdq), in qoperator with
-ONNX Runtime's contrib ops (--contrib: com.microsoft QGemm), and in dynamic
+ONNX Runtime's contrib ops (--contrib: com.microsoft QGemm, QLinearConcat), and in dynamic
 mode (DynamicQuantizeLinear + MatMulInteger/ConvInteger, no calibration):
 
 - the output passes onnx.checker.check_model(full_check=True) (the checker
@@ -109,6 +109,7 @@ def conv_affine_model():
 
 
 FOLDABLE = {"conv_affine": 1}
+QLINEAR_CONCAT = {"fpn_head"}  # concatenates two Conv outputs of different ranges
 
 
 def cases_for(tmp):
@@ -194,6 +195,9 @@ def main():
                 if fmt == "contrib" and gemms:
                     tally.case(tag + " QGemm", ops.count(("com.microsoft", "QGemm")) == gemms and
                                ("", "MatMulInteger") not in ops, "every Gemm became com.microsoft QGemm")
+                if fmt == "contrib" and name in QLINEAR_CONCAT:
+                    tally.case(tag + " QLinearConcat", ("com.microsoft", "QLinearConcat") in ops and
+                               ("", "Concat") not in ops, "the Concat of differently scaled inputs stays 8-bit")
                 if fmt == "dynamic":
                     tally.case(tag + " ops", not any(op.startswith("QLinear") or op == "QuantizeLinear"
                                                      for _, op in ops),
