@@ -14,8 +14,7 @@ rendered text that was not used for calibration:
 - PP-OCRv4 detector: ONNX Runtime runs the quantized model and its text mask
   (probability > 0.3) covers the float model's (IoU reported, >= 0.9 required);
 - every output passes onnx.checker and runs in ONNX Runtime, in both static
-  formats and in dynamic mode (made by `convert --mode dynamic`, no data), and
-  for the detector also with --contrib (its FPN Concat becomes QLinearConcat).
+  formats and in dynamic mode (made by `convert --mode dynamic`, no data).
 
 usage: test_quantize_real.py ONNXQ_BINARY
 """
@@ -53,8 +52,6 @@ def write_samples(d, batches):
 FORMS = ("qoperator", "qdq", "dynamic")
 # dynamic mode on the MatMuls only, the usual choice for a recognizer's attention layers
 DYNAMIC_MATMUL = "dynamic-matmul"
-# qoperator with com.microsoft ops: the detector's FPN Concat becomes QLinearConcat
-CONTRIB = "contrib"
 
 
 def quantize(exe, model, data, out, form):
@@ -62,8 +59,6 @@ def quantize(exe, model, data, out, form):
     if form.startswith("dynamic"):
         cmd = [exe, "convert", model, "--mode", "dynamic"]
         cmd += ["--op-types", "MatMul,Gemm"] if form == DYNAMIC_MATMUL else []
-    elif form == CONTRIB:
-        cmd = [exe, "quantize", model, "--data", data, "--contrib"]
     else:
         cmd = [exe, "quantize", model, "--data", data, "--format", form]
     r = subprocess.run(cmd + ["-o", out, "-q"], capture_output=True, text=True)
@@ -146,7 +141,7 @@ def main():
         pages = [oi.det_input([oi.render_page(320, 384, [phrase(rng) for _ in range(5)], 5000 + i)])
                  for i in range(2)]
         ref = [harness.run_ort(det, [p])[0] > 0.3 for p in pages]
-        for fmt in FORMS + (CONTRIB,):
+        for fmt in FORMS:
             out = os.path.join(tmp, "det_%s.onnx" % fmt)
             ok, err = quantize(exe, det, os.path.join(tmp, "det_calib"), out, fmt)
             tally.case("det/%s quantize" % fmt, ok, err or "ok")
