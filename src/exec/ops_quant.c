@@ -898,7 +898,8 @@ static oq_status k_qgemm(oq_kernel_ctx *c)
         const int32_t *ar = acc + i * n;
         if (ydt == OQ_DTYPE_FLOAT) {
             float *yr = (float *)y->data + i * n;
-            for (int64_t j = 0; j < n; j++) yr[j] = (float)(ar[j] + bias[j]) * mult[j];
+            for (int64_t j = 0; j < n; j++) /* int32 sum wraps, as ONNX Runtime's accumulator does */
+                yr[j] = (float)(int32_t)((uint32_t)ar[j] + (uint32_t)bias[j]) * mult[j];
         } else {
             oq_requant_cols((uint8_t *)y->data + i * n, ydt == OQ_DTYPE_INT8, ar, n, bias, mult, qy.zp[0]);
         }
