@@ -119,7 +119,7 @@ int main(int argc, char **argv)
         oq_model *m = build(c, &err);
         oq_session *s = NULL;
         oq_tensor x = {0}, y = {0};
-        if (!m || oq_session_create(&s, m, &(oq_exec_options){threads}, &err) ||
+        if (!m || oq_session_create(&s, m, &(oq_exec_options){.threads = threads}, &err) ||
             oq_tensor_alloc(&x, c->dt, c->rank, c->dims, &err)) {
             fprintf(stderr, "%s: %s\n", c->name, err.msg);
             oq_session_destroy(s);

@@ -98,9 +98,13 @@ oq_status oq_calib_table_merge(oq_calib_table *dst, const oq_calib_table *src, o
 
 typedef struct oq_calibrator oq_calibrator;
 
-/* Observes every float value of m's top-level graph that is not a constant
- * (graph inputs and node outputs). m is borrowed. */
-oq_calibrator *oq_calibrator_create(const oq_model *m, int bins, oq_err *err);
+/* Observes the float values of m's top-level graph that are not constants
+ * (graph inputs and node outputs) and that observe[v->id] selects (NULL: all
+ * of them). m is borrowed; observe is read during the call only. */
+oq_calibrator *oq_calibrator_create(const oq_model *m, int bins, const bool *observe, oq_err *err);
+/* [n_values of the top-level graph] by value id: the values c records (for
+ * oq_exec_options.observed). Owned by c. */
+const bool *oq_calibrator_observed(const oq_calibrator *c);
 void oq_calibrator_destroy(oq_calibrator *c);
 /* Observer callback for oq_session_set_observer (user = the calibrator). */
 void oq_calibrator_observe(void *user, const oq_value *value, const oq_tensor *tensor);
@@ -119,6 +123,7 @@ typedef struct oq_calib_options {
     oq_range_options range;
     int64_t max_samples;     /* 0 = every sample of the data set */
     int threads;             /* executor threads; 0 = all cores */
+    const bool *observe;     /* NULL (every float activation) or by value id: what to record */
     oq_progress_fn progress; /* may be NULL; called after each sample */
     void *progress_user;
 } oq_calib_options;

@@ -5,6 +5,7 @@
 #define ONNXQ_OQ_EXEC_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "onnxq/oq_err.h"
@@ -15,10 +16,16 @@ typedef struct oq_session oq_session;
 
 typedef struct oq_exec_options {
     int threads; /* worker threads; 0 = number of online cores */
+    /* NULL, or [n_values of the top-level graph] by value id: the values an
+     * observer will be shown. They are always computed on their own; the
+     * others may be fused away. NULL: an observer is shown every value and
+     * nothing is fused while one is set. Borrowed for the call only. */
+    const bool *observed;
 } oq_exec_options;
 
-/* Called after each node for each of its outputs (top-level graph only), with
- * the value and its computed tensor (borrowed: valid only during the call). */
+/* Called after each node for each of its outputs (top-level graph only; with
+ * oq_exec_options.observed, for those values only), with the value and its
+ * computed tensor (borrowed: valid only during the call). */
 typedef void (*oq_observer_fn)(void *user, const oq_value *value, const oq_tensor *tensor);
 
 /* Plans m for execution. m is borrowed and must outlive the session. Fails

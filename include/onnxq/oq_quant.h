@@ -100,6 +100,14 @@ typedef struct oq_quant_result {
     oq_quant_node *nodes;  /* candidates in graph order */
 } oq_quant_result;
 
+/* Marks in want[v->id] (g->n_values entries, all set) the values of g whose
+ * calibrated range some rewrite may read, whatever the options: the float
+ * inputs and outputs of Conv, MatMul and Gemm, the outputs of the
+ * BatchNormalization and Relu/Clip that may fold into them, and the data of
+ * the ops that move 8-bit tensors unchanged (MaxPool, Reshape, Concat, ...).
+ * Calibrating these alone is enough for oq_quantize_model. */
+void oq_quant_range_values(const oq_graph *g, bool *want);
+
 /* Rewrites m in place into the chosen format using the table's activation
  * ranges (static mode; in dynamic mode table is unused and may be NULL).
  * First, a BatchNormalization (inference mode) that alone reads a selected

@@ -8,14 +8,19 @@ oq_status oq_calibrate(const oq_model *m, oq_dataset *ds, const oq_calib_options
                        oq_err *err)
 {
     *out = NULL;
-    oq_exec_options eo = {.threads = opts->threads};
     oq_session *s = NULL;
-    oq_calibrator *cal = NULL;
     oq_tensor *ins = NULL, *outs = NULL;
     const oq_value **in_values = NULL;
+    oq_calibrator *cal = oq_calibrator_create(m, opts->bins, opts->observe, err);
+    if (!cal)
+        return err->status;
+    /* the session computes what the calibrator records on its own and may fuse the rest */
+    oq_exec_options eo = {.threads = opts->threads, .observed = oq_calibrator_observed(cal)};
     oq_status st = oq_session_create(&s, m, &eo, err);
-    if (st)
+    if (st) {
+        oq_calibrator_destroy(cal);
         return st;
+    }
     int n_in = oq_session_input_count(s), n_out = oq_session_output_count(s);
     ins = calloc((size_t)n_in + 1, sizeof *ins);
     outs = calloc((size_t)n_out + 1, sizeof *outs);
@@ -26,10 +31,6 @@ oq_status oq_calibrate(const oq_model *m, oq_dataset *ds, const oq_calib_options
     }
     for (int i = 0; i < n_in; i++)
         in_values[i] = oq_session_input(s, i);
-    if (!(cal = oq_calibrator_create(m, opts->bins, err))) {
-        st = err->status;
-        goto done;
-    }
     oq_session_set_observer(s, oq_calibrator_observe, cal);
     int64_t total = oq_dataset_count(ds);
     if (opts->max_samples && opts->max_samples < total)

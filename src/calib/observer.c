@@ -9,13 +9,14 @@ struct oq_calibrator {
     const oq_graph *graph;
     int n_values;          /* graph->n_values when created */
     int *entry_of_value;   /* [n_values] entry index or -1 */
+    bool *observed;        /* [n_values] entry_of_value >= 0 */
     int n_entries;
     char **names;          /* [n_entries] borrowed from the graph */
     oq_hist *hists;        /* [n_entries] */
     int64_t samples;
 };
 
-oq_calibrator *oq_calibrator_create(const oq_model *m, int bins, oq_err *err)
+oq_calibrator *oq_calibrator_create(const oq_model *m, int bins, const bool *observe, oq_err *err)
 {
     const oq_graph *g = m->graph;
     oq_calibrator *c = calloc(1, sizeof *c);
@@ -26,7 +27,8 @@ oq_calibrator *oq_calibrator_create(const oq_model *m, int bins, oq_err *err)
     c->entry_of_value = malloc((size_t)(g->n_values ? g->n_values : 1) * sizeof *c->entry_of_value);
     c->names = calloc((size_t)(g->n_values ? g->n_values : 1), sizeof *c->names);
     c->hists = calloc((size_t)(g->n_values ? g->n_values : 1), sizeof *c->hists);
-    if (!c->entry_of_value || !c->names || !c->hists)
+    c->observed = calloc((size_t)(g->n_values ? g->n_values : 1), sizeof *c->observed);
+    if (!c->entry_of_value || !c->names || !c->hists || !c->observed)
         goto oom;
     for (int i = 0; i < g->n_values; i++) {
         const oq_value *v = g->values[i];
@@ -37,7 +39,7 @@ oq_calibrator *oq_calibrator_create(const oq_model *m, int bins, oq_err *err)
         /* float activations; a declared non-float type rules a value out, an
          * undeclared one is decided by the tensor seen at run time */
         bool candidate = !v->constant && (produced || is_input) &&
-                         (v->dtype == OQ_DTYPE_FLOAT || v->dtype == OQ_DTYPE_UNDEFINED);
+                         (v->dtype == OQ_DTYPE_FLOAT || v->dtype == OQ_DTYPE_UNDEFINED) && (!observe || observe[i]);
         c->entry_of_value[i] = -1;
         if (!candidate)
             continue;
@@ -46,6 +48,7 @@ oq_calibrator *oq_calibrator_create(const oq_model *m, int bins, oq_err *err)
             return NULL;
         }
         c->names[c->n_entries] = v->name;
+        c->observed[i] = true;
         c->entry_of_value[i] = c->n_entries++;
     }
     return c;
@@ -65,7 +68,13 @@ void oq_calibrator_destroy(oq_calibrator *c)
     free(c->hists);
     free(c->names);
     free(c->entry_of_value);
+    free(c->observed);
     free(c);
+}
+
+const bool *oq_calibrator_observed(const oq_calibrator *c)
+{
+    return c->observed;
 }
 
 void oq_calibrator_observe(void *user, const oq_value *value, const oq_tensor *tensor)

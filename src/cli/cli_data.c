@@ -9,6 +9,7 @@
 #include "cli/cli_data.h"
 #include "onnxq/oq_file.h"
 #include "onnxq/oq_hash.h"
+#include "onnxq/oq_quant.h"
 
 const char cli_calib_help[] =
     "Data (--data, repeatable):\n"
@@ -27,6 +28,9 @@ const char cli_calib_help[] =
     "  --symmetric         activation ranges symmetric around zero\n"
     "  --activation-type T uint8 (default) or int8\n"
     "  --threads N         executor threads (default 0: all online cores)\n"
+    "  --all-tensors       record every float activation (default: those that\n"
+    "                      quantization reads: inputs and outputs of Conv, MatMul,\n"
+    "                      Gemm and 8-bit data-movement ops, folded BN/Relu/Clip)\n"
     "  -q, --quiet         no progress line on stderr\n";
 
 const char cli_preprocess_help[] =
@@ -45,7 +49,8 @@ const cli_opt cli_data_opts[CLI_DATA_OPT_COUNT] = {
     {"percentile", 0, true, CLI_OPT_PERCENTILE}, {"bins", 0, true, CLI_OPT_BINS},
     {"samples", 0, true, CLI_OPT_SAMPLES},    {"symmetric", 0, false, CLI_OPT_SYMMETRIC},
     {"activation-type", 0, true, CLI_OPT_ACT_TYPE}, {"threads", 0, true, CLI_OPT_THREADS},
-    {"quiet", 'q', false, CLI_OPT_QUIET},     {"resize", 0, true, CLI_OPT_RESIZE},
+    {"quiet", 'q', false, CLI_OPT_QUIET},     {"all-tensors", 0, false, CLI_OPT_ALL_TENSORS},
+    {"resize", 0, true, CLI_OPT_RESIZE},
     {"crop", 0, true, CLI_OPT_CROP},          {"layout", 0, true, CLI_OPT_LAYOUT},
     {"scale", 0, true, CLI_OPT_SCALE},        {"mean", 0, true, CLI_OPT_MEAN},
     {"std", 0, true, CLI_OPT_STD},            {"bgr", 0, false, CLI_OPT_BGR},
@@ -148,6 +153,7 @@ int cli_calib_option(cli_calib_args *a, int id, const char *v, const char *cmd)
         a->calib.threads = (int)n;
         return -1;
     case CLI_OPT_QUIET: a->quiet = true; return -1;
+    case CLI_OPT_ALL_TENSORS: a->all_tensors = true; return -1;
     case CLI_OPT_RESIZE:
         if (!parse_size(v, &p->resize_w, &p->resize_h, &single))
             return cli_usage("%s: --resize expects N or WxH, got '%s'", cmd, v);
@@ -279,13 +285,27 @@ oq_status cli_calibrate_model(cli_calib_args *a, const oq_model *m, const char *
         opts.progress = draw_progress;
         opts.progress_user = &line;
     }
+    bool *want = NULL;
+    if (!a->all_tensors) {
+        if (!(want = calloc((size_t)(m->graph->n_values ? m->graph->n_values : 1), sizeof *want))) {
+            oq_dataset_destroy(ds);
+            return oq_errf(err, OQ_ENOMEM, "out of memory");
+        }
+        oq_quant_range_values(m->graph, want);
+        opts.observe = want;
+    }
     st = oq_calibrate(m, ds, &opts, out, err);
     if (line.drawn)
         fputc('\n', stderr);
+    free(want);
     oq_dataset_destroy(ds);
-    if (!st)
-        memcpy((*out)->model_sha256, hash, sizeof hash);
-    return st;
+    if (st)
+        return st;
+    memcpy((*out)->model_sha256, hash, sizeof hash);
+    if (!(*out)->n_entries && !a->all_tensors)
+        fprintf(stderr, "onnxq: warning: nothing in the model is quantized (no Conv, MatMul or Gemm reads a "
+                        "float activation), so no tensor was recorded; --all-tensors records every one\n");
+    return OQ_OK;
 }
 
 void cli_warn_nonfinite(const oq_calib_table *t)

@@ -22,6 +22,7 @@ enum {
     CLI_OPT_ACT_TYPE,
     CLI_OPT_THREADS,
     CLI_OPT_QUIET,
+    CLI_OPT_ALL_TENSORS,
     CLI_OPT_RESIZE,
     CLI_OPT_CROP,
     CLI_OPT_LAYOUT,
@@ -40,6 +41,7 @@ typedef struct cli_calib_args {
     bool resize_given, layout_given;
     oq_calib_options calib;
     bool quiet;
+    bool all_tensors;       /* record every float activation, not only those a rewrite uses */
 } cli_calib_args;
 
 extern const char cli_calib_help[];      /* the --data and calibration options */
@@ -56,7 +58,9 @@ int cli_calib_option(cli_calib_args *a, int id, const char *value, const char *c
 oq_status cli_open_data(cli_calib_args *a, const oq_model *m, int n_specs, const char *const *specs,
                         oq_dataset **ds, oq_err *err);
 /* Calibrates m (loaded from model_path) over the --data samples: a progress
- * line on a terminal unless quiet, the model's file hash in the table. */
+ * line on a terminal unless quiet, the model's file hash in the table. Records
+ * the activations a rewrite may use (oq_quant_range_values), or every float
+ * activation with --all-tensors. */
 oq_status cli_calibrate_model(cli_calib_args *a, const oq_model *m, const char *model_path, oq_calib_table **out,
                               oq_err *err);
 /* Hex SHA-256 of a whole file. */

@@ -56,6 +56,7 @@ typedef struct grow {
     const oq_graph *g;
     const reader_index *ri;
     const bool *pinned;
+    const bool *kept;
     const int64_t *opsets;
     const bool *taken;  /* [n_nodes] already in a chain */
     oq_fusion cur;
@@ -191,7 +192,7 @@ static bool closed(const grow *w)
         int m = -1;
         for (int e = w->ri->start[v->id]; e < w->ri->start[v->id + 1]; e++)
             if (w->ri->node[e] > m) m = w->ri->node[e];
-        if (v->producer && !w->pinned[v->id] && m < last && !in_chain(&w->cur, m)) return false;
+        if (v->producer && !w->kept[v->id] && m < last && !in_chain(&w->cur, m)) return false;
     }
     for (int k = 0; k + 1 < w->cur.n; k++) {
         const oq_value *v = step_value(w, k);
@@ -218,14 +219,15 @@ static bool grow_from(grow *w, const oq_value *src, oq_fusion *best)
     return best->n >= 2;
 }
 
-bool oq_fuse_find(const oq_graph *g, const bool *pinned, const int64_t *opsets, oq_fusion **out, int *n_out)
+bool oq_fuse_find(const oq_graph *g, const bool *pinned, const bool *kept, const int64_t *opsets, oq_fusion **out,
+                  int *n_out)
 {
     *out = NULL;
     *n_out = 0;
     reader_index ri = {0};
     bool *taken = calloc((size_t)(g->n_nodes ? g->n_nodes : 1), sizeof *taken);
     bool ok = taken && index_readers(g, &ri);
-    grow w = {g, &ri, pinned, opsets, taken, {0}};
+    grow w = {g, &ri, pinned, kept, opsets, taken, {0}};
     int cap = 0;
     /* first sources: graph inputs, then every node output in graph order */
     for (int i = -g->n_inputs; ok && i < g->n_nodes; i++) {

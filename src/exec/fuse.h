@@ -52,10 +52,13 @@ typedef struct oq_fusion {
 } oq_fusion;
 
 /* Finds disjoint chains in g, each the longest that grows from its source.
- * pinned[v] (by value id) is true for graph outputs and values read from
- * inside subgraphs; opsets[i] is node i's opset. On success *out (caller
- * frees; NULL when *n_out is 0) holds *n_out chains; false when out of memory. */
-bool oq_fuse_find(const oq_graph *g, const bool *pinned, const int64_t *opsets, oq_fusion **out, int *n_out);
+ * By value id: pinned[v] is true for values that must be computed on their
+ * own (graph outputs, values read from inside subgraphs, observed values),
+ * kept[v] for values never freed during a run (graph outputs); opsets[i] is
+ * node i's opset. On success *out (caller frees; NULL when *n_out is 0)
+ * holds *n_out chains; false when out of memory. */
+bool oq_fuse_find(const oq_graph *g, const bool *pinned, const bool *kept, const int64_t *opsets, oq_fusion **out,
+                  int *n_out);
 
 /* y[i] = chain(x[0][i], x[1][i], ...) for i in [begin, end); x[s] is
  * source s's data. y overlaps no source. */

@@ -78,6 +78,7 @@ struct oq_session {
     oq_threadpool *tp;
     oq_observer_fn observer;
     void *observer_user;
+    bool *observed;        /* NULL or [top-level n_values]: what the observer is shown (pinned in the plan) */
     int n_free, cap_free;
     pool_buf *free_bufs;   /* [n_free] idle pool buffers */
     held *spare;           /* recycled held records */
@@ -436,7 +437,7 @@ static oq_status plan_graph(oq_session *s, const oq_graph *g, oq_err *err)
     oq_status st = OQ_OK;
     int nv = g->n_values, nn = g->n_nodes;
     int *producer = NULL, *last_use = NULL, *count = NULL;
-    bool *pinned = NULL;
+    bool *pinned = NULL, *kept = NULL;
     int64_t *opsets = NULL;
     plan *p = calloc(1, sizeof *p);
     plan **np = realloc(s->plans, (size_t)(s->n_plans + 1) * sizeof *np);
@@ -459,9 +460,10 @@ static oq_status plan_graph(oq_session *s, const oq_graph *g, oq_err *err)
     last_use = malloc((size_t)(nv ? nv : 1) * sizeof *last_use);
     count = calloc((size_t)(nn ? nn : 1), sizeof *count);
     pinned = calloc((size_t)(nv ? nv : 1), sizeof *pinned);
+    kept = calloc((size_t)(nv ? nv : 1), sizeof *kept);
     opsets = calloc((size_t)(nn ? nn : 1), sizeof *opsets);
     if (!p->nodes || !p->outputs || !p->slots || !p->args || !producer || !last_use || !count || !pinned ||
-        !opsets) {
+        !kept || !opsets) {
         st = oq_errf(err, OQ_ENOMEM, "out of memory");
         goto fail;
     }
@@ -526,6 +528,10 @@ static oq_status plan_graph(oq_session *s, const oq_graph *g, oq_err *err)
         outer_reads r = {g, i, last_use, pinned};
         for_each_subgraph(n, mark_outer_reads, &r, err);
     }
+    /* values an observer will be shown are computed on their own */
+    if (!g->parent && s->observed)
+        for (int v = 0; v < nv; v++)
+            pinned[v] = pinned[v] || s->observed[v];
     /* graph outputs live until the end of the run */
     for (int j = 0; j < g->n_outputs; j++) {
         p->outputs[j] = graph_output_value(g, j);
@@ -561,7 +567,9 @@ static oq_status plan_graph(oq_session *s, const oq_graph *g, oq_err *err)
     if (!g->parent) {
         for (int i = 0; i < nn; i++)
             opsets[i] = p->nodes[i].opset;
-        if (!oq_fuse_find(g, pinned, opsets, &p->chains, &p->n_chains)) {
+        for (int v = 0; v < nv; v++)
+            kept[v] = last_use[v] >= nn;
+        if (!oq_fuse_find(g, pinned, kept, opsets, &p->chains, &p->n_chains)) {
             st = oq_errf(err, OQ_ENOMEM, "out of memory");
             goto fail;
         }
@@ -584,6 +592,7 @@ fail:
     free(last_use);
     free(count);
     free(pinned);
+    free(kept);
     free(opsets);
     return st; /* p stays in s->plans and is freed with the session */
 }
@@ -644,6 +653,13 @@ oq_status oq_session_create(oq_session **out, const oq_model *m, const oq_exec_o
     for (int i = 0; i < g->n_inputs; i++)
         if (!g->inputs[i]->constant)
             s->inputs[s->n_inputs++] = g->inputs[i];
+    if (opts && opts->observed) {
+        if (!(s->observed = malloc((size_t)(g->n_values ? g->n_values : 1) * sizeof *s->observed))) {
+            st = oq_errf(err, OQ_ENOMEM, "out of memory");
+            goto fail;
+        }
+        memcpy(s->observed, opts->observed, (size_t)g->n_values * sizeof *s->observed);
+    }
     if ((st = plan_graph(s, g, err)))
         goto fail;
     long threads = opts && opts->threads > 0 ? opts->threads : sysconf(_SC_NPROCESSORS_ONLN);
@@ -669,6 +685,7 @@ void oq_session_destroy(oq_session *s)
         plan_destroy(s->plans[i]);
     free(s->plans);
     free(s->inputs);
+    free(s->observed);
     for (int i = 0; i < s->n_free; i++)
         free(s->free_bufs[i].data);
     free(s->free_bufs);
@@ -720,6 +737,14 @@ static const oq_tensor *resolve(const struct oq_exec_frame *f, const oq_value *v
     return NULL;
 }
 
+/* Shows computed value v (NULL: none) to the observer, if it watches it. */
+static void show(const struct oq_exec_frame *f, const oq_value *v)
+{
+    const oq_session *s = f->s;
+    if (v && !f->parent && s->observer && (!s->observed || s->observed[v->id]))
+        s->observer(s->observer_user, v, &f->p->slots[v->id].t);
+}
+
 /* Runs node i's kernel (with chain ep as its epilogue when not NULL), shows
  * its outputs to the observer, frees what dies there (and in ep's nodes). */
 static oq_status exec_node(struct oq_exec_frame *f, int i, const oq_fusion *ep, oq_err *err)
@@ -755,10 +780,8 @@ static oq_status exec_node(struct oq_exec_frame *f, int i, const oq_fusion *ep, 
             return oq_errf(err, OQ_EINVAL, "node '%s' (%s): the kernel did not write output %d ('%s')", n->name,
                            n->op_type, k, v->name);
     }
-    if (!f->parent && f->s->observer)
-        for (int k = 0; k < n->n_outputs; k++)
-            if (n->outputs[k])
-                f->s->observer(f->s->observer_user, n->outputs[k], &p->slots[n->outputs[k]->id].t);
+    for (int k = 0; k < n->n_outputs; k++)
+        show(f, k == 0 && ep ? ep->dst : n->outputs[k]);
     for (int d = 0; d < pn->n_dead; d++)
         slot_clear(f->s, &p->slots[pn->dead[d]]);
     for (int k = 0; ep && k < ep->n; k++) {
@@ -828,6 +851,7 @@ static oq_status run_chain(struct oq_exec_frame *f, const oq_fusion *fu, oq_err 
         oq_threadpool_run(f->s->tp, numel, chain_range, &j);
     else
         chain_range(&j, 0, numel);
+    show(f, fu->dst);
     for (int k = 0; k < fu->n; k++) {
         const plan_node *pn = &p->nodes[fu->nodes[k]];
         for (int d = 0; d < pn->n_dead; d++)
@@ -837,24 +861,22 @@ static oq_status run_chain(struct oq_exec_frame *f, const oq_fusion *fu, oq_err 
 }
 
 /* Runs node i in its turn: folded constants only show themselves to the
- * observer; without an observer, chain nodes wait for the chain's last node,
- * which runs them all (an observer sees every node run on its own). */
+ * observer; chain nodes wait for the chain's last node, which runs them all,
+ * unless an observer watches every value (then every node runs on its own). */
 static oq_status run_node(struct oq_exec_frame *f, int i, oq_err *err)
 {
     plan *p = f->p;
     const plan_node *pn = &p->nodes[i];
-    bool observed = !f->parent && f->s->observer;
+    bool unfused = !f->parent && f->s->observer && !f->s->observed;
     if (pn->folded) {
-        const oq_value *v = pn->node->outputs[0];
-        if (observed)
-            f->s->observer(f->s->observer_user, v, &p->slots[v->id].t);
+        show(f, pn->node->outputs[0]);
         return OQ_OK;
     }
-    if (!observed && pn->deferred)
+    if (!unfused && pn->deferred)
         return OQ_OK;
-    if (!observed && pn->chain)
+    if (!unfused && pn->chain)
         return run_chain(f, pn->chain, err);
-    return exec_node(f, i, observed ? NULL : pn->epilogue, err);
+    return exec_node(f, i, unfused ? NULL : pn->epilogue, err);
 }
 
 /* Runs the nodes of f's graph (inputs already bound), copies its outputs into

@@ -1067,6 +1067,51 @@ static oq_status rewrite_qdq(rewriter *r, oq_node *n, oq_quant_node *rep)
     return OQ_OK;
 }
 
+/* ---- what calibration must record ------------------------------------------------------ */
+
+static bool is_default_op(const oq_node *n, const char *op)
+{
+    return n && !n->domain[0] && strcmp(n->op_type, op) == 0;
+}
+
+/* The single node reading v, when that is its only use. */
+static const oq_node *sole_reader(const oq_graph *g, const oq_value *v)
+{
+    return v && v->n_consumers == 1 && !is_graph_output(g, v) ? v->consumers[0] : NULL;
+}
+
+void oq_quant_range_values(const oq_graph *g, bool *want)
+{
+    memset(want, 0, (size_t)g->n_values * sizeof *want);
+    for (int i = 0; i < g->n_nodes; i++) {
+        const oq_node *n = g->nodes[i];
+        bool weighted = is_default_op(n, "Conv") || is_default_op(n, "MatMul") || is_default_op(n, "Gemm");
+        bool moves = false;
+        for (size_t k = 0; k < sizeof passthrough_ops / sizeof passthrough_ops[0]; k++)
+            moves = moves || is_default_op(n, passthrough_ops[k].op);
+        if (!weighted && !moves)
+            continue;
+        for (int k = 0; k < n->n_inputs; k++)
+            if (n->inputs[k] && !n->inputs[k]->constant && n->inputs[k]->graph == g)
+                want[n->inputs[k]->id] = true;
+        for (int k = 0; k < n->n_outputs; k++)
+            if (n->outputs[k])
+                want[n->outputs[k]->id] = true;
+        if (!weighted || !n->n_outputs)
+            continue;
+        /* folds move the output's range: Conv -> BatchNormalization, then -> Relu/Clip */
+        const oq_value *y = n->outputs[0];
+        const oq_node *next = sole_reader(g, y);
+        if (is_default_op(next, "BatchNormalization") && next->n_outputs && next->outputs[0]) {
+            y = next->outputs[0];
+            want[y->id] = true;
+            next = sole_reader(g, y);
+        }
+        if ((is_default_op(next, "Relu") || is_default_op(next, "Clip")) && next->n_outputs && next->outputs[0])
+            want[next->outputs[0]->id] = true;
+    }
+}
+
 /* ---- Conv + BatchNormalization folding ------------------------------------------------ */
 
 /* Float constant 1-D of n elements, or NULL. */

@@ -90,12 +90,21 @@ def main():
     samples = os.path.join(tmp, "samples")
     write_pb_samples(samples, xs)
     table = os.path.join(tmp, "minmax.json")
-    p = run(binary, "calibrate", model, "--data", samples, "--method", "minmax", "-o", table, "-q")
+    p = run(binary, "calibrate", model, "--data", samples, "--method", "minmax", "-o", table, "-q", "--all-tensors")
     check(p.returncode == 0, "calibrate minmax exits 0: " + p.stderr)
     t = json.load(open(table))
     check(t["samples"] == SAMPLES and t["method"] == "minmax" and t["version"] == 1, "table header")
     ref = {k: np.concatenate([activations(x)[k].ravel() for x in xs]) for k in activations(xs[0])}
-    check(set(t["tensors"]) == set(ref), "observed tensors %s" % sorted(t["tensors"]))
+    check(set(t["tensors"]) == set(ref), "--all-tensors: observed tensors %s" % sorted(t["tensors"]))
+    # by default only what quantization reads: the MatMuls' inputs and outputs
+    # and the Relu output feeding fc2 (the bias Add's output is never quantized)
+    table_q = os.path.join(tmp, "minmax_q.json")
+    p = run(binary, "calibrate", model, "--data", samples, "--method", "minmax", "-o", table_q, "-q")
+    check(p.returncode == 0, "calibrate minmax (default tensors) exits 0: " + p.stderr)
+    tq = json.load(open(table_q))
+    check(set(tq["tensors"]) == {"x", "h0", "h2", "y"}, "default: observed tensors %s" % sorted(tq["tensors"]))
+    check(all(tq["tensors"][k] == t["tensors"][k] for k in tq["tensors"]),
+          "default: each recorded tensor's statistics equal the --all-tensors table's")
     for name, vals in ref.items():
         e = t["tensors"].get(name)
         if not e:
@@ -151,7 +160,7 @@ def main():
     write_pb_samples(shard_b, xs[8:])
     ta, tb, tm = (os.path.join(tmp, n) for n in ("ta.json", "tb.json", "tm.json"))
     for d, o in ((shard_a, ta), (shard_b, tb)):
-        p = run(binary, "calibrate", model, "--data", d, "--method", "minmax", "-o", o, "-q")
+        p = run(binary, "calibrate", model, "--data", d, "--method", "minmax", "-o", o, "-q", "--all-tensors")
         check(p.returncode == 0, "shard calibrate exits 0: " + p.stderr)
     p = run(binary, "calibrate", "merge", ta, tb, "-o", tm, "-q")
     check(p.returncode == 0, "merge exits 0: " + p.stderr)
@@ -186,7 +195,7 @@ def main():
         Image.fromarray(big).save(os.path.join(imgs, "im9.jpg"), quality=95)
         ti = os.path.join(tmp, "img.json")
         p = run(binary, "calibrate", cnn_path, "--data", imgs, "--method", "minmax", "--scale", "1",
-                "--mean", "10,20,30", "--std", "2,2,2", "-o", ti, "-q")
+                "--mean", "10,20,30", "--std", "2,2,2", "-o", ti, "-q", "--all-tensors")
         check(p.returncode == 0, "image calibrate exits 0: " + p.stderr)
         if p.returncode == 0:
             e = json.load(open(ti))["tensors"]["img"]
