@@ -1554,26 +1554,21 @@ fail:
  * Single tensors (ONNX test data)
  * ================================================================================ */
 
-oq_status oq_tensor_load_pb(oq_tensor *t, char **name, const char *path, oq_err *err)
+oq_status oq_tensor_parse_pb(oq_tensor *t, char **name, const uint8_t *buf, size_t len, const char *what,
+                            const char *base_dir, oq_err *err)
 {
     memset(t, 0, sizeof *t);
     if (name)
         *name = NULL;
-    uint8_t *buf;
-    size_t len;
-    oq_status st = oq_read_file(path, &buf, &len, err);
-    if (st)
-        return st;
-    load_ctx c = {.base_dir = oq_path_dir(path)};
+    load_ctx c = {.base_dir = base_dir};
     oq_tensor *dec = NULL;
+    oq_status st;
     TensorProto *tp = nesting_ok(&onnx__tensor_proto__descriptor, buf, len, 0)
                           ? onnx__tensor_proto__unpack(NULL, len, buf)
                           : NULL;
-    if (!c.base_dir)
-        st = oq_errf(err, OQ_ENOMEM, "out of memory");
-    else if (!tp)
-        st = oq_errf(err, OQ_EINVAL, "%s: not a valid TensorProto (protobuf parse failed)", path);
-    else if (!(st = tensor_from_proto(&c, tp, path, &dec, err)) && name &&
+    if (!tp)
+        st = oq_errf(err, OQ_EINVAL, "%s: not a valid TensorProto (protobuf parse failed)", what);
+    else if (!(st = tensor_from_proto(&c, tp, what, &dec, err)) && name &&
              !(*name = strdup(tp->name ? tp->name : "")))
         st = oq_errf(err, OQ_ENOMEM, "out of memory");
     if (!st) {
@@ -1584,8 +1579,26 @@ oq_status oq_tensor_load_pb(oq_tensor *t, char **name, const char *path, oq_err 
     }
     if (tp)
         onnx__tensor_proto__free_unpacked(tp, NULL);
-    free((char *)c.base_dir);
     free(c.base_real);
+    return st;
+}
+
+oq_status oq_tensor_load_pb(oq_tensor *t, char **name, const char *path, oq_err *err)
+{
+    memset(t, 0, sizeof *t);
+    if (name)
+        *name = NULL;
+    uint8_t *buf;
+    size_t len;
+    oq_status st = oq_read_file(path, &buf, &len, err);
+    if (st)
+        return st;
+    char *dir = oq_path_dir(path);
+    if (!dir)
+        st = oq_errf(err, OQ_ENOMEM, "out of memory");
+    else
+        st = oq_tensor_parse_pb(t, name, buf, len, path, dir, err);
+    free(dir);
     free(buf);
     return st;
 }

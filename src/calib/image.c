@@ -127,6 +127,15 @@ oq_status oq_image_load(oq_image *img, const char *path, oq_err *err)
     oq_status st = oq_read_file(path, &buf, &len, err);
     if (st)
         return st;
+    st = oq_image_decode(img, buf, len, path, err);
+    free(buf);
+    return st;
+}
+
+oq_status oq_image_decode(oq_image *img, const uint8_t *buf, size_t len, const char *path, oq_err *err)
+{
+    memset(img, 0, sizeof *img);
+    oq_status st;
     static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     if (len >= 8 && memcmp(buf, png_sig, 8) == 0)
         st = decode_png(img, buf, len, path, err);
@@ -134,7 +143,6 @@ oq_status oq_image_load(oq_image *img, const char *path, oq_err *err)
         st = decode_jpeg(img, buf, len, path, err);
     else
         st = oq_errf(err, OQ_EINVAL, "%s: not a PNG or JPEG image", path);
-    free(buf);
     return st;
 }
 

@@ -204,8 +204,16 @@ oq_status oq_calib_table_load(oq_calib_table **out, const char *path, oq_err *er
     oq_status st = oq_read_file(path, &buf, &len, err);
     if (st)
         return st;
-    cJSON *root = cJSON_ParseWithLength((const char *)buf, len);
+    st = oq_calib_table_parse(out, buf, len, path, err);
     free(buf);
+    return st;
+}
+
+oq_status oq_calib_table_parse(oq_calib_table **out, const uint8_t *buf, size_t len, const char *path, oq_err *err)
+{
+    *out = NULL;
+    oq_status st = OQ_OK;
+    cJSON *root = cJSON_ParseWithLength((const char *)buf, len);
     oq_calib_table *t = NULL;
     if (!root) {
         st = oq_errf(err, OQ_EINVAL, "%s: not a JSON calibration table (parse error)", path);
