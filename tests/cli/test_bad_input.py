@@ -433,6 +433,7 @@ def test_tables(run, tmp, model, data, table):
 
 def test_outputs(run, tmp, model, data, table):
     ins = (model, data, table)
+    before = sorted(os.listdir(tmp))
     nodir = os.path.join(tmp, "no", "such")
     run.fails(["run", model, "--data", data, "-o", nodir], "no/such", inputs=ins)
     run.fails(["calibrate", model, "--data", data, "-o", os.path.join(nodir, "t.json"), "-q"], "no/such", inputs=ins)
@@ -453,6 +454,8 @@ def test_outputs(run, tmp, model, data, table):
     # an output path that is a folder
     run.fails(["convert", model, "--calib", table, "-o", run.out, "-q"], "", inputs=ins)
     run.fails(["calibrate", model, "--data", data, "-o", run.out, "-q"], "", inputs=ins)
+    # refusing to replace an input leaves no temporary file beside it either
+    check(sorted(os.listdir(tmp)) == before, f"files appeared beside the inputs: {set(os.listdir(tmp)) - set(before)}")
 
 
 def main():

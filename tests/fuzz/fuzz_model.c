@@ -1,5 +1,5 @@
 /* fuzz_model.c: bytes -> ModelProto -> graph -> session; small models are also
- * run once on zero inputs so the executor's shape rules see hostile dims.
+ * run once on small inputs so the executor's shape rules see hostile dims.
  * Work is bounded: one tensor may hold at most 256 KiB, inputs at most 4096
  * elements, and graphs with loops (Loop, Scan) or more than 64 nodes are only
  * planned, not run. */
@@ -25,7 +25,23 @@ static bool runnable(const oq_graph *g)
     return true;
 }
 
-/* Runs s once on zero-filled inputs of the declared shapes (unknown dims = 1). */
+/* Fills t with the small values -1, 0, 1, 2 in turn (float and int32/int64
+ * element types; others stay zero), so index and shape inputs take varied paths. */
+static void fill(oq_tensor *t)
+{
+    int64_t n = oq_tensor_numel(t);
+    for (int64_t i = 0; i < n; i++) {
+        int v = (int)(i % 4) - 1;
+        if (t->dtype == OQ_DTYPE_FLOAT)
+            ((float *)t->data)[i] = (float)v;
+        else if (t->dtype == OQ_DTYPE_INT64)
+            ((int64_t *)t->data)[i] = v;
+        else if (t->dtype == OQ_DTYPE_INT32)
+            ((int32_t *)t->data)[i] = v;
+    }
+}
+
+/* Runs s once on inputs of the declared shapes (unknown dims = 1). */
 static void run_once(oq_session *s)
 {
     int n_in = oq_session_input_count(s), n_out = oq_session_output_count(s);
@@ -49,6 +65,7 @@ static void run_once(oq_session *s)
         if (numel < 0 || numel > FUZZ_MAX_INPUT_ELEMS || dt == OQ_DTYPE_STRING ||
             oq_tensor_alloc(&in[made], dt, rank, dims, &err))
             break;
+        fill(&in[made]);
     }
     if (made == n_in && !oq_session_run(s, in, out, &err))
         for (int k = 0; k < n_out; k++)
