@@ -1,9 +1,12 @@
-/* fuzz_model.c: bytes -> ModelProto -> graph -> session; small models are also
- * run once on small inputs so the executor's shape rules see hostile dims.
+/* fuzz_model.c: bytes -> ModelProto -> graph, which must serialize and load
+ * again, -> session; small models are also run once on small inputs so the
+ * executor's shape rules see hostile dims.
  * Work is bounded: one tensor may hold at most 256 KiB, inputs at most 4096
  * elements, and graphs with loops (Loop, Scan) or more than 64 nodes are only
  * planned, not run. */
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "onnxq/oq_exec.h"
@@ -74,6 +77,21 @@ static void run_once(oq_session *s)
         oq_tensor_release(&in[k]);
 }
 
+/* A model onnxq loaded must serialize to bytes it loads again. */
+static void check_roundtrip(const oq_model *m)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    oq_model *again = NULL;
+    oq_err err = {0};
+    if (oq_model_serialize(m, &buf, &len, &err) || oq_model_load_buffer(&again, buf, len, NULL, &err)) {
+        fprintf(stderr, "fuzz_model: loaded model does not round-trip: %s\n", err.msg);
+        abort();
+    }
+    oq_model_destroy(again);
+    free(buf);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     oq_set_tensor_limit(FUZZ_TENSOR_LIMIT);
@@ -81,6 +99,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     oq_err err = {0};
     if (oq_model_load_buffer(&m, data, size, NULL, &err))
         return 0;
+    check_roundtrip(m);
     oq_session *s = NULL;
     oq_exec_options opts = {.threads = 1};
     if (!oq_session_create(&s, m, &opts, &err) && runnable(m->graph))
