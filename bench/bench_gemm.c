@@ -1,5 +1,5 @@
-/* bench_gemm: single-thread GFLOP/s of oq_sgemm (and the reference on small sizes).
- * Usage: bench_gemm [size...]   default sizes 64 256 512 1024. */
+/* bench_gemm: single-thread GFLOP/s of oq_sgemm with each micro-kernel this
+ * CPU can run. Usage: bench_gemm [size...]   default sizes 64 256 512 1024. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -34,7 +34,7 @@ int main(int argc, char **argv)
     int nsz = argc > 1 ? argc - 1 : 4;
     float *ws = malloc(OQ_SGEMM_WS_FLOATS * sizeof(float));
     if (!ws) return 1;
-    printf("kernel: %s, single thread\n", oq_sgemm_kernel_name());
+    printf("single thread; default micro-kernel: %s\n", oq_sgemm_kernel_name());
     for (int s = 0; s < nsz; s++) {
         int64_t n = argc > 1 ? atoll(argv[s + 1]) : def[s];
         if (n <= 0) continue;
@@ -51,7 +51,11 @@ int main(int argc, char **argv)
             a[i] = (float)((i * 7 % 13) - 6) / 8.0f;
             b[i] = (float)((i * 5 % 11) - 5) / 8.0f;
         }
-        printf("sgemm %5lld^3: %7.1f GFLOP/s\n", (long long)n, bench(n, a, b, c, ws));
+        for (int k = 0; oq_sgemm_kernel_list(k); k++)
+            if (oq_sgemm_force_kernel(oq_sgemm_kernel_list(k)))
+                printf("sgemm %5lld^3 %-18s %7.1f GFLOP/s\n", (long long)n, oq_sgemm_kernel_name(),
+                       bench(n, a, b, c, ws));
+        oq_sgemm_force_kernel(NULL);
         free(a), free(b), free(c);
     }
     free(ws);

@@ -19,8 +19,9 @@ static cJSON *options_json(const oq_report_input *in)
 {
     const oq_quant_options *o = in->opts;
     cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "mode", in->mode);
+    cJSON_AddStringToObject(j, "mode", o->mode == OQ_MODE_DYNAMIC ? "dynamic" : "static");
     cJSON_AddStringToObject(j, "format", o->format == OQ_FORMAT_QDQ ? "qdq" : "qoperator");
+    cJSON_AddBoolToObject(j, "contrib", o->contrib);
     cJSON_AddBoolToObject(j, "per_channel", o->per_channel);
     cJSON_AddStringToObject(j, "activation_type", o->act_qmin < 0 ? "int8" : "uint8");
     cJSON_AddBoolToObject(j, "symmetric_activations", o->symmetric_activations);
@@ -139,9 +140,12 @@ oq_status oq_report_write(const oq_report_input *in, const char *path, oq_err *e
     cJSON *counts = cJSON_AddObjectToObject(root, "node_counts");
     cJSON_AddNumberToObject(counts, "candidates", in->result->n_nodes);
     cJSON_AddNumberToObject(counts, "quantized", quantized);
+    cJSON_AddNumberToObject(counts, "folded_batchnorm", in->result->n_folded_bn);
     cJSON_AddItemToObject(root, "nodes", nodes_json(in));
     if (in->eval)
         cJSON_AddItemToObject(root, "evaluation", eval_json(in->eval));
+    else
+        cJSON_AddNullToObject(root, "evaluation");
     cJSON *t = cJSON_AddObjectToObject(root, "timings_s");
     cJSON_AddNumberToObject(t, "load", in->t_load);
     cJSON_AddNumberToObject(t, "calibrate", in->t_calibrate);

@@ -17,7 +17,7 @@ static const uint32_t round_k[64] = {
 
 static inline uint32_t rotr(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
 
-static void compress(uint32_t s[8], const uint8_t *p)
+static void compress_one(uint32_t s[8], const uint8_t *p)
 {
     uint32_t w[64];
     for (int i = 0; i < 16; i++)
@@ -43,6 +43,106 @@ static void compress(uint32_t s[8], const uint8_t *p)
     s[0] += a, s[1] += b, s[2] += c, s[3] += d, s[4] += e, s[5] += f, s[6] += g, s[7] += h;
 }
 
+/* compress_fn(state, blocks, n): runs the compression function over n
+ * consecutive 64-byte blocks. */
+typedef void compress_fn(uint32_t s[8], const uint8_t *p, size_t n);
+
+static void compress_portable(uint32_t s[8], const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        compress_one(s, p + 64 * i);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+/* The same with the SHA extensions. sha256rnds2 keeps the working variables
+ * as two vectors, ABEF and CDGH (highest lane first), and does two rounds
+ * per call with W+K taken from the low half of its third operand;
+ * sha256msg1/msg2 compute the message schedule four words at a time. */
+__attribute__((target("sha,sse4.1,ssse3"))) static void compress_shani(uint32_t s[8], const uint8_t *p, size_t n)
+{
+    const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bLL, 0x0405060700010203LL);
+    __m128i dcba = _mm_loadu_si128((const __m128i *)&s[0]);
+    __m128i hgfe = _mm_loadu_si128((const __m128i *)&s[4]);
+    __m128i cdab = _mm_shuffle_epi32(dcba, 0xB1);
+    __m128i efgh = _mm_shuffle_epi32(hgfe, 0x1B);
+    __m128i abef = _mm_alignr_epi8(cdab, efgh, 8);
+    __m128i cdgh = _mm_blend_epi16(efgh, cdab, 0xF0);
+    for (size_t blk = 0; blk < n; blk++, p += 64) {
+        __m128i abef0 = abef, cdgh0 = cdgh, w[4];
+        for (int t = 0; t < 16; t++) { /* four rounds per step */
+            __m128i m;
+            if (t < 4) {
+                m = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 16 * t)), bswap);
+            } else { /* w[t] = s1(w[t-2]) + w[t-7] + s0(w[t-15]) + w[t-16], for four t at once */
+                m = _mm_add_epi32(_mm_sha256msg1_epu32(w[t & 3], w[(t + 1) & 3]),
+                                  _mm_alignr_epi8(w[(t + 3) & 3], w[(t + 2) & 3], 4));
+                m = _mm_sha256msg2_epu32(m, w[(t + 3) & 3]);
+            }
+            w[t & 3] = m;
+            __m128i wk = _mm_add_epi32(m, _mm_loadu_si128((const __m128i *)&round_k[4 * t]));
+            cdgh = _mm_sha256rnds2_epu32(cdgh, abef, wk);
+            abef = _mm_sha256rnds2_epu32(abef, cdgh, _mm_shuffle_epi32(wk, 0x0E));
+        }
+        abef = _mm_add_epi32(abef, abef0);
+        cdgh = _mm_add_epi32(cdgh, cdgh0);
+    }
+    __m128i feba = _mm_shuffle_epi32(abef, 0x1B);
+    __m128i dchg = _mm_shuffle_epi32(cdgh, 0xB1);
+    _mm_storeu_si128((__m128i *)&s[0], _mm_blend_epi16(feba, dchg, 0xF0));
+    _mm_storeu_si128((__m128i *)&s[4], _mm_alignr_epi8(dchg, feba, 8));
+}
+#endif
+
+static const struct {
+    const char *name;
+    compress_fn *fn;
+} impls[] = {
+#if defined(__x86_64__) && defined(__GNUC__)
+    {"sha-ni", compress_shani},
+#endif
+    {"portable", compress_portable},
+};
+enum { N_IMPLS = sizeof impls / sizeof impls[0] };
+
+static bool impl_supported(int i)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (impls[i].fn == compress_shani)
+        return __builtin_cpu_supports("sha") && __builtin_cpu_supports("sse4.1");
+#endif
+    return i >= 0;
+}
+
+static int forced_impl = -1;
+
+/* The forced implementation, else the first one the processor runs. */
+static int chosen_impl(void)
+{
+    if (forced_impl >= 0)
+        return forced_impl;
+    int i = 0;
+    while (!impl_supported(i))
+        i++;
+    return i;
+}
+
+const char *oq_sha256_impl_name(void)
+{
+    return impls[chosen_impl()].name;
+}
+
+bool oq_sha256_force_impl(const char *name)
+{
+    for (int i = 0; i < N_IMPLS; i++)
+        if (!strcmp(impls[i].name, name) && impl_supported(i)) {
+            forced_impl = i;
+            return true;
+        }
+    return false;
+}
+
 void oq_sha256_init(oq_sha256 *h)
 {
     static const uint32_t iv[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
@@ -54,16 +154,24 @@ void oq_sha256_init(oq_sha256 *h)
 
 void oq_sha256_update(oq_sha256 *h, const void *data, size_t len)
 {
+    compress_fn *compress = impls[chosen_impl()].fn;
     const uint8_t *p = data;
     h->total += len;
     while (len) {
+        if (h->fill == 0 && len >= 64) { /* whole blocks straight from the input */
+            size_t blocks = len / 64;
+            compress(h->state, p, blocks);
+            p += 64 * blocks;
+            len -= 64 * blocks;
+            continue;
+        }
         size_t take = 64 - h->fill < len ? 64 - h->fill : len;
         memcpy(h->block + h->fill, p, take);
         h->fill += take;
         p += take;
         len -= take;
         if (h->fill == 64) {
-            compress(h->state, h->block);
+            compress(h->state, h->block, 1);
             h->fill = 0;
         }
     }

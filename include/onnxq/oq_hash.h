@@ -2,6 +2,7 @@
 #ifndef ONNXQ_OQ_HASH_H
 #define ONNXQ_OQ_HASH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,5 +17,12 @@ void oq_sha256_init(oq_sha256 *h);
 void oq_sha256_update(oq_sha256 *h, const void *data, size_t len);
 /* Finishes the hash and writes 64 lowercase hex digits + NUL into hex. */
 void oq_sha256_hex(oq_sha256 *h, char hex[65]);
+
+/* The compression code in use: "sha-ni" (x86 SHA extensions, when the
+ * processor has them) or "portable". */
+const char *oq_sha256_impl_name(void);
+/* For tests and benchmarks: use the named implementation from now on.
+ * Returns false (and changes nothing) when it is unknown or not runnable. */
+bool oq_sha256_force_impl(const char *name);
 
 #endif

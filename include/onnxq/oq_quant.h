@@ -59,8 +59,16 @@ typedef enum oq_quant_format {
     OQ_FORMAT_COUNT
 } oq_quant_format;
 
+typedef enum oq_quant_mode {
+    OQ_MODE_STATIC,  /* activation parameters from the calibration table */
+    OQ_MODE_DYNAMIC, /* DynamicQuantizeLinear at run time + MatMulInteger/ConvInteger; no table */
+    OQ_MODE_COUNT
+} oq_quant_mode;
+
 typedef struct oq_quant_options {
-    oq_quant_format format;
+    oq_quant_mode mode;
+    oq_quant_format format;    /* static mode only */
+    bool contrib;              /* QOperator: ONNX Runtime's com.microsoft ops where they help (QGemm) */
     bool per_channel;          /* weights per output channel (default) or per tensor */
     int act_qmin, act_qmax;    /* activation integer range: 0..255 (uint8) or -128..127 (int8) */
     bool symmetric_activations;
@@ -87,12 +95,15 @@ typedef struct oq_quant_node {
 
 typedef struct oq_quant_result {
     int64_t opset_from, opset_to; /* default-domain opset before and after (raised to 13 when older) */
+    int n_folded_bn;              /* BatchNormalization nodes folded into the Conv before them */
     int n_nodes;
     oq_quant_node *nodes;  /* candidates in graph order */
 } oq_quant_result;
 
 /* Rewrites m in place into the chosen format using the table's activation
- * ranges. Nodes that cannot be quantized stay float and are listed with the
+ * ranges (static mode; in dynamic mode table is unused and may be NULL).
+ * First, a BatchNormalization (inference mode) that alone reads a selected
+ * Conv's output is folded into that Conv's weights and bias. Nodes that cannot be quantized stay float and are listed with the
  * reason. Graph inputs and outputs keep their names and float types. Models
  * importing an opset older than 13 are first raised to 13 (oq_model_upgrade_opset). On
  * failure m may be partly rewritten: callers work on a copy they can drop. */

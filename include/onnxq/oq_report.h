@@ -14,10 +14,9 @@ typedef struct oq_report_input {
     const char *output_path;
     const oq_calib_table *table;      /* NULL in dynamic mode */
     const oq_quant_options *opts;
-    const char *mode;                 /* "static" or "dynamic" */
     const oq_model *fp32, *quant;
     const oq_quant_result *result;
-    const oq_eval *eval;              /* NULL when not evaluated */
+    const oq_eval *eval;              /* NULL when not evaluated ("evaluation": null) */
     double t_load, t_calibrate, t_rewrite, t_evaluate, t_save; /* seconds */
 } oq_report_input;
 

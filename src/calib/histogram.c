@@ -72,57 +72,166 @@ static void hist_double(oq_hist *h, bool grow_left)
     h->width *= 2;
 }
 
-/* Adds the finite values of x[0..n) to the bins (the range already covers
- * them). Large inputs count into four interleaved 32-bit sub-histograms
- * first: runs of equal values (the zeros after a ReLU) then do not wait on
- * one counter, and the doubles are touched once per bin instead of once per
- * value. Small inputs add directly. */
-static void bin_values(oq_hist *h, const float *x, int64_t n)
+/* Binning. The common case (every value finite) goes in blocks: the bin
+ * indices of a block are computed in one loop the compiler vectorizes (with
+ * AVX2 when the processor has it), then counted into four interleaved 32-bit
+ * sub-histograms, so runs of equal values (the zeros after a ReLU) do not wait
+ * on one counter. The sub-histograms are added to the double counts once per
+ * call, over the bins the call touched only. */
+enum { BIN_BLOCK = 256 };
+
+/* k[i] = bin of x[i], clamped to last. The range covers x, so (x - lo) * inv
+ * lies in (-1, last + 1] up to rounding and converts to int safely. */
+static inline __attribute__((always_inline)) void bin_block_body(int32_t *k, const float *x, int n, double lo,
+                                                                 double inv, int last)
 {
-    const int nb = h->nbins, last = nb - 1;
-    const double inv = 1.0 / h->width, lo = h->lo;
-    uint32_t *sub = n >= 8 * (int64_t)nb ? calloc((size_t)nb * 4, sizeof *sub) : NULL;
-    if (!sub) {
-        for (int64_t i = 0; i < n; i++) {
-            if (!isfinite(x[i]))
-                continue;
-            int k = (int)((x[i] - lo) * inv);
-            h->counts[k < 0 ? 0 : k > last ? last : k] += 1;
-        }
-        return;
+    for (int i = 0; i < n; i++) {
+        int32_t b = (int32_t)(((double)x[i] - lo) * inv);
+        k[i] = b > last ? last : b;
     }
-    int64_t i = 0;
-    while (i < n) {
+}
+
+typedef void bin_block_fn(int32_t *k, const float *x, int n, double lo, double inv, int last);
+
+static void bin_block_plain(int32_t *k, const float *x, int n, double lo, double inv, int last)
+{
+    bin_block_body(k, x, n, lo, inv, last);
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+__attribute__((target("avx2"))) static void bin_block_avx2(int32_t *k, const float *x, int n, double lo, double inv,
+                                                           int last)
+{
+    bin_block_body(k, x, n, lo, inv, last);
+}
+#endif
+
+static bin_block_fn *pick_bin_block(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    if (__builtin_cpu_supports("avx2"))
+        return bin_block_avx2;
+#endif
+    return bin_block_plain;
+}
+
+/* Adds x[0..n), all finite and inside the range, to the bins; kmin..kmax
+ * bounds the bins they fall in. */
+static void bin_finite(oq_hist *h, const float *x, int64_t n, int kmin, int kmax)
+{
+    bin_block_fn *bin_block = pick_bin_block();
+    const int last = h->nbins - 1, span = kmax - kmin + 1;
+    const double inv = 1.0 / h->width, lo = h->lo;
+    int32_t k[BIN_BLOCK];
+    uint32_t *sub = n >= 4 * (int64_t)span ? calloc((size_t)span * 4, sizeof *sub) : NULL;
+    for (int64_t i = 0; i < n;) {
         /* flush before any 32-bit counter could overflow */
-        int64_t end = n - i > ((int64_t)1 << 31) ? i + ((int64_t)1 << 31) : n;
-        for (; i < end; i++) {
-            if (!isfinite(x[i]))
+        int64_t chunk_end = n - i > ((int64_t)1 << 31) ? i + ((int64_t)1 << 31) : n;
+        for (; i < chunk_end; i += BIN_BLOCK) {
+            int m = chunk_end - i < BIN_BLOCK ? (int)(chunk_end - i) : BIN_BLOCK, j = 0;
+            bin_block(k, x + i, m, lo, inv, last);
+            if (!sub) {
+                for (; j < m; j++)
+                    h->counts[k[j]] += 1;
                 continue;
-            int k = (int)((x[i] - lo) * inv);
-            k = k < 0 ? 0 : k > last ? last : k;
-            sub[(size_t)k * 4 + (size_t)(i & 3)]++;
+            }
+            uint32_t *s = sub - (size_t)kmin * 4;
+            for (; j + 4 <= m; j += 4) {
+                s[(size_t)k[j] * 4]++;
+                s[(size_t)k[j + 1] * 4 + 1]++;
+                s[(size_t)k[j + 2] * 4 + 2]++;
+                s[(size_t)k[j + 3] * 4 + 3]++;
+            }
+            for (; j < m; j++)
+                s[(size_t)k[j] * 4]++;
         }
-        for (int k = 0; k < nb; k++) {
-            uint32_t *c = &sub[(size_t)k * 4];
-            h->counts[k] += (double)c[0] + c[1] + c[2] + c[3];
-            c[0] = c[1] = c[2] = c[3] = 0;
-        }
+        if (sub)
+            for (int b = 0; b < span; b++) {
+                uint32_t *c = &sub[(size_t)b * 4];
+                h->counts[kmin + b] += (double)c[0] + c[1] + c[2] + c[3];
+                c[0] = c[1] = c[2] = c[3] = 0;
+            }
     }
     free(sub);
 }
 
+/* Adds the finite values of x[0..n) to the bins (the range already covers
+ * them), one at a time: for the rare tensor with NaN or Inf values. */
+static void bin_some_finite(oq_hist *h, const float *x, int64_t n)
+{
+    const int last = h->nbins - 1;
+    const double inv = 1.0 / h->width, lo = h->lo;
+    for (int64_t i = 0; i < n; i++) {
+        if (!isfinite(x[i]))
+            continue;
+        int32_t b = (int32_t)(((double)x[i] - lo) * inv);
+        h->counts[b < 0 ? 0 : b > last ? last : b] += 1;
+    }
+}
+
+/* Extremes and non-finite count of x[0..n) in one pass that vectorizes: a
+ * float's bits, with the magnitude bits flipped for negative values, order as
+ * int32 the way the floats do (-0 just below +0), so min/max are integer
+ * reductions. Exact for the finite values when none is NaN or infinite. */
+static inline __attribute__((always_inline)) int64_t scan_body(const float *x, int64_t n, float *pmin, float *pmax)
+{
+    int32_t kmin = INT32_MAX, kmax = INT32_MIN;
+    int64_t nonfinite = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int32_t b;
+        memcpy(&b, &x[i], sizeof b);
+        nonfinite += (b & 0x7f800000) == 0x7f800000;
+        int32_t key = b ^ ((b >> 31) & 0x7fffffff);
+        kmin = key < kmin ? key : kmin;
+        kmax = key > kmax ? key : kmax;
+    }
+    kmin ^= (kmin >> 31) & 0x7fffffff;
+    kmax ^= (kmax >> 31) & 0x7fffffff;
+    memcpy(pmin, &kmin, sizeof *pmin);
+    memcpy(pmax, &kmax, sizeof *pmax);
+    return nonfinite;
+}
+
+typedef int64_t scan_fn(const float *x, int64_t n, float *pmin, float *pmax);
+
+static int64_t scan_plain(const float *x, int64_t n, float *pmin, float *pmax)
+{
+    return scan_body(x, n, pmin, pmax);
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+__attribute__((target("avx2"))) static int64_t scan_avx2(const float *x, int64_t n, float *pmin, float *pmax)
+{
+    return scan_body(x, n, pmin, pmax);
+}
+#endif
+
+/* Exact extremes of the finite values of x[0..n) (n > 0) and their count. */
+static int64_t scan_finite(const float *x, int64_t n, float *pmin, float *pmax)
+{
+    scan_fn *scan = scan_plain;
+#if defined(__x86_64__) || defined(__i386__)
+    if (__builtin_cpu_supports("avx2"))
+        scan = scan_avx2;
+#endif
+    int64_t nonfinite = scan(x, n, pmin, pmax);
+    if (nonfinite) { /* rare: redo it carefully */
+        float mn = INFINITY, mx = -INFINITY;
+        for (int64_t i = 0; i < n; i++)
+            if (isfinite(x[i])) {
+                mn = x[i] < mn ? x[i] : mn;
+                mx = x[i] > mx ? x[i] : mx;
+            }
+        *pmin = mn;
+        *pmax = mx;
+    }
+    return n - nonfinite;
+}
+
 void oq_hist_add(oq_hist *h, const float *x, int64_t n)
 {
-    float bmin = INFINITY, bmax = -INFINITY;
-    int64_t finite = 0;
-    for (int64_t i = 0; i < n; i++) {
-        float v = x[i];
-        if (!isfinite(v))
-            continue;
-        finite++;
-        bmin = v < bmin ? v : bmin;
-        bmax = v > bmax ? v : bmax;
-    }
+    float bmin, bmax;
+    int64_t finite = scan_finite(x, n, &bmin, &bmax);
     h->nonfinite += (double)(n - finite);
     if (!finite)
         return;
@@ -141,7 +250,15 @@ void oq_hist_add(oq_hist *h, const float *x, int64_t n)
         hist_double(h, true);
     while (bmax >= h->lo + h->nbins * h->width)
         hist_double(h, false);
-    bin_values(h, x, n);
+    if (finite < n) {
+        bin_some_finite(h, x, n);
+        return;
+    }
+    /* the bins of the extremes bound every bin this call touches */
+    int32_t kb[2];
+    float ext[2] = {bmin, bmax};
+    bin_block_plain(kb, ext, 2, h->lo, 1.0 / h->width, h->nbins - 1);
+    bin_finite(h, x, n, kb[0], kb[1]);
 }
 
 oq_status oq_hist_merge(oq_hist *dst, const oq_hist *src, oq_err *err)

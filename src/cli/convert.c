@@ -14,6 +14,7 @@
 
 static const char cli_convert_help[] =
     "Usage: onnxq convert MODEL --calib TABLE.json -o OUT.onnx [options]\n"
+    "       onnxq convert MODEL --mode dynamic -o OUT.onnx [options]\n"
     "\n"
     "Rewrites MODEL's Conv, MatMul and Gemm nodes into quantized ops using the\n"
     "activation ranges of a calibration table made by `onnxq calibrate` for the\n"
@@ -23,23 +24,30 @@ static const char cli_convert_help[] =
     "the report says why. OUT.onnx is written atomically; MODEL is never changed.\n"
     "\n"
     "Options:\n"
-    "  --calib FILE        the calibration table (required)\n";
+    "  --calib FILE        the calibration table (required in static mode)\n";
 
 static const char cli_quantize_help[] =
     "Usage: onnxq quantize MODEL --data PATH [--data PATH ...] -o OUT.onnx [options]\n"
     "\n"
     "Calibrates MODEL on the --data samples and converts it in one run: the same as\n"
     "`onnxq calibrate` followed by `onnxq convert`. The evaluation in the report\n"
-    "uses the calibration samples unless --eval-data is given.\n"
+    "uses the calibration samples unless --eval-data is given. With --mode dynamic\n"
+    "nothing is calibrated and --data is optional (it only feeds the evaluation).\n"
     "\n"
     "Options:\n";
 
 static const char convert_common_help[] =
     "  -o, --output FILE   the quantized model to write\n"
     "  --report FILE       write the JSON accuracy/size report (schema in the README)\n"
+    "  --mode M            static (default: activation ranges from calibration) or\n"
+    "                      dynamic (DynamicQuantizeLinear computes them at run time;\n"
+    "                      MatMulInteger/ConvInteger, no calibration data needed)\n"
     "  --format F          qoperator (default: QLinearConv, QLinearMatMul, integer\n"
     "                      Gemm, 8-bit tensors between them) or qdq (QuantizeLinear/\n"
     "                      DequantizeLinear pairs around float ops)\n"
+    "  --contrib           qoperator: use ONNX Runtime's com.microsoft ops: QGemm for\n"
+    "                      Gemm, QLinearConcat for Concats of differently scaled\n"
+    "                      8-bit inputs (ONNX Runtime runs them; not every runtime)\n"
     "  --per-tensor        one weight scale per tensor instead of per output channel\n"
     "  --activation-type T uint8 (default) or int8\n"
     "  --symmetric-activations  activation ranges symmetric around zero\n"
@@ -60,7 +68,9 @@ enum {
     OPT_OUTPUT,
     OPT_CALIB,
     OPT_REPORT,
+    OPT_MODE,
     OPT_FORMAT,
+    OPT_CONTRIB,
     OPT_PER_TENSOR,
     OPT_SYM_ACT,
     OPT_OP_TYPES,
@@ -75,7 +85,9 @@ static const cli_opt convert_opts[] = {
     {"output", 'o', true, OPT_OUTPUT},
     {"calib", 0, true, OPT_CALIB},
     {"report", 0, true, OPT_REPORT},
+    {"mode", 0, true, OPT_MODE},
     {"format", 0, true, OPT_FORMAT},
+    {"contrib", 0, false, OPT_CONTRIB},
     {"per-tensor", 0, false, OPT_PER_TENSOR},
     {"symmetric-activations", 0, false, OPT_SYM_ACT},
     {"op-types", 0, true, OPT_OP_TYPES},
@@ -95,7 +107,8 @@ typedef struct convert_args {
     int n_eval;
     long eval_samples;
     cli_calib_args calib;       /* data + calibration options (quantize), threads, quiet */
-    bool act_type_given, sym_given;
+    bool act_type_given, sym_given, format_given;
+    const char *range_opt;      /* the first option given that chooses activation ranges */
 } convert_args;
 
 static void print_help(bool quantize)
@@ -157,7 +170,16 @@ static int parse_args(convert_args *a, int argc, char **argv)
             a->calib_path = v;
             break;
         case OPT_REPORT: a->report = v; break;
+        case OPT_MODE:
+            if (strcmp(v, "static") == 0)
+                a->q.mode = OQ_MODE_STATIC;
+            else if (strcmp(v, "dynamic") == 0)
+                a->q.mode = OQ_MODE_DYNAMIC;
+            else
+                return cli_usage("%s: --mode must be static or dynamic, got '%s'", cmd, v);
+            break;
         case OPT_FORMAT:
+            a->format_given = true;
             if (strcmp(v, "qoperator") == 0)
                 a->q.format = OQ_FORMAT_QOPERATOR;
             else if (strcmp(v, "qdq") == 0)
@@ -165,9 +187,11 @@ static int parse_args(convert_args *a, int argc, char **argv)
             else
                 return cli_usage("%s: --format must be qoperator or qdq, got '%s'", cmd, v);
             break;
+        case OPT_CONTRIB: a->q.contrib = true; break;
         case OPT_PER_TENSOR: a->q.per_channel = false; break;
         case OPT_SYM_ACT:
         case CLI_OPT_SYMMETRIC:
+            a->range_opt = a->range_opt ? a->range_opt : "--symmetric-activations";
             a->calib.calib.range.symmetric = true;
             a->sym_given = true;
             break;
@@ -202,6 +226,14 @@ static int parse_args(convert_args *a, int argc, char **argv)
                 return cli_usage("convert: %s belongs to calibrate or quantize", argv[p.i - 1]);
             if (id == CLI_OPT_ACT_TYPE)
                 a->act_type_given = true;
+            const char *range_opt = id == CLI_OPT_ACT_TYPE     ? "--activation-type"
+                                    : id == CLI_OPT_METHOD     ? "--method"
+                                    : id == CLI_OPT_PERCENTILE ? "--percentile"
+                                    : id == CLI_OPT_BINS       ? "--bins"
+                                    : id == CLI_OPT_SAMPLES    ? "--samples"
+                                                               : NULL;
+            if (!a->range_opt)
+                a->range_opt = range_opt;
             int rc = cli_calib_option(&a->calib, id, v, cmd);
             if (rc >= 0)
                 return rc;
@@ -214,12 +246,22 @@ static int parse_args(convert_args *a, int argc, char **argv)
         return cli_usage("%s: missing MODEL", cmd);
     if (!a->output)
         return cli_usage("%s: missing -o OUT.onnx", cmd);
-    if (!a->quantize && !a->calib_path)
+    bool dynamic = a->q.mode == OQ_MODE_DYNAMIC;
+    if (dynamic && a->calib_path)
+        return cli_usage("convert: --calib is not used with --mode dynamic (nothing is calibrated)");
+    if (dynamic && a->format_given)
+        return cli_usage("%s: --format does not apply to --mode dynamic (it has one form)", cmd);
+    if (a->q.contrib && (dynamic || a->q.format != OQ_FORMAT_QOPERATOR))
+        return cli_usage("%s: --contrib applies to --format qoperator in static mode", cmd);
+    if (dynamic && a->range_opt)
+        return cli_usage("%s: %s does not apply to --mode dynamic (DynamicQuantizeLinear picks uint8 ranges at run time)",
+                         cmd, a->range_opt);
+    if (!dynamic && !a->quantize && !a->calib_path)
         return cli_usage("convert: missing --calib TABLE.json");
-    if (a->quantize && !a->calib.n_data)
+    if (!dynamic && a->quantize && !a->calib.n_data)
         return cli_usage("quantize: missing --data PATH");
-    if (a->labels && !a->n_eval && !a->quantize)
-        return cli_usage("convert: --labels needs --eval-data");
+    if (a->labels && !a->n_eval && !(a->quantize && a->calib.n_data))
+        return cli_usage("%s: --labels needs --eval-data", cmd);
     return -1;
 }
 
@@ -294,9 +336,12 @@ static void print_summary(const convert_args *a, const oq_report_input *r)
     int64_t nt, ne, fb, qb;
     oq_graph_param_stats(r->fp32->graph, &nt, &ne, &fb);
     oq_graph_param_stats(r->quant->graph, &nt, &ne, &qb);
+    const char *form = a->q.mode == OQ_MODE_DYNAMIC ? "dynamic" : a->q.format == OQ_FORMAT_QDQ ? "qdq" : "qoperator";
     fprintf(stderr, "onnxq: quantized %d of %d Conv/MatMul/Gemm nodes (%s); weights %.2f MB -> %.2f MB (%.2fx)\n",
-            quantized, r->result->n_nodes, a->q.format == OQ_FORMAT_QDQ ? "qdq" : "qoperator", fb / 1e6, qb / 1e6,
+            quantized, r->result->n_nodes, form, fb / 1e6, qb / 1e6,
             qb ? (double)fb / (double)qb : 0.0);
+    if (r->result->n_folded_bn)
+        fprintf(stderr, "onnxq: folded %d BatchNormalization nodes into the Conv before them\n", r->result->n_folded_bn);
     if (r->result->opset_to != r->result->opset_from)
         fprintf(stderr, "onnxq: raised the model's opset from %lld to %lld (nodes whose definitions changed were rewritten)\n",
                 (long long)r->result->opset_from, (long long)r->result->opset_to);
@@ -321,7 +366,7 @@ static void print_summary(const convert_args *a, const oq_report_input *r)
                     (long long)r->eval->labeled, 100.0 * r->eval->fp32_correct / r->eval->labeled,
                     100.0 * r->eval->q_correct / r->eval->labeled);
     } else {
-        fprintf(stderr, "onnxq: no evaluation (give --eval-data to measure accuracy)\n");
+        fprintf(stderr, "onnxq: no evaluation: no samples to run (give --eval-data to measure accuracy)\n");
     }
 }
 
@@ -339,8 +384,7 @@ static int run_convert(convert_args *a)
     char model_hash[65];
     int rc = CLI_EXIT_OK;
     bool evaluated = false;
-    oq_report_input rep = {.version = OQ_VERSION, .model_path = a->model, .output_path = a->output, .opts = &a->q,
-                           .mode = "static"};
+    oq_report_input rep = {.version = OQ_VERSION, .model_path = a->model, .output_path = a->output, .opts = &a->q};
     double t = cli_now_s();
 
     if (cli_refuse_overwrite(a->output, a->model, &err) ||
@@ -353,7 +397,9 @@ static int run_convert(convert_args *a)
         goto fail;
     rep.t_load = cli_now_s() - t;
     t = cli_now_s();
-    if (a->quantize) {
+    if (a->q.mode == OQ_MODE_DYNAMIC) {
+        /* nothing to calibrate: DynamicQuantizeLinear gives uint8 asymmetric parameters */
+    } else if (a->quantize) {
         if (cli_calibrate_model(&a->calib, fp32, a->model, &table, &err))
             goto fail;
         cli_warn_nonfinite(table);
@@ -378,9 +424,9 @@ static int run_convert(convert_args *a)
         oq_calib_table_compute_ranges(table);
     }
     rep.t_calibrate = cli_now_s() - t;
-    a->q.act_qmin = table->range.qmin;
-    a->q.act_qmax = table->range.qmax;
-    a->q.symmetric_activations = table->range.symmetric;
+    a->q.act_qmin = table ? table->range.qmin : 0;
+    a->q.act_qmax = table ? table->range.qmax : 255;
+    a->q.symmetric_activations = table && table->range.symmetric;
 
     t = cli_now_s();
     if (oq_quantize_model(work, table, &a->q, &result, &err) || oq_model_serialize(work, &bytes, &n_bytes, &err))

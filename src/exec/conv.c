@@ -164,28 +164,95 @@ static view2 view_2d(const oq_conv_params *p)
     return v;
 }
 
-/* One output plane of a depthwise conv: y (oh, ow) from x (ih, iw) and the
- * (kh, kw) taps of one filter, tap-outer so the inner loop runs along a row. */
-static void dw_plane(float *restrict y, const float *restrict x, const float *restrict w, float bias,
-                     const view2 *v)
+/* y[i] += sum_t w[t] * x[i*S + t] for i < n: the taps of one kernel row over
+ * the interior of one output row, with K and S known at compile time so the
+ * loop over i vectorizes. Terms are added in tap order, as in dw_edge. */
+static inline __attribute__((always_inline)) void dw_row(float *restrict y, const float *restrict x,
+                                                         const float *restrict w, int64_t n, int K, int S)
 {
+    for (int64_t i = 0; i < n; i++) {
+        float a = y[i];
+        for (int t = 0; t < K; t++) a += w[t] * x[i * S + t];
+        y[i] = a;
+    }
+}
+
+/* All K kernel rows at once: y[i] += sum_r sum_t w[r*K + t] * xs[r][i*S + t],
+ * added in the same order as K calls of dw_row, with one load and store of
+ * y instead of K. */
+static inline __attribute__((always_inline)) void dw_rows(float *restrict y, const float *const *xs,
+                                                          const float *restrict w, int64_t n, int K, int S)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float a = y[i];
+        for (int r = 0; r < K; r++)
+            for (int t = 0; t < K; t++) a += w[r * K + t] * xs[r][i * S + t];
+        y[i] = a;
+    }
+}
+
+/* The same for output columns [o0, o1) of any geometry, skipping taps outside the row. */
+static void dw_edge(float *restrict y, const float *restrict x, const float *restrict w, int64_t o0, int64_t o1,
+                    const view2 *v)
+{
+    for (int64_t o = o0; o < o1; o++) {
+        float a = y[o];
+        for (int64_t t = 0; t < v->kw; t++) {
+            int64_t ix = o * v->sw - v->pw + t * v->dw;
+            if (ix >= 0 && ix < v->iw) a += w[t] * x[ix];
+        }
+        y[o] = a;
+    }
+}
+
+/* One output plane of a depthwise conv: y (oh, ow) from x (ih, iw) and the
+ * (kh, kw) taps of one filter. Each output row starts at the bias and adds
+ * one kernel row at a time; columns whose taps all fall inside the input
+ * (the interior) take the unchecked loop, specialized for the usual 3- and
+ * 5-wide kernels at stride 1 and 2. The sum order is the same everywhere. */
+static __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void
+dw_plane(float *restrict y, const float *restrict x, const float *restrict w, float bias, const view2 *v)
+{
+    /* interior: o*sw - pw >= 0 and o*sw - pw + (kw-1)*dw <= iw - 1 */
+    int64_t c0 = min64((v->pw + v->sw - 1) / v->sw, v->ow);
+    int64_t last = v->iw - 1 + v->pw - (v->kw - 1) * v->dw;
+    int64_t c1 = last < 0 ? c0 : max64(c0, min64(last / v->sw + 1, v->ow));
+    int spec = v->dw == 1 && (v->sw == 1 || v->sw == 2) && (v->kw == 3 || v->kw == 5) ? (int)(v->kw * 2 + v->sw) : 0;
     for (int64_t oh = 0; oh < v->oh; oh++) {
         float *yr = y + oh * v->ow;
-        for (int64_t ow = 0; ow < v->ow; ow++) yr[ow] = bias;
+        for (int64_t o = 0; o < v->ow; o++) yr[o] = bias;
+        int64_t ih0 = oh * v->sh - v->ph, ihl = ih0 + (v->kh - 1) * v->dh;
+        if (spec && v->kh == v->kw && ih0 >= 0 && ihl < v->ih && c1 > c0) {
+            /* every kernel row inside the input: the interior in one pass, then the edges */
+            const float *xs[5];
+            for (int64_t kh = 0; kh < v->kh; kh++) xs[kh] = x + (ih0 + kh * v->dh) * v->iw + c0 * v->sw - v->pw;
+            switch (spec) {
+            case 7: dw_rows(yr + c0, xs, w, c1 - c0, 3, 1); break;
+            case 8: dw_rows(yr + c0, xs, w, c1 - c0, 3, 2); break;
+            case 11: dw_rows(yr + c0, xs, w, c1 - c0, 5, 1); break;
+            default: dw_rows(yr + c0, xs, w, c1 - c0, 5, 2); break;
+            }
+            for (int64_t kh = 0; kh < v->kh; kh++) {
+                const float *xr = x + (ih0 + kh * v->dh) * v->iw, *wr = w + kh * v->kw;
+                dw_edge(yr, xr, wr, 0, c0, v);
+                dw_edge(yr, xr, wr, c1, v->ow, v);
+            }
+            continue;
+        }
         for (int64_t kh = 0; kh < v->kh; kh++) {
             int64_t ih = oh * v->sh - v->ph + kh * v->dh;
             if (ih < 0 || ih >= v->ih) continue;
-            const float *xr = x + ih * v->iw;
-            for (int64_t kw = 0; kw < v->kw; kw++) {
-                float wv = w[kh * v->kw + kw];
-                int64_t off = kw * v->dw - v->pw, lo, hi;
-                valid_run(off, v->sw, v->iw, v->ow, &lo, &hi);
-                if (v->sw == 1) {
-                    for (int64_t ow = lo; ow < hi; ow++) yr[ow] += wv * xr[ow + off];
-                } else {
-                    for (int64_t ow = lo; ow < hi; ow++) yr[ow] += wv * xr[ow * v->sw + off];
-                }
+            const float *xr = x + ih * v->iw, *wr = w + kh * v->kw;
+            const float *xi = xr + c0 * v->sw - v->pw; /* input under the first interior column */
+            dw_edge(yr, xr, wr, 0, c0, v);
+            switch (spec) {
+            case 7: dw_row(yr + c0, xi, wr, c1 - c0, 3, 1); break;
+            case 8: dw_row(yr + c0, xi, wr, c1 - c0, 3, 2); break;
+            case 11: dw_row(yr + c0, xi, wr, c1 - c0, 5, 1); break;
+            case 12: dw_row(yr + c0, xi, wr, c1 - c0, 5, 2); break;
+            default: dw_edge(yr, xr, wr, c0, c1, v); break;
             }
+            dw_edge(yr, xr, wr, c1, v->ow, v);
         }
     }
 }
@@ -203,6 +270,9 @@ typedef struct conv_job {
     int64_t mtile, mt_count;   /* output channels per tile, tiles per group */
     view2 v;                   /* depthwise only */
     size_t gws;                /* GEMM workspace floats per part; columns follow */
+    const float *wp;           /* weights packed for the GEMM: group g at wp + g * wp_group */
+    size_t wp_group;
+    const oq_conv_epilogue *ep; /* NULL or applied to each finished tile */
 } conv_job;
 
 static void conv_dw_item(void *arg, int64_t i, float *ws)
@@ -212,6 +282,44 @@ static void conv_dw_item(void *arg, int64_t i, float *ws)
     int64_t n = i / j->p->cout, co = i % j->p->cout, ci = co / j->mg;
     dw_plane(j->y + i * j->out_size, j->x + (n * j->p->cin + ci) * j->in_size, j->w + co * j->geo.ksize,
              j->b ? j->b[co] : 0.0f, &j->v);
+    if (j->ep) j->ep->fn(j->ep->arg, j->y + i * j->out_size, j->out_size);
+}
+
+static int64_t round_up(int64_t a, int64_t m) { return (a + m - 1) / m * m; }
+
+/* Floats of the packed column tile and its row buffer (see im2col_packed),
+ * plus slack to align the tile to 64 bytes. */
+static size_t im2col_ws_floats(const conv_job *j)
+{
+    return (size_t)(j->kdim * round_up(j->ntile, OQ_SGEMM_NR_MAX) + j->geo.ksize * j->ntile) + 16;
+}
+
+/* im2col of columns [j0, j0+nt) of group image xg straight into the packed
+ * B layout of oq_sgemm_packed_ab (strips of nr columns, zero past nt): each
+ * channel's kernel taps are gathered into rowbuf (ksize x nt, small enough
+ * for L1), then copied strip by strip, so the column tile is written once. */
+static void im2col_packed(const conv_job *j, float *restrict dst, float *restrict rowbuf, const float *xg,
+                          int64_t j0, int64_t nt, int nr)
+{
+    int64_t ks = j->geo.ksize, strips = (nt + nr - 1) / nr;
+    for (int64_t ch = 0; ch < j->cg; ch++) {
+        cols_move(&j->geo, rowbuf, nt, (float *)xg + ch * j->in_size, 1, j0, nt, false);
+        for (int64_t t = 0; t < ks; t++) {
+            const float *src = rowbuf + t * nt;
+            float *d = dst + (ch * ks + t) * nr;
+            for (int64_t s = 0; s < strips; s++, d += j->kdim * nr) {
+                int64_t cols = min64(nr, nt - s * nr);
+                if (cols == 32 && nr == 32) { /* fixed sizes: copied inline, not by a call */
+                    memcpy(d, src + s * nr, 32 * sizeof(float));
+                } else if (cols == 16 && nr == 16) {
+                    memcpy(d, src + s * nr, 16 * sizeof(float));
+                } else {
+                    memcpy(d, src + s * nr, (size_t)cols * sizeof(float));
+                    for (int64_t c = cols; c < nr; c++) d[c] = 0.0f;
+                }
+            }
+        }
+    }
 }
 
 /* Item = (batch, group, m tile, n tile). */
@@ -232,14 +340,15 @@ static void conv_gemm_item(void *arg, int64_t i, float *ws)
     float *gemm_ws = ws;
     oq_sgemm_args ga = {false, false, mt, nt, j->kdim, 1.0f, 0.0f,
                         j->w + (g * j->mg + m0) * j->kdim, j->kdim, NULL, 0, yg, j->out_size};
+    const float *cols = NULL; /* im2col: the packed column tile */
     if (j->direct) {
         ga.b = xg + j0;
         ga.ldb = j->in_size;
     } else {
-        float *col = ws + j->gws;
-        cols_move(&j->geo, col, nt, (float *)xg, j->cg, j0, nt, false);
-        ga.b = col;
-        ga.ldb = nt;
+        float *packed = (float *)(((uintptr_t)(ws + j->gws) + 63) & ~(uintptr_t)63);
+        float *rowbuf = packed + j->kdim * round_up(j->ntile, OQ_SGEMM_NR_MAX);
+        im2col_packed(j, packed, rowbuf, xg, j0, nt, oq_sgemm_nr());
+        cols = packed;
     }
     if (j->b) {
         for (int64_t m = 0; m < mt; m++) {
@@ -249,7 +358,13 @@ static void conv_gemm_item(void *arg, int64_t i, float *ws)
         }
         ga.beta = 1.0f;
     }
-    oq_sgemm(&ga, gemm_ws);
+    const float *wpg = j->wp + (size_t)g * j->wp_group + m0 * j->kdim;
+    if (cols)
+        oq_sgemm_packed_ab(&ga, wpg, cols, gemm_ws);
+    else
+        oq_sgemm_packed(&ga, wpg, gemm_ws);
+    if (j->ep)
+        for (int64_t m = 0; m < mt; m++) j->ep->fn(j->ep->arg, yg + m * j->out_size, nt);
 }
 
 static bool conv_is_dw(const oq_conv_params *p)
@@ -276,9 +391,14 @@ static void conv_plan(conv_job *j, const oq_conv_params *p, int parts)
     j->in_size = prod(p->nsp, p->in);
     j->out_size = prod(p->nsp, p->out);
     j->direct = conv_is_direct(p);
-    /* Column tiles of about 64K floats (a quarter MiB) stay in L2. */
+    /* im2col: column tiles of about 64K floats (a quarter MiB) stay in L2.
+     * Direct: whole planes, cut only to give every part two tiles. */
     int64_t nt = max64(64, ((int64_t)1 << 16) / max64(1, j->kdim));
-    nt = (nt + 15) / 16 * 16;
+    if (j->direct) {
+        int64_t planes = p->n * p->group, want = parts > 1 ? (2 * parts + planes - 1) / planes : 1;
+        nt = max64(64, (j->out_size + want - 1) / want);
+    }
+    nt = round_up(nt, OQ_SGEMM_NR_MAX); /* whole B strips */
     j->ntile = min64(nt, max64(1, j->out_size));
     j->nt_count = (j->out_size + j->ntile - 1) / j->ntile;
     j->mtile = max64(1, j->mg);
@@ -293,6 +413,7 @@ static void conv_plan(conv_job *j, const oq_conv_params *p, int parts)
         j->mt_count = (j->mg + j->mtile - 1) / j->mtile;
     }
     j->gws = oq_sgemm_ws_floats(j->mtile, j->ntile, j->kdim);
+    j->wp_group = oq_sgemm_packed_a_floats(j->mg, j->kdim);
 }
 
 size_t oq_conv_ws_floats(const oq_conv_params *p, int parts)
@@ -301,24 +422,54 @@ size_t oq_conv_ws_floats(const oq_conv_params *p, int parts)
     if (conv_is_dw(p)) return 1;
     conv_job j;
     conv_plan(&j, p, parts);
-    size_t per = j.gws + (j.direct ? 0 : (size_t)(j.kdim * j.ntile));
-    return per * (size_t)parts;
+    size_t per = j.gws + (j.direct ? 0 : im2col_ws_floats(&j));
+    return j.wp_group * (size_t)p->group + per * (size_t)parts;
+}
+
+size_t oq_conv_packed_w_floats(const oq_conv_params *p)
+{
+    if (conv_is_dw(p)) return 0;
+    conv_job j;
+    conv_plan(&j, p, 1);
+    return j.wp_group * (size_t)p->group;
+}
+
+void oq_conv_pack_w(float *dst, const float *w, const oq_conv_params *p)
+{
+    if (conv_is_dw(p)) return;
+    conv_job j;
+    conv_plan(&j, p, 1);
+    for (int64_t g = 0; g < p->group; g++) {
+        oq_sgemm_args ga = {false, false, j.mg, 1, j.kdim, 1.0f, 0.0f, w + g * j.mg * j.kdim, j.kdim, NULL, 0, NULL, 0};
+        oq_sgemm_pack_a(dst + (size_t)g * j.wp_group, &ga);
+    }
 }
 
 void oq_conv_fast(float *y, const float *x, const float *w, const float *b, const oq_conv_params *p,
                   oq_kernel_ctx *c, int parts, float *ws)
 {
+    /* the weights are packed once here, at the start of ws, then shared by every tile */
+    oq_conv_pack_w(ws, w, p);
+    oq_conv_fast_packed(y, x, w, ws, b, p, c, parts, ws, NULL);
+}
+
+void oq_conv_fast_packed(float *y, const float *x, const float *w, const float *wp, const float *b,
+                         const oq_conv_params *p, oq_kernel_ctx *c, int parts, float *ws,
+                         const oq_conv_epilogue *ep)
+{
     if (parts < 1) parts = 1;
     conv_job j;
     conv_plan(&j, p, parts);
-    j.y = y, j.x = x, j.w = w, j.b = b;
+    j.y = y, j.x = x, j.w = w, j.b = b, j.ep = ep;
     if (conv_is_dw(p)) {
         j.v = view_2d(p);
         oq_run_parts(c, parts, p->n * p->cout, ws, 0, conv_dw_item, &j);
         return;
     }
-    size_t per = oq_conv_ws_floats(p, parts) / (size_t)parts;
-    oq_run_parts(c, parts, p->n * p->group * j.mt_count * j.nt_count, ws, per, conv_gemm_item, &j);
+    j.wp = wp;
+    size_t shared = j.wp_group * (size_t)p->group;
+    size_t per = (oq_conv_ws_floats(p, parts) - shared) / (size_t)parts;
+    oq_run_parts(c, parts, p->n * p->group * j.mt_count * j.nt_count, ws + shared, per, conv_gemm_item, &j);
 }
 
 /* ---- ConvTranspose ------------------------------------------------------------- */

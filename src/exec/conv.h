@@ -37,6 +37,24 @@ size_t oq_conv_ws_floats(const oq_conv_params *p, int parts);
 void oq_conv_fast(float *y, const float *x, const float *w, const float *b, const oq_conv_params *p,
                   oq_kernel_ctx *c, int parts, float *ws);
 
+/* Floats of w packed for the GEMM (0 for depthwise convs, which read w as is). */
+size_t oq_conv_packed_w_floats(const oq_conv_params *p);
+/* Packs w into dst (oq_conv_packed_w_floats(p) floats), once for any number of calls. */
+void oq_conv_pack_w(float *dst, const float *w, const oq_conv_params *p);
+/* An elementwise function applied in place to n contiguous final outputs. */
+typedef struct oq_conv_epilogue {
+    void (*fn)(void *arg, float *y, int64_t n);
+    void *arg;
+} oq_conv_epilogue;
+
+/* oq_conv_fast with w already packed into wp by oq_conv_pack_w (the
+ * depthwise path still reads w). Same ws, same results. ep (may be NULL) is
+ * applied to each tile of y as soon as it is final, while it is still in
+ * cache, instead of in another pass over y. */
+void oq_conv_fast_packed(float *y, const float *x, const float *w, const float *wp, const float *b,
+                         const oq_conv_params *p, oq_kernel_ctx *c, int parts, float *ws,
+                         const oq_conv_epilogue *ep);
+
 /* ---- ConvTranspose ---------------------------------------------------------------- */
 
 size_t oq_conv_transpose_ws_floats(const oq_conv_params *p, int parts);

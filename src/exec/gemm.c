@@ -5,7 +5,8 @@
  * each (MC x KC) block of op(A) is packed into MR-tall strips, and an
  * MR x NR micro-kernel multiplies one A strip by one B strip, keeping the
  * MR x NR accumulators in vector registers. Edge tiles are padded with zeros
- * when packing and clipped when storing. */
+ * when packing and clipped when storing. MR is 6 for every micro-kernel; NR
+ * is the micro-kernel's (16, or 32 for AVX-512), picked once per process. */
 #include "exec/gemm.h"
 
 #include <string.h>
@@ -15,8 +16,8 @@
 #define GEMM_X86 1
 #endif
 
-enum { MR = 6, NR = 16, MC = 120, KC = 256, NC = 2048 };
-_Static_assert(MC % MR == 0 && NC % NR == 0, "blocks are whole strips");
+enum { MR = OQ_SGEMM_PACK_ROWS, NR_MAX = OQ_SGEMM_NR_MAX, MC = 120, KC = 256, NC = 2048 };
+_Static_assert(MC % MR == 0 && NC % NR_MAX == 0, "blocks are whole strips");
 _Static_assert(OQ_SGEMM_WS_FLOATS >= (size_t)MC * KC + (size_t)KC * NC + 16, "workspace covers both packs");
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
@@ -25,14 +26,15 @@ static int64_t round_up(int64_t a, int64_t m) { return (a + m - 1) / m * m; }
 size_t oq_sgemm_ws_floats(int64_t m, int64_t n, int64_t k)
 {
     if (m <= 0 || n <= 0 || k <= 0) return 1;
-    int64_t kc = min64(k, KC), nc = round_up(min64(n, NC), NR), mc = round_up(min64(m, MC), MR);
+    int64_t kc = min64(k, KC), nc = round_up(min64(n, NC), NR_MAX), mc = round_up(min64(m, MC), MR);
     return (size_t)(kc * nc + mc * kc) + 16;
 }
 
 /* ---- packing ------------------------------------------------------------------ */
 
 /* Packs rows [i0, i0+mc) x depth [p0, p0+kc) of op(A) as strips of MR rows:
- * dst[strip][p][r], zero rows past mc. */
+ * dst[strip][p][r], zero rows past mc. Packed whole (mc = m, kc = k), the
+ * strip of rows [i, i+MR) at depth p0 starts at dst + i*k + p0*MR. */
 static void pack_a(float *restrict dst, const oq_sgemm_args *g, int64_t i0, int64_t mc, int64_t p0,
                    int64_t kc)
 {
@@ -57,38 +59,48 @@ static void pack_a(float *restrict dst, const oq_sgemm_args *g, int64_t i0, int6
     }
 }
 
-/* Packs depth [p0, p0+kc) x columns [j0, j0+nc) of op(B) as strips of NR
- * columns: dst[strip][p][c], zero columns past nc. */
-static void pack_b(float *restrict dst, const oq_sgemm_args *g, int64_t p0, int64_t kc, int64_t j0,
-                   int64_t nc)
+/* Copies rows of N floats (N a compile-time constant so the copy is a few
+ * vector moves): dst[p][0..N) = src[p * ld + 0..N) for p < kc. */
+static inline __attribute__((always_inline)) void copy_rows(float *restrict dst, const float *restrict src,
+                                                            int64_t ld, int64_t kc, int N)
 {
-    for (int64_t js = 0; js < nc; js += NR) {
-        int64_t cols = nc - js < NR ? nc - js : NR;
+    for (int64_t p = 0; p < kc; p++) memcpy(dst + p * N, src + p * ld, (size_t)N * sizeof(float));
+}
+
+/* Packs depth [p0, p0+kc) x columns [j0, j0+nc) of op(B) as strips of nr
+ * columns: dst[strip][p][c], zero columns past nc. */
+static void pack_b(float *restrict dst, const oq_sgemm_args *g, int64_t p0, int64_t kc, int64_t j0, int64_t nc,
+                   int nr)
+{
+    for (int64_t js = 0; js < nc; js += nr) {
+        int64_t cols = nc - js < nr ? nc - js : nr;
         if (!g->trans_b) {
             const float *src = g->b + p0 * g->ldb + j0 + js;
-            if (cols == NR) {
-                for (int64_t p = 0; p < kc; p++) memcpy(dst + p * NR, src + p * g->ldb, NR * sizeof(float));
+            if (cols == 16 && nr == 16) {
+                copy_rows(dst, src, g->ldb, kc, 16);
+            } else if (cols == 32 && nr == 32) {
+                copy_rows(dst, src, g->ldb, kc, 32);
             } else {
                 for (int64_t p = 0; p < kc; p++) {
                     int64_t c = 0;
-                    for (; c < cols; c++) dst[p * NR + c] = src[p * g->ldb + c];
-                    for (; c < NR; c++) dst[p * NR + c] = 0.0f;
+                    for (; c < cols; c++) dst[p * nr + c] = src[p * g->ldb + c];
+                    for (; c < nr; c++) dst[p * nr + c] = 0.0f;
                 }
             }
         } else {
             const float *src = g->b + (j0 + js) * g->ldb + p0;
             for (int64_t p = 0; p < kc; p++) {
                 int64_t c = 0;
-                for (; c < cols; c++) dst[p * NR + c] = src[c * g->ldb + p];
-                for (; c < NR; c++) dst[p * NR + c] = 0.0f;
+                for (; c < cols; c++) dst[p * nr + c] = src[c * g->ldb + p];
+                for (; c < nr; c++) dst[p * nr + c] = 0.0f;
             }
         }
-        dst += kc * NR;
+        dst += kc * nr;
     }
 }
 
 /* ---- micro-kernels -------------------------------------------------------------
- * acc = sum_p a[p][0..MR) (outer) b[p][0..NR); then
+ * acc = sum_p a[p][0..MR) (outer) b[p][0..NR) (NR of the kernel); then
  * c = alpha * acc + beta * c (beta == 0: c is not read). a, b are packed
  * strips, c is a full MR x NR tile with row stride ldc. */
 typedef void (*ukernel_fn)(int64_t kc, const float *restrict a, const float *restrict b, float *restrict c,
@@ -97,6 +109,7 @@ typedef void (*ukernel_fn)(int64_t kc, const float *restrict a, const float *res
 /* Portable version: GCC vector extensions, 4-wide (SSE on x86-64, NEON on arm64). */
 typedef float v4f __attribute__((vector_size(16)));
 typedef float v4f_u __attribute__((vector_size(16), aligned(4)));
+enum { NR = 16 }; /* of the generic and AVX2 kernels */
 
 static void ukernel_generic(int64_t kc, const float *restrict a, const float *restrict b, float *restrict c,
                             int64_t ldc, float alpha, float beta)
@@ -159,29 +172,126 @@ __attribute__((target("avx2,fma"))) static void ukernel_avx2(int64_t kc, const f
         }
     }
 }
+
+/* AVX-512: 6 rows x 2 vectors of 16 = 12 accumulators, 2 B loads and 6
+ * broadcasts per step; B rows of 32 are ldb apart (32 in a packed strip). */
+__attribute__((target("avx512f"), always_inline)) static inline void
+avx512_body(int64_t kc, const float *restrict a, const float *restrict b, int64_t ldb, float *restrict c,
+            int64_t ldc, float alpha, float beta)
+{
+    __m512 c00 = _mm512_setzero_ps(), c01 = _mm512_setzero_ps();
+    __m512 c10 = _mm512_setzero_ps(), c11 = _mm512_setzero_ps();
+    __m512 c20 = _mm512_setzero_ps(), c21 = _mm512_setzero_ps();
+    __m512 c30 = _mm512_setzero_ps(), c31 = _mm512_setzero_ps();
+    __m512 c40 = _mm512_setzero_ps(), c41 = _mm512_setzero_ps();
+    __m512 c50 = _mm512_setzero_ps(), c51 = _mm512_setzero_ps();
+    for (int64_t p = 0; p < kc; p++) {
+        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+        __m512 ar;
+        ar = _mm512_set1_ps(a[0]); c00 = _mm512_fmadd_ps(ar, b0, c00); c01 = _mm512_fmadd_ps(ar, b1, c01);
+        ar = _mm512_set1_ps(a[1]); c10 = _mm512_fmadd_ps(ar, b0, c10); c11 = _mm512_fmadd_ps(ar, b1, c11);
+        ar = _mm512_set1_ps(a[2]); c20 = _mm512_fmadd_ps(ar, b0, c20); c21 = _mm512_fmadd_ps(ar, b1, c21);
+        ar = _mm512_set1_ps(a[3]); c30 = _mm512_fmadd_ps(ar, b0, c30); c31 = _mm512_fmadd_ps(ar, b1, c31);
+        ar = _mm512_set1_ps(a[4]); c40 = _mm512_fmadd_ps(ar, b0, c40); c41 = _mm512_fmadd_ps(ar, b1, c41);
+        ar = _mm512_set1_ps(a[5]); c50 = _mm512_fmadd_ps(ar, b0, c50); c51 = _mm512_fmadd_ps(ar, b1, c51);
+        a += MR;
+        b += ldb;
+    }
+    __m512 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+    __m512 al = _mm512_set1_ps(alpha), be = _mm512_set1_ps(beta);
+    for (int r = 0; r < MR; r++) {
+        float *cr = c + r * ldc;
+        for (int q = 0; q < 2; q++) {
+            __m512 v = _mm512_mul_ps(al, acc[r][q]);
+            if (beta != 0.0f) v = _mm512_fmadd_ps(be, _mm512_loadu_ps(cr + 16 * q), v);
+            _mm512_storeu_ps(cr + 16 * q, v);
+        }
+    }
+}
+
+__attribute__((target("avx512f"))) static void ukernel_avx512(int64_t kc, const float *restrict a,
+                                                             const float *restrict b, float *restrict c,
+                                                             int64_t ldc, float alpha, float beta)
+{
+    avx512_body(kc, a, b, 32, c, ldc, alpha, beta);
+}
+
+/* The same reading B unpacked: 32 columns of row-major op(B), rows ldb apart. */
+__attribute__((target("avx512f"))) static void ukernel_avx512_rows(int64_t kc, const float *restrict a,
+                                                                  const float *restrict b, int64_t ldb,
+                                                                  float *restrict c, int64_t ldc, float alpha,
+                                                                  float beta)
+{
+    avx512_body(kc, a, b, ldb, c, ldc, alpha, beta);
+}
 #endif
 
-static ukernel_fn pick_kernel(const char **name)
+/* The micro-kernel of this CPU, its width and its name. */
+typedef struct ukernel {
+    ukernel_fn fn;
+    int nr;
+    const char *name;
+} ukernel;
+
+/* Every micro-kernel, best first, and whether this CPU can run it. */
+static const ukernel kernels[] = {
+#ifdef GEMM_X86
+    {ukernel_avx512, 32, "avx512f-6x32"},
+    {ukernel_avx2, NR, "avx2-fma-6x16"},
+#endif
+    {ukernel_generic, NR, "generic-vec4-6x16"},
+};
+enum { N_KERNELS = sizeof kernels / sizeof kernels[0] };
+
+static bool kernel_runs_here(int i)
 {
 #ifdef GEMM_X86
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-        if (name) *name = "avx2-fma-6x16";
-        return ukernel_avx2;
-    }
+    if (kernels[i].fn == ukernel_avx512) return __builtin_cpu_supports("avx512f");
+    if (kernels[i].fn == ukernel_avx2) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #endif
-    if (name) *name = "generic-vec4-6x16";
-    return ukernel_generic;
+    return true;
 }
 
-const char *oq_sgemm_kernel_name(void)
+static int forced_kernel = -1; /* oq_sgemm_force_kernel; -1: the best that runs here */
+
+static ukernel pick_kernel(void)
 {
-    const char *name = "";
-    pick_kernel(&name);
-    return name;
+    if (forced_kernel >= 0) return kernels[forced_kernel];
+    int i = 0;
+    while (!kernel_runs_here(i)) i++; /* the generic kernel always runs */
+    return kernels[i];
+}
+
+const char *oq_sgemm_kernel_name(void) { return pick_kernel().name; }
+
+const char *oq_sgemm_kernel_list(int i) { return i >= 0 && i < N_KERNELS ? kernels[i].name : NULL; }
+
+bool oq_sgemm_force_kernel(const char *name)
+{
+    if (!name) {
+        forced_kernel = -1;
+        return true;
+    }
+    for (int i = 0; i < N_KERNELS; i++)
+        if (!strcmp(kernels[i].name, name) && kernel_runs_here(i)) {
+            forced_kernel = i;
+            return true;
+        }
+    return false;
 }
 
 /* ---- driver ------------------------------------------------------------------- */
+
+size_t oq_sgemm_packed_a_floats(int64_t m, int64_t k)
+{
+    return m > 0 && k > 0 ? (size_t)(round_up(m, MR) * k) : 1;
+}
+
+void oq_sgemm_pack_a(float *dst, const oq_sgemm_args *g)
+{
+    if (g->m > 0 && g->k > 0) pack_a(dst, g, 0, g->m, 0, g->k);
+}
 
 /* C = beta * C for the degenerate k == 0 case. */
 static void scale_c(const oq_sgemm_args *g)
@@ -192,50 +302,89 @@ static void scale_c(const oq_sgemm_args *g)
     }
 }
 
-void oq_sgemm(const oq_sgemm_args *g, float *ws)
+/* The driver; pa is NULL or op(A) packed whole (oq_sgemm_pack_a), pb NULL
+ * or op(B) packed whole (oq_sgemm_packed_b layout). */
+static void sgemm(const oq_sgemm_args *g, const float *pa, const float *pb, float *ws)
 {
     if (g->m <= 0 || g->n <= 0) return;
     if (g->k <= 0) {
         scale_c(g);
         return;
     }
-    ukernel_fn kern = pick_kernel(NULL);
-    /* 64-byte aligned pack buffers: packed B first (the aligned loads need it),
-     * sized as in oq_sgemm_ws_floats. */
+    const ukernel uk = pick_kernel();
+    const int nr_k = uk.nr;
+#ifdef GEMM_X86
+    /* Few rows of A reuse each packed strip of B only a few times: then the
+     * AVX-512 kernel reads whole 32-column strips of a row-major B in place
+     * and only a narrower last strip is packed. Same arithmetic either way. */
+    const bool b_in_place = !pb && !g->trans_b && uk.fn == ukernel_avx512 && g->m <= 64;
+#else
+    const bool b_in_place = false;
+#endif
+    /* 64-byte aligned pack buffers, packed B first, sized as in oq_sgemm_ws_floats. */
     float *bp = (float *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
-    float *ap = bp + min64(g->k, KC) * round_up(min64(g->n, NC), NR);
-    float tile[MR * NR];
+    float *ap = bp + min64(g->k, KC) * round_up(min64(g->n, NC), NR_MAX);
+    float tile[MR * NR_MAX];
 
     for (int64_t j0 = 0; j0 < g->n; j0 += NC) {
         int64_t nc = g->n - j0 < NC ? g->n - j0 : NC;
         for (int64_t p0 = 0; p0 < g->k; p0 += KC) {
             int64_t kc = g->k - p0 < KC ? g->k - p0 : KC;
             float beta = p0 == 0 ? g->beta : 1.0f; /* later K slices accumulate */
-            pack_b(bp, g, p0, kc, j0, nc);
+            if (!pb && !b_in_place) pack_b(bp, g, p0, kc, j0, nc, nr_k);
             for (int64_t i0 = 0; i0 < g->m; i0 += MC) {
                 int64_t mc = g->m - i0 < MC ? g->m - i0 : MC;
-                pack_a(ap, g, i0, mc, p0, kc);
-                for (int64_t jr = 0; jr < nc; jr += NR) {
-                    int64_t nr = nc - jr < NR ? nc - jr : NR;
-                    const float *bs = bp + (jr / NR) * kc * NR;
+                if (!pa) pack_a(ap, g, i0, mc, p0, kc);
+                for (int64_t jr = 0; jr < nc; jr += nr_k) {
+                    int64_t nr = nc - jr < nr_k ? nc - jr : nr_k;
+                    const float *bs = pb ? pb + (j0 + jr) * g->k + p0 * nr_k : bp + (jr / nr_k) * kc * nr_k;
+                    const float *brow = NULL; /* b_in_place: the strip in B itself */
+                    if (b_in_place && nr == nr_k)
+                        brow = g->b + p0 * g->ldb + j0 + jr;
+                    else if (b_in_place)
+                        pack_b(bp + (jr / nr_k) * kc * nr_k, g, p0, kc, j0 + jr, nr, nr_k);
                     for (int64_t ir = 0; ir < mc; ir += MR) {
                         int64_t mr = mc - ir < MR ? mc - ir : MR;
-                        const float *as = ap + (ir / MR) * kc * MR;
+                        const float *as = pa ? pa + (i0 + ir) * g->k + p0 * MR : ap + (ir / MR) * kc * MR;
                         float *cp = g->c + (i0 + ir) * g->ldc + j0 + jr;
-                        if (mr == MR && nr == NR) {
-                            kern(kc, as, bs, cp, g->ldc, g->alpha, beta);
+#ifdef GEMM_X86
+                        if (brow && mr == MR) {
+                            ukernel_avx512_rows(kc, as, brow, g->ldb, cp, g->ldc, g->alpha, beta);
+                            continue;
+                        }
+#endif
+                        if (mr == MR && nr == nr_k && !brow) {
+                            uk.fn(kc, as, bs, cp, g->ldc, g->alpha, beta);
                             continue;
                         }
                         /* Edge tile: run on a full scratch tile, copy the valid part. */
                         for (int64_t r = 0; r < mr; r++)
-                            for (int64_t q = 0; q < nr; q++) tile[r * NR + q] = beta == 0.0f ? 0.0f : cp[r * g->ldc + q];
-                        kern(kc, as, bs, tile, NR, g->alpha, beta);
-                        for (int64_t r = 0; r < mr; r++) memcpy(cp + r * g->ldc, tile + r * NR, (size_t)nr * sizeof(float));
+                            for (int64_t q = 0; q < nr; q++)
+                                tile[r * nr_k + q] = beta == 0.0f ? 0.0f : cp[r * g->ldc + q];
+#ifdef GEMM_X86
+                        if (brow)
+                            ukernel_avx512_rows(kc, as, brow, g->ldb, tile, nr_k, g->alpha, beta);
+                        else
+#endif
+                            uk.fn(kc, as, bs, tile, nr_k, g->alpha, beta);
+                        for (int64_t r = 0; r < mr; r++)
+                            memcpy(cp + r * g->ldc, tile + r * nr_k, (size_t)nr * sizeof(float));
                     }
                 }
             }
         }
     }
+}
+
+void oq_sgemm(const oq_sgemm_args *g, float *ws) { sgemm(g, NULL, NULL, ws); }
+
+void oq_sgemm_packed(const oq_sgemm_args *g, const float *ap, float *ws) { sgemm(g, ap, NULL, ws); }
+
+int oq_sgemm_nr(void) { return pick_kernel().nr; }
+
+void oq_sgemm_packed_ab(const oq_sgemm_args *g, const float *ap, const float *bp, float *ws)
+{
+    sgemm(g, ap, bp, ws);
 }
 
 void oq_sgemm_ref(const oq_sgemm_args *g)
@@ -304,7 +453,7 @@ static void batch_plan(batch_job *j, const oq_sgemm_args *g, int64_t batch, int 
     if (batch >= 2 * (int64_t)parts || g->m <= 0 || g->n <= 0) return;
     int64_t want = (2 * parts + batch - 1) / batch;
     if (g->n >= g->m) {
-        int64_t t = round_up((g->n + want - 1) / want, 4 * NR);
+        int64_t t = round_up((g->n + want - 1) / want, 2 * NR_MAX);
         j->ntile = min64(t, g->n);
         j->nt_count = (g->n + j->ntile - 1) / j->ntile;
     } else {

@@ -39,11 +39,40 @@ size_t oq_sgemm_ws_floats(int64_t m, int64_t n, int64_t k);
  * has oq_sgemm_ws_floats(m, n, k) floats of scratch owned by the caller. */
 void oq_sgemm(const oq_sgemm_args *g, float *ws);
 
+/* Floats oq_sgemm_pack_a writes for an op(A) of (m, k). */
+size_t oq_sgemm_packed_a_floats(int64_t m, int64_t k);
+/* Packs all of op(A) of g once for several oq_sgemm_packed calls. dst holds
+ * oq_sgemm_packed_a_floats(m, k) floats. */
+void oq_sgemm_pack_a(float *dst, const oq_sgemm_args *g);
+#define OQ_SGEMM_PACK_ROWS 6
+/* The widest strip any micro-kernel reads (oq_sgemm_nr() never exceeds it). */
+#define OQ_SGEMM_NR_MAX 32
+/* oq_sgemm with op(A) taken from ap, packed by oq_sgemm_pack_a (g's a, lda
+ * and trans_a are not read). ap + r * k starts at row r of the packed matrix
+ * when r is a multiple of OQ_SGEMM_PACK_ROWS, so row blocks of one packed A
+ * can go to different calls. Same results as oq_sgemm. */
+void oq_sgemm_packed(const oq_sgemm_args *g, const float *ap, float *ws);
+
+/* Width of the column strips the current micro-kernel reads (16 or 32). */
+int oq_sgemm_nr(void);
+/* oq_sgemm_packed with op(B) also given packed, by the caller: strips of
+ * nr = oq_sgemm_nr() columns, strip s holding rows p < k as bp[s*k*nr +
+ * p*nr + c] for columns s*nr + c (columns past n are zero); bp is 64-byte
+ * aligned. g's b and ldb are not read. Same results as oq_sgemm. */
+void oq_sgemm_packed_ab(const oq_sgemm_args *g, const float *ap, const float *bp, float *ws);
+
 /* The oracle: plain triple loop with a double accumulator. */
 void oq_sgemm_ref(const oq_sgemm_args *g);
 
-/* Name of the micro-kernel oq_sgemm uses on this CPU ("avx2-fma-6x16", ...). */
+/* Name of the micro-kernel oq_sgemm uses on this CPU ("avx512f-6x32", ...). */
 const char *oq_sgemm_kernel_name(void);
+/* Name of micro-kernel i of those compiled in (best first), NULL past the end. */
+const char *oq_sgemm_kernel_list(int i);
+/* For tests and benchmarks: makes oq_sgemm use the named micro-kernel
+ * (NULL: back to the best for this CPU). False, and nothing changes, if the
+ * name is unknown or the CPU cannot run it. Not thread-safe: call it while no
+ * GEMM runs. */
+bool oq_sgemm_force_kernel(const char *name);
 
 /* ---- parallel use ---------------------------------------------------------------- */
 

@@ -8,6 +8,7 @@
 #ifndef ONNXQ_EXEC_KERNEL_H
 #define ONNXQ_EXEC_KERNEL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "onnxq/oq_exec.h"
@@ -22,6 +23,10 @@ struct oq_kernel_ctx {
     int n_outputs;                 /* node->n_outputs */
     struct oq_exec_frame *frame;
     oq_err *err;
+    /* NULL, or an elementwise chain (fuse.h) the executor moved into this
+     * node: output 0 is then the chain's result, and the kernel (only Conv
+     * is given one) applies the chain to its output before returning. */
+    const struct oq_fusion *epilogue;
 };
 
 /* Input k or NULL when omitted or absent. */
@@ -30,13 +35,28 @@ static inline const oq_tensor *oq_kernel_input(const oq_kernel_ctx *c, int k)
     return k < c->n_inputs ? c->inputs[k] : NULL;
 }
 
-/* Allocates output k with the given type and shape and returns it (contents
- * zero-filled only if `zero`), or NULL with c->err set. An omitted optional
- * output still gets a scratch tensor, so kernels need no special case. */
+/* Allocates output k with the given type and shape and returns it, contents
+ * zero-filled, or NULL with c->err set. An omitted optional output still gets
+ * a scratch tensor, so kernels need no special case. */
 oq_tensor *oq_kernel_output(oq_kernel_ctx *c, int k, oq_dtype dt, int rank, const int64_t *dims);
+/* The same without the zero fill (the buffer holds stale data): only for
+ * kernels that write every element of the output. */
+oq_tensor *oq_kernel_output_raw(oq_kernel_ctx *c, int k, oq_dtype dt, int rank, const int64_t *dims);
 
-/* Scratch memory valid until the kernel returns; NULL with c->err set on failure. */
+/* Zero-filled scratch memory valid until the kernel returns; NULL with c->err
+ * set on failure. The _raw form skips the fill. */
 void *oq_kernel_scratch(oq_kernel_ctx *c, size_t bytes);
+void *oq_kernel_scratch_raw(oq_kernel_ctx *c, size_t bytes);
+
+/* True when input k is a constant of the model (an initializer or a decoded
+ * Constant node), the same tensor on every run. */
+bool oq_kernel_input_const(const oq_kernel_ctx *c, int k);
+
+/* Memory that stays with the running node across runs: filled by fill(dst,
+ * arg) the first time, and again whenever `bytes` changes; returned as is
+ * otherwise. Only for data derived from constant inputs (e.g. weights packed
+ * for the GEMM). The session owns it. NULL with c->err set on failure. */
+const void *oq_kernel_cache(oq_kernel_ctx *c, size_t bytes, void (*fill)(void *dst, void *arg), void *arg);
 
 /* Runs fn over [0, n) split into contiguous chunks across the session's
  * threads; fn must write disjoint memory per index. Results must not depend on

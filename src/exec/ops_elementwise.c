@@ -99,7 +99,20 @@ F_UNARY(elu, x >= 0.0f ? x : p->alpha * (expf(x) - 1.0f))
 F_UNARY(selu, p->beta * (x > 0.0f ? x : p->alpha * (expf(x) - 1.0f)))
 F_UNARY(softplus, x > 20.0f ? x : log1pf(expf(x)))
 F_UNARY(softsign, x / (1.0f + fabsf(x)))
-F_UNARY(clip, isnan(x) ? x : fminf(fmaxf(x, p->alpha), p->beta)) /* min(max(x, lo), hi) */
+
+/* Clip of floats: min(max(x, lo), hi), NaN passes through (both compares are
+ * false). Bounds copied to locals so the loop vectorizes. */
+static void clip_FLOAT(void *arg, int64_t begin, int64_t end)
+{
+    const ew_arg *p = arg;
+    const float *restrict xs = p->in[0];
+    float *restrict ys = p->out;
+    const float lo = p->alpha, hi = p->beta;
+    for (int64_t i = begin; i < end; i++) {
+        float t = xs[i] < lo ? lo : xs[i];
+        ys[i] = t > hi ? hi : t;
+    }
+}
 
 /* min(max(v, lo), hi), so lo > hi gives hi as numpy.clip does. */
 static inline int64_t clamp_i64(int64_t v, int64_t lo, int64_t hi)
@@ -152,7 +165,7 @@ static oq_status run_unary_to(oq_kernel_ctx *c, const oq_range_fn *fns, ew_arg *
     oq_range_fn fn = fns[x->dtype];
     if (!fn)
         return unsupported_type(c, x->dtype);
-    oq_tensor *y = oq_kernel_output(c, 0, out_bool ? OQ_DTYPE_BOOL : x->dtype, x->rank, x->dims);
+    oq_tensor *y = oq_kernel_output_raw(c, 0, out_bool ? OQ_DTYPE_BOOL : x->dtype, x->rank, x->dims);
     if (!y)
         return c->err->status;
     p->in[0] = x->data;
@@ -491,7 +504,7 @@ static oq_status run_binary(oq_kernel_ctx *c, const oq_bcast_visit *fns, bool ou
     oq_status st = oq_broadcast_shape(2, ranks, dims, &rank, out_dims, c->err);
     if (st)
         return st;
-    oq_tensor *out = oq_kernel_output(c, 0, out_bool ? OQ_DTYPE_BOOL : in[0]->dtype, rank, out_dims);
+    oq_tensor *out = oq_kernel_output_raw(c, 0, out_bool ? OQ_DTYPE_BOOL : in[0]->dtype, rank, out_dims);
     if (!out)
         return c->err->status;
     walk_into(c, &p, out, 2, in);

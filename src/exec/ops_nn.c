@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "exec/conv.h"
+#include "exec/fuse.h"
 #include "exec/gemm.h"
 #include "exec/kernel.h"
 #include "exec/ops.h"
@@ -35,13 +36,15 @@ static int n_parts(const oq_kernel_ctx *c)
     return t < 1 ? 1 : t;
 }
 
-/* Scratch of n floats, or NULL with c->err set. */
+/* Scratch of n floats, not cleared (workspaces are written before read), or
+ * NULL with c->err set. */
 static float *scratch_floats(oq_kernel_ctx *c, size_t n)
 {
-    return oq_kernel_scratch(c, (n ? n : 1) * sizeof(float));
+    return oq_kernel_scratch_raw(c, (n ? n : 1) * sizeof(float));
 }
 
 static int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 /* Reads an INTS attribute that must have exactly n entries when present;
  * fills v with it or with def. */
@@ -123,6 +126,19 @@ static oq_status nchw_input(oq_kernel_ctx *c, const oq_tensor *x, oq_conv_params
 
 /* ---- Conv -------------------------------------------------------------------- */
 
+typedef struct pack_w_arg {
+    const float *w;
+    const oq_conv_params *p;
+} pack_w_arg;
+
+static void chain_in_place(void *arg, float *y, int64_t n) { oq_fusion_run_inplace(arg, y, n); }
+
+static void pack_w_fill(void *dst, void *arg)
+{
+    const pack_w_arg *a = arg;
+    oq_conv_pack_w(dst, a->w, a->p);
+}
+
 static oq_status k_conv(oq_kernel_ctx *c)
 {
     const oq_tensor *x, *w, *b;
@@ -150,7 +166,7 @@ static oq_status k_conv(oq_kernel_ctx *c)
 
     int64_t dims[OQ_MAX_RANK];
     int rank = nchw_dims(&p, p.cout, dims);
-    oq_tensor *y = oq_kernel_output(c, 0, OQ_DTYPE_FLOAT, rank, dims);
+    oq_tensor *y = oq_kernel_output_raw(c, 0, OQ_DTYPE_FLOAT, rank, dims); /* every element written */
     if (!y) return c->err->status;
     if (oq_tensor_numel(y) == 0) return OQ_OK;
     if (oq_tensor_numel(x) == 0 || oq_tensor_numel(w) == 0) {
@@ -159,12 +175,27 @@ static oq_status k_conv(oq_kernel_ctx *c)
         float *yd = y->data;
         for (int64_t i = 0; i < p.n * p.cout; i++)
             for (int64_t t = 0; t < plane; t++) yd[i * plane + t] = b ? ((const float *)b->data)[i % p.cout] : 0.0f;
+        if (c->epilogue) oq_fusion_run_inplace(c->epilogue, yd, oq_tensor_numel(y));
         return OQ_OK;
     }
     int parts = n_parts(c);
+    int64_t macs = oq_tensor_numel(y) * oq_tensor_numel(w) / p.cout;
+    if (macs < ((int64_t)1 << 17)) parts = 1; /* not worth waking threads */
     float *ws = scratch_floats(c, oq_conv_ws_floats(&p, parts));
     if (!ws) return c->err->status;
-    oq_conv_fast(y->data, x->data, w->data, b ? b->data : NULL, &p, c, parts, ws);
+    size_t packed = oq_conv_packed_w_floats(&p);
+    if (packed && oq_kernel_input_const(c, 1)) {
+        /* constant weights are packed on the first run and kept by the session */
+        pack_w_arg pa = {w->data, &p};
+        const float *wp = oq_kernel_cache(c, packed * sizeof(float), pack_w_fill, &pa);
+        if (!wp) return c->err->status;
+        oq_conv_epilogue ep = {chain_in_place, (void *)c->epilogue};
+        oq_conv_fast_packed(y->data, x->data, w->data, wp, b ? b->data : NULL, &p, c, parts, ws,
+                            c->epilogue ? &ep : NULL);
+    } else {
+        oq_conv_fast(y->data, x->data, w->data, b ? b->data : NULL, &p, c, parts, ws);
+        if (c->epilogue) oq_fusion_run_inplace(c->epilogue, y->data, oq_tensor_numel(y));
+    }
     return OQ_OK;
 }
 
@@ -225,7 +256,7 @@ static oq_status k_conv_transpose(oq_kernel_ctx *c)
     }
     int64_t dims[OQ_MAX_RANK];
     int rank = nchw_dims(&p, p.cout, dims);
-    oq_tensor *y = oq_kernel_output(c, 0, OQ_DTYPE_FLOAT, rank, dims);
+    oq_tensor *y = oq_kernel_output_raw(c, 0, OQ_DTYPE_FLOAT, rank, dims); /* every element written */
     if (!y) return c->err->status;
     if (oq_tensor_numel(y) == 0) return OQ_OK;
     int parts = n_parts(c);
@@ -335,6 +366,61 @@ MAXPOOL_PLANES(float, maxpool_f32)
 MAXPOOL_PLANES(uint8_t, maxpool_u8)
 MAXPOOL_PLANES(int8_t, maxpool_i8)
 
+/* The same as maxpool_f32 for 2-D planes without Indices: the window of each
+ * output is clipped by plain arithmetic and its taps visited in the same
+ * order with the same comparison, so the results are identical. Where a
+ * row's windows lie wholly inside the input, the taps go in the outer loop
+ * and the outputs of the row in the inner one, which vectorizes. */
+static void maxpool2d_f32(void *arg, int64_t begin, int64_t end)
+{
+    const pool_job *j = arg;
+    const oq_conv_params *p = j->p;
+    const int64_t ih = p->in[0], iw = p->in[1], kh = p->k[0], kw = p->k[1], dh = p->dil[0], dw = p->dil[1];
+    const int64_t sw = p->stride[1], ow_n = p->out[1];
+    /* columns whose window is inside the row: w0 >= 0 and w0 + (kw-1)*dw < iw */
+    int64_t c0 = min64((p->pad0[1] + sw - 1) / sw, ow_n);
+    int64_t lim = iw - 1 - (kw - 1) * dw + p->pad0[1];
+    int64_t c1 = lim < 0 ? c0 : min64(ow_n, lim / sw + 1);
+    if (c1 < c0) c1 = c0;
+    for (int64_t pl = begin; pl < end; pl++) {
+        const float *x = (const float *)j->x + pl * j->in_size;
+        float *y = (float *)j->y + pl * j->out_size;
+        for (int64_t oh = 0; oh < p->out[0]; oh++, y += ow_n) {
+            int64_t h0 = oh * p->stride[0] - p->pad0[0];
+            int64_t a0 = h0 >= 0 ? 0 : ceil_div(-h0, dh), a1 = min64(kh, ceil_div(ih - h0, dh));
+            for (int64_t ow = 0; ow < ow_n; ow++) {
+                if (ow == c0 && a0 == 0 && a1 == kh && c1 > c0) {
+                    /* interior run [c0, c1): the first tap starts every max */
+                    const float *xr = x + h0 * iw + (c0 * sw - p->pad0[1]);
+                    for (int64_t o = c0; o < c1; o++) y[o] = xr[(o - c0) * sw];
+                    for (int64_t a = 0; a < kh; a++)
+                        for (int64_t b = a ? 0 : 1; b < kw; b++) {
+                            const float *xt = xr + a * dh * iw + b * dw;
+                            for (int64_t o = c0; o < c1; o++) {
+                                float v = xt[(o - c0) * sw];
+                                y[o] = v > y[o] ? v : y[o];
+                            }
+                        }
+                    ow = c1 - 1;
+                    continue;
+                }
+                int64_t w0 = ow * sw - p->pad0[1];
+                int64_t b0 = w0 >= 0 ? 0 : ceil_div(-w0, dw), b1 = min64(kw, ceil_div(iw - w0, dw));
+                float best = 0.0f;
+                bool any = false;
+                for (int64_t a = a0; a < a1; a++) {
+                    int64_t row = (h0 + a * dh) * iw + w0;
+                    for (int64_t b = b0; b < b1; b++) {
+                        float v = x[row + b * dw];
+                        if (!any || v > best) best = v, any = true;
+                    }
+                }
+                y[ow] = best;
+            }
+        }
+    }
+}
+
 static void avgpool_f32(void *arg, int64_t begin, int64_t end)
 {
     const pool_job *j = arg;
@@ -401,6 +487,7 @@ static oq_status run_pool(oq_kernel_ctx *c, bool is_max)
         j.idx = idx->data;
     }
     if (oq_tensor_numel(y) == 0) return OQ_OK;
+    if (fn == maxpool_f32 && p.nsp == 2 && !j.idx) fn = maxpool2d_f32;
     int64_t taps = oq_shape_numel(p.nsp, p.k);
     oq_par_run(c, p.n * p.cin, j.out_size * taps, fn, &j);
     return OQ_OK;
@@ -420,8 +507,14 @@ static void gavg_planes(void *arg, int64_t begin, int64_t end)
     const gpool_job *j = arg;
     for (int64_t pl = begin; pl < end; pl++) {
         const float *x = j->x + pl * j->size;
+        /* eight interleaved double sums, added up at the end: vectorizes */
+        double acc[8] = {0};
+        int64_t i = 0;
+        for (; i + 8 <= j->size; i += 8)
+            for (int l = 0; l < 8; l++) acc[l] += x[i + l];
         double s = 0.0;
-        for (int64_t i = 0; i < j->size; i++) s += x[i];
+        for (; i < j->size; i++) s += x[i];
+        for (int l = 0; l < 8; l++) s += acc[l];
         j->y[pl] = (float)(s / (double)j->size);
     }
 }
@@ -445,7 +538,7 @@ static oq_status run_global_pool(oq_kernel_ctx *c, oq_range_fn fn)
     if (x->rank < 3) return OQ_KERR(c, "input must have rank >= 3 (N, C, spatial...), got rank %d", x->rank);
     int64_t dims[OQ_MAX_RANK];
     for (int a = 0; a < x->rank; a++) dims[a] = a < 2 ? x->dims[a] : 1;
-    oq_tensor *y = oq_kernel_output(c, 0, OQ_DTYPE_FLOAT, x->rank, dims);
+    oq_tensor *y = oq_kernel_output_raw(c, 0, OQ_DTYPE_FLOAT, x->rank, dims); /* one value per plane */
     if (!y) return c->err->status;
     gpool_job j = {x->data, y->data, oq_shape_numel(x->rank - 2, x->dims + 2)};
     if (j.size == 0) return OQ_KERR(c, "global pooling over an empty spatial extent");
@@ -479,7 +572,7 @@ static oq_status k_matmul(oq_kernel_ctx *c)
     if ((st = oq_matmul_dims(c, a, b, &ms))) return st;
     int64_t m = ms.m, k = ms.k, n = ms.n, *dims = ms.dims;
     int rb = ms.rb, obr = ms.batch_rank;
-    oq_tensor *y = oq_kernel_output(c, 0, OQ_DTYPE_FLOAT, ms.rank, dims);
+    oq_tensor *y = oq_kernel_output_raw(c, 0, OQ_DTYPE_FLOAT, ms.rank, dims); /* beta 0: fully written */
     if (!y) return c->err->status;
     int64_t batch = oq_shape_numel(obr, dims);
     if (oq_tensor_numel(y) == 0) return OQ_OK;

@@ -1,6 +1,6 @@
 /* ops_quant.c: the quantized kernels: QuantizeLinear, DequantizeLinear,
  * DynamicQuantizeLinear, QLinearMatMul, MatMulInteger, QLinearConv and
- * ConvInteger.
+ * ConvInteger, and ONNX Runtime's com.microsoft QGemm and QLinearConcat.
  *
  * Products run on the 8-bit GEMM in qgemm.c (zero points are folded into its
  * packing), convolutions through a byte im2col padded with the input zero
@@ -841,6 +841,140 @@ static oq_status k_conv_integer(oq_kernel_ctx *c)
     return qconv_run(c, &j, OQ_DTYPE_INT32);
 }
 
+/* ---- com.microsoft QGemm (ONNX Runtime contrib op) -------------------------------------- */
+
+/* Y = alpha * a_scale * b_scale[j] * ((A - a_zp)(B - b_zp[j]) + C[j]): float
+ * without y_scale, else requantized with y_scale / y_zero_point (ONNX
+ * Runtime's order: (alpha * a_scale * b_scale[j]) / y_scale, accumulator
+ * plus C converted to float once). A (M, K) and B (K, N) only: transA and
+ * transB set, or C shaped (M, N) / (M, 1), are refused as unsupported. */
+static oq_status k_qgemm(oq_kernel_ctx *c)
+{
+    const oq_tensor *a, *b;
+    qparams qa, qb, qy = {0};
+    oq_status st;
+    if ((st = require_8bit(c, 0, &a)) || (st = require_8bit(c, 3, &b)) ||
+        (st = read_qparams(c, 1, 2, a->dtype, &qa)) || (st = read_qparams(c, 4, 5, b->dtype, &qb)))
+        return st;
+    if (oq_node_attr_int(c->node, "transA", 0) || oq_node_attr_int(c->node, "transB", 0))
+        return OQ_KUNSUP(c, "transA or transB set (only plain A x B is supported)");
+    if (a->rank != 2 || b->rank != 2) return OQ_KERR(c, "A and B must be 2-D, got rank %d and %d", a->rank, b->rank);
+    int64_t m = a->dims[0], k = a->dims[1], n = b->dims[1];
+    if (b->dims[0] != k) return OQ_KERR(c, "A is (%lld, %lld) but B has %lld rows", (long long)m, (long long)k,
+                                        (long long)b->dims[0]);
+    if (qa.count != 1) return OQ_KERR(c, "a_scale must be a scalar");
+    if (qb.count != 1 && qb.count != n) return OQ_KERR(c, "b_scale has %lld elements, expected 1 or %lld",
+                                                       (long long)qb.count, (long long)n);
+    const oq_tensor *cb = oq_kernel_input(c, 6);
+    if (cb && (cb->dtype != OQ_DTYPE_INT32 || (oq_tensor_numel(cb) != 1 && oq_tensor_numel(cb) != n) ||
+               (cb->rank == 2 && cb->dims[0] != 1) || cb->rank > 2))
+        return OQ_KUNSUP(c, "C must be int32 of shape (), (N) or (1, N)");
+    oq_dtype ydt = OQ_DTYPE_FLOAT;
+    if (oq_kernel_input(c, 7)) {
+        if ((st = qlinear_out_type(c, 8, OQ_DTYPE_UINT8, &ydt)) || (st = read_qparams(c, 7, 8, ydt, &qy)))
+            return st;
+        if (qy.count != 1) return OQ_KERR(c, "y_scale must be a scalar");
+    }
+    int64_t dims[2] = {m, n};
+    oq_tensor *y = oq_kernel_output(c, 0, ydt, 2, dims);
+    if (!y) return c->err->status;
+    if (m == 0 || n == 0) return OQ_OK;
+    int32_t *acc = oq_kernel_scratch(c, (size_t)(m * n) * sizeof *acc);
+    int32_t *bias = oq_kernel_scratch(c, (size_t)n * sizeof *bias);
+    float *mult = oq_kernel_scratch(c, (size_t)n * sizeof *mult);
+    void *ws = oq_kernel_scratch(c, oq_qgemm_ws_bytes(m, n, k));
+    if (!acc || !bias || !mult || !ws) return c->err->status;
+    float alpha = oq_node_attr_float(c->node, "alpha", 1.0f);
+    for (int64_t j = 0; j < n; j++) {
+        bias[j] = cb ? ((const int32_t *)cb->data)[oq_tensor_numel(cb) == 1 ? 0 : j] : 0;
+        mult[j] = alpha * qa.scale[0] * qb.scale[qb.count > 1 ? j : 0];
+        if (ydt != OQ_DTYPE_FLOAT) mult[j] /= qy.scale[0];
+    }
+    oq_qgemm_args g = {.m = m, .n = n, .k = k, .a = a->data, .lda = k, .a_signed = a->dtype == OQ_DTYPE_INT8,
+                       .a_zp = qa.zp, .b = b->data, .ldb = n, .b_signed = b->dtype == OQ_DTYPE_INT8,
+                       .b_zp = qb.zp, .b_zp_per_col = qb.count > 1, .c = acc, .ldc = n};
+    oq_qgemm(&g, ws);
+    for (int64_t i = 0; i < m; i++) {
+        const int32_t *ar = acc + i * n;
+        if (ydt == OQ_DTYPE_FLOAT) {
+            float *yr = (float *)y->data + i * n;
+            for (int64_t j = 0; j < n; j++) /* int32 sum wraps, as ONNX Runtime's accumulator does */
+                yr[j] = (float)(int32_t)((uint32_t)ar[j] + (uint32_t)bias[j]) * mult[j];
+        } else {
+            oq_requant_cols((uint8_t *)y->data + i * n, ydt == OQ_DTYPE_INT8, ar, n, bias, mult, qy.zp[0]);
+        }
+    }
+    return OQ_OK;
+}
+
+/* ---- com.microsoft QLinearConcat (ONNX Runtime contrib op) ------------------------------ */
+
+/* Inputs: y_scale, y_zero_point, then (x, x_scale, x_zero_point) per tensor;
+ * attribute axis. Each x is brought to y's parameters through a 256-entry
+ * table: quantize(x_scale * (v - x_zp)) with QuantizeLinear's rounding (the
+ * way ONNX Runtime builds it), or copied when the parameters are equal. */
+static oq_status k_qlinear_concat(oq_kernel_ctx *c)
+{
+    oq_status st;
+    qparams qy;
+    const oq_tensor *yz = oq_kernel_require(c, 1);
+    if (!yz) return c->err->status;
+    oq_dtype ydt = yz->dtype;
+    qrange r;
+    if (!is_8bit(ydt) || !qtype_range(ydt, &r))
+        return OQ_KUNSUP(c, "y_zero_point of type %s (8-bit only)", oq_dtype_name(ydt));
+    if ((st = read_qparams(c, 0, 1, ydt, &qy))) return st;
+    if (qy.count != 1) return OQ_KERR(c, "y_scale must be a scalar");
+    if (c->n_inputs < 5 || (c->n_inputs - 2) % 3) return OQ_KERR(c, "inputs must be y_scale, y_zero_point, then (x, scale, zero point) triples");
+    int n_x = (c->n_inputs - 2) / 3;
+    const oq_tensor *x0;
+    if ((st = require_8bit(c, 2, &x0))) return st;
+    int axis = oq_norm_axis(c, oq_node_attr_int(c->node, "axis", 0), x0->rank);
+    if (axis < 0) return c->err->status;
+    int64_t dims[OQ_MAX_RANK], outer = 1, inner = 1;
+    memcpy(dims, x0->dims, (size_t)x0->rank * sizeof *dims);
+    dims[axis] = 0;
+    for (int i = 0; i < axis; i++) outer *= x0->dims[i];
+    for (int i = axis + 1; i < x0->rank; i++) inner *= x0->dims[i];
+    for (int k = 0; k < n_x; k++) {
+        const oq_tensor *x;
+        if ((st = require_8bit(c, 2 + 3 * k, &x))) return st;
+        if (x->dtype != ydt) return OQ_KERR(c, "input %d is %s, the output %s", 2 + 3 * k, oq_dtype_name(x->dtype), oq_dtype_name(ydt));
+        if (x->rank != x0->rank) return OQ_KERR(c, "input %d has rank %d, input 2 rank %d", 2 + 3 * k, x->rank, x0->rank);
+        for (int i = 0; i < x->rank; i++)
+            if (i != axis && x->dims[i] != x0->dims[i])
+                return OQ_KERR(c, "input %d differs from input 2 in dimension %d", 2 + 3 * k, i);
+        dims[axis] += x->dims[axis];
+    }
+    oq_tensor *y = oq_kernel_output(c, 0, ydt, x0->rank, dims);
+    uint8_t *table = oq_kernel_scratch(c, 256);
+    if (!y || !table) return c->err->status;
+    int64_t y_pitch = dims[axis] * inner, off = 0;
+    for (int k = 0; k < n_x; k++) {
+        const oq_tensor *x = oq_kernel_input(c, 2 + 3 * k);
+        qparams qx;
+        if ((st = read_qparams(c, 3 + 3 * k, 4 + 3 * k, ydt, &qx))) return st;
+        if (qx.count != 1) return OQ_KERR(c, "x_scale of input %d must be a scalar", 2 + 3 * k);
+        bool copy = qx.scale[0] == qy.scale[0] && qx.zp[0] == qy.zp[0];
+        for (int v = 0; !copy && v < 256; v++) { /* table index: the byte's bit pattern */
+            int32_t q = ydt == OQ_DTYPE_INT8 ? (int32_t)(int8_t)v : v;
+            float f = qx.scale[0] * (float)(q - qx.zp[0]);
+            quant_store(table, ydt, v, &f, 1, qy.scale[0], qy.zp[0], r);
+        }
+        int64_t pitch = x->dims[axis] * inner;
+        for (int64_t o = 0; o < outer; o++) {
+            const uint8_t *src = (const uint8_t *)x->data + o * pitch;
+            uint8_t *dst = (uint8_t *)y->data + o * y_pitch + off;
+            if (copy)
+                memcpy(dst, src, (size_t)pitch);
+            else
+                for (int64_t i = 0; i < pitch; i++) dst[i] = table[src[i]];
+        }
+        off += pitch;
+    }
+    return OQ_OK;
+}
+
 /* ---- the table -------------------------------------------------------------------------- */
 
 #define Q8 (OQ_DT(UINT8) | OQ_DT(INT8))
@@ -859,5 +993,7 @@ const oq_op_def oq_ops_quant[] = {
     {"", "MatMulInteger", 10, Q8 | OQ_DT(INT32), k_matmul_integer},
     {"", "QLinearConv", 10, OQ_DT(FLOAT) | Q8 | OQ_DT(INT32), k_qlinear_conv},
     {"", "ConvInteger", 10, Q8 | OQ_DT(INT32), k_conv_integer},
+    {"com.microsoft", "QGemm", 1, OQ_DT(FLOAT) | Q8 | OQ_DT(INT32), k_qgemm},
+    {"com.microsoft", "QLinearConcat", 1, OQ_DT(FLOAT) | Q8, k_qlinear_concat},
 };
 const int oq_ops_quant_count = (int)(sizeof oq_ops_quant / sizeof oq_ops_quant[0]);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "exec/fuse.h"
 #include "exec/kernel.h"
 #include "exec/threadpool.h"
 #include "onnxq/oq_exec.h"
@@ -33,6 +34,12 @@ typedef struct plan_node {
     const oq_node *node;
     const oq_op_def *op;
     int64_t opset; /* the model's opset for the node's domain */
+    bool folded;   /* a Constant whose decoded value is bound at plan time: never runs */
+    bool deferred; /* in an elementwise chain: runs with the chain at its last node */
+    const oq_fusion *chain; /* set on the last node of a chain run on its own */
+    const oq_fusion *epilogue; /* a chain this node's kernel (Conv) applies to its output */
+    void *cache;   /* oq_kernel_cache: data the kernel derived from constant inputs, kept across runs */
+    size_t cache_bytes;
     int n_dead;
     int *dead;     /* [n_dead] ids of values in this graph whose last reader is this node */
 } plan_node;
@@ -45,6 +52,8 @@ typedef struct plan {
     slot *slots;              /* [g->n_values] indexed by oq_value.id; reused by every run */
     const oq_tensor **args;   /* [max node inputs] kernel input pointers of the running node */
     int *dead_store;          /* storage behind every nodes[i].dead */
+    oq_fusion *chains;        /* [n_chains] elementwise chains (top-level graph only) */
+    int n_chains;
 } plan;
 
 /* A pool buffer not in use. */
@@ -80,13 +89,14 @@ struct oq_exec_frame {
     plan *p;
     struct oq_exec_frame *parent; /* frame of the enclosing graph, NULL at top level */
     held *held;                   /* scratch and omitted outputs of the running node */
+    plan_node *running;           /* the node whose kernel runs */
 };
 
 /* ---- buffer pool -------------------------------------------------------------- */
 
 /* Takes a buffer of at least `bytes` (best fit among idle buffers, else a new
- * one) and zero-fills the first `bytes`. Counts the bytes as in use. */
-static oq_status pool_take(oq_session *s, size_t bytes, void **data, size_t *cap, oq_err *err)
+ * one) and, when `zero`, zero-fills the first `bytes`. Counts the bytes as in use. */
+static oq_status pool_take(oq_session *s, size_t bytes, bool zero, void **data, size_t *cap, oq_err *err)
 {
     int best = -1, biggest_small = -1;
     for (int i = 0; i < s->n_free; i++) {
@@ -114,7 +124,8 @@ static oq_status pool_take(oq_session *s, size_t bytes, void **data, size_t *cap
             return oq_errf(err, OQ_ENOMEM, "cannot allocate %zu bytes", bytes);
         *cap = c;
     }
-    memset(*data, 0, bytes);
+    if (zero)
+        memset(*data, 0, bytes);
     s->cur_bytes += bytes;
     s->naive_bytes += bytes;
     if (s->cur_bytes > s->peak_bytes)
@@ -191,8 +202,9 @@ static oq_status shape_bytes(oq_tensor *t, oq_dtype dt, int rank, const int64_t 
     return OQ_OK;
 }
 
-/* A held record holding a fresh pool buffer of `bytes`; linked into f->held. */
-static held *hold(struct oq_exec_frame *f, size_t bytes, oq_err *err)
+/* A held record holding a fresh pool buffer of `bytes` (zero-filled when
+ * `zero`); linked into f->held. */
+static held *hold(struct oq_exec_frame *f, size_t bytes, bool zero, oq_err *err)
 {
     oq_session *s = f->s;
     held *h = s->spare;
@@ -203,7 +215,7 @@ static held *hold(struct oq_exec_frame *f, size_t bytes, oq_err *err)
         return NULL;
     }
     memset(&h->t, 0, sizeof h->t);
-    if (pool_take(s, bytes, &h->t.data, &h->cap, err)) {
+    if (pool_take(s, bytes, zero, &h->t.data, &h->cap, err)) {
         h->next = s->spare;
         s->spare = h;
         return NULL;
@@ -227,7 +239,7 @@ static void release_held(struct oq_exec_frame *f)
 
 /* ---- kernel services (kernel.h) ---------------------------------------------------- */
 
-oq_tensor *oq_kernel_output(oq_kernel_ctx *c, int k, oq_dtype dt, int rank, const int64_t *dims)
+static oq_tensor *kernel_output(oq_kernel_ctx *c, int k, oq_dtype dt, int rank, const int64_t *dims, bool zero)
 {
     struct oq_exec_frame *f = c->frame;
     oq_tensor hdr;
@@ -236,10 +248,12 @@ oq_tensor *oq_kernel_output(oq_kernel_ctx *c, int k, oq_dtype dt, int rank, cons
         return NULL;
     }
     const oq_value *v = k < c->node->n_outputs ? c->node->outputs[k] : NULL;
+    if (k == 0 && c->epilogue)
+        v = c->epilogue->dst; /* the chain's result is what this node now writes */
     if (shape_bytes(&hdr, dt, rank, dims, v ? v->name : "(unnamed)", c->err))
         return NULL;
     if (!v) {
-        held *h = hold(f, hdr.nbytes, c->err);
+        held *h = hold(f, hdr.nbytes, zero, c->err);
         if (!h)
             return NULL;
         hdr.data = h->t.data;
@@ -248,22 +262,58 @@ oq_tensor *oq_kernel_output(oq_kernel_ctx *c, int k, oq_dtype dt, int rank, cons
     }
     slot *sl = &f->p->slots[v->id];
     slot_clear(f->s, sl); /* a kernel asking twice for one output gets a fresh buffer */
-    if (pool_take(f->s, hdr.nbytes, &hdr.data, &sl->cap, c->err))
+    if (pool_take(f->s, hdr.nbytes, zero, &hdr.data, &sl->cap, c->err))
         return NULL;
     sl->t = hdr;
     sl->kind = SLOT_POOLED;
     return &sl->t;
 }
 
-void *oq_kernel_scratch(oq_kernel_ctx *c, size_t bytes)
+oq_tensor *oq_kernel_output(oq_kernel_ctx *c, int k, oq_dtype dt, int rank, const int64_t *dims)
+{
+    return kernel_output(c, k, dt, rank, dims, true);
+}
+
+oq_tensor *oq_kernel_output_raw(oq_kernel_ctx *c, int k, oq_dtype dt, int rank, const int64_t *dims)
+{
+    return kernel_output(c, k, dt, rank, dims, false);
+}
+
+static void *kernel_scratch(oq_kernel_ctx *c, size_t bytes, bool zero)
 {
     if (bytes > oq_tensor_limit()) {
         oq_errf(c->err, OQ_ENOMEM, "scratch of %zu bytes exceeds the size limit of %zu bytes", bytes,
                 oq_tensor_limit());
         return NULL;
     }
-    held *h = hold(c->frame, bytes, c->err);
+    held *h = hold(c->frame, bytes, zero, c->err);
     return h ? h->t.data : NULL;
+}
+
+void *oq_kernel_scratch(oq_kernel_ctx *c, size_t bytes) { return kernel_scratch(c, bytes, true); }
+
+void *oq_kernel_scratch_raw(oq_kernel_ctx *c, size_t bytes) { return kernel_scratch(c, bytes, false); }
+
+bool oq_kernel_input_const(const oq_kernel_ctx *c, int k)
+{
+    const oq_value *v = k >= 0 && k < c->node->n_inputs ? c->node->inputs[k] : NULL;
+    return v && v->constant && c->inputs[k] && c->inputs[k]->data == v->constant->data;
+}
+
+const void *oq_kernel_cache(oq_kernel_ctx *c, size_t bytes, void (*fill)(void *dst, void *arg), void *arg)
+{
+    plan_node *pn = c->frame->running;
+    if (!pn->cache || pn->cache_bytes != bytes) {
+        free(pn->cache);
+        pn->cache_bytes = 0;
+        if (!(pn->cache = malloc(bytes ? bytes : 1))) {
+            oq_errf(c->err, OQ_ENOMEM, "cannot allocate %zu bytes", bytes);
+            return NULL;
+        }
+        fill(pn->cache, arg);
+        pn->cache_bytes = bytes;
+    }
+    return pn->cache;
 }
 
 void oq_parallel_for(oq_kernel_ctx *c, int64_t n, oq_range_fn fn, void *arg)
@@ -328,12 +378,16 @@ typedef struct outer_reads {
     const oq_graph *outer;
     int node_index;
     int *last_use; /* [outer->n_values] */
+    bool *pinned;  /* [outer->n_values] set for every value read */
 } outer_reads;
 
 static void note_outer(outer_reads *r, const oq_value *v)
 {
-    if (v && v->graph == r->outer && r->last_use[v->id] < r->node_index)
-        r->last_use[v->id] = r->node_index;
+    if (v && v->graph == r->outer) {
+        r->pinned[v->id] = true;
+        if (r->last_use[v->id] < r->node_index)
+            r->last_use[v->id] = r->node_index;
+    }
 }
 
 static oq_status mark_outer_reads(void *ctx, const oq_graph *sub, oq_err *err)
@@ -354,15 +408,19 @@ static void plan_destroy(plan *p)
 {
     if (!p)
         return;
-    free(p->nodes);
     free(p->outputs);
     free(p->slots);
     free(p->args);
     free(p->dead_store);
+    free(p->chains);
+    for (int i = 0; p->nodes && i < p->g->n_nodes; i++)
+        free(p->nodes[i].cache);
+    free(p->nodes);
     free(p);
 }
 
 static oq_status plan_graph(oq_session *s, const oq_graph *g, oq_err *err);
+static int epilogue_host(const oq_graph *g, const int *producer, const bool *pinned, const oq_fusion *fu);
 
 static oq_status plan_subgraph(void *ctx, const oq_graph *sub, oq_err *err)
 {
@@ -380,6 +438,8 @@ static oq_status plan_graph(oq_session *s, const oq_graph *g, oq_err *err)
     oq_status st = OQ_OK;
     int nv = g->n_values, nn = g->n_nodes;
     int *producer = NULL, *last_use = NULL, *count = NULL;
+    bool *pinned = NULL;
+    int64_t *opsets = NULL;
     plan *p = calloc(1, sizeof *p);
     plan **np = realloc(s->plans, (size_t)(s->n_plans + 1) * sizeof *np);
     if (!p || !np) {
@@ -400,7 +460,10 @@ static oq_status plan_graph(oq_session *s, const oq_graph *g, oq_err *err)
     producer = malloc((size_t)(nv ? nv : 1) * sizeof *producer);
     last_use = malloc((size_t)(nv ? nv : 1) * sizeof *last_use);
     count = calloc((size_t)(nn ? nn : 1), sizeof *count);
-    if (!p->nodes || !p->outputs || !p->slots || !p->args || !producer || !last_use || !count) {
+    pinned = calloc((size_t)(nv ? nv : 1), sizeof *pinned);
+    opsets = calloc((size_t)(nn ? nn : 1), sizeof *opsets);
+    if (!p->nodes || !p->outputs || !p->slots || !p->args || !producer || !last_use || !count || !pinned ||
+        !opsets) {
         st = oq_errf(err, OQ_ENOMEM, "out of memory");
         goto fail;
     }
@@ -430,11 +493,20 @@ static oq_status plan_graph(oq_session *s, const oq_graph *g, oq_err *err)
             producer[v->id] = i;
         }
     }
-    /* constants that no node computes are bound once, for good */
+    /* constants that no node computes are bound once, for good, and so are
+     * the outputs of Constant nodes the loader decoded */
     for (int v = 0; v < nv; v++) {
         const oq_value *val = g->values[v];
         if (val->constant && producer[v] < 0)
             bind_view(&p->slots[v], val->constant, SLOT_CONST);
+    }
+    for (int i = 0; i < nn; i++) {
+        const oq_node *n = g->nodes[i];
+        if (n->n_outputs == 1 && n->outputs[0] && n->outputs[0]->constant && !n->domain[0] &&
+            !strcmp(n->op_type, "Constant")) {
+            bind_view(&p->slots[n->outputs[0]->id], n->outputs[0]->constant, SLOT_CONST);
+            p->nodes[i].folded = true;
+        }
     }
     /* last readers; inputs must be computed before they are read */
     for (int i = 0; i < nn; i++) {
@@ -453,14 +525,16 @@ static oq_status plan_graph(oq_session *s, const oq_graph *g, oq_err *err)
             }
             last_use[v->id] = i;
         }
-        outer_reads r = {g, i, last_use};
+        outer_reads r = {g, i, last_use, pinned};
         for_each_subgraph(n, mark_outer_reads, &r, err);
     }
     /* graph outputs live until the end of the run */
     for (int j = 0; j < g->n_outputs; j++) {
         p->outputs[j] = graph_output_value(g, j);
-        if (p->outputs[j]->graph == g)
+        if (p->outputs[j]->graph == g) {
             last_use[p->outputs[j]->id] = nn;
+            pinned[p->outputs[j]->id] = true;
+        }
     }
     /* a computed value dies after its last reader, or right after its producer if unread */
     int n_dead = 0;
@@ -485,6 +559,25 @@ static oq_status plan_graph(oq_session *s, const oq_graph *g, oq_err *err)
             plan_node *pn = &p->nodes[last_use[v]];
             pn->dead[pn->n_dead++] = v;
         }
+    /* elementwise chains of the top-level graph run fused (see run_node) */
+    if (!g->parent) {
+        for (int i = 0; i < nn; i++)
+            opsets[i] = p->nodes[i].opset;
+        if (!oq_fuse_find(g, pinned, opsets, &p->chains, &p->n_chains)) {
+            st = oq_errf(err, OQ_ENOMEM, "out of memory");
+            goto fail;
+        }
+        for (int c = 0; c < p->n_chains; c++) {
+            const oq_fusion *fu = &p->chains[c];
+            int at = epilogue_host(g, producer, pinned, fu);
+            for (int k = 0; k < fu->n; k++)
+                p->nodes[fu->nodes[k]].deferred = at >= 0 || k + 1 < fu->n;
+            if (at >= 0)
+                p->nodes[at].epilogue = fu;
+            else
+                p->nodes[fu->nodes[fu->n - 1]].chain = fu;
+        }
+    }
     /* subgraphs are planned now, not at run time */
     for (int i = 0; i < nn && !st; i++)
         st = for_each_subgraph(g->nodes[i], plan_subgraph, s, err);
@@ -492,7 +585,37 @@ fail:
     free(producer);
     free(last_use);
     free(count);
+    free(pinned);
+    free(opsets);
     return st; /* p stays in s->plans and is freed with the session */
+}
+
+static bool fusion_has(const oq_fusion *fu, int node)
+{
+    for (int k = 0; k < fu->n; k++)
+        if (fu->nodes[k] == node)
+            return true;
+    return false;
+}
+
+/* The Conv node that can run chain fu as its epilogue, or -1: fu's one
+ * source is that Conv's only output, read by chain nodes alone. The chain
+ * then runs as the Conv writes, at the Conv's turn, which is safe because
+ * it reads nothing else but scalar constants. */
+static int epilogue_host(const oq_graph *g, const int *producer, const bool *pinned, const oq_fusion *fu)
+{
+    const oq_value *src = fu->src[0];
+    if (fu->n_src != 1 || fu->const_rank > 3 || src->graph != g || pinned[src->id] || producer[src->id] < 0)
+        return -1;
+    int at = producer[src->id];
+    const oq_node *host = g->nodes[at];
+    if (host->domain[0] || strcmp(host->op_type, "Conv") || host->n_outputs != 1)
+        return -1;
+    for (int i = at + 1; i < g->n_nodes; i++)
+        for (int k = 0; k < g->nodes[i]->n_inputs; k++)
+            if (g->nodes[i]->inputs[k] == src && !fusion_has(fu, i))
+                return -1;
+    return at;
 }
 
 static plan *find_plan(const oq_session *s, const oq_graph *g)
@@ -599,10 +722,13 @@ static const oq_tensor *resolve(const struct oq_exec_frame *f, const oq_value *v
     return NULL;
 }
 
-static oq_status run_node(struct oq_exec_frame *f, int i, oq_err *err)
+/* Runs node i's kernel (with chain ep as its epilogue when not NULL), shows
+ * its outputs to the observer, frees what dies there (and in ep's nodes). */
+static oq_status exec_node(struct oq_exec_frame *f, int i, const oq_fusion *ep, oq_err *err)
 {
     plan *p = f->p;
-    const plan_node *pn = &p->nodes[i];
+    plan_node *pn = &p->nodes[i];
+    f->running = pn;
     const oq_node *n = pn->node;
     for (int k = 0; k < n->n_inputs; k++) {
         const oq_value *v = n->inputs[k];
@@ -619,13 +745,14 @@ static oq_status run_node(struct oq_exec_frame *f, int i, oq_err *err)
         .n_outputs = n->n_outputs,
         .frame = f,
         .err = err,
+        .epilogue = ep,
     };
     oq_status st = pn->op->run(&c);
     release_held(f);
     if (st)
         return oq_err_context(err, "node '%s' (%s)", n->name, n->op_type);
     for (int k = 0; k < n->n_outputs; k++) {
-        const oq_value *v = n->outputs[k];
+        const oq_value *v = k == 0 && ep ? ep->dst : n->outputs[k];
         if (v && p->slots[v->id].kind == SLOT_EMPTY)
             return oq_errf(err, OQ_EINVAL, "node '%s' (%s): the kernel did not write output %d ('%s')", n->name,
                            n->op_type, k, v->name);
@@ -636,7 +763,100 @@ static oq_status run_node(struct oq_exec_frame *f, int i, oq_err *err)
                 f->s->observer(f->s->observer_user, n->outputs[k], &p->slots[n->outputs[k]->id].t);
     for (int d = 0; d < pn->n_dead; d++)
         slot_clear(f->s, &p->slots[pn->dead[d]]);
+    for (int k = 0; ep && k < ep->n; k++) {
+        const plan_node *cn = &p->nodes[ep->nodes[k]];
+        for (int d = 0; d < cn->n_dead; d++)
+            slot_clear(f->s, &p->slots[cn->dead[d]]);
+    }
     return OQ_OK;
+}
+
+typedef struct chain_job {
+    const oq_fusion *fu;
+    float *y;
+    const float *x[OQ_FUSE_MAX_SRC];
+} chain_job;
+
+static void chain_range(void *arg, int64_t begin, int64_t end)
+{
+    const chain_job *j = arg;
+    oq_fusion_run(j->fu, j->y, j->x, begin, end);
+}
+
+/* True when every source of fu is a float tensor of the first one's shape,
+ * which the scalar constants broadcast into unchanged; fills x. */
+static bool chain_sources(const struct oq_exec_frame *f, const oq_fusion *fu, const oq_tensor **x)
+{
+    for (int r = 0; r < fu->n_src; r++) {
+        x[r] = resolve(f, fu->src[r]);
+        if (!x[r] || x[r]->dtype != OQ_DTYPE_FLOAT || x[r]->rank != x[0]->rank ||
+            memcmp(x[r]->dims, x[0]->dims, (size_t)x[0]->rank * sizeof x[0]->dims[0]))
+            return false;
+    }
+    return x[0]->rank >= fu->const_rank;
+}
+
+/* Runs chain fu in one pass over its sources, or node by node when they are
+ * not what the fused loop handles (see chain_sources). */
+static oq_status run_chain(struct oq_exec_frame *f, const oq_fusion *fu, oq_err *err)
+{
+    plan *p = f->p;
+    const oq_tensor *xs[OQ_FUSE_MAX_SRC] = {NULL};
+    if (!chain_sources(f, fu, xs)) {
+        oq_status st = OQ_OK;
+        for (int k = 0; k < fu->n && !st; k++)
+            st = exec_node(f, fu->nodes[k], NULL, err);
+        return st;
+    }
+    const oq_tensor *x = xs[0];
+    slot *sl = &p->slots[fu->dst->id];
+    oq_tensor hdr;
+    oq_status st = shape_bytes(&hdr, OQ_DTYPE_FLOAT, x->rank, x->dims, fu->dst->name, err);
+    if (!st) {
+        slot_clear(f->s, sl);
+        st = pool_take(f->s, hdr.nbytes, false, &hdr.data, &sl->cap, err);
+    }
+    if (st) {
+        const oq_node *n = p->nodes[fu->nodes[fu->n - 1]].node;
+        return oq_err_context(err, "node '%s' (%s)", n->name, n->op_type);
+    }
+    sl->t = hdr;
+    sl->kind = SLOT_POOLED;
+    chain_job j = {fu, hdr.data, {NULL}};
+    for (int r = 0; r < fu->n_src; r++)
+        j.x[r] = xs[r]->data;
+    int64_t numel = oq_tensor_numel(x);
+    if (numel >= ((int64_t)1 << 15) && oq_threadpool_size(f->s->tp) > 1)
+        oq_threadpool_run(f->s->tp, numel, chain_range, &j);
+    else
+        chain_range(&j, 0, numel);
+    for (int k = 0; k < fu->n; k++) {
+        const plan_node *pn = &p->nodes[fu->nodes[k]];
+        for (int d = 0; d < pn->n_dead; d++)
+            slot_clear(f->s, &p->slots[pn->dead[d]]);
+    }
+    return OQ_OK;
+}
+
+/* Runs node i in its turn: folded constants only show themselves to the
+ * observer; without an observer, chain nodes wait for the chain's last node,
+ * which runs them all (an observer sees every node run on its own). */
+static oq_status run_node(struct oq_exec_frame *f, int i, oq_err *err)
+{
+    plan *p = f->p;
+    const plan_node *pn = &p->nodes[i];
+    bool observed = !f->parent && f->s->observer;
+    if (pn->folded) {
+        const oq_value *v = pn->node->outputs[0];
+        if (observed)
+            f->s->observer(f->s->observer_user, v, &p->slots[v->id].t);
+        return OQ_OK;
+    }
+    if (!observed && pn->deferred)
+        return OQ_OK;
+    if (!observed && pn->chain)
+        return run_chain(f, pn->chain, err);
+    return exec_node(f, i, observed ? NULL : pn->epilogue, err);
 }
 
 /* Runs the nodes of f's graph (inputs already bound), copies its outputs into

@@ -1,5 +1,12 @@
 /* threadpool.c: persistent workers woken per job by a generation counter.
- * The caller runs chunk 0 itself and waits for the workers' chunks. */
+ *
+ * A job is cut into at most n_threads fixed chunks (chunk_range), and
+ * whoever is free claims the next unclaimed one under the mutex: the caller
+ * and the workers alike. So the caller never sits idle waiting for a worker
+ * that the OS has not scheduled yet (on a busy machine that can take
+ * milliseconds): it runs the unclaimed chunks itself and only waits for
+ * chunks a worker has already started. Which thread runs a chunk changes
+ * nothing in its result. */
 #include "exec/threadpool.h"
 
 #include <pthread.h>
@@ -10,22 +17,22 @@ struct oq_threadpool {
     int n_threads;        /* workers + the calling thread */
     pthread_t *workers;   /* [n_threads - 1] */
     int n_started;        /* workers successfully created */
-    pthread_mutex_t mu;
+    pthread_mutex_t mu;   /* guards everything below */
     pthread_cond_t wake;  /* workers wait here for a new generation */
-    pthread_cond_t done;  /* the caller waits here for pending == 0 */
+    pthread_cond_t done;  /* the caller waits here for unfinished == 0 */
     uint64_t generation;  /* bumped once per job */
-    int pending;          /* workers that have not finished the current job */
     bool quit;
-    /* the current job, valid while pending > 0 */
+    /* the current job */
     oq_range_fn fn;
     void *arg;
     int64_t n;
     int chunks;
+    int next;             /* first unclaimed chunk */
+    int unfinished;       /* chunks not finished yet */
 };
 
 typedef struct worker_arg {
     oq_threadpool *tp;
-    int index; /* 1..n_threads-1: the chunk this worker runs */
 } worker_arg;
 
 /* Set while a thread is inside a job, so nested parallel_for calls run inline. */
@@ -37,6 +44,26 @@ static void chunk_range(int64_t n, int chunks, int j, int64_t *begin, int64_t *e
     int64_t base = n / chunks, rem = n % chunks;
     *begin = j * base + (j < rem ? j : rem);
     *end = *begin + base + (j < rem ? 1 : 0);
+}
+
+/* With tp->mu held: runs unclaimed chunks of the current job until none is
+ * left, unlocking around each; returns with tp->mu held. */
+static void claim_chunks(oq_threadpool *tp)
+{
+    while (tp->next < tp->chunks) {
+        int c = tp->next++;
+        oq_range_fn fn = tp->fn;
+        void *arg = tp->arg;
+        int64_t b, e;
+        chunk_range(tp->n, tp->chunks, c, &b, &e);
+        pthread_mutex_unlock(&tp->mu);
+        in_job = true;
+        fn(arg, b, e);
+        in_job = false;
+        pthread_mutex_lock(&tp->mu);
+        if (--tp->unfinished == 0)
+            pthread_cond_signal(&tp->done);
+    }
 }
 
 static void *worker_main(void *p)
@@ -52,21 +79,7 @@ static void *worker_main(void *p)
         if (tp->quit)
             break;
         seen = tp->generation;
-        oq_range_fn fn = tp->fn;
-        void *arg = tp->arg;
-        int64_t n = tp->n;
-        int chunks = tp->chunks;
-        pthread_mutex_unlock(&tp->mu);
-        if (wa.index < chunks) {
-            int64_t b, e;
-            chunk_range(n, chunks, wa.index, &b, &e);
-            in_job = true;
-            fn(arg, b, e);
-            in_job = false;
-        }
-        pthread_mutex_lock(&tp->mu);
-        if (--tp->pending == 0)
-            pthread_cond_signal(&tp->done);
+        claim_chunks(tp);
     }
     pthread_mutex_unlock(&tp->mu);
     return NULL;
@@ -90,10 +103,8 @@ oq_status oq_threadpool_create(oq_threadpool **out, int n_threads, oq_err *err)
     }
     for (int i = 1; i < n_threads; i++) {
         worker_arg *wa = malloc(sizeof *wa);
-        if (wa) {
+        if (wa)
             wa->tp = tp;
-            wa->index = i;
-        }
         if (!wa || pthread_create(&tp->workers[i - 1], NULL, worker_main, wa)) {
             free(wa);
             oq_threadpool_destroy(tp);
@@ -132,25 +143,17 @@ void oq_threadpool_run(oq_threadpool *tp, int64_t n, oq_range_fn fn, void *arg)
         fn(arg, 0, n);
         return;
     }
-    int chunks = n < tp->n_threads ? (int)n : tp->n_threads;
     pthread_mutex_lock(&tp->mu);
     tp->fn = fn;
     tp->arg = arg;
     tp->n = n;
-    tp->chunks = chunks;
-    tp->pending = tp->n_threads - 1;
+    tp->chunks = n < tp->n_threads ? (int)n : tp->n_threads;
+    tp->next = 0;
+    tp->unfinished = tp->chunks;
     tp->generation++;
     pthread_cond_broadcast(&tp->wake);
-    pthread_mutex_unlock(&tp->mu);
-
-    int64_t b, e;
-    chunk_range(n, chunks, 0, &b, &e);
-    in_job = true;
-    fn(arg, b, e);
-    in_job = false;
-
-    pthread_mutex_lock(&tp->mu);
-    while (tp->pending > 0)
+    claim_chunks(tp);
+    while (tp->unfinished > 0)
         pthread_cond_wait(&tp->done, &tp->mu);
     pthread_mutex_unlock(&tp->mu);
 }

@@ -12,7 +12,15 @@
  *
  * QDQ format: each quantized node reads DequantizeLinear(QuantizeLinear(x))
  * and weights stored as int8 + a per-channel DequantizeLinear; its output
- * gets a QuantizeLinear/DequantizeLinear pair, the layout runtimes fuse. */
+ * gets a QuantizeLinear/DequantizeLinear pair, the layout runtimes fuse.
+ *
+ * Dynamic mode: no ranges ahead of time. Each input activation goes through
+ * DynamicQuantizeLinear (uint8, parameters computed per run); MatMul and Gemm
+ * become MatMulInteger with int8 weights, Conv becomes ConvInteger with uint8
+ * weights at zero point 128 (ONNX Runtime's CPU ConvInteger takes uint8 x
+ * uint8 and one weight zero point only). Weight scales stay per channel: the
+ * int32 result is cast to float and multiplied by activation scale x channel
+ * scales, then the float bias is added. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +41,7 @@ typedef struct qweight {
     const oq_value *src;
     int axis;
     oq_value *q, *scale, *zp; /* initializers */
+    oq_value *q_u8;           /* q + 128 as uint8 (dynamic ConvInteger), made on demand */
     oq_weight_quant wq;       /* keeps scales for bias quantization and the report */
 } qweight;
 
@@ -132,11 +141,15 @@ static oq_value *new_value(rewriter *r, const char *base, const char *suffix)
     return v;
 }
 
-/* Appends a node reading and writing the given values (NULL = omitted),
- * named after its first output ("<output>_<op>"), which is unique. */
-static oq_node *add_node(rewriter *r, const char *op, int n_in, oq_value *const *in, int n_out, oq_value *const *out)
+#define MAX_NODE_INPUTS 32 /* QLinearConcat of 10 tensors: 2 + 3 x 10 */
+
+/* Appends a node of op in domain ("" for ai.onnx) reading and writing the
+ * given values (NULL = omitted), named after its first output
+ * ("<output>_<op>"), which is unique. */
+static oq_node *add_node_in(rewriter *r, const char *domain, const char *op, int n_in, oq_value *const *in, int n_out,
+                            oq_value *const *out)
 {
-    const char *in_names[12], *out_names[4];
+    const char *in_names[MAX_NODE_INPUTS], *out_names[4];
     for (int i = 0; i < n_in; i++)
         in_names[i] = in[i] ? in[i]->name : "";
     for (int i = 0; i < n_out; i++)
@@ -148,9 +161,14 @@ static oq_node *add_node(rewriter *r, const char *op, int n_in, oq_value *const 
         return NULL;
     }
     snprintf(name, len, "%s_%s", out_names[0], op);
-    oq_node *n = oq_graph_add_node(r->g, op, "", name, n_in, in_names, n_out, out_names, r->err);
+    oq_node *n = oq_graph_add_node(r->g, op, domain, name, n_in, in_names, n_out, out_names, r->err);
     free(name);
     return n;
+}
+
+static oq_node *add_node(rewriter *r, const char *op, int n_in, oq_value *const *in, int n_out, oq_value *const *out)
+{
+    return add_node_in(r, "", op, n_in, in, n_out, out);
 }
 
 /* Gives the node that replaces `orig` the original's name, when it had one. */
@@ -369,9 +387,9 @@ static const char *blocker(rewriter *r, const oq_node *n)
         return "missing input or output";
     if (!is_float_constant(w))
         return "weight is not a float constant";
-    if (!act_params(r, x, &p))
+    if (r->o->mode == OQ_MODE_STATIC && !act_params(r, x, &p))
         return "input has no calibration range";
-    if (!act_params(r, n->outputs[0], &p))
+    if (r->o->mode == OQ_MODE_STATIC && !act_params(r, n->outputs[0], &p))
         return "output has no calibration range";
     const oq_tensor *wt = w->constant;
     if (strcmp(n->op_type, "Conv") == 0) {
@@ -425,6 +443,62 @@ static oq_node *foldable_activation(rewriter *r, oq_node *n)
 
 /* ---- QOperator rewrites ----------------------------------------------------------------- */
 
+/* Gives q Conv n's attributes (pads, strides, ...), which mean the same for
+ * QLinearConv and ConvInteger. */
+static oq_status copy_conv_attrs(rewriter *r, oq_node *q, const oq_node *n)
+{
+    for (int i = 0; i < n->n_attrs; i++) {
+        const oq_attr *a = &n->attrs[i];
+        oq_status st = a->type == OQ_ATTR_INT      ? oq_node_set_attr_int(q, a->name, a->i, r->err)
+                       : a->type == OQ_ATTR_INTS   ? oq_node_set_attr_ints(q, a->name, a->n, a->ints, r->err)
+                       : a->type == OQ_ATTR_STRING ? oq_node_set_attr_string(q, a->name, a->s, r->err)
+                                                   : oq_errf(r->err, OQ_EUNSUPPORTED, "Conv attribute '%s' of an unexpected type", a->name);
+        if (st)
+            return st;
+    }
+    return OQ_OK;
+}
+
+/* Gemm n's weight as a float [K, N] initializer (MatMul layout) with alpha
+ * folded in; *n_cols gets N. */
+static oq_value *gemm_weight_kn(rewriter *r, const oq_node *n, int64_t *n_cols)
+{
+    const oq_value *w = n->inputs[1];
+    bool trans_b = oq_node_attr_int(n, "transB", 0) != 0;
+    float alpha = oq_node_attr_float(n, "alpha", 1.0f);
+    const oq_tensor *wt = w->constant;
+    int64_t rows = wt->dims[0], cols = wt->dims[1], K = trans_b ? cols : rows, N = trans_b ? rows : cols;
+    int64_t kn[2] = {K, N};
+    oq_tensor *wkn = oq_tensor_create(OQ_DTYPE_FLOAT, 2, kn, r->err);
+    if (!wkn)
+        return NULL;
+    const float *src = wt->data;
+    float *dst = wkn->data;
+    for (int64_t k = 0; k < K; k++)
+        for (int64_t j = 0; j < N; j++)
+            dst[k * N + j] = alpha * (trans_b ? src[j * cols + k] : src[k * cols + j]);
+    char base[512];
+    snprintf(base, sizeof base, "%s_kn", w->name);
+    *n_cols = N;
+    return add_initializer(r, base, wkn);
+}
+
+/* Gemm n's beta * C as a float [N] tensor (caller destroys), or NULL with
+ * *err untouched when n has no C. */
+static oq_tensor *gemm_bias(rewriter *r, const oq_node *n, int64_t N)
+{
+    const oq_value *c = oq_node_input(n, 2);
+    if (!c)
+        return NULL;
+    float beta = oq_node_attr_float(n, "beta", 1.0f);
+    int64_t nd[1] = {N};
+    oq_tensor *cb = oq_tensor_create(OQ_DTYPE_FLOAT, 1, nd, r->err);
+    int64_t cn = oq_tensor_numel(c->constant);
+    for (int64_t j = 0; cb && j < N; j++)
+        ((float *)cb->data)[j] = beta * (float)oq_tensor_get_f64(c->constant, cn == 1 ? 0 : j);
+    return cb;
+}
+
 /* Replaces Conv or MatMul n (and a folded activation) by QLinearConv/QLinearMatMul. */
 static oq_status rewrite_qlinear(rewriter *r, oq_node *n, oq_quant_node *rep)
 {
@@ -455,15 +529,8 @@ static oq_status rewrite_qlinear(rewriter *r, oq_node *n, oq_quant_node *rep)
     oq_node *q = add_node(r, conv ? "QLinearConv" : "QLinearMatMul", conv ? (bq ? 9 : 8) : 8, in, 1, &yq);
     if (!q || inherit_name(q, n, r->err))
         return r->err->status;
-    for (int i = 0; conv && i < n->n_attrs; i++) { /* Conv's attributes carry over unchanged */
-        const oq_attr *a = &n->attrs[i];
-        oq_status st = a->type == OQ_ATTR_INT      ? oq_node_set_attr_int(q, a->name, a->i, r->err)
-                       : a->type == OQ_ATTR_INTS   ? oq_node_set_attr_ints(q, a->name, a->n, a->ints, r->err)
-                       : a->type == OQ_ATTR_STRING ? oq_node_set_attr_string(q, a->name, a->s, r->err)
-                                                   : oq_errf(r->err, OQ_EUNSUPPORTED, "Conv attribute '%s' of an unexpected type", a->name);
-        if (st)
-            return st;
-    }
+    if (conv && copy_conv_attrs(r, q, n))
+        return r->err->status;
     yi = info_of(r, y);
     yi->twin = yq;
     report_weight(rep, qw);
@@ -481,24 +548,12 @@ static oq_status rewrite_qlinear(rewriter *r, oq_node *n, oq_quant_node *rep)
 /* Replaces Gemm n by MatMulInteger -> (+ int32 bias) -> Cast -> Mul (float out, same name). */
 static oq_status rewrite_gemm(rewriter *r, oq_node *n, oq_quant_node *rep)
 {
-    oq_value *x = n->inputs[0], *w = n->inputs[1], *c = oq_node_input(n, 2), *y = n->outputs[0];
-    bool trans_b = oq_node_attr_int(n, "transB", 0) != 0;
-    float alpha = oq_node_attr_float(n, "alpha", 1.0f), beta = oq_node_attr_float(n, "beta", 1.0f);
-    /* MatMulInteger wants B as [K, N]: transpose and fold alpha into the float weights first */
-    const oq_tensor *wt = w->constant;
-    int64_t rows = wt->dims[0], cols = wt->dims[1], K = trans_b ? cols : rows, N = trans_b ? rows : cols;
-    int64_t kn[2] = {K, N};
-    oq_tensor *wkn = oq_tensor_create(OQ_DTYPE_FLOAT, 2, kn, r->err);
-    if (!wkn)
-        return r->err->status;
-    const float *src = wt->data;
-    float *dst = wkn->data;
-    for (int64_t k = 0; k < K; k++)
-        for (int64_t j = 0; j < N; j++)
-            dst[k * N + j] = alpha * (trans_b ? src[j * cols + k] : src[k * cols + j]);
+    oq_value *x = n->inputs[0], *c = oq_node_input(n, 2), *y = n->outputs[0];
+    float beta = oq_node_attr_float(n, "beta", 1.0f);
     char base[512];
-    snprintf(base, sizeof base, "%s_kn", w->name);
-    oq_value *wf = add_initializer(r, base, wkn);
+    int64_t N = 0;
+    /* MatMulInteger wants B as [K, N]: transpose and fold alpha into the float weights first */
+    oq_value *wf = gemm_weight_kn(r, n, &N);
     qinfo *xi;
     if (!wf || ensure_params(r, x, &xi))
         return r->err->status ? r->err->status : OQ_ENOMEM;
@@ -518,13 +573,9 @@ static oq_status rewrite_gemm(rewriter *r, oq_node *n, oq_quant_node *rep)
     if (!mm || inherit_name(mm, n, r->err))
         return r->err->status;
     if (c) { /* beta * C quantized at x_scale * w_scale[j] */
-        int64_t nd[1] = {N};
-        oq_tensor *cb = oq_tensor_create(OQ_DTYPE_FLOAT, 1, nd, r->err);
+        oq_tensor *cb = gemm_bias(r, n, N);
         if (!cb)
             return r->err->status;
-        int64_t cn = oq_tensor_numel(c->constant);
-        for (int64_t j = 0; j < N; j++)
-            ((float *)cb->data)[j] = beta * (float)oq_tensor_get_f64(c->constant, cn == 1 ? 0 : j);
         oq_tensor bq;
         oq_status st = oq_quantize_bias(&bq, cb, x_scale, &qw->wq.scales, r->err);
         oq_tensor_destroy(cb);
@@ -558,6 +609,202 @@ static oq_status rewrite_gemm(rewriter *r, oq_node *n, oq_quant_node *rep)
         return r->err->status;
     report_weight(rep, qw);
     return OQ_OK;
+}
+
+/* Replaces Gemm n (and a folded activation) by com.microsoft QGemm: 8-bit
+ * input, int8 [K, N] weights per column, int32 bias at input x weight scale,
+ * 8-bit output (float when n writes a graph output). */
+static oq_status rewrite_qgemm(rewriter *r, oq_node *n, oq_quant_node *rep)
+{
+    oq_value *x = n->inputs[0], *c = oq_node_input(n, 2);
+    bool float_out = is_graph_output(r->g, n->outputs[0]);
+    oq_node *act = float_out ? NULL : foldable_activation(r, n);
+    oq_value *y = act ? act->outputs[0] : n->outputs[0];
+    float beta = oq_node_attr_float(n, "beta", 1.0f);
+    int64_t N = 0;
+    oq_value *wf = gemm_weight_kn(r, n, &N);
+    qinfo *xi, *yi = NULL;
+    if (!wf || ensure_params(r, x, &xi))
+        return r->err->status ? r->err->status : OQ_ENOMEM;
+    float *floors = bias_floors(c, beta, xi->p.scale, N);
+    qweight *qw = quantized_weight(r, wf, 1, floors);
+    free(floors);
+    oq_value *xq = qw ? quantized(r, x) : NULL;
+    if (!xq || ensure_params(r, x, &xi) || (!float_out && ensure_params(r, y, &yi)))
+        return r->err->status ? r->err->status : OQ_ENOMEM;
+    float x_scale = xi->p.scale;
+    oq_value *xs = xi->scale, *xz = xi->zp, *bq = NULL;
+    if (c) {
+        oq_tensor *cb = gemm_bias(r, n, N), bt;
+        if (!cb)
+            return r->err->status;
+        oq_status st = oq_quantize_bias(&bt, cb, x_scale, &qw->wq.scales, r->err);
+        oq_tensor_destroy(cb);
+        char base[512];
+        snprintf(base, sizeof base, "%s_quantized", c->name);
+        if (st || !(bq = add_initializer(r, base, boxed(&bt, r->err))))
+            return r->err->status;
+    }
+    oq_value *out = float_out ? y : new_value(r, y->name, "_quantized");
+    if (!out)
+        return r->err->status;
+    yi = float_out ? NULL : info_of(r, y);
+    oq_value *in[9] = {xq, xs, xz, qw->q, qw->scale, qw->zp, bq, yi ? yi->scale : NULL, yi ? yi->zp : NULL};
+    char *name = strdup(n->name); /* n goes first: with a float output QGemm writes n's output */
+    if (!name)
+        return oq_errf(r->err, OQ_ENOMEM, "out of memory");
+    oq_graph_remove_node(r->g, n);
+    oq_node *q = add_node_in(r, "com.microsoft", "QGemm", float_out ? 7 : 9, in, 1, &out);
+    if (!q) {
+        free(name);
+        return r->err->status;
+    }
+    if (name[0]) {
+        free(q->name);
+        q->name = name;
+    } else {
+        free(name);
+    }
+    report_weight(rep, qw);
+    if (!float_out) {
+        yi = info_of(r, y);
+        yi->twin = out;
+        free(rep->output);
+        rep->output = strdup(y->name);
+        rep->twin = strdup(out->name);
+        rep->out_scale = yi->p.scale;
+        rep->out_zero_point = yi->p.zero_point;
+        if (act)
+            oq_graph_remove_node(r->g, act);
+    }
+    return OQ_OK;
+}
+
+/* ---- dynamic mode ------------------------------------------------------------------------ */
+
+/* The DynamicQuantizeLinear of activation x (one per value, made on first
+ * use): twin = uint8 data, scale and zp = its run-time parameters. */
+static qinfo *dynamic_activation(rewriter *r, oq_value *x)
+{
+    qinfo *qi = info_of(r, x);
+    if (qi && qi->twin)
+        return qi;
+    oq_value *q = qi ? new_value(r, x->name, "_quantized") : NULL;
+    oq_value *s = q ? new_value(r, x->name, "_scale") : NULL;
+    oq_value *z = s ? new_value(r, x->name, "_zero_point") : NULL;
+    oq_value *out[3] = {q, s, z};
+    if (!z || !add_node(r, "DynamicQuantizeLinear", 1, &x, 3, out)) {
+        if (!r->err->status)
+            oq_errf(r->err, OQ_ENOMEM, "out of memory");
+        return NULL;
+    }
+    qi = info_of(r, x);
+    qi->twin = q;
+    qi->scale = s;
+    qi->zp = z;
+    return qi;
+}
+
+/* qw's weights shifted to uint8 (q + 128) for ConvInteger, made once. */
+static oq_value *weight_u8(rewriter *r, qweight *qw)
+{
+    if (qw->q_u8)
+        return qw->q_u8;
+    const oq_tensor *q = &qw->wq.q;
+    oq_tensor *u = oq_tensor_create(OQ_DTYPE_UINT8, q->rank, q->dims, r->err);
+    if (!u)
+        return NULL;
+    for (int64_t i = 0; i < oq_tensor_numel(q); i++)
+        ((uint8_t *)u->data)[i] = (uint8_t)(((const int8_t *)q->data)[i] + 128);
+    char base[512];
+    snprintf(base, sizeof base, "%s_quantized_u8", qw->src->name);
+    return qw->q_u8 = add_initializer(r, base, u);
+}
+
+/* A float initializer holding v[0..n) shaped [n, 1 x trailing] (a scalar when
+ * n is 1 and trailing is 0), to broadcast per channel against an output
+ * whose channel axis has `trailing` axes after it. */
+static oq_value *channel_initializer(rewriter *r, const char *base, const float *v, int64_t n, int trailing)
+{
+    int64_t dims[OQ_MAX_RANK] = {n};
+    int rank = n == 1 && trailing == 0 ? 0 : 1 + trailing;
+    for (int i = 1; i < rank; i++)
+        dims[i] = 1;
+    oq_tensor *t = oq_tensor_create(OQ_DTYPE_FLOAT, rank, dims, r->err);
+    if (!t)
+        return NULL;
+    memcpy(t->data, v, (size_t)n * sizeof *v);
+    return add_initializer(r, base, t);
+}
+
+/* Replaces Conv/MatMul/Gemm n by DynamicQuantizeLinear(x) -> ConvInteger or
+ * MatMulInteger -> Cast -> Mul by x_scale * weight scales -> Add float bias,
+ * writing n's output name. */
+static oq_status rewrite_dynamic(rewriter *r, oq_node *n, oq_quant_node *rep)
+{
+    bool conv = strcmp(n->op_type, "Conv") == 0, gemm = strcmp(n->op_type, "Gemm") == 0;
+    oq_value *x = n->inputs[0], *w = n->inputs[1], *y = n->outputs[0];
+    int64_t channels = 0;
+    oq_tensor *bias = NULL; /* float [channels] */
+    if (gemm) {
+        if (!(w = gemm_weight_kn(r, n, &channels)))
+            return r->err->status;
+        bias = gemm_bias(r, n, channels);
+        if (!bias && oq_node_input(n, 2))
+            return r->err->status;
+    } else if (conv && oq_node_input(n, 2)) {
+        bias = malloc(sizeof *bias);
+        if (!bias)
+            return oq_errf(r->err, OQ_ENOMEM, "out of memory");
+        if (oq_tensor_copy(bias, oq_node_input(n, 2)->constant, r->err)) {
+            free(bias);
+            return r->err->status;
+        }
+    }
+    int axis = conv ? 0 : 1;
+    /* channel axis of the output, counted from the end: Conv's is 1 of [N, C, spatial...] */
+    int trailing = conv ? w->constant->rank - 2 : 0;
+    qweight *qw = quantized_weight(r, w, axis, NULL);
+    qinfo *xi = qw ? dynamic_activation(r, x) : NULL;
+    oq_value *wq = !xi ? NULL : conv ? weight_u8(r, qw) : qw->q;
+    oq_value *wz = !wq ? NULL
+                   : conv ? scalar_initializer(r, "zero_point_uint8_128", OQ_DTYPE_UINT8, 128)
+                          : scalar_initializer(r, "zero_point_int8", OQ_DTYPE_INT8, 0);
+    oq_value *acc = wz ? new_value(r, y->name, "_int32") : NULL;
+    oq_value *in[4] = {xi ? xi->twin : NULL, wq, xi ? xi->zp : NULL, wz};
+    oq_node *q = acc ? add_node(r, conv ? "ConvInteger" : "MatMulInteger", 4, in, 1, &acc) : NULL;
+    if (!q || inherit_name(q, n, r->err) || (conv && copy_conv_attrs(r, q, n)))
+        goto fail;
+    oq_value *accf = new_value(r, y->name, "_float");
+    oq_node *cast = accf ? add_node(r, "Cast", 1, &acc, 1, &accf) : NULL;
+    if (!cast || oq_node_set_attr_int(cast, "to", OQ_DTYPE_FLOAT, r->err))
+        goto fail;
+    /* scale = x_scale (run time) * per-channel weight scales */
+    char base[512];
+    snprintf(base, sizeof base, "%s_weight_scale", n->name);
+    oq_value *ws = channel_initializer(r, base, qw->wq.scales.data, oq_tensor_numel(&qw->wq.scales), trailing);
+    oq_value *scale = ws ? new_value(r, y->name, "_scale") : NULL;
+    oq_value *smul_in[2] = {xi->scale, ws};
+    if (!scale || !add_node(r, "Mul", 2, smul_in, 1, &scale))
+        goto fail;
+    oq_value *scaled = bias ? new_value(r, y->name, "_unbiased") : y;
+    oq_value *mul_in[2] = {accf, scale};
+    if (!scaled || !add_node(r, "Mul", 2, mul_in, 1, &scaled))
+        goto fail;
+    if (bias) {
+        snprintf(base, sizeof base, "%s_bias", n->name);
+        oq_value *bv = channel_initializer(r, base, bias->data, oq_tensor_numel(bias), trailing);
+        oq_value *add_in[2] = {scaled, bv};
+        if (!bv || !add_node(r, "Add", 2, add_in, 1, &y))
+            goto fail;
+        oq_tensor_destroy(bias);
+    }
+    report_weight(rep, qw);
+    oq_graph_remove_node(r->g, n);
+    return OQ_OK;
+fail:
+    oq_tensor_destroy(bias);
+    return r->err->status ? r->err->status : oq_errf(r->err, OQ_ENOMEM, "out of memory");
 }
 
 /* Ops that move 8-bit data unchanged (same scale in and out), with the
@@ -627,6 +874,46 @@ static bool try_passthrough(rewriter *r, oq_node *n, oq_status *st)
         yi->zp = zp;
         oq_node_set_output(n, k, yq);
     }
+    return true;
+}
+
+/* With --contrib: a Concat whose inputs all have 8-bit twins of differing
+ * parameters becomes com.microsoft QLinearConcat, which brings each input to
+ * the output's calibrated parameters. Returns true when rewritten. */
+static bool try_qlinear_concat(rewriter *r, oq_node *n, oq_status *st)
+{
+    *st = OQ_OK;
+    oq_value *y = n->n_outputs ? n->outputs[0] : NULL;
+    oq_qparams p;
+    if (!r->o->contrib || strcmp(n->op_type, "Concat") || n->domain[0] || !y || n->n_inputs < 1 ||
+        2 + 3 * n->n_inputs > MAX_NODE_INPUTS || !act_params(r, y, &p))
+        return false;
+    for (int k = 0; k < n->n_inputs; k++) {
+        qinfo *qi = n->inputs[k] ? info_of(r, n->inputs[k]) : NULL;
+        if (!qi || !qi->twin)
+            return false;
+    }
+    qinfo *yi;
+    oq_value *yq = NULL;
+    if ((*st = ensure_params(r, y, &yi)) || !(yq = new_value(r, y->name, "_quantized"))) {
+        *st = r->err->status ? r->err->status : OQ_ENOMEM;
+        return true;
+    }
+    yi = info_of(r, y);
+    oq_value *in[MAX_NODE_INPUTS] = {yi->scale, yi->zp};
+    for (int k = 0; k < n->n_inputs; k++) {
+        qinfo *qi = info_of(r, n->inputs[k]);
+        in[2 + 3 * k] = qi->twin;
+        in[3 + 3 * k] = qi->scale;
+        in[4 + 3 * k] = qi->zp;
+    }
+    oq_node *q = add_node_in(r, "com.microsoft", "QLinearConcat", 2 + 3 * n->n_inputs, in, 1, &yq);
+    if (!q || inherit_name(q, n, r->err) || oq_node_set_attr_int(q, "axis", oq_node_attr_int(n, "axis", 0), r->err)) {
+        *st = r->err->status ? r->err->status : OQ_ENOMEM;
+        return true;
+    }
+    info_of(r, y)->twin = yq;
+    oq_graph_remove_node(r->g, n);
     return true;
 }
 
@@ -780,7 +1067,90 @@ static oq_status rewrite_qdq(rewriter *r, oq_node *n, oq_quant_node *rep)
     return OQ_OK;
 }
 
-/* ---- driver ---------------------------------------------------------------------------- */
+/* ---- Conv + BatchNormalization folding ------------------------------------------------ */
+
+/* Float constant 1-D of n elements, or NULL. */
+static const float *channel_constant(const oq_value *v, int64_t n)
+{
+    if (!is_float_constant(v) || v->constant->rank != 1 || v->constant->dims[0] != n)
+        return NULL;
+    return v->constant->data;
+}
+
+/* Folds inference-mode BatchNormalization bn into the Conv that alone feeds
+ * it: W[c] * s[c] and (B[c] - mean[c]) * s[c] + beta[c] with s = gamma /
+ * sqrt(var + epsilon), as new initializers; the Conv then writes bn's output
+ * and bn goes. False (graph untouched) when the pattern does not match. */
+static bool fold_batchnorm(rewriter *r, oq_node *bn, oq_status *st)
+{
+    *st = OQ_OK;
+    oq_value *x = bn->inputs[0], *y = bn->n_outputs ? bn->outputs[0] : NULL;
+    oq_node *conv = x ? x->producer : NULL;
+    if (bn->domain[0] || bn->n_inputs != 5 || !y || oq_node_attr_int(bn, "training_mode", 0) || !conv ||
+        strcmp(conv->op_type, "Conv") || conv->domain[0] || x->n_consumers != 1 || is_graph_output(r->g, x) ||
+        !is_selected(r, "Conv") || is_excluded(r, conv))
+        return false;
+    for (int k = 1; k < bn->n_outputs; k++)
+        if (bn->outputs[k] && (bn->outputs[k]->n_consumers || is_graph_output(r->g, bn->outputs[k])))
+            return false;
+    const oq_value *w = oq_node_input(conv, 1), *b = oq_node_input(conv, 2);
+    if (!is_float_constant(w) || w->constant->rank < 3)
+        return false;
+    int64_t ch = w->constant->dims[0], inner = oq_tensor_numel(w->constant) / (ch ? ch : 1);
+    const float *gamma = channel_constant(bn->inputs[1], ch), *beta = channel_constant(bn->inputs[2], ch),
+                *mean = channel_constant(bn->inputs[3], ch), *var = channel_constant(bn->inputs[4], ch),
+                *bias = b ? channel_constant(b, ch) : NULL;
+    if (!gamma || !beta || !mean || !var || (b && !bias))
+        return false;
+    float eps = oq_node_attr_float(bn, "epsilon", 1e-5f);
+    oq_tensor wt, *bt = oq_tensor_create(OQ_DTYPE_FLOAT, 1, &ch, r->err);
+    if (!bt || oq_tensor_copy(&wt, w->constant, r->err)) {
+        oq_tensor_destroy(bt);
+        *st = r->err->status;
+        return true;
+    }
+    for (int64_t c = 0; c < ch; c++) {
+        float sc = gamma[c] / sqrtf(var[c] + eps);
+        for (int64_t i = 0; i < inner; i++)
+            ((float *)wt.data)[c * inner + i] *= sc;
+        ((float *)bt->data)[c] = ((bias ? bias[c] : 0.0f) - mean[c]) * sc + beta[c];
+    }
+    char base[512];
+    snprintf(base, sizeof base, "%s_bn_folded", w->name);
+    oq_value *wv = add_initializer(r, base, boxed(&wt, r->err)), *bv = NULL;
+    snprintf(base, sizeof base, "%s_bn_bias", bn->outputs[0]->name);
+    if (wv)
+        bv = add_initializer(r, base, bt);
+    else
+        oq_tensor_destroy(bt);
+    if (!bv || oq_node_set_input(conv, 1, wv, r->err) || oq_node_set_input(conv, 2, bv, r->err)) {
+        *st = r->err->status ? r->err->status : OQ_ENOMEM;
+        return true;
+    }
+    oq_graph_remove_node(r->g, bn);
+    oq_node_set_output(conv, 0, y);
+    return true;
+}
+
+/* Folds every Conv -> BatchNormalization pair; counts them in r->res. */
+static oq_status fold_batchnorms(rewriter *r)
+{
+    oq_status st = oq_graph_index(r->g, r->err);
+    for (int i = 0; !st && i < r->g->n_nodes;) {
+        oq_node *n = r->g->nodes[i];
+        if (strcmp(n->op_type, "BatchNormalization") == 0 && fold_batchnorm(r, n, &st)) {
+            if (!st) {
+                r->res->n_folded_bn++;
+                st = oq_graph_index(r->g, r->err);
+            }
+            continue; /* n is gone: the same index holds the next node */
+        }
+        i++;
+    }
+    return st;
+}
+
+/* ---- cleanup --------------------------------------------------------------------------- */
 
 /* Removes Constant nodes nothing reads any more (weights that moved to initializers). */
 static void drop_dead_constants(oq_graph *g)
@@ -809,6 +1179,36 @@ static void drop_dead_constants(oq_graph *g)
     oq_graph_prune(g);
 }
 
+/* ---- driver ---------------------------------------------------------------------------- */
+
+#define CONTRIB_DOMAIN "com.microsoft"
+
+/* Imports CONTRIB_DOMAIN version 1 into m unless it is imported already. *added says whether it was. */
+static oq_status import_contrib(oq_model *m, bool *added, oq_err *err)
+{
+    *added = false;
+    if (oq_model_opset(m, CONTRIB_DOMAIN))
+        return OQ_OK;
+    oq_opset *p = realloc(m->opsets, (size_t)(m->n_opsets + 1) * sizeof *p);
+    if (!p)
+        return oq_errf(err, OQ_ENOMEM, "out of memory");
+    m->opsets = p;
+    if (!(p[m->n_opsets].domain = strdup(CONTRIB_DOMAIN)))
+        return oq_errf(err, OQ_ENOMEM, "out of memory");
+    p[m->n_opsets++].version = 1;
+    *added = true;
+    return OQ_OK;
+}
+
+/* Drops the last opset import (the one import_contrib added) when no node uses its domain. */
+static void drop_unused_contrib(oq_model *m)
+{
+    for (int i = 0; i < m->graph->n_nodes; i++)
+        if (strcmp(m->graph->nodes[i]->domain, CONTRIB_DOMAIN) == 0)
+            return;
+    free(m->opsets[--m->n_opsets].domain);
+}
+
 /* Quantized ops need opset 10 (QLinear*, per-tensor Q/DQ) and per-axis Q/DQ
  * needs 13; 8-bit MaxPool needs 12. Older models are raised to 13 by the
  * upgrade pass, which rewrites the nodes whose definitions changed. */
@@ -824,7 +1224,10 @@ oq_status oq_quantize_model(oq_model *m, const oq_calib_table *table, const oq_q
     oq_status st = OQ_OK;
     if (result->opset_from < QUANT_OPSET && !(st = oq_model_upgrade_opset(m, QUANT_OPSET, err)))
         result->opset_to = QUANT_OPSET;
-    if (st || (st = oq_graph_sort(r.g, err)))
+    bool contrib_added = false;
+    if (!st && opts->contrib)
+        st = import_contrib(m, &contrib_added, err);
+    if (st || (st = fold_batchnorms(&r)) || (st = oq_graph_sort(r.g, err)))
         return st;
     /* a snapshot of the node list: the rewrite adds and removes nodes as it goes */
     int n0 = r.g->n_nodes;
@@ -841,8 +1244,9 @@ oq_status oq_quantize_model(oq_model *m, const oq_calib_table *table, const oq_q
             continue;
         if (!is_selected(&r, n->op_type) || n->domain[0] ||
             (strcmp(n->op_type, "Conv") && strcmp(n->op_type, "MatMul") && strcmp(n->op_type, "Gemm"))) {
-            if (opts->format == OQ_FORMAT_QOPERATOR)
-                try_passthrough(&r, n, &st);
+            if (opts->mode == OQ_MODE_STATIC && opts->format == OQ_FORMAT_QOPERATOR && !try_passthrough(&r, n, &st) &&
+                !st)
+                try_qlinear_concat(&r, n, &st);
             continue;
         }
         oq_quant_node *rep = report_node(&r, n);
@@ -857,10 +1261,12 @@ oq_status oq_quantize_model(oq_model *m, const oq_calib_table *table, const oq_q
         }
         if ((st = oq_graph_index(r.g, err)))
             break;
-        if (opts->format == OQ_FORMAT_QDQ)
+        if (opts->mode == OQ_MODE_DYNAMIC)
+            st = rewrite_dynamic(&r, n, rep);
+        else if (opts->format == OQ_FORMAT_QDQ)
             st = rewrite_qdq(&r, n, rep);
         else if (strcmp(n->op_type, "Gemm") == 0)
-            st = rewrite_gemm(&r, n, rep);
+            st = opts->contrib ? rewrite_qgemm(&r, n, rep) : rewrite_gemm(&r, n, rep);
         else
             st = rewrite_qlinear(&r, n, rep);
         if (!st)
@@ -869,12 +1275,14 @@ oq_status oq_quantize_model(oq_model *m, const oq_calib_table *table, const oq_q
             oq_err_context(err, "node '%s' (%s)", rep->name, rep->op_type);
     }
     free(order);
-    if (!st && opts->format == OQ_FORMAT_QOPERATOR)
+    if (!st && opts->mode == OQ_MODE_STATIC && opts->format == OQ_FORMAT_QOPERATOR)
         st = restore_float_values(&r);
     if (!st) {
         drop_dead_constants(r.g);
         st = oq_graph_sort(r.g, err);
     }
+    if (!st && contrib_added)
+        drop_unused_contrib(m);
     for (int i = 0; i < r.n_weights; i++)
         oq_weight_quant_release(&r.weights[i].wq);
     free(r.weights);

@@ -1,14 +1,21 @@
 #!/usr/bin/python3
 """`onnxq quantize` judged by ONNX Runtime, on the generated test models and the
-bundled digit CNN, in both formats (qoperator, qdq):
+bundled digit CNN, in both static formats (qoperator, qdq), in qoperator with
+ONNX Runtime's contrib ops (--contrib: com.microsoft QGemm, QLinearConcat), and in dynamic
+mode (DynamicQuantizeLinear + MatMulInteger/ConvInteger, no calibration):
 
-- the output passes onnx.checker.check_model(full_check=True);
+- the output passes onnx.checker.check_model(full_check=True) (the checker
+  has no schemas for com.microsoft: it checks those nodes' structure and the
+  domain import, not their inputs and types; ONNX Runtime's run checks them);
 - ONNX Runtime loads and runs it;
 - onnxq's own executor gives the same outputs as ONNX Runtime on the quantized
-  model within one quantization step of each output;
+  model within one quantization step of each output (in dynamic mode the steps
+  are chosen at run time, so the bound is 1e-3 of the output's magnitude);
 - the quantized model stays close to the float one in ONNX Runtime (cosine);
-- the same inputs and options give byte-identical output, the input model is
-  left unchanged, and the JSON report lists every candidate node.
+- the same inputs and options give byte-identical output (in dynamic mode:
+  `convert --mode dynamic` without a table gives the same bytes as `quantize
+  --mode dynamic`), the input model is left unchanged, and the JSON report lists
+  every candidate node.
 
 usage: test_quantize.py ONNXQ_BINARY
 """
@@ -30,6 +37,8 @@ sys.path.insert(0, os.path.join(harness.ROOT, "models"))
 import gen_test_models  # noqa: E402
 
 MIN_COSINE = 0.99
+VARIANTS = [("qoperator", ["--format", "qoperator"]), ("qdq", ["--format", "qdq"]),
+            ("dynamic", ["--mode", "dynamic"]), ("contrib", ["--format", "qoperator", "--contrib"])]
 CONTRACTIVE = {"Softmax", "LogSoftmax", "Sigmoid", "Tanh", "Relu", "Clip", "Identity", "Reshape", "Flatten",
                "Transpose", "Squeeze", "Unsqueeze"}
 
@@ -64,9 +73,54 @@ def sha(path):
     return hashlib.sha256(open(path, "rb").read()).hexdigest()
 
 
+def conv_affine_model():
+    """Conv -> BatchNormalization -> Mul [1,C,1,1] -> Add scalar -> Relu -> Conv -> Mul [W]: the
+    quantizer folds the BatchNormalization into the Conv (FOLDABLE) and keeps the rest."""
+    rng = np.random.default_rng(7)
+    c = 4
+
+    def const(name, a):
+        return onnx.helper.make_node("Constant", [], [name], value=numpy_helper.from_array(
+            np.asarray(a, np.float32), name))
+    nodes = [
+        onnx.helper.make_node("Conv", ["x", "w0", "b0"], ["c0"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        onnx.helper.make_node("BatchNormalization", ["c0", "g", "be", "mu", "var"], ["n0"], epsilon=1e-3),
+        const("k", rng.uniform(0.5, 2.0, (1, c, 1, 1))),
+        onnx.helper.make_node("Mul", ["k", "n0"], ["m0"]),
+        const("d", 0.25),
+        onnx.helper.make_node("Add", ["m0", "d"], ["a0"]),
+        onnx.helper.make_node("Relu", ["a0"], ["r0"]),
+        onnx.helper.make_node("Conv", ["r0", "w1"], ["c1"], kernel_shape=[1, 1]),
+        const("kw", rng.uniform(0.5, 2.0, (8,))),
+        onnx.helper.make_node("Mul", ["c1", "kw"], ["y"]),
+    ]
+    inits = [numpy_helper.from_array(a.astype(np.float32), n) for n, a in [
+        ("w0", rng.standard_normal((c, 3, 3, 3)) * 0.3), ("b0", rng.standard_normal(c) * 0.1),
+        ("g", rng.uniform(0.5, 1.5, c)), ("be", rng.standard_normal(c) * 0.1),
+        ("mu", rng.standard_normal(c) * 0.1), ("var", rng.uniform(0.5, 1.5, c)),
+        ("w1", rng.standard_normal((2, c, 1, 1)) * 0.5)]]
+    g = onnx.helper.make_graph(nodes, "conv_affine",
+                               [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 8, 8])],
+                               [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 2, 8, 8])],
+                               inits)
+    m = onnx.helper.make_model(g, opset_imports=[onnx.helper.make_opsetid("", 13)])
+    m.ir_version = 7
+    return m, [[rng.standard_normal((1, 3, 8, 8)).astype(np.float32)] for _ in range(4)]
+
+
+FOLDABLE = {"conv_affine": 1}
+QLINEAR_CONCAT = {"fpn_head"}  # concatenates two Conv outputs of different ranges
+
+
 def cases_for(tmp):
     """(name, model path, data folder, list of input-array lists) for every model."""
     out = []
+    for name, (m, cases) in [("conv_affine", conv_affine_model())]:
+        path = os.path.join(tmp, name + ".onnx")
+        onnx.save(m, path)
+        for k, case in enumerate(cases):
+            harness.write_pb_dir(os.path.join(tmp, name + "_data", "case_%d" % k), case)
+        out.append((name, path, os.path.join(tmp, name + "_data"), cases))
     for name, m, cases in gen_test_models.models():
         path = os.path.join(tmp, name + ".onnx")
         onnx.save(m, path)
@@ -83,25 +137,51 @@ def cases_for(tmp):
     return out
 
 
+def usage_errors(exe, tmp, tally):
+    """Options that contradict --mode dynamic: one error line, exit 2, nothing written."""
+    model = os.path.join(harness.ROOT, "models", "example", "tiny_cnn.onnx")
+    out = os.path.join(tmp, "refused.onnx")
+    for args in (["convert", model, "--mode", "dynamic", "--calib", model],
+                 ["convert", model, "--mode", "dynamic", "--format", "qdq"],
+                 ["quantize", model, "--mode", "dynamic", "--activation-type", "int8"],
+                 ["convert", model, "--mode", "fast"],
+                 ["convert", model, "--mode", "dynamic", "--contrib"],
+                 ["convert", model]):
+        r = subprocess.run([exe, *args, "-o", out], capture_output=True, text=True)
+        lines = r.stderr.strip().splitlines()
+        tally.case("usage: " + " ".join(args[2:]), r.returncode == 2 and len(lines) == 1 and
+                   lines[0].startswith("onnxq: error: ") and not os.path.exists(out),
+                   "exit %d: %s" % (r.returncode, lines[0] if lines else "(no message)"))
+
+
 def main():
     exe = harness.require_binary(sys.argv, "test_quantize.py ONNXQ_BINARY")
     harness.require_ort()
     tally = harness.Tally()
     with tempfile.TemporaryDirectory(prefix="oq-quant-") as tmp:
+        usage_errors(exe, tmp, tally)
         for name, path, data, cases in cases_for(tmp):
             before = sha(path)
-            for fmt in ("qoperator", "qdq"):
+            for fmt, opts in VARIANTS:
                 tag = "%s/%s" % (name, fmt)
                 out = os.path.join(tmp, "%s_%s.onnx" % (name, fmt))
                 report = out + ".json"
-                r = subprocess.run([exe, "quantize", path, "--data", data, "--format", fmt, "-o", out,
+                r = subprocess.run([exe, "quantize", path, "--data", data, *opts, "-o", out,
                                     "--report", report, "-q"], capture_output=True, text=True)
                 if r.returncode != 0:
                     tally.case(tag + " quantize", False, r.stderr.strip())
                     continue
                 again = out + ".again.onnx"
-                subprocess.run([exe, "quantize", path, "--data", data, "--format", fmt, "-o", again, "-q"],
-                               capture_output=True, text=True)
+                if fmt == "dynamic":  # no calibration: convert needs no table, and evaluates nothing without data
+                    subprocess.run([exe, "convert", path, *opts, "-o", again, "--report", again + ".json", "-q"],
+                                   capture_output=True, text=True)
+                    rep2 = json.load(open(again + ".json")) if os.path.exists(again + ".json") else {}
+                    tally.case(tag + " convert without data", rep2.get("options", {}).get("mode") == "dynamic" and
+                               "evaluation" in rep2 and rep2["evaluation"] is None and "calibration" not in rep2,
+                               "report: mode dynamic, no calibration section, evaluation null")
+                else:
+                    subprocess.run([exe, "quantize", path, "--data", data, *opts, "-o", again, "-q"],
+                                   capture_output=True, text=True)
                 tally.case(tag + " deterministic", os.path.exists(again) and sha(again) == sha(out),
                            "byte-identical output for the same inputs")
                 qm = onnx.load(out)
@@ -110,7 +190,24 @@ def main():
                     tally.case(tag + " checker", True, "full_check passes")
                 except Exception as e:  # the checker's exception types vary by version
                     tally.case(tag + " checker", False, str(e).splitlines()[0])
+                ops = [(n.domain, n.op_type) for n in qm.graph.node]
+                gemms = sum(n.op_type == "Gemm" for n in onnx.load(path).graph.node)
+                if fmt == "contrib" and gemms:
+                    tally.case(tag + " QGemm", ops.count(("com.microsoft", "QGemm")) == gemms and
+                               ("", "MatMulInteger") not in ops, "every Gemm became com.microsoft QGemm")
+                if fmt == "contrib" and name in QLINEAR_CONCAT:
+                    tally.case(tag + " QLinearConcat", ("com.microsoft", "QLinearConcat") in ops and
+                               ("", "Concat") not in ops, "the Concat of differently scaled inputs stays 8-bit")
+                if fmt == "dynamic":
+                    tally.case(tag + " ops", not any(op.startswith("QLinear") or op == "QuantizeLinear"
+                                                     for _, op in ops),
+                               "no calibrated QLinear/QuantizeLinear ops (%d DynamicQuantizeLinear)" %
+                               ops.count(("", "DynamicQuantizeLinear")))
                 rep = json.load(open(report))
+                if name in FOLDABLE:
+                    folded = rep["node_counts"].get("folded_batchnorm")
+                    tally.case(tag + " folded", folded == FOLDABLE[name],
+                               "%s BatchNormalizations folded into Convs (expected %d)" % (folded, FOLDABLE[name]))
                 quantized = [n for n in rep["nodes"] if n["quantized"]]
                 tally.case(tag + " report", rep["node_counts"]["candidates"] == len(rep["nodes"]) and
                            all("reason" in n for n in rep["nodes"] if not n["quantized"]),

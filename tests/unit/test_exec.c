@@ -1,6 +1,7 @@
 /* test_exec.c: the executor on a small graph built with the mutation API:
  * two runs with different shapes, buffer reuse, the observer, input checks,
- * plan-time errors, and the thread pool's chunking. */
+ * plan-time errors, fused elementwise chains, and the thread pool's chunking. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -147,6 +148,231 @@ static void test_chain(void)
     oq_model_destroy(m);
 }
 
+/* ---- fused elementwise chains ------------------------------------------------------ */
+
+/* Adds a float scalar initializer named `name` to g. */
+static bool add_scalar(oq_graph *g, const char *name, float f, oq_err *err)
+{
+    oq_value *v = oq_graph_value(g, name, err);
+    oq_tensor *t = v ? oq_tensor_create(OQ_DTYPE_FLOAT, 0, NULL, err) : NULL;
+    if (!t) return false;
+    *(float *)t->data = f;
+    return oq_graph_set_constant(g, v, t, true, err) == OQ_OK;
+}
+
+/* x (n) float. A hard-swish written out, scaled and shifted:
+ *   a = x + 3, b = clip(a, 0, 6), m = x * b, h = m / 6, k = h * 0.5, y = 0.25 + k
+ * which fuses into one chain; beside it r = relu(x) and q = r * 2, where r is
+ * also a graph output, so r and q cannot fuse; and w = sigmoid(y) - x.
+ * Last, u = -x, v = -x, t = u + v, z = -v, o = t * z: t and o must not fuse,
+ * since v dies at z, before o's turn. */
+static oq_model *build_ew(int64_t n, oq_err *err)
+{
+    oq_model *m = oq_model_create();
+    if (!m) return NULL;
+    m->opsets = calloc(1, sizeof *m->opsets);
+    if (!m->opsets || !(m->opsets[0].domain = strdup(""))) goto fail;
+    m->n_opsets = 1;
+    m->opsets[0].version = 13;
+    if (!(m->graph = oq_graph_create(m, NULL))) goto fail;
+    oq_graph *g = m->graph;
+    oq_dim dims[1] = {{n, NULL}};
+    oq_value *x = oq_graph_value(g, "x", err);
+    if (!x || oq_value_set_tensor_type(x, OQ_DTYPE_FLOAT, 1, dims, err) || oq_graph_add_input(g, x, err)) goto fail;
+    if (!add_scalar(g, "three", 3.0f, err) || !add_scalar(g, "zero", 0.0f, err) || !add_scalar(g, "six", 6.0f, err) ||
+        !add_scalar(g, "half", 0.5f, err) || !add_scalar(g, "quarter", 0.25f, err) || !add_scalar(g, "two", 2.0f, err))
+        goto fail;
+    static const struct {
+        const char *op, *in[3], *out;
+    } nodes[] = {
+        {"Add", {"x", "three"}, "a"}, {"Clip", {"a", "zero", "six"}, "b"}, {"Mul", {"x", "b"}, "m"},
+        {"Div", {"m", "six"}, "h"},   {"Mul", {"h", "half"}, "k"},         {"Add", {"quarter", "k"}, "y"},
+        {"Relu", {"x"}, "r"},         {"Mul", {"r", "two"}, "q"},          {"Sigmoid", {"y"}, "sg"},
+        {"Sub", {"sg", "x"}, "w"},    {"Neg", {"x"}, "u"},                 {"Neg", {"x"}, "v"},
+        {"Add", {"u", "v"}, "t"},     {"Neg", {"v"}, "z"},                 {"Mul", {"t", "z"}, "o"},
+    };
+    for (size_t i = 0; i < sizeof nodes / sizeof nodes[0]; i++) {
+        int n_in = nodes[i].in[2] ? 3 : nodes[i].in[1] ? 2 : 1;
+        const char *out[1] = {nodes[i].out};
+        if (!oq_graph_add_node(g, nodes[i].op, "", nodes[i].out, n_in, nodes[i].in, 1, out, err)) goto fail;
+    }
+    const char *outs[] = {"y", "r", "q", "w", "o"};
+    for (int i = 0; i < 5; i++)
+        if (oq_graph_add_output(g, oq_graph_find(g, outs[i]), err)) goto fail;
+    if (oq_graph_sort(g, err)) goto fail;
+    return m;
+fail:
+    oq_model_destroy(m);
+    return NULL;
+}
+
+static void count_calls(void *user, const oq_value *v, const oq_tensor *t)
+{
+    (void)v, (void)t;
+    ++*(int *)user;
+}
+
+/* Fused (no observer) and node-by-node (observer) runs agree bit for bit,
+ * with each other and with the same float operations done here, at one and
+ * two threads, on an input large enough to be split across threads. */
+static void test_fusion(void)
+{
+    enum { N = 70001 };
+    oq_err err = {0};
+    oq_model *m = build_ew(N, &err);
+    CHECK(m != NULL);
+    if (!m) {
+        fprintf(stderr, "build: %s\n", err.msg);
+        return;
+    }
+    oq_tensor x, out[3][5];
+    int64_t dims[1] = {N};
+    CHECK_OK(oq_tensor_alloc(&x, OQ_DTYPE_FLOAT, 1, dims, &err), &err);
+    for (int64_t i = 0; x.data && i < N; i++) ((float *)x.data)[i] = (float)(i % 1601 - 800) / 97.0f;
+    memset(out, 0, sizeof out);
+    int calls = 0;
+    size_t naive[3] = {0};
+    for (int r = 0; r < 3 && x.data; r++) {
+        oq_session *s = NULL;
+        oq_exec_options opts = {.threads = r == 1 ? 2 : 1};
+        CHECK_OK(oq_session_create(&s, m, &opts, &err), &err);
+        if (!s) break;
+        if (r == 2) oq_session_set_observer(s, count_calls, &calls);
+        CHECK_OK(oq_session_run(s, &x, out[r], &err), &err);
+        oq_exec_stats st;
+        oq_session_stats(s, &st);
+        naive[r] = st.naive_bytes;
+        oq_session_destroy(s);
+    }
+    CHECK(calls == 15); /* observed, every node runs and is seen */
+    /* fused, only the chains' results (y, w) and r, q, u, v, t, z, o are ever allocated */
+    CHECK(naive[0] == 9 * N * sizeof(float) && naive[1] == naive[0]);
+    CHECK(naive[2] == 15 * N * sizeof(float));
+    const float *xs = x.data;
+    int bad = 0;
+    for (int r = 0; r < 3; r++) {
+        const float *y = out[r][0].data, *rl = out[r][1].data, *q = out[r][2].data, *w = out[r][3].data;
+        const float *o = out[r][4].data;
+        if (!y || !rl || !q || !w || !o) {
+            bad++;
+            continue;
+        }
+        for (int64_t i = 0; i < N; i++) {
+            float a = xs[i] + 3.0f, b = a < 0.0f ? 0.0f : a > 6.0f ? 6.0f : a;
+            float want = 0.25f + (xs[i] * b / 6.0f) * 0.5f;
+            float sg = 1.0f / (1.0f + expf(-want));
+            float relu = xs[i] > 0.0f ? xs[i] : 0.0f;
+            float u = -xs[i], v = -xs[i];
+            bad += y[i] != want || rl[i] != relu || q[i] != relu * 2.0f || w[i] != sg - xs[i] || o[i] != (u + v) * -v;
+        }
+    }
+    CHECK(bad == 0);
+    for (int r = 0; r < 3; r++)
+        for (int k = 0; k < 5; k++) oq_tensor_release(&out[r][k]);
+    oq_tensor_release(&x);
+    oq_model_destroy(m);
+}
+
+/* Adds a float initializer of shape dims filled with a fixed pseudo-random pattern. */
+static bool add_weights(oq_graph *g, const char *name, int rank, const int64_t *dims, oq_err *err)
+{
+    oq_value *v = oq_graph_value(g, name, err);
+    oq_tensor *t = v ? oq_tensor_create(OQ_DTYPE_FLOAT, rank, dims, err) : NULL;
+    if (!t) return false;
+    for (int64_t i = 0; i < oq_tensor_numel(t); i++) ((float *)t->data)[i] = (float)((i * 37) % 19 - 9) / 7.0f;
+    return oq_graph_set_constant(g, v, t, true, err) == OQ_OK;
+}
+
+/* x (1, 4, 9, 11) -> Conv 3x3 (6 out) -> hard-swish chain -> y, and
+ * x -> depthwise Conv 3x3 stride 2 -> Relu -> * 0.5 -> z: both chains run as
+ * the convs' epilogues when nothing observes the run. */
+static oq_model *build_conv_chains(oq_err *err)
+{
+    oq_model *m = oq_model_create();
+    if (!m) return NULL;
+    m->opsets = calloc(1, sizeof *m->opsets);
+    if (!m->opsets || !(m->opsets[0].domain = strdup(""))) goto fail;
+    m->n_opsets = 1;
+    m->opsets[0].version = 13;
+    if (!(m->graph = oq_graph_create(m, NULL))) goto fail;
+    oq_graph *g = m->graph;
+    oq_dim dims[4] = {{1, NULL}, {4, NULL}, {9, NULL}, {11, NULL}};
+    int64_t wd[4] = {6, 4, 3, 3}, bd[1] = {6}, dwd[4] = {4, 1, 3, 3};
+    oq_value *x = oq_graph_value(g, "x", err);
+    if (!x || oq_value_set_tensor_type(x, OQ_DTYPE_FLOAT, 4, dims, err) || oq_graph_add_input(g, x, err)) goto fail;
+    if (!add_weights(g, "w", 4, wd, err) || !add_weights(g, "b", 1, bd, err) || !add_weights(g, "dw", 4, dwd, err) ||
+        !add_scalar(g, "three", 3.0f, err) || !add_scalar(g, "zero", 0.0f, err) || !add_scalar(g, "six", 6.0f, err) ||
+        !add_scalar(g, "half", 0.5f, err))
+        goto fail;
+    static const struct {
+        const char *op, *in[3], *out;
+    } nodes[] = {
+        {"Conv", {"x", "w", "b"}, "c"}, {"Add", {"c", "three"}, "a"}, {"Clip", {"a", "zero", "six"}, "cl"},
+        {"Mul", {"c", "cl"}, "mm"},     {"Div", {"mm", "six"}, "y"},  {"Conv", {"x", "dw"}, "d"},
+        {"Relu", {"d"}, "r"},           {"Mul", {"r", "half"}, "z"},
+    };
+    static const int64_t pads[4] = {1, 1, 1, 1}, strides[2] = {2, 2};
+    for (size_t i = 0; i < sizeof nodes / sizeof nodes[0]; i++) {
+        int n_in = nodes[i].in[2] ? 3 : nodes[i].in[1] ? 2 : 1;
+        const char *out[1] = {nodes[i].out};
+        oq_node *nd = oq_graph_add_node(g, nodes[i].op, "", nodes[i].out, n_in, nodes[i].in, 1, out, err);
+        if (!nd || (!strcmp(nodes[i].op, "Conv") && oq_node_set_attr_ints(nd, "pads", 4, pads, err))) goto fail;
+        if (!strcmp(nodes[i].out, "d") &&
+            (oq_node_set_attr_int(nd, "group", 4, err) || oq_node_set_attr_ints(nd, "strides", 2, strides, err)))
+            goto fail;
+    }
+    if (oq_graph_add_output(g, oq_graph_find(g, "y"), err) || oq_graph_add_output(g, oq_graph_find(g, "z"), err) ||
+        oq_graph_sort(g, err))
+        goto fail;
+    return m;
+fail:
+    oq_model_destroy(m);
+    return NULL;
+}
+
+/* Chains run as conv epilogues give the same bits as node by node. */
+static void test_conv_epilogue(void)
+{
+    oq_err err = {0};
+    oq_model *m = build_conv_chains(&err);
+    CHECK(m != NULL);
+    if (!m) {
+        fprintf(stderr, "build: %s\n", err.msg);
+        return;
+    }
+    int64_t dims[4] = {1, 4, 9, 11};
+    oq_tensor x, out[2][2];
+    memset(out, 0, sizeof out);
+    CHECK_OK(oq_tensor_alloc(&x, OQ_DTYPE_FLOAT, 4, dims, &err), &err);
+    for (int64_t i = 0; x.data && i < oq_tensor_numel(&x); i++) ((float *)x.data)[i] = (float)(i % 23 - 11) / 5.0f;
+    size_t naive[2] = {0};
+    int calls = 0;
+    for (int r = 0; r < 2 && x.data; r++) {
+        oq_session *s = NULL;
+        oq_exec_options opts = {.threads = 2};
+        CHECK_OK(oq_session_create(&s, m, &opts, &err), &err);
+        if (!s) break;
+        if (r == 1) oq_session_set_observer(s, count_calls, &calls);
+        CHECK_OK(oq_session_run(s, &x, out[r], &err), &err);
+        oq_exec_stats st;
+        oq_session_stats(s, &st);
+        naive[r] = st.naive_bytes;
+        oq_session_destroy(s);
+    }
+    CHECK(calls == 8);
+    for (int k = 0; k < 2; k++)
+        CHECK(out[0][k].data && out[1][k].data && out[0][k].nbytes == out[1][k].nbytes &&
+              !memcmp(out[0][k].data, out[1][k].data, out[0][k].nbytes));
+    /* Observed, all eight values are stored: c, a, cl, mm, y (6x9x11 floats
+     * each) and d, r, z (4x5x6). Fused, only y and z; the workspaces are the
+     * same in both runs. */
+    CHECK(naive[1] - naive[0] == (4 * 6 * 9 * 11 + 2 * 4 * 5 * 6) * sizeof(float));
+    for (int r = 0; r < 2; r++)
+        for (int k = 0; k < 2; k++) oq_tensor_release(&out[r][k]);
+    oq_tensor_release(&x);
+    oq_model_destroy(m);
+}
+
 /* ---- thread pool ------------------------------------------------------------------- */
 
 typedef struct cover {
@@ -193,6 +419,8 @@ static void test_threadpool(void)
 int main(void)
 {
     test_chain();
+    test_fusion();
+    test_conv_epilogue();
     test_threadpool();
     return check_exit("test_exec");
 }

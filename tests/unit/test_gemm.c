@@ -1,7 +1,8 @@
 /* test_gemm: the packed SGEMM against its triple-loop oracle on odd sizes,
  * transposes, strides, alpha/beta; the batched split for determinism; fast
  * conv against conv_ref (groups, depthwise, strides, dilation, pads, 1-D..3-D);
- * ConvTranspose against a direct scatter loop. */
+ * ConvTranspose against a direct scatter loop; all of it once per
+ * micro-kernel the CPU can run. */
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
@@ -67,6 +68,26 @@ static void check_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float 
     CHECK(bad == 0);
     /* Padding columns of C are never written. */
     for (int64_t i = 0; i < m && pad; i++) CHECK(c1[i * ldc + n] == c0[i * ldc + n]);
+    /* A packed once gives the same bits, whole or from a later row block on. */
+    float *pa = malloc(oq_sgemm_packed_a_floats(m, k) * sizeof(float));
+    float *c2 = malloc((size_t)(m * ldc + 1) * sizeof(float));
+    if (pa && c2) {
+        memcpy(c2, c0, (size_t)(m * ldc) * sizeof(float)); /* beta reads C: both start from the same C */
+        memcpy(c1, c0, (size_t)(m * ldc) * sizeof(float));
+        g.c = c1;
+        oq_sgemm(&g, ws);
+        oq_sgemm_pack_a(pa, &g);
+        int64_t r0 = m > OQ_SGEMM_PACK_ROWS ? OQ_SGEMM_PACK_ROWS : 0;
+        oq_sgemm_args top = g, rest = g;
+        top.m = r0, top.c = c2;
+        rest.m = m - r0, rest.c = c2 + r0 * ldc;
+        if (r0) oq_sgemm_packed(&top, pa, ws);
+        oq_sgemm_packed(&rest, pa + r0 * k, ws);
+        CHECK(memcmp(c1, c2, (size_t)(m * ldc) * sizeof(float)) == 0);
+    } else {
+        CHECK(!"out of memory");
+    }
+    free(pa), free(c2);
 done:
     free(a), free(b), free(c0), free(c1), free(aa), free(ab), free(bound), free(ws);
 }
@@ -174,6 +195,12 @@ static const conv_case conv_cases[] = {
     {2, 2, 8, 8, 8, {15, 14}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},         /* depthwise */
     {2, 1, 6, 6, 6, {16, 17}, {5, 5}, {2, 2}, {1, 1}, {2, 1}, {2, 2}},         /* depthwise stride 2 */
     {2, 1, 4, 8, 4, {9, 9}, {3, 3}, {1, 1}, {2, 2}, {2, 2}, {2, 2}},           /* depthwise x2, dilated */
+    {2, 1, 4, 4, 4, {20, 37}, {3, 3}, {2, 2}, {1, 1}, {1, 1}, {1, 1}},        /* depthwise 3x3/2, wide rows */
+    {2, 1, 3, 3, 3, {11, 45}, {5, 5}, {1, 1}, {1, 1}, {2, 2}, {2, 2}},        /* depthwise 5x5/1, wide rows */
+    {2, 1, 2, 2, 2, {9, 50}, {5, 5}, {2, 2}, {1, 1}, {2, 1}, {1, 2}},         /* depthwise 5x5/2, uneven pads */
+    {2, 1, 3, 3, 3, {14, 33}, {3, 3}, {1, 1}, {1, 1}, {0, 0}, {0, 0}},        /* depthwise, no padding */
+    {2, 1, 3, 3, 3, {15, 30}, {3, 3}, {1, 1}, {2, 1}, {2, 1}, {2, 1}},        /* depthwise, rows dilated only */
+    {2, 1, 2, 2, 2, {6, 2}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},          /* depthwise, no interior column */
     {2, 1, 3, 5, 1, {4, 4}, {5, 5}, {1, 1}, {1, 1}, {2, 2}, {2, 2}},           /* kernel wider than input */
     {2, 1, 64, 70, 1, {21, 19}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},       /* many column tiles */
     {2, 1, 96, 200, 1, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {0, 0}, {0, 0}},        /* tiny plane: M split */
@@ -182,6 +209,12 @@ static const conv_case conv_cases[] = {
     {3, 1, 3, 4, 1, {5, 6, 7}, {3, 2, 3}, {1, 2, 1}, {1, 1, 2}, {1, 0, 1}, {1, 1, 2}}, /* 3-D */
     {3, 1, 4, 4, 4, {4, 5, 6}, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}}, /* 3-D depthwise */
 };
+
+static void square_in_place(void *arg, float *y, int64_t n)
+{
+    (void)arg;
+    for (int64_t i = 0; i < n; i++) y[i] *= y[i];
+}
 
 static void test_conv(void)
 {
@@ -206,6 +239,21 @@ static void test_conv(void)
             if (e > 1e-12) fprintf(stderr, "conv case %zu: nmse %g\n", ci, e);
             CHECK(e <= 1e-12);
             CHECK(memcmp(y1, y5, (size_t)ys * sizeof(float)) == 0);
+            /* weights packed ahead (as the executor keeps them) give the same bits */
+            float *wp = malloc((oq_conv_packed_w_floats(&p) + 1) * sizeof(float));
+            CHECK(wp != NULL);
+            if (wp) {
+                oq_conv_pack_w(wp, w, &p);
+                oq_conv_fast_packed(y5, x, w, wp, bias, &p, NULL, 5, ws, NULL);
+                CHECK(memcmp(y1, y5, (size_t)ys * sizeof(float)) == 0);
+                /* an epilogue sees every output exactly once, after it is final */
+                oq_conv_epilogue ep = {square_in_place, NULL};
+                oq_conv_fast_packed(y5, x, w, wp, bias, &p, NULL, 5, ws, &ep);
+                int bad = 0;
+                for (int64_t i = 0; i < ys; i++) bad += y5[i] != y1[i] * y1[i];
+                CHECK(bad == 0);
+            }
+            free(wp);
         }
         free(x), free(w), free(b), free(yr), free(y1), free(y5), free(ws);
     }
@@ -273,10 +321,20 @@ static void test_conv_transpose(void)
 
 int main(void)
 {
-    test_gemm_sizes();
-    test_gemm_empty_k();
-    test_gemm_batch_split();
-    test_conv();
-    test_conv_transpose();
+    /* Every micro-kernel this CPU can run, each against the oracle. */
+    int ran = 0;
+    for (int i = 0; oq_sgemm_kernel_list(i); i++) {
+        if (!oq_sgemm_force_kernel(oq_sgemm_kernel_list(i))) continue;
+        fprintf(stderr, "micro-kernel %s\n", oq_sgemm_kernel_name());
+        ran++;
+        test_gemm_sizes();
+        test_gemm_empty_k();
+        test_gemm_batch_split();
+        test_conv();
+        test_conv_transpose();
+    }
+    CHECK(ran >= 1);
+    CHECK(oq_sgemm_force_kernel(NULL));
+    CHECK(!oq_sgemm_force_kernel("no-such-kernel"));
     return check_exit("test_gemm");
 }
