@@ -856,6 +856,11 @@ oq_status oq_graph_sort(oq_graph *g, oq_err *err)
                              n->op_type, v->name);
         }
     }
+    for (int i = 0; i < g->n_outputs && !st; i++) {
+        oq_value *v = g->outputs[i];
+        if (!v->producer && !value_is_source(g, v))
+            st = oq_errf(err, OQ_EINVAL, "graph output '%s' is not written by any node", v->name);
+    }
     /* pending[i] = distinct values produced in g that node i reads (explicitly or through a subgraph) */
     for (int i = 0; i < g->n_values && !st; i++) {
         oq_value *v = g->values[i];

@@ -133,23 +133,29 @@ static bool read_varint(const uint8_t *p, size_t len, size_t *i, uint64_t *v)
     return false;
 }
 
-/* False when a message of type d in p[0..len) nests sub-messages deeper than
- * MAX_MESSAGE_DEPTH. Walks the wire format with the schema, recursing only
- * into message fields and never past the limit. Malformed data is left for
+enum { WIRE_OK, WIRE_TOO_DEEP, WIRE_FIELD_ZERO };
+
+/* WIRE_TOO_DEEP when a message of type d in p[0..len) nests sub-messages
+ * deeper than MAX_MESSAGE_DEPTH; WIRE_FIELD_ZERO when a field number is 0
+ * (invalid; protobuf-c keeps it as an unknown field it cannot read back once
+ * written). Walks the wire format with the schema, recursing only into
+ * message fields and never past the limit. Other malformed data is left for
  * the unpacker to reject. */
-static bool nesting_ok(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t len, int depth)
+static int wire_check(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t len, int depth)
 {
     if (depth > MAX_MESSAGE_DEPTH)
-        return false;
+        return WIRE_TOO_DEEP;
     size_t i = 0;
     while (i < len) {
         uint64_t key, n;
         if (!read_varint(p, len, &i, &key))
-            return true;
+            return WIRE_OK;
+        if (key >> 3 == 0)
+            return WIRE_FIELD_ZERO;
         switch (key & 7) {
         case 0:
             if (!read_varint(p, len, &i, &n))
-                return true;
+                return WIRE_OK;
             break;
         case 1:
             i += 8;
@@ -159,20 +165,21 @@ static bool nesting_ok(const ProtobufCMessageDescriptor *d, const uint8_t *p, si
             break;
         case 2: {
             if (!read_varint(p, len, &i, &n) || n > len - i)
-                return true;
+                return WIRE_OK;
             const ProtobufCFieldDescriptor *f =
                 key >> 3 <= UINT32_MAX ? protobuf_c_message_descriptor_get_field(d, (unsigned)(key >> 3)) : NULL;
-            if (f && f->type == PROTOBUF_C_TYPE_MESSAGE &&
-                !nesting_ok(f->descriptor, p + i, (size_t)n, depth + 1))
-                return false;
+            int r = f && f->type == PROTOBUF_C_TYPE_MESSAGE ? wire_check(f->descriptor, p + i, (size_t)n, depth + 1)
+                                                            : WIRE_OK;
+            if (r != WIRE_OK)
+                return r;
             i += (size_t)n;
             break;
         }
         default:
-            return true;
+            return WIRE_OK;
         }
     }
-    return true;
+    return WIRE_OK;
 }
 
 typedef struct load_ctx {
@@ -922,8 +929,11 @@ oq_status oq_model_load_buffer(oq_model **out, const uint8_t *buf, size_t len, c
     if (!c.model)
         return oq_errf(err, OQ_ENOMEM, "out of memory");
     ModelProto *mp = NULL;
-    if (!nesting_ok(&onnx__model_proto__descriptor, buf, len, 0))
+    int wire = wire_check(&onnx__model_proto__descriptor, buf, len, 0);
+    if (wire == WIRE_TOO_DEEP)
         st = oq_errf(err, OQ_EUNSUPPORTED, "messages nested more than %d deep", MAX_MESSAGE_DEPTH);
+    else if (wire == WIRE_FIELD_ZERO)
+        st = oq_errf(err, OQ_EINVAL, "not a valid ONNX model (a protobuf field number is 0)");
     else if (!(mp = onnx__model_proto__unpack(NULL, len, buf)))
         st = oq_errf(err, OQ_EINVAL, "not a valid ONNX model (protobuf parse failed)");
     else
@@ -1554,26 +1564,21 @@ fail:
  * Single tensors (ONNX test data)
  * ================================================================================ */
 
-oq_status oq_tensor_load_pb(oq_tensor *t, char **name, const char *path, oq_err *err)
+oq_status oq_tensor_parse_pb(oq_tensor *t, char **name, const uint8_t *buf, size_t len, const char *what,
+                            const char *base_dir, oq_err *err)
 {
     memset(t, 0, sizeof *t);
     if (name)
         *name = NULL;
-    uint8_t *buf;
-    size_t len;
-    oq_status st = oq_read_file(path, &buf, &len, err);
-    if (st)
-        return st;
-    load_ctx c = {.base_dir = oq_path_dir(path)};
+    load_ctx c = {.base_dir = base_dir};
     oq_tensor *dec = NULL;
-    TensorProto *tp = nesting_ok(&onnx__tensor_proto__descriptor, buf, len, 0)
+    oq_status st;
+    TensorProto *tp = wire_check(&onnx__tensor_proto__descriptor, buf, len, 0) == WIRE_OK
                           ? onnx__tensor_proto__unpack(NULL, len, buf)
                           : NULL;
-    if (!c.base_dir)
-        st = oq_errf(err, OQ_ENOMEM, "out of memory");
-    else if (!tp)
-        st = oq_errf(err, OQ_EINVAL, "%s: not a valid TensorProto (protobuf parse failed)", path);
-    else if (!(st = tensor_from_proto(&c, tp, path, &dec, err)) && name &&
+    if (!tp)
+        st = oq_errf(err, OQ_EINVAL, "%s: not a valid TensorProto (protobuf parse failed)", what);
+    else if (!(st = tensor_from_proto(&c, tp, what, &dec, err)) && name &&
              !(*name = strdup(tp->name ? tp->name : "")))
         st = oq_errf(err, OQ_ENOMEM, "out of memory");
     if (!st) {
@@ -1584,8 +1589,26 @@ oq_status oq_tensor_load_pb(oq_tensor *t, char **name, const char *path, oq_err 
     }
     if (tp)
         onnx__tensor_proto__free_unpacked(tp, NULL);
-    free((char *)c.base_dir);
     free(c.base_real);
+    return st;
+}
+
+oq_status oq_tensor_load_pb(oq_tensor *t, char **name, const char *path, oq_err *err)
+{
+    memset(t, 0, sizeof *t);
+    if (name)
+        *name = NULL;
+    uint8_t *buf;
+    size_t len;
+    oq_status st = oq_read_file(path, &buf, &len, err);
+    if (st)
+        return st;
+    char *dir = oq_path_dir(path);
+    if (!dir)
+        st = oq_errf(err, OQ_ENOMEM, "out of memory");
+    else
+        st = oq_tensor_parse_pb(t, name, buf, len, path, dir, err);
+    free(dir);
     free(buf);
     return st;
 }

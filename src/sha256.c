@@ -54,6 +54,7 @@ static void compress_portable(uint32_t s[8], const uint8_t *p, size_t n)
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
 #include <immintrin.h>
 
 /* The same with the SHA extensions. sha256rnds2 keeps the working variables
@@ -106,11 +107,21 @@ static const struct {
 };
 enum { N_IMPLS = sizeof impls / sizeof impls[0] };
 
+#if defined(__x86_64__) && defined(__GNUC__)
+/* CPUID leaf 7, EBX bit 29: the SHA extensions (clang 14's
+ * __builtin_cpu_supports does not know "sha"). */
+static bool cpu_has_sha(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b >> 29 & 1);
+}
+#endif
+
 static bool impl_supported(int i)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
     if (impls[i].fn == compress_shani)
-        return __builtin_cpu_supports("sha") && __builtin_cpu_supports("sse4.1");
+        return cpu_has_sha() && __builtin_cpu_supports("sse4.1");
 #endif
     return i >= 0;
 }

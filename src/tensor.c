@@ -43,7 +43,7 @@ const char *oq_dtype_name(oq_dtype dt)
 
 /* ---- sizes and limits ---------------------------------------------------------- */
 
-static size_t tensor_limit = (size_t)16 << 30;
+static size_t tensor_limit = OQ_TENSOR_LIMIT_DEFAULT;
 
 void oq_set_tensor_limit(size_t bytes) { tensor_limit = bytes; }
 size_t oq_tensor_limit(void) { return tensor_limit; }

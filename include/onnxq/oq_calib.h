@@ -89,6 +89,8 @@ void oq_calib_table_compute_ranges(oq_calib_table *t);
 oq_status oq_calib_table_save(const oq_calib_table *t, const char *path, oq_err *err);
 /* Reads and validates a table written by oq_calib_table_save. */
 oq_status oq_calib_table_load(oq_calib_table **out, const char *path, oq_err *err);
+/* Same from the JSON text buf[0..len) (borrowed); `what` names it in errors. */
+oq_status oq_calib_table_parse(oq_calib_table **out, const uint8_t *buf, size_t len, const char *what, oq_err *err);
 /* Merges src into dst: both must come from the same model and bin count;
  * samples add, histograms merge, the data hash covers both, ranges are
  * recomputed with dst's options. */

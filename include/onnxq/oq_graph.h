@@ -235,7 +235,8 @@ static inline oq_value *oq_node_input(const oq_node *n, int k)
  * if two nodes write the same value or a node writes a graph input or initializer. */
 oq_status oq_graph_index(oq_graph *g, oq_err *err);
 /* Orders g->nodes topologically (stable: file order among ready nodes).
- * Fails naming a node when an input names no value or the graph has a cycle.
+ * Fails naming a node when an input names no value or the graph has a cycle,
+ * and naming a graph output that no node, input or constant provides.
  * Subgraphs are sorted too. Implies oq_graph_index. */
 oq_status oq_graph_sort(oq_graph *g, oq_err *err);
 /* Removes values that nothing produces, reads or declares (after mutation),

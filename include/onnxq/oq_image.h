@@ -17,8 +17,12 @@ typedef struct oq_image {
 /* True when path ends in .png, .jpg or .jpeg (any case). */
 bool oq_is_image_path(const char *path);
 /* Decodes a PNG or JPEG file (by content) to 8-bit RGB; gray and palette
- * images are expanded, alpha is dropped. Refuses images above 2^28 pixels. */
+ * images are expanded, alpha is dropped. Refuses images above 2^28 pixels or
+ * whose RGB bytes exceed the tensor size limit, and truncated or corrupt data
+ * (libjpeg's warnings are errors). */
 oq_status oq_image_load(oq_image *img, const char *path, oq_err *err);
+/* Same from buf[0..len) (borrowed); `what` names it in errors. */
+oq_status oq_image_decode(oq_image *img, const uint8_t *buf, size_t len, const char *what, oq_err *err);
 void oq_image_release(oq_image *img);
 
 typedef enum oq_layout { OQ_LAYOUT_NCHW, OQ_LAYOUT_NHWC } oq_layout;

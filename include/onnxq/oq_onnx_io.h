@@ -38,6 +38,10 @@ oq_status oq_model_serialize(const oq_model *m, uint8_t **buf, size_t *len, oq_e
  * *t becomes an owned tensor; *name (may be NULL) receives a malloc'ed copy of
  * its name ("" if none). */
 oq_status oq_tensor_load_pb(oq_tensor *t, char **name, const char *path, oq_err *err);
+/* Same from buf[0..len) (borrowed); `what` names it in errors; external data
+ * resolves against base_dir (NULL = refuse it). */
+oq_status oq_tensor_parse_pb(oq_tensor *t, char **name, const uint8_t *buf, size_t len, const char *what,
+                            const char *base_dir, oq_err *err);
 /* Writes t as a TensorProto named `name` to path atomically. */
 oq_status oq_tensor_save_pb(const oq_tensor *t, const char *name, const char *path, oq_err *err);
 

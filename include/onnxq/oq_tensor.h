@@ -66,8 +66,9 @@ typedef struct oq_tensor {
     bool owns_data; /* free data in oq_tensor_release */
 } oq_tensor;
 
-/* Process-wide limit on any one tensor's storage; larger requests fail with
- * OQ_ENOMEM instead of being attempted. Default 16 GiB. */
+/* Process-wide limit on any one tensor's storage (and on any file read whole);
+ * larger requests fail with OQ_ENOMEM instead of being attempted. */
+#define OQ_TENSOR_LIMIT_DEFAULT ((size_t)4 << 30)
 void oq_set_tensor_limit(size_t bytes);
 size_t oq_tensor_limit(void);
 

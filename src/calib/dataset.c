@@ -248,6 +248,24 @@ static oq_status load_image(oq_dataset *d, const char *path, oq_tensor *t, oq_er
     return st;
 }
 
+/* Fails when test-data folder dir holds input_N.pb for a model of n inputs:
+ * a sample made for another model must not pass with a part ignored. */
+static oq_status refuse_extra_input(const char *dir, int n, oq_err *err)
+{
+    char file[32];
+    snprintf(file, sizeof file, "input_%d.pb", n);
+    char *path = join(dir, file);
+    if (!path)
+        return oq_errf(err, OQ_ENOMEM, "out of memory");
+    struct stat sb;
+    oq_status st = stat(path, &sb) == 0
+                       ? oq_errf(err, OQ_EINVAL, "%s: the model has %d input%s, nothing to feed this file", path, n,
+                                 n == 1 ? "" : "s")
+                       : OQ_OK;
+    free(path);
+    return st;
+}
+
 oq_status oq_dataset_load(oq_dataset *d, int64_t i, oq_tensor *tensors, oq_err *err)
 {
     memset(tensors, 0, (size_t)d->n_inputs * sizeof *tensors);
@@ -277,6 +295,8 @@ oq_status oq_dataset_load(oq_dataset *d, int64_t i, oq_tensor *tensors, oq_err *
         }
         free(path);
     }
+    if (!st && !d->n_npy && !oq_is_image_path(d->dirs[i]))
+        st = refuse_extra_input(d->dirs[i], d->n_inputs, err);
     if (st) {
         for (int j = 0; j < k; j++)
             oq_tensor_release(&tensors[j]);

@@ -333,8 +333,8 @@ static double fold_abs(const oq_hist *h, double *abs_bins, int n)
         if (h->counts[i] == 0)
             continue;
         double centre = fabs(h->lo + (i + 0.5) * h->width);
-        int k = (int)(centre / amax * n);
-        abs_bins[k >= n ? n - 1 : k] += h->counts[i];
+        double pos = centre / amax * n; /* past n when bins reach beyond [min, max] */
+        abs_bins[pos >= n ? n - 1 : (int)pos] += h->counts[i];
     }
     return amax;
 }

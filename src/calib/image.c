@@ -13,6 +13,7 @@
 #include "onnxq/oq_image.h"
 
 #define MAX_PIXELS ((int64_t)1 << 28)
+#define SIZE_RULE "at most 2^28 pixels, 3 bytes each within the tensor size limit"
 
 bool oq_is_image_path(const char *path)
 {
@@ -28,6 +29,13 @@ void oq_image_release(oq_image *img)
     memset(img, 0, sizeof *img);
 }
 
+/* Whether a w x h image is non-empty, at most MAX_PIXELS and its RGB bytes
+ * within the tensor size limit. */
+static bool size_ok(uint64_t w, uint64_t h)
+{
+    return w > 0 && h > 0 && w * h <= (uint64_t)MAX_PIXELS && w * h * 3 <= oq_tensor_limit();
+}
+
 static oq_status decode_png(oq_image *img, const uint8_t *buf, size_t len, const char *path, oq_err *err)
 {
     png_image pi;
@@ -35,10 +43,10 @@ static oq_status decode_png(oq_image *img, const uint8_t *buf, size_t len, const
     pi.version = PNG_IMAGE_VERSION;
     if (!png_image_begin_read_from_memory(&pi, buf, len))
         return oq_errf(err, OQ_EINVAL, "%s: not a readable PNG (%s)", path, pi.message);
-    if ((int64_t)pi.width * pi.height > MAX_PIXELS || pi.width == 0 || pi.height == 0) {
+    if (!size_ok(pi.width, pi.height)) {
         png_image_free(&pi);
-        return oq_errf(err, OQ_EINVAL, "%s: PNG of %ux%u pixels is outside the supported size", path, pi.width,
-                       pi.height);
+        return oq_errf(err, OQ_EINVAL, "%s: PNG of %ux%u pixels is outside the supported size (%s)", path,
+                       pi.width, pi.height, SIZE_RULE);
     }
     pi.format = PNG_FORMAT_RGB;
     uint8_t *rgb = malloc((size_t)PNG_IMAGE_SIZE(pi));
@@ -72,10 +80,12 @@ static void jpeg_fail(j_common_ptr cinfo)
     longjmp(g->jump, 1);
 }
 
-static void jpeg_quiet(j_common_ptr cinfo, int level)
+/* Warnings (level -1: truncated or corrupt data, which libjpeg would paint
+ * grey) fail the decode like errors do; trace messages are dropped. */
+static void jpeg_message(j_common_ptr cinfo, int level)
 {
-    (void)cinfo;
-    (void)level;
+    if (level < 0)
+        jpeg_fail(cinfo);
 }
 
 static oq_status decode_jpeg(oq_image *img, const uint8_t *buf, size_t len, const char *path, oq_err *err)
@@ -85,7 +95,7 @@ static oq_status decode_jpeg(oq_image *img, const uint8_t *buf, size_t len, cons
     uint8_t *volatile rgb = NULL;
     cinfo.err = jpeg_std_error(&guard.mgr);
     guard.mgr.error_exit = jpeg_fail;
-    guard.mgr.emit_message = jpeg_quiet;
+    guard.mgr.emit_message = jpeg_message;
     if (setjmp(guard.jump)) {
         jpeg_destroy_decompress(&cinfo);
         free(rgb);
@@ -96,10 +106,10 @@ static oq_status decode_jpeg(oq_image *img, const uint8_t *buf, size_t len, cons
     jpeg_read_header(&cinfo, TRUE);
     cinfo.out_color_space = JCS_RGB;
     jpeg_start_decompress(&cinfo);
-    if ((int64_t)cinfo.output_width * cinfo.output_height > MAX_PIXELS || cinfo.output_components != 3) {
+    if (!size_ok(cinfo.output_width, cinfo.output_height) || cinfo.output_components != 3) {
         jpeg_destroy_decompress(&cinfo);
-        return oq_errf(err, OQ_EINVAL, "%s: JPEG of %ux%u pixels is outside the supported size", path,
-                       cinfo.output_width, cinfo.output_height);
+        return oq_errf(err, OQ_EINVAL, "%s: JPEG of %ux%u pixels is outside the supported size (%s)", path,
+                       cinfo.output_width, cinfo.output_height, SIZE_RULE);
     }
     size_t stride = (size_t)cinfo.output_width * 3;
     rgb = malloc(stride * cinfo.output_height);
@@ -127,6 +137,15 @@ oq_status oq_image_load(oq_image *img, const char *path, oq_err *err)
     oq_status st = oq_read_file(path, &buf, &len, err);
     if (st)
         return st;
+    st = oq_image_decode(img, buf, len, path, err);
+    free(buf);
+    return st;
+}
+
+oq_status oq_image_decode(oq_image *img, const uint8_t *buf, size_t len, const char *path, oq_err *err)
+{
+    memset(img, 0, sizeof *img);
+    oq_status st;
     static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     if (len >= 8 && memcmp(buf, png_sig, 8) == 0)
         st = decode_png(img, buf, len, path, err);
@@ -134,7 +153,6 @@ oq_status oq_image_load(oq_image *img, const char *path, oq_err *err)
         st = decode_jpeg(img, buf, len, path, err);
     else
         st = oq_errf(err, OQ_EINVAL, "%s: not a PNG or JPEG image", path);
-    free(buf);
     return st;
 }
 

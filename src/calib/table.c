@@ -10,6 +10,7 @@
  *                       "range": [lo, hi]}}} */
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -132,6 +133,12 @@ done:
 /* ---- load ----------------------------------------------------------------------- */
 
 /* Reads a finite number field; fails naming the field. */
+/* Bounds on what a table may hold. Sample counts stay exact in a double and
+ * cannot overflow when merged; statistics of float32 data never come near
+ * MAX_STAT, which leaves room for histograms to double their range in merges. */
+#define MAX_SAMPLES 9007199254740992.0 /* 2^53 */
+#define MAX_STAT 1e300
+
 static oq_status get_number(const cJSON *o, const char *key, double *out, const char *path, oq_err *err)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
@@ -185,6 +192,10 @@ static oq_status load_entry(oq_calib_entry *e, const cJSON *o, int bins, const c
             return oq_errf(err, OQ_EINVAL, "%s: tensor '%s': range is not two numbers", path, e->name);
         e->range[k] = r->valuedouble;
     }
+    double hi = h->lo + h->nbins * h->width;
+    if (!(fabs(h->min) <= MAX_STAT && fabs(h->max) <= MAX_STAT && fabs(h->lo) <= MAX_STAT && fabs(hi) <= MAX_STAT))
+        return oq_errf(err, OQ_EINVAL, "%s: tensor '%s': min, max or histogram bounds beyond %g", path, e->name,
+                       MAX_STAT);
     if (h->width < 0 || h->count < 0 || h->nonfinite < 0 || (h->count > 0 && h->min > h->max) ||
         e->range[0] > e->range[1] || fabs(total - h->count) > 1e-6 * fmax(1, h->count))
         return oq_errf(err, OQ_EINVAL, "%s: tensor '%s': inconsistent statistics (min/max, counts or range)", path,
@@ -204,8 +215,16 @@ oq_status oq_calib_table_load(oq_calib_table **out, const char *path, oq_err *er
     oq_status st = oq_read_file(path, &buf, &len, err);
     if (st)
         return st;
-    cJSON *root = cJSON_ParseWithLength((const char *)buf, len);
+    st = oq_calib_table_parse(out, buf, len, path, err);
     free(buf);
+    return st;
+}
+
+oq_status oq_calib_table_parse(oq_calib_table **out, const uint8_t *buf, size_t len, const char *path, oq_err *err)
+{
+    *out = NULL;
+    oq_status st = OQ_OK;
+    cJSON *root = cJSON_ParseWithLength((const char *)buf, len);
     oq_calib_table *t = NULL;
     if (!root) {
         st = oq_errf(err, OQ_EINVAL, "%s: not a JSON calibration table (parse error)", path);
@@ -231,7 +250,8 @@ oq_status oq_calib_table_load(oq_calib_table **out, const char *path, oq_err *er
         (st = get_number(root, "bins", &bins, path, err)))
         goto done;
     range.method = cJSON_IsString(method) ? oq_calib_method_parse(method->valuestring) : OQ_CALIB_METHOD_COUNT;
-    if (range.method == OQ_CALIB_METHOD_COUNT || !cJSON_IsBool(symmetric) || samples < 0 || qmin >= qmax ||
+    if (range.method == OQ_CALIB_METHOD_COUNT || !cJSON_IsBool(symmetric) || samples < 0 ||
+        samples > MAX_SAMPLES || samples != floor(samples) || !(percentile > 0 && percentile <= 100) || qmin >= qmax ||
         qmin < -2147483648.0 || qmax > 2147483647.0 || bins < 2 || bins > (1 << 24) || (int)bins != bins) {
         st = oq_errf(err, OQ_EINVAL, "%s: calibration table header is invalid (method, symmetric, samples, qmin/qmax or bins)",
                      path);
@@ -284,6 +304,8 @@ done:
 
 oq_status oq_calib_table_merge(oq_calib_table *dst, const oq_calib_table *src, oq_err *err)
 {
+    if (src->samples > INT64_MAX - dst->samples)
+        return oq_errf(err, OQ_EINVAL, "merged tables would count more than %lld samples", (long long)INT64_MAX);
     if (strcmp(dst->model_sha256, src->model_sha256) != 0)
         return oq_errf(err, OQ_EINVAL, "tables come from different models (sha256 %.12s... vs %.12s...)",
                        dst->model_sha256, src->model_sha256);

@@ -1,5 +1,8 @@
 /* main.c: the onnxq entry point: global options, help and subcommand dispatch. */
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
@@ -27,6 +30,7 @@ static const char main_help_head[] =
     "Usage: onnxq COMMAND [ARGS...]\n"
     "       onnxq help [COMMAND]\n"
     "       onnxq --version\n"
+    "       onnxq --max-tensor-bytes N COMMAND [ARGS...]\n"
     "\n"
     "onnxq quantizes ONNX models to INT8 after training (calibrate, then convert),\n"
     "and inspects and runs models with its own C executor.\n"
@@ -39,6 +43,10 @@ static const char main_help_tail[] =
     "Options:\n"
     "  -h, --help  show this help and exit\n"
     "  --version   print the version and exit\n"
+    "  --max-tensor-bytes N\n"
+    "              refuse any one tensor (or file read whole) larger than N bytes;\n"
+    "              N may end in K, M or G (powers of 1024). Default 4G, or the\n"
+    "              environment variable ONNXQ_MAX_TENSOR_BYTES\n"
     "\n"
     "Exit status:\n"
     "  0  success\n"
@@ -84,8 +92,58 @@ static int help_command(int argc, char **argv)
     return c->run(2, help_argv);
 }
 
+/* Parses a byte count "N", "NK", "NM" or "NG" (powers of 1024), N >= 1. */
+static bool parse_bytes(const char *s, size_t *out)
+{
+    if (!s || *s < '0' || *s > '9')
+        return false;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    int shift = 0;
+    if (*end == 'K' || *end == 'k')
+        shift = 10;
+    else if (*end == 'M' || *end == 'm')
+        shift = 20;
+    else if (*end == 'G' || *end == 'g')
+        shift = 30;
+    if (shift)
+        end++;
+    if (errno || *end || v == 0 || v > (SIZE_MAX >> shift))
+        return false;
+    *out = (size_t)v << shift;
+    return true;
+}
+
+/* Applies ONNXQ_MAX_TENSOR_BYTES, then a leading --max-tensor-bytes; *used
+ * counts the argv entries the option took. Returns CLI_EXIT_OK or a usage error. */
+static int tensor_limit_options(int argc, char **argv, int *used)
+{
+    size_t bytes;
+    const char *env = getenv("ONNXQ_MAX_TENSOR_BYTES");
+    *used = 0;
+    if (env && *env) {
+        if (!parse_bytes(env, &bytes))
+            return cli_usage("ONNXQ_MAX_TENSOR_BYTES expects a byte count such as 4G or 1048576, got '%s'", env);
+        oq_set_tensor_limit(bytes);
+    }
+    if (argc < 2 || strncmp(argv[1], "--max-tensor-bytes", 18) != 0 || (argv[1][18] && argv[1][18] != '='))
+        return CLI_EXIT_OK;
+    const char *v = argv[1][18] == '=' ? argv[1] + 19 : argc > 2 ? argv[2] : NULL;
+    if (!parse_bytes(v, &bytes))
+        return cli_usage("--max-tensor-bytes expects a byte count such as 4G or 1048576, got '%s'", v ? v : "");
+    oq_set_tensor_limit(bytes);
+    *used = argv[1][18] == '=' ? 1 : 2;
+    return CLI_EXIT_OK;
+}
+
 static int dispatch(int argc, char **argv)
 {
+    int used, rc = tensor_limit_options(argc, argv, &used);
+    if (rc != CLI_EXIT_OK)
+        return rc;
+    argc -= used;
+    argv += used;
     if (argc < 2)
         return cli_usage("missing command (run 'onnxq --help' for the list)");
     const char *a = argv[1];

@@ -178,8 +178,10 @@ static void bind_view(slot *sl, const oq_tensor *t, slot_kind kind)
     sl->kind = kind;
 }
 
-/* Fills t with the header of a (dt, rank, dims) tensor and its exact storage size. */
-static oq_status shape_bytes(oq_tensor *t, oq_dtype dt, int rank, const int64_t *dims, oq_err *err)
+/* Fills t with the header of a (dt, rank, dims) tensor and its exact storage
+ * size; `name` is the output's name for errors. */
+static oq_status shape_bytes(oq_tensor *t, oq_dtype dt, int rank, const int64_t *dims, const char *name,
+                             oq_err *err)
 {
     memset(t, 0, sizeof *t);
     if (!oq_dtype_valid(dt))
@@ -188,11 +190,11 @@ static oq_status shape_bytes(oq_tensor *t, oq_dtype dt, int rank, const int64_t 
         return oq_errf(err, OQ_EUNSUPPORTED, "output rank %d is outside 0..%d", rank, OQ_MAX_RANK);
     int64_t numel = oq_shape_numel(rank, dims);
     if (numel < 0)
-        return oq_errf(err, OQ_EINVAL, "output dims are negative or their product overflows");
+        return oq_errf(err, OQ_EINVAL, "output '%s': dims are negative or their product overflows", name);
     size_t bytes = oq_dtype_storage(dt, numel);
     if (bytes == SIZE_MAX || bytes > oq_tensor_limit())
-        return oq_errf(err, OQ_ENOMEM, "output of %lld %s elements exceeds the size limit of %zu bytes",
-                       (long long)numel, oq_dtype_name(dt), oq_tensor_limit());
+        return oq_errf(err, OQ_ENOMEM, "output '%s' of %lld %s elements exceeds the tensor size limit of %zu bytes",
+                       name, (long long)numel, oq_dtype_name(dt), oq_tensor_limit());
     t->dtype = dt;
     t->rank = rank;
     if (rank)
@@ -246,11 +248,11 @@ static oq_tensor *kernel_output(oq_kernel_ctx *c, int k, oq_dtype dt, int rank, 
         oq_errf(c->err, OQ_EINVAL, "output index %d is negative", k);
         return NULL;
     }
-    if (shape_bytes(&hdr, dt, rank, dims, c->err))
-        return NULL;
     const oq_value *v = k < c->node->n_outputs ? c->node->outputs[k] : NULL;
     if (k == 0 && c->epilogue)
         v = c->epilogue->dst; /* the chain's result is what this node now writes */
+    if (shape_bytes(&hdr, dt, rank, dims, v ? v->name : "(unnamed)", c->err))
+        return NULL;
     if (!v) {
         held *h = hold(f, hdr.nbytes, zero, c->err);
         if (!h)
@@ -832,7 +834,7 @@ static oq_status run_chain(struct oq_exec_frame *f, const oq_fusion *fu, oq_err 
     const oq_tensor *x = xs[0];
     slot *sl = &p->slots[fu->dst->id];
     oq_tensor hdr;
-    oq_status st = shape_bytes(&hdr, OQ_DTYPE_FLOAT, x->rank, x->dims, err);
+    oq_status st = shape_bytes(&hdr, OQ_DTYPE_FLOAT, x->rank, x->dims, fu->dst->name, err);
     if (!st) {
         slot_clear(f->s, sl);
         st = pool_take(f->s, hdr.nbytes, false, &hdr.data, &sl->cap, err);
