@@ -24,16 +24,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-failures = []
-checks = 0
-
-
-def check(cond, what):
-    global checks
-    checks += 1
-    if not cond:
-        failures.append(what)
-        print("FAIL " + what)
+from checks import check, finish
 
 
 def digest_tree(paths):
@@ -479,8 +470,7 @@ def main():
         test_nonfinite(run, tmp, model, sample, table)
         test_tables(run, tmp, model, sample, table)
         test_outputs(run, tmp, model, sample, table)
-    print(f"bad input: {checks - len(failures)} passed, {len(failures)} failed")
-    return 1 if failures else 0
+    return finish("bad input")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ usage: test_calibrate.py ONNXQ_BINARY
 """
 import json
 import os
-import subprocess
 import sys
 import tempfile
 
@@ -18,26 +17,13 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from checks import check, finish, run
+
 RNG = np.random.default_rng(11)
 D_IN, D_HID, D_OUT, SAMPLES = 16, 32, 4, 20
 W1 = RNG.standard_normal((D_IN, D_HID)).astype(np.float32)
 B1 = RNG.standard_normal(D_HID).astype(np.float32)
 W2 = RNG.standard_normal((D_HID, D_OUT)).astype(np.float32)
-
-failures = []
-checks = 0
-
-
-def check(cond, what):
-    global checks
-    checks += 1
-    if not cond:
-        failures.append(what)
-        print("FAIL " + what)
-
-
-def run(binary, *args):
-    return subprocess.run([binary, *args], capture_output=True, text=True)
 
 
 def mlp_model():
@@ -257,8 +243,7 @@ def main():
         finite = nan_x[np.isfinite(nan_x)]
         check(e["nonfinite"] >= 1 and e["max"] == float(finite.max()), "NaN left out of x's range")
 
-    print("test_calibrate: %d checks, %d failed" % (checks, len(failures)))
-    return 1 if failures else 0
+    return finish("test_calibrate")
 
 
 if __name__ == "__main__":

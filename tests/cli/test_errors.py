@@ -15,16 +15,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-failures = []
-checks = 0
-
-
-def check(cond, what):
-    global checks
-    checks += 1
-    if not cond:
-        failures.append(what)
-        print("FAIL " + what)
+from checks import check, finish
 
 
 def make_model(path):
@@ -199,8 +190,7 @@ def main():
         test_usage_errors(binary, model, data)
         test_bad_models(binary, tmp)
         test_bad_inputs(binary, model, tmp)
-    print(f"errors: {checks - len(failures)} passed, {len(failures)} failed")
-    return 1 if failures else 0
+    return finish("errors")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ usage: test_run.py ONNXQ_BINARY
 """
 import json
 import os
-import subprocess
 import sys
 import tempfile
 
@@ -18,23 +17,10 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from checks import check, finish, run
+
 RNG = np.random.default_rng(7)
 C_IN, C_OUT, K = 3, 4, 3
-
-failures = []
-checks = 0
-
-
-def check(cond, what):
-    global checks
-    checks += 1
-    if not cond:
-        failures.append(what)
-        print("FAIL " + what)
-
-
-def run(binary, *args):
-    return subprocess.run([binary, *args], capture_output=True, text=True)
 
 
 # ---- the model and its numpy twin -------------------------------------------------
@@ -252,8 +238,7 @@ def main():
         test_npy_dtypes(binary, tmp)
         test_node_data(binary, tmp)
         test_no_inputs(binary, tmp)
-    print(f"run: {checks - len(failures)} passed, {len(failures)} failed")
-    return 1 if failures else 0
+    return finish("run")
 
 
 if __name__ == "__main__":
