@@ -441,6 +441,19 @@ static oq_node *foldable_activation(rewriter *r, oq_node *n)
     return a;
 }
 
+/* Records that float value y is now computed as its 8-bit twin yq (whose
+ * parameters are already in y's info), in the node's report entry too. */
+static void set_twin_output(rewriter *r, oq_quant_node *rep, const oq_value *y, oq_value *yq)
+{
+    qinfo *yi = info_of(r, y);
+    yi->twin = yq;
+    free(rep->output);
+    rep->output = strdup(y->name);
+    rep->twin = strdup(yq->name);
+    rep->out_scale = yi->p.scale;
+    rep->out_zero_point = yi->p.zero_point;
+}
+
 /* ---- QOperator rewrites ----------------------------------------------------------------- */
 
 /* Gives q Conv n's attributes (pads, strides, ...), which mean the same for
@@ -531,14 +544,8 @@ static oq_status rewrite_qlinear(rewriter *r, oq_node *n, oq_quant_node *rep)
         return r->err->status;
     if (conv && copy_conv_attrs(r, q, n))
         return r->err->status;
-    yi = info_of(r, y);
-    yi->twin = yq;
+    set_twin_output(r, rep, y, yq);
     report_weight(rep, qw);
-    free(rep->output);
-    rep->output = strdup(y->name);
-    rep->twin = strdup(yq->name);
-    rep->out_scale = yi->p.scale;
-    rep->out_zero_point = yi->p.zero_point;
     if (act)
         oq_graph_remove_node(r->g, act);
     oq_graph_remove_node(r->g, n);
@@ -667,13 +674,7 @@ static oq_status rewrite_qgemm(rewriter *r, oq_node *n, oq_quant_node *rep)
     }
     report_weight(rep, qw);
     if (!float_out) {
-        yi = info_of(r, y);
-        yi->twin = out;
-        free(rep->output);
-        rep->output = strdup(y->name);
-        rep->twin = strdup(out->name);
-        rep->out_scale = yi->p.scale;
-        rep->out_zero_point = yi->p.zero_point;
+        set_twin_output(r, rep, y, out);
         if (act)
             oq_graph_remove_node(r->g, act);
     }
