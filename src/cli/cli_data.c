@@ -287,7 +287,7 @@ oq_status cli_calibrate_model(cli_calib_args *a, const oq_model *m, const char *
     }
     bool *want = NULL;
     if (!a->all_tensors) {
-        if (!(want = calloc((size_t)(m->graph->n_values ? m->graph->n_values : 1), sizeof *want))) {
+        if (!(want = malloc((size_t)(m->graph->n_values ? m->graph->n_values : 1) * sizeof *want))) {
             oq_dataset_destroy(ds);
             return oq_errf(err, OQ_ENOMEM, "out of memory");
         }

@@ -552,23 +552,52 @@ static oq_status rewrite_qlinear(rewriter *r, oq_node *n, oq_quant_node *rep)
     return OQ_OK;
 }
 
+/* Gemm n's operands for an integer product: its weight as int8 [K, N] per
+ * column (*N columns; alpha folded in, scales floored so that beta * C fits
+ * in int32) and its input in 8 bits (*xq, parameters in *xi). NULL on failure
+ * (r->err says why, or nothing when out of memory). */
+static qweight *gemm_operands(rewriter *r, oq_node *n, int64_t *N, oq_value **xq, qinfo **xi)
+{
+    oq_value *x = n->inputs[0];
+    /* the integer ops want B as [K, N]: transpose and fold alpha into the float weights first */
+    oq_value *wf = gemm_weight_kn(r, n, N);
+    if (!wf || ensure_params(r, x, xi))
+        return NULL;
+    float *floors = bias_floors(oq_node_input(n, 2), oq_node_attr_float(n, "beta", 1.0f), (*xi)->p.scale, *N);
+    qweight *qw = quantized_weight(r, wf, 1, floors);
+    free(floors);
+    *xq = qw ? quantized(r, x) : NULL;
+    if (!*xq || ensure_params(r, x, xi))
+        return NULL;
+    return qw;
+}
+
+/* beta * C of Gemm n (which has a C) as an int32 initializer at x_scale *
+ * the weight's per-column scales. NULL on failure (r->err set). */
+static oq_value *gemm_bias_int32(rewriter *r, oq_node *n, int64_t N, float x_scale, const qweight *qw)
+{
+    oq_tensor *cb = gemm_bias(r, n, N), bt;
+    if (!cb)
+        return NULL;
+    oq_status st = oq_quantize_bias(&bt, cb, x_scale, &qw->wq.scales, r->err);
+    oq_tensor_destroy(cb);
+    if (st)
+        return NULL;
+    char base[512];
+    snprintf(base, sizeof base, "%s_quantized", oq_node_input(n, 2)->name);
+    return add_initializer(r, base, boxed(&bt, r->err));
+}
+
 /* Replaces Gemm n by MatMulInteger -> (+ int32 bias) -> Cast -> Mul (float out, same name). */
 static oq_status rewrite_gemm(rewriter *r, oq_node *n, oq_quant_node *rep)
 {
-    oq_value *x = n->inputs[0], *c = oq_node_input(n, 2), *y = n->outputs[0];
-    float beta = oq_node_attr_float(n, "beta", 1.0f);
+    oq_value *c = oq_node_input(n, 2), *y = n->outputs[0];
     char base[512];
     int64_t N = 0;
-    /* MatMulInteger wants B as [K, N]: transpose and fold alpha into the float weights first */
-    oq_value *wf = gemm_weight_kn(r, n, &N);
+    oq_value *xq;
     qinfo *xi;
-    if (!wf || ensure_params(r, x, &xi))
-        return r->err->status ? r->err->status : OQ_ENOMEM;
-    float *floors = bias_floors(c, beta, xi->p.scale, N);
-    qweight *qw = quantized_weight(r, wf, 1, floors);
-    free(floors);
-    oq_value *xq = qw ? quantized(r, x) : NULL;
-    if (!xq || ensure_params(r, x, &xi))
+    qweight *qw = gemm_operands(r, n, &N, &xq, &xi);
+    if (!qw)
         return r->err->status ? r->err->status : OQ_ENOMEM;
     float x_scale = xi->p.scale;
     oq_value *xz = xi->zp;
@@ -579,20 +608,13 @@ static oq_status rewrite_gemm(rewriter *r, oq_node *n, oq_quant_node *rep)
     oq_node *mm = wz && acc ? add_node(r, "MatMulInteger", 4, mm_in, 1, &acc) : NULL;
     if (!mm || inherit_name(mm, n, r->err))
         return r->err->status;
-    if (c) { /* beta * C quantized at x_scale * w_scale[j] */
-        oq_tensor *cb = gemm_bias(r, n, N);
-        if (!cb)
+    if (c) {
+        oq_value *bv = gemm_bias_int32(r, n, N, x_scale, qw); /* beta * C at x_scale * w_scale[j] */
+        if (!bv)
             return r->err->status;
-        oq_tensor bq;
-        oq_status st = oq_quantize_bias(&bq, cb, x_scale, &qw->wq.scales, r->err);
-        oq_tensor_destroy(cb);
-        if (st)
-            return st;
-        snprintf(base, sizeof base, "%s_quantized", c->name);
-        oq_value *bv = add_initializer(r, base, boxed(&bq, r->err));
         oq_value *sum = new_value(r, y->name, "_int32_bias");
         oq_value *add_in[2] = {acc, bv};
-        if (!bv || !sum || !add_node(r, "Add", 2, add_in, 1, &sum))
+        if (!sum || !add_node(r, "Add", 2, add_in, 1, &sum))
             return r->err->status;
         acc = sum;
     }
@@ -623,35 +645,19 @@ static oq_status rewrite_gemm(rewriter *r, oq_node *n, oq_quant_node *rep)
  * 8-bit output (float when n writes a graph output). */
 static oq_status rewrite_qgemm(rewriter *r, oq_node *n, oq_quant_node *rep)
 {
-    oq_value *x = n->inputs[0], *c = oq_node_input(n, 2);
+    oq_value *c = oq_node_input(n, 2);
     bool float_out = is_graph_output(r->g, n->outputs[0]);
     oq_node *act = float_out ? NULL : foldable_activation(r, n);
     oq_value *y = act ? act->outputs[0] : n->outputs[0];
-    float beta = oq_node_attr_float(n, "beta", 1.0f);
     int64_t N = 0;
-    oq_value *wf = gemm_weight_kn(r, n, &N);
+    oq_value *xq;
     qinfo *xi, *yi = NULL;
-    if (!wf || ensure_params(r, x, &xi))
+    qweight *qw = gemm_operands(r, n, &N, &xq, &xi);
+    if (!qw || (!float_out && ensure_params(r, y, &yi)))
         return r->err->status ? r->err->status : OQ_ENOMEM;
-    float *floors = bias_floors(c, beta, xi->p.scale, N);
-    qweight *qw = quantized_weight(r, wf, 1, floors);
-    free(floors);
-    oq_value *xq = qw ? quantized(r, x) : NULL;
-    if (!xq || ensure_params(r, x, &xi) || (!float_out && ensure_params(r, y, &yi)))
-        return r->err->status ? r->err->status : OQ_ENOMEM;
-    float x_scale = xi->p.scale;
     oq_value *xs = xi->scale, *xz = xi->zp, *bq = NULL;
-    if (c) {
-        oq_tensor *cb = gemm_bias(r, n, N), bt;
-        if (!cb)
-            return r->err->status;
-        oq_status st = oq_quantize_bias(&bt, cb, x_scale, &qw->wq.scales, r->err);
-        oq_tensor_destroy(cb);
-        char base[512];
-        snprintf(base, sizeof base, "%s_quantized", c->name);
-        if (st || !(bq = add_initializer(r, base, boxed(&bt, r->err))))
-            return r->err->status;
-    }
+    if (c && !(bq = gemm_bias_int32(r, n, N, xi->p.scale, qw)))
+        return r->err->status;
     oq_value *out = float_out ? y : new_value(r, y->name, "_quantized");
     if (!out)
         return r->err->status;
