@@ -141,6 +141,8 @@ oq_status oq_report_write(const oq_report_input *in, const char *path, oq_err *e
     cJSON_AddNumberToObject(counts, "candidates", in->result->n_nodes);
     cJSON_AddNumberToObject(counts, "quantized", quantized);
     cJSON_AddNumberToObject(counts, "folded_batchnorm", in->result->n_folded_bn);
+    cJSON_AddNumberToObject(counts, "folded_factors", in->result->n_folded_factors);
+    cJSON_AddNumberToObject(counts, "fused_hard_swish", in->result->n_fused_hard_swish);
     cJSON_AddItemToObject(root, "nodes", nodes_json(in));
     if (in->eval)
         cJSON_AddItemToObject(root, "evaluation", eval_json(in->eval));

@@ -94,16 +94,19 @@ typedef struct oq_quant_node {
 } oq_quant_node;
 
 typedef struct oq_quant_result {
-    int64_t opset_from, opset_to; /* default-domain opset before and after (raised to 13 when older) */
+    int64_t opset_from, opset_to; /* default-domain opset before and after (13 at least; 14 for HardSwish) */
     int n_folded_bn;              /* BatchNormalization nodes folded into the Conv before them */
+    int n_folded_factors;         /* Mul by a constant folded into a (De)QuantizeLinear scale */
+    int n_fused_hard_swish;       /* x * Clip(x + 3, 0, 6) / 6 patterns (and alike) made HardSwish */
     int n_nodes;
     oq_quant_node *nodes;  /* candidates in graph order */
 } oq_quant_result;
 
 /* Marks in want[v->id] (g->n_values entries, all set) the values of g whose
  * calibrated range some rewrite may read, whatever the options: the float
- * inputs and outputs of Conv, MatMul and Gemm, the outputs of the
- * BatchNormalization and Relu/Clip that may fold into them, and the data of
+ * inputs and outputs of Conv, MatMul and Gemm and the outputs of the
+ * BatchNormalization that may fold into them, except that a Relu/Clip's output
+ * stands for the output it alone reads, and the data of
  * the ops that move 8-bit tensors unchanged (MaxPool, Reshape, Concat, ...).
  * Calibrating these alone is enough for oq_quantize_model. */
 void oq_quant_range_values(const oq_graph *g, bool *want);
@@ -152,7 +155,7 @@ void oq_eval_release(oq_eval *e);
 
 /* ---- opset upgrade ------------------------------------------------------------ */
 
-/* Raises m's default-domain (ai.onnx) opset import to target (at most 13),
+/* Raises m's default-domain (ai.onnx) opset import to target (at most 14),
  * rewriting every node, If/Loop/Scan bodies included, whose operator
  * definition changed in between so that the model computes the same outputs:
  * attributes that became inputs turn into initializers, deprecated operators

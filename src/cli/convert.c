@@ -342,6 +342,10 @@ static void print_summary(const convert_args *a, const oq_report_input *r)
             qb ? (double)fb / (double)qb : 0.0);
     if (r->result->n_folded_bn)
         fprintf(stderr, "onnxq: folded %d BatchNormalization nodes into the Conv before them\n", r->result->n_folded_bn);
+    if (r->result->n_folded_factors || r->result->n_fused_hard_swish)
+        fprintf(stderr, "onnxq: float ops between 8-bit ones: %d constant factors moved into (de)quantization scales, "
+                        "%d hard-swish patterns made HardSwish\n",
+                r->result->n_folded_factors, r->result->n_fused_hard_swish);
     if (r->result->opset_to != r->result->opset_from)
         fprintf(stderr, "onnxq: raised the model's opset from %lld to %lld (nodes whose definitions changed were rewritten)\n",
                 (long long)r->result->opset_from, (long long)r->result->opset_to);

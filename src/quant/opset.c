@@ -2,7 +2,7 @@
  * oq_model_upgrade_opset in oq_quant.h).
  *
  * The table below lists, for every default-domain operator whose definition
- * changed between opsets 2 and 13, the version of each change and what it
+ * changed between opsets 2 and 14, the version of each change and what it
  * takes to carry a node across it: nothing (only types or defaults that the
  * old model could not have used changed), a rewrite (attributes that became
  * inputs, an operator renamed, a changed axis meaning kept with extra nodes),
@@ -17,7 +17,7 @@
 
 #include "onnxq/oq_quant.h"
 
-#define OPSET_MAX_TARGET 13
+#define OPSET_MAX_TARGET 14
 
 typedef struct upgrader upgrader;
 /* Carries node n across one change of its operator (to `version`). */
@@ -326,6 +326,17 @@ static oq_status rnn_7(upgrader *u, oq_node *n, int64_t version, oq_err *err)
 }
 
 /* BatchNormalization-9 dropped `spatial` (always 1 now). */
+/* BatchNormalization-14 keeps only Y outside training mode: the old optional
+ * outputs (running and saved statistics) must be unused. */
+static oq_status batchnorm_14(upgrader *u, oq_node *n, int64_t version, oq_err *err)
+{
+    (void)u;
+    for (int k = 1; k < n->n_outputs; k++)
+        if (n->outputs[k])
+            return refuse(n, version, "it writes the training-mode statistics outputs", err);
+    return OQ_OK;
+}
+
 static oq_status batchnorm_9(upgrader *u, oq_node *n, int64_t version, oq_err *err)
 {
     (void)u;
@@ -583,7 +594,7 @@ static const op_change changes[] = {
     {"Abs", 6, drop_consumed_inputs}, {"Abs", 13, NULL},
     {"Acos", 7, op_absent},
     {"Acosh", 9, op_absent},
-    {"Add", 6, drop_consumed_inputs}, {"Add", 7, legacy_broadcast}, {"Add", 13, NULL},
+    {"Add", 6, drop_consumed_inputs}, {"Add", 7, legacy_broadcast}, {"Add", 13, NULL}, {"Add", 14, NULL},
     {"And", 7, legacy_broadcast},
     {"ArgMax", 11, NULL}, {"ArgMax", 12, NULL}, {"ArgMax", 13, NULL},
     {"ArgMin", 11, NULL}, {"ArgMin", 12, NULL}, {"ArgMin", 13, NULL},
@@ -593,7 +604,7 @@ static const op_change changes[] = {
     {"Atanh", 9, op_absent},
     {"AveragePool", 7, NULL}, {"AveragePool", 10, NULL}, {"AveragePool", 11, NULL},
     {"BatchNormalization", 6, drop_consumed_inputs}, {"BatchNormalization", 7, drop_is_test},
-    {"BatchNormalization", 9, batchnorm_9},
+    {"BatchNormalization", 9, batchnorm_9}, {"BatchNormalization", 14, batchnorm_14},
     {"BitShift", 11, op_absent},
     {"Cast", 6, cast_6}, {"Cast", 9, NULL}, {"Cast", 13, NULL},
     {"Ceil", 6, drop_consumed_inputs}, {"Ceil", 13, NULL},
@@ -609,11 +620,11 @@ static const op_change changes[] = {
     {"ConvTranspose", 11, NULL},
     {"Cos", 7, op_absent},
     {"Cosh", 9, op_absent},
-    {"CumSum", 11, op_absent},
+    {"CumSum", 11, op_absent}, {"CumSum", 14, NULL},
     {"DepthToSpace", 11, NULL}, {"DepthToSpace", 13, NULL},
     {"DequantizeLinear", 10, op_absent}, {"DequantizeLinear", 13, NULL},
     {"Det", 11, op_absent},
-    {"Div", 6, drop_consumed_inputs}, {"Div", 7, legacy_broadcast}, {"Div", 13, NULL},
+    {"Div", 6, drop_consumed_inputs}, {"Div", 7, legacy_broadcast}, {"Div", 13, NULL}, {"Div", 14, NULL},
     {"Dropout", 6, drop_consumed_inputs}, {"Dropout", 7, drop_is_test}, {"Dropout", 10, dropout_mask},
     {"Dropout", 12, dropout_12}, {"Dropout", 13, NULL},
     {"DynamicQuantizeLinear", 11, op_absent},
@@ -626,7 +637,7 @@ static const op_change changes[] = {
     {"EyeLike", 9, op_absent},
     {"Flatten", 9, NULL}, {"Flatten", 11, NULL}, {"Flatten", 13, NULL},
     {"Floor", 6, drop_consumed_inputs}, {"Floor", 13, NULL},
-    {"GRU", 3, not_convertible}, {"GRU", 7, rnn_7},
+    {"GRU", 3, not_convertible}, {"GRU", 7, rnn_7}, {"GRU", 14, NULL},
     {"Gather", 11, NULL}, {"Gather", 13, NULL},
     {"GatherElements", 11, op_absent}, {"GatherElements", 13, NULL},
     {"GatherND", 11, op_absent}, {"GatherND", 12, NULL}, {"GatherND", 13, NULL},
@@ -636,14 +647,15 @@ static const op_change changes[] = {
     {"Greater", 7, legacy_broadcast}, {"Greater", 9, NULL}, {"Greater", 13, NULL},
     {"GreaterOrEqual", 12, op_absent},
     {"HardSigmoid", 6, drop_consumed_inputs},
+    {"HardSwish", 14, op_absent},
     {"Hardmax", 11, NULL}, {"Hardmax", 13, softmax_13},
-    {"Identity", 13, NULL},
+    {"Identity", 13, NULL}, {"Identity", 14, NULL},
     {"If", 11, NULL}, {"If", 13, NULL},
     {"InstanceNormalization", 6, drop_consumed_inputs},
     {"IsInf", 10, op_absent},
     {"IsNaN", 9, op_absent}, {"IsNaN", 13, NULL},
     {"LRN", 13, NULL},
-    {"LSTM", 7, rnn_7},
+    {"LSTM", 7, rnn_7}, {"LSTM", 14, NULL},
     {"LeakyRelu", 6, drop_consumed_inputs},
     {"Less", 7, legacy_broadcast}, {"Less", 9, NULL}, {"Less", 13, NULL},
     {"LessOrEqual", 12, op_absent},
@@ -660,7 +672,7 @@ static const op_change changes[] = {
     {"MeanVarianceNormalization", 9, op_absent}, {"MeanVarianceNormalization", 13, NULL},
     {"Min", 6, drop_consumed_inputs}, {"Min", 8, NULL}, {"Min", 12, NULL}, {"Min", 13, NULL},
     {"Mod", 10, op_absent}, {"Mod", 13, NULL},
-    {"Mul", 6, drop_consumed_inputs}, {"Mul", 7, legacy_broadcast}, {"Mul", 13, NULL},
+    {"Mul", 6, drop_consumed_inputs}, {"Mul", 7, legacy_broadcast}, {"Mul", 13, NULL}, {"Mul", 14, NULL},
     {"Multinomial", 7, op_absent},
     {"Neg", 6, drop_consumed_inputs}, {"Neg", 13, NULL},
     {"NegativeLogLikelihoodLoss", 12, op_absent}, {"NegativeLogLikelihoodLoss", 13, NULL},
@@ -674,7 +686,7 @@ static const op_change changes[] = {
     {"QLinearConv", 10, op_absent},
     {"QLinearMatMul", 10, op_absent},
     {"QuantizeLinear", 10, op_absent}, {"QuantizeLinear", 13, NULL},
-    {"RNN", 7, rnn_7},
+    {"RNN", 7, rnn_7}, {"RNN", 14, NULL},
     {"Range", 11, op_absent},
     {"Reciprocal", 6, drop_consumed_inputs}, {"Reciprocal", 13, NULL},
     {"ReduceL1", 11, NULL}, {"ReduceL1", 13, NULL},
@@ -687,8 +699,8 @@ static const op_change changes[] = {
     {"ReduceProd", 11, NULL}, {"ReduceProd", 13, NULL},
     {"ReduceSum", 11, NULL}, {"ReduceSum", 13, axes_13},
     {"ReduceSumSquare", 11, NULL}, {"ReduceSumSquare", 13, NULL},
-    {"Relu", 6, drop_consumed_inputs}, {"Relu", 13, NULL},
-    {"Reshape", 5, reshape_5}, {"Reshape", 13, NULL},
+    {"Relu", 6, drop_consumed_inputs}, {"Relu", 13, NULL}, {"Relu", 14, NULL},
+    {"Reshape", 5, reshape_5}, {"Reshape", 13, NULL}, {"Reshape", 14, NULL},
     {"Resize", 10, op_absent}, {"Resize", 11, resize_11}, {"Resize", 13, NULL},
     {"ReverseSequence", 10, op_absent},
     {"RoiAlign", 10, op_absent},
@@ -720,7 +732,7 @@ static const op_change changes[] = {
     {"Sqrt", 6, drop_consumed_inputs}, {"Sqrt", 13, NULL},
     {"Squeeze", 11, NULL}, {"Squeeze", 13, axes_13},
     {"StringNormalizer", 10, op_absent},
-    {"Sub", 6, drop_consumed_inputs}, {"Sub", 7, legacy_broadcast}, {"Sub", 13, NULL},
+    {"Sub", 6, drop_consumed_inputs}, {"Sub", 7, legacy_broadcast}, {"Sub", 13, NULL}, {"Sub", 14, NULL},
     {"Sum", 6, drop_consumed_inputs}, {"Sum", 8, NULL}, {"Sum", 13, NULL},
     {"Tan", 7, op_absent},
     {"Tanh", 6, drop_consumed_inputs}, {"Tanh", 13, NULL},
@@ -729,6 +741,7 @@ static const op_change changes[] = {
     {"Tile", 6, not_convertible}, {"Tile", 13, NULL},
     {"TopK", 10, topk_10}, {"TopK", 11, NULL},
     {"Transpose", 13, NULL},
+    {"Trilu", 14, op_absent},
     {"Unique", 11, op_absent},
     {"Unsqueeze", 11, NULL}, {"Unsqueeze", 13, axes_13},
     {"Upsample", 7, not_convertible}, {"Upsample", 9, upsample_9}, {"Upsample", 10, upsample_10},
@@ -822,7 +835,7 @@ oq_status oq_model_upgrade_opset(oq_model *m, int64_t target, oq_err *err)
     imp->version = target;
     set_node_opsets(m->graph, target);
     /* the IR version ONNX released with the target opset (and 4+ once initializers were added) */
-    static const int64_t ir_for_opset[OPSET_MAX_TARGET + 1] = {3, 3, 3, 3, 3, 3, 3, 3, 3, 4, 5, 6, 7, 7};
+    static const int64_t ir_for_opset[OPSET_MAX_TARGET + 1] = {3, 3, 3, 3, 3, 3, 3, 3, 3, 4, 5, 6, 7, 7, 7};
     int64_t ir = ir_for_opset[target];
     if (u.added && ir < 4)
         ir = 4;

@@ -184,13 +184,54 @@ static oq_status inherit_name(oq_node *repl, const oq_node *orig, oq_err *err)
     return OQ_OK;
 }
 
+/* ---- graph queries ---------------------------------------------------------------- */
+
+static bool is_graph_output(const oq_graph *g, const oq_value *v)
+{
+    for (int i = 0; i < g->n_outputs; i++)
+        if (g->outputs[i] == v)
+            return true;
+    return false;
+}
+
+static bool is_default_op(const oq_node *n, const char *op)
+{
+    return n && !n->domain[0] && strcmp(n->op_type, op) == 0;
+}
+
+/* The single node reading v, when that is its only use. */
+static oq_node *sole_reader(const oq_graph *g, const oq_value *v)
+{
+    return v && v->n_consumers == 1 && !is_graph_output(g, v) ? v->consumers[0] : NULL;
+}
+
+/* Whether a is a Relu, or a Clip with constant bounds, reading x: a clamp whose
+ * output range also serves x (quantizing x to that range, then clamping, gives
+ * what clamping, then quantizing gives). */
+static bool is_clamp_of(const oq_node *a, const oq_value *x)
+{
+    if (!a || a->n_inputs < 1 || a->inputs[0] != x || a->n_outputs < 1 || !a->outputs[0])
+        return false;
+    if (is_default_op(a, "Relu"))
+        return true;
+    if (!is_default_op(a, "Clip"))
+        return false;
+    for (int k = 1; k < a->n_inputs; k++) /* min/max: inputs from opset 11, attributes before */
+        if (a->inputs[k] && !a->inputs[k]->constant)
+            return false;
+    return true;
+}
+
 /* ---- activation parameters ------------------------------------------------------- */
 
-/* Range-derived parameters for v, from the calibration table. False when v has no entry. */
+/* Range-derived parameters for v, from the calibration table: the range of
+ * the Relu/Clip that alone reads v when there is one (see is_clamp_of), else
+ * v's own. False when neither is in the table. */
 static bool act_params(rewriter *r, const oq_value *v, oq_qparams *p)
 {
-    const oq_calib_entry *e = oq_calib_table_find(r->table, v->name);
-    if (!e)
+    const oq_node *next = sole_reader(r->g, v);
+    const oq_calib_entry *e = is_clamp_of(next, v) ? oq_calib_table_find(r->table, next->outputs[0]->name) : NULL;
+    if (!e && !(e = oq_calib_table_find(r->table, v->name)))
         return false;
     *p = oq_qparams_from_range(e->range[0], e->range[1], r->o->act_qmin, r->o->act_qmax, r->o->symmetric_activations);
     return true;
@@ -362,14 +403,6 @@ static bool is_excluded(const rewriter *r, const oq_node *n)
     return false;
 }
 
-static bool is_graph_output(const oq_graph *g, const oq_value *v)
-{
-    for (int i = 0; i < g->n_outputs; i++)
-        if (g->outputs[i] == v)
-            return true;
-    return false;
-}
-
 static bool is_float_constant(const oq_value *v)
 {
     return v && v->constant && v->constant->dtype == OQ_DTYPE_FLOAT;
@@ -419,21 +452,9 @@ static const char *blocker(rewriter *r, const oq_node *n)
 static oq_node *foldable_activation(rewriter *r, oq_node *n)
 {
     oq_value *y = n->outputs[0];
-    if (y->n_consumers != 1 || is_graph_output(r->g, y) || r->o->symmetric_activations)
-        return NULL;
-    oq_node *a = y->consumers[0];
-    if (a->n_outputs < 1 || !a->outputs[0] || a->inputs[0] != y)
-        return NULL;
-    if (strcmp(a->op_type, "Relu") != 0 && strcmp(a->op_type, "Clip") != 0)
-        return NULL;
-    if (strcmp(a->op_type, "Clip") == 0) {
-        /* min/max must be constants (inputs from opset 11, attributes before) */
-        for (int k = 1; k < a->n_inputs; k++)
-            if (a->inputs[k] && !a->inputs[k]->constant)
-                return NULL;
-    }
+    oq_node *a = sole_reader(r->g, y);
     oq_qparams p;
-    if (!act_params(r, a->outputs[0], &p))
+    if (r->o->symmetric_activations || !is_clamp_of(a, y) || !act_params(r, a->outputs[0], &p))
         return NULL;
     /* folding replaces the clamp at 0 by saturation: only exact when 0 maps to qmin */
     if (strcmp(a->op_type, "Relu") == 0 && p.zero_point != r->o->act_qmin)
@@ -1074,18 +1095,245 @@ static oq_status rewrite_qdq(rewriter *r, oq_node *n, oq_quant_node *rep)
     return OQ_OK;
 }
 
+/* ---- float glue between 8-bit ops ------------------------------------------------------- */
+
+/* Whether value v certainly has at least one axis (so that a one-element [1]
+ * constant broadcast against it leaves its shape alone): declared so, or
+ * written by a Conv-like op or by elementwise ops from such a value. */
+static bool has_axes(const oq_value *v, int depth)
+{
+    if (!v || depth > 32)
+        return false;
+    if (v->rank >= 1 || (v->constant && v->constant->rank >= 1))
+        return true;
+    const oq_node *p = v->producer;
+    if (!p || p->domain[0])
+        return false;
+    static const char *const spatial[] = {"Conv", "QLinearConv", "ConvInteger", "MaxPool", "AveragePool",
+                                          "GlobalAveragePool", "ConvTranspose", "BatchNormalization"};
+    static const char *const elementwise[] = {"DequantizeLinear", "QuantizeLinear", "HardSwish", "HardSigmoid",
+                                              "Relu", "Clip", "Sigmoid", "Add", "Sub", "Mul", "Div"};
+    for (size_t i = 0; i < sizeof spatial / sizeof spatial[0]; i++)
+        if (!strcmp(p->op_type, spatial[i]))
+            return true;
+    for (size_t i = 0; i < sizeof elementwise / sizeof elementwise[0]; i++)
+        if (!strcmp(p->op_type, elementwise[i])) {
+            for (int k = 0; k < p->n_inputs && k < 2; k++)
+                if (has_axes(p->inputs[k], depth + 1))
+                    return true;
+            return false;
+        }
+    return false;
+}
+
+/* The value of v when it is a one-element float constant that leaves the shape
+ * of x, which it is broadcast against, alone; NAN otherwise. */
+static float scalar_operand(const oq_value *v, const oq_value *x)
+{
+    if (!is_float_constant(v) || oq_tensor_numel(v->constant) != 1 || v->constant->rank > 1 ||
+        (v->constant->rank == 1 && !has_axes(x, 0)))
+        return NAN;
+    return ((const float *)v->constant->data)[0];
+}
+
+/* For binary node n (default domain op `op`) reading x once: its other input, or NULL. */
+static oq_value *other_operand(const oq_node *n, const char *op, const oq_value *x)
+{
+    if (!is_default_op(n, op) || n->n_inputs != 2 || n->n_outputs != 1 || !n->outputs[0])
+        return NULL;
+    if (n->inputs[0] == x && n->inputs[1] != x)
+        return n->inputs[1];
+    if (n->inputs[1] == x && n->inputs[0] != x && strcmp(op, "Sub") && strcmp(op, "Div"))
+        return n->inputs[0];
+    return NULL;
+}
+
+/* The one-element float scale of (De)QuantizeLinear n, or NAN. */
+static float qdq_scale(const oq_node *n)
+{
+    const oq_value *s = oq_node_input(n, 1);
+    return n->n_inputs >= 2 && is_float_constant(s) && oq_tensor_numel(s->constant) == 1
+               ? ((const float *)s->constant->data)[0]
+               : NAN;
+}
+
+/* Moves positive factor c of Mul node m into the (De)QuantizeLinear next to
+ * it, when the integers stay the same:
+ *   DequantizeLinear(q, s, z) -> Mul(c)          =>  DequantizeLinear(q, s * c, z)
+ *   Mul(x, c) -> QuantizeLinear(s, z)            =>  QuantizeLinear(x, s / c, z)
+ *   Mul(x, c) -> Add(b) -> QuantizeLinear(s, z)  =>  Add(x, b / c) -> QuantizeLinear(s / c, z)
+ * each value in between read by the next node alone. Returns true when m is gone. */
+static bool fold_factor(rewriter *r, oq_node *m, oq_status *st)
+{
+    *st = OQ_OK;
+    if (!is_default_op(m, "Mul") || m->n_inputs != 2 || m->n_outputs != 1 || !m->outputs[0])
+        return false;
+    for (int xi = 0; xi < 2; xi++) {
+        oq_value *x = m->inputs[xi], *y = m->outputs[0];
+        float c = scalar_operand(m->inputs[1 - xi], x);
+        if (!(c > 0.0f) || !isfinite(c) || m->inputs[1 - xi] == x)
+            continue;
+        oq_node *dq = x->producer, *next = sole_reader(r->g, y), *q = NULL, *add = NULL;
+        float s = NAN, b = NAN;
+        char base[512];
+        if (is_default_op(dq, "DequantizeLinear") && sole_reader(r->g, x) == m && isfinite(s = qdq_scale(dq) * c) &&
+            s > 0.0f) {
+            snprintf(base, sizeof base, "%s_scale", y->name);
+            oq_value *sv = scalar_initializer(r, base, OQ_DTYPE_FLOAT, s);
+            if (!sv || oq_node_set_input(dq, 1, sv, r->err)) {
+                *st = r->err->status ? r->err->status : OQ_ENOMEM;
+                return false;
+            }
+            oq_graph_remove_node(r->g, m);
+            oq_node_set_output(dq, 0, y);
+            return true;
+        }
+        if (is_default_op(next, "QuantizeLinear") && next->inputs[0] == y)
+            q = next;
+        else if (other_operand(next, "Add", y) && isfinite(b = scalar_operand(other_operand(next, "Add", y), x)) &&
+                 is_default_op(sole_reader(r->g, next->outputs[0]), "QuantizeLinear") &&
+                 sole_reader(r->g, next->outputs[0])->inputs[0] == next->outputs[0])
+            add = next, q = sole_reader(r->g, next->outputs[0]);
+        if (!q || !isfinite(s = qdq_scale(q) / c) || !(s > 0.0f))
+            continue;
+        snprintf(base, sizeof base, "%s_scale", q->outputs[0]->name);
+        oq_value *sv = scalar_initializer(r, base, OQ_DTYPE_FLOAT, s), *bv = NULL;
+        if (sv && add) {
+            snprintf(base, sizeof base, "%s_shift", add->outputs[0]->name);
+            bv = scalar_initializer(r, base, OQ_DTYPE_FLOAT, b / c);
+        }
+        if (!sv || (add && !bv) || oq_node_set_input(q, 1, sv, r->err) ||
+            (add && (oq_node_set_input(add, 0, x, r->err) || oq_node_set_input(add, 1, bv, r->err))) ||
+            (!add && oq_node_set_input(q, 0, x, r->err))) {
+            *st = r->err->status ? r->err->status : OQ_ENOMEM;
+            return false;
+        }
+        oq_graph_remove_node(r->g, m);
+        return true;
+    }
+    return false;
+}
+
+/* Whether v is the one-element float constant `value` (within float rounding). */
+static bool is_scalar_value(const oq_value *v, const oq_value *x, float value)
+{
+    float k = scalar_operand(v, x);
+    return fabsf(k - value) <= 1e-6f * fabsf(value);
+}
+
+/* When node a starts a hard-swish of some x, x * Clip(x + 3, 0, 6) / 6 (the
+ * division also as * 1/6, or applied to the Clip first) or x * HardSigmoid(x)
+ * with alpha 1/6 and beta 1/2, each intermediate value read by the next node
+ * alone: its x, the nodes (*n_parts of them) and the value it ends in. */
+static const oq_value *hard_swish_at(rewriter *r, oq_node *a, oq_node **parts, int *n_parts, oq_value **out)
+{
+    oq_value *x = NULL;
+    oq_node *gate = NULL; /* the node whose output is the 0..1 (or 0..6) factor */
+    bool six = true;
+    *n_parts = 0;
+    if (is_default_op(a, "HardSigmoid") && a->n_inputs == 1 && a->n_outputs >= 1 && a->outputs[0] &&
+        fabsf(oq_node_attr_float(a, "alpha", 0.2f) - 1.0f / 6.0f) <= 1e-6f &&
+        oq_node_attr_float(a, "beta", 0.5f) == 0.5f) {
+        x = a->inputs[0];
+        gate = a;
+        six = false;
+        parts[(*n_parts)++] = a;
+    } else if (is_default_op(a, "Add") && a->n_inputs == 2) {
+        for (int k = 0; k < 2 && !x; k++)
+            if (is_scalar_value(other_operand(a, "Add", a->inputs[k]), a->inputs[k], 3.0f))
+                x = a->inputs[k];
+        oq_node *clip = x ? sole_reader(r->g, a->outputs[0]) : NULL;
+        if (!is_default_op(clip, "Clip") || clip->n_inputs != 3 || clip->inputs[0] != a->outputs[0] ||
+            !is_scalar_value(clip->inputs[1], x, 0.0f) || !is_scalar_value(clip->inputs[2], x, 6.0f) ||
+            !clip->outputs[0])
+            return NULL;
+        gate = clip;
+        parts[(*n_parts)++] = a;
+        parts[(*n_parts)++] = clip;
+        /* Clip(..) / 6 first, then the product */
+        oq_node *div = sole_reader(r->g, clip->outputs[0]);
+        oq_value *k = other_operand(div, "Div", clip->outputs[0]);
+        if (k && is_scalar_value(k, x, 6.0f)) {
+            gate = div;
+            six = false;
+            parts[(*n_parts)++] = div;
+        }
+    }
+    if (!gate || !x)
+        return NULL;
+    oq_node *mul = sole_reader(r->g, gate->outputs[0]);
+    if (other_operand(mul, "Mul", gate->outputs[0]) != x)
+        return NULL;
+    parts[(*n_parts)++] = mul;
+    *out = mul->outputs[0];
+    if (six) {
+        oq_node *div = sole_reader(r->g, mul->outputs[0]);
+        oq_value *k = other_operand(div, "Div", mul->outputs[0]);
+        bool by_div = k && is_scalar_value(k, x, 6.0f);
+        if (!by_div && !((k = other_operand(div, "Mul", mul->outputs[0])) && is_scalar_value(k, x, 1.0f / 6.0f)))
+            return NULL;
+        parts[(*n_parts)++] = div;
+        *out = div->outputs[0];
+    }
+    return x;
+}
+
+/* Replaces every hard-swish pattern (see hard_swish_at) by one HardSwish node,
+ * raising the opset to 14 first when the model's is older; leaves the graph
+ * alone when that is not possible. */
+static oq_status fuse_hard_swish(rewriter *r)
+{
+    oq_status st = oq_graph_index(r->g, r->err);
+    oq_node *parts[6];
+    oq_value *out;
+    int n_parts, found = 0;
+    for (int i = 0; !st && i < r->g->n_nodes; i++)
+        found += hard_swish_at(r, r->g->nodes[i], parts, &n_parts, &out) != NULL;
+    if (st || !found)
+        return st;
+    if (oq_model_opset(r->m, "") < 14) {
+        oq_err quiet = {0};
+        if (oq_model_upgrade_opset(r->m, 14, &quiet))
+            return OQ_OK;
+        r->res->opset_to = 14;
+        if ((st = oq_graph_index(r->g, r->err)))
+            return st;
+    }
+    for (int i = 0; !st && i < r->g->n_nodes; i++) {
+        const oq_value *x = hard_swish_at(r, r->g->nodes[i], parts, &n_parts, &out);
+        if (!x)
+            continue;
+        oq_value *in = (oq_value *)x;
+        for (int k = 0; k < n_parts; k++)
+            oq_graph_remove_node(r->g, parts[k]);
+        if (!add_node(r, "HardSwish", 1, &in, 1, &out))
+            return r->err->status ? r->err->status : OQ_ENOMEM;
+        r->res->n_fused_hard_swish++;
+        st = oq_graph_index(r->g, r->err);
+        i = -1; /* the node list changed: start over (each pass removes a pattern) */
+    }
+    return st;
+}
+
+/* Tidies the float ops left between 8-bit ones: factors into (De)QuantizeLinear
+ * scales (fold_factor), hard-swish patterns into HardSwish. */
+static oq_status simplify_float_glue(rewriter *r)
+{
+    oq_status st = fuse_hard_swish(r);
+    if (!st)
+        st = oq_graph_index(r->g, r->err);
+    for (int i = 0; !st && i < r->g->n_nodes;) {
+        if (fold_factor(r, r->g->nodes[i], &st) && !st) {
+            r->res->n_folded_factors++;
+            st = oq_graph_index(r->g, r->err);
+            continue; /* the same index holds the next node */
+        }
+        i++;
+    }
+    return st;
+}
+
 /* ---- what calibration must record ------------------------------------------------------ */
-
-static bool is_default_op(const oq_node *n, const char *op)
-{
-    return n && !n->domain[0] && strcmp(n->op_type, op) == 0;
-}
-
-/* The single node reading v, when that is its only use. */
-static const oq_node *sole_reader(const oq_graph *g, const oq_value *v)
-{
-    return v && v->n_consumers == 1 && !is_graph_output(g, v) ? v->consumers[0] : NULL;
-}
 
 void oq_quant_range_values(const oq_graph *g, bool *want)
 {
@@ -1101,21 +1349,21 @@ void oq_quant_range_values(const oq_graph *g, bool *want)
         for (int k = 0; k < n->n_inputs; k++)
             if (n->inputs[k] && !n->inputs[k]->constant && n->inputs[k]->graph == g)
                 want[n->inputs[k]->id] = true;
-        for (int k = 0; k < n->n_outputs; k++)
+        for (int k = weighted; k < n->n_outputs; k++)
             if (n->outputs[k])
                 want[n->outputs[k]->id] = true;
-        if (!weighted || !n->n_outputs)
+        if (!weighted || !n->n_outputs || !n->outputs[0])
             continue;
-        /* folds move the output's range: Conv -> BatchNormalization, then -> Relu/Clip */
+        /* the value the op writes after folds: Conv -> BatchNormalization, then
+         * the output of a Relu/Clip in place of its input (see is_clamp_of) */
         const oq_value *y = n->outputs[0];
         const oq_node *next = sole_reader(g, y);
         if (is_default_op(next, "BatchNormalization") && next->n_outputs && next->outputs[0]) {
+            want[y->id] = true; /* for when the BatchNormalization cannot fold */
             y = next->outputs[0];
-            want[y->id] = true;
             next = sole_reader(g, y);
         }
-        if ((is_default_op(next, "Relu") || is_default_op(next, "Clip")) && next->n_outputs && next->outputs[0])
-            want[next->outputs[0]->id] = true;
+        want[(is_clamp_of(next, y) ? next->outputs[0] : y)->id] = true;
     }
 }
 
@@ -1329,6 +1577,8 @@ oq_status oq_quantize_model(oq_model *m, const oq_calib_table *table, const oq_q
     free(order);
     if (!st && opts->mode == OQ_MODE_STATIC && opts->format == OQ_FORMAT_QOPERATOR)
         st = restore_float_values(&r);
+    if (!st)
+        st = simplify_float_glue(&r);
     if (!st) {
         drop_dead_constants(r.g);
         st = oq_graph_sort(r.g, err);

@@ -12,6 +12,8 @@ mode (DynamicQuantizeLinear + MatMulInteger/ConvInteger, no calibration):
   model within one quantization step of each output (in dynamic mode the steps
   are chosen at run time, so the bound is 1e-3 of the output's magnitude);
 - the quantized model stays close to the float one in ONNX Runtime (cosine);
+- hard-swish patterns become HardSwish and scalar factors next to 8-bit tensors
+  move into (De)QuantizeLinear scales, on a PP-OCRv4-style block;
 - the same inputs and options give byte-identical output, whether calibration
   records every activation (--all-tensors) or not (in dynamic mode:
   `convert --mode dynamic` without a table gives the same bytes as `quantize
@@ -109,14 +111,55 @@ def conv_affine_model():
     return m, [[rng.standard_normal((1, 3, 8, 8)).astype(np.float32)] for _ in range(4)]
 
 
+def hard_swish_model():
+    """PP-OCRv4-style blocks: Conv -> Mul/Add by scalars -> hard-swish spelled
+    x * Clip(x + 3, 0, 6) / 6 -> Mul/Add by scalars -> Conv, then x *
+    HardSigmoid(x) -> Conv, at opset 13. The quantizer turns both hard-swishes
+    into HardSwish (raising the opset to 14) and moves the scalar factors next to
+    8-bit tensors into (De)QuantizeLinear scales."""
+    rng = np.random.default_rng(11)
+    c = 6
+
+    def const(name, a):
+        return onnx.helper.make_node("Constant", [], [name], value=numpy_helper.from_array(
+            np.asarray(a, np.float32), name))
+    nodes = [
+        onnx.helper.make_node("Conv", ["x", "w0", "b0"], ["c0"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        const("s0", [1.5]), onnx.helper.make_node("Mul", ["s0", "c0"], ["m0"]),
+        const("t0", [0.3]), onnx.helper.make_node("Add", ["m0", "t0"], ["a0"]),
+        const("three", [3.0]), onnx.helper.make_node("Add", ["a0", "three"], ["h0"]),
+        const("zero", 0.0), const("six", 6.0), onnx.helper.make_node("Clip", ["h0", "zero", "six"], ["h1"]),
+        onnx.helper.make_node("Mul", ["a0", "h1"], ["h2"]),
+        const("six_d", [6.0]), onnx.helper.make_node("Div", ["h2", "six_d"], ["h3"]),
+        const("s1", [0.8]), onnx.helper.make_node("Mul", ["s1", "h3"], ["m1"]),
+        const("t1", [-0.1]), onnx.helper.make_node("Add", ["m1", "t1"], ["a1"]),
+        onnx.helper.make_node("Conv", ["a1", "w1"], ["c1"], kernel_shape=[1, 1]),
+        onnx.helper.make_node("HardSigmoid", ["c1"], ["g1"], alpha=1.0 / 6.0, beta=0.5),
+        onnx.helper.make_node("Mul", ["c1", "g1"], ["h4"]),
+        onnx.helper.make_node("Conv", ["h4", "w2"], ["y"], kernel_shape=[1, 1]),
+    ]
+    inits = [numpy_helper.from_array(a.astype(np.float32), n) for n, a in [
+        ("w0", rng.standard_normal((c, 3, 3, 3)) * 0.4), ("b0", rng.standard_normal(c) * 0.2),
+        ("w1", rng.standard_normal((c, c, 1, 1)) * 0.5), ("w2", rng.standard_normal((2, c, 1, 1)) * 0.5)]]
+    g = onnx.helper.make_graph(nodes, "hard_swish",
+                               [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 8, 8])],
+                               [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 2, 8, 8])],
+                               inits)
+    m = onnx.helper.make_model(g, opset_imports=[onnx.helper.make_opsetid("", 13)])
+    m.ir_version = 7
+    return m, [[rng.uniform(-2, 2, (1, 3, 8, 8)).astype(np.float32)] for _ in range(4)]
+
+
 FOLDABLE = {"conv_affine": 1}
+# hard-swish patterns made HardSwish, and scalar factors moved into scales (static formats)
+HARD_SWISH = {"hard_swish": (2, 2)}
 QLINEAR_CONCAT = {"fpn_head"}  # concatenates two Conv outputs of different ranges
 
 
 def cases_for(tmp):
     """(name, model path, data folder, list of input-array lists) for every model."""
     out = []
-    for name, (m, cases) in [("conv_affine", conv_affine_model())]:
+    for name, (m, cases) in [("conv_affine", conv_affine_model()), ("hard_swish", hard_swish_model())]:
         path = os.path.join(tmp, name + ".onnx")
         onnx.save(m, path)
         for k, case in enumerate(cases):
@@ -211,6 +254,18 @@ def main():
                     folded = rep["node_counts"].get("folded_batchnorm")
                     tally.case(tag + " folded", folded == FOLDABLE[name],
                                "%s BatchNormalizations folded into Convs (expected %d)" % (folded, FOLDABLE[name]))
+                if name in HARD_SWISH:
+                    fused, factors = HARD_SWISH[name]
+                    counts = rep["node_counts"]
+                    opset = [o.version for o in qm.opset_import if o.domain in ("", "ai.onnx")]
+                    tally.case(tag + " hard-swish", ops.count(("", "HardSwish")) == fused == counts["fused_hard_swish"]
+                               and not {("", "Clip"), ("", "Div"), ("", "HardSigmoid")} & set(ops) and opset == [14],
+                               "%d HardSwish nodes (expected %d), no Clip/Div/HardSigmoid left, opset %s (expected 14)"
+                               % (counts["fused_hard_swish"], fused, opset))
+                    expect = 0 if fmt == "dynamic" else factors
+                    tally.case(tag + " factors", counts["folded_factors"] == expect,
+                               "%d scalar factors moved into (de)quantization scales (expected %d)"
+                               % (counts["folded_factors"], expect))
                 quantized = [n for n in rep["nodes"] if n["quantized"]]
                 tally.case(tag + " report", rep["node_counts"]["candidates"] == len(rep["nodes"]) and
                            all("reason" in n for n in rep["nodes"] if not n["quantized"]),
