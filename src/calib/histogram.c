@@ -79,8 +79,8 @@ static void hist_double(oq_hist *h, bool grow_left)
  * sets the exact zeros apart. Zeros (about half
  * of a tensor after a ReLU) are all in one bin, so they are only counted; the
  * bins of the other values are packed into k and counted one by one into four
- * interleaved 32-bit sub-histograms, so runs of equal values do not wait on
- * one counter. The sub-histograms are scratch shared by every histogram of a
+ * 32-bit sub-histograms in turn, so runs of equal values do not wait on one
+ * counter. The sub-histograms are scratch shared by every histogram of a
  * caller (oq_hist_add_scratch) and added to the double counts once per call,
  * over the bins the call touched only.
  *
@@ -91,11 +91,35 @@ static void hist_double(oq_hist *h, bool grow_left)
  * scan first, so the counts do not depend on the kernel or the path. */
 enum { BIN_BLOCK = 256, BIN_SLACK = 16 };
 
-/* The grid as the kernels see it: bin = (int)(((double)x - lo) * inv), clamped to [0, last]. */
+/* The grid as the kernels see it: bin = (int)(((double)x - lo) * inv),
+ * clamped to [0, last]. The vector kernels first try t = x * inv_f - lo_inv_f
+ * in float (one FMA). For a value inside the grid, t is within
+ * e = 2^-23 (|t| + |lo| inv) of the double result (the three float roundings,
+ * |x| inv being at most |t| + |lo| inv; the double's own error is far
+ * smaller), so when t's fraction is farther than 2e + 2^-22 from a whole
+ * number, both truncate alike. That holds for all but a few values in a
+ * thousand; a vector holding one is done in double. In terms of the
+ * fraction f: safe when |f - 0.5| + slope |t| < near, with slope = 2^-22 and
+ * near = 0.5 - 2^-22 (|lo| inv + 1) (never, when |lo| inv is so large that
+ * near is below 0.25). */
 typedef struct bin_grid {
     double lo, inv;
     int last;
+    float inv_f, lo_inv_f, slope, near;
 } bin_grid;
+
+static bin_grid grid_of(const oq_hist *h)
+{
+    bin_grid g = {h->lo, 1.0 / h->width, h->nbins - 1, 0, 0, 0, -1};
+    double e = ldexp(fabs(h->lo) * g.inv + 1, -22);
+    if (e < 0.25) {
+        g.inv_f = (float)g.inv;
+        g.lo_inv_f = (float)(h->lo * g.inv);
+        g.slope = 0x1p-22f;
+        g.near = (float)(0.5 - e);
+    }
+    return g;
+}
 
 /* What a kernel saw in the values it binned. A NaN or infinity shows as an
  * extreme outside every finite range. */
@@ -193,10 +217,13 @@ static const uint32_t pack_lanes[256] = {
     0x00076543, 0x00765430, 0x00765431, 0x07654310, 0x00765432, 0x07654320, 0x07654321, 0x76543210,
 };
 
-__attribute__((target("avx2,popcnt"))) static int bin_block_avx2(int32_t *k, const float *x, int n,
+__attribute__((target("avx2,fma,popcnt"))) static int bin_block_avx2(int32_t *k, const float *x, int n,
                                                                  const bin_grid *g, bin_seen *s)
 {
     const __m256d lo = _mm256_set1_pd(g->lo), inv = _mm256_set1_pd(g->inv);
+    const __m256 inv_f = _mm256_set1_ps(g->inv_f), lo_inv_f = _mm256_set1_ps(g->lo_inv_f);
+    const __m256 slope = _mm256_set1_ps(g->slope), near = _mm256_set1_ps(g->near), half = _mm256_set1_ps(0.5f);
+    const __m256 sign = _mm256_set1_ps(-0.0f);
     const __m256i last = _mm256_set1_epi32(g->last), magn = _mm256_set1_epi32(0x7fffffff);
     const __m256i nibble = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
     __m256i kmin = _mm256_set1_epi32(INT32_MAX), kmax = _mm256_set1_epi32(INT32_MIN);
@@ -208,10 +235,19 @@ __attribute__((target("avx2,popcnt"))) static int bin_block_avx2(int32_t *k, con
         kmin = _mm256_min_epi32(kmin, key);
         kmax = _mm256_max_epi32(kmax, key);
         int nz = _mm256_movemask_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_NEQ_UQ));
-        __m256d d0 = _mm256_cvtps_pd(_mm256_castps256_ps128(v)), d1 = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
-        __m128i k0 = _mm256_cvttpd_epi32(_mm256_mul_pd(_mm256_sub_pd(d0, lo), inv));
-        __m128i k1 = _mm256_cvttpd_epi32(_mm256_mul_pd(_mm256_sub_pd(d1, lo), inv));
-        __m256i kk = _mm256_inserti128_si256(_mm256_castsi128_si256(k0), k1, 1);
+        __m256 t = _mm256_fmsub_ps(v, inv_f, lo_inv_f);
+        __m256i kk = _mm256_cvttps_epi32(t);
+        __m256 frac = _mm256_sub_ps(t, _mm256_cvtepi32_ps(kk));
+        __m256 off = _mm256_fmadd_ps(_mm256_andnot_ps(sign, t), slope,
+                                     _mm256_andnot_ps(sign, _mm256_sub_ps(frac, half)));
+        int safe = _mm256_movemask_ps(_mm256_cmp_ps(off, near, _CMP_LT_OQ));
+        if (nz & ~safe) {
+            __m256d d0 = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
+            __m256d d1 = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+            __m128i k0 = _mm256_cvttpd_epi32(_mm256_mul_pd(_mm256_sub_pd(d0, lo), inv));
+            __m128i k1 = _mm256_cvttpd_epi32(_mm256_mul_pd(_mm256_sub_pd(d1, lo), inv));
+            kk = _mm256_inserti128_si256(_mm256_castsi128_si256(k0), k1, 1);
+        }
         kk = _mm256_min_epi32(_mm256_max_epi32(kk, _mm256_setzero_si256()), last);
         __m256i perm = _mm256_srlv_epi32(_mm256_set1_epi32((int)pack_lanes[nz]), nibble);
         _mm256_storeu_si256((__m256i *)(k + m), _mm256_permutevar8x32_epi32(kk, perm));
@@ -229,10 +265,12 @@ __attribute__((target("avx2,popcnt"))) static int bin_block_avx2(int32_t *k, con
     return m;
 }
 
-__attribute__((target("avx512f,popcnt"))) static int bin_block_avx512(int32_t *k, const float *x, int n,
+__attribute__((target("avx512f,fma,popcnt"))) static int bin_block_avx512(int32_t *k, const float *x, int n,
                                                                      const bin_grid *g, bin_seen *s)
 {
     const __m512d lo = _mm512_set1_pd(g->lo), inv = _mm512_set1_pd(g->inv);
+    const __m512 inv_f = _mm512_set1_ps(g->inv_f), lo_inv_f = _mm512_set1_ps(g->lo_inv_f);
+    const __m512 slope = _mm512_set1_ps(g->slope), near = _mm512_set1_ps(g->near), half = _mm512_set1_ps(0.5f);
     const __m512i last = _mm512_set1_epi32(g->last), magn = _mm512_set1_epi32(0x7fffffff);
     __m512i kmin = _mm512_set1_epi32(INT32_MAX), kmax = _mm512_set1_epi32(INT32_MIN);
     int m = 0, i = 0;
@@ -243,11 +281,18 @@ __attribute__((target("avx512f,popcnt"))) static int bin_block_avx512(int32_t *k
         kmin = _mm512_min_epi32(kmin, key);
         kmax = _mm512_max_epi32(kmax, key);
         __mmask16 nz = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NEQ_UQ);
-        __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
-        __m512d d0 = _mm512_cvtps_pd(_mm512_castps512_ps256(v)), d1 = _mm512_cvtps_pd(hi);
-        __m256i k0 = _mm512_cvttpd_epi32(_mm512_mul_pd(_mm512_sub_pd(d0, lo), inv));
-        __m256i k1 = _mm512_cvttpd_epi32(_mm512_mul_pd(_mm512_sub_pd(d1, lo), inv));
-        __m512i kk = _mm512_inserti64x4(_mm512_castsi256_si512(k0), k1, 1);
+        __m512 t = _mm512_fmsub_ps(v, inv_f, lo_inv_f);
+        __m512i kk = _mm512_cvttps_epi32(t);
+        __m512 frac = _mm512_sub_ps(t, _mm512_cvtepi32_ps(kk));
+        __m512 off = _mm512_fmadd_ps(_mm512_abs_ps(t), slope, _mm512_abs_ps(_mm512_sub_ps(frac, half)));
+        __mmask16 safe = _mm512_cmp_ps_mask(off, near, _CMP_LT_OQ);
+        if (nz & ~safe) {
+            __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
+            __m512d d0 = _mm512_cvtps_pd(_mm512_castps512_ps256(v)), d1 = _mm512_cvtps_pd(hi);
+            __m256i k0 = _mm512_cvttpd_epi32(_mm512_mul_pd(_mm512_sub_pd(d0, lo), inv));
+            __m256i k1 = _mm512_cvttpd_epi32(_mm512_mul_pd(_mm512_sub_pd(d1, lo), inv));
+            kk = _mm512_inserti64x4(_mm512_castsi256_si512(k0), k1, 1);
+        }
         kk = _mm512_min_epi32(_mm512_max_epi32(kk, _mm512_setzero_si512()), last);
         _mm512_storeu_si512(k + m, _mm512_maskz_compress_epi32(nz, kk));
         m += __builtin_popcount(nz);
@@ -277,9 +322,9 @@ static bool bin_impl_supported(int i)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
     if (bin_impls[i].fn == bin_block_avx512)
-        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("popcnt");
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("popcnt");
     if (bin_impls[i].fn == bin_block_avx2)
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt");
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("popcnt");
 #endif
     return i >= 0;
 }
@@ -309,7 +354,7 @@ bool oq_hist_force_impl(const char *name)
     return false;
 }
 
-/* Bins x[0..n) on h's grid: into sub (4 interleaved counters per bin) or,
+/* Bins x[0..n) on h's grid: into sub (four sub-histograms of h->nbins) or,
  * when sub is NULL, straight into h->counts; the zeros are left in
  * seen->zeros for flush_bins. With check, stops at the first block holding a
  * value that is NaN/Inf or outside the grid and returns false, having
@@ -317,9 +362,10 @@ bool oq_hist_force_impl(const char *name)
 static bool bin_values(oq_hist *h, const float *x, int64_t n, uint32_t *sub, bool check, bin_seen *seen)
 {
     bin_block_fn *bin_block = bin_impls[chosen_bin_impl()].fn;
-    const bin_grid g = {h->lo, 1.0 / h->width, h->nbins - 1};
+    const bin_grid g = grid_of(h);
     const double hi = h->lo + h->nbins * h->width;
     int32_t k[BIN_BLOCK + BIN_SLACK];
+    uint32_t *s0 = sub, *s1 = sub + h->nbins, *s2 = s1 + h->nbins, *s3 = s2 + h->nbins;
     *seen = bin_seen_none;
     for (int64_t i = 0; i < n; i += BIN_BLOCK) {
         int len = n - i < BIN_BLOCK ? (int)(n - i) : BIN_BLOCK;
@@ -337,13 +383,13 @@ static bool bin_values(oq_hist *h, const float *x, int64_t n, uint32_t *sub, boo
             continue;
         }
         for (; j + 4 <= m; j += 4) {
-            sub[(size_t)k[j] * 4]++;
-            sub[(size_t)k[j + 1] * 4 + 1]++;
-            sub[(size_t)k[j + 2] * 4 + 2]++;
-            sub[(size_t)k[j + 3] * 4 + 3]++;
+            s0[k[j]]++;
+            s1[k[j + 1]]++;
+            s2[k[j + 2]]++;
+            s3[k[j + 3]]++;
         }
         for (; j < m; j++)
-            sub[(size_t)k[j] * 4]++;
+            s0[k[j]]++;
     }
     return true;
 }
@@ -355,23 +401,24 @@ static void flush_bins(oq_hist *h, uint32_t *sub, const bin_seen *seen, bool add
 {
     if (seen->key_min > seen->key_max)
         return; /* nothing was binned */
-    const bin_grid g = {h->lo, 1.0 / h->width, h->nbins - 1};
+    const bin_grid g = grid_of(h);
     int kmin = bin_of(float_of_key(seen->key_min), &g), kmax = bin_of(float_of_key(seen->key_max), &g);
     if (add && seen->zeros)
         h->counts[bin_of(0.0f, &g)] += (double)seen->zeros;
-    for (int b = kmin; sub && b <= kmax; b++) {
-        uint32_t *c = &sub[(size_t)b * 4];
-        if (add)
-            h->counts[b] += (double)c[0] + c[1] + c[2] + c[3];
-        c[0] = c[1] = c[2] = c[3] = 0;
-    }
+    if (!sub)
+        return;
+    const uint32_t *s0 = sub, *s1 = sub + h->nbins, *s2 = s1 + h->nbins, *s3 = s2 + h->nbins;
+    for (int b = kmin; add && b <= kmax; b++) /* (each below 2^31) */
+        h->counts[b] += ((double)(int32_t)s0[b] + (int32_t)s1[b]) + ((double)(int32_t)s2[b] + (int32_t)s3[b]);
+    for (int l = 0; l < 4; l++)
+        memset(sub + (size_t)l * h->nbins + kmin, 0, (size_t)(kmax - kmin + 1) * sizeof *sub);
 }
 
 /* Adds the finite values of x[0..n) to the bins (the range already covers
  * them), one at a time: for the rare tensor with NaN or Inf values. */
 static void bin_some_finite(oq_hist *h, const float *x, int64_t n)
 {
-    const bin_grid g = {h->lo, 1.0 / h->width, h->nbins - 1};
+    const bin_grid g = grid_of(h);
     for (int64_t i = 0; i < n; i++)
         if (isfinite(x[i]))
             h->counts[bin_of(x[i], &g)] += 1;

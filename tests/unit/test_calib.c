@@ -104,8 +104,8 @@ static const char *const bin_impls[] = {"avx512", "avx2", "plain"};
 
 /* Adds a stream of tensors to two histograms sharing one scratch, as the
  * calibrator does: mostly ReLU-like tensors inside the range (the one-pass
- * path), some reaching past it part way through (dropped and redone after
- * growing), some with NaN/Inf. Each add that keeps the grid must add exactly
+ * path), some on the bin edges, some reaching past the range part way
+ * through (dropped and redone after growing), some with NaN/Inf. Each add that keeps the grid must add exactly
  * the reference bins of its finite values; the final histograms must be the
  * same bits whatever the kernel; the scratch must end all zeros. */
 static void stream_into(const char *impl, oq_hist out[2])
@@ -128,6 +128,11 @@ static void stream_into(const char *impl, oq_hist out[2])
             float v = normal(&seed) * scale;
             x[i] = v < 0 && (i + t) % 4 ? 0.0f : v;
         }
+        if (t % 5 == 2 && h->width > 0) /* on and next to the bin edges, where float and double part */
+            for (int i = 0; i < n; i++) {
+                float edge = (float)(h->lo + (double)(1 + i / 3 % (h->nbins - 1)) * h->width);
+                x[i] = i % 3 == 0 ? edge : nextafterf(edge, i % 3 == 1 ? -INFINITY : INFINITY);
+            }
         if (t % 9 == 4)
             x[n * 3 / 4] = 50.0f * (float)t; /* past the range, late in the tensor */
         if (t % 13 == 6)
