@@ -365,7 +365,12 @@ static bool bin_values(oq_hist *h, const float *x, int64_t n, uint32_t *sub, boo
     const bin_grid g = grid_of(h);
     const double hi = h->lo + h->nbins * h->width;
     int32_t k[BIN_BLOCK + BIN_SLACK];
-    uint32_t *s0 = sub, *s1 = sub + h->nbins, *s2 = s1 + h->nbins, *s3 = s2 + h->nbins;
+    uint32_t *s0 = sub, *s1 = NULL, *s2 = NULL, *s3 = NULL;
+    if (sub) {
+        s1 = sub + h->nbins;
+        s2 = s1 + h->nbins;
+        s3 = s2 + h->nbins;
+    }
     *seen = bin_seen_none;
     for (int64_t i = 0; i < n; i += BIN_BLOCK) {
         int len = n - i < BIN_BLOCK ? (int)(n - i) : BIN_BLOCK;
