@@ -127,15 +127,22 @@ static bool impl_supported(int i)
 }
 
 static int forced_impl = -1;
+/* The first implementation the processor runs, found once: CPUID is slow
+ * (under a hypervisor it traps), and updates come per tensor. */
+static _Atomic int detected_impl = -1;
 
 /* The forced implementation, else the first one the processor runs. */
 static int chosen_impl(void)
 {
     if (forced_impl >= 0)
         return forced_impl;
-    int i = 0;
-    while (!impl_supported(i))
-        i++;
+    int i = detected_impl;
+    if (i < 0) {
+        i = 0;
+        while (!impl_supported(i))
+            i++;
+        detected_impl = i;
+    }
     return i;
 }
 

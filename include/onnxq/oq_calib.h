@@ -8,6 +8,7 @@
 #define ONNXQ_OQ_CALIB_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "onnxq/oq_dataset.h"
@@ -29,6 +30,17 @@ oq_status oq_hist_init(oq_hist *h, int nbins, oq_err *err);
 void oq_hist_release(oq_hist *h);
 /* Adds n float values, growing the range as needed. */
 void oq_hist_add(oq_hist *h, const float *x, int64_t n);
+/* The same without allocating: scratch holds oq_hist_scratch_size(h->nbins)
+ * zeros and is all zeros again on return (one scratch can serve every
+ * histogram of that many bins or fewer, one call at a time). */
+void oq_hist_add_scratch(oq_hist *h, const float *x, int64_t n, uint32_t *scratch);
+size_t oq_hist_scratch_size(int nbins);
+/* The binning kernel in use: "avx512", "avx2" or "plain". Counts never
+ * depend on it. */
+const char *oq_hist_impl_name(void);
+/* For tests and benchmarks: use the named kernel from now on. Returns false
+ * (and changes nothing) when it is unknown or not runnable here. */
+bool oq_hist_force_impl(const char *name);
 /* Adds src into dst (same nbins): min/max/count exactly, bins re-binned onto
  * a grid covering both by proportional overlap. */
 oq_status oq_hist_merge(oq_hist *dst, const oq_hist *src, oq_err *err);

@@ -72,107 +72,365 @@ static void hist_double(oq_hist *h, bool grow_left)
     h->width *= 2;
 }
 
-/* Binning. The common case (every value finite) goes in blocks: the bin
- * indices of a block are computed in one loop the compiler vectorizes (with
- * AVX2 when the processor has it), then counted into four interleaved 32-bit
- * sub-histograms, so runs of equal values (the zeros after a ReLU) do not wait
- * on one counter. The sub-histograms are added to the double counts once per
- * call, over the bins the call touched only. */
-enum { BIN_BLOCK = 256 };
+/* ---- binning ---------------------------------------------------------------------
+ *
+ * A binning kernel takes a block of values and, in one vector pass, computes
+ * the bin of each value and the order keys of the extremes (float_key), and
+ * sets the exact zeros apart. Zeros (about half
+ * of a tensor after a ReLU) are all in one bin, so they are only counted; the
+ * bins of the other values are packed into k and counted one by one into four
+ * 32-bit sub-histograms in turn, so runs of equal values do not wait on one
+ * counter. The sub-histograms are scratch shared by every histogram of a
+ * caller (oq_hist_add_scratch) and added to the double counts once per call,
+ * over the bins the call touched only.
+ *
+ * Once a histogram has a range, a call bins and finds the extremes in that one
+ * pass; only when a block holds a value outside the range (or NaN/Inf) does it
+ * drop what it counted and go the careful way: scan for the extremes, grow the
+ * range, bin. Either way every value lands in the same bin as it would with a
+ * scan first, so the counts do not depend on the kernel or the path. */
+enum { BIN_BLOCK = 256, BIN_SLACK = 16 };
 
-/* k[i] = bin of x[i], clamped to last. The range covers x, so (x - lo) * inv
- * lies in (-1, last + 1] up to rounding and converts to int safely. */
-static inline __attribute__((always_inline)) void bin_block_body(int32_t *k, const float *x, int n, double lo,
-                                                                 double inv, int last)
+/* The grid as the kernels see it: bin = (int)(((double)x - lo) * inv),
+ * clamped to [0, last]. The vector kernels first try t = x * inv_f - lo_inv_f
+ * in float (one FMA). For a value inside the grid, t is within
+ * e = 2^-23 (|t| + |lo| inv) of the double result (the three float roundings,
+ * |x| inv being at most |t| + |lo| inv; the double's own error is far
+ * smaller), so when t's fraction is farther than 2e + 2^-22 from a whole
+ * number, both truncate alike. That holds for all but a few values in a
+ * thousand; a vector holding one is done in double. In terms of the
+ * fraction f: safe when |f - 0.5| + slope |t| < near, with slope = 2^-22 and
+ * near = 0.5 - 2^-22 (|lo| inv + 1) (never, when |lo| inv is so large that
+ * near is below 0.25). */
+typedef struct bin_grid {
+    double lo, inv;
+    int last;
+    float inv_f, lo_inv_f, slope, near;
+} bin_grid;
+
+static bin_grid grid_of(const oq_hist *h)
 {
-    for (int i = 0; i < n; i++) {
-        int32_t b = (int32_t)(((double)x[i] - lo) * inv);
-        k[i] = b > last ? last : b;
+    bin_grid g = {h->lo, 1.0 / h->width, h->nbins - 1, 0, 0, 0, -1};
+    double e = ldexp(fabs(h->lo) * g.inv + 1, -22);
+    if (e < 0.25) {
+        g.inv_f = (float)g.inv;
+        g.lo_inv_f = (float)(h->lo * g.inv);
+        g.slope = 0x1p-22f;
+        g.near = (float)(0.5 - e);
     }
+    return g;
 }
 
-typedef void bin_block_fn(int32_t *k, const float *x, int n, double lo, double inv, int last);
+/* What a kernel saw in the values it binned. A NaN or infinity shows as an
+ * extreme outside every finite range. */
+typedef struct bin_seen {
+    int32_t key_min, key_max; /* float_key of the extremes */
+    int64_t zeros;            /* values equal to 0 (either sign): not in k */
+} bin_seen;
 
-static void bin_block_plain(int32_t *k, const float *x, int n, double lo, double inv, int last)
+static const bin_seen bin_seen_none = {INT32_MAX, INT32_MIN, 0};
+
+/* A float's bits, with the magnitude bits flipped for negative values: these
+ * order as int32 the way the floats do (-0 just below +0), so min/max are
+ * integer reductions that vectorize. float_of_key undoes it. */
+static inline int32_t float_key(int32_t bits) { return bits ^ ((bits >> 31) & 0x7fffffff); }
+
+static inline float float_of_key(int32_t key)
 {
-    bin_block_body(k, x, n, lo, inv, last);
+    int32_t bits = float_key(key);
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
 }
 
-#if defined(__x86_64__) || defined(__i386__)
-__attribute__((target("avx2"))) static void bin_block_avx2(int32_t *k, const float *x, int n, double lo, double inv,
-                                                           int last)
+/* The bin of one value on g (any value: NaN and far values clamp). */
+static inline int32_t bin_of(float x, const bin_grid *g)
 {
-    bin_block_body(k, x, n, lo, inv, last);
-}
-#endif
-
-static bin_block_fn *pick_bin_block(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    if (__builtin_cpu_supports("avx2"))
-        return bin_block_avx2;
-#endif
-    return bin_block_plain;
+    double t = ((double)x - g->lo) * g->inv;
+    return !(t >= 0) ? 0 : t >= g->last ? g->last : (int32_t)t;
 }
 
-/* Adds x[0..n), all finite and inside the range, to the bins; kmin..kmax
- * bounds the bins they fall in. */
-static void bin_finite(oq_hist *h, const float *x, int64_t n, int kmin, int kmax)
+/* The plain kernel for one value (the reference for the vector ones): k[*m]
+ * is written always, kept (*m advanced) unless x is a zero. */
+static inline void bin_one(int32_t *k, int *m, float x, const bin_grid *g, bin_seen *s)
 {
-    bin_block_fn *bin_block = pick_bin_block();
-    const int last = h->nbins - 1, span = kmax - kmin + 1;
-    const double inv = 1.0 / h->width, lo = h->lo;
-    int32_t k[BIN_BLOCK];
-    uint32_t *sub = n >= 4 * (int64_t)span ? calloc((size_t)span * 4, sizeof *sub) : NULL;
-    for (int64_t i = 0; i < n;) {
-        /* flush before any 32-bit counter could overflow */
-        int64_t chunk_end = n - i > ((int64_t)1 << 31) ? i + ((int64_t)1 << 31) : n;
-        for (; i < chunk_end; i += BIN_BLOCK) {
-            int m = chunk_end - i < BIN_BLOCK ? (int)(chunk_end - i) : BIN_BLOCK, j = 0;
-            bin_block(k, x + i, m, lo, inv, last);
-            if (!sub) {
-                for (; j < m; j++)
-                    h->counts[k[j]] += 1;
-                continue;
-            }
-            uint32_t *s = sub - (size_t)kmin * 4;
-            for (; j + 4 <= m; j += 4) {
-                s[(size_t)k[j] * 4]++;
-                s[(size_t)k[j + 1] * 4 + 1]++;
-                s[(size_t)k[j + 2] * 4 + 2]++;
-                s[(size_t)k[j + 3] * 4 + 3]++;
-            }
-            for (; j < m; j++)
-                s[(size_t)k[j] * 4]++;
+    int32_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    int32_t key = float_key(bits);
+    s->key_min = key < s->key_min ? key : s->key_min;
+    s->key_max = key > s->key_max ? key : s->key_max;
+    k[*m] = bin_of(x, g);
+    *m += x != 0;
+}
+
+/* bin_block_fn(k, x, n, g, s): bins x[0..n) (n <= BIN_BLOCK) on g, writes
+ * the bins of the values that are not zeros to k[0..m) in order and returns
+ * m; folds the extremes into *s (not the zeros: n - m). k has room for
+ * BIN_BLOCK + BIN_SLACK. */
+typedef int bin_block_fn(int32_t *k, const float *x, int n, const bin_grid *g, bin_seen *s);
+
+static int bin_block_plain(int32_t *k, const float *x, int n, const bin_grid *g, bin_seen *s)
+{
+    int m = 0;
+    for (int i = 0; i < n; i++)
+        bin_one(k, &m, x[i], g, s);
+    return m;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+/* pack_lanes[mask]: nibble j is the lane of mask's j-th set bit (AVX2 has no
+ * compress instruction; a permutation does it). */
+static const uint32_t pack_lanes[256] = {
+    0x00000000, 0x00000000, 0x00000001, 0x00000010, 0x00000002, 0x00000020, 0x00000021, 0x00000210,
+    0x00000003, 0x00000030, 0x00000031, 0x00000310, 0x00000032, 0x00000320, 0x00000321, 0x00003210,
+    0x00000004, 0x00000040, 0x00000041, 0x00000410, 0x00000042, 0x00000420, 0x00000421, 0x00004210,
+    0x00000043, 0x00000430, 0x00000431, 0x00004310, 0x00000432, 0x00004320, 0x00004321, 0x00043210,
+    0x00000005, 0x00000050, 0x00000051, 0x00000510, 0x00000052, 0x00000520, 0x00000521, 0x00005210,
+    0x00000053, 0x00000530, 0x00000531, 0x00005310, 0x00000532, 0x00005320, 0x00005321, 0x00053210,
+    0x00000054, 0x00000540, 0x00000541, 0x00005410, 0x00000542, 0x00005420, 0x00005421, 0x00054210,
+    0x00000543, 0x00005430, 0x00005431, 0x00054310, 0x00005432, 0x00054320, 0x00054321, 0x00543210,
+    0x00000006, 0x00000060, 0x00000061, 0x00000610, 0x00000062, 0x00000620, 0x00000621, 0x00006210,
+    0x00000063, 0x00000630, 0x00000631, 0x00006310, 0x00000632, 0x00006320, 0x00006321, 0x00063210,
+    0x00000064, 0x00000640, 0x00000641, 0x00006410, 0x00000642, 0x00006420, 0x00006421, 0x00064210,
+    0x00000643, 0x00006430, 0x00006431, 0x00064310, 0x00006432, 0x00064320, 0x00064321, 0x00643210,
+    0x00000065, 0x00000650, 0x00000651, 0x00006510, 0x00000652, 0x00006520, 0x00006521, 0x00065210,
+    0x00000653, 0x00006530, 0x00006531, 0x00065310, 0x00006532, 0x00065320, 0x00065321, 0x00653210,
+    0x00000654, 0x00006540, 0x00006541, 0x00065410, 0x00006542, 0x00065420, 0x00065421, 0x00654210,
+    0x00006543, 0x00065430, 0x00065431, 0x00654310, 0x00065432, 0x00654320, 0x00654321, 0x06543210,
+    0x00000007, 0x00000070, 0x00000071, 0x00000710, 0x00000072, 0x00000720, 0x00000721, 0x00007210,
+    0x00000073, 0x00000730, 0x00000731, 0x00007310, 0x00000732, 0x00007320, 0x00007321, 0x00073210,
+    0x00000074, 0x00000740, 0x00000741, 0x00007410, 0x00000742, 0x00007420, 0x00007421, 0x00074210,
+    0x00000743, 0x00007430, 0x00007431, 0x00074310, 0x00007432, 0x00074320, 0x00074321, 0x00743210,
+    0x00000075, 0x00000750, 0x00000751, 0x00007510, 0x00000752, 0x00007520, 0x00007521, 0x00075210,
+    0x00000753, 0x00007530, 0x00007531, 0x00075310, 0x00007532, 0x00075320, 0x00075321, 0x00753210,
+    0x00000754, 0x00007540, 0x00007541, 0x00075410, 0x00007542, 0x00075420, 0x00075421, 0x00754210,
+    0x00007543, 0x00075430, 0x00075431, 0x00754310, 0x00075432, 0x00754320, 0x00754321, 0x07543210,
+    0x00000076, 0x00000760, 0x00000761, 0x00007610, 0x00000762, 0x00007620, 0x00007621, 0x00076210,
+    0x00000763, 0x00007630, 0x00007631, 0x00076310, 0x00007632, 0x00076320, 0x00076321, 0x00763210,
+    0x00000764, 0x00007640, 0x00007641, 0x00076410, 0x00007642, 0x00076420, 0x00076421, 0x00764210,
+    0x00007643, 0x00076430, 0x00076431, 0x00764310, 0x00076432, 0x00764320, 0x00764321, 0x07643210,
+    0x00000765, 0x00007650, 0x00007651, 0x00076510, 0x00007652, 0x00076520, 0x00076521, 0x00765210,
+    0x00007653, 0x00076530, 0x00076531, 0x00765310, 0x00076532, 0x00765320, 0x00765321, 0x07653210,
+    0x00007654, 0x00076540, 0x00076541, 0x00765410, 0x00076542, 0x00765420, 0x00765421, 0x07654210,
+    0x00076543, 0x00765430, 0x00765431, 0x07654310, 0x00765432, 0x07654320, 0x07654321, 0x76543210,
+};
+
+__attribute__((target("avx2,fma,popcnt"))) static int bin_block_avx2(int32_t *k, const float *x, int n,
+                                                                 const bin_grid *g, bin_seen *s)
+{
+    const __m256d lo = _mm256_set1_pd(g->lo), inv = _mm256_set1_pd(g->inv);
+    const __m256 inv_f = _mm256_set1_ps(g->inv_f), lo_inv_f = _mm256_set1_ps(g->lo_inv_f);
+    const __m256 slope = _mm256_set1_ps(g->slope), near = _mm256_set1_ps(g->near), half = _mm256_set1_ps(0.5f);
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256i last = _mm256_set1_epi32(g->last), magn = _mm256_set1_epi32(0x7fffffff);
+    const __m256i nibble = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
+    __m256i kmin = _mm256_set1_epi32(INT32_MAX), kmax = _mm256_set1_epi32(INT32_MIN);
+    int m = 0, i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        __m256i bits = _mm256_castps_si256(v);
+        __m256i key = _mm256_xor_si256(bits, _mm256_and_si256(_mm256_srai_epi32(bits, 31), magn));
+        kmin = _mm256_min_epi32(kmin, key);
+        kmax = _mm256_max_epi32(kmax, key);
+        int nz = _mm256_movemask_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_NEQ_UQ));
+        __m256 t = _mm256_fmsub_ps(v, inv_f, lo_inv_f);
+        __m256i kk = _mm256_cvttps_epi32(t);
+        __m256 frac = _mm256_sub_ps(t, _mm256_cvtepi32_ps(kk));
+        __m256 off = _mm256_fmadd_ps(_mm256_andnot_ps(sign, t), slope,
+                                     _mm256_andnot_ps(sign, _mm256_sub_ps(frac, half)));
+        int safe = _mm256_movemask_ps(_mm256_cmp_ps(off, near, _CMP_LT_OQ));
+        if (nz & ~safe) {
+            __m256d d0 = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
+            __m256d d1 = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+            __m128i k0 = _mm256_cvttpd_epi32(_mm256_mul_pd(_mm256_sub_pd(d0, lo), inv));
+            __m128i k1 = _mm256_cvttpd_epi32(_mm256_mul_pd(_mm256_sub_pd(d1, lo), inv));
+            kk = _mm256_inserti128_si256(_mm256_castsi128_si256(k0), k1, 1);
         }
-        if (sub)
-            for (int b = 0; b < span; b++) {
-                uint32_t *c = &sub[(size_t)b * 4];
-                h->counts[kmin + b] += (double)c[0] + c[1] + c[2] + c[3];
-                c[0] = c[1] = c[2] = c[3] = 0;
-            }
+        kk = _mm256_min_epi32(_mm256_max_epi32(kk, _mm256_setzero_si256()), last);
+        __m256i perm = _mm256_srlv_epi32(_mm256_set1_epi32((int)pack_lanes[nz]), nibble);
+        _mm256_storeu_si256((__m256i *)(k + m), _mm256_permutevar8x32_epi32(kk, perm));
+        m += __builtin_popcount((unsigned)nz);
     }
-    free(sub);
+    int32_t lanes[8];
+    _mm256_storeu_si256((__m256i *)lanes, kmin);
+    for (int j = 0; j < 8; j++)
+        s->key_min = lanes[j] < s->key_min ? lanes[j] : s->key_min;
+    _mm256_storeu_si256((__m256i *)lanes, kmax);
+    for (int j = 0; j < 8; j++)
+        s->key_max = lanes[j] > s->key_max ? lanes[j] : s->key_max;
+    for (; i < n; i++)
+        bin_one(k, &m, x[i], g, s);
+    return m;
+}
+
+__attribute__((target("avx512f,fma,popcnt"))) static int bin_block_avx512(int32_t *k, const float *x, int n,
+                                                                     const bin_grid *g, bin_seen *s)
+{
+    const __m512d lo = _mm512_set1_pd(g->lo), inv = _mm512_set1_pd(g->inv);
+    const __m512 inv_f = _mm512_set1_ps(g->inv_f), lo_inv_f = _mm512_set1_ps(g->lo_inv_f);
+    const __m512 slope = _mm512_set1_ps(g->slope), near = _mm512_set1_ps(g->near), half = _mm512_set1_ps(0.5f);
+    const __m512i last = _mm512_set1_epi32(g->last), magn = _mm512_set1_epi32(0x7fffffff);
+    __m512i kmin = _mm512_set1_epi32(INT32_MAX), kmax = _mm512_set1_epi32(INT32_MIN);
+    int m = 0, i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 v = _mm512_loadu_ps(x + i);
+        __m512i bits = _mm512_castps_si512(v);
+        __m512i key = _mm512_xor_si512(bits, _mm512_and_si512(_mm512_srai_epi32(bits, 31), magn));
+        kmin = _mm512_min_epi32(kmin, key);
+        kmax = _mm512_max_epi32(kmax, key);
+        __mmask16 nz = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+        __m512 t = _mm512_fmsub_ps(v, inv_f, lo_inv_f);
+        __m512i kk = _mm512_cvttps_epi32(t);
+        __m512 frac = _mm512_sub_ps(t, _mm512_cvtepi32_ps(kk));
+        __m512 off = _mm512_fmadd_ps(_mm512_abs_ps(t), slope, _mm512_abs_ps(_mm512_sub_ps(frac, half)));
+        __mmask16 safe = _mm512_cmp_ps_mask(off, near, _CMP_LT_OQ);
+        if (nz & ~safe) {
+            __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
+            __m512d d0 = _mm512_cvtps_pd(_mm512_castps512_ps256(v)), d1 = _mm512_cvtps_pd(hi);
+            __m256i k0 = _mm512_cvttpd_epi32(_mm512_mul_pd(_mm512_sub_pd(d0, lo), inv));
+            __m256i k1 = _mm512_cvttpd_epi32(_mm512_mul_pd(_mm512_sub_pd(d1, lo), inv));
+            kk = _mm512_inserti64x4(_mm512_castsi256_si512(k0), k1, 1);
+        }
+        kk = _mm512_min_epi32(_mm512_max_epi32(kk, _mm512_setzero_si512()), last);
+        _mm512_storeu_si512(k + m, _mm512_maskz_compress_epi32(nz, kk));
+        m += __builtin_popcount(nz);
+    }
+    int32_t kmin_s = _mm512_reduce_min_epi32(kmin), kmax_s = _mm512_reduce_max_epi32(kmax);
+    s->key_min = kmin_s < s->key_min ? kmin_s : s->key_min;
+    s->key_max = kmax_s > s->key_max ? kmax_s : s->key_max;
+    for (; i < n; i++)
+        bin_one(k, &m, x[i], g, s);
+    return m;
+}
+#endif
+
+static const struct {
+    const char *name;
+    bin_block_fn *fn;
+} bin_impls[] = {
+#if defined(__x86_64__) && defined(__GNUC__)
+    {"avx512", bin_block_avx512},
+    {"avx2", bin_block_avx2},
+#endif
+    {"plain", bin_block_plain},
+};
+enum { N_BIN_IMPLS = sizeof bin_impls / sizeof bin_impls[0] };
+
+static bool bin_impl_supported(int i)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (bin_impls[i].fn == bin_block_avx512)
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("popcnt");
+    if (bin_impls[i].fn == bin_block_avx2)
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("popcnt");
+#endif
+    return i >= 0;
+}
+
+static int forced_bin_impl = -1;
+
+/* The forced kernel, else the first one the processor runs. */
+static int chosen_bin_impl(void)
+{
+    if (forced_bin_impl >= 0)
+        return forced_bin_impl;
+    int i = 0;
+    while (!bin_impl_supported(i))
+        i++;
+    return i;
+}
+
+const char *oq_hist_impl_name(void) { return bin_impls[chosen_bin_impl()].name; }
+
+bool oq_hist_force_impl(const char *name)
+{
+    for (int i = 0; i < N_BIN_IMPLS; i++)
+        if (!strcmp(bin_impls[i].name, name) && bin_impl_supported(i)) {
+            forced_bin_impl = i;
+            return true;
+        }
+    return false;
+}
+
+/* Bins x[0..n) on h's grid: into sub (four sub-histograms of h->nbins) or,
+ * when sub is NULL, straight into h->counts; the zeros are left in
+ * seen->zeros for flush_bins. With check, stops at the first block holding a
+ * value that is NaN/Inf or outside the grid and returns false, having
+ * counted only the blocks before it; *seen covers the blocks counted. */
+static bool bin_values(oq_hist *h, const float *x, int64_t n, uint32_t *sub, bool check, bin_seen *seen)
+{
+    bin_block_fn *bin_block = bin_impls[chosen_bin_impl()].fn;
+    const bin_grid g = grid_of(h);
+    const double hi = h->lo + h->nbins * h->width;
+    int32_t k[BIN_BLOCK + BIN_SLACK];
+    uint32_t *s0 = sub, *s1 = NULL, *s2 = NULL, *s3 = NULL;
+    if (sub) {
+        s1 = sub + h->nbins;
+        s2 = s1 + h->nbins;
+        s3 = s2 + h->nbins;
+    }
+    *seen = bin_seen_none;
+    for (int64_t i = 0; i < n; i += BIN_BLOCK) {
+        int len = n - i < BIN_BLOCK ? (int)(n - i) : BIN_BLOCK;
+        bin_seen b = bin_seen_none;
+        int m = bin_block(k, x + i, len, &g, &b);
+        if (check && !(float_of_key(b.key_min) >= h->lo && float_of_key(b.key_max) < hi))
+            return false; /* (NaN compares false) */
+        seen->key_min = b.key_min < seen->key_min ? b.key_min : seen->key_min;
+        seen->key_max = b.key_max > seen->key_max ? b.key_max : seen->key_max;
+        seen->zeros += len - m;
+        int j = 0;
+        if (!sub) {
+            for (; j < m; j++)
+                h->counts[k[j]] += 1;
+            continue;
+        }
+        for (; j + 4 <= m; j += 4) {
+            s0[k[j]]++;
+            s1[k[j + 1]]++;
+            s2[k[j + 2]]++;
+            s3[k[j + 3]]++;
+        }
+        for (; j < m; j++)
+            s0[k[j]]++;
+    }
+    return true;
+}
+
+/* Moves what bin_values counted into h->counts (add) or drops it (!add):
+ * the sub-histogram bins between the bins of seen's extremes (every bin the
+ * values fell in) are zeroed either way. */
+static void flush_bins(oq_hist *h, uint32_t *sub, const bin_seen *seen, bool add)
+{
+    if (seen->key_min > seen->key_max)
+        return; /* nothing was binned */
+    const bin_grid g = grid_of(h);
+    int kmin = bin_of(float_of_key(seen->key_min), &g), kmax = bin_of(float_of_key(seen->key_max), &g);
+    if (add && seen->zeros)
+        h->counts[bin_of(0.0f, &g)] += (double)seen->zeros;
+    if (!sub)
+        return;
+    const uint32_t *s0 = sub, *s1 = sub + h->nbins, *s2 = s1 + h->nbins, *s3 = s2 + h->nbins;
+    for (int b = kmin; add && b <= kmax; b++) /* (each below 2^31) */
+        h->counts[b] += ((double)(int32_t)s0[b] + (int32_t)s1[b]) + ((double)(int32_t)s2[b] + (int32_t)s3[b]);
+    for (int l = 0; l < 4; l++)
+        memset(sub + (size_t)l * h->nbins + kmin, 0, (size_t)(kmax - kmin + 1) * sizeof *sub);
 }
 
 /* Adds the finite values of x[0..n) to the bins (the range already covers
  * them), one at a time: for the rare tensor with NaN or Inf values. */
 static void bin_some_finite(oq_hist *h, const float *x, int64_t n)
 {
-    const int last = h->nbins - 1;
-    const double inv = 1.0 / h->width, lo = h->lo;
-    for (int64_t i = 0; i < n; i++) {
-        if (!isfinite(x[i]))
-            continue;
-        int32_t b = (int32_t)(((double)x[i] - lo) * inv);
-        h->counts[b < 0 ? 0 : b > last ? last : b] += 1;
-    }
+    const bin_grid g = grid_of(h);
+    for (int64_t i = 0; i < n; i++)
+        if (isfinite(x[i]))
+            h->counts[bin_of(x[i], &g)] += 1;
 }
 
-/* Extremes and non-finite count of x[0..n) in one pass that vectorizes: a
- * float's bits, with the magnitude bits flipped for negative values, order as
- * int32 the way the floats do (-0 just below +0), so min/max are integer
- * reductions. Exact for the finite values when none is NaN or infinite. */
+/* Extremes and non-finite count of x[0..n) in one pass that vectorizes. Exact
+ * for the finite values when none is NaN or infinite. */
 static inline __attribute__((always_inline)) int64_t scan_body(const float *x, int64_t n, float *pmin, float *pmax)
 {
     int32_t kmin = INT32_MAX, kmax = INT32_MIN;
@@ -181,14 +439,12 @@ static inline __attribute__((always_inline)) int64_t scan_body(const float *x, i
         int32_t b;
         memcpy(&b, &x[i], sizeof b);
         nonfinite += (b & 0x7f800000) == 0x7f800000;
-        int32_t key = b ^ ((b >> 31) & 0x7fffffff);
+        int32_t key = float_key(b);
         kmin = key < kmin ? key : kmin;
         kmax = key > kmax ? key : kmax;
     }
-    kmin ^= (kmin >> 31) & 0x7fffffff;
-    kmax ^= (kmax >> 31) & 0x7fffffff;
-    memcpy(pmin, &kmin, sizeof *pmin);
-    memcpy(pmax, &kmax, sizeof *pmax);
+    *pmin = float_of_key(kmin);
+    *pmax = float_of_key(kmax);
     return nonfinite;
 }
 
@@ -228,18 +484,26 @@ static int64_t scan_finite(const float *x, int64_t n, float *pmin, float *pmax)
     return n - nonfinite;
 }
 
-void oq_hist_add(oq_hist *h, const float *x, int64_t n)
+/* Folds finite values' extremes and count into h's. */
+static void note_extremes(oq_hist *h, float bmin, float bmax, int64_t finite)
+{
+    h->count += (double)finite;
+    if (bmin < h->min)
+        h->min = bmin;
+    if (bmax > h->max)
+        h->max = bmax;
+}
+
+/* The careful way: extremes first, then the range grown to cover them, then
+ * the bins (sub: NULL or zeroed scratch, as for bin_values). */
+static void add_scanned(oq_hist *h, const float *x, int64_t n, uint32_t *sub)
 {
     float bmin, bmax;
     int64_t finite = scan_finite(x, n, &bmin, &bmax);
     h->nonfinite += (double)(n - finite);
     if (!finite)
         return;
-    h->count += (double)finite;
-    if (bmin < h->min)
-        h->min = bmin;
-    if (bmax > h->max)
-        h->max = bmax;
+    note_extremes(h, bmin, bmax, finite);
     if (h->width == 0) {
         double span = (double)bmax - (double)bmin;
         double floor_width = fmax(fabs((double)bmin), 1.0) * 1e-7 / h->nbins;
@@ -254,12 +518,39 @@ void oq_hist_add(oq_hist *h, const float *x, int64_t n)
         bin_some_finite(h, x, n);
         return;
     }
-    /* the bins of the extremes bound every bin this call touches */
-    int32_t kb[2];
-    float ext[2] = {bmin, bmax};
-    bin_block_plain(kb, ext, 2, h->lo, 1.0 / h->width, h->nbins - 1);
-    bin_finite(h, x, n, kb[0], kb[1]);
+    /* a 32-bit counter sees at most 2^31 values between flushes */
+    for (int64_t i = 0; i < n; i += (int64_t)1 << 31) {
+        int64_t len = n - i < ((int64_t)1 << 31) ? n - i : (int64_t)1 << 31;
+        bin_seen seen;
+        bin_values(h, x + i, len, sub, false, &seen);
+        flush_bins(h, sub, &seen, true);
+    }
 }
+
+void oq_hist_add_scratch(oq_hist *h, const float *x, int64_t n, uint32_t *sub)
+{
+    if (n <= 0)
+        return;
+    if (sub && h->width > 0 && n <= ((int64_t)1 << 31)) {
+        bin_seen seen;
+        bool inside = bin_values(h, x, n, sub, true, &seen);
+        flush_bins(h, sub, &seen, inside);
+        if (inside) {
+            note_extremes(h, float_of_key(seen.key_min), float_of_key(seen.key_max), n);
+            return;
+        }
+    }
+    add_scanned(h, x, n, sub);
+}
+
+void oq_hist_add(oq_hist *h, const float *x, int64_t n)
+{
+    uint32_t *sub = n >= 256 ? calloc(oq_hist_scratch_size(h->nbins), sizeof *sub) : NULL;
+    oq_hist_add_scratch(h, x, n, sub);
+    free(sub);
+}
+
+size_t oq_hist_scratch_size(int nbins) { return (size_t)nbins * 4; }
 
 oq_status oq_hist_merge(oq_hist *dst, const oq_hist *src, oq_err *err)
 {

@@ -13,6 +13,7 @@ struct oq_calibrator {
     int n_entries;
     char **names;          /* [n_entries] borrowed from the graph */
     oq_hist *hists;        /* [n_entries] */
+    uint32_t *scratch;     /* [oq_hist_scratch_size(bins)] zeros between calls */
     int64_t samples;
 };
 
@@ -28,7 +29,8 @@ oq_calibrator *oq_calibrator_create(const oq_model *m, int bins, const bool *obs
     c->names = calloc((size_t)(g->n_values ? g->n_values : 1), sizeof *c->names);
     c->hists = calloc((size_t)(g->n_values ? g->n_values : 1), sizeof *c->hists);
     c->observed = calloc((size_t)(g->n_values ? g->n_values : 1), sizeof *c->observed);
-    if (!c->entry_of_value || !c->names || !c->hists || !c->observed)
+    c->scratch = bins > 0 ? calloc(oq_hist_scratch_size(bins), sizeof *c->scratch) : NULL;
+    if (!c->entry_of_value || !c->names || !c->hists || !c->observed || (bins > 0 && !c->scratch))
         goto oom;
     for (int i = 0; i < g->n_values; i++) {
         const oq_value *v = g->values[i];
@@ -69,6 +71,7 @@ void oq_calibrator_destroy(oq_calibrator *c)
     free(c->names);
     free(c->entry_of_value);
     free(c->observed);
+    free(c->scratch);
     free(c);
 }
 
@@ -84,7 +87,7 @@ void oq_calibrator_observe(void *user, const oq_value *value, const oq_tensor *t
         return;
     int e = c->entry_of_value[value->id];
     if (e >= 0)
-        oq_hist_add(&c->hists[e], tensor->data, oq_tensor_numel(tensor));
+        oq_hist_add_scratch(&c->hists[e], tensor->data, oq_tensor_numel(tensor), c->scratch);
 }
 
 void oq_calibrator_add_inputs(oq_calibrator *c, int n, const oq_value *const *values, const oq_tensor *tensors)

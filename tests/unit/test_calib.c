@@ -1,5 +1,6 @@
 /* test_calib.c: growing histograms, range methods, table JSON round trip and merge. */
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,6 +98,106 @@ static void test_binning_matches_reference(void)
     }
     free(x);
     free(want);
+}
+
+static const char *const bin_impls[] = {"avx512", "avx2", "plain"};
+
+/* Adds a stream of tensors to two histograms sharing one scratch, as the
+ * calibrator does: mostly ReLU-like tensors inside the range (the one-pass
+ * path), some on the bin edges, some reaching past the range part way
+ * through (dropped and redone after growing), some with NaN/Inf. Each add that keeps the grid must add exactly
+ * the reference bins of its finite values; the final histograms must be the
+ * same bits whatever the kernel; the scratch must end all zeros. */
+static void stream_into(const char *impl, oq_hist out[2])
+{
+    oq_err err = {0};
+    CHECK(oq_hist_force_impl(impl));
+    CHECK_OK(oq_hist_init(&out[0], 512, &err), &err);
+    CHECK_OK(oq_hist_init(&out[1], 64, &err), &err);
+    uint32_t *scratch = calloc(oq_hist_scratch_size(512), sizeof *scratch);
+    double *before = malloc(512 * sizeof *before), *want = malloc(512 * sizeof *want);
+    enum { MAXN = 5000 };
+    float *x = malloc(MAXN * sizeof *x);
+    uint64_t seed = 11;
+    int kept = 0;
+    for (int t = 0; t < 60; t++) {
+        oq_hist *h = &out[t % 2];
+        int n = 1 + (int)(((uint64_t)t * 2654435761u) % MAXN);
+        float scale = t < 30 ? 2.0f : 1.0f + (t % 7);
+        for (int i = 0; i < n; i++) {
+            float v = normal(&seed) * scale;
+            x[i] = v < 0 && (i + t) % 4 ? 0.0f : v;
+        }
+        if (t % 5 == 2 && h->width > 0) /* on and next to the bin edges, where float and double part */
+            for (int i = 0; i < n; i++) {
+                float edge = (float)(h->lo + (double)(1 + i / 3 % (h->nbins - 1)) * h->width);
+                x[i] = i % 3 == 0 ? edge : nextafterf(edge, i % 3 == 1 ? -INFINITY : INFINITY);
+            }
+        if (t % 9 == 4)
+            x[n * 3 / 4] = 50.0f * (float)t; /* past the range, late in the tensor */
+        if (t % 13 == 6)
+            x[n / 2] = -0.0f;
+        if (t % 17 == 8)
+            x[n - 1] = t % 2 ? NAN : INFINITY;
+        double lo = h->lo, width = h->width;
+        memcpy(before, h->counts, (size_t)h->nbins * sizeof *before);
+        oq_hist_add_scratch(h, x, n, scratch);
+        if (h->lo != lo || h->width != width)
+            continue;
+        kept++;
+        memset(want, 0, (size_t)h->nbins * sizeof *want);
+        for (int i = 0; i < n; i++) {
+            if (!isfinite(x[i]))
+                continue;
+            int k = (int)floor((x[i] - h->lo) * (1.0 / h->width));
+            want[k < 0 ? 0 : k >= h->nbins ? h->nbins - 1 : k] += 1;
+        }
+        int off = 0;
+        for (int k = 0; k < h->nbins; k++)
+            off += h->counts[k] - before[k] != want[k];
+        if (off)
+            fprintf(stderr, "%s, tensor %d (n=%d): %d bins differ from the reference\n", impl, t, n, off);
+        CHECK(off == 0);
+    }
+    CHECK(kept > 40); /* most adds keep the grid */
+    int dirty = 0;
+    for (size_t i = 0; i < oq_hist_scratch_size(512); i++)
+        dirty += scratch[i] != 0;
+    CHECK(dirty == 0);
+    free(x);
+    free(want);
+    free(before);
+    free(scratch);
+}
+
+static bool same_hist(const oq_hist *a, const oq_hist *b)
+{
+    return a->nbins == b->nbins && a->lo == b->lo && a->width == b->width && a->count == b->count &&
+           a->nonfinite == b->nonfinite && !memcmp(&a->min, &b->min, sizeof a->min) &&
+           !memcmp(&a->max, &b->max, sizeof a->max) &&
+           !memcmp(a->counts, b->counts, (size_t)a->nbins * sizeof *a->counts);
+}
+
+/* Every binning kernel the processor runs against the plain one. */
+static void test_kernels_agree(void)
+{
+    oq_hist want[2];
+    stream_into("plain", want);
+    for (size_t i = 0; i < sizeof bin_impls / sizeof bin_impls[0]; i++) {
+        if (!oq_hist_force_impl(bin_impls[i])) {
+            printf("binning kernel %s: not runnable here\n", bin_impls[i]);
+            continue;
+        }
+        oq_hist got[2];
+        stream_into(bin_impls[i], got);
+        for (int k = 0; k < 2; k++) {
+            CHECK(same_hist(&got[k], &want[k]));
+            oq_hist_release(&got[k]);
+        }
+        test_binning_matches_reference(); /* the one-add cases too */
+    }
+    oq_hist_release(&want[0]);
+    oq_hist_release(&want[1]);
 }
 
 static void test_methods(void)
@@ -249,7 +350,7 @@ static void test_table_io(void)
 int main(void)
 {
     test_growth();
-    test_binning_matches_reference();
+    test_kernels_agree();
     test_methods();
     test_merge();
     test_table_io();
