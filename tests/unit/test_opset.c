@@ -55,11 +55,13 @@ static void test_contract(void)
     add(m->graph, "Relu", "x", "y");
     set_output(m, "y");
     CHECK(oq_model_upgrade_opset(m, 10, &err) == OQ_EINVAL);
-    CHECK(oq_model_upgrade_opset(m, 14, &err) == OQ_EUNSUPPORTED);
+    CHECK(oq_model_upgrade_opset(m, 15, &err) == OQ_EUNSUPPORTED);
     CHECK_OK(oq_model_upgrade_opset(m, 11, &err), &err);
     CHECK(m->opsets[0].version == 11 && m->ir_version == 3);
     CHECK_OK(oq_model_upgrade_opset(m, 13, NULL), &err);
     CHECK(m->opsets[0].version == 13 && m->ir_version == 7 && m->graph->nodes[0]->opset == 13);
+    CHECK_OK(oq_model_upgrade_opset(m, 14, &err), &err);
+    CHECK(m->opsets[0].version == 14 && m->ir_version == 7 && m->graph->nodes[0]->opset == 14);
     oq_model_destroy(m);
 
     m = new_model(11, 4);
@@ -67,6 +69,28 @@ static void test_contract(void)
     m->opsets[0].domain = strdup("com.microsoft");
     CHECK(oq_model_upgrade_opset(m, 13, &err) == OQ_EINVAL);
     oq_model_destroy(m);
+}
+
+/* BatchNormalization-14 has no outputs for the statistics outside training
+ * mode: an inference node crosses, one writing them is refused by name. */
+static void test_batchnorm_14(void)
+{
+    oq_err err = {0};
+    for (int with_stats = 0; with_stats < 2; with_stats++) {
+        oq_model *m = new_model(13, 4);
+        const char *ins[5] = {"x", "g", "b", "mu", "var"}, *outs[3] = {"y", "mean", "var_out"};
+        for (int k = 1; k < 5; k++)
+            oq_graph_add_input(m->graph, oq_graph_value(m->graph, ins[k], &err), &err);
+        CHECK(oq_graph_add_node(m->graph, "BatchNormalization", "", "bn", 5, ins, with_stats ? 3 : 1, outs, &err));
+        set_output(m, "y");
+        oq_status st = oq_model_upgrade_opset(m, 14, &err);
+        if (with_stats)
+            CHECK(st == OQ_EUNSUPPORTED && strstr(err.msg, "'bn'") && m->opsets[0].version == 13);
+        else
+            CHECK_OK(st, &err);
+        CHECK(with_stats || m->opsets[0].version == 14);
+        oq_model_destroy(m);
+    }
 }
 
 /* Softmax before 13 flattens at axis: the same axis is kept only when it is the last. */
@@ -208,6 +232,7 @@ static void test_subgraph_and_refusals(void)
 int main(void)
 {
     test_contract();
+    test_batchnorm_14();
     test_softmax();
     test_attrs_to_inputs();
     test_resize();
