@@ -1333,40 +1333,6 @@ static oq_status simplify_float_glue(rewriter *r)
     return st;
 }
 
-/* ---- what calibration must record ------------------------------------------------------ */
-
-void oq_quant_range_values(const oq_graph *g, bool *want)
-{
-    memset(want, 0, (size_t)g->n_values * sizeof *want);
-    for (int i = 0; i < g->n_nodes; i++) {
-        const oq_node *n = g->nodes[i];
-        bool weighted = is_default_op(n, "Conv") || is_default_op(n, "MatMul") || is_default_op(n, "Gemm");
-        bool moves = false;
-        for (size_t k = 0; k < sizeof passthrough_ops / sizeof passthrough_ops[0]; k++)
-            moves = moves || is_default_op(n, passthrough_ops[k].op);
-        if (!weighted && !moves)
-            continue;
-        for (int k = 0; k < n->n_inputs; k++)
-            if (n->inputs[k] && !n->inputs[k]->constant && n->inputs[k]->graph == g)
-                want[n->inputs[k]->id] = true;
-        for (int k = weighted; k < n->n_outputs; k++)
-            if (n->outputs[k])
-                want[n->outputs[k]->id] = true;
-        if (!weighted || !n->n_outputs || !n->outputs[0])
-            continue;
-        /* the value the op writes after folds: Conv -> BatchNormalization, then
-         * the output of a Relu/Clip in place of its input (see is_clamp_of) */
-        const oq_value *y = n->outputs[0];
-        const oq_node *next = sole_reader(g, y);
-        if (is_default_op(next, "BatchNormalization") && next->n_outputs && next->outputs[0]) {
-            want[y->id] = true; /* for when the BatchNormalization cannot fold */
-            y = next->outputs[0];
-            next = sole_reader(g, y);
-        }
-        want[(is_clamp_of(next, y) ? next->outputs[0] : y)->id] = true;
-    }
-}
-
 /* ---- Conv + BatchNormalization folding ------------------------------------------------ */
 
 /* Float constant 1-D of n elements, or NULL. */
@@ -1377,31 +1343,45 @@ static const float *channel_constant(const oq_value *v, int64_t n)
     return v->constant->data;
 }
 
-/* Folds inference-mode BatchNormalization bn into the Conv that alone feeds
- * it: W[c] * s[c] and (B[c] - mean[c]) * s[c] + beta[c] with s = gamma /
+/* Whether inference-mode BatchNormalization bn can fold into the Conv that
+ * alone feeds it (stored in *conv): constant weight, and bias and statistics
+ * with one value per output channel. The graph decides, not the options. */
+static bool batchnorm_folds(const oq_graph *g, const oq_node *bn, oq_node **conv)
+{
+    const oq_value *x = bn->n_inputs ? bn->inputs[0] : NULL;
+    *conv = x ? x->producer : NULL;
+    if (!is_default_op(bn, "BatchNormalization") || bn->n_inputs != 5 || !bn->n_outputs || !bn->outputs[0] ||
+        oq_node_attr_int(bn, "training_mode", 0) || !is_default_op(*conv, "Conv") || sole_reader(g, x) != bn)
+        return false;
+    for (int k = 1; k < bn->n_outputs; k++)
+        if (bn->outputs[k] && (bn->outputs[k]->n_consumers || is_graph_output(g, bn->outputs[k])))
+            return false;
+    const oq_value *w = oq_node_input(*conv, 1), *b = oq_node_input(*conv, 2);
+    if (!is_float_constant(w) || w->constant->rank < 3)
+        return false;
+    int64_t ch = w->constant->dims[0];
+    for (int k = 1; k < 5; k++)
+        if (!channel_constant(bn->inputs[k], ch))
+            return false;
+    return !b || channel_constant(b, ch);
+}
+
+/* Folds bn into its Conv (see batchnorm_folds) when that Conv is selected:
+ * W[c] * s[c] and (B[c] - mean[c]) * s[c] + beta[c] with s = gamma /
  * sqrt(var + epsilon), as new initializers; the Conv then writes bn's output
- * and bn goes. False (graph untouched) when the pattern does not match. */
+ * and bn goes. False (graph untouched) when it does not fold. */
 static bool fold_batchnorm(rewriter *r, oq_node *bn, oq_status *st)
 {
     *st = OQ_OK;
-    oq_value *x = bn->inputs[0], *y = bn->n_outputs ? bn->outputs[0] : NULL;
-    oq_node *conv = x ? x->producer : NULL;
-    if (bn->domain[0] || bn->n_inputs != 5 || !y || oq_node_attr_int(bn, "training_mode", 0) || !conv ||
-        strcmp(conv->op_type, "Conv") || conv->domain[0] || x->n_consumers != 1 || is_graph_output(r->g, x) ||
-        !is_selected(r, "Conv") || is_excluded(r, conv))
+    oq_node *conv;
+    if (!batchnorm_folds(r->g, bn, &conv) || !is_selected(r, "Conv") || is_excluded(r, conv))
         return false;
-    for (int k = 1; k < bn->n_outputs; k++)
-        if (bn->outputs[k] && (bn->outputs[k]->n_consumers || is_graph_output(r->g, bn->outputs[k])))
-            return false;
+    oq_value *y = bn->outputs[0];
     const oq_value *w = oq_node_input(conv, 1), *b = oq_node_input(conv, 2);
-    if (!is_float_constant(w) || w->constant->rank < 3)
-        return false;
     int64_t ch = w->constant->dims[0], inner = oq_tensor_numel(w->constant) / (ch ? ch : 1);
     const float *gamma = channel_constant(bn->inputs[1], ch), *beta = channel_constant(bn->inputs[2], ch),
                 *mean = channel_constant(bn->inputs[3], ch), *var = channel_constant(bn->inputs[4], ch),
                 *bias = b ? channel_constant(b, ch) : NULL;
-    if (!gamma || !beta || !mean || !var || (b && !bias))
-        return false;
     float eps = oq_node_attr_float(bn, "epsilon", 1e-5f);
     oq_tensor wt, *bt = oq_tensor_create(OQ_DTYPE_FLOAT, 1, &ch, r->err);
     if (!bt || oq_tensor_copy(&wt, w->constant, r->err)) {
@@ -1448,6 +1428,40 @@ static oq_status fold_batchnorms(rewriter *r)
         i++;
     }
     return st;
+}
+
+/* ---- what calibration must record ------------------------------------------------------ */
+
+void oq_quant_range_values(const oq_graph *g, bool *want)
+{
+    memset(want, 0, (size_t)g->n_values * sizeof *want);
+    for (int i = 0; i < g->n_nodes; i++) {
+        const oq_node *n = g->nodes[i];
+        bool weighted = is_default_op(n, "Conv") || is_default_op(n, "MatMul") || is_default_op(n, "Gemm");
+        bool moves = false;
+        for (size_t k = 0; k < sizeof passthrough_ops / sizeof passthrough_ops[0]; k++)
+            moves = moves || is_default_op(n, passthrough_ops[k].op);
+        if (!weighted && !moves)
+            continue;
+        for (int k = 0; k < n->n_inputs; k++)
+            if (n->inputs[k] && !n->inputs[k]->constant && n->inputs[k]->graph == g)
+                want[n->inputs[k]->id] = true;
+        for (int k = weighted; k < n->n_outputs; k++)
+            if (n->outputs[k])
+                want[n->outputs[k]->id] = true;
+        if (!weighted || !n->n_outputs || !n->outputs[0])
+            continue;
+        /* the value the op writes after folds: Conv -> BatchNormalization, then
+         * the output of a Relu/Clip in place of its input (see is_clamp_of) */
+        const oq_value *y = n->outputs[0];
+        const oq_node *next = sole_reader(g, y);
+        oq_node *conv;
+        if (next && batchnorm_folds(g, next, &conv)) {
+            y = next->outputs[0];
+            next = sole_reader(g, y);
+        }
+        want[(is_clamp_of(next, y) ? next->outputs[0] : y)->id] = true;
+    }
 }
 
 /* ---- cleanup --------------------------------------------------------------------------- */
