@@ -76,15 +76,17 @@ def sha(path):
     return hashlib.sha256(open(path, "rb").read()).hexdigest()
 
 
+def const(name, a):
+    """A Constant node writing float32 array a as `name` (PP-OCR keeps its weights so)."""
+    return onnx.helper.make_node("Constant", [], [name], value=numpy_helper.from_array(
+        np.asarray(a, np.float32), name))
+
+
 def conv_affine_model():
     """Conv -> BatchNormalization -> Mul [1,C,1,1] -> Add scalar -> Relu -> Conv -> Mul [W]: the
     quantizer folds the BatchNormalization into the Conv (FOLDABLE) and keeps the rest."""
     rng = np.random.default_rng(7)
     c = 4
-
-    def const(name, a):
-        return onnx.helper.make_node("Constant", [], [name], value=numpy_helper.from_array(
-            np.asarray(a, np.float32), name))
     nodes = [
         onnx.helper.make_node("Conv", ["x", "w0", "b0"], ["c0"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
         onnx.helper.make_node("BatchNormalization", ["c0", "g", "be", "mu", "var"], ["n0"], epsilon=1e-3),
@@ -119,10 +121,6 @@ def hard_swish_model():
     8-bit tensors into (De)QuantizeLinear scales."""
     rng = np.random.default_rng(11)
     c = 6
-
-    def const(name, a):
-        return onnx.helper.make_node("Constant", [], [name], value=numpy_helper.from_array(
-            np.asarray(a, np.float32), name))
     nodes = [
         onnx.helper.make_node("Conv", ["x", "w0", "b0"], ["c0"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
         const("s0", [1.5]), onnx.helper.make_node("Mul", ["s0", "c0"], ["m0"]),
