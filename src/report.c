@@ -143,6 +143,16 @@ oq_status oq_report_write(const oq_report_input *in, const char *path, oq_err *e
     cJSON_AddNumberToObject(counts, "folded_batchnorm", in->result->n_folded_bn);
     cJSON_AddNumberToObject(counts, "folded_factors", in->result->n_folded_factors);
     cJSON_AddNumberToObject(counts, "fused_hard_swish", in->result->n_fused_hard_swish);
+    if (in->opts->mode == OQ_MODE_STATIC && in->opts->format == OQ_FORMAT_QOPERATOR) {
+        cJSON *b = cJSON_AddObjectToObject(root, "boundaries");
+        cJSON_AddNumberToObject(b, "quantize_linear", in->result->n_boundary_quantize);
+        cJSON_AddNumberToObject(b, "dequantize_linear", in->result->n_boundary_dequantize);
+        cJSON *ops = cJSON_AddObjectToObject(b, "float_ops");
+        for (int i = 0; i < in->result->n_glue_ops; i++)
+            cJSON_AddNumberToObject(ops, in->result->glue_ops[i].op_type, in->result->glue_ops[i].count);
+    } else {
+        cJSON_AddNullToObject(root, "boundaries");
+    }
     cJSON_AddItemToObject(root, "nodes", nodes_json(in));
     if (in->eval)
         cJSON_AddItemToObject(root, "evaluation", eval_json(in->eval));

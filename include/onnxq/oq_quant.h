@@ -93,11 +93,24 @@ typedef struct oq_quant_node {
     double weight_sqnr_db;
 } oq_quant_node;
 
+/* A float op type next to the float/8-bit boundaries, and how many such nodes. */
+typedef struct oq_glue_op {
+    char *op_type;
+    int count;
+} oq_glue_op;
+
 typedef struct oq_quant_result {
     int64_t opset_from, opset_to; /* default-domain opset before and after (13 at least; 14 for HardSwish) */
     int n_folded_bn;              /* BatchNormalization nodes folded into the Conv before them */
     int n_folded_factors;         /* Mul by a constant folded into a (De)QuantizeLinear scale */
     int n_fused_hard_swish;       /* x * Clip(x + 3, 0, 6) / 6 patterns (and alike) made HardSwish */
+    /* where float and 8-bit meet in the output: QuantizeLinear and DequantizeLinear
+     * nodes on activations (not on constant weights), and the float nodes reading
+     * such a DequantizeLinear or feeding such a QuantizeLinear, by op type (most
+     * frequent first, then by name) */
+    int n_boundary_quantize, n_boundary_dequantize;
+    int n_glue_ops;
+    oq_glue_op *glue_ops;
     int n_nodes;
     oq_quant_node *nodes;  /* candidates in graph order */
 } oq_quant_result;

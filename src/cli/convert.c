@@ -346,6 +346,17 @@ static void print_summary(const convert_args *a, const oq_report_input *r)
         fprintf(stderr, "onnxq: float ops between 8-bit ones: %d constant factors moved into (de)quantization scales, "
                         "%d hard-swish patterns made HardSwish\n",
                 r->result->n_folded_factors, r->result->n_fused_hard_swish);
+    if (r->result->n_glue_ops) {
+        char ops[256] = "";
+        for (int i = 0, used = 0; i < r->result->n_glue_ops && i < 4 && used < (int)sizeof ops; i++)
+            used += snprintf(ops + used, sizeof ops - (size_t)used, "%s%s x%d", i ? ", " : "",
+                             r->result->glue_ops[i].op_type, r->result->glue_ops[i].count);
+        fprintf(stderr,
+                "onnxq: float and 8-bit meet at %d QuantizeLinear and %d DequantizeLinear nodes, next to float %s%s: "
+                "each is one more pass over its tensor, which small models feel most\n",
+                r->result->n_boundary_quantize, r->result->n_boundary_dequantize, ops,
+                r->result->n_glue_ops > 4 ? ", ..." : "");
+    }
     if (r->result->opset_to != r->result->opset_from)
         fprintf(stderr, "onnxq: raised the model's opset from %lld to %lld (nodes whose definitions changed were rewritten)\n",
                 (long long)r->result->opset_from, (long long)r->result->opset_to);

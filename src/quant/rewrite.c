@@ -23,6 +23,7 @@
  * scales, then the float bias is added. */
 #include <math.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -1430,6 +1431,79 @@ static oq_status fold_batchnorms(rewriter *r)
     return st;
 }
 
+/* ---- where float and 8-bit meet ------------------------------------------------------- */
+
+static int by_address(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t) * (oq_node *const *)a, y = (uintptr_t) * (oq_node *const *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int by_count_then_name(const void *a, const void *b)
+{
+    const oq_glue_op *x = a, *y = b;
+    return x->count != y->count ? y->count - x->count : strcmp(x->op_type, y->op_type);
+}
+
+static bool is_boundary(const oq_node *n)
+{
+    return (is_default_op(n, "QuantizeLinear") || is_default_op(n, "DequantizeLinear")) && n->n_inputs &&
+           n->inputs[0] && !n->inputs[0]->constant;
+}
+
+/* Fills the boundary counts of r->res (see oq_quant_result) from the final graph. */
+static oq_status count_boundaries(rewriter *r)
+{
+    oq_status st = oq_graph_index(r->g, r->err);
+    int n_glue = 0;
+    oq_node **glue = malloc((size_t)(2 * r->g->n_nodes + 1) * sizeof *glue);
+    if (!st && !glue)
+        st = oq_errf(r->err, OQ_ENOMEM, "out of memory");
+    for (int i = 0; !st && i < r->g->n_nodes; i++) {
+        oq_node *n = r->g->nodes[i];
+        if (!is_boundary(n))
+            continue;
+        if (is_default_op(n, "QuantizeLinear")) {
+            r->res->n_boundary_quantize++;
+            oq_node *p = n->inputs[0]->producer;
+            if (p && !is_boundary(p))
+                glue[n_glue++] = p;
+            continue;
+        }
+        r->res->n_boundary_dequantize++;
+        for (int k = 0; n->n_outputs && n->outputs[0] && k < n->outputs[0]->n_consumers; k++)
+            if (!is_boundary(n->outputs[0]->consumers[k]) && n_glue < 2 * r->g->n_nodes)
+                glue[n_glue++] = n->outputs[0]->consumers[k];
+    }
+    if (!st)
+        qsort(glue, (size_t)n_glue, sizeof *glue, by_address);
+    for (int i = 0; !st && i < n_glue; i++) {
+        if (i && glue[i] == glue[i - 1])
+            continue;
+        oq_quant_result *res = r->res;
+        int k = 0;
+        while (k < res->n_glue_ops && strcmp(res->glue_ops[k].op_type, glue[i]->op_type))
+            k++;
+        if (k == res->n_glue_ops) {
+            oq_glue_op *grown = realloc(res->glue_ops, (size_t)(k + 1) * sizeof *grown);
+            char *op = strdup(glue[i]->op_type);
+            if (grown)
+                res->glue_ops = grown;
+            if (!grown || !op) {
+                free(op);
+                st = oq_errf(r->err, OQ_ENOMEM, "out of memory");
+                break;
+            }
+            res->glue_ops[res->n_glue_ops++] = (oq_glue_op){op, 0};
+        }
+        res->glue_ops[k].count++;
+    }
+    if (!st)
+        qsort(r->res->glue_ops, (size_t)r->res->n_glue_ops, sizeof *r->res->glue_ops, by_count_then_name);
+    free(glue);
+    return st;
+}
+
 /* ---- what calibration must record ------------------------------------------------------ */
 
 void oq_quant_range_values(const oq_graph *g, bool *want)
@@ -1597,6 +1671,8 @@ oq_status oq_quantize_model(oq_model *m, const oq_calib_table *table, const oq_q
         drop_dead_constants(r.g);
         st = oq_graph_sort(r.g, err);
     }
+    if (!st && opts->mode == OQ_MODE_STATIC && opts->format == OQ_FORMAT_QOPERATOR)
+        st = count_boundaries(&r);
     if (!st && contrib_added)
         drop_unused_contrib(m);
     for (int i = 0; i < r.n_weights; i++)
@@ -1618,5 +1694,8 @@ void oq_quant_result_release(oq_quant_result *r)
         free(r->nodes[i].twin);
     }
     free(r->nodes);
+    for (int i = 0; i < r->n_glue_ops; i++)
+        free(r->glue_ops[i].op_type);
+    free(r->glue_ops);
     memset(r, 0, sizeof *r);
 }

@@ -12,6 +12,8 @@ mode (DynamicQuantizeLinear + MatMulInteger/ConvInteger, no calibration):
   model within one quantization step of each output (in dynamic mode the steps
   are chosen at run time, so the bound is 1e-3 of the output's magnitude);
 - the quantized model stays close to the float one in ONNX Runtime (cosine);
+- the report's `boundaries` counts the QuantizeLinear/DequantizeLinear nodes on
+  activations that the output graph has (QOperator format), null elsewhere;
 - hard-swish patterns become HardSwish and scalar factors next to 8-bit tensors
   move into (De)QuantizeLinear scales, on a PP-OCRv4-style block;
 - the same inputs and options give byte-identical output, whether calibration
@@ -264,6 +266,19 @@ def main():
                     tally.case(tag + " factors", counts["folded_factors"] == expect,
                                "%d scalar factors moved into (de)quantization scales (expected %d)"
                                % (counts["folded_factors"], expect))
+                consts = {i.name for i in qm.graph.initializer} | {o for n in qm.graph.node
+                                                                    if n.op_type == "Constant" for o in n.output}
+                on_acts = {op: sum(n.op_type == op and n.input[0] not in consts for n in qm.graph.node)
+                           for op in ("QuantizeLinear", "DequantizeLinear")}
+                b = rep.get("boundaries", "missing")
+                if fmt in ("qoperator", "contrib"):
+                    tally.case(tag + " boundaries", isinstance(b, dict) and
+                               (b["quantize_linear"], b["dequantize_linear"]) ==
+                               (on_acts["QuantizeLinear"], on_acts["DequantizeLinear"]),
+                               "report %s; the graph has %d QuantizeLinear and %d DequantizeLinear on activations"
+                               % (b, on_acts["QuantizeLinear"], on_acts["DequantizeLinear"]))
+                else:
+                    tally.case(tag + " boundaries", b is None, "null outside the QOperator format (got %s)" % (b,))
                 quantized = [n for n in rep["nodes"] if n["quantized"]]
                 tally.case(tag + " report", rep["node_counts"]["candidates"] == len(rep["nodes"]) and
                            all("reason" in n for n in rep["nodes"] if not n["quantized"]),
