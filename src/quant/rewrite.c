@@ -1475,7 +1475,7 @@ static oq_status count_boundaries(rewriter *r)
             if (!is_boundary(n->outputs[0]->consumers[k]) && n_glue < 2 * r->g->n_nodes)
                 glue[n_glue++] = n->outputs[0]->consumers[k];
     }
-    if (!st)
+    if (!st && n_glue > 1)
         qsort(glue, (size_t)n_glue, sizeof *glue, by_address);
     for (int i = 0; !st && i < n_glue; i++) {
         if (i && glue[i] == glue[i - 1])
@@ -1498,7 +1498,7 @@ static oq_status count_boundaries(rewriter *r)
         }
         res->glue_ops[k].count++;
     }
-    if (!st)
+    if (!st && r->res->n_glue_ops > 1)
         qsort(r->res->glue_ops, (size_t)r->res->n_glue_ops, sizeof *r->res->glue_ops, by_count_then_name);
     free(glue);
     return st;
