@@ -6,12 +6,18 @@
  * that the OS has not scheduled yet (on a busy machine that can take
  * milliseconds): it runs the unclaimed chunks itself and only waits for
  * chunks a worker has already started. Which thread runs a chunk changes
- * nothing in its result. */
+ * nothing in its result. An idle worker first watches for the next job for
+ * SPIN_NS before it sleeps, since a model's kernels come back to back and a
+ * wake-up through the kernel costs more than most of them. */
 #include "exec/threadpool.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <time.h>
+
+enum { SPIN_NS = 100000 };
 
 struct oq_threadpool {
     int n_threads;        /* workers + the calling thread */
@@ -20,8 +26,8 @@ struct oq_threadpool {
     pthread_mutex_t mu;   /* guards everything below */
     pthread_cond_t wake;  /* workers wait here for a new generation */
     pthread_cond_t done;  /* the caller waits here for unfinished == 0 */
-    uint64_t generation;  /* bumped once per job */
-    bool quit;
+    _Atomic uint64_t generation; /* bumped once per job; also read unlocked while spinning */
+    _Atomic bool quit;
     /* the current job */
     oq_range_fn fn;
     void *arg;
@@ -66,6 +72,30 @@ static void claim_chunks(oq_threadpool *tp)
     }
 }
 
+static int64_t now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+/* Without tp->mu: returns once a job after `seen` (or quit) is posted, or
+ * after SPIN_NS without one. */
+static void spin_for_job(oq_threadpool *tp, uint64_t seen)
+{
+    int64_t until = now_ns() + SPIN_NS;
+    for (int i = 1;; i++) {
+        if (atomic_load_explicit(&tp->generation, memory_order_relaxed) != seen ||
+            atomic_load_explicit(&tp->quit, memory_order_relaxed))
+            return;
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+        if (i % 64 == 0 && now_ns() > until)
+            return;
+    }
+}
+
 static void *worker_main(void *p)
 {
     worker_arg wa = *(worker_arg *)p;
@@ -74,6 +104,11 @@ static void *worker_main(void *p)
     uint64_t seen = 0;
     pthread_mutex_lock(&tp->mu);
     for (;;) {
+        if (tp->generation == seen && !tp->quit) {
+            pthread_mutex_unlock(&tp->mu);
+            spin_for_job(tp, seen);
+            pthread_mutex_lock(&tp->mu);
+        }
         while (tp->generation == seen && !tp->quit)
             pthread_cond_wait(&tp->wake, &tp->mu);
         if (tp->quit)
