@@ -1189,12 +1189,13 @@ static bool fold_factor(rewriter *r, oq_node *m, oq_status *st)
             oq_node_set_output(dq, 0, y);
             return true;
         }
+        oq_value *shift = other_operand(next, "Add", y);
+        oq_node *after = shift ? sole_reader(r->g, next->outputs[0]) : NULL;
         if (is_default_op(next, "QuantizeLinear") && next->inputs[0] == y)
             q = next;
-        else if (other_operand(next, "Add", y) && isfinite(b = scalar_operand(other_operand(next, "Add", y), x)) &&
-                 is_default_op(sole_reader(r->g, next->outputs[0]), "QuantizeLinear") &&
-                 sole_reader(r->g, next->outputs[0])->inputs[0] == next->outputs[0])
-            add = next, q = sole_reader(r->g, next->outputs[0]);
+        else if (isfinite(b = scalar_operand(shift, x)) && is_default_op(after, "QuantizeLinear") &&
+                 after->inputs[0] == next->outputs[0])
+            add = next, q = after;
         if (!q || !isfinite(s = qdq_scale(q) / c) || !(s > 0.0f))
             continue;
         snprintf(base, sizeof base, "%s_scale", q->outputs[0]->name);

@@ -84,6 +84,19 @@ def const(name, a):
         np.asarray(a, np.float32), name))
 
 
+def conv_test_model(name, nodes, weights):
+    """Opset-13 model `name` of `nodes` with float32 initializers `weights`
+    (name -> array), input x [1,3,8,8] and output y [1,2,8,8]."""
+    inits = [numpy_helper.from_array(np.asarray(a, np.float32), n) for n, a in weights]
+    g = onnx.helper.make_graph(nodes, name,
+                               [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 8, 8])],
+                               [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 2, 8, 8])],
+                               inits)
+    m = onnx.helper.make_model(g, opset_imports=[onnx.helper.make_opsetid("", 13)])
+    m.ir_version = 7
+    return m
+
+
 def conv_affine_model():
     """Conv -> BatchNormalization -> Mul [1,C,1,1] -> Add scalar -> Relu -> Conv -> Mul [W]: the
     quantizer folds the BatchNormalization into the Conv (FOLDABLE) and keeps the rest."""
@@ -101,17 +114,11 @@ def conv_affine_model():
         const("kw", rng.uniform(0.5, 2.0, (8,))),
         onnx.helper.make_node("Mul", ["c1", "kw"], ["y"]),
     ]
-    inits = [numpy_helper.from_array(a.astype(np.float32), n) for n, a in [
+    m = conv_test_model("conv_affine", nodes, [
         ("w0", rng.standard_normal((c, 3, 3, 3)) * 0.3), ("b0", rng.standard_normal(c) * 0.1),
         ("g", rng.uniform(0.5, 1.5, c)), ("be", rng.standard_normal(c) * 0.1),
         ("mu", rng.standard_normal(c) * 0.1), ("var", rng.uniform(0.5, 1.5, c)),
-        ("w1", rng.standard_normal((2, c, 1, 1)) * 0.5)]]
-    g = onnx.helper.make_graph(nodes, "conv_affine",
-                               [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 8, 8])],
-                               [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 2, 8, 8])],
-                               inits)
-    m = onnx.helper.make_model(g, opset_imports=[onnx.helper.make_opsetid("", 13)])
-    m.ir_version = 7
+        ("w1", rng.standard_normal((2, c, 1, 1)) * 0.5)])
     return m, [[rng.standard_normal((1, 3, 8, 8)).astype(np.float32)] for _ in range(4)]
 
 
@@ -138,15 +145,9 @@ def hard_swish_model():
         onnx.helper.make_node("Mul", ["c1", "g1"], ["h4"]),
         onnx.helper.make_node("Conv", ["h4", "w2"], ["y"], kernel_shape=[1, 1]),
     ]
-    inits = [numpy_helper.from_array(a.astype(np.float32), n) for n, a in [
+    m = conv_test_model("hard_swish", nodes, [
         ("w0", rng.standard_normal((c, 3, 3, 3)) * 0.4), ("b0", rng.standard_normal(c) * 0.2),
-        ("w1", rng.standard_normal((c, c, 1, 1)) * 0.5), ("w2", rng.standard_normal((2, c, 1, 1)) * 0.5)]]
-    g = onnx.helper.make_graph(nodes, "hard_swish",
-                               [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 8, 8])],
-                               [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 2, 8, 8])],
-                               inits)
-    m = onnx.helper.make_model(g, opset_imports=[onnx.helper.make_opsetid("", 13)])
-    m.ir_version = 7
+        ("w1", rng.standard_normal((c, c, 1, 1)) * 0.5), ("w2", rng.standard_normal((2, c, 1, 1)) * 0.5)])
     return m, [[rng.uniform(-2, 2, (1, 3, 8, 8)).astype(np.float32)] for _ in range(4)]
 
 
