@@ -102,6 +102,10 @@ static cJSON *eval_json(const oq_eval *ev)
             add_number(o, "top1_agreement", m->top1_total ? (double)m->top1_agree / (double)m->top1_total : NAN);
         cJSON_AddItemToArray(outs, o);
     }
+    cJSON *w = cJSON_AddObjectToObject(j, "work_per_sample");
+    cJSON_AddNumberToObject(w, "int8_macs", ev->int8_macs);
+    cJSON_AddNumberToObject(w, "int8_nodes", ev->int8_nodes);
+    cJSON_AddNumberToObject(w, "converted_elements", ev->converted);
     if (ev->labeled) {
         cJSON *a = cJSON_AddObjectToObject(j, "accuracy");
         cJSON_AddNumberToObject(a, "labeled_samples", (double)ev->labeled);
@@ -158,6 +162,14 @@ oq_status oq_report_write(const oq_report_input *in, const char *path, oq_err *e
         cJSON_AddItemToObject(root, "evaluation", eval_json(in->eval));
     else
         cJSON_AddNullToObject(root, "evaluation");
+    if (in->eval && in->opts->mode == OQ_MODE_STATIC && in->opts->format == OQ_FORMAT_QOPERATOR) {
+        const char *why;
+        cJSON *s = cJSON_AddObjectToObject(root, "speed_outlook");
+        cJSON_AddBoolToObject(s, "faster_expected", oq_eval_speedup_expected(in->eval, &why));
+        cJSON_AddStringToObject(s, "why", why);
+    } else {
+        cJSON_AddNullToObject(root, "speed_outlook");
+    }
     cJSON *t = cJSON_AddObjectToObject(root, "timings_s");
     cJSON_AddNumberToObject(t, "load", in->t_load);
     cJSON_AddNumberToObject(t, "calibrate", in->t_calibrate);

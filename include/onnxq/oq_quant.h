@@ -155,7 +155,20 @@ typedef struct oq_eval {
     double *node_sqnr_db;     /* [result->n_nodes]; NAN for nodes left float */
     int64_t labeled;          /* samples with a label (first output, classifier-shaped) */
     int64_t fp32_correct, q_correct;
+    /* the quantized run's work per sample (averages): multiply-adds of the
+     * integer ops (QLinearConv, QLinearMatMul, ConvInteger, MatMulInteger,
+     * QGemm), how many such nodes ran, and the elements that
+     * QuantizeLinear, DequantizeLinear and DynamicQuantizeLinear converted
+     * between float and 8-bit on activations */
+    double int8_macs, int8_nodes, converted;
 } oq_eval;
+
+/* Whether a runtime can be expected to run the quantized model faster than
+ * the float one, judged from e's work counts: the integer ops must be big
+ * enough for a faster kernel to outweigh a runtime's fixed cost per node, and
+ * the conversions few next to the multiply-adds. *why gets a static sentence
+ * saying which holds. */
+bool oq_eval_speedup_expected(const oq_eval *e, const char **why);
 
 /* Runs the float and the quantized model on up to max_samples samples of ds
  * (0 = all) and compares their outputs, and each quantized node's output

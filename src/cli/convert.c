@@ -376,6 +376,15 @@ static void print_summary(const convert_args *a, const oq_report_input *r)
                 fprintf(stderr, ", top-1 agreement %.2f%%", 100.0 * m->top1_agree / m->top1_total);
             fputc('\n', stderr);
         }
+        if (a->q.mode == OQ_MODE_STATIC && a->q.format == OQ_FORMAT_QOPERATOR) {
+            const char *why;
+            bool faster = oq_eval_speedup_expected(r->eval, &why);
+            fprintf(stderr, "onnxq: %s: %s (per sample: %.3g M multiply-adds in %.0f integer ops, %.3g M elements "
+                            "converted)\n",
+                    faster ? "a runtime with 8-bit kernels should run this faster than float"
+                           : "expect no speed-up over float in a runtime",
+                    why, r->eval->int8_macs / 1e6, r->eval->int8_nodes, r->eval->converted / 1e6);
+        }
         if (r->eval->labeled)
             fprintf(stderr, "onnxq: top-1 accuracy on %lld labeled samples: fp32 %.2f%%, quantized %.2f%%\n",
                     (long long)r->eval->labeled, 100.0 * r->eval->fp32_correct / r->eval->labeled,

@@ -24,6 +24,9 @@ typedef struct eval_state {
     int n_tracked;
     tracked *t;
     int pass;              /* 0: float run saves, 1: quantized run compares */
+    int n_values;
+    int64_t *last_axis;    /* [n_values] of the quantized graph: last axis of each value's latest tensor */
+    double macs, nodes, converted; /* the quantized runs' work so far (see oq_eval) */
 } eval_state;
 
 static float element_as_float(const oq_tensor *x, int64_t i, float scale, int32_t zp)
@@ -36,9 +39,68 @@ static float element_as_float(const oq_tensor *x, int64_t i, float scale, int32_
     }
 }
 
+static bool is_op(const oq_node *n, const char *domain, const char *op)
+{
+    return !strcmp(n->domain, domain) && !strcmp(n->op_type, op);
+}
+
+/* Length of axis `axis` (negative: from the end) of constant v, or 0. */
+static int64_t constant_dim(const oq_value *v, int axis)
+{
+    if (!v || !v->constant || v->constant->rank == 0)
+        return 0;
+    int r = v->constant->rank, a = axis < 0 ? r + axis : axis;
+    return a >= 0 && a < r ? v->constant->dims[a] : 0;
+}
+
+/* Multiply-adds per output element of integer op n (its reduction length),
+ * or 0 when n is not one or its weight is not a constant. */
+static int64_t reduction_length(const eval_state *s, const oq_node *n)
+{
+    int w = is_op(n, "", "QLinearConv") ? 3 : is_op(n, "", "ConvInteger") ? 1 : -1;
+    if (w >= 0) {
+        const oq_value *wv = oq_node_input(n, w);
+        int64_t m = constant_dim(wv, 0);
+        return m > 0 ? oq_tensor_numel(wv->constant) / m : 0;
+    }
+    if (is_op(n, "com.microsoft", "QGemm"))
+        return constant_dim(oq_node_input(n, 3), oq_node_attr_int(n, "transB", 0) ? 1 : 0);
+    int b = is_op(n, "", "QLinearMatMul") ? 3 : is_op(n, "", "MatMulInteger") ? 1 : -1;
+    if (b < 0)
+        return 0;
+    const oq_value *bv = oq_node_input(n, b), *a = oq_node_input(n, 0);
+    if (bv && bv->constant)
+        return constant_dim(bv, bv->constant->rank >= 2 ? -2 : 0);
+    return a && a->id < s->n_values ? s->last_axis[a->id] : 0; /* two activations: A's last axis */
+}
+
+/* Adds what producing value v (tensor x) cost the quantized run to s. */
+static void count_work(eval_state *s, const oq_value *v, const oq_tensor *x)
+{
+    if (v->id < s->n_values)
+        s->last_axis[v->id] = x->rank ? x->dims[x->rank - 1] : 1;
+    const oq_node *n = v->producer;
+    if (!n || n->n_outputs < 1 || n->outputs[0] != v)
+        return;
+    int64_t numel = oq_tensor_numel(x);
+    const oq_value *in = oq_node_input(n, 0);
+    if ((is_op(n, "", "QuantizeLinear") || is_op(n, "", "DequantizeLinear") ||
+         is_op(n, "", "DynamicQuantizeLinear")) && in && !in->constant) {
+        s->converted += (double)numel;
+        return;
+    }
+    int64_t k = reduction_length(s, n);
+    if (k > 0) {
+        s->macs += (double)numel * (double)k;
+        s->nodes += 1;
+    }
+}
+
 static void observe(void *user, const oq_value *v, const oq_tensor *x)
 {
     eval_state *s = user;
+    if (s->pass == 1)
+        count_work(s, v, x);
     for (int i = 0; i < s->n_tracked; i++) {
         tracked *t = &s->t[i];
         if (s->pass == 0 && v == t->ref) {
@@ -138,7 +200,9 @@ oq_status oq_evaluate(const oq_model *fp32, const oq_model *quant, const oq_quan
     out->outputs = calloc((size_t)n_out + 1, sizeof *out->outputs);
     out->node_sqnr_db = calloc((size_t)qr->n_nodes + 1, sizeof *out->node_sqnr_db);
     es.t = calloc((size_t)qr->n_nodes + 1, sizeof *es.t);
-    if (!ins || !of || !oqv || !sums || !out->outputs || !out->node_sqnr_db || !es.t) {
+    es.n_values = quant->graph->n_values;
+    es.last_axis = calloc((size_t)es.n_values + 1, sizeof *es.last_axis);
+    if (!ins || !of || !oqv || !sums || !out->outputs || !out->node_sqnr_db || !es.t || !es.last_axis) {
         st = oq_errf(err, OQ_ENOMEM, "out of memory");
         goto done;
     }
@@ -202,6 +266,11 @@ oq_status oq_evaluate(const oq_model *fp32, const oq_model *quant, const oq_quan
                                                      : (sums[k].aa == sums[k].bb ? 1 : 0);
         m->sqnr_db = sqnr_db(sums[k].aa, sums[k].err2);
     }
+    if (out->samples) {
+        out->int8_macs = es.macs / (double)out->samples;
+        out->int8_nodes = es.nodes / (double)out->samples;
+        out->converted = es.converted / (double)out->samples;
+    }
     for (int i = 0; i < es.n_tracked; i++)
         if (es.t[i].mismatched == 0)
             out->node_sqnr_db[es.t[i].node] = sqnr_db(es.t[i].signal, es.t[i].noise);
@@ -209,6 +278,7 @@ done:
     for (int i = 0; es.t && i < es.n_tracked; i++)
         oq_tensor_release(&es.t[i].saved);
     free(es.t);
+    free(es.last_axis);
     free(ins);
     free(of);
     free(oqv);
@@ -229,4 +299,33 @@ void oq_eval_release(oq_eval *e)
     free(e->outputs);
     free(e->node_sqnr_db);
     memset(e, 0, sizeof *e);
+}
+
+/* Bounds between the two groups bench/bench_quantized.py measured in ONNX
+ * Runtime 1.20.1 at one thread: PP-OCRv4 det and rec (integer ops of 10-15M
+ * multiply-adds on average, 1.6-1.9 elements converted per 100) ran 1.3-1.5x
+ * faster than float; the orientation classifier and the small generated
+ * models (at most 0.3M per op, or 6 and more per 100) ran 0.7-0.9x as fast. */
+#define MIN_MACS_PER_NODE 2e6
+#define MAX_CONVERTED_PER_MAC 0.04
+
+bool oq_eval_speedup_expected(const oq_eval *e, const char **why)
+{
+    if (!(e->int8_nodes > 0)) {
+        *why = "no integer op ran";
+        return false;
+    }
+    if (e->int8_macs / e->int8_nodes < MIN_MACS_PER_NODE) {
+        *why = "its integer ops are small (under 2M multiply-adds each on average), so a runtime's fixed cost per "
+               "node outweighs what a faster kernel saves";
+        return false;
+    }
+    if (e->converted > MAX_CONVERTED_PER_MAC * e->int8_macs) {
+        *why = "it converts between float and 8-bit too often (over 4 elements per 100 multiply-adds), and each "
+               "conversion is one more pass over its tensor";
+        return false;
+    }
+    *why = "its integer ops are large (at least 2M multiply-adds each on average) and it converts at most 4 "
+           "elements per 100 multiply-adds";
+    return true;
 }

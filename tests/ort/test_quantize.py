@@ -14,6 +14,10 @@ mode (DynamicQuantizeLinear + MatMulInteger/ConvInteger, no calibration):
 - the quantized model stays close to the float one in ONNX Runtime (cosine);
 - the report's `boundaries` counts the QuantizeLinear/DequantizeLinear nodes on
   activations that the output graph has (QOperator format), null elsewhere;
+- the report's work per sample (multiply-adds of the integer ops, elements
+  converted between float and 8-bit) equals a count made from the tensors
+  ONNX Runtime computes on the same samples, and `speed_outlook` says whether
+  to expect a speed-up (QOperator format), null elsewhere;
 - hard-swish patterns become HardSwish and scalar factors next to 8-bit tensors
   move into (De)QuantizeLinear scales, on a PP-OCRv4-style block;
 - the same inputs and options give byte-identical output, whether calibration
@@ -157,6 +161,51 @@ HARD_SWISH = {"hard_swish": (2, 2)}
 QLINEAR_CONCAT = {"fpn_head"}  # concatenates two Conv outputs of different ranges
 
 
+INTEGER_OPS = {("", "QLinearConv"), ("", "ConvInteger"), ("", "QLinearMatMul"), ("", "MatMulInteger"),
+               ("com.microsoft", "QGemm")}
+CONVERSIONS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"}
+
+
+def work_in_ort(qm, cases):
+    """(multiply-adds of the integer ops, elements converted by (Dynamic)QuantizeLinear /
+    DequantizeLinear on activations) per case, averaged, from the tensors ONNX Runtime
+    computes: an independent count of the report's evaluation.work_per_sample."""
+    consts = {i.name: numpy_helper.to_array(i) for i in qm.graph.initializer}
+    consts.update({n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in qm.graph.node
+                   if n.op_type == "Constant"})
+    watched = [n for n in qm.graph.node if (n.domain, n.op_type) in INTEGER_OPS or
+               (n.domain == "" and n.op_type in CONVERSIONS and n.input[0] not in consts)]
+    names = []
+    for n in watched:
+        names += [n.output[0]] + ([n.input[0]] if "MatMul" in n.op_type else [])
+    m = onnx.ModelProto()
+    m.CopyFrom(qm)
+    present = {o.name for o in m.graph.output}
+    for t in dict.fromkeys(names):
+        if t not in present:
+            m.graph.output.append(onnx.helper.make_empty_tensor_value_info(t))
+    with tempfile.TemporaryDirectory(prefix="oq-work-") as tmp:
+        path = os.path.join(tmp, "m.onnx")
+        onnx.save(m, path)
+        macs = converted = 0
+        for case in cases:
+            got = dict(zip([o.name for o in m.graph.output], harness.run_ort(path, case)))
+            for n in watched:
+                size = got[n.output[0]].size
+                if n.op_type in CONVERSIONS:
+                    converted += size
+                elif n.op_type in ("QLinearConv", "ConvInteger"):
+                    w = consts[n.input[3 if n.op_type == "QLinearConv" else 1]]
+                    macs += size * (w.size // w.shape[0])
+                elif n.op_type == "QGemm":
+                    trans_b = any(a.name == "transB" and a.i for a in n.attribute)
+                    macs += size * consts[n.input[3]].shape[1 if trans_b else 0]
+                else:
+                    b = consts.get(n.input[3 if n.op_type == "QLinearMatMul" else 1])
+                    macs += size * (b.shape[-2] if b is not None and b.ndim >= 2 else got[n.input[0]].shape[-1])
+    return macs / len(cases), converted / len(cases)
+
+
 def cases_for(tmp):
     """(name, model path, data folder, list of input-array lists) for every model."""
     out = []
@@ -280,6 +329,24 @@ def main():
                                % (b, on_acts["QuantizeLinear"], on_acts["DequantizeLinear"]))
                 else:
                     tally.case(tag + " boundaries", b is None, "null outside the QOperator format (got %s)" % (b,))
+                work = (rep.get("evaluation") or {}).get("work_per_sample")
+                if work:
+                    macs, converted = work_in_ort(qm, cases)
+                    tally.case(tag + " work", abs(work["int8_macs"] - macs) <= 1e-9 * macs and
+                               abs(work["converted_elements"] - converted) <= 1e-9 * max(converted, 1),
+                               "report: %.0f multiply-adds and %.0f elements converted per sample; ONNX Runtime's "
+                               "tensors give %.0f and %.0f" % (work["int8_macs"], work["converted_elements"], macs,
+                                                               converted))
+                else:
+                    tally.case(tag + " work", False, "the report's evaluation has no work_per_sample")
+                outlook = rep.get("speed_outlook", "missing")
+                if fmt in ("qoperator", "contrib"):
+                    tally.case(tag + " speed outlook", isinstance(outlook, dict) and
+                               isinstance(outlook.get("faster_expected"), bool) and outlook.get("why"),
+                               "report: %s" % (outlook,))
+                else:
+                    tally.case(tag + " speed outlook", outlook is None,
+                               "null outside the static QOperator format (got %s)" % (outlook,))
                 quantized = [n for n in rep["nodes"] if n["quantized"]]
                 tally.case(tag + " report", rep["node_counts"]["candidates"] == len(rep["nodes"]) and
                            all("reason" in n for n in rep["nodes"] if not n["quantized"]),
