@@ -30,17 +30,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from bench_common import REPO, find_onnxq  # noqa: E402
 TIME = "/usr/bin/time"  # GNU time (Debian package `time`): %M is the child's peak RSS in KiB
-
-
-def find_onnxq():
-    """The first onnxq binary found in a conventional build directory."""
-    for d in ("build-bench", "build", "build-lead"):
-        p = os.path.join(REPO, d, "src", "onnxq")
-        if os.access(p, os.X_OK):
-            return p
-    return None
 
 
 def mobilenetish(path, size, seed):

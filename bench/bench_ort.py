@@ -34,7 +34,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from bench_common import REPO, find_onnxq  # noqa: E402
 sys.path.insert(0, os.path.join(REPO, "models"))
 sys.path.insert(0, os.path.join(REPO, "tests", "ort"))
 import fetch_npm_models  # noqa: E402
@@ -42,15 +42,6 @@ import fetch_npm_models  # noqa: E402
 ORT_JS = os.path.join(REPO, "bench", "ort_bench.js")
 TIME = "/usr/bin/time"  # GNU time (Debian package `time`): %M is the child's peak RSS in KiB
 REAL = ("det", "rec", "cls")
-
-
-def find_onnxq():
-    """The first onnxq binary found in a conventional build directory."""
-    for d in ("build", "build-bench", "build-perf", "build-lead"):
-        p = os.path.join(REPO, d, "src", "onnxq")
-        if os.access(p, os.X_OK):
-            return p
-    return None
 
 
 # ---- generated models -------------------------------------------------------------

@@ -35,7 +35,7 @@ import tempfile
 import numpy as np
 import onnx
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from bench_common import REPO, find_onnxq  # noqa: E402
 sys.path.insert(0, os.path.join(REPO, "tests", "ort"))
 sys.path.insert(0, os.path.join(REPO, "models"))
 import harness  # noqa: E402
@@ -79,14 +79,6 @@ const ort = require('onnxruntime-node');
   process.stdout.write(JSON.stringify({median_ms: ms.map(median)}) + '\n');
 })().catch((e) => { process.stderr.write(`timer: ${e.message}\n`); process.exit(1); });
 """
-
-
-def find_onnxq():
-    for d in ("build-bench", "build", "build-q"):
-        p = os.path.join(REPO, d, "src", "onnxq")
-        if os.access(p, os.X_OK):
-            return p
-    return None
 
 
 def weight_share(path):
