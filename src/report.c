@@ -147,6 +147,8 @@ oq_status oq_report_write(const oq_report_input *in, const char *path, oq_err *e
     cJSON_AddNumberToObject(counts, "folded_batchnorm", in->result->n_folded_bn);
     cJSON_AddNumberToObject(counts, "folded_factors", in->result->n_folded_factors);
     cJSON_AddNumberToObject(counts, "fused_hard_swish", in->result->n_fused_hard_swish);
+    cJSON_AddNumberToObject(counts, "contrib_ops", in->result->n_contrib_ops);
+    cJSON_AddNumberToObject(counts, "contrib_no_range", in->result->n_contrib_no_range);
     if (in->opts->mode == OQ_MODE_STATIC && in->opts->format == OQ_FORMAT_QOPERATOR) {
         cJSON *b = cJSON_AddObjectToObject(root, "boundaries");
         cJSON_AddNumberToObject(b, "quantize_linear", in->result->n_boundary_quantize);

@@ -68,7 +68,7 @@ typedef enum oq_quant_mode {
 typedef struct oq_quant_options {
     oq_quant_mode mode;
     oq_quant_format format;    /* static mode only */
-    bool contrib;              /* QOperator: ONNX Runtime's com.microsoft ops where they help (QGemm) */
+    bool contrib;              /* QOperator: ONNX Runtime's com.microsoft ops (QGemm, QLinearAdd, ...) */
     bool per_channel;          /* weights per output channel (default) or per tensor */
     int act_qmin, act_qmax;    /* activation integer range: 0..255 (uint8) or -128..127 (int8) */
     bool symmetric_activations;
@@ -104,6 +104,8 @@ typedef struct oq_quant_result {
     int n_folded_bn;              /* BatchNormalization nodes folded into the Conv before them */
     int n_folded_factors;         /* Mul by a constant folded into a (De)QuantizeLinear scale */
     int n_fused_hard_swish;       /* x * Clip(x + 3, 0, 6) / 6 patterns (and alike) made HardSwish */
+    int n_contrib_ops;            /* float ops other than Conv/MatMul/Gemm made com.microsoft QLinear ops */
+    int n_contrib_no_range;       /* ops --contrib would have made so but the table has no output range for */
     /* where float and 8-bit meet in the output: QuantizeLinear and DequantizeLinear
      * nodes on activations (not on constant weights), and the float nodes reading
      * such a DequantizeLinear or feeding such a QuantizeLinear, by op type (most
@@ -121,8 +123,11 @@ typedef struct oq_quant_result {
  * BatchNormalization that may fold into them, except that a Relu/Clip's output
  * stands for the output it alone reads, and the data of
  * the ops that move 8-bit tensors unchanged (MaxPool, Reshape, Concat, ...).
- * Calibrating these alone is enough for oq_quantize_model. */
-void oq_quant_range_values(const oq_graph *g, bool *want);
+ * With contrib, also the outputs of the Add, Mul, Sigmoid, LeakyRelu,
+ * GlobalAveragePool and hard-swish nodes that --contrib may run in 8 bits.
+ * Calibrating these alone is enough for oq_quantize_model with the same
+ * contrib option. */
+void oq_quant_range_values(const oq_graph *g, bool contrib, bool *want);
 
 /* Rewrites m in place into the chosen format using the table's activation
  * ranges (static mode; in dynamic mode table is unused and may be NULL).

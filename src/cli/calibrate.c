@@ -23,14 +23,18 @@ static const char cli_calibrate_help[] =
     "\n"
     "Options:\n"
     "  -o, --output FILE   the table to write (JSON, replaced atomically)\n"
+    "  --contrib           also record the outputs of the Add, Mul, Sigmoid,\n"
+    "                      LeakyRelu, GlobalAveragePool and hard-swish nodes that\n"
+    "                      `convert --contrib` runs in 8 bits\n"
     "  -h, --help          show this help\n"
     "\n";
 
-enum { OPT_HELP = 1, OPT_OUTPUT };
+enum { OPT_HELP = 1, OPT_OUTPUT, OPT_CONTRIB };
 
 static const cli_opt calibrate_opts[] = {
     {"help", 'h', false, OPT_HELP},
     {"output", 'o', true, OPT_OUTPUT},
+    {"contrib", 0, false, OPT_CONTRIB},
 };
 #define N_OWN_OPTS ((int)(sizeof calibrate_opts / sizeof calibrate_opts[0]))
 
@@ -71,6 +75,11 @@ static int parse_args(calibrate_args *a, int argc, char **argv)
             if (a->output)
                 return cli_usage("%s: -o given twice", cmd);
             a->output = v;
+            break;
+        case OPT_CONTRIB:
+            if (a->merge)
+                return cli_usage("calibrate merge: only -o and -q are accepted (the tables carry their options)");
+            a->calib.contrib = true;
             break;
         case CLI_POSITIONAL:
             if (a->merge)

@@ -291,7 +291,7 @@ oq_status cli_calibrate_model(cli_calib_args *a, const oq_model *m, const char *
             oq_dataset_destroy(ds);
             return oq_errf(err, OQ_ENOMEM, "out of memory");
         }
-        oq_quant_range_values(m->graph, want);
+        oq_quant_range_values(m->graph, a->contrib, want);
         opts.observe = want;
     }
     st = oq_calibrate(m, ds, &opts, out, err);

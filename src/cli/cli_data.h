@@ -42,6 +42,7 @@ typedef struct cli_calib_args {
     oq_calib_options calib;
     bool quiet;
     bool all_tensors;       /* record every float activation, not only those a rewrite uses */
+    bool contrib;           /* also record what --contrib's QLinearAdd, ... read (oq_quant_range_values) */
 } cli_calib_args;
 
 extern const char cli_calib_help[];      /* the --data and calibration options */

@@ -45,9 +45,13 @@ static const char convert_common_help[] =
     "  --format F          qoperator (default: QLinearConv, QLinearMatMul, integer\n"
     "                      Gemm, 8-bit tensors between them) or qdq (QuantizeLinear/\n"
     "                      DequantizeLinear pairs around float ops)\n"
-    "  --contrib           qoperator: use ONNX Runtime's com.microsoft ops: QGemm for\n"
-    "                      Gemm, QLinearConcat for Concats of differently scaled\n"
-    "                      8-bit inputs (ONNX Runtime runs them; not every runtime)\n"
+    "  --contrib           qoperator: use ONNX Runtime's com.microsoft ops (ONNX\n"
+    "                      Runtime runs them; not every runtime): QGemm for Gemm,\n"
+    "                      QLinearConcat, and QLinearAdd/Mul/Sigmoid/LeakyRelu/\n"
+    "                      GlobalAveragePool, also for HardSwish and HardSigmoid,\n"
+    "                      where the inputs are 8-bit; faster, slightly less\n"
+    "                      accurate (see README). convert needs a table made\n"
+    "                      with `calibrate --contrib`\n"
     "  --per-tensor        one weight scale per tensor instead of per output channel\n"
     "  --activation-type T uint8 (default) or int8\n"
     "  --symmetric-activations  activation ranges symmetric around zero\n"
@@ -342,6 +346,9 @@ static void print_summary(const convert_args *a, const oq_report_input *r)
             qb ? (double)fb / (double)qb : 0.0);
     if (r->result->n_folded_bn)
         fprintf(stderr, "onnxq: folded %d BatchNormalization nodes into the Conv before them\n", r->result->n_folded_bn);
+    if (r->result->n_contrib_ops)
+        fprintf(stderr, "onnxq: %d more float ops run in 8 bits as com.microsoft QLinear ops (QLinearAdd, ...)\n",
+                r->result->n_contrib_ops);
     if (r->result->n_folded_factors || r->result->n_fused_hard_swish)
         fprintf(stderr, "onnxq: float ops between 8-bit ones: %d constant factors moved into (de)quantization scales, "
                         "%d hard-swish patterns made HardSwish\n",
@@ -424,6 +431,7 @@ static int run_convert(convert_args *a)
     if (a->q.mode == OQ_MODE_DYNAMIC) {
         /* nothing to calibrate: DynamicQuantizeLinear gives uint8 asymmetric parameters */
     } else if (a->quantize) {
+        a->calib.contrib = a->q.contrib;
         if (cli_calibrate_model(&a->calib, fp32, a->model, &table, &err))
             goto fail;
         cli_warn_nonfinite(table);
@@ -456,6 +464,10 @@ static int run_convert(convert_args *a)
     if (oq_quantize_model(work, table, &a->q, &result, &err) || oq_model_serialize(work, &bytes, &n_bytes, &err))
         goto fail;
     rep.t_rewrite = cli_now_s() - t;
+    if (result.n_contrib_no_range)
+        fprintf(stderr, "onnxq: warning: --contrib: %d nodes with 8-bit inputs stay float: %s has no "
+                        "range for their outputs (make it with `onnxq calibrate --contrib`)\n",
+                result.n_contrib_no_range, a->calib_path ? a->calib_path : "the calibration table");
 
     /* measure what will be written: the serialized bytes, loaded back */
     t = cli_now_s();

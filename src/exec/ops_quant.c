@@ -1,6 +1,7 @@
 /* ops_quant.c: the quantized kernels: QuantizeLinear, DequantizeLinear,
  * DynamicQuantizeLinear, QLinearMatMul, MatMulInteger, QLinearConv and
- * ConvInteger, and ONNX Runtime's com.microsoft QGemm and QLinearConcat.
+ * ConvInteger, and ONNX Runtime's com.microsoft QGemm, QLinearConcat and the
+ * elementwise and pooling QLinear ops (QLinearAdd, ...).
  *
  * Products run on the 8-bit GEMM in qgemm.c (zero points are folded into its
  * packing), convolutions through a byte im2col padded with the input zero
@@ -10,6 +11,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "exec/broadcast.h"
 #include "exec/conv.h"
 #include "exec/kernel.h"
 #include "exec/ops.h"
@@ -173,6 +175,12 @@ static void dequant_load(float *dst, const void *x, oq_dtype dt, int64_t off, in
         break;
     }
 #undef QLOAD
+}
+
+/* t[b] = s * (v - z) for each byte pattern b of type dt (v its value). */
+static void real_values(float t[256], oq_dtype dt, float s, int32_t z)
+{
+    for (int b = 0; b < 256; b++) t[b] = s * (float)((dt == OQ_DTYPE_INT8 ? (int32_t)(int8_t)b : b) - z);
 }
 
 /* Elements [begin, end) in runs that share one parameter, in chunks of CHUNK. */
@@ -956,10 +964,10 @@ static oq_status k_qlinear_concat(oq_kernel_ctx *c)
         if ((st = read_qparams(c, 3 + 3 * k, 4 + 3 * k, ydt, &qx))) return st;
         if (qx.count != 1) return OQ_KERR(c, "x_scale of input %d must be a scalar", 2 + 3 * k);
         bool copy = qx.scale[0] == qy.scale[0] && qx.zp[0] == qy.zp[0];
-        for (int v = 0; !copy && v < 256; v++) { /* table index: the byte's bit pattern */
-            int32_t q = ydt == OQ_DTYPE_INT8 ? (int32_t)(int8_t)v : v;
-            float f = qx.scale[0] * (float)(q - qx.zp[0]);
-            quant_store(table, ydt, v, &f, 1, qy.scale[0], qy.zp[0], r);
+        if (!copy) { /* table index: the byte's bit pattern */
+            float v[256];
+            real_values(v, ydt, qx.scale[0], qx.zp[0]);
+            quant_store(table, ydt, 0, v, 256, qy.scale[0], qy.zp[0], r);
         }
         int64_t pitch = x->dims[axis] * inner;
         for (int64_t o = 0; o < outer; o++) {
@@ -972,6 +980,171 @@ static oq_status k_qlinear_concat(oq_kernel_ctx *c)
         }
         off += pitch;
     }
+    return OQ_OK;
+}
+
+/* ---- com.microsoft elementwise and pooling ops on 8-bit tensors ------------------------------
+ *
+ * QLinearAdd, QLinearMul, QLinearSigmoid, QLinearLeakyRelu and
+ * QLinearGlobalAveragePool (ONNX Runtime contrib ops): each computes the
+ * float op on the dequantized inputs and quantizes the result with
+ * QuantizeLinear's rounding. Inputs and output share one 8-bit type;
+ * parameters are per tensor; omitted zero points are 0. */
+
+/* Scale input ks (a scalar) and optional zero point kz (type dt) of one operand. */
+static oq_status scalar_qparams(oq_kernel_ctx *c, int ks, int kz, oq_dtype dt, float *s, int32_t *z)
+{
+    qparams q;
+    oq_status st = read_qparams(c, ks, kz, dt, &q);
+    if (st) return st;
+    if (q.count != 1) return OQ_KUNSUP(c, "input %d (scale) must be a scalar", ks);
+    *s = q.scale[0];
+    *z = q.zp[0];
+    return OQ_OK;
+}
+
+typedef struct qbin_job {
+    oq_bcast b;
+    const uint8_t *a, *x;   /* the two operands' bytes */
+    uint8_t *y;
+    const float *ta, *tb;   /* [256] real values of each operand's bytes */
+    bool mul;
+    oq_dtype dt;
+    float ys;
+    int32_t yz;
+    qrange r;
+} qbin_job;
+
+static void qbin_run(void *arg, int64_t out_off, const int64_t *in_off, const int64_t *step, int64_t len)
+{
+    const qbin_job *j = arg;
+    float buf[CHUNK];
+    const uint8_t *a = j->a + in_off[0], *x = j->x + in_off[1];
+    for (int64_t i = 0; i < len; i += CHUNK) {
+        int64_t n = len - i < CHUNK ? len - i : CHUNK;
+        for (int64_t t = 0; t < n; t++) {
+            float u = j->ta[a[(i + t) * step[0]]], v = j->tb[x[(i + t) * step[1]]];
+            buf[t] = j->mul ? u * v : u + v;
+        }
+        quant_store(j->y, j->dt, out_off + i, buf, n, j->ys, j->yz, j->r);
+    }
+}
+
+static void qbin_range(void *arg, int64_t begin, int64_t end)
+{
+    const qbin_job *j = arg;
+    oq_bcast_walk(&j->b, begin, end, qbin_run, arg);
+}
+
+/* Inputs A, A_scale, A_zero_point?, B, B_scale, B_zero_point?, C_scale,
+ * C_zero_point?; numpy broadcasting. */
+static oq_status qlinear_binary(oq_kernel_ctx *c, bool mul)
+{
+    const oq_tensor *in[2];
+    oq_status st;
+    if ((st = require_8bit(c, 0, &in[0])) || (st = require_8bit(c, 3, &in[1]))) return st;
+    oq_dtype dt = in[0]->dtype;
+    if (in[1]->dtype != dt)
+        return OQ_KERR(c, "A is %s but B is %s", oq_dtype_name(dt), oq_dtype_name(in[1]->dtype));
+    float sa = 1, sb = 1, *ta = oq_kernel_scratch(c, 512 * sizeof *ta);
+    int32_t za = 0, zb = 0;
+    qbin_job j = {.mul = mul, .dt = dt, .ta = ta, .tb = ta ? ta + 256 : NULL};
+    if (!ta) return c->err->status;
+    if ((st = scalar_qparams(c, 1, 2, dt, &sa, &za)) || (st = scalar_qparams(c, 4, 5, dt, &sb, &zb)) ||
+        (st = scalar_qparams(c, 6, 7, dt, &j.ys, &j.yz)))
+        return st;
+    real_values(ta, dt, sa, za);
+    real_values(ta + 256, dt, sb, zb);
+    qtype_range(dt, &j.r);
+    int ranks[2] = {in[0]->rank, in[1]->rank}, rank;
+    const int64_t *dims[2] = {in[0]->dims, in[1]->dims};
+    int64_t out_dims[OQ_MAX_RANK];
+    if ((st = oq_broadcast_shape(2, ranks, dims, &rank, out_dims, c->err))) return st;
+    oq_tensor *y = oq_kernel_output_raw(c, 0, dt, rank, out_dims);
+    if (!y) return c->err->status;
+    oq_bcast_init_tensors(&j.b, rank, out_dims, 2, in);
+    j.a = in[0]->data;
+    j.x = in[1]->data;
+    j.y = y->data;
+    oq_par_run(c, j.b.numel, 4, qbin_range, &j);
+    return OQ_OK;
+}
+
+static oq_status k_qlinear_add(oq_kernel_ctx *c) { return qlinear_binary(c, false); }
+static oq_status k_qlinear_mul(oq_kernel_ctx *c) { return qlinear_binary(c, true); }
+
+typedef struct qlut_job {
+    const uint8_t *x, *table;
+    uint8_t *y;
+} qlut_job;
+
+static void qlut_range(void *arg, int64_t begin, int64_t end)
+{
+    const qlut_job *j = arg;
+    for (int64_t i = begin; i < end; i++) j->y[i] = j->table[j->x[i]];
+}
+
+/* Inputs X, X_scale, X_zero_point?, Y_scale, Y_zero_point?: y = quantize(f(x))
+ * through a table of the 256 possible inputs. alpha is LeakyRelu's slope. */
+static oq_status qlinear_unary(oq_kernel_ctx *c, bool sigmoid)
+{
+    const oq_tensor *x;
+    oq_status st;
+    if ((st = require_8bit(c, 0, &x))) return st;
+    float xs = 1, ys = 1, alpha = oq_node_attr_float(c->node, "alpha", 0.01f), v[256];
+    int32_t xz = 0, yz = 0;
+    if ((st = scalar_qparams(c, 1, 2, x->dtype, &xs, &xz)) || (st = scalar_qparams(c, 3, 4, x->dtype, &ys, &yz)))
+        return st;
+    uint8_t *table = oq_kernel_scratch(c, 256);
+    oq_tensor *y = table ? oq_kernel_output_raw(c, 0, x->dtype, x->rank, x->dims) : NULL;
+    if (!y) return c->err->status;
+    qrange r = {0, 255};
+    qtype_range(x->dtype, &r);
+    real_values(v, x->dtype, xs, xz);
+    for (int b = 0; b < 256; b++) v[b] = sigmoid ? 1.0f / (1.0f + expf(-v[b])) : v[b] < 0 ? alpha * v[b] : v[b];
+    quant_store(table, x->dtype, 0, v, 256, ys, yz, r);
+    qlut_job j = {x->data, table, y->data};
+    oq_par_run(c, oq_tensor_numel(x), 1, qlut_range, &j);
+    return OQ_OK;
+}
+
+static oq_status k_qlinear_sigmoid(oq_kernel_ctx *c) { return qlinear_unary(c, true); }
+static oq_status k_qlinear_leaky_relu(oq_kernel_ctx *c) { return qlinear_unary(c, false); }
+
+/* Inputs X, x_scale, x_zero_point, y_scale, y_zero_point; attribute
+ * channels_last (X is N, C, D1.. or N, D1.., C). Y keeps N and C, other dims 1:
+ * the mean over each channel's plane, quantized. */
+static oq_status k_qlinear_global_average_pool(oq_kernel_ctx *c)
+{
+    const oq_tensor *x;
+    oq_status st;
+    if ((st = require_8bit(c, 0, &x))) return st;
+    if (x->rank < 3) return OQ_KERR(c, "input must have rank 3 or more, got %d", x->rank);
+    float xs = 1, ys = 1;
+    int32_t xz = 0, yz = 0;
+    if ((st = scalar_qparams(c, 1, 2, x->dtype, &xs, &xz)) || (st = scalar_qparams(c, 3, 4, x->dtype, &ys, &yz)))
+        return st;
+    bool last = oq_node_attr_int(c->node, "channels_last", 0) != 0;
+    int ch_axis = last ? x->rank - 1 : 1;
+    int64_t dims[OQ_MAX_RANK], n = x->dims[0], ch = x->dims[ch_axis];
+    int64_t plane = n > 0 && ch > 0 ? oq_tensor_numel(x) / (n * ch) : 0;
+    for (int i = 0; i < x->rank; i++) dims[i] = i == 0 || i == ch_axis ? x->dims[i] : 1;
+    oq_tensor *y = oq_kernel_output(c, 0, x->dtype, x->rank, dims);
+    if (!y) return c->err->status;
+    if (!plane) return OQ_OK;
+    qrange r = {0, 255};
+    qtype_range(x->dtype, &r);
+    bool sgn = x->dtype == OQ_DTYPE_INT8;
+    /* element (b, k, p) of batch b, channel k, plane position p */
+    int64_t ch_step = last ? 1 : plane, pos_step = last ? ch : 1;
+    for (int64_t b = 0; b < n; b++)
+        for (int64_t k = 0; k < ch; k++) {
+            const uint8_t *p = (const uint8_t *)x->data + b * ch * plane + k * ch_step;
+            int64_t sum = 0;
+            for (int64_t i = 0; i < plane; i++) sum += sgn ? (int8_t)p[i * pos_step] : p[i * pos_step];
+            float mean = xs * (float)((double)(sum - (int64_t)xz * plane) / (double)plane);
+            quant_store(y->data, x->dtype, b * ch + k, &mean, 1, ys, yz, r);
+        }
     return OQ_OK;
 }
 
@@ -995,5 +1168,10 @@ const oq_op_def oq_ops_quant[] = {
     {"", "ConvInteger", 10, Q8 | OQ_DT(INT32), k_conv_integer},
     {"com.microsoft", "QGemm", 1, OQ_DT(FLOAT) | Q8 | OQ_DT(INT32), k_qgemm},
     {"com.microsoft", "QLinearConcat", 1, OQ_DT(FLOAT) | Q8, k_qlinear_concat},
+    {"com.microsoft", "QLinearAdd", 1, OQ_DT(FLOAT) | Q8, k_qlinear_add},
+    {"com.microsoft", "QLinearMul", 1, OQ_DT(FLOAT) | Q8, k_qlinear_mul},
+    {"com.microsoft", "QLinearSigmoid", 1, OQ_DT(FLOAT) | Q8, k_qlinear_sigmoid},
+    {"com.microsoft", "QLinearLeakyRelu", 1, OQ_DT(FLOAT) | Q8, k_qlinear_leaky_relu},
+    {"com.microsoft", "QLinearGlobalAveragePool", 1, OQ_DT(FLOAT) | Q8, k_qlinear_global_average_pool},
 };
 const int oq_ops_quant_count = (int)(sizeof oq_ops_quant / sizeof oq_ops_quant[0]);

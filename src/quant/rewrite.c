@@ -143,6 +143,7 @@ static oq_value *new_value(rewriter *r, const char *base, const char *suffix)
 }
 
 #define MAX_NODE_INPUTS 32 /* QLinearConcat of 10 tensors: 2 + 3 x 10 */
+#define CONTRIB_DOMAIN "com.microsoft" /* ONNX Runtime's contrib ops */
 
 /* Appends a node of op in domain ("" for ai.onnx) reading and writing the
  * given values (NULL = omitted), named after its first output
@@ -689,7 +690,7 @@ static oq_status rewrite_qgemm(rewriter *r, oq_node *n, oq_quant_node *rep)
     if (!name)
         return oq_errf(r->err, OQ_ENOMEM, "out of memory");
     oq_graph_remove_node(r->g, n);
-    oq_node *q = add_node_in(r, "com.microsoft", "QGemm", float_out ? 7 : 9, in, 1, &out);
+    oq_node *q = add_node_in(r, CONTRIB_DOMAIN, "QGemm", float_out ? 7 : 9, in, 1, &out);
     if (!q) {
         free(name);
         return r->err->status;
@@ -836,6 +837,28 @@ fail:
     return r->err->status ? r->err->status : oq_errf(r->err, OQ_ENOMEM, "out of memory");
 }
 
+/* Gives float value v the 8-bit twin tw at parameters p, read through the
+ * given scale and zero-point initializers; each that is NULL is made here. */
+static bool set_twin(rewriter *r, const oq_value *v, oq_value *tw, oq_qparams p, oq_value *scale, oq_value *zp)
+{
+    char base[512];
+    if (!scale) {
+        snprintf(base, sizeof base, "%s_scale", v->name);
+        if (!(scale = scalar_initializer(r, base, OQ_DTYPE_FLOAT, p.scale)))
+            return false;
+    }
+    if (!zp) {
+        snprintf(base, sizeof base, "%s_zero_point", v->name);
+        if (!(zp = scalar_initializer(r, base, r->act_type, p.zero_point)))
+            return false;
+    }
+    qinfo *vi = info_of(r, v);
+    if (!vi)
+        return false;
+    *vi = (qinfo){.twin = tw, .scale = scale, .zp = zp, .p = p, .has_params = true};
+    return true;
+}
+
 /* Ops that move 8-bit data unchanged (same scale in and out), with the
  * opset from which the default domain allows 8-bit types for them. */
 static const struct {
@@ -891,58 +914,12 @@ static bool try_passthrough(rewriter *r, oq_node *n, oq_status *st)
         if (!y)
             continue;
         oq_value *yq = new_value(r, y->name, "_quantized");
-        qinfo *yi = yq ? info_of(r, y) : NULL;
-        if (!yi) {
+        if (!yq || !set_twin(r, y, yq, p, scale, zp)) {
             *st = r->err->status ? r->err->status : OQ_ENOMEM;
             return true;
         }
-        yi->twin = yq;
-        yi->p = p;
-        yi->has_params = true;
-        yi->scale = scale;
-        yi->zp = zp;
         oq_node_set_output(n, k, yq);
     }
-    return true;
-}
-
-/* With --contrib: a Concat whose inputs all have 8-bit twins of differing
- * parameters becomes com.microsoft QLinearConcat, which brings each input to
- * the output's calibrated parameters. Returns true when rewritten. */
-static bool try_qlinear_concat(rewriter *r, oq_node *n, oq_status *st)
-{
-    *st = OQ_OK;
-    oq_value *y = n->n_outputs ? n->outputs[0] : NULL;
-    oq_qparams p;
-    if (!r->o->contrib || strcmp(n->op_type, "Concat") || n->domain[0] || !y || n->n_inputs < 1 ||
-        2 + 3 * n->n_inputs > MAX_NODE_INPUTS || !act_params(r, y, &p))
-        return false;
-    for (int k = 0; k < n->n_inputs; k++) {
-        qinfo *qi = n->inputs[k] ? info_of(r, n->inputs[k]) : NULL;
-        if (!qi || !qi->twin)
-            return false;
-    }
-    qinfo *yi;
-    oq_value *yq = NULL;
-    if ((*st = ensure_params(r, y, &yi)) || !(yq = new_value(r, y->name, "_quantized"))) {
-        *st = r->err->status ? r->err->status : OQ_ENOMEM;
-        return true;
-    }
-    yi = info_of(r, y);
-    oq_value *in[MAX_NODE_INPUTS] = {yi->scale, yi->zp};
-    for (int k = 0; k < n->n_inputs; k++) {
-        qinfo *qi = info_of(r, n->inputs[k]);
-        in[2 + 3 * k] = qi->twin;
-        in[3 + 3 * k] = qi->scale;
-        in[4 + 3 * k] = qi->zp;
-    }
-    oq_node *q = add_node_in(r, "com.microsoft", "QLinearConcat", 2 + 3 * n->n_inputs, in, 1, &yq);
-    if (!q || inherit_name(q, n, r->err) || oq_node_set_attr_int(q, "axis", oq_node_attr_int(n, "axis", 0), r->err)) {
-        *st = r->err->status ? r->err->status : OQ_ENOMEM;
-        return true;
-    }
-    info_of(r, y)->twin = yq;
-    oq_graph_remove_node(r->g, n);
     return true;
 }
 
@@ -1108,6 +1085,8 @@ static bool has_axes(const oq_value *v, int depth)
     if (v->rank >= 1 || (v->constant && v->constant->rank >= 1))
         return true;
     const oq_node *p = v->producer;
+    if (p && !strcmp(p->domain, CONTRIB_DOMAIN) && !strncmp(p->op_type, "QLinear", 7)) /* 8-bit twins (--contrib) */
+        return has_axes(p->inputs[0], depth + 1) || (p->n_inputs >= 8 && has_axes(p->inputs[3], depth + 1));
     if (!p || p->domain[0])
         return false;
     static const char *const spatial[] = {"Conv", "QLinearConv", "ConvInteger", "MaxPool", "AveragePool",
@@ -1227,7 +1206,7 @@ static bool is_scalar_value(const oq_value *v, const oq_value *x, float value)
  * division also as * 1/6, or applied to the Clip first) or x * HardSigmoid(x)
  * with alpha 1/6 and beta 1/2, each intermediate value read by the next node
  * alone: its x, the nodes (*n_parts of them) and the value it ends in. */
-static const oq_value *hard_swish_at(rewriter *r, oq_node *a, oq_node **parts, int *n_parts, oq_value **out)
+static const oq_value *hard_swish_at(const oq_graph *g, oq_node *a, oq_node **parts, int *n_parts, oq_value **out)
 {
     oq_value *x = NULL;
     oq_node *gate = NULL; /* the node whose output is the 0..1 (or 0..6) factor */
@@ -1244,16 +1223,20 @@ static const oq_value *hard_swish_at(rewriter *r, oq_node *a, oq_node **parts, i
         for (int k = 0; k < 2 && !x; k++)
             if (is_scalar_value(other_operand(a, "Add", a->inputs[k]), a->inputs[k], 3.0f))
                 x = a->inputs[k];
-        oq_node *clip = x ? sole_reader(r->g, a->outputs[0]) : NULL;
-        if (!is_default_op(clip, "Clip") || clip->n_inputs != 3 || clip->inputs[0] != a->outputs[0] ||
-            !is_scalar_value(clip->inputs[1], x, 0.0f) || !is_scalar_value(clip->inputs[2], x, 6.0f) ||
-            !clip->outputs[0])
+        oq_node *clip = x ? sole_reader(g, a->outputs[0]) : NULL;
+        if (!is_default_op(clip, "Clip") || clip->inputs[0] != a->outputs[0] || !clip->outputs[0])
+            return NULL;
+        bool bounds = clip->n_inputs == 3 /* from opset 11; attributes before (seen by calibration) */
+                          ? is_scalar_value(clip->inputs[1], x, 0.0f) && is_scalar_value(clip->inputs[2], x, 6.0f)
+                          : clip->n_inputs == 1 && oq_node_attr_float(clip, "min", -1.0f) == 0.0f &&
+                                oq_node_attr_float(clip, "max", -1.0f) == 6.0f;
+        if (!bounds)
             return NULL;
         gate = clip;
         parts[(*n_parts)++] = a;
         parts[(*n_parts)++] = clip;
         /* Clip(..) / 6 first, then the product */
-        oq_node *div = sole_reader(r->g, clip->outputs[0]);
+        oq_node *div = sole_reader(g, clip->outputs[0]);
         oq_value *k = other_operand(div, "Div", clip->outputs[0]);
         if (k && is_scalar_value(k, x, 6.0f)) {
             gate = div;
@@ -1263,13 +1246,13 @@ static const oq_value *hard_swish_at(rewriter *r, oq_node *a, oq_node **parts, i
     }
     if (!gate || !x)
         return NULL;
-    oq_node *mul = sole_reader(r->g, gate->outputs[0]);
+    oq_node *mul = sole_reader(g, gate->outputs[0]);
     if (other_operand(mul, "Mul", gate->outputs[0]) != x)
         return NULL;
     parts[(*n_parts)++] = mul;
     *out = mul->outputs[0];
     if (six) {
-        oq_node *div = sole_reader(r->g, mul->outputs[0]);
+        oq_node *div = sole_reader(g, mul->outputs[0]);
         oq_value *k = other_operand(div, "Div", mul->outputs[0]);
         bool by_div = k && is_scalar_value(k, x, 6.0f);
         if (!by_div && !((k = other_operand(div, "Mul", mul->outputs[0])) && is_scalar_value(k, x, 1.0f / 6.0f)))
@@ -1290,7 +1273,7 @@ static oq_status fuse_hard_swish(rewriter *r)
     oq_value *out;
     int n_parts, found = 0;
     for (int i = 0; !st && i < r->g->n_nodes; i++)
-        found += hard_swish_at(r, r->g->nodes[i], parts, &n_parts, &out) != NULL;
+        found += hard_swish_at(r->g, r->g->nodes[i], parts, &n_parts, &out) != NULL;
     if (st || !found)
         return st;
     if (oq_model_opset(r->m, "") < 14) {
@@ -1302,7 +1285,7 @@ static oq_status fuse_hard_swish(rewriter *r)
             return st;
     }
     for (int i = 0; !st && i < r->g->n_nodes; i++) {
-        const oq_value *x = hard_swish_at(r, r->g->nodes[i], parts, &n_parts, &out);
+        const oq_value *x = hard_swish_at(r->g, r->g->nodes[i], parts, &n_parts, &out);
         if (!x)
             continue;
         oq_value *in = (oq_value *)x;
@@ -1318,12 +1301,10 @@ static oq_status fuse_hard_swish(rewriter *r)
 }
 
 /* Tidies the float ops left between 8-bit ones: factors into (De)QuantizeLinear
- * scales (fold_factor), hard-swish patterns into HardSwish. */
+ * scales (fold_factor). */
 static oq_status simplify_float_glue(rewriter *r)
 {
-    oq_status st = fuse_hard_swish(r);
-    if (!st)
-        st = oq_graph_index(r->g, r->err);
+    oq_status st = oq_graph_index(r->g, r->err);
     for (int i = 0; !st && i < r->g->n_nodes;) {
         if (fold_factor(r, r->g->nodes[i], &st) && !st) {
             r->res->n_folded_factors++;
@@ -1333,6 +1314,343 @@ static oq_status simplify_float_glue(rewriter *r)
         i++;
     }
     return st;
+}
+
+/* ---- com.microsoft QLinear ops (--contrib) -------------------------------------------- */
+
+/* Float ops that ONNX Runtime's com.microsoft domain runs on 8-bit tensors
+ * (--contrib), with the QLinear op and its number of data inputs. */
+static const struct {
+    const char *op, *qop;
+    int arity;
+} contrib_ops[] = {
+    {"Add", "QLinearAdd", 2},
+    {"Mul", "QLinearMul", 2},
+    {"Sigmoid", "QLinearSigmoid", 1},
+    {"LeakyRelu", "QLinearLeakyRelu", 1},
+    {"GlobalAveragePool", "QLinearGlobalAveragePool", 1},
+};
+enum { N_CONTRIB_OPS = sizeof contrib_ops / sizeof contrib_ops[0] };
+
+/* Whether constant v can be an operand of a contrib op: float and finite. */
+static bool contrib_constant(const oq_value *v)
+{
+    if (!is_float_constant(v) || !oq_tensor_numel(v->constant))
+        return false;
+    const float *d = v->constant->data;
+    for (int64_t i = 0; i < oq_tensor_numel(v->constant); i++)
+        if (!isfinite(d[i]))
+            return false;
+    return true;
+}
+
+/* The entry of contrib_ops node n may become, or -1, by its structure: a
+ * default-domain op with one output whose data inputs are activations or
+ * (Add, Mul) usable constants, at least one an activation. A Mul by a
+ * one-element constant is left to try_scaled_twin or fold_factor, which
+ * make it free. */
+static int contrib_entry(const oq_node *n)
+{
+    for (int e = 0; e < N_CONTRIB_OPS; e++) {
+        if (!is_default_op(n, contrib_ops[e].op) || n->n_inputs != contrib_ops[e].arity || n->n_outputs != 1 ||
+            !n->outputs[0])
+            continue;
+        int activations = 0;
+        for (int k = 0; k < n->n_inputs; k++) {
+            const oq_value *v = n->inputs[k];
+            if (v && !v->constant)
+                activations++;
+            else if (!contrib_constant(v) || (!strcmp(n->op_type, "Mul") && oq_tensor_numel(v->constant) == 1))
+                return -1;
+        }
+        return activations ? e : -1;
+    }
+    return -1;
+}
+
+/* Constant v quantized per tensor to the activation type on its own range
+ * (widened to hold 0), kept as v's twin so that readers share it. */
+static oq_value *quantized_constant(rewriter *r, const oq_value *v)
+{
+    qinfo *qi = info_of(r, v);
+    if (!qi)
+        return NULL;
+    if (qi->twin)
+        return qi->twin;
+    const oq_tensor *c = v->constant;
+    const float *d = c->data;
+    int64_t n = oq_tensor_numel(c);
+    double lo = 0, hi = 0;
+    for (int64_t i = 0; i < n; i++) {
+        lo = d[i] < lo ? d[i] : lo;
+        hi = d[i] > hi ? d[i] : hi;
+    }
+    oq_qparams p = oq_qparams_from_range(lo, hi, r->o->act_qmin, r->o->act_qmax, r->o->symmetric_activations);
+    oq_tensor *t = oq_tensor_create(r->act_type, c->rank, c->dims, r->err);
+    for (int64_t i = 0; t && i < n; i++) {
+        int32_t q = oq_quantize_value(d[i], p, r->o->act_qmin, r->o->act_qmax);
+        if (r->act_type == OQ_DTYPE_INT8)
+            ((int8_t *)t->data)[i] = (int8_t)q;
+        else
+            ((uint8_t *)t->data)[i] = (uint8_t)q;
+    }
+    char base[512];
+    snprintf(base, sizeof base, "%s_quantized", v->name);
+    oq_value *tw = add_initializer(r, base, t);
+    if (!tw || !(qi = info_of(r, v)))
+        return NULL;
+    qi->twin = tw;
+    qi->p = p;
+    qi->has_params = true;
+    return ensure_params(r, v, &qi) ? NULL : tw;
+}
+
+/* Output parameters p of contrib node n, adjusted for an Add of an 8-bit x
+ * and a constant: when the output's scale is within a factor 1.25 of x's (as
+ * it is for an Add of a scalar: its range is x's shifted), every output is
+ * x's integer plus the same fraction of a step rounded the same way, a bias
+ * that adds up through the layers after it (on PP-OCRv4 rec: 99% of words
+ * read -> 82%). A scale 1.25 x x's spreads the fractions over five values,
+ * which rounding leaves unbiased, for 25% coarser steps. */
+static oq_qparams constant_add_params(rewriter *r, const oq_node *n, oq_qparams p)
+{
+    const oq_value *x = n->inputs[0]->constant ? n->inputs[1] : n->inputs[0];
+    const qinfo *xi = info_of(r, x);
+    if (strcmp(n->op_type, "Add") || !(n->inputs[0]->constant || n->inputs[1]->constant) || !xi || !xi->has_params)
+        return p;
+    double ratio = p.scale / xi->p.scale;
+    if (ratio <= 0.8 || ratio >= 1.25)
+        return p;
+    double lo = p.scale * (r->o->act_qmin - p.zero_point), hi = p.scale * (r->o->act_qmax - p.zero_point);
+    double widen = 1.25 / ratio;
+    return oq_qparams_from_range(lo * widen, hi * widen, r->o->act_qmin, r->o->act_qmax, r->o->symmetric_activations);
+}
+
+/* With --contrib: Add, Mul, Sigmoid, LeakyRelu or GlobalAveragePool whose
+ * activations all have 8-bit twins (see contrib_entry) becomes the
+ * com.microsoft QLinear op, output at its calibrated range (a Relu/Clip that
+ * alone reads it folds in, as for QLinearConv). Without a range for the
+ * output in the table it stays float and is counted in n_contrib_no_range.
+ * Returns true when rewritten. */
+static bool try_qlinear_contrib(rewriter *r, oq_node *n, oq_status *st)
+{
+    *st = OQ_OK;
+    int e = r->o->contrib ? contrib_entry(n) : -1;
+    if (e < 0)
+        return false;
+    for (int k = 0; k < n->n_inputs; k++) {
+        qinfo *qi = n->inputs[k]->constant ? NULL : info_of(r, n->inputs[k]);
+        if (!n->inputs[k]->constant && (!qi || !qi->twin))
+            return false;
+    }
+    oq_node *act = foldable_activation(r, n);
+    oq_value *y = act ? act->outputs[0] : n->outputs[0];
+    oq_qparams p;
+    if (!act_params(r, y, &p)) {
+        r->res->n_contrib_no_range++;
+        return false;
+    }
+    oq_value *in[8];
+    int n_in = 0;
+    for (int k = 0; k < n->n_inputs; k++) {
+        oq_value *x = n->inputs[k];
+        oq_value *xq = x->constant ? quantized_constant(r, x) : info_of(r, x)->twin;
+        qinfo *xi;
+        if (!xq || ensure_params(r, x, &xi))
+            goto fail;
+        in[n_in++] = xq;
+        in[n_in++] = xi->scale;
+        in[n_in++] = xi->zp;
+    }
+    qinfo *yi = info_of(r, y);
+    oq_value *yq = NULL;
+    if (!yi)
+        goto fail;
+    yi->p = constant_add_params(r, n, p);
+    yi->has_params = true;
+    if (ensure_params(r, y, &yi) || !(yq = new_value(r, y->name, "_quantized")))
+        goto fail;
+    yi = info_of(r, y);
+    in[n_in++] = yi->scale;
+    in[n_in++] = yi->zp;
+    oq_node *q = add_node_in(r, CONTRIB_DOMAIN, contrib_ops[e].qop, n_in, in, 1, &yq);
+    if (!q || inherit_name(q, n, r->err))
+        goto fail;
+    if (!strcmp(n->op_type, "LeakyRelu") &&
+        oq_node_set_attr_float(q, "alpha", oq_node_attr_float(n, "alpha", 0.01f), r->err))
+        goto fail;
+    info_of(r, y)->twin = yq;
+    if (act)
+        oq_graph_remove_node(r->g, act);
+    oq_graph_remove_node(r->g, n);
+    r->res->n_contrib_ops++;
+    return true;
+fail:
+    *st = r->err->status ? r->err->status : oq_errf(r->err, OQ_ENOMEM, "out of memory");
+    return true;
+}
+
+/* With --contrib: a Concat whose inputs all have 8-bit twins of differing
+ * parameters becomes com.microsoft QLinearConcat, which brings each input to
+ * the output's calibrated parameters. Returns true when rewritten. */
+static bool try_qlinear_concat(rewriter *r, oq_node *n, oq_status *st)
+{
+    *st = OQ_OK;
+    oq_value *y = n->n_outputs ? n->outputs[0] : NULL;
+    oq_qparams p;
+    if (!r->o->contrib || strcmp(n->op_type, "Concat") || n->domain[0] || !y || n->n_inputs < 1 ||
+        2 + 3 * n->n_inputs > MAX_NODE_INPUTS || !act_params(r, y, &p))
+        return false;
+    for (int k = 0; k < n->n_inputs; k++) {
+        qinfo *qi = n->inputs[k] ? info_of(r, n->inputs[k]) : NULL;
+        if (!qi || !qi->twin)
+            return false;
+    }
+    qinfo *yi;
+    oq_value *yq = NULL;
+    if ((*st = ensure_params(r, y, &yi)) || !(yq = new_value(r, y->name, "_quantized"))) {
+        *st = r->err->status ? r->err->status : OQ_ENOMEM;
+        return true;
+    }
+    yi = info_of(r, y);
+    oq_value *in[MAX_NODE_INPUTS] = {yi->scale, yi->zp};
+    for (int k = 0; k < n->n_inputs; k++) {
+        qinfo *qi = info_of(r, n->inputs[k]);
+        in[2 + 3 * k] = qi->twin;
+        in[3 + 3 * k] = qi->scale;
+        in[4 + 3 * k] = qi->zp;
+    }
+    oq_node *q = add_node_in(r, CONTRIB_DOMAIN, "QLinearConcat", 2 + 3 * n->n_inputs, in, 1, &yq);
+    if (!q || inherit_name(q, n, r->err) || oq_node_set_attr_int(q, "axis", oq_node_attr_int(n, "axis", 0), r->err)) {
+        *st = r->err->status ? r->err->status : OQ_ENOMEM;
+        return true;
+    }
+    info_of(r, y)->twin = yq;
+    oq_graph_remove_node(r->g, n);
+    r->res->n_contrib_ops++;
+    return true;
+}
+
+/* One-element 8-bit constant holding `value` at parameters for [min(0, value),
+ * max(0, value)] (exact: value is an end of the range), as the (data, scale,
+ * zero point) triple of a QLinear operand. */
+static bool const_operand(rewriter *r, const char *base, float value, oq_value **in)
+{
+    oq_qparams p = oq_qparams_from_range(value < 0 ? value : 0, value > 0 ? value : 0, r->o->act_qmin,
+                                         r->o->act_qmax, r->o->symmetric_activations);
+    char name[640];
+    snprintf(name, sizeof name, "%s_quantized", base);
+    in[0] = scalar_initializer(r, name, r->act_type, oq_quantize_value(value, p, r->o->act_qmin, r->o->act_qmax));
+    snprintf(name, sizeof name, "%s_scale", base);
+    in[1] = in[0] ? scalar_initializer(r, name, OQ_DTYPE_FLOAT, p.scale) : NULL;
+    snprintf(name, sizeof name, "%s_zero_point", base);
+    in[2] = in[1] ? scalar_initializer(r, name, r->act_type, p.zero_point) : NULL;
+    return in[2] != NULL;
+}
+
+/* With --contrib: a Mul of an 8-bit value by a positive one-element constant c
+ * needs no op: its twin is the same tensor read at scale x c. Counted as a
+ * folded factor. Returns true when n is gone. */
+static bool try_scaled_twin(rewriter *r, oq_node *n, oq_status *st)
+{
+    *st = OQ_OK;
+    if (!r->o->contrib || !is_default_op(n, "Mul") || n->n_inputs != 2 || n->n_outputs != 1 || !n->outputs[0])
+        return false;
+    for (int k = 0; k < 2; k++) {
+        oq_value *x = n->inputs[k];
+        const oq_value *c_in = n->inputs[1 - k];
+        qinfo *xi = x->constant ? NULL : info_of(r, x);
+        if (!xi || !xi->twin || !is_float_constant(c_in) || oq_tensor_numel(c_in->constant) != 1)
+            continue;
+        /* x's producer may be gone: its twin's (indexed here) tells the shape as well */
+        if ((*st = oq_graph_index(r->g, r->err)))
+            return true;
+        xi = info_of(r, x);
+        float c = scalar_operand(c_in, has_axes(x, 0) ? x : xi->twin);
+        if (!(c > 0) || !isfinite(c))
+            continue;
+        if (ensure_params(r, x, &xi)) {
+            *st = r->err->status;
+            return true;
+        }
+        oq_qparams p = {xi->p.scale * c, xi->p.zero_point};
+        if (!set_twin(r, n->outputs[0], xi->twin, p, NULL, xi->zp)) {
+            *st = r->err->status ? r->err->status : oq_errf(r->err, OQ_ENOMEM, "out of memory");
+            return true;
+        }
+        oq_graph_remove_node(r->g, n);
+        r->res->n_folded_factors++;
+        return true;
+    }
+    return false;
+}
+
+/* With --contrib: HardSwish and HardSigmoid of an 8-bit value, built from
+ * QLinearAdd and QLinearMul with the clamps done by saturation (so only for
+ * asymmetric activations, where 0 is the lowest integer):
+ *   HardSigmoid(x) = QLinearAdd(x read at scale x alpha, beta), output on [0, 1]
+ *   HardSwish(x)   = QLinearMul(x, g) at output scale x 6, g = QLinearAdd(x, 3) on [0, 6]
+ * HardSwish's output takes its calibrated range (none in the table: it stays
+ * float, counted in n_contrib_no_range). Returns true when rewritten. */
+static bool try_qlinear_hard(rewriter *r, oq_node *n, oq_status *st)
+{
+    *st = OQ_OK;
+    bool swish = is_default_op(n, "HardSwish");
+    if (!r->o->contrib || r->o->symmetric_activations || (!swish && !is_default_op(n, "HardSigmoid")) ||
+        n->n_inputs != 1 || n->n_outputs != 1 || !n->outputs[0] || !n->inputs[0])
+        return false;
+    oq_value *x = n->inputs[0], *y = n->outputs[0];
+    qinfo *xi = info_of(r, x);
+    float alpha = oq_node_attr_float(n, "alpha", 0.2f), beta = oq_node_attr_float(n, "beta", 0.5f);
+    if (!xi || !xi->twin || (!swish && !(alpha > 0 && isfinite(alpha) && isfinite(beta))))
+        return false;
+    oq_qparams py;
+    if (swish && !act_params(r, y, &py)) {
+        r->res->n_contrib_no_range++;
+        return false;
+    }
+    if (ensure_params(r, x, &xi))
+        goto fail;
+    oq_value *xq = xi->twin, *xs = xi->scale, *xz = xi->zp, *k[3], *in[8], *yq = new_value(r, y->name, "_quantized");
+    oq_qparams pg = oq_qparams_from_range(0, swish ? 6 : 1, r->o->act_qmin, r->o->act_qmax, false);
+    char base[512];
+    snprintf(base, sizeof base, "%s_%s", y->name, swish ? "three" : "beta");
+    if (!yq || !const_operand(r, base, swish ? 3.0f : beta, k))
+        goto fail;
+    if (!swish) { /* x at scale x alpha, + beta, on [0, 1] */
+        snprintf(base, sizeof base, "%s_alpha_scale", x->name);
+        if (!(xs = scalar_initializer(r, base, OQ_DTYPE_FLOAT, xi->p.scale * alpha)) || !set_twin(r, y, yq, pg, NULL, NULL))
+            goto fail;
+        qinfo *yi = info_of(r, y);
+        oq_value *add[8] = {xq, xs, xz, k[0], k[1], k[2], yi->scale, yi->zp};
+        memcpy(in, add, sizeof in);
+    } else { /* g = x + 3 on [0, 6]; y = x * g / 6 */
+        oq_value *g = new_value(r, y->name, "_gate");
+        snprintf(base, sizeof base, "%s_gate_scale", y->name);
+        oq_value *gs = g ? scalar_initializer(r, base, OQ_DTYPE_FLOAT, pg.scale) : NULL;
+        snprintf(base, sizeof base, "%s_gate_zero_point", y->name);
+        oq_value *gz = gs ? scalar_initializer(r, base, r->act_type, pg.zero_point) : NULL;
+        oq_value *add[8] = {xq, xs, xz, k[0], k[1], k[2], gs, gz};
+        qinfo *yi;
+        if (!gz || !add_node_in(r, CONTRIB_DOMAIN, "QLinearAdd", 8, add, 1, &g) || ensure_params(r, y, &yi))
+            goto fail;
+        snprintf(base, sizeof base, "%s_scale_x6", y->name);
+        oq_value *ys6 = scalar_initializer(r, base, OQ_DTYPE_FLOAT, 6.0 * yi->p.scale);
+        if (!ys6 || !(yi = info_of(r, y)))
+            goto fail;
+        oq_value *mul[8] = {xq, xs, xz, g, gs, gz, ys6, yi->zp};
+        memcpy(in, mul, sizeof in);
+        yi->twin = yq;
+    }
+    oq_node *q = add_node_in(r, CONTRIB_DOMAIN, swish ? "QLinearMul" : "QLinearAdd", 8, in, 1, &yq);
+    if (!q || inherit_name(q, n, r->err))
+        goto fail;
+    oq_graph_remove_node(r->g, n);
+    r->res->n_contrib_ops++;
+    return true;
+fail:
+    *st = r->err->status ? r->err->status : oq_errf(r->err, OQ_ENOMEM, "out of memory");
+    return true;
 }
 
 /* ---- Conv + BatchNormalization folding ------------------------------------------------ */
@@ -1507,7 +1825,7 @@ static oq_status count_boundaries(rewriter *r)
 
 /* ---- what calibration must record ------------------------------------------------------ */
 
-void oq_quant_range_values(const oq_graph *g, bool *want)
+void oq_quant_range_values(const oq_graph *g, bool contrib, bool *want)
 {
     memset(want, 0, (size_t)g->n_values * sizeof *want);
     for (int i = 0; i < g->n_nodes; i++) {
@@ -1537,6 +1855,56 @@ void oq_quant_range_values(const oq_graph *g, bool *want)
         }
         want[(is_clamp_of(next, y) ? next->outputs[0] : y)->id] = true;
     }
+    if (!contrib)
+        return;
+    /* With contrib, 8-bit values spread (may8, in graph order) through what
+     * --contrib rewrites: a Mul by a positive scalar and HardSigmoid (no range
+     * needed), hard-swishes and the contrib ops whose activations may all be
+     * 8-bit (their outputs' ranges recorded). Without memory for may8, every
+     * such value is recorded: more than needed, never less. */
+    bool *may8 = malloc((size_t)(g->n_values ? g->n_values : 1) * sizeof *may8);
+    if (may8)
+        memcpy(may8, want, (size_t)g->n_values * sizeof *may8);
+    else
+        may8 = want;
+#define MAY8(v) ((v) && (v)->graph == g && may8[(v)->id])
+    for (int i = 0; i < g->n_nodes; i++) {
+        oq_node *n = g->nodes[i], *parts[6];
+        int n_parts;
+        oq_value *out = NULL;
+        const oq_value *x = hard_swish_at(g, n, parts, &n_parts, &out);
+        if (!x && is_default_op(n, "HardSwish") && n->n_inputs == 1 && n->n_outputs == 1) {
+            x = n->inputs[0];
+            out = n->outputs[0];
+        }
+        if (x || out) {
+            if (MAY8(x) && out)
+                want[out->id] = may8[out->id] = true;
+            continue;
+        }
+        const oq_value *y = n->n_outputs == 1 ? n->outputs[0] : NULL;
+        if (!y)
+            continue;
+        bool scaled = is_default_op(n, "Mul") && n->n_inputs == 2 &&
+                      ((MAY8(n->inputs[0]) && scalar_operand(n->inputs[1], n->inputs[0]) > 0) ||
+                       (MAY8(n->inputs[1]) && scalar_operand(n->inputs[0], n->inputs[1]) > 0));
+        if (scaled || (is_default_op(n, "HardSigmoid") && n->n_inputs == 1 && MAY8(n->inputs[0]))) {
+            may8[y->id] = true;
+            continue;
+        }
+        if (contrib_entry(n) < 0)
+            continue;
+        bool ready = true;
+        for (int k = 0; k < n->n_inputs; k++)
+            ready = ready && (n->inputs[k]->constant || MAY8(n->inputs[k]));
+        const oq_node *next = sole_reader(g, y);
+        const oq_value *ranged = is_clamp_of(next, y) ? next->outputs[0] : y; /* whose range the output takes */
+        if (ready)
+            want[ranged->id] = may8[ranged->id] = may8[y->id] = true;
+    }
+#undef MAY8
+    if (may8 != want)
+        free(may8);
 }
 
 /* ---- cleanup --------------------------------------------------------------------------- */
@@ -1570,7 +1938,6 @@ static void drop_dead_constants(oq_graph *g)
 
 /* ---- driver ---------------------------------------------------------------------------- */
 
-#define CONTRIB_DOMAIN "com.microsoft"
 
 /* Imports CONTRIB_DOMAIN version 1 into m unless it is imported already. *added says whether it was. */
 static oq_status import_contrib(oq_model *m, bool *added, oq_err *err)
@@ -1616,7 +1983,9 @@ oq_status oq_quantize_model(oq_model *m, const oq_calib_table *table, const oq_q
     bool contrib_added = false;
     if (!st && opts->contrib)
         st = import_contrib(m, &contrib_added, err);
-    if (st || (st = fold_batchnorms(&r)) || (st = oq_graph_sort(r.g, err)))
+    /* hard-swish patterns become one node first, so that --contrib does not
+     * take their Add and Mul apart */
+    if (st || (st = fold_batchnorms(&r)) || (st = fuse_hard_swish(&r)) || (st = oq_graph_sort(r.g, err)))
         return st;
     /* a snapshot of the node list: the rewrite adds and removes nodes as it goes */
     int n0 = r.g->n_nodes;
@@ -1634,8 +2003,9 @@ oq_status oq_quantize_model(oq_model *m, const oq_calib_table *table, const oq_q
         if (!is_selected(&r, n->op_type) || n->domain[0] ||
             (strcmp(n->op_type, "Conv") && strcmp(n->op_type, "MatMul") && strcmp(n->op_type, "Gemm"))) {
             if (opts->mode == OQ_MODE_STATIC && opts->format == OQ_FORMAT_QOPERATOR && !try_passthrough(&r, n, &st) &&
-                !st)
-                try_qlinear_concat(&r, n, &st);
+                !st && !try_qlinear_concat(&r, n, &st) && !st && !try_qlinear_contrib(&r, n, &st) && !st &&
+                !try_scaled_twin(&r, n, &st) && !st)
+                try_qlinear_hard(&r, n, &st);
             continue;
         }
         oq_quant_node *rep = report_node(&r, n);

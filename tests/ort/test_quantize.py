@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """`onnxq quantize` judged by ONNX Runtime, on the generated test models and the
 bundled digit CNN, in both static formats (qoperator, qdq), in qoperator with
-ONNX Runtime's contrib ops (--contrib: com.microsoft QGemm, QLinearConcat), and in dynamic
+ONNX Runtime's contrib ops (--contrib: com.microsoft QGemm, QLinearConcat, QLinearAdd, QLinearMul,
+QLinearSigmoid, QLinearLeakyRelu, QLinearGlobalAveragePool), and in dynamic
 mode (DynamicQuantizeLinear + MatMulInteger/ConvInteger, no calibration):
 
 - the output passes onnx.checker.check_model(full_check=True) (the checker
@@ -20,6 +21,10 @@ mode (DynamicQuantizeLinear + MatMulInteger/ConvInteger, no calibration):
   to expect a speed-up (QOperator format), null elsewhere;
 - hard-swish patterns become HardSwish and scalar factors next to 8-bit tensors
   move into (De)QuantizeLinear scales, on a PP-OCRv4-style block;
+- with --contrib, Add, Mul, Sigmoid, LeakyRelu and GlobalAveragePool next to
+  8-bit tensors become their com.microsoft QLinear ops (CONTRIB_OPS); `convert
+  --contrib` with a table from plain `calibrate` keeps them float and warns, one
+  from `calibrate --contrib` gives what `quantize --contrib` gives;
 - the same inputs and options give byte-identical output, whether calibration
   records every activation (--all-tensors) or not (in dynamic mode:
   `convert --mode dynamic` without a table gives the same bytes as `quantize
@@ -155,10 +160,54 @@ def hard_swish_model():
     return m, [[rng.uniform(-2, 2, (1, 3, 8, 8)).astype(np.float32)] for _ in range(4)]
 
 
+def contrib_ops_model():
+    """Two Convs whose outputs meet in Mul, Add (also with a constant [1,C,1,1]
+    and with a Relu after it), LeakyRelu, Sigmoid, GlobalAveragePool, a
+    squeeze-excite style HardSigmoid gate, and a Mul by a scalar before a
+    hard-swish (x * HardSigmoid(x)), then a last Conv: with --contrib all of it
+    runs on 8-bit tensors as com.microsoft QLinear ops (CONTRIB_OPS)."""
+    rng = np.random.default_rng(13)
+    c = 4
+    nodes = [
+        onnx.helper.make_node("Conv", ["x", "wa", "ba"], ["ca"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        onnx.helper.make_node("Conv", ["x", "wb"], ["cb"], kernel_shape=[1, 1]),
+        onnx.helper.make_node("Mul", ["ca", "cb"], ["m"]),
+        const("k", rng.uniform(-1.0, 1.0, (1, c, 1, 1))),
+        onnx.helper.make_node("Add", ["m", "k"], ["a"]),
+        onnx.helper.make_node("Relu", ["a"], ["r"]),
+        onnx.helper.make_node("LeakyRelu", ["cb"], ["l"], alpha=0.1),
+        onnx.helper.make_node("Add", ["r", "l"], ["s"]),
+        onnx.helper.make_node("Sigmoid", ["s"], ["g"]),
+        onnx.helper.make_node("GlobalAveragePool", ["l"], ["p"]),
+        onnx.helper.make_node("HardSigmoid", ["p"], ["hp"], alpha=0.2, beta=0.5),
+        onnx.helper.make_node("Mul", ["g", "hp"], ["gp"]),
+        const("half", 0.5),
+        onnx.helper.make_node("Mul", ["ca", "half"], ["cs"]),
+        onnx.helper.make_node("HardSigmoid", ["cs"], ["hg"], alpha=1.0 / 6.0, beta=0.5),
+        onnx.helper.make_node("Mul", ["cs", "hg"], ["hw"]),
+        onnx.helper.make_node("Add", ["gp", "hw"], ["z"]),
+        onnx.helper.make_node("Conv", ["z", "wy"], ["y"], kernel_shape=[1, 1]),
+    ]
+    m = conv_test_model("contrib_ops", nodes, [
+        ("wa", rng.standard_normal((c, 3, 3, 3)) * 0.6), ("ba", rng.standard_normal(c) * 0.1),
+        ("wb", rng.standard_normal((c, 3, 1, 1)) * 0.5), ("wy", rng.standard_normal((2, c, 1, 1)) * 0.5)])
+    return m, [[rng.standard_normal((1, 3, 8, 8)).astype(np.float32)] for _ in range(4)]
+
+
 FOLDABLE = {"conv_affine": 1}
 # hard-swish patterns made HardSwish, and scalar factors moved into scales (static formats)
 HARD_SWISH = {"hard_swish": (2, 2)}
 QLINEAR_CONCAT = {"fpn_head"}  # concatenates two Conv outputs of different ranges
+# --contrib: com.microsoft op -> how many, and the float ops it replaced (none may be left);
+# report counts contrib_ops and folded_factors
+CONTRIB_OPS = {
+    "contrib_ops": ({"QLinearMul": 3, "QLinearAdd": 5, "QLinearSigmoid": 1, "QLinearLeakyRelu": 1,
+                     "QLinearGlobalAveragePool": 1},
+                    {"Mul", "Add", "Relu", "Sigmoid", "LeakyRelu", "GlobalAveragePool", "HardSigmoid", "HardSwish"},
+                    10, 1),
+    "mobile_block": ({"QLinearAdd": 3, "QLinearMul": 2, "QLinearGlobalAveragePool": 1},
+                     {"Add", "Mul", "GlobalAveragePool", "HardSigmoid", "HardSwish"}, 5, 0),
+}
 
 
 INTEGER_OPS = {("", "QLinearConv"), ("", "ConvInteger"), ("", "QLinearMatMul"), ("", "MatMulInteger"),
@@ -209,7 +258,8 @@ def work_in_ort(qm, cases):
 def cases_for(tmp):
     """(name, model path, data folder, list of input-array lists) for every model."""
     out = []
-    for name, (m, cases) in [("conv_affine", conv_affine_model()), ("hard_swish", hard_swish_model())]:
+    for name, (m, cases) in [("conv_affine", conv_affine_model()), ("hard_swish", hard_swish_model()),
+                             ("contrib_ops", contrib_ops_model())]:
         path = os.path.join(tmp, name + ".onnx")
         onnx.save(m, path)
         for k, case in enumerate(cases):
@@ -248,12 +298,48 @@ def usage_errors(exe, tmp, tally):
                    "exit %d: %s" % (r.returncode, lines[0] if lines else "(no message)"))
 
 
+def contrib_tables(exe, tmp, tally):
+    """`convert --contrib` with a table from plain `calibrate` leaves the contrib
+    ops float and says so in one warning line; a table from `calibrate
+    --contrib` gives the bytes `quantize --contrib` gives."""
+    m, cases = contrib_ops_model()
+    path = os.path.join(tmp, "contrib_tables.onnx")
+    onnx.save(m, path)
+    data = os.path.join(tmp, "contrib_tables_data")
+    for k, case in enumerate(cases):
+        harness.write_pb_dir(os.path.join(data, "case_%d" % k), case)
+    out = {}
+    for tag, calib_opts in (("plain", []), ("contrib", ["--contrib"])):
+        table = os.path.join(tmp, "contrib_tables_%s.json" % tag)
+        out[tag] = os.path.join(tmp, "contrib_tables_%s.onnx" % tag)
+        subprocess.run([exe, "calibrate", path, "--data", data, *calib_opts, "-q", "-o", table], check=True)
+        r = subprocess.run([exe, "convert", path, "--calib", table, "--contrib", "-q", "-o", out[tag],
+                            "--report", out[tag] + ".json"], capture_output=True, text=True)
+        warned = [ln for ln in r.stderr.splitlines() if "calibrate --contrib" in ln]
+        counts = json.load(open(out[tag] + ".json"))["node_counts"] if r.returncode == 0 else {}
+        if tag == "plain":
+            tally.case("contrib table: plain", r.returncode == 0 and len(warned) == 1 and
+                       warned[0].startswith("onnxq: warning: ") and counts.get("contrib_ops") == 0 and
+                       counts.get("contrib_no_range", 0) > 0,
+                       "exit %d, warning: %s, contrib_ops %s, contrib_no_range %s"
+                       % (r.returncode, warned[0] if warned else "(none)", counts.get("contrib_ops"),
+                          counts.get("contrib_no_range")))
+        else:
+            q = out[tag] + ".quantize.onnx"
+            subprocess.run([exe, "quantize", path, "--data", data, "--contrib", "-q", "-o", q], check=True)
+            tally.case("contrib table: calibrate --contrib", r.returncode == 0 and not warned and
+                       counts.get("contrib_ops") == CONTRIB_OPS["contrib_ops"][2] and sha(q) == sha(out[tag]),
+                       "exit %d, contrib_ops %s, same bytes as quantize --contrib: %s"
+                       % (r.returncode, counts.get("contrib_ops"), sha(q) == sha(out[tag])))
+
+
 def main():
     exe = harness.require_binary(sys.argv, "test_quantize.py ONNXQ_BINARY")
     harness.require_ort()
     tally = harness.Tally()
     with tempfile.TemporaryDirectory(prefix="oq-quant-") as tmp:
         usage_errors(exe, tmp, tally)
+        contrib_tables(exe, tmp, tally)
         for name, path, data, cases in cases_for(tmp):
             before = sha(path)
             for fmt, opts in VARIANTS:
@@ -294,6 +380,18 @@ def main():
                 if fmt == "contrib" and name in QLINEAR_CONCAT:
                     tally.case(tag + " QLinearConcat", ("com.microsoft", "QLinearConcat") in ops and
                                ("", "Concat") not in ops, "the Concat of differently scaled inputs stays 8-bit")
+                if fmt == "contrib" and name in CONTRIB_OPS:
+                    want, gone, n_ops, n_factors = CONTRIB_OPS[name]
+                    got = {op: ops.count(("com.microsoft", op)) for op in want}
+                    left = sorted(op for op in gone if ("", op) in ops)
+                    counts = json.load(open(report))["node_counts"]
+                    tally.case(tag + " QLinear contrib ops", got == want and not left and
+                               (counts["contrib_ops"], counts["contrib_no_range"], counts["folded_factors"]) ==
+                               (n_ops, 0, n_factors),
+                               "com.microsoft ops %s (expected %s), float ones left: %s, report contrib_ops %d "
+                               "(expected %d), folded_factors %d (expected %d)"
+                               % (got, want, left or "none", counts["contrib_ops"], n_ops, counts["folded_factors"],
+                                  n_factors))
                 if fmt == "dynamic":
                     tally.case(tag + " ops", not any(op.startswith("QLinear") or op == "QuantizeLinear"
                                                      for _, op in ops),
@@ -308,9 +406,12 @@ def main():
                     fused, factors = HARD_SWISH[name]
                     counts = rep["node_counts"]
                     opset = [o.version for o in qm.opset_import if o.domain in ("", "ai.onnx")]
-                    tally.case(tag + " hard-swish", ops.count(("", "HardSwish")) == fused == counts["fused_hard_swish"]
+                    made = (ops.count(("com.microsoft", "QLinearMul")) if fmt == "contrib"
+                            else ops.count(("", "HardSwish")))
+                    tally.case(tag + " hard-swish", made == fused == counts["fused_hard_swish"]
                                and not {("", "Clip"), ("", "Div"), ("", "HardSigmoid")} & set(ops) and opset == [14],
-                               "%d HardSwish nodes (expected %d), no Clip/Div/HardSigmoid left, opset %s (expected 14)"
+                               "%d HardSwish nodes (contrib: QLinearMul; expected %d), no Clip/Div/HardSigmoid left, "
+                               "opset %s (expected 14)"
                                % (counts["fused_hard_swish"], fused, opset))
                     expect = 0 if fmt == "dynamic" else factors
                     tally.case(tag + " factors", counts["folded_factors"] == expect,

@@ -6,7 +6,7 @@ rendered text that was not used for calibration:
   upside down, drops by at most 1 point;
 - PP-OCRv4 recognizer: word accuracy (greedy CTC decode) drops by at most
   1 point in the default qoperator format and in dynamic mode restricted to
-  MatMul/Gemm; the qdq format's and full dynamic mode's accuracies are printed
+  MatMul/Gemm, by at most 3 with --contrib (MAX_DROP_CONTRIB); the qdq format's and full dynamic mode's accuracies are printed
   but not held to that bound (when this was written ONNX Runtime's fused QDQ
   kernels lost 2 of 100 words, and dynamic Conv 3 of 100: each Conv input is
   quantized over its full run-time min/max, outliers included, and the error
@@ -14,7 +14,8 @@ rendered text that was not used for calibration:
 - PP-OCRv4 detector: ONNX Runtime runs the quantized model and its text mask
   (probability > 0.3) covers the float model's (IoU reported, >= 0.9 required);
 - every output passes onnx.checker and runs in ONNX Runtime, in both static
-  formats and in dynamic mode (made by `convert --mode dynamic`, no data).
+  formats, with --contrib, and in dynamic mode (made by `convert --mode
+  dynamic`, no data).
 
 usage: test_quantize_real.py ONNXQ_BINARY
 """
@@ -34,6 +35,9 @@ sys.path.insert(0, os.path.join(harness.ROOT, "models"))
 import fetch_npm_models  # noqa: E402
 
 MAX_DROP = 0.01  # accuracy points, as a fraction
+# --contrib also runs hard-swish, scale-and-shift and squeeze-excite blocks on 8-bit tensors:
+# three more roundings per block (measured on rec: 98% of these words against 99% in qoperator)
+MAX_DROP_CONTRIB = 0.03
 MIN_MASK_IOU = 0.9
 WORDS = ["invoice", "total", "12.50", "quantize", "model", "runtime", "Debian", "calibration", "paper",
          "receipt", "number", "2024-06-01", "hello", "world", "table", "kernel", "scale", "zero", "point",
@@ -49,7 +53,7 @@ def write_samples(d, batches):
         harness.write_pb_dir(os.path.join(d, "s%03d" % k), [x])
 
 
-FORMS = ("qoperator", "qdq", "dynamic")
+FORMS = ("qoperator", "qdq", "dynamic", "contrib")  # contrib: qoperator with --contrib
 # dynamic mode on the MatMuls only, the usual choice for a recognizer's attention layers
 DYNAMIC_MATMUL = "dynamic-matmul"
 
@@ -59,6 +63,8 @@ def quantize(exe, model, data, out, form):
     if form.startswith("dynamic"):
         cmd = [exe, "convert", model, "--mode", "dynamic"]
         cmd += ["--op-types", "MatMul,Gemm"] if form == DYNAMIC_MATMUL else []
+    elif form == "contrib":
+        cmd = [exe, "quantize", model, "--data", data, "--format", "qoperator", "--contrib"]
     else:
         cmd = [exe, "quantize", model, "--data", data, "--format", form]
     r = subprocess.run(cmd + ["-o", out, "-q"], capture_output=True, text=True)
@@ -126,9 +132,10 @@ def main():
                 continue
             tally.case("rec/%s checker" % fmt, *checker_ok(out))
             acc = word_accuracy(out)
-            text = "fp32 %.3f, int8 %.3f on 100 words (drop at most %.2f)" % (acc_fp32, acc, MAX_DROP)
-            if fmt in ("qoperator", DYNAMIC_MATMUL):
-                tally.case("rec/%s word accuracy" % fmt, acc >= acc_fp32 - MAX_DROP, text)
+            drop = MAX_DROP_CONTRIB if fmt == "contrib" else MAX_DROP
+            text = "fp32 %.3f, int8 %.3f on 100 words (drop at most %.2f)" % (acc_fp32, acc, drop)
+            if fmt in ("qoperator", "contrib", DYNAMIC_MATMUL):
+                tally.case("rec/%s word accuracy" % fmt, acc >= acc_fp32 - drop, text)
             else:
                 print("NOTE rec/%s word accuracy (measured, not gated yet): %s" % (fmt, text), flush=True)
 
