@@ -4,8 +4,10 @@
 Models: the bundled example (models/example/tiny_cnn.onnx) on every bundled
 calibration sample, the 16 samples stacked as one batch, and
 models/gen_test_models.py's miniatures of the real models' structures, two
-input shapes each. Outputs must agree within rtol 1e-3 (see harness.py), and
-the example's predicted digits must be the same.
+input shapes each, and one model of ONNX Runtime's com.microsoft elementwise
+and pooling QLinear kernels (contrib_kernels_model). Outputs must agree within
+rtol 1e-3, integer outputs exactly (see harness.py), and the example's
+predicted digits must be the same.
 """
 import os
 import sys
@@ -13,6 +15,7 @@ import tempfile
 
 import numpy as np
 import onnx
+from onnx import numpy_helper
 
 import harness
 
@@ -28,6 +31,47 @@ def run_case(t, exe, name, model, inputs, names):
         t.case(name, False, str(e))
         return None
     return got if t.check_outputs(name, got, ref) else None, ref
+
+
+def contrib_kernels_model():
+    """ONNX Runtime's com.microsoft QLinearAdd, QLinearMul, QLinearSigmoid,
+    QLinearLeakyRelu and QLinearGlobalAveragePool (NCHW and channels_last) on
+    uint8 inputs with broadcasting and on int8 inputs, with scales and zero
+    points that are not round numbers: what `quantize --contrib` emits, here
+    in forms it does not (yet) emit as well."""
+    h, ms = onnx.helper, "com.microsoft"
+
+    def q(name, scale, zp, dtype):
+        return [numpy_helper.from_array(np.array(scale, np.float32), name + "_s"),
+                numpy_helper.from_array(np.array(zp, dtype), name + "_z")]
+
+    def io(name):
+        return [name, name + "_s", name + "_z"]
+
+    inits = (q("a", 0.037, 121, np.uint8) + q("b", 0.11, 30, np.uint8) + q("y", 0.061, 97, np.uint8) +
+             q("m", 0.29, 5, np.uint8) + q("g", 1 / 255, 0, np.uint8) + q("p", 0.02, 140, np.uint8) +
+             q("c", 0.05, -7, np.int8) + q("cy", 0.031, 3, np.int8) + q("cg", 1 / 255, -128, np.int8))
+    nodes = [h.make_node("QLinearAdd", io("a") + io("b") + ["y_s", "y_z"], ["add"], domain=ms),
+             h.make_node("QLinearMul", io("a") + io("b") + ["m_s", "m_z"], ["mul"], domain=ms),
+             h.make_node("QLinearSigmoid", io("a") + ["g_s", "g_z"], ["sig"], domain=ms),
+             h.make_node("QLinearLeakyRelu", io("a") + ["y_s", "y_z"], ["leaky"], domain=ms, alpha=0.2),
+             h.make_node("QLinearGlobalAveragePool", io("a") + ["p_s", "p_z"], ["gap"], domain=ms, channels_last=0),
+             h.make_node("QLinearGlobalAveragePool", io("c") + ["cy_s", "cy_z"], ["gap_last"], domain=ms,
+                         channels_last=1),
+             h.make_node("QLinearAdd", io("c") + io("c") + ["cy_s", "cy_z"], ["add8"], domain=ms),
+             h.make_node("QLinearSigmoid", io("c") + ["cg_s", "cg_z"], ["sig8"], domain=ms)]
+    u8, i8 = onnx.TensorProto.UINT8, onnx.TensorProto.INT8
+    g = h.make_graph(nodes, "contrib_kernels",
+                     [h.make_tensor_value_info("a", u8, [2, 3, 5, 7]), h.make_tensor_value_info("b", u8, [1, 3, 1, 1]),
+                      h.make_tensor_value_info("c", i8, [2, 4, 6, 3])],
+                     [h.make_tensor_value_info(n, t, None) for n, t in
+                      (("add", u8), ("mul", u8), ("sig", u8), ("leaky", u8), ("gap", u8), ("gap_last", i8),
+                       ("add8", i8), ("sig8", i8))], inits)
+    m = h.make_model(g, opset_imports=[h.make_opsetid("", 13), h.make_opsetid(ms, 1)])
+    m.ir_version = 7
+    rng = np.random.default_rng(5)
+    return m, [rng.integers(0, 256, (2, 3, 5, 7)).astype(np.uint8), rng.integers(0, 256, (1, 3, 1, 1)).astype(np.uint8),
+               rng.integers(-128, 128, (2, 4, 6, 3)).astype(np.int8)]
 
 
 def main():
@@ -47,6 +91,10 @@ def main():
         t.case("tiny_cnn predicted digits", a == b, f"onnxq {a}" + ("" if a == b else f", ORT {b}"))
 
     with tempfile.TemporaryDirectory(prefix="oq-gen-") as tmp:
+        m, inputs = contrib_kernels_model()
+        path = os.path.join(tmp, "contrib_kernels.onnx")
+        onnx.save(m, path)
+        run_case(t, exe, "com.microsoft QLinear kernels", path, inputs, ["a", "b", "c"])
         for name, m, cases in gen_test_models.models():
             path = os.path.join(tmp, f"{name}.onnx")
             onnx.save(m, path)
