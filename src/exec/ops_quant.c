@@ -1015,6 +1015,7 @@ typedef struct qbin_job {
     qrange r;
 } qbin_job;
 
+/* One broadcast run (an oq_bcast_visit): y = quantize(ta[a] + tb[b]), or of ta[a] * tb[b] (mul). */
 static void qbin_run(void *arg, int64_t out_off, const int64_t *in_off, const int64_t *step, int64_t len)
 {
     const qbin_job *j = arg;
@@ -1078,6 +1079,7 @@ typedef struct qlut_job {
     uint8_t *y;
 } qlut_job;
 
+/* y[i] = table[x[i]] over [begin, end). */
 static void qlut_range(void *arg, int64_t begin, int64_t end)
 {
     const qlut_job *j = arg;
