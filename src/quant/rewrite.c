@@ -1531,21 +1531,19 @@ static bool try_qlinear_concat(rewriter *r, oq_node *n, oq_status *st)
     return true;
 }
 
-/* One-element 8-bit constant holding `value` at parameters for [min(0, value),
- * max(0, value)] (exact: value is an end of the range), as the (data, scale,
- * zero point) triple of a QLinear operand. */
+/* One-element 8-bit constant holding `value`, as the (data, scale, zero
+ * point) triple of a QLinear operand: quantized_constant of a float
+ * initializer made for it (which the cleanup drops, unread). */
 static bool const_operand(rewriter *r, const char *base, float value, oq_value **in)
 {
-    oq_qparams p = oq_qparams_from_range(value < 0 ? value : 0, value > 0 ? value : 0, r->o->act_qmin,
-                                         r->o->act_qmax, r->o->symmetric_activations);
-    char name[640];
-    snprintf(name, sizeof name, "%s_quantized", base);
-    in[0] = scalar_initializer(r, name, r->act_type, oq_quantize_value(value, p, r->o->act_qmin, r->o->act_qmax));
-    snprintf(name, sizeof name, "%s_scale", base);
-    in[1] = in[0] ? scalar_initializer(r, name, OQ_DTYPE_FLOAT, p.scale) : NULL;
-    snprintf(name, sizeof name, "%s_zero_point", base);
-    in[2] = in[1] ? scalar_initializer(r, name, r->act_type, p.zero_point) : NULL;
-    return in[2] != NULL;
+    oq_value *f = scalar_initializer(r, base, OQ_DTYPE_FLOAT, value);
+    in[0] = f ? quantized_constant(r, f) : NULL;
+    const qinfo *fi = in[0] ? info_of(r, f) : NULL;
+    if (!fi)
+        return false;
+    in[1] = fi->scale;
+    in[2] = fi->zp;
+    return true;
 }
 
 /* With --contrib: a Mul of an 8-bit value by a positive one-element constant c
