@@ -1462,11 +1462,12 @@ static bool try_qlinear_contrib(rewriter *r, oq_node *n, oq_status *st)
         in[n_in++] = xi->scale;
         in[n_in++] = xi->zp;
     }
+    oq_qparams py = constant_add_params(r, n, p);
     qinfo *yi = info_of(r, y);
     oq_value *yq = NULL;
     if (!yi)
         goto fail;
-    yi->p = constant_add_params(r, n, p);
+    yi->p = py;
     yi->has_params = true;
     if (ensure_params(r, y, &yi) || !(yq = new_value(r, y->name, "_quantized")))
         goto fail;
@@ -1609,6 +1610,8 @@ static bool try_qlinear_hard(rewriter *r, oq_node *n, oq_status *st)
     }
     if (ensure_params(r, x, &xi))
         goto fail;
+    /* (what x's info holds is copied out: the calls below may move the info array) */
+    float x_scale = xi->p.scale;
     oq_value *xq = xi->twin, *xs = xi->scale, *xz = xi->zp, *k[3], *in[8], *yq = new_value(r, y->name, "_quantized");
     oq_qparams pg = oq_qparams_from_range(0, swish ? 6 : 1, r->o->act_qmin, r->o->act_qmax, false);
     char base[512];
@@ -1617,7 +1620,7 @@ static bool try_qlinear_hard(rewriter *r, oq_node *n, oq_status *st)
         goto fail;
     if (!swish) { /* x at scale x alpha, + beta, on [0, 1] */
         snprintf(base, sizeof base, "%s_alpha_scale", x->name);
-        if (!(xs = scalar_initializer(r, base, OQ_DTYPE_FLOAT, xi->p.scale * alpha)) || !set_twin(r, y, yq, pg, NULL, NULL))
+        if (!(xs = scalar_initializer(r, base, OQ_DTYPE_FLOAT, x_scale * alpha)) || !set_twin(r, y, yq, pg, NULL, NULL))
             goto fail;
         qinfo *yi = info_of(r, y);
         oq_value *add[8] = {xq, xs, xz, k[0], k[1], k[2], yi->scale, yi->zp};
