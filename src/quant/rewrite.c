@@ -52,8 +52,8 @@ typedef struct rewriter {
     const oq_calib_table *table;
     const oq_quant_options *o;
     oq_quant_result *res;
-    int n_info;
-    qinfo *info;          /* [n_info] by value id; grows with the graph */
+    int n_chunks;
+    qinfo **info;         /* [n_chunks] blocks of INFO_CHUNK, by value id; blocks never move */
     int n_weights;
     qweight *weights;
     oq_dtype act_type;    /* UINT8 or INT8 */
@@ -62,18 +62,31 @@ typedef struct rewriter {
 
 /* ---- small builders ------------------------------------------------------------- */
 
+enum { INFO_CHUNK = 256 };
+
+/* v's info (zeroed at first), or NULL when out of memory. The pointer stays
+ * valid for the whole rewrite: the graph may grow, the blocks do not move. */
 static qinfo *info_of(rewriter *r, const oq_value *v)
 {
-    if (v->id >= r->n_info) {
-        int n = r->g->n_values + 64;
-        qinfo *p = realloc(r->info, (size_t)n * sizeof *p);
+    int c = v->id / INFO_CHUNK;
+    if (c >= r->n_chunks) {
+        qinfo **p = realloc(r->info, (size_t)(c + 1) * sizeof *p);
         if (!p)
             return NULL;
-        memset(p + r->n_info, 0, (size_t)(n - r->n_info) * sizeof *p);
+        memset(p + r->n_chunks, 0, (size_t)(c + 1 - r->n_chunks) * sizeof *p);
         r->info = p;
-        r->n_info = n;
+        r->n_chunks = c + 1;
     }
-    return &r->info[v->id];
+    if (!r->info[c] && !(r->info[c] = calloc(INFO_CHUNK, sizeof **r->info)))
+        return NULL;
+    return &r->info[c][v->id % INFO_CHUNK];
+}
+
+/* v's info when some was made, else NULL (allocates nothing). */
+static const qinfo *info_if_any(const rewriter *r, const oq_value *v)
+{
+    int c = v->id / INFO_CHUNK;
+    return c < r->n_chunks && r->info[c] ? &r->info[c][v->id % INFO_CHUNK] : NULL;
 }
 
 /* New initializer named after base (made unique) holding t (ownership taken). */
@@ -260,7 +273,7 @@ static oq_status ensure_params(rewriter *r, const oq_value *v, qinfo **out)
         if (!qi->zp)
             return r->err->status ? r->err->status : OQ_ENOMEM;
     }
-    *out = info_of(r, v); /* the array may have moved */
+    *out = qi;
     return OQ_OK;
 }
 
@@ -931,7 +944,7 @@ static oq_status restore_float_values(rewriter *r)
     int n = r->g->n_values;
     for (int i = 0; !st && i < n; i++) {
         oq_value *v = r->g->values[i];
-        qinfo *qi = i < r->n_info ? &r->info[i] : NULL;
+        const qinfo *qi = info_if_any(r, v);
         if (!qi || !qi->twin || v->producer || v->constant || (!v->n_consumers && !is_graph_output(r->g, v)))
             continue;
         bool is_input = false;
@@ -1610,8 +1623,6 @@ static bool try_qlinear_hard(rewriter *r, oq_node *n, oq_status *st)
     }
     if (ensure_params(r, x, &xi))
         goto fail;
-    /* (what x's info holds is copied out: the calls below may move the info array) */
-    float x_scale = xi->p.scale;
     oq_value *xq = xi->twin, *xs = xi->scale, *xz = xi->zp, *k[3], *in[8], *yq = new_value(r, y->name, "_quantized");
     oq_qparams pg = oq_qparams_from_range(0, swish ? 6 : 1, r->o->act_qmin, r->o->act_qmax, false);
     char base[512];
@@ -1620,7 +1631,7 @@ static bool try_qlinear_hard(rewriter *r, oq_node *n, oq_status *st)
         goto fail;
     if (!swish) { /* x at scale x alpha, + beta, on [0, 1] */
         snprintf(base, sizeof base, "%s_alpha_scale", x->name);
-        if (!(xs = scalar_initializer(r, base, OQ_DTYPE_FLOAT, x_scale * alpha)) || !set_twin(r, y, yq, pg, NULL, NULL))
+        if (!(xs = scalar_initializer(r, base, OQ_DTYPE_FLOAT, xi->p.scale * alpha)) || !set_twin(r, y, yq, pg, NULL, NULL))
             goto fail;
         qinfo *yi = info_of(r, y);
         oq_value *add[8] = {xq, xs, xz, k[0], k[1], k[2], yi->scale, yi->zp};
@@ -2050,6 +2061,8 @@ oq_status oq_quantize_model(oq_model *m, const oq_calib_table *table, const oq_q
     for (int i = 0; i < r.n_weights; i++)
         oq_weight_quant_release(&r.weights[i].wq);
     free(r.weights);
+    for (int i = 0; i < r.n_chunks; i++)
+        free(r.info[i]);
     free(r.info);
     return st;
 }
