@@ -289,7 +289,6 @@ static oq_value *quantized(rewriter *r, oq_value *v)
     oq_value *in[3] = {v, qi->scale, qi->zp};
     if (!q || !add_node(r, "QuantizeLinear", 3, in, 1, &q))
         return NULL;
-    qi = info_of(r, v);
     qi->twin = q;
     return q;
 }
@@ -573,7 +572,6 @@ static oq_status rewrite_qlinear(rewriter *r, oq_node *n, oq_quant_node *rep)
     oq_value *yq = new_value(r, y->name, "_quantized");
     if (!yq)
         return r->err->status;
-    yi = info_of(r, y);
     oq_value *in[9] = {xq, xs, xz, qw->q, qw->scale, qw->zp, yi->scale, yi->zp, bq};
     oq_node *q = add_node(r, conv ? "QLinearConv" : "QLinearMatMul", conv ? (bq ? 9 : 8) : 8, in, 1, &yq);
     if (!q || inherit_name(q, n, r->err))
@@ -741,7 +739,6 @@ static qinfo *dynamic_activation(rewriter *r, oq_value *x)
             oq_errf(r->err, OQ_ENOMEM, "out of memory");
         return NULL;
     }
-    qi = info_of(r, x);
     qi->twin = q;
     qi->scale = s;
     qi->zp = z;
@@ -970,12 +967,11 @@ static oq_value *qdq_activation(rewriter *r, oq_value *v)
     if (qi->twin)
         return qi->twin; /* for QDQ the twin is the dequantized value */
     oq_value *q = new_value(r, v->name, "_quantized"), *dq = new_value(r, v->name, "_dequantized");
-    qi = info_of(r, v);
     oq_value *qin[3] = {v, qi->scale, qi->zp}, *din[3] = {q, qi->scale, qi->zp};
     if (!q || !dq || !add_node(r, "QuantizeLinear", 3, qin, 1, &q) ||
         !add_node(r, "DequantizeLinear", 3, din, 1, &dq))
         return NULL;
-    info_of(r, v)->twin = dq;
+    qi->twin = dq;
     return dq;
 }
 
@@ -1075,13 +1071,12 @@ static oq_status rewrite_qdq(rewriter *r, oq_node *n, oq_quant_node *rep)
     oq_value *pre = new_value(r, y->name, "_float"), *q = new_value(r, y->name, "_quantized");
     if (!pre || !q)
         return r->err->status;
-    yi = info_of(r, y);
     oq_node_set_output(n, 0, pre);
     oq_value *qin[3] = {pre, yi->scale, yi->zp}, *din[3] = {q, yi->scale, yi->zp};
     if (!add_node(r, "QuantizeLinear", 3, qin, 1, &q) ||
         !add_node(r, "DequantizeLinear", 3, din, 1, &y))
         return r->err->status;
-    info_of(r, y)->twin = y; /* already in QDQ form: consumers read it as is */
+    yi->twin = y; /* already in QDQ form: consumers read it as is */
     report_weight(rep, qw);
     return OQ_OK;
 }
@@ -1410,7 +1405,7 @@ static oq_value *quantized_constant(rewriter *r, const oq_value *v)
     char base[512];
     snprintf(base, sizeof base, "%s_quantized", v->name);
     oq_value *tw = add_initializer(r, base, t);
-    if (!tw || !(qi = info_of(r, v)))
+    if (!tw)
         return NULL;
     qi->twin = tw;
     qi->p = p;
@@ -1484,7 +1479,6 @@ static bool try_qlinear_contrib(rewriter *r, oq_node *n, oq_status *st)
     yi->has_params = true;
     if (ensure_params(r, y, &yi) || !(yq = new_value(r, y->name, "_quantized")))
         goto fail;
-    yi = info_of(r, y);
     in[n_in++] = yi->scale;
     in[n_in++] = yi->zp;
     oq_node *q = add_node_in(r, CONTRIB_DOMAIN, contrib_ops[e].qop, n_in, in, 1, &yq);
@@ -1493,7 +1487,7 @@ static bool try_qlinear_contrib(rewriter *r, oq_node *n, oq_status *st)
     if (!strcmp(n->op_type, "LeakyRelu") &&
         oq_node_set_attr_float(q, "alpha", oq_node_attr_float(n, "alpha", 0.01f), r->err))
         goto fail;
-    info_of(r, y)->twin = yq;
+    yi->twin = yq;
     if (act)
         oq_graph_remove_node(r->g, act);
     oq_graph_remove_node(r->g, n);
@@ -1526,7 +1520,6 @@ static bool try_qlinear_concat(rewriter *r, oq_node *n, oq_status *st)
         *st = r->err->status ? r->err->status : OQ_ENOMEM;
         return true;
     }
-    yi = info_of(r, y);
     oq_value *in[MAX_NODE_INPUTS] = {yi->scale, yi->zp};
     for (int k = 0; k < n->n_inputs; k++) {
         qinfo *qi = info_of(r, n->inputs[k]);
@@ -1539,7 +1532,7 @@ static bool try_qlinear_concat(rewriter *r, oq_node *n, oq_status *st)
         *st = r->err->status ? r->err->status : OQ_ENOMEM;
         return true;
     }
-    info_of(r, y)->twin = yq;
+    yi->twin = yq;
     oq_graph_remove_node(r->g, n);
     r->res->n_contrib_ops++;
     return true;
@@ -1577,7 +1570,6 @@ static bool try_scaled_twin(rewriter *r, oq_node *n, oq_status *st)
         /* x's producer may be gone: its twin's (indexed here) tells the shape as well */
         if ((*st = oq_graph_index(r->g, r->err)))
             return true;
-        xi = info_of(r, x);
         float c = scalar_operand(c_in, has_axes(x, 0) ? x : xi->twin);
         if (!(c > 0) || !isfinite(c))
             continue;
@@ -1648,7 +1640,7 @@ static bool try_qlinear_hard(rewriter *r, oq_node *n, oq_status *st)
             goto fail;
         snprintf(base, sizeof base, "%s_scale_x6", y->name);
         oq_value *ys6 = scalar_initializer(r, base, OQ_DTYPE_FLOAT, 6.0 * yi->p.scale);
-        if (!ys6 || !(yi = info_of(r, y)))
+        if (!ys6)
             goto fail;
         oq_value *mul[8] = {xq, xs, xz, g, gs, gz, ys6, yi->zp};
         memcpy(in, mul, sizeof in);
