@@ -76,11 +76,6 @@ static int parse_args(calibrate_args *a, int argc, char **argv)
                 return cli_usage("%s: -o given twice", cmd);
             a->output = v;
             break;
-        case OPT_CONTRIB:
-            if (a->merge)
-                return cli_usage("calibrate merge: only -o and -q are accepted (the tables carry their options)");
-            a->calib.contrib = true;
-            break;
         case CLI_POSITIONAL:
             if (a->merge)
                 a->tables[a->n_tables++] = v;
@@ -92,6 +87,10 @@ static int parse_args(calibrate_args *a, int argc, char **argv)
         default:
             if (a->merge && id != CLI_OPT_QUIET)
                 return cli_usage("calibrate merge: only -o and -q are accepted (the tables carry their options)");
+            if (id == OPT_CONTRIB) {
+                a->calib.contrib = true;
+                break;
+            }
             int rc = cli_calib_option(&a->calib, id, v, cmd);
             if (rc >= 0)
                 return rc;
