@@ -41,9 +41,15 @@ const char *oq_hist_impl_name(void);
 /* For tests and benchmarks: use the named kernel from now on. Returns false
  * (and changes nothing) when it is unknown or not runnable here. */
 bool oq_hist_force_impl(const char *name);
-/* Adds src into dst (same nbins): min/max/count exactly, bins re-binned onto
- * a grid covering both by proportional overlap. */
+/* Adds src into dst (same nbins): min/max/count exactly; the bins onto a grid
+ * covering both, exactly when the grids line up (as after oq_hist_restart
+ * from one grid), else by proportional overlap. */
 oq_status oq_hist_merge(oq_hist *dst, const oq_hist *src, oq_err *err);
+/* Empties h, keeping grid's bins (lo and width; none if grid is NULL or has
+ * another bin count). Histograms restarted from one grid keep lining up as
+ * they grow (with a power-of-two bin count, until their range has grown that
+ * many times over; oq_hist_merge checks). */
+void oq_hist_restart(oq_hist *h, const oq_hist *grid);
 
 typedef enum oq_calib_method {
     OQ_CALIB_MINMAX,
@@ -125,6 +131,12 @@ void oq_calibrator_observe(void *user, const oq_value *value, const oq_tensor *t
 /* Records one sample's graph inputs (the executor reports node outputs only)
  * and counts the sample. */
 void oq_calibrator_add_inputs(oq_calibrator *c, int n, const oq_value *const *values, const oq_tensor *tensors);
+/* Empties c's statistics. Each histogram keeps the grid of its twin in
+ * grid_from (a calibrator of the same model and bins; NULL: no grid), so
+ * that what c records next merges exactly into grid_from's kin. */
+void oq_calibrator_restart(oq_calibrator *c, const oq_calibrator *grid_from);
+/* Adds src's statistics and sample count into dst (same model and bins). */
+oq_status oq_calibrator_merge(oq_calibrator *dst, const oq_calibrator *src, oq_err *err);
 /* Moves the statistics into a new table (caller destroys) with ranges computed. */
 oq_calib_table *oq_calibrator_table(oq_calibrator *c, const oq_range_options *range, oq_err *err);
 

@@ -34,9 +34,9 @@ void oq_dataset_destroy(oq_dataset *d);
 
 int64_t oq_dataset_count(const oq_dataset *d);
 /* Loads sample i into tensors[0..n_inputs) (owned by the caller, who
- * releases them). Also folds the sample into the data hash. */
-oq_status oq_dataset_load(oq_dataset *d, int64_t i, oq_tensor *tensors, oq_err *err);
-/* SHA-256 over the tensors loaded so far (dtype, dims and bytes of each), hex. */
-void oq_dataset_hash(const oq_dataset *d, char hex[65]);
+ * releases them). Safe to call from several threads at once. */
+oq_status oq_dataset_load(const oq_dataset *d, int64_t i, oq_tensor *tensors, oq_err *err);
+/* SHA-256 (hex) of one loaded sample: the dtype, dims and bytes of each tensor. */
+void oq_dataset_sample_hash(const oq_dataset *d, const oq_tensor *tensors, char hex[65]);
 
 #endif

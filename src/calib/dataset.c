@@ -28,7 +28,6 @@ struct oq_dataset {
     int n_npy;
     npy_source *npy;       /* [n_inputs], when .npy specs are used */
     int64_t n_samples;
-    oq_sha256 hash;
 };
 
 static bool is_dir(const char *path)
@@ -171,7 +170,6 @@ oq_status oq_dataset_open(oq_dataset **out, int n_specs, const char *const *spec
     }
     memcpy(d->inputs, inputs, (size_t)n_inputs * sizeof *inputs);
     d->pre = pre ? *pre : oq_preprocess_default();
-    oq_sha256_init(&d->hash);
     oq_status st = OQ_OK;
     int n_npy_specs = 0;
     for (int i = 0; i < n_specs; i++)
@@ -236,7 +234,7 @@ static void hash_tensor(oq_sha256 *h, const oq_tensor *t)
 }
 
 /* Decodes and preprocesses one image sample into *t. */
-static oq_status load_image(oq_dataset *d, const char *path, oq_tensor *t, oq_err *err)
+static oq_status load_image(const oq_dataset *d, const char *path, oq_tensor *t, oq_err *err)
 {
     oq_image img;
     oq_status st = oq_image_load(&img, path, err);
@@ -266,7 +264,7 @@ static oq_status refuse_extra_input(const char *dir, int n, oq_err *err)
     return st;
 }
 
-oq_status oq_dataset_load(oq_dataset *d, int64_t i, oq_tensor *tensors, oq_err *err)
+oq_status oq_dataset_load(const oq_dataset *d, int64_t i, oq_tensor *tensors, oq_err *err)
 {
     memset(tensors, 0, (size_t)d->n_inputs * sizeof *tensors);
     if (i < 0 || i >= d->n_samples)
@@ -302,13 +300,14 @@ oq_status oq_dataset_load(oq_dataset *d, int64_t i, oq_tensor *tensors, oq_err *
             oq_tensor_release(&tensors[j]);
         return st;
     }
-    for (k = 0; k < d->n_inputs; k++)
-        hash_tensor(&d->hash, &tensors[k]);
     return OQ_OK;
 }
 
-void oq_dataset_hash(const oq_dataset *d, char hex[65])
+void oq_dataset_sample_hash(const oq_dataset *d, const oq_tensor *tensors, char hex[65])
 {
-    oq_sha256 copy = d->hash;
-    oq_sha256_hex(&copy, hex);
+    oq_sha256 h;
+    oq_sha256_init(&h);
+    for (int k = 0; k < d->n_inputs; k++)
+        hash_tensor(&h, &tensors[k]);
+    oq_sha256_hex(&h, hex);
 }

@@ -552,12 +552,64 @@ void oq_hist_add(oq_hist *h, const float *x, int64_t n)
 
 size_t oq_hist_scratch_size(int nbins) { return (size_t)nbins * 4; }
 
+/* Adds src's bins into dst when each falls wholly into one of dst's (dst's
+ * width a power-of-two multiple of src's, the edges on a common lattice, as
+ * for histograms restarted from one grid): the counts stay whole. Returns
+ * false, adding nothing, when the grids do not line up. */
+static bool add_aligned(oq_hist *dst, const oq_hist *src)
+{
+    double ratio = dst->width / src->width, offset = (src->lo - dst->lo) / src->width;
+    if (!(ratio >= 0.5 && ratio < 1e9 && fabs(offset) < 1e15))
+        return false;
+    int64_t r = llround(ratio), o = llround(offset);
+    if ((r & (r - 1)) != 0 || fabs(ratio - (double)r) > 1e-9 * (double)r || fabs(offset - (double)o) > 1e-6)
+        return false;
+    for (int i = 0; i < src->nbins; i++) {
+        if (src->counts[i] == 0)
+            continue;
+        int64_t at = o + i, k = at >= 0 ? at / r : -((-at + r - 1) / r);
+        dst->counts[k < 0 ? 0 : k >= dst->nbins ? dst->nbins - 1 : k] += src->counts[i];
+    }
+    return true;
+}
+
+/* Adds src's bins into dst by spreading each over the dst bins it overlaps,
+ * in proportion to the overlap. */
+static void add_spread(oq_hist *dst, const oq_hist *src)
+{
+    for (int i = 0; i < src->nbins; i++) {
+        double c = src->counts[i];
+        if (c == 0)
+            continue;
+        double a = src->lo + i * src->width, b = a + src->width;
+        int k0 = (int)floor((a - dst->lo) / dst->width), k1 = (int)floor((b - dst->lo) / dst->width);
+        for (int k = k0; k <= k1; k++) {
+            int kk = k < 0 ? 0 : k >= dst->nbins ? dst->nbins - 1 : k;
+            double l = dst->lo + k * dst->width, r = l + dst->width;
+            double overlap = fmin(b, r) - fmax(a, l);
+            if (overlap > 0)
+                dst->counts[kk] += c * overlap / src->width;
+        }
+    }
+}
+
+void oq_hist_restart(oq_hist *h, const oq_hist *grid)
+{
+    memset(h->counts, 0, (size_t)h->nbins * sizeof *h->counts);
+    h->lo = grid && grid->nbins == h->nbins ? grid->lo : 0;
+    h->width = grid && grid->nbins == h->nbins ? grid->width : 0;
+    h->min = INFINITY;
+    h->max = -INFINITY;
+    h->count = 0;
+    h->nonfinite = 0;
+}
+
 oq_status oq_hist_merge(oq_hist *dst, const oq_hist *src, oq_err *err)
 {
     if (dst->nbins != src->nbins)
         return oq_errf(err, OQ_EINVAL, "cannot merge histograms of %d and %d bins", dst->nbins, src->nbins);
     dst->nonfinite += src->nonfinite;
-    if (src->width == 0)
+    if (src->width == 0 || src->count == 0)
         return OQ_OK;
     if (dst->width == 0) {
         memcpy(dst->counts, src->counts, (size_t)src->nbins * sizeof *src->counts);
@@ -578,21 +630,8 @@ oq_status oq_hist_merge(oq_hist *dst, const oq_hist *src, oq_err *err)
         hist_double(dst, true);
     while (src_hi > dst->lo + dst->nbins * dst->width)
         hist_double(dst, false);
-    /* spread each source bin over the destination bins it overlaps */
-    for (int i = 0; i < src->nbins; i++) {
-        double c = src->counts[i];
-        if (c == 0)
-            continue;
-        double a = src->lo + i * src->width, b = a + src->width;
-        int k0 = (int)floor((a - dst->lo) / dst->width), k1 = (int)floor((b - dst->lo) / dst->width);
-        for (int k = k0; k <= k1; k++) {
-            int kk = k < 0 ? 0 : k >= dst->nbins ? dst->nbins - 1 : k;
-            double l = dst->lo + k * dst->width, r = l + dst->width;
-            double overlap = fmin(b, r) - fmax(a, l);
-            if (overlap > 0)
-                dst->counts[kk] += c * overlap / src->width;
-        }
-    }
+    if (!add_aligned(dst, src))
+        add_spread(dst, src);
     return OQ_OK;
 }
 

@@ -97,6 +97,26 @@ void oq_calibrator_add_inputs(oq_calibrator *c, int n, const oq_value *const *va
     c->samples++;
 }
 
+void oq_calibrator_restart(oq_calibrator *c, const oq_calibrator *grid_from)
+{
+    for (int i = 0; i < c->n_entries; i++)
+        oq_hist_restart(&c->hists[i], grid_from && grid_from->n_entries == c->n_entries ? &grid_from->hists[i] : NULL);
+    c->samples = 0;
+}
+
+oq_status oq_calibrator_merge(oq_calibrator *dst, const oq_calibrator *src, oq_err *err)
+{
+    if (dst->graph != src->graph || dst->n_entries != src->n_entries)
+        return oq_errf(err, OQ_EINVAL, "cannot merge calibrators of different models");
+    for (int i = 0; i < dst->n_entries; i++) {
+        oq_status st = oq_hist_merge(&dst->hists[i], &src->hists[i], err);
+        if (st)
+            return st;
+    }
+    dst->samples += src->samples;
+    return OQ_OK;
+}
+
 oq_calib_table *oq_calibrator_table(oq_calibrator *c, const oq_range_options *range, oq_err *err)
 {
     int bins = c->n_entries ? c->hists[0].nbins : 2;

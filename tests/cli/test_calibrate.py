@@ -140,6 +140,34 @@ def main():
     check(p1.returncode == 0 and p2.returncode == 0, "folder and npy calibrations exit 0: " + p1.stderr + p2.stderr)
     check(open(t1, "rb").read() == open(t2, "rb").read(), "folder and .npy data give byte-identical tables")
 
+    # ---- threads run blocks of 32 samples side by side: the table must not
+    # depend on how many (70 samples = 3 blocks; 3 threads take one each)
+    many = RNG.standard_normal((70, 2, D_IN)).astype(np.float32) * 3
+    many[45] *= 4  # a later block reaches past the first sample's bins
+    many_npy = os.path.join(tmp, "many.npy")
+    np.save(many_npy, many)
+    by_threads = []
+    for n in (1, 2, 3):
+        out = os.path.join(tmp, "threads%d.json" % n)
+        p = run(binary, "calibrate", model, "--data", "x=" + many_npy, "-o", out, "-q", "--threads", str(n))
+        check(p.returncode == 0, "calibrate --threads %d exits 0: %s" % (n, p.stderr))
+        by_threads.append(open(out, "rb").read() if p.returncode == 0 else b"")
+    check(by_threads[0] == by_threads[1] == by_threads[2], "--threads 1, 2 and 3 give byte-identical tables")
+    tt = json.loads(by_threads[0] or b"{}")
+    many_ref = activations(many.reshape(-1, D_IN))
+    for name, e in tt.get("tensors", {}).items():
+        # blocks merge bin for bin: every count stays a whole number
+        check(all(c == int(c) for c in e["hist"]["counts"]) and sum(e["hist"]["counts"]) == many_ref[name].size,
+              "%s: a 3-block run's histogram counts are whole and add up to the values seen" % name)
+    check(tt.get("tensors", {}).get("x", {}).get("min") == float(many.min()) and
+          tt["tensors"]["x"]["max"] == float(many.max()), "x: exact min/max over 3 blocks")
+    # the data hash as the README defines it: SHA-256 over each sample's hex hash
+    sample_hashes = "".join(
+        hashlib.sha256(np.array([TensorProto.FLOAT, x.ndim], "<i4").tobytes() +
+                       np.array(x.shape, "<i8").tobytes() + x.astype("<f4").tobytes()).hexdigest() for x in many)
+    check(tt.get("data_sha256") == hashlib.sha256(sample_hashes.encode()).hexdigest(),
+          "data_sha256 is the SHA-256 of the samples' hashes in order")
+
     # ---- shards merge to the full table's extremes
     shard_a, shard_b = os.path.join(tmp, "shard_a"), os.path.join(tmp, "shard_b")
     write_pb_samples(shard_a, xs[:8])
