@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "exec/ops_common.h"
+
 /* ---- finding chains ------------------------------------------------------------ */
 
 /* Readers of each value of g: node indices, one entry per reading input. */
@@ -296,7 +298,7 @@ step_run(const oq_ew_step *s, float *restrict d, const float *const *reg, int64_
         for (int64_t i = 0; i < n; i++) d[i] = 1.0f / (1.0f + expf(-a[i]));
         break;
     case OQ_EW_HARD_SIGMOID:
-        for (int64_t i = 0; i < n; i++) d[i] = fmaxf(0.0f, fminf(1.0f, k0 * a[i] + k1));
+        for (int64_t i = 0; i < n; i++) d[i] = oq_max_or(oq_min_or(k0 * a[i] + k1, 1.0f), 0.0f);
         break;
     case OQ_EW_CLIP:
         for (int64_t i = 0; i < n; i++) {

@@ -27,6 +27,11 @@
 #define OQ_DT_UINTS (OQ_DT(UINT8) | OQ_DT(UINT16) | OQ_DT(UINT32) | OQ_DT(UINT64))
 #define OQ_DT_NUMS (OQ_DT_FLOATS | OQ_DT_SINTS | OQ_DT_UINTS)
 
+/* fmaxf(lo, x) and fminf(hi, x) as comparisons, which vectorize where the
+ * libm calls do not: a NaN x gives lo and hi, as fmaxf and fminf do. */
+static inline float oq_max_or(float x, float lo) { return x > lo ? x : lo; }
+static inline float oq_min_or(float x, float hi) { return x < hi ? x : hi; }
+
 /* Below this many elements of simple work a kernel stays on one thread. */
 #define OQ_PAR_MIN_ELEMS ((int64_t)1 << 15)
 

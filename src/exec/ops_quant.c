@@ -133,14 +133,15 @@ typedef struct qdq_job {
 
 #define CHUNK 256
 
-/* Quantizes n floats into y (type dt) from element off: saturate(rint(x / s) + zp). */
+/* Quantizes n floats into y (type dt) from element off: saturate(rint(x / s) + zp),
+ * computed as zp + rint(x / s clamped to the range less zp) (integer bounds). */
 static void quant_store(void *y, oq_dtype dt, int64_t off, const float *x, int64_t n, float s, int32_t zp, qrange r)
 {
-    float lo = (float)r.lo, hi = (float)r.hi, z = (float)zp;
-#define QSTORE(T)                                                               \
-    do {                                                                        \
-        T *d = (T *)y + off;                                                    \
-        for (int64_t j = 0; j < n; j++) d[j] = (T)fminf(fmaxf(rintf(x[j] / s) + z, lo), hi); \
+    float lo = (float)(r.lo - zp), hi = (float)(r.hi - zp);
+#define QSTORE(T)                                                                                \
+    do {                                                                                         \
+        T *d = (T *)y + off;                                                                     \
+        for (int64_t j = 0; j < n; j++) d[j] = (T)((int32_t)oq_clamp_rint(x[j] / s, lo, hi) + zp); \
     } while (0)
     switch (dt) {
     case OQ_DTYPE_UINT8: QSTORE(uint8_t); break;
@@ -148,7 +149,7 @@ static void quant_store(void *y, oq_dtype dt, int64_t off, const float *x, int64
     case OQ_DTYPE_UINT16: QSTORE(uint16_t); break;
     case OQ_DTYPE_INT16: QSTORE(int16_t); break;
     default:
-        for (int64_t j = 0; j < n; j++) nibble_set(y, off + j, (int32_t)fminf(fmaxf(rintf(x[j] / s) + z, lo), hi));
+        for (int64_t j = 0; j < n; j++) nibble_set(y, off + j, (int32_t)oq_clamp_rint(x[j] / s, lo, hi) + zp);
         break;
     }
 #undef QSTORE
@@ -222,7 +223,7 @@ static oq_status qdq_setup(oq_kernel_ctx *c, const oq_tensor *x, oq_dtype zdt, q
     if ((st = read_qparams(c, 1, 2, zdt, &j->q))) return st;
     const oq_tensor *s = oq_kernel_input(c, 1);
     j->ch = 1;
-    j->inner = 1;
+    j->inner = oq_tensor_numel(x) > 0 ? oq_tensor_numel(x) : 1; /* per tensor: one run */
     if (j->q.count == 1) return OQ_OK;
     if (c->opset < 13) return OQ_KERR(c, "scale must have one element before opset 13");
     if (s->rank != 1) return OQ_KERR(c, "scale must be a scalar or 1-D, got rank %d", s->rank);
@@ -305,8 +306,8 @@ static oq_status k_dynamic_quantize_linear(oq_kernel_ctx *c)
     /* The range always includes 0 so that 0 is exactly representable; NaNs are ignored. */
     float lo = 0.0f, hi = 0.0f;
     for (int64_t i = 0; i < n; i++) {
-        lo = fminf(lo, xd[i]);
-        hi = fmaxf(hi, xd[i]);
+        lo = oq_min_or(xd[i], lo);
+        hi = oq_max_or(xd[i], hi);
     }
     /* scale = (max - min) / 255; an all-zero input gets scale 1 (like ONNX
      * Runtime) instead of the 0 that would divide by zero. */

@@ -210,14 +210,21 @@ static const kernel_entry kernels[] = {
 #define N_KERNELS ((int)(sizeof kernels / sizeof kernels[0]))
 
 static _Atomic int forced = -1; /* index into kernels, or -1 for the best usable one */
+/* The best usable kernel, found once: the AVX-VNNI check executes CPUID,
+ * which traps under a hypervisor (it once cost 40% of a quantized run). */
+static _Atomic int detected = -1;
 
 static const kernel_entry *pick_kernel(void)
 {
     int f = forced;
     if (f >= 0) return &kernels[f];
-    for (int i = 0; i < N_KERNELS - 1; i++)
-        if (kernels[i].usable()) return &kernels[i];
-    return &kernels[N_KERNELS - 1];
+    int d = detected;
+    if (d < 0) {
+        d = 0;
+        while (d < N_KERNELS - 1 && !kernels[d].usable()) d++;
+        detected = d;
+    }
+    return &kernels[d];
 }
 
 const char *oq_qgemm_kernel_name(void) { return pick_kernel()->name; }
@@ -312,30 +319,17 @@ void oq_qgemm_ref(const oq_qgemm_args *g)
 
 /* ---- requantization ----------------------------------------------------------------- */
 
-/* Scaled value v (before the zero point) clamped to [lo, hi] and rounded to
- * the nearest integer, ties to even; NaN goes to lo. The bounds are integers
- * in [-65535, 65535], so clamping first is exact, and adding then
- * subtracting 1.5 * 2^23 rounds in the default rounding mode (what rintf
- * does) while staying plain vectorizable arithmetic. */
-static inline float requant_value(float v, float lo, float hi)
-{
-    const float magic = 12582912.0f; /* 1.5 * 2^23 */
-    v = v > lo ? v : lo;
-    v = v < hi ? v : hi;
-    return (v + magic) - magic;
-}
-
 void oq_requant_row(void *y, bool y_signed, const int32_t *acc, int64_t n, int32_t bias, float mult, int32_t zp)
 {
     float lo = (float)((y_signed ? -128 : 0) - zp), hi = (float)((y_signed ? 127 : 255) - zp);
     if (y_signed) {
         int8_t *d = y;
         for (int64_t j = 0; j < n; j++)
-            d[j] = (int8_t)((int32_t)requant_value((float)((int64_t)acc[j] + bias) * mult, lo, hi) + zp);
+            d[j] = (int8_t)((int32_t)oq_clamp_rint((float)((int64_t)acc[j] + bias) * mult, lo, hi) + zp);
     } else {
         uint8_t *d = y;
         for (int64_t j = 0; j < n; j++)
-            d[j] = (uint8_t)((int32_t)requant_value((float)((int64_t)acc[j] + bias) * mult, lo, hi) + zp);
+            d[j] = (uint8_t)((int32_t)oq_clamp_rint((float)((int64_t)acc[j] + bias) * mult, lo, hi) + zp);
     }
 }
 
@@ -344,7 +338,7 @@ void oq_requant_cols(void *y, bool y_signed, const int32_t *acc, int64_t n, cons
 {
     float lo = (float)((y_signed ? -128 : 0) - zp), hi = (float)((y_signed ? 127 : 255) - zp);
     for (int64_t j = 0; j < n; j++) {
-        float v = requant_value((float)((int64_t)acc[j] + (bias ? bias[j] : 0)) * mult[j], lo, hi);
+        float v = oq_clamp_rint((float)((int64_t)acc[j] + (bias ? bias[j] : 0)) * mult[j], lo, hi);
         int32_t q = (int32_t)v + zp;
         if (y_signed)
             ((int8_t *)y)[j] = (int8_t)q;

@@ -29,6 +29,19 @@ typedef struct oq_qgemm_args {
     int64_t ldc;
 } oq_qgemm_args;
 
+/* v clamped to [lo, hi] and rounded to the nearest integer, ties to even;
+ * NaN goes to lo. The bounds are integers in [-65535, 65535], so clamping
+ * first is exact, and adding then subtracting 1.5 * 2^23 rounds in the
+ * default rounding mode (what rintf does) while staying plain vectorizable
+ * arithmetic. */
+static inline float oq_clamp_rint(float v, float lo, float hi)
+{
+    const float magic = 12582912.0f; /* 1.5 * 2^23 */
+    v = v > lo ? v : lo;
+    v = v < hi ? v : hi;
+    return (v + magic) - magic;
+}
+
 /* Bytes of workspace oq_qgemm needs for an (m, n, k) product (packing
  * buffers plus alignment slack); never more than OQ_QGEMM_WS_MAX. */
 size_t oq_qgemm_ws_bytes(int64_t m, int64_t n, int64_t k);
