@@ -588,6 +588,7 @@ typedef struct qconv_job {
     int64_t plane_out;      /* prod(out) */
     int64_t ptiles;         /* column tiles per (image, group) */
     bool direct;            /* 1x1 taps, stride 1, no pads: x is the GEMM's B */
+    bool depthwise;         /* 2-D, one input and one output channel per group: summed tap by tap */
     void *y;                /* (n, cout, out...) int32 or 8-bit */
     qout out;               /* rows are output channels */
 } qconv_job;
@@ -656,6 +657,55 @@ static void im2col_bytes(uint8_t *restrict col, int64_t ldcol, const uint8_t *re
     }
 }
 
+/* Sums of a depthwise 2-D conv (input channel = output channel = ch) for
+ * output positions [c0, c0+tp) into acc, straight from the input plane x:
+ * each tap adds (w - zw) * (x - zx) along a run of one output row. Taps that
+ * fall outside the input are left out, as they would read the zero point and
+ * add 0. */
+#define QDW_TAP_RUN(XT)                                                                       \
+    do {                                                                                      \
+        const XT *src = (const XT *)row + off;                                                \
+        if (sw == 1)                                                                          \
+            for (int64_t o = lo; o < hi; o++) a[o - ow0] += wv * ((int32_t)src[o] - zx);      \
+        else                                                                                  \
+            for (int64_t o = lo; o < hi; o++) a[o - ow0] += wv * ((int32_t)src[o * sw] - zx); \
+    } while (0)
+
+static __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void qdw_sums(int32_t *restrict acc, const uint8_t *restrict x, const qconv_job *j, int64_t ch, int64_t c0,
+                     int64_t tp)
+{
+    const oq_conv_params *p = &j->p;
+    int64_t H = p->in[0], W = p->in[1], OW = p->out[1], KH = p->k[0], KW = p->k[1];
+    int64_t sh = p->stride[0], sw = p->stride[1], dh = p->dil[0], dw = p->dil[1];
+    int32_t zx = j->x_zp, zw = j->w_zp ? j->w_zp[j->w_zp_per_ch ? ch : 0] : 0;
+    const uint8_t *wc = j->w + ch * KH * KW;
+    memset(acc, 0, (size_t)tp * sizeof *acc);
+    for (int64_t t = 0; t < tp;) {
+        int64_t oh = (c0 + t) / OW, ow0 = (c0 + t) % OW, run = OW - ow0 < tp - t ? OW - ow0 : tp - t;
+        int32_t *a = acc + t;
+        for (int64_t kh = 0; kh < KH; kh++) {
+            int64_t ih = oh * sh - p->pad0[0] + kh * dh;
+            if (ih < 0 || ih >= H) continue;
+            const uint8_t *row = x + ih * W;
+            for (int64_t kw = 0; kw < KW; kw++) {
+                int32_t wv = (j->w_signed ? (int32_t)(int8_t)wc[kh * KW + kw] : (int32_t)wc[kh * KW + kw]) - zw;
+                /* output columns o whose tap reads input column o * sw + off inside [0, W) */
+                int64_t off = kw * dw - p->pad0[1];
+                int64_t lo = off >= 0 ? 0 : (-off + sw - 1) / sw, hi = W - 1 - off >= 0 ? (W - 1 - off) / sw + 1 : 0;
+                lo = lo > ow0 ? lo : ow0;
+                hi = hi < ow0 + run ? hi : ow0 + run;
+                if (wv == 0 || lo >= hi) continue;
+                if (j->x_signed)
+                    QDW_TAP_RUN(int8_t);
+                else
+                    QDW_TAP_RUN(uint8_t);
+            }
+        }
+        t += run;
+    }
+}
+#undef QDW_TAP_RUN
+
 static void qconv_item(void *arg, int64_t it, uint8_t *ws)
 {
     const qconv_job *j = arg;
@@ -671,6 +721,13 @@ static void qconv_item(void *arg, int64_t it, uint8_t *ws)
         .a_zp = j->w_zp && j->w_zp_per_ch ? j->w_zp + ch0 : j->w_zp, .a_zp_per_row = j->w_zp_per_ch,
         .b_signed = j->x_signed, .b_zp = &j->x_zp,
     };
+    if (j->depthwise) {
+        int32_t *sums = j->out.requant ? acc : (int32_t *)j->y + (ni * j->p.cout + ch0) * P + c0;
+        qdw_sums(sums, xg, j, ch0, c0, tp);
+        if (j->out.requant)
+            qout_write(&j->out, (uint8_t *)j->y + ni * j->p.cout * P, P, ch0, c0, acc, tp, 1, tp, NULL);
+        return;
+    }
     uint8_t *gws = col;
     if (j->direct) {
         g.b = xg + c0;
@@ -761,6 +818,7 @@ static oq_status qconv_setup(oq_kernel_ctx *c, const oq_tensor *x, const oq_tens
     j->cout_g = p->cout / p->group;
     j->kdim = j->cin_g * taps;
     j->direct = unit;
+    j->depthwise = d == 2 && j->cin_g == 1 && j->cout_g == 1;
     j->x = x->data;
     j->w = w->data;
     j->x_signed = x->dtype == OQ_DTYPE_INT8;

@@ -319,17 +319,18 @@ void oq_qgemm_ref(const oq_qgemm_args *g)
 
 /* ---- requantization ----------------------------------------------------------------- */
 
+/* acc + bias in int32, wrapping (no undefined overflow), as a float. */
+static inline float biased(int32_t acc, int32_t bias) { return (float)(int32_t)((uint32_t)acc + (uint32_t)bias); }
+
 void oq_requant_row(void *y, bool y_signed, const int32_t *acc, int64_t n, int32_t bias, float mult, int32_t zp)
 {
     float lo = (float)((y_signed ? -128 : 0) - zp), hi = (float)((y_signed ? 127 : 255) - zp);
     if (y_signed) {
         int8_t *d = y;
-        for (int64_t j = 0; j < n; j++)
-            d[j] = (int8_t)((int32_t)oq_clamp_rint((float)((int64_t)acc[j] + bias) * mult, lo, hi) + zp);
+        for (int64_t j = 0; j < n; j++) d[j] = (int8_t)((int32_t)oq_clamp_rint(biased(acc[j], bias) * mult, lo, hi) + zp);
     } else {
         uint8_t *d = y;
-        for (int64_t j = 0; j < n; j++)
-            d[j] = (uint8_t)((int32_t)oq_clamp_rint((float)((int64_t)acc[j] + bias) * mult, lo, hi) + zp);
+        for (int64_t j = 0; j < n; j++) d[j] = (uint8_t)((int32_t)oq_clamp_rint(biased(acc[j], bias) * mult, lo, hi) + zp);
     }
 }
 
@@ -338,7 +339,7 @@ void oq_requant_cols(void *y, bool y_signed, const int32_t *acc, int64_t n, cons
 {
     float lo = (float)((y_signed ? -128 : 0) - zp), hi = (float)((y_signed ? 127 : 255) - zp);
     for (int64_t j = 0; j < n; j++) {
-        float v = oq_clamp_rint((float)((int64_t)acc[j] + (bias ? bias[j] : 0)) * mult[j], lo, hi);
+        float v = oq_clamp_rint(biased(acc[j], bias ? bias[j] : 0) * mult[j], lo, hi);
         int32_t q = (int32_t)v + zp;
         if (y_signed)
             ((int8_t *)y)[j] = (int8_t)q;

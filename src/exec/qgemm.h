@@ -68,7 +68,8 @@ bool oq_qgemm_force_kernel(const char *name);
  * y = saturate(round_half_even((float)(acc + bias) * mult) + zp) into uint8
  * (y_signed false) or int8, the way ONNX Runtime requantizes QLinearConv and
  * QLinearMatMul: the real multiplier (x_scale * w_scale / y_scale) is a float
- * and the sum is converted to float before scaling. */
+ * and the sum is converted to float before scaling. acc + bias wraps in
+ * int32 as ONNX Runtime's does (no 8-bit product sum gets near the limit). */
 
 /* One channel: n values share bias and mult. */
 void oq_requant_row(void *y, bool y_signed, const int32_t *acc, int64_t n, int32_t bias, float mult,

@@ -4,8 +4,9 @@
 Models: the bundled example (models/example/tiny_cnn.onnx) on every bundled
 calibration sample, the 16 samples stacked as one batch, and
 models/gen_test_models.py's miniatures of the real models' structures, two
-input shapes each, and one model of ONNX Runtime's com.microsoft elementwise
-and pooling QLinear kernels (contrib_kernels_model). Outputs must agree within
+input shapes each, one model of ONNX Runtime's com.microsoft elementwise
+and pooling QLinear kernels (contrib_kernels_model), and one of depthwise
+QLinearConv and ConvInteger geometries (depthwise_model). Outputs must agree within
 rtol 1e-3, integer outputs exactly (see harness.py), and the example's
 predicted digits must be the same.
 """
@@ -74,6 +75,44 @@ def contrib_kernels_model():
                rng.integers(-128, 128, (2, 4, 6, 3)).astype(np.int8)]
 
 
+def depthwise_model():
+    """Depthwise QLinearConv (one channel per group, which the executor sums
+    tap by tap) at 3x3 stride 1, 5x5 stride 2 with uneven pads, 3x3 dilated
+    and 3x3 on int8 activations, with per-channel weight scales; and a
+    depthwise ConvInteger with uint8 weights and a weight zero point. The
+    input is 9 wide, so rows are shorter than the vector loops."""
+    h = onnx.helper
+    rng = np.random.default_rng(9)
+    C = 6
+    inits = [numpy_helper.from_array(v, n) for n, v in (
+        ("xs", np.array(0.023, np.float32)), ("xz", np.array(131, np.uint8)),
+        ("ys", np.array(0.19, np.float32)), ("yz", np.array(117, np.uint8)),
+        ("s8xs", np.array(0.031, np.float32)), ("s8xz", np.array(-9, np.int8)),
+        ("s8ys", np.array(0.27, np.float32)), ("s8yz", np.array(4, np.int8)),
+        ("ws", rng.uniform(0.002, 0.02, C).astype(np.float32)), ("wz", np.zeros(C, np.int8)),
+        ("w3", rng.integers(-127, 128, (C, 1, 3, 3)).astype(np.int8)),
+        ("w5", rng.integers(-127, 128, (C, 1, 5, 5)).astype(np.int8)),
+        ("b", rng.integers(-3000, 3000, C).astype(np.int32)),
+        ("wu", rng.integers(0, 256, (C, 1, 3, 3)).astype(np.uint8)), ("wuz", np.array(119, np.uint8)))]
+
+    def qconv(x, xq, w, out, **attrs):
+        return h.make_node("QLinearConv", [x, xq + "xs", xq + "xz", w, "ws", "wz", xq + "ys", xq + "yz", "b"], [out],
+                           group=C, **attrs)
+    nodes = [qconv("x", "", "w3", "dw3", pads=[1, 1, 1, 1]),
+             qconv("x", "", "w5", "dw5s2", strides=[2, 2], pads=[2, 1, 0, 2]),
+             qconv("x", "", "w3", "dw3d2", dilations=[2, 2], pads=[2, 2, 2, 2]),
+             qconv("x8", "s8", "w3", "dw3s8", pads=[1, 0, 1, 0], strides=[1, 2]),
+             h.make_node("ConvInteger", ["x", "wu", "xz", "wuz"], ["dwint"], group=C, pads=[1, 1, 1, 1])]
+    u8, i8, i32 = onnx.TensorProto.UINT8, onnx.TensorProto.INT8, onnx.TensorProto.INT32
+    g = h.make_graph(nodes, "depthwise",
+                     [h.make_tensor_value_info("x", u8, [2, C, 7, 9]), h.make_tensor_value_info("x8", i8, [1, C, 8, 9])],
+                     [h.make_tensor_value_info(n, t, None) for n, t in
+                      (("dw3", u8), ("dw5s2", u8), ("dw3d2", u8), ("dw3s8", i8), ("dwint", i32))], inits)
+    m = h.make_model(g, opset_imports=[h.make_opsetid("", 13)])
+    m.ir_version = 7
+    return m, [rng.integers(0, 256, (2, C, 7, 9)).astype(np.uint8), rng.integers(-128, 128, (1, C, 8, 9)).astype(np.int8)]
+
+
 def main():
     exe = harness.require_binary(sys.argv, "test_onnxq_vs_ort.py ONNXQ_BINARY")
     harness.require_ort()
@@ -95,6 +134,10 @@ def main():
         path = os.path.join(tmp, "contrib_kernels.onnx")
         onnx.save(m, path)
         run_case(t, exe, "com.microsoft QLinear kernels", path, inputs, ["a", "b", "c"])
+        m, inputs = depthwise_model()
+        path = os.path.join(tmp, "depthwise.onnx")
+        onnx.save(m, path)
+        run_case(t, exe, "depthwise QLinearConv and ConvInteger", path, inputs, ["x", "x8"])
         for name, m, cases in gen_test_models.models():
             path = os.path.join(tmp, f"{name}.onnx")
             onnx.save(m, path)
