@@ -39,4 +39,33 @@ oq_status oq_dataset_load(const oq_dataset *d, int64_t i, oq_tensor *tensors, oq
 /* SHA-256 (hex) of one loaded sample: the dtype, dims and bytes of each tensor. */
 void oq_dataset_sample_hash(const oq_dataset *d, const oq_tensor *tensors, char hex[65]);
 
+/* ---- running over samples on several threads ------------------------------------ */
+
+/* What oq_run_sample_blocks calls back. Workers are numbered from 0; each
+ * keeps its own state in the caller's hands, and one worker's calls never
+ * overlap. */
+typedef struct oq_block_fns {
+    void *user;
+    /* Readies worker w for block b (samples from b * block_size on). */
+    oq_status (*begin)(void *user, int w, int64_t b, oq_err *err);
+    /* Runs sample i on worker w. */
+    oq_status (*sample)(void *user, int w, int64_t i, oq_err *err);
+    /* Folds what worker w gathered over block b into the total; called in
+     * block order, one call at a time. */
+    oq_status (*fold)(void *user, int w, int64_t b, oq_err *err);
+    /* Optional: called once, with the worker that ran sample 0, before any
+     * block but the first begins. */
+    void (*first_sample_done)(void *user, int w);
+    /* Optional: after each sample, one call at a time. */
+    void (*progress)(void *user, int64_t done, int64_t total);
+    void *progress_user;
+} oq_block_fns;
+
+/* Runs samples [0, total) in blocks of block_size consecutive samples on
+ * n_workers threads (the calling thread is worker 0). Since blocks fold in
+ * order, the total does not depend on n_workers. On failure returns the
+ * error of the earliest failing sample (or fold); later blocks are dropped. */
+oq_status oq_run_sample_blocks(int64_t total, int64_t block_size, int n_workers, const oq_block_fns *fns,
+                               oq_err *err);
+
 #endif

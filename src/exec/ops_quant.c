@@ -258,7 +258,9 @@ static oq_status k_quantize_linear(oq_kernel_ctx *c)
                          (long long)c->opset);
     oq_status st;
     if ((st = qdq_setup(c, x, ydt, &j))) return st;
-    oq_tensor *y = oq_kernel_output(c, 0, ydt, x->rank, x->dims);
+    /* every element is written; 4-bit bytes are merged nibble by nibble, so they start at 0 */
+    oq_tensor *y = is_4bit(ydt) ? oq_kernel_output(c, 0, ydt, x->rank, x->dims)
+                                : oq_kernel_output_raw(c, 0, ydt, x->rank, x->dims);
     if (!y) return c->err->status;
     j.y = y->data;
     int64_t n = oq_tensor_numel(x);
@@ -287,7 +289,7 @@ static oq_status k_dequantize_linear(oq_kernel_ctx *c)
         for (int64_t i = 0; i < j.q.count; i++)
             if (j.q.zp[i] != 0) return OQ_KERR(c, "an int32 input needs a zero point of 0");
     }
-    oq_tensor *y = oq_kernel_output(c, 0, s->dtype, x->rank, x->dims);
+    oq_tensor *y = oq_kernel_output_raw(c, 0, s->dtype, x->rank, x->dims); /* every element is written */
     if (!y) return c->err->status;
     j.y = y->data;
     oq_par_run(c, oq_tensor_numel(x), 4, dequant_range, &j);
@@ -313,7 +315,7 @@ static oq_status k_dynamic_quantize_linear(oq_kernel_ctx *c)
      * Runtime) instead of the 0 that would divide by zero. */
     float scale = hi > lo ? (hi - lo) / 255.0f : 1.0f;
     float zpf = fminf(fmaxf(rintf(-lo / scale), 0.0f), 255.0f);
-    oq_tensor *y = oq_kernel_output(c, 0, OQ_DTYPE_UINT8, x->rank, x->dims);
+    oq_tensor *y = oq_kernel_output_raw(c, 0, OQ_DTYPE_UINT8, x->rank, x->dims); /* every element is written */
     if (!y) return c->err->status;
     oq_tensor *ys = oq_kernel_output(c, 1, OQ_DTYPE_FLOAT, 0, NULL);
     if (!ys) return c->err->status;
@@ -322,7 +324,7 @@ static oq_status k_dynamic_quantize_linear(oq_kernel_ctx *c)
     *(float *)ys->data = scale;
     *(uint8_t *)yz->data = (uint8_t)zpf;
     int32_t zp = (int32_t)zpf;
-    qdq_job j = {.x = xd, .xdt = OQ_DTYPE_FLOAT, .y = y->data, .ydt = OQ_DTYPE_UINT8, .ch = 1, .inner = 1,
+    qdq_job j = {.x = xd, .xdt = OQ_DTYPE_FLOAT, .y = y->data, .ydt = OQ_DTYPE_UINT8, .ch = 1, .inner = n > 0 ? n : 1,
                  .q = {1, &scale, &zp}, .r = {0, 255}};
     oq_par_run(c, n, 4, quant_range, &j);
     return OQ_OK;

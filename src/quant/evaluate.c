@@ -4,7 +4,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "onnxq/oq_dataset.h"
 #include "onnxq/oq_exec.h"
 #include "onnxq/oq_quant.h"
 
@@ -96,6 +98,33 @@ static void count_work(eval_state *s, const oq_value *v, const oq_tensor *x)
     }
 }
 
+/* Adds the squared reference values and errors of one output (x, 8-bit or
+ * float, n elements) to t's sums. 8-bit values go through a table of their
+ * 256 dequantized values (as element_as_float computes them). */
+static void add_sqnr_sums(tracked *t, const float *ref, const oq_tensor *x, int64_t n)
+{
+    double signal = 0, noise = 0;
+    if (x->dtype == OQ_DTYPE_UINT8 || x->dtype == OQ_DTYPE_INT8) {
+        float real[256];
+        for (int b = 0; b < 256; b++)
+            real[b] = t->scale * (float)((x->dtype == OQ_DTYPE_INT8 ? (int32_t)(int8_t)b : b) - t->zero_point);
+        const uint8_t *q = x->data;
+        for (int64_t k = 0; k < n; k++) {
+            double d = (double)ref[k] - real[q[k]];
+            signal += (double)ref[k] * ref[k];
+            noise += d * d;
+        }
+    } else {
+        for (int64_t k = 0; k < n; k++) {
+            double d = (double)ref[k] - element_as_float(x, k, t->scale, t->zero_point);
+            signal += (double)ref[k] * ref[k];
+            noise += d * d;
+        }
+    }
+    t->signal += signal;
+    t->noise += noise;
+}
+
 static void observe(void *user, const oq_value *v, const oq_tensor *x)
 {
     eval_state *s = user;
@@ -114,12 +143,7 @@ static void observe(void *user, const oq_value *v, const oq_tensor *x)
                 t->mismatched++;
                 continue;
             }
-            const float *ref = t->saved.data;
-            for (int64_t k = 0; k < n; k++) {
-                double d = (double)ref[k] - element_as_float(x, k, t->scale, t->zero_point);
-                t->signal += (double)ref[k] * ref[k];
-                t->noise += d * d;
-            }
+            add_sqnr_sums(t, t->saved.data, x, n);
         }
     }
 }
@@ -175,40 +199,192 @@ static int64_t predicted_class(const oq_tensor *t)
     return argmax(t->data, t->dims[t->rank - 1]);
 }
 
+/* Evaluation runs in blocks of samples (oq_run_sample_blocks): each worker
+ * has both sessions and its own sums for the block, and blocks add into the
+ * totals in order, so the numbers do not depend on the thread count. */
+enum { EVAL_BLOCK = 4 };
+
+typedef struct eval_worker {
+    oq_session *sf, *sq;
+    eval_state es;              /* its tracked values' sums cover the current block */
+    oq_tensor *ins, *of, *oqv;
+    out_sums *sums;             /* [n_out] over the current block */
+    oq_output_metrics *partial; /* [n_out]: max error and top-1 counts over the block */
+    int64_t samples, labeled, fp32_correct, q_correct;
+} eval_worker;
+
+typedef struct eval_run {
+    const oq_dataset *ds;
+    const int64_t *labels;
+    int64_t n_labels;
+    int n_in, n_out;
+    eval_worker *w;
+    oq_eval *out;
+    out_sums *sums;             /* [n_out] totals */
+    tracked *t;                 /* [n_tracked] totals (signal, noise, mismatched) */
+    int n_tracked;
+    double macs, nodes, converted;
+} eval_run;
+
+static oq_status begin_eval_block(void *user, int k, int64_t b, oq_err *err)
+{
+    (void)b;
+    (void)err;
+    eval_run *r = user;
+    eval_worker *w = &r->w[k];
+    memset(w->sums, 0, (size_t)r->n_out * sizeof *w->sums);
+    memset(w->partial, 0, (size_t)r->n_out * sizeof *w->partial);
+    for (int i = 0; i < w->es.n_tracked; i++) {
+        w->es.t[i].signal = w->es.t[i].noise = 0;
+        w->es.t[i].mismatched = 0;
+    }
+    w->es.macs = w->es.nodes = w->es.converted = 0;
+    w->samples = w->labeled = w->fp32_correct = w->q_correct = 0;
+    return OQ_OK;
+}
+
+/* Runs both models on sample s with worker k and adds the comparison to its sums. */
+static oq_status eval_sample(void *user, int k, int64_t s, oq_err *err)
+{
+    eval_run *r = user;
+    eval_worker *w = &r->w[k];
+    oq_status st = oq_dataset_load(r->ds, s, w->ins, err);
+    if (st)
+        return st;
+    w->es.pass = 0;
+    st = oq_session_run(w->sf, w->ins, w->of, err);
+    w->es.pass = 1;
+    if (!st)
+        st = oq_session_run(w->sq, w->ins, w->oqv, err);
+    for (int j = 0; j < r->n_in; j++)
+        oq_tensor_release(&w->ins[j]);
+    for (int j = 0; !st && j < r->n_out; j++) {
+        if (w->of[j].dtype != OQ_DTYPE_FLOAT || w->oqv[j].dtype != OQ_DTYPE_FLOAT ||
+            oq_tensor_numel(&w->of[j]) != oq_tensor_numel(&w->oqv[j]))
+            st = oq_errf(err, OQ_EINVAL, "output '%s': the quantized model gives %s of %lld elements, the float one %s of %lld",
+                         r->out->outputs[j].name, oq_dtype_name(w->oqv[j].dtype), (long long)oq_tensor_numel(&w->oqv[j]),
+                         oq_dtype_name(w->of[j].dtype), (long long)oq_tensor_numel(&w->of[j]));
+        else
+            compare_output(&w->partial[j], &w->sums[j], &w->of[j], &w->oqv[j]);
+    }
+    if (!st && r->labels && s < r->n_labels && r->n_out > 0 && w->partial[0].classifier) {
+        w->labeled++;
+        w->fp32_correct += predicted_class(&w->of[0]) == r->labels[s];
+        w->q_correct += predicted_class(&w->oqv[0]) == r->labels[s];
+    }
+    for (int j = 0; j < r->n_out; j++) {
+        oq_tensor_release(&w->of[j]);
+        oq_tensor_release(&w->oqv[j]);
+    }
+    if (st)
+        oq_err_context(err, "evaluation sample %lld", (long long)s);
+    else
+        w->samples++;
+    return st;
+}
+
+static oq_status fold_eval_block(void *user, int k, int64_t b, oq_err *err)
+{
+    (void)b;
+    (void)err;
+    eval_run *r = user;
+    eval_worker *w = &r->w[k];
+    for (int j = 0; j < r->n_out; j++) {
+        oq_output_metrics *m = &r->out->outputs[j], *p = &w->partial[j];
+        r->sums[j].dot += w->sums[j].dot;
+        r->sums[j].aa += w->sums[j].aa;
+        r->sums[j].bb += w->sums[j].bb;
+        r->sums[j].err2 += w->sums[j].err2;
+        m->max_abs_error = fmax(m->max_abs_error, p->max_abs_error);
+        m->classifier = m->classifier || p->classifier;
+        m->top1_agree += p->top1_agree;
+        m->top1_total += p->top1_total;
+    }
+    for (int i = 0; i < r->n_tracked; i++) {
+        r->t[i].signal += w->es.t[i].signal;
+        r->t[i].noise += w->es.t[i].noise;
+        r->t[i].mismatched += w->es.t[i].mismatched;
+    }
+    r->macs += w->es.macs;
+    r->nodes += w->es.nodes;
+    r->converted += w->es.converted;
+    r->out->samples += w->samples;
+    r->out->labeled += w->labeled;
+    r->out->fp32_correct += w->fp32_correct;
+    r->out->q_correct += w->q_correct;
+    return OQ_OK;
+}
+
+static void eval_worker_release(eval_worker *w)
+{
+    for (int i = 0; w->es.t && i < w->es.n_tracked; i++)
+        oq_tensor_release(&w->es.t[i].saved);
+    free(w->es.t);
+    free(w->es.last_axis);
+    free(w->ins);
+    free(w->of);
+    free(w->oqv);
+    free(w->sums);
+    free(w->partial);
+    oq_session_destroy(w->sf);
+    oq_session_destroy(w->sq);
+}
+
+/* Both sessions (threads each) with the tracked values r lists; sets r's
+ * input and output counts. */
+static oq_status eval_worker_init(eval_worker *w, eval_run *r, const oq_model *fp32, const oq_model *quant,
+                                  int threads, oq_err *err)
+{
+    oq_exec_options opts = {.threads = threads};
+    oq_status st;
+    if ((st = oq_session_create(&w->sf, fp32, &opts, err)) || (st = oq_session_create(&w->sq, quant, &opts, err)))
+        return st;
+    r->n_in = oq_session_input_count(w->sf);
+    r->n_out = oq_session_output_count(w->sf);
+    if (oq_session_output_count(w->sq) != r->n_out || oq_session_input_count(w->sq) != r->n_in)
+        return oq_errf(err, OQ_EINVAL, "the quantized model's inputs or outputs differ from the float model's");
+    w->ins = calloc((size_t)r->n_in + 1, sizeof *w->ins);
+    w->of = calloc((size_t)r->n_out + 1, sizeof *w->of);
+    w->oqv = calloc((size_t)r->n_out + 1, sizeof *w->oqv);
+    w->sums = calloc((size_t)r->n_out + 1, sizeof *w->sums);
+    w->partial = calloc((size_t)r->n_out + 1, sizeof *w->partial);
+    w->es.t = calloc((size_t)r->n_tracked + 1, sizeof *w->es.t);
+    w->es.n_values = quant->graph->n_values;
+    w->es.last_axis = calloc((size_t)w->es.n_values + 1, sizeof *w->es.last_axis);
+    if (!w->ins || !w->of || !w->oqv || !w->sums || !w->partial || !w->es.t || !w->es.last_axis)
+        return oq_errf(err, OQ_ENOMEM, "out of memory");
+    w->es.n_tracked = r->n_tracked;
+    for (int i = 0; i < r->n_tracked; i++)
+        w->es.t[i] = (tracked){.node = r->t[i].node, .ref = r->t[i].ref, .q = r->t[i].q, .scale = r->t[i].scale,
+                               .zero_point = r->t[i].zero_point};
+    oq_session_set_observer(w->sf, observe, &w->es);
+    oq_session_set_observer(w->sq, observe, &w->es);
+    return OQ_OK;
+}
+
 oq_status oq_evaluate(const oq_model *fp32, const oq_model *quant, const oq_quant_result *qr, oq_dataset *ds,
                       int64_t max_samples, const int64_t *labels, int64_t n_labels, int threads, oq_eval *out,
                       oq_err *err)
 {
     memset(out, 0, sizeof *out);
-    oq_exec_options opts = {.threads = threads};
-    oq_session *sf = NULL, *sq = NULL;
-    eval_state es = {0};
-    oq_tensor *ins = NULL, *of = NULL, *oqv = NULL;
-    out_sums *sums = NULL;
-    oq_status st;
-    if ((st = oq_session_create(&sf, fp32, &opts, err)) || (st = oq_session_create(&sq, quant, &opts, err)))
-        goto done;
-    int n_in = oq_session_input_count(sf), n_out = oq_session_output_count(sf);
-    if (oq_session_output_count(sq) != n_out || oq_session_input_count(sq) != n_in) {
-        st = oq_errf(err, OQ_EINVAL, "the quantized model's inputs or outputs differ from the float model's");
-        goto done;
-    }
-    ins = calloc((size_t)n_in + 1, sizeof *ins);
-    of = calloc((size_t)n_out + 1, sizeof *of);
-    oqv = calloc((size_t)n_out + 1, sizeof *oqv);
-    sums = calloc((size_t)n_out + 1, sizeof *sums);
-    out->outputs = calloc((size_t)n_out + 1, sizeof *out->outputs);
+    eval_run r = {.ds = ds, .labels = labels, .n_labels = n_labels, .out = out};
+    int64_t total = oq_dataset_count(ds);
+    if (max_samples && max_samples < total)
+        total = max_samples;
+    int64_t n_blocks = (total + EVAL_BLOCK - 1) / EVAL_BLOCK;
+    long nthreads = threads > 0 ? threads : sysconf(_SC_NPROCESSORS_ONLN);
+    if (nthreads < 1)
+        nthreads = 1;
+    /* one worker per block at most; a lone worker's sessions get every thread */
+    int n_workers = (int)(nthreads < n_blocks ? nthreads : n_blocks > 0 ? n_blocks : 1);
+    oq_status st = OQ_OK;
     out->node_sqnr_db = calloc((size_t)qr->n_nodes + 1, sizeof *out->node_sqnr_db);
-    es.t = calloc((size_t)qr->n_nodes + 1, sizeof *es.t);
-    es.n_values = quant->graph->n_values;
-    es.last_axis = calloc((size_t)es.n_values + 1, sizeof *es.last_axis);
-    if (!ins || !of || !oqv || !sums || !out->outputs || !out->node_sqnr_db || !es.t || !es.last_axis) {
+    r.t = calloc((size_t)qr->n_nodes + 1, sizeof *r.t);
+    r.w = calloc((size_t)n_workers, sizeof *r.w);
+    if (!out->node_sqnr_db || !r.t || !r.w) {
         st = oq_errf(err, OQ_ENOMEM, "out of memory");
         goto done;
     }
-    out->n_outputs = n_out;
-    for (int k = 0; k < n_out; k++)
-        out->outputs[k].name = strdup(oq_session_output(sf, k)->name);
     for (int i = 0; i < qr->n_nodes; i++) {
         const oq_quant_node *qn = &qr->nodes[i];
         out->node_sqnr_db[i] = NAN;
@@ -216,75 +392,49 @@ oq_status oq_evaluate(const oq_model *fp32, const oq_model *quant, const oq_quan
             continue;
         const oq_value *ref = oq_graph_find_local(fp32->graph, qn->output);
         const oq_value *q = oq_graph_find_local(quant->graph, qn->twin ? qn->twin : qn->output);
-        if (!ref || !q)
-            continue;
-        es.t[es.n_tracked++] = (tracked){.node = i, .ref = ref, .q = q, .scale = qn->out_scale, .zero_point = qn->out_zero_point};
+        if (ref && q)
+            r.t[r.n_tracked++] = (tracked){.node = i, .ref = ref, .q = q, .scale = qn->out_scale,
+                                           .zero_point = qn->out_zero_point};
     }
-    oq_session_set_observer(sf, observe, &es);
-    oq_session_set_observer(sq, observe, &es);
-
-    int64_t total = oq_dataset_count(ds);
-    if (max_samples && max_samples < total)
-        total = max_samples;
-    for (int64_t s = 0; s < total; s++) {
-        if ((st = oq_dataset_load(ds, s, ins, err)))
-            goto done;
-        es.pass = 0;
-        st = oq_session_run(sf, ins, of, err);
-        es.pass = 1;
-        if (!st)
-            st = oq_session_run(sq, ins, oqv, err);
-        for (int k = 0; k < n_in; k++)
-            oq_tensor_release(&ins[k]);
-        for (int k = 0; !st && k < n_out; k++) {
-            if (of[k].dtype != OQ_DTYPE_FLOAT || oqv[k].dtype != OQ_DTYPE_FLOAT ||
-                oq_tensor_numel(&of[k]) != oq_tensor_numel(&oqv[k]))
-                st = oq_errf(err, OQ_EINVAL, "output '%s': the quantized model gives %s of %lld elements, the float one %s of %lld",
-                             out->outputs[k].name, oq_dtype_name(oqv[k].dtype), (long long)oq_tensor_numel(&oqv[k]),
-                             oq_dtype_name(of[k].dtype), (long long)oq_tensor_numel(&of[k]));
-            else
-                compare_output(&out->outputs[k], &sums[k], &of[k], &oqv[k]);
-        }
-        if (!st && labels && s < n_labels && n_out > 0 && out->outputs[0].classifier) {
-            out->labeled++;
-            out->fp32_correct += predicted_class(&of[0]) == labels[s];
-            out->q_correct += predicted_class(&oqv[0]) == labels[s];
-        }
-        for (int k = 0; k < n_out; k++) {
-            oq_tensor_release(&of[k]);
-            oq_tensor_release(&oqv[k]);
-        }
-        if (st) {
-            oq_err_context(err, "evaluation sample %lld", (long long)s);
+    for (int k = 0; !st && k < n_workers; k++)
+        st = eval_worker_init(&r.w[k], &r, fp32, quant, (int)(nthreads / n_workers), err);
+    if (st)
+        goto done;
+    out->outputs = calloc((size_t)r.n_out + 1, sizeof *out->outputs);
+    r.sums = calloc((size_t)r.n_out + 1, sizeof *r.sums);
+    if (!out->outputs || !r.sums) {
+        st = oq_errf(err, OQ_ENOMEM, "out of memory");
+        goto done;
+    }
+    out->n_outputs = r.n_out;
+    for (int k = 0; k < r.n_out; k++)
+        if (!(out->outputs[k].name = strdup(oq_session_output(r.w[0].sf, k)->name))) {
+            st = oq_errf(err, OQ_ENOMEM, "out of memory");
             goto done;
         }
-        out->samples++;
-    }
-    for (int k = 0; k < n_out; k++) {
+    oq_block_fns fns = {.user = &r, .begin = begin_eval_block, .sample = eval_sample, .fold = fold_eval_block};
+    if ((st = oq_run_sample_blocks(total, EVAL_BLOCK, n_workers, &fns, err)))
+        goto done;
+    for (int k = 0; k < r.n_out; k++) {
         oq_output_metrics *m = &out->outputs[k];
-        m->cosine = sums[k].aa > 0 && sums[k].bb > 0 ? sums[k].dot / sqrt(sums[k].aa * sums[k].bb)
-                                                     : (sums[k].aa == sums[k].bb ? 1 : 0);
-        m->sqnr_db = sqnr_db(sums[k].aa, sums[k].err2);
+        m->cosine = r.sums[k].aa > 0 && r.sums[k].bb > 0 ? r.sums[k].dot / sqrt(r.sums[k].aa * r.sums[k].bb)
+                                                         : (r.sums[k].aa == r.sums[k].bb ? 1 : 0);
+        m->sqnr_db = sqnr_db(r.sums[k].aa, r.sums[k].err2);
     }
     if (out->samples) {
-        out->int8_macs = es.macs / (double)out->samples;
-        out->int8_nodes = es.nodes / (double)out->samples;
-        out->converted = es.converted / (double)out->samples;
+        out->int8_macs = r.macs / (double)out->samples;
+        out->int8_nodes = r.nodes / (double)out->samples;
+        out->converted = r.converted / (double)out->samples;
     }
-    for (int i = 0; i < es.n_tracked; i++)
-        if (es.t[i].mismatched == 0)
-            out->node_sqnr_db[es.t[i].node] = sqnr_db(es.t[i].signal, es.t[i].noise);
+    for (int i = 0; i < r.n_tracked; i++)
+        if (r.t[i].mismatched == 0)
+            out->node_sqnr_db[r.t[i].node] = sqnr_db(r.t[i].signal, r.t[i].noise);
 done:
-    for (int i = 0; es.t && i < es.n_tracked; i++)
-        oq_tensor_release(&es.t[i].saved);
-    free(es.t);
-    free(es.last_axis);
-    free(ins);
-    free(of);
-    free(oqv);
-    free(sums);
-    oq_session_destroy(sf);
-    oq_session_destroy(sq);
+    for (int k = 0; r.w && k < n_workers; k++)
+        eval_worker_release(&r.w[k]);
+    free(r.w);
+    free(r.sums);
+    free(r.t);
     if (st)
         oq_eval_release(out);
     return st;

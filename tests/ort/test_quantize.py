@@ -26,7 +26,8 @@ mode (DynamicQuantizeLinear + MatMulInteger/ConvInteger, no calibration):
   --contrib` with a table from plain `calibrate` keeps them float and warns, one
   from `calibrate --contrib` gives what `quantize --contrib` gives;
 - the same inputs and options give byte-identical output, whether calibration
-  records every activation (--all-tensors) or not (in dynamic mode:
+  records every activation (--all-tensors) or not, and the same report on any
+  number of threads (in dynamic mode:
   `convert --mode dynamic` without a table gives the same bytes as `quantize
   --mode dynamic`), the input model is left unchanged, and the JSON report lists
   every candidate node.
@@ -360,9 +361,18 @@ def main():
                                "evaluation" in rep2 and rep2["evaluation"] is None and "calibration" not in rep2,
                                "report: mode dynamic, no calibration section, evaluation null")
                 else:  # the rerun records every activation: the output must not change, so the
-                    # default calibration records all that the rewrite reads
+                    # default calibration records all that the rewrite reads; it also runs on
+                    # 3 threads, which must not change the report either (timings aside)
                     subprocess.run([exe, "quantize", path, "--data", data, *opts, "-o", again, "-q",
-                                    "--all-tensors"], capture_output=True, text=True)
+                                    "--all-tensors", "--threads", "3", "--report", again + ".json"],
+                                   capture_output=True, text=True)
+                    reports = [json.load(open(f)) if os.path.exists(f) else None for f in (report, again + ".json")]
+                    for rep_ in reports:
+                        if rep_:
+                            rep_.pop("timings_s", None)
+                            rep_.get("model", {}).pop("output", None)
+                    tally.case(tag + " report", reports[0] is not None and reports[0] == reports[1],
+                               "the same report (timings and output path aside) with --threads 3 and --all-tensors")
                 tally.case(tag + " deterministic", os.path.exists(again) and sha(again) == sha(out),
                            "byte-identical output for the same inputs" +
                            ("" if fmt == "dynamic" else ", with or without --all-tensors"))
