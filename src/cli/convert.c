@@ -63,7 +63,9 @@ static const char convert_common_help[] =
     "  --labels FILE       one line per evaluation sample, in sample order, ending\n"
     "                      in its class number (\"sample_007 3\" or \"3\"): adds top-1\n"
     "                      accuracy of both models for the first output\n"
-    "  --threads N         executor threads (default 0: all online cores)\n"
+    "  --threads N         threads (default 0: all online cores); evaluation runs\n"
+    "                      blocks of 4 samples side by side (calibration blocks of\n"
+    "                      32); the output and report do not depend on N\n"
     "  -q, --quiet         no progress line or summary on stderr\n"
     "  -h, --help          show this help\n";
 
