@@ -591,6 +591,9 @@ typedef struct qconv_job {
     int64_t ptiles;         /* column tiles per (image, group) */
     bool direct;            /* 1x1 taps, stride 1, no pads: x is the GEMM's B */
     bool depthwise;         /* 2-D, one input and one output channel per group: summed tap by tap */
+    bool w_const;           /* weights and their zero points are constants: packed once (w_packed) */
+    const int16_t *w_packed; /* NULL, or each group's weights as oq_qgemm_pack_a leaves them */
+    size_t w_packed_group;  /* int16 elements per group in w_packed */
     void *y;                /* (n, cout, out...) int32 or 8-bit */
     qout out;               /* rows are output channels */
 } qconv_job;
@@ -722,6 +725,7 @@ static void qconv_item(void *arg, int64_t it, uint8_t *ws)
         .a = j->w + ch0 * j->kdim, .lda = j->kdim, .a_signed = j->w_signed,
         .a_zp = j->w_zp && j->w_zp_per_ch ? j->w_zp + ch0 : j->w_zp, .a_zp_per_row = j->w_zp_per_ch,
         .b_signed = j->x_signed, .b_zp = &j->x_zp,
+        .a_packed = j->w_packed ? j->w_packed + gi * j->w_packed_group : NULL,
     };
     if (j->depthwise) {
         int32_t *sums = j->out.requant ? acc : (int32_t *)j->y + (ni * j->p.cout + ch0) * P + c0;
@@ -828,6 +832,19 @@ static oq_status qconv_setup(oq_kernel_ctx *c, const oq_tensor *x, const oq_tens
     return OQ_OK;
 }
 
+/* Packs each group's weights for the GEMM (see qconv_job.w_packed). */
+static void pack_conv_weights(void *dst, void *arg)
+{
+    const qconv_job *j = arg;
+    for (int64_t gi = 0; gi < j->p.group; gi++) {
+        int64_t ch0 = gi * j->cout_g;
+        oq_qgemm_args a = {.m = j->cout_g, .k = j->kdim, .a = j->w + ch0 * j->kdim, .lda = j->kdim,
+                           .a_signed = j->w_signed, .a_zp = j->w_zp && j->w_zp_per_ch ? j->w_zp + ch0 : j->w_zp,
+                           .a_zp_per_row = j->w_zp_per_ch};
+        oq_qgemm_pack_a((int16_t *)dst + gi * j->w_packed_group, &a);
+    }
+}
+
 /* Sizes y (n, cout, out...) of type ydt and runs the job over every
  * (image, group, column tile). */
 static oq_status qconv_run(oq_kernel_ctx *c, qconv_job *j, oq_dtype ydt)
@@ -852,6 +869,12 @@ static oq_status qconv_run(oq_kernel_ctx *c, qconv_job *j, oq_dtype ydt)
                            ch, 0, zero, 1, 1, 1, NULL);
         }
         return OQ_OK;
+    }
+    if (j->w_const && !j->depthwise) {
+        /* packed on the first run and kept by the session */
+        j->w_packed_group = oq_qgemm_packed_a_elems(j->cout_g, j->kdim);
+        j->w_packed = oq_kernel_cache(c, (size_t)j->p.group * j->w_packed_group * sizeof(int16_t), pack_conv_weights, j);
+        if (!j->w_packed) return c->err->status;
     }
     j->ptiles = (j->plane_out + TILE_P - 1) / TILE_P;
     int64_t tp = j->plane_out < TILE_P ? j->plane_out : TILE_P;
@@ -890,6 +913,7 @@ static oq_status k_qlinear_conv(oq_kernel_ctx *c)
     if (!mult) return c->err->status;
     for (int64_t ch = 0; ch < j.p.cout; ch++) mult[ch] = qx.scale[0] * qw.scale[qw.count > 1 ? ch : 0] / qy.scale[0];
     j.x_zp = qx.zp[0];
+    j.w_const = oq_kernel_input_const(c, 3) && (!oq_kernel_input(c, 5) || oq_kernel_input_const(c, 5));
     j.out = (qout){.requant = true, .y_signed = ydt == OQ_DTYPE_INT8, .y_zp = qy.zp[0], .row_mult = mult,
                    .row_step = 1, .bias = bias ? bias->data : NULL};
     return qconv_run(c, &j, ydt);
@@ -906,6 +930,7 @@ static oq_status k_conv_integer(oq_kernel_ctx *c)
         return st;
     if (qx.count != 1) return OQ_KUNSUP(c, "x_zero_point must be a scalar");
     j.x_zp = qx.zp ? qx.zp[0] : 0;
+    j.w_const = oq_kernel_input_const(c, 1) && (!oq_kernel_input(c, 3) || oq_kernel_input_const(c, 3));
     j.out = (qout){.requant = false};
     return qconv_run(c, &j, OQ_DTYPE_INT32);
 }

@@ -254,6 +254,7 @@ void oq_qgemm(const oq_qgemm_args *g, void *ws)
         return;
     }
     ukernel_fn kern = pick_kernel()->fn;
+    int64_t m_strips = round_up(g->m, MR); /* rows of a K block of the whole packed A */
     /* 64-byte aligned packs, packed B first (the aligned loads need it). */
     int16_t *bp = (int16_t *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
     int16_t *ap = bp + round_up(min64(g->k, KC), 2) * round_up(min64(g->n, NC), NR);
@@ -270,7 +271,10 @@ void oq_qgemm(const oq_qgemm_args *g, void *ws)
                 pack_b_u8(bp, g, p0, kc, j0, nc);
             for (int64_t i0 = 0; i0 < g->m; i0 += MC) {
                 int64_t mc = min64(g->m - i0, MC);
-                if (g->a_signed)
+                const int16_t *ablk = ap;
+                if (g->a_packed)
+                    ablk = g->a_packed + m_strips * p0 + i0 * kp * 2;
+                else if (g->a_signed)
                     pack_a_s8(ap, g, i0, mc, p0, kc);
                 else
                     pack_a_u8(ap, g, i0, mc, p0, kc);
@@ -279,7 +283,7 @@ void oq_qgemm(const oq_qgemm_args *g, void *ws)
                     const int16_t *bs = bp + (jr / NR) * kp * 2 * NR;
                     for (int64_t ir = 0; ir < mc; ir += MR) {
                         int64_t mr = min64(mc - ir, MR);
-                        const int16_t *as = ap + (ir / MR) * kp * 2 * MR;
+                        const int16_t *as = ablk + (ir / MR) * kp * 2 * MR;
                         int32_t *cp = g->c + (i0 + ir) * g->ldc + j0 + jr;
                         if (mr == MR && nr == NR) {
                             kern(kp, as, bs, cp, g->ldc, add);
@@ -296,6 +300,21 @@ void oq_qgemm(const oq_qgemm_args *g, void *ws)
                 }
             }
         }
+    }
+}
+
+size_t oq_qgemm_packed_a_elems(int64_t m, int64_t k) { return (size_t)round_up(m, MR) * (size_t)round_up(k, 2); }
+
+/* K block p0 of the whole A sits at m_strips * p0: earlier blocks are full
+ * (KC, even), each as m_strips rows of KC values; oq_qgemm reads it there. */
+void oq_qgemm_pack_a(int16_t *dst, const oq_qgemm_args *g)
+{
+    for (int64_t p0 = 0; p0 < g->k; p0 += KC) {
+        int64_t kc = min64(g->k - p0, KC);
+        if (g->a_signed)
+            pack_a_s8(dst + round_up(g->m, MR) * p0, g, 0, g->m, p0, kc);
+        else
+            pack_a_u8(dst + round_up(g->m, MR) * p0, g, 0, g->m, p0, kc);
     }
 }
 

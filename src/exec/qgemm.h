@@ -27,6 +27,8 @@ typedef struct oq_qgemm_args {
     bool b_zp_per_col;
     int32_t *c;            /* (m, n) */
     int64_t ldc;
+    const int16_t *a_packed; /* NULL, or A as oq_qgemm_pack_a leaves it (then a, lda, a_signed and
+                                a_zp are not read) */
 } oq_qgemm_args;
 
 /* v clamped to [lo, hi] and rounded to the nearest integer, ties to even;
@@ -52,6 +54,13 @@ size_t oq_qgemm_ws_bytes(int64_t m, int64_t n, int64_t k);
  * int32 (AVX2 multiply-add when the CPU has it, portable C otherwise).
  * ws has oq_qgemm_ws_bytes(m, n, k) bytes of scratch owned by the caller. */
 void oq_qgemm(const oq_qgemm_args *g, void *ws);
+
+/* int16 elements of an (m, k) A packed whole by oq_qgemm_pack_a. */
+size_t oq_qgemm_packed_a_elems(int64_t m, int64_t k);
+/* Packs all of g's A (a, m, k, lda, a_signed, a_zp) into dst, zero points
+ * subtracted, for products that reuse one A (constant weights): oq_qgemm
+ * then skips packing it on every call. */
+void oq_qgemm_pack_a(int16_t *dst, const oq_qgemm_args *g);
 
 /* The oracle: plain triple loop over the same formula. */
 void oq_qgemm_ref(const oq_qgemm_args *g);

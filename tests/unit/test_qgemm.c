@@ -18,7 +18,8 @@ static uint8_t rnd8(void)
     return (uint8_t)(rng_state >> 24);
 }
 
-/* Compares oq_qgemm with oq_qgemm_ref on one shape; lda/ldb/ldc are padded
+/* Compares oq_qgemm, with A packed per call and packed once beforehand
+ * (oq_qgemm_pack_a), with oq_qgemm_ref on one shape; lda/ldb/ldc are padded
  * past the logical widths to catch stride mistakes. Returns mismatches. */
 static int compare_one(int64_t m, int64_t n, int64_t k, bool as, bool bs, int zp_mode)
 {
@@ -27,11 +28,13 @@ static int compare_one(int64_t m, int64_t n, int64_t k, bool as, bool bs, int zp
     uint8_t *b = malloc((size_t)(k * ldb + 1));
     int32_t *c1 = malloc((size_t)(m * ldc + 1) * sizeof *c1);
     int32_t *c2 = malloc((size_t)(m * ldc + 1) * sizeof *c2);
+    int32_t *c3 = malloc((size_t)(m * ldc + 1) * sizeof *c3);
+    int16_t *ap = malloc(oq_qgemm_packed_a_elems(m, k) * sizeof *ap);
     int32_t *za = malloc((size_t)m * sizeof *za);
     int32_t *zb = malloc((size_t)n * sizeof *zb);
     void *ws = malloc(oq_qgemm_ws_bytes(m, n, k));
     int bad = -1;
-    if (!a || !b || !c1 || !c2 || !za || !zb || !ws) goto fail;
+    if (!a || !b || !c1 || !c2 || !c3 || !ap || !za || !zb || !ws) goto fail;
     for (int64_t i = 0; i < m * lda; i++) a[i] = rnd8();
     for (int64_t i = 0; i < k * ldb; i++) b[i] = rnd8();
     /* Zero points in the operand's own range: 0..255 for uint8, -128..127 for int8. */
@@ -46,17 +49,21 @@ static int compare_one(int64_t m, int64_t n, int64_t k, bool as, bool bs, int zp
         .c = c1, .ldc = ldc,
     };
     /* Sentinels in the padding columns must survive. */
-    for (int64_t i = 0; i < m * ldc; i++) c1[i] = c2[i] = 0x5a5a5a5a;
+    for (int64_t i = 0; i < m * ldc; i++) c1[i] = c2[i] = c3[i] = 0x5a5a5a5a;
     oq_qgemm(&g, ws);
     g.c = c2;
     oq_qgemm_ref(&g);
+    oq_qgemm_pack_a(ap, &g);
+    g.c = c3;
+    g.a_packed = ap;
+    oq_qgemm(&g, ws);
     bad = 0;
-    for (int64_t i = 0; i < m * ldc; i++) bad += c1[i] != c2[i];
+    for (int64_t i = 0; i < m * ldc; i++) bad += (c1[i] != c2[i]) + (c3[i] != c2[i]);
     if (bad)
         fprintf(stderr, "mismatch m=%lld n=%lld k=%lld a_signed=%d b_signed=%d zp_mode=%d: %d values\n",
                 (long long)m, (long long)n, (long long)k, as, bs, zp_mode, bad);
 fail:
-    free(a), free(b), free(c1), free(c2), free(za), free(zb), free(ws);
+    free(a), free(b), free(c1), free(c2), free(c3), free(ap), free(za), free(zb), free(ws);
     return bad;
 }
 
