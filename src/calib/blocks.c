@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "onnxq/oq_dataset.h"
 
@@ -109,6 +110,16 @@ static void *work(void *arg)
         if (b < 0 || !run_block(w, b))
             return NULL;
     }
+}
+
+void oq_sample_block_workers(int threads, int64_t total, int64_t block_size, int *n_workers, int *threads_each)
+{
+    long t = threads > 0 ? threads : sysconf(_SC_NPROCESSORS_ONLN);
+    if (t < 1)
+        t = 1;
+    int64_t blocks = block_size > 0 && total > 0 ? (total + block_size - 1) / block_size : 1;
+    *n_workers = (int)(t < blocks ? t : blocks);
+    *threads_each = (int)(t / *n_workers);
 }
 
 oq_status oq_run_sample_blocks(int64_t total, int64_t block_size, int n_workers, const oq_block_fns *fns,

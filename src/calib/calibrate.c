@@ -8,7 +8,6 @@
  * blocks merge bin for bin. The table thus depends on the data only, never on
  * the thread count or on which worker took which block. */
 #include <stdlib.h>
-#include <unistd.h>
 
 #include "onnxq/oq_calib.h"
 #include "onnxq/oq_exec.h"
@@ -122,19 +121,15 @@ oq_status oq_calibrate(const oq_model *m, oq_dataset *ds, const oq_calib_options
     int64_t total = oq_dataset_count(ds);
     if (opts->max_samples && opts->max_samples < total)
         total = opts->max_samples;
-    int64_t n_blocks = (total + CALIB_BLOCK - 1) / CALIB_BLOCK;
-    long threads = opts->threads > 0 ? opts->threads : sysconf(_SC_NPROCESSORS_ONLN);
-    if (threads < 1)
-        threads = 1;
-    /* one worker per block at most; a lone worker's session gets every thread */
-    int n_workers = (int)(threads < n_blocks ? threads : n_blocks > 0 ? n_blocks : 1);
+    int n_workers, threads_each;
+    oq_sample_block_workers(opts->threads, total, CALIB_BLOCK, &n_workers, &threads_each);
     calib_run r = {.ds = ds, .total = total, .w = calloc((size_t)n_workers, sizeof *r.w)};
     r.sum = oq_calibrator_create(m, opts->bins, opts->observe, err);
     r.seed = r.sum ? oq_calibrator_create(m, opts->bins, opts->observe, err) : NULL;
     oq_sha256_init(&r.data_hash);
     oq_status st = !r.w ? oq_errf(err, OQ_ENOMEM, "out of memory") : !r.seed ? err->status : OQ_OK;
     for (int k = 0; !st && k < n_workers; k++)
-        st = worker_init(&r.w[k], m, opts, (int)(threads / n_workers), err);
+        st = worker_init(&r.w[k], m, opts, threads_each, err);
     oq_block_fns fns = {.user = &r, .begin = begin_block, .sample = record_sample, .fold = fold_block,
                         .first_sample_done = take_seed, .progress = opts->progress,
                         .progress_user = opts->progress_user};

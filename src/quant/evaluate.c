@@ -4,7 +4,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "onnxq/oq_dataset.h"
 #include "onnxq/oq_exec.h"
@@ -371,12 +370,8 @@ oq_status oq_evaluate(const oq_model *fp32, const oq_model *quant, const oq_quan
     int64_t total = oq_dataset_count(ds);
     if (max_samples && max_samples < total)
         total = max_samples;
-    int64_t n_blocks = (total + EVAL_BLOCK - 1) / EVAL_BLOCK;
-    long nthreads = threads > 0 ? threads : sysconf(_SC_NPROCESSORS_ONLN);
-    if (nthreads < 1)
-        nthreads = 1;
-    /* one worker per block at most; a lone worker's sessions get every thread */
-    int n_workers = (int)(nthreads < n_blocks ? nthreads : n_blocks > 0 ? n_blocks : 1);
+    int n_workers, threads_each;
+    oq_sample_block_workers(threads, total, EVAL_BLOCK, &n_workers, &threads_each);
     oq_status st = OQ_OK;
     out->node_sqnr_db = calloc((size_t)qr->n_nodes + 1, sizeof *out->node_sqnr_db);
     r.t = calloc((size_t)qr->n_nodes + 1, sizeof *r.t);
@@ -397,7 +392,7 @@ oq_status oq_evaluate(const oq_model *fp32, const oq_model *quant, const oq_quan
                                            .zero_point = qn->out_zero_point};
     }
     for (int k = 0; !st && k < n_workers; k++)
-        st = eval_worker_init(&r.w[k], &r, fp32, quant, (int)(nthreads / n_workers), err);
+        st = eval_worker_init(&r.w[k], &r, fp32, quant, threads_each, err);
     if (st)
         goto done;
     out->outputs = calloc((size_t)r.n_out + 1, sizeof *out->outputs);
