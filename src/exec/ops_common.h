@@ -32,18 +32,6 @@
 static inline float oq_max_or(float x, float lo) { return x > lo ? x : lo; }
 static inline float oq_min_or(float x, float hi) { return x < hi ? x : hi; }
 
-/* Put before an elementwise loop whose output is its input or lies apart
- * from it (never a shifted overlap): the loop vectorizes without the overlap
- * check, which in-place runs fail, leaving them scalar (a 3-5x slower
- * HardSwish). */
-#if defined(__clang__)
-#define OQ_ELEMENTWISE_LOOP _Pragma("clang loop vectorize(assume_safety)")
-#elif defined(__GNUC__)
-#define OQ_ELEMENTWISE_LOOP _Pragma("GCC ivdep")
-#else
-#define OQ_ELEMENTWISE_LOOP
-#endif
-
 /* Below this many elements of simple work a kernel stays on one thread. */
 #define OQ_PAR_MIN_ELEMS ((int64_t)1 << 15)
 

@@ -47,7 +47,6 @@ static oq_status unsupported_type(oq_kernel_ctx *c, oq_dtype dt)
         const ew_arg *p = arg;                                           \
         const T *xs = p->in[0];                                          \
         R *ys = p->out;                                                  \
-        OQ_ELEMENTWISE_LOOP                                              \
         for (int64_t i = begin; i < end; i++) {                          \
             const T x = xs[i];                                           \
             ys[i] = (R)(EXPR);                                           \
@@ -350,21 +349,18 @@ static oq_status k_clip(oq_kernel_ctx *c)
         R *o = (R *)p->out + oo;                                                               \
         const T *xs = (const T *)p->in[0] + io[0], *ys = (const T *)p->in[1] + io[1];          \
         if (st[0] && st[1]) {                                                                  \
-            OQ_ELEMENTWISE_LOOP                                                                \
             for (int64_t i = 0; i < n; i++) {                                                  \
                 const T x = xs[i], y = ys[i];                                                  \
                 o[i] = (R)(EXPR);                                                              \
             }                                                                                  \
         } else if (st[0]) {                                                                    \
             const T y = ys[0];                                                                 \
-            OQ_ELEMENTWISE_LOOP                                                                \
             for (int64_t i = 0; i < n; i++) {                                                  \
                 const T x = xs[i];                                                             \
                 o[i] = (R)(EXPR);                                                              \
             }                                                                                  \
         } else if (st[1]) {                                                                    \
             const T x = xs[0];                                                                 \
-            OQ_ELEMENTWISE_LOOP                                                                \
             for (int64_t i = 0; i < n; i++) {                                                  \
                 const T y = ys[i];                                                             \
                 o[i] = (R)(EXPR);                                                              \
