@@ -676,8 +676,8 @@ static void im2col_bytes(uint8_t *restrict col, int64_t ldcol, const uint8_t *re
             for (int64_t o = lo; o < hi; o++) a[o - ow0] += wv * ((int32_t)src[o * sw] - zx); \
     } while (0)
 
-static __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void qdw_sums(int32_t *restrict acc, const uint8_t *restrict x, const qconv_job *j, int64_t ch, int64_t c0,
-                     int64_t tp)
+static __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void
+qdw_sums(int32_t *restrict acc, const uint8_t *restrict x, const qconv_job *j, int64_t ch, int64_t c0, int64_t tp)
 {
     const oq_conv_params *p = &j->p;
     int64_t H = p->in[0], W = p->in[1], OW = p->out[1], KH = p->k[0], KW = p->k[1];
