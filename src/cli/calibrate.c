@@ -51,6 +51,7 @@ static void print_help(void)
 {
     fputs(cli_calibrate_help, stdout);
     fputs(cli_calib_help, stdout);
+    fputs(cli_calib_run_help, stdout);
     fputc('\n', stdout);
     fputs(cli_preprocess_help, stdout);
 }

@@ -26,13 +26,15 @@ const char cli_calib_help[] =
     "  --bins B            histogram bins per tensor, even, 16..65536 (default 2048)\n"
     "  --samples N         use at most the first N samples (default all)\n"
     "  --symmetric         activation ranges symmetric around zero\n"
+    "  --all-tensors       record every float activation (default: those that\n"
+    "                      quantization reads: inputs and outputs of Conv, MatMul,\n"
+    "                      Gemm and 8-bit data-movement ops, folded BN/Relu/Clip)\n";
+
+const char cli_calib_run_help[] =
     "  --activation-type T uint8 (default) or int8\n"
     "  --threads N         threads (default 0: all online cores); blocks of 32\n"
     "                      samples run side by side, one per thread; the table\n"
     "                      does not depend on N\n"
-    "  --all-tensors       record every float activation (default: those that\n"
-    "                      quantization reads: inputs and outputs of Conv, MatMul,\n"
-    "                      Gemm and 8-bit data-movement ops, folded BN/Relu/Clip)\n"
     "  -q, --quiet         no progress line on stderr\n";
 
 const char cli_preprocess_help[] =

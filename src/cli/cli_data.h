@@ -46,6 +46,8 @@ typedef struct cli_calib_args {
 } cli_calib_args;
 
 extern const char cli_calib_help[];      /* the --data and calibration options */
+extern const char cli_calib_run_help[];  /* --activation-type, --threads, -q as calibrate reads them (quantize
+                                            lists its own) */
 extern const char cli_preprocess_help[]; /* the image options */
 extern const cli_opt cli_data_opts[CLI_DATA_OPT_COUNT];
 
