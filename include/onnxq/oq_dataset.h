@@ -61,9 +61,10 @@ typedef struct oq_block_fns {
     void *progress_user;
 } oq_block_fns;
 
-/* How to spread `threads` threads (0: every online core) over blocks of
- * block_size samples out of total: one worker per block at most, each with
- * *threads_each threads for its sessions (a lone worker gets them all). */
+/* How to spread `threads` threads (as oq_exec_thread_count reads them) over
+ * blocks of block_size samples out of total: one worker per block at most,
+ * each with *threads_each threads for its sessions (a lone worker gets them
+ * all). */
 void oq_sample_block_workers(int threads, int64_t total, int64_t block_size, int *n_workers, int *threads_each);
 
 /* Runs samples [0, total) in blocks of block_size consecutive samples on

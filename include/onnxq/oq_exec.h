@@ -23,6 +23,10 @@ typedef struct oq_exec_options {
     const bool *observed;
 } oq_exec_options;
 
+/* The threads a session runs for oq_exec_options.threads = requested: that
+ * many, or every online core for 0; at least 1 and at most 256. */
+int oq_exec_thread_count(int requested);
+
 /* Called after each node for each of its outputs (top-level graph only; with
  * oq_exec_options.observed, for those values only), with the value and its
  * computed tensor (borrowed: valid only during the call). */

@@ -3,9 +3,9 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
-#include <unistd.h>
 
 #include "onnxq/oq_dataset.h"
+#include "onnxq/oq_exec.h"
 
 typedef struct block_run block_run;
 
@@ -114,12 +114,10 @@ static void *work(void *arg)
 
 void oq_sample_block_workers(int threads, int64_t total, int64_t block_size, int *n_workers, int *threads_each)
 {
-    long t = threads > 0 ? threads : sysconf(_SC_NPROCESSORS_ONLN);
-    if (t < 1)
-        t = 1;
+    int t = oq_exec_thread_count(threads);
     int64_t blocks = block_size > 0 && total > 0 ? (total + block_size - 1) / block_size : 1;
     *n_workers = (int)(t < blocks ? t : blocks);
-    *threads_each = (int)(t / *n_workers);
+    *threads_each = t / *n_workers;
 }
 
 oq_status oq_run_sample_blocks(int64_t total, int64_t block_size, int n_workers, const oq_block_fns *fns,

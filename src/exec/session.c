@@ -637,6 +637,12 @@ static plan *find_plan(const oq_session *s, const oq_graph *g)
 
 /* ---- sessions -------------------------------------------------------------- */
 
+int oq_exec_thread_count(int requested)
+{
+    long threads = requested > 0 ? requested : sysconf(_SC_NPROCESSORS_ONLN);
+    return threads < 1 ? 1 : threads > 256 ? 256 : (int)threads;
+}
+
 oq_status oq_session_create(oq_session **out, const oq_model *m, const oq_exec_options *opts, oq_err *err)
 {
     oq_status st;
@@ -664,12 +670,7 @@ oq_status oq_session_create(oq_session **out, const oq_model *m, const oq_exec_o
     }
     if ((st = plan_graph(s, g, err)))
         goto fail;
-    long threads = opts && opts->threads > 0 ? opts->threads : sysconf(_SC_NPROCESSORS_ONLN);
-    if (threads < 1)
-        threads = 1;
-    if (threads > 256)
-        threads = 256;
-    if ((st = oq_threadpool_create(&s->tp, (int)threads, err)))
+    if ((st = oq_threadpool_create(&s->tp, oq_exec_thread_count(opts ? opts->threads : 0), err)))
         goto fail;
     *out = s;
     return OQ_OK;
