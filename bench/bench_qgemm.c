@@ -43,7 +43,7 @@ static void run_s(void *arg) { oq_sgemm(&((sjob *)arg)->g, ((sjob *)arg)->ws); }
 
 int main(int argc, char **argv)
 {
-    static const char *names[] = {"avxvnni-6x16", "avx2-6x16", "generic-6x16"};
+    static const char *names[] = {"avx512vnni-6x16", "avxvnni-6x16", "avx2-6x16", "generic-6x16"};
     int nsz = argc > 1 ? argc - 1 : 1;
     for (int s = 0; s < nsz; s++) {
         int64_t n = argc > 1 ? atoll(argv[s + 1]) : 256;

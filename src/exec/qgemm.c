@@ -173,6 +173,28 @@ __attribute__((target("avx2,avxvnni"))) static void ukernel_avxvnni(int64_t kp, 
     }
     STORE_TILE(c, ldc, add, acc)
 }
+
+/* AVX-512 VNNI: one 512-bit B load holds a whole pair-interleaved strip row
+ * (16 columns x 2), so the tile is 6 accumulators and a pair of K costs six
+ * vpdpwssd. */
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) static void ukernel_avx512vnni(
+    int64_t kp, const int16_t *restrict a, const int16_t *restrict b, int32_t *restrict c, int64_t ldc, bool add)
+{
+    __m512i acc[MR];
+    for (int r = 0; r < MR; r++) acc[r] = _mm512_setzero_si512();
+    for (int64_t p = 0; p < kp; p++) {
+        __m512i bv = _mm512_load_si512((const void *)b);
+        for (int r = 0; r < MR; r++) acc[r] = _mm512_dpwssd_epi32(acc[r], _mm512_set1_epi32(pair_at(a, r)), bv);
+        a += 2 * MR;
+        b += 2 * NR;
+    }
+    for (int r = 0; r < MR; r++) {
+        void *cp = c + r * ldc;
+        __m512i v = acc[r];
+        if (add) v = _mm512_add_epi32(v, _mm512_loadu_si512(cp));
+        _mm512_storeu_si512(cp, v);
+    }
+}
 #endif
 
 typedef struct kernel_entry {
@@ -191,6 +213,12 @@ static bool has_avxvnni(void)
     if (!__builtin_cpu_supports("avx2") || !__get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx)) return false;
     return (eax >> 4) & 1;
 }
+static bool has_avx512vnni(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vnni");
+}
 static bool has_avx2(void)
 {
     __builtin_cpu_init();
@@ -202,6 +230,7 @@ static bool always(void) { return true; }
 /* Best first. */
 static const kernel_entry kernels[] = {
 #ifdef QGEMM_X86
+    {"avx512vnni-6x16", ukernel_avx512vnni, has_avx512vnni},
     {"avxvnni-6x16", ukernel_avxvnni, has_avxvnni},
     {"avx2-6x16", ukernel_avx2, has_avx2},
 #endif

@@ -69,7 +69,7 @@ void oq_qgemm_ref(const oq_qgemm_args *g);
 const char *oq_qgemm_kernel_name(void);
 
 /* For tests and benchmarks: makes oq_qgemm use the named micro-kernel
- * ("avxvnni-6x16", "avx2-6x16", "generic-6x16") process-wide, or the best
+ * ("avx512vnni-6x16", "avxvnni-6x16", "avx2-6x16", "generic-6x16") process-wide, or the best
  * one again when name is NULL. False when this CPU cannot run it. */
 bool oq_qgemm_force_kernel(const char *name);
 

@@ -144,7 +144,7 @@ static void test_requant(void)
 int main(void)
 {
     /* Every micro-kernel this CPU can run, then the default choice. */
-    static const char *names[] = {"generic-6x16", "avx2-6x16", "avxvnni-6x16"};
+    static const char *names[] = {"generic-6x16", "avx2-6x16", "avxvnni-6x16", "avx512vnni-6x16"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         if (!oq_qgemm_force_kernel(names[i])) continue;
         printf("kernel %s\n", names[i]);
