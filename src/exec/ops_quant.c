@@ -667,14 +667,50 @@ static void im2col_bytes(uint8_t *restrict col, int64_t ldcol, const uint8_t *re
  * each tap adds (w - zw) * (x - zx) along a run of one output row. Taps that
  * fall outside the input are left out, as they would read the zero point and
  * add 0. */
-#define QDW_TAP_RUN(XT)                                                                       \
-    do {                                                                                      \
-        const XT *src = (const XT *)row + off;                                                \
-        if (sw == 1)                                                                          \
-            for (int64_t o = lo; o < hi; o++) a[o - ow0] += wv * ((int32_t)src[o] - zx);      \
-        else                                                                                  \
-            for (int64_t o = lo; o < hi; o++) a[o - ow0] += wv * ((int32_t)src[o * sw] - zx); \
+#define QDW_TAP_RUN(XT, LO, HI)                                                                 \
+    do {                                                                                        \
+        const XT *src = (const XT *)row + off;                                                  \
+        if (sw == 1)                                                                            \
+            for (int64_t o = (LO); o < (HI); o++) a[o - ow0] += wv * ((int32_t)src[o] - zx);      \
+        else                                                                                    \
+            for (int64_t o = (LO); o < (HI); o++) a[o - ow0] += wv * ((int32_t)src[o * sw] - zx); \
     } while (0)
+
+/* The interior columns of one output row, where every tap of the kernel rows
+ * that fall inside the input reads inside it: out[o] = sum over those taps of
+ * wt[tap] * x[tap](o) - corr for o in [0, n), n >= 16, 16 outputs at a time
+ * in registers (the last 16 may overlap the ones before: they are written,
+ * not added). rows[r] points at the input under output 0 for the r-th kernel
+ * row used, wt at that row's weights less their zero point (kw_n each); corr
+ * is the input zero point times the sum of the weights used. SW is the
+ * horizontal stride, a constant in each instance. */
+#define QDW_INTERIOR(NAME, XT, SW)                                                                    \
+    static inline __attribute__((always_inline)) void NAME(int32_t *restrict out, const uint8_t *const *rows, \
+                                                           const int32_t *wt, int64_t kh_n, int64_t kw_n, \
+                                                           int64_t dw, int64_t n, int32_t corr)       \
+    {                                                                                                 \
+        enum { V = 8 };                                                                               \
+        for (int64_t o0 = 0; o0 < n; o0 += 2 * V) {                                                   \
+            int64_t o = o0 + 2 * V <= n ? o0 : n - 2 * V;                                             \
+            int32_t s0[V] = {0}, s1[V] = {0};                                                         \
+            for (int64_t kh = 0; kh < kh_n; kh++)                                                     \
+                for (int64_t kw = 0; kw < kw_n; kw++) {                                               \
+                    const XT *q = (const XT *)rows[kh] + o * (SW) + kw * dw;                          \
+                    int32_t wv = wt[kh * kw_n + kw];                                                  \
+                    for (int i = 0; i < V; i++) s0[i] += wv * (int32_t)q[i * (SW)];                  \
+                    for (int i = 0; i < V; i++) s1[i] += wv * (int32_t)q[(V + i) * (SW)];            \
+                }                                                                                     \
+            for (int i = 0; i < V; i++) out[o + i] = s0[i] - corr;                                    \
+            for (int i = 0; i < V; i++) out[o + V + i] = s1[i] - corr;                                \
+        }                                                                                             \
+    }
+QDW_INTERIOR(qdw_interior_u8_s1, uint8_t, 1)
+QDW_INTERIOR(qdw_interior_u8_s2, uint8_t, 2)
+QDW_INTERIOR(qdw_interior_s8_s1, int8_t, 1)
+QDW_INTERIOR(qdw_interior_s8_s2, int8_t, 2)
+#undef QDW_INTERIOR
+
+enum { QDW_MAX_TAPS = 64 }; /* kernels up to 8x8 take the interior path */
 
 static __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void
 qdw_sums(int32_t *restrict acc, const uint8_t *restrict x, const qconv_job *j, int64_t ch, int64_t c0, int64_t tp)
@@ -684,10 +720,48 @@ qdw_sums(int32_t *restrict acc, const uint8_t *restrict x, const qconv_job *j, i
     int64_t sh = p->stride[0], sw = p->stride[1], dh = p->dil[0], dw = p->dil[1];
     int32_t zx = j->x_zp, zw = j->w_zp ? j->w_zp[j->w_zp_per_ch ? ch : 0] : 0;
     const uint8_t *wc = j->w + ch * KH * KW;
+    int32_t wt[QDW_MAX_TAPS], row_corr[8] = {0}; /* row_corr[kh]: zx times kernel row kh's weights */
+    bool interior = KH * KW <= QDW_MAX_TAPS && KH <= 8 && (sw == 1 || sw == 2);
+    for (int64_t k = 0; interior && k < KH * KW; k++) {
+        wt[k] = (j->w_signed ? (int32_t)(int8_t)wc[k] : (int32_t)wc[k]) - zw;
+        row_corr[k / KW] += wt[k] * zx;
+    }
+    /* output columns [i0, i1) read inside the input for every kw */
+    int64_t pw = p->pad0[1], i0 = (pw + sw - 1) / sw, span = W - 1 + pw - (KW - 1) * dw;
+    int64_t i1 = span < 0 ? i0 : span / sw + 1;
+    i1 = i1 < OW ? i1 : OW;
     memset(acc, 0, (size_t)tp * sizeof *acc);
     for (int64_t t = 0; t < tp;) {
         int64_t oh = (c0 + t) / OW, ow0 = (c0 + t) % OW, run = OW - ow0 < tp - t ? OW - ow0 : tp - t;
         int32_t *a = acc + t;
+        int64_t in_lo = i0 > ow0 ? i0 : ow0, in_hi = i1 < ow0 + run ? i1 : ow0 + run;
+        int64_t done_lo = 0, done_hi = 0; /* columns [done_lo, done_hi) already summed */
+        if (interior && in_hi - in_lo >= 16) {
+            const uint8_t *rows[8];
+            int64_t used = 0, first = -1;
+            int32_t corr = 0;
+            for (int64_t kh = 0; kh < KH; kh++) {
+                int64_t ih = oh * sh - p->pad0[0] + kh * dh;
+                if (ih < 0 || ih >= H) continue;
+                first = first < 0 ? kh : first;
+                rows[used++] = x + ih * W + in_lo * sw - pw;
+                corr += row_corr[kh];
+            }
+            if (used) { /* (the kernel rows inside the input are consecutive: first, first + 1, ...) */
+                const int32_t *w0 = wt + first * KW;
+                int64_t n = in_hi - in_lo;
+                if (j->x_signed && sw == 1)
+                    qdw_interior_s8_s1(a + in_lo - ow0, rows, w0, used, KW, dw, n, corr);
+                else if (j->x_signed)
+                    qdw_interior_s8_s2(a + in_lo - ow0, rows, w0, used, KW, dw, n, corr);
+                else if (sw == 1)
+                    qdw_interior_u8_s1(a + in_lo - ow0, rows, w0, used, KW, dw, n, corr);
+                else
+                    qdw_interior_u8_s2(a + in_lo - ow0, rows, w0, used, KW, dw, n, corr);
+                done_lo = in_lo;
+                done_hi = in_hi;
+            }
+        }
         for (int64_t kh = 0; kh < KH; kh++) {
             int64_t ih = oh * sh - p->pad0[0] + kh * dh;
             if (ih < 0 || ih >= H) continue;
@@ -700,10 +774,17 @@ qdw_sums(int32_t *restrict acc, const uint8_t *restrict x, const qconv_job *j, i
                 lo = lo > ow0 ? lo : ow0;
                 hi = hi < ow0 + run ? hi : ow0 + run;
                 if (wv == 0 || lo >= hi) continue;
-                if (j->x_signed)
-                    QDW_TAP_RUN(int8_t);
-                else
-                    QDW_TAP_RUN(uint8_t);
+                /* skip what the interior pass summed: [lo, done_lo) and [done_hi, hi) are left */
+                int64_t seg_lo[2] = {lo, done_hi > lo ? done_hi : lo}, seg_hi[2] = {done_lo < hi ? done_lo : hi, hi};
+                if (done_hi <= done_lo) seg_hi[0] = hi, seg_lo[1] = hi;
+                for (int sgi = 0; sgi < 2; sgi++) {
+                    int64_t lo_s = seg_lo[sgi], hi_s = seg_hi[sgi];
+                    if (lo_s >= hi_s) continue;
+                    if (j->x_signed)
+                        QDW_TAP_RUN(int8_t, lo_s, hi_s);
+                    else
+                        QDW_TAP_RUN(uint8_t, lo_s, hi_s);
+                }
             }
         }
         t += run;
