@@ -677,38 +677,97 @@ static void im2col_bytes(uint8_t *restrict col, int64_t ldcol, const uint8_t *re
     } while (0)
 
 /* The interior columns of one output row, where every tap of the kernel rows
- * that fall inside the input reads inside it: out[o] = sum over those taps of
- * wt[tap] * x[tap](o) - corr for o in [0, n), n >= 16, 16 outputs at a time
- * in registers (the last 16 may overlap the ones before: they are written,
- * not added). rows[r] points at the input under output 0 for the r-th kernel
- * row used, wt at that row's weights less their zero point (kw_n each); corr
- * is the input zero point times the sum of the weights used. SW is the
- * horizontal stride, a constant in each instance. */
-#define QDW_INTERIOR(NAME, XT, SW)                                                                    \
-    static inline __attribute__((always_inline)) void NAME(int32_t *restrict out, const uint8_t *const *rows, \
-                                                           const int32_t *wt, int64_t kh_n, int64_t kw_n, \
-                                                           int64_t dw, int64_t n, int32_t corr)       \
-    {                                                                                                 \
-        enum { V = 8 };                                                                               \
-        for (int64_t o0 = 0; o0 < n; o0 += 2 * V) {                                                   \
-            int64_t o = o0 + 2 * V <= n ? o0 : n - 2 * V;                                             \
-            int32_t s0[V] = {0}, s1[V] = {0};                                                         \
-            for (int64_t kh = 0; kh < kh_n; kh++)                                                     \
-                for (int64_t kw = 0; kw < kw_n; kw++) {                                               \
-                    const XT *q = (const XT *)rows[kh] + o * (SW) + kw * dw;                          \
-                    int32_t wv = wt[kh * kw_n + kw];                                                  \
-                    for (int i = 0; i < V; i++) s0[i] += wv * (int32_t)q[i * (SW)];                  \
-                    for (int i = 0; i < V; i++) s1[i] += wv * (int32_t)q[(V + i) * (SW)];            \
-                }                                                                                     \
-            for (int i = 0; i < V; i++) out[o + i] = s0[i] - corr;                                    \
-            for (int i = 0; i < V; i++) out[o + V + i] = s1[i] - corr;                                \
-        }                                                                                             \
+ * that fall inside the input reads inside it, on AVX2: out[o] = sum over
+ * those taps of wt[tap] * x[tap](o) - corr for o in [0, n), n >= 16, 16
+ * outputs at a time in two registers (the last 16 may overlap the ones
+ * before: they are written, not added). rows[r] points at the input under
+ * output 0 for the r-th kernel row used, wt at that row's weights less their
+ * zero point (kw_n each); corr is the input zero point times the sum of the
+ * weights used; no load reaches `end` (the end of the input plane). Other
+ * processors sum the interior tap by tap with the edges. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+typedef void qdw_interior_fn(int32_t *out, const uint8_t *const *rows, const int32_t *wt, int64_t kh_n,
+                             int64_t kw_n, int64_t dw, int64_t n, int32_t corr, const uint8_t *end);
+
+static inline __attribute__((always_inline, target("avx2"))) __m256i qdw_widen(__m128i b, bool x_signed)
+{
+    return x_signed ? _mm256_cvtepi8_epi32(b) : _mm256_cvtepu8_epi32(b);
+}
+
+static inline __attribute__((always_inline, target("avx2"))) void
+qdw_interior_body(int32_t *out, const uint8_t *const *rows, const int32_t *wt, int64_t kh_n, int64_t kw_n, int64_t dw,
+                  int64_t n, int32_t corr, const uint8_t *end, int sw, bool x_signed)
+{
+    const __m128i evens = _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, -1, -1, -1, -1, -1, -1, -1, -1);
+    const __m256i c = _mm256_set1_epi32(corr);
+    for (int64_t o0 = 0; o0 < n; o0 += 16) {
+        int64_t o = o0 + 16 <= n ? o0 : n - 16;
+        __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+        for (int64_t kh = 0; kh < kh_n; kh++)
+            for (int64_t kw = 0; kw < kw_n; kw++) {
+                const uint8_t *q = rows[kh] + o * sw + kw * dw;
+                __m256i w = _mm256_set1_epi32(wt[kh * kw_n + kw]);
+                __m128i b0, b1;
+                if (sw == 1) { /* q[0..16) */
+                    b0 = _mm_loadu_si128((const __m128i *)q);
+                    b1 = _mm_srli_si128(b0, 8);
+                } else { /* q[0], q[2], ..., q[30] */
+                    __m128i hi;
+                    if (q + 32 <= end) {
+                        hi = _mm_loadu_si128((const __m128i *)(q + 16));
+                    } else {
+                        uint8_t tail[16] = {0};
+                        memcpy(tail, q + 16, 15);
+                        hi = _mm_loadu_si128((const __m128i *)tail);
+                    }
+                    b0 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)q), evens);
+                    b1 = _mm_shuffle_epi8(hi, evens);
+                }
+                s0 = _mm256_add_epi32(s0, _mm256_mullo_epi32(qdw_widen(b0, x_signed), w));
+                s1 = _mm256_add_epi32(s1, _mm256_mullo_epi32(qdw_widen(b1, x_signed), w));
+            }
+        _mm256_storeu_si256((__m256i *)(out + o), _mm256_sub_epi32(s0, c));
+        _mm256_storeu_si256((__m256i *)(out + o + 8), _mm256_sub_epi32(s1, c));
     }
-QDW_INTERIOR(qdw_interior_u8_s1, uint8_t, 1)
-QDW_INTERIOR(qdw_interior_u8_s2, uint8_t, 2)
-QDW_INTERIOR(qdw_interior_s8_s1, int8_t, 1)
-QDW_INTERIOR(qdw_interior_s8_s2, int8_t, 2)
+}
+
+#define QDW_INTERIOR(NAME, SW, SIGNED)                                                                       \
+    __attribute__((target("avx2"))) static void NAME(int32_t *out, const uint8_t *const *rows, const int32_t *wt, \
+                                                     int64_t kh_n, int64_t kw_n, int64_t dw, int64_t n,        \
+                                                     int32_t corr, const uint8_t *end)                          \
+    {                                                                                                        \
+        qdw_interior_body(out, rows, wt, kh_n, kw_n, dw, n, corr, end, SW, SIGNED);                          \
+    }
+QDW_INTERIOR(qdw_interior_u8_s1, 1, false)
+QDW_INTERIOR(qdw_interior_u8_s2, 2, false)
+QDW_INTERIOR(qdw_interior_s8_s1, 1, true)
+QDW_INTERIOR(qdw_interior_s8_s2, 2, true)
 #undef QDW_INTERIOR
+
+/* The interior kernel for stride sw (1 or 2) and signedness, or NULL when
+ * this processor lacks AVX2. */
+static qdw_interior_fn *qdw_interior(int64_t sw, bool x_signed)
+{
+    static _Atomic int avx2 = -1; /* checked once */
+    if (avx2 < 0)
+        avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
+    if (!avx2 || (sw != 1 && sw != 2))
+        return NULL;
+    return x_signed ? (sw == 1 ? qdw_interior_s8_s1 : qdw_interior_s8_s2)
+                    : (sw == 1 ? qdw_interior_u8_s1 : qdw_interior_u8_s2);
+}
+#else
+typedef void qdw_interior_fn(int32_t *out, const uint8_t *const *rows, const int32_t *wt, int64_t kh_n,
+                             int64_t kw_n, int64_t dw, int64_t n, int32_t corr, const uint8_t *end);
+static qdw_interior_fn *qdw_interior(int64_t sw, bool x_signed)
+{
+    (void)sw;
+    (void)x_signed;
+    return NULL;
+}
+#endif
 
 enum { QDW_MAX_TAPS = 64 }; /* kernels up to 8x8 take the interior path */
 
@@ -721,7 +780,7 @@ qdw_sums(int32_t *restrict acc, const uint8_t *restrict x, const qconv_job *j, i
     int32_t zx = j->x_zp, zw = j->w_zp ? j->w_zp[j->w_zp_per_ch ? ch : 0] : 0;
     const uint8_t *wc = j->w + ch * KH * KW;
     int32_t wt[QDW_MAX_TAPS], row_corr[8] = {0}; /* row_corr[kh]: zx times kernel row kh's weights */
-    bool interior = KH * KW <= QDW_MAX_TAPS && KH <= 8 && (sw == 1 || sw == 2);
+    qdw_interior_fn *interior = KH * KW <= QDW_MAX_TAPS && KH <= 8 ? qdw_interior(sw, j->x_signed) : NULL;
     for (int64_t k = 0; interior && k < KH * KW; k++) {
         wt[k] = (j->w_signed ? (int32_t)(int8_t)wc[k] : (int32_t)wc[k]) - zw;
         row_corr[k / KW] += wt[k] * zx;
@@ -735,7 +794,7 @@ qdw_sums(int32_t *restrict acc, const uint8_t *restrict x, const qconv_job *j, i
         int64_t oh = (c0 + t) / OW, ow0 = (c0 + t) % OW, run = OW - ow0 < tp - t ? OW - ow0 : tp - t;
         int32_t *a = acc + t;
         int64_t in_lo = i0 > ow0 ? i0 : ow0, in_hi = i1 < ow0 + run ? i1 : ow0 + run;
-        int64_t done_lo = 0, done_hi = 0; /* columns [done_lo, done_hi) already summed */
+        int64_t done_lo = ow0 + run, done_hi = ow0 + run; /* columns [done_lo, done_hi) already summed */
         if (interior && in_hi - in_lo >= 16) {
             const uint8_t *rows[8];
             int64_t used = 0, first = -1;
@@ -748,16 +807,7 @@ qdw_sums(int32_t *restrict acc, const uint8_t *restrict x, const qconv_job *j, i
                 corr += row_corr[kh];
             }
             if (used) { /* (the kernel rows inside the input are consecutive: first, first + 1, ...) */
-                const int32_t *w0 = wt + first * KW;
-                int64_t n = in_hi - in_lo;
-                if (j->x_signed && sw == 1)
-                    qdw_interior_s8_s1(a + in_lo - ow0, rows, w0, used, KW, dw, n, corr);
-                else if (j->x_signed)
-                    qdw_interior_s8_s2(a + in_lo - ow0, rows, w0, used, KW, dw, n, corr);
-                else if (sw == 1)
-                    qdw_interior_u8_s1(a + in_lo - ow0, rows, w0, used, KW, dw, n, corr);
-                else
-                    qdw_interior_u8_s2(a + in_lo - ow0, rows, w0, used, KW, dw, n, corr);
+                interior(a + in_lo - ow0, rows, wt + first * KW, used, KW, dw, in_hi - in_lo, corr, x + H * W);
                 done_lo = in_lo;
                 done_hi = in_hi;
             }
@@ -774,16 +824,14 @@ qdw_sums(int32_t *restrict acc, const uint8_t *restrict x, const qconv_job *j, i
                 lo = lo > ow0 ? lo : ow0;
                 hi = hi < ow0 + run ? hi : ow0 + run;
                 if (wv == 0 || lo >= hi) continue;
-                /* skip what the interior pass summed: [lo, done_lo) and [done_hi, hi) are left */
-                int64_t seg_lo[2] = {lo, done_hi > lo ? done_hi : lo}, seg_hi[2] = {done_lo < hi ? done_lo : hi, hi};
-                if (done_hi <= done_lo) seg_hi[0] = hi, seg_lo[1] = hi;
-                for (int sgi = 0; sgi < 2; sgi++) {
-                    int64_t lo_s = seg_lo[sgi], hi_s = seg_hi[sgi];
-                    if (lo_s >= hi_s) continue;
-                    if (j->x_signed)
-                        QDW_TAP_RUN(int8_t, lo_s, hi_s);
-                    else
-                        QDW_TAP_RUN(uint8_t, lo_s, hi_s);
+                /* what the interior pass left: [lo, done_lo) and [done_hi, hi) */
+                int64_t left_hi = done_lo < hi ? done_lo : hi, right_lo = done_hi > lo ? done_hi : lo;
+                if (j->x_signed) {
+                    QDW_TAP_RUN(int8_t, lo, left_hi);
+                    QDW_TAP_RUN(int8_t, right_lo, hi);
+                } else {
+                    QDW_TAP_RUN(uint8_t, lo, left_hi);
+                    QDW_TAP_RUN(uint8_t, right_lo, hi);
                 }
             }
         }

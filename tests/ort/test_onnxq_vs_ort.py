@@ -80,7 +80,7 @@ def depthwise_model():
     tap by tap) at 3x3 stride 1, 5x5 stride 2 with uneven pads, 3x3 dilated
     and 3x3 on int8 activations, with per-channel weight scales; and a
     depthwise ConvInteger with uint8 weights and a weight zero point. The
-    inputs are 41 and 38 wide: each output row has an interior, where every
+    inputs are 41 and 37 wide: each output row has an interior, where every
     tap reads inside the input and 16 columns are summed at a time, a
     remainder of it shorter than 16, and padded edges; the top and bottom rows
     have kernel rows outside the input."""
@@ -108,13 +108,13 @@ def depthwise_model():
              h.make_node("ConvInteger", ["x", "wu", "xz", "wuz"], ["dwint"], group=C, pads=[1, 1, 1, 1])]
     u8, i8, i32 = onnx.TensorProto.UINT8, onnx.TensorProto.INT8, onnx.TensorProto.INT32
     g = h.make_graph(nodes, "depthwise",
-                     [h.make_tensor_value_info("x", u8, [2, C, 7, 41]), h.make_tensor_value_info("x8", i8, [1, C, 8, 38])],
+                     [h.make_tensor_value_info("x", u8, [2, C, 7, 41]), h.make_tensor_value_info("x8", i8, [1, C, 8, 37])],
                      [h.make_tensor_value_info(n, t, None) for n, t in
                       (("dw3", u8), ("dw5s2", u8), ("dw3d2", u8), ("dw3s8", i8), ("dwint", i32))], inits)
     m = h.make_model(g, opset_imports=[h.make_opsetid("", 13)])
     m.ir_version = 7
     return m, [rng.integers(0, 256, (2, C, 7, 41)).astype(np.uint8),
-               rng.integers(-128, 128, (1, C, 8, 38)).astype(np.int8)]
+               rng.integers(-128, 128, (1, C, 8, 37)).astype(np.int8)]
 
 
 def main():
