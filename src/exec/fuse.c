@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "exec/ops_common.h"
+#include "exec/simd.h"
 
 /* ---- finding chains ------------------------------------------------------------ */
 
@@ -281,7 +282,7 @@ enum { BLK = 256 };
 
 /* reg[r] points at the current block of register r (see oq_ew_step). Cloned
  * for wider vectors; the operations, and so the results, are the same. */
-static __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void
+static OQ_VECTOR_CLONES void
 step_run(const oq_ew_step *s, float *restrict d, const float *const *reg, int64_t n)
 {
     const float *a = s->a >= 0 ? reg[s->a] : NULL, *b = s->b >= 0 ? reg[s->b] : NULL;

@@ -13,6 +13,7 @@
 #include "exec/kernel.h"
 #include "exec/ops.h"
 #include "exec/ops_common.h"
+#include "exec/simd.h"
 
 /* ---- shared state of one elementwise call --------------------------------- */
 
@@ -41,8 +42,8 @@ static oq_status unsupported_type(oq_kernel_ctx *c, oq_dtype dt)
 /* ---- unary ops ----------------------------------------------------------------
  * A unary loop is an oq_range_fn over flat element indices of x and y. */
 
-#define UNARY_FN(NAME, DT, T, R, EXPR)                                   \
-    static void NAME##_##DT(void *arg, int64_t begin, int64_t end)       \
+#define UNARY_FN_ATTR(ATTR, NAME, DT, T, R, EXPR)                        \
+    static ATTR void NAME##_##DT(void *arg, int64_t begin, int64_t end)  \
     {                                                                    \
         const ew_arg *p = arg;                                           \
         const T *xs = p->in[0];                                          \
@@ -53,8 +54,13 @@ static oq_status unsupported_type(oq_kernel_ctx *c, oq_dtype dt)
         }                                                                \
     }
 
-/* Float-only ops (x is float; p->alpha/beta are parameters). */
+#define UNARY_FN(NAME, DT, T, R, EXPR) UNARY_FN_ATTR(, NAME, DT, T, R, EXPR)
+
+/* Float-only ops (x is float; p->alpha/beta are parameters). F_UNARY_V: the
+ * loop is plain arithmetic that vectorizes, compiled for wider vectors too
+ * (OQ_VECTOR_CLONES); the others call libm per element. */
 #define F_UNARY(NAME, EXPR) UNARY_FN(NAME, FLOAT, float, float, EXPR)
+#define F_UNARY_V(NAME, EXPR) UNARY_FN_ATTR(OQ_VECTOR_CLONES, NAME, FLOAT, float, float, EXPR)
 
 static inline float gelu_exact(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
 static inline float gelu_tanh(float x)
@@ -63,11 +69,11 @@ static inline float gelu_tanh(float x)
     return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
 }
 
-F_UNARY(relu, x > 0.0f ? x : 0.0f)
-F_UNARY(leaky_relu, x >= 0.0f ? x : p->alpha * x)
+F_UNARY_V(relu, x > 0.0f ? x : 0.0f)
+F_UNARY_V(leaky_relu, x >= 0.0f ? x : p->alpha * x)
 F_UNARY(sigmoid, 1.0f / (1.0f + expf(-x)))
-F_UNARY(hard_sigmoid, oq_max_or(oq_min_or(p->alpha * x + p->beta, 1.0f), 0.0f))
-F_UNARY(hard_swish, x * oq_max_or(oq_min_or(x / 6.0f + 0.5f, 1.0f), 0.0f))
+F_UNARY_V(hard_sigmoid, oq_max_or(oq_min_or(p->alpha * x + p->beta, 1.0f), 0.0f))
+F_UNARY_V(hard_swish, x * oq_max_or(oq_min_or(x / 6.0f + 0.5f, 1.0f), 0.0f))
 F_UNARY(tanh, tanhf(x))
 F_UNARY(erf, erff(x))
 F_UNARY(gelu, p->approx ? gelu_tanh(x) : gelu_exact(x))
@@ -102,7 +108,7 @@ F_UNARY(softsign, x / (1.0f + fabsf(x)))
 
 /* Clip of floats: min(max(x, lo), hi), NaN passes through (both compares are
  * false). Bounds copied to locals so the loop vectorizes. */
-static void clip_FLOAT(void *arg, int64_t begin, int64_t end)
+static OQ_VECTOR_CLONES void clip_FLOAT(void *arg, int64_t begin, int64_t end)
 {
     const ew_arg *p = arg;
     const float *restrict xs = p->in[0];

@@ -17,6 +17,7 @@
 #include "exec/ops.h"
 #include "exec/ops_common.h"
 #include "exec/qgemm.h"
+#include "exec/simd.h"
 
 /* ---- element types ------------------------------------------------------------------- */
 
@@ -135,7 +136,7 @@ typedef struct qdq_job {
 
 /* Quantizes n floats into y (type dt) from element off: saturate(rint(x / s) + zp),
  * computed as zp + rint(x / s clamped to the range less zp) (integer bounds). */
-static void quant_store(void *y, oq_dtype dt, int64_t off, const float *x, int64_t n, float s, int32_t zp, qrange r)
+static OQ_VECTOR_CLONES void quant_store(void *y, oq_dtype dt, int64_t off, const float *x, int64_t n, float s, int32_t zp, qrange r)
 {
     float lo = (float)(r.lo - zp), hi = (float)(r.hi - zp);
 #define QSTORE(T)                                                                                \
@@ -156,7 +157,7 @@ static void quant_store(void *y, oq_dtype dt, int64_t off, const float *x, int64
 }
 
 /* n values (x - zp) of x (type dt) from element off, as floats. */
-static void dequant_load(float *dst, const void *x, oq_dtype dt, int64_t off, int64_t n, int32_t zp)
+static OQ_VECTOR_CLONES void dequant_load(float *dst, const void *x, oq_dtype dt, int64_t off, int64_t n, int32_t zp)
 {
 #define QLOAD(T)                                                                    \
     do {                                                                            \
@@ -771,7 +772,7 @@ static qdw_interior_fn *qdw_interior(int64_t sw, bool x_signed)
 
 enum { QDW_MAX_TAPS = 64 }; /* kernels up to 8x8 take the interior path */
 
-static __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void
+static OQ_VECTOR_CLONES void
 qdw_sums(int32_t *restrict acc, const uint8_t *restrict x, const qconv_job *j, int64_t ch, int64_t c0, int64_t tp)
 {
     const oq_conv_params *p = &j->p;

@@ -13,6 +13,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "exec/simd.h"
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #include <immintrin.h>
@@ -370,7 +372,7 @@ void oq_qgemm_ref(const oq_qgemm_args *g)
 /* acc + bias in int32, wrapping (no undefined overflow), as a float. */
 static inline float biased(int32_t acc, int32_t bias) { return (float)(int32_t)((uint32_t)acc + (uint32_t)bias); }
 
-void oq_requant_row(void *y, bool y_signed, const int32_t *acc, int64_t n, int32_t bias, float mult, int32_t zp)
+OQ_VECTOR_CLONES void oq_requant_row(void *y, bool y_signed, const int32_t *acc, int64_t n, int32_t bias, float mult, int32_t zp)
 {
     float lo = (float)((y_signed ? -128 : 0) - zp), hi = (float)((y_signed ? 127 : 255) - zp);
     if (y_signed) {
@@ -382,7 +384,7 @@ void oq_requant_row(void *y, bool y_signed, const int32_t *acc, int64_t n, int32
     }
 }
 
-void oq_requant_cols(void *y, bool y_signed, const int32_t *acc, int64_t n, const int32_t *bias,
+OQ_VECTOR_CLONES void oq_requant_cols(void *y, bool y_signed, const int32_t *acc, int64_t n, const int32_t *bias,
                      const float *mult, int32_t zp)
 {
     float lo = (float)((y_signed ? -128 : 0) - zp), hi = (float)((y_signed ? 127 : 255) - zp);
