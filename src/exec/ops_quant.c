@@ -603,7 +603,7 @@ typedef struct qconv_job {
  * col[r][t] for tap row r = (channel, kernel offset...) is the input byte the
  * tap reads, or `pad` (the input zero point) outside the input. x points at
  * the group's first input channel. */
-static void im2col_bytes(uint8_t *restrict col, int64_t ldcol, const uint8_t *restrict x, const qconv_job *j,
+static OQ_VECTOR_CLONES void im2col_bytes(uint8_t *restrict col, int64_t ldcol, const uint8_t *restrict x, const qconv_job *j,
                          int64_t c0, int64_t tp, uint8_t pad)
 {
     const oq_conv_params *p = &j->p;
@@ -663,29 +663,14 @@ static void im2col_bytes(uint8_t *restrict col, int64_t ldcol, const uint8_t *re
     }
 }
 
-/* Sums of a depthwise 2-D conv (input channel = output channel = ch) for
- * output positions [c0, c0+tp) into acc, straight from the input plane x:
- * each tap adds (w - zw) * (x - zx) along a run of one output row. Taps that
- * fall outside the input are left out, as they would read the zero point and
- * add 0. */
-#define QDW_TAP_RUN(XT, LO, HI)                                                                 \
-    do {                                                                                        \
-        const XT *src = (const XT *)row + off;                                                  \
-        if (sw == 1)                                                                            \
-            for (int64_t o = (LO); o < (HI); o++) a[o - ow0] += wv * ((int32_t)src[o] - zx);      \
-        else                                                                                    \
-            for (int64_t o = (LO); o < (HI); o++) a[o - ow0] += wv * ((int32_t)src[o * sw] - zx); \
-    } while (0)
-
-/* The interior columns of one output row, where every tap of the kernel rows
- * that fall inside the input reads inside it, on AVX2: out[o] = sum over
- * those taps of wt[tap] * x[tap](o) - corr for o in [0, n), n >= 16, 16
- * outputs at a time in two registers (the last 16 may overlap the ones
- * before: they are written, not added). rows[r] points at the input under
- * output 0 for the r-th kernel row used, wt at that row's weights less their
- * zero point (kw_n each); corr is the input zero point times the sum of the
- * weights used; no load reaches `end` (the end of the input plane). Other
- * processors sum the interior tap by tap with the edges. */
+/* A run of output columns of one depthwise output row, on AVX2: out[o] = sum
+ * over the taps of the kernel rows used of wt[tap] * x[tap](o) - corr for o
+ * in [0, n), n >= 16, 16 outputs at a time in two registers (the last 16 may
+ * overlap the ones before: they are written, not added). rows[r] points at
+ * the (padded) input under output 0 for the r-th kernel row used, wt at that
+ * row's weights less their zero point (kw_n each); corr is the input zero
+ * point times the sum of the weights used; no load reaches `end`. NULL from
+ * qdw_interior on processors without AVX2. */
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 
@@ -770,70 +755,96 @@ static qdw_interior_fn *qdw_interior(int64_t sw, bool x_signed)
 }
 #endif
 
-enum { QDW_MAX_TAPS = 64 }; /* kernels up to 8x8 take the interior path */
+enum {
+    QDW_MAX_TAPS = 64,    /* kernels up to 8x8 (and 8 rows) take the vector path */
+    QDW_PAD_BYTES = 16384 /* input rows of one work item, padded, for the vector path */
+};
 
-static OQ_VECTOR_CLONES void
-qdw_sums(int32_t *restrict acc, const uint8_t *restrict x, const qconv_job *j, int64_t ch, int64_t c0, int64_t tp)
+/* Sums of a depthwise 2-D conv (input channel = output channel = ch) for
+ * output positions [c0, c0+tp) into acc, straight from the input plane x.
+ * With a vector kernel (qdw_interior), the input rows the positions read are
+ * first copied with the input zero point in the padding around them, which
+ * adds 0; then every run of at least 16 outputs along a row is summed in
+ * registers. Shorter runs, and everything without a vector kernel, go tap by
+ * tap: each tap adds (w - zw) * (x - zx) along the run, taps outside the
+ * input left out. */
+#define QDW_TAP_RUN(XT, LO, HI)                                                                 \
+    do {                                                                                        \
+        const XT *src = (const XT *)row + off;                                                  \
+        if (sw == 1)                                                                            \
+            for (int64_t o = (LO); o < (HI); o++) a[o - ow0] += wv * ((int32_t)src[o] - zx);      \
+        else                                                                                    \
+            for (int64_t o = (LO); o < (HI); o++) a[o - ow0] += wv * ((int32_t)src[o * sw] - zx); \
+    } while (0)
+
+static OQ_VECTOR_CLONES void qdw_sums(int32_t *restrict acc, const uint8_t *restrict x, const qconv_job *j,
+                                      int64_t ch, int64_t c0, int64_t tp)
 {
     const oq_conv_params *p = &j->p;
     int64_t H = p->in[0], W = p->in[1], OW = p->out[1], KH = p->k[0], KW = p->k[1];
-    int64_t sh = p->stride[0], sw = p->stride[1], dh = p->dil[0], dw = p->dil[1];
+    int64_t sh = p->stride[0], sw = p->stride[1], dh = p->dil[0], dw = p->dil[1], ph = p->pad0[0], pw = p->pad0[1];
     int32_t zx = j->x_zp, zw = j->w_zp ? j->w_zp[j->w_zp_per_ch ? ch : 0] : 0;
     const uint8_t *wc = j->w + ch * KH * KW;
+    /* the padded rows: input rows [r0, r1) at stride bw, input column c at c + pw */
+    uint8_t padded[QDW_PAD_BYTES];
+    int64_t bw = (OW - 1) * sw + (KW - 1) * dw + 1 + 32; /* + 32: the stride-2 loads read past the last tap */
+    int64_t r0 = (c0 / OW) * sh - ph, r1 = ((c0 + tp - 1) / OW) * sh - ph + (KH - 1) * dh + 1;
+    r0 = r0 > 0 ? r0 : 0;
+    r1 = r1 < H ? r1 : H;
+    qdw_interior_fn *interior = KH * KW <= QDW_MAX_TAPS && KH <= 8 && OW >= 16 && r1 > r0 &&
+                                        (r1 - r0) * bw <= QDW_PAD_BYTES
+                                    ? qdw_interior(sw, j->x_signed)
+                                    : NULL;
     int32_t wt[QDW_MAX_TAPS], row_corr[8] = {0}; /* row_corr[kh]: zx times kernel row kh's weights */
-    qdw_interior_fn *interior = KH * KW <= QDW_MAX_TAPS && KH <= 8 ? qdw_interior(sw, j->x_signed) : NULL;
     for (int64_t k = 0; interior && k < KH * KW; k++) {
         wt[k] = (j->w_signed ? (int32_t)(int8_t)wc[k] : (int32_t)wc[k]) - zw;
         row_corr[k / KW] += wt[k] * zx;
     }
-    /* output columns [i0, i1) read inside the input for every kw */
-    int64_t pw = p->pad0[1], i0 = (pw + sw - 1) / sw, span = W - 1 + pw - (KW - 1) * dw;
-    int64_t i1 = span < 0 ? i0 : span / sw + 1;
-    i1 = i1 < OW ? i1 : OW;
+    for (int64_t r = r0; interior && r < r1; r++) {
+        uint8_t *d = padded + (r - r0) * bw;
+        int64_t left = pw < bw ? pw : bw, n = W < bw - left ? W : bw - left; /* n < W: columns no tap reads */
+        memset(d, (uint8_t)zx, (size_t)left);
+        if (n > 0)
+            memcpy(d + left, x + r * W, (size_t)n);
+        memset(d + left + (n > 0 ? n : 0), (uint8_t)zx, (size_t)(bw - left - (n > 0 ? n : 0)));
+    }
     memset(acc, 0, (size_t)tp * sizeof *acc);
     for (int64_t t = 0; t < tp;) {
         int64_t oh = (c0 + t) / OW, ow0 = (c0 + t) % OW, run = OW - ow0 < tp - t ? OW - ow0 : tp - t;
         int32_t *a = acc + t;
-        int64_t in_lo = i0 > ow0 ? i0 : ow0, in_hi = i1 < ow0 + run ? i1 : ow0 + run;
-        int64_t done_lo = ow0 + run, done_hi = ow0 + run; /* columns [done_lo, done_hi) already summed */
-        if (interior && in_hi - in_lo >= 16) {
+        if (interior && run >= 16) {
             const uint8_t *rows[8];
             int64_t used = 0, first = -1;
             int32_t corr = 0;
             for (int64_t kh = 0; kh < KH; kh++) {
-                int64_t ih = oh * sh - p->pad0[0] + kh * dh;
+                int64_t ih = oh * sh - ph + kh * dh;
                 if (ih < 0 || ih >= H) continue;
                 first = first < 0 ? kh : first;
-                rows[used++] = x + ih * W + in_lo * sw - pw;
+                rows[used++] = padded + (ih - r0) * bw + ow0 * sw;
                 corr += row_corr[kh];
             }
-            if (used) { /* (the kernel rows inside the input are consecutive: first, first + 1, ...) */
-                interior(a + in_lo - ow0, rows, wt + first * KW, used, KW, dw, in_hi - in_lo, corr, x + H * W);
-                done_lo = in_lo;
-                done_hi = in_hi;
-            }
+            /* (the kernel rows inside the input are consecutive: first, first + 1, ...) */
+            if (used)
+                interior(a, rows, wt + first * KW, used, KW, dw, run, corr, padded + (r1 - r0) * bw);
+            t += run;
+            continue;
         }
         for (int64_t kh = 0; kh < KH; kh++) {
-            int64_t ih = oh * sh - p->pad0[0] + kh * dh;
+            int64_t ih = oh * sh - ph + kh * dh;
             if (ih < 0 || ih >= H) continue;
             const uint8_t *row = x + ih * W;
             for (int64_t kw = 0; kw < KW; kw++) {
                 int32_t wv = (j->w_signed ? (int32_t)(int8_t)wc[kh * KW + kw] : (int32_t)wc[kh * KW + kw]) - zw;
                 /* output columns o whose tap reads input column o * sw + off inside [0, W) */
-                int64_t off = kw * dw - p->pad0[1];
+                int64_t off = kw * dw - pw;
                 int64_t lo = off >= 0 ? 0 : (-off + sw - 1) / sw, hi = W - 1 - off >= 0 ? (W - 1 - off) / sw + 1 : 0;
                 lo = lo > ow0 ? lo : ow0;
                 hi = hi < ow0 + run ? hi : ow0 + run;
                 if (wv == 0 || lo >= hi) continue;
-                /* what the interior pass left: [lo, done_lo) and [done_hi, hi) */
-                int64_t left_hi = done_lo < hi ? done_lo : hi, right_lo = done_hi > lo ? done_hi : lo;
-                if (j->x_signed) {
-                    QDW_TAP_RUN(int8_t, lo, left_hi);
-                    QDW_TAP_RUN(int8_t, right_lo, hi);
-                } else {
-                    QDW_TAP_RUN(uint8_t, lo, left_hi);
-                    QDW_TAP_RUN(uint8_t, right_lo, hi);
-                }
+                if (j->x_signed)
+                    QDW_TAP_RUN(int8_t, lo, hi);
+                else
+                    QDW_TAP_RUN(uint8_t, lo, hi);
             }
         }
         t += run;

@@ -57,8 +57,8 @@ size_t oq_qgemm_ws_bytes(int64_t m, int64_t n, int64_t k)
             dst += kp * 2 * MR;                                                                           \
         }                                                                                                 \
     }                                                                                                     \
-    static void pack_b_##SUF(int16_t *restrict dst, const oq_qgemm_args *g, int64_t p0, int64_t kc,      \
-                             int64_t j0, int64_t nc)                                                      \
+    static OQ_VECTOR_CLONES void pack_b_##SUF(int16_t *restrict dst, const oq_qgemm_args *g, int64_t p0,  \
+                                              int64_t kc, int64_t j0, int64_t nc)                         \
     {                                                                                                     \
         int16_t zb[NR];                                                                                   \
         for (int64_t js = 0; js < nc; js += NR) {                                                         \
