@@ -667,15 +667,16 @@ static OQ_VECTOR_CLONES void im2col_bytes(uint8_t *restrict col, int64_t ldcol, 
  * over the taps of the kernel rows used of wt[tap] * x[tap](o) - corr for o
  * in [0, n), n >= 16, 16 outputs at a time in two registers (the last 16 may
  * overlap the ones before: they are written, not added). rows[r] points at
- * the (padded) input under output 0 for the r-th kernel row used, wt at that
- * row's weights less their zero point (kw_n each); corr is the input zero
- * point times the sum of the weights used; no load reaches `end`. NULL from
- * qdw_interior on processors without AVX2. */
+ * the padded input under output 0 for the r-th kernel row used, with at least
+ * 32 readable bytes past the last one a tap reads (the stride-2 loads take 32
+ * bytes at a time); wt points at that row's weights less their zero point
+ * (kw_n each); corr is the input zero point times the sum of the weights
+ * used. qdw_run_kernel gives NULL on processors without AVX2. */
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 
-typedef void qdw_interior_fn(int32_t *out, const uint8_t *const *rows, const int32_t *wt, int64_t kh_n,
-                             int64_t kw_n, int64_t dw, int64_t n, int32_t corr, const uint8_t *end);
+typedef void qdw_run_fn(int32_t *out, const uint8_t *const *rows, const int32_t *wt, int64_t kh_n,
+                             int64_t kw_n, int64_t dw, int64_t n, int32_t corr);
 
 static inline __attribute__((always_inline, target("avx2"))) __m256i qdw_widen(__m128i b, bool x_signed)
 {
@@ -683,8 +684,8 @@ static inline __attribute__((always_inline, target("avx2"))) __m256i qdw_widen(_
 }
 
 static inline __attribute__((always_inline, target("avx2"))) void
-qdw_interior_body(int32_t *out, const uint8_t *const *rows, const int32_t *wt, int64_t kh_n, int64_t kw_n, int64_t dw,
-                  int64_t n, int32_t corr, const uint8_t *end, int sw, bool x_signed)
+qdw_run_body(int32_t *out, const uint8_t *const *rows, const int32_t *wt, int64_t kh_n, int64_t kw_n, int64_t dw,
+                  int64_t n, int32_t corr, int sw, bool x_signed)
 {
     const __m128i evens = _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, -1, -1, -1, -1, -1, -1, -1, -1);
     const __m256i c = _mm256_set1_epi32(corr);
@@ -700,16 +701,8 @@ qdw_interior_body(int32_t *out, const uint8_t *const *rows, const int32_t *wt, i
                     b0 = _mm_loadu_si128((const __m128i *)q);
                     b1 = _mm_srli_si128(b0, 8);
                 } else { /* q[0], q[2], ..., q[30] */
-                    __m128i hi;
-                    if (q + 32 <= end) {
-                        hi = _mm_loadu_si128((const __m128i *)(q + 16));
-                    } else {
-                        uint8_t tail[16] = {0};
-                        memcpy(tail, q + 16, 15);
-                        hi = _mm_loadu_si128((const __m128i *)tail);
-                    }
                     b0 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)q), evens);
-                    b1 = _mm_shuffle_epi8(hi, evens);
+                    b1 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(q + 16)), evens);
                 }
                 s0 = _mm256_add_epi32(s0, _mm256_mullo_epi32(qdw_widen(b0, x_signed), w));
                 s1 = _mm256_add_epi32(s1, _mm256_mullo_epi32(qdw_widen(b1, x_signed), w));
@@ -719,35 +712,35 @@ qdw_interior_body(int32_t *out, const uint8_t *const *rows, const int32_t *wt, i
     }
 }
 
-#define QDW_INTERIOR(NAME, SW, SIGNED)                                                                       \
+#define QDW_RUN(NAME, SW, SIGNED)                                                                       \
     __attribute__((target("avx2"))) static void NAME(int32_t *out, const uint8_t *const *rows, const int32_t *wt, \
                                                      int64_t kh_n, int64_t kw_n, int64_t dw, int64_t n,        \
-                                                     int32_t corr, const uint8_t *end)                          \
+                                                     int32_t corr)                                              \
     {                                                                                                        \
-        qdw_interior_body(out, rows, wt, kh_n, kw_n, dw, n, corr, end, SW, SIGNED);                          \
+        qdw_run_body(out, rows, wt, kh_n, kw_n, dw, n, corr, SW, SIGNED);                                    \
     }
-QDW_INTERIOR(qdw_interior_u8_s1, 1, false)
-QDW_INTERIOR(qdw_interior_u8_s2, 2, false)
-QDW_INTERIOR(qdw_interior_s8_s1, 1, true)
-QDW_INTERIOR(qdw_interior_s8_s2, 2, true)
-#undef QDW_INTERIOR
+QDW_RUN(qdw_run_u8_s1, 1, false)
+QDW_RUN(qdw_run_u8_s2, 2, false)
+QDW_RUN(qdw_run_s8_s1, 1, true)
+QDW_RUN(qdw_run_s8_s2, 2, true)
+#undef QDW_RUN
 
-/* The interior kernel for stride sw (1 or 2) and signedness, or NULL when
- * this processor lacks AVX2. */
-static qdw_interior_fn *qdw_interior(int64_t sw, bool x_signed)
+/* The run kernel for stride sw (1 or 2) and signedness, or NULL when this
+ * processor lacks AVX2. */
+static qdw_run_fn *qdw_run_kernel(int64_t sw, bool x_signed)
 {
     static _Atomic int avx2 = -1; /* checked once */
     if (avx2 < 0)
         avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
     if (!avx2 || (sw != 1 && sw != 2))
         return NULL;
-    return x_signed ? (sw == 1 ? qdw_interior_s8_s1 : qdw_interior_s8_s2)
-                    : (sw == 1 ? qdw_interior_u8_s1 : qdw_interior_u8_s2);
+    return x_signed ? (sw == 1 ? qdw_run_s8_s1 : qdw_run_s8_s2)
+                    : (sw == 1 ? qdw_run_u8_s1 : qdw_run_u8_s2);
 }
 #else
-typedef void qdw_interior_fn(int32_t *out, const uint8_t *const *rows, const int32_t *wt, int64_t kh_n,
-                             int64_t kw_n, int64_t dw, int64_t n, int32_t corr, const uint8_t *end);
-static qdw_interior_fn *qdw_interior(int64_t sw, bool x_signed)
+typedef void qdw_run_fn(int32_t *out, const uint8_t *const *rows, const int32_t *wt, int64_t kh_n,
+                             int64_t kw_n, int64_t dw, int64_t n, int32_t corr);
+static qdw_run_fn *qdw_run_kernel(int64_t sw, bool x_signed)
 {
     (void)sw;
     (void)x_signed;
@@ -762,7 +755,7 @@ enum {
 
 /* Sums of a depthwise 2-D conv (input channel = output channel = ch) for
  * output positions [c0, c0+tp) into acc, straight from the input plane x.
- * With a vector kernel (qdw_interior), the input rows the positions read are
+ * With a vector kernel (qdw_run_kernel), the input rows the positions read are
  * first copied with the input zero point in the padding around them, which
  * adds 0; then every run of at least 16 outputs along a row is summed in
  * registers. Shorter runs, and everything without a vector kernel, go tap by
@@ -787,20 +780,20 @@ static OQ_VECTOR_CLONES void qdw_sums(int32_t *restrict acc, const uint8_t *rest
     const uint8_t *wc = j->w + ch * KH * KW;
     /* the padded rows: input rows [r0, r1) at stride bw, input column c at c + pw */
     uint8_t padded[QDW_PAD_BYTES];
-    int64_t bw = (OW - 1) * sw + (KW - 1) * dw + 1 + 32; /* + 32: the stride-2 loads read past the last tap */
+    int64_t bw = (OW - 1) * sw + (KW - 1) * dw + 1 + 32; /* + 32: see qdw_run_body */
     int64_t r0 = (c0 / OW) * sh - ph, r1 = ((c0 + tp - 1) / OW) * sh - ph + (KH - 1) * dh + 1;
     r0 = r0 > 0 ? r0 : 0;
     r1 = r1 < H ? r1 : H;
-    qdw_interior_fn *interior = KH * KW <= QDW_MAX_TAPS && KH <= 8 && OW >= 16 && r1 > r0 &&
+    qdw_run_fn *vec = KH * KW <= QDW_MAX_TAPS && KH <= 8 && OW >= 16 && r1 > r0 &&
                                         (r1 - r0) * bw <= QDW_PAD_BYTES
-                                    ? qdw_interior(sw, j->x_signed)
+                                    ? qdw_run_kernel(sw, j->x_signed)
                                     : NULL;
     int32_t wt[QDW_MAX_TAPS], row_corr[8] = {0}; /* row_corr[kh]: zx times kernel row kh's weights */
-    for (int64_t k = 0; interior && k < KH * KW; k++) {
+    for (int64_t k = 0; vec && k < KH * KW; k++) {
         wt[k] = (j->w_signed ? (int32_t)(int8_t)wc[k] : (int32_t)wc[k]) - zw;
         row_corr[k / KW] += wt[k] * zx;
     }
-    for (int64_t r = r0; interior && r < r1; r++) {
+    for (int64_t r = r0; vec && r < r1; r++) {
         uint8_t *d = padded + (r - r0) * bw;
         int64_t left = pw < bw ? pw : bw, n = W < bw - left ? W : bw - left; /* n < W: columns no tap reads */
         memset(d, (uint8_t)zx, (size_t)left);
@@ -812,7 +805,7 @@ static OQ_VECTOR_CLONES void qdw_sums(int32_t *restrict acc, const uint8_t *rest
     for (int64_t t = 0; t < tp;) {
         int64_t oh = (c0 + t) / OW, ow0 = (c0 + t) % OW, run = OW - ow0 < tp - t ? OW - ow0 : tp - t;
         int32_t *a = acc + t;
-        if (interior && run >= 16) {
+        if (vec && run >= 16) {
             const uint8_t *rows[8];
             int64_t used = 0, first = -1;
             int32_t corr = 0;
@@ -825,7 +818,7 @@ static OQ_VECTOR_CLONES void qdw_sums(int32_t *restrict acc, const uint8_t *rest
             }
             /* (the kernel rows inside the input are consecutive: first, first + 1, ...) */
             if (used)
-                interior(a, rows, wt + first * KW, used, KW, dw, run, corr, padded + (r1 - r0) * bw);
+                vec(a, rows, wt + first * KW, used, KW, dw, run, corr);
             t += run;
             continue;
         }

@@ -77,13 +77,14 @@ def contrib_kernels_model():
 
 def depthwise_model():
     """Depthwise QLinearConv (one channel per group, which the executor sums
-    tap by tap) at 3x3 stride 1, 5x5 stride 2 with uneven pads, 3x3 dilated
-    and 3x3 on int8 activations, with per-channel weight scales; and a
-    depthwise ConvInteger with uint8 weights and a weight zero point. The
-    inputs are 41 and 37 wide: each output row has an interior, where every
-    tap reads inside the input and 16 columns are summed at a time, a
-    remainder of it shorter than 16, and padded edges; the top and bottom rows
-    have kernel rows outside the input."""
+    on its own path) at 3x3 stride 1, 5x5 stride 2 with uneven pads, 3x3
+    dilated and 3x3 stride (1, 2) on int8 activations, with per-channel weight
+    scales; and a depthwise ConvInteger with uint8 weights and a weight zero
+    point. The inputs are 41 and 37 wide and 7 and 8 high: output rows of 18
+    to 41 columns, runs of 16 and more summed 16 at a time from zero-point
+    padded rows (the last 16 overlapping), runs cut shorter where a work item
+    ends summed tap by tap, and top and bottom rows with kernel rows outside
+    the input."""
     h = onnx.helper
     rng = np.random.default_rng(9)
     C = 6
