@@ -589,6 +589,7 @@ typedef struct qconv_job {
     int64_t kdim;           /* cin_g * prod(k): the GEMM depth */
     int64_t plane_in;       /* prod(in) */
     int64_t plane_out;      /* prod(out) */
+    int64_t tile_p;         /* output positions per work item: TILE_P, or whole rows of it (depthwise) */
     int64_t ptiles;         /* column tiles per (image, group) */
     bool direct;            /* 1x1 taps, stride 1, no pads: x is the GEMM's B */
     bool depthwise;         /* 2-D, one input and one output channel per group: summed tap by tap */
@@ -665,8 +666,9 @@ static OQ_VECTOR_CLONES void im2col_bytes(uint8_t *restrict col, int64_t ldcol, 
 
 /* A run of output columns of one depthwise output row, on AVX2: out[o] = sum
  * over the taps of the kernel rows used of wt[tap] * x[tap](o) - corr for o
- * in [0, n), n >= 16, 16 outputs at a time in two registers (the last 16 may
- * overlap the ones before: they are written, not added). rows[r] points at
+ * in [0, n), n >= 8, 16 outputs at a time in two registers (8 in one when
+ * n < 16; the last ones may overlap those before: they are written, not
+ * added). rows[r] points at
  * the padded input under output 0 for the r-th kernel row used, with at least
  * 32 readable bytes past the last one a tap reads (the stride-2 loads take 32
  * bytes at a time); wt points at that row's weights less their zero point
@@ -689,7 +691,19 @@ qdw_run_body(int32_t *out, const uint8_t *const *rows, const int32_t *wt, int64_
 {
     const __m128i evens = _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, -1, -1, -1, -1, -1, -1, -1, -1);
     const __m256i c = _mm256_set1_epi32(corr);
-    for (int64_t o0 = 0; o0 < n; o0 += 16) {
+    for (int64_t o0 = 0; n < 16 && o0 < n; o0 += 8) { /* 8 to 15 outputs: 8 at a time */
+        int64_t o = o0 + 8 <= n ? o0 : n - 8;
+        __m256i s0 = _mm256_setzero_si256();
+        for (int64_t kh = 0; kh < kh_n; kh++)
+            for (int64_t kw = 0; kw < kw_n; kw++) {
+                const uint8_t *q = rows[kh] + o * sw + kw * dw;
+                __m128i b = sw == 1 ? _mm_loadl_epi64((const __m128i *)q)
+                                    : _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)q), evens);
+                s0 = _mm256_add_epi32(s0, _mm256_mullo_epi32(qdw_widen(b, x_signed), _mm256_set1_epi32(wt[kh * kw_n + kw])));
+            }
+        _mm256_storeu_si256((__m256i *)(out + o), _mm256_sub_epi32(s0, c));
+    }
+    for (int64_t o0 = 0; n >= 16 && o0 < n; o0 += 16) {
         int64_t o = o0 + 16 <= n ? o0 : n - 16;
         __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
         for (int64_t kh = 0; kh < kh_n; kh++)
@@ -757,7 +771,7 @@ enum {
  * output positions [c0, c0+tp) into acc, straight from the input plane x.
  * With a vector kernel (qdw_run_kernel), the input rows the positions read are
  * first copied with the input zero point in the padding around them, which
- * adds 0; then every run of at least 16 outputs along a row is summed in
+ * adds 0; then every run of at least 8 outputs along a row is summed in
  * registers. Shorter runs, and everything without a vector kernel, go tap by
  * tap: each tap adds (w - zw) * (x - zx) along the run, taps outside the
  * input left out. */
@@ -784,7 +798,7 @@ static OQ_VECTOR_CLONES void qdw_sums(int32_t *restrict acc, const uint8_t *rest
     int64_t r0 = (c0 / OW) * sh - ph, r1 = ((c0 + tp - 1) / OW) * sh - ph + (KH - 1) * dh + 1;
     r0 = r0 > 0 ? r0 : 0;
     r1 = r1 < H ? r1 : H;
-    qdw_run_fn *vec = KH * KW <= QDW_MAX_TAPS && KH <= 8 && OW >= 16 && r1 > r0 &&
+    qdw_run_fn *vec = KH * KW <= QDW_MAX_TAPS && KH <= 8 && OW >= 8 && r1 > r0 &&
                                         (r1 - r0) * bw <= QDW_PAD_BYTES
                                     ? qdw_run_kernel(sw, j->x_signed)
                                     : NULL;
@@ -805,7 +819,7 @@ static OQ_VECTOR_CLONES void qdw_sums(int32_t *restrict acc, const uint8_t *rest
     for (int64_t t = 0; t < tp;) {
         int64_t oh = (c0 + t) / OW, ow0 = (c0 + t) % OW, run = OW - ow0 < tp - t ? OW - ow0 : tp - t;
         int32_t *a = acc + t;
-        if (vec && run >= 16) {
+        if (vec && run >= 8) {
             const uint8_t *rows[8];
             int64_t used = 0, first = -1;
             int32_t corr = 0;
@@ -849,7 +863,7 @@ static void qconv_item(void *arg, int64_t it, uint8_t *ws)
 {
     const qconv_job *j = arg;
     int64_t tile = it % j->ptiles, gi = (it / j->ptiles) % j->p.group, ni = it / (j->ptiles * j->p.group);
-    int64_t P = j->plane_out, c0 = tile * TILE_P, tp = P - c0 < TILE_P ? P - c0 : TILE_P;
+    int64_t P = j->plane_out, c0 = tile * j->tile_p, tp = P - c0 < j->tile_p ? P - c0 : j->tile_p;
     int64_t ch0 = gi * j->cout_g; /* first output channel of the group */
     const uint8_t *xg = j->x + (ni * j->p.cin + gi * j->cin_g) * j->plane_in;
     int32_t *acc = (int32_t *)ws;
@@ -1010,7 +1024,10 @@ static oq_status qconv_run(oq_kernel_ctx *c, qconv_job *j, oq_dtype ydt)
         j->w_packed = oq_kernel_cache(c, (size_t)j->p.group * j->w_packed_group * sizeof(int16_t), pack_conv_weights, j);
         if (!j->w_packed) return c->err->status;
     }
-    j->ptiles = (j->plane_out + TILE_P - 1) / TILE_P;
+    /* depthwise work items hold whole output rows when one fits, so that rows are not cut short */
+    int64_t ow = j->p.out[j->p.nsp - 1];
+    j->tile_p = j->depthwise && ow <= TILE_P ? TILE_P / ow * ow : TILE_P;
+    j->ptiles = (j->plane_out + j->tile_p - 1) / j->tile_p;
     int64_t tp = j->plane_out < TILE_P ? j->plane_out : TILE_P;
     size_t ws = (j->out.requant ? (size_t)j->cout_g * TILE_P * sizeof(int32_t) : 0) +
                 (j->direct ? 0 : (size_t)j->kdim * TILE_P) + oq_qgemm_ws_bytes(j->cout_g, tp, j->kdim);

@@ -80,11 +80,10 @@ def depthwise_model():
     on its own path) at 3x3 stride 1, 5x5 stride 2 with uneven pads, 3x3
     dilated and 3x3 stride (1, 2) on int8 activations, with per-channel weight
     scales; and a depthwise ConvInteger with uint8 weights and a weight zero
-    point. The inputs are 41 and 37 wide and 7 and 8 high: output rows of 18
-    to 41 columns, runs of 16 and more summed 16 at a time from zero-point
-    padded rows (the last 16 overlapping), runs cut shorter where a work item
-    ends summed tap by tap, and top and bottom rows with kernel rows outside
-    the input."""
+    point. Output rows of 18 to 41 columns are summed 16 at a time from
+    zero-point padded rows (the last 16 overlapping), rows of 12 8 at a time
+    (int8 at stride 1, uint8 at stride 2), rows of 6 tap by tap; the top and
+    bottom rows have kernel rows outside the input."""
     h = onnx.helper
     rng = np.random.default_rng(9)
     C = 6
@@ -106,16 +105,21 @@ def depthwise_model():
              qconv("x", "", "w5", "dw5s2", strides=[2, 2], pads=[2, 1, 0, 2]),
              qconv("x", "", "w3", "dw3d2", dilations=[2, 2], pads=[2, 2, 2, 2]),
              qconv("x8", "s8", "w3", "dw3s8", pads=[1, 0, 1, 0], strides=[1, 2]),
-             h.make_node("ConvInteger", ["x", "wu", "xz", "wuz"], ["dwint"], group=C, pads=[1, 1, 1, 1])]
+             h.make_node("ConvInteger", ["x", "wu", "xz", "wuz"], ["dwint"], group=C, pads=[1, 1, 1, 1]),
+             qconv("xn", "s8", "w3", "dw3n", pads=[1, 1, 1, 1]),
+             qconv("xw", "", "w3", "dw3s2n", strides=[2, 2], pads=[1, 1, 1, 1]),
+             qconv("xn", "s8", "w5", "dw5s2n", strides=[2, 2], pads=[2, 2, 2, 2])]
     u8, i8, i32 = onnx.TensorProto.UINT8, onnx.TensorProto.INT8, onnx.TensorProto.INT32
+    shapes = {"x": (2, C, 7, 41), "x8": (1, C, 8, 37), "xn": (1, C, 5, 12), "xw": (1, C, 6, 24)}
     g = h.make_graph(nodes, "depthwise",
-                     [h.make_tensor_value_info("x", u8, [2, C, 7, 41]), h.make_tensor_value_info("x8", i8, [1, C, 8, 37])],
+                     [h.make_tensor_value_info(n, i8 if n in ("x8", "xn") else u8, shape) for n, shape in shapes.items()],
                      [h.make_tensor_value_info(n, t, None) for n, t in
-                      (("dw3", u8), ("dw5s2", u8), ("dw3d2", u8), ("dw3s8", i8), ("dwint", i32))], inits)
+                      (("dw3", u8), ("dw5s2", u8), ("dw3d2", u8), ("dw3s8", i8), ("dwint", i32), ("dw3n", i8),
+                       ("dw3s2n", u8), ("dw5s2n", i8))], inits)
     m = h.make_model(g, opset_imports=[h.make_opsetid("", 13)])
     m.ir_version = 7
-    return m, [rng.integers(0, 256, (2, C, 7, 41)).astype(np.uint8),
-               rng.integers(-128, 128, (1, C, 8, 37)).astype(np.int8)]
+    return m, [rng.integers(-128, 128, shape).astype(np.int8) if n in ("x8", "xn") else
+               rng.integers(0, 256, shape).astype(np.uint8) for n, shape in shapes.items()]
 
 
 def main():
@@ -142,7 +146,7 @@ def main():
         m, inputs = depthwise_model()
         path = os.path.join(tmp, "depthwise.onnx")
         onnx.save(m, path)
-        run_case(t, exe, "depthwise QLinearConv and ConvInteger", path, inputs, ["x", "x8"])
+        run_case(t, exe, "depthwise QLinearConv and ConvInteger", path, inputs, ["x", "x8", "xn", "xw"])
         for name, m, cases in gen_test_models.models():
             path = os.path.join(tmp, f"{name}.onnx")
             onnx.save(m, path)
