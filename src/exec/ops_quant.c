@@ -668,17 +668,17 @@ static OQ_VECTOR_CLONES void im2col_bytes(uint8_t *restrict col, int64_t ldcol, 
  * over the taps of the kernel rows used of wt[tap] * x[tap](o) - corr for o
  * in [0, n), n >= 8, 16 outputs at a time in two registers (8 in one when
  * n < 16; the last ones may overlap those before: they are written, not
- * added). rows[r] points at
- * the padded input under output 0 for the r-th kernel row used, with at least
- * 32 readable bytes past the last one a tap reads (the stride-2 loads take 32
- * bytes at a time); wt points at that row's weights less their zero point
- * (kw_n each); corr is the input zero point times the sum of the weights
- * used. qdw_run_kernel gives NULL on processors without AVX2. */
+ * added). rows[r] points at the padded input under output 0 for the r-th
+ * kernel row used, with at least 32 readable bytes past the last one a tap
+ * reads (the stride-2 loads take 32 bytes at a time); wt points at that row's
+ * weights less their zero point (kw_n each); corr is the input zero point
+ * times the sum of the weights used. qdw_run_kernel gives NULL on processors
+ * without AVX2. */
+typedef void qdw_run_fn(int32_t *out, const uint8_t *const *rows, const int32_t *wt, int64_t kh_n,
+                       int64_t kw_n, int64_t dw, int64_t n, int32_t corr);
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
-
-typedef void qdw_run_fn(int32_t *out, const uint8_t *const *rows, const int32_t *wt, int64_t kh_n,
-                             int64_t kw_n, int64_t dw, int64_t n, int32_t corr);
 
 static inline __attribute__((always_inline, target("avx2"))) __m256i qdw_widen(__m128i b, bool x_signed)
 {
@@ -752,8 +752,6 @@ static qdw_run_fn *qdw_run_kernel(int64_t sw, bool x_signed)
                     : (sw == 1 ? qdw_run_u8_s1 : qdw_run_u8_s2);
 }
 #else
-typedef void qdw_run_fn(int32_t *out, const uint8_t *const *rows, const int32_t *wt, int64_t kh_n,
-                             int64_t kw_n, int64_t dw, int64_t n, int32_t corr);
 static qdw_run_fn *qdw_run_kernel(int64_t sw, bool x_signed)
 {
     (void)sw;
