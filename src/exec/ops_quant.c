@@ -687,7 +687,7 @@ static inline __attribute__((always_inline, target("avx2"))) __m256i qdw_widen(_
 
 static inline __attribute__((always_inline, target("avx2"))) void
 qdw_run_body(int32_t *out, const uint8_t *const *rows, const int32_t *wt, int64_t kh_n, int64_t kw_n, int64_t dw,
-                  int64_t n, int32_t corr, int sw, bool x_signed)
+             int64_t n, int32_t corr, int sw, bool x_signed)
 {
     const __m128i evens = _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, -1, -1, -1, -1, -1, -1, -1, -1);
     const __m256i c = _mm256_set1_epi32(corr);
@@ -773,13 +773,13 @@ enum {
  * registers. Shorter runs, and everything without a vector kernel, go tap by
  * tap: each tap adds (w - zw) * (x - zx) along the run, taps outside the
  * input left out. */
-#define QDW_TAP_RUN(XT, LO, HI)                                                                 \
-    do {                                                                                        \
-        const XT *src = (const XT *)row + off;                                                  \
-        if (sw == 1)                                                                            \
-            for (int64_t o = (LO); o < (HI); o++) a[o - ow0] += wv * ((int32_t)src[o] - zx);      \
-        else                                                                                    \
-            for (int64_t o = (LO); o < (HI); o++) a[o - ow0] += wv * ((int32_t)src[o * sw] - zx); \
+#define QDW_TAP_RUN(XT)                                                                       \
+    do {                                                                                      \
+        const XT *src = (const XT *)row + off;                                                \
+        if (sw == 1)                                                                          \
+            for (int64_t o = lo; o < hi; o++) a[o - ow0] += wv * ((int32_t)src[o] - zx);      \
+        else                                                                                  \
+            for (int64_t o = lo; o < hi; o++) a[o - ow0] += wv * ((int32_t)src[o * sw] - zx); \
     } while (0)
 
 static OQ_VECTOR_CLONES void qdw_sums(int32_t *restrict acc, const uint8_t *restrict x, const qconv_job *j,
@@ -796,10 +796,8 @@ static OQ_VECTOR_CLONES void qdw_sums(int32_t *restrict acc, const uint8_t *rest
     int64_t r0 = (c0 / OW) * sh - ph, r1 = ((c0 + tp - 1) / OW) * sh - ph + (KH - 1) * dh + 1;
     r0 = r0 > 0 ? r0 : 0;
     r1 = r1 < H ? r1 : H;
-    qdw_run_fn *vec = KH * KW <= QDW_MAX_TAPS && KH <= 8 && OW >= 8 && r1 > r0 &&
-                                        (r1 - r0) * bw <= QDW_PAD_BYTES
-                                    ? qdw_run_kernel(sw, j->x_signed)
-                                    : NULL;
+    bool fits = KH * KW <= QDW_MAX_TAPS && KH <= 8 && OW >= 8 && r1 > r0 && (r1 - r0) * bw <= QDW_PAD_BYTES;
+    qdw_run_fn *vec = fits ? qdw_run_kernel(sw, j->x_signed) : NULL;
     int32_t wt[QDW_MAX_TAPS], row_corr[8] = {0}; /* row_corr[kh]: zx times kernel row kh's weights */
     for (int64_t k = 0; vec && k < KH * KW; k++) {
         wt[k] = (j->w_signed ? (int32_t)(int8_t)wc[k] : (int32_t)wc[k]) - zw;
@@ -809,9 +807,8 @@ static OQ_VECTOR_CLONES void qdw_sums(int32_t *restrict acc, const uint8_t *rest
         uint8_t *d = padded + (r - r0) * bw;
         int64_t left = pw < bw ? pw : bw, n = W < bw - left ? W : bw - left; /* n < W: columns no tap reads */
         memset(d, (uint8_t)zx, (size_t)left);
-        if (n > 0)
-            memcpy(d + left, x + r * W, (size_t)n);
-        memset(d + left + (n > 0 ? n : 0), (uint8_t)zx, (size_t)(bw - left - (n > 0 ? n : 0)));
+        memcpy(d + left, x + r * W, (size_t)n);
+        memset(d + left + n, (uint8_t)zx, (size_t)(bw - left - n));
     }
     memset(acc, 0, (size_t)tp * sizeof *acc);
     for (int64_t t = 0; t < tp;) {
@@ -847,9 +844,9 @@ static OQ_VECTOR_CLONES void qdw_sums(int32_t *restrict acc, const uint8_t *rest
                 hi = hi < ow0 + run ? hi : ow0 + run;
                 if (wv == 0 || lo >= hi) continue;
                 if (j->x_signed)
-                    QDW_TAP_RUN(int8_t, lo, hi);
+                    QDW_TAP_RUN(int8_t);
                 else
-                    QDW_TAP_RUN(uint8_t, lo, hi);
+                    QDW_TAP_RUN(uint8_t);
             }
         }
         t += run;
