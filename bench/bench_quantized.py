@@ -84,26 +84,20 @@ const ort = require('onnxruntime-node');
 """
 
 
-def weight_share(path):
-    """Share of the file's bytes held by constant tensors (initializers and Constant nodes)."""
-    m = onnx.load(path)
-    tensors = list(m.graph.initializer) + [a.t for n in m.graph.node if n.op_type == "Constant"
-                                           for a in n.attribute if a.name == "value"]
-    return sum(len(t.SerializeToString()) for t in tensors) / os.path.getsize(path)
-
-
-def size_ceiling(path):
-    """The size ratio an 8-bit copy of the model would reach if its Conv/MatMul/Gemm weights
-    shrank 4x and not one other byte changed (no scales, zero points, or new nodes): no
-    quantized file can do better."""
+def constant_bytes(path):
+    """(share, ceiling) of the model file at path: the share of its bytes held by constant
+    tensors (initializers and Constant nodes), and the size ratio an 8-bit copy would reach if
+    its Conv/MatMul/Gemm weights shrank 4x and not one other byte changed (no scales, zero
+    points, or new nodes): no quantized file can do better."""
     m = onnx.load(path)
     tensors = {t.name: t for t in m.graph.initializer}
     tensors.update({n.output[0]: a.t for n in m.graph.node if n.op_type == "Constant"
                     for a in n.attribute if a.name == "value"})
+    size = os.path.getsize(path)
+    share = sum(len(t.SerializeToString()) for t in tensors.values()) / size
     weights = {n.input[1] for n in m.graph.node if n.op_type in ("Conv", "MatMul", "Gemm") and len(n.input) > 1}
     w_bytes = sum(len(tensors[w].raw_data) or 4 * len(tensors[w].float_data) for w in weights if w in tensors)
-    size = os.path.getsize(path)
-    return size / (size - 0.75 * w_bytes)
+    return share, size / (size - 0.75 * w_bytes)
 
 
 def outlook(report_path):
@@ -228,7 +222,7 @@ def main():
             ms = dict(zip(files, medians)) if medians else {}
             for form, twin in same.items():
                 ms[form] = ms.get(twin)
-            rows.append((name, sizes, ms, (weight_share(path), size_ceiling(path)),
+            rows.append((name, sizes, ms, constant_bytes(path),
                          outlook(os.path.join(tmp, "%s_report.json" % name))))
             same_by_model[name] = same
 
