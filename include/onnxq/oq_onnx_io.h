@@ -1,5 +1,5 @@
 /* oq_onnx_io.h: reading and writing ONNX files (ModelProto, TensorProto).
- * src/onnx_io.c is the only file that knows the protobuf-c types. */
+ * src/onnx/ is the only folder that knows the protobuf-c types. */
 #ifndef ONNXQ_OQ_ONNX_IO_H
 #define ONNXQ_OQ_ONNX_IO_H
 

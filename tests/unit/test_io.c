@@ -1,4 +1,4 @@
-/* test_io.c: ONNX load/save (src/onnx_io.c) on models and tensors built here:
+/* test_io.c: ONNX load/save (src/onnx/) on models and tensors built here:
  * round trips, deterministic bytes, Constant edits sticking, tensor decoding
  * errors, external data (and its refusals), and hostile input (empty, text,
  * random bytes, every truncation, bit flips) that must fail cleanly. */
