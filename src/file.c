@@ -1,11 +1,14 @@
-/* file.c: whole-file reads and atomic writes (see oq_file.h). */
+/* file.c: whole-file reads, read-only mappings, and output files renamed
+ * into place (see oq_file.h). */
 #include "onnxq/oq_file.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -58,44 +61,12 @@ oq_status oq_read_file(const char *path, uint8_t **buf, size_t *len, oq_err *err
 
 oq_status oq_write_file_atomic(const char *path, const uint8_t *buf, size_t len, oq_err *err)
 {
-    size_t n = strlen(path);
-    char *tmp = malloc(n + 16);
-    if (!tmp)
-        return oq_errf(err, OQ_ENOMEM, "%s: out of memory", path);
-    snprintf(tmp, n + 16, "%s.tmpXXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        oq_status st = oq_errf(err, OQ_EIO, "%s: cannot create: %s", path, strerror(errno));
-        free(tmp);
-        return st;
-    }
-    size_t done = 0;
-    while (done < len) {
-        ssize_t w = write(fd, buf + done, len - done);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            goto fail;
-        done += (size_t)w;
-    }
-    if (fchmod(fd, 0644) != 0 || fsync(fd) != 0)
-        goto fail;
-    if (close(fd) != 0) {
-        fd = -1;
-        goto fail;
-    }
-    fd = -1;
-    if (rename(tmp, path) != 0)
-        goto fail;
-    free(tmp);
-    return OQ_OK;
-fail:;
-    int e = errno;
-    if (fd >= 0)
-        close(fd);
-    unlink(tmp);
-    free(tmp);
-    return oq_errf(err, OQ_EIO, "%s: cannot write: %s", path, strerror(e));
+    oq_out *f = NULL;
+    oq_status st;
+    if (!(st = oq_out_open(&f, path, err)) && !(st = oq_out_write(f, buf, len, err)))
+        st = oq_out_commit(f, err);
+    oq_out_destroy(f);
+    return st;
 }
 
 char *oq_path_dir(const char *path)
@@ -112,4 +83,188 @@ char *oq_path_dir(const char *path)
         dir[n] = '\0';
     }
     return dir;
+}
+
+/* ---- read-only mappings --------------------------------------------------------- */
+
+struct oq_mapping {
+    atomic_int refs;
+    uint8_t *addr;
+    size_t len;
+};
+
+oq_status oq_mapping_open(oq_mapping **out, int fd, uint64_t size, const char *path, oq_err *err)
+{
+    *out = NULL;
+    if (size == 0 || size > SIZE_MAX)
+        return oq_errf(err, OQ_EINVAL, "%s: cannot map %llu bytes", path, (unsigned long long)size);
+    oq_mapping *m = malloc(sizeof *m);
+    if (!m)
+        return oq_errf(err, OQ_ENOMEM, "out of memory");
+    void *addr = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (addr == MAP_FAILED) {
+        free(m);
+        return oq_errf(err, errno == ENOMEM ? OQ_ENOMEM : OQ_EIO, "%s: cannot map: %s", path, strerror(errno));
+    }
+    atomic_init(&m->refs, 1);
+    m->addr = addr;
+    m->len = (size_t)size;
+    *out = m;
+    return OQ_OK;
+}
+
+const uint8_t *oq_mapping_data(const oq_mapping *m) { return m->addr; }
+uint64_t oq_mapping_size(const oq_mapping *m) { return m->len; }
+
+void oq_mapping_retain(oq_mapping *m) { atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed); }
+
+void oq_mapping_release(oq_mapping *m)
+{
+    if (!m || atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    munmap(m->addr, m->len);
+    free(m);
+}
+
+void oq_mapping_forget(oq_mapping *m, const void *p, size_t n)
+{
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)p + page - 1) / page * page, hi = ((uintptr_t)p + n) / page * page;
+    uintptr_t base = (uintptr_t)m->addr, end = base + m->len;
+    if (lo < base)
+        lo = base;
+    if (hi > end)
+        hi = end;
+    if (lo < hi) /* a hint: on failure the pages just stay */
+        (void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
+/* ---- output files ----------------------------------------------------------------- */
+
+#define OUT_BUFFER (1 << 20)
+
+struct oq_out {
+    char *path, *tmp;
+    int fd;          /* -1 once closed */
+    bool committed;
+    oq_status failed; /* first failure; later calls repeat it */
+    uint8_t *buf;    /* [OUT_BUFFER] pending bytes */
+    size_t used;
+    uint64_t size;   /* bytes written, pending included */
+};
+
+/* Records a write failure of f (errno e) and returns it. */
+static oq_status out_fail(oq_out *f, int e, oq_err *err)
+{
+    f->failed = oq_errf(err, OQ_EIO, "%s: cannot write: %s", f->path, strerror(e));
+    return f->failed;
+}
+
+/* Writes p[0..n) to f's descriptor. */
+static oq_status out_raw(oq_out *f, const uint8_t *p, size_t n, oq_err *err)
+{
+    while (n) {
+        ssize_t w = write(f->fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return out_fail(f, errno, err);
+        p += w;
+        n -= (size_t)w;
+    }
+    return OQ_OK;
+}
+
+oq_status oq_out_open(oq_out **out, const char *path, oq_err *err)
+{
+    *out = NULL;
+    oq_out *f = calloc(1, sizeof *f);
+    size_t n = strlen(path);
+    if (f)
+        f->fd = -1;
+    if (!f || !(f->path = strdup(path)) || !(f->buf = malloc(OUT_BUFFER)) || !(f->tmp = malloc(n + 16))) {
+        oq_out_destroy(f);
+        return oq_errf(err, OQ_ENOMEM, "%s: out of memory", path);
+    }
+    snprintf(f->tmp, n + 16, "%s.tmpXXXXXX", path);
+    struct stat sb; /* a folder in the way would only be found by the rename */
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        free(f->tmp);
+        f->tmp = NULL;
+        oq_out_destroy(f);
+        return oq_errf(err, OQ_EIO, "%s: cannot create: %s", path, strerror(EISDIR));
+    }
+    if ((f->fd = mkstemp(f->tmp)) < 0) {
+        oq_status st = oq_errf(err, OQ_EIO, "%s: cannot create: %s", path, strerror(errno));
+        free(f->tmp);
+        f->tmp = NULL;
+        oq_out_destroy(f);
+        return st;
+    }
+    *out = f;
+    return OQ_OK;
+}
+
+oq_status oq_out_write(oq_out *f, const void *p, size_t n, oq_err *err)
+{
+    if (f->failed || f->fd < 0)
+        return f->failed ? f->failed : oq_errf(err, OQ_EINVAL, "%s: written after it was finished", f->path);
+    f->size += n;
+    if (OUT_BUFFER - f->used > n) {
+        if (n)
+            memcpy(f->buf + f->used, p, n);
+        f->used += n;
+        return OQ_OK;
+    }
+    oq_status st = out_raw(f, f->buf, f->used, err);
+    f->used = 0;
+    if (st)
+        return st;
+    if (n >= OUT_BUFFER / 2)
+        return out_raw(f, p, n, err);
+    memcpy(f->buf, p, n);
+    f->used = n;
+    return OQ_OK;
+}
+
+uint64_t oq_out_size(const oq_out *f) { return f->size; }
+
+oq_status oq_out_finish(oq_out *f, oq_err *err)
+{
+    if (f->failed || f->fd < 0)
+        return f->failed;
+    oq_status st = out_raw(f, f->buf, f->used, err);
+    f->used = 0;
+    if (st)
+        return st;
+    if (fchmod(f->fd, 0644) != 0 || fsync(f->fd) != 0)
+        return out_fail(f, errno, err);
+    int fd = f->fd;
+    f->fd = -1;
+    return close(fd) != 0 ? out_fail(f, errno, err) : OQ_OK;
+}
+
+oq_status oq_out_commit(oq_out *f, oq_err *err)
+{
+    oq_status st = oq_out_finish(f, err);
+    if (st)
+        return st;
+    if (rename(f->tmp, f->path) != 0)
+        return out_fail(f, errno, err);
+    f->committed = true;
+    return OQ_OK;
+}
+
+void oq_out_destroy(oq_out *f)
+{
+    if (!f)
+        return;
+    if (f->fd >= 0)
+        close(f->fd);
+    if (f->tmp && !f->committed)
+        unlink(f->tmp);
+    free(f->tmp);
+    free(f->path);
+    free(f->buf);
+    free(f);
 }

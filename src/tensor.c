@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "onnxq/oq_file.h"
+
 /* ---- dtype traits ------------------------------------------------------------- */
 
 const oq_dtype_traits oq_dtype_traits_table[OQ_DTYPE_COUNT] = {
@@ -105,7 +107,10 @@ void oq_tensor_release(oq_tensor *t)
 {
     if (!t)
         return;
-    if (t->owns_data && t->data) {
+    if (t->mapping) {
+        oq_mapping_forget(t->mapping, t->data, t->nbytes);
+        oq_mapping_release(t->mapping);
+    } else if (t->owns_data && t->data) {
         if (t->dtype == OQ_DTYPE_STRING) {
             char **s = t->data;
             int64_t n = oq_tensor_numel(t);
@@ -135,6 +140,15 @@ oq_status oq_tensor_copy(oq_tensor *dst, const oq_tensor *src, oq_err *err)
     } else if (dst->nbytes) {
         memcpy(dst->data, src->data, dst->nbytes);
     }
+    return OQ_OK;
+}
+
+oq_status oq_tensor_share(oq_tensor *dst, const oq_tensor *src, oq_err *err)
+{
+    if (!src->mapping)
+        return oq_tensor_copy(dst, src, err);
+    *dst = *src;
+    oq_mapping_retain(dst->mapping);
     return OQ_OK;
 }
 

@@ -1,11 +1,14 @@
-/* oq_file.h: whole-file reads and atomic writes, shared by every reader/writer. */
+/* oq_file.h: whole-file reads, read-only file mappings, and files written
+ * under a temporary name and renamed into place; shared by every reader/writer. */
 #ifndef ONNXQ_OQ_FILE_H
 #define ONNXQ_OQ_FILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "onnxq/oq_err.h"
+#include "onnxq/oq_tensor.h"
 
 /* Reads a whole file into a malloc'ed buffer (caller frees), refusing files
  * larger than the tensor limit. Errors name the path. */
@@ -17,5 +20,45 @@ oq_status oq_write_file_atomic(const char *path, const uint8_t *buf, size_t len,
 
 /* Folder part of path as a malloc'ed string ("." when it has none). */
 char *oq_path_dir(const char *path);
+
+/* ---- read-only mappings -------------------------------------------------------
+ * A whole file mapped without write access (a write through it faults),
+ * shared by the tensors that borrow from it and unmapped with its last
+ * reference. Replacing the file by rename, as every writer here does, leaves
+ * a mapping intact; truncating the file in place while it is mapped does not. */
+
+/* Maps the regular file open on fd (size > 0 bytes; fd may be closed after).
+ * *out holds one reference. `path` names the file in errors. */
+oq_status oq_mapping_open(oq_mapping **out, int fd, uint64_t size, const char *path, oq_err *err);
+/* First byte of the mapping; it stays valid while a reference is held. */
+const uint8_t *oq_mapping_data(const oq_mapping *m);
+uint64_t oq_mapping_size(const oq_mapping *m);
+void oq_mapping_retain(oq_mapping *m);
+/* Drops one reference; the last unmaps. NULL is a no-op. */
+void oq_mapping_release(oq_mapping *m);
+/* Takes the whole pages inside [p, p+n) (a range of m) out of the process's
+ * resident set; they are read from the file again if touched, so other
+ * holders of the range see the same bytes. */
+void oq_mapping_forget(oq_mapping *m, const void *p, size_t n);
+
+/* ---- output files -------------------------------------------------------------
+ * A file written under a temporary name in its final folder (PATH.tmpXXXXXX),
+ * buffered, and renamed to PATH by oq_out_commit; destroyed before that, it
+ * leaves nothing behind. Several files commit together by finishing each
+ * (where writes can still fail) before renaming any. */
+typedef struct oq_out oq_out;
+
+/* Creates the temporary for path; *out is the caller's (oq_out_destroy). */
+oq_status oq_out_open(oq_out **out, const char *path, oq_err *err);
+/* Appends n bytes. After the first failure every call returns that failure. */
+oq_status oq_out_write(oq_out *f, const void *p, size_t n, oq_err *err);
+/* Bytes written so far. */
+uint64_t oq_out_size(const oq_out *f);
+/* Flushes, syncs and closes the temporary (mode 0644); no rename yet. */
+oq_status oq_out_finish(oq_out *f, oq_err *err);
+/* Finishes f if needed and renames the temporary to its path. */
+oq_status oq_out_commit(oq_out *f, oq_err *err);
+/* Removes the temporary unless committed, and frees f. NULL is a no-op. */
+void oq_out_destroy(oq_out *f);
 
 #endif

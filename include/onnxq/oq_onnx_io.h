@@ -13,25 +13,39 @@
 
 /* Loads a .onnx file into a new model (caller destroys). Initializers and
  * Constant-node tensors are decoded (raw_data or typed fields, little-endian);
- * external data is read relative to the model's folder and refused when its
- * path leaves that folder or its range passes the end of the file. The graph
- * is indexed and sorted; dangling inputs and cycles are errors. */
+ * external data is resolved relative to the model's folder and refused when
+ * its path leaves that folder or its range passes the end of the file. Its
+ * tensors borrow from a read-only mapping of the file (oq_tensor.mapping; an
+ * offset that does not suit the element type is copied instead), which stays
+ * mapped while any tensor holds it. The graph is indexed and sorted; dangling
+ * inputs and cycles are errors. */
 oq_status oq_model_load(oq_model **out, const char *path, oq_err *err);
 /* Same from a buffer; external data resolves against base_dir (NULL = refuse it). */
 oq_status oq_model_load_buffer(oq_model **out, const uint8_t *buf, size_t len, const char *base_dir,
                                oq_err *err);
 
+/* Constants of at least this many bytes go to external data when it is used
+ * (ONNX's own default). */
+#define OQ_EXTERNAL_THRESHOLD 1024
+
 typedef struct oq_save_options {
     /* Constants of at least this many bytes go to an external data file
-     * (<model file name>.data beside the model). 0 = never. */
+     * (<model file name>.data beside the model) whatever the model's size;
+     * OQ_EXTERNAL_THRESHOLD is the usual value. 0 = automatic: all inline,
+     * unless the model would pass protobuf's 2 GB limit, then as with
+     * OQ_EXTERNAL_THRESHOLD. */
     size_t external_threshold;
 } oq_save_options;
 
-/* Writes m to path atomically (temporary file in the same folder, then rename);
- * on failure nothing is left at path. opts may be NULL (all inline). Output is
- * a deterministic function of m. */
+/* Writes m to path (and its external data, if any, to path.data), each
+ * through a temporary file in the same folder that is renamed only when both
+ * are complete; on failure nothing at either path has changed. opts may be
+ * NULL (automatic). Tensors are written from their memory, never gathered in
+ * a buffer; external data offsets are multiples of each tensor's element size,
+ * so loading maps them. Output is a deterministic function of m and opts. */
 oq_status oq_model_save(const oq_model *m, const char *path, const oq_save_options *opts, oq_err *err);
-/* Serializes m (all inline) to a malloc'ed buffer the caller frees. */
+/* Serializes m (all inline) to a malloc'ed buffer the caller frees; refuses
+ * (OQ_EUNSUPPORTED) a model over protobuf's 2 GB limit. */
 oq_status oq_model_serialize(const oq_model *m, uint8_t **buf, size_t *len, oq_err *err);
 
 /* Reads one serialized TensorProto file (ONNX test data: input_0.pb, ...).
@@ -39,7 +53,7 @@ oq_status oq_model_serialize(const oq_model *m, uint8_t **buf, size_t *len, oq_e
  * its name ("" if none). */
 oq_status oq_tensor_load_pb(oq_tensor *t, char **name, const char *path, oq_err *err);
 /* Same from buf[0..len) (borrowed); `what` names it in errors; external data
- * resolves against base_dir (NULL = refuse it). */
+ * resolves against base_dir (NULL = refuse it) and is copied, not mapped. */
 oq_status oq_tensor_parse_pb(oq_tensor *t, char **name, const uint8_t *buf, size_t len, const char *what,
                             const char *base_dir, oq_err *err);
 /* Writes t as a TensorProto named `name` to path atomically. */

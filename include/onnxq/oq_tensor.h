@@ -54,16 +54,23 @@ const char *oq_dtype_name(oq_dtype dt);
 
 #define OQ_MAX_RANK 8
 
+/* A read-only file mapping that tensors borrow their data from (oq_file.h). */
+typedef struct oq_mapping oq_mapping;
+
 /* A dense C-order tensor. Strings: data is char *[numel], each NUL-terminated
  * and owned by the tensor when owns_data is set. Packed 4-bit types keep two
- * elements per byte, low nibble first, as ONNX stores them. */
+ * elements per byte, low nibble first, as ONNX stores them.
+ * A tensor with `mapping` set (external data of a loaded model) is read-only:
+ * its data lies in a mapping made without write access, which the tensor holds
+ * one reference to; it neither owns nor may write its data. */
 typedef struct oq_tensor {
     oq_dtype dtype;
     int rank;
     int64_t dims[OQ_MAX_RANK];
     void *data;
-    size_t nbytes;  /* bytes of element storage (capacity for pooled buffers) */
-    bool owns_data; /* free data in oq_tensor_release */
+    size_t nbytes;       /* bytes of element storage (capacity for pooled buffers) */
+    bool owns_data;      /* free data in oq_tensor_release */
+    oq_mapping *mapping; /* set: data is a read-only view into this mapping (owns_data false) */
 } oq_tensor;
 
 /* Process-wide limit on any one tensor's storage (and on any file read whole);
@@ -82,10 +89,19 @@ static inline int64_t oq_tensor_numel(const oq_tensor *t) { return oq_shape_nume
 /* Sets *t to an owned, zero-filled tensor of the given type and shape.
  * Fails (OQ_EINVAL/OQ_ENOMEM) on bad dims, overflow or the size limit. */
 oq_status oq_tensor_alloc(oq_tensor *t, oq_dtype dt, int rank, const int64_t *dims, oq_err *err);
-/* Frees owned storage (and owned strings) and resets *t to empty. NULL is a no-op. */
+/* Frees owned storage (and owned strings), or drops a mapped tensor's
+ * reference (its pages leave the resident set), and resets *t to empty. NULL
+ * is a no-op. */
 void oq_tensor_release(oq_tensor *t);
-/* Sets *dst to an owned deep copy of src. */
+/* Sets *dst to an owned, writable deep copy of src. */
 oq_status oq_tensor_copy(oq_tensor *dst, const oq_tensor *src, oq_err *err);
+/* Sets *dst to a tensor with src's contents that is released on its own:
+ * for a mapped src a read-only view of the same mapping (one more reference,
+ * no bytes copied), otherwise a deep copy. For copying models, not for
+ * tensors about to be written. */
+oq_status oq_tensor_share(oq_tensor *dst, const oq_tensor *src, oq_err *err);
+/* True when t's data must not be written (a view into a read-only mapping). */
+static inline bool oq_tensor_read_only(const oq_tensor *t) { return t->mapping != NULL; }
 
 /* Heap-allocated tensor: create = alloc into a new object; destroy(NULL) is a no-op. */
 oq_tensor *oq_tensor_create(oq_dtype dt, int rank, const int64_t *dims, oq_err *err);

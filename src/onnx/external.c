@@ -10,15 +10,57 @@
 #include <unistd.h>
 
 #include "onnx/proto.h"
+#include "onnxq/oq_file.h"
 
 /* ================================================================================
  * Reading
  * ================================================================================ */
 
+struct pb_ext_file {
+    dev_t dev;
+    ino_t ino;
+    oq_mapping *map;
+};
+
 void pb_ext_reader_release(pb_ext_reader *r)
 {
+    for (int i = 0; i < r->n_files; i++)
+        oq_mapping_release(r->files[i].map);
+    free(r->files);
     free(r->base_real);
+    r->files = NULL;
+    r->n_files = r->cap_files = 0;
     r->base_real = NULL;
+}
+
+/* Bytes an element of dt must be aligned to in memory (for C's typed access). */
+static size_t element_alignment(oq_dtype dt)
+{
+    unsigned bits = oq_dtype_traits_table[dt].bits;
+    return bits >= 64 ? 8 : bits >= 32 ? 4 : bits >= 16 ? 2 : 1;
+}
+
+/* The mapping of the file open on fd (described by sb), made on first use
+ * and kept in r; `loc` names it in errors. */
+static oq_status file_mapping(pb_ext_reader *r, int fd, const struct stat *sb, const char *what, const char *loc,
+                              oq_mapping **out, oq_err *err)
+{
+    for (int i = 0; i < r->n_files; i++)
+        if (r->files[i].dev == sb->st_dev && r->files[i].ino == sb->st_ino)
+            return *out = r->files[i].map, OQ_OK;
+    if (r->n_files == r->cap_files) {
+        int cap = r->cap_files ? 2 * r->cap_files : 4;
+        pb_ext_file *grown = realloc(r->files, (size_t)cap * sizeof *grown);
+        if (!grown)
+            return oq_errf(err, OQ_ENOMEM, "out of memory");
+        r->files = grown;
+        r->cap_files = cap;
+    }
+    oq_status st = oq_mapping_open(out, fd, (uint64_t)sb->st_size, loc, err);
+    if (st)
+        return oq_err_context(err, "%s: external data", what);
+    r->files[r->n_files++] = (pb_ext_file){sb->st_dev, sb->st_ino, *out};
+    return OQ_OK;
 }
 
 /* Parses a non-negative decimal for external_data offset/length. */
@@ -51,9 +93,25 @@ static bool location_is_local(const char *loc)
     return true;
 }
 
-oq_status pb_read_external(pb_ext_reader *r, const TensorProto *tp, const char *what, oq_tensor *t, size_t want,
-                           oq_err *err)
+/* Reads want bytes at offset of the file open on fd into dst. */
+static oq_status read_range(int fd, uint8_t *dst, uint64_t offset, size_t want, const char *what, const char *loc,
+                            oq_err *err)
 {
+    for (size_t got = 0; got < want;) {
+        ssize_t k = pread(fd, dst + got, want - got, (off_t)(offset + got));
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return oq_errf(err, OQ_EIO, "%s: reading external data '%s': %s", what, loc,
+                           k < 0 ? strerror(errno) : "file shrank");
+        got += (size_t)k;
+    }
+    return OQ_OK;
+}
+
+oq_status pb_read_external(pb_ext_reader *r, const TensorProto *tp, const char *what, oq_tensor *t, oq_err *err)
+{
+    size_t want = t->nbytes;
     const char *loc = NULL, *off_s = NULL, *len_s = NULL;
     char *path = NULL, *real = NULL;
     int fd = -1;
@@ -131,16 +189,18 @@ oq_status pb_read_external(pb_ext_reader *r, const TensorProto *tp, const char *
                      (unsigned long long)length, want, pb_type_str(ts, sizeof ts, t->dtype, t->rank, t->dims));
         goto fail;
     }
-    for (size_t got = 0; got < want;) {
-        ssize_t k = pread(fd, (uint8_t *)t->data + got, want - got, (off_t)(offset + got));
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0) {
-            st = oq_errf(err, OQ_EIO, "%s: reading external data '%s': %s", what, loc,
-                         k < 0 ? strerror(errno) : "file shrank");
-            goto fail;
+    if (r->map && want && offset % element_alignment(t->dtype) == 0) {
+        oq_mapping *map;
+        if (!(st = file_mapping(r, fd, &sb, what, loc, &map, err))) {
+            oq_mapping_retain(map);
+            t->mapping = map;
+            t->data = (void *)(oq_mapping_data(map) + offset);
         }
-        got += (size_t)k;
+    } else if (!(t->data = malloc(want ? want : 1))) {
+        st = oq_errf(err, OQ_ENOMEM, "%s: cannot allocate %zu bytes", what, want);
+    } else {
+        t->owns_data = true;
+        st = read_range(fd, t->data, offset, want, what, loc, err);
     }
 fail:
     if (fd >= 0)
@@ -166,32 +226,22 @@ static char *arena_printf_u64(pb_save_ctx *c, uint64_t v)
     return s;
 }
 
-/* Appends len bytes to the external data buffer; *offset receives their position. */
-static oq_status ext_append(pb_save_ctx *c, const void *data, size_t len, uint64_t *offset)
-{
-    if (c->ext_cap - c->ext_len < len) {
-        size_t cap = c->ext_cap ? c->ext_cap : 1 << 20;
-        while (cap - c->ext_len < len) {
-            if (cap > SIZE_MAX / 2)
-                return oq_errf(c->err, OQ_ENOMEM, "external data is too large");
-            cap *= 2;
-        }
-        uint8_t *p = realloc(c->ext, cap);
-        if (!p)
-            return oq_errf(c->err, OQ_ENOMEM, "out of memory for %zu bytes of external data", cap);
-        c->ext = p;
-        c->ext_cap = cap;
-    }
-    memcpy(c->ext + c->ext_len, data, len);
-    *offset = c->ext_len;
-    c->ext_len += len;
-    return OQ_OK;
-}
+/* Bytes of a tensor written at a time. */
+#define WRITE_PIECE ((size_t)16 << 20)
 
 oq_status pb_write_external(pb_save_ctx *c, const oq_tensor *t, size_t bytes, TensorProto *tp)
 {
-    uint64_t offset = 0;
-    oq_status st = ext_append(c, t->data, bytes, &offset);
+    static const uint8_t zeros[8];
+    size_t pad = (size_t)(-oq_out_size(c->ext) % element_alignment(t->dtype));
+    oq_status st = oq_out_write(c->ext, zeros, pad, c->err);
+    uint64_t offset = oq_out_size(c->ext);
+    for (size_t done = 0; !st && done < bytes;) { /* in pieces, so a mapped tensor's pages leave as they go */
+        size_t n = bytes - done < WRITE_PIECE ? bytes - done : WRITE_PIECE;
+        st = oq_out_write(c->ext, (const uint8_t *)t->data + done, n, c->err);
+        if (t->mapping)
+            oq_mapping_forget(t->mapping, (const uint8_t *)t->data + done, n);
+        done += n;
+    }
     if (st)
         return st;
     EntryProto **e = pb_arr_new(c, 3, sizeof *e);

@@ -1,7 +1,9 @@
 /* load.c: ModelProto -> oq_model (see oq_onnx_io.h).
  *
- * Loading unpacks a ModelProto and copies everything into the IR (decoded
- * tensors, owned strings), so the protobuf message is freed before returning.
+ * Loading unpacks a ModelProto and moves everything into the IR (decoded
+ * tensors, owned strings), so the protobuf message is freed before returning:
+ * raw_data buffers are taken over, not copied, and external data is mapped
+ * read-only (tensors borrow from the mapping, see oq_tensor.mapping).
  *
  * Not modelled, and how each is handled:
  *   - ModelProto.functions, training_info and unknown ModelProto fields: kept
@@ -115,7 +117,7 @@ static oq_value *value_from_info(oq_graph *g, const ValueInfoProto *vi, const ch
 
 /* Builds a new graph (owned by the caller) from gp; parent is the graph whose
  * node holds it (NULL at top level), depth its nesting. */
-static oq_status graph_from_proto(load_ctx *c, const GraphProto *gp, oq_graph *parent, int depth, oq_graph **out,
+static oq_status graph_from_proto(load_ctx *c, GraphProto *gp, oq_graph *parent, int depth, oq_graph **out,
                                   oq_err *err);
 
 /* Serialized copy of ap, for attribute kinds the IR keeps opaque. */
@@ -151,7 +153,7 @@ static oq_attr_type attr_guess_type(const AttributeProto *ap)
 }
 
 /* Fills a (zeroed) from ap. g is the graph holding the node (parent of subgraphs). */
-static oq_status attr_from_proto(load_ctx *c, oq_graph *g, const AttributeProto *ap, oq_attr *a, int depth,
+static oq_status attr_from_proto(load_ctx *c, oq_graph *g, AttributeProto *ap, oq_attr *a, int depth,
                                  oq_err *err)
 {
     oq_status st;
@@ -294,7 +296,7 @@ static oq_status constant_from_attr(const oq_attr *a, oq_tensor **out, oq_err *e
 }
 
 /* Appends the node np (index idx in its graph) to g. */
-static oq_status node_from_proto(load_ctx *c, oq_graph *g, const NodeProto *np, size_t idx, int depth, oq_err *err)
+static oq_status node_from_proto(load_ctx *c, oq_graph *g, NodeProto *np, size_t idx, int depth, oq_err *err)
 {
     oq_status st;
     const char *name = np->name ? np->name : "";
@@ -326,7 +328,7 @@ static oq_status node_from_proto(load_ctx *c, oq_graph *g, const NodeProto *np, 
             return oq_errf(err, OQ_ENOMEM, "out of memory");
     }
     for (size_t i = 0; i < np->n_attribute; i++) {
-        const AttributeProto *ap = np->attribute[i];
+        AttributeProto *ap = np->attribute[i];
         if (is_constant && ap->name && !strcmp(ap->name, "value") && ap->t &&
             (!ap->has_type || ap->type == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR)) {
             oq_tensor_destroy(constant);
@@ -358,7 +360,7 @@ fail:
 }
 
 /* Builds a new graph (owned by the caller) from gp. */
-static oq_status graph_from_proto(load_ctx *c, const GraphProto *gp, oq_graph *parent, int depth, oq_graph **out,
+static oq_status graph_from_proto(load_ctx *c, GraphProto *gp, oq_graph *parent, int depth, oq_graph **out,
                                   oq_err *err)
 {
     oq_status st = OQ_OK;
@@ -379,7 +381,7 @@ static oq_status graph_from_proto(load_ctx *c, const GraphProto *gp, oq_graph *p
     }
     /* initializers first, so saving (graph value order) keeps their file order */
     for (size_t i = 0; i < gp->n_initializer; i++) {
-        const TensorProto *tp = gp->initializer[i];
+        TensorProto *tp = gp->initializer[i];
         char what[300];
         snprintf(what, sizeof what, "initializer '%s'", tp->name ? tp->name : "");
         if (!tp->name || !*tp->name) {
@@ -452,7 +454,7 @@ static oq_status keep_passthrough(oq_model *m, const ModelProto *mp, oq_err *err
 
 /* Fills c->model from mp: model fields, opsets, metadata, kept bytes, then the
  * graph, which is indexed and sorted. */
-static oq_status model_from_proto(load_ctx *c, const ModelProto *mp, oq_err *err)
+static oq_status model_from_proto(load_ctx *c, ModelProto *mp, oq_err *err)
 {
     oq_model *m = c->model;
     oq_status st;
@@ -491,25 +493,27 @@ static oq_status model_from_proto(load_ctx *c, const ModelProto *mp, oq_err *err
     return oq_graph_sort(m->graph, err);
 }
 
-oq_status oq_model_load_buffer(oq_model **out, const uint8_t *buf, size_t len, const char *base_dir, oq_err *err)
+/* Unpacks buf[0..len) into *out (free with onnx__model_proto__free_unpacked
+ * and pb_heap) after the nesting pre-check. */
+static oq_status unpack_model(const uint8_t *buf, size_t len, ModelProto **out, oq_err *err)
 {
-    *out = NULL;
-    oq_status st;
-    load_ctx c = {.model = oq_model_create(), .ext = {.base_dir = base_dir}};
-    if (!c.model)
-        return oq_errf(err, OQ_ENOMEM, "out of memory");
-    ModelProto *mp = NULL;
     int wire = pb_wire_check(&onnx__model_proto__descriptor, buf, len);
     if (wire == WIRE_TOO_DEEP)
-        st = oq_errf(err, OQ_EUNSUPPORTED, "messages nested more than %d deep", MAX_MESSAGE_DEPTH);
-    else if (wire == WIRE_FIELD_ZERO)
-        st = oq_errf(err, OQ_EINVAL, "not a valid ONNX model (a protobuf field number is 0)");
-    else if (!(mp = onnx__model_proto__unpack(NULL, len, buf)))
-        st = oq_errf(err, OQ_EINVAL, "not a valid ONNX model (protobuf parse failed)");
-    else
-        st = model_from_proto(&c, mp, err);
-    if (mp)
-        onnx__model_proto__free_unpacked(mp, NULL);
+        return oq_errf(err, OQ_EUNSUPPORTED, "messages nested more than %d deep", MAX_MESSAGE_DEPTH);
+    if (wire == WIRE_FIELD_ZERO)
+        return oq_errf(err, OQ_EINVAL, "not a valid ONNX model (a protobuf field number is 0)");
+    if (!(*out = onnx__model_proto__unpack(&pb_heap, len, buf)))
+        return oq_errf(err, OQ_EINVAL, "not a valid ONNX model (protobuf parse failed)");
+    return OQ_OK;
+}
+
+/* Builds *out from mp (freed here, whatever happens); external data resolves
+ * against base_dir (NULL refuses it) and is mapped when `map`. */
+static oq_status model_from_unpacked(oq_model **out, ModelProto *mp, const char *base_dir, bool map, oq_err *err)
+{
+    load_ctx c = {.model = oq_model_create(), .ext = {.base_dir = base_dir, .map = map}};
+    oq_status st = c.model ? model_from_proto(&c, mp, err) : oq_errf(err, OQ_ENOMEM, "out of memory");
+    onnx__model_proto__free_unpacked(mp, &pb_heap);
     pb_ext_reader_release(&c.ext);
     if (st) {
         oq_model_destroy(c.model);
@@ -519,20 +523,34 @@ oq_status oq_model_load_buffer(oq_model **out, const uint8_t *buf, size_t len, c
     return OQ_OK;
 }
 
+oq_status oq_model_load_buffer(oq_model **out, const uint8_t *buf, size_t len, const char *base_dir, oq_err *err)
+{
+    *out = NULL;
+    ModelProto *mp;
+    oq_status st = unpack_model(buf, len, &mp, err);
+    return st ? st : model_from_unpacked(out, mp, base_dir, true, err);
+}
+
 oq_status oq_model_load(oq_model **out, const char *path, oq_err *err)
 {
     *out = NULL;
     uint8_t *buf;
     size_t len;
+    ModelProto *mp = NULL;
+    char *dir = NULL;
     oq_status st = oq_read_file(path, &buf, &len, err);
     if (st)
         return st;
-    char *dir = oq_path_dir(path);
-    if (!dir)
+    st = unpack_model(buf, len, &mp, err);
+    free(buf); /* the message holds copies of everything it needs */
+    if (!st && !(dir = oq_path_dir(path))) {
+        onnx__model_proto__free_unpacked(mp, &pb_heap);
         st = oq_errf(err, OQ_ENOMEM, "out of memory");
-    else if ((st = oq_model_load_buffer(out, buf, len, dir, err)))
+    } else if (!st) {
+        st = model_from_unpacked(out, mp, dir, true, err);
+    }
+    if (st)
         oq_err_context(err, "%s", path);
     free(dir);
-    free(buf);
     return st;
 }

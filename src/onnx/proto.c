@@ -33,6 +33,20 @@ const char *pb_type_str(char *buf, size_t size, oq_dtype dt, int rank, const int
     return buf;
 }
 
+static void *heap_alloc(void *data, size_t size)
+{
+    (void)data;
+    return malloc(size);
+}
+
+static void heap_free(void *data, void *ptr)
+{
+    (void)data;
+    free(ptr);
+}
+
+ProtobufCAllocator pb_heap = {heap_alloc, heap_free, NULL};
+
 oq_status pb_pack_alloc(const ProtobufCMessage *msg, uint8_t **out, size_t *len, oq_err *err)
 {
     size_t n = protobuf_c_message_get_packed_size(msg);

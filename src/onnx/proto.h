@@ -15,6 +15,7 @@
 
 #include "onnx.pb-c.h"
 #include "onnxq/oq_err.h"
+#include "onnxq/oq_file.h"
 #include "onnxq/oq_graph.h"
 #include "onnxq/oq_tensor.h"
 
@@ -51,6 +52,9 @@ oq_status pb_status_of(const oq_err *err);
 char *pb_dup_bytes(const uint8_t *p, size_t len);
 /* Writes "float[2,3]" for error messages into buf and returns buf. */
 const char *pb_type_str(char *buf, size_t size, oq_dtype dt, int rank, const int64_t *dims);
+/* The allocator every message is unpacked with: malloc and free, so a
+ * decoded tensor can keep a raw_data buffer (pb_tensor_decode). */
+extern ProtobufCAllocator pb_heap;
 /* Serializes any message into a malloc'ed buffer (*out, caller frees). */
 oq_status pb_pack_alloc(const ProtobufCMessage *msg, uint8_t **out, size_t *len, oq_err *err);
 
@@ -76,19 +80,26 @@ ProtobufCAllocator pb_arena_allocator(pb_arena *a);
 
 /* ---- external.c: external data while loading ---------------------------------- */
 
-/* Where external data of one load is resolved. Zero-initialize, set base_dir,
- * and call pb_ext_reader_release when done. */
+typedef struct pb_ext_file pb_ext_file;
+
+/* Where external data of one load is resolved. Zero-initialize, set base_dir
+ * (and map), and call pb_ext_reader_release when done. */
 typedef struct pb_ext_reader {
     const char *base_dir; /* folder external data is resolved against; NULL refuses it */
+    bool map;             /* borrow tensors from read-only mappings where alignment allows */
     char *base_real;      /* realpath(base_dir), computed on first use */
+    pb_ext_file *files;   /* [n_files] files mapped so far, one mapping each */
+    int n_files, cap_files;
 } pb_ext_reader;
 
+/* Drops r's references to its mappings (tensors keep their own) and frees r's memory. */
 void pb_ext_reader_release(pb_ext_reader *r);
-/* Fills t (allocated, `want` bytes) with the external bytes of tp after
- * checking that the file lies inside r's folder and holds the range. `what`
- * names the tensor in errors. */
-oq_status pb_read_external(pb_ext_reader *r, const TensorProto *tp, const char *what, oq_tensor *t, size_t want,
-                           oq_err *err);
+/* Points t (dtype, rank, dims and nbytes set, no data) at the external bytes
+ * of tp, after checking that the file lies inside r's folder and holds the
+ * range: a read-only view of the file's mapping when r->map and the offset
+ * suits the element type, else an owned copy. `what` names the tensor in
+ * errors. */
+oq_status pb_read_external(pb_ext_reader *r, const TensorProto *tp, const char *what, oq_tensor *t, oq_err *err);
 
 /* ---- the save context: arena, error, external data being written ------------- */
 
@@ -97,8 +108,7 @@ typedef struct pb_save_ctx {
     oq_err *err;
     size_t ext_threshold;     /* tensors of at least this many bytes go external; 0 = never */
     const char *ext_location; /* external data file name, relative to the model */
-    uint8_t *ext;             /* external data file contents */
-    size_t ext_len, ext_cap;
+    oq_out *ext;              /* the external data file being written (under its temporary name) */
 } pb_save_ctx;
 
 /* Arena copy of an initialized message `init` of `size` bytes; NULL sets err. */
@@ -113,16 +123,19 @@ EntryProto *pb_entry_new(pb_save_ctx *c, const char *key, const char *value);
 
 /* ---- external.c: external data while saving ------------------------------------ */
 
-/* Moves t's bytes into c's external data and points tp at them (location,
- * offset, length entries). */
+/* Writes t's bytes (`bytes` of them) to c's external data file, at an offset
+ * aligned to t's element size so a load can map them, and points tp at them
+ * (location, offset, length entries). */
 oq_status pb_write_external(pb_save_ctx *c, const oq_tensor *t, size_t bytes, TensorProto *tp);
 
 /* ---- tensor_pb.c ------------------------------------------------------------------ */
 
-/* Decodes tp into a new owned tensor *out. `what` names the tensor in errors
- * ("initializer 'w'"). External data needs ext (NULL refuses it). */
-oq_status pb_tensor_decode(pb_ext_reader *ext, const TensorProto *tp, const char *what, oq_tensor **out,
-                           oq_err *err);
+/* Decodes tp into a new tensor *out (the caller's): owned data, or a view of
+ * external data (see pb_read_external). tp must come from an unpack with
+ * pb_heap: its raw_data buffer is taken over, not copied (tp loses it).
+ * `what` names the tensor in errors ("initializer 'w'"). External data needs
+ * ext (NULL refuses it). */
+oq_status pb_tensor_decode(pb_ext_reader *ext, TensorProto *tp, const char *what, oq_tensor **out, oq_err *err);
 /* TensorProto for t in c's arena (data borrowed from t, or moved to external
  * data); NULL sets c->err. */
 TensorProto *pb_tensor_encode(pb_save_ctx *c, const oq_tensor *t, const char *name);

@@ -365,44 +365,89 @@ static ModelProto *model_to_proto(pb_save_ctx *c, const oq_model *m)
     return mp;
 }
 
-/* Serializes m (plus its passthrough bytes) into a malloc'ed buffer, moving
- * tensors of >= c->ext_threshold bytes into c->ext. */
-static oq_status serialize(pb_save_ctx *c, const oq_model *m, uint8_t **buf, size_t *len)
+/* ---- serialization ------------------------------------------------------------ */
+
+/* Largest message protobuf reads (2 GB - 1): ONNX Runtime and python's onnx
+ * refuse longer models, so a model this long must keep its constants outside. */
+#define PROTOBUF_LIMIT ((size_t)INT32_MAX)
+
+/* Bytes of mp serialized with m's passthrough fields after it. */
+static size_t model_bytes(const ModelProto *mp, const oq_model *m)
 {
-    *buf = NULL;
-    *len = 0;
-    ModelProto *mp = model_to_proto(c, m);
-    if (!mp)
-        return pb_status_of(c->err);
-    size_t n = protobuf_c_message_get_packed_size(&mp->base);
-    if (n > SIZE_MAX - m->passthrough_len - 1)
-        return oq_errf(c->err, OQ_ENOMEM, "the model is too large to serialize");
-    uint8_t *out = malloc(n + m->passthrough_len + 1);
-    if (!out)
-        return oq_errf(c->err, OQ_ENOMEM, "out of memory serializing %zu bytes", n);
-    protobuf_c_message_pack(&mp->base, out);
-    if (m->passthrough_len) /* concatenated messages merge: these fields join the model */
-        memcpy(out + n, m->passthrough, m->passthrough_len);
-    *buf = out;
-    *len = n + m->passthrough_len;
-    return OQ_OK;
+    return protobuf_c_message_get_packed_size(&mp->base) + m->passthrough_len;
 }
 
 oq_status oq_model_serialize(const oq_model *m, uint8_t **buf, size_t *len, oq_err *err)
 {
+    *buf = NULL;
+    *len = 0;
     pb_save_ctx c = {.err = err};
-    oq_status st = serialize(&c, m, buf, len);
+    oq_status st = OQ_OK;
+    ModelProto *mp = model_to_proto(&c, m);
+    size_t n = mp ? model_bytes(mp, m) : 0;
+    uint8_t *out = NULL;
+    if (!mp)
+        st = pb_status_of(err);
+    else if (n > PROTOBUF_LIMIT)
+        st = oq_errf(err, OQ_EUNSUPPORTED,
+                     "the model serializes to %zu bytes, more than protobuf's 2 GB limit: save it to a file, "
+                     "which keeps its constants in external data",
+                     n);
+    else if (!(out = malloc(n ? n : 1)))
+        st = oq_errf(err, OQ_ENOMEM, "out of memory serializing %zu bytes", n);
+    else {
+        size_t k = protobuf_c_message_pack(&mp->base, out);
+        if (m->passthrough_len) /* concatenated messages merge: these fields join the model */
+            memcpy(out + k, m->passthrough, m->passthrough_len);
+        *buf = out;
+        *len = n;
+    }
     pb_arena_free(&c.a);
     return st;
+}
+
+/* protobuf-c output buffer that streams into a file (a failure sticks in the file). */
+typedef struct file_sink {
+    ProtobufCBuffer base;
+    oq_out *file;
+    oq_err *err;
+} file_sink;
+
+static void sink_append(ProtobufCBuffer *b, size_t len, const uint8_t *data)
+{
+    file_sink *s = (file_sink *)b;
+    (void)oq_out_write(s->file, data, len, s->err);
+}
+
+/* Writes mp and m's passthrough bytes to the temporary of `path` (*out). */
+static oq_status write_model(const ModelProto *mp, const oq_model *m, const char *path, oq_out **out, oq_err *err)
+{
+    oq_status st = oq_out_open(out, path, err);
+    if (st)
+        return st;
+    file_sink sink = {{.append = sink_append}, *out, err};
+    protobuf_c_message_pack_to_buffer(&mp->base, &sink.base);
+    return oq_out_write(*out, m->passthrough, m->passthrough_len, err);
 }
 
 oq_status oq_model_save(const oq_model *m, const char *path, const oq_save_options *opts, oq_err *err)
 {
     pb_save_ctx c = {.err = err, .ext_threshold = opts ? opts->external_threshold : 0};
-    uint8_t *buf = NULL;
-    size_t len = 0;
+    oq_out *model = NULL;
     char *data_path = NULL;
-    oq_status st;
+    ModelProto *mp = NULL;
+    oq_status st = OQ_OK;
+    if (!c.ext_threshold) { /* automatic: inline when protobuf can read it */
+        if (!(mp = model_to_proto(&c, m))) {
+            st = pb_status_of(err);
+            goto fail;
+        }
+        if (model_bytes(mp, m) > PROTOBUF_LIMIT) {
+            pb_arena_free(&c.a);
+            mp = NULL;
+            c.ext_threshold = OQ_EXTERNAL_THRESHOLD;
+        }
+    }
     if (c.ext_threshold) {
         size_t n = strlen(path) + 6;
         if (!(data_path = malloc(n))) {
@@ -412,16 +457,36 @@ oq_status oq_model_save(const oq_model *m, const char *path, const oq_save_optio
         snprintf(data_path, n, "%s.data", path);
         const char *slash = strrchr(data_path, '/');
         c.ext_location = slash ? slash + 1 : data_path;
+        if ((st = oq_out_open(&c.ext, data_path, err)))
+            goto fail;
+        if (!(mp = model_to_proto(&c, m))) {
+            st = pb_status_of(err);
+            goto fail;
+        }
+        if (model_bytes(mp, m) > PROTOBUF_LIMIT) {
+            st = oq_errf(err, OQ_EUNSUPPORTED,
+                         "the model is %zu bytes even with its constants of %zu bytes or more in external data, "
+                         "more than protobuf's 2 GB limit",
+                         model_bytes(mp, m), c.ext_threshold);
+            goto fail;
+        }
     }
-    if ((st = serialize(&c, m, &buf, &len)))
+    if ((st = write_model(mp, m, path, &model, err)))
         goto fail;
-    if (c.ext_len && (st = oq_write_file_atomic(data_path, c.ext, c.ext_len, err)))
+    if (c.ext && oq_out_size(c.ext) == 0) { /* nothing reached the threshold: no data file */
+        oq_out_destroy(c.ext);
+        c.ext = NULL;
+    }
+    /* both complete before either replaces anything; the data goes first, so
+     * the new model never meets old data */
+    if ((c.ext && (st = oq_out_finish(c.ext, err))) || (st = oq_out_finish(model, err)) ||
+        (c.ext && (st = oq_out_commit(c.ext, err))))
         goto fail;
-    st = oq_write_file_atomic(path, buf, len, err);
+    st = oq_out_commit(model, err);
 fail:
+    oq_out_destroy(model);
+    oq_out_destroy(c.ext);
     pb_arena_free(&c.a);
-    free(c.ext);
     free(data_path);
-    free(buf);
     return st;
 }

@@ -107,7 +107,7 @@ static oq_status decode_typed(const TensorProto *tp, const char *what, oq_tensor
     }
 }
 
-oq_status pb_tensor_decode(pb_ext_reader *ext, const TensorProto *tp, const char *what, oq_tensor **out,
+oq_status pb_tensor_decode(pb_ext_reader *ext, TensorProto *tp, const char *what, oq_tensor **out,
                            oq_err *err)
 {
     *out = NULL;
@@ -133,29 +133,35 @@ oq_status pb_tensor_decode(pb_ext_reader *ext, const TensorProto *tp, const char
     if (tp->segment)
         return oq_errf(err, OQ_EUNSUPPORTED, "%s: segmented tensors are not supported", what);
 
+    oq_tensor *t = calloc(1, sizeof *t);
+    if (!t)
+        return oq_errf(err, OQ_ENOMEM, "%s: out of memory", what);
+    t->dtype = (oq_dtype)dt;
+    t->rank = rank;
+    if (rank)
+        memcpy(t->dims, tp->dims, (size_t)rank * sizeof t->dims[0]);
+    t->nbytes = want;
     oq_status st;
-    oq_tensor *t = oq_tensor_create((oq_dtype)dt, rank, tp->dims, err);
-    if (!t) {
-        oq_err_context(err, "%s", what);
-        return pb_status_of(err);
-    }
+    char ts[160];
     if (tp->has_data_location && tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) {
-        st = ext ? pb_read_external(ext, tp, what, t, want, err)
-               : oq_errf(err, OQ_EINVAL, "%s: external data is not allowed here", what);
-    } else if (tp->has_raw_data) {
-        char ts[160];
-        if (dt == OQ_DTYPE_STRING)
-            st = oq_errf(err, OQ_EINVAL, "%s: string tensor stored in raw_data", what);
-        else if (tp->raw_data.len != want)
-            st = oq_errf(err, OQ_EINVAL, "%s: raw_data has %zu bytes, expected %zu for %s", what, tp->raw_data.len,
-                         want, pb_type_str(ts, sizeof ts, t->dtype, rank, t->dims));
-        else {
-            if (want)
-                memcpy(t->data, tp->raw_data.data, want);
-            st = OQ_OK;
-        }
+        st = ext ? pb_read_external(ext, tp, what, t, err)
+                 : oq_errf(err, OQ_EINVAL, "%s: external data is not allowed here", what);
+    } else if (tp->has_raw_data && dt == OQ_DTYPE_STRING) {
+        st = oq_errf(err, OQ_EINVAL, "%s: string tensor stored in raw_data", what);
+    } else if (tp->has_raw_data && tp->raw_data.len != want) {
+        st = oq_errf(err, OQ_EINVAL, "%s: raw_data has %zu bytes, expected %zu for %s", what, tp->raw_data.len,
+                     want, pb_type_str(ts, sizeof ts, t->dtype, rank, t->dims));
+    } else if (tp->has_raw_data && want) { /* take the unpacked buffer over (pb_heap made it) */
+        t->data = tp->raw_data.data;
+        t->owns_data = true;
+        tp->raw_data.data = NULL;
+        tp->raw_data.len = 0;
+        st = OQ_OK;
+    } else if (!(t->data = calloc(want ? want : 1, 1))) {
+        st = oq_errf(err, OQ_ENOMEM, "%s: cannot allocate %zu bytes", what, want);
     } else {
-        st = decode_typed(tp, what, t, numel, err);
+        t->owns_data = true;
+        st = tp->has_raw_data ? OQ_OK : decode_typed(tp, what, t, numel, err);
     }
     if (st) {
         oq_tensor_destroy(t);
@@ -211,7 +217,7 @@ oq_status oq_tensor_parse_pb(oq_tensor *t, char **name, const uint8_t *buf, size
     oq_tensor *dec = NULL;
     oq_status st;
     TensorProto *tp = pb_wire_check(&onnx__tensor_proto__descriptor, buf, len) == WIRE_OK
-                          ? onnx__tensor_proto__unpack(NULL, len, buf)
+                          ? onnx__tensor_proto__unpack(&pb_heap, len, buf)
                           : NULL;
     if (!tp)
         st = oq_errf(err, OQ_EINVAL, "%s: not a valid TensorProto (protobuf parse failed)", what);
@@ -225,7 +231,7 @@ oq_status oq_tensor_parse_pb(oq_tensor *t, char **name, const uint8_t *buf, size
         oq_tensor_destroy(dec);
     }
     if (tp)
-        onnx__tensor_proto__free_unpacked(tp, NULL);
+        onnx__tensor_proto__free_unpacked(tp, &pb_heap);
     pb_ext_reader_release(&ext);
     return st;
 }

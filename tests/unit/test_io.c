@@ -2,6 +2,7 @@
  * round trips, deterministic bytes, Constant edits sticking, tensor decoding
  * errors, external data (and its refusals), and hostile input (empty, text,
  * random bytes, every truncation, bit flips) that must fail cleanly. */
+#define _GNU_SOURCE /* memmem */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -179,6 +180,99 @@ static void test_save_external(void)
     CHECK(oq_model_load(&r, path, &err) == OQ_EINVAL && r == NULL);
     CHECK(strstr(err.msg, "passes the end") != NULL);
     unlink(tmp_path("ext.onnx.data"));
+    unlink(path);
+    oq_model_destroy(m);
+}
+
+/* The loaded W of the external model at path, or NULL (values checked). */
+static const oq_tensor *loaded_w(oq_model **r, const char *path)
+{
+    oq_err err = {0};
+    *r = NULL;
+    CHECK_OK(oq_model_load(r, path, &err), &err);
+    oq_value *w = *r ? oq_graph_find((*r)->graph, "W") : NULL;
+    CHECK(w && w->constant && ((float *)w->constant->data)[0] == 0.5f && ((float *)w->constant->data)[3] == 2.0f);
+    return w ? w->constant : NULL;
+}
+
+/* Sets the external offset of path's one external tensor to the digit `to`
+ * (its data file gets `to` leading bytes), patching the saved bytes. */
+static void move_external(const char *path, const char *data_path, char to)
+{
+    oq_err err = {0};
+    uint8_t *buf = NULL, *data = NULL;
+    size_t len = 0, dlen = 0;
+    CHECK_OK(oq_read_file(path, &buf, &len, &err), &err);
+    CHECK_OK(oq_read_file(data_path, &data, &dlen, &err), &err);
+    static const char key[] = "offset\x12\x01";
+    uint8_t *at = buf ? memmem(buf, len, key, sizeof key - 1) : NULL;
+    CHECK(at && at[sizeof key - 1] == '0');
+    uint8_t moved[64] = {0};
+    if (at && data && dlen + 9 <= sizeof moved) {
+        at[sizeof key - 1] = (uint8_t)to;
+        memcpy(moved + (to - '0'), data, dlen);
+        CHECK_OK(oq_write_file_atomic(path, buf, len, &err), &err);
+        CHECK_OK(oq_write_file_atomic(data_path, moved, dlen + (size_t)(to - '0'), &err), &err);
+    }
+    free(buf);
+    free(data);
+}
+
+/* External data is borrowed from a read-only mapping: shared by oq_tensor_share
+ * beyond the model's life, copied by oq_tensor_copy, replaced under a loaded
+ * model by saving over its own files; an offset a float cannot sit at is copied. */
+static void test_mapped_external(void)
+{
+    oq_err err = {0};
+    oq_model *m = build_model(), *r = NULL;
+    const char *path = tmp_path("map.onnx"), *data_path = tmp_path("map.onnx.data");
+    oq_save_options opts = {.external_threshold = 16};
+    CHECK_OK(oq_model_save(m, path, &opts, &err), &err);
+
+    const oq_tensor *w = loaded_w(&r, path);
+    oq_tensor shared = {0}, copy = {0};
+    if (w) {
+        CHECK(oq_tensor_read_only(w) && !w->owns_data);
+        CHECK(!oq_tensor_read_only(oq_graph_find(r->graph, "B")->constant)); /* inline: owned */
+        CHECK_OK(oq_tensor_share(&shared, w, &err), &err);
+        CHECK(shared.data == w->data && shared.mapping == w->mapping);
+        CHECK_OK(oq_tensor_copy(&copy, w, &err), &err);
+        CHECK(!oq_tensor_read_only(&copy) && copy.owns_data && copy.data != w->data);
+        ((float *)copy.data)[0] = 7.0f; /* the copy is writable */
+
+        /* saving over the files the model is mapped from */
+        ((float *)oq_graph_find(r->graph, "B")->constant->data)[0] = 5.0f;
+        CHECK_OK(oq_model_save(r, path, &opts, &err), &err);
+    }
+    oq_model_destroy(r);
+    CHECK(shared.data && ((float *)shared.data)[3] == 2.0f); /* the mapping outlives the model */
+    oq_tensor_release(&shared);
+    oq_tensor_release(&copy);
+    CHECK(shared.mapping == NULL && shared.data == NULL);
+
+    w = loaded_w(&r, path);
+    CHECK(r && ((float *)oq_graph_find(r->graph, "B")->constant->data)[0] == 5.0f);
+    oq_model_destroy(r);
+
+    move_external(path, data_path, '2'); /* a float at offset 2: read into memory */
+    w = loaded_w(&r, path);
+    CHECK(w && !oq_tensor_read_only(w) && w->owns_data);
+    oq_model_destroy(r);
+    CHECK_OK(oq_model_save(m, path, &opts, &err), &err);
+    move_external(path, data_path, '4'); /* offset 4 suits a float: mapped */
+    w = loaded_w(&r, path);
+    CHECK(w && oq_tensor_read_only(w));
+    oq_model_destroy(r);
+
+    /* a save that cannot write one of its files leaves neither behind */
+    CHECK(mkdir(tmp_path("d1.onnx.data"), 0755) == 0 && mkdir(tmp_path("d2.onnx"), 0755) == 0);
+    CHECK(oq_model_save(m, tmp_path("d1.onnx"), &opts, &err) == OQ_EIO && strstr(err.msg, "d1.onnx.data"));
+    CHECK(access(tmp_path("d1.onnx"), F_OK) != 0);
+    CHECK(oq_model_save(m, tmp_path("d2.onnx"), &opts, &err) == OQ_EIO && strstr(err.msg, "d2.onnx"));
+    CHECK(access(tmp_path("d2.onnx.data"), F_OK) != 0);
+    rmdir(tmp_path("d1.onnx.data"));
+    rmdir(tmp_path("d2.onnx"));
+    unlink(data_path);
     unlink(path);
     oq_model_destroy(m);
 }
@@ -560,6 +654,7 @@ int main(void)
     }
     test_model_round_trip();
     test_save_external();
+    test_mapped_external();
     test_tensor_decoding();
     test_external_refusals();
     test_tensor_pb_round_trip();
