@@ -7,7 +7,10 @@
  *                  each, in name order;
  *   DIR            a folder of PNG/JPEG images (one-input models): one sample
  *                  each, in name order, through the given preprocessing;
- *   NAME=FILE.npy  the samples of input NAME stacked on a leading axis.
+ *   NAME=FILE.npy  the samples of input NAME stacked on a leading axis:
+ *                  [S, ...input shape], or, when the input's first dim is
+ *                  symbolic or unknown, [S, ...the rest] (S samples of
+ *                  [1, ...the rest]: [128, 64] for an input [n, 64]).
  * Folder specs and NAME=FILE.npy specs cannot be mixed; with .npy specs,
  * every model input needs one and all must hold the same sample count.
  * Samples are loaded one at a time; each is checked against the model's
@@ -27,7 +30,7 @@ typedef struct oq_dataset oq_dataset;
 /* Resolves the specs against the model inputs (the values are borrowed and
  * must outlive the data set; the array is copied). pre applies to image samples (NULL = oq_preprocess_default()).
  * Fails on unreadable or empty folders, missing inputs, unknown input names,
- * or .npy files with mismatching sample counts. */
+ * .npy files whose shape fits neither form, or mismatching sample counts. */
 oq_status oq_dataset_open(oq_dataset **out, int n_specs, const char *const *specs, int n_inputs,
                           const oq_value *const *inputs, const oq_preprocess *pre, oq_err *err);
 void oq_dataset_destroy(oq_dataset *d);

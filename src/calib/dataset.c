@@ -17,6 +17,7 @@ typedef struct npy_source {
     char *path;
     oq_npy_file file;      /* (samples, ...), read one sample at a time */
     bool open;
+    bool add_batch;        /* each sample lacks the input's leading (symbolic) dim: it becomes 1 */
 } npy_source;
 
 struct oq_dataset {
@@ -126,6 +127,57 @@ static oq_status add_folder_spec(oq_dataset *d, const char *spec, oq_err *err)
     return st;
 }
 
+/* Writes "[S, N, 16]" into buf: `lead` (NULL = none) then dims[from..rank) of
+ * v's declared shape, symbolic dims by name and unknown ones as "?". */
+static const char *declared_shape(char *buf, size_t cap, const char *lead, const oq_value *v, int from)
+{
+    size_t n = (size_t)snprintf(buf, cap, "[%s", lead ? lead : "");
+    for (int i = from; i < v->rank && n < cap; i++) {
+        const char *sep = i > from || lead ? ", " : "";
+        if (v->dims[i].param)
+            n += (size_t)snprintf(buf + n, cap - n, "%s%s", sep, v->dims[i].param);
+        else if (v->dims[i].value < 0)
+            n += (size_t)snprintf(buf + n, cap - n, "%s?", sep);
+        else
+            n += (size_t)snprintf(buf + n, cap - n, "%s%lld", sep, (long long)v->dims[i].value);
+    }
+    if (n < cap)
+        snprintf(buf + n, cap - n, "]");
+    return buf;
+}
+
+/* Decides how s's array holds samples for its input: [S, ...input shape], or,
+ * when the input's first dim is symbolic or unknown, also [S, ...the rest]
+ * (each sample gets a leading dim of 1). Fails naming file, input and both
+ * forms when the array's shape fits neither; an input without a declared
+ * shape takes the samples as they are. */
+static oq_status npy_layout(npy_source *s, oq_err *err)
+{
+    const oq_value *v = s->input;
+    const oq_npy_file *f = &s->file;
+    if (v->kind != OQ_TYPE_TENSOR || v->rank < 0)
+        return OQ_OK;
+    bool open_first = v->rank >= 1 && v->dims[0].value < 0;
+    int from = f->rank == v->rank + 1 ? 0 : open_first && f->rank == v->rank ? 1 : -1;
+    for (int i = from; from >= 0 && i < v->rank; i++)
+        if (v->dims[i].value >= 0 && f->dims[1 + i - from] != v->dims[i].value)
+            from = -1;
+    if (from >= 0) {
+        s->add_batch = from == 1;
+        return OQ_OK;
+    }
+    char got[160], want[160], stacked[160], rest[160];
+    size_t n = (size_t)snprintf(got, sizeof got, "[");
+    for (int i = 0; i < f->rank && n < sizeof got; i++)
+        n += (size_t)snprintf(got + n, sizeof got - n, "%s%lld", i ? ", " : "", (long long)f->dims[i]);
+    if (n < sizeof got)
+        snprintf(got + n, sizeof got - n, "]");
+    return oq_errf(err, OQ_EINVAL, "%s: shape %s does not hold samples of input '%s' %s: expected %s%s%s (S samples)",
+                   s->path, got, v->name, declared_shape(want, sizeof want, NULL, v, 0),
+                   declared_shape(stacked, sizeof stacked, "S", v, 0), open_first ? " or " : "",
+                   open_first ? declared_shape(rest, sizeof rest, "S", v, 1) : "");
+}
+
 static oq_status add_npy_spec(oq_dataset *d, const char *spec, oq_err *err)
 {
     const char *eq = strchr(spec, '=');
@@ -149,6 +201,8 @@ static oq_status add_npy_spec(oq_dataset *d, const char *spec, oq_err *err)
     if (s->file.rank < 1 || s->file.dims[0] < 1)
         return oq_errf(err, OQ_EINVAL, "%s: expected samples stacked on a leading axis, got an array of rank %d",
                        s->path, s->file.rank);
+    if ((st = npy_layout(s, err)))
+        return st;
     d->n_npy++;
     return OQ_OK;
 }
@@ -275,6 +329,12 @@ oq_status oq_dataset_load(const oq_dataset *d, int64_t i, oq_tensor *tensors, oq
         char *path = NULL;
         if (d->n_npy) {
             st = oq_npy_read_sample(&d->npy[k].file, i, &tensors[k], d->npy[k].path, err);
+            if (!st && d->npy[k].add_batch) { /* rank < file rank <= OQ_MAX_RANK */
+                oq_tensor *t = &tensors[k];
+                memmove(t->dims + 1, t->dims, (size_t)t->rank * sizeof t->dims[0]);
+                t->dims[0] = 1;
+                t->rank++;
+            }
             if (!st)
                 st = oq_value_check_tensor(d->inputs[k], &tensors[k], d->npy[k].path, err);
         } else if (oq_is_image_path(d->dirs[i])) {

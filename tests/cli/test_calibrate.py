@@ -2,7 +2,7 @@
 """`onnxq calibrate` end to end on a small MLP whose activations numpy can
 compute: exact min/max per tensor, percentile ranges near numpy's
 percentiles, the same table from test-data folders and from .npy stacks
-(byte-identical), shard tables that merge to the full table's min/max, image
+([S, 1, 16] and, for an input [N, 16], [S, 16]; byte-identical), shard tables that merge to the full table's min/max, image
 folders through the preprocessing flags, and bad data refused with one error
 line and no table left behind.
 
@@ -139,6 +139,27 @@ def main():
     p2 = run(binary, "calibrate", model, "--data", "x=" + npy, "-o", t2, "-q", "--threads", "1")
     check(p1.returncode == 0 and p2.returncode == 0, "folder and npy calibrations exit 0: " + p1.stderr + p2.stderr)
     check(open(t1, "rb").read() == open(t2, "rb").read(), "folder and .npy data give byte-identical tables")
+    # x is declared [N, 16]: an [S, 16] stack holds S samples of [1, 16], the same as [S, 1, 16]
+    rows = os.path.join(tmp, "rows.npy")
+    np.save(rows, np.concatenate(xs_fixed))
+    t3 = os.path.join(tmp, "rows.json")
+    p3 = run(binary, "calibrate", model, "--data", "x=" + rows, "-o", t3, "-q", "--threads", "1")
+    check(p3.returncode == 0 and open(t3, "rb").read() == open(t2, "rb").read(),
+          "[S, 16] and [S, 1, 16] stacks give byte-identical tables: " + p3.stderr)
+    fixed_model = os.path.join(tmp, "mlp_one.onnx")  # the same model with x declared [1, 16]
+    m1 = mlp_model()
+    m1.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1
+    onnx.save(m1, fixed_model)
+    short, flat = os.path.join(tmp, "short.npy"), os.path.join(tmp, "flat.npy")
+    np.save(short, np.concatenate(xs_fixed)[:, :15])
+    np.save(flat, np.concatenate(xs_fixed)[:, 0])
+    for m, data, what, says in ((model, short, "[S, 15] for [N, 16]", "[S, N, 16] or [S, 16]"),
+                                (model, flat, "[S] for [N, 16]", "[S, N, 16] or [S, 16]"),
+                                (fixed_model, rows, "[S, 16] for [1, 16]", "expected [S, 1, 16] (")):
+        out = os.path.join(tmp, "bad_rows.json")
+        p = run(binary, "calibrate", m, "--data", "x=" + data, "-o", out, "-q")
+        check(p.returncode == 1 and one_error_line(p) and "'x'" in p.stderr and says in p.stderr
+              and not os.path.exists(out), "%s: one error line naming the forms: %r" % (what, p.stderr))
 
     # ---- threads run blocks of 32 samples side by side: the table must not
     # depend on how many (70 samples = 3 blocks; 3 threads take one each)
