@@ -172,8 +172,9 @@ def main():
         for name in ("ORT int8", "onnxq run int8"):
             if name in outs and ref_name in outs:
                 print(f"{name} vs {ref_name}: {agreement(outs[name], outs[ref_name])}")
-        if "onnxq run float" in outs and "ORT float" in outs:
-            print(f"onnxq run float vs ORT float: {agreement(outs['onnxq run float'], outs['ORT float'])}")
+        for name, ref in (("onnxq run float", "ORT float"), ("onnxq run int8", "ORT int8")):
+            if name in outs and ref in outs:
+                print(f"{name} vs {ref}: {agreement(outs[name], outs[ref])}")
 
         qrow = rows[0]
         if qrow[1] == 0:
