@@ -45,9 +45,12 @@ static size_t element_alignment(oq_dtype dt)
 static oq_status file_mapping(pb_ext_reader *r, int fd, const struct stat *sb, const char *what, const char *loc,
                               oq_mapping **out, oq_err *err)
 {
-    for (int i = 0; i < r->n_files; i++)
-        if (r->files[i].dev == sb->st_dev && r->files[i].ino == sb->st_ino)
-            return *out = r->files[i].map, OQ_OK;
+    for (int i = 0; i < r->n_files; i++) {
+        if (r->files[i].dev == sb->st_dev && r->files[i].ino == sb->st_ino) {
+            *out = r->files[i].map;
+            return OQ_OK;
+        }
+    }
     if (r->n_files == r->cap_files) {
         int cap = r->cap_files ? 2 * r->cap_files : 4;
         pb_ext_file *grown = realloc(r->files, (size_t)cap * sizeof *grown);
@@ -190,8 +193,11 @@ oq_status pb_read_external(pb_ext_reader *r, const TensorProto *tp, const char *
         goto fail;
     }
     if (r->map && want && offset % element_alignment(t->dtype) == 0) {
-        oq_mapping *map;
-        if (!(st = file_mapping(r, fd, &sb, what, loc, &map, err))) {
+        oq_mapping *map = NULL;
+        st = file_mapping(r, fd, &sb, what, loc, &map, err);
+        if (!st && offset + want > oq_mapping_size(map)) /* mapped for an earlier tensor, and grown since */
+            st = oq_errf(err, OQ_EIO, "%s: external data file '%s' changed while the model was loading", what, loc);
+        if (!st) {
             oq_mapping_retain(map);
             t->mapping = map;
             t->data = (void *)(oq_mapping_data(map) + offset);
