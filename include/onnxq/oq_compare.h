@@ -7,14 +7,23 @@
  * How a tensor made by a node of the quantized model finds its float
  * counterpart (the first rule that applies; oq_compare_match names them):
  *   quantize      a QuantizeLinear's output stands for its input's counterpart;
- *   dequantize    a DequantizeLinear's output stands for its input's;
- *   same name     the float model has a tensor of the same name;
- *   dequantized   an integer tensor that a DequantizeLinear turns into a
- *                 tensor of a float-model name stands for that tensor;
- *   quantized name  NAME_quantized stands for NAME (onnxq's and ONNX Runtime's
- *                 spelling for 8-bit tensors and weights);
+ *   dequantize    a DequantizeLinear's output stands for its input's, when it
+ *                 reads it at the parameters of that pairing;
+ *   same name     the float model has a tensor of the same name, made by an
+ *                 op of another type, or of the same type from the tensors
+ *                 that the inputs of the quantized op stand for (a name that
+ *                 is reused for another value, e.g. with a BatchNormalization
+ *                 or a factor folded in, is not a counterpart);
+ *   read as       an integer tensor stands for what the ops reading it with a
+ *                 scale read it as, when they agree: a DequantizeLinear, what
+ *                 its output's name stands for; a QLinear op named like a float
+ *                 node of the op it computes, that node's input at its place;
+ *   name suffix   NAME_quantized, NAME_dequantized, NAME_QuantizeLinear_Input,
+ *                 NAME_QuantizeLinear_Output and NAME_DequantizeLinear_Output
+ *                 stand for NAME (onnxq's and ONNX Runtime's spellings);
  *   node name     a tensor made by a node named like a float node, at the same
- *                 output index, stands for that node's output.
+ *                 output index, stands for that node's output (checked as for
+ *                 same name).
  * Two refinements for activations that a quantization range applies: an
  * integer tensor whose zero point is its type's lowest value (a range starting
  * at 0) stands, instead of float tensor F, for the output of the Relu (or Clip
@@ -22,11 +31,11 @@
  * writes the name of a float Relu/Clip which read an op of its own producer's
  * type (ONNX Runtime's QDQ quantizer removes such activations) stands for the
  * activation's input (activation_input).
- * Integer tensors are dequantized with the scale and zero point of the op that
- * made them (QuantizeLinear, per axis too; DynamicQuantizeLinear's run-time
- * outputs; the output scale of QLinearConv, QLinearMatMul, QGemm and ONNX
- * Runtime's QLinear* ops; through ops that only move elements, their input's),
- * or of the DequantizeLinear that reads them. */
+ * Integer tensors are dequantized at the parameters that come with their
+ * pairing: a QuantizeLinear's, the readers' (read as), else those of the op
+ * that made them (DynamicQuantizeLinear's run-time outputs; the output scale
+ * of QLinearConv, QLinearMatMul, QGemm and ONNX Runtime's QLinear* ops;
+ * through ops that only move elements, their input's). */
 #ifndef ONNXQ_OQ_COMPARE_H
 #define ONNXQ_OQ_COMPARE_H
 
@@ -42,8 +51,8 @@ typedef enum oq_compare_match {
     OQ_MATCH_QUANTIZE,
     OQ_MATCH_DEQUANTIZE,
     OQ_MATCH_SAME_NAME,
-    OQ_MATCH_DEQUANTIZED,
-    OQ_MATCH_QUANTIZED_NAME,
+    OQ_MATCH_READ_AS,
+    OQ_MATCH_NAME_SUFFIX,
     OQ_MATCH_NODE_NAME,
     OQ_MATCH_ACTIVATION_INPUT, /* the second refinement above */
     OQ_MATCH_COUNT

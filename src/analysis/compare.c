@@ -33,47 +33,53 @@ typedef enum op_kind {
 typedef struct op_entry {
     const char *domain, *op_type;
     op_kind kind;
-    int out_scale; /* OP_QLINEAR: input index of the output scale */
+    int out_scale;        /* OP_QLINEAR: input index of the output scale */
+    /* integer inputs read at a scale and zero point (the two inputs after
+     * each): in_count of them (-1: to the last input) from input in_first,
+     * every in_step inputs; in_count 0: none */
+    int in_first, in_step, in_count;
+    const char *float_op; /* OP_QLINEAR: the float op it computes, whose input k is integer input k */
 } op_entry;
 
 #define MS "com.microsoft"
 static const op_entry op_entries[] = {
-    {"", "QuantizeLinear", OP_QUANTIZE, 0},
-    {"", "DequantizeLinear", OP_DEQUANTIZE, 0},
-    {"", "DynamicQuantizeLinear", OP_DYNAMIC_QUANTIZE, 0},
-    {"", "QLinearConv", OP_QLINEAR, 6},
-    {"", "QLinearMatMul", OP_QLINEAR, 6},
-    {MS, "QGemm", OP_QLINEAR, 7},
-    {MS, "QLinearAdd", OP_QLINEAR, 6},
-    {MS, "QLinearMul", OP_QLINEAR, 6},
-    {MS, "QLinearSigmoid", OP_QLINEAR, 3},
-    {MS, "QLinearLeakyRelu", OP_QLINEAR, 3},
-    {MS, "QLinearGlobalAveragePool", OP_QLINEAR, 3},
-    {MS, "QLinearConcat", OP_QLINEAR, 0},
-    {"", "Identity", OP_MOVE, 0},
-    {"", "MaxPool", OP_MOVE, 0},
-    {"", "Reshape", OP_MOVE, 0},
-    {"", "Flatten", OP_MOVE, 0},
-    {"", "Transpose", OP_MOVE, 0},
-    {"", "Squeeze", OP_MOVE, 0},
-    {"", "Unsqueeze", OP_MOVE, 0},
-    {"", "Slice", OP_MOVE, 0},
-    {"", "Gather", OP_MOVE, 0},
-    {"", "Split", OP_MOVE, 0},
-    {"", "Concat", OP_CONCAT, 0},
-    {"", "Pad", OP_MOVE, 0},
-    {"", "Resize", OP_MOVE, 0},
-    {"", "DepthToSpace", OP_MOVE, 0},
-    {"", "SpaceToDepth", OP_MOVE, 0},
-    {"", "Relu", OP_RELU, 0},
-    {"", "Clip", OP_CLIP, 0},
+    {"", "QuantizeLinear", OP_QUANTIZE, 0, 0, 0, 0, NULL},
+    {"", "DequantizeLinear", OP_DEQUANTIZE, 0, 0, 1, 1, NULL},
+    {"", "DynamicQuantizeLinear", OP_DYNAMIC_QUANTIZE, 0, 0, 0, 0, NULL},
+    {"", "QLinearConv", OP_QLINEAR, 6, 0, 3, 2, "Conv"},
+    {"", "QLinearMatMul", OP_QLINEAR, 6, 0, 3, 2, "MatMul"},
+    {MS, "QGemm", OP_QLINEAR, 7, 0, 3, 2, "Gemm"},
+    {MS, "QLinearAdd", OP_QLINEAR, 6, 0, 3, 2, "Add"},
+    {MS, "QLinearMul", OP_QLINEAR, 6, 0, 3, 2, "Mul"},
+    {MS, "QLinearSigmoid", OP_QLINEAR, 3, 0, 1, 1, "Sigmoid"},
+    {MS, "QLinearLeakyRelu", OP_QLINEAR, 3, 0, 1, 1, "LeakyRelu"},
+    {MS, "QLinearGlobalAveragePool", OP_QLINEAR, 3, 0, 1, 1, "GlobalAveragePool"},
+    {MS, "QLinearConcat", OP_QLINEAR, 0, 2, 3, -1, "Concat"},
+    {"", "Identity", OP_MOVE, 0, 0, 0, 0, NULL},
+    {"", "MaxPool", OP_MOVE, 0, 0, 0, 0, NULL},
+    {"", "Reshape", OP_MOVE, 0, 0, 0, 0, NULL},
+    {"", "Flatten", OP_MOVE, 0, 0, 0, 0, NULL},
+    {"", "Transpose", OP_MOVE, 0, 0, 0, 0, NULL},
+    {"", "Squeeze", OP_MOVE, 0, 0, 0, 0, NULL},
+    {"", "Unsqueeze", OP_MOVE, 0, 0, 0, 0, NULL},
+    {"", "Slice", OP_MOVE, 0, 0, 0, 0, NULL},
+    {"", "Gather", OP_MOVE, 0, 0, 0, 0, NULL},
+    {"", "Split", OP_MOVE, 0, 0, 0, 0, NULL},
+    {"", "Concat", OP_CONCAT, 0, 0, 0, 0, NULL},
+    {"", "Pad", OP_MOVE, 0, 0, 0, 0, NULL},
+    {"", "Resize", OP_MOVE, 0, 0, 0, 0, NULL},
+    {"", "DepthToSpace", OP_MOVE, 0, 0, 0, 0, NULL},
+    {"", "SpaceToDepth", OP_MOVE, 0, 0, 0, 0, NULL},
+    {"", "Relu", OP_RELU, 0, 0, 0, 0, NULL},
+    {"", "Clip", OP_CLIP, 0, 0, 0, 0, NULL},
 };
 #undef MS
 #define N_OP_ENTRIES ((int)(sizeof op_entries / sizeof op_entries[0]))
 
+/* The entry of n's op (OP_OTHER when it is not listed). Setup only. */
 static const op_entry *op_of(const oq_node *n)
 {
-    static const op_entry other = {"", "", OP_OTHER, 0};
+    static const op_entry other = {"", "", OP_OTHER, 0, 0, 0, 0, NULL};
     if (!n)
         return &other;
     for (int i = 0; i < N_OP_ENTRIES; i++)
@@ -89,7 +95,7 @@ static bool is_integer_q(oq_dtype dt)
 }
 
 static const char *const match_names[OQ_MATCH_COUNT] = {
-    "quantize", "dequantize", "same_name", "dequantized", "quantized_name", "node_name", "activation_input",
+    "quantize", "dequantize", "same_name", "read_as", "name_suffix", "node_name", "activation_input",
 };
 
 const char *oq_compare_match_name(oq_compare_match m)
@@ -110,8 +116,8 @@ typedef struct qparams {
 typedef struct pairing {
     const oq_value *ref;     /* float-model counterpart, or NULL */
     oq_compare_match match;
-    qparams own;             /* parameters of the op that made it (scale NULL: none known) */
-    qparams via;             /* the parameters the pairing came with (OQ_MATCH_DEQUANTIZED) or own */
+    qparams via;             /* the parameters that dequantize it to ref (scale NULL: none known) */
+    const oq_value *unlike;  /* a float tensor of its name, made from other tensors (so not its counterpart) */
 } pairing;
 
 /* A float node's name, for lookups by name (ambiguous names are dropped). */
@@ -122,7 +128,6 @@ typedef struct named_node {
 
 typedef struct matcher {
     const oq_graph *fg, *qg;
-    const op_entry **fkind;  /* [fg->n_nodes] by node order */
     pairing *pv;             /* [qg->n_values] */
     named_node *by_name;     /* [n_named] sorted by name */
     int n_named;
@@ -136,6 +141,8 @@ static int cmp_named(const void *a, const void *b)
 /* The float node named `name`, or NULL when none or several are. */
 static const oq_node *float_node_named(const matcher *mt, const char *name)
 {
+    if (!name[0])
+        return NULL;
     named_node key = {name, NULL};
     const named_node *hit = bsearch(&key, mt->by_name, (size_t)mt->n_named, sizeof key, cmp_named);
     return hit ? hit->node : NULL;
@@ -154,19 +161,30 @@ static const oq_value *float_tensor(const matcher *mt, const char *name)
     return NULL;
 }
 
-/* The counterpart of NAME_quantized: NAME's, or NULL. */
-static const oq_value *quantized_name_of(const matcher *mt, const char *name)
+/* The counterpart of NAME + one of the suffixes onnxq and ONNX Runtime's
+ * quantizer give the tensors that stand for NAME: NAME's, or NULL. */
+static const oq_value *suffixed_name_of(const matcher *mt, const char *name)
 {
-    static const char suffix[] = "_quantized";
-    size_t n = strlen(name), k = sizeof suffix - 1;
-    if (n <= k || strcmp(name + n - k, suffix))
-        return NULL;
-    char *base = strndup(name, n - k);
-    if (!base)
-        return NULL;
-    const oq_value *f = float_tensor(mt, base);
-    free(base);
-    return f;
+    static const char *const suffixes[] = {"_quantized", "_dequantized", "_QuantizeLinear_Input",
+                                           "_QuantizeLinear_Output", "_DequantizeLinear_Output"};
+    size_t n = strlen(name);
+    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+        size_t k = strlen(suffixes[i]);
+        if (n <= k || strcmp(name + n - k, suffixes[i]))
+            continue;
+        char *base = strndup(name, n - k);
+        const oq_value *f = base ? float_tensor(mt, base) : NULL;
+        free(base);
+        return f;
+    }
+    return NULL;
+}
+
+/* The float tensor a name stands for by itself: the same name, or a suffixed one. */
+static const oq_value *named_tensor(const matcher *mt, const char *name)
+{
+    const oq_value *f = float_tensor(mt, name);
+    return f ? f : suffixed_name_of(mt, name);
 }
 
 static qparams params_at(const oq_node *n, int scale, int zero, bool outputs)
@@ -195,7 +213,8 @@ static bool same_params(const qparams *a, const qparams *b)
     return oq_tensor_get_f64(a->scale->constant, 0) == oq_tensor_get_f64(b->scale->constant, 0) && za == zb;
 }
 
-/* Parameters of output k of quantized node n (its inputs already paired). */
+/* Parameters of output k of quantized node n by the op's definition (its
+ * inputs already paired); none when the op does not tell. */
 static qparams own_params(const matcher *mt, const oq_node *n, int k)
 {
     const op_entry *op = op_of(n);
@@ -207,11 +226,11 @@ static qparams own_params(const matcher *mt, const oq_node *n, int k)
     case OP_MOVE:
     case OP_CONCAT: {
         const oq_value *x = oq_node_input(n, 0);
-        if (!x || x->constant || !per_tensor_constant(&mt->pv[x->id].own))
+        if (!x || x->constant || !per_tensor_constant(&mt->pv[x->id].via))
             return none;
-        qparams p = mt->pv[x->id].own;
+        qparams p = mt->pv[x->id].via;
         for (int i = 1; op->kind == OP_CONCAT && i < n->n_inputs; i++)
-            if (!n->inputs[i] || !same_params(&p, &mt->pv[n->inputs[i]->id].own))
+            if (!n->inputs[i] || !same_params(&p, &mt->pv[n->inputs[i]->id].via))
                 return none;
         return p;
     }
@@ -219,14 +238,73 @@ static qparams own_params(const matcher *mt, const oq_node *n, int k)
     }
 }
 
-/* Counterpart of a value no node of the quantized graph makes (input, constant). */
+/* The parameters at which the ops reading integer tensor v with a scale and
+ * zero point read it, when they agree; none otherwise. */
+static qparams read_params(const oq_value *v)
+{
+    qparams found = {0}, none = {0};
+    for (int c = 0; c < v->n_consumers; c++) {
+        const oq_node *d = v->consumers[c];
+        const op_entry *op = op_of(d);
+        int end = op->in_count < 0 ? d->n_inputs : op->in_first + op->in_step * (op->in_count - 1) + 1;
+        for (int i = op->in_first; op->in_count && i < end && i < d->n_inputs; i += op->in_step) {
+            if (d->inputs[i] != v)
+                continue;
+            qparams p = params_at(d, i + 1, i + 2, false);
+            if (found.scale && !same_params(&found, &p))
+                return none;
+            found = p;
+        }
+    }
+    return found;
+}
+
+/* What the ops reading integer tensor v with a scale and zero point read it
+ * as, when all that tell agree on the float tensor and the parameters: a
+ * DequantizeLinear, what its output's name stands for; a QLinear op named like
+ * a float node of the op it computes, that node's input at the same place.
+ * Sets *p to the parameters; NULL when none tells or they disagree. */
+static const oq_value *read_as(const matcher *mt, const oq_value *v, qparams *p)
+{
+    const oq_value *found = NULL;
+    for (int c = 0; c < v->n_consumers; c++) {
+        const oq_node *d = v->consumers[c];
+        const op_entry *op = op_of(d);
+        const oq_node *twin = op->float_op ? float_node_named(mt, d->name) : NULL;
+        if (twin && strcmp(twin->op_type, op->float_op))
+            twin = NULL;
+        int end = op->in_count < 0 ? d->n_inputs : op->in_first + op->in_step * (op->in_count - 1) + 1;
+        for (int i = op->in_first; op->in_count && i < end && i < d->n_inputs; i += op->in_step) {
+            int j = (i - op->in_first) / op->in_step;
+            const oq_value *g = NULL;
+            if (d->inputs[i] != v)
+                continue;
+            if (op->kind == OP_DEQUANTIZE)
+                g = d->n_outputs > 0 && d->outputs[0] ? named_tensor(mt, d->outputs[0]->name) : NULL;
+            else if (twin && j < twin->n_inputs)
+                g = twin->inputs[j];
+            if (!g)
+                continue;
+            qparams q = params_at(d, i + 1, i + 2, false);
+            if (found && (g != found || !same_params(p, &q)))
+                return NULL;
+            found = g;
+            *p = q;
+        }
+    }
+    return found;
+}
+
+/* Counterpart of a value no node of the quantized graph makes (input,
+ * constant): by its name, at the parameters its readers agree on. */
 static void pair_source(matcher *mt, const oq_value *v)
 {
     pairing *p = &mt->pv[v->id];
     if ((p->ref = float_tensor(mt, v->name)))
         p->match = OQ_MATCH_SAME_NAME;
-    else if ((p->ref = quantized_name_of(mt, v->name)))
-        p->match = OQ_MATCH_QUANTIZED_NAME;
+    else if ((p->ref = suffixed_name_of(mt, v->name)))
+        p->match = OQ_MATCH_NAME_SUFFIX;
+    p->via = read_params(v);
 }
 
 /* True when float node a (Relu, or Clip with a lower bound of 0) maps every
@@ -273,77 +351,86 @@ static bool range_starts_at_zero(const qparams *p)
     if (!p->zero)
         return true;
     const oq_tensor *z = p->zero->constant;
-    if (!z)
+    if (!z || !is_integer_q(z->dtype))
         return false;
     int64_t lowest = z->dtype == OQ_DTYPE_INT8 ? -128 : z->dtype == OQ_DTYPE_INT16 ? -32768 : 0;
-    if (!is_integer_q(z->dtype))
-        return false;
     for (int64_t i = 0; i < oq_tensor_numel(z); i++)
         if (oq_tensor_get_i64(z, i) != lowest)
             return false;
     return true;
 }
 
-/* The output of the activation that alone reads float value f when that
- * activation floors at 0 and an integer tensor at parameters p stands for
- * f: a range starting at 0 applies the activation by saturating, so the
- * tensor holds the activation's output. NULL otherwise. */
-static const oq_value *activation_by_range(const matcher *mt, const oq_value *f, const qparams *p)
+/* The output of the activation flooring at 0 that alone reads float value f, or NULL. */
+static const oq_value *sole_floor_activation(const matcher *mt, const oq_value *f)
 {
-    if (!p->scale || f->n_consumers != 1 || is_graph_output(mt->fg, f) || !range_starts_at_zero(p))
+    if (f->n_consumers != 1 || is_graph_output(mt->fg, f))
         return NULL;
     const oq_node *a = f->consumers[0];
     return floors_at_zero(a) && a->n_inputs > 0 && a->inputs[0] == f && a->n_outputs > 0 ? a->outputs[0] : NULL;
 }
 
-/* The float tensor a DequantizeLinear reading v writes under a float-model
- * name, with that DequantizeLinear's parameters in *p; or NULL. */
-static const oq_value *dequantized_as(const matcher *mt, const oq_value *v, qparams *p)
-{
-    for (int c = 0; c < v->n_consumers; c++) {
-        const oq_node *d = v->consumers[c];
-        const oq_value *f;
-        if (op_of(d)->kind == OP_DEQUANTIZE && d->n_inputs > 0 && d->inputs[0] == v && d->n_outputs > 0 &&
-            d->outputs[0] && (f = float_tensor(mt, d->outputs[0]->name))) {
-            *p = params_at(d, 1, 2, false);
-            return f;
-        }
-    }
-    return NULL;
-}
-
 /* Output k of the float node named like quantized node n, or NULL. */
 static const oq_value *node_name_twin(const matcher *mt, const oq_node *n, int k)
 {
-    const oq_node *twin = n->name[0] ? float_node_named(mt, n->name) : NULL;
+    const oq_node *twin = float_node_named(mt, n->name);
     return twin && k < twin->n_outputs && twin->outputs[k] ? float_tensor(mt, twin->outputs[k]->name) : NULL;
 }
 
-/* Pairs output k of node n of the quantized graph (rules in oq_compare.h). */
+/* False when float tensor f was made by an op of n's type from other tensors
+ * than n's inputs stand for (or n reads a tensor that stands for none): a
+ * name the quantized model reuses for another value, such as a tensor
+ * rescaled by a factor folded into a scale, or a Conv output with a
+ * BatchNormalization folded in. */
+static bool computed_alike(const matcher *mt, const oq_node *n, const oq_value *f)
+{
+    const oq_node *fp = f->producer;
+    if (!fp || strcmp(fp->op_type, n->op_type) || strcmp(fp->domain, n->domain))
+        return true;
+    for (int i = 0; i < n->n_inputs; i++) {
+        if (!n->inputs[i] || n->inputs[i]->constant)
+            continue;
+        const oq_value *c = mt->pv[n->inputs[i]->id].ref;
+        bool found = false;
+        for (int j = 0; c && !found && j < fp->n_inputs; j++)
+            found = fp->inputs[j] && (fp->inputs[j] == c || sole_floor_activation(mt, fp->inputs[j]) == c);
+        if (!found)
+            return false;
+    }
+    return true;
+}
+
+/* Pairs output k of node n of the quantized graph (rules in oq_compare.h)
+ * with the parameters that dequantize it to its counterpart: a
+ * QuantizeLinear's own; those of the ops that read it as its counterpart;
+ * else those of the op that made it. */
 static void pair_output(matcher *mt, const oq_node *n, int k)
 {
     const oq_value *v = n->outputs[k], *x = oq_node_input(n, 0), *f;
     const op_entry *op = op_of(n);
+    const pairing *in = x && k == 0 ? &mt->pv[x->id] : NULL;
     pairing *p = &mt->pv[v->id];
-    p->own = p->via = own_params(mt, n, k);
-    if ((op->kind == OP_QUANTIZE || op->kind == OP_DEQUANTIZE) && k == 0 && x && (f = mt->pv[x->id].ref)) {
-        p->ref = f;
-        p->match = op->kind == OP_QUANTIZE ? OQ_MATCH_QUANTIZE : OQ_MATCH_DEQUANTIZE;
-    } else if ((f = float_tensor(mt, v->name))) {
+    qparams own = own_params(mt, n, k), dq = params_at(n, 1, 2, false), read;
+    if (op->kind == OP_QUANTIZE && in && in->ref) {
+        *p = (pairing){.ref = in->ref, .match = OQ_MATCH_QUANTIZE, .via = own};
+    } else if (op->kind == OP_DEQUANTIZE && in && in->ref && same_params(&in->via, &dq)) {
+        *p = (pairing){.ref = in->ref, .match = OQ_MATCH_DEQUANTIZE};
+    } else if ((f = float_tensor(mt, v->name)) && !(p->unlike = computed_alike(mt, n, f) ? NULL : f)) {
         const oq_node *a = removed_activation(f, n);
-        p->ref = a ? a->inputs[0] : f;
-        p->match = a ? OQ_MATCH_ACTIVATION_INPUT : OQ_MATCH_SAME_NAME;
-    } else if ((f = dequantized_as(mt, v, &p->via))) {
-        p->ref = f;
-        p->match = OQ_MATCH_DEQUANTIZED;
-    } else if ((f = quantized_name_of(mt, v->name))) {
-        p->ref = f;
-        p->match = OQ_MATCH_QUANTIZED_NAME;
-    } else if ((f = node_name_twin(mt, n, k))) {
-        p->ref = f;
-        p->match = OQ_MATCH_NODE_NAME;
+        if (!a || computed_alike(mt, n, a->inputs[0]))
+            *p = (pairing){.ref = a ? a->inputs[0] : f, .via = own,
+                           .match = a ? OQ_MATCH_ACTIVATION_INPUT : OQ_MATCH_SAME_NAME};
+    } else if ((f = read_as(mt, v, &read))) {
+        *p = (pairing){.ref = f, .match = OQ_MATCH_READ_AS, .via = read};
+    } else if ((f = suffixed_name_of(mt, v->name))) {
+        *p = (pairing){.ref = f, .match = OQ_MATCH_NAME_SUFFIX, .via = own};
+    } else if ((f = node_name_twin(mt, n, k)) && computed_alike(mt, n, f)) {
+        *p = (pairing){.ref = f, .match = OQ_MATCH_NODE_NAME, .via = own};
+    } else {
+        p->via = own;
     }
-    const oq_value *act = p->ref ? activation_by_range(mt, p->ref, &p->via) : NULL;
+    /* a range starting at 0 applies the Relu that alone reads the counterpart */
+    const oq_value *act = p->ref && p->via.scale && range_starts_at_zero(&p->via) ? sole_floor_activation(mt, p->ref)
+                                                                                   : NULL;
     if (act)
         p->ref = act;
 }
@@ -426,15 +513,32 @@ typedef struct sums {
     int64_t elements;
 } sums;
 
-static void add_pair(sums *s, double f, double q)
+enum { LANES = 4, CHUNK = 1024 };
+
+/* Adds the pairs f[i], q[i] (i < n) to s, in LANES interleaved partial sums. */
+static void add_floats(sums *s, const float *f, const float *q, int64_t n)
 {
-    double d = f - q;
-    s->ff += f * f;
-    s->qq += q * q;
-    s->fq += f * q;
-    s->err2 += d * d;
-    if (fabs(d) > s->max_err)
-        s->max_err = fabs(d);
+    double ff[LANES] = {0}, qq[LANES] = {0}, fq[LANES] = {0}, e2[LANES] = {0}, mx[LANES] = {0};
+    int64_t whole = n - n % LANES;
+    for (int64_t i = 0; i < n; i += LANES) {
+        int lanes = i < whole ? LANES : (int)(n - i);
+        for (int l = 0; l < lanes; l++) {
+            double a = f[i + l], b = q[i + l], d = a - b, ad = fabs(d);
+            ff[l] += a * a;
+            qq[l] += b * b;
+            fq[l] += a * b;
+            e2[l] += d * d;
+            mx[l] = ad > mx[l] ? ad : mx[l]; /* NaN is left out */
+        }
+    }
+    for (int l = 0; l < LANES; l++) {
+        s->ff += ff[l];
+        s->qq += qq[l];
+        s->fq += fq[l];
+        s->err2 += e2[l];
+        s->max_err = mx[l] > s->max_err ? mx[l] : s->max_err;
+    }
+    s->elements += n;
 }
 
 static double sqnr_db(const sums *s)
@@ -476,29 +580,32 @@ typedef struct dequant {
 } dequant;
 
 /* Adds f[0..n) against x (float, or integer through d) to s. Integers are
- * dequantized as DequantizeLinear does: float(q - zero) * scale. */
+ * dequantized as DequantizeLinear does: float(q - zero) * scale, a chunk at a time. */
 static void add_tensor(sums *s, const float *f, const oq_tensor *x, const dequant *d)
 {
     int64_t n = oq_tensor_numel(x);
-    s->elements += n;
     if (x->dtype == OQ_DTYPE_FLOAT) {
-        const float *q = x->data;
-        for (int64_t i = 0; i < n; i++)
-            add_pair(s, f[i], q[i]);
-    } else if (d->channels == 1 && (x->dtype == OQ_DTYPE_UINT8 || x->dtype == OQ_DTYPE_INT8)) {
-        float real[256];
-        int32_t z = d->zero ? int_at(d->zero, 0) : 0;
-        for (int b = 0; b < 256; b++)
-            real[b] = (float)((x->dtype == OQ_DTYPE_INT8 ? (int32_t)(int8_t)b : b) - z) * d->scale[0];
-        const uint8_t *q = x->data;
-        for (int64_t i = 0; i < n; i++)
-            add_pair(s, f[i], real[q[i]]);
-    } else {
-        for (int64_t i = 0; i < n; i++) {
-            int64_t c = (i / d->inner) % d->channels;
-            int32_t z = d->zero ? int_at(d->zero, c) : 0;
-            add_pair(s, f[i], (float)(int_at(x, i) - z) * d->scale[c]);
+        add_floats(s, f, x->data, n);
+        return;
+    }
+    float real[256], buf[CHUNK];
+    bool table = d->channels == 1 && (x->dtype == OQ_DTYPE_UINT8 || x->dtype == OQ_DTYPE_INT8);
+    int32_t z0 = d->zero ? int_at(d->zero, 0) : 0;
+    for (int b = 0; table && b < 256; b++)
+        real[b] = (float)((x->dtype == OQ_DTYPE_INT8 ? (int32_t)(int8_t)b : b) - z0) * d->scale[0];
+    for (int64_t i0 = 0; i0 < n; i0 += CHUNK) {
+        int64_t m = n - i0 < CHUNK ? n - i0 : CHUNK;
+        if (table) {
+            const uint8_t *q = (const uint8_t *)x->data + i0;
+            for (int64_t k = 0; k < m; k++)
+                buf[k] = real[q[k]];
+        } else {
+            for (int64_t k = 0; k < m; k++) {
+                int64_t i = i0 + k, c = (i / d->inner) % d->channels;
+                buf[k] = (float)(int_at(x, i) - (d->zero ? int_at(d->zero, c) : 0)) * d->scale[c];
+            }
         }
+        add_floats(s, f + i0, buf, m);
     }
 }
 
@@ -541,6 +648,7 @@ typedef struct cmp {
     int *f_input;         /* [fm n_values]: index among the fed inputs, or -1 */
     bool *f_need, *q_need; /* [n_values] the values each session shows its observer */
     int *row_of;          /* [qm n_values]: row index, or -1 */
+    const oq_value **unlike; /* [qm n_values]: pairing.unlike of the values without a row */
     bool *is_param;       /* [qm n_values]: a run-time scale or zero point some row needs */
     int n_rows;
     row *rows;
@@ -590,7 +698,7 @@ static bool resolve_dequant(const cmp *c, row *r, const oq_tensor *x, dequant *d
 {
     const oq_tensor *s = param(c, r->p.scale), *z = param(c, r->p.zero);
     if (!s) {
-        set_bad(r, "%s tensor with no known scale", oq_dtype_name(x->dtype), "");
+        set_bad(r, "it holds %s with no known scale and zero point", oq_dtype_name(x->dtype), "");
         return false;
     }
     int64_t ns = oq_tensor_numel(s);
@@ -621,9 +729,9 @@ static void compare_row(cmp *c, row *r, const oq_tensor *x)
     if (!f)
         set_bad(r, "its float counterpart '%s' was not computed", r->ref->name, "");
     else if (f->dtype != OQ_DTYPE_FLOAT)
-        set_bad(r, "its float counterpart '%s' is a %s tensor", r->ref->name, oq_dtype_name(f->dtype));
+        set_bad(r, "its float counterpart '%s' holds %s, not float", r->ref->name, oq_dtype_name(f->dtype));
     else if (x->dtype != OQ_DTYPE_FLOAT && !is_integer_q(x->dtype))
-        set_bad(r, "%s tensor", oq_dtype_name(x->dtype), "");
+        set_bad(r, "it holds %s, neither float nor an 8- or 16-bit integer", oq_dtype_name(x->dtype), "");
     if (r->bad[0])
         return;
     if (!same_shape(f, x)) {
@@ -773,6 +881,8 @@ static oq_status plan_rows(cmp *c, const matcher *mt, oq_err *err)
         for (int k = 0; k < n->n_outputs; k++) {
             const oq_value *v = n->outputs[k];
             const pairing *p = v ? &mt->pv[v->id] : NULL;
+            if (v && !v->constant && !p->ref)
+                c->unlike[v->id] = p->unlike;
             if (!v || v->constant || !p->ref)
                 continue;
             c->row_of[v->id] = c->n_rows;
@@ -814,12 +924,13 @@ static oq_status cmp_init(cmp *c, const oq_model *fm, const oq_model *qm, const 
     *c = (cmp){.fm = fm, .qm = qm, .sample = -1};
     c->f_input = malloc(((size_t)nf + 1) * sizeof *c->f_input);
     c->row_of = malloc(((size_t)nq + 1) * sizeof *c->row_of);
+    c->unlike = calloc((size_t)nq + 1, sizeof *c->unlike);
     c->f_need = calloc((size_t)nf + 1, sizeof *c->f_need);
     c->q_need = calloc((size_t)nq + 1, sizeof *c->q_need);
     c->is_param = calloc((size_t)nq + 1, sizeof *c->is_param);
     c->fkept = calloc((size_t)nf + 1, sizeof *c->fkept);
     c->pkept = calloc((size_t)nq + 1, sizeof *c->pkept);
-    if (!c->f_input || !c->row_of || !c->f_need || !c->q_need || !c->is_param || !c->fkept || !c->pkept)
+    if (!c->f_input || !c->row_of || !c->unlike || !c->f_need || !c->q_need || !c->is_param || !c->fkept || !c->pkept)
         return oq_errf(err, OQ_ENOMEM, "out of memory");
     for (int i = 0; i < nf; i++) {
         c->f_input[i] = -1;
@@ -871,6 +982,7 @@ static void cmp_release(cmp *c)
     free(c->f_need);
     free(c->q_need);
     free(c->row_of);
+    free(c->unlike);
     free(c->is_param);
     free(c->rows);
     free(c->fkept);
@@ -951,11 +1063,6 @@ static double ancestors_sqnr(const cmp *c, const oq_compare_result *r, const int
     return lowest;
 }
 
-static char *dup_or_empty(const char *s)
-{
-    return strdup(s ? s : "");
-}
-
 /* Fills r from the rows and outputs in graph order. */
 static oq_status build_result(const cmp *c, oq_compare_result *r, oq_err *err)
 {
@@ -999,8 +1106,15 @@ static oq_status build_result(const cmp *c, oq_compare_result *r, oq_err *err)
                 if (w)
                     tensor_of[ri] = -1;
                 oq_compare_unmatched *u = &r->unmatched[r->n_unmatched++];
-                if (!(u->name = strdup(v->name)) || !(u->op_type = strdup(n->op_type)) ||
-                    !(u->reason = dup_or_empty(w ? w->bad : "no float counterpart")))
+                char why[OQ_ERR_MSG_MAX];
+                if (w)
+                    snprintf(why, sizeof why, "%s", w->bad);
+                else if (c->unlike[v->id])
+                    snprintf(why, sizeof why, "no float counterpart: the float tensor of its name ('%s') is computed "
+                             "from other tensors", c->unlike[v->id]->name);
+                else
+                    snprintf(why, sizeof why, "no float counterpart");
+                if (!(u->name = strdup(v->name)) || !(u->op_type = strdup(n->op_type)) || !(u->reason = strdup(why)))
                     st = oq_errf(err, OQ_ENOMEM, "out of memory");
             }
             if (st)

@@ -204,11 +204,11 @@ OWN_PAIRS = {
 }
 # tensors compare must list as not compared (name -> words its reason must contain)
 OWN_UNMATCHED = {
-    "qoperator": {"logits_int32": "int32", "logits_int32_bias": "no float counterpart",
+    "qoperator": {"logits_int32": "holds int32", "logits_int32_bias": "no float counterpart",
                   "logits_float": "no float counterpart"},
     "qdq": {}, "contrib": {},
-    "dynamic": {"x_scale": "no float counterpart", "c1_int32": "int32", "c1_float": "no float counterpart",
-                "logits_int32": "int32"},
+    "dynamic": {"x_scale": "no float counterpart", "c1_int32": "holds int32", "c1_float": "no float counterpart",
+                "logits_int32": "holds int32"},
 }
 OWN_ARGS = {"qoperator": [], "qdq": ["--format", "qdq"], "dynamic": ["--mode", "dynamic"], "contrib": ["--contrib"]}
 
