@@ -274,6 +274,21 @@ def producer_params(model, name):
     return None
 
 
+# integer inputs read at a scale and zero point (the two inputs after each), by op
+READS = {"DequantizeLinear": (0,), "QLinearConv": (0, 3), "QLinearMatMul": (0, 3), "QLinearAdd": (0, 3),
+         "QLinearMul": (0, 3), "QGemm": (0, 3), "QLinearSigmoid": (0,), "QLinearGlobalAveragePool": (0,)}
+
+
+def reader_params(model, name):
+    """(scale, zero point, axis) names at which the first op reading `name` with a scale reads it."""
+    for n in model.graph.node:
+        for i in READS.get(n.op_type, ()):
+            if i < len(n.input) and n.input[i] == name:
+                axis = {a.name: helper.get_attribute_value(a) for a in n.attribute}.get("axis", 1)
+                return n.input[i + 1], n.input[i + 2] if len(n.input) > i + 2 else None, axis
+    return None
+
+
 def dequantize(q, scale, zp, axis):
     scale = np.asarray(scale, np.float32)
     zp = np.zeros_like(scale, np.int32) if zp is None else np.asarray(zp).astype(np.int32)
@@ -301,14 +316,16 @@ def metrics(fs, qs):
 
 
 def expected(qmodel, pairs, qt, ft, fconst):
-    """numpy's numbers for each (quantized tensor, float tensor) pair."""
+    """numpy's numbers for each (quantized tensor, float tensor[, "read"]) pair: an
+    integer tensor is dequantized at its producer's parameters, or with "read" at
+    those of the op that reads it (where a factor is folded into that scale)."""
     inits = {i.name: numpy_helper.to_array(i) for i in qmodel.graph.initializer}
     out = {}
-    for qn, fn in pairs:
+    for qn, fn, *how in pairs:
         fs = [np.broadcast_to(fconst[fn], qt[qn][0].shape)] * len(qt[qn]) if fn in fconst else ft[fn]
         qs = qt[qn]
         if qs[0].dtype != np.float32:
-            s, z, axis = producer_params(qmodel, qn)
+            s, z, axis = reader_params(qmodel, qn) if how else producer_params(qmodel, qn)
             qs = [dequantize(q, inits[s] if s in inits else qt[s][k],
                              None if z is None else (inits[z] if z in inits else qt[z][k]), axis)
                   for k, q in enumerate(qs)]
@@ -320,7 +337,7 @@ def runtime_params(qmodel, pairs):
     """Scale/zero-point tensors that are not initializers (DynamicQuantizeLinear's outputs)."""
     inits = {i.name for i in qmodel.graph.initializer}
     names = []
-    for qn, _ in pairs:
+    for qn, *_ in pairs:
         p = producer_params(qmodel, qn)
         for n in (p[:2] if p else ()):
             if n and n not in inits and n not in names:
@@ -347,10 +364,10 @@ def close(a, b, tol):
 
 def check_against_numpy(label, rep, pairs, want, samples):
     rows = rep["tensors"]
-    check([t["name"] for t in rows] == [q for q, _ in pairs], f"{label}: tensors and order",
+    check([t["name"] for t in rows] == [q for q, *_ in pairs], f"{label}: tensors and order",
           f"got {[t['name'] for t in rows]}")
     byname = {t["name"]: t for t in rows}
-    for qn, fn in pairs:
+    for qn, fn, *_ in pairs:
         t = byname.get(qn)
         if not check(t is not None, f"{label} {qn}: listed"):
             continue
@@ -362,14 +379,15 @@ def check_against_numpy(label, rep, pairs, want, samples):
               f"numpy {sq:.9f} dB cos {cs:.12f} max {mx}")
 
 
-def check_output(label, rep, fo, qo):
-    agree = np.mean([int(np.argmax(a) == np.argmax(b)) for a, b in zip(fo, qo)])
+def check_output(label, rep, name, fo, qo):
+    """The one graph output; top-1 agreement (argmax of the last axis) when shaped [N, C]."""
+    agree = np.mean([int(np.argmax(a) == np.argmax(b)) for a, b in zip(fo, qo)]) if fo[0].ndim == 2 else None
     sq, cs, mx = metrics(fo, qo)
     outs = rep["outputs"]
-    ok = (len(outs) == 1 and outs[0]["name"] == "logits" and close(outs[0]["sqnr_db"], sq, EXACT_TOL)
+    ok = (len(outs) == 1 and outs[0]["name"] == name and close(outs[0]["sqnr_db"], sq, EXACT_TOL)
           and close(outs[0]["cosine"], cs, EXACT_TOL) and close(outs[0]["max_abs_error"], mx, 1e-15 * mx)
           and outs[0]["top1_agreement"] == agree)
-    check(ok, f"{label}: output logits", f"compare {outs}; numpy {sq} dB, top-1 agreement {agree}")
+    check(ok, f"{label}: output {name}", f"compare {outs}; numpy {sq} dB, top-1 agreement {agree}")
 
 
 # ---- the cases -------------------------------------------------------------------------------
@@ -397,7 +415,7 @@ def test_ort_style(exe, tmp, fm, fpath, data, xs):
     check_against_numpy("ort-style qdq", rep, ORT_STYLE_PAIRS, want, len(xs))
     check(rep["unmatched"] == [] and rep["summary"]["unmatched"] == 0, "ort-style qdq: nothing unmatched",
           str(rep["unmatched"]))
-    check_output("ort-style qdq", rep, ft["logits"], qt["logits"])
+    check_output("ort-style qdq", rep, "logits", ft["logits"], qt["logits"])
     # the same tensors as ONNX Runtime computes them
     qtypes = {n: (TensorProto.UINT8 if n.endswith("_QuantizeLinear_Output") else TensorProto.FLOAT) for n in qnames}
     ftypes = {n: TensorProto.FLOAT for n in float_names}
@@ -410,30 +428,96 @@ def test_ort_style(exe, tmp, fm, fpath, data, xs):
           f"largest difference {worst[0]:.4f} dB at {worst[1]} (bound {ORT_TOL_DB})")
 
 
+def check_own_form(exe, tmp, label, fpath, data, xs, ft, fconst, args, pairs, unmatched, output):
+    """Quantizes fpath with args and checks compare on it against numpy."""
+    qpath = os.path.join(tmp, f"{label}.onnx")
+    r = subprocess.run([exe, "quantize", fpath, "--data", data, "-o", qpath, "-q", *args], capture_output=True,
+                       text=True)
+    if not check(r.returncode == 0, f"{label}: quantize", r.stderr):
+        return
+    qm = onnx.load(qpath)
+    rep, _ = compare(exe, fpath, qpath, data, os.path.join(tmp, f"{label}.json"))
+    extra = runtime_params(qm, pairs)
+    qt = run_tensors(exe, qm, os.path.join(tmp, f"{label}_exposed.onnx"), [q for q, *_ in pairs] + extra, xs)
+    check_against_numpy(label, rep, pairs, expected(qm, pairs, qt, ft, fconst), len(xs))
+    check_output(label, rep, output, ft[output], qt[output])
+    un = {u["name"]: u["reason"] for u in rep["unmatched"]}
+    check(rep["summary"]["unmatched"] == len(un) and all(n in un and w in un[n] for n, w in unmatched.items()),
+          f"{label}: unmatched tensors listed with their reason", str(un))
+    # every tensor made by a node is either compared or listed
+    made = [o for n in qm.graph.node if n.op_type != "Constant" for o in n.output if o]
+    check(sorted(made) == sorted([t["name"] for t in rep["tensors"]] + list(un)),
+          f"{label}: every computed tensor is compared or listed")
+
+
 def test_own_forms(exe, tmp, fm, fpath, data, xs):
     fconst = {i.name: numpy_helper.to_array(i) for i in fm.graph.initializer}
     ft = run_tensors(exe, fm, os.path.join(tmp, "f_all.onnx"), ["c1", "r1", "c2", "s", "g", "f", "logits"], xs)
     ft["x"] = xs
     for form, pairs in OWN_PAIRS.items():
-        qpath = os.path.join(tmp, f"own_{form}.onnx")
-        r = subprocess.run([exe, "quantize", fpath, "--data", data, "-o", qpath, "-q", *OWN_ARGS[form]],
-                           capture_output=True, text=True)
-        if not check(r.returncode == 0, f"{form}: quantize", r.stderr):
-            continue
-        qm = onnx.load(qpath)
-        rep, _ = compare(exe, fpath, qpath, data, os.path.join(tmp, f"own_{form}.json"))
-        extra = runtime_params(qm, pairs)
-        qt = run_tensors(exe, qm, os.path.join(tmp, f"own_{form}_exposed.onnx"), [q for q, _ in pairs] + extra, xs)
-        check_against_numpy(form, rep, pairs, expected(qm, pairs, qt, ft, fconst), len(xs))
-        check_output(form, rep, ft["logits"], qt["logits"])
-        un = {u["name"]: u["reason"] for u in rep["unmatched"]}
-        check(rep["summary"]["unmatched"] == len(un) and all(n in un and w in un[n]
-                                                             for n, w in OWN_UNMATCHED[form].items()),
-              f"{form}: unmatched tensors listed with their reason", str(un))
-        # every tensor made by a node is either compared or listed
-        made = [o for n in qm.graph.node if n.op_type != "Constant" for o in n.output if o]
-        check(sorted(made) == sorted([t["name"] for t in rep["tensors"]] + list(un)),
-              f"{form}: every computed tensor is compared or listed")
+        check_own_form(exe, tmp, f"own_{form}", fpath, data, xs, ft, fconst, OWN_ARGS[form], pairs,
+                       OWN_UNMATCHED[form], "logits")
+
+
+def affine_model():
+    """Conv + BatchNormalization, then the scale-and-shift blocks of PP-OCRv4
+    (Mul and Add by constants), once after the Conv and once after a Sigmoid."""
+    w = {"W1": RNG.normal(0, 0.3, (6, 3, 3, 3)), "W2": RNG.normal(0, 0.2, (4, 6, 1, 1)),
+         "g": RNG.uniform(0.5, 1.5, 6), "b": RNG.normal(0, 0.1, 6), "mu": RNG.normal(0, 0.1, 6),
+         "var": RNG.uniform(0.5, 1.5, 6), "k": 0.5, "t": 0.1, "k2": 3.0, "t2": -0.2}
+    nodes = [
+        helper.make_node("Conv", ["x", "W1"], ["c"], "conv1", pads=[1, 1, 1, 1]),
+        helper.make_node("BatchNormalization", ["c", "g", "b", "mu", "var"], ["bn"], "bn1"),
+        helper.make_node("Mul", ["bn", "k"], ["m"], "mul"),
+        helper.make_node("Add", ["m", "t"], ["a"], "add"),
+        helper.make_node("Sigmoid", ["a"], ["s"], "sig"),
+        helper.make_node("Mul", ["s", "k2"], ["m2"], "mul2"),
+        helper.make_node("Add", ["m2", "t2"], ["a2"], "add2"),
+        helper.make_node("Conv", ["a2", "W2"], ["y"], "conv2"),
+    ]
+    g = helper.make_graph(nodes, "affine", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 16, 16])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4, 16, 16])],
+                          [init(k, np.asarray(v, np.float32)) for k, v in w.items()])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 7
+    onnx.checker.check_model(m, full_check=True)
+    return m
+
+
+# onnxq folds the BatchNormalization into the Conv (its output has no float twin
+# in QDQ form), the first Mul into the scale of the DequantizeLinear (or
+# QLinearAdd) reading the Conv's 8-bit output, and the second into the scale of
+# the QuantizeLinear after the shift Add, whose output keeps the name a2 while it
+# holds a2 / 3: that tensor is no counterpart of a2, and the 8-bit tensor stands
+# for a2 at the scale the next Conv reads it at ("read").
+AFFINE_PAIRS = {
+    "qoperator": [("x_quantized", "x"), ("bn_quantized", "m", "read"), ("m", "m"), ("a", "a"), ("s", "s"),
+                  ("a2_quantized", "a2", "read"), ("y_quantized", "y"), ("y", "y")],
+    "qdq": [("x_quantized", "x"), ("x_dequantized", "x"), ("bn_quantized", "m", "read"), ("m", "m"), ("a", "a"),
+            ("s", "s"), ("a2_quantized", "a2", "read"), ("a2_dequantized", "a2"), ("W2_dequantized", "W2"),
+            ("y_float", "y"), ("y_quantized", "y"), ("y", "y")],
+    "contrib": [("x_quantized", "x"), ("bn_quantized", "m", "read"), ("a_quantized", "a", "read"),
+                ("s_quantized", "m2", "read"), ("a2_quantized", "a2", "read"), ("y_quantized", "y"), ("y", "y")],
+}
+REUSED = "computed from other tensors"
+AFFINE_UNMATCHED = {
+    "qoperator": {"a2": REUSED},
+    "qdq": {"a2": REUSED, "bn_float": "no float counterpart", "W1_bn_folded_dequantized": "no float counterpart"},
+    "contrib": {},
+}
+
+
+def test_folded_factors(exe, tmp, xs):
+    fm = affine_model()
+    fpath = os.path.join(tmp, "affine.onnx")
+    onnx.save(fm, fpath)
+    data = os.path.join(tmp, "data")
+    fconst = {i.name: numpy_helper.to_array(i) for i in fm.graph.initializer}
+    ft = run_tensors(exe, fm, os.path.join(tmp, "affine_all.onnx"), ["m", "a", "s", "m2", "a2", "y"], xs)
+    ft["x"] = xs
+    for form, pairs in AFFINE_PAIRS.items():
+        check_own_form(exe, tmp, f"affine_{form}", fpath, data, xs, ft, fconst, OWN_ARGS[form], pairs,
+                       AFFINE_UNMATCHED[form], "y")
 
 
 def test_shapes_and_determinism(exe, tmp, fpath, data):
@@ -563,6 +647,7 @@ def main():
         write_samples(data, xs)
         test_ort_style(exe, tmp, fm, fpath, data, xs)
         test_own_forms(exe, tmp, fm, fpath, data, xs)
+        test_folded_factors(exe, tmp, xs)
         test_shapes_and_determinism(exe, tmp, fpath, data)
         test_memory(exe, tmp, fpath)
         test_bad_input(exe, tmp, fpath, data)
