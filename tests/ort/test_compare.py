@@ -557,7 +557,9 @@ def peak_rss_mb(tmp, args):
     """Peak RSS of onnxq args, measured by GNU time: a child forked straight from
     this Python process would start with Python's RSS, which ru_maxrss keeps."""
     out = os.path.join(tmp, "rss.txt")
-    r = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", out, *args], capture_output=True, text=True)
+    # under AddressSanitizer, freed blocks wait in a quarantine (256 MB by default) on purpose
+    env = dict(os.environ, ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=0")
+    r = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", out, *args], capture_output=True, text=True, env=env)
     if r.returncode != 0:
         raise harness.RunError(f"{' '.join(args)}: {r.stderr}")
     with open(out) as f:
