@@ -541,13 +541,12 @@ static void add_floats(sums *s, const float *f, const float *q, int64_t n)
     s->elements += n;
 }
 
+/* +inf when the two are equal, zeros included. */
 static double sqnr_db(const sums *s)
 {
     if (!s->elements)
         return NAN;
-    if (s->err2 == 0)
-        return s->ff > 0 ? INFINITY : 0;
-    return 10 * log10(s->ff / s->err2);
+    return s->err2 == 0 ? INFINITY : 10 * log10(s->ff / s->err2);
 }
 
 static double cosine(const sums *s)
@@ -585,7 +584,9 @@ static void add_tensor(sums *s, const float *f, const oq_tensor *x, const dequan
 {
     int64_t n = oq_tensor_numel(x);
     if (x->dtype == OQ_DTYPE_FLOAT) {
-        add_floats(s, f, x->data, n);
+        /* chunk by chunk as integers are, so that equal values give equal sums */
+        for (int64_t i0 = 0; i0 < n; i0 += CHUNK)
+            add_floats(s, f + i0, (const float *)x->data + i0, n - i0 < CHUNK ? n - i0 : CHUNK);
         return;
     }
     float real[256], buf[CHUNK];
@@ -629,7 +630,7 @@ typedef struct row {
     oq_dtype dtype;       /* q's element type as it ran (UNDEFINED until seen) */
     sums s;
     int64_t samples, mismatched;
-    char bad[96];         /* why it cannot be compared ("" while it can) */
+    char bad[256];        /* why it cannot be compared ("" while it can) */
     kept pending;         /* q of this sample, waiting for run-time parameters */
 } row;
 

@@ -116,7 +116,7 @@ static void put_number(double v, int width, int decimals)
     else if (isinf(v))
         fprintf(stderr, " %*s", width, v > 0 ? "inf" : "-inf");
     else
-        fprintf(stderr, " %*.*f", width, decimals, v);
+        fprintf(stderr, " %*.*f", width, decimals, fabs(v) < 0.5 * pow(10, -decimals) ? 0.0 : v); /* no "-0.00" */
 }
 
 /* Indices of the (up to) n tensors with the largest drop of at least min_db,
