@@ -2,11 +2,11 @@
  * tensor on sample data (see oq_compare.h).
  *
  * Setup pairs each tensor of the quantized model with its float counterpart
- * and the parameters that dequantize it (pairing.c). Then, one sample at a time: the float
- * run keeps a copy of each counterpart it computes, the quantized run's
- * observer compares each paired tensor as it appears (an integer tensor whose
- * run-time scale has not appeared yet waits for the end of the run), and the
- * sums of both runs' graph outputs grow. */
+ * and the parameters that dequantize it (pairing.c). Then, one sample at a
+ * time: the float run keeps a copy of each counterpart it computes, the
+ * quantized run's observer compares each paired tensor as it appears (an
+ * integer tensor whose run-time scale has not appeared yet waits for the end
+ * of the run), and the sums of both runs' graph outputs grow. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
