@@ -13,6 +13,7 @@ pkgs=(
   python3-pil fonts-dejavu-core                      # rendered inputs for the real-model tests
   python3-torch python3-sklearn                      # zoo: models trained here, PyTorch's INT8 as the peer
   clang libclang-rt-14-dev                           # sanitizer/fuzzing runtime for clang builds
+  time                                               # GNU time: peak memory in tests and benchmarks
 )
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)    # ONNX Runtime reference (tests/ort)
 command -v npm >/dev/null 2>&1 || pkgs+=(npm)

@@ -23,6 +23,7 @@ static const cli_command commands[] = {
     {"calibrate", "record activation ranges over sample data (and merge tables)", cli_calibrate},
     {"convert", "rewrite a model to INT8 with a calibration table, with a report", cli_convert},
     {"quantize", "calibrate and convert in one run", cli_quantize},
+    {"compare", "compare a quantized model with its float model, tensor by tensor", cli_compare},
 };
 #define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))
 

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Hostile input for every command (inspect, run, calibrate, convert, quantize).
+"""Hostile input for every command (inspect, run, calibrate, convert, quantize, compare).
 
 Each bad model, data folder, calibration table or output path is given to
 every command it can reach. The contract checked each time: exit 1 (2 for a
@@ -99,7 +99,7 @@ def table_for(table, model):
 
 
 def all_commands(run, model, data, table, contains="", inputs=(), allow_ok=False):
-    """The five commands on one model; outputs go to run.out."""
+    """The six commands on one model (compare: against itself); outputs go to run.out."""
     o = run.out
     table = table_for(table, model)
     ins = (model, data, table, *inputs)
@@ -111,15 +111,19 @@ def all_commands(run, model, data, table, contains="", inputs=(), allow_ok=False
               inputs=ins, allow_ok=allow_ok)
     run.fails(["quantize", model, "--data", data, "-o", os.path.join(o, "q.onnx"), "-q"], contains,
               inputs=ins, allow_ok=allow_ok)
+    run.fails(["compare", model, model, "--data", data, "--report", os.path.join(o, "c.json"), "-q"], contains,
+              inputs=ins, allow_ok=allow_ok)
 
 
 def executing_commands(run, model, data, contains="", inputs=()):
-    """run, calibrate and quantize: the commands that execute the model."""
+    """run, calibrate, quantize and compare: the commands that execute the model."""
     o = run.out
     ins = (model, data, *inputs)
     run.fails(["run", model, "--data", data, "-o", o], contains, inputs=ins)
     run.fails(["calibrate", model, "--data", data, "-o", os.path.join(o, "t.json"), "-q"], contains, inputs=ins)
     run.fails(["quantize", model, "--data", data, "-o", os.path.join(o, "q.onnx"), "-q"], contains, inputs=ins)
+    run.fails(["compare", model, model, "--data", data, "--report", os.path.join(o, "c.json"), "-q"], contains,
+              inputs=ins)
 
 
 # ---- models ------------------------------------------------------------------
