@@ -11,6 +11,8 @@
   (--input NAME=... or a named tensor in --data), with or without preparing,
   and the output moves exactly as that weight says; an IR 7 model's
   overridable initializer likewise;
+- BatchNormalization folded by prepare quantizes to the same bytes as the
+  quantizer's own fold;
 - errors: usage (exit 2), a bad model, output equal to the input, a report
   that cannot be written: one error line, nothing written, existing files kept.
 
@@ -30,6 +32,7 @@ from checks import check, finish, run
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "models"))
 import gen_prepare_models  # noqa: E402
+import gen_test_models  # noqa: E402
 
 
 def write_pb(path, arr, name):
@@ -157,6 +160,29 @@ def test_feeding_weights(exe, tmp):
           "IR 7: prepare keeps an overridable initializer an input")
 
 
+def test_batchnorm_matches_quantizer(exe, tmp):
+    """BatchNormalization folded by prepare has the bits the quantizer's own fold
+    gives: `convert --mode dynamic` of the original (which folds it itself) and
+    of the prepared model store the same bytes under every initializer name."""
+    m = next(m for name, m, _ in gen_test_models.models() if name == "mobile_block")
+    src, prepared = os.path.join(tmp, "mobile_block.onnx"), os.path.join(tmp, "mobile_block.prepared.onnx")
+    onnx.save(m, src)
+    outs = []
+    r = run(exe, "prepare", src, "-o", prepared, "-q")
+    check(r.returncode == 0, f"prepare mobile_block: {r.stderr!r}")
+    for k, model in enumerate((src, prepared)):
+        out = os.path.join(tmp, f"mobile_block.dynamic{k}.onnx")
+        r = run(exe, "convert", model, "--mode", "dynamic", "-o", out, "-q")
+        check(r.returncode == 0, f"convert --mode dynamic {os.path.basename(model)}: {r.stderr!r}")
+        if r.returncode == 0:
+            outs.append({t.name: numpy_helper.to_array(t).tobytes() for t in onnx.load(out).graph.initializer})
+    if len(outs) == 2:
+        folded = [k for k in outs[0] if "_bn_" in k]
+        check(folded and set(outs[0]) == set(outs[1]), f"initializer names differ: {sorted(set(outs[0]) ^ set(outs[1]))}")
+        differ = [k for k in outs[0] if k in outs[1] and outs[0][k] != outs[1][k]]
+        check(not differ, f"BatchNormalization folds differ from the quantizer's: {differ}")
+
+
 def test_errors(exe, tmp):
     src = os.path.join(tmp, "cntk_style.onnx")
     r = run(exe, "prepare", "--help")
@@ -205,6 +231,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="oq-cli-prepare-") as tmp:
         test_generated(exe, tmp)
         test_feeding_weights(exe, tmp)
+        test_batchnorm_matches_quantizer(exe, tmp)
         test_errors(exe, tmp)
     return finish("prepare")
 
