@@ -4,9 +4,11 @@
  *   - graph inputs that carry an initializer in an IR < 4 model (exporters of
  *     that time listed every weight as an input) become plain constants;
  *   - Identity nodes and inference-mode Dropout nodes are removed;
- *   - nodes whose inputs are all constants (and Shape of a fully static shape)
- *     are evaluated with the executor's own kernels and replaced by their
- *     outputs, unless an output would be larger than the size bound below;
+ *   - nodes whose inputs are all constants are evaluated with the executor's
+ *     own kernels and replaced by their outputs, unless an output would be
+ *     larger than the size bound below; so is Shape of a graph input whose
+ *     declared shape is fully static (onnxq's commands and ONNX Runtime refuse
+ *     a fed tensor of another shape; oq_session_run does not check dims);
  *   - an Add of a per-channel constant after a Conv moves into the Conv's bias;
  *   - an inference-mode BatchNormalization that alone reads a Conv's or Gemm's
  *     output folds into that node's weight and bias;

@@ -151,8 +151,8 @@ static const float *channel_addend(const oq_graph *g, const oq_value *k, int r, 
 static oq_status fold_conv_add(prep_ctx *c, oq_node *a, bool *folded)
 {
     *folded = false;
-    if (a->n_inputs != 2 || a->n_outputs != 1 || !a->outputs[0] || !a->inputs[0] || !a->inputs[1])
-        return OQ_OK;
+    if (a->opset < 7 || a->n_inputs != 2 || a->n_outputs != 1 || !a->outputs[0] || !a->inputs[0] || !a->inputs[1])
+        return OQ_OK; /* before opset 7, Add broadcast by its axis attribute, not numpy's rule */
     int side = a->inputs[0]->producer && prep_op_of(a->inputs[0]->producer) == PREP_OP_CONV ? 0 : 1;
     oq_value *y = a->inputs[side], *z = a->outputs[0];
     oq_node *conv = y->producer;

@@ -126,6 +126,7 @@ const oq_tensor *prep_float_constant(const oq_graph *g, const oq_value *v)
     return prep_is_constant(g, v) && v->constant->dtype == OQ_DTYPE_FLOAT ? v->constant : NULL;
 }
 
+/* Whether n holds a subgraph (If, Loop, Scan), which may read values of n's graph by name. */
 static bool has_subgraph(const oq_node *n)
 {
     for (int a = 0; a < n->n_attrs; a++)
