@@ -88,6 +88,7 @@ const char *cli_value_type_name(const oq_value *v);
  * returns the exit status. */
 
 int cli_inspect(int argc, char **argv);
+int cli_prepare(int argc, char **argv);
 int cli_run(int argc, char **argv);
 int cli_calibrate(int argc, char **argv);
 int cli_convert(int argc, char **argv);
@@ -96,5 +97,6 @@ int cli_compare(int argc, char **argv);
 
 extern const char cli_inspect_help[];
 extern const char cli_run_help[];
+extern const char cli_prepare_help[];
 
 #endif

@@ -19,6 +19,7 @@ typedef struct cli_command {
 
 static const cli_command commands[] = {
     {"inspect", "summarize a model: inputs, outputs, operators, parameters", cli_inspect},
+    {"prepare", "write the prepared float model (folds, fusions, dead code removed)", cli_prepare},
     {"run", "execute a model on input tensors with the built-in executor", cli_run},
     {"calibrate", "record activation ranges over sample data (and merge tables)", cli_calibrate},
     {"convert", "rewrite a model to INT8 with a calibration table, with a report", cli_convert},

@@ -15,14 +15,18 @@
 #include "onnxq/oq_exec.h"
 #include "onnxq/oq_npy.h"
 #include "onnxq/oq_onnx_io.h"
+#include "onnxq/oq_prepare.h"
 
 const char cli_run_help[] =
     "Usage: onnxq run MODEL [--data DIR] [--input NAME=FILE.npy ...] [-o OUTDIR [--npy]]\n"
-    "                       [--threads N] [--bench N]\n"
+    "                       [--threads N] [--bench N] [--no-prepare]\n"
     "\n"
-    "Runs MODEL once with the built-in executor. Every graph input that is not an\n"
-    "initializer must be fed exactly once, from --data or --input (a model without\n"
-    "inputs needs neither).\n"
+    "Runs MODEL once with the built-in executor, after preparing it as `onnxq prepare`\n"
+    "does (constants folded, BatchNormalization and bias Adds folded, dead code\n"
+    "removed). Every graph input that is not an initializer must be fed exactly\n"
+    "once, from --data or --input (a model without inputs needs neither); an input\n"
+    "that has an initializer (old models list their weights so) may be fed by name\n"
+    "to override it.\n"
     "\n"
     "Options:\n"
     "  --data DIR          ONNX test-data folder: input_0.pb, input_1.pb, ... (serialized\n"
@@ -41,6 +45,7 @@ const char cli_run_help[] =
     "                      median_ms, min_ms, mean_ms, runs, threads, peak_rss_mb (process\n"
     "                      peak resident memory), planned_peak_mb (most activation memory\n"
     "                      held at once) and naive_mb (all activations without reuse)\n"
+    "  --no-prepare        run MODEL exactly as written, without preparing it\n"
     "  -h, --help          show this help and exit\n"
     "\n"
     "Without -o or --bench, prints one line per output: name, dtype, shape, min, max, mean\n"
@@ -85,8 +90,30 @@ static oq_status feed(feeds *f, int i, oq_tensor *t, const char *src, oq_err *er
     return OQ_OK;
 }
 
-/* Feeds input_K.pb files from the test-data folder dir, K = 0, 1, ... until one is missing. */
-static oq_status feed_data_dir(feeds *f, const char *dir, oq_err *err)
+/* The tensors of a test-data folder, read before the model is planned (their
+ * names may release inputs with a default, see oq_prepare_release_inputs). */
+typedef struct data_dir {
+    int n;
+    oq_tensor *tensors; /* [n], owned until fed */
+    char **names;       /* [n] tensor names ("" when unnamed) */
+    char **paths;       /* [n] the files */
+} data_dir;
+
+static void data_dir_free(data_dir *d)
+{
+    for (int k = 0; k < d->n; k++) {
+        oq_tensor_release(&d->tensors[k]);
+        free(d->names[k]);
+        free(d->paths[k]);
+    }
+    free(d->tensors);
+    free(d->names);
+    free(d->paths);
+    memset(d, 0, sizeof *d);
+}
+
+/* Reads input_K.pb files from the test-data folder dir, K = 0, 1, ... until one is missing. */
+static oq_status read_data_dir(data_dir *d, const char *dir, oq_err *err)
 {
     struct stat sb;
     if (stat(dir, &sb) != 0)
@@ -102,25 +129,67 @@ static oq_status feed_data_dir(feeds *f, const char *dir, oq_err *err)
         snprintf(path, cap, "%s/input_%d.pb", dir, k);
         if (access(path, F_OK) != 0)
             break;
-        oq_tensor t;
-        char *name = NULL;
-        if ((st = oq_tensor_load_pb(&t, &name, path, err)))
-            goto fail;
-        int i = name && name[0] ? input_index(f->s, name) : -1;
-        free(name);
+        oq_tensor *t = realloc(d->tensors, (size_t)(k + 1) * sizeof *t);
+        char **names = t ? realloc(d->names, (size_t)(k + 1) * sizeof *names) : NULL;
+        char **paths = names ? realloc(d->paths, (size_t)(k + 1) * sizeof *paths) : NULL;
+        d->tensors = t ? t : d->tensors;
+        d->names = names ? names : d->names;
+        d->paths = paths ? paths : d->paths;
+        if (!paths || !(d->paths[k] = strdup(path))) {
+            st = oq_errf(err, OQ_ENOMEM, "out of memory");
+            break;
+        }
+        d->names[k] = NULL;
+        d->n++;
+        memset(&d->tensors[k], 0, sizeof d->tensors[k]);
+        if ((st = oq_tensor_load_pb(&d->tensors[k], &d->names[k], path, err)))
+            break;
+    }
+    free(path);
+    return st;
+}
+
+/* Feeds the tensors of d: one named after a graph input feeds that input, an
+ * unnamed one (or one named otherwise) the input at its position. */
+static oq_status feed_data_dir(feeds *f, data_dir *d, oq_err *err)
+{
+    for (int k = 0; k < d->n; k++) {
+        int i = d->names[k] && d->names[k][0] ? input_index(f->s, d->names[k]) : -1;
         if (i < 0)
             i = k;
-        if (i >= f->n) {
-            oq_tensor_release(&t);
-            st = oq_errf(err, OQ_EINVAL, "%s: the model has only %d input%s to feed", path, f->n,
-                         f->n == 1 ? "" : "s");
-            goto fail;
-        }
-        if ((st = feed(f, i, &t, path, err)))
-            goto fail;
+        if (i >= f->n)
+            return oq_errf(err, OQ_EINVAL, "%s: the model has only %d input%s to feed", d->paths[k], f->n,
+                           f->n == 1 ? "" : "s");
+        oq_status st = feed(f, i, &d->tensors[k], d->paths[k], err);
+        if (st)
+            return st;
     }
-fail:
-    free(path);
+    return OQ_OK;
+}
+
+/* Makes the graph inputs with an initializer (the weights an IR < 4 model
+ * lists as inputs) that the command line feeds by name real inputs. */
+static oq_status release_fed_inputs(oq_model *m, const data_dir *d, const char *const *specs, int n_specs,
+                                    oq_err *err)
+{
+    char **names = calloc((size_t)(d->n + n_specs) + 1, sizeof *names);
+    if (!names)
+        return oq_errf(err, OQ_ENOMEM, "out of memory");
+    int n_named = 0, n = 0;
+    for (int k = 0; k < d->n; k++)
+        if (d->names[k] && d->names[k][0])
+            names[n_named++] = d->names[k]; /* borrowed */
+    for (n = n_named; n - n_named < n_specs; n++) /* owned */
+        if (!(names[n] = strndup(specs[n - n_named], (size_t)(strchr(specs[n - n_named], '=') - specs[n - n_named]))))
+            break;
+    oq_status st = OQ_OK;
+    if (n - n_named < n_specs)
+        st = oq_errf(err, OQ_ENOMEM, "out of memory");
+    else
+        oq_prepare_release_inputs(m, n, (const char *const *)names);
+    for (int k = n_named; k < n; k++)
+        free(names[k]);
+    free(names);
     return st;
 }
 
@@ -318,19 +387,19 @@ static oq_status print_bench(const oq_session *s, double *times, int runs, oq_er
 
 /* ---- the command ------------------------------------------------------------------------- */
 
-enum { OPT_DATA = 1, OPT_INPUT, OPT_OUTPUT, OPT_NPY, OPT_THREADS, OPT_BENCH, OPT_HELP };
+enum { OPT_DATA = 1, OPT_INPUT, OPT_OUTPUT, OPT_NPY, OPT_THREADS, OPT_BENCH, OPT_NO_PREPARE, OPT_HELP };
 
 static const cli_opt run_opts[] = {
     {"data", 0, true, OPT_DATA},       {"input", 0, true, OPT_INPUT},     {"output", 'o', true, OPT_OUTPUT},
     {"npy", 0, false, OPT_NPY},        {"threads", 0, true, OPT_THREADS}, {"bench", 0, true, OPT_BENCH},
-    {"help", 'h', false, OPT_HELP},
+    {"no-prepare", 0, false, OPT_NO_PREPARE}, {"help", 'h', false, OPT_HELP},
 };
 
 typedef struct run_args {
     const char *model, *data, *outdir;
     const char **inputs; /* [n_inputs] "NAME=FILE" specs, borrowed from argv */
     int n_inputs;
-    bool npy;
+    bool npy, no_prepare;
     long threads, bench; /* bench 0 = no benchmark */
 } run_args;
 
@@ -361,6 +430,7 @@ static int parse_args(run_args *a, int argc, char **argv)
             a->outdir = v;
             break;
         case OPT_NPY: a->npy = true; break;
+        case OPT_NO_PREPARE: a->no_prepare = true; break;
         case OPT_THREADS:
             if (!cli_parse_int(v, 0, 4096, &a->threads))
                 return cli_usage("run: --threads expects an integer from 0 to 4096, got '%s'", v);
@@ -402,11 +472,15 @@ int cli_run(int argc, char **argv)
     oq_model *m = NULL;
     oq_session *s = NULL;
     feeds f = {0};
+    data_dir d = {0};
+    oq_prepare_result prepared;
     oq_tensor *outs = NULL;
     double *times = NULL;
     int n_out = 0;
     oq_exec_options opts = {.threads = (int)a.threads};
-    if (oq_model_load(&m, a.model, &err) || oq_session_create(&s, m, &opts, &err))
+    if (oq_model_load(&m, a.model, &err) || (a.data && read_data_dir(&d, a.data, &err)) ||
+        release_fed_inputs(m, &d, a.inputs, a.n_inputs, &err) ||
+        (!a.no_prepare && oq_prepare_model(m, NULL, &prepared, &err)) || oq_session_create(&s, m, &opts, &err))
         goto fail;
 
     f.s = s;
@@ -425,7 +499,7 @@ int cli_run(int argc, char **argv)
         oq_errf(&err, OQ_ENOMEM, "out of memory");
         goto fail;
     }
-    if (a.data && feed_data_dir(&f, a.data, &err))
+    if (feed_data_dir(&f, &d, &err))
         goto fail;
     for (int i = 0; i < a.n_inputs; i++)
         if (feed_npy(&f, a.inputs[i], &err))
@@ -468,6 +542,7 @@ done:
     free(outs);
     free(times);
     feeds_free(&f);
+    data_dir_free(&d);
     oq_session_destroy(s);
     oq_model_destroy(m);
     free(a.inputs);

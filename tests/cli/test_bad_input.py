@@ -99,11 +99,13 @@ def table_for(table, model):
 
 
 def all_commands(run, model, data, table, contains="", inputs=(), allow_ok=False):
-    """The six commands on one model (compare: against itself); outputs go to run.out."""
+    """The seven commands on one model (compare: against itself); outputs go to run.out."""
     o = run.out
     table = table_for(table, model)
     ins = (model, data, table, *inputs)
     run.fails(["inspect", model], contains, inputs=ins, allow_ok=allow_ok)
+    run.fails(["prepare", model, "-o", os.path.join(o, "p.onnx"), "--report", os.path.join(o, "p.json"), "-q"],
+              contains, inputs=ins, allow_ok=allow_ok)
     run.fails(["run", model, "--data", data, "-o", o], contains, inputs=ins, allow_ok=allow_ok)
     run.fails(["calibrate", model, "--data", data, "-o", os.path.join(o, "t.json"), "-q"], contains,
               inputs=ins, allow_ok=allow_ok)

@@ -1,6 +1,7 @@
 /* fuzz_model.c: bytes -> ModelProto -> graph, which must serialize and load
  * again, -> session; small models are also run once on small inputs so the
- * executor's shape rules see hostile dims.
+ * executor's shape rules see hostile dims. Then the same for the model graph
+ * preparation (oq_prepare_model) makes of it, which must not fail.
  * Work is bounded: one tensor may hold at most 256 KiB, inputs at most 4096
  * elements, and graphs with loops (Loop, Scan) or more than 64 nodes are only
  * planned, not run. */
@@ -11,6 +12,7 @@
 
 #include "onnxq/oq_exec.h"
 #include "onnxq/oq_onnx_io.h"
+#include "onnxq/oq_prepare.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -102,6 +104,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_roundtrip(m);
     oq_session *s = NULL;
     oq_exec_options opts = {.threads = 1};
+    if (!oq_session_create(&s, m, &opts, &err) && runnable(m->graph))
+        run_once(s);
+    oq_session_destroy(s);
+    s = NULL;
+    oq_prepare_options po = {.fold_max_bytes = FUZZ_TENSOR_LIMIT};
+    oq_prepare_result pr;
+    if (oq_prepare_model(m, &po, &pr, &err)) {
+        fprintf(stderr, "fuzz_model: preparing a loaded model failed: %s\n", err.msg);
+        abort();
+    }
+    check_roundtrip(m);
     if (!oq_session_create(&s, m, &opts, &err) && runnable(m->graph))
         run_once(s);
     oq_session_destroy(s);

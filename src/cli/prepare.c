@@ -1,0 +1,259 @@
+/* prepare.c: `onnxq prepare MODEL -o OUT.onnx`, graph preparation (see
+ * oq_prepare.h) written out as a float model, with an optional JSON report. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "cli/cli.h"
+#include "onnxq/oq_onnx_io.h"
+#include "onnxq/oq_prepare.h"
+
+const char cli_prepare_help[] =
+    "Usage: onnxq prepare MODEL -o OUT.onnx [--report R.json] [-q]\n"
+    "\n"
+    "Rewrites MODEL into an equivalent float model that runs faster and quantizes\n"
+    "better, and writes it to OUT.onnx so you can look at what `onnxq run`,\n"
+    "`calibrate`, `convert` and `quantize` work on (they prepare the model the same\n"
+    "way unless given --no-prepare):\n"
+    "  - weights an IR < 4 model lists as graph inputs become constants;\n"
+    "  - Identity and inference Dropout nodes are removed;\n"
+    "  - nodes on constants (Reshape of a weight, ConstantOfShape, Shape of a\n"
+    "    static input, Cast, Concat, Gather, arithmetic, ...) are computed once and\n"
+    "    stored, unless a result would exceed 16 MiB and its inputs' size;\n"
+    "  - an Add of a per-channel constant after a Conv becomes the Conv's bias;\n"
+    "  - BatchNormalization after a Conv or Gemm folds into its weight and bias;\n"
+    "  - MatMul of a 2-D input by a constant weight, then Add of a constant row,\n"
+    "    becomes one Gemm;\n"
+    "  - nodes and initializers that nothing reads are removed.\n"
+    "Graph inputs, outputs and every value that survives keep their names. The\n"
+    "first three kinds of change leave every number the model computes identical;\n"
+    "the folds into Conv, Gemm and bias change outputs by float rounding only.\n"
+    "Stderr gets one summary line of what each pass did.\n"
+    "\n"
+    "Options:\n"
+    "  -o, --output FILE   the prepared model (written atomically; MODEL is never changed)\n"
+    "  --report FILE       also write the counts as JSON; the model and the report are\n"
+    "                      written together or not at all\n"
+    "  -q, --quiet         no summary line\n"
+    "  -h, --help          show this help and exit\n";
+
+enum { OPT_OUTPUT = 1, OPT_REPORT, OPT_QUIET, OPT_HELP };
+
+static const cli_opt prepare_opts[] = {
+    {"output", 'o', true, OPT_OUTPUT},
+    {"report", 0, true, OPT_REPORT},
+    {"quiet", 'q', false, OPT_QUIET},
+    {"help", 'h', false, OPT_HELP},
+};
+
+typedef struct prepare_args {
+    const char *model, *output, *report;
+    bool quiet;
+} prepare_args;
+
+/* Parses the command line into a; returns an exit status, or -1 to go on. */
+static int parse_args(prepare_args *a, int argc, char **argv)
+{
+    cli_parser p;
+    cli_parser_init(&p, argc, argv, 1, "prepare", prepare_opts, (int)(sizeof prepare_opts / sizeof prepare_opts[0]));
+    const char *v;
+    int id;
+    while ((id = cli_next(&p, &v)) != CLI_END) {
+        switch (id) {
+        case CLI_BAD: return CLI_EXIT_USAGE;
+        case OPT_HELP: fputs(cli_prepare_help, stdout); return CLI_EXIT_OK;
+        case OPT_OUTPUT:
+            if (a->output)
+                return cli_usage("prepare: -o given twice");
+            a->output = v;
+            break;
+        case OPT_REPORT:
+            if (a->report)
+                return cli_usage("prepare: --report given twice");
+            a->report = v;
+            break;
+        case OPT_QUIET: a->quiet = true; break;
+        case CLI_POSITIONAL:
+            if (a->model)
+                return cli_usage("prepare: expected one MODEL, got '%s' and '%s'", a->model, v);
+            a->model = v;
+            break;
+        }
+    }
+    if (!a->model)
+        return cli_usage("prepare: missing MODEL");
+    if (!a->output)
+        return cli_usage("prepare: missing -o OUT.onnx");
+    return -1;
+}
+
+/* ---- output ------------------------------------------------------------------------ */
+
+/* The model and its counts before and after, for the report. */
+typedef struct prepare_outcome {
+    oq_prepare_result r;
+    int64_t ir_before, ir_after;
+    int64_t bytes_before, bytes_after; /* constant storage */
+} prepare_outcome;
+
+/* The report as JSON text ending in a newline (caller frees), or NULL when out of memory. */
+static char *report_json(const prepare_args *a, const prepare_outcome *o)
+{
+    cJSON *root = cJSON_CreateObject(), *x;
+    if (!root)
+        return NULL;
+    x = cJSON_AddObjectToObject(root, "tool");
+    cJSON_AddStringToObject(x, "name", "onnxq");
+    cJSON_AddStringToObject(x, "version", OQ_VERSION);
+    x = cJSON_AddObjectToObject(root, "model");
+    cJSON_AddStringToObject(x, "path", a->model);
+    cJSON_AddStringToObject(x, "output", a->output);
+    cJSON_AddNumberToObject(x, "ir_version_before", (double)o->ir_before);
+    cJSON_AddNumberToObject(x, "ir_version_after", (double)o->ir_after);
+    x = cJSON_AddObjectToObject(root, "nodes");
+    cJSON_AddNumberToObject(x, "before", o->r.nodes_before);
+    cJSON_AddNumberToObject(x, "after", o->r.nodes_after);
+    x = cJSON_AddObjectToObject(root, "constant_bytes");
+    cJSON_AddNumberToObject(x, "before", (double)o->bytes_before);
+    cJSON_AddNumberToObject(x, "after", (double)o->bytes_after);
+    x = cJSON_AddObjectToObject(root, "passes");
+    for (int k = 0; k < OQ_PREPARE_STAT_COUNT; k++)
+        cJSON_AddNumberToObject(x, oq_prepare_stats[k].key, o->r.counts[k]);
+    char *json = cJSON_Print(root), *text = json ? malloc(strlen(json) + 2) : NULL;
+    cJSON_Delete(root);
+    if (text)
+        snprintf(text, strlen(json) + 2, "%s\n", json);
+    cJSON_free(json);
+    return text;
+}
+
+/* Writes buf to a new temporary file beside path; *tmp receives its name (caller frees). */
+static oq_status write_temp(const char *path, const void *buf, size_t len, char **tmp, oq_err *err)
+{
+    size_t n = strlen(path) + 16;
+    int fd = -1;
+    if (!(*tmp = malloc(n)))
+        return oq_errf(err, OQ_ENOMEM, "out of memory");
+    snprintf(*tmp, n, "%s.tmpXXXXXX", path);
+    if ((fd = mkstemp(*tmp)) < 0) {
+        oq_status st = oq_errf(err, OQ_EIO, "%s: cannot create: %s", path, strerror(errno));
+        free(*tmp);
+        *tmp = NULL;
+        return st;
+    }
+    for (size_t done = 0; done < len;) {
+        ssize_t w = write(fd, (const char *)buf + done, len - done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            goto fail;
+        done += (size_t)w;
+    }
+    if (fchmod(fd, 0644) != 0 || fsync(fd) != 0 || close(fd) != 0) {
+        fd = -1;
+        goto fail;
+    }
+    return OQ_OK;
+fail:;
+    int e = errno;
+    if (fd >= 0)
+        close(fd);
+    unlink(*tmp);
+    free(*tmp);
+    *tmp = NULL;
+    return oq_errf(err, OQ_EIO, "%s: cannot write: %s", path, strerror(e));
+}
+
+/* Writes the model bytes to a->output and the report text (when asked for) to
+ * a->report: both go to temporary files first and are renamed into place only
+ * when both are complete, so a failure leaves every existing file as it was. */
+static oq_status commit(const prepare_args *a, const uint8_t *model, size_t model_len, const char *report,
+                        oq_err *err)
+{
+    char *tmp_model = NULL, *tmp_report = NULL;
+    oq_status st = write_temp(a->output, model, model_len, &tmp_model, err);
+    if (!st && report)
+        st = write_temp(a->report, report, strlen(report), &tmp_report, err);
+    if (!st && tmp_report && rename(tmp_report, a->report) != 0)
+        st = oq_errf(err, OQ_EIO, "%s: cannot write: %s", a->report, strerror(errno));
+    if (!st && rename(tmp_model, a->output) != 0)
+        st = oq_errf(err, OQ_EIO, "%s: cannot write: %s", a->output, strerror(errno));
+    if (st) {
+        if (tmp_model)
+            unlink(tmp_model);
+        if (tmp_report)
+            unlink(tmp_report);
+    }
+    free(tmp_model);
+    free(tmp_report);
+    return st;
+}
+
+/* One line on stderr: node counts and every pass that did something. */
+static void print_summary(const prepare_outcome *o)
+{
+    fprintf(stderr, "prepare: %d -> %d nodes", o->r.nodes_before, o->r.nodes_after);
+    const char *sep = ": ";
+    for (int k = 0; k < OQ_PREPARE_STAT_COUNT; k++) {
+        if (!o->r.counts[k])
+            continue;
+        fprintf(stderr, "%s%d %s", sep, o->r.counts[k], oq_prepare_stats[k].label);
+        sep = ", ";
+    }
+    if (o->r.ir_raised)
+        fprintf(stderr, "%sIR version %lld -> %lld", sep, (long long)o->ir_before, (long long)o->ir_after);
+    else if (!strcmp(sep, ": "))
+        fprintf(stderr, ": nothing to change");
+    fputc('\n', stderr);
+}
+
+int cli_prepare(int argc, char **argv)
+{
+    prepare_args a = {0};
+    int rc = parse_args(&a, argc, argv);
+    if (rc >= 0)
+        return rc;
+    oq_err err = {0};
+    oq_model *m = NULL;
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    char *report = NULL;
+    prepare_outcome o = {0};
+    int64_t n_tensors, n_elements;
+    if (cli_refuse_overwrite(a.output, a.model, &err) ||
+        (a.report && (cli_refuse_overwrite(a.report, a.model, &err) || cli_refuse_overwrite(a.report, a.output, &err))))
+        goto fail;
+    if (oq_model_load(&m, a.model, &err))
+        goto fail;
+    o.ir_before = m->ir_version;
+    oq_graph_param_stats(m->graph, &n_tensors, &n_elements, &o.bytes_before);
+    if (oq_prepare_model(m, NULL, &o.r, &err))
+        goto fail;
+    o.ir_after = m->ir_version;
+    oq_graph_param_stats(m->graph, &n_tensors, &n_elements, &o.bytes_after);
+    if (oq_model_serialize(m, &bytes, &len, &err))
+        goto fail;
+    if (a.report && !(report = report_json(&a, &o))) {
+        oq_errf(&err, OQ_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if (commit(&a, bytes, len, report, &err))
+        goto fail;
+    if (!a.quiet)
+        print_summary(&o);
+    goto done;
+fail:
+    rc = cli_fail(&err);
+done:
+    if (rc < 0)
+        rc = CLI_EXIT_OK;
+    free(report);
+    free(bytes);
+    oq_model_destroy(m);
+    return rc;
+}
