@@ -2,6 +2,7 @@
  * mutation API, producer/consumer index, topological sort. */
 #include "onnxq/oq_graph.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -220,6 +221,226 @@ int64_t oq_model_opset(const oq_model *m, const char *domain)
     return 0;
 }
 
+/* ---- deep copy ------------------------------------------------------------------- */
+
+static oq_value *value_new(oq_graph *g, const char *name, oq_err *err);
+static oq_node *node_new(oq_graph *g, const char *op_type, const char *domain, const char *name, int n_inputs,
+                         int n_outputs);
+
+/* strdup that keeps NULL as NULL; sets *bad when a copy fails. */
+static char *dup_opt(const char *s, bool *bad)
+{
+    char *d = s ? strdup(s) : NULL;
+    *bad |= s && !d;
+    return d;
+}
+
+static void *dup_mem(const void *p, size_t n, bool *bad)
+{
+    if (!p)
+        return NULL;
+    void *d = malloc(n ? n : 1);
+    if (d)
+        memcpy(d, p, n);
+    *bad |= !d;
+    return d;
+}
+
+static oq_tensor *dup_tensor(const oq_tensor *t, oq_err *err)
+{
+    oq_tensor *d = malloc(sizeof *d);
+    if (!d) {
+        oq_errf(err, OQ_ENOMEM, "out of memory");
+        return NULL;
+    }
+    if (oq_tensor_copy(d, t, err)) {
+        free(d);
+        return NULL;
+    }
+    return d;
+}
+
+/* The source chain (src_graph ... top) and its copy, for mapping value pointers. */
+typedef struct scope {
+    const oq_graph *src;
+    oq_graph *dst;
+    const struct scope *outer;
+} scope;
+
+/* The copy of value v, which belongs to the scope's graph or an enclosing one. */
+static oq_value *mapped(const scope *s, const oq_value *v)
+{
+    if (!v)
+        return NULL;
+    for (; s; s = s->outer)
+        if (s->src == v->graph)
+            return s->dst->values[v->id];
+    return NULL;
+}
+
+static oq_graph *clone_graph(const oq_graph *src, oq_model *m, const scope *outer, oq_err *err);
+
+static oq_status clone_attr(oq_attr *d, const oq_attr *a, oq_model *m, const scope *sc, oq_err *err)
+{
+    bool bad = false;
+    d->name = dup_opt(a->name, &bad);
+    d->type = a->type;
+    d->f = a->f;
+    d->i = a->i;
+    d->s = dup_mem(a->s, a->s_len + 1, &bad);
+    d->s_len = a->s_len;
+    d->n = a->n;
+    d->floats = dup_mem(a->floats, (size_t)a->n * sizeof *a->floats, &bad);
+    d->ints = dup_mem(a->ints, (size_t)a->n * sizeof *a->ints, &bad);
+    d->ref_attr_name = dup_opt(a->ref_attr_name, &bad);
+    d->doc_string = dup_opt(a->doc_string, &bad);
+    d->raw = dup_mem(a->raw, a->raw_len, &bad);
+    d->raw_len = a->raw_len;
+    if (a->strings && (d->strings = calloc((size_t)(a->n ? a->n : 1), sizeof *d->strings)))
+        for (int i = 0; i < a->n; i++)
+            d->strings[i] = dup_opt(a->strings[i], &bad);
+    bad |= a->strings && !d->strings;
+    if (a->tensors && (d->tensors = calloc((size_t)(a->n ? a->n : 1), sizeof *d->tensors)))
+        for (int i = 0; i < a->n && !bad; i++)
+            bad |= !(d->tensors[i] = dup_tensor(a->tensors[i], err));
+    bad |= a->tensors && !d->tensors;
+    if (!bad && a->t)
+        bad = !(d->t = dup_tensor(a->t, err));
+    if (a->graphs && (d->graphs = calloc((size_t)(a->n ? a->n : 1), sizeof *d->graphs)))
+        for (int i = 0; i < a->n && !bad; i++)
+            bad |= !(d->graphs[i] = clone_graph(a->graphs[i], m, sc, err));
+    bad |= a->graphs && !d->graphs;
+    if (!bad && a->g)
+        bad = !(d->g = clone_graph(a->g, m, sc, err));
+    return bad ? (err && err->status ? err->status : oq_errf(err, OQ_ENOMEM, "out of memory")) : OQ_OK;
+}
+
+static oq_status clone_value(oq_value *d, const oq_value *v, oq_err *err)
+{
+    bool bad = false;
+    d->kind = v->kind;
+    d->dtype = v->dtype;
+    d->rank = v->rank;
+    d->is_initializer = v->is_initializer;
+    d->doc_string = dup_opt(v->doc_string, &bad);
+    d->type_bytes = dup_mem(v->type_bytes, v->type_bytes_len, &bad);
+    d->type_bytes_len = v->type_bytes_len;
+    if (v->dims && v->rank > 0 && (d->dims = calloc((size_t)v->rank, sizeof *d->dims)))
+        for (int i = 0; i < v->rank; i++) {
+            d->dims[i].value = v->dims[i].value;
+            d->dims[i].param = dup_opt(v->dims[i].param, &bad);
+        }
+    bad |= v->dims && v->rank > 0 && !d->dims;
+    if (!bad && v->constant && !(d->constant = dup_tensor(v->constant, err)))
+        return err && err->status ? err->status : OQ_ENOMEM;
+    return bad ? oq_errf(err, OQ_ENOMEM, "out of memory") : OQ_OK;
+}
+
+static oq_graph *clone_graph(const oq_graph *src, oq_model *m, const scope *outer, oq_err *err)
+{
+    oq_graph *g = oq_graph_create(m, outer ? outer->dst : NULL);
+    bool bad = !g;
+    if (g) {
+        free(g->name);
+        free(g->doc_string);
+        g->name = dup_opt(src->name, &bad);
+        g->doc_string = dup_opt(src->doc_string, &bad);
+    }
+    for (int i = 0; !bad && i < src->n_values; i++) {
+        oq_value *v = value_new(g, src->values[i]->name, err);
+        bad = !v || clone_value(v, src->values[i], err);
+    }
+    scope sc = {src, g, outer};
+    for (int i = 0; !bad && i < src->n_inputs; i++)
+        bad = oq_graph_add_input(g, mapped(&sc, src->inputs[i]), err) != OQ_OK;
+    for (int i = 0; !bad && i < src->n_outputs; i++)
+        bad = oq_graph_add_output(g, mapped(&sc, src->outputs[i]), err) != OQ_OK;
+    for (int i = 0; !bad && i < src->n_nodes; i++) {
+        const oq_node *s = src->nodes[i];
+        oq_node *n = node_new(g, s->op_type, s->domain, s->name, s->n_inputs, s->n_outputs);
+        if (!n || grow((void **)&g->nodes, &g->cap_nodes, g->n_nodes + 1, sizeof *g->nodes)) {
+            node_free(n);
+            bad = true;
+            break;
+        }
+        g->nodes[g->n_nodes++] = n;
+        free(n->doc_string);
+        n->doc_string = dup_opt(s->doc_string, &bad);
+        n->opset = s->opset;
+        n->order = s->order;
+        for (int k = 0; k < s->n_inputs; k++)
+            n->inputs[k] = mapped(&sc, s->inputs[k]);
+        for (int k = 0; k < s->n_outputs; k++)
+            n->outputs[k] = mapped(&sc, s->outputs[k]);
+        if (s->n_attrs && !(n->attrs = calloc((size_t)s->n_attrs, sizeof *n->attrs)))
+            bad = true;
+        for (int a = 0; !bad && a < s->n_attrs; a++, n->n_attrs++)
+            bad = clone_attr(&n->attrs[a], &s->attrs[a], m, &sc, err) != OQ_OK;
+    }
+    if (bad) {
+        if (!err || !err->status)
+            oq_errf(err, OQ_ENOMEM, "out of memory copying the model");
+        oq_graph_destroy(g);
+        return NULL;
+    }
+    return g;
+}
+
+/* Indexes g and every subgraph under it. */
+static oq_status index_all(oq_graph *g, oq_err *err)
+{
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int a = 0; a < g->nodes[i]->n_attrs; a++) {
+            const oq_attr *at = &g->nodes[i]->attrs[a];
+            oq_status st = at->type == OQ_ATTR_GRAPH && at->g ? index_all(at->g, err) : OQ_OK;
+            for (int j = 0; !st && at->type == OQ_ATTR_GRAPHS && j < at->n; j++)
+                st = index_all(at->graphs[j], err);
+            if (st)
+                return st;
+        }
+    return oq_graph_index(g, err);
+}
+
+oq_status oq_model_clone(oq_model **out, const oq_model *m, oq_err *err)
+{
+    *out = NULL;
+    oq_model *c = oq_model_create();
+    bool bad = !c;
+    if (c) {
+        c->ir_version = m->ir_version;
+        c->model_version = m->model_version;
+        c->producer_name = dup_opt(m->producer_name, &bad);
+        c->producer_version = dup_opt(m->producer_version, &bad);
+        c->domain = dup_opt(m->domain, &bad);
+        c->doc_string = dup_opt(m->doc_string, &bad);
+        c->passthrough = dup_mem(m->passthrough, m->passthrough_len, &bad);
+        c->passthrough_len = m->passthrough_len;
+        if (m->n_opsets && (c->opsets = calloc((size_t)m->n_opsets, sizeof *c->opsets)))
+            for (; c->n_opsets < m->n_opsets; c->n_opsets++) {
+                c->opsets[c->n_opsets].domain = dup_opt(m->opsets[c->n_opsets].domain, &bad);
+                c->opsets[c->n_opsets].version = m->opsets[c->n_opsets].version;
+            }
+        bad |= m->n_opsets && !c->opsets;
+        if (m->n_metadata && (c->metadata = calloc((size_t)m->n_metadata, sizeof *c->metadata)))
+            for (; c->n_metadata < m->n_metadata; c->n_metadata++) {
+                c->metadata[c->n_metadata].key = dup_opt(m->metadata[c->n_metadata].key, &bad);
+                c->metadata[c->n_metadata].value = dup_opt(m->metadata[c->n_metadata].value, &bad);
+            }
+        bad |= m->n_metadata && !c->metadata;
+    }
+    oq_status st = bad ? oq_errf(err, OQ_ENOMEM, "out of memory copying the model") : OQ_OK;
+    if (!st && m->graph && !(c->graph = clone_graph(m->graph, c, NULL, err)))
+        st = err && err->status ? err->status : OQ_ENOMEM;
+    if (!st && c->graph)
+        st = index_all(c->graph, err);
+    if (st) {
+        oq_model_destroy(c);
+        return st;
+    }
+    *out = c;
+    return OQ_OK;
+}
+
 /* ---- values -------------------------------------------------------------------- */
 
 oq_value *oq_graph_find_local(const oq_graph *g, const char *name)
@@ -383,15 +604,150 @@ oq_status oq_graph_add_output(oq_graph *g, oq_value *v, oq_err *err)
     return value_list_add(&g->outputs, &g->n_outputs, v, err);
 }
 
+/* ---- producer and consumer links ----------------------------------------------
+ * Kept valid by every edit below; oq_graph_index rebuilds them from scratch. */
+
+static oq_status add_consumer(oq_value *v, oq_node *n, oq_err *err)
+{
+    for (int i = 0; i < v->n_consumers; i++)
+        if (v->consumers[i] == n)
+            return OQ_OK; /* each reading node is listed once */
+    oq_node **p = realloc(v->consumers, (size_t)(v->n_consumers + 1) * sizeof *p);
+    if (!p)
+        return oq_errf(err, OQ_ENOMEM, "out of memory");
+    p[v->n_consumers++] = n;
+    v->consumers = p;
+    return OQ_OK;
+}
+
+static void remove_consumer(oq_value *v, const oq_node *n)
+{
+    for (int i = 0; i < v->n_consumers; i++)
+        if (v->consumers[i] == n) {
+            memmove(&v->consumers[i], &v->consumers[i + 1], (size_t)(v->n_consumers - i - 1) * sizeof *v->consumers);
+            v->n_consumers--;
+            return;
+        }
+}
+
+static bool has_subgraphs(const oq_node *n)
+{
+    for (int a = 0; a < n->n_attrs; a++)
+        if ((n->attrs[a].type == OQ_ATTR_GRAPH && n->attrs[a].g) || (n->attrs[a].type == OQ_ATTR_GRAPHS && n->attrs[a].n))
+            return true;
+    return false;
+}
+
+/* Calls fn(v, user) for every value of `outer` that subgraph sg (recursively)
+ * reads by pointer: node inputs and sg's outputs. Returns the first non-zero
+ * status fn returns. */
+static oq_status each_outer_read(const oq_graph *sg, const oq_graph *outer,
+                                 oq_status (*fn)(oq_value *v, void *user), void *user)
+{
+    oq_status st = OQ_OK;
+    for (int i = 0; !st && i < sg->n_nodes; i++) {
+        const oq_node *nd = sg->nodes[i];
+        for (int k = 0; !st && k < nd->n_inputs; k++)
+            if (nd->inputs[k] && nd->inputs[k]->graph == outer)
+                st = fn(nd->inputs[k], user);
+        for (int a = 0; !st && a < nd->n_attrs; a++) {
+            const oq_attr *at = &nd->attrs[a];
+            if (at->type == OQ_ATTR_GRAPH && at->g)
+                st = each_outer_read(at->g, outer, fn, user);
+            for (int j = 0; !st && at->type == OQ_ATTR_GRAPHS && j < at->n; j++)
+                st = each_outer_read(at->graphs[j], outer, fn, user);
+        }
+    }
+    for (int i = 0; !st && i < sg->n_outputs; i++)
+        if (sg->outputs[i] && sg->outputs[i]->graph == outer)
+            st = fn(sg->outputs[i], user);
+    return st;
+}
+
+/* Calls each_outer_read for every subgraph attribute of n. */
+static oq_status each_implicit_input(const oq_node *n, oq_status (*fn)(oq_value *v, void *user), void *user)
+{
+    oq_status st = OQ_OK;
+    for (int a = 0; !st && a < n->n_attrs; a++) {
+        const oq_attr *at = &n->attrs[a];
+        if (at->type == OQ_ATTR_GRAPH && at->g)
+            st = each_outer_read(at->g, n->graph, fn, user);
+        for (int j = 0; !st && at->type == OQ_ATTR_GRAPHS && j < at->n; j++)
+            st = each_outer_read(at->graphs[j], n->graph, fn, user);
+    }
+    return st;
+}
+
+typedef struct link_args {
+    oq_node *n;
+    oq_err *err;
+} link_args;
+
+static oq_status link_implicit(oq_value *v, void *user)
+{
+    link_args *a = user;
+    return add_consumer(v, a->n, a->err);
+}
+
+static oq_status unlink_implicit(oq_value *v, void *user)
+{
+    remove_consumer(v, user);
+    return OQ_OK;
+}
+
+static oq_status is_target(oq_value *v, void *user) { return v == user ? OQ_EINVAL : OQ_OK; }
+
+/* Whether n reads v, as an input or through a subgraph. */
+static bool node_reads(const oq_node *n, const oq_value *v)
+{
+    for (int k = 0; k < n->n_inputs; k++)
+        if (n->inputs[k] == v)
+            return true;
+    return has_subgraphs(n) && each_implicit_input(n, is_target, (void *)v) != OQ_OK;
+}
+
+/* Takes n out of the links: producer of its outputs, consumer of what it reads. */
+static void node_unlink(oq_node *n)
+{
+    for (int k = 0; k < n->n_outputs; k++)
+        if (n->outputs[k] && n->outputs[k]->producer == n)
+            n->outputs[k]->producer = NULL;
+    for (int k = 0; k < n->n_inputs; k++)
+        if (n->inputs[k] && n->inputs[k]->graph == n->graph)
+            remove_consumer(n->inputs[k], n);
+    if (has_subgraphs(n))
+        each_implicit_input(n, unlink_implicit, n);
+}
+
+/* Puts n (already in g->nodes) into the links; on failure takes it out again. */
+static oq_status node_link(oq_node *n, oq_err *err)
+{
+    oq_status st = OQ_OK;
+    for (int k = 0; !st && k < n->n_inputs; k++)
+        if (n->inputs[k] && n->inputs[k]->graph == n->graph)
+            st = add_consumer(n->inputs[k], n, err);
+    link_args a = {n, err};
+    if (!st && has_subgraphs(n))
+        st = each_implicit_input(n, link_implicit, &a);
+    if (st) {
+        node_unlink(n);
+        return st;
+    }
+    for (int k = 0; k < n->n_outputs; k++)
+        if (n->outputs[k] && !n->outputs[k]->producer)
+            n->outputs[k]->producer = n; /* a second writer shows in the next oq_graph_index */
+    return OQ_OK;
+}
+
 /* ---- nodes --------------------------------------------------------------------- */
 
-oq_node *oq_graph_add_node(oq_graph *g, const char *op_type, const char *domain, const char *name,
-                           int n_inputs, const char *const *inputs, int n_outputs,
-                           const char *const *outputs, oq_err *err)
+/* A node of op_type in domain with room for its inputs and outputs, not yet in g. */
+static oq_node *node_new(oq_graph *g, const char *op_type, const char *domain, const char *name, int n_inputs,
+                         int n_outputs)
 {
     oq_node *n = calloc(1, sizeof *n);
     if (!n)
-        goto oom;
+        return NULL;
     n->graph = g;
     n->name = dup_str(name);
     n->op_type = dup_str(op_type);
@@ -399,11 +755,43 @@ oq_node *oq_graph_add_node(oq_graph *g, const char *op_type, const char *domain,
     n->doc_string = dup_str("");
     n->inputs = calloc((size_t)(n_inputs ? n_inputs : 1), sizeof *n->inputs);
     n->outputs = calloc((size_t)(n_outputs ? n_outputs : 1), sizeof *n->outputs);
-    if (!n->name || !n->op_type || !n->domain || !n->doc_string || !n->inputs || !n->outputs)
-        goto oom;
+    if (!n->name || !n->op_type || !n->domain || !n->doc_string || !n->inputs || !n->outputs) {
+        node_free(n);
+        return NULL;
+    }
+    n->kind = oq_op_kind_of(n->domain, n->op_type);
     n->n_inputs = n_inputs;
     n->n_outputs = n_outputs;
     n->opset = oq_model_opset(g->model, n->domain);
+    return n;
+}
+
+/* Appends n (its values set) to g and links it; frees it on failure. */
+static oq_status node_append(oq_graph *g, oq_node *n, oq_err *err)
+{
+    if (grow((void **)&g->nodes, &g->cap_nodes, g->n_nodes + 1, sizeof *g->nodes)) {
+        oq_status st = oq_errf(err, OQ_ENOMEM, "out of memory adding node '%s'", n->name);
+        node_free(n);
+        return st;
+    }
+    g->nodes[g->n_nodes++] = n;
+    oq_status st = node_link(n, err);
+    if (st) {
+        g->n_nodes--;
+        node_free(n);
+    }
+    return st;
+}
+
+oq_node *oq_graph_add_node(oq_graph *g, const char *op_type, const char *domain, const char *name,
+                           int n_inputs, const char *const *inputs, int n_outputs,
+                           const char *const *outputs, oq_err *err)
+{
+    oq_node *n = node_new(g, op_type, domain, name, n_inputs, n_outputs);
+    if (!n) {
+        oq_errf(err, OQ_ENOMEM, "out of memory adding node '%s'", name ? name : "");
+        return NULL;
+    }
     for (int i = 0; i < n_inputs; i++) {
         if (!inputs[i] || !*inputs[i])
             continue;
@@ -418,15 +806,27 @@ oq_node *oq_graph_add_node(oq_graph *g, const char *op_type, const char *domain,
         if (!(n->outputs[i] = oq_graph_value(g, outputs[i], err)))
             goto fail;
     }
-    if (grow((void **)&g->nodes, &g->cap_nodes, g->n_nodes + 1, sizeof *g->nodes))
-        goto oom;
-    g->nodes[g->n_nodes++] = n;
-    return n;
-oom:
-    oq_errf(err, OQ_ENOMEM, "out of memory adding node '%s'", name ? name : "");
+    return node_append(g, n, err) ? NULL : n;
 fail:
     node_free(n);
     return NULL;
+}
+
+oq_node *oq_graph_add_op(oq_graph *g, oq_op_kind kind, const char *name, int n_inputs, oq_value *const *inputs,
+                         int n_outputs, oq_value *const *outputs, oq_err *err)
+{
+    if (kind <= OQ_OP_OTHER || kind >= OQ_OP_COUNT) {
+        oq_errf(err, OQ_EINVAL, "no operator of kind %d", (int)kind);
+        return NULL;
+    }
+    oq_node *n = node_new(g, oq_op_kinds[kind].op_type, oq_op_kinds[kind].domain, name, n_inputs, n_outputs);
+    if (!n) {
+        oq_errf(err, OQ_ENOMEM, "out of memory adding node '%s'", name ? name : "");
+        return NULL;
+    }
+    memcpy(n->inputs, inputs, (size_t)n_inputs * sizeof *inputs);
+    memcpy(n->outputs, outputs, (size_t)n_outputs * sizeof *outputs);
+    return node_append(g, n, err) ? NULL : n;
 }
 
 void oq_graph_remove_node(oq_graph *g, oq_node *n)
@@ -436,39 +836,61 @@ void oq_graph_remove_node(oq_graph *g, oq_node *n)
             continue;
         memmove(&g->nodes[i], &g->nodes[i + 1], (size_t)(g->n_nodes - i - 1) * sizeof *g->nodes);
         g->n_nodes--;
-        for (int k = 0; k < n->n_outputs; k++)
-            if (n->outputs[k] && n->outputs[k]->producer == n)
-                n->outputs[k]->producer = NULL;
+        node_unlink(n);
         node_free(n);
         return;
     }
 }
 
-void oq_graph_replace_uses(oq_graph *g, oq_value *from, oq_value *to)
+oq_status oq_graph_replace_uses(oq_graph *g, oq_value *from, oq_value *to, oq_err *err)
 {
     for (int i = 0; i < g->n_nodes; i++) {
         oq_node *n = g->nodes[i];
+        bool changed = false;
         for (int k = 0; k < n->n_inputs; k++)
-            if (n->inputs[k] == from)
+            if (n->inputs[k] == from) {
                 n->inputs[k] = to;
+                changed = true;
+            }
+        if (!changed)
+            continue;
+        if (to && to->graph == g) {
+            oq_status st = add_consumer(to, n, err);
+            if (st)
+                return st;
+        }
+        if (from->graph == g && !node_reads(n, from))
+            remove_consumer(from, n);
     }
     for (int i = 0; i < g->n_outputs; i++)
         if (g->outputs[i] == from)
             g->outputs[i] = to;
+    return OQ_OK;
 }
 
 oq_status oq_node_set_input(oq_node *n, int k, oq_value *v, oq_err *err)
 {
     if (k < 0 || k > n->n_inputs)
         return oq_errf(err, OQ_EINVAL, "node '%s': input index %d out of range", n->name, k);
+    if (v && v->graph == n->graph) {
+        oq_status st = add_consumer(v, n, err);
+        if (st)
+            return st;
+    }
     if (k == n->n_inputs) {
         oq_value **p = realloc(n->inputs, (size_t)(k + 1) * sizeof *p);
-        if (!p)
+        if (!p) {
+            if (v && v->graph == n->graph && !node_reads(n, v))
+                remove_consumer(v, n);
             return oq_errf(err, OQ_ENOMEM, "out of memory");
+        }
         n->inputs = p;
-        n->n_inputs++;
+        n->inputs[n->n_inputs++] = NULL;
     }
+    oq_value *old = n->inputs[k];
     n->inputs[k] = v;
+    if (old && old != v && old->graph == n->graph && !node_reads(n, old))
+        remove_consumer(old, n);
     return OQ_OK;
 }
 
@@ -479,6 +901,19 @@ void oq_node_set_output(oq_node *n, int k, oq_value *v)
     if (n->outputs[k] && n->outputs[k]->producer == n)
         n->outputs[k]->producer = NULL;
     n->outputs[k] = v;
+    if (v && !v->producer)
+        v->producer = n;
+}
+
+oq_status oq_node_set_op_type(oq_node *n, const char *op_type, oq_err *err)
+{
+    char *s = strdup(op_type);
+    if (!s)
+        return oq_errf(err, OQ_ENOMEM, "out of memory");
+    free(n->op_type);
+    n->op_type = s;
+    n->kind = oq_op_kind_of(n->domain, s);
+    return OQ_OK;
 }
 
 /* ---- attributes ---------------------------------------------------------------- */
@@ -702,19 +1137,6 @@ oq_value **oq_node_implicit_inputs(const oq_node *n, int *count, oq_err *err)
     return out;
 }
 
-static oq_status add_consumer(oq_value *v, oq_node *n, oq_err *err)
-{
-    for (int i = 0; i < v->n_consumers; i++)
-        if (v->consumers[i] == n)
-            return OQ_OK; /* each reading node is listed once */
-    oq_node **p = realloc(v->consumers, (size_t)(v->n_consumers + 1) * sizeof *p);
-    if (!p)
-        return oq_errf(err, OQ_ENOMEM, "out of memory");
-    p[v->n_consumers++] = n;
-    v->consumers = p;
-    return OQ_OK;
-}
-
 oq_status oq_graph_index(oq_graph *g, oq_err *err)
 {
     for (int i = 0; i < g->n_values; i++) {
@@ -751,20 +1173,10 @@ oq_status oq_graph_index(oq_graph *g, oq_err *err)
                     return st;
             }
         }
-        int n_impl;
-        oq_value **impl = oq_node_implicit_inputs(n, &n_impl, err);
-        if (!impl && n_impl)
-            return err ? err->status : OQ_ENOMEM;
-        for (int k = 0; k < n_impl; k++) {
-            if (impl[k]->graph != g)
-                continue;
-            oq_status st = add_consumer(impl[k], n, err);
-            if (st) {
-                free(impl);
-                return st;
-            }
-        }
-        free(impl);
+        link_args a = {n, err};
+        oq_status st = has_subgraphs(n) ? each_implicit_input(n, link_implicit, &a) : OQ_OK;
+        if (st)
+            return st;
     }
     return OQ_OK;
 }
