@@ -584,6 +584,33 @@ oq_status oq_graph_set_constant(oq_graph *g, oq_value *v, oq_tensor *t, bool as_
     return OQ_OK;
 }
 
+oq_status oq_graph_new_value(oq_graph *g, const char *base, oq_value **out, oq_err *err)
+{
+    char *name = oq_graph_unique_name(g, base);
+    *out = name ? oq_graph_value(g, name, err) : NULL;
+    free(name);
+    if (!*out)
+        return err && err->status ? err->status : oq_errf(err, OQ_ENOMEM, "out of memory");
+    return OQ_OK;
+}
+
+oq_status oq_graph_add_initializer(oq_graph *g, const char *base, oq_tensor *t, oq_value **out, oq_err *err)
+{
+    oq_value *v;
+    oq_status st = oq_graph_new_value(g, base, &v, err);
+    if (st) {
+        oq_tensor_destroy(t);
+        return st;
+    }
+    oq_dim dims[OQ_MAX_RANK];
+    for (int i = 0; i < t->rank; i++)
+        dims[i] = (oq_dim){t->dims[i], NULL};
+    if ((st = oq_graph_set_constant(g, v, t, true, err)) || (st = oq_value_set_tensor_type(v, t->dtype, t->rank, dims, err)))
+        return st;
+    *out = v;
+    return OQ_OK;
+}
+
 static oq_status value_list_add(oq_value ***list, int *n, oq_value *v, oq_err *err)
 {
     oq_value **p = realloc(*list, (size_t)(*n + 1) * sizeof *p);
@@ -706,12 +733,24 @@ static bool node_reads(const oq_node *n, const oq_value *v)
     return has_subgraphs(n) && each_implicit_input(n, is_target, (void *)v) != OQ_OK;
 }
 
-/* Takes n out of the links: producer of its outputs, consumer of what it reads. */
+/* The first node of v's graph other than `not` that writes v, or NULL. */
+static oq_node *other_writer(const oq_value *v, const oq_node *not)
+{
+    const oq_graph *g = v->graph;
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int k = 0; g->nodes[i] != not && k < g->nodes[i]->n_outputs; k++)
+            if (g->nodes[i]->outputs[k] == v)
+                return g->nodes[i];
+    return NULL;
+}
+
+/* Takes n out of the links: producer of its outputs (another node writing
+ * one, as during a replacement, becomes its producer), consumer of what it reads. */
 static void node_unlink(oq_node *n)
 {
     for (int k = 0; k < n->n_outputs; k++)
         if (n->outputs[k] && n->outputs[k]->producer == n)
-            n->outputs[k]->producer = NULL;
+            n->outputs[k]->producer = other_writer(n->outputs[k], n);
     for (int k = 0; k < n->n_inputs; k++)
         if (n->inputs[k] && n->inputs[k]->graph == n->graph)
             remove_consumer(n->inputs[k], n);
@@ -898,9 +937,15 @@ void oq_node_set_output(oq_node *n, int k, oq_value *v)
 {
     if (k < 0 || k >= n->n_outputs)
         return;
-    if (n->outputs[k] && n->outputs[k]->producer == n)
-        n->outputs[k]->producer = NULL;
+    oq_value *old = n->outputs[k];
     n->outputs[k] = v;
+    if (old && old->producer == n) {
+        bool still = false; /* n may write it through another output */
+        for (int j = 0; j < n->n_outputs; j++)
+            still |= n->outputs[j] == old;
+        if (!still)
+            old->producer = other_writer(old, n);
+    }
     if (v && !v->producer)
         v->producer = n;
 }

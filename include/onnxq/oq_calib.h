@@ -103,7 +103,10 @@ const oq_calib_entry *oq_calib_table_find(const oq_calib_table *t, const char *n
 /* Recomputes every entry's range with the table's range options. */
 void oq_calib_table_compute_ranges(oq_calib_table *t);
 
-/* Writes the table as JSON (deterministic bytes) to path atomically. */
+/* The table as JSON text (deterministic bytes, ending in a newline) in a
+ * malloc'ed buffer the caller frees. */
+oq_status oq_calib_table_serialize(const oq_calib_table *t, uint8_t **buf, size_t *len, oq_err *err);
+/* Writes the table as JSON (oq_calib_table_serialize) to path atomically. */
 oq_status oq_calib_table_save(const oq_calib_table *t, const char *path, oq_err *err);
 /* Reads and validates a table written by oq_calib_table_save. */
 oq_status oq_calib_table_load(oq_calib_table **out, const char *path, oq_err *err);

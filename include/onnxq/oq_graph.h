@@ -193,6 +193,11 @@ oq_status oq_value_set_tensor_type(oq_value *v, oq_dtype dt, int rank, const oq_
 /* Adds (or replaces) a constant: takes ownership of t. as_initializer chooses
  * where it is saved: graph.initializer (true) or left to a Constant node. */
 oq_status oq_graph_set_constant(oq_graph *g, oq_value *v, oq_tensor *t, bool as_initializer, oq_err *err);
+/* A new untyped value in g named base, or base_N when base is taken. */
+oq_status oq_graph_new_value(oq_graph *g, const char *base, oq_value **out, oq_err *err);
+/* A new initializer in g named base (or base_N) holding t, typed after t.
+ * Takes ownership of t, also on failure. */
+oq_status oq_graph_add_initializer(oq_graph *g, const char *base, oq_tensor *t, oq_value **out, oq_err *err);
 oq_status oq_graph_add_input(oq_graph *g, oq_value *v, oq_err *err);
 oq_status oq_graph_add_output(oq_graph *g, oq_value *v, oq_err *err);
 

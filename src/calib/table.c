@@ -88,8 +88,10 @@ static cJSON *entry_json(const oq_calib_entry *e)
     return o;
 }
 
-oq_status oq_calib_table_save(const oq_calib_table *t, const char *path, oq_err *err)
+oq_status oq_calib_table_serialize(const oq_calib_table *t, uint8_t **buf, size_t *len, oq_err *err)
 {
+    *buf = NULL;
+    *len = 0;
     cJSON *root = cJSON_CreateObject();
     cJSON *tensors = cJSON_CreateObject();
     char *text = NULL;
@@ -117,9 +119,12 @@ oq_status oq_calib_table_save(const oq_calib_table *t, const char *path, oq_err 
     tensors = NULL;
     if (!(text = cJSON_Print(root)))
         goto oom;
-    size_t len = strlen(text);
-    text[len] = '\n'; /* replace the terminator: files end with a newline */
-    st = oq_write_file_atomic(path, (const uint8_t *)text, len + 1, err);
+    size_t n = strlen(text);
+    if (!(*buf = malloc(n + 1)))
+        goto oom;
+    memcpy(*buf, text, n);
+    (*buf)[n] = '\n'; /* files end with a newline */
+    *len = n + 1;
     goto done;
 oom:
     st = oq_errf(err, OQ_ENOMEM, "out of memory writing the calibration table");
@@ -127,6 +132,17 @@ done:
     cJSON_free(text);
     cJSON_Delete(tensors);
     cJSON_Delete(root);
+    return st;
+}
+
+oq_status oq_calib_table_save(const oq_calib_table *t, const char *path, oq_err *err)
+{
+    uint8_t *buf;
+    size_t len;
+    oq_status st = oq_calib_table_serialize(t, &buf, &len, err);
+    if (!st)
+        st = oq_write_file_atomic(path, buf, len, err);
+    free(buf);
     return st;
 }
 
