@@ -1,6 +1,8 @@
 /* graph.c: the in-memory model (see oq_graph.h): lifetime, name index,
- * mutation API, producer/consumer index, topological sort. */
-#include "onnxq/oq_graph.h"
+ * values, the mutation API with the producer/consumer links it keeps valid,
+ * attributes, a full re-index and pruning. Deep copies are in graph_clone.c,
+ * subgraph reads and the topological sort in graph_order.c. */
+#include "graph_internal.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -12,7 +14,7 @@
 static char *dup_str(const char *s) { return strdup(s ? s : ""); }
 
 /* Grows *arr (elements of `size` bytes, capacity *cap) to hold `need`. 0 on success. */
-static int grow(void **arr, int *cap, int need, size_t size)
+int oq_grow_array(void **arr, int *cap, int need, size_t size)
 {
     if (need <= *cap)
         return 0;
@@ -116,7 +118,7 @@ static void attr_clear(oq_attr *a)
     memset(a, 0, sizeof *a);
 }
 
-static void node_free(oq_node *n)
+void oq_node_free(oq_node *n)
 {
     if (!n)
         return;
@@ -193,7 +195,7 @@ void oq_graph_destroy(oq_graph *g)
     if (!g)
         return;
     for (int i = 0; i < g->n_nodes; i++)
-        node_free(g->nodes[i]);
+        oq_node_free(g->nodes[i]);
     free(g->nodes);
     for (int i = 0; i < g->n_values; i++)
         value_free(g->values[i]);
@@ -221,226 +223,6 @@ int64_t oq_model_opset(const oq_model *m, const char *domain)
     return 0;
 }
 
-/* ---- deep copy ------------------------------------------------------------------- */
-
-static oq_value *value_new(oq_graph *g, const char *name, oq_err *err);
-static oq_node *node_new(oq_graph *g, const char *op_type, const char *domain, const char *name, int n_inputs,
-                         int n_outputs);
-
-/* strdup that keeps NULL as NULL; sets *bad when a copy fails. */
-static char *dup_opt(const char *s, bool *bad)
-{
-    char *d = s ? strdup(s) : NULL;
-    *bad |= s && !d;
-    return d;
-}
-
-static void *dup_mem(const void *p, size_t n, bool *bad)
-{
-    if (!p)
-        return NULL;
-    void *d = malloc(n ? n : 1);
-    if (d)
-        memcpy(d, p, n);
-    *bad |= !d;
-    return d;
-}
-
-static oq_tensor *dup_tensor(const oq_tensor *t, oq_err *err)
-{
-    oq_tensor *d = malloc(sizeof *d);
-    if (!d) {
-        oq_errf(err, OQ_ENOMEM, "out of memory");
-        return NULL;
-    }
-    if (oq_tensor_copy(d, t, err)) {
-        free(d);
-        return NULL;
-    }
-    return d;
-}
-
-/* The source chain (src_graph ... top) and its copy, for mapping value pointers. */
-typedef struct scope {
-    const oq_graph *src;
-    oq_graph *dst;
-    const struct scope *outer;
-} scope;
-
-/* The copy of value v, which belongs to the scope's graph or an enclosing one. */
-static oq_value *mapped(const scope *s, const oq_value *v)
-{
-    if (!v)
-        return NULL;
-    for (; s; s = s->outer)
-        if (s->src == v->graph)
-            return s->dst->values[v->id];
-    return NULL;
-}
-
-static oq_graph *clone_graph(const oq_graph *src, oq_model *m, const scope *outer, oq_err *err);
-
-static oq_status clone_attr(oq_attr *d, const oq_attr *a, oq_model *m, const scope *sc, oq_err *err)
-{
-    bool bad = false;
-    d->name = dup_opt(a->name, &bad);
-    d->type = a->type;
-    d->f = a->f;
-    d->i = a->i;
-    d->s = dup_mem(a->s, a->s_len + 1, &bad);
-    d->s_len = a->s_len;
-    d->n = a->n;
-    d->floats = dup_mem(a->floats, (size_t)a->n * sizeof *a->floats, &bad);
-    d->ints = dup_mem(a->ints, (size_t)a->n * sizeof *a->ints, &bad);
-    d->ref_attr_name = dup_opt(a->ref_attr_name, &bad);
-    d->doc_string = dup_opt(a->doc_string, &bad);
-    d->raw = dup_mem(a->raw, a->raw_len, &bad);
-    d->raw_len = a->raw_len;
-    if (a->strings && (d->strings = calloc((size_t)(a->n ? a->n : 1), sizeof *d->strings)))
-        for (int i = 0; i < a->n; i++)
-            d->strings[i] = dup_opt(a->strings[i], &bad);
-    bad |= a->strings && !d->strings;
-    if (a->tensors && (d->tensors = calloc((size_t)(a->n ? a->n : 1), sizeof *d->tensors)))
-        for (int i = 0; i < a->n && !bad; i++)
-            bad |= !(d->tensors[i] = dup_tensor(a->tensors[i], err));
-    bad |= a->tensors && !d->tensors;
-    if (!bad && a->t)
-        bad = !(d->t = dup_tensor(a->t, err));
-    if (a->graphs && (d->graphs = calloc((size_t)(a->n ? a->n : 1), sizeof *d->graphs)))
-        for (int i = 0; i < a->n && !bad; i++)
-            bad |= !(d->graphs[i] = clone_graph(a->graphs[i], m, sc, err));
-    bad |= a->graphs && !d->graphs;
-    if (!bad && a->g)
-        bad = !(d->g = clone_graph(a->g, m, sc, err));
-    return bad ? (err && err->status ? err->status : oq_errf(err, OQ_ENOMEM, "out of memory")) : OQ_OK;
-}
-
-static oq_status clone_value(oq_value *d, const oq_value *v, oq_err *err)
-{
-    bool bad = false;
-    d->kind = v->kind;
-    d->dtype = v->dtype;
-    d->rank = v->rank;
-    d->is_initializer = v->is_initializer;
-    d->doc_string = dup_opt(v->doc_string, &bad);
-    d->type_bytes = dup_mem(v->type_bytes, v->type_bytes_len, &bad);
-    d->type_bytes_len = v->type_bytes_len;
-    if (v->dims && v->rank > 0 && (d->dims = calloc((size_t)v->rank, sizeof *d->dims)))
-        for (int i = 0; i < v->rank; i++) {
-            d->dims[i].value = v->dims[i].value;
-            d->dims[i].param = dup_opt(v->dims[i].param, &bad);
-        }
-    bad |= v->dims && v->rank > 0 && !d->dims;
-    if (!bad && v->constant && !(d->constant = dup_tensor(v->constant, err)))
-        return err && err->status ? err->status : OQ_ENOMEM;
-    return bad ? oq_errf(err, OQ_ENOMEM, "out of memory") : OQ_OK;
-}
-
-static oq_graph *clone_graph(const oq_graph *src, oq_model *m, const scope *outer, oq_err *err)
-{
-    oq_graph *g = oq_graph_create(m, outer ? outer->dst : NULL);
-    bool bad = !g;
-    if (g) {
-        free(g->name);
-        free(g->doc_string);
-        g->name = dup_opt(src->name, &bad);
-        g->doc_string = dup_opt(src->doc_string, &bad);
-    }
-    for (int i = 0; !bad && i < src->n_values; i++) {
-        oq_value *v = value_new(g, src->values[i]->name, err);
-        bad = !v || clone_value(v, src->values[i], err);
-    }
-    scope sc = {src, g, outer};
-    for (int i = 0; !bad && i < src->n_inputs; i++)
-        bad = oq_graph_add_input(g, mapped(&sc, src->inputs[i]), err) != OQ_OK;
-    for (int i = 0; !bad && i < src->n_outputs; i++)
-        bad = oq_graph_add_output(g, mapped(&sc, src->outputs[i]), err) != OQ_OK;
-    for (int i = 0; !bad && i < src->n_nodes; i++) {
-        const oq_node *s = src->nodes[i];
-        oq_node *n = node_new(g, s->op_type, s->domain, s->name, s->n_inputs, s->n_outputs);
-        if (!n || grow((void **)&g->nodes, &g->cap_nodes, g->n_nodes + 1, sizeof *g->nodes)) {
-            node_free(n);
-            bad = true;
-            break;
-        }
-        g->nodes[g->n_nodes++] = n;
-        free(n->doc_string);
-        n->doc_string = dup_opt(s->doc_string, &bad);
-        n->opset = s->opset;
-        n->order = s->order;
-        for (int k = 0; k < s->n_inputs; k++)
-            n->inputs[k] = mapped(&sc, s->inputs[k]);
-        for (int k = 0; k < s->n_outputs; k++)
-            n->outputs[k] = mapped(&sc, s->outputs[k]);
-        if (s->n_attrs && !(n->attrs = calloc((size_t)s->n_attrs, sizeof *n->attrs)))
-            bad = true;
-        for (int a = 0; !bad && a < s->n_attrs; a++, n->n_attrs++)
-            bad = clone_attr(&n->attrs[a], &s->attrs[a], m, &sc, err) != OQ_OK;
-    }
-    if (bad) {
-        if (!err || !err->status)
-            oq_errf(err, OQ_ENOMEM, "out of memory copying the model");
-        oq_graph_destroy(g);
-        return NULL;
-    }
-    return g;
-}
-
-/* Indexes g and every subgraph under it. */
-static oq_status index_all(oq_graph *g, oq_err *err)
-{
-    for (int i = 0; i < g->n_nodes; i++)
-        for (int a = 0; a < g->nodes[i]->n_attrs; a++) {
-            const oq_attr *at = &g->nodes[i]->attrs[a];
-            oq_status st = at->type == OQ_ATTR_GRAPH && at->g ? index_all(at->g, err) : OQ_OK;
-            for (int j = 0; !st && at->type == OQ_ATTR_GRAPHS && j < at->n; j++)
-                st = index_all(at->graphs[j], err);
-            if (st)
-                return st;
-        }
-    return oq_graph_index(g, err);
-}
-
-oq_status oq_model_clone(oq_model **out, const oq_model *m, oq_err *err)
-{
-    *out = NULL;
-    oq_model *c = oq_model_create();
-    bool bad = !c;
-    if (c) {
-        c->ir_version = m->ir_version;
-        c->model_version = m->model_version;
-        c->producer_name = dup_opt(m->producer_name, &bad);
-        c->producer_version = dup_opt(m->producer_version, &bad);
-        c->domain = dup_opt(m->domain, &bad);
-        c->doc_string = dup_opt(m->doc_string, &bad);
-        c->passthrough = dup_mem(m->passthrough, m->passthrough_len, &bad);
-        c->passthrough_len = m->passthrough_len;
-        if (m->n_opsets && (c->opsets = calloc((size_t)m->n_opsets, sizeof *c->opsets)))
-            for (; c->n_opsets < m->n_opsets; c->n_opsets++) {
-                c->opsets[c->n_opsets].domain = dup_opt(m->opsets[c->n_opsets].domain, &bad);
-                c->opsets[c->n_opsets].version = m->opsets[c->n_opsets].version;
-            }
-        bad |= m->n_opsets && !c->opsets;
-        if (m->n_metadata && (c->metadata = calloc((size_t)m->n_metadata, sizeof *c->metadata)))
-            for (; c->n_metadata < m->n_metadata; c->n_metadata++) {
-                c->metadata[c->n_metadata].key = dup_opt(m->metadata[c->n_metadata].key, &bad);
-                c->metadata[c->n_metadata].value = dup_opt(m->metadata[c->n_metadata].value, &bad);
-            }
-        bad |= m->n_metadata && !c->metadata;
-    }
-    oq_status st = bad ? oq_errf(err, OQ_ENOMEM, "out of memory copying the model") : OQ_OK;
-    if (!st && m->graph && !(c->graph = clone_graph(m->graph, c, NULL, err)))
-        st = err && err->status ? err->status : OQ_ENOMEM;
-    if (!st && c->graph)
-        st = index_all(c->graph, err);
-    if (st) {
-        oq_model_destroy(c);
-        return st;
-    }
-    *out = c;
-    return OQ_OK;
-}
-
 /* ---- values -------------------------------------------------------------------- */
 
 oq_value *oq_graph_find_local(const oq_graph *g, const char *name)
@@ -459,10 +241,10 @@ oq_value *oq_graph_find(const oq_graph *g, const char *name)
 }
 
 /* Creates a new untyped value named `name` in g (the name must be unused in g). */
-static oq_value *value_new(oq_graph *g, const char *name, oq_err *err)
+oq_value *oq_graph_value_new(oq_graph *g, const char *name, oq_err *err)
 {
     oq_value *v = calloc(1, sizeof *v);
-    if (!v || !(v->name = dup_str(name)) || grow((void **)&g->values, &g->cap_values, g->n_values + 1,
+    if (!v || !(v->name = dup_str(name)) || oq_grow_array((void **)&g->values, &g->cap_values, g->n_values + 1,
                                                  sizeof *g->values)) {
         value_free(v);
         oq_errf(err, OQ_ENOMEM, "out of memory adding value '%s'", name);
@@ -483,7 +265,7 @@ static oq_value *value_new(oq_graph *g, const char *name, oq_err *err)
 oq_value *oq_graph_value(oq_graph *g, const char *name, oq_err *err)
 {
     oq_value *v = oq_graph_find_local(g, name);
-    return v ? v : value_new(g, name, err);
+    return v ? v : oq_graph_value_new(g, name, err);
 }
 
 char *oq_graph_unique_name(const oq_graph *g, const char *base)
@@ -781,7 +563,7 @@ static oq_status node_link(oq_node *n, oq_err *err)
 /* ---- nodes --------------------------------------------------------------------- */
 
 /* A node of op_type in domain with room for its inputs and outputs, not yet in g. */
-static oq_node *node_new(oq_graph *g, const char *op_type, const char *domain, const char *name, int n_inputs,
+oq_node *oq_node_new(oq_graph *g, const char *op_type, const char *domain, const char *name, int n_inputs,
                          int n_outputs)
 {
     oq_node *n = calloc(1, sizeof *n);
@@ -795,7 +577,7 @@ static oq_node *node_new(oq_graph *g, const char *op_type, const char *domain, c
     n->inputs = calloc((size_t)(n_inputs ? n_inputs : 1), sizeof *n->inputs);
     n->outputs = calloc((size_t)(n_outputs ? n_outputs : 1), sizeof *n->outputs);
     if (!n->name || !n->op_type || !n->domain || !n->doc_string || !n->inputs || !n->outputs) {
-        node_free(n);
+        oq_node_free(n);
         return NULL;
     }
     n->kind = oq_op_kind_of(n->domain, n->op_type);
@@ -808,16 +590,16 @@ static oq_node *node_new(oq_graph *g, const char *op_type, const char *domain, c
 /* Appends n (its values set) to g and links it; frees it on failure. */
 static oq_status node_append(oq_graph *g, oq_node *n, oq_err *err)
 {
-    if (grow((void **)&g->nodes, &g->cap_nodes, g->n_nodes + 1, sizeof *g->nodes)) {
+    if (oq_grow_array((void **)&g->nodes, &g->cap_nodes, g->n_nodes + 1, sizeof *g->nodes)) {
         oq_status st = oq_errf(err, OQ_ENOMEM, "out of memory adding node '%s'", n->name);
-        node_free(n);
+        oq_node_free(n);
         return st;
     }
     g->nodes[g->n_nodes++] = n;
     oq_status st = node_link(n, err);
     if (st) {
         g->n_nodes--;
-        node_free(n);
+        oq_node_free(n);
     }
     return st;
 }
@@ -826,7 +608,7 @@ oq_node *oq_graph_add_node(oq_graph *g, const char *op_type, const char *domain,
                            int n_inputs, const char *const *inputs, int n_outputs,
                            const char *const *outputs, oq_err *err)
 {
-    oq_node *n = node_new(g, op_type, domain, name, n_inputs, n_outputs);
+    oq_node *n = oq_node_new(g, op_type, domain, name, n_inputs, n_outputs);
     if (!n) {
         oq_errf(err, OQ_ENOMEM, "out of memory adding node '%s'", name ? name : "");
         return NULL;
@@ -835,7 +617,7 @@ oq_node *oq_graph_add_node(oq_graph *g, const char *op_type, const char *domain,
         if (!inputs[i] || !*inputs[i])
             continue;
         oq_value *v = oq_graph_find(g, inputs[i]);
-        if (!v && !(v = value_new(g, inputs[i], err)))
+        if (!v && !(v = oq_graph_value_new(g, inputs[i], err)))
             goto fail;
         n->inputs[i] = v;
     }
@@ -847,7 +629,7 @@ oq_node *oq_graph_add_node(oq_graph *g, const char *op_type, const char *domain,
     }
     return node_append(g, n, err) ? NULL : n;
 fail:
-    node_free(n);
+    oq_node_free(n);
     return NULL;
 }
 
@@ -858,7 +640,7 @@ oq_node *oq_graph_add_op(oq_graph *g, oq_op_kind kind, const char *name, int n_i
         oq_errf(err, OQ_EINVAL, "no operator of kind %d", (int)kind);
         return NULL;
     }
-    oq_node *n = node_new(g, oq_op_kinds[kind].op_type, oq_op_kinds[kind].domain, name, n_inputs, n_outputs);
+    oq_node *n = oq_node_new(g, oq_op_kinds[kind].op_type, oq_op_kinds[kind].domain, name, n_inputs, n_outputs);
     if (!n) {
         oq_errf(err, OQ_ENOMEM, "out of memory adding node '%s'", name ? name : "");
         return NULL;
@@ -876,7 +658,7 @@ void oq_graph_remove_node(oq_graph *g, oq_node *n)
         memmove(&g->nodes[i], &g->nodes[i + 1], (size_t)(g->n_nodes - i - 1) * sizeof *g->nodes);
         g->n_nodes--;
         node_unlink(n);
-        node_free(n);
+        oq_node_free(n);
         return;
     }
 }
@@ -1101,87 +883,6 @@ void oq_node_remove_attr(oq_node *n, const char *name)
 
 /* ---- structure ----------------------------------------------------------------- */
 
-/* Appends to *out every value read inside subgraph sg (recursively) that does
- * not belong to sg or its descendants, keeping only values of `owner` or its
- * ancestors. Duplicates are skipped. */
-static oq_status collect_outer(const oq_graph *sg, const oq_graph *owner, oq_value ***out, int *n, int *cap,
-                               oq_err *err)
-{
-    for (int i = 0; i < sg->n_nodes; i++) {
-        const oq_node *nd = sg->nodes[i];
-        for (int k = 0; k < nd->n_inputs; k++) {
-            oq_value *v = nd->inputs[k];
-            if (!v)
-                continue;
-            /* inside sg or deeper? walk up from v's graph to see if we hit sg */
-            const oq_graph *h = v->graph;
-            while (h && h != sg && h != owner)
-                h = h->parent;
-            if (h == sg)
-                continue;
-            int seen = 0;
-            for (int j = 0; j < *n && !seen; j++)
-                seen = (*out)[j] == v;
-            if (seen)
-                continue;
-            if (grow((void **)out, cap, *n + 1, sizeof **out))
-                return oq_errf(err, OQ_ENOMEM, "out of memory");
-            (*out)[(*n)++] = v;
-        }
-        for (int a = 0; a < nd->n_attrs; a++) {
-            const oq_attr *at = &nd->attrs[a];
-            if (at->type == OQ_ATTR_GRAPH && at->g) {
-                oq_status st = collect_outer(at->g, owner, out, n, cap, err);
-                if (st)
-                    return st;
-            }
-            for (int j = 0; at->type == OQ_ATTR_GRAPHS && j < at->n; j++) {
-                oq_status st = collect_outer(at->graphs[j], owner, out, n, cap, err);
-                if (st)
-                    return st;
-            }
-        }
-    }
-    for (int i = 0; i < sg->n_outputs; i++) {
-        oq_value *v = sg->outputs[i];
-        const oq_graph *h = v ? v->graph : sg;
-        while (h && h != sg && h != owner)
-            h = h->parent;
-        if (h == sg)
-            continue;
-        int seen = 0;
-        for (int j = 0; j < *n && !seen; j++)
-            seen = (*out)[j] == v;
-        if (!seen) {
-            if (grow((void **)out, cap, *n + 1, sizeof **out))
-                return oq_errf(err, OQ_ENOMEM, "out of memory");
-            (*out)[(*n)++] = v;
-        }
-    }
-    return OQ_OK;
-}
-
-oq_value **oq_node_implicit_inputs(const oq_node *n, int *count, oq_err *err)
-{
-    oq_value **out = NULL;
-    int cnt = 0, cap = 0;
-    *count = 0;
-    for (int a = 0; a < n->n_attrs; a++) {
-        const oq_attr *at = &n->attrs[a];
-        oq_status st = OQ_OK;
-        if (at->type == OQ_ATTR_GRAPH && at->g)
-            st = collect_outer(at->g, n->graph, &out, &cnt, &cap, err);
-        for (int j = 0; !st && at->type == OQ_ATTR_GRAPHS && j < at->n; j++)
-            st = collect_outer(at->graphs[j], n->graph, &out, &cnt, &cap, err);
-        if (st) {
-            free(out);
-            return NULL;
-        }
-    }
-    *count = cnt;
-    return out;
-}
-
 oq_status oq_graph_index(oq_graph *g, oq_err *err)
 {
     for (int i = 0; i < g->n_values; i++) {
@@ -1226,145 +927,6 @@ oq_status oq_graph_index(oq_graph *g, oq_err *err)
     return OQ_OK;
 }
 
-/* True when v is available without a producer in g: a graph input, a constant,
- * or a value of an enclosing graph. */
-static bool value_is_source(const oq_graph *g, const oq_value *v)
-{
-    if (v->graph != g || v->constant)
-        return true;
-    for (int j = 0; j < g->n_inputs; j++)
-        if (g->inputs[j] == v)
-            return true;
-    return false;
-}
-
-/* Min-heap of node positions (original order), for a stable Kahn sort. */
-static void heap_push(int *h, int *n, int x)
-{
-    int i = (*n)++;
-    h[i] = x;
-    while (i && h[(i - 1) / 2] > h[i]) {
-        int p = (i - 1) / 2, t = h[p];
-        h[p] = h[i];
-        h[i] = t;
-        i = p;
-    }
-}
-
-static int heap_pop(int *h, int *n)
-{
-    int top = h[0];
-    h[0] = h[--(*n)];
-    for (int i = 0;;) {
-        int l = 2 * i + 1, r = l + 1, m = i;
-        if (l < *n && h[l] < h[m])
-            m = l;
-        if (r < *n && h[r] < h[m])
-            m = r;
-        if (m == i)
-            break;
-        int t = h[m];
-        h[m] = h[i];
-        h[i] = t;
-        i = m;
-    }
-    return top;
-}
-
-/* Sorts every subgraph held in n's attributes. */
-static oq_status sort_subgraphs(oq_node *n, oq_err *err)
-{
-    for (int a = 0; a < n->n_attrs; a++) {
-        oq_attr *at = &n->attrs[a];
-        int count = at->type == OQ_ATTR_GRAPH ? (at->g != NULL) : at->type == OQ_ATTR_GRAPHS ? at->n : 0;
-        for (int j = 0; j < count; j++) {
-            oq_status st = oq_graph_sort(at->type == OQ_ATTR_GRAPH ? at->g : at->graphs[j], err);
-            if (st)
-                return oq_err_context(err, "in attribute '%s' of node '%s' (%s)", at->name, n->name, n->op_type);
-        }
-    }
-    return OQ_OK;
-}
-
-oq_status oq_graph_sort(oq_graph *g, oq_err *err)
-{
-    oq_status st = OQ_OK;
-    for (int i = 0; i < g->n_nodes && !st; i++)
-        st = sort_subgraphs(g->nodes[i], err);
-    if (st || (st = oq_graph_index(g, err)))
-        return st;
-    int nn = g->n_nodes;
-    int *pending = calloc((size_t)(nn ? nn : 1), sizeof *pending); /* unmet deps per node */
-    int *heap = malloc((size_t)(nn ? nn : 1) * sizeof *heap);
-    oq_node **sorted = malloc((size_t)(nn ? nn : 1) * sizeof *sorted);
-    if (!pending || !heap || !sorted) {
-        st = oq_errf(err, OQ_ENOMEM, "out of memory");
-        goto done;
-    }
-    for (int i = 0; i < nn; i++)
-        g->nodes[i]->order = i;
-    /* validate inputs; dependencies are counted from the consumer lists below */
-    for (int i = 0; i < nn && !st; i++) {
-        oq_node *n = g->nodes[i];
-        for (int k = 0; k < n->n_inputs && !st; k++) {
-            oq_value *v = n->inputs[k];
-            if (v && !(v->producer && v->graph == g) && !value_is_source(g, v))
-                st = oq_errf(err, OQ_EINVAL, "node '%s' (%s): input '%s' names no value in the graph", n->name,
-                             n->op_type, v->name);
-        }
-    }
-    for (int i = 0; i < g->n_outputs && !st; i++) {
-        oq_value *v = g->outputs[i];
-        if (!v->producer && !value_is_source(g, v))
-            st = oq_errf(err, OQ_EINVAL, "graph output '%s' is not written by any node", v->name);
-    }
-    /* pending[i] = distinct values produced in g that node i reads (explicitly or through a subgraph) */
-    for (int i = 0; i < g->n_values && !st; i++) {
-        oq_value *v = g->values[i];
-        if (v->producer)
-            for (int c = 0; c < v->n_consumers; c++)
-                pending[v->consumers[c]->order]++;
-    }
-    if (st)
-        goto done;
-    int hn = 0, done_n = 0;
-    for (int i = 0; i < nn; i++)
-        if (!pending[i])
-            heap_push(heap, &hn, i);
-    while (hn) {
-        oq_node *n = g->nodes[heap_pop(heap, &hn)];
-        sorted[done_n++] = n;
-        for (int k = 0; k < n->n_outputs; k++) {
-            oq_value *v = n->outputs[k];
-            if (!v)
-                continue;
-            for (int c = 0; c < v->n_consumers; c++) {
-                oq_node *m = v->consumers[c];
-                if (--pending[m->order] == 0)
-                    heap_push(heap, &hn, m->order);
-            }
-        }
-    }
-    if (done_n != nn) {
-        const oq_node *stuck = NULL;
-        for (int i = 0; i < nn && !stuck; i++)
-            if (pending[i] > 0)
-                stuck = g->nodes[i];
-        st = oq_errf(err, OQ_EINVAL, "the graph has a cycle (node '%s' (%s) depends on its own output)",
-                     stuck ? stuck->name : "?", stuck ? stuck->op_type : "?");
-        goto done;
-    }
-    if (nn)
-        memcpy(g->nodes, sorted, (size_t)nn * sizeof *sorted);
-    for (int i = 0; i < nn; i++)
-        g->nodes[i]->order = i;
-done:
-    free(pending);
-    free(heap);
-    free(sorted);
-    return st;
-}
-
 void oq_graph_prune(oq_graph *g)
 {
     oq_err ignored;
@@ -1392,19 +954,3 @@ void oq_graph_prune(oq_graph *g)
     g->n_values = keep;
 }
 
-void oq_graph_param_stats(const oq_graph *g, int64_t *n_tensors, int64_t *n_elements, int64_t *n_bytes)
-{
-    int64_t t = 0, e = 0, b = 0;
-    for (int i = 0; i < g->n_values; i++) {
-        const oq_tensor *c = g->values[i]->constant;
-        if (!c)
-            continue;
-        int64_t numel = oq_tensor_numel(c);
-        t++;
-        e += numel;
-        b += (int64_t)oq_dtype_storage(c->dtype, numel);
-    }
-    *n_tensors = t;
-    *n_elements = e;
-    *n_bytes = b;
-}
