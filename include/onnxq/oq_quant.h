@@ -1,6 +1,8 @@
-/* oq_quant.h: quantization parameters: scale/zero-point from ranges, and
- * weight and bias quantization (per tensor or per channel). The graph rewrite
- * builds on these. */
+/* oq_quant.h: quantization parameters (scale/zero-point from ranges, weight
+ * and bias quantization per tensor or per channel), the options of the graph
+ * rewrite, its two steps (prepare the float graph; rewrite it by a plan, see
+ * oq_plan.h) and what they did, the evaluation of a quantized model against
+ * the float one, and the opset upgrade. oq_pipeline.h runs them in order. */
 #ifndef ONNXQ_OQ_QUANT_H
 #define ONNXQ_OQ_QUANT_H
 

@@ -23,9 +23,11 @@ const char cli_calib_help[] =
     "  --bins B            histogram bins per tensor, even, 16..65536 (default 2048)\n"
     "  --samples N         use at most the first N samples (default all)\n"
     "  --symmetric         activation ranges symmetric around zero\n"
-    "  --all-tensors       record every float activation (default: those that\n"
-    "                      quantization reads: inputs and outputs of Conv, MatMul,\n"
-    "                      Gemm and 8-bit data-movement ops, folded BN/Relu/Clip)\n";
+    "  --all-tensors       record every float activation (default: those whose\n"
+    "                      range the quantization plan reads: inputs and outputs\n"
+    "                      of the Conv, MatMul and Gemm nodes it quantizes, after\n"
+    "                      folded BN/Relu/Clip, and of the ops --contrib runs in\n"
+    "                      8 bits)\n";
 
 const char cli_calib_run_help[] =
     "  --activation-type T uint8 (default) or int8\n"

@@ -18,10 +18,17 @@ static const char cli_convert_help[] =
     "same model: weights int8 symmetric per output channel, activations uint8\n"
     "asymmetric (by default), bias int32 at input scale x weight scale. Graph\n"
     "inputs and outputs stay float. Nodes that cannot be quantized stay float and\n"
-    "the report says why. OUT.onnx is written atomically; MODEL is never changed.\n"
+    "the report says why. OUT.onnx and the report are written together or not at\n"
+    "all; MODEL is never changed.\n"
     "\n"
     "Options:\n"
-    "  --calib FILE        the calibration table (required in static mode)\n";
+    "  --calib FILE        the calibration table (required in static mode)\n"
+    "  --method M, --percentile P\n"
+    "                      re-choose every range from the table's histograms (as\n"
+    "                      calibrate does; --percentile alone selects the\n"
+    "                      percentile method); --activation-type and\n"
+    "                      --symmetric-activations below do too. What is not given\n"
+    "                      keeps the table's choice\n";
 
 static const char cli_quantize_help[] =
     "Usage: onnxq quantize MODEL --data PATH [--data PATH ...] -o OUT.onnx [options]\n"
