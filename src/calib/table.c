@@ -50,10 +50,12 @@ const oq_calib_entry *oq_calib_table_find(const oq_calib_table *t, const char *n
     return NULL;
 }
 
-void oq_calib_table_compute_ranges(oq_calib_table *t)
+oq_status oq_calib_table_compute_ranges(oq_calib_table *t, oq_err *err)
 {
-    for (int i = 0; i < t->n_entries; i++)
-        oq_hist_range(&t->entries[i].hist, &t->range, &t->entries[i].range[0], &t->entries[i].range[1]);
+    oq_status st = OQ_OK;
+    for (int i = 0; !st && i < t->n_entries; i++)
+        st = oq_hist_range(&t->entries[i].hist, &t->range, &t->entries[i].range[0], &t->entries[i].range[1], err);
+    return st;
 }
 
 /* ---- save ----------------------------------------------------------------------- */
@@ -356,6 +358,5 @@ oq_status oq_calib_table_merge(oq_calib_table *dst, const oq_calib_table *src, o
     oq_sha256_update(&h, src->data_sha256, 64);
     oq_sha256_hex(&h, dst->data_sha256);
     dst->samples += src->samples;
-    oq_calib_table_compute_ranges(dst);
-    return OQ_OK;
+    return oq_calib_table_compute_ranges(dst, err);
 }

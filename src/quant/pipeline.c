@@ -261,8 +261,7 @@ static oq_status read_table(oq_pipeline *p, oq_err *err)
                        p->table->model_sha256, p->job.model_path, p->sha256);
     /* options given here re-choose the ranges from the table's histograms */
     oq_range_request_apply(&p->job.range, &p->table->range);
-    oq_calib_table_compute_ranges(p->table);
-    return OQ_OK;
+    return oq_calib_table_compute_ranges(p->table, err);
 }
 
 oq_status oq_pipeline_calibrate(oq_pipeline *p, oq_err *err)
