@@ -369,11 +369,11 @@ oq_status oq_graph_set_constant(oq_graph *g, oq_value *v, oq_tensor *t, bool as_
 oq_status oq_graph_new_value(oq_graph *g, const char *base, oq_value **out, oq_err *err)
 {
     char *name = oq_graph_unique_name(g, base);
-    *out = name ? oq_graph_value(g, name, err) : NULL;
+    if (!name)
+        return oq_errf(err, OQ_ENOMEM, "out of memory");
+    *out = oq_graph_value(g, name, err);
     free(name);
-    if (!*out)
-        return err && err->status ? err->status : oq_errf(err, OQ_ENOMEM, "out of memory");
-    return OQ_OK;
+    return *out ? OQ_OK : OQ_ENOMEM; /* oq_graph_value fails only so, err set */
 }
 
 oq_status oq_graph_add_initializer(oq_graph *g, const char *base, oq_tensor *t, oq_value **out, oq_err *err)

@@ -26,14 +26,12 @@ static void *dup_mem(const void *p, size_t n, bool *bad)
     return d;
 }
 
-static oq_tensor *dup_tensor(const oq_tensor *t, oq_err *err)
+/* Every helper below fails only when memory runs out: it returns NULL or
+ * sets *bad, and oq_model_clone reports it once. */
+static oq_tensor *dup_tensor(const oq_tensor *t)
 {
     oq_tensor *d = malloc(sizeof *d);
-    if (!d) {
-        oq_errf(err, OQ_ENOMEM, "out of memory");
-        return NULL;
-    }
-    if (oq_tensor_copy(d, t, err)) {
+    if (d && oq_tensor_copy(d, t, NULL)) {
         free(d);
         return NULL;
     }
@@ -58,9 +56,9 @@ static oq_value *mapped(const scope *s, const oq_value *v)
     return NULL;
 }
 
-static oq_graph *clone_graph(const oq_graph *src, oq_model *m, const scope *outer, oq_err *err);
+static oq_graph *clone_graph(const oq_graph *src, oq_model *m, const scope *outer);
 
-static oq_status clone_attr(oq_attr *d, const oq_attr *a, oq_model *m, const scope *sc, oq_err *err)
+static bool clone_attr(oq_attr *d, const oq_attr *a, oq_model *m, const scope *sc)
 {
     bool bad = false;
     d->name = dup_opt(a->name, &bad);
@@ -82,20 +80,20 @@ static oq_status clone_attr(oq_attr *d, const oq_attr *a, oq_model *m, const sco
     bad |= a->strings && !d->strings;
     if (a->tensors && (d->tensors = calloc((size_t)(a->n ? a->n : 1), sizeof *d->tensors)))
         for (int i = 0; i < a->n && !bad; i++)
-            bad |= !(d->tensors[i] = dup_tensor(a->tensors[i], err));
+            bad |= !(d->tensors[i] = dup_tensor(a->tensors[i]));
     bad |= a->tensors && !d->tensors;
     if (!bad && a->t)
-        bad = !(d->t = dup_tensor(a->t, err));
+        bad = !(d->t = dup_tensor(a->t));
     if (a->graphs && (d->graphs = calloc((size_t)(a->n ? a->n : 1), sizeof *d->graphs)))
         for (int i = 0; i < a->n && !bad; i++)
-            bad |= !(d->graphs[i] = clone_graph(a->graphs[i], m, sc, err));
+            bad |= !(d->graphs[i] = clone_graph(a->graphs[i], m, sc));
     bad |= a->graphs && !d->graphs;
     if (!bad && a->g)
-        bad = !(d->g = clone_graph(a->g, m, sc, err));
-    return bad ? (err && err->status ? err->status : oq_errf(err, OQ_ENOMEM, "out of memory")) : OQ_OK;
+        bad = !(d->g = clone_graph(a->g, m, sc));
+    return !bad;
 }
 
-static oq_status clone_value(oq_value *d, const oq_value *v, oq_err *err)
+static bool clone_value(oq_value *d, const oq_value *v)
 {
     bool bad = false;
     d->kind = v->kind;
@@ -111,12 +109,12 @@ static oq_status clone_value(oq_value *d, const oq_value *v, oq_err *err)
             d->dims[i].param = dup_opt(v->dims[i].param, &bad);
         }
     bad |= v->dims && v->rank > 0 && !d->dims;
-    if (!bad && v->constant && !(d->constant = dup_tensor(v->constant, err)))
-        return err && err->status ? err->status : OQ_ENOMEM;
-    return bad ? oq_errf(err, OQ_ENOMEM, "out of memory") : OQ_OK;
+    if (!bad && v->constant)
+        bad = !(d->constant = dup_tensor(v->constant));
+    return !bad;
 }
 
-static oq_graph *clone_graph(const oq_graph *src, oq_model *m, const scope *outer, oq_err *err)
+static oq_graph *clone_graph(const oq_graph *src, oq_model *m, const scope *outer)
 {
     oq_graph *g = oq_graph_create(m, outer ? outer->dst : NULL);
     bool bad = !g;
@@ -127,14 +125,14 @@ static oq_graph *clone_graph(const oq_graph *src, oq_model *m, const scope *oute
         g->doc_string = dup_opt(src->doc_string, &bad);
     }
     for (int i = 0; !bad && i < src->n_values; i++) {
-        oq_value *v = oq_graph_value_new(g, src->values[i]->name, err);
-        bad = !v || clone_value(v, src->values[i], err);
+        oq_value *v = oq_graph_value_new(g, src->values[i]->name, NULL);
+        bad = !v || !clone_value(v, src->values[i]);
     }
     scope sc = {src, g, outer};
     for (int i = 0; !bad && i < src->n_inputs; i++)
-        bad = oq_graph_add_input(g, mapped(&sc, src->inputs[i]), err) != OQ_OK;
+        bad = oq_graph_add_input(g, mapped(&sc, src->inputs[i]), NULL) != OQ_OK;
     for (int i = 0; !bad && i < src->n_outputs; i++)
-        bad = oq_graph_add_output(g, mapped(&sc, src->outputs[i]), err) != OQ_OK;
+        bad = oq_graph_add_output(g, mapped(&sc, src->outputs[i]), NULL) != OQ_OK;
     for (int i = 0; !bad && i < src->n_nodes; i++) {
         const oq_node *s = src->nodes[i];
         oq_node *n = oq_node_new(g, s->op_type, s->domain, s->name, s->n_inputs, s->n_outputs);
@@ -155,11 +153,9 @@ static oq_graph *clone_graph(const oq_graph *src, oq_model *m, const scope *oute
         if (s->n_attrs && !(n->attrs = calloc((size_t)s->n_attrs, sizeof *n->attrs)))
             bad = true;
         for (int a = 0; !bad && a < s->n_attrs; a++, n->n_attrs++)
-            bad = clone_attr(&n->attrs[a], &s->attrs[a], m, &sc, err) != OQ_OK;
+            bad = !clone_attr(&n->attrs[a], &s->attrs[a], m, &sc);
     }
     if (bad) {
-        if (!err || !err->status)
-            oq_errf(err, OQ_ENOMEM, "out of memory copying the model");
         oq_graph_destroy(g);
         return NULL;
     }
@@ -208,9 +204,9 @@ oq_status oq_model_clone(oq_model **out, const oq_model *m, oq_err *err)
             }
         bad |= m->n_metadata && !c->metadata;
     }
+    if (!bad && m->graph)
+        bad = !(c->graph = clone_graph(m->graph, c, NULL));
     oq_status st = bad ? oq_errf(err, OQ_ENOMEM, "out of memory copying the model") : OQ_OK;
-    if (!st && m->graph && !(c->graph = clone_graph(m->graph, c, NULL, err)))
-        st = err && err->status ? err->status : OQ_ENOMEM;
     if (!st && c->graph)
         st = index_all(c->graph, err);
     if (st) {
