@@ -216,7 +216,8 @@ oq_status oq_write_file_atomic(const char *path, const uint8_t *buf, size_t len,
 bool oq_same_file(const char *a, const char *b)
 {
     struct stat sa, sb;
-    return !strcmp(a, b) || (stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino);
+    return !strcmp(a, b) ||
+           (stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino);
 }
 
 char *oq_path_dir(const char *path)

@@ -387,7 +387,8 @@ oq_status oq_graph_add_initializer(oq_graph *g, const char *base, oq_tensor *t, 
     oq_dim dims[OQ_MAX_RANK];
     for (int i = 0; i < t->rank; i++)
         dims[i] = (oq_dim){t->dims[i], NULL};
-    if ((st = oq_graph_set_constant(g, v, t, true, err)) || (st = oq_value_set_tensor_type(v, t->dtype, t->rank, dims, err)))
+    if ((st = oq_graph_set_constant(g, v, t, true, err)) ||
+        (st = oq_value_set_tensor_type(v, t->dtype, t->rank, dims, err)))
         return st;
     *out = v;
     return OQ_OK;
@@ -442,7 +443,8 @@ static void remove_consumer(oq_value *v, const oq_node *n)
 static bool has_subgraphs(const oq_node *n)
 {
     for (int a = 0; a < n->n_attrs; a++)
-        if ((n->attrs[a].type == OQ_ATTR_GRAPH && n->attrs[a].g) || (n->attrs[a].type == OQ_ATTR_GRAPHS && n->attrs[a].n))
+        if ((n->attrs[a].type == OQ_ATTR_GRAPH && n->attrs[a].g) ||
+            (n->attrs[a].type == OQ_ATTR_GRAPHS && n->attrs[a].n))
             return true;
     return false;
 }

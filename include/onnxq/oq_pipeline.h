@@ -70,7 +70,7 @@ oq_job oq_job_default(void);
 /* What a run did (owned; oq_outcome_release). */
 typedef struct oq_outcome {
     oq_report *report;         /* quantize/convert; NULL for a calibration only */
-    const oq_calib_table *table; /* the table calibrated or read (owned by the outcome), or NULL */
+    oq_calib_table *table;     /* the table calibrated or read (owned), or NULL */
     int n_warnings;
     char **warnings;           /* one line each, without a prefix, in the order they arose */
     double seconds;            /* the whole run */

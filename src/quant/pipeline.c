@@ -447,7 +447,7 @@ void oq_outcome_release(oq_outcome *o)
     if (!o)
         return;
     oq_report_destroy(o->report);
-    oq_calib_table_destroy((oq_calib_table *)o->table);
+    oq_calib_table_destroy(o->table);
     for (int i = 0; i < o->n_warnings; i++)
         free(o->warnings[i]);
     free(o->warnings);

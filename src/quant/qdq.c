@@ -67,11 +67,13 @@ static oq_status fold_gemm_factors(rewriter *r, oq_node *n)
     float alpha = oq_node_attr_float(n, "alpha", 1.0f), beta = oq_node_attr_float(n, "beta", 1.0f);
     oq_value *c = oq_node_input(n, 2), *v;
     oq_status st = OQ_OK;
-    if (alpha != 1.0f && ((st = scaled_constant(r, n->inputs[1], alpha, &v)) || (st = oq_node_set_input(n, 1, v, r->err)) ||
-                          (st = oq_node_set_attr_float(n, "alpha", 1.0f, r->err))))
+    if (alpha != 1.0f &&
+        ((st = scaled_constant(r, n->inputs[1], alpha, &v)) || (st = oq_node_set_input(n, 1, v, r->err)) ||
+         (st = oq_node_set_attr_float(n, "alpha", 1.0f, r->err))))
         return st;
-    if (beta != 1.0f && c && ((st = scaled_constant(r, c, beta, &v)) || (st = oq_node_set_input(n, 2, v, r->err)) ||
-                              (st = oq_node_set_attr_float(n, "beta", 1.0f, r->err))))
+    if (beta != 1.0f && c &&
+        ((st = scaled_constant(r, c, beta, &v)) || (st = oq_node_set_input(n, 2, v, r->err)) ||
+         (st = oq_node_set_attr_float(n, "beta", 1.0f, r->err))))
         return st;
     return OQ_OK;
 }
@@ -134,7 +136,8 @@ oq_status oq_rw_qdq(rewriter *r, oq_node *n, oq_quant_node *rep)
         return st;
     st = oq_rw_weight(r, w, axis, floors, &qw);
     free(floors);
-    if (st || (st = qdq_activation(r, x, &xdq)) || (st = qdq_constant(r, qw->q, qw->scale, qw->zp, axis, w->name, &wdq)) ||
+    if (st || (st = qdq_activation(r, x, &xdq)) ||
+        (st = qdq_constant(r, qw->q, qw->scale, qw->zp, axis, w->name, &wdq)) ||
         (st = oq_node_set_input(n, 0, xdq, r->err)) || (st = oq_node_set_input(n, 1, wdq, r->err)))
         return st;
     if (bias_fits && ((st = qdq_bias(r, b, xi->p.scale, qw, &bdq)) || (st = oq_node_set_input(n, 2, bdq, r->err))))

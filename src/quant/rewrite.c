@@ -129,12 +129,14 @@ static oq_status snapshot(rewriter *r)
     const oq_plan *p = r->plan;
     bool same = r->g->n_nodes == p->n_nodes && r->g->n_values == p->n_values;
     for (int i = 0; same && i < p->n_nodes; i++)
-        same = r->g->nodes[i]->kind == p->graph->nodes[i]->kind && !strcmp(r->g->nodes[i]->name, p->graph->nodes[i]->name);
+        same = r->g->nodes[i]->kind == p->graph->nodes[i]->kind &&
+               !strcmp(r->g->nodes[i]->name, p->graph->nodes[i]->name);
     if (!same)
         return oq_errf(r->err, OQ_EINVAL, "the plan was made for another graph");
-    if (!(r->order = malloc((size_t)(p->n_nodes ? p->n_nodes : 1) * sizeof *r->order)))
+    if (!(r->order = calloc((size_t)p->n_nodes + 1, sizeof *r->order)))
         return oq_errf(r->err, OQ_ENOMEM, "out of memory");
-    memcpy(r->order, r->g->nodes, (size_t)p->n_nodes * sizeof *r->order);
+    for (int i = 0; i < p->n_nodes; i++)
+        r->order[i] = r->g->nodes[i];
     return OQ_OK;
 }
 

@@ -201,7 +201,8 @@ static links snapshot(const oq_graph *g)
         l.producer[i] = v->producer;
         l.n_consumers[i] = v->n_consumers;
         l.consumers[i] = malloc((size_t)(v->n_consumers + 1) * sizeof **l.consumers);
-        memcpy(l.consumers[i], v->consumers, (size_t)v->n_consumers * sizeof **l.consumers);
+        for (int k = 0; k < v->n_consumers; k++)
+            l.consumers[i][k] = v->consumers[k];
         qsort(l.consumers[i], (size_t)v->n_consumers, sizeof **l.consumers, by_address);
     }
     return l;
@@ -223,9 +224,11 @@ static bool links_fresh(oq_graph *g)
     links kept = snapshot(g);
     bool ok = oq_graph_index(g, &err) == OQ_OK;
     links fresh = snapshot(g);
-    for (int i = 0; ok && i < g->n_values; i++)
-        ok = kept.producer[i] == fresh.producer[i] && kept.n_consumers[i] == fresh.n_consumers[i] &&
-             !memcmp(kept.consumers[i], fresh.consumers[i], (size_t)kept.n_consumers[i] * sizeof **kept.consumers);
+    for (int i = 0; ok && i < g->n_values; i++) {
+        ok = kept.producer[i] == fresh.producer[i] && kept.n_consumers[i] == fresh.n_consumers[i];
+        for (int k = 0; ok && k < kept.n_consumers[i]; k++)
+            ok = kept.consumers[i][k] == fresh.consumers[i][k];
+    }
     links_free(&kept);
     links_free(&fresh);
     return ok;
