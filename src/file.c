@@ -1,10 +1,11 @@
-/* file.c: whole-file reads, read-only mappings, and output files renamed
- * into place (see oq_file.h). */
+/* file.c: whole-file reads, read-only mappings, output files renamed into
+ * place, and several outputs committed together (see oq_file.h). */
 #include "onnxq/oq_file.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,13 @@ oq_status oq_write_file_atomic(const char *path, const uint8_t *buf, size_t len,
         st = oq_out_commit(f, err);
     oq_out_destroy(f);
     return st;
+}
+
+bool oq_same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    return !strcmp(a, b) ||
+           (stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino);
 }
 
 char *oq_path_dir(const char *path)
@@ -229,6 +237,8 @@ oq_status oq_out_write(oq_out *f, const void *p, size_t n, oq_err *err)
 
 uint64_t oq_out_size(const oq_out *f) { return f->size; }
 
+const char *oq_out_path(const oq_out *f) { return f->path; }
+
 oq_status oq_out_finish(oq_out *f, oq_err *err)
 {
     if (f->failed || f->fd < 0)
@@ -267,4 +277,117 @@ void oq_out_destroy(oq_out *f)
     free(f->path);
     free(f->buf);
     free(f);
+}
+
+/* ---- several files, all or none ------------------------------------------------------ */
+
+typedef struct commit_file {
+    oq_out *out;  /* the new content under its temporary name, until renamed */
+    char *backup; /* a hard link to what the path held before, while renames may still fail */
+    bool existed; /* the path existed when the renames began */
+} commit_file;
+
+struct oq_commit {
+    int n;
+    commit_file *files;
+};
+
+oq_status oq_commit_create(oq_commit **out, oq_err *err)
+{
+    if (!(*out = calloc(1, sizeof **out)))
+        return oq_errf(err, OQ_ENOMEM, "out of memory");
+    return OQ_OK;
+}
+
+void oq_commit_destroy(oq_commit *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; i < c->n; i++) {
+        if (c->files[i].backup)
+            unlink(c->files[i].backup);
+        free(c->files[i].backup);
+        oq_out_destroy(c->files[i].out);
+    }
+    free(c->files);
+    free(c);
+}
+
+oq_status oq_commit_open(oq_commit *c, const char *path, oq_out **out, oq_err *err)
+{
+    *out = NULL;
+    commit_file *grown = realloc(c->files, (size_t)(c->n + 1) * sizeof *grown);
+    if (!grown)
+        return oq_errf(err, OQ_ENOMEM, "out of memory");
+    c->files = grown;
+    commit_file *f = &c->files[c->n];
+    memset(f, 0, sizeof *f);
+    oq_status st = oq_out_open(&f->out, path, err);
+    if (st)
+        return st;
+    c->n++;
+    *out = f->out;
+    return OQ_OK;
+}
+
+oq_status oq_commit_add(oq_commit *c, const char *path, const uint8_t *buf, size_t len, oq_err *err)
+{
+    oq_out *f;
+    oq_status st = oq_commit_open(c, path, &f, err);
+    return st ? st : oq_out_write(f, buf, len, err);
+}
+
+/* Links a copy of f's existing destination under a fresh name beside it. */
+static oq_status keep_backup(commit_file *f, oq_err *err)
+{
+    const char *path = oq_out_path(f->out);
+    size_t n = strlen(path);
+    if (!(f->backup = malloc(n + 16)))
+        return oq_errf(err, OQ_ENOMEM, "%s: out of memory", path);
+    snprintf(f->backup, n + 16, "%s.bakXXXXXX", path);
+    int fd = mkstemp(f->backup); /* reserves a unique name, replaced by the link */
+    if (fd >= 0) {
+        close(fd);
+        unlink(f->backup);
+    }
+    if (fd < 0 || link(path, f->backup) != 0) {
+        oq_status st = oq_errf(err, OQ_EIO, "%s: cannot keep its old content while writing: %s", path,
+                               strerror(errno));
+        free(f->backup);
+        f->backup = NULL;
+        return st;
+    }
+    return OQ_OK;
+}
+
+oq_status oq_commit_finish(oq_commit *c, oq_err *err)
+{
+    oq_status st;
+    for (int i = 0; i < c->n; i++) /* every write that can fail, before any rename */
+        if ((st = oq_out_finish(c->files[i].out, err)))
+            return st;
+    /* a backup of every existing destination but the last renamed, which has nothing after it to fail */
+    for (int i = 0; i < c->n; i++) {
+        struct stat sb;
+        commit_file *f = &c->files[i];
+        f->existed = lstat(oq_out_path(f->out), &sb) == 0;
+        if (f->existed && !S_ISDIR(sb.st_mode) && i < c->n - 1 && (st = keep_backup(f, err)))
+            return st;
+    }
+    for (int i = 0; i < c->n; i++) {
+        if ((st = oq_out_commit(c->files[i].out, err))) {
+            for (int j = 0; j < i; j++) { /* put back what the earlier renames replaced */
+                commit_file *d = &c->files[j];
+                const char *path = oq_out_path(d->out);
+                if (d->backup && rename(d->backup, path) == 0) {
+                    free(d->backup);
+                    d->backup = NULL;
+                } else if (!d->existed) {
+                    unlink(path);
+                }
+            }
+            return st;
+        }
+    }
+    return OQ_OK;
 }

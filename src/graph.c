@@ -1,7 +1,10 @@
 /* graph.c: the in-memory model (see oq_graph.h): lifetime, name index,
- * mutation API, producer/consumer index, topological sort. */
-#include "onnxq/oq_graph.h"
+ * values, the mutation API with the producer/consumer links it keeps valid,
+ * attributes, a full re-index and pruning. Deep copies are in graph_clone.c,
+ * subgraph reads and the topological sort in graph_order.c. */
+#include "graph_internal.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +14,7 @@
 static char *dup_str(const char *s) { return strdup(s ? s : ""); }
 
 /* Grows *arr (elements of `size` bytes, capacity *cap) to hold `need`. 0 on success. */
-static int grow(void **arr, int *cap, int need, size_t size)
+int oq_grow_array(void **arr, int *cap, int need, size_t size)
 {
     if (need <= *cap)
         return 0;
@@ -115,7 +118,7 @@ static void attr_clear(oq_attr *a)
     memset(a, 0, sizeof *a);
 }
 
-static void node_free(oq_node *n)
+void oq_node_free(oq_node *n)
 {
     if (!n)
         return;
@@ -192,7 +195,7 @@ void oq_graph_destroy(oq_graph *g)
     if (!g)
         return;
     for (int i = 0; i < g->n_nodes; i++)
-        node_free(g->nodes[i]);
+        oq_node_free(g->nodes[i]);
     free(g->nodes);
     for (int i = 0; i < g->n_values; i++)
         value_free(g->values[i]);
@@ -238,10 +241,10 @@ oq_value *oq_graph_find(const oq_graph *g, const char *name)
 }
 
 /* Creates a new untyped value named `name` in g (the name must be unused in g). */
-static oq_value *value_new(oq_graph *g, const char *name, oq_err *err)
+oq_value *oq_graph_value_new(oq_graph *g, const char *name, oq_err *err)
 {
     oq_value *v = calloc(1, sizeof *v);
-    if (!v || !(v->name = dup_str(name)) || grow((void **)&g->values, &g->cap_values, g->n_values + 1,
+    if (!v || !(v->name = dup_str(name)) || oq_grow_array((void **)&g->values, &g->cap_values, g->n_values + 1,
                                                  sizeof *g->values)) {
         value_free(v);
         oq_errf(err, OQ_ENOMEM, "out of memory adding value '%s'", name);
@@ -262,7 +265,7 @@ static oq_value *value_new(oq_graph *g, const char *name, oq_err *err)
 oq_value *oq_graph_value(oq_graph *g, const char *name, oq_err *err)
 {
     oq_value *v = oq_graph_find_local(g, name);
-    return v ? v : value_new(g, name, err);
+    return v ? v : oq_graph_value_new(g, name, err);
 }
 
 char *oq_graph_unique_name(const oq_graph *g, const char *base)
@@ -363,6 +366,34 @@ oq_status oq_graph_set_constant(oq_graph *g, oq_value *v, oq_tensor *t, bool as_
     return OQ_OK;
 }
 
+oq_status oq_graph_new_value(oq_graph *g, const char *base, oq_value **out, oq_err *err)
+{
+    char *name = oq_graph_unique_name(g, base);
+    if (!name)
+        return oq_errf(err, OQ_ENOMEM, "out of memory");
+    *out = oq_graph_value(g, name, err);
+    free(name);
+    return *out ? OQ_OK : OQ_ENOMEM; /* oq_graph_value fails only so, err set */
+}
+
+oq_status oq_graph_add_initializer(oq_graph *g, const char *base, oq_tensor *t, oq_value **out, oq_err *err)
+{
+    oq_value *v;
+    oq_status st = oq_graph_new_value(g, base, &v, err);
+    if (st) {
+        oq_tensor_destroy(t);
+        return st;
+    }
+    oq_dim dims[OQ_MAX_RANK];
+    for (int i = 0; i < t->rank; i++)
+        dims[i] = (oq_dim){t->dims[i], NULL};
+    if ((st = oq_graph_set_constant(g, v, t, true, err)) ||
+        (st = oq_value_set_tensor_type(v, t->dtype, t->rank, dims, err)))
+        return st;
+    *out = v;
+    return OQ_OK;
+}
+
 static oq_status value_list_add(oq_value ***list, int *n, oq_value *v, oq_err *err)
 {
     oq_value **p = realloc(*list, (size_t)(*n + 1) * sizeof *p);
@@ -383,15 +414,163 @@ oq_status oq_graph_add_output(oq_graph *g, oq_value *v, oq_err *err)
     return value_list_add(&g->outputs, &g->n_outputs, v, err);
 }
 
+/* ---- producer and consumer links ----------------------------------------------
+ * Kept valid by every edit below; oq_graph_index rebuilds them from scratch. */
+
+static oq_status add_consumer(oq_value *v, oq_node *n, oq_err *err)
+{
+    for (int i = 0; i < v->n_consumers; i++)
+        if (v->consumers[i] == n)
+            return OQ_OK; /* each reading node is listed once */
+    oq_node **p = realloc(v->consumers, (size_t)(v->n_consumers + 1) * sizeof *p);
+    if (!p)
+        return oq_errf(err, OQ_ENOMEM, "out of memory");
+    p[v->n_consumers++] = n;
+    v->consumers = p;
+    return OQ_OK;
+}
+
+static void remove_consumer(oq_value *v, const oq_node *n)
+{
+    for (int i = 0; i < v->n_consumers; i++)
+        if (v->consumers[i] == n) {
+            memmove(&v->consumers[i], &v->consumers[i + 1], (size_t)(v->n_consumers - i - 1) * sizeof *v->consumers);
+            v->n_consumers--;
+            return;
+        }
+}
+
+static bool has_subgraphs(const oq_node *n)
+{
+    for (int a = 0; a < n->n_attrs; a++)
+        if ((n->attrs[a].type == OQ_ATTR_GRAPH && n->attrs[a].g) ||
+            (n->attrs[a].type == OQ_ATTR_GRAPHS && n->attrs[a].n))
+            return true;
+    return false;
+}
+
+/* Calls fn(v, user) for every value of `outer` that subgraph sg (recursively)
+ * reads by pointer: node inputs and sg's outputs. Returns the first non-zero
+ * status fn returns. */
+static oq_status each_outer_read(const oq_graph *sg, const oq_graph *outer,
+                                 oq_status (*fn)(oq_value *v, void *user), void *user)
+{
+    oq_status st = OQ_OK;
+    for (int i = 0; !st && i < sg->n_nodes; i++) {
+        const oq_node *nd = sg->nodes[i];
+        for (int k = 0; !st && k < nd->n_inputs; k++)
+            if (nd->inputs[k] && nd->inputs[k]->graph == outer)
+                st = fn(nd->inputs[k], user);
+        for (int a = 0; !st && a < nd->n_attrs; a++) {
+            const oq_attr *at = &nd->attrs[a];
+            if (at->type == OQ_ATTR_GRAPH && at->g)
+                st = each_outer_read(at->g, outer, fn, user);
+            for (int j = 0; !st && at->type == OQ_ATTR_GRAPHS && j < at->n; j++)
+                st = each_outer_read(at->graphs[j], outer, fn, user);
+        }
+    }
+    for (int i = 0; !st && i < sg->n_outputs; i++)
+        if (sg->outputs[i] && sg->outputs[i]->graph == outer)
+            st = fn(sg->outputs[i], user);
+    return st;
+}
+
+/* Calls each_outer_read for every subgraph attribute of n. */
+static oq_status each_implicit_input(const oq_node *n, oq_status (*fn)(oq_value *v, void *user), void *user)
+{
+    oq_status st = OQ_OK;
+    for (int a = 0; !st && a < n->n_attrs; a++) {
+        const oq_attr *at = &n->attrs[a];
+        if (at->type == OQ_ATTR_GRAPH && at->g)
+            st = each_outer_read(at->g, n->graph, fn, user);
+        for (int j = 0; !st && at->type == OQ_ATTR_GRAPHS && j < at->n; j++)
+            st = each_outer_read(at->graphs[j], n->graph, fn, user);
+    }
+    return st;
+}
+
+typedef struct link_args {
+    oq_node *n;
+    oq_err *err;
+} link_args;
+
+static oq_status link_implicit(oq_value *v, void *user)
+{
+    link_args *a = user;
+    return add_consumer(v, a->n, a->err);
+}
+
+static oq_status unlink_implicit(oq_value *v, void *user)
+{
+    remove_consumer(v, user);
+    return OQ_OK;
+}
+
+static oq_status is_target(oq_value *v, void *user) { return v == user ? OQ_EINVAL : OQ_OK; }
+
+/* Whether n reads v, as an input or through a subgraph. */
+static bool node_reads(const oq_node *n, const oq_value *v)
+{
+    for (int k = 0; k < n->n_inputs; k++)
+        if (n->inputs[k] == v)
+            return true;
+    return has_subgraphs(n) && each_implicit_input(n, is_target, (void *)v) != OQ_OK;
+}
+
+/* The first node of v's graph other than `not` that writes v, or NULL. */
+static oq_node *other_writer(const oq_value *v, const oq_node *not)
+{
+    const oq_graph *g = v->graph;
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int k = 0; g->nodes[i] != not && k < g->nodes[i]->n_outputs; k++)
+            if (g->nodes[i]->outputs[k] == v)
+                return g->nodes[i];
+    return NULL;
+}
+
+/* Takes n out of the links: producer of its outputs (another node writing
+ * one, as during a replacement, becomes its producer), consumer of what it reads. */
+static void node_unlink(oq_node *n)
+{
+    for (int k = 0; k < n->n_outputs; k++)
+        if (n->outputs[k] && n->outputs[k]->producer == n)
+            n->outputs[k]->producer = other_writer(n->outputs[k], n);
+    for (int k = 0; k < n->n_inputs; k++)
+        if (n->inputs[k] && n->inputs[k]->graph == n->graph)
+            remove_consumer(n->inputs[k], n);
+    if (has_subgraphs(n))
+        each_implicit_input(n, unlink_implicit, n);
+}
+
+/* Puts n (already in g->nodes) into the links; on failure takes it out again. */
+static oq_status node_link(oq_node *n, oq_err *err)
+{
+    oq_status st = OQ_OK;
+    for (int k = 0; !st && k < n->n_inputs; k++)
+        if (n->inputs[k] && n->inputs[k]->graph == n->graph)
+            st = add_consumer(n->inputs[k], n, err);
+    link_args a = {n, err};
+    if (!st && has_subgraphs(n))
+        st = each_implicit_input(n, link_implicit, &a);
+    if (st) {
+        node_unlink(n);
+        return st;
+    }
+    for (int k = 0; k < n->n_outputs; k++)
+        if (n->outputs[k] && !n->outputs[k]->producer)
+            n->outputs[k]->producer = n; /* a second writer shows in the next oq_graph_index */
+    return OQ_OK;
+}
+
 /* ---- nodes --------------------------------------------------------------------- */
 
-oq_node *oq_graph_add_node(oq_graph *g, const char *op_type, const char *domain, const char *name,
-                           int n_inputs, const char *const *inputs, int n_outputs,
-                           const char *const *outputs, oq_err *err)
+/* A node of op_type in domain with room for its inputs and outputs, not yet in g. */
+oq_node *oq_node_new(oq_graph *g, const char *op_type, const char *domain, const char *name, int n_inputs,
+                         int n_outputs)
 {
     oq_node *n = calloc(1, sizeof *n);
     if (!n)
-        goto oom;
+        return NULL;
     n->graph = g;
     n->name = dup_str(name);
     n->op_type = dup_str(op_type);
@@ -399,16 +578,48 @@ oq_node *oq_graph_add_node(oq_graph *g, const char *op_type, const char *domain,
     n->doc_string = dup_str("");
     n->inputs = calloc((size_t)(n_inputs ? n_inputs : 1), sizeof *n->inputs);
     n->outputs = calloc((size_t)(n_outputs ? n_outputs : 1), sizeof *n->outputs);
-    if (!n->name || !n->op_type || !n->domain || !n->doc_string || !n->inputs || !n->outputs)
-        goto oom;
+    if (!n->name || !n->op_type || !n->domain || !n->doc_string || !n->inputs || !n->outputs) {
+        oq_node_free(n);
+        return NULL;
+    }
+    n->kind = oq_op_kind_of(n->domain, n->op_type);
     n->n_inputs = n_inputs;
     n->n_outputs = n_outputs;
     n->opset = oq_model_opset(g->model, n->domain);
+    return n;
+}
+
+/* Appends n (its values set) to g and links it; frees it on failure. */
+static oq_status node_append(oq_graph *g, oq_node *n, oq_err *err)
+{
+    if (oq_grow_array((void **)&g->nodes, &g->cap_nodes, g->n_nodes + 1, sizeof *g->nodes)) {
+        oq_status st = oq_errf(err, OQ_ENOMEM, "out of memory adding node '%s'", n->name);
+        oq_node_free(n);
+        return st;
+    }
+    g->nodes[g->n_nodes++] = n;
+    oq_status st = node_link(n, err);
+    if (st) {
+        g->n_nodes--;
+        oq_node_free(n);
+    }
+    return st;
+}
+
+oq_node *oq_graph_add_node(oq_graph *g, const char *op_type, const char *domain, const char *name,
+                           int n_inputs, const char *const *inputs, int n_outputs,
+                           const char *const *outputs, oq_err *err)
+{
+    oq_node *n = oq_node_new(g, op_type, domain, name, n_inputs, n_outputs);
+    if (!n) {
+        oq_errf(err, OQ_ENOMEM, "out of memory adding node '%s'", name ? name : "");
+        return NULL;
+    }
     for (int i = 0; i < n_inputs; i++) {
         if (!inputs[i] || !*inputs[i])
             continue;
         oq_value *v = oq_graph_find(g, inputs[i]);
-        if (!v && !(v = value_new(g, inputs[i], err)))
+        if (!v && !(v = oq_graph_value_new(g, inputs[i], err)))
             goto fail;
         n->inputs[i] = v;
     }
@@ -418,15 +629,27 @@ oq_node *oq_graph_add_node(oq_graph *g, const char *op_type, const char *domain,
         if (!(n->outputs[i] = oq_graph_value(g, outputs[i], err)))
             goto fail;
     }
-    if (grow((void **)&g->nodes, &g->cap_nodes, g->n_nodes + 1, sizeof *g->nodes))
-        goto oom;
-    g->nodes[g->n_nodes++] = n;
-    return n;
-oom:
-    oq_errf(err, OQ_ENOMEM, "out of memory adding node '%s'", name ? name : "");
+    return node_append(g, n, err) ? NULL : n;
 fail:
-    node_free(n);
+    oq_node_free(n);
     return NULL;
+}
+
+oq_node *oq_graph_add_op(oq_graph *g, oq_op_kind kind, const char *name, int n_inputs, oq_value *const *inputs,
+                         int n_outputs, oq_value *const *outputs, oq_err *err)
+{
+    if (kind <= OQ_OP_OTHER || kind >= OQ_OP_COUNT) {
+        oq_errf(err, OQ_EINVAL, "no operator of kind %d", (int)kind);
+        return NULL;
+    }
+    oq_node *n = oq_node_new(g, oq_op_kinds[kind].op_type, oq_op_kinds[kind].domain, name, n_inputs, n_outputs);
+    if (!n) {
+        oq_errf(err, OQ_ENOMEM, "out of memory adding node '%s'", name ? name : "");
+        return NULL;
+    }
+    memcpy(n->inputs, inputs, (size_t)n_inputs * sizeof *inputs);
+    memcpy(n->outputs, outputs, (size_t)n_outputs * sizeof *outputs);
+    return node_append(g, n, err) ? NULL : n;
 }
 
 void oq_graph_remove_node(oq_graph *g, oq_node *n)
@@ -436,39 +659,61 @@ void oq_graph_remove_node(oq_graph *g, oq_node *n)
             continue;
         memmove(&g->nodes[i], &g->nodes[i + 1], (size_t)(g->n_nodes - i - 1) * sizeof *g->nodes);
         g->n_nodes--;
-        for (int k = 0; k < n->n_outputs; k++)
-            if (n->outputs[k] && n->outputs[k]->producer == n)
-                n->outputs[k]->producer = NULL;
-        node_free(n);
+        node_unlink(n);
+        oq_node_free(n);
         return;
     }
 }
 
-void oq_graph_replace_uses(oq_graph *g, oq_value *from, oq_value *to)
+oq_status oq_graph_replace_uses(oq_graph *g, oq_value *from, oq_value *to, oq_err *err)
 {
     for (int i = 0; i < g->n_nodes; i++) {
         oq_node *n = g->nodes[i];
+        bool changed = false;
         for (int k = 0; k < n->n_inputs; k++)
-            if (n->inputs[k] == from)
+            if (n->inputs[k] == from) {
                 n->inputs[k] = to;
+                changed = true;
+            }
+        if (!changed)
+            continue;
+        if (to && to->graph == g) {
+            oq_status st = add_consumer(to, n, err);
+            if (st)
+                return st;
+        }
+        if (from->graph == g && !node_reads(n, from))
+            remove_consumer(from, n);
     }
     for (int i = 0; i < g->n_outputs; i++)
         if (g->outputs[i] == from)
             g->outputs[i] = to;
+    return OQ_OK;
 }
 
 oq_status oq_node_set_input(oq_node *n, int k, oq_value *v, oq_err *err)
 {
     if (k < 0 || k > n->n_inputs)
         return oq_errf(err, OQ_EINVAL, "node '%s': input index %d out of range", n->name, k);
+    if (v && v->graph == n->graph) {
+        oq_status st = add_consumer(v, n, err);
+        if (st)
+            return st;
+    }
     if (k == n->n_inputs) {
         oq_value **p = realloc(n->inputs, (size_t)(k + 1) * sizeof *p);
-        if (!p)
+        if (!p) {
+            if (v && v->graph == n->graph && !node_reads(n, v))
+                remove_consumer(v, n);
             return oq_errf(err, OQ_ENOMEM, "out of memory");
+        }
         n->inputs = p;
-        n->n_inputs++;
+        n->inputs[n->n_inputs++] = NULL;
     }
+    oq_value *old = n->inputs[k];
     n->inputs[k] = v;
+    if (old && old != v && old->graph == n->graph && !node_reads(n, old))
+        remove_consumer(old, n);
     return OQ_OK;
 }
 
@@ -476,9 +721,28 @@ void oq_node_set_output(oq_node *n, int k, oq_value *v)
 {
     if (k < 0 || k >= n->n_outputs)
         return;
-    if (n->outputs[k] && n->outputs[k]->producer == n)
-        n->outputs[k]->producer = NULL;
+    oq_value *old = n->outputs[k];
     n->outputs[k] = v;
+    if (old && old->producer == n) {
+        bool still = false; /* n may write it through another output */
+        for (int j = 0; j < n->n_outputs; j++)
+            still |= n->outputs[j] == old;
+        if (!still)
+            old->producer = other_writer(old, n);
+    }
+    if (v && !v->producer)
+        v->producer = n;
+}
+
+oq_status oq_node_set_op_type(oq_node *n, const char *op_type, oq_err *err)
+{
+    char *s = strdup(op_type);
+    if (!s)
+        return oq_errf(err, OQ_ENOMEM, "out of memory");
+    free(n->op_type);
+    n->op_type = s;
+    n->kind = oq_op_kind_of(n->domain, s);
+    return OQ_OK;
 }
 
 /* ---- attributes ---------------------------------------------------------------- */
@@ -621,100 +885,6 @@ void oq_node_remove_attr(oq_node *n, const char *name)
 
 /* ---- structure ----------------------------------------------------------------- */
 
-/* Appends to *out every value read inside subgraph sg (recursively) that does
- * not belong to sg or its descendants, keeping only values of `owner` or its
- * ancestors. Duplicates are skipped. */
-static oq_status collect_outer(const oq_graph *sg, const oq_graph *owner, oq_value ***out, int *n, int *cap,
-                               oq_err *err)
-{
-    for (int i = 0; i < sg->n_nodes; i++) {
-        const oq_node *nd = sg->nodes[i];
-        for (int k = 0; k < nd->n_inputs; k++) {
-            oq_value *v = nd->inputs[k];
-            if (!v)
-                continue;
-            /* inside sg or deeper? walk up from v's graph to see if we hit sg */
-            const oq_graph *h = v->graph;
-            while (h && h != sg && h != owner)
-                h = h->parent;
-            if (h == sg)
-                continue;
-            int seen = 0;
-            for (int j = 0; j < *n && !seen; j++)
-                seen = (*out)[j] == v;
-            if (seen)
-                continue;
-            if (grow((void **)out, cap, *n + 1, sizeof **out))
-                return oq_errf(err, OQ_ENOMEM, "out of memory");
-            (*out)[(*n)++] = v;
-        }
-        for (int a = 0; a < nd->n_attrs; a++) {
-            const oq_attr *at = &nd->attrs[a];
-            if (at->type == OQ_ATTR_GRAPH && at->g) {
-                oq_status st = collect_outer(at->g, owner, out, n, cap, err);
-                if (st)
-                    return st;
-            }
-            for (int j = 0; at->type == OQ_ATTR_GRAPHS && j < at->n; j++) {
-                oq_status st = collect_outer(at->graphs[j], owner, out, n, cap, err);
-                if (st)
-                    return st;
-            }
-        }
-    }
-    for (int i = 0; i < sg->n_outputs; i++) {
-        oq_value *v = sg->outputs[i];
-        const oq_graph *h = v ? v->graph : sg;
-        while (h && h != sg && h != owner)
-            h = h->parent;
-        if (h == sg)
-            continue;
-        int seen = 0;
-        for (int j = 0; j < *n && !seen; j++)
-            seen = (*out)[j] == v;
-        if (!seen) {
-            if (grow((void **)out, cap, *n + 1, sizeof **out))
-                return oq_errf(err, OQ_ENOMEM, "out of memory");
-            (*out)[(*n)++] = v;
-        }
-    }
-    return OQ_OK;
-}
-
-oq_value **oq_node_implicit_inputs(const oq_node *n, int *count, oq_err *err)
-{
-    oq_value **out = NULL;
-    int cnt = 0, cap = 0;
-    *count = 0;
-    for (int a = 0; a < n->n_attrs; a++) {
-        const oq_attr *at = &n->attrs[a];
-        oq_status st = OQ_OK;
-        if (at->type == OQ_ATTR_GRAPH && at->g)
-            st = collect_outer(at->g, n->graph, &out, &cnt, &cap, err);
-        for (int j = 0; !st && at->type == OQ_ATTR_GRAPHS && j < at->n; j++)
-            st = collect_outer(at->graphs[j], n->graph, &out, &cnt, &cap, err);
-        if (st) {
-            free(out);
-            return NULL;
-        }
-    }
-    *count = cnt;
-    return out;
-}
-
-static oq_status add_consumer(oq_value *v, oq_node *n, oq_err *err)
-{
-    for (int i = 0; i < v->n_consumers; i++)
-        if (v->consumers[i] == n)
-            return OQ_OK; /* each reading node is listed once */
-    oq_node **p = realloc(v->consumers, (size_t)(v->n_consumers + 1) * sizeof *p);
-    if (!p)
-        return oq_errf(err, OQ_ENOMEM, "out of memory");
-    p[v->n_consumers++] = n;
-    v->consumers = p;
-    return OQ_OK;
-}
-
 oq_status oq_graph_index(oq_graph *g, oq_err *err)
 {
     for (int i = 0; i < g->n_values; i++) {
@@ -751,161 +921,12 @@ oq_status oq_graph_index(oq_graph *g, oq_err *err)
                     return st;
             }
         }
-        int n_impl;
-        oq_value **impl = oq_node_implicit_inputs(n, &n_impl, err);
-        if (!impl && n_impl)
-            return err ? err->status : OQ_ENOMEM;
-        for (int k = 0; k < n_impl; k++) {
-            if (impl[k]->graph != g)
-                continue;
-            oq_status st = add_consumer(impl[k], n, err);
-            if (st) {
-                free(impl);
-                return st;
-            }
-        }
-        free(impl);
+        link_args a = {n, err};
+        oq_status st = has_subgraphs(n) ? each_implicit_input(n, link_implicit, &a) : OQ_OK;
+        if (st)
+            return st;
     }
     return OQ_OK;
-}
-
-/* True when v is available without a producer in g: a graph input, a constant,
- * or a value of an enclosing graph. */
-static bool value_is_source(const oq_graph *g, const oq_value *v)
-{
-    if (v->graph != g || v->constant)
-        return true;
-    for (int j = 0; j < g->n_inputs; j++)
-        if (g->inputs[j] == v)
-            return true;
-    return false;
-}
-
-/* Min-heap of node positions (original order), for a stable Kahn sort. */
-static void heap_push(int *h, int *n, int x)
-{
-    int i = (*n)++;
-    h[i] = x;
-    while (i && h[(i - 1) / 2] > h[i]) {
-        int p = (i - 1) / 2, t = h[p];
-        h[p] = h[i];
-        h[i] = t;
-        i = p;
-    }
-}
-
-static int heap_pop(int *h, int *n)
-{
-    int top = h[0];
-    h[0] = h[--(*n)];
-    for (int i = 0;;) {
-        int l = 2 * i + 1, r = l + 1, m = i;
-        if (l < *n && h[l] < h[m])
-            m = l;
-        if (r < *n && h[r] < h[m])
-            m = r;
-        if (m == i)
-            break;
-        int t = h[m];
-        h[m] = h[i];
-        h[i] = t;
-        i = m;
-    }
-    return top;
-}
-
-/* Sorts every subgraph held in n's attributes. */
-static oq_status sort_subgraphs(oq_node *n, oq_err *err)
-{
-    for (int a = 0; a < n->n_attrs; a++) {
-        oq_attr *at = &n->attrs[a];
-        int count = at->type == OQ_ATTR_GRAPH ? (at->g != NULL) : at->type == OQ_ATTR_GRAPHS ? at->n : 0;
-        for (int j = 0; j < count; j++) {
-            oq_status st = oq_graph_sort(at->type == OQ_ATTR_GRAPH ? at->g : at->graphs[j], err);
-            if (st)
-                return oq_err_context(err, "in attribute '%s' of node '%s' (%s)", at->name, n->name, n->op_type);
-        }
-    }
-    return OQ_OK;
-}
-
-oq_status oq_graph_sort(oq_graph *g, oq_err *err)
-{
-    oq_status st = OQ_OK;
-    for (int i = 0; i < g->n_nodes && !st; i++)
-        st = sort_subgraphs(g->nodes[i], err);
-    if (st || (st = oq_graph_index(g, err)))
-        return st;
-    int nn = g->n_nodes;
-    int *pending = calloc((size_t)(nn ? nn : 1), sizeof *pending); /* unmet deps per node */
-    int *heap = malloc((size_t)(nn ? nn : 1) * sizeof *heap);
-    oq_node **sorted = malloc((size_t)(nn ? nn : 1) * sizeof *sorted);
-    if (!pending || !heap || !sorted) {
-        st = oq_errf(err, OQ_ENOMEM, "out of memory");
-        goto done;
-    }
-    for (int i = 0; i < nn; i++)
-        g->nodes[i]->order = i;
-    /* validate inputs; dependencies are counted from the consumer lists below */
-    for (int i = 0; i < nn && !st; i++) {
-        oq_node *n = g->nodes[i];
-        for (int k = 0; k < n->n_inputs && !st; k++) {
-            oq_value *v = n->inputs[k];
-            if (v && !(v->producer && v->graph == g) && !value_is_source(g, v))
-                st = oq_errf(err, OQ_EINVAL, "node '%s' (%s): input '%s' names no value in the graph", n->name,
-                             n->op_type, v->name);
-        }
-    }
-    for (int i = 0; i < g->n_outputs && !st; i++) {
-        oq_value *v = g->outputs[i];
-        if (!v->producer && !value_is_source(g, v))
-            st = oq_errf(err, OQ_EINVAL, "graph output '%s' is not written by any node", v->name);
-    }
-    /* pending[i] = distinct values produced in g that node i reads (explicitly or through a subgraph) */
-    for (int i = 0; i < g->n_values && !st; i++) {
-        oq_value *v = g->values[i];
-        if (v->producer)
-            for (int c = 0; c < v->n_consumers; c++)
-                pending[v->consumers[c]->order]++;
-    }
-    if (st)
-        goto done;
-    int hn = 0, done_n = 0;
-    for (int i = 0; i < nn; i++)
-        if (!pending[i])
-            heap_push(heap, &hn, i);
-    while (hn) {
-        oq_node *n = g->nodes[heap_pop(heap, &hn)];
-        sorted[done_n++] = n;
-        for (int k = 0; k < n->n_outputs; k++) {
-            oq_value *v = n->outputs[k];
-            if (!v)
-                continue;
-            for (int c = 0; c < v->n_consumers; c++) {
-                oq_node *m = v->consumers[c];
-                if (--pending[m->order] == 0)
-                    heap_push(heap, &hn, m->order);
-            }
-        }
-    }
-    if (done_n != nn) {
-        const oq_node *stuck = NULL;
-        for (int i = 0; i < nn && !stuck; i++)
-            if (pending[i] > 0)
-                stuck = g->nodes[i];
-        st = oq_errf(err, OQ_EINVAL, "the graph has a cycle (node '%s' (%s) depends on its own output)",
-                     stuck ? stuck->name : "?", stuck ? stuck->op_type : "?");
-        goto done;
-    }
-    if (nn)
-        memcpy(g->nodes, sorted, (size_t)nn * sizeof *sorted);
-    for (int i = 0; i < nn; i++)
-        g->nodes[i]->order = i;
-done:
-    free(pending);
-    free(heap);
-    free(sorted);
-    return st;
 }
 
 void oq_graph_prune(oq_graph *g)
@@ -935,19 +956,3 @@ void oq_graph_prune(oq_graph *g)
     g->n_values = keep;
 }
 
-void oq_graph_param_stats(const oq_graph *g, int64_t *n_tensors, int64_t *n_elements, int64_t *n_bytes)
-{
-    int64_t t = 0, e = 0, b = 0;
-    for (int i = 0; i < g->n_values; i++) {
-        const oq_tensor *c = g->values[i]->constant;
-        if (!c)
-            continue;
-        int64_t numel = oq_tensor_numel(c);
-        t++;
-        e += numel;
-        b += (int64_t)oq_dtype_storage(c->dtype, numel);
-    }
-    *n_tensors = t;
-    *n_elements = e;
-    *n_bytes = b;
-}

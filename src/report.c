@@ -1,10 +1,181 @@
-/* report.c: the JSON accuracy/size report (see oq_report.h and the README). */
+/* report.c: the report of a quantization run (see oq_report.h): built once,
+ * rendered as JSON (cJSON; schema in the README) and as summary lines. */
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "onnxq/oq_file.h"
 #include "onnxq/oq_report.h"
+
+/* ---- building ------------------------------------------------------------------ */
+
+static const char *const default_op_types[] = {"Conv", "MatMul", "Gemm"};
+
+static char *dup(const char *s, bool *bad)
+{
+    char *d = strdup(s ? s : "");
+    *bad |= !d;
+    return d;
+}
+
+static void copy_eval(oq_eval *dst, const oq_eval *src, int n_nodes, bool *bad)
+{
+    *dst = *src;
+    dst->outputs = calloc((size_t)src->n_outputs + 1, sizeof *dst->outputs);
+    dst->node_sqnr_db = malloc(((size_t)n_nodes + 1) * sizeof *dst->node_sqnr_db);
+    if (!dst->outputs || !dst->node_sqnr_db) {
+        *bad = true;
+        dst->n_outputs = 0;
+        return;
+    }
+    memcpy(dst->node_sqnr_db, src->node_sqnr_db, (size_t)n_nodes * sizeof *dst->node_sqnr_db);
+    for (int k = 0; k < src->n_outputs; k++) {
+        dst->outputs[k] = src->outputs[k];
+        dst->outputs[k].name = dup(src->outputs[k].name, bad);
+    }
+}
+
+static void size_section(oq_report *r, const oq_model *fp32, const oq_model *quant, bool *bad)
+{
+    int64_t nt, ne;
+    oq_graph_param_stats(fp32->graph, &nt, &ne, &r->fp32_bytes);
+    oq_graph_param_stats(quant->graph, &nt, &ne, &r->quantized_bytes);
+    const oq_graph *g = quant->graph;
+    if (!(r->initializers = calloc((size_t)g->n_values + 1, sizeof *r->initializers))) {
+        *bad = true;
+        return;
+    }
+    for (int i = 0; i < g->n_values; i++) {
+        const oq_value *v = g->values[i];
+        if (!v->constant)
+            continue;
+        oq_report_initializer *e = &r->initializers[r->n_initializers++];
+        e->name = dup(v->name, bad);
+        e->dtype = v->constant->dtype;
+        e->bytes = (int64_t)oq_dtype_storage(v->constant->dtype, oq_tensor_numel(v->constant));
+    }
+}
+
+static void nodes_section(oq_report *r, const oq_quant_result *res, const oq_eval *eval, bool *bad)
+{
+    if (!(r->nodes = calloc((size_t)res->n_nodes + 1, sizeof *r->nodes))) {
+        *bad = true;
+        return;
+    }
+    r->n_nodes = res->n_nodes;
+    for (int i = 0; i < res->n_nodes; i++) {
+        const oq_quant_node *q = &res->nodes[i];
+        oq_report_node *e = &r->nodes[i];
+        e->name = dup(q->name, bad);
+        e->op_type = dup(q->op_type, bad);
+        e->quantized = q->quantized;
+        e->reason = q->quantized ? NULL : dup(q->reason, bad);
+        e->n_scales = q->n_scales;
+        e->scale_min = q->scale_min;
+        e->scale_max = q->scale_max;
+        e->weight_sqnr_db = q->weight_sqnr_db;
+        e->output_sqnr_db = eval ? eval->node_sqnr_db[i] : NAN;
+        r->n_quantized += q->quantized;
+    }
+}
+
+oq_status oq_report_build(oq_report **out, const oq_report_input *in, oq_err *err)
+{
+    *out = NULL;
+    oq_report *r = calloc(1, sizeof *r);
+    if (!r)
+        return oq_errf(err, OQ_ENOMEM, "out of memory");
+    bool bad = false;
+    const oq_quant_options *o = in->opts;
+    r->tool_version = dup(in->tool_version, &bad);
+    r->opts = *o;
+    r->n_op_types = o->n_op_types ? o->n_op_types : 3;
+    r->op_types = calloc((size_t)r->n_op_types, sizeof *r->op_types);
+    r->exclude = calloc((size_t)o->n_exclude + 1, sizeof *r->exclude);
+    bad |= !r->op_types || !r->exclude;
+    for (int i = 0; !bad && i < r->n_op_types; i++)
+        r->op_types[i] = dup(o->n_op_types ? o->op_types[i] : default_op_types[i], &bad);
+    for (int i = 0; !bad && i < o->n_exclude; i++)
+        r->exclude[i] = dup(o->exclude[i], &bad);
+    r->opts.op_types = (const char *const *)r->op_types;
+    r->opts.n_op_types = o->n_op_types;
+    r->opts.exclude = (const char *const *)r->exclude;
+    r->model_path = dup(in->model_path, &bad);
+    r->model_sha256 = dup(in->model_sha256, &bad);
+    r->output_path = dup(in->output_path, &bad);
+    r->opset = in->prep->opset_from;
+    r->output_opset = in->prep->opset_to;
+    if ((r->has_calibration = in->table != NULL)) {
+        r->method = in->table->range.method;
+        r->calib_samples = in->table->samples;
+        memcpy(r->data_sha256, in->table->data_sha256, sizeof r->data_sha256);
+        memcpy(r->calib_model_sha256, in->table->model_sha256, sizeof r->calib_model_sha256);
+    }
+    if (!bad)
+        size_section(r, in->fp32, in->quant, &bad);
+    r->n_candidates = in->plan->n_candidates;
+    r->n_folded_bn = in->prep->n_folded_bn;
+    r->n_folded_factors = in->result->n_folded_factors;
+    r->n_fused_hard_swish = in->prep->n_fused_hard_swish;
+    r->n_contrib_ops = in->result->n_contrib_ops;
+    r->n_contrib_no_range = in->plan->n_contrib_no_range;
+    bool qoperator = o->mode == OQ_MODE_STATIC && o->format == OQ_FORMAT_QOPERATOR;
+    if ((r->has_boundaries = qoperator)) {
+        r->n_boundary_quantize = in->result->n_boundary_quantize;
+        r->n_boundary_dequantize = in->result->n_boundary_dequantize;
+        if (!(r->glue_ops = calloc((size_t)in->result->n_glue_ops + 1, sizeof *r->glue_ops)))
+            bad = true;
+        for (int i = 0; !bad && i < in->result->n_glue_ops; i++, r->n_glue_ops++)
+            r->glue_ops[i] = (oq_glue_op){dup(in->result->glue_ops[i].op_type, &bad), in->result->glue_ops[i].count};
+    }
+    if (!bad)
+        nodes_section(r, in->result, in->eval, &bad);
+    if (!bad && (r->has_evaluation = in->eval != NULL))
+        copy_eval(&r->eval, in->eval, in->result->n_nodes, &bad);
+    if ((r->has_speed_outlook = in->eval && qoperator))
+        r->faster_expected = oq_eval_speedup_expected(in->eval, &r->why);
+    r->times = in->times;
+    if (bad) {
+        oq_report_destroy(r);
+        return oq_errf(err, OQ_ENOMEM, "out of memory building the report");
+    }
+    *out = r;
+    return OQ_OK;
+}
+
+void oq_report_destroy(oq_report *r)
+{
+    if (!r)
+        return;
+    free(r->tool_version);
+    for (int i = 0; r->op_types && i < r->n_op_types; i++)
+        free(r->op_types[i]);
+    free(r->op_types);
+    for (int i = 0; r->exclude && i < r->opts.n_exclude; i++)
+        free(r->exclude[i]);
+    free(r->exclude);
+    free(r->model_path);
+    free(r->model_sha256);
+    free(r->output_path);
+    for (int i = 0; i < r->n_initializers; i++)
+        free(r->initializers[i].name);
+    free(r->initializers);
+    for (int i = 0; i < r->n_glue_ops; i++)
+        free(r->glue_ops[i].op_type);
+    free(r->glue_ops);
+    for (int i = 0; i < r->n_nodes; i++) {
+        free(r->nodes[i].name);
+        free(r->nodes[i].op_type);
+        free(r->nodes[i].reason);
+    }
+    free(r->nodes);
+    oq_eval_release(&r->eval);
+    free(r);
+}
+
+/* ---- JSON ---------------------------------------------------------------------- */
 
 /* JSON has no infinities or NaN: those become null. */
 static void add_number(cJSON *o, const char *key, double v)
@@ -15,9 +186,9 @@ static void add_number(cJSON *o, const char *key, double v)
         cJSON_AddNullToObject(o, key);
 }
 
-static cJSON *options_json(const oq_report_input *in)
+static cJSON *options_json(const oq_report *r)
 {
-    const oq_quant_options *o = in->opts;
+    const oq_quant_options *o = &r->opts;
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "mode", o->mode == OQ_MODE_DYNAMIC ? "dynamic" : "static");
     cJSON_AddStringToObject(j, "format", o->format == OQ_FORMAT_QDQ ? "qdq" : "qoperator");
@@ -26,46 +197,36 @@ static cJSON *options_json(const oq_report_input *in)
     cJSON_AddStringToObject(j, "activation_type", o->act_qmin < 0 ? "int8" : "uint8");
     cJSON_AddBoolToObject(j, "symmetric_activations", o->symmetric_activations);
     cJSON *ops = cJSON_AddArrayToObject(j, "op_types");
-    static const char *const defaults[] = {"Conv", "MatMul", "Gemm"};
-    int n = o->n_op_types ? o->n_op_types : 3;
-    for (int i = 0; i < n; i++)
-        cJSON_AddItemToArray(ops, cJSON_CreateString(o->n_op_types ? o->op_types[i] : defaults[i]));
+    for (int i = 0; i < r->n_op_types; i++)
+        cJSON_AddItemToArray(ops, cJSON_CreateString(r->op_types[i]));
     cJSON *ex = cJSON_AddArrayToObject(j, "exclude");
     for (int i = 0; i < o->n_exclude; i++)
-        cJSON_AddItemToArray(ex, cJSON_CreateString(o->exclude[i]));
+        cJSON_AddItemToArray(ex, cJSON_CreateString(r->exclude[i]));
     return j;
 }
 
-/* Bytes of every constant of g, and a per-initializer list. */
-static cJSON *size_json(const oq_report_input *in)
+static cJSON *size_json(const oq_report *r)
 {
-    int64_t nt, ne, fp32_bytes, q_bytes;
-    oq_graph_param_stats(in->fp32->graph, &nt, &ne, &fp32_bytes);
-    oq_graph_param_stats(in->quant->graph, &nt, &ne, &q_bytes);
     cJSON *j = cJSON_CreateObject();
-    cJSON_AddNumberToObject(j, "fp32_bytes", (double)fp32_bytes);
-    cJSON_AddNumberToObject(j, "quantized_bytes", (double)q_bytes);
-    add_number(j, "ratio", q_bytes ? (double)fp32_bytes / (double)q_bytes : NAN);
+    cJSON_AddNumberToObject(j, "fp32_bytes", (double)r->fp32_bytes);
+    cJSON_AddNumberToObject(j, "quantized_bytes", (double)r->quantized_bytes);
+    add_number(j, "ratio", r->quantized_bytes ? (double)r->fp32_bytes / (double)r->quantized_bytes : NAN);
     cJSON *list = cJSON_AddArrayToObject(j, "initializers");
-    const oq_graph *g = in->quant->graph;
-    for (int i = 0; i < g->n_values; i++) {
-        const oq_value *v = g->values[i];
-        if (!v->constant)
-            continue;
+    for (int i = 0; i < r->n_initializers; i++) {
         cJSON *e = cJSON_CreateObject();
-        cJSON_AddStringToObject(e, "name", v->name);
-        cJSON_AddStringToObject(e, "dtype", oq_dtype_name(v->constant->dtype));
-        cJSON_AddNumberToObject(e, "bytes", (double)oq_dtype_storage(v->constant->dtype, oq_tensor_numel(v->constant)));
+        cJSON_AddStringToObject(e, "name", r->initializers[i].name);
+        cJSON_AddStringToObject(e, "dtype", oq_dtype_name(r->initializers[i].dtype));
+        cJSON_AddNumberToObject(e, "bytes", (double)r->initializers[i].bytes);
         cJSON_AddItemToArray(list, e);
     }
     return j;
 }
 
-static cJSON *nodes_json(const oq_report_input *in)
+static cJSON *nodes_json(const oq_report *r)
 {
     cJSON *arr = cJSON_CreateArray();
-    for (int i = 0; i < in->result->n_nodes; i++) {
-        const oq_quant_node *q = &in->result->nodes[i];
+    for (int i = 0; i < r->n_nodes; i++) {
+        const oq_report_node *q = &r->nodes[i];
         cJSON *e = cJSON_CreateObject();
         cJSON_AddStringToObject(e, "name", q->name);
         cJSON_AddStringToObject(e, "op", q->op_type);
@@ -78,8 +239,8 @@ static cJSON *nodes_json(const oq_report_input *in)
             cJSON_AddNumberToObject(s, "min", q->scale_min);
             cJSON_AddNumberToObject(s, "max", q->scale_max);
             add_number(e, "weight_sqnr_db", q->weight_sqnr_db);
-            if (in->eval)
-                add_number(e, "output_sqnr_db", in->eval->node_sqnr_db[i]);
+            if (r->has_evaluation)
+                add_number(e, "output_sqnr_db", q->output_sqnr_db);
         }
         cJSON_AddItemToArray(arr, e);
     }
@@ -115,76 +276,179 @@ static cJSON *eval_json(const oq_eval *ev)
     return j;
 }
 
-oq_status oq_report_write(const oq_report_input *in, const char *path, oq_err *err)
+static cJSON *report_json(const oq_report *r)
 {
     cJSON *root = cJSON_CreateObject();
     if (!root)
-        return oq_errf(err, OQ_ENOMEM, "out of memory");
+        return NULL;
     cJSON *tool = cJSON_AddObjectToObject(root, "tool");
     cJSON_AddStringToObject(tool, "name", "onnxq");
-    cJSON_AddStringToObject(tool, "version", in->version);
-    cJSON_AddItemToObject(root, "options", options_json(in));
+    cJSON_AddStringToObject(tool, "version", r->tool_version);
+    cJSON_AddItemToObject(root, "options", options_json(r));
     cJSON *model = cJSON_AddObjectToObject(root, "model");
-    cJSON_AddStringToObject(model, "path", in->model_path);
-    cJSON_AddStringToObject(model, "sha256", in->model_sha256);
-    cJSON_AddStringToObject(model, "output", in->output_path);
-    cJSON_AddNumberToObject(model, "opset", (double)in->result->opset_from);
-    cJSON_AddNumberToObject(model, "output_opset", (double)in->result->opset_to);
-    if (in->table) {
+    cJSON_AddStringToObject(model, "path", r->model_path);
+    cJSON_AddStringToObject(model, "sha256", r->model_sha256);
+    cJSON_AddStringToObject(model, "output", r->output_path);
+    cJSON_AddNumberToObject(model, "opset", (double)r->opset);
+    cJSON_AddNumberToObject(model, "output_opset", (double)r->output_opset);
+    if (r->has_calibration) {
         cJSON *c = cJSON_AddObjectToObject(root, "calibration");
-        cJSON_AddStringToObject(c, "method", oq_calib_method_name(in->table->range.method));
-        cJSON_AddNumberToObject(c, "samples", (double)in->table->samples);
-        cJSON_AddStringToObject(c, "data_sha256", in->table->data_sha256);
-        cJSON_AddStringToObject(c, "model_sha256", in->table->model_sha256);
+        cJSON_AddStringToObject(c, "method", oq_calib_method_name(r->method));
+        cJSON_AddNumberToObject(c, "samples", (double)r->calib_samples);
+        cJSON_AddStringToObject(c, "data_sha256", r->data_sha256);
+        cJSON_AddStringToObject(c, "model_sha256", r->calib_model_sha256);
     }
-    cJSON_AddItemToObject(root, "size", size_json(in));
-    int quantized = 0;
-    for (int i = 0; i < in->result->n_nodes; i++)
-        quantized += in->result->nodes[i].quantized;
+    cJSON_AddItemToObject(root, "size", size_json(r));
     cJSON *counts = cJSON_AddObjectToObject(root, "node_counts");
-    cJSON_AddNumberToObject(counts, "candidates", in->result->n_nodes);
-    cJSON_AddNumberToObject(counts, "quantized", quantized);
-    cJSON_AddNumberToObject(counts, "folded_batchnorm", in->result->n_folded_bn);
-    cJSON_AddNumberToObject(counts, "folded_factors", in->result->n_folded_factors);
-    cJSON_AddNumberToObject(counts, "fused_hard_swish", in->result->n_fused_hard_swish);
-    cJSON_AddNumberToObject(counts, "contrib_ops", in->result->n_contrib_ops);
-    cJSON_AddNumberToObject(counts, "contrib_no_range", in->result->n_contrib_no_range);
-    if (in->opts->mode == OQ_MODE_STATIC && in->opts->format == OQ_FORMAT_QOPERATOR) {
+    cJSON_AddNumberToObject(counts, "candidates", r->n_candidates);
+    cJSON_AddNumberToObject(counts, "quantized", r->n_quantized);
+    cJSON_AddNumberToObject(counts, "folded_batchnorm", r->n_folded_bn);
+    cJSON_AddNumberToObject(counts, "folded_factors", r->n_folded_factors);
+    cJSON_AddNumberToObject(counts, "fused_hard_swish", r->n_fused_hard_swish);
+    cJSON_AddNumberToObject(counts, "contrib_ops", r->n_contrib_ops);
+    cJSON_AddNumberToObject(counts, "contrib_no_range", r->n_contrib_no_range);
+    if (r->has_boundaries) {
         cJSON *b = cJSON_AddObjectToObject(root, "boundaries");
-        cJSON_AddNumberToObject(b, "quantize_linear", in->result->n_boundary_quantize);
-        cJSON_AddNumberToObject(b, "dequantize_linear", in->result->n_boundary_dequantize);
+        cJSON_AddNumberToObject(b, "quantize_linear", r->n_boundary_quantize);
+        cJSON_AddNumberToObject(b, "dequantize_linear", r->n_boundary_dequantize);
         cJSON *ops = cJSON_AddObjectToObject(b, "float_ops");
-        for (int i = 0; i < in->result->n_glue_ops; i++)
-            cJSON_AddNumberToObject(ops, in->result->glue_ops[i].op_type, in->result->glue_ops[i].count);
+        for (int i = 0; i < r->n_glue_ops; i++)
+            cJSON_AddNumberToObject(ops, r->glue_ops[i].op_type, r->glue_ops[i].count);
     } else {
         cJSON_AddNullToObject(root, "boundaries");
     }
-    cJSON_AddItemToObject(root, "nodes", nodes_json(in));
-    if (in->eval)
-        cJSON_AddItemToObject(root, "evaluation", eval_json(in->eval));
+    cJSON_AddItemToObject(root, "nodes", nodes_json(r));
+    if (r->has_evaluation)
+        cJSON_AddItemToObject(root, "evaluation", eval_json(&r->eval));
     else
         cJSON_AddNullToObject(root, "evaluation");
-    if (in->eval && in->opts->mode == OQ_MODE_STATIC && in->opts->format == OQ_FORMAT_QOPERATOR) {
-        const char *why;
+    if (r->has_speed_outlook) {
         cJSON *s = cJSON_AddObjectToObject(root, "speed_outlook");
-        cJSON_AddBoolToObject(s, "faster_expected", oq_eval_speedup_expected(in->eval, &why));
-        cJSON_AddStringToObject(s, "why", why);
+        cJSON_AddBoolToObject(s, "faster_expected", r->faster_expected);
+        cJSON_AddStringToObject(s, "why", r->why);
     } else {
         cJSON_AddNullToObject(root, "speed_outlook");
     }
     cJSON *t = cJSON_AddObjectToObject(root, "timings_s");
-    cJSON_AddNumberToObject(t, "load", in->t_load);
-    cJSON_AddNumberToObject(t, "calibrate", in->t_calibrate);
-    cJSON_AddNumberToObject(t, "rewrite", in->t_rewrite);
-    cJSON_AddNumberToObject(t, "evaluate", in->t_evaluate);
-    cJSON_AddNumberToObject(t, "save", in->t_save);
-    char *text = cJSON_Print(root);
+    cJSON_AddNumberToObject(t, "load", r->times.load);
+    cJSON_AddNumberToObject(t, "calibrate", r->times.calibrate);
+    cJSON_AddNumberToObject(t, "rewrite", r->times.rewrite);
+    cJSON_AddNumberToObject(t, "evaluate", r->times.evaluate);
+    cJSON_AddNumberToObject(t, "save", r->times.save);
+    return root;
+}
+
+oq_status oq_report_json(const oq_report *r, uint8_t **buf, size_t *len, oq_err *err)
+{
+    *buf = NULL;
+    *len = 0;
+    cJSON *root = report_json(r);
+    char *text = root ? cJSON_Print(root) : NULL;
     cJSON_Delete(root);
-    if (!text)
-        return oq_errf(err, OQ_ENOMEM, "out of memory writing the report");
-    size_t len = strlen(text);
-    text[len] = '\n';
-    oq_status st = oq_write_file_atomic(path, (const uint8_t *)text, len + 1, err);
+    size_t n = text ? strlen(text) : 0;
+    if (text && (*buf = malloc(n + 1))) {
+        memcpy(*buf, text, n);
+        (*buf)[n] = '\n';
+        *len = n + 1;
+    }
     cJSON_free(text);
-    return st;
+    return *buf ? OQ_OK : oq_errf(err, OQ_ENOMEM, "out of memory writing the report");
+}
+
+/* ---- summary --------------------------------------------------------------------- */
+
+typedef struct text_buf {
+    char *s;
+    size_t len, cap;
+    bool bad;
+} text_buf;
+
+static void put(text_buf *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(text_buf *t, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (t->bad || n < 0)
+        return;
+    if (t->len + (size_t)n + 1 > t->cap) {
+        size_t cap = (t->len + (size_t)n + 1) * 2;
+        char *s = realloc(t->s, cap);
+        if (!s) {
+            t->bad = true;
+            return;
+        }
+        t->s = s;
+        t->cap = cap;
+    }
+    va_start(ap, fmt);
+    vsnprintf(t->s + t->len, t->cap - t->len, fmt, ap);
+    va_end(ap);
+    t->len += (size_t)n;
+}
+
+static void put_evaluation(text_buf *t, const oq_report *r)
+{
+    const oq_eval *e = &r->eval;
+    for (int k = 0; k < e->n_outputs; k++) {
+        const oq_output_metrics *m = &e->outputs[k];
+        put(t, "output '%s' over %lld samples: cosine %.5f, SQNR %.1f dB, max abs error %.4g", m->name,
+            (long long)e->samples, m->cosine, m->sqnr_db, m->max_abs_error);
+        if (m->classifier && m->top1_total)
+            put(t, ", top-1 agreement %.2f%%", 100.0 * m->top1_agree / m->top1_total);
+        put(t, "\n");
+    }
+    if (r->has_speed_outlook)
+        put(t, "%s: %s (per sample: %.3g M multiply-adds in %.0f integer ops, %.3g M elements converted)\n",
+            r->faster_expected ? "a runtime with 8-bit kernels should run this faster than float"
+                               : "expect no speed-up over float in a runtime",
+            r->why, e->int8_macs / 1e6, e->int8_nodes, e->converted / 1e6);
+    if (e->labeled)
+        put(t, "top-1 accuracy on %lld labeled samples: fp32 %.2f%%, quantized %.2f%%\n", (long long)e->labeled,
+            100.0 * e->fp32_correct / e->labeled, 100.0 * e->q_correct / e->labeled);
+}
+
+oq_status oq_report_summary(const oq_report *r, char **text, oq_err *err)
+{
+    text_buf t = {0};
+    const oq_quant_options *o = &r->opts;
+    const char *form = o->mode == OQ_MODE_DYNAMIC ? "dynamic" : o->format == OQ_FORMAT_QDQ ? "qdq" : "qoperator";
+    put(&t, "quantized %d of %d Conv/MatMul/Gemm nodes (%s); weights %.2f MB -> %.2f MB (%.2fx)\n", r->n_quantized,
+        r->n_nodes, form, r->fp32_bytes / 1e6, r->quantized_bytes / 1e6,
+        r->quantized_bytes ? (double)r->fp32_bytes / (double)r->quantized_bytes : 0.0);
+    if (r->n_folded_bn)
+        put(&t, "folded %d BatchNormalization nodes into the Conv before them\n", r->n_folded_bn);
+    if (r->n_contrib_ops)
+        put(&t, "%d more float ops run in 8 bits as com.microsoft QLinear ops (QLinearAdd, ...)\n", r->n_contrib_ops);
+    if (r->n_folded_factors || r->n_fused_hard_swish)
+        put(&t, "float ops between 8-bit ones: %d constant factors moved into (de)quantization scales, %d hard-swish "
+                "patterns made HardSwish\n",
+            r->n_folded_factors, r->n_fused_hard_swish);
+    if (r->n_glue_ops) {
+        put(&t, "float and 8-bit meet at %d QuantizeLinear and %d DequantizeLinear nodes, next to float ",
+            r->n_boundary_quantize, r->n_boundary_dequantize);
+        for (int i = 0; i < r->n_glue_ops && i < 4; i++)
+            put(&t, "%s%s x%d", i ? ", " : "", r->glue_ops[i].op_type, r->glue_ops[i].count);
+        put(&t, "%s: each is one more pass over its tensor, which small models feel most\n",
+            r->n_glue_ops > 4 ? ", ..." : "");
+    }
+    if (r->output_opset != r->opset)
+        put(&t, "raised the model's opset from %lld to %lld (nodes whose definitions changed were rewritten)\n",
+            (long long)r->opset, (long long)r->output_opset);
+    for (int i = 0, shown = 0; i < r->n_nodes && shown < 5; i++)
+        if (!r->nodes[i].quantized) {
+            put(&t, "  left float: '%s' (%s): %s\n", r->nodes[i].name, r->nodes[i].op_type, r->nodes[i].reason);
+            shown++;
+        }
+    if (r->has_evaluation)
+        put_evaluation(&t, r);
+    else
+        put(&t, "no evaluation: no samples to run (give --eval-data to measure accuracy)\n");
+    if (t.bad) {
+        free(t.s);
+        return oq_errf(err, OQ_ENOMEM, "out of memory");
+    }
+    *text = t.s;
+    return OQ_OK;
 }

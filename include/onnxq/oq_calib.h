@@ -73,8 +73,8 @@ typedef struct oq_range_options {
 
 /* Chooses the clipping range [*lo, *hi] for h by the given method. The range
  * always contains 0 and is never empty (a tensor seen only as 0 gets [0, 0]).
- * A histogram with no finite values gives [0, 0]. */
-void oq_hist_range(const oq_hist *h, const oq_range_options *opt, double *lo, double *hi);
+ * A histogram with no finite values gives [0, 0]. Fails only when out of memory. */
+oq_status oq_hist_range(const oq_hist *h, const oq_range_options *opt, double *lo, double *hi, oq_err *err);
 
 /* ---- calibration table ------------------------------------------------------ */
 
@@ -101,9 +101,12 @@ void oq_calib_table_destroy(oq_calib_table *t);
 /* Entry for name, or NULL. */
 const oq_calib_entry *oq_calib_table_find(const oq_calib_table *t, const char *name);
 /* Recomputes every entry's range with the table's range options. */
-void oq_calib_table_compute_ranges(oq_calib_table *t);
+oq_status oq_calib_table_compute_ranges(oq_calib_table *t, oq_err *err);
 
-/* Writes the table as JSON (deterministic bytes) to path atomically. */
+/* The table as JSON text (deterministic bytes, ending in a newline) in a
+ * malloc'ed buffer the caller frees. */
+oq_status oq_calib_table_serialize(const oq_calib_table *t, uint8_t **buf, size_t *len, oq_err *err);
+/* Writes the table as JSON (oq_calib_table_serialize) to path atomically. */
 oq_status oq_calib_table_save(const oq_calib_table *t, const char *path, oq_err *err);
 /* Reads and validates a table written by oq_calib_table_save. */
 oq_status oq_calib_table_load(oq_calib_table **out, const char *path, oq_err *err);

@@ -18,6 +18,7 @@
 #ifndef ONNXQ_OQ_DATASET_H
 #define ONNXQ_OQ_DATASET_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "onnxq/oq_err.h"
@@ -34,6 +35,13 @@ typedef struct oq_dataset oq_dataset;
 oq_status oq_dataset_open(oq_dataset **out, int n_specs, const char *const *specs, int n_inputs,
                           const oq_value *const *inputs, const oq_preprocess *pre, oq_err *err);
 void oq_dataset_destroy(oq_dataset *d);
+/* oq_dataset_open for the inputs of m a caller feeds (graph inputs that are
+ * not initializers). For a one-input model whose input is declared with
+ * rank 4, the layout (unless layout_given) and the resize (unless
+ * resize_given or a crop is set) of the image preprocessing come from the
+ * declared shape: NHWC when it ends in 3 channels, else NCHW. */
+oq_status oq_dataset_open_for_model(oq_dataset **out, const oq_model *m, int n_specs, const char *const *specs,
+                                    const oq_preprocess *pre, bool layout_given, bool resize_given, oq_err *err);
 
 int64_t oq_dataset_count(const oq_dataset *d);
 /* Loads sample i into tensors[0..n_inputs) (owned by the caller, who
@@ -41,6 +49,11 @@ int64_t oq_dataset_count(const oq_dataset *d);
 oq_status oq_dataset_load(const oq_dataset *d, int64_t i, oq_tensor *tensors, oq_err *err);
 /* SHA-256 (hex) of one loaded sample: the dtype, dims and bytes of each tensor. */
 void oq_dataset_sample_hash(const oq_dataset *d, const oq_tensor *tensors, char hex[65]);
+
+/* Reads one label per line: the line's last whitespace-separated token is the
+ * class (a sample name may come first), "sample_007 3" or "3". Blank lines
+ * are not allowed. *labels (malloc'ed, caller frees) gets *n of them. */
+oq_status oq_labels_read(const char *path, int64_t **labels, int64_t *n, oq_err *err);
 
 /* ---- running over samples on several threads ------------------------------------ */
 

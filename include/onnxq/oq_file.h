@@ -18,6 +18,10 @@ oq_status oq_read_file(const char *path, uint8_t **buf, size_t *len, oq_err *err
  * rename, so path holds either the old content or all of the new. */
 oq_status oq_write_file_atomic(const char *path, const uint8_t *buf, size_t len, oq_err *err);
 
+/* Whether a and b name the same file: the same string, or both exist and
+ * are one file (through links or another spelling of the path). */
+bool oq_same_file(const char *a, const char *b);
+
 /* Folder part of path as a malloc'ed string ("." when it has none). */
 char *oq_path_dir(const char *path);
 
@@ -54,11 +58,33 @@ oq_status oq_out_open(oq_out **out, const char *path, oq_err *err);
 oq_status oq_out_write(oq_out *f, const void *p, size_t n, oq_err *err);
 /* Bytes written so far. */
 uint64_t oq_out_size(const oq_out *f);
+/* The destination path (borrowed). */
+const char *oq_out_path(const oq_out *f);
 /* Flushes, syncs and closes the temporary (mode 0644); no rename yet. */
 oq_status oq_out_finish(oq_out *f, oq_err *err);
 /* Finishes f if needed and renames the temporary to its path. */
 oq_status oq_out_commit(oq_out *f, oq_err *err);
 /* Removes the temporary unless committed, and frees f. NULL is a no-op. */
 void oq_out_destroy(oq_out *f);
+
+/* ---- several files, all or none -----------------------------------------------
+ * Each file is written to a temporary in its destination's folder (an oq_out
+ * from oq_commit_open, or oq_commit_add for a buffer); oq_commit_finish
+ * finishes them all, then renames them into place. If a
+ * write or a rename fails, no destination is left changed: files renamed
+ * already are put back from a hard-linked copy of what was there before (or
+ * removed if nothing was), and every temporary is removed. */
+typedef struct oq_commit oq_commit;
+
+oq_status oq_commit_create(oq_commit **out, oq_err *err);
+/* Removes the temporaries of a commit not finished. NULL is a no-op. */
+void oq_commit_destroy(oq_commit *c);
+/* A new output file for path (copied) that the commit owns: the caller
+ * writes it through *out (borrowed) and never commits or destroys it. */
+oq_status oq_commit_open(oq_commit *c, const char *path, oq_out **out, oq_err *err);
+/* Writes buf[0..len) to a temporary beside path (path is copied). */
+oq_status oq_commit_add(oq_commit *c, const char *path, const uint8_t *buf, size_t len, oq_err *err);
+/* Renames every temporary onto its path, or changes none of them. */
+oq_status oq_commit_finish(oq_commit *c, oq_err *err);
 
 #endif

@@ -1,6 +1,13 @@
 /* oq_graph.h: the in-memory model: values, nodes, attributes, constants,
  * subgraphs, topological order, producers/consumers and a mutation API.
  *
+ * Producer and consumer links are kept valid by every edit of the API below
+ * (adding, removing and rewiring nodes), so passes never re-index. Two things
+ * need oq_graph_index (or oq_graph_sort) afterwards: setting a node's subgraph
+ * attributes by hand (the loader does, then sorts), and edits inside a
+ * subgraph, which do not update the enclosing graph's links to the node that
+ * holds the subgraph.
+ *
  * Ownership: an oq_model owns its oq_graph; a graph owns its values, nodes and
  * their attributes (which own subgraphs and attribute tensors). Values with a
  * constant own the decoded tensor. Strings are owned, NUL-terminated copies.
@@ -12,6 +19,7 @@
 #include <stdint.h>
 
 #include "onnxq/oq_err.h"
+#include "onnxq/oq_op_kind.h"
 #include "onnxq/oq_tensor.h"
 
 typedef struct oq_graph oq_graph;
@@ -45,7 +53,7 @@ typedef struct oq_value {
     oq_tensor *constant; /* initializer or Constant-node output, decoded; owned */
     bool is_initializer; /* constant came from graph.initializer (saved there) */
     oq_node *producer;   /* node writing it, or NULL (inputs, initializers, outer scope) */
-    int n_consumers;     /* valid after oq_graph_index */
+    int n_consumers;     /* nodes reading it (also through a subgraph), each once */
     oq_node **consumers;
 } oq_value;
 
@@ -94,6 +102,7 @@ struct oq_node {
     char *name;
     char *op_type;
     char *domain;       /* "" for the default ONNX domain ("ai.onnx" is normalized to "") */
+    oq_op_kind kind;    /* (domain, op_type) resolved; change op_type with oq_node_set_op_type */
     char *doc_string;
     oq_graph *graph;    /* owner */
     int n_inputs;
@@ -154,6 +163,9 @@ typedef struct oq_model {
 
 oq_model *oq_model_create(void);
 void oq_model_destroy(oq_model *m);
+/* Deep copy of m into *out (caller destroys): every graph, value, node,
+ * attribute and constant, with the same value ids and node order, indexed. */
+oq_status oq_model_clone(oq_model **out, const oq_model *m, oq_err *err);
 /* New empty graph; parent may be NULL. destroy(NULL) is a no-op. */
 oq_graph *oq_graph_create(oq_model *model, oq_graph *parent);
 void oq_graph_destroy(oq_graph *g);
@@ -181,6 +193,11 @@ oq_status oq_value_set_tensor_type(oq_value *v, oq_dtype dt, int rank, const oq_
 /* Adds (or replaces) a constant: takes ownership of t. as_initializer chooses
  * where it is saved: graph.initializer (true) or left to a Constant node. */
 oq_status oq_graph_set_constant(oq_graph *g, oq_value *v, oq_tensor *t, bool as_initializer, oq_err *err);
+/* A new untyped value in g named base, or base_N when base is taken. */
+oq_status oq_graph_new_value(oq_graph *g, const char *base, oq_value **out, oq_err *err);
+/* A new initializer in g named base (or base_N) holding t, typed after t.
+ * Takes ownership of t, also on failure. */
+oq_status oq_graph_add_initializer(oq_graph *g, const char *base, oq_tensor *t, oq_value **out, oq_err *err);
 oq_status oq_graph_add_input(oq_graph *g, oq_value *v, oq_err *err);
 oq_status oq_graph_add_output(oq_graph *g, oq_value *v, oq_err *err);
 
@@ -192,15 +209,22 @@ oq_status oq_graph_add_output(oq_graph *g, oq_value *v, oq_err *err);
 oq_node *oq_graph_add_node(oq_graph *g, const char *op_type, const char *domain, const char *name,
                            int n_inputs, const char *const *inputs, int n_outputs,
                            const char *const *outputs, oq_err *err);
+/* Appends a node of a recognised kind (not OQ_OP_OTHER) reading and writing
+ * the given values (NULL = omitted): inputs of g or an enclosing graph,
+ * outputs of g. The name is copied (NULL = ""). NULL on failure (err set). */
+oq_node *oq_graph_add_op(oq_graph *g, oq_op_kind kind, const char *name, int n_inputs, oq_value *const *inputs,
+                         int n_outputs, oq_value *const *outputs, oq_err *err);
 /* Removes and frees a node (its values stay, possibly unused; see oq_graph_prune). */
 void oq_graph_remove_node(oq_graph *g, oq_node *n);
 /* Makes every node input and graph output that reads `from` read `to` instead. */
-void oq_graph_replace_uses(oq_graph *g, oq_value *from, oq_value *to);
+oq_status oq_graph_replace_uses(oq_graph *g, oq_value *from, oq_value *to, oq_err *err);
 /* Sets node input k (k may equal n_inputs to append). */
 oq_status oq_node_set_input(oq_node *n, int k, oq_value *v, oq_err *err);
-/* Makes output k (< n_outputs) of n write v instead (links refresh on the next
- * oq_graph_index/sort). */
+/* Makes output k (< n_outputs) of n write v instead; v becomes n's when no
+ * other node writes it (else the next oq_graph_index reports both writers). */
 void oq_node_set_output(oq_node *n, int k, oq_value *v);
+/* Renames n's operator (same domain) and resolves its kind again. */
+oq_status oq_node_set_op_type(oq_node *n, const char *op_type, oq_err *err);
 
 /* Attribute setters: replace an attribute of the same name or append one. */
 oq_status oq_node_set_attr_int(oq_node *n, const char *name, int64_t v, oq_err *err);
@@ -230,9 +254,10 @@ static inline oq_value *oq_node_input(const oq_node *n, int k)
 
 /* ---- structure ------------------------------------------------------------- */
 
-/* Rebuilds producer and consumer links for g's values (not subgraphs');
- * consumers include nodes reading a value implicitly through a subgraph. Fails
- * if two nodes write the same value or a node writes a graph input or initializer. */
+/* Rebuilds producer and consumer links for g's values (not subgraphs') from
+ * scratch; consumers include nodes reading a value implicitly through a
+ * subgraph. Fails if two nodes write the same value or a node writes a graph
+ * input or initializer. */
 oq_status oq_graph_index(oq_graph *g, oq_err *err);
 /* Orders g->nodes topologically (stable: file order among ready nodes).
  * Fails naming a node when an input names no value or the graph has a cycle,

@@ -20,6 +20,9 @@
  * mapped while any tensor holds it. The graph is indexed and sorted; dangling
  * inputs and cycles are errors. */
 oq_status oq_model_load(oq_model **out, const char *path, oq_err *err);
+/* The same, and the SHA-256 (hex) of the file's bytes in sha256 (may be
+ * NULL), from the one read of the file. */
+oq_status oq_model_load_hashed(oq_model **out, const char *path, char sha256[65], oq_err *err);
 /* Same from a buffer; external data resolves against base_dir (NULL = refuse it). */
 oq_status oq_model_load_buffer(oq_model **out, const uint8_t *buf, size_t len, const char *base_dir,
                                oq_err *err);

@@ -1,6 +1,8 @@
-/* oq_quant.h: quantization parameters: scale/zero-point from ranges, and
- * weight and bias quantization (per tensor or per channel). The graph rewrite
- * builds on these. */
+/* oq_quant.h: quantization parameters (scale/zero-point from ranges, weight
+ * and bias quantization per tensor or per channel), the options of the graph
+ * rewrite, its two steps (prepare the float graph; rewrite it by a plan, see
+ * oq_plan.h) and what they did, the evaluation of a quantized model against
+ * the float one, and the opset upgrade. oq_pipeline.h runs them in order. */
 #ifndef ONNXQ_OQ_QUANT_H
 #define ONNXQ_OQ_QUANT_H
 
@@ -99,45 +101,43 @@ typedef struct oq_glue_op {
     int count;
 } oq_glue_op;
 
-typedef struct oq_quant_result {
+/* What oq_quant_prepare did. */
+typedef struct oq_quant_prep {
     int64_t opset_from, opset_to; /* default-domain opset before and after (13 at least; 14 for HardSwish) */
     int n_folded_bn;              /* BatchNormalization nodes folded into the Conv before them */
-    int n_folded_factors;         /* Mul by a constant folded into a (De)QuantizeLinear scale */
     int n_fused_hard_swish;       /* x * Clip(x + 3, 0, 6) / 6 patterns (and alike) made HardSwish */
+} oq_quant_prep;
+
+/* What oq_quant_rewrite did. */
+typedef struct oq_quant_result {
+    int n_folded_factors;         /* Mul by a constant folded into a (De)QuantizeLinear scale or a twin's */
     int n_contrib_ops;            /* float ops other than Conv/MatMul/Gemm made com.microsoft QLinear ops */
-    int n_contrib_no_range;       /* ops --contrib would have made so but the table has no output range for */
-    /* where float and 8-bit meet in the output: QuantizeLinear and DequantizeLinear
-     * nodes on activations (not on constant weights), and the float nodes reading
-     * such a DequantizeLinear or feeding such a QuantizeLinear, by op type (most
-     * frequent first, then by name) */
+    /* where float and 8-bit meet in the output (QOperator format): QuantizeLinear
+     * and DequantizeLinear nodes on activations (not on constant weights), and
+     * the float nodes reading such a DequantizeLinear or feeding such a
+     * QuantizeLinear, by op type (most frequent first, then by name) */
     int n_boundary_quantize, n_boundary_dequantize;
     int n_glue_ops;
     oq_glue_op *glue_ops;
     int n_nodes;
-    oq_quant_node *nodes;  /* candidates in graph order */
+    oq_quant_node *nodes;  /* the plan's candidates, in graph order */
 } oq_quant_result;
 
-/* Marks in want[v->id] (g->n_values entries, all set) the values of g whose
- * calibrated range some rewrite may read, whatever the options: the float
- * inputs and outputs of Conv, MatMul and Gemm and the outputs of the
- * BatchNormalization that may fold into them, except that a Relu/Clip's output
- * stands for the output it alone reads, and the data of
- * the ops that move 8-bit tensors unchanged (MaxPool, Reshape, Concat, ...).
- * With contrib, also the outputs of the Add, Mul, Sigmoid, LeakyRelu,
- * GlobalAveragePool and hard-swish nodes that --contrib may run in 8 bits.
- * Calibrating these alone is enough for oq_quantize_model with the same
- * contrib option. */
-void oq_quant_range_values(const oq_graph *g, bool contrib, bool *want);
+typedef struct oq_plan oq_plan;
 
-/* Rewrites m in place into the chosen format using the table's activation
- * ranges (static mode; in dynamic mode table is unused and may be NULL).
- * First, a BatchNormalization (inference mode) that alone reads a selected
- * Conv's output is folded into that Conv's weights and bias. Nodes that cannot be quantized stay float and are listed with the
- * reason. Graph inputs and outputs keep their names and float types. Models
- * importing an opset older than 13 are first raised to 13 (oq_model_upgrade_opset). On
- * failure m may be partly rewritten: callers work on a copy they can drop. */
-oq_status oq_quantize_model(oq_model *m, const oq_calib_table *table, const oq_quant_options *opts,
-                            oq_quant_result *result, oq_err *err);
+/* Readies float model m, in place, for planning and rewriting with options o:
+ * raises an opset older than 13 to 13 (oq_model_upgrade_opset), folds each
+ * inference BatchNormalization that alone reads a Conv the options quantize
+ * into that Conv, and makes each hard-swish pattern one HardSwish node
+ * (raising the opset to 14 when it can, else leaving them). The graph ends
+ * sorted. On failure m may be partly changed: callers work on a copy. */
+oq_status oq_quant_prepare(oq_model *m, const oq_quant_options *o, oq_quant_prep *prep, oq_err *err);
+
+/* Rewrites m, the prepared model plan was made on or a copy of it
+ * (oq_model_clone), into the plan's format (the plan must know its ranges).
+ * Graph inputs and outputs keep their names and float types. Fills *result
+ * (owned; oq_quant_result_release). On failure m may be partly rewritten. */
+oq_status oq_quant_rewrite(oq_model *m, const oq_plan *plan, oq_quant_result *result, oq_err *err);
 void oq_quant_result_release(oq_quant_result *r);
 
 

@@ -1,26 +1,101 @@
-/* oq_report.h: the JSON accuracy/size report of a quantization run.
- * src/report.c is the only file that builds it (with cJSON); the schema is
- * documented in the README. Everything but "timings_s" is a deterministic
- * function of the inputs and options. */
+/* oq_report.h: the report of a quantization run: one structure, built once
+ * from what the run did (oq_report_build), rendered as JSON for --report
+ * (schema in the README) and as the summary lines a command prints. Every
+ * section is a plain field, so that new sections and renderings (HTML) read
+ * the same data. Everything but the timings is a deterministic function of
+ * the inputs and options. */
 #ifndef ONNXQ_OQ_REPORT_H
 #define ONNXQ_OQ_REPORT_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "onnxq/oq_calib.h"
+#include "onnxq/oq_plan.h"
 #include "onnxq/oq_quant.h"
 
+typedef struct oq_report_initializer {
+    char *name;
+    oq_dtype dtype;
+    int64_t bytes;
+} oq_report_initializer;
+
+/* One candidate node (Conv/MatMul/Gemm), in graph order. */
+typedef struct oq_report_node {
+    char *name, *op_type;
+    bool quantized;
+    char *reason;           /* why not, when !quantized */
+    int n_scales;           /* weight scales (quantized): count, min, max */
+    float scale_min, scale_max;
+    double weight_sqnr_db;  /* +inf when exact */
+    double output_sqnr_db;  /* NAN when not evaluated */
+} oq_report_node;
+
+typedef struct oq_report_times {
+    double load, calibrate, rewrite, evaluate, save; /* seconds */
+} oq_report_times;
+
+typedef struct oq_report {
+    char *tool_version;
+    /* options */
+    oq_quant_options opts;  /* op_types and exclude point into the copies below */
+    char **op_types;        /* [n] the selected op types (the default three when none were given) */
+    int n_op_types;
+    char **exclude;         /* [opts.n_exclude] */
+    /* model */
+    char *model_path, *model_sha256, *output_path;
+    int64_t opset, output_opset;
+    /* calibration: has_calibration is false in dynamic mode */
+    bool has_calibration;
+    oq_calib_method method;
+    int64_t calib_samples;
+    char data_sha256[65], calib_model_sha256[65];
+    /* size: constants of the float and the quantized model */
+    int64_t fp32_bytes, quantized_bytes;
+    int n_initializers;
+    oq_report_initializer *initializers; /* the quantized model's, in value order */
+    /* node counts */
+    int n_candidates, n_quantized, n_folded_bn, n_folded_factors, n_fused_hard_swish, n_contrib_ops,
+        n_contrib_no_range;
+    /* boundaries: has_boundaries in the static QOperator format only */
+    bool has_boundaries;
+    int n_boundary_quantize, n_boundary_dequantize;
+    int n_glue_ops;
+    oq_glue_op *glue_ops;
+    int n_nodes;
+    oq_report_node *nodes;
+    /* evaluation, and the speed outlook (static QOperator format) */
+    bool has_evaluation;
+    oq_eval eval;           /* owned (outputs, per-node SQNR) */
+    bool has_speed_outlook, faster_expected;
+    const char *why;        /* static text */
+    oq_report_times times;
+} oq_report;
+
+/* What a run did, for oq_report_build (all borrowed). */
 typedef struct oq_report_input {
-    const char *version;              /* onnxq version */
-    const char *model_path;
-    const char *model_sha256;
-    const char *output_path;
+    const char *tool_version;
+    const char *model_path, *model_sha256, *output_path;
+    const oq_quant_options *opts;     /* as the plan used them */
     const oq_calib_table *table;      /* NULL in dynamic mode */
-    const oq_quant_options *opts;
-    const oq_model *fp32, *quant;
+    const oq_model *fp32, *quant;     /* the float model and the quantized one (as written) */
+    const oq_quant_prep *prep;
+    const oq_plan *plan;
     const oq_quant_result *result;
-    const oq_eval *eval;              /* NULL when not evaluated ("evaluation": null) */
-    double t_load, t_calibrate, t_rewrite, t_evaluate, t_save; /* seconds */
+    const oq_eval *eval;              /* NULL when nothing was evaluated */
+    oq_report_times times;
 } oq_report_input;
 
-/* Writes the report as JSON to path atomically. */
-oq_status oq_report_write(const oq_report_input *in, const char *path, oq_err *err);
+/* Builds the report (caller destroys) from what the run did. */
+oq_status oq_report_build(oq_report **out, const oq_report_input *in, oq_err *err);
+void oq_report_destroy(oq_report *r);
+
+/* The report as JSON text ending in a newline, in a malloc'ed buffer the caller frees. */
+oq_status oq_report_json(const oq_report *r, uint8_t **buf, size_t *len, oq_err *err);
+/* The human summary: *text (malloc'ed, caller frees) gets lines, each ending
+ * in a newline, for a command to print after its name ("quantized 3 of 3
+ * Conv/MatMul/Gemm nodes ...", left-float nodes, output metrics). */
+oq_status oq_report_summary(const oq_report *r, char **text, oq_err *err);
 
 #endif

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "onnxq/oq_dataset.h"
+#include "onnxq/oq_file.h"
 #include "onnxq/oq_hash.h"
 #include "onnxq/oq_image.h"
 #include "onnxq/oq_npy.h"
@@ -370,4 +371,100 @@ void oq_dataset_sample_hash(const oq_dataset *d, const oq_tensor *tensors, char 
     for (int k = 0; k < d->n_inputs; k++)
         hash_tensor(&h, &tensors[k]);
     oq_sha256_hex(&h, hex);
+}
+
+/* Fills the layout and size p leaves unset from a one-input model's input declaration. */
+static void preprocess_defaults(oq_preprocess *p, const oq_value *input, bool layout_given, bool resize_given)
+{
+    if (!input || input->rank != 4)
+        return;
+    const oq_dim *dims = input->dims;
+    bool nhwc = dims[3].value == 3 && dims[1].value != 3;
+    if (!layout_given)
+        p->layout = nhwc ? OQ_LAYOUT_NHWC : OQ_LAYOUT_NCHW;
+    int hi = p->layout == OQ_LAYOUT_NHWC ? 1 : 2;
+    if (!resize_given && !p->crop_w && dims[hi].value > 0 && dims[hi + 1].value > 0) {
+        p->resize_w = (int)dims[hi + 1].value;
+        p->resize_h = (int)dims[hi].value;
+    }
+}
+
+oq_status oq_dataset_open_for_model(oq_dataset **out, const oq_model *m, int n_specs, const char *const *specs,
+                                    const oq_preprocess *pre, bool layout_given, bool resize_given, oq_err *err)
+{
+    const oq_graph *g = m->graph;
+    const oq_value **inputs = calloc((size_t)g->n_inputs + 1, sizeof *inputs);
+    if (!inputs)
+        return oq_errf(err, OQ_ENOMEM, "out of memory");
+    int n = 0;
+    for (int i = 0; i < g->n_inputs; i++)
+        if (!g->inputs[i]->constant)
+            inputs[n++] = g->inputs[i];
+    oq_preprocess p = pre ? *pre : oq_preprocess_default();
+    preprocess_defaults(&p, n == 1 ? inputs[0] : NULL, layout_given, resize_given);
+    oq_status st = oq_dataset_open(out, n_specs, specs, n, inputs, &p, err);
+    free(inputs);
+    return st;
+}
+
+oq_status oq_labels_read(const char *path, int64_t **out, int64_t *n, oq_err *err)
+{
+    uint8_t *buf;
+    size_t len;
+    *out = NULL;
+    *n = 0;
+    oq_status st = oq_read_file(path, &buf, &len, err);
+    if (st)
+        return st;
+    int64_t cap = 64, cnt = 0;
+    int64_t *labels = malloc((size_t)cap * sizeof *labels);
+    char *text = malloc(len + 1);
+    if (!labels || !text) {
+        free(buf);
+        free(labels);
+        free(text);
+        return oq_errf(err, OQ_ENOMEM, "out of memory");
+    }
+    memcpy(text, buf, len);
+    text[len] = '\0';
+    free(buf);
+    int line = 1;
+    for (char *p = text; *p; line++) {
+        char *end = strchr(p, '\n');
+        if (end)
+            *end = '\0';
+        size_t n_chars = strlen(p);
+        while (n_chars && strchr(" \t\r", p[n_chars - 1]))
+            p[--n_chars] = '\0';
+        char *token = strrchr(p, ' ');
+        char *tab = strrchr(p, '\t');
+        token = tab > token ? tab : token;
+        token = token ? token + 1 : p;
+        char *q;
+        long long v = strtoll(token, &q, 10);
+        if (q == token || *q) {
+            st = oq_errf(err, OQ_EINVAL, "%s:%d: expected a class number at the end of the line", path, line);
+            break;
+        }
+        if (cnt == cap) {
+            int64_t *grown = realloc(labels, (size_t)(cap *= 2) * sizeof *grown);
+            if (!grown) {
+                st = oq_errf(err, OQ_ENOMEM, "out of memory");
+                break;
+            }
+            labels = grown;
+        }
+        labels[cnt++] = v;
+        if (!end)
+            break;
+        p = end + 1;
+    }
+    free(text);
+    if (st) {
+        free(labels);
+        return st;
+    }
+    *out = labels;
+    *n = cnt;
+    return OQ_OK;
 }

@@ -776,15 +776,18 @@ static double quant_error(const oq_hist *h, double lo, double hi, int qmin, int 
     return err;
 }
 
-void oq_hist_range(const oq_hist *h, const oq_range_options *opt, double *lo_out, double *hi_out)
+oq_status oq_hist_range(const oq_hist *h, const oq_range_options *opt, double *lo_out, double *hi_out, oq_err *err)
 {
     double lo = 0, hi = 0;
-    if (h->width == 0 || h->count <= 0) {
-        *lo_out = *hi_out = 0;
-        return;
-    }
+    *lo_out = *hi_out = 0;
+    if (h->width == 0 || h->count <= 0)
+        return OQ_OK;
     int abs_n = h->nbins;
     double *abs_bins = NULL;
+    /* percentile of |x| and entropy work on the histogram folded onto |x| */
+    bool folded = opt->method == OQ_CALIB_ENTROPY || (opt->method == OQ_CALIB_PERCENTILE && opt->symmetric);
+    if (folded && !(abs_bins = malloc((size_t)abs_n * sizeof *abs_bins)))
+        return oq_errf(err, OQ_ENOMEM, "out of memory choosing a range");
     switch (opt->method) {
     case OQ_CALIB_MINMAX:
     case OQ_CALIB_METHOD_COUNT:
@@ -793,7 +796,7 @@ void oq_hist_range(const oq_hist *h, const oq_range_options *opt, double *lo_out
         break;
     case OQ_CALIB_PERCENTILE: {
         double q = opt->percentile / 100.0;
-        if (opt->symmetric && (abs_bins = malloc((size_t)abs_n * sizeof *abs_bins))) {
+        if (opt->symmetric) {
             double amax = fold_abs(h, abs_bins, abs_n);
             hi = abs_quantile(abs_bins, abs_n, amax, h->count, q);
             lo = -hi;
@@ -804,11 +807,6 @@ void oq_hist_range(const oq_hist *h, const oq_range_options *opt, double *lo_out
         break;
     }
     case OQ_CALIB_ENTROPY: {
-        if (!(abs_bins = malloc((size_t)abs_n * sizeof *abs_bins))) {
-            lo = h->min;
-            hi = h->max;
-            break;
-        }
         double amax = fold_abs(h, abs_bins, abs_n);
         bool one_sided = h->min >= 0 && !opt->symmetric;
         int levels = one_sided ? (opt->qmax - opt->qmin + 1) : (opt->qmax - opt->qmin + 1) / 2;
@@ -855,4 +853,5 @@ void oq_hist_range(const oq_hist *h, const oq_range_options *opt, double *lo_out
     }
     *lo_out = fmin(lo, 0);
     *hi_out = fmax(hi, 0);
+    return OQ_OK;
 }

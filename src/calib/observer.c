@@ -140,6 +140,9 @@ oq_calib_table *oq_calibrator_table(oq_calibrator *c, const oq_range_options *ra
         memset(&c->hists[i], 0, sizeof c->hists[i]);
         t->n_entries++;
     }
-    oq_calib_table_compute_ranges(t);
+    if (oq_calib_table_compute_ranges(t, err)) {
+        oq_calib_table_destroy(t);
+        return NULL;
+    }
     return t;
 }

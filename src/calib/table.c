@@ -50,10 +50,12 @@ const oq_calib_entry *oq_calib_table_find(const oq_calib_table *t, const char *n
     return NULL;
 }
 
-void oq_calib_table_compute_ranges(oq_calib_table *t)
+oq_status oq_calib_table_compute_ranges(oq_calib_table *t, oq_err *err)
 {
-    for (int i = 0; i < t->n_entries; i++)
-        oq_hist_range(&t->entries[i].hist, &t->range, &t->entries[i].range[0], &t->entries[i].range[1]);
+    oq_status st = OQ_OK;
+    for (int i = 0; !st && i < t->n_entries; i++)
+        st = oq_hist_range(&t->entries[i].hist, &t->range, &t->entries[i].range[0], &t->entries[i].range[1], err);
+    return st;
 }
 
 /* ---- save ----------------------------------------------------------------------- */
@@ -88,8 +90,10 @@ static cJSON *entry_json(const oq_calib_entry *e)
     return o;
 }
 
-oq_status oq_calib_table_save(const oq_calib_table *t, const char *path, oq_err *err)
+oq_status oq_calib_table_serialize(const oq_calib_table *t, uint8_t **buf, size_t *len, oq_err *err)
 {
+    *buf = NULL;
+    *len = 0;
     cJSON *root = cJSON_CreateObject();
     cJSON *tensors = cJSON_CreateObject();
     char *text = NULL;
@@ -117,9 +121,12 @@ oq_status oq_calib_table_save(const oq_calib_table *t, const char *path, oq_err 
     tensors = NULL;
     if (!(text = cJSON_Print(root)))
         goto oom;
-    size_t len = strlen(text);
-    text[len] = '\n'; /* replace the terminator: files end with a newline */
-    st = oq_write_file_atomic(path, (const uint8_t *)text, len + 1, err);
+    size_t n = strlen(text);
+    if (!(*buf = malloc(n + 1)))
+        goto oom;
+    memcpy(*buf, text, n);
+    (*buf)[n] = '\n'; /* files end with a newline */
+    *len = n + 1;
     goto done;
 oom:
     st = oq_errf(err, OQ_ENOMEM, "out of memory writing the calibration table");
@@ -127,6 +134,17 @@ done:
     cJSON_free(text);
     cJSON_Delete(tensors);
     cJSON_Delete(root);
+    return st;
+}
+
+oq_status oq_calib_table_save(const oq_calib_table *t, const char *path, oq_err *err)
+{
+    uint8_t *buf;
+    size_t len;
+    oq_status st = oq_calib_table_serialize(t, &buf, &len, err);
+    if (!st)
+        st = oq_write_file_atomic(path, buf, len, err);
+    free(buf);
     return st;
 }
 
@@ -340,6 +358,5 @@ oq_status oq_calib_table_merge(oq_calib_table *dst, const oq_calib_table *src, o
     oq_sha256_update(&h, src->data_sha256, 64);
     oq_sha256_hex(&h, dst->data_sha256);
     dst->samples += src->samples;
-    oq_calib_table_compute_ranges(dst);
-    return OQ_OK;
+    return oq_calib_table_compute_ranges(dst, err);
 }

@@ -7,7 +7,8 @@
 #include "cli/cli.h"
 #include "cli/cli_data.h"
 #include "onnxq/oq_calib.h"
-#include "onnxq/oq_onnx_io.h"
+#include "onnxq/oq_file.h"
+#include "onnxq/oq_pipeline.h"
 
 static const char cli_calibrate_help[] =
     "Usage: onnxq calibrate MODEL --data PATH [--data PATH ...] -o TABLE.json [options]\n"
@@ -39,12 +40,10 @@ static const cli_opt calibrate_opts[] = {
 #define N_OWN_OPTS ((int)(sizeof calibrate_opts / sizeof calibrate_opts[0]))
 
 typedef struct calibrate_args {
-    const char *model;
-    const char *output;
     bool merge;
     const char **tables; /* merge inputs */
     int n_tables;
-    cli_calib_args calib;
+    cli_data_args d;     /* the job: model, table output, data and calibration options */
 } calibrate_args;
 
 static void print_help(void)
@@ -73,26 +72,26 @@ static int parse_args(calibrate_args *a, int argc, char **argv)
         case CLI_BAD: return CLI_EXIT_USAGE;
         case OPT_HELP: print_help(); return CLI_EXIT_OK;
         case OPT_OUTPUT:
-            if (a->output)
+            if (a->d.job.table_output)
                 return cli_usage("%s: -o given twice", cmd);
-            a->output = v;
+            a->d.job.table_output = v;
             break;
         case CLI_POSITIONAL:
             if (a->merge)
                 a->tables[a->n_tables++] = v;
-            else if (a->model)
-                return cli_usage("calibrate: expected one MODEL, got '%s' and '%s'", a->model, v);
+            else if (a->d.job.model_path)
+                return cli_usage("calibrate: expected one MODEL, got '%s' and '%s'", a->d.job.model_path, v);
             else
-                a->model = v;
+                a->d.job.model_path = v;
             break;
         default:
             if (a->merge && id != CLI_OPT_QUIET)
                 return cli_usage("calibrate merge: only -o and -q are accepted (the tables carry their options)");
             if (id == OPT_CONTRIB) {
-                a->calib.contrib = true;
+                a->d.job.quant.contrib = true;
                 break;
             }
-            int rc = cli_calib_option(&a->calib, id, v, cmd);
+            int rc = cli_data_option(&a->d, id, v, cmd);
             if (rc >= 0)
                 return rc;
             break;
@@ -102,12 +101,12 @@ static int parse_args(calibrate_args *a, int argc, char **argv)
         if (a->n_tables < 2)
             return cli_usage("calibrate merge: expected at least two tables");
     } else {
-        if (!a->model)
+        if (!a->d.job.model_path)
             return cli_usage("calibrate: missing MODEL");
-        if (!a->calib.n_data)
+        if (!a->d.job.n_data)
             return cli_usage("calibrate: missing --data PATH");
     }
-    if (!a->output)
+    if (!a->d.job.table_output)
         return cli_usage("%s: missing -o TABLE.json", cmd);
     return -1;
 }
@@ -116,10 +115,13 @@ static int run_merge(const calibrate_args *a)
 {
     oq_err err = {0};
     oq_calib_table *merged = NULL, *next = NULL;
+    const char *output = a->d.job.table_output;
     int rc = CLI_EXIT_OK;
     for (int i = 0; i < a->n_tables; i++)
-        if (cli_refuse_overwrite(a->output, a->tables[i], &err))
+        if (oq_same_file(output, a->tables[i])) {
+            oq_errf(&err, OQ_EINVAL, "output %s is the input %s; choose another output path", output, a->tables[i]);
             goto fail;
+        }
     if (oq_calib_table_load(&merged, a->tables[0], &err))
         goto fail;
     for (int i = 1; i < a->n_tables; i++) {
@@ -132,11 +134,11 @@ static int run_merge(const calibrate_args *a)
         oq_calib_table_destroy(next);
         next = NULL;
     }
-    if (oq_calib_table_save(merged, a->output, &err))
+    if (oq_calib_table_save(merged, output, &err))
         goto fail;
-    if (!a->calib.quiet)
+    if (!a->d.quiet)
         fprintf(stderr, "onnxq: merged %d tables (%lld samples, %d tensors) into %s\n", a->n_tables,
-                (long long)merged->samples, merged->n_entries, a->output);
+                (long long)merged->samples, merged->n_entries, output);
     goto done;
 fail:
     rc = cli_fail(&err);
@@ -149,25 +151,18 @@ done:
 static int run_calibrate(calibrate_args *a)
 {
     oq_err err = {0};
-    oq_model *m = NULL;
-    oq_calib_table *table = NULL;
-    int rc = CLI_EXIT_OK;
-    double t0 = cli_now_s();
-    if (cli_refuse_overwrite(a->output, a->model, &err) || oq_model_load(&m, a->model, &err) ||
-        cli_calibrate_model(&a->calib, m, a->model, &table, &err))
-        goto fail;
-    cli_warn_nonfinite(table);
-    if (oq_calib_table_save(table, a->output, &err))
-        goto fail;
-    if (!a->calib.quiet)
-        fprintf(stderr, "onnxq: calibrated %d tensors over %lld samples in %.2fs (%s) -> %s\n", table->n_entries,
-                (long long)table->samples, cli_now_s() - t0, oq_calib_method_name(table->range.method), a->output);
-    goto done;
-fail:
-    rc = cli_fail(&err);
-done:
-    oq_calib_table_destroy(table);
-    oq_model_destroy(m);
+    oq_outcome out;
+    cli_progress line;
+    cli_progress_attach(&line, &a->d.job, a->d.quiet);
+    oq_status st = oq_job_run(&a->d.job, &out, &err);
+    cli_progress_end(&line);
+    cli_print_warnings(&out);
+    int rc = st ? cli_fail(&err) : CLI_EXIT_OK;
+    if (!st && !a->d.quiet)
+        fprintf(stderr, "onnxq: calibrated %d tensors over %lld samples in %.2fs (%s) -> %s\n", out.table->n_entries,
+                (long long)out.table->samples, out.seconds, oq_calib_method_name(out.table->range.method),
+                a->d.job.table_output);
+    oq_outcome_release(&out);
     return rc;
 }
 
@@ -176,13 +171,13 @@ int cli_calibrate(int argc, char **argv)
     calibrate_args a = {0};
     a.tables = calloc((size_t)argc + 1, sizeof *a.tables);
     int rc;
-    if (!a.tables || !cli_calib_args_init(&a.calib, argc)) {
+    if (!a.tables || !cli_data_args_init(&a.d, argc)) {
         cli_error("out of memory");
         rc = CLI_EXIT_FAIL;
     } else if ((rc = parse_args(&a, argc, argv)) < 0) {
         rc = a.merge ? run_merge(&a) : run_calibrate(&a);
     }
-    cli_calib_args_free(&a.calib);
+    cli_data_args_free(&a.d);
     free(a.tables);
     return rc;
 }

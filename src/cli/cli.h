@@ -66,10 +66,6 @@ bool cli_parse_int(const char *s, long min, long max, long *out);
 
 /* ---- files and time ------------------------------------------------------------------ */
 
-/* Fails with OQ_EINVAL when writing `output` would replace `input` (the same
- * path, or both exist and are the same file), so a command never destroys
- * what it reads. */
-oq_status cli_refuse_overwrite(const char *output, const char *input, oq_err *err);
 /* Seconds on the monotonic clock, for timing. */
 double cli_now_s(void);
 

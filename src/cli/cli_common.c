@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 /* ---- errors -------------------------------------------------------------------- */
@@ -137,16 +136,6 @@ bool cli_parse_int(const char *s, long min, long max, long *out)
 }
 
 /* ---- files and time ---------------------------------------------------------------- */
-
-oq_status cli_refuse_overwrite(const char *output, const char *input, oq_err *err)
-{
-    struct stat so, si;
-    bool same = !strcmp(output, input) ||
-                (stat(output, &so) == 0 && stat(input, &si) == 0 && so.st_dev == si.st_dev && so.st_ino == si.st_ino);
-    if (same)
-        return oq_errf(err, OQ_EINVAL, "output %s is the input %s; choose another output path", output, input);
-    return OQ_OK;
-}
 
 double cli_now_s(void)
 {

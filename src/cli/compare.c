@@ -9,6 +9,7 @@
 #include "cli/cli.h"
 #include "cli/cli_data.h"
 #include "onnxq/oq_compare.h"
+#include "onnxq/oq_file.h"
 #include "onnxq/oq_onnx_io.h"
 
 static const char cli_compare_help[] =
@@ -59,7 +60,7 @@ static bool takes_data_option(int id)
 
 typedef struct compare_args {
     const char *fp32, *quant, *report;
-    cli_calib_args data;
+    cli_data_args data; /* --data specs, preprocessing, samples, threads, quiet (in data.job) */
 } compare_args;
 
 static void print_help(void)
@@ -95,13 +96,13 @@ static int parse_args(compare_args *a, int argc, char **argv)
             *(a->fp32 ? &a->quant : &a->fp32) = v;
             break;
         default:
-            if ((rc = cli_calib_option(&a->data, id, v, "compare")) >= 0)
+            if ((rc = cli_data_option(&a->data, id, v, "compare")) >= 0)
                 return rc;
         }
     }
     if (!a->quant)
         return cli_usage("compare: expected FLOAT.onnx and QUANT.onnx");
-    if (!a->data.n_data)
+    if (!a->data.job.n_data)
         return cli_usage("compare: missing --data PATH");
     return -1;
 }
@@ -207,14 +208,16 @@ static int run_compare(compare_args *a)
     char fsha[65], qsha[65];
     int rc = CLI_EXIT_OK;
     double t0 = cli_now_s();
-    if (a->report && (cli_refuse_overwrite(a->report, a->fp32, &err) || cli_refuse_overwrite(a->report, a->quant, &err)))
+    const oq_job *j = &a->data.job;
+    if (a->report && (oq_same_file(a->report, a->fp32) || oq_same_file(a->report, a->quant))) {
+        oq_errf(&err, OQ_EINVAL, "--report %s names an input model; choose another path", a->report);
         goto fail;
-    if (oq_model_load(&fm, a->fp32, &err) || oq_model_load(&qm, a->quant, &err) ||
-        cli_file_sha256(a->fp32, fsha, &err) || cli_file_sha256(a->quant, qsha, &err) ||
-        cli_open_data(&a->data, fm, a->data.n_data, a->data.data, &ds, &err))
+    }
+    if (oq_model_load_hashed(&fm, a->fp32, fsha, &err) || oq_model_load_hashed(&qm, a->quant, qsha, &err) ||
+        oq_dataset_open_for_model(&ds, fm, j->n_data, j->data, &j->pre, j->layout_given, j->resize_given, &err))
         goto fail;
     double t1 = cli_now_s();
-    oq_compare_options opts = {.threads = a->data.calib.threads, .max_samples = a->data.calib.max_samples};
+    oq_compare_options opts = {.threads = j->threads, .max_samples = j->max_samples};
     if (oq_compare_models(fm, qm, ds, &opts, &r, &err))
         goto fail;
     double t2 = cli_now_s();
@@ -240,12 +243,12 @@ int cli_compare(int argc, char **argv)
 {
     compare_args a = {0};
     int rc;
-    if (!cli_calib_args_init(&a.data, argc)) {
+    if (!cli_data_args_init(&a.data, argc)) {
         cli_error("out of memory");
         rc = CLI_EXIT_FAIL;
     } else if ((rc = parse_args(&a, argc, argv)) < 0) {
         rc = run_compare(&a);
     }
-    cli_calib_args_free(&a.data);
+    cli_data_args_free(&a.data);
     return rc;
 }

@@ -1,15 +1,13 @@
 /* prepare.c: `onnxq prepare MODEL -o OUT.onnx`, graph preparation (see
  * oq_prepare.h) written out as a float model, with an optional JSON report. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "cli/cli.h"
+#include "onnxq/oq_file.h"
 #include "onnxq/oq_onnx_io.h"
 #include "onnxq/oq_prepare.h"
 
@@ -132,65 +130,24 @@ static char *report_json(const prepare_args *a, const prepare_outcome *o)
     return text;
 }
 
-/* Writes buf to a new temporary file beside path; *tmp receives its name (caller frees). */
-static oq_status write_temp(const char *path, const void *buf, size_t len, char **tmp, oq_err *err)
-{
-    size_t n = strlen(path) + 16;
-    int fd = -1;
-    if (!(*tmp = malloc(n)))
-        return oq_errf(err, OQ_ENOMEM, "out of memory");
-    snprintf(*tmp, n, "%s.tmpXXXXXX", path);
-    if ((fd = mkstemp(*tmp)) < 0) {
-        oq_status st = oq_errf(err, OQ_EIO, "%s: cannot create: %s", path, strerror(errno));
-        free(*tmp);
-        *tmp = NULL;
-        return st;
-    }
-    for (size_t done = 0; done < len;) {
-        ssize_t w = write(fd, (const char *)buf + done, len - done);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            goto fail;
-        done += (size_t)w;
-    }
-    if (fchmod(fd, 0644) != 0 || fsync(fd) != 0 || close(fd) != 0) {
-        fd = -1;
-        goto fail;
-    }
-    return OQ_OK;
-fail:;
-    int e = errno;
-    if (fd >= 0)
-        close(fd);
-    unlink(*tmp);
-    free(*tmp);
-    *tmp = NULL;
-    return oq_errf(err, OQ_EIO, "%s: cannot write: %s", path, strerror(e));
-}
-
 /* Writes the model bytes to a->output and the report text (when asked for) to
- * a->report: both go to temporary files first and are renamed into place only
- * when both are complete, so a failure leaves every existing file as it was. */
+ * a->report, both or neither (oq_commit), and never over an input. */
 static oq_status commit(const prepare_args *a, const uint8_t *model, size_t model_len, const char *report,
                         oq_err *err)
 {
-    char *tmp_model = NULL, *tmp_report = NULL;
-    oq_status st = write_temp(a->output, model, model_len, &tmp_model, err);
+    if (oq_same_file(a->output, a->model) || (a->report && (oq_same_file(a->report, a->model) ||
+                                                            oq_same_file(a->report, a->output))))
+        return oq_errf(err, OQ_EINVAL, "an output path names the input %s or the other output; choose another",
+                       a->model);
+    oq_commit *c = NULL;
+    oq_status st = oq_commit_create(&c, err);
+    if (!st)
+        st = oq_commit_add(c, a->output, model, model_len, err);
     if (!st && report)
-        st = write_temp(a->report, report, strlen(report), &tmp_report, err);
-    if (!st && tmp_report && rename(tmp_report, a->report) != 0)
-        st = oq_errf(err, OQ_EIO, "%s: cannot write: %s", a->report, strerror(errno));
-    if (!st && rename(tmp_model, a->output) != 0)
-        st = oq_errf(err, OQ_EIO, "%s: cannot write: %s", a->output, strerror(errno));
-    if (st) {
-        if (tmp_model)
-            unlink(tmp_model);
-        if (tmp_report)
-            unlink(tmp_report);
-    }
-    free(tmp_model);
-    free(tmp_report);
+        st = oq_commit_add(c, a->report, (const uint8_t *)report, strlen(report), err);
+    if (!st)
+        st = oq_commit_finish(c, err);
+    oq_commit_destroy(c);
     return st;
 }
 
@@ -225,9 +182,6 @@ int cli_prepare(int argc, char **argv)
     char *report = NULL;
     prepare_outcome o = {0};
     int64_t n_tensors, n_elements;
-    if (cli_refuse_overwrite(a.output, a.model, &err) ||
-        (a.report && (cli_refuse_overwrite(a.report, a.model, &err) || cli_refuse_overwrite(a.report, a.output, &err))))
-        goto fail;
     if (oq_model_load(&m, a.model, &err))
         goto fail;
     o.ir_before = m->ir_version;

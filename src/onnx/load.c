@@ -25,6 +25,7 @@
 
 #include "onnx/proto.h"
 #include "onnxq/oq_file.h"
+#include "onnxq/oq_hash.h"
 #include "onnxq/oq_onnx_io.h"
 
 /* Error context names only the outer subgraph levels, so the cause still fits. */
@@ -531,7 +532,7 @@ oq_status oq_model_load_buffer(oq_model **out, const uint8_t *buf, size_t len, c
     return st ? st : model_from_unpacked(out, mp, base_dir, true, err);
 }
 
-oq_status oq_model_load(oq_model **out, const char *path, oq_err *err)
+oq_status oq_model_load_hashed(oq_model **out, const char *path, char sha256[65], oq_err *err)
 {
     *out = NULL;
     uint8_t *buf;
@@ -541,6 +542,12 @@ oq_status oq_model_load(oq_model **out, const char *path, oq_err *err)
     oq_status st = oq_read_file(path, &buf, &len, err);
     if (st)
         return st;
+    if (sha256) {
+        oq_sha256 h;
+        oq_sha256_init(&h);
+        oq_sha256_update(&h, buf, len);
+        oq_sha256_hex(&h, sha256);
+    }
     st = unpack_model(buf, len, &mp, err);
     free(buf); /* the message holds copies of everything it needs */
     if (!st && !(dir = oq_path_dir(path))) {
@@ -553,4 +560,9 @@ oq_status oq_model_load(oq_model **out, const char *path, oq_err *err)
         oq_err_context(err, "%s", path);
     free(dir);
     return st;
+}
+
+oq_status oq_model_load(oq_model **out, const char *path, oq_err *err)
+{
+    return oq_model_load_hashed(out, path, NULL, err);
 }

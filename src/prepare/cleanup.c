@@ -50,27 +50,30 @@ static bool dropout_is_identity(const oq_graph *g, const oq_node *n)
  * graph output's name: readers of its output read its input instead or, when
  * the output is a graph output, the node before it writes that output
  * directly. *removed says whether n went. */
-static void bypass(oq_graph *g, oq_node *n, bool *removed)
+static oq_status bypass(oq_graph *g, oq_node *n, bool *removed, oq_err *err)
 {
     oq_value *x = oq_node_input(n, 0), *y = n->n_outputs ? n->outputs[0] : NULL;
     *removed = false;
     if (!x || !y || prep_read_by_subgraph(g, y))
-        return;
+        return OQ_OK;
     if (!prep_is_output(g, y)) {
-        oq_graph_replace_uses(g, y, x);
+        oq_status st = oq_graph_replace_uses(g, y, x, err);
+        if (st)
+            return st;
         oq_graph_remove_node(g, n);
         *removed = true;
-        return;
+        return OQ_OK;
     }
     oq_node *p = x->producer;
     if (!p || x->graph != g || x->constant || x->n_consumers != 1 || prep_is_output(g, x) ||
         prep_read_by_subgraph(g, x))
-        return;
+        return OQ_OK;
     oq_graph_remove_node(g, n);
     for (int k = 0; k < p->n_outputs; k++)
         if (p->outputs[k] == x)
             oq_node_set_output(p, k, y);
     *removed = true;
+    return OQ_OK;
 }
 
 oq_status prep_remove_identities(prep_ctx *c)
@@ -81,8 +84,9 @@ oq_status prep_remove_identities(prep_ctx *c)
         oq_node *n = g->nodes[i];
         prep_op op = prep_op_of(n);
         bool removed = false;
-        if (op == PREP_OP_IDENTITY || (op == PREP_OP_DROPOUT && dropout_is_identity(g, n)))
-            bypass(g, n, &removed);
+        if ((op == PREP_OP_IDENTITY || (op == PREP_OP_DROPOUT && dropout_is_identity(g, n))) &&
+            (st = bypass(g, n, &removed, c->err)))
+            break;
         if (!removed) {
             i++;
             continue;

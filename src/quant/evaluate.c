@@ -40,11 +40,6 @@ static float element_as_float(const oq_tensor *x, int64_t i, float scale, int32_
     }
 }
 
-static bool is_op(const oq_node *n, const char *domain, const char *op)
-{
-    return !strcmp(n->domain, domain) && !strcmp(n->op_type, op);
-}
-
 /* Length of axis `axis` (negative: from the end) of constant v, or 0. */
 static int64_t constant_dim(const oq_value *v, int axis)
 {
@@ -58,15 +53,15 @@ static int64_t constant_dim(const oq_value *v, int axis)
  * or 0 when n is not one or its weight is not a constant. */
 static int64_t reduction_length(const eval_state *s, const oq_node *n)
 {
-    int w = is_op(n, "", "QLinearConv") ? 3 : is_op(n, "", "ConvInteger") ? 1 : -1;
+    int w = n->kind == OQ_OP_QLINEAR_CONV ? 3 : n->kind == OQ_OP_CONV_INTEGER ? 1 : -1;
     if (w >= 0) {
         const oq_value *wv = oq_node_input(n, w);
         int64_t m = constant_dim(wv, 0);
         return m > 0 ? oq_tensor_numel(wv->constant) / m : 0;
     }
-    if (is_op(n, "com.microsoft", "QGemm"))
+    if (n->kind == OQ_OP_QGEMM)
         return constant_dim(oq_node_input(n, 3), oq_node_attr_int(n, "transB", 0) ? 1 : 0);
-    int b = is_op(n, "", "QLinearMatMul") ? 3 : is_op(n, "", "MatMulInteger") ? 1 : -1;
+    int b = n->kind == OQ_OP_QLINEAR_MATMUL ? 3 : n->kind == OQ_OP_MATMUL_INTEGER ? 1 : -1;
     if (b < 0)
         return 0;
     const oq_value *bv = oq_node_input(n, b), *a = oq_node_input(n, 0);
@@ -85,8 +80,8 @@ static void count_work(eval_state *s, const oq_value *v, const oq_tensor *x)
         return;
     int64_t numel = oq_tensor_numel(x);
     const oq_value *in = oq_node_input(n, 0);
-    if ((is_op(n, "", "QuantizeLinear") || is_op(n, "", "DequantizeLinear") ||
-         is_op(n, "", "DynamicQuantizeLinear")) && in && !in->constant) {
+    if ((n->kind == OQ_OP_QUANTIZE_LINEAR || n->kind == OQ_OP_DEQUANTIZE_LINEAR ||
+         n->kind == OQ_OP_DYNAMIC_QUANTIZE_LINEAR) && in && !in->constant) {
         s->converted += (double)numel;
         return;
     }

@@ -365,29 +365,18 @@ static oq_status upsample_9(upgrader *u, oq_node *n, int64_t version, oq_err *er
     return set_input(n, 1, v, err);
 }
 
-/* Renames n's operator (a deprecated op replaced by an identical one). */
-static oq_status rename_op(oq_node *n, const char *op, oq_err *err)
-{
-    char *s = strdup(op);
-    if (!s)
-        return oq_errf(err, OQ_ENOMEM, "out of memory");
-    free(n->op_type);
-    n->op_type = s;
-    return OQ_OK;
-}
-
 /* Upsample is deprecated from opset 10; Resize-10 is the same operator. */
 static oq_status upsample_10(upgrader *u, oq_node *n, int64_t version, oq_err *err)
 {
     (void)u, (void)version;
-    return rename_op(n, "Resize", err);
+    return oq_node_set_op_type(n, "Resize", err);
 }
 
 /* Scatter is deprecated from opset 11; ScatterElements-11 is the same operator. */
 static oq_status scatter_11(upgrader *u, oq_node *n, int64_t version, oq_err *err)
 {
     (void)u, (void)version;
-    return rename_op(n, "ScatterElements", err);
+    return oq_node_set_op_type(n, "ScatterElements", err);
 }
 
 /* Dropout-10 made the mask output bool (it was the data type, and undefined

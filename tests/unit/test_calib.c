@@ -215,20 +215,20 @@ static void test_methods(void)
     free(x);
     oq_range_options o = {OQ_CALIB_MINMAX, 99.99, false, 0, 255};
     double lo, hi;
-    oq_hist_range(&h, &o, &lo, &hi);
+    CHECK_OK(oq_hist_range(&h, &o, &lo, &hi, &err), &err);
     CHECK(hi == 60.0 && lo == h.min);
     o.method = OQ_CALIB_PERCENTILE; /* 99.99th percentile of N(0,1) is about 3.72 */
-    oq_hist_range(&h, &o, &lo, &hi);
+    CHECK_OK(oq_hist_range(&h, &o, &lo, &hi, &err), &err);
     CHECK(hi > 3.3 && hi < 4.2 && lo < -3.3 && lo > -4.2);
     o.symmetric = true;
-    oq_hist_range(&h, &o, &lo, &hi);
+    CHECK_OK(oq_hist_range(&h, &o, &lo, &hi, &err), &err);
     CHECK(lo == -hi && hi > 3.5 && hi < 4.5);
     o.method = OQ_CALIB_ENTROPY;
-    oq_hist_range(&h, &o, &lo, &hi);
+    CHECK_OK(oq_hist_range(&h, &o, &lo, &hi, &err), &err);
     CHECK(hi > 2.0 && hi < 10.0 && lo == -hi); /* clips the outlier, keeps the bulk */
     o.method = OQ_CALIB_MSE;
     o.symmetric = false;
-    oq_hist_range(&h, &o, &lo, &hi);
+    CHECK_OK(oq_hist_range(&h, &o, &lo, &hi, &err), &err);
     /* one outlier in 200k: clipping it costs more than coarser steps do,
      * so the best range narrows only part of the way */
     CHECK(hi > 3.0 && hi < 59.0 && lo < -1.0);
@@ -242,7 +242,7 @@ static void test_methods(void)
     oq_hist_add(&h, r, 1000);
     for (int m = 0; m < OQ_CALIB_METHOD_COUNT; m++) {
         oq_range_options ro = {(oq_calib_method)m, 99.9, false, 0, 255};
-        oq_hist_range(&h, &ro, &lo, &hi);
+        CHECK_OK(oq_hist_range(&h, &ro, &lo, &hi, &err), &err);
         CHECK(lo == 0 && hi > 5.0 && hi <= 9.9 + 1e-6);
         if (!(lo == 0 && hi > 5.0 && hi <= 9.9 + 1e-6))
             fprintf(stderr, "  method %s gave [%g, %g]\n", oq_calib_method_name((oq_calib_method)m), lo, hi);
@@ -251,11 +251,11 @@ static void test_methods(void)
 
     /* a constant tensor and an empty histogram */
     CHECK_OK(oq_hist_init(&h, 16, &err), &err);
-    oq_hist_range(&h, &o, &lo, &hi);
+    CHECK_OK(oq_hist_range(&h, &o, &lo, &hi, &err), &err);
     CHECK(lo == 0 && hi == 0);
     float z[4] = {0, 0, 0, 0};
     oq_hist_add(&h, z, 4);
-    oq_hist_range(&h, &o, &lo, &hi);
+    CHECK_OK(oq_hist_range(&h, &o, &lo, &hi, &err), &err);
     CHECK(lo == 0 && hi == 0);
     oq_hist_release(&h);
 }
@@ -278,8 +278,8 @@ static void test_merge(void)
     CHECK(a.min == all.min && a.max == all.max && a.count == all.count);
     oq_range_options o = {OQ_CALIB_PERCENTILE, 99.0, false, 0, 255};
     double l1, h1, l2, h2;
-    oq_hist_range(&a, &o, &l1, &h1);
-    oq_hist_range(&all, &o, &l2, &h2);
+    CHECK_OK(oq_hist_range(&a, &o, &l1, &h1, &err), &err);
+    CHECK_OK(oq_hist_range(&all, &o, &l2, &h2, &err), &err);
     double tol = 2 * fmax(a.width, all.width);
     CHECK(fabs(l1 - l2) <= tol && fabs(h1 - h2) <= tol);
     oq_hist_release(&a);
@@ -303,7 +303,7 @@ static void test_table_io(void)
         float v[5] = {-1.5f, 0.25f, 3.0f, 7.0f + k, 0.1f};
         oq_hist_add(&t->entries[k].hist, v, 5);
     }
-    oq_calib_table_compute_ranges(t);
+    CHECK_OK(oq_calib_table_compute_ranges(t, &err), &err);
     char dir[] = "/tmp/oq_calib_XXXXXX";
     CHECK(mkdtemp(dir) != NULL);
     char path[256], path2[256];

@@ -1,6 +1,7 @@
 /* test_graph.c: tensor basics, broadcasting, and the graph IR's mutation,
  * indexing and sorting (what the loader and the quantizer rely on). */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -111,7 +112,7 @@ static void test_sort_and_mutate(void)
     CHECK(oq_node_attr_float(s, "axis", 7.0f) == 7.0f); /* wrong type: default */
 
     /* remove S again and prune its dangling value */
-    oq_graph_replace_uses(g, oq_graph_find(g, "t_1"), t);
+    CHECK_OK(oq_graph_replace_uses(g, oq_graph_find(g, "t_1"), t, &err), &err);
     oq_graph_remove_node(g, s);
     oq_graph_prune(g);
     CHECK(oq_graph_find(g, "t_1") == NULL && oq_graph_find(g, "t") == t);
@@ -174,6 +175,232 @@ static void test_subgraph_scope(void)
     oq_model_destroy(m);
 }
 
+
+/* ---- links kept valid by edits ------------------------------------------------ */
+
+typedef struct links {
+    int n;
+    const oq_node **producer;  /* [n_values] */
+    int *n_consumers;          /* [n_values] */
+    const oq_node ***consumers; /* [n_values][n_consumers], sorted by address */
+} links;
+
+static int by_address(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t) * (const oq_node *const *)a, y = (uintptr_t) * (const oq_node *const *)b;
+    return x < y ? -1 : x > y;
+}
+
+static links snapshot(const oq_graph *g)
+{
+    links l = {g->n_values, calloc((size_t)g->n_values + 1, sizeof *l.producer),
+               calloc((size_t)g->n_values + 1, sizeof *l.n_consumers),
+               calloc((size_t)g->n_values + 1, sizeof *l.consumers)};
+    for (int i = 0; i < g->n_values; i++) {
+        const oq_value *v = g->values[i];
+        l.producer[i] = v->producer;
+        l.n_consumers[i] = v->n_consumers;
+        l.consumers[i] = malloc((size_t)(v->n_consumers + 1) * sizeof **l.consumers);
+        for (int k = 0; k < v->n_consumers; k++)
+            l.consumers[i][k] = v->consumers[k];
+        qsort(l.consumers[i], (size_t)v->n_consumers, sizeof **l.consumers, by_address);
+    }
+    return l;
+}
+
+static void links_free(links *l)
+{
+    for (int i = 0; i < l->n; i++)
+        free(l->consumers[i]);
+    free(l->producer);
+    free(l->n_consumers);
+    free(l->consumers);
+}
+
+/* The links the edits left equal the ones oq_graph_index builds from scratch. */
+static bool links_fresh(oq_graph *g)
+{
+    oq_err err = {0};
+    links kept = snapshot(g);
+    bool ok = oq_graph_index(g, &err) == OQ_OK;
+    links fresh = snapshot(g);
+    for (int i = 0; ok && i < g->n_values; i++) {
+        ok = kept.producer[i] == fresh.producer[i] && kept.n_consumers[i] == fresh.n_consumers[i];
+        for (int k = 0; ok && k < kept.n_consumers[i]; k++)
+            ok = kept.consumers[i][k] == fresh.consumers[i][k];
+    }
+    links_free(&kept);
+    links_free(&fresh);
+    return ok;
+}
+
+static int rnd(uint32_t *seed, int n)
+{
+    *seed = *seed * 1103515245u + 12345u;
+    return (int)(*seed >> 16) % n;
+}
+
+/* Random edits through the API on a graph with an If whose branch reads an
+ * outer value: after each one the links are what a full index gives. */
+static void test_edits_keep_links(void)
+{
+    oq_err err = {0};
+    oq_model *m = oq_model_create();
+    m->graph = oq_graph_create(m, NULL);
+    oq_graph *g = m->graph;
+    oq_value *vals[12];
+    for (int i = 0; i < 12; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "v%d", i);
+        vals[i] = oq_graph_value(g, name, &err);
+    }
+    CHECK_OK(oq_graph_add_input(g, vals[0], &err), &err);
+    const char *c_in[] = {"v0"}, *c_out[] = {"v1"};
+    oq_node *ifn = oq_graph_add_node(g, "If", "", "I", 1, c_in, 1, c_out, &err);
+    oq_graph *sub = oq_graph_create(m, g);
+    const char *s_in[] = {"v2"}, *s_out[] = {"inner"};
+    oq_graph_add_node(sub, "Relu", "", "R", 1, s_in, 1, s_out, &err);
+    oq_graph_add_output(sub, oq_graph_find(sub, "inner"), &err);
+    ifn->attrs = calloc(1, sizeof *ifn->attrs);
+    ifn->n_attrs = 1;
+    ifn->attrs[0].name = strdup("then_branch");
+    ifn->attrs[0].type = OQ_ATTR_GRAPH;
+    ifn->attrs[0].g = sub;
+    CHECK_OK(oq_graph_index(g, &err), &err); /* subgraph attributes set by hand: index once */
+    CHECK(vals[2]->n_consumers == 1 && vals[2]->consumers[0] == ifn);
+
+    uint32_t seed = 12345;
+#define RND(n) rnd(&seed, n)
+    int added = 0;
+    for (int step = 0; step < 400; step++) {
+        int what = RND(5);
+        if (what == 0 || g->n_nodes < 3) { /* a node reading two values, writing an unwritten one */
+            oq_value *out = NULL;
+            for (int tries = 0; tries < 12 && !out; tries++) {
+                oq_value *v = vals[RND(12)];
+                if (!v->producer && v != vals[0])
+                    out = v;
+            }
+            if (!out)
+                continue;
+            oq_value *in[2] = {vals[RND(12)], NULL};
+            if (RND(3))
+                in[1] = vals[RND(12)];
+            char name[16];
+            snprintf(name, sizeof name, "n%d", added++);
+            CHECK(oq_graph_add_op(g, OQ_OP_ADD, name, 2, in, 1, &out, &err) != NULL);
+        } else if (what == 1) {
+            oq_graph_remove_node(g, g->nodes[RND(g->n_nodes)]);
+        } else if (what == 2) {
+            oq_node *n = g->nodes[RND(g->n_nodes)];
+            CHECK_OK(oq_node_set_input(n, RND(n->n_inputs + 1), RND(4) ? vals[RND(12)] : NULL, &err), &err);
+        } else if (what == 3) {
+            oq_node *n = g->nodes[RND(g->n_nodes)];
+            oq_value *v = vals[RND(12)];
+            if (n->n_outputs && !v->producer && v != vals[0])
+                oq_node_set_output(n, 0, v);
+        } else {
+            CHECK_OK(oq_graph_replace_uses(g, vals[RND(12)], vals[RND(12)], &err), &err);
+        }
+        CHECK(links_fresh(g));
+        if (check_failures) {
+            fprintf(stderr, "edit %d (kind %d) left stale links\n", step, what);
+            break;
+        }
+    }
+#undef RND
+    oq_model_destroy(m);
+}
+
+/* Op kinds are resolved when a node is made and when it is renamed. */
+static void test_op_kinds(void)
+{
+    oq_err err = {0};
+    oq_model *m = oq_model_create();
+    m->graph = oq_graph_create(m, NULL);
+    const char *in[] = {"x"}, *out[] = {"y"}, *out2[] = {"z"}, *out3[] = {"w"};
+    oq_node *a = oq_graph_add_node(m->graph, "Conv", "ai.onnx", "a", 1, in, 1, out, &err);
+    oq_node *b = oq_graph_add_node(m->graph, "QGemm", OQ_CONTRIB_DOMAIN, "b", 1, in, 1, out2, &err);
+    oq_node *c = oq_graph_add_node(m->graph, "QGemm", "", "c", 1, in, 1, out3, &err);
+    CHECK(a->kind == OQ_OP_CONV && b->kind == OQ_OP_QGEMM && c->kind == OQ_OP_OTHER);
+    CHECK_OK(oq_node_set_op_type(a, "Upsample", &err), &err);
+    CHECK(a->kind == OQ_OP_OTHER);
+    CHECK_OK(oq_node_set_op_type(a, "Resize", &err), &err);
+    CHECK(a->kind == OQ_OP_RESIZE && !strcmp(a->op_type, "Resize"));
+    for (int k = 1; k < OQ_OP_COUNT; k++)
+        CHECK(oq_op_kind_of(oq_op_kinds[k].domain, oq_op_kinds[k].op_type) == (oq_op_kind)k);
+    oq_model_destroy(m);
+}
+
+/* A clone is deep: same names, ids, order and attributes, its own values
+ * (the subgraph's outer read included) and constants. */
+static void test_clone(void)
+{
+    oq_err err = {0};
+    oq_model *m = oq_model_create();
+    m->graph = oq_graph_create(m, NULL);
+    m->ir_version = 8;
+    m->n_opsets = 1;
+    m->opsets = calloc(1, sizeof *m->opsets);
+    m->opsets[0].domain = strdup("");
+    m->opsets[0].version = 13;
+    oq_graph *g = m->graph;
+    const char *in[] = {"x", "w"}, *out[] = {"y"}, *if_in[] = {"c"}, *if_out[] = {"r"};
+    oq_node *conv = oq_graph_add_node(g, "Conv", "", "conv", 2, in, 1, out, &err);
+    int64_t pads[4] = {1, 1, 1, 1};
+    CHECK_OK(oq_node_set_attr_ints(conv, "pads", 4, pads, &err), &err);
+    int64_t wd[1] = {3};
+    oq_tensor *w = oq_tensor_create(OQ_DTYPE_FLOAT, 1, wd, &err);
+    ((float *)w->data)[1] = 2.5f;
+    CHECK_OK(oq_graph_set_constant(g, oq_graph_find(g, "w"), w, true, &err), &err);
+    oq_node *ifn = oq_graph_add_node(g, "If", "", "if", 1, if_in, 1, if_out, &err);
+    oq_graph *sub = oq_graph_create(m, g);
+    const char *s_in[] = {"y"}, *s_out[] = {"q"};
+    oq_graph_add_node(sub, "Relu", "", "inner", 1, s_in, 1, s_out, &err);
+    oq_graph_add_output(sub, oq_graph_find(sub, "q"), &err);
+    ifn->attrs = calloc(1, sizeof *ifn->attrs);
+    ifn->n_attrs = 1;
+    ifn->attrs[0].name = strdup("then_branch");
+    ifn->attrs[0].type = OQ_ATTR_GRAPH;
+    ifn->attrs[0].g = sub;
+    oq_graph_add_input(g, oq_graph_find(g, "x"), &err);
+    oq_graph_add_input(g, oq_graph_find(g, "c"), &err);
+    oq_graph_add_output(g, oq_graph_find(g, "r"), &err);
+    CHECK_OK(oq_graph_sort(g, &err), &err);
+
+    oq_model *c = NULL;
+    CHECK_OK(oq_model_clone(&c, m, &err), &err);
+    if (!c) {
+        oq_model_destroy(m);
+        return;
+    }
+    oq_graph *h = c->graph;
+    CHECK(c->ir_version == 8 && c->n_opsets == 1 && c->opsets[0].version == 13);
+    CHECK(h->n_values == g->n_values && h->n_nodes == g->n_nodes && h->n_inputs == 2 && h->n_outputs == 1);
+    for (int i = 0; i < h->n_values; i++)
+        CHECK(h->values[i]->id == i && !strcmp(h->values[i]->name, g->values[i]->name) && h->values[i]->graph == h);
+    for (int i = 0; i < h->n_nodes; i++)
+        CHECK(!strcmp(h->nodes[i]->name, g->nodes[i]->name) && h->nodes[i]->kind == g->nodes[i]->kind);
+    oq_value *wc = oq_graph_find(h, "w");
+    CHECK(wc->constant && wc->constant != w && ((float *)wc->constant->data)[1] == 2.5f && wc->is_initializer);
+    const oq_node *cc = oq_graph_find(h, "y")->producer;
+    int np;
+    const int64_t *p = oq_node_attr_ints(cc, "pads", &np);
+    CHECK(cc && cc->inputs[1] == wc && np == 4 && p[3] == 1);
+    const oq_node *ic = oq_graph_find(h, "r")->producer;
+    const oq_graph *sc = ic ? ic->attrs[0].g : NULL;
+    CHECK(sc && sc != sub && sc->parent == h && sc->nodes[0]->inputs[0] == oq_graph_find(h, "y"));
+    /* the If reads y through its branch: the clone's links say so */
+    oq_value *yc = oq_graph_find(h, "y");
+    bool if_reads_y = false;
+    for (int k = 0; k < yc->n_consumers; k++)
+        if_reads_y |= yc->consumers[k] == ic;
+    CHECK(if_reads_y);
+    oq_model_destroy(m); /* the clone must not need the original */
+    CHECK(((float *)wc->constant->data)[1] == 2.5f && !strcmp(sc->nodes[0]->name, "inner"));
+    oq_model_destroy(c);
+}
+
 int main(void)
 {
     test_tensor();
@@ -181,5 +408,8 @@ int main(void)
     test_sort_and_mutate();
     test_bad_graphs();
     test_subgraph_scope();
+    test_edits_keep_links();
+    test_op_kinds();
+    test_clone();
     return check_exit("test_graph");
 }

@@ -1,0 +1,77 @@
+/* oq_op_kind.h: the operators onnxq's graph passes recognise, resolved once
+ * from (domain, op_type) into an enum when a node is made or renamed (see
+ * oq_node.kind), so that passes compare integers instead of strings. Every
+ * other operator is OQ_OP_OTHER. */
+#ifndef ONNXQ_OQ_OP_KIND_H
+#define ONNXQ_OQ_OP_KIND_H
+
+typedef enum oq_op_kind {
+    OQ_OP_OTHER = 0,
+    /* ai.onnx */
+    OQ_OP_ADD,
+    OQ_OP_AVERAGE_POOL,
+    OQ_OP_BATCH_NORMALIZATION,
+    OQ_OP_CAST,
+    OQ_OP_CLIP,
+    OQ_OP_CONCAT,
+    OQ_OP_CONSTANT,
+    OQ_OP_CONV,
+    OQ_OP_CONV_INTEGER,
+    OQ_OP_CONV_TRANSPOSE,
+    OQ_OP_DEPTH_TO_SPACE,
+    OQ_OP_DEQUANTIZE_LINEAR,
+    OQ_OP_DIV,
+    OQ_OP_DYNAMIC_QUANTIZE_LINEAR,
+    OQ_OP_FLATTEN,
+    OQ_OP_GATHER,
+    OQ_OP_GEMM,
+    OQ_OP_GLOBAL_AVERAGE_POOL,
+    OQ_OP_HARD_SIGMOID,
+    OQ_OP_HARD_SWISH,
+    OQ_OP_IDENTITY,
+    OQ_OP_LEAKY_RELU,
+    OQ_OP_MATMUL,
+    OQ_OP_MATMUL_INTEGER,
+    OQ_OP_MAX_POOL,
+    OQ_OP_MUL,
+    OQ_OP_PAD,
+    OQ_OP_QLINEAR_CONV,
+    OQ_OP_QLINEAR_MATMUL,
+    OQ_OP_QUANTIZE_LINEAR,
+    OQ_OP_RELU,
+    OQ_OP_RESHAPE,
+    OQ_OP_RESIZE,
+    OQ_OP_SIGMOID,
+    OQ_OP_SLICE,
+    OQ_OP_SPACE_TO_DEPTH,
+    OQ_OP_SPLIT,
+    OQ_OP_SQUEEZE,
+    OQ_OP_SUB,
+    OQ_OP_TRANSPOSE,
+    OQ_OP_UNSQUEEZE,
+    /* com.microsoft (ONNX Runtime's contrib ops) */
+    OQ_OP_QGEMM,
+    OQ_OP_QLINEAR_ADD,
+    OQ_OP_QLINEAR_CONCAT,
+    OQ_OP_QLINEAR_GLOBAL_AVERAGE_POOL,
+    OQ_OP_QLINEAR_LEAKY_RELU,
+    OQ_OP_QLINEAR_MUL,
+    OQ_OP_QLINEAR_SIGMOID,
+    OQ_OP_COUNT
+} oq_op_kind;
+
+#define OQ_CONTRIB_DOMAIN "com.microsoft"
+
+typedef struct oq_op_kind_info {
+    const char *domain;  /* "" for ai.onnx */
+    const char *op_type; /* NULL for OQ_OP_OTHER */
+} oq_op_kind_info;
+
+/* Indexed by oq_op_kind. */
+extern const oq_op_kind_info oq_op_kinds[OQ_OP_COUNT];
+
+/* The kind of (domain, op_type); domain "" and "ai.onnx" both mean the
+ * default domain, NULL counts as "". OQ_OP_OTHER for anything unlisted. */
+oq_op_kind oq_op_kind_of(const char *domain, const char *op_type);
+
+#endif

@@ -1,0 +1,148 @@
+/* match.c: graph queries shared by the quantization files (see match.h). */
+#include "quant/match.h"
+
+#include <math.h>
+#include <string.h>
+
+bool oq_is_graph_output(const oq_graph *g, const oq_value *v)
+{
+    for (int i = 0; i < g->n_outputs; i++)
+        if (g->outputs[i] == v)
+            return true;
+    return false;
+}
+
+bool oq_is_graph_input(const oq_graph *g, const oq_value *v)
+{
+    for (int i = 0; i < g->n_inputs; i++)
+        if (g->inputs[i] == v)
+            return true;
+    return false;
+}
+
+oq_node *oq_sole_reader(const oq_graph *g, const oq_value *v)
+{
+    return v && v->n_consumers == 1 && !oq_is_graph_output(g, v) ? v->consumers[0] : NULL;
+}
+
+bool oq_is_clamp_of(const oq_node *a, const oq_value *x)
+{
+    if (!a || a->n_inputs < 1 || a->inputs[0] != x || a->n_outputs < 1 || !a->outputs[0])
+        return false;
+    if (a->kind == OQ_OP_RELU)
+        return true;
+    if (a->kind != OQ_OP_CLIP)
+        return false;
+    for (int k = 1; k < a->n_inputs; k++) /* min/max: inputs from opset 11, attributes before */
+        if (a->inputs[k] && !a->inputs[k]->constant)
+            return false;
+    return true;
+}
+
+bool oq_is_float_constant(const oq_value *v)
+{
+    return v && v->constant && v->constant->dtype == OQ_DTYPE_FLOAT;
+}
+
+static bool has_axes_at(const oq_value *v, int depth)
+{
+    if (!v || depth > 32)
+        return false;
+    if (v->rank >= 1 || (v->constant && v->constant->rank >= 1))
+        return true;
+    const oq_node *p = v->producer;
+    if (!p)
+        return false;
+    switch (p->kind) {
+    case OQ_OP_QLINEAR_ADD: /* 8-bit twins (--contrib): the data operands */
+    case OQ_OP_QLINEAR_CONCAT:
+    case OQ_OP_QLINEAR_GLOBAL_AVERAGE_POOL:
+    case OQ_OP_QLINEAR_LEAKY_RELU:
+    case OQ_OP_QLINEAR_MUL:
+    case OQ_OP_QLINEAR_SIGMOID:
+        return has_axes_at(p->inputs[0], depth + 1) || (p->n_inputs >= 8 && has_axes_at(p->inputs[3], depth + 1));
+    case OQ_OP_CONV:
+    case OQ_OP_QLINEAR_CONV:
+    case OQ_OP_CONV_INTEGER:
+    case OQ_OP_MAX_POOL:
+    case OQ_OP_AVERAGE_POOL:
+    case OQ_OP_GLOBAL_AVERAGE_POOL:
+    case OQ_OP_CONV_TRANSPOSE:
+    case OQ_OP_BATCH_NORMALIZATION:
+        return true;
+    case OQ_OP_DEQUANTIZE_LINEAR:
+    case OQ_OP_QUANTIZE_LINEAR:
+    case OQ_OP_HARD_SWISH:
+    case OQ_OP_HARD_SIGMOID:
+    case OQ_OP_RELU:
+    case OQ_OP_CLIP:
+    case OQ_OP_SIGMOID:
+    case OQ_OP_ADD:
+    case OQ_OP_SUB:
+    case OQ_OP_MUL:
+    case OQ_OP_DIV:
+        for (int k = 0; k < p->n_inputs && k < 2; k++)
+            if (has_axes_at(p->inputs[k], depth + 1))
+                return true;
+        return false;
+    default:
+        return false;
+    }
+}
+
+bool oq_has_axes(const oq_value *v) { return has_axes_at(v, 0); }
+
+float oq_scalar_operand(const oq_value *v, const oq_value *x)
+{
+    if (!oq_is_float_constant(v) || oq_tensor_numel(v->constant) != 1 || v->constant->rank > 1 ||
+        (v->constant->rank == 1 && !oq_has_axes(x)))
+        return NAN;
+    return ((const float *)v->constant->data)[0];
+}
+
+bool oq_is_scalar_value(const oq_value *v, const oq_value *x, float value)
+{
+    float k = oq_scalar_operand(v, x);
+    return fabsf(k - value) <= 1e-6f * fabsf(value);
+}
+
+oq_value *oq_other_operand(const oq_node *n, oq_op_kind op, const oq_value *x)
+{
+    if (!n || n->kind != op || n->n_inputs != 2 || n->n_outputs != 1 || !n->outputs[0])
+        return NULL;
+    if (n->inputs[0] == x && n->inputs[1] != x)
+        return n->inputs[1];
+    if (n->inputs[1] == x && n->inputs[0] != x && op != OQ_OP_SUB && op != OQ_OP_DIV)
+        return n->inputs[0];
+    return NULL;
+}
+
+oq_qparams oq_constant_qparams(const oq_tensor *c, const oq_quant_options *o)
+{
+    const float *d = c->data;
+    int64_t n = oq_tensor_numel(c);
+    double lo = 0, hi = 0;
+    for (int64_t i = 0; i < n; i++) {
+        lo = d[i] < lo ? d[i] : lo;
+        hi = d[i] > hi ? d[i] : hi;
+    }
+    return oq_qparams_from_range(lo, hi, o->act_qmin, o->act_qmax, o->symmetric_activations);
+}
+
+bool oq_quant_selects(const oq_quant_options *o, oq_op_kind kind)
+{
+    if (!o->n_op_types)
+        return kind == OQ_OP_CONV || kind == OQ_OP_MATMUL || kind == OQ_OP_GEMM;
+    for (int i = 0; i < o->n_op_types; i++)
+        if (oq_op_kind_of("", o->op_types[i]) == kind && kind != OQ_OP_OTHER)
+            return true;
+    return false;
+}
+
+bool oq_quant_excludes(const oq_quant_options *o, const oq_node *n)
+{
+    for (int i = 0; i < o->n_exclude; i++)
+        if (strcmp(o->exclude[i], n->name) == 0)
+            return true;
+    return false;
+}

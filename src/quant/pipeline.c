@@ -1,0 +1,476 @@
+/* pipeline.c: a quantization run from job to committed files (see
+ * oq_pipeline.h): load once -> prepare a copy -> calibrate (or read the
+ * table) -> plan -> rewrite -> evaluate -> report -> commit, all or nothing. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "onnxq/oq_dataset.h"
+#include "onnxq/oq_file.h"
+#include "onnxq/oq_onnx_io.h"
+#include "onnxq/oq_pipeline.h"
+
+struct oq_pipeline {
+    oq_job job;
+    oq_quant_options quant;  /* the job's, with the table's activation range */
+    oq_model *model;         /* float, as loaded: calibrated and evaluated, never changed */
+    char sha256[65];         /* of the model file */
+    oq_model *prepared;      /* a copy after oq_quant_prepare: what plans are made on */
+    oq_quant_prep prep;
+    oq_calib_table *table;
+    int n_warnings;
+    char **warnings;
+    oq_report_times times;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* ---- options ---------------------------------------------------------------------- */
+
+oq_range_request oq_range_request_default(void)
+{
+    return (oq_range_request){.range = {OQ_CALIB_PERCENTILE, 99.999, false, 0, 255}};
+}
+
+bool oq_range_request_apply(const oq_range_request *req, oq_range_options *range)
+{
+    if (req->act_type_given) {
+        range->qmin = req->range.qmin;
+        range->qmax = req->range.qmax;
+    }
+    if (req->symmetric_given)
+        range->symmetric = req->range.symmetric;
+    if (req->method_given)
+        range->method = req->range.method;
+    else if (req->percentile_given)
+        range->method = OQ_CALIB_PERCENTILE;
+    if (req->percentile_given)
+        range->percentile = req->range.percentile;
+    return req->act_type_given || req->symmetric_given || req->method_given || req->percentile_given;
+}
+
+oq_job oq_job_default(void)
+{
+    oq_job j = {0};
+    j.pre = oq_preprocess_default();
+    j.bins = 2048;
+    j.range = oq_range_request_default();
+    j.quant.mode = OQ_MODE_STATIC;
+    j.quant.format = OQ_FORMAT_QOPERATOR;
+    j.quant.per_channel = true;
+    j.quant.act_qmax = 255;
+    return j;
+}
+
+/* ---- warnings --------------------------------------------------------------------- */
+
+static oq_status warn(oq_pipeline *p, oq_err *err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static oq_status warn(oq_pipeline *p, oq_err *err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *line = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    char **grown = line ? realloc(p->warnings, (size_t)(p->n_warnings + 1) * sizeof *grown) : NULL;
+    if (!grown) {
+        free(line);
+        return oq_errf(err, OQ_ENOMEM, "out of memory");
+    }
+    va_start(ap, fmt);
+    vsnprintf(line, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    p->warnings = grown;
+    p->warnings[p->n_warnings++] = line;
+    return OQ_OK;
+}
+
+/* Names (up to five) the tensors that had NaN or infinite values. */
+static oq_status warn_nonfinite(oq_pipeline *p, const oq_calib_table *t, oq_err *err)
+{
+    int n = 0;
+    for (int i = 0; i < t->n_entries; i++)
+        n += t->entries[i].hist.nonfinite > 0;
+    if (!n)
+        return OQ_OK;
+    char names[1024] = "";
+    size_t used = 0;
+    for (int i = 0, shown = 0; i < t->n_entries && shown < 5; i++) {
+        if (t->entries[i].hist.nonfinite > 0 && used < sizeof names) {
+            used += (size_t)snprintf(names + used, sizeof names - used, "%s '%s' (%.0f)", shown ? "," : "",
+                                     t->entries[i].name, t->entries[i].hist.nonfinite);
+            shown++;
+        }
+    }
+    return warn(p, err, "%d tensor%s had NaN or infinite values (left out of the ranges):%s%s", n, n == 1 ? "" : "s",
+                names, n > 5 ? ", ..." : "");
+}
+
+/* ---- stages ------------------------------------------------------------------------- */
+
+/* Fails when output would replace input (see oq_same_file). */
+static oq_status refuse_overwrite(const char *output, const char *input, oq_err *err)
+{
+    if (output && input && oq_same_file(output, input))
+        return oq_errf(err, OQ_EINVAL, "output %s is the input %s; choose another output path", output, input);
+    return OQ_OK;
+}
+
+oq_status oq_pipeline_create(oq_pipeline **out, const oq_job *job, oq_err *err)
+{
+    *out = NULL;
+    const char *outputs[3] = {job->output_path, job->report_path, job->table_output};
+    const char *inputs[3] = {job->model_path, job->table_path, job->labels_path};
+    oq_status st = OQ_OK;
+    for (int i = 0; !st && i < 3; i++) {
+        for (int k = 0; !st && k < 3; k++)
+            st = refuse_overwrite(outputs[i], inputs[k], err);
+        for (int k = 0; !st && k < i; k++)
+            st = refuse_overwrite(outputs[i], outputs[k], err);
+    }
+    if (st)
+        return st;
+    oq_pipeline *p = calloc(1, sizeof *p);
+    if (!p)
+        return oq_errf(err, OQ_ENOMEM, "out of memory");
+    p->job = *job;
+    p->quant = job->quant;
+    p->quant.act_qmin = job->range.range.qmin;
+    p->quant.act_qmax = job->range.range.qmax;
+    p->quant.symmetric_activations = job->range.range.symmetric;
+    *out = p;
+    return OQ_OK;
+}
+
+void oq_pipeline_destroy(oq_pipeline *p)
+{
+    if (!p)
+        return;
+    oq_model_destroy(p->model);
+    oq_model_destroy(p->prepared);
+    oq_calib_table_destroy(p->table);
+    for (int i = 0; i < p->n_warnings; i++)
+        free(p->warnings[i]);
+    free(p->warnings);
+    free(p);
+}
+
+oq_status oq_pipeline_load(oq_pipeline *p, oq_err *err)
+{
+    double t = now_s();
+    oq_status st = oq_model_load_hashed(&p->model, p->job.model_path, p->sha256, err);
+    p->times.load += now_s() - t;
+    return st;
+}
+
+oq_status oq_pipeline_prepare(oq_pipeline *p, oq_err *err)
+{
+    double t = now_s();
+    oq_model_destroy(p->prepared);
+    p->prepared = NULL;
+    oq_status st = oq_model_clone(&p->prepared, p->model, err);
+    if (!st)
+        st = oq_quant_prepare(p->prepared, &p->quant, &p->prep, err);
+    p->times.rewrite += now_s() - t;
+    return st;
+}
+
+/* By value id of the float model: the activations a plan without a table
+ * reads ranges of (found by name; values made by the preparation have none). */
+static oq_status planned_needs(oq_pipeline *p, bool **out, oq_err *err)
+{
+    const oq_graph *g = p->model->graph;
+    oq_plan *plan;
+    if (!p->prepared)
+        return oq_errf(err, OQ_EINVAL, "the model was not prepared for planning");
+    oq_status st = oq_plan_create(&plan, p->prepared->graph, &p->quant, NULL, 0, NULL, err);
+    if (st)
+        return st;
+    bool *want = calloc((size_t)g->n_values + 1, sizeof *want);
+    if (!want) {
+        oq_plan_destroy(plan);
+        return oq_errf(err, OQ_ENOMEM, "out of memory");
+    }
+    for (int i = 0; i < plan->n_values; i++) {
+        const oq_value *v = plan->values[i].needs_range ? oq_graph_find_local(g, plan->graph->values[i]->name) : NULL;
+        if (v)
+            want[v->id] = true;
+    }
+    oq_plan_destroy(plan);
+    *out = want;
+    return OQ_OK;
+}
+
+static oq_status calibrate_on_data(oq_pipeline *p, oq_err *err)
+{
+    const oq_job *j = &p->job;
+    bool *want = NULL;
+    oq_dataset *ds = NULL;
+    oq_status st = j->all_tensors ? OQ_OK : planned_needs(p, &want, err);
+    if (!st)
+        st = oq_dataset_open_for_model(&ds, p->model, j->n_data, j->data, &j->pre, j->layout_given, j->resize_given,
+                                       err);
+    oq_calib_options opts = {.bins = j->bins, .range = j->range.range, .max_samples = j->max_samples,
+                             .threads = j->threads, .observe = want, .progress = j->progress,
+                             .progress_user = j->progress_user};
+    if (!st)
+        st = oq_calibrate(p->model, ds, &opts, &p->table, err);
+    free(want);
+    oq_dataset_destroy(ds);
+    if (st)
+        return st;
+    memcpy(p->table->model_sha256, p->sha256, sizeof p->sha256);
+    if (!p->table->n_entries && !j->all_tensors &&
+        (st = warn(p, err, "nothing in the model is quantized (no Conv, MatMul or Gemm reads a float activation), so "
+                           "no tensor was recorded; --all-tensors records every one")))
+        return st;
+    return warn_nonfinite(p, p->table, err);
+}
+
+static oq_status read_table(oq_pipeline *p, oq_err *err)
+{
+    const char *path = p->job.table_path;
+    oq_status st = oq_calib_table_load(&p->table, path, err);
+    if (st)
+        return st;
+    if (strcmp(p->table->model_sha256, p->sha256) != 0)
+        return oq_errf(err, OQ_EINVAL, "%s was made for a different model (sha256 %.12s..., %s has %.12s...)", path,
+                       p->table->model_sha256, p->job.model_path, p->sha256);
+    /* options given here re-choose the ranges from the table's histograms */
+    oq_range_request_apply(&p->job.range, &p->table->range);
+    return oq_calib_table_compute_ranges(p->table, err);
+}
+
+oq_status oq_pipeline_calibrate(oq_pipeline *p, oq_err *err)
+{
+    if (p->quant.mode == OQ_MODE_DYNAMIC) { /* DynamicQuantizeLinear: uint8 asymmetric at run time */
+        p->quant.act_qmin = 0;
+        p->quant.act_qmax = 255;
+        p->quant.symmetric_activations = false;
+        return OQ_OK;
+    }
+    double t = now_s();
+    oq_calib_table_destroy(p->table);
+    p->table = NULL;
+    oq_status st = p->job.table_path ? read_table(p, err) : calibrate_on_data(p, err);
+    if (!st) {
+        p->quant.act_qmin = p->table->range.qmin;
+        p->quant.act_qmax = p->table->range.qmax;
+        p->quant.symmetric_activations = p->table->range.symmetric;
+    }
+    p->times.calibrate += now_s() - t;
+    return st;
+}
+
+oq_status oq_pipeline_plan(oq_pipeline *p, int n_overrides, const oq_plan_override *overrides, oq_plan **out,
+                           oq_err *err)
+{
+    *out = NULL;
+    if (!p->prepared)
+        return oq_errf(err, OQ_EINVAL, "the model was not prepared for planning");
+    double t = now_s();
+    oq_status st = oq_plan_create(out, p->prepared->graph, &p->quant, p->table, n_overrides, overrides, err);
+    p->times.rewrite += now_s() - t;
+    return st;
+}
+
+void oq_quantized_destroy(oq_quantized *q)
+{
+    if (!q)
+        return;
+    free(q->bytes);
+    oq_model_destroy(q->model);
+    oq_quant_result_release(&q->result);
+    free(q);
+}
+
+oq_status oq_pipeline_rewrite(oq_pipeline *p, const oq_plan *plan, bool last, oq_quantized **out, oq_err *err)
+{
+    *out = NULL;
+    double t = now_s();
+    oq_quantized *q = calloc(1, sizeof *q);
+    oq_model *work = NULL;
+    oq_status st = q ? OQ_OK : oq_errf(err, OQ_ENOMEM, "out of memory");
+    if (!st && !p->prepared)
+        st = oq_errf(err, OQ_EINVAL, "the model was not prepared for planning");
+    if (!st && last) {
+        work = p->prepared;
+        p->prepared = NULL;
+    } else if (!st) {
+        st = oq_model_clone(&work, p->prepared, err);
+    }
+    if (!st && !(st = oq_quant_rewrite(work, plan, &q->result, err)))
+        st = oq_model_serialize(work, &q->bytes, &q->n_bytes, err);
+    oq_model_destroy(work);
+    p->times.rewrite += now_s() - t;
+    /* what will be written, loaded back: the model that is evaluated */
+    t = now_s();
+    char *dir = st ? NULL : oq_path_dir(p->job.output_path ? p->job.output_path : p->job.model_path);
+    if (!st && !dir)
+        st = oq_errf(err, OQ_ENOMEM, "out of memory");
+    if (!st)
+        st = oq_model_load_buffer(&q->model, q->bytes, q->n_bytes, dir, err);
+    free(dir);
+    p->times.evaluate += now_s() - t;
+    if (st) {
+        oq_quantized_destroy(q);
+        return st;
+    }
+    *out = q;
+    return OQ_OK;
+}
+
+oq_status oq_pipeline_evaluate(oq_pipeline *p, const oq_quantized *q, oq_eval *out, bool *evaluated, oq_err *err)
+{
+    const oq_job *j = &p->job;
+    int n_specs = j->n_eval ? j->n_eval : j->n_data;
+    const char *const *specs = j->n_eval ? j->eval_data : j->data;
+    memset(out, 0, sizeof *out);
+    *evaluated = false;
+    if (!n_specs)
+        return OQ_OK;
+    double t = now_s();
+    int64_t *labels = NULL, n_labels = 0;
+    oq_dataset *ds = NULL;
+    oq_status st = j->labels_path ? oq_labels_read(j->labels_path, &labels, &n_labels, err) : OQ_OK;
+    if (!st)
+        st = oq_dataset_open_for_model(&ds, p->model, n_specs, specs, &j->pre, j->layout_given, j->resize_given, err);
+    if (!st)
+        st = oq_evaluate(p->model, q->model, &q->result, ds, j->eval_samples, labels, n_labels, j->threads, out, err);
+    free(labels);
+    oq_dataset_destroy(ds);
+    p->times.evaluate += now_s() - t;
+    *evaluated = !st;
+    return st;
+}
+
+oq_status oq_pipeline_report(oq_pipeline *p, const oq_plan *plan, const oq_quantized *q, const oq_eval *eval,
+                             oq_report **out, oq_err *err)
+{
+    oq_report_input in = {.tool_version = p->job.tool_version, .model_path = p->job.model_path,
+                          .model_sha256 = p->sha256, .output_path = p->job.output_path, .opts = &plan->opts,
+                          .table = p->table, .fp32 = p->model, .quant = q->model, .prep = &p->prep, .plan = plan,
+                          .result = &q->result, .eval = eval, .times = p->times};
+    return oq_report_build(out, &in, err);
+}
+
+oq_status oq_pipeline_commit(oq_pipeline *p, const oq_quantized *q, oq_report *report, oq_err *err)
+{
+    const oq_job *j = &p->job;
+    oq_commit *c;
+    uint8_t *text = NULL;
+    size_t len;
+    oq_status st = oq_commit_create(&c, err);
+    if (st)
+        return st;
+    if (q && j->output_path) {
+        double t = now_s();
+        st = oq_commit_add(c, j->output_path, q->bytes, q->n_bytes, err);
+        p->times.save += now_s() - t;
+    }
+    if (report)
+        report->times.save = p->times.save;
+    if (!st && report && j->report_path && !(st = oq_report_json(report, &text, &len, err)))
+        st = oq_commit_add(c, j->report_path, text, len, err);
+    free(text);
+    text = NULL;
+    if (!st && p->table && j->table_output && !(st = oq_calib_table_serialize(p->table, &text, &len, err)))
+        st = oq_commit_add(c, j->table_output, text, len, err);
+    free(text);
+    if (!st)
+        st = oq_commit_finish(c, err);
+    oq_commit_destroy(c);
+    return st;
+}
+
+const oq_model *oq_pipeline_model(const oq_pipeline *p) { return p->model; }
+const oq_model *oq_pipeline_prepared(const oq_pipeline *p) { return p->prepared; }
+const oq_calib_table *oq_pipeline_table(const oq_pipeline *p) { return p->table; }
+
+int oq_pipeline_warnings(const oq_pipeline *p, const char *const **lines)
+{
+    *lines = (const char *const *)p->warnings;
+    return p->n_warnings;
+}
+
+/* ---- the whole run -------------------------------------------------------------------- */
+
+/* Plan, rewrite, evaluate and report: what quantize and convert add to a calibration. */
+static oq_status quantize(oq_pipeline *p, oq_quantized **q, oq_report **report, oq_err *err)
+{
+    oq_plan *plan = NULL;
+    oq_eval eval;
+    bool evaluated = false;
+    oq_status st = oq_pipeline_plan(p, 0, NULL, &plan, err);
+    if (!st)
+        st = oq_pipeline_rewrite(p, plan, true, q, err);
+    if (!st && plan->n_contrib_no_range)
+        st = warn(p, err,
+                  "--contrib: %d nodes with 8-bit inputs stay float: %s has no range for their outputs (make it "
+                  "with `onnxq calibrate --contrib`)",
+                  plan->n_contrib_no_range, p->job.table_path ? p->job.table_path : "the calibration table");
+    if (!st)
+        st = oq_pipeline_evaluate(p, *q, &eval, &evaluated, err);
+    if (!st)
+        st = oq_pipeline_report(p, plan, *q, evaluated ? &eval : NULL, report, err);
+    if (evaluated)
+        oq_eval_release(&eval);
+    oq_plan_destroy(plan);
+    return st;
+}
+
+void oq_outcome_release(oq_outcome *o)
+{
+    if (!o)
+        return;
+    oq_report_destroy(o->report);
+    oq_calib_table_destroy(o->table);
+    for (int i = 0; i < o->n_warnings; i++)
+        free(o->warnings[i]);
+    free(o->warnings);
+    memset(o, 0, sizeof *o);
+}
+
+oq_status oq_job_run(const oq_job *job, oq_outcome *out, oq_err *err)
+{
+    double t0 = now_s();
+    memset(out, 0, sizeof *out);
+    oq_pipeline *p = NULL;
+    oq_quantized *q = NULL;
+    bool rewrite = job->output_path != NULL;
+    oq_status st = oq_pipeline_create(&p, job, err);
+    if (!st)
+        st = oq_pipeline_load(p, err);
+    /* a plan without a table tells a calibration on data what to record; the
+     * rewrite works on the prepared copy */
+    bool plan_first = job->quant.mode == OQ_MODE_STATIC && !job->table_path && !job->all_tensors;
+    if (!st && plan_first)
+        st = oq_pipeline_prepare(p, err);
+    if (!st)
+        st = oq_pipeline_calibrate(p, err);
+    if (!st && rewrite && !plan_first)
+        st = oq_pipeline_prepare(p, err);
+    if (!st && rewrite)
+        st = quantize(p, &q, &out->report, err);
+    if (!st)
+        st = oq_pipeline_commit(p, q, out->report, err);
+    oq_quantized_destroy(q);
+    if (p) {
+        out->table = p->table;
+        p->table = NULL;
+        out->warnings = p->warnings;
+        out->n_warnings = p->n_warnings;
+        p->warnings = NULL;
+        p->n_warnings = 0;
+    }
+    oq_pipeline_destroy(p);
+    out->seconds = now_s() - t0;
+    return st;
+}

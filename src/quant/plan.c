@@ -1,0 +1,593 @@
+/* plan.c: the quantization plan (see oq_plan.h).
+ *
+ * The plan walks the prepared graph once, in topological order, as the
+ * rewrite will, and keeps per value what the rewrite would know at that
+ * point: whether the value is carried as an 8-bit tensor and with which
+ * parameters. Per node it picks one action: the candidates (Conv, MatMul,
+ * Gemm) by mode and format unless something blocks them, the other ops (QOperator
+ * format only) by what reaches them in 8 bits, through the table below. Each
+ * range it reads from the table is marked as needed; without a table every
+ * range it asks for is assumed present, and decisions that depend on the
+ * parameters take the branch that keeps more values 8-bit, so the marked set
+ * is what any table could be asked for. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "onnxq/oq_plan.h"
+#include "quant/match.h"
+
+/* ---- how each op kind is quantized ------------------------------------------------ */
+
+typedef enum op_role {
+    ROLE_NONE,
+    ROLE_WEIGHTED,    /* candidate: input 0 and the output need ranges, input 1 a constant weight */
+    ROLE_PASSTHROUGH, /* moves 8-bit data unchanged (from opset min_opset): no range */
+    ROLE_CONTRIB,     /* --contrib: a com.microsoft QLinear op (qop) when its `arity` inputs are 8-bit or
+                         constants: the output needs a range */
+    ROLE_HARD,        /* --contrib: HardSigmoid (no range: [0, 1] by saturation), HardSwish (output range) */
+} op_role;
+
+static const struct op_quant {
+    op_role role;
+    int min_opset;   /* ROLE_PASSTHROUGH: first default-domain opset with 8-bit types for it */
+    oq_op_kind qop;  /* ROLE_CONTRIB */
+    int arity;       /* ROLE_CONTRIB: data inputs */
+} op_quant[OQ_OP_COUNT] = {
+    [OQ_OP_CONV] = {ROLE_WEIGHTED, 0, OQ_OP_OTHER, 0},
+    [OQ_OP_MATMUL] = {ROLE_WEIGHTED, 0, OQ_OP_OTHER, 0},
+    [OQ_OP_GEMM] = {ROLE_WEIGHTED, 0, OQ_OP_OTHER, 0},
+    [OQ_OP_MAX_POOL] = {ROLE_PASSTHROUGH, 12, OQ_OP_OTHER, 0},
+    [OQ_OP_RESHAPE] = {ROLE_PASSTHROUGH, 5, OQ_OP_OTHER, 0},
+    [OQ_OP_FLATTEN] = {ROLE_PASSTHROUGH, 11, OQ_OP_OTHER, 0},
+    [OQ_OP_TRANSPOSE] = {ROLE_PASSTHROUGH, 1, OQ_OP_OTHER, 0},
+    [OQ_OP_SQUEEZE] = {ROLE_PASSTHROUGH, 11, OQ_OP_OTHER, 0},
+    [OQ_OP_UNSQUEEZE] = {ROLE_PASSTHROUGH, 11, OQ_OP_OTHER, 0},
+    [OQ_OP_SLICE] = {ROLE_PASSTHROUGH, 10, OQ_OP_OTHER, 0},
+    [OQ_OP_GATHER] = {ROLE_PASSTHROUGH, 11, OQ_OP_OTHER, 0},
+    [OQ_OP_SPLIT] = {ROLE_PASSTHROUGH, 11, OQ_OP_OTHER, 0},
+    [OQ_OP_PAD] = {ROLE_PASSTHROUGH, 11, OQ_OP_OTHER, 0},
+    [OQ_OP_IDENTITY] = {ROLE_PASSTHROUGH, 1, OQ_OP_OTHER, 0},
+    [OQ_OP_DEPTH_TO_SPACE] = {ROLE_PASSTHROUGH, 11, OQ_OP_OTHER, 0},
+    [OQ_OP_SPACE_TO_DEPTH] = {ROLE_PASSTHROUGH, 11, OQ_OP_OTHER, 0},
+    [OQ_OP_RESIZE] = {ROLE_PASSTHROUGH, 11, OQ_OP_OTHER, 0},
+    [OQ_OP_CONCAT] = {ROLE_PASSTHROUGH, 11, OQ_OP_OTHER, 0}, /* also QLinearConcat with --contrib */
+    [OQ_OP_ADD] = {ROLE_CONTRIB, 0, OQ_OP_QLINEAR_ADD, 2},
+    [OQ_OP_MUL] = {ROLE_CONTRIB, 0, OQ_OP_QLINEAR_MUL, 2}, /* by a positive scalar: a rescaled twin */
+    [OQ_OP_SIGMOID] = {ROLE_CONTRIB, 0, OQ_OP_QLINEAR_SIGMOID, 1},
+    [OQ_OP_LEAKY_RELU] = {ROLE_CONTRIB, 0, OQ_OP_QLINEAR_LEAKY_RELU, 1},
+    [OQ_OP_GLOBAL_AVERAGE_POOL] = {ROLE_CONTRIB, 0, OQ_OP_QLINEAR_GLOBAL_AVERAGE_POOL, 1},
+    [OQ_OP_HARD_SIGMOID] = {ROLE_HARD, 0, OQ_OP_OTHER, 0},
+    [OQ_OP_HARD_SWISH] = {ROLE_HARD, 0, OQ_OP_OTHER, 0},
+};
+
+static const char *const action_names[OQ_ACTION_COUNT] = {
+    "none", "keep_float", "qlinear", "integer_gemm", "qgemm", "qdq", "dynamic", "passthrough",
+    "qlinear_concat", "contrib", "scaled_twin", "hard_sigmoid", "hard_swish", "folded_clamp",
+};
+
+const char *oq_action_name(oq_action a) { return a >= 0 && a < OQ_ACTION_COUNT ? action_names[a] : "?"; }
+
+#define MAX_CONCAT_INPUTS 10 /* QLinearConcat takes 2 + 3 x inputs, and nodes are built with at most 32 */
+
+/* ---- the walk ---------------------------------------------------------------------- */
+
+typedef struct node_slot {
+    const oq_node *node;
+    int index;
+} node_slot;
+
+typedef struct planner {
+    oq_plan *p;
+    const oq_graph *g;
+    const oq_quant_options *o;
+    const oq_calib_table *table; /* NULL: every range assumed present */
+    oq_node_policy *policy;      /* [n_nodes] */
+    node_slot *by_address;       /* [n_nodes] sorted by node address: node -> index */
+    bool selected[OQ_OP_COUNT];
+    oq_err *err;
+} planner;
+
+static int slot_cmp(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t)((const node_slot *)a)->node, y = (uintptr_t)((const node_slot *)b)->node;
+    return x < y ? -1 : x > y;
+}
+
+/* Index of node n in the planned graph (n is one of its nodes). */
+static int index_of(const planner *pl, const oq_node *n)
+{
+    node_slot key = {n, 0};
+    const node_slot *s = bsearch(&key, pl->by_address, (size_t)pl->p->n_nodes, sizeof key, slot_cmp);
+    return s ? s->index : -1;
+}
+
+static oq_plan_value *val(const planner *pl, const oq_value *v) { return &pl->p->values[v->id]; }
+
+/* Whether the table has a range for v (*p: its parameters); marks v as
+ * needed. Without a table: whether a calibration could record it (a
+ * top-level activation), parameters unknown. */
+static bool table_params(planner *pl, const oq_value *v, oq_qparams *p)
+{
+    bool recordable = !v->constant && v->graph == pl->g; /* what a calibration can record */
+    if (recordable)
+        val(pl, v)->needs_range = true;
+    if (!pl->table) {
+        *p = (oq_qparams){1.0f, 0};
+        return recordable;
+    }
+    const oq_calib_entry *e = oq_calib_table_find(pl->table, v->name);
+    if (!e)
+        return false;
+    *p = oq_qparams_from_range(e->range[0], e->range[1], pl->o->act_qmin, pl->o->act_qmax,
+                               pl->o->symmetric_activations);
+    return true;
+}
+
+/* Range-derived parameters for v: the range of the Relu/Clip that alone
+ * reads v when there is one (see oq_is_clamp_of), else v's own. */
+static bool act_params(planner *pl, const oq_value *v, oq_qparams *p)
+{
+    const oq_node *next = oq_sole_reader(pl->g, v);
+    if (oq_is_clamp_of(next, v) && table_params(pl, next->outputs[0], p))
+        return true;
+    return table_params(pl, v, p);
+}
+
+/* Gives v parameters unless a producer already did. The checks before
+ * every call make sure the range exists. */
+static oq_status ensure_params(planner *pl, const oq_value *v)
+{
+    oq_plan_value *pv = val(pl, v);
+    if (pv->has_params)
+        return OQ_OK;
+    if (!act_params(pl, v, &pv->params))
+        return oq_errf(pl->err, OQ_EINVAL, "no calibration range for '%s'", v->name);
+    pv->has_params = true;
+    return OQ_OK;
+}
+
+/* v becomes an 8-bit tensor at parameters p. */
+static void set_8bit(planner *pl, const oq_value *v, oq_qparams p)
+{
+    oq_plan_value *pv = val(pl, v);
+    pv->is8 = pv->has_params = true;
+    pv->params = p;
+}
+
+/* The Relu/Clip that alone reads node i's output and can fold into its
+ * range (its index), or -1. */
+static int foldable_clamp(planner *pl, int i)
+{
+    const oq_node *n = pl->g->nodes[i];
+    const oq_value *y = n->outputs[0];
+    const oq_node *a = oq_sole_reader(pl->g, y);
+    oq_qparams p;
+    if (pl->o->symmetric_activations || !oq_is_clamp_of(a, y))
+        return -1;
+    int k = index_of(pl, a);
+    if (k < 0 || pl->policy[k] == OQ_POLICY_FLOAT || !act_params(pl, a->outputs[0], &p))
+        return -1;
+    /* folding replaces the clamp at 0 by saturation: only exact when 0 maps to qmin */
+    if (a->kind == OQ_OP_RELU && pl->table && p.zero_point != pl->o->act_qmin)
+        return -1;
+    return k;
+}
+
+/* Marks clamp k as folded into node i's output; returns the value the output now is. */
+static const oq_value *fold_clamp(planner *pl, int i, int k)
+{
+    pl->p->nodes[i].clamp = k;
+    if (k < 0)
+        return pl->g->nodes[i]->outputs[0];
+    pl->p->nodes[k].action = OQ_ACTION_FOLDED_CLAMP;
+    return pl->g->nodes[k]->outputs[0];
+}
+
+/* Why candidate n cannot be quantized (NULL when it can): its weight and
+ * bias must be float constants of the expected rank and its activations
+ * must have ranges. */
+static const char *blocker(planner *pl, int i)
+{
+    const oq_node *n = pl->g->nodes[i];
+    const oq_value *x = oq_node_input(n, 0), *w = oq_node_input(n, 1);
+    oq_qparams p;
+    bool statics = pl->o->mode == OQ_MODE_STATIC;
+    if (oq_quant_excludes(pl->o, n))
+        return "excluded by --exclude";
+    if (pl->policy[i] == OQ_POLICY_FLOAT)
+        return "kept float by its node policy";
+    if (!x || !w || !n->outputs[0])
+        return "missing input or output";
+    if (!oq_is_float_constant(w))
+        return "weight is not a float constant";
+    if (statics && !act_params(pl, x, &p))
+        return "input has no calibration range";
+    if (statics && !act_params(pl, n->outputs[0], &p))
+        return "output has no calibration range";
+    const oq_tensor *wt = w->constant;
+    if (n->kind == OQ_OP_CONV) {
+        const oq_value *b = oq_node_input(n, 2);
+        if (wt->rank < 3)
+            return "Conv weight has rank < 3";
+        if (b && (!oq_is_float_constant(b) || b->constant->rank != 1))
+            return "bias is not a 1-D float constant";
+    } else if (n->kind == OQ_OP_MATMUL) {
+        if (wt->rank != 2)
+            return "MatMul weight is not 2-D";
+    } else { /* Gemm */
+        const oq_value *c = oq_node_input(n, 2);
+        if (wt->rank != 2)
+            return "Gemm weight is not 2-D";
+        if (oq_node_attr_int(n, "transA", 0))
+            return "Gemm with transA=1";
+        int64_t cols = oq_node_attr_int(n, "transB", 0) ? wt->dims[0] : wt->dims[1];
+        if (c && (!oq_is_float_constant(c) ||
+                  (oq_tensor_numel(c->constant) != cols && oq_tensor_numel(c->constant) != 1) ||
+                  c->constant->rank > 2 || (c->constant->rank == 2 && c->constant->dims[0] != 1)))
+            return "Gemm C is not a constant bias of shape [N] or [1, N]";
+    }
+    return NULL;
+}
+
+/* Candidate i, which nothing blocks: its action and what it does to its values. */
+static oq_status plan_candidate(planner *pl, int i)
+{
+    const oq_node *n = pl->g->nodes[i];
+    oq_plan_node *pn = &pl->p->nodes[i];
+    const oq_value *x = n->inputs[0], *y = n->outputs[0];
+    oq_status st;
+    if (pl->o->mode == OQ_MODE_DYNAMIC) {
+        pn->action = OQ_ACTION_DYNAMIC;
+        return OQ_OK;
+    }
+    if (pl->o->format == OQ_FORMAT_QDQ) {
+        pn->action = OQ_ACTION_QDQ;
+        if ((st = ensure_params(pl, x)))
+            return st;
+        return ensure_params(pl, y);
+    }
+    bool gemm = n->kind == OQ_OP_GEMM;
+    if (gemm && !pl->o->contrib) { /* the output stays float */
+        pn->action = OQ_ACTION_INTEGER_GEMM;
+        if ((st = ensure_params(pl, x)))
+            return st;
+        set_8bit(pl, x, val(pl, x)->params);
+        return OQ_OK;
+    }
+    /* QGemm writes float when its output is a graph output */
+    bool float_out = gemm && oq_is_graph_output(pl->g, y);
+    pn->action = gemm ? OQ_ACTION_QGEMM : OQ_ACTION_QLINEAR;
+    y = fold_clamp(pl, i, float_out ? -1 : foldable_clamp(pl, i));
+    if ((st = ensure_params(pl, x)))
+        return st;
+    set_8bit(pl, x, val(pl, x)->params);
+    if (float_out)
+        return OQ_OK;
+    if ((st = ensure_params(pl, y)))
+        return st;
+    set_8bit(pl, y, val(pl, y)->params);
+    return OQ_OK;
+}
+
+/* Data movement on the 8-bit tensor: every output gets the input's parameters. */
+static bool plan_passthrough(planner *pl, int i)
+{
+    const oq_node *n = pl->g->nodes[i];
+    const struct op_quant *q = &op_quant[n->kind];
+    if (q->role != ROLE_PASSTHROUGH || n->opset < q->min_opset || !n->inputs[0] || !val(pl, n->inputs[0])->is8)
+        return false;
+    if (n->kind == OQ_OP_MAX_POOL && n->n_outputs > 1 && n->outputs[1])
+        return false; /* Indices output */
+    if (n->kind == OQ_OP_RESIZE && strcmp(oq_node_attr_string(n, "mode", "nearest"), "nearest") != 0)
+        return false;
+    if (n->kind == OQ_OP_PAD) {
+        if (strcmp(oq_node_attr_string(n, "mode", "constant"), "constant") != 0)
+            return false;
+        const oq_value *pv = oq_node_input(n, 2);
+        if (pv && (!pv->constant || oq_tensor_get_f64(pv->constant, 0) != 0))
+            return false;
+    }
+    oq_qparams p = val(pl, n->inputs[0])->params;
+    if (n->kind == OQ_OP_CONCAT) { /* every input 8-bit at the same parameters */
+        for (int k = 1; k < n->n_inputs; k++) {
+            const oq_plan_value *o = n->inputs[k] ? val(pl, n->inputs[k]) : NULL;
+            if (!o || !o->is8)
+                return false;
+            if (pl->table && (o->params.scale != p.scale || o->params.zero_point != p.zero_point))
+                return false;
+        }
+        /* without a table the parameters may differ: --contrib then reads the output's range */
+        oq_qparams unused;
+        if (!pl->table && pl->o->contrib && n->outputs[0])
+            act_params(pl, n->outputs[0], &unused);
+    }
+    pl->p->nodes[i].action = OQ_ACTION_PASSTHROUGH;
+    for (int k = 0; k < n->n_outputs; k++)
+        if (n->outputs[k])
+            set_8bit(pl, n->outputs[k], p);
+    return true;
+}
+
+/* --contrib: a Concat of 8-bit inputs of differing parameters. */
+static oq_status plan_qlinear_concat(planner *pl, int i, bool *done)
+{
+    const oq_node *n = pl->g->nodes[i];
+    const oq_value *y = n->n_outputs ? n->outputs[0] : NULL;
+    oq_qparams p;
+    *done = false;
+    if (!pl->o->contrib || n->kind != OQ_OP_CONCAT || !y || n->n_inputs < 1 || n->n_inputs > MAX_CONCAT_INPUTS)
+        return OQ_OK;
+    for (int k = 0; k < n->n_inputs; k++)
+        if (!n->inputs[k] || !val(pl, n->inputs[k])->is8)
+            return OQ_OK;
+    if (!act_params(pl, y, &p))
+        return OQ_OK;
+    oq_status st = ensure_params(pl, y);
+    if (st)
+        return st;
+    set_8bit(pl, y, val(pl, y)->params);
+    pl->p->nodes[i].action = OQ_ACTION_QLINEAR_CONCAT;
+    pl->p->n_contrib_ops++;
+    *done = true;
+    return OQ_OK;
+}
+
+/* Whether constant v can be an operand of a contrib op: float and finite. */
+static bool contrib_constant(const oq_value *v)
+{
+    if (!oq_is_float_constant(v) || !oq_tensor_numel(v->constant))
+        return false;
+    const float *d = v->constant->data;
+    for (int64_t i = 0; i < oq_tensor_numel(v->constant); i++)
+        if (!isfinite(d[i]))
+            return false;
+    return true;
+}
+
+/* Whether n has the structure of a contrib op (op_quant role ROLE_CONTRIB):
+ * one output, data inputs that are activations or (Add, Mul) usable
+ * constants, at least one an activation. A Mul by a one-element constant is
+ * left to the rescaled twin or the float glue, which make it free. */
+static bool contrib_shaped(const oq_node *n)
+{
+    const struct op_quant *q = &op_quant[n->kind];
+    if (q->role != ROLE_CONTRIB || n->n_inputs != q->arity || n->n_outputs != 1 || !n->outputs[0])
+        return false;
+    int activations = 0;
+    for (int k = 0; k < n->n_inputs; k++) {
+        const oq_value *v = n->inputs[k];
+        if (v && !v->constant)
+            activations++;
+        else if (!contrib_constant(v) || (n->kind == OQ_OP_MUL && oq_tensor_numel(v->constant) == 1))
+            return false;
+    }
+    return activations > 0;
+}
+
+/* Output parameters p of contrib node n, adjusted for an Add of an 8-bit x
+ * and a constant: when the output's scale is within a factor 1.25 of x's (as
+ * it is for an Add of a scalar: its range is x's shifted), every output is
+ * x's integer plus the same fraction of a step rounded the same way, a bias
+ * that adds up through the layers after it (on PP-OCRv4 rec: 99% of words
+ * read -> 82%). A scale 1.25 x x's spreads the fractions over five values,
+ * which rounding leaves unbiased, for 25% coarser steps. */
+static oq_qparams constant_add_params(const planner *pl, const oq_node *n, oq_qparams p)
+{
+    if (n->kind != OQ_OP_ADD || !(n->inputs[0]->constant || n->inputs[1]->constant))
+        return p;
+    const oq_value *x = n->inputs[0]->constant ? n->inputs[1] : n->inputs[0];
+    const oq_plan_value *xv = val(pl, x);
+    if (!xv->has_params || !pl->table)
+        return p;
+    double ratio = p.scale / xv->params.scale;
+    if (ratio <= 0.8 || ratio >= 1.25)
+        return p;
+    int qmin = pl->o->act_qmin, qmax = pl->o->act_qmax;
+    double lo = p.scale * (qmin - p.zero_point), hi = p.scale * (qmax - p.zero_point);
+    double widen = 1.25 / ratio;
+    return oq_qparams_from_range(lo * widen, hi * widen, qmin, qmax, pl->o->symmetric_activations);
+}
+
+/* --contrib: Add, Mul, Sigmoid, LeakyRelu or GlobalAveragePool whose
+ * activations are all 8-bit, at its output's calibrated range (a Relu/Clip
+ * that alone reads it folds in). Without that range it stays float (no_range). */
+static oq_status plan_contrib(planner *pl, int i, bool *done)
+{
+    const oq_node *n = pl->g->nodes[i];
+    oq_plan_node *pn = &pl->p->nodes[i];
+    *done = false;
+    if (!pl->o->contrib || !contrib_shaped(n))
+        return OQ_OK;
+    for (int k = 0; k < n->n_inputs; k++)
+        if (!n->inputs[k]->constant && !val(pl, n->inputs[k])->is8)
+            return OQ_OK;
+    int clamp = foldable_clamp(pl, i);
+    const oq_value *y = clamp >= 0 ? pl->g->nodes[clamp]->outputs[0] : n->outputs[0];
+    oq_qparams p;
+    if (!act_params(pl, y, &p)) {
+        pn->no_range = true;
+        pl->p->n_contrib_no_range++;
+        return OQ_OK;
+    }
+    fold_clamp(pl, i, clamp);
+    for (int k = 0; k < n->n_inputs; k++) /* constant operands are quantized on their own range */
+        if (n->inputs[k]->constant && !val(pl, n->inputs[k])->is8)
+            set_8bit(pl, n->inputs[k], oq_constant_qparams(n->inputs[k]->constant, pl->o));
+    set_8bit(pl, y, constant_add_params(pl, n, p));
+    pn->action = OQ_ACTION_CONTRIB;
+    pl->p->n_contrib_ops++;
+    *done = true;
+    return OQ_OK;
+}
+
+/* --contrib: a Mul of an 8-bit value by a positive one-element constant c:
+ * the output is the same tensor read at scale x c. */
+static bool plan_scaled_twin(planner *pl, int i)
+{
+    const oq_node *n = pl->g->nodes[i];
+    if (!pl->o->contrib || n->kind != OQ_OP_MUL || n->n_inputs != 2 || n->n_outputs != 1 || !n->outputs[0])
+        return false;
+    for (int k = 0; k < 2; k++) {
+        const oq_value *x = n->inputs[k], *c_in = n->inputs[1 - k];
+        if (!x || x->constant || !val(pl, x)->is8 || !oq_is_float_constant(c_in) ||
+            oq_tensor_numel(c_in->constant) != 1)
+            continue;
+        float c = oq_scalar_operand(c_in, x);
+        if (!(c > 0) || !isfinite(c))
+            continue;
+        oq_qparams px = val(pl, x)->params;
+        set_8bit(pl, n->outputs[0], (oq_qparams){px.scale * c, px.zero_point});
+        pl->p->nodes[i].action = OQ_ACTION_SCALED_TWIN;
+        pl->p->nodes[i].operand = k;
+        pl->p->n_scaled_twins++;
+        return true;
+    }
+    return false;
+}
+
+/* --contrib, asymmetric activations: HardSigmoid and HardSwish of an 8-bit
+ * value, clamped by saturation (0 must be the lowest integer). HardSwish's
+ * output takes its calibrated range (none in the table: float, no_range). */
+static oq_status plan_hard(planner *pl, int i, bool *done)
+{
+    const oq_node *n = pl->g->nodes[i];
+    oq_plan_node *pn = &pl->p->nodes[i];
+    bool swish = n->kind == OQ_OP_HARD_SWISH;
+    *done = false;
+    if (!pl->o->contrib || pl->o->symmetric_activations || op_quant[n->kind].role != ROLE_HARD ||
+        n->n_inputs != 1 || n->n_outputs != 1 || !n->outputs[0] || !n->inputs[0] || !val(pl, n->inputs[0])->is8)
+        return OQ_OK;
+    const oq_value *y = n->outputs[0];
+    float alpha = oq_node_attr_float(n, "alpha", 0.2f), beta = oq_node_attr_float(n, "beta", 0.5f);
+    if (!swish && !(alpha > 0 && isfinite(alpha) && isfinite(beta)))
+        return OQ_OK;
+    oq_qparams py;
+    if (swish && !act_params(pl, y, &py)) {
+        pn->no_range = true;
+        pl->p->n_contrib_no_range++;
+        return OQ_OK;
+    }
+    if (swish) {
+        oq_status st = ensure_params(pl, y);
+        if (st)
+            return st;
+        set_8bit(pl, y, val(pl, y)->params);
+    } else {
+        set_8bit(pl, y, oq_qparams_from_range(0, 1, pl->o->act_qmin, pl->o->act_qmax, false));
+    }
+    pn->action = swish ? OQ_ACTION_HARD_SWISH : OQ_ACTION_HARD_SIGMOID;
+    pl->p->n_contrib_ops++;
+    *done = true;
+    return OQ_OK;
+}
+
+/* A node that is not a candidate, in the static QOperator format. */
+static oq_status plan_other(planner *pl, int i)
+{
+    bool done = plan_passthrough(pl, i);
+    oq_status st = OQ_OK;
+    if (!done)
+        st = plan_qlinear_concat(pl, i, &done);
+    if (!st && !done)
+        st = plan_contrib(pl, i, &done);
+    if (!st && !done)
+        done = plan_scaled_twin(pl, i);
+    if (!st && !done)
+        st = plan_hard(pl, i, &done);
+    return st;
+}
+
+static oq_status walk(planner *pl)
+{
+    oq_plan *p = pl->p;
+    bool qoperator = pl->o->mode == OQ_MODE_STATIC && pl->o->format == OQ_FORMAT_QOPERATOR;
+    for (int i = 0; i < p->n_nodes; i++) {
+        const oq_node *n = pl->g->nodes[i];
+        oq_plan_node *pn = &p->nodes[i];
+        if (pn->action == OQ_ACTION_FOLDED_CLAMP)
+            continue; /* planned with the node before it */
+        oq_status st = OQ_OK;
+        if (op_quant[n->kind].role != ROLE_WEIGHTED || !pl->selected[n->kind]) {
+            if (qoperator && pl->policy[i] != OQ_POLICY_FLOAT)
+                st = plan_other(pl, i);
+        } else {
+            pn->candidate = true;
+            p->n_candidates++;
+            if ((pn->reason = blocker(pl, i)))
+                pn->action = OQ_ACTION_KEEP_FLOAT;
+            else
+                st = plan_candidate(pl, i);
+        }
+        if (st)
+            return oq_err_context(pl->err, "node '%s' (%s)", n->name, n->op_type);
+    }
+    return OQ_OK;
+}
+
+/* ---- lifetime ---------------------------------------------------------------------- */
+
+oq_status oq_plan_create(oq_plan **out, const oq_graph *g, const oq_quant_options *opts, const oq_calib_table *table,
+                         int n_overrides, const oq_plan_override *overrides, oq_err *err)
+{
+    *out = NULL;
+    oq_plan *p = calloc(1, sizeof *p);
+    planner pl = {.p = p, .g = g, .o = opts, .err = err};
+    oq_status st = OQ_OK;
+    if (p) {
+        p->graph = g;
+        p->opts = *opts;
+        p->n_nodes = g->n_nodes;
+        p->n_values = g->n_values;
+        p->nodes = calloc((size_t)g->n_nodes + 1, sizeof *p->nodes);
+        p->values = calloc((size_t)g->n_values + 1, sizeof *p->values);
+        pl.policy = calloc((size_t)g->n_nodes + 1, sizeof *pl.policy);
+        pl.by_address = malloc(((size_t)g->n_nodes + 1) * sizeof *pl.by_address);
+    }
+    if (!p || !p->nodes || !p->values || !pl.policy || !pl.by_address) {
+        st = oq_errf(err, OQ_ENOMEM, "out of memory");
+        goto done;
+    }
+    bool statics = opts->mode == OQ_MODE_STATIC;
+    pl.table = statics ? table : NULL;
+    p->ranges_known = !statics || table;
+    for (int k = 0; k < OQ_OP_COUNT; k++)
+        pl.selected[k] = oq_quant_selects(opts, (oq_op_kind)k);
+    for (int i = 0; i < g->n_nodes; i++) {
+        pl.by_address[i] = (node_slot){g->nodes[i], i};
+        p->nodes[i].clamp = -1;
+    }
+    qsort(pl.by_address, (size_t)g->n_nodes, sizeof *pl.by_address, slot_cmp);
+    for (int k = 0; k < n_overrides; k++) {
+        int found = -1;
+        for (int i = 0; i < g->n_nodes && found < 0; i++)
+            if (!strcmp(g->nodes[i]->name, overrides[k].node))
+                found = i;
+        if (found < 0 || overrides[k].policy < 0 || overrides[k].policy >= OQ_POLICY_COUNT) {
+            st = found < 0 ? oq_errf(err, OQ_EINVAL, "no node named '%s' in the model", overrides[k].node)
+                           : oq_errf(err, OQ_EINVAL, "node '%s': unknown policy %d", overrides[k].node,
+                                     (int)overrides[k].policy);
+            goto done;
+        }
+        pl.policy[found] = overrides[k].policy;
+    }
+    st = walk(&pl);
+done:
+    free(pl.policy);
+    free(pl.by_address);
+    if (st) {
+        oq_plan_destroy(p);
+        return st;
+    }
+    *out = p;
+    return OQ_OK;
+}
+
+void oq_plan_destroy(oq_plan *p)
+{
+    if (!p)
+        return;
+    free(p->nodes);
+    free(p->values);
+    free(p);
+}

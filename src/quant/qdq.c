@@ -1,0 +1,157 @@
+/* qdq.c: the QDQ format: each quantized node reads
+ * DequantizeLinear(QuantizeLinear(x)) and weights stored as int8 with a
+ * per-channel DequantizeLinear, its bias as int32 at input scale x weight
+ * scale; its output gets a QuantizeLinear/DequantizeLinear pair, the layout
+ * runtimes fuse. See rewrite.h. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "quant/rewrite.h"
+
+/* DequantizeLinear(QuantizeLinear(v)) for activation v, shared per value. */
+static oq_status qdq_activation(rewriter *r, oq_value *v, oq_value **out)
+{
+    qinfo *qi;
+    oq_value *q, *dq;
+    oq_status st = oq_rw_params(r, v, &qi);
+    if (st)
+        return st;
+    if (!qi->twin) { /* for QDQ the twin is the dequantized value */
+        oq_value *qin[3] = {v, qi->scale, qi->zp};
+        if ((st = oq_rw_value(r, v->name, "_quantized", &q)) || (st = oq_rw_value(r, v->name, "_dequantized", &dq)) ||
+            (st = oq_rw_node(r, OQ_OP_QUANTIZE_LINEAR, 3, qin, 1, &q, NULL)))
+            return st;
+        oq_value *din[3] = {q, qi->scale, qi->zp};
+        if ((st = oq_rw_node(r, OQ_OP_DEQUANTIZE_LINEAR, 3, din, 1, &dq, NULL)))
+            return st;
+        qi->twin = dq;
+    }
+    *out = qi->twin;
+    return OQ_OK;
+}
+
+/* A DequantizeLinear (along axis when scale has several entries) of constant q, named after base. */
+static oq_status qdq_constant(rewriter *r, oq_value *q, oq_value *scale, oq_value *zp, int axis, const char *base,
+                              oq_value **out)
+{
+    oq_value *in[3] = {q, scale, zp};
+    oq_node *n;
+    oq_status st = oq_rw_value(r, base, "_dequantized", out);
+    if (st || (st = oq_rw_node(r, OQ_OP_DEQUANTIZE_LINEAR, 3, in, 1, out, &n)))
+        return st;
+    if (oq_tensor_numel(scale->constant) > 1)
+        return oq_node_set_attr_int(n, "axis", axis, r->err);
+    return OQ_OK;
+}
+
+/* A new initializer holding float constant v times factor. */
+static oq_status scaled_constant(rewriter *r, const oq_value *v, float factor, oq_value **out)
+{
+    oq_tensor t;
+    oq_status st = oq_tensor_copy(&t, v->constant, r->err);
+    if (st)
+        return st;
+    float *f = t.data;
+    for (int64_t i = 0; i < oq_tensor_numel(&t); i++)
+        f[i] *= factor;
+    char base[512];
+    snprintf(base, sizeof base, "%s_scaled", v->name);
+    return oq_rw_initializer_from(r, base, &t, out);
+}
+
+/* Folds Gemm's alpha into the weights and beta into C, so the quantized
+ * bias scale is exactly input scale x weight scale (what fused runtimes assume). */
+static oq_status fold_gemm_factors(rewriter *r, oq_node *n)
+{
+    float alpha = oq_node_attr_float(n, "alpha", 1.0f), beta = oq_node_attr_float(n, "beta", 1.0f);
+    oq_value *c = oq_node_input(n, 2), *v;
+    oq_status st = OQ_OK;
+    if (alpha != 1.0f &&
+        ((st = scaled_constant(r, n->inputs[1], alpha, &v)) || (st = oq_node_set_input(n, 1, v, r->err)) ||
+         (st = oq_node_set_attr_float(n, "alpha", 1.0f, r->err))))
+        return st;
+    if (beta != 1.0f && c &&
+        ((st = scaled_constant(r, c, beta, &v)) || (st = oq_node_set_input(n, 2, v, r->err)) ||
+         (st = oq_node_set_attr_float(n, "beta", 1.0f, r->err))))
+        return st;
+    return OQ_OK;
+}
+
+/* The int32 bias b at x_scale x the weight scales, as an int32 constant behind
+ * a DequantizeLinear whose scale is that product. */
+static oq_status qdq_bias(rewriter *r, const oq_value *b, float x_scale, const qweight *qw, oq_value **out)
+{
+    oq_tensor t, bs;
+    oq_status st = oq_quantize_bias(&t, b->constant, x_scale, &qw->wq.scales, r->err);
+    if (st)
+        return st;
+    if ((st = oq_tensor_copy(&bs, &qw->wq.scales, r->err))) {
+        oq_tensor_release(&t);
+        return st;
+    }
+    for (int64_t j = 0; j < oq_tensor_numel(&bs); j++)
+        ((float *)bs.data)[j] *= x_scale;
+    int64_t zd[1] = {oq_tensor_numel(&bs)};
+    oq_tensor *zeros = oq_tensor_create(OQ_DTYPE_INT32, bs.rank, zd, r->err);
+    char base[512];
+    oq_value *bq, *bsv, *bz;
+    if (!zeros) {
+        oq_tensor_release(&t);
+        oq_tensor_release(&bs);
+        return r->err->status;
+    }
+    snprintf(base, sizeof base, "%s_quantized", b->name);
+    if ((st = oq_rw_initializer_from(r, base, &t, &bq))) {
+        oq_tensor_release(&bs);
+        oq_tensor_destroy(zeros);
+        return st;
+    }
+    snprintf(base, sizeof base, "%s_scale", b->name);
+    if ((st = oq_rw_initializer_from(r, base, &bs, &bsv))) {
+        oq_tensor_destroy(zeros);
+        return st;
+    }
+    snprintf(base, sizeof base, "%s_zero_point", b->name);
+    if ((st = oq_rw_initializer(r, base, zeros, &bz)))
+        return st;
+    return qdq_constant(r, bq, bsv, bz, 0, b->name, out);
+}
+
+oq_status oq_rw_qdq(rewriter *r, oq_node *n, oq_quant_node *rep)
+{
+    bool conv = n->kind == OQ_OP_CONV, gemm = n->kind == OQ_OP_GEMM;
+    int axis = conv ? 0 : gemm && oq_node_attr_int(n, "transB", 0) ? 0 : 1;
+    oq_status st;
+    if (gemm && (st = fold_gemm_factors(r, n)))
+        return st;
+    oq_value *x = n->inputs[0], *w = n->inputs[1], *b = conv || gemm ? oq_node_input(n, 2) : NULL;
+    oq_value *xdq, *wdq, *bdq, *y = n->outputs[0], *pre, *q;
+    qinfo *xi, *yi;
+    qweight *qw;
+    float *floors = NULL;
+    bool bias_fits = b && b->constant->rank == 1 && (conv || oq_tensor_numel(b->constant) == w->constant->dims[axis]);
+    if ((st = oq_rw_params(r, x, &xi)) ||
+        (bias_fits && (st = oq_rw_bias_floors(r, b, 1.0f, xi->p.scale, w->constant->dims[axis], &floors))))
+        return st;
+    st = oq_rw_weight(r, w, axis, floors, &qw);
+    free(floors);
+    if (st || (st = qdq_activation(r, x, &xdq)) ||
+        (st = qdq_constant(r, qw->q, qw->scale, qw->zp, axis, w->name, &wdq)) ||
+        (st = oq_node_set_input(n, 0, xdq, r->err)) || (st = oq_node_set_input(n, 1, wdq, r->err)))
+        return st;
+    if (bias_fits && ((st = qdq_bias(r, b, xi->p.scale, qw, &bdq)) || (st = oq_node_set_input(n, 2, bdq, r->err))))
+        return st;
+    /* output: n writes a fresh value; Q/DQ restore the original name */
+    if ((st = oq_rw_params(r, y, &yi)) || (st = oq_rw_value(r, y->name, "_float", &pre)) ||
+        (st = oq_rw_value(r, y->name, "_quantized", &q)))
+        return st;
+    oq_node_set_output(n, 0, pre);
+    oq_value *qin[3] = {pre, yi->scale, yi->zp}, *din[3] = {q, yi->scale, yi->zp};
+    if ((st = oq_rw_node(r, OQ_OP_QUANTIZE_LINEAR, 3, qin, 1, &q, NULL)) ||
+        (st = oq_rw_node(r, OQ_OP_DEQUANTIZE_LINEAR, 3, din, 1, &y, NULL)))
+        return st;
+    yi->twin = y; /* already in QDQ form: consumers read it as is */
+    oq_rw_report_weight(rep, qw);
+    return OQ_OK;
+}
