@@ -37,10 +37,10 @@ static void copy_eval(oq_eval *dst, const oq_eval *src, int n_nodes, bool *bad)
     }
 }
 
-static void size_section(oq_report *r, const oq_model *fp32, const oq_model *quant, bool *bad)
+static void size_section(oq_report *r, int64_t fp32_bytes, const oq_model *quant, bool *bad)
 {
     int64_t nt, ne;
-    oq_graph_param_stats(fp32->graph, &nt, &ne, &r->fp32_bytes);
+    r->fp32_bytes = fp32_bytes;
     oq_graph_param_stats(quant->graph, &nt, &ne, &r->quantized_bytes);
     const oq_graph *g = quant->graph;
     if (!(r->initializers = calloc((size_t)g->n_values + 1, sizeof *r->initializers))) {
@@ -114,9 +114,11 @@ oq_status oq_report_build(oq_report **out, const oq_report_input *in, oq_err *er
         memcpy(r->calib_model_sha256, in->table->model_sha256, sizeof r->calib_model_sha256);
     }
     if (!bad)
-        size_section(r, in->fp32, in->quant, &bad);
+        size_section(r, in->fp32_bytes, in->quant, &bad);
+    if ((r->has_prepare = in->graph_prep != NULL))
+        r->prepare = *in->graph_prep;
     r->n_candidates = in->plan->n_candidates;
-    r->n_folded_bn = in->prep->n_folded_bn;
+    r->n_folded_bn = r->prepare.counts[OQ_PREPARE_BATCHNORMS_FOLDED];
     r->n_folded_factors = in->result->n_folded_factors;
     r->n_fused_hard_swish = in->prep->n_fused_hard_swish;
     r->n_contrib_ops = in->result->n_contrib_ops;
@@ -298,6 +300,13 @@ static cJSON *report_json(const oq_report *r)
         cJSON_AddStringToObject(c, "data_sha256", r->data_sha256);
         cJSON_AddStringToObject(c, "model_sha256", r->calib_model_sha256);
     }
+    if (r->has_prepare) {
+        cJSON *p = cJSON_AddObjectToObject(root, "prepare");
+        for (int k = 0; k < OQ_PREPARE_STAT_COUNT; k++)
+            cJSON_AddNumberToObject(p, oq_prepare_stats[k].key, r->prepare.counts[k]);
+    } else {
+        cJSON_AddNullToObject(root, "prepare");
+    }
     cJSON_AddItemToObject(root, "size", size_json(r));
     cJSON *counts = cJSON_AddObjectToObject(root, "node_counts");
     cJSON_AddNumberToObject(counts, "candidates", r->n_candidates);
@@ -417,8 +426,16 @@ oq_status oq_report_summary(const oq_report *r, char **text, oq_err *err)
     put(&t, "quantized %d of %d Conv/MatMul/Gemm nodes (%s); weights %.2f MB -> %.2f MB (%.2fx)\n", r->n_quantized,
         r->n_nodes, form, r->fp32_bytes / 1e6, r->quantized_bytes / 1e6,
         r->quantized_bytes ? (double)r->fp32_bytes / (double)r->quantized_bytes : 0.0);
-    if (r->n_folded_bn)
-        put(&t, "folded %d BatchNormalization nodes into the Conv before them\n", r->n_folded_bn);
+    if (r->has_prepare && r->prepare.nodes_after != r->prepare.nodes_before) {
+        put(&t, "prepared the graph: %d -> %d nodes", r->prepare.nodes_before, r->prepare.nodes_after);
+        const char *sep = ": ";
+        for (int k = 0; k < OQ_PREPARE_STAT_COUNT; k++)
+            if (r->prepare.counts[k]) {
+                put(&t, "%s%d %s", sep, r->prepare.counts[k], oq_prepare_stats[k].label);
+                sep = ", ";
+            }
+        put(&t, "\n");
+    }
     if (r->n_contrib_ops)
         put(&t, "%d more float ops run in 8 bits as com.microsoft QLinear ops (QLinearAdd, ...)\n", r->n_contrib_ops);
     if (r->n_folded_factors || r->n_fused_hard_swish)

@@ -88,6 +88,7 @@ typedef struct oq_calib_table {
     char model_sha256[65];
     char data_sha256[65];
     int64_t samples;
+    bool prepared;           /* recorded on the model after graph preparation (oq_prepare.h): its value names */
     oq_range_options range;
     int bins;
     int n_entries;

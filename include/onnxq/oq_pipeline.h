@@ -53,6 +53,10 @@ typedef struct oq_job {
     int bins;
     int64_t max_samples;       /* 0: all */
     bool all_tensors;          /* record every float activation, not only what the plan reads */
+    /* graph preparation (oq_prepare.h) of the float model before everything
+     * else; with a table, the table says whether it was made on the prepared
+     * model and no_prepare must agree with it */
+    bool no_prepare;
     oq_range_request range;
     /* quantization: act_qmin, act_qmax and symmetric_activations are set
      * from the table's ranges; the lists are borrowed */
@@ -103,13 +107,17 @@ void oq_quantized_destroy(oq_quantized *q);
  * the job; its strings and lists are borrowed and must outlive p. */
 oq_status oq_pipeline_create(oq_pipeline **out, const oq_job *job, oq_err *err);
 void oq_pipeline_destroy(oq_pipeline *p);
-/* Reads the model file once: its SHA-256 and the model from the same bytes. */
+/* Reads the model file once (its SHA-256 and the model from the same
+ * bytes) and the job's table if it names one (checked against the model),
+ * then prepares the float model's graph (oq_prepare_model) unless the job
+ * or the table says not to: that float model is what is calibrated,
+ * planned on and evaluated against. */
 oq_status oq_pipeline_load(oq_pipeline *p, oq_err *err);
 /* Copies the model and prepares the copy for planning (oq_quant_prepare). */
 oq_status oq_pipeline_prepare(oq_pipeline *p, oq_err *err);
 /* Static mode: calibrates on the job's data, recording what a plan reads
- * (or every activation), or reads the job's table, checks it was made for
- * this model and re-chooses its ranges as the job asks. Then the
+ * (or every activation), or re-chooses the ranges of the table that load
+ * read as the job asks. Then the
  * quantization options take the table's activation range. Needs prepare
  * unless all_tensors or a table is given. Nothing to do in dynamic mode. */
 oq_status oq_pipeline_calibrate(oq_pipeline *p, oq_err *err);

@@ -104,7 +104,6 @@ typedef struct oq_glue_op {
 /* What oq_quant_prepare did. */
 typedef struct oq_quant_prep {
     int64_t opset_from, opset_to; /* default-domain opset before and after (13 at least; 14 for HardSwish) */
-    int n_folded_bn;              /* BatchNormalization nodes folded into the Conv before them */
     int n_fused_hard_swish;       /* x * Clip(x + 3, 0, 6) / 6 patterns (and alike) made HardSwish */
 } oq_quant_prep;
 
@@ -125,13 +124,13 @@ typedef struct oq_quant_result {
 
 typedef struct oq_plan oq_plan;
 
-/* Readies float model m, in place, for planning and rewriting with options o:
- * raises an opset older than 13 to 13 (oq_model_upgrade_opset), folds each
- * inference BatchNormalization that alone reads a Conv the options quantize
- * into that Conv, and makes each hard-swish pattern one HardSwish node
- * (raising the opset to 14 when it can, else leaving them). The graph ends
- * sorted. On failure m may be partly changed: callers work on a copy. */
-oq_status oq_quant_prepare(oq_model *m, const oq_quant_options *o, oq_quant_prep *prep, oq_err *err);
+/* Readies float model m, in place, for planning and rewriting: raises an
+ * opset older than 13 to 13 (oq_model_upgrade_opset) and makes each
+ * hard-swish pattern one HardSwish node (raising the opset to 14 when it
+ * can, else leaving them). The graph ends sorted. (Folding BatchNormalization
+ * into the Conv before it is graph preparation's, oq_prepare.h.) On failure m
+ * may be partly changed: callers work on a copy. */
+oq_status oq_quant_prepare(oq_model *m, oq_quant_prep *prep, oq_err *err);
 
 /* Rewrites m, the prepared model plan was made on or a copy of it
  * (oq_model_clone), into the plan's format (the plan must know its ranges).

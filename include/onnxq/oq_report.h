@@ -13,6 +13,7 @@
 
 #include "onnxq/oq_calib.h"
 #include "onnxq/oq_plan.h"
+#include "onnxq/oq_prepare.h"
 #include "onnxq/oq_quant.h"
 
 typedef struct oq_report_initializer {
@@ -51,7 +52,10 @@ typedef struct oq_report {
     oq_calib_method method;
     int64_t calib_samples;
     char data_sha256[65], calib_model_sha256[65];
-    /* size: constants of the float and the quantized model */
+    /* graph preparation: has_prepare is false with --no-prepare */
+    bool has_prepare;
+    oq_prepare_result prepare;
+    /* size: constants of the model file as loaded and of the quantized model */
     int64_t fp32_bytes, quantized_bytes;
     int n_initializers;
     oq_report_initializer *initializers; /* the quantized model's, in value order */
@@ -81,6 +85,8 @@ typedef struct oq_report_input {
     const oq_calib_table *table;      /* NULL in dynamic mode */
     const oq_model *fp32, *quant;     /* the float model and the quantized one (as written) */
     const oq_quant_prep *prep;
+    const oq_prepare_result *graph_prep; /* NULL when the graph was not prepared (--no-prepare) */
+    int64_t fp32_bytes;               /* constants of the model file as loaded (before preparation) */
     const oq_plan *plan;
     const oq_quant_result *result;
     const oq_eval *eval;              /* NULL when nothing was evaluated */

@@ -2,7 +2,7 @@
  *
  * JSON layout (version 1):
  *   {"format": "onnxq-calibration", "version": 1,
- *    "model_sha256": hex, "data_sha256": hex, "samples": N,
+ *    "model_sha256": hex, "data_sha256": hex, "samples": N, "prepared": bool,
  *    "method": "percentile", "percentile": 99.999, "symmetric": false,
  *    "qmin": 0, "qmax": 255, "bins": 2048,
  *    "tensors": {name: {"min": x, "max": x, "count": n, "nonfinite": n,
@@ -105,6 +105,7 @@ oq_status oq_calib_table_serialize(const oq_calib_table *t, uint8_t **buf, size_
     cJSON_AddStringToObject(root, "model_sha256", t->model_sha256);
     cJSON_AddStringToObject(root, "data_sha256", t->data_sha256);
     cJSON_AddNumberToObject(root, "samples", (double)t->samples);
+    cJSON_AddBoolToObject(root, "prepared", t->prepared);
     cJSON_AddStringToObject(root, "method", oq_calib_method_name(t->range.method));
     cJSON_AddNumberToObject(root, "percentile", t->range.percentile);
     cJSON_AddBoolToObject(root, "symmetric", t->range.symmetric);
@@ -284,6 +285,13 @@ oq_status oq_calib_table_parse(oq_calib_table **out, const uint8_t *buf, size_t 
         goto done;
     }
     t->samples = (int64_t)samples;
+    /* absent in tables made before graph preparation existed: those were not prepared */
+    const cJSON *prepared = cJSON_GetObjectItemCaseSensitive(root, "prepared");
+    if (prepared && !cJSON_IsBool(prepared)) {
+        st = oq_errf(err, OQ_EINVAL, "%s: calibration table field \"prepared\" is not true or false", path);
+        goto done;
+    }
+    t->prepared = cJSON_IsTrue(prepared);
     if ((st = get_hex(root, "model_sha256", t->model_sha256, path, err)) ||
         (st = get_hex(root, "data_sha256", t->data_sha256, path, err)))
         goto done;
@@ -329,6 +337,8 @@ oq_status oq_calib_table_merge(oq_calib_table *dst, const oq_calib_table *src, o
                        dst->model_sha256, src->model_sha256);
     if (dst->bins != src->bins)
         return oq_errf(err, OQ_EINVAL, "tables use different bin counts (%d vs %d)", dst->bins, src->bins);
+    if (dst->prepared != src->prepared)
+        return oq_errf(err, OQ_EINVAL, "one table was made on the prepared model and the other with --no-prepare");
     for (int i = 0; i < src->n_entries; i++) {
         const oq_calib_entry *se = &src->entries[i];
         oq_calib_entry *de = (oq_calib_entry *)oq_calib_table_find(dst, se->name);

@@ -30,7 +30,11 @@ const char cli_calib_help[] =
     "                      range the quantization plan reads: inputs and outputs\n"
     "                      of the Conv, MatMul and Gemm nodes it quantizes, after\n"
     "                      folded BN/Relu/Clip, and of the ops --contrib runs in\n"
-    "                      8 bits)\n";
+    "                      8 bits)\n"
+    "  --no-prepare        calibrate MODEL as written, without graph preparation\n"
+    "                      (`onnxq prepare`: constants folded, BatchNormalization\n"
+    "                      and bias Adds folded, dead code removed); the table\n"
+    "                      records the choice and convert follows it\n";
 
 const char cli_calib_run_help[] =
     "  --activation-type T uint8 (default) or int8\n"
@@ -56,6 +60,7 @@ const cli_opt cli_data_opts[CLI_DATA_OPT_COUNT] = {
     {"samples", 0, true, CLI_OPT_SAMPLES},    {"symmetric", 0, false, CLI_OPT_SYMMETRIC},
     {"activation-type", 0, true, CLI_OPT_ACT_TYPE}, {"threads", 0, true, CLI_OPT_THREADS},
     {"quiet", 'q', false, CLI_OPT_QUIET},     {"all-tensors", 0, false, CLI_OPT_ALL_TENSORS},
+    {"no-prepare", 0, false, CLI_OPT_NO_PREPARE},
     {"resize", 0, true, CLI_OPT_RESIZE},
     {"crop", 0, true, CLI_OPT_CROP},          {"layout", 0, true, CLI_OPT_LAYOUT},
     {"scale", 0, true, CLI_OPT_SCALE},        {"mean", 0, true, CLI_OPT_MEAN},
@@ -166,6 +171,7 @@ int cli_data_option(cli_data_args *a, int id, const char *v, const char *cmd)
         return -1;
     case CLI_OPT_QUIET: a->quiet = true; return -1;
     case CLI_OPT_ALL_TENSORS: j->all_tensors = true; return -1;
+    case CLI_OPT_NO_PREPARE: j->no_prepare = true; return -1;
     case CLI_OPT_RESIZE:
         if (!parse_size(v, &p->resize_w, &p->resize_h, &single))
             return cli_usage("%s: --resize expects N or WxH, got '%s'", cmd, v);

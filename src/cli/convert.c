@@ -28,7 +28,11 @@ static const char cli_convert_help[] =
     "                      calibrate does; --percentile alone selects the\n"
     "                      percentile method); --activation-type and\n"
     "                      --symmetric-activations below do too. What is not given\n"
-    "                      keeps the table's choice\n";
+    "                      keeps the table's choice\n"
+    "  --no-prepare        only with a table made by `calibrate --no-prepare` (a\n"
+    "                      table records whether MODEL was prepared, and convert\n"
+    "                      follows it); in dynamic mode: convert MODEL as written,\n"
+    "                      without graph preparation\n";
 
 static const char cli_quantize_help[] =
     "Usage: onnxq quantize MODEL --data PATH [--data PATH ...] -o OUT.onnx [options]\n"
@@ -225,9 +229,10 @@ static int parse_args(convert_args *a, int argc, char **argv)
             break;
         default: {
             /* data and calibration options: quantize takes all; convert only the
-             * ones that re-choose ranges from the table's histograms */
+             * ones that re-choose ranges from the table's histograms, and --no-prepare */
             bool convert_ok = id == CLI_OPT_ACT_TYPE || id == CLI_OPT_THREADS || id == CLI_OPT_QUIET ||
-                              id == CLI_OPT_METHOD || id == CLI_OPT_PERCENTILE || id == CLI_OPT_SYMMETRIC;
+                              id == CLI_OPT_METHOD || id == CLI_OPT_PERCENTILE || id == CLI_OPT_SYMMETRIC ||
+                              id == CLI_OPT_NO_PREPARE;
             if (!a->quantize && !convert_ok)
                 return cli_usage("convert: %s belongs to calibrate or quantize", argv[p.i - 1]);
             const char *range_opt = id == CLI_OPT_ACT_TYPE     ? "--activation-type"

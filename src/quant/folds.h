@@ -1,17 +1,12 @@
-/* folds.h: float-graph rewrites around quantization: folding BatchNormalization
- * into the Conv before it, fusing hard-swish patterns into HardSwish (both
- * before planning), and moving scalar factors into (De)QuantizeLinear scales
- * (after the rewrite). Internal to src/quant. */
+/* folds.h: float-graph rewrites around quantization: fusing hard-swish
+ * patterns into HardSwish (before planning) and moving scalar factors into
+ * (De)QuantizeLinear scales (after the rewrite). Graph preparation
+ * (src/prepare) folds BatchNormalization. Internal to src/quant. */
 #ifndef ONNXQ_QUANT_FOLDS_H
 #define ONNXQ_QUANT_FOLDS_H
 
 #include "onnxq/oq_graph.h"
 #include "onnxq/oq_quant.h"
-
-/* fold_bn.c: folds every inference BatchNormalization that alone reads a
- * Conv's output into that Conv's weights and bias, when the options quantize
- * the Conv; adds the count to *n_folded. */
-oq_status oq_fold_batchnorms(oq_graph *g, const oq_quant_options *o, int *n_folded, oq_err *err);
 
 /* glue.c: replaces every hard-swish pattern by one HardSwish node, raising
  * m's opset to 14 first when it is older (*opset_to gets it); leaves the

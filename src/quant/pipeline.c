@@ -11,12 +11,16 @@
 #include "onnxq/oq_file.h"
 #include "onnxq/oq_onnx_io.h"
 #include "onnxq/oq_pipeline.h"
+#include "onnxq/oq_prepare.h"
 
 struct oq_pipeline {
     oq_job job;
     oq_quant_options quant;  /* the job's, with the table's activation range */
-    oq_model *model;         /* float, as loaded: calibrated and evaluated, never changed */
+    oq_model *model;         /* float, as loaded and graph-prepared: calibrated and evaluated, never changed after */
     char sha256[65];         /* of the model file */
+    int64_t file_param_bytes; /* constants of the model as loaded, before preparation */
+    bool graph_prepared;
+    oq_prepare_result graph_prep;
     oq_model *prepared;      /* a copy after oq_quant_prepare: what plans are made on */
     oq_quant_prep prep;
     oq_calib_table *table;
@@ -162,10 +166,35 @@ void oq_pipeline_destroy(oq_pipeline *p)
     free(p);
 }
 
+/* Reads the job's table and checks it belongs to the loaded model file. */
+static oq_status read_table(oq_pipeline *p, oq_err *err)
+{
+    const char *path = p->job.table_path;
+    oq_status st = oq_calib_table_load(&p->table, path, err);
+    if (st)
+        return st;
+    if (strcmp(p->table->model_sha256, p->sha256) != 0)
+        return oq_errf(err, OQ_EINVAL, "%s was made for a different model (sha256 %.12s..., %s has %.12s...)", path,
+                       p->table->model_sha256, p->job.model_path, p->sha256);
+    if (p->table->prepared && p->job.no_prepare)
+        return oq_errf(err, OQ_EINVAL, "%s was calibrated on the prepared model: leave out --no-prepare", path);
+    return OQ_OK;
+}
+
 oq_status oq_pipeline_load(oq_pipeline *p, oq_err *err)
 {
     double t = now_s();
+    int64_t n_tensors, n_elements;
     oq_status st = oq_model_load_hashed(&p->model, p->job.model_path, p->sha256, err);
+    if (!st && p->job.table_path && p->job.quant.mode == OQ_MODE_STATIC)
+        st = read_table(p, err);
+    if (!st) {
+        oq_graph_param_stats(p->model->graph, &n_tensors, &n_elements, &p->file_param_bytes);
+        /* a table decides: its value names are those of the graph it was made on */
+        p->graph_prepared = p->table ? p->table->prepared : !p->job.no_prepare;
+    }
+    if (!st && p->graph_prepared)
+        st = oq_prepare_model(p->model, NULL, &p->graph_prep, err);
     p->times.load += now_s() - t;
     return st;
 }
@@ -177,7 +206,7 @@ oq_status oq_pipeline_prepare(oq_pipeline *p, oq_err *err)
     p->prepared = NULL;
     oq_status st = oq_model_clone(&p->prepared, p->model, err);
     if (!st)
-        st = oq_quant_prepare(p->prepared, &p->quant, &p->prep, err);
+        st = oq_quant_prepare(p->prepared, &p->prep, err);
     p->times.rewrite += now_s() - t;
     return st;
 }
@@ -227,6 +256,7 @@ static oq_status calibrate_on_data(oq_pipeline *p, oq_err *err)
     if (st)
         return st;
     memcpy(p->table->model_sha256, p->sha256, sizeof p->sha256);
+    p->table->prepared = p->graph_prepared;
     if (!p->table->n_entries && !j->all_tensors &&
         (st = warn(p, err, "nothing in the model is quantized (no Conv, MatMul or Gemm reads a float activation), so "
                            "no tensor was recorded; --all-tensors records every one")))
@@ -234,19 +264,6 @@ static oq_status calibrate_on_data(oq_pipeline *p, oq_err *err)
     return warn_nonfinite(p, p->table, err);
 }
 
-static oq_status read_table(oq_pipeline *p, oq_err *err)
-{
-    const char *path = p->job.table_path;
-    oq_status st = oq_calib_table_load(&p->table, path, err);
-    if (st)
-        return st;
-    if (strcmp(p->table->model_sha256, p->sha256) != 0)
-        return oq_errf(err, OQ_EINVAL, "%s was made for a different model (sha256 %.12s..., %s has %.12s...)", path,
-                       p->table->model_sha256, p->job.model_path, p->sha256);
-    /* options given here re-choose the ranges from the table's histograms */
-    oq_range_request_apply(&p->job.range, &p->table->range);
-    return oq_calib_table_compute_ranges(p->table, err);
-}
 
 oq_status oq_pipeline_calibrate(oq_pipeline *p, oq_err *err)
 {
@@ -257,9 +274,15 @@ oq_status oq_pipeline_calibrate(oq_pipeline *p, oq_err *err)
         return OQ_OK;
     }
     double t = now_s();
-    oq_calib_table_destroy(p->table);
-    p->table = NULL;
-    oq_status st = p->job.table_path ? read_table(p, err) : calibrate_on_data(p, err);
+    oq_status st;
+    if (p->job.table_path) { /* options given here re-choose the ranges from the table's histograms */
+        oq_range_request_apply(&p->job.range, &p->table->range);
+        st = oq_calib_table_compute_ranges(p->table, err);
+    } else {
+        oq_calib_table_destroy(p->table);
+        p->table = NULL;
+        st = calibrate_on_data(p, err);
+    }
     if (!st) {
         p->quant.act_qmin = p->table->range.qmin;
         p->quant.act_qmax = p->table->range.qmax;
@@ -356,7 +379,9 @@ oq_status oq_pipeline_report(oq_pipeline *p, const oq_plan *plan, const oq_quant
 {
     oq_report_input in = {.tool_version = p->job.tool_version, .model_path = p->job.model_path,
                           .model_sha256 = p->sha256, .output_path = p->job.output_path, .opts = &plan->opts,
-                          .table = p->table, .fp32 = p->model, .quant = q->model, .prep = &p->prep, .plan = plan,
+                          .table = p->table, .fp32 = p->model, .quant = q->model, .prep = &p->prep,
+                          .graph_prep = p->graph_prepared ? &p->graph_prep : NULL, .fp32_bytes = p->file_param_bytes,
+                          .plan = plan,
                           .result = &q->result, .eval = eval, .times = p->times};
     return oq_report_build(out, &in, err);
 }

@@ -17,7 +17,7 @@
  * upgrade pass, which rewrites the nodes whose definitions changed. */
 #define QUANT_OPSET 13
 
-oq_status oq_quant_prepare(oq_model *m, const oq_quant_options *o, oq_quant_prep *prep, oq_err *err)
+oq_status oq_quant_prepare(oq_model *m, oq_quant_prep *prep, oq_err *err)
 {
     memset(prep, 0, sizeof *prep);
     prep->opset_from = prep->opset_to = oq_model_opset(m, "");
@@ -26,8 +26,7 @@ oq_status oq_quant_prepare(oq_model *m, const oq_quant_options *o, oq_quant_prep
         prep->opset_to = QUANT_OPSET;
     /* hard-swish patterns become one node first, so that --contrib does not
      * take their Add and Mul apart */
-    if (st || (st = oq_fold_batchnorms(m->graph, o, &prep->n_folded_bn, err)) ||
-        (st = oq_fuse_hard_swish(m, &prep->opset_to, &prep->n_fused_hard_swish, err)))
+    if (st || (st = oq_fuse_hard_swish(m, &prep->opset_to, &prep->n_fused_hard_swish, err)))
         return st;
     return oq_graph_sort(m->graph, err);
 }

@@ -76,16 +76,19 @@ def main():
     samples = os.path.join(tmp, "samples")
     write_pb_samples(samples, xs)
     table = os.path.join(tmp, "minmax.json")
-    p = run(binary, "calibrate", model, "--data", samples, "--method", "minmax", "-o", table, "-q", "--all-tensors")
+    # the model as written (--no-prepare): its value names are numpy's below
+    p = run(binary, "calibrate", model, "--data", samples, "--method", "minmax", "-o", table, "-q", "--all-tensors",
+            "--no-prepare")
     check(p.returncode == 0, "calibrate minmax exits 0: " + p.stderr)
     t = json.load(open(table))
-    check(t["samples"] == SAMPLES and t["method"] == "minmax" and t["version"] == 1, "table header")
+    check(t["samples"] == SAMPLES and t["method"] == "minmax" and t["version"] == 1 and t["prepared"] is False,
+          "table header")
     ref = {k: np.concatenate([activations(x)[k].ravel() for x in xs]) for k in activations(xs[0])}
     check(set(t["tensors"]) == set(ref), "--all-tensors: observed tensors %s" % sorted(t["tensors"]))
     # by default only what quantization reads: the MatMuls' inputs and outputs
     # and the Relu output feeding fc2 (the bias Add's output is never quantized)
     table_q = os.path.join(tmp, "minmax_q.json")
-    p = run(binary, "calibrate", model, "--data", samples, "--method", "minmax", "-o", table_q, "-q")
+    p = run(binary, "calibrate", model, "--data", samples, "--method", "minmax", "-o", table_q, "-q", "--no-prepare")
     check(p.returncode == 0, "calibrate minmax (default tensors) exits 0: " + p.stderr)
     tq = json.load(open(table_q))
     check(set(tq["tensors"]) == {"x", "h0", "h2", "y"}, "default: observed tensors %s" % sorted(tq["tensors"]))
@@ -102,11 +105,39 @@ def main():
     check(t["tensors"]["h2"]["range"][0] == 0, "relu output range starts at 0")
     import hashlib
     check(t["model_sha256"] == hashlib.sha256(model_bytes).hexdigest(), "model hash is the file's sha256")
+    # prepared (the default): MatMul + Add became one Gemm writing h1, whose range
+    # the Relu after it gives (h2): h0 no longer exists
+    table_prep = os.path.join(tmp, "minmax_prepared.json")
+    p = run(binary, "calibrate", model, "--data", samples, "--method", "minmax", "-o", table_prep, "-q")
+    check(p.returncode == 0, "calibrate minmax (prepared) exits 0: " + p.stderr)
+    tprep = json.load(open(table_prep))
+    check(tprep["prepared"] is True and set(tprep["tensors"]) == {"x", "h2", "y"},
+          "prepared: observed tensors %s, prepared %s" % (sorted(tprep["tensors"]), tprep["prepared"]))
+    check(tprep["model_sha256"] == t["model_sha256"], "prepared: the hash is still the file's")
+    # convert follows the table: a --no-prepare table converts the model as written, a
+    # prepared one refuses --no-prepare (its value names are the prepared graph's)
+    for tab, extra, ok, prepared in ((table_q, [], True, False), (table_prep, [], True, True),
+                                     (table_prep, ["--no-prepare"], False, None)):
+        out, rep = os.path.join(tmp, "conv.onnx"), os.path.join(tmp, "conv.json")
+        for f in (out, rep):
+            if os.path.exists(f):
+                os.remove(f)
+        p = run(binary, "convert", model, "--calib", tab, "-o", out, "--report", rep, "-q", *extra)
+        if ok:
+            r = json.load(open(rep)) if p.returncode == 0 else {}
+            check(p.returncode == 0 and (r.get("prepare") is not None) == prepared and
+                  r.get("node_counts", {}).get("quantized") == 2,
+                  "convert with a %s table: prepares %s, quantizes both products: %s" % (
+                      "prepared" if prepared else "--no-prepare", prepared, p.stderr))
+        else:
+            check(p.returncode == 1 and one_error_line(p) and "--no-prepare" in p.stderr and
+                  not os.path.exists(out) and not os.path.exists(rep),
+                  "convert --no-prepare with a prepared table: one error line, no output: " + p.stderr)
 
     # ---- percentile: close to numpy's percentile of the same values
     table_p = os.path.join(tmp, "pct.json")
     p = run(binary, "calibrate", model, "--data", samples, "--method", "percentile", "--percentile", "99",
-            "-o", table_p, "-q")
+            "-o", table_p, "-q", "--no-prepare")
     check(p.returncode == 0, "calibrate percentile exits 0: " + p.stderr)
     tp = json.load(open(table_p))
     # percentile definitions differ by up to one order statistic (numpy
@@ -126,7 +157,7 @@ def main():
         out = os.path.join(tmp, method + ".json")
         p = run(binary, "calibrate", model, "--data", samples, "--method", method, "-o", out, "-q")
         check(p.returncode == 0, method + " exits 0: " + p.stderr)
-        e = json.load(open(out))["tensors"]["h0"]
+        e = json.load(open(out))["tensors"]["y"]
         check(e["min"] <= e["range"][0] <= 0 <= e["range"][1] <= e["max"], method + " range inside min/max")
 
     # ---- the same samples as folders and as an .npy stack give byte-identical tables
@@ -195,8 +226,12 @@ def main():
     write_pb_samples(shard_b, xs[8:])
     ta, tb, tm = (os.path.join(tmp, n) for n in ("ta.json", "tb.json", "tm.json"))
     for d, o in ((shard_a, ta), (shard_b, tb)):
-        p = run(binary, "calibrate", model, "--data", d, "--method", "minmax", "-o", o, "-q", "--all-tensors")
+        p = run(binary, "calibrate", model, "--data", d, "--method", "minmax", "-o", o, "-q", "--all-tensors",
+                "--no-prepare")
         check(p.returncode == 0, "shard calibrate exits 0: " + p.stderr)
+    p = run(binary, "calibrate", "merge", ta, table_prep, "-o", tm, "-q")
+    check(p.returncode == 1 and one_error_line(p) and "--no-prepare" in p.stderr and not os.path.exists(tm),
+          "a prepared and a --no-prepare table do not merge: " + p.stderr)
     p = run(binary, "calibrate", "merge", ta, tb, "-o", tm, "-q")
     check(p.returncode == 0, "merge exits 0: " + p.stderr)
     m = json.load(open(tm))

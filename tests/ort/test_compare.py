@@ -237,13 +237,14 @@ def typed_expose(model, names, dtypes):
 
 
 def run_tensors(exe, model, path, names, samples, runner="onnxq", dtypes=None):
-    """{name: [array per sample]} of the tensors `names` of model, from onnxq run (or ORT)."""
+    """{name: [array per sample]} of the tensors `names` of model, from onnxq run of the model as
+    written (--no-prepare: compare runs both models as given) or from ORT."""
     m = typed_expose(model, names, dtypes) if runner == "ort" else expose(model, names)
     onnx.save(m, path)
     outs = [o.name for o in m.graph.output]
     got = {n: [] for n in names}
     for x in samples:
-        arrays = harness.run_ort(path, [x]) if runner == "ort" else harness.run_onnxq(exe, path, [x])
+        arrays = harness.run_ort(path, [x]) if runner == "ort" else harness.run_onnxq(exe, path, [x], extra=["--no-prepare"])
         for n, a in zip(outs, arrays):
             if n in got:
                 got[n].append(a)

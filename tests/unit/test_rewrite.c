@@ -188,7 +188,7 @@ static quantized quantize(const oq_model *m, const oq_calib_table *t, oq_quant_o
         o.symmetric_activations = t->range.symmetric;
     }
     CHECK_OK(oq_model_clone(&q.prepared, m, &err), &err);
-    CHECK_OK(oq_quant_prepare(q.prepared, &o, &prep, &err), &err);
+    CHECK_OK(oq_quant_prepare(q.prepared, &prep, &err), &err);
     CHECK_OK(oq_plan_create(&q.plan, q.prepared->graph, &o, t, 0, NULL, &err), &err);
     CHECK_OK(oq_model_clone(&q.m, q.prepared, &err), &err);
     if (q.plan && q.m)
