@@ -17,7 +17,7 @@
 #include "exec/ops.h"
 #include "exec/ops_common.h"
 #include "exec/qgemm.h"
-#include "exec/simd.h"
+#include "cpu_dispatch.h"
 
 /* ---- element types ------------------------------------------------------------------- */
 
@@ -136,7 +136,8 @@ typedef struct qdq_job {
 
 /* Quantizes n floats into y (type dt) from element off: saturate(rint(x / s) + zp),
  * computed as zp + rint(x / s clamped to the range less zp) (integer bounds). */
-static OQ_VECTOR_CLONES void quant_store(void *y, oq_dtype dt, int64_t off, const float *x, int64_t n, float s, int32_t zp, qrange r)
+OQ_CLONED(quant_store, (void *y, oq_dtype dt, int64_t off, const float *x, int64_t n, float s, int32_t zp, qrange r),
+          (y, dt, off, x, n, s, zp, r))
 {
     float lo = (float)(r.lo - zp), hi = (float)(r.hi - zp);
 #define QSTORE(T)                                                                                \
@@ -157,7 +158,8 @@ static OQ_VECTOR_CLONES void quant_store(void *y, oq_dtype dt, int64_t off, cons
 }
 
 /* n values (x - zp) of x (type dt) from element off, as floats. */
-static OQ_VECTOR_CLONES void dequant_load(float *dst, const void *x, oq_dtype dt, int64_t off, int64_t n, int32_t zp)
+OQ_CLONED(dequant_load, (float *dst, const void *x, oq_dtype dt, int64_t off, int64_t n, int32_t zp),
+          (dst, x, dt, off, n, zp))
 {
 #define QLOAD(T)                                                                    \
     do {                                                                            \
@@ -189,6 +191,8 @@ static void real_values(float t[256], oq_dtype dt, float s, int32_t z)
 static void qdq_range(void *arg, int64_t begin, int64_t end, bool quantize)
 {
     const qdq_job *j = arg;
+    quant_store_fn *store = quant_store_pick();
+    dequant_load_fn *load = dequant_load_pick();
     float buf[CHUNK];
     for (int64_t i = begin; i < end;) {
         int64_t ci = (i / j->inner) % j->ch;
@@ -200,9 +204,9 @@ static void qdq_range(void *arg, int64_t begin, int64_t end, bool quantize)
             int64_t n = run_end - i < CHUNK ? run_end - i : CHUNK;
             if (quantize) {
                 load_floats(buf, j->x, j->xdt, i, n);
-                quant_store(j->y, j->ydt, i, buf, n, s, zp, j->r);
+                store(j->y, j->ydt, i, buf, n, s, zp, j->r);
             } else {
-                dequant_load(buf, j->x, j->xdt, i, n, zp);
+                load(buf, j->x, j->xdt, i, n, zp);
                 for (int64_t t = 0; t < n; t++) buf[t] *= s;
                 store_floats(j->y, j->ydt, i, buf, n);
             }
@@ -397,16 +401,18 @@ typedef struct qout {
 static void qout_write(const qout *o, uint8_t *y, int64_t ldy, int64_t r0, int64_t c0, const int32_t *acc,
                        int64_t ld_acc, int64_t m, int64_t n, float *mbuf)
 {
+    oq_requant_row_fn *requant_row = oq_requant_row_kernel();
+    oq_requant_cols_fn *requant_cols = oq_requant_cols_kernel();
     for (int64_t i = 0; i < m; i++) {
         int64_t ri = (r0 + i) * o->row_step;
         uint8_t *yr = y + (r0 + i) * ldy + c0;
         if (!o->col_mult) {
-            oq_requant_row(yr, o->y_signed, acc + i * ld_acc, n, o->bias ? o->bias[r0 + i] : 0, o->row_mult[ri],
+            requant_row(yr, o->y_signed, acc + i * ld_acc, n, o->bias ? o->bias[r0 + i] : 0, o->row_mult[ri],
                            o->y_zp);
             continue;
         }
         for (int64_t t = 0; t < n; t++) mbuf[t] = o->row_mult[ri] * o->col_mult[c0 + t] / o->row_div[ri];
-        oq_requant_cols(yr, o->y_signed, acc + i * ld_acc, n, NULL, mbuf, o->y_zp);
+        requant_cols(yr, o->y_signed, acc + i * ld_acc, n, NULL, mbuf, o->y_zp);
     }
 }
 
@@ -604,8 +610,8 @@ typedef struct qconv_job {
  * col[r][t] for tap row r = (channel, kernel offset...) is the input byte the
  * tap reads, or `pad` (the input zero point) outside the input. x points at
  * the group's first input channel. */
-static OQ_VECTOR_CLONES void im2col_bytes(uint8_t *restrict col, int64_t ldcol, const uint8_t *restrict x, const qconv_job *j,
-                         int64_t c0, int64_t tp, uint8_t pad)
+OQ_CLONED(im2col_bytes, (uint8_t *restrict col, int64_t ldcol, const uint8_t *restrict x, const qconv_job *j, int64_t c0,
+                         int64_t tp, uint8_t pad), (col, ldcol, x, j, c0, tp, pad))
 {
     const oq_conv_params *p = &j->p;
     int d = p->nsp, last = d - 1;
@@ -672,12 +678,12 @@ static OQ_VECTOR_CLONES void im2col_bytes(uint8_t *restrict col, int64_t ldcol, 
  * kernel row used, with at least 32 readable bytes past the last one a tap
  * reads (the stride-2 loads take 32 bytes at a time); wt points at that row's
  * weights less their zero point (kw_n each); corr is the input zero point
- * times the sum of the weights used. qdw_run_kernel gives NULL on processors
- * without AVX2. */
+ * times the sum of the weights used. qdw_run_kernel gives NULL where AVX2
+ * is not enabled. */
 typedef void qdw_run_fn(int32_t *out, const uint8_t *const *rows, const int32_t *wt, int64_t kh_n,
                        int64_t kw_n, int64_t dw, int64_t n, int32_t corr);
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#if OQ_X86_KERNELS
 #include <immintrin.h>
 
 static inline __attribute__((always_inline, target("avx2"))) __m256i qdw_widen(__m128i b, bool x_signed)
@@ -739,26 +745,29 @@ QDW_RUN(qdw_run_s8_s1, 1, true)
 QDW_RUN(qdw_run_s8_s2, 2, true)
 #undef QDW_RUN
 
-/* The run kernel for stride sw (1 or 2) and signedness, or NULL when this
- * processor lacks AVX2. */
-static qdw_run_fn *qdw_run_kernel(int64_t sw, bool x_signed)
-{
-    static _Atomic int avx2 = -1; /* checked once */
-    if (avx2 < 0)
-        avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
-    if (!avx2 || (sw != 1 && sw != 2))
-        return NULL;
-    return x_signed ? (sw == 1 ? qdw_run_s8_s1 : qdw_run_s8_s2)
-                    : (sw == 1 ? qdw_run_u8_s1 : qdw_run_u8_s2);
-}
-#else
-static qdw_run_fn *qdw_run_kernel(int64_t sw, bool x_signed)
-{
-    (void)sw;
-    (void)x_signed;
-    return NULL;
-}
 #endif
+
+/* The run kernels of each level by [signed][stride - 1]; at the baseline
+ * there are none and every run goes tap by tap. */
+typedef struct qdw_runs {
+    qdw_run_fn *fn[2][2];
+    const char *name;
+} qdw_runs;
+
+static const qdw_runs qdw_run_table[OQ_ISA_COUNT] = {
+    [OQ_ISA_BASELINE] = {{{NULL, NULL}, {NULL, NULL}}, "tap-by-tap"},
+#if OQ_X86_KERNELS
+    [OQ_ISA_AVX2] = {{{qdw_run_u8_s1, qdw_run_u8_s2}, {qdw_run_s8_s1, qdw_run_s8_s2}}, "avx2-rows"},
+#endif
+};
+
+/* The run kernel for stride sw and signedness at the enabled level, or NULL. */
+static qdw_run_fn *qdw_run_kernel(int64_t sw, bool x_signed)
+{
+    if (sw != 1 && sw != 2)
+        return NULL;
+    return qdw_run_table[oq_isa_pick(OQ_ISA_HAVE(qdw_run_table, .name))].fn[x_signed][sw - 1];
+}
 
 enum {
     QDW_MAX_TAPS = 64,    /* kernels up to 8x8 (and 8 rows) take the vector path */
@@ -782,8 +791,8 @@ enum {
             for (int64_t o = lo; o < hi; o++) a[o - ow0] += wv * ((int32_t)src[o * sw] - zx); \
     } while (0)
 
-static OQ_VECTOR_CLONES void qdw_sums(int32_t *restrict acc, const uint8_t *restrict x, const qconv_job *j,
-                                      int64_t ch, int64_t c0, int64_t tp)
+OQ_CLONED(qdw_sums, (int32_t *restrict acc, const uint8_t *restrict x, const qconv_job *j, int64_t ch, int64_t c0,
+                     int64_t tp), (acc, x, j, ch, c0, tp))
 {
     const oq_conv_params *p = &j->p;
     int64_t H = p->in[0], W = p->in[1], OW = p->out[1], KH = p->k[0], KW = p->k[1];
@@ -1134,6 +1143,7 @@ static oq_status k_qgemm(oq_kernel_ctx *c)
                        .a_zp = qa.zp, .b = b->data, .ldb = n, .b_signed = b->dtype == OQ_DTYPE_INT8,
                        .b_zp = qb.zp, .b_zp_per_col = qb.count > 1, .c = acc, .ldc = n};
     oq_qgemm(&g, ws);
+    oq_requant_cols_fn *requant_cols = oq_requant_cols_kernel();
     for (int64_t i = 0; i < m; i++) {
         const int32_t *ar = acc + i * n;
         if (ydt == OQ_DTYPE_FLOAT) {
@@ -1141,7 +1151,7 @@ static oq_status k_qgemm(oq_kernel_ctx *c)
             for (int64_t j = 0; j < n; j++) /* int32 sum wraps, as ONNX Runtime's accumulator does */
                 yr[j] = (float)(int32_t)((uint32_t)ar[j] + (uint32_t)bias[j]) * mult[j];
         } else {
-            oq_requant_cols((uint8_t *)y->data + i * n, ydt == OQ_DTYPE_INT8, ar, n, bias, mult, qy.zp[0]);
+            requant_cols((uint8_t *)y->data + i * n, ydt == OQ_DTYPE_INT8, ar, n, bias, mult, qy.zp[0]);
         }
     }
     return OQ_OK;
@@ -1245,6 +1255,7 @@ typedef struct qbin_job {
     float ys;
     int32_t yz;
     qrange r;
+    quant_store_fn *store;
 } qbin_job;
 
 /* One broadcast run (an oq_bcast_visit): y = quantize(ta[a] + tb[b]), or of ta[a] * tb[b] (mul). */
@@ -1259,7 +1270,7 @@ static void qbin_run(void *arg, int64_t out_off, const int64_t *in_off, const in
             float u = j->ta[a[(i + t) * step[0]]], v = j->tb[x[(i + t) * step[1]]];
             buf[t] = j->mul ? u * v : u + v;
         }
-        quant_store(j->y, j->dt, out_off + i, buf, n, j->ys, j->yz, j->r);
+        j->store(j->y, j->dt, out_off + i, buf, n, j->ys, j->yz, j->r);
     }
 }
 
@@ -1281,7 +1292,7 @@ static oq_status qlinear_binary(oq_kernel_ctx *c, bool mul)
         return OQ_KERR(c, "A is %s but B is %s", oq_dtype_name(dt), oq_dtype_name(in[1]->dtype));
     float sa = 1, sb = 1, *ta = oq_kernel_scratch(c, 512 * sizeof *ta);
     int32_t za = 0, zb = 0;
-    qbin_job j = {.mul = mul, .dt = dt, .ta = ta, .tb = ta ? ta + 256 : NULL};
+    qbin_job j = {.mul = mul, .dt = dt, .ta = ta, .tb = ta ? ta + 256 : NULL, .store = quant_store_pick()};
     if (!ta) return c->err->status;
     if ((st = scalar_qparams(c, 1, 2, dt, &sa, &za)) || (st = scalar_qparams(c, 4, 5, dt, &sb, &zb)) ||
         (st = scalar_qparams(c, 6, 7, dt, &j.ys, &j.yz)))
@@ -1371,13 +1382,14 @@ static oq_status k_qlinear_global_average_pool(oq_kernel_ctx *c)
     bool sgn = x->dtype == OQ_DTYPE_INT8;
     /* element (b, k, p) of batch b, channel k, plane position p */
     int64_t ch_step = last ? 1 : plane, pos_step = last ? ch : 1;
+    quant_store_fn *store = quant_store_pick();
     for (int64_t b = 0; b < n; b++)
         for (int64_t k = 0; k < ch; k++) {
             const uint8_t *p = (const uint8_t *)x->data + b * ch * plane + k * ch_step;
             int64_t sum = 0;
             for (int64_t i = 0; i < plane; i++) sum += sgn ? (int8_t)p[i * pos_step] : p[i * pos_step];
             float mean = xs * (float)((double)(sum - (int64_t)xz * plane) / (double)plane);
-            quant_store(y->data, x->dtype, b * ch + k, &mean, 1, ys, yz, r);
+            store(y->data, x->dtype, b * ch + k, &mean, 1, ys, yz, r);
         }
     return OQ_OK;
 }
