@@ -77,7 +77,8 @@ static unsigned detect(void) { return OQ_ISA_BIT(OQ_ISA_BASELINE); }
 /* 0 until the first detection; then the levels run here, and the levels
  * enabled (those at or below the cap). Races between first callers are
  * harmless: they store the same values. */
-static _Atomic unsigned runs_mask, enabled_mask;
+static _Atomic unsigned runs_mask;
+_Atomic unsigned oq_isa_enabled_bits;
 
 static unsigned below(oq_isa cap) { return (OQ_ISA_BIT(cap) << 1) - 1u; }
 
@@ -103,7 +104,7 @@ oq_status oq_cpu_init(oq_err *err)
     if (!atomic_load_explicit(&runs_mask, memory_order_relaxed)) {
         unsigned runs = detect();
         atomic_store_explicit(&runs_mask, runs, memory_order_relaxed);
-        atomic_store_explicit(&enabled_mask, runs & below(cap), memory_order_relaxed);
+        atomic_store_explicit(&oq_isa_enabled_bits, runs & below(cap), memory_order_relaxed);
     }
     if (valid)
         return OQ_OK;
@@ -115,14 +116,10 @@ oq_status oq_cpu_init(oq_err *err)
     return oq_errf(err, OQ_EINVAL, "ONNXQ_ISA is '%s'; expected one of %s", getenv("ONNXQ_ISA"), names);
 }
 
-unsigned oq_isa_enabled_mask(void)
+unsigned oq_isa_detect(void)
 {
-    unsigned m = atomic_load_explicit(&enabled_mask, memory_order_relaxed);
-    if (!m) {
-        oq_cpu_init(NULL);
-        m = atomic_load_explicit(&enabled_mask, memory_order_relaxed);
-    }
-    return m;
+    oq_cpu_init(NULL);
+    return atomic_load_explicit(&oq_isa_enabled_bits, memory_order_relaxed);
 }
 
 bool oq_cpu_runs(oq_isa isa)
@@ -138,6 +135,6 @@ void oq_cpu_set_cap(oq_isa cap)
     if (cap < 0 || cap >= OQ_ISA_COUNT)
         cap = OQ_ISA_COUNT - 1;
     oq_isa_enabled_mask(); /* detects */
-    atomic_store_explicit(&enabled_mask, atomic_load_explicit(&runs_mask, memory_order_relaxed) & below(cap),
+    atomic_store_explicit(&oq_isa_enabled_bits, atomic_load_explicit(&runs_mask, memory_order_relaxed) & below(cap),
                           memory_order_relaxed);
 }

@@ -19,6 +19,8 @@
 #ifndef ONNXQ_CPU_DISPATCH_H
 #define ONNXQ_CPU_DISPATCH_H
 
+#include <stdatomic.h>
+
 #include "onnxq/oq_cpu.h"
 
 #ifndef OQ_X86_KERNELS
@@ -27,8 +29,18 @@
 
 #define OQ_ISA_BIT(isa) (1u << (isa))
 
-/* Bit l set when level l is enabled (oq_isa_enabled); detects on first use. */
-unsigned oq_isa_enabled_mask(void);
+/* Bit l set when level l is enabled (oq_isa_enabled); 0 until detected.
+ * Written only by cpu.c. */
+extern _Atomic unsigned oq_isa_enabled_bits;
+/* Detects (oq_cpu_init) and returns oq_isa_enabled_bits. */
+unsigned oq_isa_detect(void);
+
+/* oq_isa_enabled_bits, detecting on first use. */
+static inline unsigned oq_isa_enabled_mask(void)
+{
+    unsigned m = atomic_load_explicit(&oq_isa_enabled_bits, memory_order_relaxed);
+    return m ? m : oq_isa_detect();
+}
 
 /* The highest level in `have` (a set of OQ_ISA_BITs holding the baseline)
  * that is enabled. */

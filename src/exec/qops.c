@@ -172,8 +172,8 @@ oq_status oq_run_items(oq_kernel_ctx *c, int64_t n_items, size_t ws_bytes, oq_it
 void oq_qout_write(const oq_qout *o, uint8_t *y, int64_t ldy, int64_t r0, int64_t c0, const int32_t *acc,
                    int64_t ld_acc, int64_t m, int64_t n, float *mbuf)
 {
-    oq_requant_row_fn *requant_row = oq_requant_row_kernel();
-    oq_requant_cols_fn *requant_cols = oq_requant_cols_kernel();
+    oq_requant_row_fn *requant_row = o->col_mult ? NULL : oq_requant_row_kernel();
+    oq_requant_cols_fn *requant_cols = o->col_mult ? oq_requant_cols_kernel() : NULL;
     for (int64_t i = 0; i < m; i++) {
         int64_t ri = (r0 + i) * o->row_step;
         uint8_t *yr = y + (r0 + i) * ldy + c0;
