@@ -46,9 +46,15 @@ fi
 # run_target T: fuzzes T for secs seconds; leaves "T ok|FAILED EXECUTIONS" in $build/fuzz-T.result.
 run_target() {
     local t=$1 corpus=$build/fuzz-corpus/$1 artifacts=$build/fuzz-artifacts/$1 log=$build/fuzz-$1.log
+    # model's inputs reach tens of thousands of features, and libFuzzer's
+    # entropic schedule then spends most of its time choosing the next input:
+    # in 40 s it ran 8,757 inputs with it and 166,764 without, reaching less
+    # coverage. The other targets do as well or better with it.
+    local extra=()
+    [ "$t" = model ] && extra=(-entropic=0)
     mkdir -p "$corpus" "$artifacts"
     nice -n 10 "$build/tests/fuzz/fuzz_$t" "$corpus" "$build/fuzz-seeds/$t" \
-        -max_total_time="$secs" -timeout=20 -rss_limit_mb=2560 -max_len=65536 \
+        -max_total_time="$secs" -timeout=20 -rss_limit_mb=2560 -max_len=65536 "${extra[@]}" \
         -artifact_prefix="$artifacts/" -print_final_stats=1 >"$log" 2>&1
     local rc=$? execs
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)

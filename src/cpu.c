@@ -19,6 +19,7 @@ static const char *const isa_names[OQ_ISA_COUNT] = {
 const char *oq_isa_name(oq_isa isa) { return isa >= 0 && isa < OQ_ISA_COUNT ? isa_names[isa] : NULL; }
 
 #if OQ_X86_KERNELS
+/* Bit b of a CPUID register. */
 static bool bit(unsigned word, int b) { return (word >> b) & 1u; }
 
 /* The levels this processor runs, as OQ_ISA_BITs: each needs every feature
@@ -75,11 +76,13 @@ static unsigned detect(void) { return OQ_ISA_BIT(OQ_ISA_BASELINE); }
 #endif
 
 /* 0 until the first detection; then the levels run here, and the levels
- * enabled (those at or below the cap). Races between first callers are
- * harmless: they store the same values. */
+ * enabled (those at or below the cap). First callers racing store the same
+ * values; one that reads the enabled levels before they are stored gets the
+ * baseline, whose results are the same. */
 static _Atomic unsigned runs_mask;
 _Atomic unsigned oq_isa_enabled_bits;
 
+/* The levels up to and including cap, as OQ_ISA_BITs. */
 static unsigned below(oq_isa cap) { return (OQ_ISA_BIT(cap) << 1) - 1u; }
 
 /* The level ONNXQ_ISA names into *cap; false when it is set to no level's name. */
