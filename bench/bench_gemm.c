@@ -51,11 +51,13 @@ int main(int argc, char **argv)
             a[i] = (float)((i * 7 % 13) - 6) / 8.0f;
             b[i] = (float)((i * 5 % 11) - 5) / 8.0f;
         }
-        for (int k = 0; oq_sgemm_kernel_list(k); k++)
-            if (oq_sgemm_force_kernel(oq_sgemm_kernel_list(k)))
+        for (int l = OQ_ISA_COUNT - 1; l >= 0; l--) /* each micro-kernel this processor runs */
+            if (oq_sgemm_variant((oq_isa)l) && oq_cpu_runs((oq_isa)l)) {
+                oq_cpu_set_cap((oq_isa)l);
                 printf("sgemm %5lld^3 %-18s %7.1f GFLOP/s\n", (long long)n, oq_sgemm_kernel_name(),
                        bench(n, a, b, c, ws));
-        oq_sgemm_force_kernel(NULL);
+            }
+        oq_cpu_set_cap(OQ_ISA_COUNT - 1);
         free(a), free(b), free(c);
     }
     free(ws);

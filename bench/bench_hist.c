@@ -34,7 +34,6 @@ int main(int argc, char **argv)
     int64_t n = argc > 1 ? atoll(argv[1]) : 36864;
     int bins = argc > 2 ? atoi(argv[2]) : 2048;
     static const char *const kinds[] = {"relu", "dense", "relu^4"};
-    static const char *const impls[] = {"avx512", "avx2", "plain"};
     float *x = malloc((size_t)n * TENSORS * sizeof *x);
     uint32_t *scratch = calloc(oq_hist_scratch_size(bins), sizeof *scratch);
     if (n < 1 || !x || !scratch) {
@@ -49,9 +48,10 @@ int main(int argc, char **argv)
             float v = normal(&seed);
             x[i] = kind == 1 ? v : v < 0 ? 0.0f : kind == 0 ? v : v * v * v * v * 0.01f;
         }
-        for (size_t k = 0; k < sizeof impls / sizeof impls[0]; k++) {
-            if (!oq_hist_force_impl(impls[k]))
+        for (int l = OQ_ISA_COUNT - 1; l >= 0; l--) { /* each binning kernel this processor runs */
+            if (!oq_hist_variant((oq_isa)l) || !oq_cpu_runs((oq_isa)l))
                 continue;
+            oq_cpu_set_cap((oq_isa)l);
             oq_hist h;
             oq_err err = {0};
             if (oq_hist_init(&h, bins, &err)) {
@@ -67,10 +67,11 @@ int main(int argc, char **argv)
                     oq_hist_add_scratch(&h, x + (size_t)t * n, n, scratch);
                 best = fmin(best, now_s() - t0);
             }
-            printf("%-7s %-7s %6.3f ns/value\n", kinds[kind], impls[k], best * 1e9 / ((double)n * TENSORS));
+            printf("%-7s %-7s %6.3f ns/value\n", kinds[kind], oq_hist_impl_name(), best * 1e9 / ((double)n * TENSORS));
             oq_hist_release(&h);
         }
     }
+    oq_cpu_set_cap(OQ_ISA_COUNT - 1);
     free(scratch);
     free(x);
     return 0;

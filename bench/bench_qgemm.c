@@ -43,7 +43,6 @@ static void run_s(void *arg) { oq_sgemm(&((sjob *)arg)->g, ((sjob *)arg)->ws); }
 
 int main(int argc, char **argv)
 {
-    static const char *names[] = {"avx512vnni-6x16", "avxvnni-6x16", "avx2-6x16", "generic-6x16"};
     int nsz = argc > 1 ? argc - 1 : 1;
     for (int s = 0; s < nsz; s++) {
         int64_t n = argc > 1 ? atoll(argv[s + 1]) : 256;
@@ -67,11 +66,13 @@ int main(int argc, char **argv)
         qjob q = {{.m = n, .n = n, .k = n, .a = a, .lda = n, .a_zp = &za, .b = b, .ldb = n, .b_signed = true,
                    .b_zp = &zb, .c = c, .ldc = n},
                   ws};
-        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-            if (!oq_qgemm_force_kernel(names[i])) continue;
-            printf("qgemm u8 x s8 %5lld^3 %-14s %7.1f GOP/s\n", (long long)n, names[i], ops * rate(run_q, &q) * 1e-9);
+        for (int l = OQ_ISA_COUNT - 1; l >= 0; l--) { /* each micro-kernel this processor runs */
+            if (!oq_qgemm_variant((oq_isa)l) || !oq_cpu_runs((oq_isa)l)) continue;
+            oq_cpu_set_cap((oq_isa)l);
+            printf("qgemm u8 x s8 %5lld^3 %-14s %7.1f GOP/s\n", (long long)n, oq_qgemm_kernel_name(),
+                   ops * rate(run_q, &q) * 1e-9);
         }
-        oq_qgemm_force_kernel(NULL);
+        oq_cpu_set_cap(OQ_ISA_COUNT - 1);
         sjob sj = {{false, false, n, n, n, 1.0f, 0.0f, fa, n, fb, n, fc, n}, fws};
         printf("sgemm f32     %5lld^3 %-14s %7.1f GFLOP/s\n", (long long)n, oq_sgemm_kernel_name(),
                ops * rate(run_s, &sj) * 1e-9);

@@ -12,7 +12,7 @@ pkgs=(
   python3-onnx python3-numpy libonnx-testdata        # test oracles and ONNX's operator test data
   python3-pil fonts-dejavu-core                      # rendered inputs for the real-model tests
   python3-torch python3-sklearn                      # zoo: models trained here, PyTorch's INT8 as the peer
-  clang libclang-rt-14-dev                           # sanitizer/fuzzing runtime for clang builds
+  clang libclang-rt-14-dev                           # clang build; libFuzzer and sanitizer runtimes (fuzz build)
   time                                               # GNU time: peak memory in tests and benchmarks
 )
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)    # ONNX Runtime reference (tests/ort)

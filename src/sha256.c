@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cpu_dispatch.h"
+
 static const uint32_t round_k[64] = {
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
     0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
@@ -53,8 +55,7 @@ static void compress_portable(uint32_t s[8], const uint8_t *p, size_t n)
         compress_one(s, p + 64 * i);
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <cpuid.h>
+#if OQ_X86_KERNELS
 #include <immintrin.h>
 
 /* The same with the SHA extensions. sha256rnds2 keeps the working variables
@@ -96,70 +97,22 @@ __attribute__((target("sha,sse4.1,ssse3"))) static void compress_shani(uint32_t 
 }
 #endif
 
+/* The compression code of each level and its name. */
 static const struct {
-    const char *name;
     compress_fn *fn;
-} impls[] = {
-#if defined(__x86_64__) && defined(__GNUC__)
-    {"sha-ni", compress_shani},
+    const char *name;
+} impls[OQ_ISA_COUNT] = {
+    [OQ_ISA_BASELINE] = {compress_portable, "portable"},
+#if OQ_X86_KERNELS
+    [OQ_ISA_SHA] = {compress_shani, "sha-ni"},
 #endif
-    {"portable", compress_portable},
 };
-enum { N_IMPLS = sizeof impls / sizeof impls[0] };
 
-#if defined(__x86_64__) && defined(__GNUC__)
-/* CPUID leaf 7, EBX bit 29: the SHA extensions (clang 14's
- * __builtin_cpu_supports does not know "sha"). */
-static bool cpu_has_sha(void)
-{
-    unsigned a, b, c, d;
-    return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b >> 29 & 1);
-}
-#endif
+static int chosen_impl(void) { return oq_isa_pick(OQ_ISA_HAVE(impls, .fn)); }
 
-static bool impl_supported(int i)
-{
-#if defined(__x86_64__) && defined(__GNUC__)
-    if (impls[i].fn == compress_shani)
-        return cpu_has_sha() && __builtin_cpu_supports("sse4.1");
-#endif
-    return i >= 0;
-}
+const char *oq_sha256_impl_name(void) { return impls[chosen_impl()].name; }
 
-static int forced_impl = -1;
-/* The first implementation the processor runs, found once: CPUID is slow
- * (under a hypervisor it traps), and updates come per tensor. */
-static _Atomic int detected_impl = -1;
-
-/* The forced implementation, else the first one the processor runs. */
-static int chosen_impl(void)
-{
-    if (forced_impl >= 0)
-        return forced_impl;
-    int i = detected_impl;
-    if (i < 0) {
-        i = 0;
-        while (!impl_supported(i))
-            i++;
-        detected_impl = i;
-    }
-    return i;
-}
-
-const char *oq_sha256_impl_name(void)
-{
-    return impls[chosen_impl()].name;
-}
-
-bool oq_sha256_force_impl(const char *name)
-{
-    for (int i = 0; i < N_IMPLS; i++)
-        if (!strcmp(impls[i].name, name) && impl_supported(i)) {
-            forced_impl = i;
-            return true;
-        }
-    return false;
-}
+const char *oq_sha256_variant(oq_isa isa) { return isa >= 0 && isa < OQ_ISA_COUNT ? impls[isa].name : NULL; }
 
 void oq_sha256_init(oq_sha256 *h)
 {

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "onnxq/oq_cpu.h"
 #include "onnxq/oq_dataset.h"
 #include "onnxq/oq_err.h"
 #include "onnxq/oq_graph.h"
@@ -35,12 +36,12 @@ void oq_hist_add(oq_hist *h, const float *x, int64_t n);
  * histogram of that many bins or fewer, one call at a time). */
 void oq_hist_add_scratch(oq_hist *h, const float *x, int64_t n, uint32_t *scratch);
 size_t oq_hist_scratch_size(int nbins);
-/* The binning kernel in use: "avx512", "avx2" or "plain". Counts never
+/* The binning kernel in use: "avx512", "avx2" or "plain" (the one of the
+ * highest enabled instruction-set level that has one; oq_cpu.h). Counts never
  * depend on it. */
 const char *oq_hist_impl_name(void);
-/* For tests and benchmarks: use the named kernel from now on. Returns false
- * (and changes nothing) when it is unknown or not runnable here. */
-bool oq_hist_force_impl(const char *name);
+/* The binning kernel compiled for level isa, or NULL when it has none. */
+const char *oq_hist_variant(oq_isa isa);
 /* Adds src into dst (same nbins): min/max/count exactly; the bins onto a grid
  * covering both, exactly when the grids line up (as after oq_hist_restart
  * from one grid), else by proportional overlap. */

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "onnxq/oq_cpu.h"
+
 typedef struct oq_sha256 {
     uint32_t state[8];
     uint64_t total;     /* bytes hashed so far */
@@ -18,11 +20,10 @@ void oq_sha256_update(oq_sha256 *h, const void *data, size_t len);
 /* Finishes the hash and writes 64 lowercase hex digits + NUL into hex. */
 void oq_sha256_hex(oq_sha256 *h, char hex[65]);
 
-/* The compression code in use: "sha-ni" (x86 SHA extensions, when the
- * processor has them) or "portable". */
+/* The compression code in use: "sha-ni" (x86 SHA extensions, when level
+ * OQ_ISA_SHA is enabled; oq_cpu.h) or "portable". */
 const char *oq_sha256_impl_name(void);
-/* For tests and benchmarks: use the named implementation from now on.
- * Returns false (and changes nothing) when it is unknown or not runnable. */
-bool oq_sha256_force_impl(const char *name);
+/* The compression code compiled for level isa, or NULL when it has none. */
+const char *oq_sha256_variant(oq_isa isa);
 
 #endif

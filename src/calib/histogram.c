@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu_dispatch.h"
 #include "onnxq/oq_calib.h"
 
 static const char *const method_names[OQ_CALIB_METHOD_COUNT] = {
@@ -177,7 +178,7 @@ static int bin_block_plain(int32_t *k, const float *x, int n, const bin_grid *g,
     return m;
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#if OQ_X86_KERNELS
 #include <immintrin.h>
 
 /* pack_lanes[mask]: nibble j is the lane of mask's j-th set bit (AVX2 has no
@@ -306,53 +307,23 @@ __attribute__((target("avx512f,fma,popcnt"))) static int bin_block_avx512(int32_
 }
 #endif
 
+/* The binning kernel of each level and its name. */
 static const struct {
-    const char *name;
     bin_block_fn *fn;
-} bin_impls[] = {
-#if defined(__x86_64__) && defined(__GNUC__)
-    {"avx512", bin_block_avx512},
-    {"avx2", bin_block_avx2},
+    const char *name;
+} bin_impls[OQ_ISA_COUNT] = {
+    [OQ_ISA_BASELINE] = {bin_block_plain, "plain"},
+#if OQ_X86_KERNELS
+    [OQ_ISA_AVX2] = {bin_block_avx2, "avx2"},
+    [OQ_ISA_AVX512] = {bin_block_avx512, "avx512"},
 #endif
-    {"plain", bin_block_plain},
 };
-enum { N_BIN_IMPLS = sizeof bin_impls / sizeof bin_impls[0] };
 
-static bool bin_impl_supported(int i)
-{
-#if defined(__x86_64__) && defined(__GNUC__)
-    if (bin_impls[i].fn == bin_block_avx512)
-        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("popcnt");
-    if (bin_impls[i].fn == bin_block_avx2)
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("popcnt");
-#endif
-    return i >= 0;
-}
-
-static int forced_bin_impl = -1;
-
-/* The forced kernel, else the first one the processor runs. */
-static int chosen_bin_impl(void)
-{
-    if (forced_bin_impl >= 0)
-        return forced_bin_impl;
-    int i = 0;
-    while (!bin_impl_supported(i))
-        i++;
-    return i;
-}
+static int chosen_bin_impl(void) { return oq_isa_pick(OQ_ISA_HAVE(bin_impls, .fn)); }
 
 const char *oq_hist_impl_name(void) { return bin_impls[chosen_bin_impl()].name; }
 
-bool oq_hist_force_impl(const char *name)
-{
-    for (int i = 0; i < N_BIN_IMPLS; i++)
-        if (!strcmp(bin_impls[i].name, name) && bin_impl_supported(i)) {
-            forced_bin_impl = i;
-            return true;
-        }
-    return false;
-}
+const char *oq_hist_variant(oq_isa isa) { return isa >= 0 && isa < OQ_ISA_COUNT ? bin_impls[isa].name : NULL; }
 
 /* Bins x[0..n) on h's grid: into sub (four sub-histograms of h->nbins) or,
  * when sub is NULL, straight into h->counts; the zeros are left in
@@ -455,22 +426,24 @@ static int64_t scan_plain(const float *x, int64_t n, float *pmin, float *pmax)
     return scan_body(x, n, pmin, pmax);
 }
 
-#if defined(__x86_64__) || defined(__i386__)
+#if OQ_X86_KERNELS
 __attribute__((target("avx2"))) static int64_t scan_avx2(const float *x, int64_t n, float *pmin, float *pmax)
 {
     return scan_body(x, n, pmin, pmax);
 }
 #endif
 
+static scan_fn *const scans[OQ_ISA_COUNT] = {
+    [OQ_ISA_BASELINE] = scan_plain,
+#if OQ_X86_KERNELS
+    [OQ_ISA_AVX2] = scan_avx2,
+#endif
+};
+
 /* Exact extremes of the finite values of x[0..n) (n > 0) and their count. */
 static int64_t scan_finite(const float *x, int64_t n, float *pmin, float *pmax)
 {
-    scan_fn *scan = scan_plain;
-#if defined(__x86_64__) || defined(__i386__)
-    if (__builtin_cpu_supports("avx2"))
-        scan = scan_avx2;
-#endif
-    int64_t nonfinite = scan(x, n, pmin, pmax);
+    int64_t nonfinite = scans[oq_isa_pick(OQ_ISA_HAVE(scans, ))](x, n, pmin, pmax);
     if (nonfinite) { /* rare: redo it carefully */
         float mn = INFINITY, mx = -INFINITY;
         for (int64_t i = 0; i < n; i++)

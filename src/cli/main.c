@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "onnxq/oq_cpu.h"
 
 #ifndef OQ_VERSION
 #error "OQ_VERSION must be defined by the build (meson passes the project version)"
@@ -49,6 +50,11 @@ static const char main_help_tail[] =
     "              refuse any one tensor (or file read whole) larger than N bytes;\n"
     "              N may end in K, M or G (powers of 1024). Default 4G, or the\n"
     "              environment variable ONNXQ_MAX_TENSOR_BYTES\n"
+    "\n"
+    "Environment:\n"
+    "  ONNXQ_ISA   use no kernels above this instruction-set level: baseline, sha,\n"
+    "              avx2, avxvnni, avx512 or avx512vnni (default: the best this\n"
+    "              processor runs; results are the same except float GEMM rounding)\n"
     "\n"
     "Exit status:\n"
     "  0  success\n"
@@ -141,6 +147,9 @@ static int tensor_limit_options(int argc, char **argv, int *used)
 
 static int dispatch(int argc, char **argv)
 {
+    oq_err err = {0};
+    if (oq_cpu_init(&err))
+        return cli_usage("%s", err.msg);
     int used, rc = tensor_limit_options(argc, argv, &used);
     if (rc != CLI_EXIT_OK)
         return rc;

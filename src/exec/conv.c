@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "exec/gemm.h"
-#include "exec/simd.h"
+#include "cpu_dispatch.h"
 
 /* ---- shared helpers ----------------------------------------------------------- */
 
@@ -211,8 +211,8 @@ static void dw_edge(float *restrict y, const float *restrict x, const float *res
  * one kernel row at a time; columns whose taps all fall inside the input
  * (the interior) take the unchecked loop, specialized for the usual 3- and
  * 5-wide kernels at stride 1 and 2. The sum order is the same everywhere. */
-static OQ_VECTOR_CLONES void
-dw_plane(float *restrict y, const float *restrict x, const float *restrict w, float bias, const view2 *v)
+OQ_CLONED(dw_plane, (float *restrict y, const float *restrict x, const float *restrict w, float bias, const view2 *v),
+          (y, x, w, bias, v))
 {
     /* interior: o*sw - pw >= 0 and o*sw - pw + (kw-1)*dw <= iw - 1 */
     int64_t c0 = min64((v->pw + v->sw - 1) / v->sw, v->ow);

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "exec/ops_common.h"
-#include "exec/simd.h"
+#include "cpu_dispatch.h"
 
 /* ---- finding chains ------------------------------------------------------------ */
 
@@ -282,8 +282,7 @@ enum { BLK = 256 };
 
 /* reg[r] points at the current block of register r (see oq_ew_step). Cloned
  * for wider vectors; the operations, and so the results, are the same. */
-static OQ_VECTOR_CLONES void
-step_run(const oq_ew_step *s, float *restrict d, const float *const *reg, int64_t n)
+OQ_CLONED(step_run, (const oq_ew_step *s, float *restrict d, const float *const *reg, int64_t n), (s, d, reg, n))
 {
     const float *a = s->a >= 0 ? reg[s->a] : NULL, *b = s->b >= 0 ? reg[s->b] : NULL;
     const float k0 = s->k0, k1 = s->k1;
@@ -326,12 +325,13 @@ void oq_fusion_run(const oq_fusion *f, float *y, const float *const *x, int64_t 
 {
     float buf[OQ_FUSE_MAX_NODES - 1][BLK] __attribute__((aligned(64)));
     const float *reg[OQ_FUSE_MAX_SRC + OQ_FUSE_MAX_NODES] = {0};
+    step_run_fn *run = step_run_pick();
     for (int64_t i0 = begin; i0 < end; i0 += BLK) {
         int64_t n = end - i0 < BLK ? end - i0 : BLK;
         for (int r = 0; r < f->n_src; r++) reg[r] = x[r] + i0;
         for (int k = 0; k < f->n; k++) {
             float *d = k == f->n - 1 ? y + i0 : buf[k];
-            step_run(&f->steps[k], d, reg, n);
+            run(&f->steps[k], d, reg, n);
             reg[OQ_FUSE_MAX_SRC + k] = d;
         }
     }

@@ -6,14 +6,16 @@
  * MR x NR micro-kernel multiplies one A strip by one B strip, keeping the
  * MR x NR accumulators in vector registers. Edge tiles are padded with zeros
  * when packing and clipped when storing. MR is 6 for every micro-kernel; NR
- * is the micro-kernel's (16, or 32 for AVX-512), picked once per process. */
+ * is the micro-kernel's (16, or 32 for AVX-512), picked per product from
+ * the enabled instruction sets. */
 #include "exec/gemm.h"
 
 #include <string.h>
 
-#if defined(__x86_64__) || defined(__i386__)
+#include "cpu_dispatch.h"
+
+#if OQ_X86_KERNELS
 #include <immintrin.h>
-#define GEMM_X86 1
 #endif
 
 enum { MR = OQ_SGEMM_PACK_ROWS, NR_MAX = OQ_SGEMM_NR_MAX, MC = 120, KC = 256, NC = 2048 };
@@ -103,8 +105,8 @@ static void pack_b(float *restrict dst, const oq_sgemm_args *g, int64_t p0, int6
  * acc = sum_p a[p][0..MR) (outer) b[p][0..NR) (NR of the kernel); then
  * c = alpha * acc + beta * c (beta == 0: c is not read). a, b are packed
  * strips, c is a full MR x NR tile with row stride ldc. */
-typedef void (*ukernel_fn)(int64_t kc, const float *restrict a, const float *restrict b, float *restrict c,
-                           int64_t ldc, float alpha, float beta);
+typedef void ukernel_fn(int64_t kc, const float *restrict a, const float *restrict b, float *restrict c,
+                       int64_t ldc, float alpha, float beta);
 
 /* Portable version: GCC vector extensions, 4-wide (SSE on x86-64, NEON on arm64). */
 typedef float v4f __attribute__((vector_size(16)));
@@ -136,7 +138,7 @@ static void ukernel_generic(int64_t kc, const float *restrict a, const float *re
     }
 }
 
-#ifdef GEMM_X86
+#if OQ_X86_KERNELS
 /* AVX2 + FMA: 6 rows x 2 vectors of 8 = 12 accumulators, 2 B loads and 6
  * broadcasts per step. */
 __attribute__((target("avx2,fma"))) static void ukernel_avx2(int64_t kc, const float *restrict a,
@@ -226,60 +228,26 @@ __attribute__((target("avx512f"))) static void ukernel_avx512_rows(int64_t kc, c
 }
 #endif
 
-/* The micro-kernel of this CPU, its width and its name. */
+/* The micro-kernel of each level, its width and its name. */
 typedef struct ukernel {
-    ukernel_fn fn;
+    ukernel_fn *fn;
     int nr;
     const char *name;
 } ukernel;
 
-/* Every micro-kernel, best first, and whether this CPU can run it. */
-static const ukernel kernels[] = {
-#ifdef GEMM_X86
-    {ukernel_avx512, 32, "avx512f-6x32"},
-    {ukernel_avx2, NR, "avx2-fma-6x16"},
+static const ukernel kernels[OQ_ISA_COUNT] = {
+    [OQ_ISA_BASELINE] = {ukernel_generic, NR, "generic-vec4-6x16"},
+#if OQ_X86_KERNELS
+    [OQ_ISA_AVX2] = {ukernel_avx2, NR, "avx2-fma-6x16"},
+    [OQ_ISA_AVX512] = {ukernel_avx512, 32, "avx512f-6x32"},
 #endif
-    {ukernel_generic, NR, "generic-vec4-6x16"},
 };
-enum { N_KERNELS = sizeof kernels / sizeof kernels[0] };
 
-static bool kernel_runs_here(int i)
-{
-#ifdef GEMM_X86
-    __builtin_cpu_init();
-    if (kernels[i].fn == ukernel_avx512) return __builtin_cpu_supports("avx512f");
-    if (kernels[i].fn == ukernel_avx2) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#endif
-    return true;
-}
+static const ukernel *pick_kernel(void) { return &kernels[oq_isa_pick(OQ_ISA_HAVE(kernels, .fn))]; }
 
-static int forced_kernel = -1; /* oq_sgemm_force_kernel; -1: the best that runs here */
+const char *oq_sgemm_kernel_name(void) { return pick_kernel()->name; }
 
-static ukernel pick_kernel(void)
-{
-    if (forced_kernel >= 0) return kernels[forced_kernel];
-    int i = 0;
-    while (!kernel_runs_here(i)) i++; /* the generic kernel always runs */
-    return kernels[i];
-}
-
-const char *oq_sgemm_kernel_name(void) { return pick_kernel().name; }
-
-const char *oq_sgemm_kernel_list(int i) { return i >= 0 && i < N_KERNELS ? kernels[i].name : NULL; }
-
-bool oq_sgemm_force_kernel(const char *name)
-{
-    if (!name) {
-        forced_kernel = -1;
-        return true;
-    }
-    for (int i = 0; i < N_KERNELS; i++)
-        if (!strcmp(kernels[i].name, name) && kernel_runs_here(i)) {
-            forced_kernel = i;
-            return true;
-        }
-    return false;
-}
+const char *oq_sgemm_variant(oq_isa isa) { return isa >= 0 && isa < OQ_ISA_COUNT ? kernels[isa].name : NULL; }
 
 /* ---- driver ------------------------------------------------------------------- */
 
@@ -311,9 +279,9 @@ static void sgemm(const oq_sgemm_args *g, const float *pa, const float *pb, floa
         scale_c(g);
         return;
     }
-    const ukernel uk = pick_kernel();
+    const ukernel uk = *pick_kernel();
     const int nr_k = uk.nr;
-#ifdef GEMM_X86
+#if OQ_X86_KERNELS
     /* Few rows of A reuse each packed strip of B only a few times: then the
      * AVX-512 kernel reads whole 32-column strips of a row-major B in place
      * and only a narrower last strip is packed. Same arithmetic either way. */
@@ -347,7 +315,7 @@ static void sgemm(const oq_sgemm_args *g, const float *pa, const float *pb, floa
                         int64_t mr = mc - ir < MR ? mc - ir : MR;
                         const float *as = pa ? pa + (i0 + ir) * g->k + p0 * MR : ap + (ir / MR) * kc * MR;
                         float *cp = g->c + (i0 + ir) * g->ldc + j0 + jr;
-#ifdef GEMM_X86
+#if OQ_X86_KERNELS
                         if (brow && mr == MR) {
                             ukernel_avx512_rows(kc, as, brow, g->ldb, cp, g->ldc, g->alpha, beta);
                             continue;
@@ -361,7 +329,7 @@ static void sgemm(const oq_sgemm_args *g, const float *pa, const float *pb, floa
                         for (int64_t r = 0; r < mr; r++)
                             for (int64_t q = 0; q < nr; q++)
                                 tile[r * nr_k + q] = beta == 0.0f ? 0.0f : cp[r * g->ldc + q];
-#ifdef GEMM_X86
+#if OQ_X86_KERNELS
                         if (brow)
                             ukernel_avx512_rows(kc, as, brow, g->ldb, tile, nr_k, g->alpha, beta);
                         else
@@ -380,7 +348,7 @@ void oq_sgemm(const oq_sgemm_args *g, float *ws) { sgemm(g, NULL, NULL, ws); }
 
 void oq_sgemm_packed(const oq_sgemm_args *g, const float *ap, float *ws) { sgemm(g, ap, NULL, ws); }
 
-int oq_sgemm_nr(void) { return pick_kernel().nr; }
+int oq_sgemm_nr(void) { return pick_kernel()->nr; }
 
 void oq_sgemm_packed_ab(const oq_sgemm_args *g, const float *ap, const float *bp, float *ws)
 {

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "exec/kernel.h"
+#include "onnxq/oq_cpu.h"
 
 /* Most floats of workspace any one oq_sgemm call needs (packing buffers plus
  * alignment slack); oq_sgemm_ws_floats gives the need of one shape. */
@@ -34,8 +35,8 @@ typedef struct oq_sgemm_args {
 /* Floats of workspace oq_sgemm needs for an (m, n, k) product. */
 size_t oq_sgemm_ws_floats(int64_t m, int64_t n, int64_t k);
 
-/* Blocked, packed SGEMM with a vectorized micro-kernel (AVX2+FMA when the CPU
- * has it, portable vector code otherwise). ws
+/* Blocked, packed SGEMM with the micro-kernel of the enabled instruction sets
+ * (AVX-512, AVX2+FMA, or portable vector code). ws
  * has oq_sgemm_ws_floats(m, n, k) floats of scratch owned by the caller. */
 void oq_sgemm(const oq_sgemm_args *g, float *ws);
 
@@ -53,7 +54,8 @@ void oq_sgemm_pack_a(float *dst, const oq_sgemm_args *g);
  * can go to different calls. Same results as oq_sgemm. */
 void oq_sgemm_packed(const oq_sgemm_args *g, const float *ap, float *ws);
 
-/* Width of the column strips the current micro-kernel reads (16 or 32). */
+/* Width of the column strips the current micro-kernel reads (16 or 32); it
+ * changes only with oq_cpu_set_cap. */
 int oq_sgemm_nr(void);
 /* oq_sgemm_packed with op(B) also given packed, by the caller: strips of
  * nr = oq_sgemm_nr() columns, strip s holding rows p < k as bp[s*k*nr +
@@ -64,15 +66,11 @@ void oq_sgemm_packed_ab(const oq_sgemm_args *g, const float *ap, const float *bp
 /* The oracle: plain triple loop with a double accumulator. */
 void oq_sgemm_ref(const oq_sgemm_args *g);
 
-/* Name of the micro-kernel oq_sgemm uses on this CPU ("avx512f-6x32", ...). */
+/* Name of the micro-kernel oq_sgemm uses now ("avx512f-6x32", ...). */
 const char *oq_sgemm_kernel_name(void);
-/* Name of micro-kernel i of those compiled in (best first), NULL past the end. */
-const char *oq_sgemm_kernel_list(int i);
-/* For tests and benchmarks: makes oq_sgemm use the named micro-kernel
- * (NULL: back to the best for this CPU). False, and nothing changes, if the
- * name is unknown or the CPU cannot run it. Not thread-safe: call it while no
- * GEMM runs. */
-bool oq_sgemm_force_kernel(const char *name);
+/* Name of the micro-kernel compiled for level isa, or NULL when it has none
+ * (oq_sgemm then uses the one of the next level down). */
+const char *oq_sgemm_variant(oq_isa isa);
 
 /* ---- parallel use ---------------------------------------------------------------- */
 

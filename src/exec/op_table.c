@@ -19,7 +19,10 @@ static const op_family families[] = {
     {oq_ops_nn, &oq_ops_nn_count},
     {oq_ops_rnn, &oq_ops_rnn_count},
     {oq_ops_shape, &oq_ops_shape_count},
-    {oq_ops_quant, &oq_ops_quant_count},
+    {oq_ops_qdq, &oq_ops_qdq_count},
+    {oq_ops_qmatmul, &oq_ops_qmatmul_count},
+    {oq_ops_qconv, &oq_ops_qconv_count},
+    {oq_ops_qcontrib, &oq_ops_qcontrib_count},
 };
 #define N_FAMILIES ((int)(sizeof families / sizeof families[0]))
 

@@ -9,11 +9,11 @@
 #include <math.h>
 #include <string.h>
 
+#include "cpu_dispatch.h"
 #include "exec/broadcast.h"
 #include "exec/kernel.h"
 #include "exec/ops.h"
 #include "exec/ops_common.h"
-#include "exec/simd.h"
 
 /* ---- shared state of one elementwise call --------------------------------- */
 
@@ -42,25 +42,27 @@ static oq_status unsupported_type(oq_kernel_ctx *c, oq_dtype dt)
 /* ---- unary ops ----------------------------------------------------------------
  * A unary loop is an oq_range_fn over flat element indices of x and y. */
 
-#define UNARY_FN_ATTR(ATTR, NAME, DT, T, R, EXPR)                        \
-    static ATTR void NAME##_##DT(void *arg, int64_t begin, int64_t end)  \
-    {                                                                    \
-        const ew_arg *p = arg;                                           \
-        const T *xs = p->in[0];                                          \
-        R *ys = p->out;                                                  \
-        for (int64_t i = begin; i < end; i++) {                          \
-            const T x = xs[i];                                           \
-            ys[i] = (R)(EXPR);                                           \
-        }                                                                \
+#define UNARY_BODY(T, R, EXPR)                       \
+    {                                                \
+        const ew_arg *p = arg;                       \
+        const T *xs = p->in[0];                      \
+        R *ys = p->out;                              \
+        for (int64_t i = begin; i < end; i++) {      \
+            const T x = xs[i];                       \
+            ys[i] = (R)(EXPR);                       \
+        }                                            \
     }
 
-#define UNARY_FN(NAME, DT, T, R, EXPR) UNARY_FN_ATTR(, NAME, DT, T, R, EXPR)
+#define UNARY_FN(NAME, DT, T, R, EXPR) \
+    static void NAME##_##DT(void *arg, int64_t begin, int64_t end) UNARY_BODY(T, R, EXPR)
 
 /* Float-only ops (x is float; p->alpha/beta are parameters). F_UNARY_V: the
  * loop is plain arithmetic that vectorizes, compiled for wider vectors too
- * (OQ_VECTOR_CLONES); the others call libm per element. */
+ * (OQ_CLONED); the others call libm per element. */
 #define F_UNARY(NAME, EXPR) UNARY_FN(NAME, FLOAT, float, float, EXPR)
-#define F_UNARY_V(NAME, EXPR) UNARY_FN_ATTR(OQ_VECTOR_CLONES, NAME, FLOAT, float, float, EXPR)
+#define F_UNARY_V(NAME, EXPR)                                                                        \
+    OQ_CLONED(NAME##_FLOAT, (void *arg, int64_t begin, int64_t end), (arg, begin, end))             \
+    UNARY_BODY(float, float, EXPR)
 
 static inline float gelu_exact(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
 static inline float gelu_tanh(float x)
@@ -108,7 +110,7 @@ F_UNARY(softsign, x / (1.0f + fabsf(x)))
 
 /* Clip of floats: min(max(x, lo), hi), NaN passes through (both compares are
  * false). Bounds copied to locals so the loop vectorizes. */
-static OQ_VECTOR_CLONES void clip_FLOAT(void *arg, int64_t begin, int64_t end)
+OQ_CLONED(clip_FLOAT, (void *arg, int64_t begin, int64_t end), (arg, begin, end))
 {
     const ew_arg *p = arg;
     const float *restrict xs = p->in[0];

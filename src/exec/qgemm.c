@@ -13,12 +13,10 @@
 #include <math.h>
 #include <string.h>
 
-#include "exec/simd.h"
+#include "cpu_dispatch.h"
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <cpuid.h>
+#if OQ_X86_KERNELS
 #include <immintrin.h>
-#define QGEMM_X86 1
 #endif
 
 enum { MR = 6, NR = 16, MC = 96, KC = 512, NC = 512 };
@@ -57,8 +55,8 @@ size_t oq_qgemm_ws_bytes(int64_t m, int64_t n, int64_t k)
             dst += kp * 2 * MR;                                                                           \
         }                                                                                                 \
     }                                                                                                     \
-    static OQ_VECTOR_CLONES void pack_b_##SUF(int16_t *restrict dst, const oq_qgemm_args *g, int64_t p0,  \
-                                              int64_t kc, int64_t j0, int64_t nc)                         \
+    OQ_CLONED(pack_b_##SUF, (int16_t *restrict dst, const oq_qgemm_args *g, int64_t p0, int64_t kc,      \
+                             int64_t j0, int64_t nc), (dst, g, p0, kc, j0, nc))                          \
     {                                                                                                     \
         int16_t zb[NR];                                                                                   \
         for (int64_t js = 0; js < nc; js += NR) {                                                         \
@@ -92,8 +90,8 @@ DEFINE_PACK(int8_t, s8)
  * acc[r][c] = sum over kp pairs of a[pair][r] . b[pair][c] (2-element dot
  * products); then c = acc, or c += acc when `add`. c is a full MR x NR tile
  * with row stride ldc. */
-typedef void (*ukernel_fn)(int64_t kp, const int16_t *restrict a, const int16_t *restrict b,
-                           int32_t *restrict c, int64_t ldc, bool add);
+typedef void ukernel_fn(int64_t kp, const int16_t *restrict a, const int16_t *restrict b, int32_t *restrict c,
+                       int64_t ldc, bool add);
 
 /* Portable: plain loops over a register-sized accumulator block, which the
  * compiler vectorizes along the NR columns. */
@@ -114,7 +112,7 @@ static void ukernel_generic(int64_t kp, const int16_t *restrict a, const int16_t
         for (int q = 0; q < NR; q++) c[r * ldc + q] = add ? (int32_t)((uint32_t)c[r * ldc + q] + (uint32_t)acc[r][q]) : acc[r][q];
 }
 
-#ifdef QGEMM_X86
+#if OQ_X86_KERNELS
 /* Stores the 12 accumulators of a 6 x 16 tile. */
 #define STORE_TILE(c, ldc, add, acc)                                                                   \
     for (int r = 0; r < MR; r++) {                                                                     \
@@ -199,81 +197,26 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) static void ukernel_avx51
 }
 #endif
 
+/* The micro-kernel of each level, and its name. */
 typedef struct kernel_entry {
+    ukernel_fn *fn;
     const char *name;
-    ukernel_fn fn;
-    bool (*usable)(void);
 } kernel_entry;
 
-#ifdef QGEMM_X86
-/* AVX-VNNI is CPUID leaf 7, sub-leaf 1, EAX bit 4 (not every compiler's
- * __builtin_cpu_supports knows it); the YMM state check comes with avx2. */
-static bool has_avxvnni(void)
-{
-    unsigned eax, ebx, ecx, edx;
-    __builtin_cpu_init();
-    if (!__builtin_cpu_supports("avx2") || !__get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx)) return false;
-    return (eax >> 4) & 1;
-}
-static bool has_avx512vnni(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vnni");
-}
-static bool has_avx2(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2");
-}
+static const kernel_entry kernels[OQ_ISA_COUNT] = {
+    [OQ_ISA_BASELINE] = {ukernel_generic, "generic-6x16"},
+#if OQ_X86_KERNELS
+    [OQ_ISA_AVX2] = {ukernel_avx2, "avx2-6x16"},
+    [OQ_ISA_AVXVNNI] = {ukernel_avxvnni, "avxvnni-6x16"},
+    [OQ_ISA_AVX512VNNI] = {ukernel_avx512vnni, "avx512vnni-6x16"},
 #endif
-static bool always(void) { return true; }
-
-/* Best first. */
-static const kernel_entry kernels[] = {
-#ifdef QGEMM_X86
-    {"avx512vnni-6x16", ukernel_avx512vnni, has_avx512vnni},
-    {"avxvnni-6x16", ukernel_avxvnni, has_avxvnni},
-    {"avx2-6x16", ukernel_avx2, has_avx2},
-#endif
-    {"generic-6x16", ukernel_generic, always},
 };
-#define N_KERNELS ((int)(sizeof kernels / sizeof kernels[0]))
 
-static _Atomic int forced = -1; /* index into kernels, or -1 for the best usable one */
-/* The best usable kernel, found once: the AVX-VNNI check executes CPUID,
- * which traps under a hypervisor (it once cost 40% of a quantized run). */
-static _Atomic int detected = -1;
-
-static const kernel_entry *pick_kernel(void)
-{
-    int f = forced;
-    if (f >= 0) return &kernels[f];
-    int d = detected;
-    if (d < 0) {
-        d = 0;
-        while (d < N_KERNELS - 1 && !kernels[d].usable()) d++;
-        detected = d;
-    }
-    return &kernels[d];
-}
+static const kernel_entry *pick_kernel(void) { return &kernels[oq_isa_pick(OQ_ISA_HAVE(kernels, .fn))]; }
 
 const char *oq_qgemm_kernel_name(void) { return pick_kernel()->name; }
 
-bool oq_qgemm_force_kernel(const char *name)
-{
-    if (!name) {
-        forced = -1;
-        return true;
-    }
-    for (int i = 0; i < N_KERNELS; i++) {
-        if (!strcmp(kernels[i].name, name) && kernels[i].usable()) {
-            forced = i;
-            return true;
-        }
-    }
-    return false;
-}
+const char *oq_qgemm_variant(oq_isa isa) { return isa >= 0 && isa < OQ_ISA_COUNT ? kernels[isa].name : NULL; }
 
 /* ---- driver ----------------------------------------------------------------------- */
 
@@ -284,7 +227,8 @@ void oq_qgemm(const oq_qgemm_args *g, void *ws)
         for (int64_t i = 0; i < g->m; i++) memset(g->c + i * g->ldc, 0, (size_t)g->n * sizeof(int32_t));
         return;
     }
-    ukernel_fn kern = pick_kernel()->fn;
+    ukernel_fn *kern = pick_kernel()->fn;
+    pack_b_u8_fn *pack_b = g->b_signed ? pack_b_s8_pick() : pack_b_u8_pick();
     int64_t m_strips = round_up(g->m, MR); /* rows of a K block of the whole packed A */
     /* 64-byte aligned packs, packed B first (the aligned loads need it). */
     int16_t *bp = (int16_t *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
@@ -296,10 +240,7 @@ void oq_qgemm(const oq_qgemm_args *g, void *ws)
         for (int64_t p0 = 0; p0 < g->k; p0 += KC) {
             int64_t kc = min64(g->k - p0, KC), kp = (kc + 1) / 2;
             bool add = p0 > 0; /* later K slices accumulate */
-            if (g->b_signed)
-                pack_b_s8(bp, g, p0, kc, j0, nc);
-            else
-                pack_b_u8(bp, g, p0, kc, j0, nc);
+            pack_b(bp, g, p0, kc, j0, nc);
             for (int64_t i0 = 0; i0 < g->m; i0 += MC) {
                 int64_t mc = min64(g->m - i0, MC);
                 const int16_t *ablk = ap;
@@ -372,7 +313,8 @@ void oq_qgemm_ref(const oq_qgemm_args *g)
 /* acc + bias in int32, wrapping (no undefined overflow), as a float. */
 static inline float biased(int32_t acc, int32_t bias) { return (float)(int32_t)((uint32_t)acc + (uint32_t)bias); }
 
-OQ_VECTOR_CLONES void oq_requant_row(void *y, bool y_signed, const int32_t *acc, int64_t n, int32_t bias, float mult, int32_t zp)
+OQ_CLONED(requant_row, (void *y, bool y_signed, const int32_t *acc, int64_t n, int32_t bias, float mult, int32_t zp),
+          (y, y_signed, acc, n, bias, mult, zp))
 {
     float lo = (float)((y_signed ? -128 : 0) - zp), hi = (float)((y_signed ? 127 : 255) - zp);
     if (y_signed) {
@@ -384,8 +326,8 @@ OQ_VECTOR_CLONES void oq_requant_row(void *y, bool y_signed, const int32_t *acc,
     }
 }
 
-OQ_VECTOR_CLONES void oq_requant_cols(void *y, bool y_signed, const int32_t *acc, int64_t n, const int32_t *bias,
-                     const float *mult, int32_t zp)
+OQ_CLONED(requant_cols, (void *y, bool y_signed, const int32_t *acc, int64_t n, const int32_t *bias, const float *mult,
+                         int32_t zp), (y, y_signed, acc, n, bias, mult, zp))
 {
     float lo = (float)((y_signed ? -128 : 0) - zp), hi = (float)((y_signed ? 127 : 255) - zp);
     for (int64_t j = 0; j < n; j++) {
@@ -397,3 +339,7 @@ OQ_VECTOR_CLONES void oq_requant_cols(void *y, bool y_signed, const int32_t *acc
             ((uint8_t *)y)[j] = (uint8_t)q;
     }
 }
+
+oq_requant_row_fn *oq_requant_row_kernel(void) { return requant_row_pick(); }
+
+oq_requant_cols_fn *oq_requant_cols_kernel(void) { return requant_cols_pick(); }

@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "onnxq/oq_cpu.h"
+
 typedef struct oq_qgemm_args {
     int64_t m, n, k;
     const void *a;         /* (m, k) uint8 or int8 */
@@ -51,7 +53,7 @@ size_t oq_qgemm_ws_bytes(int64_t m, int64_t n, int64_t k);
 
 /* Blocked, packed product: operands are widened to int16 with their zero
  * points subtracted, and an MR x NR micro-kernel accumulates pairs of K in
- * int32 (AVX2 multiply-add when the CPU has it, portable C otherwise).
+ * int32 (the best micro-kernel of the enabled instruction sets).
  * ws has oq_qgemm_ws_bytes(m, n, k) bytes of scratch owned by the caller. */
 void oq_qgemm(const oq_qgemm_args *g, void *ws);
 
@@ -65,13 +67,11 @@ void oq_qgemm_pack_a(int16_t *dst, const oq_qgemm_args *g);
 /* The oracle: plain triple loop over the same formula. */
 void oq_qgemm_ref(const oq_qgemm_args *g);
 
-/* Name of the micro-kernel oq_qgemm uses on this CPU ("avx2-6x16", ...). */
+/* Name of the micro-kernel oq_qgemm uses now ("avx2-6x16", ...). */
 const char *oq_qgemm_kernel_name(void);
-
-/* For tests and benchmarks: makes oq_qgemm use the named micro-kernel
- * ("avx512vnni-6x16", "avxvnni-6x16", "avx2-6x16", "generic-6x16") process-wide, or the best
- * one again when name is NULL. False when this CPU cannot run it. */
-bool oq_qgemm_force_kernel(const char *name);
+/* Name of the micro-kernel compiled for level isa, or NULL when it has none
+ * (oq_qgemm then uses the one of the next level down). */
+const char *oq_qgemm_variant(oq_isa isa);
 
 /* ---- requantization ---------------------------------------------------------------
  * y = saturate(round_half_even((float)(acc + bias) * mult) + zp) into uint8
@@ -81,12 +81,17 @@ bool oq_qgemm_force_kernel(const char *name);
  * int32 as ONNX Runtime's does (no 8-bit product sum gets near the limit). */
 
 /* One channel: n values share bias and mult. */
-void oq_requant_row(void *y, bool y_signed, const int32_t *acc, int64_t n, int32_t bias, float mult,
-                    int32_t zp);
+typedef void oq_requant_row_fn(void *y, bool y_signed, const int32_t *acc, int64_t n, int32_t bias, float mult,
+                               int32_t zp);
 
 /* One row whose channels are its columns: value j uses bias[j] (bias may be
  * NULL for 0) and mult[j]. */
-void oq_requant_cols(void *y, bool y_signed, const int32_t *acc, int64_t n, const int32_t *bias,
-                     const float *mult, int32_t zp);
+typedef void oq_requant_cols_fn(void *y, bool y_signed, const int32_t *acc, int64_t n, const int32_t *bias,
+                                const float *mult, int32_t zp);
+
+/* The versions for the enabled instruction sets (all give the same bytes);
+ * callers take them once, before their loop over rows. */
+oq_requant_row_fn *oq_requant_row_kernel(void);
+oq_requant_cols_fn *oq_requant_cols_kernel(void);
 
 #endif

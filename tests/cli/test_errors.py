@@ -28,9 +28,9 @@ def make_model(path):
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
 
 
-def expect_error(binary, args, code, contains, outdir=None):
+def expect_error(binary, args, code, contains, outdir=None, env=None):
     """Runs onnxq args and checks the failure contract; contains must appear in the message."""
-    r = subprocess.run([binary, *args], capture_output=True, text=True)
+    r = subprocess.run([binary, *args], capture_output=True, text=True, env={**os.environ, **(env or {})})
     what = "onnxq " + " ".join(args)
     lines = r.stderr.splitlines()
     check(r.returncode == code, f"{what}: exit {r.returncode}, want {code} (stderr {r.stderr!r})")
@@ -43,8 +43,8 @@ def expect_error(binary, args, code, contains, outdir=None):
         check(left == [], f"{what}: files left in OUTDIR: {left}")
 
 
-def expect_ok(binary, args, stdout_has=()):
-    r = subprocess.run([binary, *args], capture_output=True, text=True)
+def expect_ok(binary, args, stdout_has=(), env=None):
+    r = subprocess.run([binary, *args], capture_output=True, text=True, env={**os.environ, **(env or {})})
     what = "onnxq " + " ".join(args)
     check(r.returncode == 0 and r.stderr == "", f"{what}: exit {r.returncode}, stderr {r.stderr!r}")
     for s in stdout_has:
@@ -179,6 +179,22 @@ def test_bad_inputs(binary, model, tmp):
     expect_error(binary, ["run", model, "--data", good, "-o", model], 1, "not a folder")
 
 
+def test_isa_cap(binary, model, tmp):
+    """ONNXQ_ISA caps the instruction sets kernels use: every level gives the
+    same results; a name that is no level is a usage error."""
+    rng = np.random.default_rng(3)
+    ins = []
+    for name in ("x", "s"):
+        path = os.path.join(tmp, f"isa_{name}.npy")
+        np.save(path, rng.standard_normal((2, 3, 17, 33)).astype(np.float32))
+        ins += ["--input", f"{name}={path}"]
+    want = expect_ok(binary, ["run", model, *ins])
+    for isa in ("baseline", "sha", "avx2", "avxvnni", "avx512", "avx512vnni"):
+        got = expect_ok(binary, ["run", model, *ins], env={"ONNXQ_ISA": isa})
+        check(got == want, f"ONNXQ_ISA={isa}: run printed {got!r}, without it {want!r}")
+    expect_error(binary, ["inspect", model], 2, "ONNXQ_ISA is 'sse9'", env={"ONNXQ_ISA": "sse9"})
+
+
 def main():
     binary, version = sys.argv[1], sys.argv[2]
     with tempfile.TemporaryDirectory(prefix="onnxq-err-") as tmp:
@@ -190,6 +206,7 @@ def main():
         test_usage_errors(binary, model, data)
         test_bad_models(binary, tmp)
         test_bad_inputs(binary, model, tmp)
+        test_isa_cap(binary, model, tmp)
     return finish("errors")
 
 

@@ -1,7 +1,10 @@
 /* fuzz_model.c: bytes -> ModelProto -> graph, which must serialize and load
  * again, -> session; small models are also run once on small inputs so the
  * executor's shape rules see hostile dims. Then the same for the model graph
- * preparation (oq_prepare_model) makes of it, which must not fail.
+ * preparation (oq_prepare_model) makes of it, which must not fail. External
+ * data resolves in a folder made once per process that holds one file,
+ * ext.bin (4096 bytes counting up), so models naming it reach the
+ * external-data reader.
  * Work is bounded: one tensor may hold at most 256 KiB, inputs at most 4096
  * elements, and graphs with loops (Loop, Scan) or more than 64 nodes are only
  * planned, not run. */
@@ -9,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "onnxq/oq_exec.h"
 #include "onnxq/oq_onnx_io.h"
@@ -19,6 +23,36 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define FUZZ_TENSOR_LIMIT ((size_t)256 << 10)
 #define FUZZ_MAX_INPUT_ELEMS 4096
 #define FUZZ_MAX_NODES 64
+#define FUZZ_EXT_BYTES 4096
+
+static char ext_dir[64], ext_file[96];
+
+static void remove_ext_dir(void)
+{
+    unlink(ext_file);
+    rmdir(ext_dir);
+}
+
+/* The folder holding ext.bin, made on first use; NULL if it cannot be made. */
+static const char *external_data_dir(void)
+{
+    if (ext_dir[0])
+        return ext_dir;
+    char tmpl[] = "/tmp/onnxq-fuzz-XXXXXX";
+    if (!mkdtemp(tmpl))
+        return NULL;
+    snprintf(ext_dir, sizeof ext_dir, "%s", tmpl);
+    snprintf(ext_file, sizeof ext_file, "%s/ext.bin", tmpl);
+    uint8_t bytes[FUZZ_EXT_BYTES];
+    for (int i = 0; i < FUZZ_EXT_BYTES; i++)
+        bytes[i] = (uint8_t)i;
+    FILE *f = fopen(ext_file, "wb");
+    bool ok = f && fwrite(bytes, 1, sizeof bytes, f) == sizeof bytes;
+    if (f && fclose(f) != 0)
+        ok = false;
+    atexit(remove_ext_dir);
+    return ok ? ext_dir : NULL;
+}
 
 static bool runnable(const oq_graph *g)
 {
@@ -99,7 +133,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     oq_set_tensor_limit(FUZZ_TENSOR_LIMIT);
     oq_model *m = NULL;
     oq_err err = {0};
-    if (oq_model_load_buffer(&m, data, size, NULL, &err))
+    if (oq_model_load_buffer(&m, data, size, external_data_dir(), &err))
         return 0;
     check_roundtrip(m);
     oq_session *s = NULL;

@@ -1,12 +1,18 @@
-/* test_qgemm.c: the blocked 8-bit GEMM against its reference on odd shapes,
- * all four signedness combinations, scalar / per-row / per-column zero
- * points and strided operands, for every micro-kernel the CPU runs; and requantization's rounding (ties to even),
- * saturation and negative values. */
+/* qgemm.c: kernel families qgemm and requant. qgemm: the blocked 8-bit GEMM
+ * (each micro-kernel, and the B packing compiled per level) against its
+ * reference on shapes of 1, odd shapes, shapes off the 6 x 16 tile and past
+ * every block, all four signedness combinations, scalar / per-row /
+ * per-column zero points and strided operands. requant: requantization
+ * against the formula it implements, on lengths around every vector width,
+ * and its rounding (ties to even), saturation and negative values. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
 #include "exec/qgemm.h"
+#include "harness.h"
+
+static int cases; /* run by the current check */
 
 /* Deterministic pseudo-random bytes (xorshift). */
 static uint32_t rng_state = 0x12345678u;
@@ -34,6 +40,7 @@ static int compare_one(int64_t m, int64_t n, int64_t k, bool as, bool bs, int zp
     int32_t *zb = malloc((size_t)n * sizeof *zb);
     void *ws = malloc(oq_qgemm_ws_bytes(m, n, k));
     int bad = -1;
+    cases++;
     if (!a || !b || !c1 || !c2 || !c3 || !ap || !za || !zb || !ws) goto fail;
     for (int64_t i = 0; i < m * lda; i++) a[i] = rnd8();
     for (int64_t i = 0; i < k * ldb; i++) b[i] = rnd8();
@@ -88,6 +95,7 @@ static void test_known_value(void)
     oq_qgemm_args g = {.m = 1, .n = 1, .k = 2, .a = a, .lda = 2, .a_signed = true, .a_zp = &za,
                        .b = b, .ldb = 1, .b_signed = true, .b_zp = &zb, .c = &c, .ldc = 1};
     unsigned char ws[256];
+    cases++;
     CHECK(oq_qgemm_ws_bytes(1, 1, 2) <= sizeof ws);
     oq_qgemm(&g, ws);
     CHECK(c == 2);
@@ -98,18 +106,21 @@ static void test_known_value(void)
     CHECK(c == 0);
 }
 
-static void test_requant(void)
+static void test_requant_known(void)
 {
+    oq_requant_row_fn *row = oq_requant_row_kernel();
+    oq_requant_cols_fn *cols = oq_requant_cols_kernel();
+    cases++;
     /* Ties go to even: 0.5 -> 0, 1.5 -> 2, 2.5 -> 2, -0.5 -> 0, -1.5 -> -2, -2.5 -> -2. */
     int32_t acc[] = {1, 3, 5, -1, -3, -5, 7};
     uint8_t yu[7];
-    oq_requant_row(yu, false, acc, 7, 0, 0.5f, 10);
+    row(yu, false, acc, 7, 0, 0.5f, 10);
     uint8_t want_u[] = {10, 12, 12, 10, 8, 8, 14};
     CHECK(!memcmp(yu, want_u, sizeof yu));
 
     /* Bias is added before scaling: (acc + 1) * 0.5 = 1, 2, 3, 0, -1, -2, 4. */
     int8_t ys[7];
-    oq_requant_row(ys, true, acc, 7, 1, 0.5f, -3);
+    row(ys, true, acc, 7, 1, 0.5f, -3);
     int8_t want_s[] = {-2, -1, 0, -3, -4, -5, 1};
     CHECK(!memcmp(ys, want_s, sizeof ys));
 
@@ -117,42 +128,114 @@ static void test_requant(void)
      * and the zero point pushing past the bounds. */
     int32_t big[] = {INT32_MAX, INT32_MIN, 300, -300, 127, -129, 0};
     int8_t s8[7];
-    oq_requant_row(s8, true, big, 7, 0, 1.0f, 0);
+    row(s8, true, big, 7, 0, 1.0f, 0);
     int8_t want_s8[] = {127, -128, 127, -128, 127, -128, 0};
     CHECK(!memcmp(s8, want_s8, sizeof s8));
     uint8_t u8[7];
-    oq_requant_row(u8, false, big, 7, 0, 1.0f, 128);
+    row(u8, false, big, 7, 0, 1.0f, 128);
     uint8_t want_u8[] = {255, 0, 255, 0, 255, 0, 128};
     CHECK(!memcmp(u8, want_u8, sizeof u8));
 
     /* Per-column bias and multipliers; negative multiplier flips sign. */
-    int32_t row[] = {10, 10, 10, -7};
+    int32_t sums[] = {10, 10, 10, -7};
     int32_t bias[] = {0, 5, -10, 0};
     float mult[] = {0.25f, 0.1f, 1.0f, -1.0f};
     uint8_t yc[4];
-    oq_requant_cols(yc, false, row, 4, bias, mult, 100);
+    cols(yc, false, sums, 4, bias, mult, 100);
     /* 2.5 -> 2; 1.5 -> 2; 0; 7 */
     uint8_t want_c[] = {102, 102, 100, 107};
     CHECK(!memcmp(yc, want_c, sizeof yc));
     int8_t yc8[4];
-    oq_requant_cols(yc8, true, row, 4, NULL, mult, 0);
+    cols(yc8, true, sums, 4, NULL, mult, 0);
     /* 2.5 -> 2; 1; 10; 7 */
     int8_t want_c8[] = {2, 1, 10, 7};
     CHECK(!memcmp(yc8, want_c8, sizeof yc8));
 }
 
-int main(void)
+/* y = saturate(rint((float)(acc + bias) * mult) + zp), written plainly. */
+static int32_t requant_ref(int32_t acc, int32_t bias, float mult, int32_t zp, bool y_signed)
 {
-    /* Every micro-kernel this CPU can run, then the default choice. */
-    static const char *names[] = {"generic-6x16", "avx2-6x16", "avxvnni-6x16", "avx512vnni-6x16"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        if (!oq_qgemm_force_kernel(names[i])) continue;
-        printf("kernel %s\n", names[i]);
-        test_known_value();
-        test_fast_vs_ref();
-    }
-    CHECK(oq_qgemm_force_kernel(NULL));
-    test_known_value();
-    test_requant();
-    return check_exit("test_qgemm");
+    float v = (float)(int32_t)((uint32_t)acc + (uint32_t)bias) * mult;
+    double q = (double)rintf(v) + zp, lo = y_signed ? -128 : 0, hi = y_signed ? 127 : 255;
+    return (int32_t)(q < lo ? lo : q > hi ? hi : q);
 }
+
+/* Both requantizers on every length around the vector widths, against the
+ * reference; values past the end must stay untouched. */
+static void test_requant_lengths(void)
+{
+    static const int64_t lengths[] = {1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 255, 1000, 4099};
+    enum { MAXN = 4099 };
+    int32_t *acc = malloc(MAXN * sizeof *acc), *bias = malloc(MAXN * sizeof *bias);
+    float *mult = malloc(MAXN * sizeof *mult);
+    uint8_t *y = malloc(MAXN + 1);
+    oq_requant_row_fn *row = oq_requant_row_kernel();
+    oq_requant_cols_fn *cols = oq_requant_cols_kernel();
+    uint32_t st = 99;
+    if (!acc || !bias || !mult || !y) {
+        CHECK(!"out of memory");
+        goto done;
+    }
+    for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
+        int64_t n = lengths[li];
+        for (int sg = 0; sg < 2; sg++) {
+            cases++;
+            for (int64_t j = 0; j < n; j++) {
+                uint32_t r = krand(&st);
+                /* mostly small sums; some at the int32 limits, some exact ties */
+                acc[j] = r % 11 == 0 ? (int32_t)(r % 2 ? INT32_MAX - (int32_t)(r >> 24) : INT32_MIN + (int32_t)(r >> 24))
+                                     : (int32_t)(krand(&st) % 20001) - 10000;
+                bias[j] = (int32_t)(krand(&st) % 2001) - 1000;
+                mult[j] = r % 7 == 0 ? 0.5f : krand_float(&st, -0.05f, 0.05f);
+            }
+            int32_t zp = sg ? (int32_t)(krand(&st) % 256) - 128 : (int32_t)(krand(&st) % 256);
+            int bad = 0;
+            y[n] = 0xa5;
+            row(y, sg, acc, n, bias[0], mult[0], zp);
+            for (int64_t j = 0; j < n; j++)
+                bad += (sg ? (int32_t)(int8_t)y[j] : y[j]) != requant_ref(acc[j], bias[0], mult[0], zp, sg);
+            y[n] = 0xa5;
+            cols(y, sg, acc, n, bias, mult, zp);
+            for (int64_t j = 0; j < n; j++)
+                bad += (sg ? (int32_t)(int8_t)y[j] : y[j]) != requant_ref(acc[j], bias[j], mult[j], zp, sg);
+            cols(y, sg, acc, n, NULL, mult, zp);
+            for (int64_t j = 0; j < n; j++)
+                bad += (sg ? (int32_t)(int8_t)y[j] : y[j]) != requant_ref(acc[j], 0, mult[j], zp, sg);
+            if (bad)
+                fprintf(stderr, "requant n=%lld signed=%d: %d values differ from the formula\n", (long long)n, sg, bad);
+            CHECK(bad == 0);
+            CHECK(y[n] == 0xa5);
+        }
+    }
+done:
+    free(acc), free(bias), free(mult), free(y);
+}
+
+static int check_qgemm(oq_isa level)
+{
+    (void)level;
+    cases = 0;
+    rng_state = 0x12345678u;
+    test_known_value();
+    test_fast_vs_ref();
+    return cases;
+}
+
+static int check_requant(oq_isa level)
+{
+    (void)level;
+    cases = 0;
+    test_requant_known();
+    test_requant_lengths();
+    return cases;
+}
+
+/* qgemm runs the micro-kernels and the B packing clones. */
+static const char *qgemm_variant(oq_isa isa)
+{
+    const char *k = oq_qgemm_variant(isa);
+    return k ? k : clone_variant(isa);
+}
+
+const kfamily kf_qgemm = {"qgemm", qgemm_variant, check_qgemm};
+const kfamily kf_requant = {"requant", clone_variant, check_requant};

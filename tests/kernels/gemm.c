@@ -1,17 +1,21 @@
-/* test_gemm: the packed SGEMM against its triple-loop oracle on odd sizes,
- * transposes, strides, alpha/beta; the batched split for determinism; fast
- * conv against conv_ref (groups, depthwise, strides, dilation, pads, 1-D..3-D);
- * ConvTranspose against a direct scatter loop; all of it once per
- * micro-kernel the CPU can run. */
+/* gemm.c: kernel families sgemm and conv. sgemm: the packed SGEMM (each
+ * micro-kernel) against its triple-loop oracle on sizes of 1, odd sizes,
+ * sizes off the 6 x 16/32 tile and past every cache block, transposes,
+ * strides, alpha/beta, A and B packed ahead; the batched split for
+ * determinism. conv: fast conv (GEMM paths, and the depthwise loops compiled
+ * per level) against conv_ref (groups, depthwise, strides, dilation, pads,
+ * 1-D..3-D) and ConvTranspose against a direct scatter loop. */
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
+#include "harness.h"
 #include "exec/conv.h"
 #include "exec/gemm.h"
+
+static int cases; /* run by the current check */
 
 static uint32_t rng = 12345u;
 
@@ -42,6 +46,7 @@ static void check_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float 
     float *aa = malloc((size_t)(arows * lda + 1) * sizeof(float)), *ab = malloc((size_t)(brows * ldb + 1) * sizeof(float));
     float *bound = malloc((size_t)(m * ldc + 1) * sizeof(float));
     float *ws = malloc(oq_sgemm_ws_floats(m, n, k) * sizeof(float));
+    cases++;
     if (!a || !b || !c0 || !c1 || !aa || !ab || !bound || !ws) {
         CHECK(!"out of memory");
         goto done;
@@ -114,6 +119,7 @@ static void test_gemm_sizes(void)
 static void test_gemm_empty_k(void)
 {
     float c[4] = {1.0f, 2.0f, NAN, 4.0f}, ws[64];
+    cases++;
     oq_sgemm_args g = {false, false, 2, 2, 0, 1.0f, 0.0f, c, 1, c, 2, c, 2};
     oq_sgemm(&g, ws);
     CHECK(c[0] == 0.0f && c[2] == 0.0f);
@@ -133,6 +139,7 @@ static void test_gemm_batch_split(void)
     oq_sgemm_args g = {false, false, m, n, k, 1.0f, 0.0f, a, k, b, n, c1, n};
     size_t w1 = oq_sgemm_batch_ws_floats(&g, batch, 1), w7 = oq_sgemm_batch_ws_floats(&g, batch, 7);
     float *ws = malloc((w1 > w7 ? w1 : w7) * sizeof(float));
+    cases++;
     if (!a || !b || !c1 || !c2 || !ws) {
         CHECK(!"out of memory");
         goto done;
@@ -228,6 +235,7 @@ static void test_conv(void)
         float *y5 = malloc((size_t)ys * sizeof(float));
         size_t w1 = oq_conv_ws_floats(&p, 1), w5 = oq_conv_ws_floats(&p, 5);
         float *ws = malloc((w1 > w5 ? w1 : w5) * sizeof(float));
+        cases++;
         if (!x || !w || !b || !yr || !y1 || !y5 || !ws) {
             CHECK(!"out of memory");
         } else {
@@ -289,14 +297,14 @@ static void convt_direct(float *y, const float *x, const float *w, const float *
 
 static void test_conv_transpose(void)
 {
-    static const conv_case cases[] = {
+    static const conv_case tcases[] = {
         {2, 1, 4, 6, 1, {5, 6}, {3, 3}, {2, 2}, {1, 1}, {1, 0}, {1, 1}},
         {2, 2, 6, 4, 2, {4, 3}, {2, 3}, {2, 1}, {1, 2}, {0, 1}, {0, 1}},
         {1, 1, 3, 9, 3, {11}, {4}, {3}, {1}, {1}, {2}},
         {3, 1, 2, 3, 1, {3, 4, 2}, {2, 3, 2}, {2, 1, 2}, {1, 1, 1}, {0, 1, 0}, {0, 0, 1}},
     };
-    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
-        oq_conv_params p = case_params(&cases[ci], true);
+    for (size_t ci = 0; ci < sizeof tcases / sizeof tcases[0]; ci++) {
+        oq_conv_params p = case_params(&tcases[ci], true);
         int64_t xs = p.n * p.cin * spatial(p.nsp, p.in), ys = p.n * p.cout * spatial(p.nsp, p.out);
         int64_t wsz = p.cin * (p.cout / p.group) * spatial(p.nsp, p.k);
         float *x = rand_buf((size_t)xs), *w = rand_buf((size_t)wsz), *b = rand_buf((size_t)p.cout);
@@ -304,6 +312,7 @@ static void test_conv_transpose(void)
         float *y3 = malloc((size_t)ys * sizeof(float));
         size_t w1 = oq_conv_transpose_ws_floats(&p, 1), w3 = oq_conv_transpose_ws_floats(&p, 3);
         float *ws = malloc((w1 > w3 ? w1 : w3) * sizeof(float));
+        cases++;
         if (!x || !w || !b || !yr || !y1 || !y3 || !ws) {
             CHECK(!"out of memory");
         } else {
@@ -319,22 +328,33 @@ static void test_conv_transpose(void)
     }
 }
 
-int main(void)
+static int check_sgemm(oq_isa level)
 {
-    /* Every micro-kernel this CPU can run, each against the oracle. */
-    int ran = 0;
-    for (int i = 0; oq_sgemm_kernel_list(i); i++) {
-        if (!oq_sgemm_force_kernel(oq_sgemm_kernel_list(i))) continue;
-        fprintf(stderr, "micro-kernel %s\n", oq_sgemm_kernel_name());
-        ran++;
-        test_gemm_sizes();
-        test_gemm_empty_k();
-        test_gemm_batch_split();
-        test_conv();
-        test_conv_transpose();
-    }
-    CHECK(ran >= 1);
-    CHECK(oq_sgemm_force_kernel(NULL));
-    CHECK(!oq_sgemm_force_kernel("no-such-kernel"));
-    return check_exit("test_gemm");
+    (void)level;
+    cases = 0;
+    rng = 12345u;
+    test_gemm_sizes();
+    test_gemm_empty_k();
+    test_gemm_batch_split();
+    return cases;
 }
+
+static int check_conv(oq_isa level)
+{
+    (void)level;
+    cases = 0;
+    rng = 12345u;
+    test_conv();
+    test_conv_transpose();
+    return cases;
+}
+
+/* conv runs the depthwise clones and the GEMM micro-kernels: a level is new
+ * when either has a version there. */
+static const char *conv_variant(oq_isa isa)
+{
+    return clone_variant(isa) || oq_sgemm_variant(isa) ? oq_isa_name(isa) : NULL;
+}
+
+const kfamily kf_sgemm = {"sgemm", oq_sgemm_variant, check_sgemm};
+const kfamily kf_conv = {"conv", conv_variant, check_conv};

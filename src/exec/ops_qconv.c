@@ -1,0 +1,533 @@
+/* ops_qconv.c: QLinearConv and ConvInteger. Grouped convolutions run on the
+ * 8-bit GEMM (qgemm.c), through a byte im2col padded with the input zero
+ * point, or straight on the input for 1x1 kernels; depthwise 2-D ones are
+ * summed tap by tap from the input plane, or row by row in registers where
+ * AVX2 is enabled. Weights that are constants are packed once per session. */
+#include <string.h>
+
+#include "cpu_dispatch.h"
+#include "exec/conv.h"
+#include "exec/kernel.h"
+#include "exec/ops.h"
+#include "exec/ops_common.h"
+#include "exec/qgemm.h"
+#include "exec/qops.h"
+
+/* ---- QLinearConv and ConvInteger --------------------------------------------------------- */
+
+enum { TILE_P = 256 }; /* output positions per work item */
+
+typedef struct qconv_job {
+    oq_conv_params p;
+    const uint8_t *x;       /* (n, cin, in...) 8-bit */
+    const uint8_t *w;       /* (cout, cin/group, k...) 8-bit */
+    bool x_signed, w_signed;
+    int32_t x_zp;
+    const int32_t *w_zp;    /* NULL, or (cout) when w_zp_per_ch, else (1) */
+    bool w_zp_per_ch;
+    int64_t cin_g, cout_g;  /* channels per group */
+    int64_t kdim;           /* cin_g * prod(k): the GEMM depth */
+    int64_t plane_in;       /* prod(in) */
+    int64_t plane_out;      /* prod(out) */
+    int64_t tile_p;         /* output positions per work item: TILE_P, or whole rows of it (depthwise) */
+    int64_t ptiles;         /* column tiles per (image, group) */
+    bool direct;            /* 1x1 taps, stride 1, no pads: x is the GEMM's B */
+    bool depthwise;         /* 2-D, one input and one output channel per group: summed tap by tap */
+    bool w_const;           /* weights and their zero points are constants: packed once (w_packed) */
+    const int16_t *w_packed; /* NULL, or each group's weights as oq_qgemm_pack_a leaves them */
+    size_t w_packed_group;  /* int16 elements per group in w_packed */
+    void *y;                /* (n, cout, out...) int32 or 8-bit */
+    oq_qout out;               /* rows are output channels */
+} qconv_job;
+
+/* Lowers output positions [c0, c0+tp) of one image and group to columns:
+ * col[r][t] for tap row r = (channel, kernel offset...) is the input byte the
+ * tap reads, or `pad` (the input zero point) outside the input. x points at
+ * the group's first input channel. */
+OQ_CLONED(im2col_bytes, (uint8_t *restrict col, int64_t ldcol, const uint8_t *restrict x, const qconv_job *j, int64_t c0,
+                         int64_t tp, uint8_t pad), (col, ldcol, x, j, c0, tp, pad))
+{
+    const oq_conv_params *p = &j->p;
+    int d = p->nsp, last = d - 1;
+    int64_t taps = j->kdim / j->cin_g;
+    for (int64_t r = 0; r < j->kdim; r++) {
+        int64_t ci = r / taps, rem = r % taps, kc[OQ_MAX_RANK - 2], o[OQ_MAX_RANK - 2];
+        for (int a = last; a >= 0; a--) {
+            kc[a] = rem % p->k[a];
+            rem /= p->k[a];
+        }
+        int64_t pos = c0;
+        for (int a = last; a >= 0; a--) {
+            o[a] = pos % p->out[a];
+            pos /= p->out[a];
+        }
+        const uint8_t *xc = x + ci * j->plane_in;
+        uint8_t *dst = col + r * ldcol;
+        int64_t s = p->stride[last], base = kc[last] * p->dil[last] - p->pad0[last], in_last = p->in[last];
+        for (int64_t t = 0; t < tp;) {
+            /* One run along the last spatial dim: the outer coordinates are fixed. */
+            int64_t run = p->out[last] - o[last];
+            if (run > tp - t) run = tp - t;
+            bool inside = true;
+            int64_t off = 0;
+            for (int a = 0; a < last; a++) {
+                int64_t ia = o[a] * p->stride[a] - p->pad0[a] + kc[a] * p->dil[a];
+                inside = inside && ia >= 0 && ia < p->in[a];
+                off = off * p->in[a] + ia;
+            }
+            if (!inside) {
+                memset(dst + t, pad, (size_t)run);
+            } else {
+                /* Steps u in [u0, u1) read inside the input; pad around them. */
+                const uint8_t *xr = xc + off * in_last;
+                int64_t first = base + o[last] * s; /* input index of step 0 */
+                int64_t u0 = first >= 0 ? 0 : (-first + s - 1) / s;
+                int64_t u1 = first > in_last - 1 ? 0 : (in_last - 1 - first) / s + 1;
+                if (u0 > run) u0 = run;
+                if (u1 > run) u1 = run;
+                if (u1 < u0) u1 = u0;
+                memset(dst + t, pad, (size_t)u0);
+                if (s == 1) {
+                    memcpy(dst + t + u0, xr + first + u0, (size_t)(u1 - u0));
+                } else {
+                    for (int64_t u = u0; u < u1; u++) dst[t + u] = xr[first + u * s];
+                }
+                memset(dst + t + u1, pad, (size_t)(run - u1));
+            }
+            t += run;
+            o[last] += run;
+            for (int a = last; a > 0 && o[a] >= p->out[a]; a--) {
+                o[a] = 0;
+                o[a - 1]++;
+            }
+        }
+    }
+}
+
+/* A run of output columns of one depthwise output row, on AVX2: out[o] = sum
+ * over the taps of the kernel rows used of wt[tap] * x[tap](o) - corr for o
+ * in [0, n), n >= 8, 16 outputs at a time in two registers (8 in one when
+ * n < 16; the last ones may overlap those before: they are written, not
+ * added). rows[r] points at the padded input under output 0 for the r-th
+ * kernel row used, with at least 32 readable bytes past the last one a tap
+ * reads (the stride-2 loads take 32 bytes at a time); wt points at that row's
+ * weights less their zero point (kw_n each); corr is the input zero point
+ * times the sum of the weights used. qdw_run_kernel gives NULL where AVX2
+ * is not enabled. */
+typedef void qdw_run_fn(int32_t *out, const uint8_t *const *rows, const int32_t *wt, int64_t kh_n,
+                       int64_t kw_n, int64_t dw, int64_t n, int32_t corr);
+
+#if OQ_X86_KERNELS
+#include <immintrin.h>
+
+static inline __attribute__((always_inline, target("avx2"))) __m256i qdw_widen(__m128i b, bool x_signed)
+{
+    return x_signed ? _mm256_cvtepi8_epi32(b) : _mm256_cvtepu8_epi32(b);
+}
+
+static inline __attribute__((always_inline, target("avx2"))) void
+qdw_run_body(int32_t *out, const uint8_t *const *rows, const int32_t *wt, int64_t kh_n, int64_t kw_n, int64_t dw,
+             int64_t n, int32_t corr, int sw, bool x_signed)
+{
+    const __m128i evens = _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, -1, -1, -1, -1, -1, -1, -1, -1);
+    const __m256i c = _mm256_set1_epi32(corr);
+    for (int64_t o0 = 0; n < 16 && o0 < n; o0 += 8) { /* 8 to 15 outputs: 8 at a time */
+        int64_t o = o0 + 8 <= n ? o0 : n - 8;
+        __m256i s0 = _mm256_setzero_si256();
+        for (int64_t kh = 0; kh < kh_n; kh++)
+            for (int64_t kw = 0; kw < kw_n; kw++) {
+                const uint8_t *q = rows[kh] + o * sw + kw * dw;
+                __m128i b = sw == 1 ? _mm_loadl_epi64((const __m128i *)q)
+                                    : _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)q), evens);
+                s0 = _mm256_add_epi32(s0, _mm256_mullo_epi32(qdw_widen(b, x_signed), _mm256_set1_epi32(wt[kh * kw_n + kw])));
+            }
+        _mm256_storeu_si256((__m256i *)(out + o), _mm256_sub_epi32(s0, c));
+    }
+    for (int64_t o0 = 0; n >= 16 && o0 < n; o0 += 16) {
+        int64_t o = o0 + 16 <= n ? o0 : n - 16;
+        __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+        for (int64_t kh = 0; kh < kh_n; kh++)
+            for (int64_t kw = 0; kw < kw_n; kw++) {
+                const uint8_t *q = rows[kh] + o * sw + kw * dw;
+                __m256i w = _mm256_set1_epi32(wt[kh * kw_n + kw]);
+                __m128i b0, b1;
+                if (sw == 1) { /* q[0..16) */
+                    b0 = _mm_loadu_si128((const __m128i *)q);
+                    b1 = _mm_srli_si128(b0, 8);
+                } else { /* q[0], q[2], ..., q[30] */
+                    b0 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)q), evens);
+                    b1 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(q + 16)), evens);
+                }
+                s0 = _mm256_add_epi32(s0, _mm256_mullo_epi32(qdw_widen(b0, x_signed), w));
+                s1 = _mm256_add_epi32(s1, _mm256_mullo_epi32(qdw_widen(b1, x_signed), w));
+            }
+        _mm256_storeu_si256((__m256i *)(out + o), _mm256_sub_epi32(s0, c));
+        _mm256_storeu_si256((__m256i *)(out + o + 8), _mm256_sub_epi32(s1, c));
+    }
+}
+
+#define QDW_RUN(NAME, SW, SIGNED)                                                                       \
+    __attribute__((target("avx2"))) static void NAME(int32_t *out, const uint8_t *const *rows, const int32_t *wt, \
+                                                     int64_t kh_n, int64_t kw_n, int64_t dw, int64_t n,        \
+                                                     int32_t corr)                                              \
+    {                                                                                                        \
+        qdw_run_body(out, rows, wt, kh_n, kw_n, dw, n, corr, SW, SIGNED);                                    \
+    }
+QDW_RUN(qdw_run_u8_s1, 1, false)
+QDW_RUN(qdw_run_u8_s2, 2, false)
+QDW_RUN(qdw_run_s8_s1, 1, true)
+QDW_RUN(qdw_run_s8_s2, 2, true)
+#undef QDW_RUN
+
+#endif
+
+/* The run kernels of each level by [signed][stride - 1]; at the baseline
+ * there are none and every run goes tap by tap. */
+typedef struct qdw_runs {
+    qdw_run_fn *fn[2][2];
+    const char *name;
+} qdw_runs;
+
+static const qdw_runs qdw_run_table[OQ_ISA_COUNT] = {
+    [OQ_ISA_BASELINE] = {{{NULL, NULL}, {NULL, NULL}}, "tap-by-tap"},
+#if OQ_X86_KERNELS
+    [OQ_ISA_AVX2] = {{{qdw_run_u8_s1, qdw_run_u8_s2}, {qdw_run_s8_s1, qdw_run_s8_s2}}, "avx2-rows"},
+#endif
+};
+
+/* The run kernel for stride sw and signedness at the enabled level, or NULL. */
+static qdw_run_fn *qdw_run_kernel(int64_t sw, bool x_signed)
+{
+    if (sw != 1 && sw != 2)
+        return NULL;
+    return qdw_run_table[oq_isa_pick(OQ_ISA_HAVE(qdw_run_table, .name))].fn[x_signed][sw - 1];
+}
+
+enum {
+    QDW_MAX_TAPS = 64,    /* kernels up to 8x8 (and 8 rows) take the vector path */
+    QDW_PAD_BYTES = 16384 /* input rows of one work item, padded, for the vector path */
+};
+
+/* Sums of a depthwise 2-D conv (input channel = output channel = ch) for
+ * output positions [c0, c0+tp) into acc, straight from the input plane x.
+ * With a vector kernel (qdw_run_kernel), the input rows the positions read are
+ * first copied with the input zero point in the padding around them, which
+ * adds 0; then every run of at least 8 outputs along a row is summed in
+ * registers. Shorter runs, and everything without a vector kernel, go tap by
+ * tap: each tap adds (w - zw) * (x - zx) along the run, taps outside the
+ * input left out. */
+#define QDW_TAP_RUN(XT)                                                                       \
+    do {                                                                                      \
+        const XT *src = (const XT *)row + off;                                                \
+        if (sw == 1)                                                                          \
+            for (int64_t o = lo; o < hi; o++) a[o - ow0] += wv * ((int32_t)src[o] - zx);      \
+        else                                                                                  \
+            for (int64_t o = lo; o < hi; o++) a[o - ow0] += wv * ((int32_t)src[o * sw] - zx); \
+    } while (0)
+
+OQ_CLONED(qdw_sums, (int32_t *restrict acc, const uint8_t *restrict x, const qconv_job *j, int64_t ch, int64_t c0,
+                     int64_t tp), (acc, x, j, ch, c0, tp))
+{
+    const oq_conv_params *p = &j->p;
+    int64_t H = p->in[0], W = p->in[1], OW = p->out[1], KH = p->k[0], KW = p->k[1];
+    int64_t sh = p->stride[0], sw = p->stride[1], dh = p->dil[0], dw = p->dil[1], ph = p->pad0[0], pw = p->pad0[1];
+    int32_t zx = j->x_zp, zw = j->w_zp ? j->w_zp[j->w_zp_per_ch ? ch : 0] : 0;
+    const uint8_t *wc = j->w + ch * KH * KW;
+    /* the padded rows: input rows [r0, r1) at stride bw, input column c at c + pw */
+    uint8_t padded[QDW_PAD_BYTES];
+    int64_t bw = (OW - 1) * sw + (KW - 1) * dw + 1 + 32; /* + 32: see qdw_run_body */
+    int64_t r0 = (c0 / OW) * sh - ph, r1 = ((c0 + tp - 1) / OW) * sh - ph + (KH - 1) * dh + 1;
+    r0 = r0 > 0 ? r0 : 0;
+    r1 = r1 < H ? r1 : H;
+    bool fits = KH * KW <= QDW_MAX_TAPS && KH <= 8 && OW >= 8 && r1 > r0 && (r1 - r0) * bw <= QDW_PAD_BYTES;
+    qdw_run_fn *vec = fits ? qdw_run_kernel(sw, j->x_signed) : NULL;
+    int32_t wt[QDW_MAX_TAPS], row_corr[8] = {0}; /* row_corr[kh]: zx times kernel row kh's weights */
+    for (int64_t k = 0; vec && k < KH * KW; k++) {
+        wt[k] = (j->w_signed ? (int32_t)(int8_t)wc[k] : (int32_t)wc[k]) - zw;
+        row_corr[k / KW] += wt[k] * zx;
+    }
+    for (int64_t r = r0; vec && r < r1; r++) {
+        uint8_t *d = padded + (r - r0) * bw;
+        int64_t left = pw < bw ? pw : bw, n = W < bw - left ? W : bw - left; /* n < W: columns no tap reads */
+        memset(d, (uint8_t)zx, (size_t)left);
+        memcpy(d + left, x + r * W, (size_t)n);
+        memset(d + left + n, (uint8_t)zx, (size_t)(bw - left - n));
+    }
+    memset(acc, 0, (size_t)tp * sizeof *acc);
+    for (int64_t t = 0; t < tp;) {
+        int64_t oh = (c0 + t) / OW, ow0 = (c0 + t) % OW, run = OW - ow0 < tp - t ? OW - ow0 : tp - t;
+        int32_t *a = acc + t;
+        if (vec && run >= 8) {
+            const uint8_t *rows[8];
+            int64_t used = 0, first = -1;
+            int32_t corr = 0;
+            for (int64_t kh = 0; kh < KH; kh++) {
+                int64_t ih = oh * sh - ph + kh * dh;
+                if (ih < 0 || ih >= H) continue;
+                first = first < 0 ? kh : first;
+                rows[used++] = padded + (ih - r0) * bw + ow0 * sw;
+                corr += row_corr[kh];
+            }
+            /* (the kernel rows inside the input are consecutive: first, first + 1, ...) */
+            if (used)
+                vec(a, rows, wt + first * KW, used, KW, dw, run, corr);
+            t += run;
+            continue;
+        }
+        for (int64_t kh = 0; kh < KH; kh++) {
+            int64_t ih = oh * sh - ph + kh * dh;
+            if (ih < 0 || ih >= H) continue;
+            const uint8_t *row = x + ih * W;
+            for (int64_t kw = 0; kw < KW; kw++) {
+                int32_t wv = (j->w_signed ? (int32_t)(int8_t)wc[kh * KW + kw] : (int32_t)wc[kh * KW + kw]) - zw;
+                /* output columns o whose tap reads input column o * sw + off inside [0, W) */
+                int64_t off = kw * dw - pw;
+                int64_t lo = off >= 0 ? 0 : (-off + sw - 1) / sw, hi = W - 1 - off >= 0 ? (W - 1 - off) / sw + 1 : 0;
+                lo = lo > ow0 ? lo : ow0;
+                hi = hi < ow0 + run ? hi : ow0 + run;
+                if (wv == 0 || lo >= hi) continue;
+                if (j->x_signed)
+                    QDW_TAP_RUN(int8_t);
+                else
+                    QDW_TAP_RUN(uint8_t);
+            }
+        }
+        t += run;
+    }
+}
+#undef QDW_TAP_RUN
+
+static void qconv_item(void *arg, int64_t it, uint8_t *ws)
+{
+    const qconv_job *j = arg;
+    int64_t tile = it % j->ptiles, gi = (it / j->ptiles) % j->p.group, ni = it / (j->ptiles * j->p.group);
+    int64_t P = j->plane_out, c0 = tile * j->tile_p, tp = P - c0 < j->tile_p ? P - c0 : j->tile_p;
+    int64_t ch0 = gi * j->cout_g; /* first output channel of the group */
+    const uint8_t *xg = j->x + (ni * j->p.cin + gi * j->cin_g) * j->plane_in;
+    int32_t *acc = (int32_t *)ws;
+    uint8_t *col = ws + (j->out.requant ? (size_t)j->cout_g * TILE_P * sizeof(int32_t) : 0);
+    oq_qgemm_args g = {
+        .m = j->cout_g, .n = tp, .k = j->kdim,
+        .a = j->w + ch0 * j->kdim, .lda = j->kdim, .a_signed = j->w_signed,
+        .a_zp = j->w_zp && j->w_zp_per_ch ? j->w_zp + ch0 : j->w_zp, .a_zp_per_row = j->w_zp_per_ch,
+        .b_signed = j->x_signed, .b_zp = &j->x_zp,
+        .a_packed = j->w_packed ? j->w_packed + gi * j->w_packed_group : NULL,
+    };
+    if (j->depthwise) {
+        int32_t *sums = j->out.requant ? acc : (int32_t *)j->y + (ni * j->p.cout + ch0) * P + c0;
+        qdw_sums(sums, xg, j, ch0, c0, tp);
+        if (j->out.requant)
+            oq_qout_write(&j->out, (uint8_t *)j->y + ni * j->p.cout * P, P, ch0, c0, acc, tp, 1, tp, NULL);
+        return;
+    }
+    uint8_t *gws = col;
+    if (j->direct) {
+        g.b = xg + c0;
+        g.ldb = P;
+    } else {
+        im2col_bytes(col, tp, xg, j, c0, tp, (uint8_t)j->x_zp);
+        g.b = col;
+        g.ldb = tp;
+        gws = col + (size_t)j->kdim * TILE_P;
+    }
+    if (!j->out.requant) {
+        g.c = (int32_t *)j->y + (ni * j->p.cout + ch0) * P + c0;
+        g.ldc = P;
+        oq_qgemm(&g, gws);
+        return;
+    }
+    g.c = acc;
+    g.ldc = tp;
+    oq_qgemm(&g, gws);
+    oq_qout_write(&j->out, (uint8_t *)j->y + ni * j->p.cout * P, P, ch0, c0, acc, tp, j->cout_g, tp, NULL);
+}
+
+/* Reads an INTS attribute that must have exactly n entries when present;
+ * fills v with it or with def. */
+static oq_status ints_attr(oq_kernel_ctx *c, const char *name, int n, int64_t def, int64_t *v)
+{
+    int cnt = 0;
+    const int64_t *a = oq_node_attr_ints(c->node, name, &cnt);
+    if (a && cnt != n) return OQ_KERR(c, "attribute %s has %d values, expected %d", name, cnt, n);
+    for (int i = 0; i < n; i++) v[i] = a ? a[i] : def;
+    return OQ_OK;
+}
+
+/* Conv geometry from x, w and the node's attributes (group, kernel_shape,
+ * strides, dilations, pads, auto_pad), as ONNX Conv defines it. */
+static oq_status qconv_setup(oq_kernel_ctx *c, const oq_tensor *x, const oq_tensor *w, qconv_job *j)
+{
+    oq_conv_params *p = &j->p;
+    oq_status st;
+    if (x->rank < 3) return OQ_KERR(c, "input must have rank >= 3 (N, C, spatial...), got rank %d", x->rank);
+    if (w->rank != x->rank) return OQ_KERR(c, "weight rank %d differs from input rank %d", w->rank, x->rank);
+    int d = p->nsp = x->rank - 2;
+    p->n = x->dims[0];
+    p->cin = x->dims[1];
+    p->cout = w->dims[0];
+    p->group = oq_node_attr_int(c->node, "group", 1);
+    if (p->group < 1 || p->cin % p->group || p->cout % p->group || w->dims[1] * p->group != p->cin)
+        return OQ_KERR(c, "group %lld does not fit %lld input channels, weight (%lld, %lld, ...)",
+                       (long long)p->group, (long long)p->cin, (long long)w->dims[0], (long long)w->dims[1]);
+    int64_t ks[OQ_MAX_RANK], pads[2 * OQ_MAX_RANK];
+    if ((st = ints_attr(c, "kernel_shape", d, -1, ks)) || (st = ints_attr(c, "strides", d, 1, p->stride)) ||
+        (st = ints_attr(c, "dilations", d, 1, p->dil)) || (st = ints_attr(c, "pads", 2 * d, 0, pads)))
+        return st;
+    const char *ap = oq_node_attr_string(c->node, "auto_pad", "NOTSET");
+    bool upper = !strcmp(ap, "SAME_UPPER"), same = upper || !strcmp(ap, "SAME_LOWER"), valid = !strcmp(ap, "VALID");
+    if (!same && !valid && strcmp(ap, "NOTSET") && ap[0])
+        return OQ_KERR(c, "auto_pad '%s' is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID", ap);
+    j->plane_in = j->plane_out = 1;
+    int64_t taps = 1;
+    bool unit = true;
+    for (int a = 0; a < d; a++) {
+        p->in[a] = x->dims[2 + a];
+        p->k[a] = w->dims[2 + a];
+        if (ks[a] >= 0 && ks[a] != p->k[a]) return OQ_KERR(c, "kernel_shape disagrees with the weight shape");
+        if (p->k[a] < 1 || p->stride[a] < 1 || p->dil[a] < 1 || pads[a] < 0 || pads[d + a] < 0)
+            return OQ_KERR(c, "kernel dims, strides and dilations must be positive and pads non-negative");
+        int64_t ext = p->dil[a] * (p->k[a] - 1) + 1;
+        if (same) {
+            /* Output = ceil(in / stride); the odd pad goes at the end for SAME_UPPER. */
+            p->out[a] = (p->in[a] + p->stride[a] - 1) / p->stride[a];
+            int64_t total = (p->out[a] - 1) * p->stride[a] + ext - p->in[a];
+            if (total < 0) total = 0;
+            p->pad0[a] = upper ? total / 2 : total - total / 2;
+            p->pad1[a] = total - p->pad0[a];
+        } else {
+            p->pad0[a] = valid ? 0 : pads[a];
+            p->pad1[a] = valid ? 0 : pads[d + a];
+            int64_t span = p->in[a] + p->pad0[a] + p->pad1[a] - ext;
+            if (span < 0) return OQ_KERR(c, "kernel extent %lld exceeds the padded input along spatial dim %d", (long long)ext, a);
+            p->out[a] = span / p->stride[a] + 1;
+        }
+        unit = unit && p->k[a] == 1 && p->stride[a] == 1 && p->pad0[a] == 0 && p->pad1[a] == 0;
+        j->plane_in *= p->in[a];
+        j->plane_out *= p->out[a];
+        taps *= p->k[a];
+    }
+    j->cin_g = p->cin / p->group;
+    j->cout_g = p->cout / p->group;
+    j->kdim = j->cin_g * taps;
+    j->direct = unit;
+    j->depthwise = d == 2 && j->cin_g == 1 && j->cout_g == 1;
+    j->x = x->data;
+    j->w = w->data;
+    j->x_signed = x->dtype == OQ_DTYPE_INT8;
+    j->w_signed = w->dtype == OQ_DTYPE_INT8;
+    return OQ_OK;
+}
+
+/* Packs each group's weights for the GEMM (see qconv_job.w_packed). */
+static void pack_conv_weights(void *dst, void *arg)
+{
+    const qconv_job *j = arg;
+    for (int64_t gi = 0; gi < j->p.group; gi++) {
+        int64_t ch0 = gi * j->cout_g;
+        oq_qgemm_args a = {.m = j->cout_g, .k = j->kdim, .a = j->w + ch0 * j->kdim, .lda = j->kdim,
+                           .a_signed = j->w_signed, .a_zp = j->w_zp && j->w_zp_per_ch ? j->w_zp + ch0 : j->w_zp,
+                           .a_zp_per_row = j->w_zp_per_ch};
+        oq_qgemm_pack_a((int16_t *)dst + gi * j->w_packed_group, &a);
+    }
+}
+
+/* Sizes y (n, cout, out...) of type ydt and runs the job over every
+ * (image, group, column tile). */
+static oq_status qconv_run(oq_kernel_ctx *c, qconv_job *j, oq_dtype ydt)
+{
+    int64_t dims[OQ_MAX_RANK];
+    dims[0] = j->p.n;
+    dims[1] = j->p.cout;
+    for (int a = 0; a < j->p.nsp; a++) dims[2 + a] = j->p.out[a];
+    oq_tensor *y = oq_kernel_output(c, 0, ydt, j->p.nsp + 2, dims);
+    if (!y) return c->err->status;
+    j->y = y->data;
+    int64_t numel = oq_tensor_numel(y);
+    if (numel == 0) return OQ_OK;
+    if (j->kdim == 0) {
+        /* No taps: every sum is 0. */
+        if (!j->out.requant) return OQ_OK; /* outputs are zero-filled */
+        for (int64_t i = 0; i < j->p.n * j->p.cout; i++) {
+            int32_t zero[1] = {0};
+            int64_t ch = i % j->p.cout;
+            for (int64_t t = 0; t < j->plane_out; t++)
+                oq_qout_write(&j->out, (uint8_t *)j->y + (i / j->p.cout) * j->p.cout * j->plane_out + t, j->plane_out,
+                           ch, 0, zero, 1, 1, 1, NULL);
+        }
+        return OQ_OK;
+    }
+    if (j->w_const && !j->depthwise) {
+        /* packed on the first run and kept by the session */
+        j->w_packed_group = oq_qgemm_packed_a_elems(j->cout_g, j->kdim);
+        j->w_packed = oq_kernel_cache(c, (size_t)j->p.group * j->w_packed_group * sizeof(int16_t), pack_conv_weights, j);
+        if (!j->w_packed) return c->err->status;
+    }
+    /* depthwise work items hold whole output rows when one fits, so that rows are not cut short */
+    int64_t ow = j->p.out[j->p.nsp - 1];
+    j->tile_p = j->depthwise && ow <= TILE_P ? TILE_P / ow * ow : TILE_P;
+    j->ptiles = (j->plane_out + j->tile_p - 1) / j->tile_p;
+    int64_t tp = j->plane_out < TILE_P ? j->plane_out : TILE_P;
+    size_t ws = (j->out.requant ? (size_t)j->cout_g * TILE_P * sizeof(int32_t) : 0) +
+                (j->direct ? 0 : (size_t)j->kdim * TILE_P) + oq_qgemm_ws_bytes(j->cout_g, tp, j->kdim);
+    return oq_run_items(c, j->p.n * j->p.group * j->ptiles, ws, qconv_item, j);
+}
+
+/* Zero points of the weight: one, or one per output channel. */
+static oq_status weight_zp(oq_kernel_ctx *c, const oq_qparams *q, qconv_job *j)
+{
+    j->w_zp = q->zp;
+    j->w_zp_per_ch = q->count > 1;
+    if (q->count != 1 && q->count != j->p.cout)
+        return OQ_KERR(c, "weight has %lld quantization parameters for %lld output channels", (long long)q->count,
+                       (long long)j->p.cout);
+    return OQ_OK;
+}
+
+static oq_status k_qlinear_conv(oq_kernel_ctx *c)
+{
+    const oq_tensor *x, *w, *bias = oq_kernel_input(c, 8);
+    oq_qparams qx, qw, qy;
+    oq_dtype ydt;
+    oq_status st;
+    qconv_job j = {0};
+    if ((st = oq_require_8bit(c, 0, &x)) || (st = oq_require_8bit(c, 3, &w)) ||
+        (st = oq_read_qparams(c, 1, 2, x->dtype, &qx)) || (st = oq_read_qparams(c, 4, 5, w->dtype, &qw)) ||
+        (st = oq_qlinear_out_type(c, 7, x->dtype, &ydt)) || (st = oq_read_qparams(c, 6, 7, ydt, &qy)) ||
+        (st = qconv_setup(c, x, w, &j)) || (st = weight_zp(c, &qw, &j)))
+        return st;
+    if (qx.count != 1 || qy.count != 1) return OQ_KERR(c, "x and y quantization parameters must be per tensor");
+    if (bias && (bias->dtype != OQ_DTYPE_INT32 || bias->rank != 1 || bias->dims[0] != j.p.cout))
+        return OQ_KERR(c, "bias must be int32 with %lld entries", (long long)j.p.cout);
+    float *mult = oq_kernel_scratch(c, (size_t)j.p.cout * sizeof *mult);
+    if (!mult) return c->err->status;
+    for (int64_t ch = 0; ch < j.p.cout; ch++) mult[ch] = qx.scale[0] * qw.scale[qw.count > 1 ? ch : 0] / qy.scale[0];
+    j.x_zp = qx.zp[0];
+    j.w_const = oq_kernel_input_const(c, 3) && (!oq_kernel_input(c, 5) || oq_kernel_input_const(c, 5));
+    j.out = (oq_qout){.requant = true, .y_signed = ydt == OQ_DTYPE_INT8, .y_zp = qy.zp[0], .row_mult = mult,
+                   .row_step = 1, .bias = bias ? bias->data : NULL};
+    return qconv_run(c, &j, ydt);
+}
+
+static oq_status k_conv_integer(oq_kernel_ctx *c)
+{
+    const oq_tensor *x, *w;
+    oq_qparams qx, qw;
+    oq_status st;
+    qconv_job j = {0};
+    if ((st = oq_require_8bit(c, 0, &x)) || (st = oq_require_8bit(c, 1, &w)) || (st = oq_int_zero_points(c, 2, x, &qx)) ||
+        (st = oq_int_zero_points(c, 3, w, &qw)) || (st = qconv_setup(c, x, w, &j)) || (st = weight_zp(c, &qw, &j)))
+        return st;
+    if (qx.count != 1) return OQ_KUNSUP(c, "x_zero_point must be a scalar");
+    j.x_zp = qx.zp ? qx.zp[0] : 0;
+    j.w_const = oq_kernel_input_const(c, 1) && (!oq_kernel_input(c, 3) || oq_kernel_input_const(c, 3));
+    j.out = (oq_qout){.requant = false};
+    return qconv_run(c, &j, OQ_DTYPE_INT32);
+}
+
+/* ---- the table -------------------------------------------------------------------------- */
+
+const oq_op_def oq_ops_qconv[] = {
+    {"", "QLinearConv", 10, OQ_DT(FLOAT) | OQ_DT_Q8 | OQ_DT(INT32), k_qlinear_conv},
+    {"", "ConvInteger", 10, OQ_DT_Q8 | OQ_DT(INT32), k_conv_integer},
+};
+const int oq_ops_qconv_count = (int)(sizeof oq_ops_qconv / sizeof oq_ops_qconv[0]);

@@ -1,0 +1,620 @@
+/* quant_ops.c: kernel families qdq, qconv and qmatmul, run as one-node
+ * models through the executor and compared, byte for byte, with plain
+ * reference loops written from the ONNX definitions.
+ * qdq: QuantizeLinear / DequantizeLinear / DynamicQuantizeLinear (the
+ * quantize and dequantize loops compiled per level) on lengths of 1, around
+ * every vector width and the 256-element chunk, and large enough to split
+ * over threads; per tensor and per axis; 8-, 16- and 4-bit types; NaN,
+ * infinities and exact ties.
+ * qconv: QLinearConv and ConvInteger: depthwise (tap by tap, and the rows
+ * summed in registers: rows under 8, 8 to 15 and 16 or more outputs, strides
+ * 1 and 2, dilation, kernels past the register path's limit), im2col
+ * (strides, pads, groups, 1-D), the direct 1x1 path, constant weights (packed
+ * once) and weights fed at run time.
+ * qmatmul: QLinearMatMul, MatMulInteger and com.microsoft QGemm with per-tensor
+ * and per-column parameters, batches, and shapes off the GEMM tile. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+static int cases; /* run by the current check */
+
+/* ---- tensors --------------------------------------------------------------------- */
+
+static oq_tensor make(oq_dtype dt, int rank, const int64_t *dims)
+{
+    oq_tensor t;
+    oq_err err = {0};
+    if (oq_tensor_alloc(&t, dt, rank, dims, &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        abort();
+    }
+    return t;
+}
+
+static oq_tensor scalar_f(float v)
+{
+    oq_tensor t = make(OQ_DTYPE_FLOAT, 0, NULL);
+    *(float *)t.data = v;
+    return t;
+}
+
+static int32_t qmin(oq_dtype dt)
+{
+    switch (dt) {
+    case OQ_DTYPE_INT8: return -128;
+    case OQ_DTYPE_INT16: return -32768;
+    case OQ_DTYPE_INT4: return -8;
+    default: return 0;
+    }
+}
+
+static int32_t qmax(oq_dtype dt)
+{
+    switch (dt) {
+    case OQ_DTYPE_UINT8: return 255;
+    case OQ_DTYPE_INT8: return 127;
+    case OQ_DTYPE_UINT16: return 65535;
+    case OQ_DTYPE_INT16: return 32767;
+    case OQ_DTYPE_UINT4: return 15;
+    default: return 7;
+    }
+}
+
+/* Integer element i of t (any integer type, 4-bit included). */
+static int32_t get_i(const oq_tensor *t, int64_t i) { return (int32_t)oq_tensor_get_i64(t, i); }
+
+/* Sets integer element i of t (8-, 16-, 32- or 4-bit; v in range). */
+static void set_i(oq_tensor *t, int64_t i, int32_t v)
+{
+    switch (t->dtype) {
+    case OQ_DTYPE_UINT8: ((uint8_t *)t->data)[i] = (uint8_t)v; break;
+    case OQ_DTYPE_INT8: ((int8_t *)t->data)[i] = (int8_t)v; break;
+    case OQ_DTYPE_UINT16: ((uint16_t *)t->data)[i] = (uint16_t)v; break;
+    case OQ_DTYPE_INT16: ((int16_t *)t->data)[i] = (int16_t)v; break;
+    case OQ_DTYPE_INT32: ((int32_t *)t->data)[i] = v; break;
+    default: { /* 4-bit, low nibble first */
+        uint8_t *d = t->data;
+        int sh = (int)(i & 1) * 4;
+        d[i >> 1] = (uint8_t)((d[i >> 1] & ~(15 << sh)) | ((v & 15) << sh));
+    }
+    }
+}
+
+/* A rank-0 tensor of integer type dt holding v. */
+static oq_tensor scalar_i(oq_dtype dt, int32_t v)
+{
+    oq_tensor t = make(dt, 0, NULL);
+    set_i(&t, 0, v);
+    return t;
+}
+
+static int32_t clamp_i(double v, int32_t lo, int32_t hi) { return v < lo ? lo : v > hi ? hi : (int32_t)v; }
+
+/* QuantizeLinear of one float: saturate(rint(x / s) + zp); NaN saturates low. */
+static int32_t quantize_ref(float x, float s, int32_t zp, oq_dtype dt)
+{
+    float t = x / s;
+    if (isnan(t))
+        return qmin(dt);
+    return clamp_i((double)rintf(t) + zp, qmin(dt), qmax(dt));
+}
+
+/* Requantization of an exact int32 sum (see qgemm.h). */
+static int32_t requant_ref(int32_t acc, int32_t bias, float mult, int32_t zp, oq_dtype dt)
+{
+    float v = (float)(int32_t)((uint32_t)acc + (uint32_t)bias) * mult;
+    return clamp_i((double)rintf(v) + zp, qmin(dt), qmax(dt));
+}
+
+/* Bytes of random values of dt (8-bit), or of small int32/int16 values. */
+static void fill_ints(oq_tensor *t, uint32_t *st)
+{
+    int64_t n = oq_tensor_numel(t);
+    for (int64_t i = 0; i < n; i++) {
+        int32_t lo = qmin(t->dtype), hi = t->dtype == OQ_DTYPE_INT32 ? 100000 : qmax(t->dtype);
+        if (t->dtype == OQ_DTYPE_INT32)
+            lo = -100000;
+        set_i(t, i, lo + (int32_t)(krand(st) % (uint32_t)(hi - lo + 1)));
+    }
+}
+
+static int mismatches(const oq_tensor *got, const int32_t *want, int64_t n, const char *what)
+{
+    int bad = 0;
+    if (oq_tensor_numel(got) != n) {
+        fprintf(stderr, "%s: %lld outputs, expected %lld\n", what, (long long)oq_tensor_numel(got), (long long)n);
+        return 1;
+    }
+    for (int64_t i = 0; i < n; i++)
+        if (get_i(got, i) != want[i]) {
+            if (!bad)
+                fprintf(stderr, "%s: [%lld] is %d, expected %d\n", what, (long long)i, get_i(got, i), want[i]);
+            bad++;
+        }
+    return bad;
+}
+
+/* ---- qdq ------------------------------------------------------------------------- */
+
+typedef struct axis_attr {
+    int64_t axis;
+} axis_attr;
+
+static oq_status set_axis(oq_node *n, const void *arg, oq_err *err)
+{
+    return oq_node_set_attr_int(n, "axis", ((const axis_attr *)arg)->axis, err);
+}
+
+/* Quantize and dequantize x of shape (2, ch, inner) as type dt at opset,
+ * per tensor (ch == 0: shape (inner)) or along axis 1. */
+static void qdq_case(oq_dtype dt, int opset, int64_t ch, int64_t inner, int threads, uint32_t *st)
+{
+    int64_t dims[3] = {2, ch, inner}, numel = ch ? 2 * ch * inner : inner, per = ch ? ch : 1;
+    int rank = ch ? 3 : 1;
+    if (!ch)
+        dims[0] = inner;
+    oq_tensor x = make(OQ_DTYPE_FLOAT, rank, dims), s = make(OQ_DTYPE_FLOAT, ch ? 1 : 0, &per),
+              z = make(dt, ch ? 1 : 0, &per);
+    int32_t *want = malloc((size_t)numel * sizeof *want);
+    oq_tensor y[1], back[1];
+    oq_err err = {0};
+    char what[96];
+    snprintf(what, sizeof what, "%s opset %d ch %lld inner %lld threads %d", oq_dtype_name(dt), opset, (long long)ch,
+             (long long)inner, threads);
+    cases++;
+    for (int64_t c = 0; c < per; c++) {
+        ((float *)s.data)[c] = krand_float(st, 0.01f, 0.2f);
+        set_i(&z, c, qmin(dt) + (int32_t)(krand(st) % (uint32_t)(qmax(dt) - qmin(dt) + 1)));
+    }
+    for (int64_t i = 0; i < numel; i++) {
+        int64_t c = ch ? (i / inner) % ch : 0;
+        float sc = ((float *)s.data)[c], v;
+        uint32_t r = krand(st) % 64;
+        if (r == 0)
+            v = NAN;
+        else if (r == 1)
+            v = r % 2 ? INFINITY : -INFINITY;
+        else if (r == 2)
+            v = -0.0f;
+        else if (r < 12) /* exactly halfway between two steps */
+            v = ((float)(int32_t)(krand(st) % 41) - 20.5f) * sc;
+        else
+            v = krand_float(st, -1.2f, 1.2f) * sc * (float)(qmax(dt) - qmin(dt));
+        ((float *)x.data)[i] = v;
+        want[i] = quantize_ref(v, sc, get_i(&z, c), dt);
+    }
+    axis_attr ax = {1};
+    knode_input in[3] = {{"x", &x, false}, {"s", &s, true}, {"z", &z, true}};
+    CHECK_OK(knode_run("QuantizeLinear", "", opset, in, 3, ch ? set_axis : NULL, &ax, 1, threads, y, &err), &err);
+    if (!err.status) {
+        snprintf(what + strlen(what), sizeof what - strlen(what), " quantize");
+        CHECK(mismatches(y, want, numel, what) == 0);
+        /* and back: (q - zp) * s */
+        knode_input din[3] = {{"q", y, false}, {"s", &s, true}, {"z", &z, true}};
+        CHECK_OK(knode_run("DequantizeLinear", "", opset, din, 3, ch ? set_axis : NULL, &ax, 1, threads, back, &err),
+                 &err);
+        if (!err.status) {
+            int bad = 0;
+            for (int64_t i = 0; i < numel; i++) {
+                int64_t c = ch ? (i / inner) % ch : 0;
+                float w = (float)(get_i(y, i) - get_i(&z, c)) * ((float *)s.data)[c];
+                bad += memcmp(&w, (float *)back->data + i, sizeof w) != 0;
+            }
+            if (bad)
+                fprintf(stderr, "%s: dequantize: %d values differ\n", what, bad);
+            CHECK(bad == 0);
+            oq_tensor_release(back);
+        }
+        oq_tensor_release(y);
+    }
+    free(want);
+    oq_tensor_release(&x);
+    oq_tensor_release(&s);
+    oq_tensor_release(&z);
+}
+
+/* DequantizeLinear of int32 data (zero point 0, as ONNX requires). */
+static void dequant_int32_case(int64_t n, uint32_t *st)
+{
+    oq_tensor x = make(OQ_DTYPE_INT32, 1, &n), s = scalar_f(0.0371f), y[1];
+    oq_err err = {0};
+    cases++;
+    fill_ints(&x, st);
+    knode_input in[2] = {{"x", &x, false}, {"s", &s, true}};
+    CHECK_OK(knode_run("DequantizeLinear", "", 13, in, 2, NULL, NULL, 1, 1, y, &err), &err);
+    if (!err.status) {
+        int bad = 0;
+        for (int64_t i = 0; i < n; i++) {
+            float w = (float)get_i(&x, i) * 0.0371f;
+            bad += memcmp(&w, (float *)y->data + i, sizeof w) != 0;
+        }
+        CHECK(bad == 0);
+        oq_tensor_release(y);
+    }
+    oq_tensor_release(&x);
+    oq_tensor_release(&s);
+}
+
+/* DynamicQuantizeLinear: scale and zero point from the range (with 0 in it),
+ * then QuantizeLinear's rounding into uint8. */
+static void dynamic_case(int64_t n, int threads, uint32_t *st)
+{
+    oq_tensor x = make(OQ_DTYPE_FLOAT, 1, &n), y[3];
+    oq_err err = {0};
+    cases++;
+    float lo = 0.0f, hi = 0.0f;
+    for (int64_t i = 0; i < n; i++) {
+        float v = krand_float(st, -3.0f, 5.0f);
+        ((float *)x.data)[i] = v;
+        lo = v < lo ? v : lo;
+        hi = v > hi ? v : hi;
+    }
+    float scale = hi > lo ? (hi - lo) / 255.0f : 1.0f;
+    int32_t zp = clamp_i(rintf(-lo / scale), 0, 255);
+    knode_input in[1] = {{"x", &x, false}};
+    CHECK_OK(knode_run("DynamicQuantizeLinear", "", 11, in, 1, NULL, NULL, 3, threads, y, &err), &err);
+    if (!err.status) {
+        CHECK(*(float *)y[1].data == scale && get_i(&y[2], 0) == zp);
+        int32_t *want = malloc((size_t)n * sizeof *want);
+        for (int64_t i = 0; i < n; i++)
+            want[i] = quantize_ref(((float *)x.data)[i], scale, zp, OQ_DTYPE_UINT8);
+        CHECK(mismatches(&y[0], want, n, "DynamicQuantizeLinear") == 0);
+        free(want);
+        for (int k = 0; k < 3; k++)
+            oq_tensor_release(&y[k]);
+    }
+    oq_tensor_release(&x);
+}
+
+static int check_qdq(oq_isa level)
+{
+    (void)level;
+    static const int64_t lengths[] = {1, 3, 7, 8, 15, 16, 17, 31, 33, 63, 65, 255, 256, 257, 1000, 70001};
+    uint32_t st = 7;
+    cases = 0;
+    for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
+        int64_t n = lengths[li];
+        int threads = n > 60000 ? 2 : 1;
+        qdq_case(OQ_DTYPE_UINT8, 13, 0, n, threads, &st);
+        qdq_case(OQ_DTYPE_INT8, 13, 0, n, threads, &st);
+        qdq_case(OQ_DTYPE_INT16, 21, 0, n, threads, &st);
+        qdq_case(OQ_DTYPE_UINT4, 21, 0, n, 1, &st);
+        qdq_case(OQ_DTYPE_INT4, 21, 0, n, 1, &st);
+        dequant_int32_case(n, &st);
+        dynamic_case(n, threads, &st);
+    }
+    /* per axis: runs shorter than, around and longer than the chunk */
+    static const int64_t inners[] = {1, 5, 17, 256, 300};
+    for (size_t k = 0; k < sizeof inners / sizeof inners[0]; k++) {
+        qdq_case(OQ_DTYPE_UINT8, 13, 3, inners[k], 1, &st);
+        qdq_case(OQ_DTYPE_INT8, 13, 4, inners[k], 2, &st);
+        qdq_case(OQ_DTYPE_UINT16, 21, 3, inners[k], 1, &st);
+    }
+    return cases;
+}
+
+const kfamily kf_qdq = {"qdq", clone_variant, check_qdq};
+
+/* ---- qconv ----------------------------------------------------------------------- */
+
+/* One 8-bit convolution case: x (1, cin, [h,] w), weights (cout, cin/group,
+ * [kh,] kw). Spatial arrays hold (h, w); a 1-D case uses index 1 only. */
+typedef struct qconv_case {
+    int nsp;                 /* 1 or 2 spatial dims */
+    int64_t cin, cout, group;
+    int64_t in[2], k[2], s[2], d[2], p0[2], p1[2];
+} qconv_case;
+
+typedef struct conv_attrs {
+    const qconv_case *c;
+} conv_attrs;
+
+static oq_status set_conv_attrs(oq_node *n, const void *arg, oq_err *err)
+{
+    const qconv_case *c = ((const conv_attrs *)arg)->c;
+    int64_t pads[4];
+    int first = 2 - c->nsp;
+    for (int a = 0; a < c->nsp; a++) {
+        pads[a] = c->p0[first + a];
+        pads[c->nsp + a] = c->p1[first + a];
+    }
+    oq_status st;
+    if ((st = oq_node_set_attr_int(n, "group", c->group, err)) ||
+        (st = oq_node_set_attr_ints(n, "strides", c->nsp, c->s + first, err)) ||
+        (st = oq_node_set_attr_ints(n, "dilations", c->nsp, c->d + first, err)) ||
+        (st = oq_node_set_attr_ints(n, "pads", 2 * c->nsp, pads, err)))
+        return st;
+    return OQ_OK;
+}
+
+/* Output size along spatial dim a. */
+static int64_t conv_out(const qconv_case *c, int a)
+{
+    return (c->in[a] + c->p0[a] + c->p1[a] - c->d[a] * (c->k[a] - 1) - 1) / c->s[a] + 1;
+}
+
+/* The exact sums sum (x - zx) * (w - zw[co]) of every output, taps outside the
+ * input left out; acc has cout * oh * ow entries. */
+static void conv_sums(int32_t *acc, const qconv_case *c, const oq_tensor *x, int32_t zx, const oq_tensor *w,
+                      const int32_t *zw)
+{
+    int two = c->nsp == 2;
+    int64_t ih = two ? c->in[0] : 1, iw = c->in[1], kh = two ? c->k[0] : 1, kw = c->k[1];
+    int64_t oh = two ? conv_out(c, 0) : 1, ow = conv_out(c, 1);
+    int64_t cg = c->cin / c->group, mg = c->cout / c->group;
+    for (int64_t co = 0; co < c->cout; co++)
+        for (int64_t y = 0; y < oh; y++)
+            for (int64_t xo = 0; xo < ow; xo++) {
+                int32_t sum = 0;
+                for (int64_t ci = 0; ci < cg; ci++)
+                    for (int64_t a = 0; a < kh; a++)
+                        for (int64_t b = 0; b < kw; b++) {
+                            int64_t iy = two ? y * c->s[0] - c->p0[0] + a * c->d[0] : 0;
+                            int64_t ix = xo * c->s[1] - c->p0[1] + b * c->d[1];
+                            if (iy < 0 || iy >= ih || ix < 0 || ix >= iw)
+                                continue;
+                            int64_t xc = (co / mg) * cg + ci;
+                            sum += (get_i(x, (xc * ih + iy) * iw + ix) - zx) *
+                                   (get_i(w, ((co * cg + ci) * kh + a) * kw + b) - zw[co]);
+                        }
+                acc[(co * oh + y) * ow + xo] = sum;
+            }
+}
+
+/* QLinearConv (x type xdt, weights wdt, per-channel weight scales and zero
+ * points when per_ch, bias) or, when integer, ConvInteger (uint8, scalar zero
+ * points); weights constant or fed. */
+static void qconv_case_run(const qconv_case *c, oq_dtype xdt, oq_dtype wdt, bool per_ch, bool w_const,
+                           bool integer, int threads, uint32_t *st)
+{
+    int two = c->nsp == 2;
+    int64_t xd[4] = {1, c->cin, c->in[0], c->in[1]}, wd[4] = {c->cout, c->cin / c->group, c->k[0], c->k[1]};
+    if (!two) {
+        xd[2] = c->in[1];
+        wd[2] = c->k[1];
+    }
+    int64_t oh = two ? conv_out(c, 0) : 1, ow = conv_out(c, 1), nout = c->cout * oh * ow;
+    int64_t nw = per_ch ? c->cout : 1;
+    oq_tensor x = make(xdt, c->nsp + 2, xd), w = make(wdt, c->nsp + 2, wd);
+    oq_tensor zx = scalar_i(xdt, xdt == OQ_DTYPE_INT8 ? -3 : 121), sx = scalar_f(0.0213f);
+    oq_tensor zw = make(wdt, per_ch ? 1 : 0, &nw), sw = make(OQ_DTYPE_FLOAT, per_ch ? 1 : 0, &nw);
+    oq_dtype ydt = xdt;
+    oq_tensor zy = scalar_i(ydt, ydt == OQ_DTYPE_INT8 ? 5 : 130), sy = scalar_f(0.0917f);
+    oq_tensor b = make(OQ_DTYPE_INT32, 1, &c->cout), y[1];
+    int32_t *acc = malloc((size_t)nout * sizeof *acc), *want = malloc((size_t)nout * sizeof *want);
+    int32_t zwv[512];
+    oq_err err = {0};
+    cases++;
+    fill_ints(&x, st);
+    fill_ints(&w, st);
+    for (int64_t k = 0; k < nw; k++) {
+        /* ConvInteger with uint8 weights takes any zero point; QLinearConv's int8 weights use 0 */
+        set_i(&zw, k, wdt == OQ_DTYPE_UINT8 ? (int32_t)(krand(st) % 256) : 0);
+        ((float *)sw.data)[k] = krand_float(st, 0.002f, 0.02f);
+    }
+    for (int64_t co = 0; co < c->cout; co++) {
+        zwv[co] = get_i(&zw, per_ch ? co : 0);
+        ((int32_t *)b.data)[co] = (int32_t)(krand(st) % 20001) - 10000;
+    }
+    conv_sums(acc, c, &x, get_i(&zx, 0), &w, zwv);
+    int64_t plane = oh * ow;
+    for (int64_t i = 0; i < nout; i++) {
+        int64_t co = i / plane;
+        float mult = ((float *)sx.data)[0] * ((float *)sw.data)[per_ch ? co : 0] / ((float *)sy.data)[0];
+        want[i] = integer ? acc[i] : requant_ref(acc[i], ((int32_t *)b.data)[co], mult, get_i(&zy, 0), ydt);
+    }
+    conv_attrs at = {c};
+    char what[160];
+    snprintf(what, sizeof what, "%s %dd cin %lld cout %lld group %lld in %lldx%lld k %lldx%lld s %lld d %lld %s%s",
+             integer ? "ConvInteger" : "QLinearConv", c->nsp, (long long)c->cin, (long long)c->cout,
+             (long long)c->group, (long long)c->in[0], (long long)c->in[1], (long long)c->k[0], (long long)c->k[1],
+             (long long)c->s[1], (long long)c->d[1], oq_dtype_name(xdt), w_const ? " const w" : "");
+    if (integer) {
+        knode_input in[4] = {{"x", &x, false}, {"w", &w, w_const}, {"zx", &zx, true}, {"zw", &zw, true}};
+        CHECK_OK(knode_run("ConvInteger", "", 10, in, 4, set_conv_attrs, &at, 1, threads, y, &err), &err);
+    } else {
+        knode_input in[9] = {{"x", &x, false}, {"sx", &sx, true}, {"zx", &zx, true},
+                             {"w", &w, w_const}, {"sw", &sw, true}, {"zw", &zw, true},
+                             {"sy", &sy, true}, {"zy", &zy, true}, {"b", &b, true}};
+        CHECK_OK(knode_run("QLinearConv", "", 10, in, 9, set_conv_attrs, &at, 1, threads, y, &err), &err);
+    }
+    if (!err.status) {
+        CHECK(mismatches(y, want, nout, what) == 0);
+        oq_tensor_release(y);
+    }
+    free(acc);
+    free(want);
+    oq_tensor *all[] = {&x, &w, &zx, &sx, &zw, &sw, &zy, &sy, &b};
+    for (size_t k = 0; k < sizeof all / sizeof all[0]; k++)
+        oq_tensor_release(all[k]);
+}
+
+static const qconv_case qconv_cases[] = {
+    /* nsp cin cout g    in          k         s       d       p0      p1 */
+    /* depthwise: rows under 8, 8 to 15, 16 and more outputs; strides 1 and 2 */
+    {2, 3, 3, 3, {6, 5}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},
+    {2, 4, 4, 4, {7, 12}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},
+    {2, 3, 3, 3, {9, 37}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},
+    {2, 3, 3, 3, {11, 37}, {3, 3}, {2, 2}, {1, 1}, {1, 1}, {1, 1}},
+    {2, 2, 2, 2, {12, 26}, {3, 3}, {2, 2}, {1, 1}, {0, 1}, {1, 0}},
+    {2, 3, 3, 3, {10, 44}, {5, 5}, {1, 1}, {1, 1}, {2, 2}, {2, 2}},
+    {2, 2, 2, 2, {13, 50}, {5, 5}, {2, 2}, {1, 1}, {2, 1}, {1, 2}},
+    {2, 2, 2, 2, {9, 33}, {3, 3}, {1, 1}, {2, 2}, {2, 2}, {2, 2}},     /* dilated */
+    {2, 2, 2, 2, {1, 17}, {1, 7}, {1, 1}, {1, 1}, {0, 3}, {0, 3}},     /* one row, 1x7 */
+    {2, 2, 2, 2, {12, 30}, {9, 9}, {1, 1}, {1, 1}, {4, 4}, {4, 4}},    /* 81 taps: tap by tap */
+    {2, 2, 2, 2, {3, 300}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},    /* rows longer than a work item */
+    {2, 2, 2, 2, {8, 20}, {3, 3}, {3, 3}, {1, 1}, {1, 1}, {1, 1}},     /* stride 3: tap by tap */
+    /* im2col and the GEMM */
+    {2, 5, 7, 1, {9, 11}, {3, 3}, {2, 1}, {1, 1}, {1, 0}, {0, 1}},
+    {2, 6, 4, 2, {8, 9}, {3, 2}, {1, 2}, {1, 2}, {1, 1}, {1, 1}},
+    {2, 4, 8, 2, {5, 5}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},      /* grouped, two output channels a group */
+    {1, 3, 5, 1, {1, 29}, {1, 4}, {1, 3}, {1, 2}, {0, 3}, {0, 1}},     /* 1-D */
+    {2, 16, 24, 1, {7, 9}, {1, 1}, {1, 1}, {1, 1}, {0, 0}, {0, 0}},    /* 1x1: x is the GEMM's B */
+    {2, 3, 70, 1, {17, 19}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},   /* several column tiles */
+};
+
+static int check_qconv(oq_isa level)
+{
+    (void)level;
+    uint32_t st = 11;
+    cases = 0;
+    for (size_t i = 0; i < sizeof qconv_cases / sizeof qconv_cases[0]; i++) {
+        const qconv_case *c = &qconv_cases[i];
+        int threads = i % 3 == 2 ? 2 : 1;
+        qconv_case_run(c, OQ_DTYPE_UINT8, OQ_DTYPE_INT8, true, true, false, threads, &st);
+        qconv_case_run(c, OQ_DTYPE_INT8, OQ_DTYPE_INT8, i % 2 == 0, i % 2 == 1, false, threads, &st);
+        qconv_case_run(c, OQ_DTYPE_UINT8, OQ_DTYPE_UINT8, false, i % 2 == 0, true, threads, &st);
+    }
+    return cases;
+}
+
+/* The depthwise sums (their own loops and, at AVX2 and up, the rows summed
+ * in registers), im2col and the requantization are compiled per level. */
+static const char *qconv_variant(oq_isa isa) { return clone_variant(isa); }
+
+const kfamily kf_qconv = {"qconv", qconv_variant, check_qconv};
+
+/* ---- qmatmul --------------------------------------------------------------------- */
+
+/* The exact sums of (a - za[i]) (b - zb[j]) for one (m, k) x (k, n) product. */
+static void mm_sums(int32_t *acc, const oq_tensor *a, int64_t a_off, const int32_t *za, bool za_rows,
+                    const oq_tensor *b, int64_t b_off, const int32_t *zb, bool zb_cols, int64_t m, int64_t n, int64_t k)
+{
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            int32_t s = 0;
+            for (int64_t p = 0; p < k; p++)
+                s += (get_i(a, a_off + i * k + p) - za[za_rows ? i : 0]) *
+                     (get_i(b, b_off + p * n + j) - zb[zb_cols ? j : 0]);
+            acc[i * n + j] = s;
+        }
+}
+
+/* QLinearMatMul of a (batch, m, k) by b (k, n), and MatMulInteger of the same
+ * (uint8 operands), with b's parameters per column when per_col. */
+static void qmatmul_case(int64_t batch, int64_t m, int64_t n, int64_t k, oq_dtype adt, oq_dtype bdt, bool per_col,
+                         uint32_t *st)
+{
+    int64_t ad[3] = {batch, m, k}, bd[2] = {k, n}, nb = per_col ? n : 1, nout = batch * m * n;
+    oq_tensor a = make(adt, 3, ad), b = make(bdt, 2, bd), sa = scalar_f(0.031f), za = scalar_i(adt, 17);
+    oq_tensor sb = make(OQ_DTYPE_FLOAT, per_col ? 1 : 0, &nb), zb = make(bdt, per_col ? 1 : 0, &nb);
+    oq_tensor sy = scalar_f(0.57f), zy = scalar_i(adt, adt == OQ_DTYPE_INT8 ? -9 : 99), y[1];
+    int32_t *acc = malloc((size_t)nout * sizeof *acc), *want = malloc((size_t)nout * sizeof *want), zbv[600];
+    int32_t zav = get_i(&za, 0);
+    oq_err err = {0};
+    cases++;
+    fill_ints(&a, st);
+    fill_ints(&b, st);
+    for (int64_t j = 0; j < nb; j++) {
+        ((float *)sb.data)[j] = krand_float(st, 0.005f, 0.05f);
+        set_i(&zb, j, bdt == OQ_DTYPE_UINT8 ? (int32_t)(krand(st) % 256) : 0);
+    }
+    for (int64_t j = 0; j < n; j++)
+        zbv[j] = get_i(&zb, per_col ? j : 0);
+    for (int64_t bi = 0; bi < batch; bi++)
+        mm_sums(acc + bi * m * n, &a, bi * m * k, &zav, false, &b, 0, zbv, true, m, n, k);
+    for (int64_t i = 0; i < nout; i++) {
+        int64_t j = i % n;
+        float as = 0.031f, bs = ((float *)sb.data)[per_col ? j : 0], ys = 0.57f;
+        float mult = as * bs / ys;
+        want[i] = requant_ref(acc[i], 0, mult, get_i(&zy, 0), adt);
+    }
+    char what[128];
+    snprintf(what, sizeof what, "QLinearMatMul %lldx(%lldx%lld)x(%lldx%lld) %s x %s%s", (long long)batch,
+             (long long)m, (long long)k, (long long)k, (long long)n, oq_dtype_name(adt), oq_dtype_name(bdt),
+             per_col ? " per column" : "");
+    knode_input in[8] = {{"a", &a, false}, {"sa", &sa, true}, {"za", &za, true}, {"b", &b, true},
+                         {"sb", &sb, true}, {"zb", &zb, true}, {"sy", &sy, true}, {"zy", &zy, true}};
+    CHECK_OK(knode_run("QLinearMatMul", "", 10, in, 8, NULL, NULL, 1, 2, y, &err), &err);
+    if (!err.status) {
+        CHECK(mismatches(y, want, nout, what) == 0);
+        oq_tensor_release(y);
+    }
+    if (adt == OQ_DTYPE_UINT8 && bdt == OQ_DTYPE_UINT8) {
+        knode_input iin[4] = {{"a", &a, false}, {"b", &b, false}, {"za", &za, true}, {"zb", &zb, true}};
+        CHECK_OK(knode_run("MatMulInteger", "", 10, iin, 4, NULL, NULL, 1, 1, y, &err), &err);
+        if (!err.status) {
+            snprintf(what, sizeof what, "MatMulInteger %lldx%lldx%lld", (long long)m, (long long)n, (long long)k);
+            CHECK(mismatches(y, acc, nout, what) == 0);
+            oq_tensor_release(y);
+        }
+    }
+    free(acc);
+    free(want);
+    oq_tensor *all[] = {&a, &b, &sa, &za, &sb, &zb, &sy, &zy};
+    for (size_t q = 0; q < sizeof all / sizeof all[0]; q++)
+        oq_tensor_release(all[q]);
+}
+
+/* com.microsoft QGemm: A (m, k) uint8 by B (k, n) int8 with per-column
+ * parameters, C (n) int32, alpha; float output, and requantized output. */
+static void qgemm_op_case(int64_t m, int64_t n, int64_t k, bool requant, uint32_t *st)
+{
+    int64_t ad[2] = {m, k}, bd[2] = {k, n}, nout = m * n;
+    oq_tensor a = make(OQ_DTYPE_UINT8, 2, ad), b = make(OQ_DTYPE_INT8, 2, bd), sa = scalar_f(0.02f);
+    oq_tensor za = scalar_i(OQ_DTYPE_UINT8, 128), sb = make(OQ_DTYPE_FLOAT, 1, &n), zb = make(OQ_DTYPE_INT8, 1, &n);
+    oq_tensor cb = make(OQ_DTYPE_INT32, 1, &n), sy = scalar_f(0.3f), zy = scalar_i(OQ_DTYPE_UINT8, 64), y[1];
+    int32_t *acc = malloc((size_t)nout * sizeof *acc), zbv[600], zav = 128;
+    oq_err err = {0};
+    cases++;
+    fill_ints(&a, st);
+    fill_ints(&b, st);
+    fill_ints(&cb, st);
+    for (int64_t j = 0; j < n; j++) {
+        ((float *)sb.data)[j] = krand_float(st, 0.005f, 0.05f);
+        zbv[j] = 0;
+    }
+    mm_sums(acc, &a, 0, &zav, false, &b, 0, zbv, true, m, n, k);
+    int bad = 0;
+    knode_input in[9] = {{"a", &a, false}, {"sa", &sa, true}, {"za", &za, true}, {"b", &b, true}, {"sb", &sb, true},
+                         {"zb", &zb, true}, {"c", &cb, true}, {"sy", &sy, true}, {"zy", &zy, true}};
+    CHECK_OK(knode_run("QGemm", "com.microsoft", 1, in, requant ? 9 : 7, NULL, NULL, 1, 1, y, &err), &err);
+    if (!err.status) {
+        for (int64_t i = 0; i < nout; i++) {
+            int64_t j = i % n;
+            float mult = 1.0f * 0.02f * ((float *)sb.data)[j];
+            int32_t sum = (int32_t)((uint32_t)acc[i] + (uint32_t)((int32_t *)cb.data)[j]);
+            if (requant) {
+                bad += get_i(y, i) != requant_ref(acc[i], ((int32_t *)cb.data)[j], mult / 0.3f, 64, OQ_DTYPE_UINT8);
+            } else {
+                float w = (float)sum * mult;
+                bad += memcmp(&w, (float *)y->data + i, sizeof w) != 0;
+            }
+        }
+        if (bad)
+            fprintf(stderr, "QGemm %lldx%lldx%lld%s: %d values differ\n", (long long)m, (long long)n, (long long)k,
+                    requant ? " requantized" : "", bad);
+        CHECK(bad == 0);
+        oq_tensor_release(y);
+    }
+    free(acc);
+    oq_tensor *all[] = {&a, &b, &sa, &za, &sb, &zb, &cb, &sy, &zy};
+    for (size_t q = 0; q < sizeof all / sizeof all[0]; q++)
+        oq_tensor_release(all[q]);
+}
+
+static int check_qmatmul(oq_isa level)
+{
+    (void)level;
+    static const int64_t shapes[][4] = {
+        /* batch m n k */
+        {1, 1, 1, 1}, {1, 1, 17, 3}, {2, 7, 5, 9}, {1, 6, 16, 2}, {3, 13, 33, 31}, {1, 97, 35, 70}, {1, 5, 300, 17},
+    };
+    uint32_t st = 5;
+    cases = 0;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int64_t *d = shapes[s];
+        qmatmul_case(d[0], d[1], d[2], d[3], OQ_DTYPE_UINT8, OQ_DTYPE_INT8, false, &st);
+        qmatmul_case(d[0], d[1], d[2], d[3], OQ_DTYPE_UINT8, OQ_DTYPE_INT8, true, &st);
+        qmatmul_case(d[0], d[1], d[2], d[3], OQ_DTYPE_INT8, OQ_DTYPE_INT8, true, &st);
+        qmatmul_case(d[0], d[1], d[2], d[3], OQ_DTYPE_UINT8, OQ_DTYPE_UINT8, false, &st);
+        qgemm_op_case(d[1], d[2], d[3], false, &st);
+        qgemm_op_case(d[1], d[2], d[3], true, &st);
+    }
+    return cases;
+}
+
+const kfamily kf_qmatmul = {"qmatmul", clone_variant, check_qmatmul};
