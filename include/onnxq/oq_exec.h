@@ -57,6 +57,33 @@ typedef struct oq_exec_stats {
 } oq_exec_stats;
 void oq_session_stats(const oq_session *s, oq_exec_stats *st);
 
+/* ---- running in steps ----------------------------------------------------------
+ * For analyses that run one model many times from a known point (one node
+ * changed and only what follows it re-run; layer after layer over many
+ * samples), the values of a run in progress are kept between calls in an
+ * oq_run_state, one per sample. A step is a top-level node, in graph order.
+ * Where an elementwise chain runs fused (see oq_exec_options.observed), its
+ * intermediate values are never held: a caller that sets or reads one
+ * observes it. */
+typedef struct oq_run_state oq_run_state;
+
+/* An empty state for s (caller destroys it, before s). */
+oq_status oq_run_state_create(oq_run_state **out, oq_session *s, oq_err *err);
+void oq_run_state_destroy(oq_run_state *rs);
+/* Checks and copies inputs[0..oq_session_input_count) into rs, as oq_session_run takes them. */
+oq_status oq_run_state_feed(oq_run_state *rs, const oq_tensor *inputs, oq_err *err);
+/* Sets value v (of the top-level graph, not a constant) in rs to a copy of t,
+ * e.g. a value another run computed. */
+oq_status oq_run_state_set(oq_run_state *rs, const oq_value *v, const oq_tensor *t, oq_err *err);
+/* v's tensor in rs (borrowed, valid until rs changes), or NULL when rs does not hold it. */
+const oq_tensor *oq_run_state_get(const oq_run_state *rs, const oq_value *v);
+/* Runs nodes [begin, end) of the top-level graph on rs's values; a node
+ * reading a value rs does not hold fails naming it. Afterwards rs holds what
+ * those nodes computed that a node from `end` on still reads, the graph's
+ * outputs, and what it held that no node in the range read last. The
+ * observer is called as in oq_session_run. */
+oq_status oq_session_run_steps(oq_session *s, oq_run_state *rs, int begin, int end, oq_err *err);
+
 /* ---- the op table ----------------------------------------------------------
  * One table lists every (domain, op) the executor claims, the opsets it
  * implements and the element types it accepts. Tests read their claims from here. */

@@ -359,3 +359,115 @@ oq_status oq_kernel_run_graph(oq_kernel_ctx *c, const oq_graph *g, int n_inputs,
     struct oq_exec_frame f = {.s = c->frame->s, .p = p, .parent = c->frame};
     return run_frame(&f, outputs, c->err);
 }
+
+/* ---- running in steps --------------------------------------------------------------- */
+
+struct oq_run_state {
+    oq_session *s;  /* borrowed: a state is destroyed before its session */
+    int n_values;
+    slot *slots;    /* [n_values of the top-level graph]: empty or a pool buffer */
+};
+
+oq_status oq_run_state_create(oq_run_state **out, oq_session *s, oq_err *err)
+{
+    *out = NULL;
+    oq_run_state *rs = calloc(1, sizeof *rs);
+    int n = s->plans[0]->g->n_values;
+    if (!rs || !(rs->slots = calloc((size_t)(n ? n : 1), sizeof *rs->slots))) {
+        free(rs);
+        return oq_errf(err, OQ_ENOMEM, "out of memory");
+    }
+    rs->s = s;
+    rs->n_values = n;
+    *out = rs;
+    return OQ_OK;
+}
+
+void oq_run_state_destroy(oq_run_state *rs)
+{
+    if (!rs)
+        return;
+    for (int v = 0; v < rs->n_values; v++)
+        oq_slot_clear(rs->s, &rs->slots[v]);
+    free(rs->slots);
+    free(rs);
+}
+
+/* Whether v is a value rs can hold: one of the top-level graph's, not a constant. */
+static bool state_value(const oq_run_state *rs, const oq_value *v)
+{
+    return v && v->graph == rs->s->plans[0]->g && v->id < rs->n_values && !v->constant;
+}
+
+oq_status oq_run_state_set(oq_run_state *rs, const oq_value *v, const oq_tensor *t, oq_err *err)
+{
+    if (!state_value(rs, v))
+        return oq_errf(err, OQ_EINVAL, "'%s' is not a computed value of the session's graph", v ? v->name : "");
+    slot *sl = &rs->slots[v->id];
+    oq_slot_clear(rs->s, sl);
+    oq_tensor hdr;
+    oq_status st = oq_output_header(&hdr, t->dtype, t->rank, t->dims, v->name, err);
+    if (!st)
+        st = oq_pool_take(rs->s, hdr.nbytes, false, &hdr.data, &sl->cap, err);
+    if (st)
+        return st;
+    if (hdr.dtype == OQ_DTYPE_STRING) {
+        int64_t n = oq_tensor_numel(&hdr);
+        char **dst = hdr.data;
+        char *const *src = t->data;
+        for (int64_t i = 0; i < n; i++)
+            dst[i] = NULL;
+        sl->t = hdr;
+        sl->kind = SLOT_POOLED;
+        for (int64_t i = 0; i < n; i++)
+            if (!(dst[i] = strdup(src[i] ? src[i] : "")))
+                return oq_errf(err, OQ_ENOMEM, "out of memory");
+        return OQ_OK;
+    }
+    if (hdr.nbytes)
+        memcpy(hdr.data, t->data, hdr.nbytes);
+    sl->t = hdr;
+    sl->kind = SLOT_POOLED;
+    return OQ_OK;
+}
+
+oq_status oq_run_state_feed(oq_run_state *rs, const oq_tensor *inputs, oq_err *err)
+{
+    const oq_session *s = rs->s;
+    oq_status st = OQ_OK;
+    for (int i = 0; i < s->n_inputs && !st; i++)
+        st = check_input(s->inputs[i], &inputs[i], err);
+    for (int i = 0; i < s->n_inputs && !st; i++)
+        st = oq_run_state_set(rs, s->inputs[i], &inputs[i], err);
+    return st;
+}
+
+const oq_tensor *oq_run_state_get(const oq_run_state *rs, const oq_value *v)
+{
+    return state_value(rs, v) && rs->slots[v->id].kind != SLOT_EMPTY ? &rs->slots[v->id].t : NULL;
+}
+
+oq_status oq_session_run_steps(oq_session *s, oq_run_state *rs, int begin, int end, oq_err *err)
+{
+    plan *p = s->plans[0];
+    if (rs->s != s)
+        return oq_errf(err, OQ_EINVAL, "the run state belongs to another session");
+    if (begin < 0 || end < begin || end > p->g->n_nodes)
+        return oq_errf(err, OQ_EINVAL, "steps [%d, %d) are outside the graph's %d nodes", begin, end, p->g->n_nodes);
+    /* the state's values move into the plan's slots for the run, and back after */
+    for (int v = 0; v < rs->n_values; v++)
+        if (rs->slots[v].kind != SLOT_EMPTY) {
+            p->slots[v] = rs->slots[v];
+            memset(&rs->slots[v], 0, sizeof rs->slots[v]);
+        }
+    struct oq_exec_frame f = {.s = s, .p = p};
+    oq_status st = OQ_OK;
+    for (int i = begin; i < end && !st; i++)
+        st = run_node(&f, i, err);
+    for (int v = 0; v < rs->n_values; v++)
+        if (p->slots[v].kind == SLOT_POOLED) {
+            rs->slots[v] = p->slots[v];
+            memset(&p->slots[v], 0, sizeof p->slots[v]);
+        }
+    return st;
+}

@@ -1,6 +1,7 @@
 /* test_exec.c: the executor on a small graph built with the mutation API:
  * two runs with different shapes, buffer reuse, the observer, input checks,
- * plan-time errors, fused elementwise chains, and the thread pool's chunking. */
+ * plan-time errors, fused elementwise chains, runs in steps on kept states,
+ * and the thread pool's chunking. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -373,6 +374,146 @@ static void test_conv_epilogue(void)
     oq_model_destroy(m);
 }
 
+
+/* ---- running in steps --------------------------------------------------------------- */
+
+/* Copies of the values an observer was shown, by value id. */
+typedef struct kept {
+    oq_tensor *values; /* [n_values] */
+} kept;
+
+static void keep(void *user, const oq_value *v, const oq_tensor *t)
+{
+    kept *k = user;
+    oq_err err;
+    oq_tensor_release(&k->values[v->id]);
+    if (oq_tensor_copy(&k->values[v->id], t, &err))
+        memset(&k->values[v->id], 0, sizeof k->values[v->id]);
+}
+
+static bool same_tensor(const oq_tensor *a, const oq_tensor *b)
+{
+    return a && b && a->dtype == b->dtype && a->rank == b->rank && a->nbytes == b->nbytes &&
+           !memcmp(a->dims, b->dims, (size_t)a->rank * sizeof a->dims[0]) && !memcmp(a->data, b->data, a->nbytes);
+}
+
+/* Whether value v (not a constant) comes from before step k (a graph input
+ * or an earlier node's output) and is read from k on or is a graph output. */
+static bool needed_at(const oq_graph *g, const oq_value *v, int k)
+{
+    if (v->constant || (v->producer && v->producer->order >= k))
+        return false;
+    for (int j = 0; j < g->n_outputs; j++)
+        if (g->outputs[j] == v)
+            return true;
+    for (int i = k; i < g->n_nodes; i++)
+        for (int j = 0; j < g->nodes[i]->n_inputs; j++)
+            if (g->nodes[i]->inputs[j] == v)
+                return true;
+    return false;
+}
+
+/* m run in two ranges of steps, split at every node, gives the bits of one
+ * whole run (fused chains and conv epilogues included); a state seeded at
+ * step k with another run's values and run from k gives them too; a value
+ * the state lacks is an error naming it. */
+static void test_steps_on(oq_model *m, const oq_tensor *x, int n_out)
+{
+    oq_err err = {0};
+    const oq_graph *g = m->graph;
+    oq_session *s = NULL, *obs = NULL;
+    oq_tensor ref[8], out[8];
+    memset(ref, 0, sizeof ref);
+    for (int i = 0; i < g->n_nodes; i++)
+        g->nodes[i]->order = i;
+    CHECK_OK(oq_session_create(&s, m, &(oq_exec_options){.threads = 2}, &err), &err);
+    if (!s)
+        return;
+    CHECK_OK(oq_session_run(s, x, ref, &err), &err);
+    for (int k = 0; k <= g->n_nodes; k++) {
+        oq_run_state *rs = NULL;
+        CHECK_OK(oq_run_state_create(&rs, s, &err), &err);
+        if (!rs)
+            break;
+        CHECK_OK(oq_run_state_feed(rs, x, &err), &err);
+        CHECK_OK(oq_session_run_steps(s, rs, 0, k, &err), &err);
+        CHECK_OK(oq_session_run_steps(s, rs, k, g->n_nodes, &err), &err);
+        for (int j = 0; j < n_out; j++)
+            CHECK(same_tensor(oq_run_state_get(rs, g->outputs[j]), &ref[j]));
+        oq_run_state_destroy(rs);
+    }
+    /* every value computed on its own and kept, to seed states from */
+    bool *all = malloc((size_t)g->n_values * sizeof *all);
+    kept k = {calloc((size_t)g->n_values, sizeof *k.values)};
+    if (all && k.values) {
+        for (int v = 0; v < g->n_values; v++)
+            all[v] = true;
+        CHECK_OK(oq_session_create(&obs, m, &(oq_exec_options){.threads = 1, .observed = all}, &err), &err);
+    }
+    if (obs) {
+        oq_session_set_observer(obs, keep, &k);
+        CHECK_OK(oq_session_run(obs, x, out, &err), &err);
+        for (int j = 0; j < n_out; j++)
+            oq_tensor_release(&out[j]);
+        for (int i = 0; i < oq_session_input_count(obs); i++) /* the observer sees node outputs only */
+            CHECK_OK(oq_tensor_copy(&k.values[oq_session_input(obs, i)->id], &x[i], &err), &err);
+        oq_session_set_observer(obs, NULL, NULL);
+    }
+    for (int at = 1; obs && at < g->n_nodes; at++) {
+        oq_run_state *rs = NULL;
+        CHECK_OK(oq_run_state_create(&rs, obs, &err), &err);
+        if (!rs)
+            break;
+        for (int v = 0; v < g->n_values; v++)
+            if (needed_at(g, g->values[v], at))
+                CHECK_OK(oq_run_state_set(rs, g->values[v], &k.values[v], &err), &err);
+        CHECK_OK(oq_session_run_steps(obs, rs, at, g->n_nodes, &err), &err);
+        for (int j = 0; j < n_out; j++)
+            CHECK(same_tensor(oq_run_state_get(rs, g->outputs[j]), &ref[j]));
+        oq_run_state_destroy(rs);
+        /* unseeded, the first value read from before `at` is missing */
+        const oq_value *missing = NULL;
+        for (int j = 0; !missing && j < g->nodes[at]->n_inputs; j++)
+            if (g->nodes[at]->inputs[j] && needed_at(g, g->nodes[at]->inputs[j], at))
+                missing = g->nodes[at]->inputs[j];
+        if (!missing || oq_run_state_create(&rs, obs, &err))
+            continue;
+        CHECK(oq_session_run_steps(obs, rs, at, g->n_nodes, &err) == OQ_EINVAL && strstr(err.msg, missing->name));
+        oq_run_state_destroy(rs);
+    }
+    free(all);
+    for (int v = 0; k.values && v < g->n_values; v++)
+        oq_tensor_release(&k.values[v]);
+    free(k.values);
+    oq_session_destroy(obs);
+    for (int j = 0; j < n_out; j++)
+        oq_tensor_release(&ref[j]);
+    oq_session_destroy(s);
+}
+
+static void test_steps(void)
+{
+    oq_err err = {0};
+    oq_model *conv = build_conv_chains(&err), *ew = build_ew(1001, &err);
+    CHECK(conv && ew);
+    oq_tensor x;
+    int64_t cd[4] = {1, 4, 9, 11}, ed[1] = {1001};
+    if (conv && !oq_tensor_alloc(&x, OQ_DTYPE_FLOAT, 4, cd, &err)) {
+        for (int64_t i = 0; i < oq_tensor_numel(&x); i++)
+            ((float *)x.data)[i] = (float)(i % 23 - 11) / 5.0f;
+        test_steps_on(conv, &x, 2);
+        oq_tensor_release(&x);
+    }
+    if (ew && !oq_tensor_alloc(&x, OQ_DTYPE_FLOAT, 1, ed, &err)) {
+        for (int64_t i = 0; i < oq_tensor_numel(&x); i++)
+            ((float *)x.data)[i] = (float)(i % 1601 - 800) / 97.0f;
+        test_steps_on(ew, &x, 5);
+        oq_tensor_release(&x);
+    }
+    oq_model_destroy(conv);
+    oq_model_destroy(ew);
+}
+
 /* ---- thread pool ------------------------------------------------------------------- */
 
 typedef struct cover {
@@ -421,6 +562,7 @@ int main(void)
     test_chain();
     test_fusion();
     test_conv_epilogue();
+    test_steps();
     test_threadpool();
     return check_exit("test_exec");
 }
