@@ -27,8 +27,9 @@ if [ ! -f "$build/build.ninja" ]; then
     CC=clang meson setup "$build" -Dfuzz=true -Dzoo=false -Dwerror=true \
         -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debugoptimized >/dev/null || exit 1
 fi
-ninja -C "$build" src/onnxq $(printf 'tests/fuzz/fuzz_%s tests/fuzz/replay_%s ' "${targets[@]}" "${targets[@]}") \
-    >/dev/null || exit 1
+binaries=(src/onnxq)
+for t in "${targets[@]}"; do binaries+=("tests/fuzz/fuzz_$t" "tests/fuzz/replay_$t"); done
+ninja -C "$build" "${binaries[@]}" >/dev/null || exit 1
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1

@@ -52,15 +52,23 @@ size_t oq_tensor_limit(void) { return tensor_limit; }
 
 int64_t oq_shape_numel(int rank, const int64_t *dims)
 {
+    /* The product of the non-zero dims must fit as well, even when a zero
+     * dim makes the count 0: then any product of some of the dims of a
+     * tensor that exists (strides, outer and inner sizes) fits too. */
     int64_t n = 1;
+    bool empty = false;
     for (int i = 0; i < rank; i++) {
         if (dims[i] < 0)
             return -1;
-        if (dims[i] != 0 && n > INT64_MAX / dims[i])
+        if (dims[i] == 0) {
+            empty = true;
+            continue;
+        }
+        if (n > INT64_MAX / dims[i])
             return -1;
         n *= dims[i];
     }
-    return n;
+    return empty ? 0 : n;
 }
 
 size_t oq_dtype_storage(oq_dtype dt, int64_t numel)

@@ -79,7 +79,8 @@ typedef struct oq_tensor {
 void oq_set_tensor_limit(size_t bytes);
 size_t oq_tensor_limit(void);
 
-/* Element count of dims[0..rank); -1 if a dim is negative or the product overflows. */
+/* Element count of dims[0..rank); -1 if a dim is negative or the product of
+ * the non-zero dims overflows (so an empty shape cannot hide such dims). */
 int64_t oq_shape_numel(int rank, const int64_t *dims);
 /* Storage bytes for numel elements of dt (packed types round up); SIZE_MAX on overflow. */
 size_t oq_dtype_storage(oq_dtype dt, int64_t numel);

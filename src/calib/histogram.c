@@ -695,7 +695,7 @@ static double kl_at(const double *bins, int i, double tail, int levels, double *
  * around the best coarse one, keeps the cost near O(bins) per tensor. */
 static double entropy_threshold(const double *bins, int n, double amax, int levels)
 {
-    if (n <= levels)
+    if (levels < 1 || n <= levels)
         return amax;
     double *p = malloc((size_t)n * sizeof *p), *qd = malloc((size_t)n * sizeof *qd);
     double *tail = malloc((size_t)(n + 1) * sizeof *tail); /* tail[i] = mass of bins i.. */

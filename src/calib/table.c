@@ -270,8 +270,9 @@ oq_status oq_calib_table_parse(oq_calib_table **out, const uint8_t *buf, size_t 
         goto done;
     range.method = cJSON_IsString(method) ? oq_calib_method_parse(method->valuestring) : OQ_CALIB_METHOD_COUNT;
     if (range.method == OQ_CALIB_METHOD_COUNT || !cJSON_IsBool(symmetric) || samples < 0 ||
-        samples > MAX_SAMPLES || samples != floor(samples) || !(percentile > 0 && percentile <= 100) || qmin >= qmax ||
-        qmin < -2147483648.0 || qmax > 2147483647.0 || bins < 2 || bins > (1 << 24) || (int)bins != bins) {
+        samples > MAX_SAMPLES || samples != floor(samples) || !(percentile > 0 && percentile <= 100) ||
+        qmin >= qmax || qmin != floor(qmin) || qmax != floor(qmax) || qmin < -2147483648.0 || qmax > 2147483647.0 ||
+        bins < 2 || bins > (1 << 24) || (int)bins != bins) {
         st = oq_errf(err, OQ_EINVAL, "%s: calibration table header is invalid (method, symmetric, samples, qmin/qmax or bins)",
                      path);
         goto done;

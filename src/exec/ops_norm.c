@@ -104,6 +104,8 @@ static oq_status run_softmax(oq_kernel_ctx *c, enum softmax_kind kind)
     oq_tensor *y = oq_kernel_output(c, 0, OQ_DTYPE_FLOAT, x->rank, x->dims);
     if (!y)
         return c->err->status;
+    if (oq_tensor_numel(y) == 0) /* nothing to do, however many empty lines */
+        return OQ_OK;
     softmax_arg p = {.x = x->data, .y = y->data, .kind = kind};
     int64_t outer = oq_dims_prod(x->dims, 0, axis);
     if (per_axis) {
@@ -243,6 +245,8 @@ static oq_status k_layer_norm(oq_kernel_ctx *c)
             return c->err->status;
         *(k == 1 ? &p.mean : &p.inv_std) = t->data;
     }
+    if (oq_tensor_numel(y) == 0 && c->n_outputs < 2) /* rows of nothing, and no statistics */
+        return OQ_OK;
     oq_par_run(c, rows, n * 3, rownorm_rows, &p);
     return OQ_OK;
 }
@@ -263,6 +267,8 @@ static oq_status k_instance_norm(oq_kernel_ctx *c)
     if (!y)
         return c->err->status;
     p.y = y->data;
+    if (oq_tensor_numel(y) == 0)
+        return OQ_OK;
     oq_par_run(c, x->dims[0] * ch, p.n * 3, rownorm_rows, &p);
     return OQ_OK;
 }
@@ -321,6 +327,8 @@ static oq_status k_batch_norm(oq_kernel_ctx *c)
     oq_tensor *y = oq_kernel_output_raw(c, 0, OQ_DTYPE_FLOAT, x->rank, x->dims); /* every row written */
     if (!y)
         return c->err->status;
+    if (oq_tensor_numel(y) == 0)
+        return OQ_OK;
     affine_arg p = {.x = x->data, .y = y->data, .n = oq_dims_prod(x->dims, 2, x->rank),
                     .channels = ch, .a = ab, .b = ab + ch};
     oq_par_run(c, x->dims[0] * ch, p.n, affine_rows, &p);
@@ -372,6 +380,8 @@ static oq_status k_lrn(oq_kernel_ctx *c)
     oq_tensor *y = oq_kernel_output(c, 0, OQ_DTYPE_FLOAT, x->rank, x->dims);
     if (!y)
         return c->err->status;
+    if (oq_tensor_numel(y) == 0)
+        return OQ_OK;
     lrn_arg p = {.x = x->data, .y = y->data, .channels = x->dims[1],
                  .n = oq_dims_prod(x->dims, 2, x->rank), .lo = (size - 1) / 2, .hi = size / 2,
                  .alpha_over_size = oq_node_attr_float(c->node, "alpha", 1e-4f) / (float)size,

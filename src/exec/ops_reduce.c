@@ -377,6 +377,8 @@ static oq_status run_arg(oq_kernel_ctx *c, bool is_max)
     oq_tensor *y = oq_kernel_output(c, 0, OQ_DTYPE_INT64, yrank, ydims);
     if (!y)
         return c->err->status;
+    if (oq_tensor_numel(y) == 0) /* nothing to do, however many empty lines */
+        return OQ_OK;
     arg_arg p = {.x = x->data, .y = y->data, .n = x->dims[axis],
                  .inner = oq_dims_prod(x->dims, axis + 1, x->rank), .is_max = is_max,
                  .last = oq_node_attr_int(c->node, "select_last_index", 0) != 0};
@@ -570,6 +572,8 @@ static oq_status k_cumsum(oq_kernel_ctx *c)
     oq_tensor *y = oq_kernel_output(c, 0, x->dtype, x->rank, x->dims);
     if (!y)
         return c->err->status;
+    if (oq_tensor_numel(y) == 0)
+        return OQ_OK;
     cum_arg p = {.x = x->data, .y = y->data, .n = x->dims[axis],
                  .inner = oq_dims_prod(x->dims, axis + 1, x->rank),
                  .exclusive = oq_node_attr_int(c->node, "exclusive", 0) != 0,

@@ -365,7 +365,7 @@ static void set_scales(rs_params *p, const double *scales, const int64_t *sizes)
         if (scales) {
             p->scale[d] = scales[d];
             p->out_len[d] = scales[d] * (double)p->in[d];
-            p->out[d] = (int64_t)floor(p->out_len[d]);
+            p->out[d] = oq_f64_to_i64_sat(floor(p->out_len[d])); /* huge: refused by the size limit */
         } else {
             p->out[d] = sizes[d];
             p->out_len[d] = (double)sizes[d];
@@ -560,7 +560,7 @@ oq_status oq_kernel_resize(oq_kernel_ctx *c)
         for (int k = 0; k < na; k++) {
             const int d = axes[k];
             scales[d] = s;
-            sizes[d] = (int64_t)floor(s * (double)x->dims[d] + 0.5);
+            sizes[d] = oq_f64_to_i64_sat(floor(s * (double)x->dims[d] + 0.5));
         }
         set_scales(&p, NULL, sizes);
         for (int k = 0; k < na; k++)

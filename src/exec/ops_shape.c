@@ -447,6 +447,8 @@ static oq_status k_reshape(oq_kernel_ctx *c)
         }
         if (dims[i] < 0)
             return OQ_KERR(c, "shape[%d] = %lld is invalid", i, (long long)dims[i]);
+        if (dims[i] && known > INT64_MAX / dims[i])
+            return OQ_KERR(c, "the dims of shape multiply past 2^63");
         known *= dims[i];
     }
     if (infer >= 0) {
@@ -1021,6 +1023,8 @@ static oq_status k_tile(oq_kernel_ctx *c)
     for (int i = 0; i < n; i++) {
         if (reps[i] < 0)
             return OQ_KERR(c, "repeats[%d] = %lld is negative", i, (long long)reps[i]);
+        if (x->dims[i] && reps[i] > INT64_MAX / x->dims[i])
+            return OQ_KERR(c, "repeats[%d] = %lld makes dim %d pass 2^63", i, (long long)reps[i], i);
         dims[i] = reps[i] * x->dims[i];
         v.dims[2 * i] = reps[i];
         v.dims[2 * i + 1] = x->dims[i];
@@ -1126,7 +1130,8 @@ static oq_status pad_run(oq_kernel_ctx *c, bool from_inputs)
         hi[a] = pads[n + k];
     }
     for (int i = 0; i < r; i++) {
-        dims[i] = x->dims[i] + lo[i] + hi[i];
+        if (__builtin_add_overflow(x->dims[i], lo[i], &dims[i]) || __builtin_add_overflow(dims[i], hi[i], &dims[i]))
+            return OQ_KERR(c, "pads make dim %d pass the int64 range", i);
         if (dims[i] < 0)
             return OQ_KERR(c, "pads make dim %d negative", i);
         if (mode != PAD_CONSTANT && x->dims[i] == 0 && dims[i] > 0)

@@ -76,6 +76,11 @@ static void test_methods(void)
     /* one outlier in 200k: clipping it costs more than coarser steps do,
      * so the best range narrows only part of the way */
     CHECK(hi > 3.0 && hi < 59.0 && lo < -1.0);
+    /* a one-value integer range leaves entropy no levels to search: the
+     * whole range, without reading outside the bins (found by fuzzing) */
+    o = (oq_range_options){OQ_CALIB_ENTROPY, 99.99, false, 6, 6};
+    oq_hist_range(&h, &o, &lo, &hi);
+    CHECK(lo == h.min && hi == 60.0);
     oq_hist_release(&h);
 
     /* post-ReLU data: ranges start at 0 */
