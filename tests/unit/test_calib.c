@@ -79,7 +79,7 @@ static void test_methods(void)
     /* a one-value integer range leaves entropy no levels to search: the
      * whole range, without reading outside the bins (found by fuzzing) */
     o = (oq_range_options){OQ_CALIB_ENTROPY, 99.99, false, 6, 6};
-    oq_hist_range(&h, &o, &lo, &hi);
+    CHECK_OK(oq_hist_range(&h, &o, &lo, &hi, &err), &err);
     CHECK(lo == h.min && hi == 60.0);
     oq_hist_release(&h);
 
