@@ -38,6 +38,7 @@ typedef struct oq_job {
     const char *model_path;
     const char *output_path;   /* the quantized model; NULL: calibrate only (table_output) */
     const char *report_path;   /* JSON report, or NULL */
+    const char *html_path;     /* the report as an HTML page, or NULL */
     const char *table_output;  /* write the calibration table here, or NULL */
     const char *table_path;    /* static mode: ranges from this table instead of calibrating, or NULL */
     /* samples (spec forms in oq_dataset.h), borrowed */
@@ -137,7 +138,8 @@ oq_status oq_pipeline_evaluate(oq_pipeline *p, const oq_quantized *q, oq_eval *o
 oq_status oq_pipeline_report(oq_pipeline *p, const oq_plan *plan, const oq_quantized *q, const oq_eval *eval,
                              oq_report **out, oq_err *err);
 /* Writes q (may be NULL) to the output, report (may be NULL) to the report
- * path, and the table to table_output when the job names one: all or none. */
+ * path and as HTML to the html path, and the table to table_output when the
+ * job names one: all or none. */
 oq_status oq_pipeline_commit(oq_pipeline *p, const oq_quantized *q, oq_report *report, oq_err *err);
 
 /* The float model as loaded (borrowed), the prepared copy, the table (NULL

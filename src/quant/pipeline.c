@@ -130,10 +130,10 @@ static oq_status refuse_overwrite(const char *output, const char *input, oq_err 
 oq_status oq_pipeline_create(oq_pipeline **out, const oq_job *job, oq_err *err)
 {
     *out = NULL;
-    const char *outputs[3] = {job->output_path, job->report_path, job->table_output};
+    const char *outputs[4] = {job->output_path, job->report_path, job->html_path, job->table_output};
     const char *inputs[3] = {job->model_path, job->table_path, job->labels_path};
     oq_status st = OQ_OK;
-    for (int i = 0; !st && i < 3; i++) {
+    for (int i = 0; !st && i < 4; i++) {
         for (int k = 0; !st && k < 3; k++)
             st = refuse_overwrite(outputs[i], inputs[k], err);
         for (int k = 0; !st && k < i; k++)
@@ -404,6 +404,10 @@ oq_status oq_pipeline_commit(oq_pipeline *p, const oq_quantized *q, oq_report *r
         report->times.save = p->times.save;
     if (!st && report && j->report_path && !(st = oq_report_json(report, &text, &len, err)))
         st = oq_commit_add(c, j->report_path, text, len, err);
+    free(text);
+    text = NULL;
+    if (!st && report && j->html_path && !(st = oq_report_html(report, &text, &len, err)))
+        st = oq_commit_add(c, j->html_path, text, len, err);
     free(text);
     text = NULL;
     if (!st && p->table && j->table_output && !(st = oq_calib_table_serialize(p->table, &text, &len, err)))
