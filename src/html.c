@@ -344,6 +344,8 @@ typedef struct chart_frame {
     int n;
 } chart_frame;
 
+/* Chart coordinates of point i and of value v (clamped to the range;
+ * infinities on the edges). */
 static double frame_x(const chart_frame *f, double i) { return PAD_L + (CHART_W - PAD_L - PAD_R) * (i + 0.5) / f->n; }
 
 static double frame_y(const chart_frame *f, double v)
@@ -377,7 +379,8 @@ static chart_frame chart_range(const oq_html_chart *c)
     return f;
 }
 
-/* The tooltip text of point i: name (op), then extra. */
+/* Opens point i's tooltip, "<title>#i name (op)"; the caller adds to it and
+ * closes it. */
 static void point_title(oq_text *t, const oq_html_chart *c, int i)
 {
     oq_text_printf(t, "<title>#%d ", i + 1);
@@ -389,6 +392,8 @@ static void point_title(oq_text *t, const oq_html_chart *c, int i)
     }
 }
 
+/* Grid lines with their values, the x axis with every k-th index, and the
+ * axis labels. */
 static void chart_axes(oq_text *t, const oq_html_chart *c, const chart_frame *f)
 {
     double x0 = PAD_L, x1 = CHART_W - PAD_R, y_bottom = CHART_H - PAD_B;
@@ -414,6 +419,7 @@ static void chart_axes(oq_text *t, const oq_html_chart *c, const chart_frame *f)
     oq_text_printf(t, "</text>\n");
 }
 
+/* A grey band behind each shaded point, with its tooltip. */
 static void chart_bands(oq_text *t, const oq_html_chart *c, const chart_frame *f)
 {
     double w = (double)(CHART_W - PAD_L - PAD_R) / c->n;
@@ -433,6 +439,8 @@ static void chart_bands(oq_text *t, const oq_html_chart *c, const chart_frame *f
     }
 }
 
+/* Series s: its line (broken at missing values) and a point with a tooltip
+ * per value; infinite values hollow on the top edge. */
 static void chart_series(oq_text *t, const oq_html_chart *c, const chart_frame *f, int s)
 {
     const oq_html_series *se = &c->series[s];

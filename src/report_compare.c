@@ -116,6 +116,8 @@ oq_status oq_compare_report_json(const oq_compare_result *r, const oq_compare_re
 
 /* ---- HTML ------------------------------------------------------------------------------ */
 
+/* The big numbers: tensors compared, the first sharp drop, output SQNR and
+ * top-1 agreement of the first two outputs. */
 static void compare_cards(oq_text *t, const oq_compare_result *r)
 {
     char v[160], n[256];
@@ -154,6 +156,7 @@ static void compare_cards(oq_text *t, const oq_compare_result *r)
     oq_html_cards_end(t);
 }
 
+/* The outputs both models have, with their metrics. */
 static void compare_outputs(oq_text *t, const oq_compare_result *r)
 {
     if (!r->n_outputs)
@@ -200,6 +203,7 @@ static int largest_drops(const oq_compare_result *r, int *best, int n)
     return found;
 }
 
+/* One table row of tensor i (full: with its counterpart, match and type). */
 static void tensor_row(oq_text *t, const oq_compare_result *r, int i, bool full)
 {
     const oq_compare_tensor *x = &r->tensors[i];
@@ -220,6 +224,8 @@ static void tensor_row(oq_text *t, const oq_compare_result *r, int i, bool full)
     oq_html_row_end(t);
 }
 
+/* SQNR of every compared tensor along the graph, sharp drops ringed, the
+ * largest drops, and every tensor in a folded table. */
 static void compare_along_graph(oq_text *t, const oq_compare_result *r)
 {
     int n = r->n_tensors;
@@ -283,6 +289,7 @@ done:
     free(sharp);
 }
 
+/* The tensors without a float counterpart, and why. */
 static void compare_unmatched(oq_text *t, const oq_compare_result *r)
 {
     if (!r->n_unmatched)

@@ -12,8 +12,10 @@
 
 /* ---- helpers ------------------------------------------------------------------------ */
 
+/* part of whole in percent; NaN when whole is 0. */
 static double percent_of(int64_t part, int64_t whole) { return whole ? 100.0 * (double)part / (double)whole : NAN; }
 
+/* "qoperator", "qdq" or "dynamic": the form of the output. */
 static const char *format_name(const oq_report *r)
 {
     const oq_quant_options *o = &r->opts;
@@ -22,6 +24,8 @@ static const char *format_name(const oq_report *r)
 
 /* ---- sections ---------------------------------------------------------------------------- */
 
+/* The big numbers: nodes in 8 bits, weights before and after, the first
+ * output's SQNR and top-1 agreement, accuracy with labels. */
 static void cards(oq_text *t, const oq_report *r)
 {
     char v[128], n[256];
@@ -62,6 +66,8 @@ static void cards(oq_text *t, const oq_report *r)
     oq_html_cards_end(t);
 }
 
+/* Accuracy before and after: labeled top-1 of both models as bars, each
+ * output's metrics, the speed outlook; or why nothing was evaluated. */
 static void accuracy_section(oq_text *t, const oq_report *r)
 {
     oq_html_section_begin(t, "accuracy", "Accuracy before and after", NULL);
@@ -122,6 +128,8 @@ static void accuracy_section(oq_text *t, const oq_report *r)
     oq_html_section_end(t);
 }
 
+/* Output and weight SQNR of each Conv/MatMul/Gemm node along the graph,
+ * nodes left float shaded, and every node in a folded table. */
 static void sqnr_section(oq_text *t, const oq_report *r)
 {
     int n = r->n_nodes;
@@ -192,6 +200,8 @@ static void sqnr_section(oq_text *t, const oq_report *r)
     free(left_float);
 }
 
+/* The quantized graph as a strip of 8-bit, float and conversion runs, the
+ * float ops next to the conversions, and the candidates left float. */
 static void boundaries_section(oq_text *t, const oq_report *r)
 {
     int n = r->n_ops;
@@ -272,6 +282,8 @@ static int by_bytes_desc(const void *a, const void *b)
 
 enum { LARGEST_SHOWN = 20 };
 
+/* Constants of the model as loaded against the quantized model's, the
+ * latter split by element type, and the largest constants. */
 static void size_section(oq_text *t, const oq_report *r)
 {
     int64_t by_dtype[OQ_DTYPE_COUNT] = {0};
@@ -346,6 +358,8 @@ static void size_section(oq_text *t, const oq_report *r)
     oq_html_section_end(t);
 }
 
+/* How the model was made: paths and hashes, options, calibration,
+ * preparation, folds. */
 static void run_section(oq_text *t, const oq_report *r)
 {
     const oq_quant_options *o = &r->opts;
