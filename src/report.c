@@ -1,5 +1,6 @@
 /* report.c: the report of a quantization run (see oq_report.h): built once,
- * rendered as JSON (cJSON; schema in the README) and as summary lines. */
+ * rendered as JSON (cJSON; schema in the README) and as summary lines (the
+ * HTML page is report_html.c's). */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -92,6 +93,7 @@ const char *oq_report_precision_name(oq_report_precision p)
     return p >= 0 && p < OQ_PRECISION_COUNT ? precision_names[p] : "?";
 }
 
+/* Ops that compute on 8-bit inputs (with int32 sums inside). */
 static bool is_integer_op(oq_op_kind k)
 {
     switch (k) {
@@ -438,7 +440,7 @@ static cJSON *report_json(const oq_report *r)
     cJSON *graph = cJSON_AddObjectToObject(root, "graph");
     cJSON_AddNumberToObject(graph, "nodes", r->n_ops);
     for (int k = 0; k < OQ_PRECISION_COUNT; k++)
-        cJSON_AddNumberToObject(graph, precision_names[k], r->n_ops_by_precision[k]);
+        cJSON_AddNumberToObject(graph, oq_report_precision_name((oq_report_precision)k), r->n_ops_by_precision[k]);
     if (r->has_evaluation)
         cJSON_AddItemToObject(root, "evaluation", eval_json(&r->eval));
     else

@@ -2,8 +2,8 @@
  * from what the run did (oq_report_build), rendered as JSON for --report
  * (schema in the README), as an HTML page for --html and as the summary
  * lines a command prints. Every section is a plain field, so that new
- * sections and renderings read the same data. Everything but the timings is a deterministic function of
- * the inputs and options. */
+ * sections and renderings read the same data. Everything but the timings is
+ * a deterministic function of the inputs and options. */
 #ifndef ONNXQ_OQ_REPORT_H
 #define ONNXQ_OQ_REPORT_H
 
