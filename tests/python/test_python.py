@@ -168,6 +168,31 @@ def errors(run, model, samples, tmp):
         check("dict" in str(e), "a sample that is not a dict: TypeError: %s" % e)
 
 
+def every_option_taken(module, exe):
+    """Every long option `onnxq quantize --help` and `onnxq convert --help` list
+    is a name the module takes (liboq's job builder knows it), but those that
+    only concern the command line: the command line and the builder map
+    option names onto a job each, so an option added to one must reach the other."""
+    import ctypes
+    import re
+    cli_only = {"--help", "--quiet"}
+    lib = module._library()
+    builder, err = ctypes.c_void_p(), module._Err()
+    check(lib.oq_job_builder_create(ctypes.byref(builder), ctypes.byref(err)) == 0, "a job builder")
+    unknown, listed = [], set()
+    for command in ("quantize", "convert"):
+        text = subprocess.run([exe, command, "--help"], capture_output=True, text=True).stdout
+        listed.update(re.findall(r"^\s+(?:-\w, )?(--[a-z][\w-]*)", text, re.M))
+    for option in sorted(listed - cli_only):
+        err = module._Err()
+        status = lib.oq_job_builder_set(builder, option[2:].encode(), None, ctypes.byref(err))
+        if status and err.msg.decode().startswith("unknown option"):
+            unknown.append(option)
+    lib.oq_job_builder_destroy(builder)
+    check(len(listed) > 20 and not unknown, "the module takes every option of quantize's and convert's --help "
+          "(%d; not taken: %s)" % (len(listed - cli_only), unknown))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--onnxq", required=True)
@@ -179,6 +204,7 @@ def main():
     import onnxq
     check(onnxq.version() == subprocess.run([a.onnxq, "--version"], capture_output=True, text=True).stdout.split()[-1],
           "onnxq.version() is the tool's version")
+    every_option_taken(onnxq, a.onnxq)
     model = os.path.join(a.source, "models", "example", "tiny_cnn.onnx")
     samples = example_samples(a.source)
     with tempfile.TemporaryDirectory(prefix="oq-python-") as tmp:
