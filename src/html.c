@@ -347,7 +347,6 @@ typedef struct chart_frame {
 /* Chart coordinates of point i and of value v (clamped to the range;
  * infinities on the edges). */
 static double frame_x(const chart_frame *f, double i) { return PAD_L + (CHART_W - PAD_L - PAD_R) * (i + 0.5) / f->n; }
-
 static double frame_y(const chart_frame *f, double v)
 {
     if (v > f->hi || isinf(v))

@@ -161,6 +161,8 @@ static oq_report_precision classify_op(const oq_node *n, bool *integer)
     return p;
 }
 
+/* Fills r->ops and the counts by precision from the quantized model's nodes
+ * (Constants left out); sets *bad when out of memory. */
 static void graph_section(oq_report *r, const oq_model *quant, bool *bad)
 {
     const oq_graph *g = quant->graph;

@@ -21,6 +21,7 @@ static void add_number(cJSON *o, const char *key, double v)
         cJSON_AddNullToObject(o, key);
 }
 
+/* {path, sha256} of a compared model. */
 static cJSON *model_json(const char *path, const char *sha256)
 {
     cJSON *j = cJSON_CreateObject();
@@ -29,6 +30,7 @@ static cJSON *model_json(const char *path, const char *sha256)
     return j;
 }
 
+/* One compared tensor as the JSON report spells it (infinite numbers as null). */
 static cJSON *tensor_json(const oq_compare_tensor *t)
 {
     cJSON *j = cJSON_CreateObject();
@@ -47,6 +49,7 @@ static cJSON *tensor_json(const oq_compare_tensor *t)
     return j;
 }
 
+/* One model output's metrics (top-1 agreement null when it is no classifier). */
 static cJSON *output_json(const oq_compare_output *o)
 {
     cJSON *j = cJSON_CreateObject();

@@ -191,6 +191,7 @@ static bool parse_int(const char *s, long long min, long long max, long long *ou
     return true;
 }
 
+/* A whole finite decimal number. */
 static bool parse_double(const char *s, double *out)
 {
     if (!s || !*s)
@@ -275,6 +276,8 @@ static bool *flag_field(oq_job_builder *b, option o)
     }
 }
 
+/* Sets option o (spelled `name`, for messages) from value v (NULL: no value)
+ * on b's job; fails naming the option when v is malformed. */
 static oq_status set_option(oq_job_builder *b, option o, const char *name, const char *v, oq_err *err)
 {
     oq_job *j = &b->job;
