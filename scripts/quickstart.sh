@@ -4,7 +4,8 @@
 # root), builds into build/, then runs `onnxq inspect` and `onnxq run` on
 # models/example/tiny_cnn.onnx (an 8x8 digit classifier) with the bundled
 # samples in calibration/example, printing each prediction next to its label,
-# and quantizes it to INT8 on those samples (model and report in build/example-out/).
+# and quantizes it to INT8 on those samples (model, JSON and HTML reports in
+# build/example-out/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,6 +35,6 @@ done < calibration/example/labels.txt
 echo; echo "\$ $onnxq run $model --data calibration/example/sample_000 --bench 100"
 "$onnxq" run "$model" --data calibration/example/sample_000 --bench 100
 
-echo; echo "\$ $onnxq quantize $model --data calibration/example -o $out/tiny_cnn.int8.onnx --labels calibration/example/labels.txt --report $out/report.json"
+echo; echo "\$ $onnxq quantize $model --data calibration/example -o $out/tiny_cnn.int8.onnx --labels calibration/example/labels.txt --report $out/report.json --html $out/report.html"
 "$onnxq" quantize "$model" --data calibration/example -o "$out/tiny_cnn.int8.onnx" \
-  --labels calibration/example/labels.txt --report "$out/report.json"
+  --labels calibration/example/labels.txt --report "$out/report.json" --html "$out/report.html"

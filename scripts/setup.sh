@@ -14,6 +14,7 @@ pkgs=(
   python3-torch python3-sklearn                      # zoo: models trained here, PyTorch's INT8 as the peer
   clang libclang-rt-14-dev                           # clang build; libFuzzer and sanitizer runtimes (fuzz build)
   time                                               # GNU time: peak memory in tests and benchmarks
+  chromium                                           # the HTML reports opened in a real browser (tests/browser)
 )
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)    # ONNX Runtime reference (tests/ort)
 command -v npm >/dev/null 2>&1 || pkgs+=(npm)

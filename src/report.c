@@ -1,13 +1,14 @@
 /* report.c: the report of a quantization run (see oq_report.h): built once,
- * rendered as JSON (cJSON; schema in the README) and as summary lines. */
+ * rendered as JSON (cJSON; schema in the README) and as summary lines (the
+ * HTML page is report_html.c's). */
 #include <cjson/cJSON.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "onnxq/oq_report.h"
+#include "text.h"
 
 /* ---- building ------------------------------------------------------------------ */
 
@@ -81,6 +82,110 @@ static void nodes_section(oq_report *r, const oq_quant_result *res, const oq_eva
     }
 }
 
+static const char *const precision_names[OQ_PRECISION_COUNT] = {
+    [OQ_PRECISION_FLOAT] = "float",
+    [OQ_PRECISION_INTEGER] = "integer",
+    [OQ_PRECISION_CONVERSION] = "conversion",
+};
+
+const char *oq_report_precision_name(oq_report_precision p)
+{
+    return p >= 0 && p < OQ_PRECISION_COUNT ? precision_names[p] : "?";
+}
+
+/* Ops that compute on 8-bit inputs (with int32 sums inside). */
+static bool is_integer_op(oq_op_kind k)
+{
+    switch (k) {
+    case OQ_OP_QLINEAR_CONV:
+    case OQ_OP_QLINEAR_MATMUL:
+    case OQ_OP_CONV_INTEGER:
+    case OQ_OP_MATMUL_INTEGER:
+    case OQ_OP_QGEMM:
+    case OQ_OP_QLINEAR_ADD:
+    case OQ_OP_QLINEAR_CONCAT:
+    case OQ_OP_QLINEAR_GLOBAL_AVERAGE_POOL:
+    case OQ_OP_QLINEAR_LEAKY_RELU:
+    case OQ_OP_QLINEAR_MUL:
+    case OQ_OP_QLINEAR_SIGMOID: return true;
+    default: return false;
+    }
+}
+
+/* Whether every output of n is read, and only by QuantizeLinear nodes. */
+static bool feeds_only_quantize(const oq_node *n)
+{
+    for (int k = 0; k < n->n_outputs; k++) {
+        const oq_value *v = n->outputs[k];
+        if (!v || !v->n_consumers)
+            return false;
+        for (int c = 0; c < v->n_consumers; c++)
+            if (v->consumers[c]->kind != OQ_OP_QUANTIZE_LINEAR)
+                return false;
+    }
+    return n->n_outputs > 0;
+}
+
+/* How n runs (see oq_report_precision); integer[value id] marks the 8-bit
+ * (and int32 accumulator) tensors made so far and is updated for n's outputs. */
+static oq_report_precision classify_op(const oq_node *n, bool *integer)
+{
+    int fed = 0, fed_integer = 0, fed_dequantized = 0;
+    for (int k = 0; k < n->n_inputs; k++) {
+        const oq_value *v = n->inputs[k];
+        if (!v || v->constant)
+            continue;
+        fed++;
+        fed_integer += integer[v->id];
+        fed_dequantized += v->producer && v->producer->kind == OQ_OP_DEQUANTIZE_LINEAR;
+    }
+    oq_report_precision p = OQ_PRECISION_FLOAT;
+    bool makes_integer = false;
+    if (n->kind == OQ_OP_QUANTIZE_LINEAR || n->kind == OQ_OP_DYNAMIC_QUANTIZE_LINEAR) {
+        p = OQ_PRECISION_CONVERSION;
+        if (n->n_outputs && n->outputs[0])
+            integer[n->outputs[0]->id] = true;
+        return p;
+    }
+    if (n->kind == OQ_OP_DEQUANTIZE_LINEAR)
+        p = fed ? OQ_PRECISION_CONVERSION : OQ_PRECISION_INTEGER;
+    else if (n->kind == OQ_OP_CAST && fed && fed_integer == fed)
+        p = OQ_PRECISION_CONVERSION;
+    else if (is_integer_op(n->kind) || (fed && fed_integer == fed))
+        p = OQ_PRECISION_INTEGER, makes_integer = true;
+    else if (fed && fed_dequantized == fed && feeds_only_quantize(n))
+        p = OQ_PRECISION_INTEGER;
+    for (int k = 0; makes_integer && k < n->n_outputs; k++)
+        if (n->outputs[k])
+            integer[n->outputs[k]->id] = true;
+    return p;
+}
+
+/* Fills r->ops and the counts by precision from the quantized model's nodes
+ * (Constants left out); sets *bad when out of memory. */
+static void graph_section(oq_report *r, const oq_model *quant, bool *bad)
+{
+    const oq_graph *g = quant->graph;
+    bool *integer = calloc((size_t)g->n_values + 1, sizeof *integer);
+    r->ops = calloc((size_t)g->n_nodes + 1, sizeof *r->ops);
+    if (!integer || !r->ops) {
+        free(integer);
+        *bad = true;
+        return;
+    }
+    for (int i = 0; i < g->n_nodes && !*bad; i++) {
+        const oq_node *n = g->nodes[i];
+        if (n->kind == OQ_OP_CONSTANT) /* no work: its tensor is part of the model */
+            continue;
+        oq_report_op *e = &r->ops[r->n_ops++];
+        e->name = dup(n->name, bad);
+        e->op_type = dup(n->op_type, bad);
+        e->precision = classify_op(n, integer);
+        r->n_ops_by_precision[e->precision]++;
+    }
+    free(integer);
+}
+
 oq_status oq_report_build(oq_report **out, const oq_report_input *in, oq_err *err)
 {
     *out = NULL;
@@ -134,6 +239,8 @@ oq_status oq_report_build(oq_report **out, const oq_report_input *in, oq_err *er
     }
     if (!bad)
         nodes_section(r, in->result, in->eval, &bad);
+    if (!bad)
+        graph_section(r, in->quant, &bad);
     if (!bad && (r->has_evaluation = in->eval != NULL))
         copy_eval(&r->eval, in->eval, in->result->n_nodes, &bad);
     if ((r->has_speed_outlook = in->eval && qoperator))
@@ -173,6 +280,11 @@ void oq_report_destroy(oq_report *r)
         free(r->nodes[i].reason);
     }
     free(r->nodes);
+    for (int i = 0; i < r->n_ops; i++) {
+        free(r->ops[i].name);
+        free(r->ops[i].op_type);
+    }
+    free(r->ops);
     oq_eval_release(&r->eval);
     free(r);
 }
@@ -327,6 +439,10 @@ static cJSON *report_json(const oq_report *r)
         cJSON_AddNullToObject(root, "boundaries");
     }
     cJSON_AddItemToObject(root, "nodes", nodes_json(r));
+    cJSON *graph = cJSON_AddObjectToObject(root, "graph");
+    cJSON_AddNumberToObject(graph, "nodes", r->n_ops);
+    for (int k = 0; k < OQ_PRECISION_COUNT; k++)
+        cJSON_AddNumberToObject(graph, oq_report_precision_name((oq_report_precision)k), r->n_ops_by_precision[k]);
     if (r->has_evaluation)
         cJSON_AddItemToObject(root, "evaluation", eval_json(&r->eval));
     else
@@ -366,106 +482,75 @@ oq_status oq_report_json(const oq_report *r, uint8_t **buf, size_t *len, oq_err 
 
 /* ---- summary --------------------------------------------------------------------- */
 
-typedef struct text_buf {
-    char *s;
-    size_t len, cap;
-    bool bad;
-} text_buf;
-
-static void put(text_buf *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(text_buf *t, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (t->bad || n < 0)
-        return;
-    if (t->len + (size_t)n + 1 > t->cap) {
-        size_t cap = (t->len + (size_t)n + 1) * 2;
-        char *s = realloc(t->s, cap);
-        if (!s) {
-            t->bad = true;
-            return;
-        }
-        t->s = s;
-        t->cap = cap;
-    }
-    va_start(ap, fmt);
-    vsnprintf(t->s + t->len, t->cap - t->len, fmt, ap);
-    va_end(ap);
-    t->len += (size_t)n;
-}
-
-static void put_evaluation(text_buf *t, const oq_report *r)
+static void put_evaluation(oq_text *t, const oq_report *r)
 {
     const oq_eval *e = &r->eval;
     for (int k = 0; k < e->n_outputs; k++) {
         const oq_output_metrics *m = &e->outputs[k];
-        put(t, "output '%s' over %lld samples: cosine %.5f, SQNR %.1f dB, max abs error %.4g", m->name,
-            (long long)e->samples, m->cosine, m->sqnr_db, m->max_abs_error);
+        oq_text_printf(t, "output '%s' over %lld samples: cosine %.5f, SQNR %.1f dB, max abs error %.4g", m->name,
+                       (long long)e->samples, m->cosine, m->sqnr_db, m->max_abs_error);
         if (m->classifier && m->top1_total)
-            put(t, ", top-1 agreement %.2f%%", 100.0 * m->top1_agree / m->top1_total);
-        put(t, "\n");
+            oq_text_printf(t, ", top-1 agreement %.2f%%", 100.0 * m->top1_agree / m->top1_total);
+        oq_text_printf(t, "\n");
     }
     if (r->has_speed_outlook)
-        put(t, "%s: %s (per sample: %.3g M multiply-adds in %.0f integer ops, %.3g M elements converted)\n",
-            r->faster_expected ? "a runtime with 8-bit kernels should run this faster than float"
-                               : "expect no speed-up over float in a runtime",
-            r->why, e->int8_macs / 1e6, e->int8_nodes, e->converted / 1e6);
+        oq_text_printf(t, "%s: %s (per sample: %.3g M multiply-adds in %.0f integer ops, %.3g M elements converted)\n",
+                       r->faster_expected ? "a runtime with 8-bit kernels should run this faster than float"
+                                          : "expect no speed-up over float in a runtime",
+                       r->why, e->int8_macs / 1e6, e->int8_nodes, e->converted / 1e6);
     if (e->labeled)
-        put(t, "top-1 accuracy on %lld labeled samples: fp32 %.2f%%, quantized %.2f%%\n", (long long)e->labeled,
-            100.0 * e->fp32_correct / e->labeled, 100.0 * e->q_correct / e->labeled);
+        oq_text_printf(t, "top-1 accuracy on %lld labeled samples: fp32 %.2f%%, quantized %.2f%%\n",
+                       (long long)e->labeled, 100.0 * e->fp32_correct / e->labeled, 100.0 * e->q_correct / e->labeled);
 }
 
 oq_status oq_report_summary(const oq_report *r, char **text, oq_err *err)
 {
-    text_buf t = {0};
+    oq_text t = {0};
     const oq_quant_options *o = &r->opts;
     const char *form = o->mode == OQ_MODE_DYNAMIC ? "dynamic" : o->format == OQ_FORMAT_QDQ ? "qdq" : "qoperator";
-    put(&t, "quantized %d of %d Conv/MatMul/Gemm nodes (%s); weights %.2f MB -> %.2f MB (%.2fx)\n", r->n_quantized,
-        r->n_nodes, form, r->fp32_bytes / 1e6, r->quantized_bytes / 1e6,
-        r->quantized_bytes ? (double)r->fp32_bytes / (double)r->quantized_bytes : 0.0);
+    oq_text_printf(&t, "quantized %d of %d Conv/MatMul/Gemm nodes (%s); weights %.2f MB -> %.2f MB (%.2fx)\n",
+                   r->n_quantized, r->n_nodes, form, r->fp32_bytes / 1e6, r->quantized_bytes / 1e6,
+                   r->quantized_bytes ? (double)r->fp32_bytes / (double)r->quantized_bytes : 0.0);
     if (r->has_prepare && r->prepare.nodes_after != r->prepare.nodes_before) {
-        put(&t, "prepared the graph: %d -> %d nodes", r->prepare.nodes_before, r->prepare.nodes_after);
+        oq_text_printf(&t, "prepared the graph: %d -> %d nodes", r->prepare.nodes_before, r->prepare.nodes_after);
         const char *sep = ": ";
         for (int k = 0; k < OQ_PREPARE_STAT_COUNT; k++)
             if (r->prepare.counts[k]) {
-                put(&t, "%s%d %s", sep, r->prepare.counts[k], oq_prepare_stats[k].label);
+                oq_text_printf(&t, "%s%d %s", sep, r->prepare.counts[k], oq_prepare_stats[k].label);
                 sep = ", ";
             }
-        put(&t, "\n");
+        oq_text_printf(&t, "\n");
     }
     if (r->n_contrib_ops)
-        put(&t, "%d more float ops run in 8 bits as com.microsoft QLinear ops (QLinearAdd, ...)\n", r->n_contrib_ops);
+        oq_text_printf(&t, "%d more float ops run in 8 bits as com.microsoft QLinear ops (QLinearAdd, ...)\n",
+                       r->n_contrib_ops);
     if (r->n_folded_factors || r->n_fused_hard_swish)
-        put(&t, "float ops between 8-bit ones: %d constant factors moved into (de)quantization scales, %d hard-swish "
-                "patterns made HardSwish\n",
+        oq_text_printf(
+            &t,
+            "float ops between 8-bit ones: %d constant factors moved into (de)quantization scales, %d hard-swish "
+            "patterns made HardSwish\n",
             r->n_folded_factors, r->n_fused_hard_swish);
     if (r->n_glue_ops) {
-        put(&t, "float and 8-bit meet at %d QuantizeLinear and %d DequantizeLinear nodes, next to float ",
-            r->n_boundary_quantize, r->n_boundary_dequantize);
+        oq_text_printf(&t, "float and 8-bit meet at %d QuantizeLinear and %d DequantizeLinear nodes, next to float ",
+                       r->n_boundary_quantize, r->n_boundary_dequantize);
         for (int i = 0; i < r->n_glue_ops && i < 4; i++)
-            put(&t, "%s%s x%d", i ? ", " : "", r->glue_ops[i].op_type, r->glue_ops[i].count);
-        put(&t, "%s: each is one more pass over its tensor, which small models feel most\n",
-            r->n_glue_ops > 4 ? ", ..." : "");
+            oq_text_printf(&t, "%s%s x%d", i ? ", " : "", r->glue_ops[i].op_type, r->glue_ops[i].count);
+        oq_text_printf(&t, "%s: each is one more pass over its tensor, which small models feel most\n",
+                       r->n_glue_ops > 4 ? ", ..." : "");
     }
     if (r->output_opset != r->opset)
-        put(&t, "raised the model's opset from %lld to %lld (nodes whose definitions changed were rewritten)\n",
-            (long long)r->opset, (long long)r->output_opset);
+        oq_text_printf(&t,
+                       "raised the model's opset from %lld to %lld (nodes whose definitions changed were rewritten)\n",
+                       (long long)r->opset, (long long)r->output_opset);
     for (int i = 0, shown = 0; i < r->n_nodes && shown < 5; i++)
         if (!r->nodes[i].quantized) {
-            put(&t, "  left float: '%s' (%s): %s\n", r->nodes[i].name, r->nodes[i].op_type, r->nodes[i].reason);
+            oq_text_printf(&t, "  left float: '%s' (%s): %s\n", r->nodes[i].name, r->nodes[i].op_type,
+                           r->nodes[i].reason);
             shown++;
         }
     if (r->has_evaluation)
         put_evaluation(&t, r);
     else
-        put(&t, "no evaluation: no samples to run (give --eval-data to measure accuracy)\n");
-    if (t.bad) {
-        free(t.s);
-        return oq_errf(err, OQ_ENOMEM, "out of memory");
-    }
-    *text = t.s;
-    return OQ_OK;
+        oq_text_printf(&t, "no evaluation: no samples to run (give --eval-data to measure accuracy)\n");
+    return oq_text_finish(&t, text, NULL, err);
 }

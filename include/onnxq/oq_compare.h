@@ -40,6 +40,7 @@
 #define ONNXQ_OQ_COMPARE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "onnxq/oq_dataset.h"
@@ -128,7 +129,7 @@ void oq_compare_result_destroy(oq_compare_result *r);
  * min_drop_db, or -1. */
 int oq_compare_first_drop(const oq_compare_result *r, double min_drop_db);
 
-/* What the JSON report says besides the result (all borrowed). */
+/* What the reports say besides the result (all borrowed). */
 typedef struct oq_compare_report_info {
     const char *version;
     const char *fp32_path, *fp32_sha256;
@@ -136,9 +137,20 @@ typedef struct oq_compare_report_info {
     double t_load, t_compare; /* seconds */
 } oq_compare_report_info;
 
-/* Writes r as the JSON report (schema in the README) to path atomically.
- * Everything but "timings_s" is a deterministic function of the inputs. */
-oq_status oq_compare_write_json(const oq_compare_result *r, const oq_compare_report_info *info, const char *path,
-                                oq_err *err);
+/* The JSON report (schema in the README) as text ending in a newline, in a
+ * malloc'ed buffer the caller frees. Everything but "timings_s" is a
+ * deterministic function of the inputs. */
+oq_status oq_compare_report_json(const oq_compare_result *r, const oq_compare_report_info *info, uint8_t **buf,
+                                 size_t *len, oq_err *err);
+/* The comparison as one self-contained HTML page (inline CSS and SVG, no
+ * script, nothing fetched): outputs, SQNR along the graph with the sharp
+ * drops marked, the largest drops, every tensor. No timings: the same inputs
+ * give the same bytes. The caller frees *buf. */
+oq_status oq_compare_report_html(const oq_compare_result *r, const oq_compare_report_info *info, uint8_t **buf,
+                                 size_t *len, oq_err *err);
+/* Writes the JSON report to json_path and the page to html_path (either may
+ * be NULL): both or, on failure, neither, and files that existed unchanged. */
+oq_status oq_compare_report_write(const oq_compare_result *r, const oq_compare_report_info *info, const char *json_path,
+                                  const char *html_path, oq_err *err);
 
 #endif

@@ -13,6 +13,8 @@
  *                  [1, ...the rest]: [128, 64] for an input [n, 64]).
  * Folder specs and NAME=FILE.npy specs cannot be mixed; with .npy specs,
  * every model input needs one and all must hold the same sample count.
+ * Samples can also be held in memory (oq_samples, below): tensors a caller
+ * already has, such as the Python module's arrays.
  * Samples are loaded one at a time; each is checked against the model's
  * declared inputs (oq_value_check_tensor) with errors naming file and input. */
 #ifndef ONNXQ_OQ_DATASET_H
@@ -49,6 +51,30 @@ int64_t oq_dataset_count(const oq_dataset *d);
 oq_status oq_dataset_load(const oq_dataset *d, int64_t i, oq_tensor *tensors, oq_err *err);
 /* SHA-256 (hex) of one loaded sample: the dtype, dims and bytes of each tensor. */
 void oq_dataset_sample_hash(const oq_dataset *d, const oq_tensor *tensors, char hex[65]);
+
+/* ---- samples held in memory ------------------------------------------------------ */
+
+/* Samples a caller adds one by one, each a set of named tensors, copied in. */
+typedef struct oq_samples oq_samples;
+
+oq_status oq_samples_create(oq_samples **out, oq_err *err);
+void oq_samples_destroy(oq_samples *s);
+/* Starts a new sample; the oq_samples_put calls that follow fill it. */
+oq_status oq_samples_begin(oq_samples *s, oq_err *err);
+/* Adds input `name` to the sample begun last: a copy of data, a C-order
+ * array of dtype (not string) shaped dims[0..rank). Fails on a bad dtype or
+ * shape, a name given twice in one sample, or no sample begun. */
+oq_status oq_samples_put(oq_samples *s, const char *name, oq_dtype dtype, int rank, const int64_t *dims,
+                         const void *data, oq_err *err);
+int64_t oq_samples_count(const oq_samples *s);
+
+/* A data set over samples held in memory (borrowed: s must outlive it and
+ * not change), for the given inputs: each sample must hold a tensor for every
+ * input and none for anything else (errors name the sample and the input). */
+oq_status oq_dataset_open_samples(oq_dataset **out, const oq_samples *s, int n_inputs, const oq_value *const *inputs,
+                                  oq_err *err);
+/* oq_dataset_open_samples for the inputs of m a caller feeds. */
+oq_status oq_dataset_open_samples_for_model(oq_dataset **out, const oq_model *m, const oq_samples *s, oq_err *err);
 
 /* Reads one label per line: the line's last whitespace-separated token is the
  * class (a sample name may come first), "sample_007 3" or "3". Blank lines

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "onnxq/oq_calib.h"
+#include "onnxq/oq_dataset.h"
 #include "onnxq/oq_err.h"
 #include "onnxq/oq_graph.h"
 #include "onnxq/oq_image.h"
@@ -38,13 +39,17 @@ typedef struct oq_job {
     const char *model_path;
     const char *output_path;   /* the quantized model; NULL: calibrate only (table_output) */
     const char *report_path;   /* JSON report, or NULL */
+    const char *html_path;     /* the report as an HTML page, or NULL */
     const char *table_output;  /* write the calibration table here, or NULL */
     const char *table_path;    /* static mode: ranges from this table instead of calibrating, or NULL */
-    /* samples (spec forms in oq_dataset.h), borrowed */
+    /* samples (spec forms in oq_dataset.h), borrowed; samples held in
+     * memory (oq_samples) instead of specs when set */
     int n_data;                /* calibration */
     const char *const *data;
-    int n_eval;                /* evaluation; 0: the calibration samples, if any */
+    const oq_samples *data_samples;
+    int n_eval;                /* evaluation; none given: the calibration samples, if any */
     const char *const *eval_data;
+    const oq_samples *eval_data_samples;
     int64_t eval_samples;      /* evaluate at most this many (0: all) */
     const char *labels_path;   /* one class per evaluation sample (oq_labels_read), or NULL */
     oq_preprocess pre;         /* image preprocessing; layout and size from the model unless given */
@@ -85,7 +90,8 @@ void oq_outcome_release(oq_outcome *o);
 /* Runs the job: the model and report (or the table) are written only when
  * everything succeeded, and then together; on failure nothing new exists and
  * files that existed are unchanged. An output path naming an input is
- * refused. *out is filled also on failure (the warnings so far). */
+ * refused, and so are options that contradict each other (see
+ * oq_pipeline_create). *out is filled also on failure (the warnings so far). */
 oq_status oq_job_run(const oq_job *job, oq_outcome *out, oq_err *err);
 
 /* ---- the stages ---------------------------------------------------------------- */
@@ -103,8 +109,12 @@ typedef struct oq_quantized {
 
 void oq_quantized_destroy(oq_quantized *q);
 
-/* Checks the job's paths (no output may name an input) and keeps a copy of
- * the job; its strings and lists are borrowed and must outlive p. */
+/* Checks the job's paths (no output may name an input, no two outputs the
+ * same file) and options (a table, --contrib or a range option given with
+ * dynamic mode; --contrib outside the static QOperator format; a static
+ * model to write with neither samples nor a table; labels without samples;
+ * specs and in-memory samples for the same set), and keeps a copy of the
+ * job; its strings and lists are borrowed and must outlive p. */
 oq_status oq_pipeline_create(oq_pipeline **out, const oq_job *job, oq_err *err);
 void oq_pipeline_destroy(oq_pipeline *p);
 /* Reads the model file once (its SHA-256 and the model from the same
@@ -137,7 +147,8 @@ oq_status oq_pipeline_evaluate(oq_pipeline *p, const oq_quantized *q, oq_eval *o
 oq_status oq_pipeline_report(oq_pipeline *p, const oq_plan *plan, const oq_quantized *q, const oq_eval *eval,
                              oq_report **out, oq_err *err);
 /* Writes q (may be NULL) to the output, report (may be NULL) to the report
- * path, and the table to table_output when the job names one: all or none. */
+ * path and as HTML to the html path, and the table to table_output when the
+ * job names one: all or none. */
 oq_status oq_pipeline_commit(oq_pipeline *p, const oq_quantized *q, oq_report *report, oq_err *err);
 
 /* The float model as loaded (borrowed), the prepared copy, the table (NULL

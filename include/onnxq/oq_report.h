@@ -1,9 +1,9 @@
 /* oq_report.h: the report of a quantization run: one structure, built once
  * from what the run did (oq_report_build), rendered as JSON for --report
- * (schema in the README) and as the summary lines a command prints. Every
- * section is a plain field, so that new sections and renderings (HTML) read
- * the same data. Everything but the timings is a deterministic function of
- * the inputs and options. */
+ * (schema in the README), as an HTML page for --html and as the summary
+ * lines a command prints. Every section is a plain field, so that new
+ * sections and renderings read the same data. Everything but the timings is
+ * a deterministic function of the inputs and options. */
 #ifndef ONNXQ_OQ_REPORT_H
 #define ONNXQ_OQ_REPORT_H
 
@@ -32,6 +32,27 @@ typedef struct oq_report_node {
     double weight_sqnr_db;  /* +inf when exact */
     double output_sqnr_db;  /* NAN when not evaluated */
 } oq_report_node;
+
+/* How a node of the quantized model runs, for the graph strip of the HTML
+ * report: where float and 8-bit meet along the graph. */
+typedef enum oq_report_precision {
+    OQ_PRECISION_FLOAT,      /* on float tensors */
+    OQ_PRECISION_INTEGER,    /* in 8 bits: QLinear and integer ops, ops that only read 8-bit tensors, weights
+                                kept in 8 bits (a DequantizeLinear of a constant), and a float op between
+                                DequantizeLinear and QuantizeLinear nodes (QDQ: runtimes fuse the three) */
+    OQ_PRECISION_CONVERSION, /* QuantizeLinear, DynamicQuantizeLinear, DequantizeLinear of an activation, Cast
+                                of an integer op's output */
+    OQ_PRECISION_COUNT
+} oq_report_precision;
+
+/* "float", "integer", "conversion": the spelling of the JSON report. */
+const char *oq_report_precision_name(oq_report_precision p);
+
+/* One node of the quantized model (Constant nodes left out), in graph order. */
+typedef struct oq_report_op {
+    char *name, *op_type;
+    oq_report_precision precision;
+} oq_report_op;
 
 typedef struct oq_report_times {
     double load, calibrate, rewrite, evaluate, save; /* seconds */
@@ -69,6 +90,10 @@ typedef struct oq_report {
     oq_glue_op *glue_ops;
     int n_nodes;
     oq_report_node *nodes;
+    /* the quantized model's nodes but Constants in graph order, and how many run each way */
+    int n_ops;
+    oq_report_op *ops;
+    int n_ops_by_precision[OQ_PRECISION_COUNT];
     /* evaluation, and the speed outlook (static QOperator format) */
     bool has_evaluation;
     oq_eval eval;           /* owned (outputs, per-node SQNR) */
@@ -99,6 +124,12 @@ void oq_report_destroy(oq_report *r);
 
 /* The report as JSON text ending in a newline, in a malloc'ed buffer the caller frees. */
 oq_status oq_report_json(const oq_report *r, uint8_t **buf, size_t *len, oq_err *err);
+/* The report as one self-contained HTML page (inline CSS and SVG, no script,
+ * nothing fetched): accuracy before and after, per-node SQNR along the graph,
+ * where float and 8-bit meet, the size breakdown, and how the model was made.
+ * Every byte is a function of the report without its timings. *buf is
+ * malloc'ed; the caller frees it. */
+oq_status oq_report_html(const oq_report *r, uint8_t **buf, size_t *len, oq_err *err);
 /* The human summary: *text (malloc'ed, caller frees) gets lines, each ending
  * in a newline, for a command to print after its name ("quantized 3 of 3
  * Conv/MatMul/Gemm nodes ...", left-float nodes, output metrics). */

@@ -1,5 +1,5 @@
-/* dataset.c: calibration/evaluation samples from test-data folders and .npy
- * stacks. See oq_dataset.h. */
+/* dataset.c: calibration/evaluation samples from test-data folders, images,
+ * .npy stacks, and samples held in memory. See oq_dataset.h. */
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,9 +21,110 @@ typedef struct npy_source {
     bool add_batch;        /* each sample lacks the input's leading (symbolic) dim: it becomes 1 */
 } npy_source;
 
+/* ---- samples held in memory ---------------------------------------------------------- */
+
+typedef struct named_tensor {
+    char *name;
+    oq_tensor t; /* owned */
+} named_tensor;
+
+typedef struct memory_sample {
+    int n;
+    named_tensor *tensors; /* [n] */
+} memory_sample;
+
+struct oq_samples {
+    int64_t n, cap;
+    memory_sample *samples; /* [n] */
+};
+
+oq_status oq_samples_create(oq_samples **out, oq_err *err)
+{
+    *out = calloc(1, sizeof **out);
+    return *out ? OQ_OK : oq_errf(err, OQ_ENOMEM, "out of memory");
+}
+
+void oq_samples_destroy(oq_samples *s)
+{
+    if (!s)
+        return;
+    for (int64_t i = 0; i < s->n; i++) {
+        for (int k = 0; k < s->samples[i].n; k++) {
+            free(s->samples[i].tensors[k].name);
+            oq_tensor_release(&s->samples[i].tensors[k].t);
+        }
+        free(s->samples[i].tensors);
+    }
+    free(s->samples);
+    free(s);
+}
+
+oq_status oq_samples_begin(oq_samples *s, oq_err *err)
+{
+    if (s->n == s->cap) {
+        int64_t cap = s->cap ? s->cap * 2 : 16;
+        memory_sample *grown = realloc(s->samples, (size_t)cap * sizeof *grown);
+        if (!grown)
+            return oq_errf(err, OQ_ENOMEM, "out of memory");
+        s->samples = grown;
+        s->cap = cap;
+    }
+    s->samples[s->n++] = (memory_sample){0};
+    return OQ_OK;
+}
+
+oq_status oq_samples_put(oq_samples *s, const char *name, oq_dtype dtype, int rank, const int64_t *dims,
+                         const void *data, oq_err *err)
+{
+    if (!s->n)
+        return oq_errf(err, OQ_EINVAL, "input '%s' given before any sample was begun", name);
+    memory_sample *m = &s->samples[s->n - 1];
+    for (int k = 0; k < m->n; k++)
+        if (strcmp(m->tensors[k].name, name) == 0)
+            return oq_errf(err, OQ_EINVAL, "sample %lld: input '%s' given twice", (long long)(s->n - 1), name);
+    if (!oq_dtype_valid((int)dtype) || dtype == OQ_DTYPE_STRING)
+        return oq_errf(err, OQ_EINVAL, "sample %lld: input '%s' has an element type onnxq cannot feed (%d)",
+                       (long long)(s->n - 1), name, (int)dtype);
+    if (rank < 0 || rank > OQ_MAX_RANK)
+        return oq_errf(err, OQ_EINVAL, "sample %lld: input '%s' has rank %d (at most %d)", (long long)(s->n - 1), name,
+                       rank, OQ_MAX_RANK);
+    named_tensor *grown = realloc(m->tensors, (size_t)(m->n + 1) * sizeof *grown);
+    if (!grown)
+        return oq_errf(err, OQ_ENOMEM, "out of memory");
+    m->tensors = grown;
+    named_tensor *e = &m->tensors[m->n];
+    *e = (named_tensor){0};
+    oq_status st = oq_tensor_alloc(&e->t, dtype, rank, dims, err);
+    if (st)
+        return oq_err_context(err, "sample %lld: input '%s'", (long long)(s->n - 1), name);
+    if (!(e->name = strdup(name))) {
+        oq_tensor_release(&e->t);
+        return oq_errf(err, OQ_ENOMEM, "out of memory");
+    }
+    size_t bytes = oq_dtype_storage(dtype, oq_tensor_numel(&e->t));
+    if (bytes)
+        memcpy(e->t.data, data, bytes);
+    m->n++;
+    return OQ_OK;
+}
+
+int64_t oq_samples_count(const oq_samples *s) { return s->n; }
+
+/* Sample i's tensor for input `name`, or NULL. */
+static const oq_tensor *sample_tensor(const oq_samples *s, int64_t i, const char *name)
+{
+    for (int k = 0; k < s->samples[i].n; k++)
+        if (strcmp(s->samples[i].tensors[k].name, name) == 0)
+            return &s->samples[i].tensors[k].t;
+    return NULL;
+}
+
+/* ---- data sets ---------------------------------------------------------------------------- */
+
 struct oq_dataset {
     int n_inputs;
     const oq_value **inputs; /* [n_inputs] copy of the caller's list (values borrowed) */
+    const oq_samples *memory; /* samples held in memory, when the data set is made of them */
     int64_t n_dirs;
     char **dirs;           /* [n_dirs] sample folders or image files, when folder specs are used */
     oq_preprocess pre;     /* for image samples */
@@ -267,7 +368,7 @@ void oq_dataset_destroy(oq_dataset *d)
     for (int64_t i = 0; i < d->n_dirs; i++)
         free(d->dirs[i]);
     free(d->dirs);
-    for (int k = 0; k < d->n_inputs; k++) {
+    for (int k = 0; d->npy && k < d->n_inputs; k++) {
         free(d->npy[k].path);
         if (d->npy[k].open)
             oq_npy_close(&d->npy[k].file);
@@ -328,7 +429,13 @@ oq_status oq_dataset_load(const oq_dataset *d, int64_t i, oq_tensor *tensors, oq
     int k = 0;
     for (; !st && k < d->n_inputs; k++) {
         char *path = NULL;
-        if (d->n_npy) {
+        if (d->memory) {
+            char what[48];
+            snprintf(what, sizeof what, "sample %lld", (long long)i);
+            st = oq_tensor_copy(&tensors[k], sample_tensor(d->memory, i, d->inputs[k]->name), err);
+            if (!st)
+                st = oq_value_check_tensor(d->inputs[k], &tensors[k], what, err);
+        } else if (d->n_npy) {
             st = oq_npy_read_sample(&d->npy[k].file, i, &tensors[k], d->npy[k].path, err);
             if (!st && d->npy[k].add_batch) { /* rank < file rank <= OQ_MAX_RANK */
                 oq_tensor *t = &tensors[k];
@@ -354,7 +461,7 @@ oq_status oq_dataset_load(const oq_dataset *d, int64_t i, oq_tensor *tensors, oq
         }
         free(path);
     }
-    if (!st && !d->n_npy && !oq_is_image_path(d->dirs[i]))
+    if (!st && !d->memory && !d->n_npy && !oq_is_image_path(d->dirs[i]))
         st = refuse_extra_input(d->dirs[i], d->n_inputs, err);
     if (st) {
         for (int j = 0; j < k; j++)
@@ -389,20 +496,78 @@ static void preprocess_defaults(oq_preprocess *p, const oq_value *input, bool la
     }
 }
 
+/* The inputs of m a caller feeds (graph inputs that are not initializers),
+ * in *inputs (malloc'ed, caller frees), and their count. */
+static oq_status fed_inputs(const oq_model *m, const oq_value ***inputs, int *n, oq_err *err)
+{
+    const oq_graph *g = m->graph;
+    *n = 0;
+    if (!(*inputs = calloc((size_t)g->n_inputs + 1, sizeof **inputs)))
+        return oq_errf(err, OQ_ENOMEM, "out of memory");
+    for (int i = 0; i < g->n_inputs; i++)
+        if (!g->inputs[i]->constant)
+            (*inputs)[(*n)++] = g->inputs[i];
+    return OQ_OK;
+}
+
 oq_status oq_dataset_open_for_model(oq_dataset **out, const oq_model *m, int n_specs, const char *const *specs,
                                     const oq_preprocess *pre, bool layout_given, bool resize_given, oq_err *err)
 {
-    const oq_graph *g = m->graph;
-    const oq_value **inputs = calloc((size_t)g->n_inputs + 1, sizeof *inputs);
-    if (!inputs)
-        return oq_errf(err, OQ_ENOMEM, "out of memory");
-    int n = 0;
-    for (int i = 0; i < g->n_inputs; i++)
-        if (!g->inputs[i]->constant)
-            inputs[n++] = g->inputs[i];
+    const oq_value **inputs;
+    int n;
+    *out = NULL;
+    oq_status st = fed_inputs(m, &inputs, &n, err);
+    if (st)
+        return st;
     oq_preprocess p = pre ? *pre : oq_preprocess_default();
     preprocess_defaults(&p, n == 1 ? inputs[0] : NULL, layout_given, resize_given);
-    oq_status st = oq_dataset_open(out, n_specs, specs, n, inputs, &p, err);
+    st = oq_dataset_open(out, n_specs, specs, n, inputs, &p, err);
+    free(inputs);
+    return st;
+}
+
+oq_status oq_dataset_open_samples(oq_dataset **out, const oq_samples *s, int n_inputs, const oq_value *const *inputs,
+                                  oq_err *err)
+{
+    *out = NULL;
+    if (!s->n)
+        return oq_errf(err, OQ_EINVAL, "no samples given");
+    for (int64_t i = 0; i < s->n; i++) {
+        for (int k = 0; k < n_inputs; k++)
+            if (!sample_tensor(s, i, inputs[k]->name))
+                return oq_errf(err, OQ_EINVAL, "sample %lld has no tensor for input '%s'", (long long)i,
+                               inputs[k]->name);
+        for (int t = 0; t < s->samples[i].n; t++) {
+            int k = 0;
+            while (k < n_inputs && strcmp(inputs[k]->name, s->samples[i].tensors[t].name))
+                k++;
+            if (k == n_inputs)
+                return oq_errf(err, OQ_EINVAL, "sample %lld: the model has no input named '%s'", (long long)i,
+                               s->samples[i].tensors[t].name);
+        }
+    }
+    oq_dataset *d = calloc(1, sizeof *d);
+    if (!d || !(d->inputs = calloc((size_t)n_inputs + 1, sizeof *d->inputs))) {
+        free(d);
+        return oq_errf(err, OQ_ENOMEM, "out of memory");
+    }
+    memcpy(d->inputs, inputs, (size_t)n_inputs * sizeof *inputs);
+    d->n_inputs = n_inputs;
+    d->memory = s;
+    d->n_samples = s->n;
+    d->pre = oq_preprocess_default();
+    *out = d;
+    return OQ_OK;
+}
+
+oq_status oq_dataset_open_samples_for_model(oq_dataset **out, const oq_model *m, const oq_samples *s, oq_err *err)
+{
+    const oq_value **inputs;
+    int n;
+    *out = NULL;
+    oq_status st = fed_inputs(m, &inputs, &n, err);
+    if (!st)
+        st = oq_dataset_open_samples(out, s, n, inputs, err);
     free(inputs);
     return st;
 }

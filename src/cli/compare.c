@@ -28,6 +28,8 @@ static const char cli_compare_help[] =
     "\n"
     "Options:\n"
     "  --report FILE       write the comparison as JSON (schema in the README)\n"
+    "  --html FILE         write it as one HTML page to open in a browser: SQNR\n"
+    "                      along the graph with the sharp drops marked\n"
     "  --samples N         compare on at most the first N samples (default all)\n"
     "  --threads N         threads for each model's run (default 0: all online cores);\n"
     "                      the numbers do not depend on N\n"
@@ -42,11 +44,12 @@ static const char cli_compare_help[] =
     "                      per model input; all with the same sample count)\n"
     "\n";
 
-enum { OPT_HELP = 1, OPT_REPORT };
+enum { OPT_HELP = 1, OPT_REPORT, OPT_HTML };
 
 static const cli_opt compare_own_opts[] = {
     {"help", 'h', false, OPT_HELP},
     {"report", 0, true, OPT_REPORT},
+    {"html", 0, true, OPT_HTML},
 };
 #define N_OWN_OPTS ((int)(sizeof compare_own_opts / sizeof compare_own_opts[0]))
 
@@ -59,7 +62,7 @@ static bool takes_data_option(int id)
 }
 
 typedef struct compare_args {
-    const char *fp32, *quant, *report;
+    const char *fp32, *quant, *report, *html;
     cli_data_args data; /* --data specs, preprocessing, samples, threads, quiet (in data.job) */
 } compare_args;
 
@@ -89,6 +92,11 @@ static int parse_args(compare_args *a, int argc, char **argv)
             if (a->report)
                 return cli_usage("compare: --report given twice");
             a->report = v;
+            break;
+        case OPT_HTML:
+            if (a->html)
+                return cli_usage("compare: --html given twice");
+            a->html = v;
             break;
         case CLI_POSITIONAL:
             if (a->quant)
@@ -209,8 +217,16 @@ static int run_compare(compare_args *a)
     int rc = CLI_EXIT_OK;
     double t0 = cli_now_s();
     const oq_job *j = &a->data.job;
-    if (a->report && (oq_same_file(a->report, a->fp32) || oq_same_file(a->report, a->quant))) {
-        oq_errf(&err, OQ_EINVAL, "--report %s names an input model; choose another path", a->report);
+    const char *outputs[2][2] = {{"--report", a->report}, {"--html", a->html}};
+    for (int k = 0; k < 2; k++) {
+        const char *path = outputs[k][1];
+        if (path && (oq_same_file(path, a->fp32) || oq_same_file(path, a->quant))) {
+            oq_errf(&err, OQ_EINVAL, "%s %s names an input model; choose another path", outputs[k][0], path);
+            goto fail;
+        }
+    }
+    if (a->report && a->html && oq_same_file(a->report, a->html)) {
+        oq_errf(&err, OQ_EINVAL, "--report and --html name the same file %s; choose two paths", a->html);
         goto fail;
     }
     if (oq_model_load_hashed(&fm, a->fp32, fsha, &err) || oq_model_load_hashed(&qm, a->quant, qsha, &err) ||
@@ -224,7 +240,7 @@ static int run_compare(compare_args *a)
     oq_compare_report_info info = {.version = OQ_VERSION, .fp32_path = a->fp32, .fp32_sha256 = fsha,
                                    .quant_path = a->quant, .quant_sha256 = qsha, .t_load = t1 - t0,
                                    .t_compare = t2 - t1};
-    if (a->report && oq_compare_write_json(r, &info, a->report, &err))
+    if ((a->report || a->html) && oq_compare_report_write(r, &info, a->report, a->html, &err))
         goto fail;
     if (!a->data.quiet)
         print_table(r, t2 - t0);

@@ -47,6 +47,9 @@ static const char cli_quantize_help[] =
 static const char convert_common_help[] =
     "  -o, --output FILE   the quantized model to write\n"
     "  --report FILE       write the JSON accuracy/size report (schema in the README)\n"
+    "  --html FILE         write the report as one HTML page to open in a browser:\n"
+    "                      accuracy before and after, SQNR along the graph, where\n"
+    "                      float and 8-bit meet, the size breakdown\n"
     "  --mode M            static (default: activation ranges from calibration) or\n"
     "                      dynamic (DynamicQuantizeLinear computes them at run time;\n"
     "                      MatMulInteger/ConvInteger, no calibration data needed)\n"
@@ -82,6 +85,7 @@ enum {
     OPT_OUTPUT,
     OPT_CALIB,
     OPT_REPORT,
+    OPT_HTML,
     OPT_MODE,
     OPT_FORMAT,
     OPT_CONTRIB,
@@ -99,6 +103,7 @@ static const cli_opt convert_opts[] = {
     {"output", 'o', true, OPT_OUTPUT},
     {"calib", 0, true, OPT_CALIB},
     {"report", 0, true, OPT_REPORT},
+    {"html", 0, true, OPT_HTML},
     {"mode", 0, true, OPT_MODE},
     {"format", 0, true, OPT_FORMAT},
     {"contrib", 0, false, OPT_CONTRIB},
@@ -182,6 +187,7 @@ static int parse_args(convert_args *a, int argc, char **argv)
             j->table_path = v;
             break;
         case OPT_REPORT: j->report_path = v; break;
+        case OPT_HTML: j->html_path = v; break;
         case OPT_MODE:
             if (strcmp(v, "static") == 0)
                 q->mode = OQ_MODE_STATIC;

@@ -127,13 +127,37 @@ static oq_status refuse_overwrite(const char *output, const char *input, oq_err 
     return OQ_OK;
 }
 
+/* Fails on options that contradict each other (see oq_pipeline_create). */
+static oq_status check_options(const oq_job *j, oq_err *err)
+{
+    const oq_quant_options *q = &j->quant;
+    const oq_range_request *r = &j->range;
+    bool dynamic = q->mode == OQ_MODE_DYNAMIC;
+    bool data = j->n_data || j->data_samples, eval = j->n_eval || j->eval_data_samples;
+    if ((j->n_data && j->data_samples) || (j->n_eval && j->eval_data_samples))
+        return oq_errf(err, OQ_EINVAL, "samples given both as data specs and held in memory; give one of them");
+    if (dynamic && j->table_path)
+        return oq_errf(err, OQ_EINVAL, "a calibration table does not apply to dynamic mode (nothing is calibrated)");
+    if (dynamic && (r->method_given || r->percentile_given || r->act_type_given || r->symmetric_given))
+        return oq_errf(err, OQ_EINVAL,
+                       "activation range options do not apply to dynamic mode "
+                       "(DynamicQuantizeLinear picks uint8 ranges at run time)");
+    if (q->contrib && (dynamic || q->format != OQ_FORMAT_QOPERATOR))
+        return oq_errf(err, OQ_EINVAL, "contrib applies to the qoperator format in static mode");
+    if (!dynamic && j->output_path && !j->table_path && !data)
+        return oq_errf(err, OQ_EINVAL, "static mode needs calibration samples or a calibration table");
+    if (j->labels_path && !eval && !data)
+        return oq_errf(err, OQ_EINVAL, "labels need evaluation samples");
+    return OQ_OK;
+}
+
 oq_status oq_pipeline_create(oq_pipeline **out, const oq_job *job, oq_err *err)
 {
     *out = NULL;
-    const char *outputs[3] = {job->output_path, job->report_path, job->table_output};
+    const char *outputs[4] = {job->output_path, job->report_path, job->html_path, job->table_output};
     const char *inputs[3] = {job->model_path, job->table_path, job->labels_path};
-    oq_status st = OQ_OK;
-    for (int i = 0; !st && i < 3; i++) {
+    oq_status st = check_options(job, err);
+    for (int i = 0; !st && i < 4; i++) {
         for (int k = 0; !st && k < 3; k++)
             st = refuse_overwrite(outputs[i], inputs[k], err);
         for (int k = 0; !st && k < i; k++)
@@ -237,6 +261,21 @@ static oq_status planned_needs(oq_pipeline *p, bool **out, oq_err *err)
     return OQ_OK;
 }
 
+/* Opens the job's calibration samples, or (eval) its evaluation samples,
+ * which are the calibration samples when none are given. */
+static oq_status open_samples(const oq_pipeline *p, bool eval, oq_dataset **ds, oq_err *err)
+{
+    const oq_job *j = &p->job;
+    bool own = j->n_eval || j->eval_data_samples;
+    int n_specs = eval && own ? j->n_eval : j->n_data;
+    const char *const *specs = eval && own ? j->eval_data : j->data;
+    const oq_samples *held = eval && own ? j->eval_data_samples : j->data_samples;
+    *ds = NULL;
+    if (held)
+        return oq_dataset_open_samples_for_model(ds, p->model, held, err);
+    return oq_dataset_open_for_model(ds, p->model, n_specs, specs, &j->pre, j->layout_given, j->resize_given, err);
+}
+
 static oq_status calibrate_on_data(oq_pipeline *p, oq_err *err)
 {
     const oq_job *j = &p->job;
@@ -244,8 +283,7 @@ static oq_status calibrate_on_data(oq_pipeline *p, oq_err *err)
     oq_dataset *ds = NULL;
     oq_status st = j->all_tensors ? OQ_OK : planned_needs(p, &want, err);
     if (!st)
-        st = oq_dataset_open_for_model(&ds, p->model, j->n_data, j->data, &j->pre, j->layout_given, j->resize_given,
-                                       err);
+        st = open_samples(p, false, &ds, err);
     oq_calib_options opts = {.bins = j->bins, .range = j->range.range, .max_samples = j->max_samples,
                              .threads = j->threads, .observe = want, .progress = j->progress,
                              .progress_user = j->progress_user};
@@ -353,18 +391,16 @@ oq_status oq_pipeline_rewrite(oq_pipeline *p, const oq_plan *plan, bool last, oq
 oq_status oq_pipeline_evaluate(oq_pipeline *p, const oq_quantized *q, oq_eval *out, bool *evaluated, oq_err *err)
 {
     const oq_job *j = &p->job;
-    int n_specs = j->n_eval ? j->n_eval : j->n_data;
-    const char *const *specs = j->n_eval ? j->eval_data : j->data;
     memset(out, 0, sizeof *out);
     *evaluated = false;
-    if (!n_specs)
+    if (!j->n_eval && !j->eval_data_samples && !j->n_data && !j->data_samples)
         return OQ_OK;
     double t = now_s();
     int64_t *labels = NULL, n_labels = 0;
     oq_dataset *ds = NULL;
     oq_status st = j->labels_path ? oq_labels_read(j->labels_path, &labels, &n_labels, err) : OQ_OK;
     if (!st)
-        st = oq_dataset_open_for_model(&ds, p->model, n_specs, specs, &j->pre, j->layout_given, j->resize_given, err);
+        st = open_samples(p, true, &ds, err);
     if (!st)
         st = oq_evaluate(p->model, q->model, &q->result, ds, j->eval_samples, labels, n_labels, j->threads, out, err);
     free(labels);
@@ -404,6 +440,10 @@ oq_status oq_pipeline_commit(oq_pipeline *p, const oq_quantized *q, oq_report *r
         report->times.save = p->times.save;
     if (!st && report && j->report_path && !(st = oq_report_json(report, &text, &len, err)))
         st = oq_commit_add(c, j->report_path, text, len, err);
+    free(text);
+    text = NULL;
+    if (!st && report && j->html_path && !(st = oq_report_html(report, &text, &len, err)))
+        st = oq_commit_add(c, j->html_path, text, len, err);
     free(text);
     text = NULL;
     if (!st && p->table && j->table_output && !(st = oq_calib_table_serialize(p->table, &text, &len, err)))

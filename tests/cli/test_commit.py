@@ -1,13 +1,14 @@
 #!/usr/bin/python3
-"""All or nothing: `quantize` and `convert` write the model and the report
-together, `calibrate -o` its table, or nothing at all. Every run below fails
-at some point (a missing folder for either file, a path that is a folder or
-under a file, a bad labels file or evaluation folder found after the rewrite,
-bad calibration data); each must exit 1 with one error line and leave every
-folder involved exactly as it was: the files that existed byte-identical, no
-new file, no temporary. A run whose report cannot be written once the model
-is in place must put the model back (a failed report write used to delete an
-output model that existed before). Then a run that succeeds replaces both.
+"""All or nothing: `quantize` and `convert` write the model, the report and
+the HTML page together, `calibrate -o` its table, or nothing at all. Every
+run below fails at some point (a missing folder for any file, a path that
+is a folder or under a file, a bad labels file or evaluation folder found
+after the rewrite, bad calibration data); each must exit 1 with one error
+line and leave every folder involved exactly as it was: the files that
+existed byte-identical, no new file, no temporary. A run whose report cannot
+be written once the model is in place must put the model back (a failed
+report write used to delete an output model that existed before). Then a run
+that succeeds replaces all three.
 
 usage: test_commit.py ONNXQ_BINARY
 """
@@ -65,7 +66,9 @@ def main():
         p = run(binary, "calibrate", MODEL, "--data", DATA, "-o", table, "-q")
         check(p.returncode == 0, "calibrate the table: " + p.stderr)
         q, rep, tab = os.path.join(out, "q.onnx"), os.path.join(out, "q.json"), os.path.join(out, "t.json")
-        earlier = ((q, b"an earlier model\n"), (rep, b"an earlier report\n"), (tab, b"an earlier table\n"))
+        page = os.path.join(out, "q.html")
+        earlier = ((q, b"an earlier model\n"), (rep, b"an earlier report\n"), (tab, b"an earlier table\n"),
+                   (page, b"an earlier page\n"))
         os.makedirs(os.path.join(out, "a_folder"))
         open(os.path.join(out, "a_file"), "wb").write(b"not a folder\n")
         bad_labels = os.path.join(tmp, "labels.txt")
@@ -85,6 +88,9 @@ def main():
                  os.path.join(out, "a_folder"))
             case("output path is a folder", "-o", os.path.join(out, "a_folder"), "--report", rep)
             case("report under a file", "-o", q, "--report", os.path.join(out, "a_file", "r.json"))
+            case("html folder missing", "-o", q, "--report", rep, "--html", os.path.join(nodir, "r.html"))
+            case("html path is a folder (model and report were renamed into place first)", "-o", q, "--report", rep,
+                 "--html", os.path.join(out, "a_folder"))
             case("labels unreadable after the rewrite", "-o", q, "--report", rep, "--eval-data", DATA, "--labels",
                  bad_labels)
             case("evaluation data missing after the rewrite", "-o", q, "--report", rep, "--eval-data", nodir)
@@ -114,10 +120,11 @@ def main():
         for path, text in earlier:
             open(path, "wb").write(text)
         before = set(os.listdir(out))
-        p = run(binary, "convert", MODEL, "--calib", table, "-o", q, "--report", rep, "-q")
+        p = run(binary, "convert", MODEL, "--calib", table, "-o", q, "--report", rep, "--html", page, "-q")
         check(p.returncode == 0 and p.stderr == "", "convert succeeds quietly: " + p.stderr)
         check(p.returncode == 0 and open(q, "rb").read() != earlier[0][1] and
-              json.load(open(rep))["model"]["output"] == q, "both the model and the report were replaced")
+              json.load(open(rep))["model"]["output"] == q and open(page, "rb").read().startswith(b"<!DOCTYPE html>"),
+              "the model, the report and the page were replaced")
         check(set(os.listdir(out)) == before, "no other file appeared: %s" % (set(os.listdir(out)) ^ before))
         p = run(binary, "calibrate", MODEL, "--data", DATA, "-o", tab, "-q")
         check(p.returncode == 0 and json.load(open(tab))["format"] == "onnxq-calibration", "calibrate replaces the table")
