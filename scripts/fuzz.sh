@@ -27,8 +27,11 @@ if [ ! -f "$build/build.ninja" ]; then
     CC=clang meson setup "$build" -Dfuzz=true -Dzoo=false -Dwerror=true \
         -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debugoptimized >/dev/null || exit 1
 fi
+# Every replay program is built, whatever targets were asked for: the fuzz
+# suite below replays the regressions of all of them.
 binaries=(src/onnxq)
-for t in "${targets[@]}"; do binaries+=("tests/fuzz/fuzz_$t" "tests/fuzz/replay_$t"); done
+for t in model tensor_pb npy calib_table image; do binaries+=("tests/fuzz/replay_$t"); done
+for t in "${targets[@]}"; do binaries+=("tests/fuzz/fuzz_$t"); done
 ninja -C "$build" "${binaries[@]}" >/dev/null || exit 1
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
