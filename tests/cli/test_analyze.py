@@ -245,8 +245,25 @@ def test_bad_input(binary, tmp, model, data, sens_path, labels):
     subprocess.run([binary, "calibrate", model, "--data", data, "-o", table, "-q"], check=True)
     runner.fails(["convert", model, "--calib", table, "-o", os.path.join(o, "q.onnx"), "--min-agreement", "90"],
                  "needs evaluation samples", code=2, inputs=ins + (table,))
+    # no samples to hold a target on
+    runner.fails(["quantize", model, "--mode", "dynamic", "-o", os.path.join(o, "q.onnx"), "--min-agreement", "90"],
+                 "needs evaluation samples", code=2, inputs=ins)
+    empty = os.path.join(tmp, "empty")
+    os.makedirs(empty, exist_ok=True)
+    runner.fails(q + ["--eval-data", empty, "--min-agreement", "90"], "no samples", inputs=ins)
+    runner.fails(["analyze", model, "--data", empty, "-o", os.path.join(o, "s.json")], "no samples", inputs=ins)
+    # labels that say nothing about the samples
+    no_labels = os.path.join(tmp, "no_labels.txt")
+    open(no_labels, "w").close()
+    runner.fails(q + ["--max-drop", "1", "--labels", no_labels], "--max-drop needs labels",
+                 inputs=ins + (no_labels,))
     # targets that cannot be met: nothing written
     runner.fails(q + ["--min-sqnr", "1000"], "cannot be met", inputs=ins)
+    # ... and a file already at the output path is left as it was
+    existing = os.path.join(tmp, "existing.onnx")
+    open(existing, "wb").write(b"not replaced")
+    runner.fails(["quantize", model, "--data", data, "-o", existing, "--min-sqnr", "1000"], "cannot be met",
+                 inputs=ins + (existing,))
     runner.fails(q + ["--min-sqnr", "1000", "--sensitivity", sens_path], "only '", inputs=ins)
     # a model without a classifier-shaped output has no agreement
     feat_only = os.path.join(tmp, "feat_only.onnx")
