@@ -85,15 +85,11 @@ static void print_node(const oq_sensitivity *s, const oq_sensitivity_node *e)
             e->op_type);
 }
 
-/* The most sensitive nodes (a whole result) or the shard's nodes in graph order. */
-static void print_ranking(const oq_sensitivity *s, const char *path, double seconds)
+/* The most sensitive nodes (a whole result) or the shard's nodes in graph order,
+ * after the caller's headline. */
+static void print_ranking(const oq_sensitivity *s, const char *path)
 {
     enum { SHOWN = 10 };
-    fprintf(stderr, "onnxq: analysed %d of %d quantized nodes in %.1f s", s->n_nodes, s->n_candidates, seconds);
-    if (s->shard_count > 1)
-        fprintf(stderr, " (shard %d of %d: merge the shards with `onnxq analyze merge`)", s->shard_index,
-                s->shard_count);
-    fputc('\n', stderr);
     if (!s->n_nodes)
         return;
     fprintf(stderr, "onnxq: %5s %9s %10s %9s  %s\n", "rank", "SQNR dB", "agreement", "M MACs", "node quantized alone");
@@ -117,8 +113,16 @@ int cli_analyze_run(const oq_job *job, const oq_sensitivity_options *o, bool qui
     oq_status st = oq_job_analyze(job, o, &out, &err);
     cli_print_warnings(&out);
     int rc = st ? cli_fail(&err) : CLI_EXIT_OK;
-    if (!st && !quiet)
-        print_ranking(out.sensitivity, job->output_path, out.seconds);
+    if (!st && !quiet) {
+        const oq_sensitivity *s = out.sensitivity;
+        fprintf(stderr, "onnxq: analysed %d of %d quantized nodes in %.1f s", s->n_nodes, s->n_candidates,
+                out.seconds);
+        if (s->shard_count > 1)
+            fprintf(stderr, " (shard %d of %d: merge the shards with `onnxq analyze merge`)", s->shard_index,
+                    s->shard_count);
+        fputc('\n', stderr);
+        print_ranking(s, job->output_path);
+    }
     oq_outcome_release(&out);
     return rc;
 }
@@ -178,7 +182,6 @@ static int merge_main(int argc, char **argv)
     oq_err err = {0};
     uint8_t *text = NULL;
     size_t len = 0;
-    double t0 = cli_now_s();
     for (int i = 0; rc < 0 && i < n; i++)
         if (oq_sensitivity_load(&loaded[i], parts[i], &err))
             rc = cli_fail(&err);
@@ -187,8 +190,11 @@ static int merge_main(int argc, char **argv)
                    oq_write_file_atomic(output, text, len, &err)))
         rc = cli_fail(&err);
     if (rc < 0) {
-        if (!quiet)
-            print_ranking(merged, output, cli_now_s() - t0);
+        if (!quiet) {
+            fprintf(stderr, "onnxq: merged %d shards: %d of %d quantized nodes\n", n, merged->n_nodes,
+                    merged->n_candidates);
+            print_ranking(merged, output);
+        }
         rc = CLI_EXIT_OK;
     }
     free(text);

@@ -158,6 +158,8 @@ def test_invariance(binary, tmp, model, data, whole):
         r = run(binary, "analyze", "merge", *reversed(parts), "-o", merged)
         check(r.returncode == 0 and read(merged) == whole, f"merge of {count} shards: bytes differ ({r.stderr})")
         check("rank" in r.stderr and "c0" in r.stderr, "merge prints the ranking")
+        check(f"merged {count} shards: 5 of 5 quantized nodes" in r.stderr and "analysed" not in r.stderr,
+              f"merge says what it merged, not that it analysed: {r.stderr}")
     if shutil.which("parallel"):
         r = subprocess.run(["parallel", binary, "analyze", model, "--data", data, "--shard", "{}/3",
                             "-o", os.path.join(tmp, "p{}.json"), "-q", ":::", "1", "2", "3"],
