@@ -40,9 +40,9 @@ static const char analyze_help_head[] =
     "  --shard K/N         analyse only the candidates of shard K of N (candidate i,\n"
     "                      counted from 0 in graph order, is in shard i mod N + 1);\n"
     "                      the result is partial until merged\n"
-    "  --cache-mb N        float activations kept per chunk of samples, about\n"
-    "                      (default 1024); fewer means more chunks, and each chunk\n"
-    "                      rewrites every candidate's model again\n";
+    "  --cache-mb N        megabytes of float activations kept for one chunk of\n"
+    "                      samples (about; default 1024); less means more chunks,\n"
+    "                      and each chunk rewrites every candidate's model again\n";
 
 static const char analyze_help_tail[] =
     "  --threads N         threads (default 0: all online cores); nodes are analysed\n"
