@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "analysis/sensitivity_json.h"
 #include "onnxq/oq_report.h"
 #include "text.h"
 
@@ -286,7 +287,23 @@ void oq_report_destroy(oq_report *r)
     }
     free(r->ops);
     oq_eval_release(&r->eval);
+    oq_sensitivity_destroy(r->sensitivity);
+    oq_mixed_destroy(r->mixed_precision);
     free(r);
+}
+
+oq_status oq_report_set_target(oq_report *r, const oq_sensitivity *sens, const oq_mixed *m, oq_err *err)
+{
+    oq_sensitivity_destroy(r->sensitivity);
+    oq_mixed_destroy(r->mixed_precision);
+    r->sensitivity = NULL;
+    r->mixed_precision = NULL;
+    oq_status st = sens ? oq_sensitivity_copy(&r->sensitivity, sens, err) : OQ_OK;
+    if (!st)
+        st = oq_mixed_copy(&r->mixed_precision, m, err);
+    r->times.sensitivity = m->seconds_analysis;
+    r->times.search = m->seconds_search;
+    return st;
 }
 
 /* ---- JSON ---------------------------------------------------------------------- */
@@ -390,6 +407,34 @@ static cJSON *eval_json(const oq_eval *ev)
     return j;
 }
 
+static cJSON *mixed_json(const oq_mixed *m)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON *t = cJSON_AddObjectToObject(j, "target");
+    cJSON_AddStringToObject(t, "kind", oq_target_name(m->target.kind));
+    cJSON_AddNumberToObject(t, "value", m->target.value);
+    cJSON_AddStringToObject(j, "ranking", m->ranking_from_file ? "file" : "analysis");
+    add_number(j, "metric_before", m->metric_before);
+    add_number(j, "metric_after", m->metric_after);
+    cJSON_AddNumberToObject(j, "candidates", m->n_candidates);
+    cJSON *kept = cJSON_AddArrayToObject(j, "kept_float");
+    for (int i = 0; i < m->n_kept; i++)
+        cJSON_AddItemToArray(kept, cJSON_CreateString(m->kept[i]));
+    cJSON *macs = cJSON_AddObjectToObject(j, "macs_per_sample");
+    add_number(macs, "int8", m->int8_macs);
+    add_number(macs, "total", m->total_macs);
+    add_number(macs, "int8_share", m->total_macs > 0 ? m->int8_macs / m->total_macs : NAN);
+    cJSON *steps = cJSON_AddArrayToObject(j, "steps");
+    for (int i = 0; i < m->n_steps; i++) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, "kept_float", m->steps[i].kept_float);
+        add_number(e, "metric", m->steps[i].metric);
+        cJSON_AddBoolToObject(e, "met", m->steps[i].met);
+        cJSON_AddItemToArray(steps, e);
+    }
+    return j;
+}
+
 static cJSON *report_json(const oq_report *r)
 {
     cJSON *root = cJSON_CreateObject();
@@ -454,12 +499,23 @@ static cJSON *report_json(const oq_report *r)
     } else {
         cJSON_AddNullToObject(root, "speed_outlook");
     }
+    cJSON *sens = r->sensitivity ? oq_sensitivity_cjson(r->sensitivity) : NULL;
+    if (sens)
+        cJSON_AddItemToObject(root, "sensitivity", sens);
+    else
+        cJSON_AddNullToObject(root, "sensitivity");
+    if (r->mixed_precision)
+        cJSON_AddItemToObject(root, "mixed_precision", mixed_json(r->mixed_precision));
+    else
+        cJSON_AddNullToObject(root, "mixed_precision");
     cJSON *t = cJSON_AddObjectToObject(root, "timings_s");
     cJSON_AddNumberToObject(t, "load", r->times.load);
     cJSON_AddNumberToObject(t, "calibrate", r->times.calibrate);
     cJSON_AddNumberToObject(t, "rewrite", r->times.rewrite);
     cJSON_AddNumberToObject(t, "evaluate", r->times.evaluate);
     cJSON_AddNumberToObject(t, "save", r->times.save);
+    cJSON_AddNumberToObject(t, "sensitivity", r->times.sensitivity);
+    cJSON_AddNumberToObject(t, "search", r->times.search);
     return root;
 }
 
@@ -501,6 +557,52 @@ static void put_evaluation(oq_text *t, const oq_report *r)
     if (e->labeled)
         oq_text_printf(t, "top-1 accuracy on %lld labeled samples: fp32 %.2f%%, quantized %.2f%%\n",
                        (long long)e->labeled, 100.0 * e->fp32_correct / e->labeled, 100.0 * e->q_correct / e->labeled);
+}
+
+/* "top-1 agreement 99.50%", "an accuracy drop of 0.40 points", "output SQNR 21.30 dB" */
+static void put_metric(oq_text *t, oq_target_kind k, double v)
+{
+    if (k == OQ_TARGET_MAX_DROP)
+        oq_text_printf(t, "an accuracy drop of %.2f points", v);
+    else if (k == OQ_TARGET_MIN_AGREEMENT)
+        oq_text_printf(t, "top-1 agreement %.2f%%", v);
+    else
+        oq_text_printf(t, "output SQNR %.2f dB", v);
+}
+
+static void put_target(oq_text *t, const oq_report *r)
+{
+    const oq_sensitivity *s = r->sensitivity;
+    const oq_mixed *m = r->mixed_precision;
+    if (s && s->n_nodes) {
+        oq_text_printf(t, "most sensitive nodes (lowest output SQNR when quantized alone):");
+        for (int rank = 1; rank <= 5 && rank <= s->n_nodes; rank++)
+            for (int i = 0; i < s->n_nodes; i++)
+                if (s->nodes[i].rank == rank)
+                    oq_text_printf(t, "%s '%s' %.1f dB", rank > 1 ? "," : "", s->nodes[i].name, s->nodes[i].score_db);
+        oq_text_printf(t, "\n");
+    }
+    if (!m)
+        return;
+    const oq_target *g = &m->target;
+    oq_text_printf(t, "accuracy target %s %g%s: ",
+                   g->kind == OQ_TARGET_MAX_DROP ? "accuracy drop <=" : g->kind == OQ_TARGET_MIN_AGREEMENT ? "top-1 agreement >=" : "output SQNR >=",
+                   g->value, g->kind == OQ_TARGET_MAX_DROP ? " points" : g->kind == OQ_TARGET_MIN_AGREEMENT ? "%" : " dB");
+    if (!m->n_kept) {
+        oq_text_printf(t, "met by the default plan, ");
+        put_metric(t, g->kind, m->metric_before);
+        oq_text_printf(t, "\n");
+        return;
+    }
+    oq_text_printf(t, "kept %d of %d quantized nodes float (", m->n_kept, m->n_candidates);
+    for (int i = 0; i < m->n_kept && i < 4; i++)
+        oq_text_printf(t, "%s'%s'", i ? ", " : "", m->kept[i]);
+    oq_text_printf(t, "%s), %.1f%% of the multiply-adds left in INT8; ", m->n_kept > 4 ? ", ..." : "",
+                   m->total_macs > 0 ? 100.0 * m->int8_macs / m->total_macs : 0.0);
+    put_metric(t, g->kind, m->metric_before);
+    oq_text_printf(t, " -> ");
+    put_metric(t, g->kind, m->metric_after);
+    oq_text_printf(t, " (%d plans evaluated)\n", m->n_steps);
 }
 
 oq_status oq_report_summary(const oq_report *r, char **text, oq_err *err)
@@ -551,6 +653,7 @@ oq_status oq_report_summary(const oq_report *r, char **text, oq_err *err)
     if (r->has_evaluation)
         put_evaluation(&t, r);
     else
-        oq_text_printf(&t, "no evaluation: no samples to run (give --eval-data to measure accuracy)\n");
+    oq_text_printf(&t, "no evaluation: no samples to run (give --eval-data to measure accuracy)\n");
+    put_target(&t, r);
     return oq_text_finish(&t, text, NULL, err);
 }

@@ -17,6 +17,7 @@
 #include "onnxq/oq_err.h"
 #include "onnxq/oq_graph.h"
 #include "onnxq/oq_image.h"
+#include "onnxq/oq_mixed.h"
 #include "onnxq/oq_plan.h"
 #include "onnxq/oq_quant.h"
 #include "onnxq/oq_report.h"
@@ -67,6 +68,12 @@ typedef struct oq_job {
      * from the table's ranges; the lists are borrowed */
     oq_quant_options quant;
     int threads;               /* 0: all online cores; results do not depend on it */
+    /* an accuracy target (oq_mixed.h): the most sensitive candidates stay
+     * float until it holds on the evaluation samples; kind OQ_TARGET_NONE:
+     * none. The ranking comes from sensitivity_path (an `onnxq analyze`
+     * file or a report with a sensitivity section), or an analysis when NULL */
+    oq_target target;
+    const char *sensitivity_path;
     oq_progress_fn progress;   /* calibration progress, or NULL */
     void *progress_user;
     const char *tool_version;  /* for the report */
@@ -80,6 +87,7 @@ oq_job oq_job_default(void);
 typedef struct oq_outcome {
     oq_report *report;         /* quantize/convert; NULL for a calibration only */
     oq_calib_table *table;     /* the table calibrated or read (owned), or NULL */
+    oq_sensitivity *sensitivity; /* oq_job_analyze's result (owned), or NULL */
     int n_warnings;
     char **warnings;           /* one line each, without a prefix, in the order they arose */
     double seconds;            /* the whole run */
@@ -157,5 +165,10 @@ const oq_model *oq_pipeline_model(const oq_pipeline *p);
 const oq_model *oq_pipeline_prepared(const oq_pipeline *p);
 const oq_calib_table *oq_pipeline_table(const oq_pipeline *p);
 int oq_pipeline_warnings(const oq_pipeline *p, const char *const **lines);
+/* The job p keeps (its strings borrowed from the caller's), the SHA-256 of
+ * the model file (after load), and whether the float graph was prepared. */
+const oq_job *oq_pipeline_job(const oq_pipeline *p);
+const char *oq_pipeline_model_sha256(const oq_pipeline *p);
+bool oq_pipeline_graph_prepared(const oq_pipeline *p);
 
 #endif

@@ -152,6 +152,25 @@ typedef struct oq_output_metrics {
     int64_t top1_agree, top1_total;
 } oq_output_metrics;
 
+/* Running sums comparing one graph output of a quantized run with the float
+ * run's, sample after sample. The evaluation and the analyses built on it
+ * (oq_sensitivity.h, oq_mixed.h) all use these, so they report the same
+ * numbers for the same runs. */
+typedef struct oq_output_sums {
+    double dot, aa, bb, err2; /* sums of ref*q, ref^2, q^2, (ref - q)^2 */
+    double max_abs_error;
+    bool classifier;          /* as in oq_output_metrics */
+    int64_t top1_agree, top1_total;
+} oq_output_sums;
+
+/* Adds one sample: ref (the float run's) and q are float tensors of the same
+ * element count, shaped like ref. */
+void oq_output_sums_add(oq_output_sums *s, const oq_tensor *ref, const oq_tensor *q);
+/* Adds src into dst. Sums added in the same order give the same bits. */
+void oq_output_sums_merge(oq_output_sums *dst, const oq_output_sums *src);
+/* Fills m's numbers from s (m's name is left alone). */
+void oq_output_sums_finish(const oq_output_sums *s, oq_output_metrics *m);
+
 typedef struct oq_eval {
     int64_t samples;
     int n_outputs;

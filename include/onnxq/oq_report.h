@@ -12,9 +12,11 @@
 #include <stdint.h>
 
 #include "onnxq/oq_calib.h"
+#include "onnxq/oq_mixed.h"
 #include "onnxq/oq_plan.h"
 #include "onnxq/oq_prepare.h"
 #include "onnxq/oq_quant.h"
+#include "onnxq/oq_sensitivity.h"
 
 typedef struct oq_report_initializer {
     char *name;
@@ -56,6 +58,7 @@ typedef struct oq_report_op {
 
 typedef struct oq_report_times {
     double load, calibrate, rewrite, evaluate, save; /* seconds */
+    double sensitivity, search; /* an accuracy target's analysis and search (oq_mixed), when there is one */
 } oq_report_times;
 
 typedef struct oq_report {
@@ -99,6 +102,10 @@ typedef struct oq_report {
     oq_eval eval;           /* owned (outputs, per-node SQNR) */
     bool has_speed_outlook, faster_expected;
     const char *why;        /* static text */
+    /* an accuracy target (oq_report_set_target): the ranking it used and what
+     * its search did; owned, NULL without a target */
+    oq_sensitivity *sensitivity;
+    oq_mixed *mixed_precision;
     oq_report_times times;
 } oq_report;
 
@@ -121,6 +128,9 @@ typedef struct oq_report_input {
 /* Builds the report (caller destroys) from what the run did. */
 oq_status oq_report_build(oq_report **out, const oq_report_input *in, oq_err *err);
 void oq_report_destroy(oq_report *r);
+/* Adds copies of an accuracy target's ranking (sens, may be NULL when the
+ * default plan met it without one) and search result (m) to r, and their times. */
+oq_status oq_report_set_target(oq_report *r, const oq_sensitivity *sens, const oq_mixed *m, oq_err *err);
 
 /* The report as JSON text ending in a newline, in a malloc'ed buffer the caller frees. */
 oq_status oq_report_json(const oq_report *r, uint8_t **buf, size_t *len, oq_err *err);

@@ -90,6 +90,7 @@ int cli_calibrate(int argc, char **argv);
 int cli_convert(int argc, char **argv);
 int cli_quantize(int argc, char **argv);
 int cli_compare(int argc, char **argv);
+int cli_analyze(int argc, char **argv);
 
 extern const char cli_inspect_help[];
 extern const char cli_run_help[];

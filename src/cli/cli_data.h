@@ -9,6 +9,7 @@
 
 #include "cli/cli.h"
 #include "onnxq/oq_pipeline.h"
+#include "onnxq/oq_sensitivity.h"
 
 /* Option ids, above any command's own ids. */
 enum {
@@ -66,5 +67,17 @@ void cli_progress_end(cli_progress *line);
 
 /* Prints each warning of the outcome as an "onnxq: warning: " line. */
 void cli_print_warnings(const oq_outcome *o);
+
+/* ---- the commands that quantize, or analyse how quantizing would go --------------
+ * convert, quantize and analyze share their option parsing (convert.c). */
+typedef enum cli_quant_cmd { CLI_CONVERT, CLI_QUANTIZE, CLI_ANALYZE } cli_quant_cmd;
+
+/* The help lines of the quantization options (--mode ... --exclude). */
+extern const char cli_quant_options_help[];
+/* Parses argv (argv[0] is the command) for cmd and runs it. */
+int cli_quant_main(int argc, char **argv, cli_quant_cmd cmd);
+/* analyze.c: runs an analysis job and prints its ranking; prints analyze's help. */
+int cli_analyze_run(const oq_job *job, const oq_sensitivity_options *o, bool quiet);
+void cli_analyze_print_help(void);
 
 #endif

@@ -1,5 +1,7 @@
 /* convert.c: `onnxq convert MODEL --calib TABLE.json -o OUT.onnx` and
- * `onnxq quantize MODEL --data PATH... -o OUT.onnx` (calibrate + convert). */
+ * `onnxq quantize MODEL --data PATH... -o OUT.onnx` (calibrate + convert);
+ * also the option parsing `onnxq analyze` shares with them (analyze.c). */
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,12 +46,14 @@ static const char cli_quantize_help[] =
     "\n"
     "Options:\n";
 
-static const char convert_common_help[] =
+static const char convert_output_help[] =
     "  -o, --output FILE   the quantized model to write\n"
-    "  --report FILE       write the JSON accuracy/size report (schema in the README)\n"
+    "  --report FILE       write the JSON accuracy/size report (schema in docs/formats.md)\n"
     "  --html FILE         write the report as one HTML page to open in a browser:\n"
     "                      accuracy before and after, SQNR along the graph, where\n"
-    "                      float and 8-bit meet, the size breakdown\n"
+    "                      float and 8-bit meet, the size breakdown\n";
+
+const char cli_quant_options_help[] =
     "  --mode M            static (default: activation ranges from calibration) or\n"
     "                      dynamic (DynamicQuantizeLinear computes them at run time;\n"
     "                      MatMulInteger/ConvInteger, no calibration data needed)\n"
@@ -67,13 +71,29 @@ static const char convert_common_help[] =
     "  --activation-type T uint8 (default) or int8\n"
     "  --symmetric-activations  activation ranges symmetric around zero\n"
     "  --op-types LIST     comma-separated ops to quantize (default Conv,MatMul,Gemm)\n"
-    "  --exclude NAMES     comma-separated node names to leave in float (repeatable)\n"
+    "  --exclude NAMES     comma-separated node names to leave in float (repeatable)\n";
+
+static const char convert_eval_help[] =
     "  --eval-data PATH    samples for the report's accuracy section (repeatable;\n"
     "                      same forms as --data)\n"
     "  --eval-samples N    evaluate at most N samples (default all)\n"
     "  --labels FILE       one line per evaluation sample, in sample order, ending\n"
     "                      in its class number (\"sample_007 3\" or \"3\"): adds top-1\n"
     "                      accuracy of both models for the first output\n"
+    "\n"
+    "Accuracy targets (at most one): the most sensitive Conv/MatMul/Gemm nodes\n"
+    "(`onnxq analyze`) stay float until the target holds on the evaluation samples;\n"
+    "when it misses even with all of them float but one, nothing is written:\n"
+    "  --max-drop P        top-1 accuracy of the first output (needs --labels) at\n"
+    "                      most P points below float\n"
+    "  --min-agreement P   top-1 agreement with the float model, in percent, over\n"
+    "                      every row of the outputs shaped [N, C] or [N, T, C]\n"
+    "  --min-sqnr DB       every output's SQNR against float at least DB\n"
+    "  --sensitivity FILE  the ranking from `onnxq analyze` (or a report with a\n"
+    "                      sensitivity section) instead of analysing in this run\n"
+    "\n";
+
+static const char convert_run_help[] =
     "  --threads N         threads (default 0: all online cores); evaluation runs\n"
     "                      blocks of 4 samples side by side (calibration blocks of\n"
     "                      32); the output and report do not depend on N\n"
@@ -96,6 +116,12 @@ enum {
     OPT_EVAL_DATA,
     OPT_EVAL_SAMPLES,
     OPT_LABELS,
+    OPT_MAX_DROP,
+    OPT_MIN_AGREEMENT,
+    OPT_MIN_SQNR,
+    OPT_SENSITIVITY,
+    OPT_SHARD,
+    OPT_CACHE_MB,
 };
 
 static const cli_opt convert_opts[] = {
@@ -114,22 +140,34 @@ static const cli_opt convert_opts[] = {
     {"eval-data", 0, true, OPT_EVAL_DATA},
     {"eval-samples", 0, true, OPT_EVAL_SAMPLES},
     {"labels", 0, true, OPT_LABELS},
+    {"max-drop", 0, true, OPT_MAX_DROP},
+    {"min-agreement", 0, true, OPT_MIN_AGREEMENT},
+    {"min-sqnr", 0, true, OPT_MIN_SQNR},
+    {"sensitivity", 0, true, OPT_SENSITIVITY},
+    {"shard", 0, true, OPT_SHARD},
+    {"cache-mb", 0, true, OPT_CACHE_MB},
 };
 #define N_OWN_OPTS ((int)(sizeof convert_opts / sizeof convert_opts[0]))
 
 typedef struct convert_args {
-    bool quantize;              /* calibrate first */
+    cli_quant_cmd cmd;
+    bool quantize;              /* calibrate first (quantize; analyze without --calib) */
     cli_data_args d;            /* the job, with data and calibration options (quantize), threads, quiet */
     char **op_types, **exclude; /* split lists, owned */
     const char **eval;          /* [n_eval] */
     bool format_given;
     const char *range_opt;      /* the first option given that chooses activation ranges */
+    const char *target_opt;     /* the accuracy target option given */
+    oq_sensitivity_options sens; /* analyze */
 } convert_args;
 
 static void print_help(bool quantize)
 {
     fputs(quantize ? cli_quantize_help : cli_convert_help, stdout);
-    fputs(convert_common_help, stdout);
+    fputs(convert_output_help, stdout);
+    fputs(cli_quant_options_help, stdout);
+    fputs(convert_eval_help, stdout);
+    fputs(convert_run_help, stdout);
     fputc('\n', stdout);
     if (quantize) {
         fputs(cli_calib_help, stdout);
@@ -164,9 +202,43 @@ static void free_list(char **list, int n)
     free(list);
 }
 
+/* "K/N" with 1 <= K <= N <= 1000000. */
+static bool parse_shard(const char *s, int *k, int *n)
+{
+    const char *slash = strchr(s, '/');
+    char buf[16];
+    long a, b;
+    if (!slash || slash == s || (size_t)(slash - s) >= sizeof buf)
+        return false;
+    memcpy(buf, s, (size_t)(slash - s));
+    buf[slash - s] = '\0';
+    if (!cli_parse_int(buf, 1, 1000000, &a) || !cli_parse_int(slash + 1, 1, 1000000, &b) || a > b)
+        return false;
+    *k = (int)a;
+    *n = (int)b;
+    return true;
+}
+
+/* An accuracy target's value: a finite number (in [0, 100] for the percentages). */
+static int parse_target(convert_args *a, oq_target_kind kind, const char *opt, const char *v, const char *cmd)
+{
+    char *end;
+    double d = strtod(v, &end);
+    bool percent = kind != OQ_TARGET_MIN_SQNR;
+    if (a->target_opt)
+        return cli_usage("%s: give one accuracy target, not %s and %s", cmd, a->target_opt, opt);
+    if (end == v || *end || !isfinite(d) || (percent && (d < 0 || d > 100)))
+        return cli_usage("%s: %s expects %s, got '%s'", cmd, opt,
+                         percent ? "a number of percent points from 0 to 100" : "a number of dB", v);
+    a->target_opt = opt;
+    a->d.job.target = (oq_target){kind, d};
+    return -1;
+}
+
 static int parse_args(convert_args *a, int argc, char **argv)
 {
-    const char *cmd = a->quantize ? "quantize" : "convert";
+    const char *cmd = a->cmd == CLI_ANALYZE ? "analyze" : a->quantize ? "quantize" : "convert";
+    bool analyze = a->cmd == CLI_ANALYZE;
     oq_job *j = &a->d.job;
     oq_quant_options *q = &j->quant;
     cli_opt opts[N_OWN_OPTS + CLI_DATA_OPT_COUNT];
@@ -179,14 +251,23 @@ static int parse_args(convert_args *a, int argc, char **argv)
     while ((id = cli_next(&p, &v)) != CLI_END) {
         switch (id) {
         case CLI_BAD: return CLI_EXIT_USAGE;
-        case OPT_HELP: print_help(a->quantize); return CLI_EXIT_OK;
+        case OPT_HELP:
+            if (analyze)
+                cli_analyze_print_help();
+            else
+                print_help(a->quantize);
+            return CLI_EXIT_OK;
         case OPT_OUTPUT: j->output_path = v; break;
         case OPT_CALIB:
-            if (a->quantize)
+            if (a->cmd == CLI_QUANTIZE)
                 return cli_usage("quantize: --calib belongs to convert (quantize calibrates from --data)");
             j->table_path = v;
             break;
-        case OPT_REPORT: j->report_path = v; break;
+        case OPT_REPORT:
+            if (analyze)
+                return cli_usage("analyze: --report belongs to convert and quantize (-o names the result)");
+            j->report_path = v;
+            break;
         case OPT_HTML: j->html_path = v; break;
         case OPT_MODE:
             if (strcmp(v, "static") == 0)
@@ -227,7 +308,43 @@ static int parse_args(convert_args *a, int argc, char **argv)
             if (!cli_parse_int(v, 1, 1L << 40, &j->eval_samples))
                 return cli_usage("%s: --eval-samples expects a positive count, got '%s'", cmd, v);
             break;
-        case OPT_LABELS: j->labels_path = v; break;
+        case OPT_LABELS:
+            if (analyze)
+                return cli_usage("analyze: --labels belongs to convert and quantize (the analysis compares with float)");
+            j->labels_path = v;
+            break;
+        case OPT_MAX_DROP:
+        case OPT_MIN_AGREEMENT:
+        case OPT_MIN_SQNR: {
+            const char *name = id == OPT_MAX_DROP ? "--max-drop" : id == OPT_MIN_AGREEMENT ? "--min-agreement" : "--min-sqnr";
+            if (analyze)
+                return cli_usage("analyze: %s belongs to convert and quantize", name);
+            int rc = parse_target(a, id == OPT_MAX_DROP ? OQ_TARGET_MAX_DROP : id == OPT_MIN_AGREEMENT
+                                      ? OQ_TARGET_MIN_AGREEMENT : OQ_TARGET_MIN_SQNR, name, v, cmd);
+            if (rc >= 0)
+                return rc;
+            break;
+        }
+        case OPT_SENSITIVITY:
+            if (analyze)
+                return cli_usage("analyze: --sensitivity belongs to convert and quantize");
+            j->sensitivity_path = v;
+            break;
+        case OPT_SHARD:
+            if (!analyze)
+                return cli_usage("%s: --shard belongs to analyze", cmd);
+            if (!parse_shard(v, &a->sens.shard_index, &a->sens.shard_count))
+                return cli_usage("analyze: --shard expects K/N with 1 <= K <= N (shard K of N), got '%s'", v);
+            break;
+        case OPT_CACHE_MB: {
+            long mb;
+            if (!analyze)
+                return cli_usage("%s: --cache-mb belongs to analyze", cmd);
+            if (!cli_parse_int(v, 1, 1L << 24, &mb))
+                return cli_usage("analyze: --cache-mb expects a size in MiB from 1 to 16777216, got '%s'", v);
+            a->sens.cache_bytes = (size_t)mb << 20;
+            break;
+        }
         case CLI_POSITIONAL:
             if (j->model_path)
                 return cli_usage("%s: expected one MODEL, got '%s' and '%s'", cmd, j->model_path, v);
@@ -238,7 +355,7 @@ static int parse_args(convert_args *a, int argc, char **argv)
              * ones that re-choose ranges from the table's histograms, and --no-prepare */
             bool convert_ok = id == CLI_OPT_ACT_TYPE || id == CLI_OPT_THREADS || id == CLI_OPT_QUIET ||
                               id == CLI_OPT_METHOD || id == CLI_OPT_PERCENTILE || id == CLI_OPT_SYMMETRIC ||
-                              id == CLI_OPT_NO_PREPARE;
+                              id == CLI_OPT_NO_PREPARE || analyze;
             if (!a->quantize && !convert_ok)
                 return cli_usage("convert: %s belongs to calibrate or quantize", argv[p.i - 1]);
             const char *range_opt = id == CLI_OPT_ACT_TYPE     ? "--activation-type"
@@ -262,7 +379,7 @@ static int parse_args(convert_args *a, int argc, char **argv)
     if (!j->model_path)
         return cli_usage("%s: missing MODEL", cmd);
     if (!j->output_path)
-        return cli_usage("%s: missing -o OUT.onnx", cmd);
+        return cli_usage("%s: missing -o %s", cmd, analyze ? "OUT.json" : "OUT.onnx");
     bool dynamic = q->mode == OQ_MODE_DYNAMIC;
     if (dynamic && j->table_path)
         return cli_usage("convert: --calib is not used with --mode dynamic (nothing is calibrated)");
@@ -273,12 +390,23 @@ static int parse_args(convert_args *a, int argc, char **argv)
     if (dynamic && a->range_opt)
         return cli_usage("%s: %s does not apply to --mode dynamic (DynamicQuantizeLinear picks uint8 ranges at run time)",
                          cmd, a->range_opt);
-    if (!dynamic && !a->quantize && !j->table_path)
+    if (!dynamic && a->cmd == CLI_CONVERT && !j->table_path)
         return cli_usage("convert: missing --calib TABLE.json");
-    if (!dynamic && a->quantize && !j->n_data)
+    if (!dynamic && a->cmd == CLI_QUANTIZE && !j->n_data)
         return cli_usage("quantize: missing --data PATH");
+    if (analyze && !j->n_data && !j->n_eval)
+        return cli_usage("analyze: missing --data PATH (samples to calibrate and analyse on) or --eval-data PATH");
+    if (analyze && !dynamic && !j->table_path && !j->n_data)
+        return cli_usage("analyze: missing --data PATH or --calib TABLE.json (for the activation ranges)");
     if (j->labels_path && !j->n_eval && !(a->quantize && j->n_data))
         return cli_usage("%s: --labels needs --eval-data", cmd);
+    if (a->target_opt && !j->n_eval && !(a->quantize && j->n_data))
+        return cli_usage("%s: %s needs evaluation samples (--eval-data)", cmd, a->target_opt);
+    if (j->target.kind == OQ_TARGET_MAX_DROP && !j->labels_path)
+        return cli_usage("%s: --max-drop needs --labels (one class per evaluation sample); --min-agreement needs none",
+                         cmd);
+    if (j->sensitivity_path && !a->target_opt)
+        return cli_usage("%s: --sensitivity needs an accuracy target (--max-drop, --min-agreement or --min-sqnr)", cmd);
     return -1;
 }
 
@@ -313,16 +441,17 @@ static int run_convert(convert_args *a)
     return rc;
 }
 
-static int convert_main(int argc, char **argv, bool quantize)
+int cli_quant_main(int argc, char **argv, cli_quant_cmd cmd)
 {
-    convert_args a = {.quantize = quantize};
+    convert_args a = {.cmd = cmd, .quantize = cmd == CLI_QUANTIZE};
     a.eval = calloc((size_t)argc + 1, sizeof *a.eval);
     int rc;
     if (!a.eval || !cli_data_args_init(&a.d, argc)) {
         cli_error("out of memory");
         rc = CLI_EXIT_FAIL;
     } else if ((rc = parse_args(&a, argc, argv)) < 0) {
-        rc = run_convert(&a);
+        a.d.job.tool_version = OQ_VERSION;
+        rc = cmd == CLI_ANALYZE ? cli_analyze_run(&a.d.job, &a.sens, a.d.quiet) : run_convert(&a);
     }
     free_list(a.op_types, a.d.job.quant.n_op_types);
     free_list(a.exclude, a.d.job.quant.n_exclude);
@@ -331,5 +460,5 @@ static int convert_main(int argc, char **argv, bool quantize)
     return rc;
 }
 
-int cli_convert(int argc, char **argv) { return convert_main(argc, argv, false); }
-int cli_quantize(int argc, char **argv) { return convert_main(argc, argv, true); }
+int cli_convert(int argc, char **argv) { return cli_quant_main(argc, argv, CLI_CONVERT); }
+int cli_quantize(int argc, char **argv) { return cli_quant_main(argc, argv, CLI_QUANTIZE); }

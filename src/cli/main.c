@@ -26,6 +26,7 @@ static const cli_command commands[] = {
     {"convert", "rewrite a model to INT8 with a calibration table, with a report", cli_convert},
     {"quantize", "calibrate and convert in one run", cli_quantize},
     {"compare", "compare a quantized model with its float model, tensor by tensor", cli_compare},
+    {"analyze", "rank the nodes by how much quantizing each alone costs (and merge shards)", cli_analyze},
 };
 #define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))
 

@@ -159,32 +159,49 @@ static int64_t argmax(const float *x, int64_t n)
     return best;
 }
 
-/* Running sums for one graph output. */
-typedef struct out_sums {
-    double dot, aa, bb, err2;
-} out_sums;
-
-static void compare_output(oq_output_metrics *m, out_sums *s, const oq_tensor *a, const oq_tensor *b)
+void oq_output_sums_add(oq_output_sums *s, const oq_tensor *ref, const oq_tensor *q)
 {
-    int64_t n = oq_tensor_numel(a);
-    const float *x = a->data, *y = b->data;
+    int64_t n = oq_tensor_numel(ref);
+    const float *x = ref->data, *y = q->data;
     for (int64_t i = 0; i < n; i++) {
         double d = (double)x[i] - y[i];
         s->dot += (double)x[i] * y[i];
         s->aa += (double)x[i] * x[i];
         s->bb += (double)y[i] * y[i];
         s->err2 += d * d;
-        if (fabs(d) > m->max_abs_error)
-            m->max_abs_error = fabs(d);
+        if (fabs(d) > s->max_abs_error)
+            s->max_abs_error = fabs(d);
     }
-    m->classifier = (a->rank == 2 || a->rank == 3) && a->dims[a->rank - 1] >= 2;
-    if (m->classifier) {
-        int64_t c = a->dims[a->rank - 1];
+    s->classifier = (ref->rank == 2 || ref->rank == 3) && ref->dims[ref->rank - 1] >= 2;
+    if (s->classifier) {
+        int64_t c = ref->dims[ref->rank - 1];
         for (int64_t row = 0; row < n / c; row++) {
-            m->top1_agree += argmax(x + row * c, c) == argmax(y + row * c, c);
-            m->top1_total++;
+            s->top1_agree += argmax(x + row * c, c) == argmax(y + row * c, c);
+            s->top1_total++;
         }
     }
+}
+
+void oq_output_sums_merge(oq_output_sums *dst, const oq_output_sums *src)
+{
+    dst->dot += src->dot;
+    dst->aa += src->aa;
+    dst->bb += src->bb;
+    dst->err2 += src->err2;
+    dst->max_abs_error = fmax(dst->max_abs_error, src->max_abs_error);
+    dst->classifier = dst->classifier || src->classifier;
+    dst->top1_agree += src->top1_agree;
+    dst->top1_total += src->top1_total;
+}
+
+void oq_output_sums_finish(const oq_output_sums *s, oq_output_metrics *m)
+{
+    m->cosine = s->aa > 0 && s->bb > 0 ? s->dot / sqrt(s->aa * s->bb) : (s->aa == s->bb ? 1 : 0);
+    m->sqnr_db = sqnr_db(s->aa, s->err2);
+    m->max_abs_error = s->max_abs_error;
+    m->classifier = s->classifier;
+    m->top1_agree = s->top1_agree;
+    m->top1_total = s->top1_total;
 }
 
 /* Top-1 of the first row of a classifier output. */
@@ -202,8 +219,7 @@ typedef struct eval_worker {
     oq_session *sf, *sq;
     eval_state es;              /* its tracked values' sums cover the current block */
     oq_tensor *ins, *of, *oqv;
-    out_sums *sums;             /* [n_out] over the current block */
-    oq_output_metrics *partial; /* [n_out]: max error and top-1 counts over the block */
+    oq_output_sums *sums;       /* [n_out] over the current block */
     int64_t samples, labeled, fp32_correct, q_correct;
 } eval_worker;
 
@@ -214,7 +230,7 @@ typedef struct eval_run {
     int n_in, n_out;
     eval_worker *w;
     oq_eval *out;
-    out_sums *sums;             /* [n_out] totals */
+    oq_output_sums *sums;       /* [n_out] totals */
     tracked *t;                 /* [n_tracked] totals (signal, noise, mismatched) */
     int n_tracked;
     double macs, nodes, converted;
@@ -227,7 +243,6 @@ static oq_status begin_eval_block(void *user, int k, int64_t b, oq_err *err)
     eval_run *r = user;
     eval_worker *w = &r->w[k];
     memset(w->sums, 0, (size_t)r->n_out * sizeof *w->sums);
-    memset(w->partial, 0, (size_t)r->n_out * sizeof *w->partial);
     for (int i = 0; i < w->es.n_tracked; i++) {
         w->es.t[i].signal = w->es.t[i].noise = 0;
         w->es.t[i].mismatched = 0;
@@ -259,9 +274,9 @@ static oq_status eval_sample(void *user, int k, int64_t s, oq_err *err)
                          r->out->outputs[j].name, oq_dtype_name(w->oqv[j].dtype), (long long)oq_tensor_numel(&w->oqv[j]),
                          oq_dtype_name(w->of[j].dtype), (long long)oq_tensor_numel(&w->of[j]));
         else
-            compare_output(&w->partial[j], &w->sums[j], &w->of[j], &w->oqv[j]);
+            oq_output_sums_add(&w->sums[j], &w->of[j], &w->oqv[j]);
     }
-    if (!st && r->labels && s < r->n_labels && r->n_out > 0 && w->partial[0].classifier) {
+    if (!st && r->labels && s < r->n_labels && r->n_out > 0 && w->sums[0].classifier) {
         w->labeled++;
         w->fp32_correct += predicted_class(&w->of[0]) == r->labels[s];
         w->q_correct += predicted_class(&w->oqv[0]) == r->labels[s];
@@ -283,17 +298,8 @@ static oq_status fold_eval_block(void *user, int k, int64_t b, oq_err *err)
     (void)err;
     eval_run *r = user;
     eval_worker *w = &r->w[k];
-    for (int j = 0; j < r->n_out; j++) {
-        oq_output_metrics *m = &r->out->outputs[j], *p = &w->partial[j];
-        r->sums[j].dot += w->sums[j].dot;
-        r->sums[j].aa += w->sums[j].aa;
-        r->sums[j].bb += w->sums[j].bb;
-        r->sums[j].err2 += w->sums[j].err2;
-        m->max_abs_error = fmax(m->max_abs_error, p->max_abs_error);
-        m->classifier = m->classifier || p->classifier;
-        m->top1_agree += p->top1_agree;
-        m->top1_total += p->top1_total;
-    }
+    for (int j = 0; j < r->n_out; j++)
+        oq_output_sums_merge(&r->sums[j], &w->sums[j]);
     for (int i = 0; i < r->n_tracked; i++) {
         r->t[i].signal += w->es.t[i].signal;
         r->t[i].noise += w->es.t[i].noise;
@@ -319,7 +325,6 @@ static void eval_worker_release(eval_worker *w)
     free(w->of);
     free(w->oqv);
     free(w->sums);
-    free(w->partial);
     oq_session_destroy(w->sf);
     oq_session_destroy(w->sq);
 }
@@ -341,11 +346,10 @@ static oq_status eval_worker_init(eval_worker *w, eval_run *r, const oq_model *f
     w->of = calloc((size_t)r->n_out + 1, sizeof *w->of);
     w->oqv = calloc((size_t)r->n_out + 1, sizeof *w->oqv);
     w->sums = calloc((size_t)r->n_out + 1, sizeof *w->sums);
-    w->partial = calloc((size_t)r->n_out + 1, sizeof *w->partial);
     w->es.t = calloc((size_t)r->n_tracked + 1, sizeof *w->es.t);
     w->es.n_values = quant->graph->n_values;
     w->es.last_axis = calloc((size_t)w->es.n_values + 1, sizeof *w->es.last_axis);
-    if (!w->ins || !w->of || !w->oqv || !w->sums || !w->partial || !w->es.t || !w->es.last_axis)
+    if (!w->ins || !w->of || !w->oqv || !w->sums || !w->es.t || !w->es.last_axis)
         return oq_errf(err, OQ_ENOMEM, "out of memory");
     w->es.n_tracked = r->n_tracked;
     for (int i = 0; i < r->n_tracked; i++)
@@ -405,12 +409,8 @@ oq_status oq_evaluate(const oq_model *fp32, const oq_model *quant, const oq_quan
     oq_block_fns fns = {.user = &r, .begin = begin_eval_block, .sample = eval_sample, .fold = fold_eval_block};
     if ((st = oq_run_sample_blocks(total, EVAL_BLOCK, n_workers, &fns, err)))
         goto done;
-    for (int k = 0; k < r.n_out; k++) {
-        oq_output_metrics *m = &out->outputs[k];
-        m->cosine = r.sums[k].aa > 0 && r.sums[k].bb > 0 ? r.sums[k].dot / sqrt(r.sums[k].aa * r.sums[k].bb)
-                                                         : (r.sums[k].aa == r.sums[k].bb ? 1 : 0);
-        m->sqnr_db = sqnr_db(r.sums[k].aa, r.sums[k].err2);
-    }
+    for (int k = 0; k < r.n_out; k++)
+        oq_output_sums_finish(&r.sums[k], &out->outputs[k]);
     if (out->samples) {
         out->int8_macs = r.macs / (double)out->samples;
         out->int8_nodes = r.nodes / (double)out->samples;

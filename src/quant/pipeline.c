@@ -465,7 +465,24 @@ int oq_pipeline_warnings(const oq_pipeline *p, const char *const **lines)
     return p->n_warnings;
 }
 
+const oq_job *oq_pipeline_job(const oq_pipeline *p) { return &p->job; }
+const char *oq_pipeline_model_sha256(const oq_pipeline *p) { return p->sha256; }
+bool oq_pipeline_graph_prepared(const oq_pipeline *p) { return p->graph_prepared; }
+
 /* ---- the whole run -------------------------------------------------------------------- */
+
+/* With an accuracy target: the search (oq_mixed.h) and the per-node
+ * policies of what it chose, and the ranking it used. */
+static oq_status search_target(oq_pipeline *p, oq_sensitivity **sens, oq_mixed **mixed, oq_plan_override **ov,
+                               int *n_ov, oq_err *err)
+{
+    oq_status st = p->job.sensitivity_path ? oq_sensitivity_load(sens, p->job.sensitivity_path, err) : OQ_OK;
+    if (!st)
+        st = oq_mixed_search(p, &p->job.target, sens, p->job.threads, mixed, err);
+    if (!st)
+        st = oq_mixed_overrides(*mixed, ov, n_ov, err);
+    return st;
+}
 
 /* Plan, rewrite, evaluate and report: what quantize and convert add to a calibration. */
 static oq_status quantize(oq_pipeline *p, oq_quantized **q, oq_report **report, oq_err *err)
@@ -473,7 +490,15 @@ static oq_status quantize(oq_pipeline *p, oq_quantized **q, oq_report **report, 
     oq_plan *plan = NULL;
     oq_eval eval;
     bool evaluated = false;
-    oq_status st = oq_pipeline_plan(p, 0, NULL, &plan, err);
+    oq_sensitivity *sens = NULL;
+    oq_mixed *mixed = NULL;
+    oq_plan_override *ov = NULL;
+    int n_ov = 0;
+    oq_status st = OQ_OK;
+    if (p->job.target.kind != OQ_TARGET_NONE)
+        st = search_target(p, &sens, &mixed, &ov, &n_ov, err);
+    if (!st)
+        st = oq_pipeline_plan(p, n_ov, ov, &plan, err);
     if (!st)
         st = oq_pipeline_rewrite(p, plan, true, q, err);
     if (!st && plan->n_contrib_no_range)
@@ -485,9 +510,14 @@ static oq_status quantize(oq_pipeline *p, oq_quantized **q, oq_report **report, 
         st = oq_pipeline_evaluate(p, *q, &eval, &evaluated, err);
     if (!st)
         st = oq_pipeline_report(p, plan, *q, evaluated ? &eval : NULL, report, err);
+    if (!st && mixed)
+        st = oq_report_set_target(*report, sens, mixed, err);
     if (evaluated)
         oq_eval_release(&eval);
     oq_plan_destroy(plan);
+    free(ov);
+    oq_mixed_destroy(mixed);
+    oq_sensitivity_destroy(sens);
     return st;
 }
 
@@ -497,6 +527,7 @@ void oq_outcome_release(oq_outcome *o)
         return;
     oq_report_destroy(o->report);
     oq_calib_table_destroy(o->table);
+    oq_sensitivity_destroy(o->sensitivity);
     for (int i = 0; i < o->n_warnings; i++)
         free(o->warnings[i]);
     free(o->warnings);

@@ -99,7 +99,7 @@ def table_for(table, model):
 
 
 def all_commands(run, model, data, table, contains="", inputs=(), allow_ok=False):
-    """The seven commands on one model (compare: against itself); outputs go to run.out."""
+    """The eight commands on one model (compare: against itself); outputs go to run.out."""
     o = run.out
     table = table_for(table, model)
     ins = (model, data, table, *inputs)
@@ -115,10 +115,12 @@ def all_commands(run, model, data, table, contains="", inputs=(), allow_ok=False
               inputs=ins, allow_ok=allow_ok)
     run.fails(["compare", model, model, "--data", data, "--report", os.path.join(o, "c.json"), "-q"], contains,
               inputs=ins, allow_ok=allow_ok)
+    run.fails(["analyze", model, "--data", data, "-o", os.path.join(o, "s.json"), "-q"], contains, inputs=ins,
+              allow_ok=allow_ok)
 
 
 def executing_commands(run, model, data, contains="", inputs=()):
-    """run, calibrate, quantize and compare: the commands that execute the model."""
+    """run, calibrate, quantize, compare and analyze: the commands that execute the model."""
     o = run.out
     ins = (model, data, *inputs)
     run.fails(["run", model, "--data", data, "-o", o], contains, inputs=ins)
@@ -126,6 +128,7 @@ def executing_commands(run, model, data, contains="", inputs=()):
     run.fails(["quantize", model, "--data", data, "-o", os.path.join(o, "q.onnx"), "-q"], contains, inputs=ins)
     run.fails(["compare", model, model, "--data", data, "--report", os.path.join(o, "c.json"), "-q"], contains,
               inputs=ins)
+    run.fails(["analyze", model, "--data", data, "-o", os.path.join(o, "s.json"), "-q"], contains, inputs=ins)
 
 
 # ---- models ------------------------------------------------------------------
