@@ -51,7 +51,8 @@ static const char convert_output_help[] =
     "  --report FILE       write the JSON accuracy/size report (schema in docs/formats.md)\n"
     "  --html FILE         write the report as one HTML page to open in a browser:\n"
     "                      accuracy before and after, SQNR along the graph, where\n"
-    "                      float and 8-bit meet, the size breakdown\n";
+    "                      float and 8-bit meet, the size breakdown; with an\n"
+    "                      accuracy target, its choices and the ranking\n";
 
 const char cli_quant_options_help[] =
     "  --mode M            static (default: activation ranges from calibration) or\n"
