@@ -586,8 +586,8 @@ static void put_target(oq_text *t, const oq_report *r)
         return;
     const oq_target *g = &m->target;
     oq_text_printf(t, "accuracy target %s %g%s: ",
-        g->kind == OQ_TARGET_MAX_DROP ? "accuracy drop <=" : g->kind == OQ_TARGET_MIN_AGREEMENT ? "top-1 agreement >=" : "output SQNR >=",
-        g->value, g->kind == OQ_TARGET_MAX_DROP ? " points" : g->kind == OQ_TARGET_MIN_AGREEMENT ? "%" : " dB");
+                   g->kind == OQ_TARGET_MAX_DROP ? "accuracy drop <=" : g->kind == OQ_TARGET_MIN_AGREEMENT ? "top-1 agreement >=" : "output SQNR >=",
+                   g->value, g->kind == OQ_TARGET_MAX_DROP ? " points" : g->kind == OQ_TARGET_MIN_AGREEMENT ? "%" : " dB");
     if (!m->n_kept) {
         oq_text_printf(t, "met by the default plan, ");
         put_metric(t, g->kind, m->metric_before);
@@ -598,7 +598,7 @@ static void put_target(oq_text *t, const oq_report *r)
     for (int i = 0; i < m->n_kept && i < 4; i++)
         oq_text_printf(t, "%s'%s'", i ? ", " : "", m->kept[i]);
     oq_text_printf(t, "%s), %.1f%% of the multiply-adds left in INT8; ", m->n_kept > 4 ? ", ..." : "",
-        m->total_macs > 0 ? 100.0 * m->int8_macs / m->total_macs : 0.0);
+                   m->total_macs > 0 ? 100.0 * m->int8_macs / m->total_macs : 0.0);
     put_metric(t, g->kind, m->metric_before);
     oq_text_printf(t, " -> ");
     put_metric(t, g->kind, m->metric_after);
@@ -653,7 +653,7 @@ oq_status oq_report_summary(const oq_report *r, char **text, oq_err *err)
     if (r->has_evaluation)
         put_evaluation(&t, r);
     else
-        oq_text_printf(&t, "no evaluation: no samples to run (give --eval-data to measure accuracy)\n");
+    oq_text_printf(&t, "no evaluation: no samples to run (give --eval-data to measure accuracy)\n");
     put_target(&t, r);
     return oq_text_finish(&t, text, NULL, err);
 }

@@ -9,6 +9,7 @@
 
 #include "html.h"
 #include "onnxq/oq_report.h"
+#include "report_sensitivity.h"
 
 /* ---- helpers ------------------------------------------------------------------------ */
 
@@ -410,10 +411,23 @@ static void run_section(oq_text *t, const oq_report *r)
     oq_html_section_end(t);
 }
 
+/* An accuracy target's choices (report_sensitivity.c). */
+static void mixed_section(oq_text *t, const oq_report *r)
+{
+    oq_html_mixed_section(t, r->mixed_precision, r->sensitivity);
+}
+
+/* The ranking the target used (report_sensitivity.c). */
+static void sensitivity_section(oq_text *t, const oq_report *r)
+{
+    oq_html_sensitivity_section(t, r->sensitivity, r->mixed_precision);
+}
+
 /* The page, in order. */
 typedef void (*report_section)(oq_text *t, const oq_report *r);
 static const report_section sections[] = {
-    cards, accuracy_section, sqnr_section, boundaries_section, size_section, run_section,
+    cards, accuracy_section, mixed_section, sqnr_section, sensitivity_section, boundaries_section, size_section,
+    run_section,
 };
 
 oq_status oq_report_html(const oq_report *r, uint8_t **buf, size_t *len, oq_err *err)

@@ -136,7 +136,8 @@ oq_status oq_report_set_target(oq_report *r, const oq_sensitivity *sens, const o
 oq_status oq_report_json(const oq_report *r, uint8_t **buf, size_t *len, oq_err *err);
 /* The report as one self-contained HTML page (inline CSS and SVG, no script,
  * nothing fetched): accuracy before and after, per-node SQNR along the graph,
- * where float and 8-bit meet, the size breakdown, and how the model was made.
+ * where float and 8-bit meet, the size breakdown, how the model was made, and
+ * an accuracy target's choices and ranking when the report has them.
  * Every byte is a function of the report without its timings. *buf is
  * malloc'ed; the caller frees it. */
 oq_status oq_report_html(const oq_report *r, uint8_t **buf, size_t *len, oq_err *err);

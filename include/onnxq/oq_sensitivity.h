@@ -89,6 +89,12 @@ oq_status oq_sensitivity_serialize(const oq_sensitivity *s, uint8_t **buf, size_
  * "sensitivity" section. `what` names it in errors. */
 oq_status oq_sensitivity_parse(oq_sensitivity **out, const uint8_t *buf, size_t len, const char *what, oq_err *err);
 oq_status oq_sensitivity_load(oq_sensitivity **out, const char *path, oq_err *err);
+/* s as one self-contained HTML page (inline CSS and SVG, nothing fetched):
+ * each node's output SQNR when quantized alone along the graph, the ranking,
+ * and what the numbers depend on; model_path (may be NULL) in the title.
+ * Deterministic bytes; *buf malloc'ed, the caller frees it. */
+oq_status oq_sensitivity_html(const oq_sensitivity *s, const char *model_path, uint8_t **buf, size_t *len,
+                              oq_err *err);
 /* Joins the partial results parts[0..n) (names[i] names parts[i] in errors)
  * into the whole one: the same setup and shard count, each shard exactly
  * once. */
@@ -98,8 +104,9 @@ oq_status oq_sensitivity_merge(oq_sensitivity **out, int n, const oq_sensitivity
 /* ---- the whole command --------------------------------------------------------- */
 
 /* Loads, prepares and calibrates (or reads the job's table), analyses, and
- * writes the result (oq_sensitivity_serialize) to job->output_path, and the
- * table to job->table_output when given: all or nothing. out->sensitivity
+ * writes the result (oq_sensitivity_serialize) to job->output_path, its page
+ * (oq_sensitivity_html) to job->html_path and the table to job->table_output
+ * when given: all or nothing. out->sensitivity
  * gets the result; warnings as oq_job_run gives them. */
 oq_status oq_job_analyze(const oq_job *job, const oq_sensitivity_options *o, oq_outcome *out, oq_err *err);
 

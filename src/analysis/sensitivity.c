@@ -836,7 +836,8 @@ oq_status oq_sensitivity_analyze(oq_pipeline *p, const oq_sensitivity_options *o
 
 /* ---- the whole command ----------------------------------------------------------------- */
 
-/* Writes s to the job's output and the table to its table_output: all or nothing. */
+/* Writes s to the job's output, its page to its html_path and the table to
+ * its table_output: all or nothing. */
 static oq_status commit_analysis(oq_pipeline *p, const oq_sensitivity *s, oq_err *err)
 {
     const oq_job *j = oq_pipeline_job(p);
@@ -847,6 +848,10 @@ static oq_status commit_analysis(oq_pipeline *p, const oq_sensitivity *s, oq_err
     oq_status st = oq_commit_create(&c, err);
     if (!st && j->output_path && !(st = oq_sensitivity_serialize(s, &text, &len, err)))
         st = oq_commit_add(c, j->output_path, text, len, err);
+    free(text);
+    text = NULL;
+    if (!st && j->html_path && !(st = oq_sensitivity_html(s, j->model_path, &text, &len, err)))
+        st = oq_commit_add(c, j->html_path, text, len, err);
     free(text);
     text = NULL;
     if (!st && t && j->table_output && !(st = oq_calib_table_serialize(t, &text, &len, err)))

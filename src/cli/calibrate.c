@@ -43,7 +43,8 @@ typedef struct calibrate_args {
     bool merge;
     const char **tables; /* merge inputs */
     int n_tables;
-    cli_data_args d;     /* the job: model, table output, data and calibration options */
+    const char *model, *output;
+    cli_data_args d;     /* the job: model, data and calibration options; the table output */
 } calibrate_args;
 
 static void print_help(void)
@@ -72,31 +73,33 @@ static int parse_args(calibrate_args *a, int argc, char **argv)
         case CLI_BAD: return CLI_EXIT_USAGE;
         case OPT_HELP: print_help(); return CLI_EXIT_OK;
         case OPT_OUTPUT:
-            if (a->d.job.table_output)
+            if (a->output)
                 return cli_usage("%s: -o given twice", cmd);
-            a->d.job.table_output = v;
+            a->output = v;
             break;
         case CLI_POSITIONAL:
-            if (a->merge)
+            if (a->merge) {
                 a->tables[a->n_tables++] = v;
-            else if (a->d.job.model_path)
-                return cli_usage("calibrate: expected one MODEL, got '%s' and '%s'", a->d.job.model_path, v);
-            else
-                a->d.job.model_path = v;
+            } else if (a->model) {
+                return cli_usage("calibrate: expected one MODEL, got '%s' and '%s'", a->model, v);
+            } else {
+                int rc = cli_job_option(&a->d, "model", v, cmd);
+                if (rc >= 0)
+                    return rc;
+                a->model = v;
+            }
             break;
         default:
             if (a->merge && id != CLI_OPT_QUIET)
                 return cli_usage("calibrate merge: only -o and -q are accepted (the tables carry their options)");
-            if (id == OPT_CONTRIB) {
-                a->d.job.quant.contrib = true;
-                break;
-            }
-            int rc = cli_data_option(&a->d, id, v, cmd);
+            int rc = id == OPT_CONTRIB ? cli_job_option(&a->d, "contrib", NULL, cmd) : cli_data_option(&a->d, id, v, cmd);
             if (rc >= 0)
                 return rc;
             break;
         }
     }
+    cli_data_args_take_job(&a->d);
+    a->d.job.table_output = a->output;
     if (a->merge) {
         if (a->n_tables < 2)
             return cli_usage("calibrate merge: expected at least two tables");
@@ -171,7 +174,7 @@ int cli_calibrate(int argc, char **argv)
     calibrate_args a = {0};
     a.tables = calloc((size_t)argc + 1, sizeof *a.tables);
     int rc;
-    if (!a.tables || !cli_data_args_init(&a.d, argc)) {
+    if (!a.tables || !cli_data_args_init(&a.d)) {
         cli_error("out of memory");
         rc = CLI_EXIT_FAIL;
     } else if ((rc = parse_args(&a, argc, argv)) < 0) {

@@ -67,144 +67,37 @@ const cli_opt cli_data_opts[CLI_DATA_OPT_COUNT] = {
     {"std", 0, true, CLI_OPT_STD},            {"bgr", 0, false, CLI_OPT_BGR},
 };
 
-bool cli_data_args_init(cli_data_args *a, int argc)
+bool cli_data_args_init(cli_data_args *a)
 {
+    oq_err err = {0};
     memset(a, 0, sizeof *a);
-    a->job = oq_job_default();
-    a->data = calloc((size_t)argc + 1, sizeof *a->data);
-    a->job.data = a->data;
-    return a->data != NULL;
+    return oq_job_builder_create(&a->builder, &err) == OQ_OK;
 }
 
-void cli_data_args_free(cli_data_args *a) { free(a->data); }
+void cli_data_args_free(cli_data_args *a) { oq_job_builder_destroy(a->builder); }
 
-/* "N" or "WxH" with 1 <= values <= 65536. */
-static bool parse_size(const char *s, int *w, int *h, bool *single)
+int cli_job_option(cli_data_args *a, const char *name, const char *value, const char *cmd)
 {
-    long a, b;
-    const char *x = strchr(s, 'x');
-    char buf[32];
-    if (!x) {
-        if (!cli_parse_int(s, 1, 65536, &a))
-            return false;
-        *w = *h = (int)a;
-        *single = true;
-        return true;
-    }
-    size_t n = (size_t)(x - s);
-    if (n == 0 || n >= sizeof buf)
-        return false;
-    memcpy(buf, s, n);
-    buf[n] = '\0';
-    if (!cli_parse_int(buf, 1, 65536, &a) || !cli_parse_int(x + 1, 1, 65536, &b))
-        return false;
-    *w = (int)a;
-    *h = (int)b;
-    *single = false;
-    return true;
-}
-
-/* Three comma-separated floats. */
-static bool parse_triple(const char *s, float out[3])
-{
-    char *end;
-    for (int i = 0; i < 3; i++) {
-        out[i] = strtof(s, &end);
-        if (end == s || (i < 2 ? *end != ',' : *end != '\0'))
-            return false;
-        s = end + 1;
-    }
-    return true;
+    oq_err err = {0};
+    if (oq_job_builder_set(a->builder, name, value, &err))
+        return err.status == OQ_ENOMEM ? (cli_error("out of memory"), CLI_EXIT_FAIL)
+                                       : cli_usage("%s: %s", cmd, err.msg);
+    return -1;
 }
 
 int cli_data_option(cli_data_args *a, int id, const char *v, const char *cmd)
 {
-    oq_job *j = &a->job;
-    oq_preprocess *p = &j->pre;
-    oq_range_request *r = &j->range;
-    bool single;
-    char *end;
-    long n;
-    double d;
-    switch (id) {
-    case CLI_OPT_DATA: a->data[j->n_data++] = v; return -1;
-    case CLI_OPT_METHOD:
-        r->range.method = oq_calib_method_parse(v);
-        if (r->range.method == OQ_CALIB_METHOD_COUNT)
-            return cli_usage("%s: --method must be minmax, percentile, entropy or mse, got '%s'", cmd, v);
-        r->method_given = true;
+    if (id == CLI_OPT_QUIET) {
+        a->quiet = true;
         return -1;
-    case CLI_OPT_PERCENTILE:
-        d = strtod(v, &end);
-        if (end == v || *end || !(d > 50 && d <= 100))
-            return cli_usage("%s: --percentile expects a number in (50, 100], got '%s'", cmd, v);
-        r->range.percentile = d;
-        r->percentile_given = true;
-        return -1;
-    case CLI_OPT_BINS:
-        if (!cli_parse_int(v, 16, 65536, &n) || n % 2)
-            return cli_usage("%s: --bins expects an even number from 16 to 65536, got '%s'", cmd, v);
-        j->bins = (int)n;
-        return -1;
-    case CLI_OPT_SAMPLES:
-        if (!cli_parse_int(v, 1, 1L << 40, &n))
-            return cli_usage("%s: --samples expects a positive count, got '%s'", cmd, v);
-        j->max_samples = n;
-        return -1;
-    case CLI_OPT_SYMMETRIC:
-        r->range.symmetric = true;
-        r->symmetric_given = true;
-        return -1;
-    case CLI_OPT_ACT_TYPE:
-        if (strcmp(v, "uint8") == 0)
-            r->range.qmin = 0, r->range.qmax = 255;
-        else if (strcmp(v, "int8") == 0)
-            r->range.qmin = -128, r->range.qmax = 127;
-        else
-            return cli_usage("%s: --activation-type must be uint8 or int8, got '%s'", cmd, v);
-        r->act_type_given = true;
-        return -1;
-    case CLI_OPT_THREADS:
-        if (!cli_parse_int(v, 0, 4096, &n))
-            return cli_usage("%s: --threads expects an integer from 0 to 4096, got '%s'", cmd, v);
-        j->threads = (int)n;
-        return -1;
-    case CLI_OPT_QUIET: a->quiet = true; return -1;
-    case CLI_OPT_ALL_TENSORS: j->all_tensors = true; return -1;
-    case CLI_OPT_NO_PREPARE: j->no_prepare = true; return -1;
-    case CLI_OPT_RESIZE:
-        if (!parse_size(v, &p->resize_w, &p->resize_h, &single))
-            return cli_usage("%s: --resize expects N or WxH, got '%s'", cmd, v);
-        p->resize_short = single;
-        j->resize_given = true;
-        return -1;
-    case CLI_OPT_CROP:
-        if (!parse_size(v, &p->crop_w, &p->crop_h, &single))
-            return cli_usage("%s: --crop expects N or WxH, got '%s'", cmd, v);
-        return -1;
-    case CLI_OPT_LAYOUT:
-        if (strcmp(v, "nchw") && strcmp(v, "nhwc"))
-            return cli_usage("%s: --layout must be nchw or nhwc, got '%s'", cmd, v);
-        p->layout = strcmp(v, "nchw") ? OQ_LAYOUT_NHWC : OQ_LAYOUT_NCHW;
-        j->layout_given = true;
-        return -1;
-    case CLI_OPT_SCALE:
-        p->scale = strtof(v, &end);
-        if (end == v || *end || !(p->scale > 0))
-            return cli_usage("%s: --scale expects a positive number, got '%s'", cmd, v);
-        return -1;
-    case CLI_OPT_MEAN:
-        if (!parse_triple(v, p->mean))
-            return cli_usage("%s: --mean expects three numbers R,G,B, got '%s'", cmd, v);
-        return -1;
-    case CLI_OPT_STD:
-        if (!parse_triple(v, p->std) || !(p->std[0] > 0 && p->std[1] > 0 && p->std[2] > 0))
-            return cli_usage("%s: --std expects three positive numbers R,G,B, got '%s'", cmd, v);
-        return -1;
-    case CLI_OPT_BGR: p->bgr = true; return -1;
-    default: return cli_usage("%s: internal: unexpected option %d", cmd, id);
     }
+    for (int i = 0; i < CLI_DATA_OPT_COUNT; i++)
+        if (cli_data_opts[i].id == id)
+            return cli_job_option(a, cli_data_opts[i].long_name, v, cmd);
+    return cli_usage("%s: internal: unexpected option %d", cmd, id);
 }
+
+void cli_data_args_take_job(cli_data_args *a) { a->job = *oq_job_builder_job(a->builder); }
 
 static double now_s(void)
 {

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 
 #include "cli/cli.h"
+#include "onnxq/oq_job_builder.h"
 #include "onnxq/oq_pipeline.h"
 #include "onnxq/oq_sensitivity.h"
 
@@ -36,8 +37,9 @@ enum {
 #define CLI_DATA_OPT_COUNT (CLI_OPT_DATA_LAST - CLI_OPT_DATA + 1)
 
 typedef struct cli_data_args {
-    oq_job job;         /* data specs, preprocessing, calibration and range options go here */
-    const char **data;  /* [argc] the --data specs (borrowed from argv); job.data points here */
+    oq_job_builder *builder; /* every job option is parsed by it (oq_job_builder.h) */
+    oq_job job;              /* the builder's job once parsed (cli_data_args_take_job); the command adds
+                                what only the command line sets (progress, a table output) */
     bool quiet;
 } cli_data_args;
 
@@ -47,12 +49,18 @@ extern const char cli_calib_run_help[];  /* --activation-type, --threads, -q as 
 extern const char cli_preprocess_help[]; /* the image options */
 extern const cli_opt cli_data_opts[CLI_DATA_OPT_COUNT];
 
-/* A job with the defaults (oq_job_default) and room for argc data specs. */
-bool cli_data_args_init(cli_data_args *a, int argc);
+/* A builder with the default job (oq_job_builder_create); false when out of memory. */
+bool cli_data_args_init(cli_data_args *a);
 void cli_data_args_free(cli_data_args *a);
-/* Handles option id (one of cli_data_opts) into a's job: -1 when accepted,
- * else the usage exit status (after printing the error). */
+/* Sets the builder's option `name` (without dashes; value NULL for a flag):
+ * -1 when accepted, else the usage exit status after printing "CMD: why". */
+int cli_job_option(cli_data_args *a, const char *name, const char *value, const char *cmd);
+/* Handles option id (one of cli_data_opts: -q here, the others by name
+ * through the builder): -1 when accepted, else the usage exit status. */
 int cli_data_option(cli_data_args *a, int id, const char *value, const char *cmd);
+/* Copies the builder's job into a->job: after the last option (the copy
+ * points into the builder). */
+void cli_data_args_take_job(cli_data_args *a);
 
 /* The progress line drawn on stderr while a job calibrates. */
 typedef struct cli_progress {

@@ -108,6 +108,7 @@ static int parse_args(compare_args *a, int argc, char **argv)
                 return rc;
         }
     }
+    cli_data_args_take_job(&a->data);
     if (!a->quant)
         return cli_usage("compare: expected FLOAT.onnx and QUANT.onnx");
     if (!a->data.job.n_data)
@@ -259,7 +260,7 @@ int cli_compare(int argc, char **argv)
 {
     compare_args a = {0};
     int rc;
-    if (!cli_data_args_init(&a.data, argc)) {
+    if (!cli_data_args_init(&a.data)) {
         cli_error("out of memory");
         rc = CLI_EXIT_FAIL;
     } else if ((rc = parse_args(&a, argc, argv)) < 0) {

@@ -1,7 +1,6 @@
 /* convert.c: `onnxq convert MODEL --calib TABLE.json -o OUT.onnx` and
  * `onnxq quantize MODEL --data PATH... -o OUT.onnx` (calibrate + convert);
  * also the option parsing `onnxq analyze` shares with them (analyze.c). */
-#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,10 +47,11 @@ static const char cli_quantize_help[] =
 
 static const char convert_output_help[] =
     "  -o, --output FILE   the quantized model to write\n"
-    "  --report FILE       write the JSON accuracy/size report (schema in the README)\n"
+    "  --report FILE       write the JSON accuracy/size report (schema in docs/formats.md)\n"
     "  --html FILE         write the report as one HTML page to open in a browser:\n"
     "                      accuracy before and after, SQNR along the graph, where\n"
-    "                      float and 8-bit meet, the size breakdown\n";
+    "                      float and 8-bit meet, the size breakdown; with an\n"
+    "                      accuracy target, its choices and the ranking\n";
 
 const char cli_quant_options_help[] =
     "  --mode M            static (default: activation ranges from calibration) or\n"
@@ -100,64 +100,52 @@ static const char convert_run_help[] =
     "  -q, --quiet         no progress line or summary on stderr\n"
     "  -h, --help          show this help\n";
 
-enum {
-    OPT_HELP = 1,
-    OPT_OUTPUT,
-    OPT_CALIB,
-    OPT_REPORT,
-    OPT_HTML,
-    OPT_MODE,
-    OPT_FORMAT,
-    OPT_CONTRIB,
-    OPT_PER_TENSOR,
-    OPT_SYM_ACT,
-    OPT_OP_TYPES,
-    OPT_EXCLUDE,
-    OPT_EVAL_DATA,
-    OPT_EVAL_SAMPLES,
-    OPT_LABELS,
-    OPT_MAX_DROP,
-    OPT_MIN_AGREEMENT,
-    OPT_MIN_SQNR,
-    OPT_SENSITIVITY,
-    OPT_SHARD,
-    OPT_CACHE_MB,
-};
+/* The command line's own options; the job's options come from the job
+ * builder's table (oq_job_builder_options), numbered from JOB_OPT_BASE. */
+enum { OPT_HELP = 1, OPT_QUIET, OPT_SHARD, OPT_CACHE_MB, JOB_OPT_BASE = 1000 };
 
-static const cli_opt convert_opts[] = {
+static const cli_opt own_opts[] = {
     {"help", 'h', false, OPT_HELP},
-    {"output", 'o', true, OPT_OUTPUT},
-    {"calib", 0, true, OPT_CALIB},
-    {"report", 0, true, OPT_REPORT},
-    {"html", 0, true, OPT_HTML},
-    {"mode", 0, true, OPT_MODE},
-    {"format", 0, true, OPT_FORMAT},
-    {"contrib", 0, false, OPT_CONTRIB},
-    {"per-tensor", 0, false, OPT_PER_TENSOR},
-    {"symmetric-activations", 0, false, OPT_SYM_ACT},
-    {"op-types", 0, true, OPT_OP_TYPES},
-    {"exclude", 0, true, OPT_EXCLUDE},
-    {"eval-data", 0, true, OPT_EVAL_DATA},
-    {"eval-samples", 0, true, OPT_EVAL_SAMPLES},
-    {"labels", 0, true, OPT_LABELS},
-    {"max-drop", 0, true, OPT_MAX_DROP},
-    {"min-agreement", 0, true, OPT_MIN_AGREEMENT},
-    {"min-sqnr", 0, true, OPT_MIN_SQNR},
-    {"sensitivity", 0, true, OPT_SENSITIVITY},
+    {"quiet", 'q', false, OPT_QUIET},
     {"shard", 0, true, OPT_SHARD},
     {"cache-mb", 0, true, OPT_CACHE_MB},
 };
-#define N_OWN_OPTS ((int)(sizeof convert_opts / sizeof convert_opts[0]))
+#define N_OWN_OPTS ((int)(sizeof own_opts / sizeof own_opts[0]))
+
+/* Job options a command does not take, and why. Everything else the
+ * builder knows, convert, quantize and analyze take. */
+enum { CONVERT = 1 << CLI_CONVERT, QUANTIZE = 1 << CLI_QUANTIZE, ANALYZE = 1 << CLI_ANALYZE };
+static const struct refusal {
+    const char *option;
+    unsigned commands;
+    const char *why;
+} refusals[] = {
+    {"model", CONVERT | QUANTIZE | ANALYZE, "MODEL is the first argument"},
+    {"calib", QUANTIZE, "belongs to convert (quantize calibrates from --data)"},
+    {"report", ANALYZE, "belongs to convert and quantize (-o names the result)"},
+    {"labels", ANALYZE, "belongs to convert and quantize (the analysis compares with float)"},
+    {"max-drop", ANALYZE, "belongs to convert and quantize"},
+    {"min-agreement", ANALYZE, "belongs to convert and quantize"},
+    {"min-sqnr", ANALYZE, "belongs to convert and quantize"},
+    {"sensitivity", ANALYZE, "belongs to convert and quantize"},
+    /* convert re-chooses ranges from its table (--method, --percentile,
+     * --activation-type, --symmetric) but takes no data */
+    {"data", CONVERT, "belongs to calibrate or quantize"},
+    {"bins", CONVERT, "belongs to calibrate or quantize"},
+    {"samples", CONVERT, "belongs to calibrate or quantize"},
+    {"all-tensors", CONVERT, "belongs to calibrate or quantize"},
+    {"resize", CONVERT, "belongs to calibrate or quantize"},
+    {"crop", CONVERT, "belongs to calibrate or quantize"},
+    {"layout", CONVERT, "belongs to calibrate or quantize"},
+    {"scale", CONVERT, "belongs to calibrate or quantize"},
+    {"mean", CONVERT, "belongs to calibrate or quantize"},
+    {"std", CONVERT, "belongs to calibrate or quantize"},
+    {"bgr", CONVERT, "belongs to calibrate or quantize"},
+};
 
 typedef struct convert_args {
     cli_quant_cmd cmd;
-    bool quantize;              /* calibrate first (quantize; analyze without --calib) */
-    cli_data_args d;            /* the job, with data and calibration options (quantize), threads, quiet */
-    char **op_types, **exclude; /* split lists, owned */
-    const char **eval;          /* [n_eval] */
-    bool format_given;
-    const char *range_opt;      /* the first option given that chooses activation ranges */
-    const char *target_opt;     /* the accuracy target option given */
+    cli_data_args d;             /* the builder every job option goes through; quiet */
     oq_sensitivity_options sens; /* analyze */
 } convert_args;
 
@@ -174,32 +162,6 @@ static void print_help(bool quantize)
         fputc('\n', stdout);
         fputs(cli_preprocess_help, stdout);
     }
-}
-
-/* Appends the comma-separated items of s to *list (grown; items owned). */
-static bool split_into(char ***list, int *n, const char *s)
-{
-    for (const char *p = s; *p;) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        if (len) {
-            char **grown = realloc(*list, (size_t)(*n + 2) * sizeof *grown);
-            if (!grown)
-                return false;
-            *list = grown;
-            if (!((*list)[(*n)++] = strndup(p, len)))
-                return false;
-        }
-        p += len + (comma != NULL);
-    }
-    return true;
-}
-
-static void free_list(char **list, int n)
-{
-    for (int i = 0; i < n; i++)
-        free(list[i]);
-    free(list);
 }
 
 /* "K/N" with 1 <= K <= N <= 1000000. */
@@ -219,35 +181,45 @@ static bool parse_shard(const char *s, int *k, int *n)
     return true;
 }
 
-/* An accuracy target's value: a finite number (in [0, 100] for the percentages). */
-static int parse_target(convert_args *a, oq_target_kind kind, const char *opt, const char *v, const char *cmd)
+/* Why cmd does not take job option `name`, or NULL when it does. */
+static const char *refused(cli_quant_cmd cmd, const char *name)
 {
-    char *end;
-    double d = strtod(v, &end);
-    bool percent = kind != OQ_TARGET_MIN_SQNR;
-    if (a->target_opt)
-        return cli_usage("%s: give one accuracy target, not %s and %s", cmd, a->target_opt, opt);
-    if (end == v || *end || !isfinite(d) || (percent && (d < 0 || d > 100)))
-        return cli_usage("%s: %s expects %s, got '%s'", cmd, opt,
-                         percent ? "a number of percent points from 0 to 100" : "a number of dB", v);
-    a->target_opt = opt;
-    a->d.job.target = (oq_target){kind, d};
-    return -1;
+    for (size_t i = 0; i < sizeof refusals / sizeof refusals[0]; i++)
+        if ((refusals[i].commands & (1u << cmd)) && !strcmp(refusals[i].option, name))
+            return refusals[i].why;
+    return NULL;
 }
 
-static int parse_args(convert_args *a, int argc, char **argv)
+/* The command's own options (analyze's only for analyze) and every job option. */
+static cli_opt *option_table(cli_quant_cmd cmd, int *n)
 {
-    const char *cmd = a->cmd == CLI_ANALYZE ? "analyze" : a->quantize ? "quantize" : "convert";
-    bool analyze = a->cmd == CLI_ANALYZE;
-    oq_job *j = &a->d.job;
-    oq_quant_options *q = &j->quant;
-    cli_opt opts[N_OWN_OPTS + CLI_DATA_OPT_COUNT];
-    memcpy(opts, convert_opts, sizeof convert_opts);
-    memcpy(opts + N_OWN_OPTS, cli_data_opts, sizeof cli_data_opts);
+    const oq_job_option *job_opts;
+    int n_job = oq_job_builder_options(&job_opts);
+    cli_opt *opts = calloc((size_t)(N_OWN_OPTS + n_job), sizeof *opts);
+    *n = 0;
+    for (int i = 0; opts && i < N_OWN_OPTS; i++)
+        if (cmd == CLI_ANALYZE || (own_opts[i].id != OPT_SHARD && own_opts[i].id != OPT_CACHE_MB))
+            opts[(*n)++] = own_opts[i];
+    for (int i = 0; opts && i < n_job; i++)
+        opts[(*n)++] = (cli_opt){job_opts[i].name, !strcmp(job_opts[i].name, "output") ? 'o' : 0,
+                                 job_opts[i].takes_value, JOB_OPT_BASE + i};
+    return opts;
+}
+
+/* Parses argv with opts: the command line's own options here, every job
+ * option the command takes through the builder, then the builder's checks
+ * across options and what the command needs. -1 to go on (a->d.job holds
+ * the job), else the exit status after printing the error or the help. */
+static int parse_options(convert_args *a, const cli_opt *opts, int n_opts, int argc, char **argv)
+{
+    static const char *const names[] = {[CLI_CONVERT] = "convert", [CLI_QUANTIZE] = "quantize", [CLI_ANALYZE] = "analyze"};
+    const char *cmd = names[a->cmd];
+    bool analyze = a->cmd == CLI_ANALYZE, have_model = false;
     cli_parser p;
-    cli_parser_init(&p, argc, argv, 1, cmd, opts, N_OWN_OPTS + CLI_DATA_OPT_COUNT);
+    cli_parser_init(&p, argc, argv, 1, cmd, opts, n_opts);
     const char *v;
-    int id;
+    int id, rc;
+    long mb;
     while ((id = cli_next(&p, &v)) != CLI_END) {
         switch (id) {
         case CLI_BAD: return CLI_EXIT_USAGE;
@@ -255,141 +227,48 @@ static int parse_args(convert_args *a, int argc, char **argv)
             if (analyze)
                 cli_analyze_print_help();
             else
-                print_help(a->quantize);
+                print_help(a->cmd == CLI_QUANTIZE);
             return CLI_EXIT_OK;
-        case OPT_OUTPUT: j->output_path = v; break;
-        case OPT_CALIB:
-            if (a->cmd == CLI_QUANTIZE)
-                return cli_usage("quantize: --calib belongs to convert (quantize calibrates from --data)");
-            j->table_path = v;
-            break;
-        case OPT_REPORT:
-            if (analyze)
-                return cli_usage("analyze: --report belongs to convert and quantize (-o names the result)");
-            j->report_path = v;
-            break;
-        case OPT_HTML: j->html_path = v; break;
-        case OPT_MODE:
-            if (strcmp(v, "static") == 0)
-                q->mode = OQ_MODE_STATIC;
-            else if (strcmp(v, "dynamic") == 0)
-                q->mode = OQ_MODE_DYNAMIC;
-            else
-                return cli_usage("%s: --mode must be static or dynamic, got '%s'", cmd, v);
-            break;
-        case OPT_FORMAT:
-            a->format_given = true;
-            if (strcmp(v, "qoperator") == 0)
-                q->format = OQ_FORMAT_QOPERATOR;
-            else if (strcmp(v, "qdq") == 0)
-                q->format = OQ_FORMAT_QDQ;
-            else
-                return cli_usage("%s: --format must be qoperator or qdq, got '%s'", cmd, v);
-            break;
-        case OPT_CONTRIB: q->contrib = true; break;
-        case OPT_PER_TENSOR: q->per_channel = false; break;
-        case OPT_SYM_ACT:
-            a->range_opt = a->range_opt ? a->range_opt : "--symmetric-activations";
-            cli_data_option(&a->d, CLI_OPT_SYMMETRIC, NULL, cmd);
-            break;
-        case OPT_OP_TYPES:
-            if (!split_into(&a->op_types, &q->n_op_types, v))
-                return cli_usage("out of memory");
-            for (int i = 0; i < q->n_op_types; i++)
-                if (strcmp(a->op_types[i], "Conv") && strcmp(a->op_types[i], "MatMul") && strcmp(a->op_types[i], "Gemm"))
-                    return cli_usage("%s: --op-types accepts Conv, MatMul and Gemm, got '%s'", cmd, a->op_types[i]);
-            break;
-        case OPT_EXCLUDE:
-            if (!split_into(&a->exclude, &q->n_exclude, v))
-                return cli_usage("out of memory");
-            break;
-        case OPT_EVAL_DATA: a->eval[j->n_eval++] = v; break;
-        case OPT_EVAL_SAMPLES:
-            if (!cli_parse_int(v, 1, 1L << 40, &j->eval_samples))
-                return cli_usage("%s: --eval-samples expects a positive count, got '%s'", cmd, v);
-            break;
-        case OPT_LABELS:
-            if (analyze)
-                return cli_usage("analyze: --labels belongs to convert and quantize (the analysis compares with float)");
-            j->labels_path = v;
-            break;
-        case OPT_MAX_DROP:
-        case OPT_MIN_AGREEMENT:
-        case OPT_MIN_SQNR: {
-            const char *name = id == OPT_MAX_DROP ? "--max-drop" : id == OPT_MIN_AGREEMENT ? "--min-agreement" : "--min-sqnr";
-            if (analyze)
-                return cli_usage("analyze: %s belongs to convert and quantize", name);
-            int rc = parse_target(a, id == OPT_MAX_DROP ? OQ_TARGET_MAX_DROP : id == OPT_MIN_AGREEMENT
-                                      ? OQ_TARGET_MIN_AGREEMENT : OQ_TARGET_MIN_SQNR, name, v, cmd);
-            if (rc >= 0)
-                return rc;
-            break;
-        }
-        case OPT_SENSITIVITY:
-            if (analyze)
-                return cli_usage("analyze: --sensitivity belongs to convert and quantize");
-            j->sensitivity_path = v;
-            break;
+        case OPT_QUIET: a->d.quiet = true; break;
         case OPT_SHARD:
-            if (!analyze)
-                return cli_usage("%s: --shard belongs to analyze", cmd);
             if (!parse_shard(v, &a->sens.shard_index, &a->sens.shard_count))
                 return cli_usage("analyze: --shard expects K/N with 1 <= K <= N (shard K of N), got '%s'", v);
             break;
-        case OPT_CACHE_MB: {
-            long mb;
-            if (!analyze)
-                return cli_usage("%s: --cache-mb belongs to analyze", cmd);
+        case OPT_CACHE_MB:
             if (!cli_parse_int(v, 1, 1L << 24, &mb))
                 return cli_usage("analyze: --cache-mb expects a size in MiB from 1 to 16777216, got '%s'", v);
             a->sens.cache_bytes = (size_t)mb << 20;
             break;
-        }
         case CLI_POSITIONAL:
-            if (j->model_path)
-                return cli_usage("%s: expected one MODEL, got '%s' and '%s'", cmd, j->model_path, v);
-            j->model_path = v;
+            if (have_model)
+                return cli_usage("%s: expected one MODEL, got '%s' and '%s'", cmd,
+                                 oq_job_builder_job(a->d.builder)->model_path, v);
+            if ((rc = cli_job_option(&a->d, "model", v, cmd)) >= 0)
+                return rc;
+            have_model = true;
             break;
         default: {
-            /* data and calibration options: quantize takes all; convert only the
-             * ones that re-choose ranges from the table's histograms, and --no-prepare */
-            bool convert_ok = id == CLI_OPT_ACT_TYPE || id == CLI_OPT_THREADS || id == CLI_OPT_QUIET ||
-                              id == CLI_OPT_METHOD || id == CLI_OPT_PERCENTILE || id == CLI_OPT_SYMMETRIC ||
-                              id == CLI_OPT_NO_PREPARE || analyze;
-            if (!a->quantize && !convert_ok)
-                return cli_usage("convert: %s belongs to calibrate or quantize", argv[p.i - 1]);
-            const char *range_opt = id == CLI_OPT_ACT_TYPE     ? "--activation-type"
-                                    : id == CLI_OPT_METHOD     ? "--method"
-                                    : id == CLI_OPT_PERCENTILE ? "--percentile"
-                                    : id == CLI_OPT_SYMMETRIC  ? "--symmetric"
-                                    : id == CLI_OPT_BINS       ? "--bins"
-                                    : id == CLI_OPT_SAMPLES    ? "--samples"
-                                                               : NULL;
-            if (!a->range_opt)
-                a->range_opt = range_opt;
-            int rc = cli_data_option(&a->d, id, v, cmd);
-            if (rc >= 0)
+            const char *name = opts[0].long_name, *why;
+            for (int i = 0; i < n_opts; i++)
+                if (opts[i].id == id)
+                    name = opts[i].long_name;
+            if ((why = refused(a->cmd, name)))
+                return cli_usage("%s: --%s %s", cmd, name, why);
+            if ((rc = cli_job_option(&a->d, name, v, cmd)) >= 0)
                 return rc;
         }
         }
     }
-    q->op_types = (const char *const *)a->op_types;
-    q->exclude = (const char *const *)a->exclude;
-    j->eval_data = a->eval;
+    oq_err err = {0};
+    cli_data_args_take_job(&a->d);
+    const oq_job *j = &a->d.job;
+    bool dynamic = j->quant.mode == OQ_MODE_DYNAMIC;
     if (!j->model_path)
         return cli_usage("%s: missing MODEL", cmd);
     if (!j->output_path)
         return cli_usage("%s: missing -o %s", cmd, analyze ? "OUT.json" : "OUT.onnx");
-    bool dynamic = q->mode == OQ_MODE_DYNAMIC;
-    if (dynamic && j->table_path)
-        return cli_usage("convert: --calib is not used with --mode dynamic (nothing is calibrated)");
-    if (dynamic && a->format_given)
-        return cli_usage("%s: --format does not apply to --mode dynamic (it has one form)", cmd);
-    if (q->contrib && (dynamic || q->format != OQ_FORMAT_QOPERATOR))
-        return cli_usage("%s: --contrib applies to --format qoperator in static mode", cmd);
-    if (dynamic && a->range_opt)
-        return cli_usage("%s: %s does not apply to --mode dynamic (DynamicQuantizeLinear picks uint8 ranges at run time)",
-                         cmd, a->range_opt);
+    if (oq_job_builder_check(a->d.builder, &err))
+        return cli_usage("%s: %s", cmd, err.msg);
     if (!dynamic && a->cmd == CLI_CONVERT && !j->table_path)
         return cli_usage("convert: missing --calib TABLE.json");
     if (!dynamic && a->cmd == CLI_QUANTIZE && !j->n_data)
@@ -398,16 +277,21 @@ static int parse_args(convert_args *a, int argc, char **argv)
         return cli_usage("analyze: missing --data PATH (samples to calibrate and analyse on) or --eval-data PATH");
     if (analyze && !dynamic && !j->table_path && !j->n_data)
         return cli_usage("analyze: missing --data PATH or --calib TABLE.json (for the activation ranges)");
-    if (j->labels_path && !j->n_eval && !(a->quantize && j->n_data))
-        return cli_usage("%s: --labels needs --eval-data", cmd);
-    if (a->target_opt && !j->n_eval && !(a->quantize && j->n_data))
-        return cli_usage("%s: %s needs evaluation samples (--eval-data)", cmd, a->target_opt);
-    if (j->target.kind == OQ_TARGET_MAX_DROP && !j->labels_path)
-        return cli_usage("%s: --max-drop needs --labels (one class per evaluation sample); --min-agreement needs none",
-                         cmd);
-    if (j->sensitivity_path && !a->target_opt)
-        return cli_usage("%s: --sensitivity needs an accuracy target (--max-drop, --min-agreement or --min-sqnr)", cmd);
     return -1;
+}
+
+/* Parses argv for a's command into its builder: -1 to go on, else the exit status. */
+static int parse_args(convert_args *a, int argc, char **argv)
+{
+    int n_opts;
+    cli_opt *opts = option_table(a->cmd, &n_opts);
+    if (!opts) {
+        cli_error("out of memory");
+        return CLI_EXIT_FAIL;
+    }
+    int rc = parse_options(a, opts, n_opts, argc, argv);
+    free(opts);
+    return rc;
 }
 
 /* Prints each line of the report's summary after "onnxq: ". */
@@ -443,19 +327,15 @@ static int run_convert(convert_args *a)
 
 int cli_quant_main(int argc, char **argv, cli_quant_cmd cmd)
 {
-    convert_args a = {.cmd = cmd, .quantize = cmd == CLI_QUANTIZE};
-    a.eval = calloc((size_t)argc + 1, sizeof *a.eval);
+    convert_args a = {.cmd = cmd};
     int rc;
-    if (!a.eval || !cli_data_args_init(&a.d, argc)) {
+    if (!cli_data_args_init(&a.d)) {
         cli_error("out of memory");
         rc = CLI_EXIT_FAIL;
     } else if ((rc = parse_args(&a, argc, argv)) < 0) {
         a.d.job.tool_version = OQ_VERSION;
         rc = cmd == CLI_ANALYZE ? cli_analyze_run(&a.d.job, &a.sens, a.d.quiet) : run_convert(&a);
     }
-    free_list(a.op_types, a.d.job.quant.n_op_types);
-    free_list(a.exclude, a.d.job.quant.n_exclude);
-    free(a.eval);
     cli_data_args_free(&a.d);
     return rc;
 }

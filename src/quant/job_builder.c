@@ -19,6 +19,10 @@ typedef enum option {
     OPT_EVAL_DATA,
     OPT_EVAL_SAMPLES,
     OPT_LABELS,
+    OPT_MAX_DROP,
+    OPT_MIN_AGREEMENT,
+    OPT_MIN_SQNR,
+    OPT_SENSITIVITY,
     OPT_MODE,
     OPT_FORMAT,
     OPT_CONTRIB,
@@ -45,40 +49,52 @@ typedef enum option {
     OPT_COUNT
 } option;
 
-static const char *const option_names[OPT_COUNT] = {
-    [OPT_MODEL] = "model",
-    [OPT_OUTPUT] = "output",
-    [OPT_REPORT] = "report",
-    [OPT_HTML] = "html",
-    [OPT_CALIB] = "calib",
-    [OPT_DATA] = "data",
-    [OPT_EVAL_DATA] = "eval-data",
-    [OPT_EVAL_SAMPLES] = "eval-samples",
-    [OPT_LABELS] = "labels",
-    [OPT_MODE] = "mode",
-    [OPT_FORMAT] = "format",
-    [OPT_CONTRIB] = "contrib",
-    [OPT_PER_TENSOR] = "per-tensor",
-    [OPT_ACTIVATION_TYPE] = "activation-type",
-    [OPT_SYMMETRIC_ACTIVATIONS] = "symmetric-activations",
-    [OPT_SYMMETRIC] = "symmetric",
-    [OPT_OP_TYPES] = "op-types",
-    [OPT_EXCLUDE] = "exclude",
-    [OPT_METHOD] = "method",
-    [OPT_PERCENTILE] = "percentile",
-    [OPT_BINS] = "bins",
-    [OPT_SAMPLES] = "samples",
-    [OPT_ALL_TENSORS] = "all-tensors",
-    [OPT_NO_PREPARE] = "no-prepare",
-    [OPT_THREADS] = "threads",
-    [OPT_RESIZE] = "resize",
-    [OPT_CROP] = "crop",
-    [OPT_LAYOUT] = "layout",
-    [OPT_SCALE] = "scale",
-    [OPT_MEAN] = "mean",
-    [OPT_STD] = "std",
-    [OPT_BGR] = "bgr",
+/* The options, with the command line's names; flags take no value there. */
+static const oq_job_option options[OPT_COUNT] = {
+    [OPT_MODEL] = {"model", true},
+    [OPT_OUTPUT] = {"output", true},
+    [OPT_REPORT] = {"report", true},
+    [OPT_HTML] = {"html", true},
+    [OPT_CALIB] = {"calib", true},
+    [OPT_DATA] = {"data", true},
+    [OPT_EVAL_DATA] = {"eval-data", true},
+    [OPT_EVAL_SAMPLES] = {"eval-samples", true},
+    [OPT_LABELS] = {"labels", true},
+    [OPT_MAX_DROP] = {"max-drop", true},
+    [OPT_MIN_AGREEMENT] = {"min-agreement", true},
+    [OPT_MIN_SQNR] = {"min-sqnr", true},
+    [OPT_SENSITIVITY] = {"sensitivity", true},
+    [OPT_MODE] = {"mode", true},
+    [OPT_FORMAT] = {"format", true},
+    [OPT_CONTRIB] = {"contrib", false},
+    [OPT_PER_TENSOR] = {"per-tensor", false},
+    [OPT_ACTIVATION_TYPE] = {"activation-type", true},
+    [OPT_SYMMETRIC_ACTIVATIONS] = {"symmetric-activations", false},
+    [OPT_SYMMETRIC] = {"symmetric", false},
+    [OPT_OP_TYPES] = {"op-types", true},
+    [OPT_EXCLUDE] = {"exclude", true},
+    [OPT_METHOD] = {"method", true},
+    [OPT_PERCENTILE] = {"percentile", true},
+    [OPT_BINS] = {"bins", true},
+    [OPT_SAMPLES] = {"samples", true},
+    [OPT_ALL_TENSORS] = {"all-tensors", false},
+    [OPT_NO_PREPARE] = {"no-prepare", false},
+    [OPT_THREADS] = {"threads", true},
+    [OPT_RESIZE] = {"resize", true},
+    [OPT_CROP] = {"crop", true},
+    [OPT_LAYOUT] = {"layout", true},
+    [OPT_SCALE] = {"scale", true},
+    [OPT_MEAN] = {"mean", true},
+    [OPT_STD] = {"std", true},
+    [OPT_BGR] = {"bgr", false},
 };
+
+int oq_job_builder_options(const oq_job_option **out)
+{
+    *out = options;
+    return OPT_COUNT;
+}
+
 
 /* A growing list of borrowed-by-the-job strings. */
 typedef struct str_list {
@@ -92,6 +108,8 @@ struct oq_job_builder {
     int n_owned, cap_owned;
     str_list data, eval, op_types, exclude;
     bool format_given;
+    const char *range_option; /* the first option given that chooses activation ranges ("--method"), or NULL */
+    const char *target_option; /* the accuracy target's option ("--min-sqnr"), or NULL */
 };
 
 oq_status oq_job_builder_create(oq_job_builder **out, oq_err *err)
@@ -174,7 +192,7 @@ static oq_status append_items(oq_job_builder *b, str_list *l, const char *s, oq_
 
 static oq_status bad_value(const char *name, const char *value, const char *want, oq_err *err)
 {
-    return oq_errf(err, OQ_EINVAL, "option '%s' expects %s, got '%s'", name, want, value ? value : "nothing");
+    return oq_errf(err, OQ_EINVAL, "--%s expects %s, got '%s'", name, want, value ? value : "nothing");
 }
 
 /* A whole decimal integer in [min, max]. */
@@ -302,9 +320,24 @@ static oq_status set_option(oq_job_builder *b, option o, const char *name, const
         for (int i = 0; !st && i < b->op_types.n; i++) {
             const char *t = b->op_types.items[i];
             if (strcmp(t, "Conv") && strcmp(t, "MatMul") && strcmp(t, "Gemm"))
-                st = oq_errf(err, OQ_EINVAL, "option 'op-types' accepts Conv, MatMul and Gemm, got '%s'", t);
+                st = oq_errf(err, OQ_EINVAL, "--op-types accepts Conv, MatMul and Gemm, got '%s'", t);
         }
         return st;
+    }
+    case OPT_SENSITIVITY: return set_path(b, &j->sensitivity_path, v, err);
+    case OPT_MAX_DROP:
+    case OPT_MIN_AGREEMENT:
+    case OPT_MIN_SQNR: {
+        bool percent = o != OPT_MIN_SQNR;
+        if (b->target_option)
+            return oq_errf(err, OQ_EINVAL, "give one accuracy target, not %s and --%s", b->target_option, name);
+        if (!parse_double(v, &d) || (percent && !(d >= 0 && d <= 100)))
+            return bad_value(name, v, percent ? "a number of percent points from 0 to 100" : "a number of dB", err);
+        j->target = (oq_target){o == OPT_MAX_DROP ? OQ_TARGET_MAX_DROP
+                                : o == OPT_MIN_AGREEMENT ? OQ_TARGET_MIN_AGREEMENT : OQ_TARGET_MIN_SQNR,
+                                d};
+        b->target_option = o == OPT_MAX_DROP ? "--max-drop" : o == OPT_MIN_AGREEMENT ? "--min-agreement" : "--min-sqnr";
+        return OQ_OK;
     }
     case OPT_EVAL_SAMPLES:
         if (!parse_int(v, 1, 1LL << 40, &n))
@@ -428,12 +461,18 @@ static void sync_lists(oq_job_builder *b)
 oq_status oq_job_builder_set(oq_job_builder *b, const char *name, const char *value, oq_err *err)
 {
     int o = 0;
-    while (o < OPT_COUNT && strcmp(option_names[o], name ? name : ""))
+    while (o < OPT_COUNT && strcmp(options[o].name, name ? name : ""))
         o++;
     if (o == OPT_COUNT)
         return oq_errf(err, OQ_EINVAL, "unknown option '%s'", name ? name : "");
-    oq_status st = set_option(b, (option)o, name, value, err);
+    oq_status st = set_option(b, (option)o, options[o].name, value, err);
     sync_lists(b);
+    static const char *const range_options[OPT_COUNT] = {
+        [OPT_ACTIVATION_TYPE] = "--activation-type", [OPT_SYMMETRIC_ACTIVATIONS] = "--symmetric-activations",
+        [OPT_SYMMETRIC] = "--symmetric", [OPT_METHOD] = "--method", [OPT_PERCENTILE] = "--percentile",
+        [OPT_BINS] = "--bins", [OPT_SAMPLES] = "--samples"};
+    if (!st && !b->range_option)
+        b->range_option = range_options[o];
     return st;
 }
 
@@ -443,6 +482,33 @@ void oq_job_builder_set_samples(oq_job_builder *b, bool eval, const oq_samples *
 }
 
 const oq_job *oq_job_builder_job(const oq_job_builder *b) { return &b->job; }
+
+oq_status oq_job_builder_check(const oq_job_builder *b, oq_err *err)
+{
+    const oq_job *j = &b->job;
+    bool dynamic = j->quant.mode == OQ_MODE_DYNAMIC;
+    bool eval = j->n_eval || j->n_data || j->eval_data_samples || j->data_samples;
+    if (dynamic && j->table_path)
+        return oq_errf(err, OQ_EINVAL, "--calib is not used with --mode dynamic (nothing is calibrated)");
+    if (dynamic && b->format_given)
+        return oq_errf(err, OQ_EINVAL, "--format does not apply to --mode dynamic (it has one form)");
+    if (j->quant.contrib && (dynamic || j->quant.format != OQ_FORMAT_QOPERATOR))
+        return oq_errf(err, OQ_EINVAL, "--contrib applies to --format qoperator in static mode");
+    if (dynamic && b->range_option)
+        return oq_errf(err, OQ_EINVAL,
+                       "%s does not apply to --mode dynamic (DynamicQuantizeLinear picks uint8 ranges at run time)",
+                       b->range_option);
+    if (j->labels_path && !eval)
+        return oq_errf(err, OQ_EINVAL, "--labels needs evaluation samples (--eval-data)");
+    if (b->target_option && !eval)
+        return oq_errf(err, OQ_EINVAL, "%s needs evaluation samples (--eval-data)", b->target_option);
+    if (j->target.kind == OQ_TARGET_MAX_DROP && !j->labels_path)
+        return oq_errf(err, OQ_EINVAL,
+                       "--max-drop needs --labels (one class per evaluation sample); --min-agreement needs none");
+    if (j->sensitivity_path && !b->target_option)
+        return oq_errf(err, OQ_EINVAL, "--sensitivity needs an accuracy target (--max-drop, --min-agreement or --min-sqnr)");
+    return OQ_OK;
+}
 
 /* ---- running ------------------------------------------------------------------------------- */
 
@@ -468,10 +534,11 @@ oq_status oq_job_builder_run(const oq_job_builder *b, char **report_json, char *
 {
     *report_json = NULL;
     *warnings = NULL;
-    if (b->format_given && b->job.quant.mode == OQ_MODE_DYNAMIC)
-        return oq_errf(err, OQ_EINVAL, "option 'format' does not apply to dynamic mode (it has one form)");
     oq_outcome out;
-    oq_status st = oq_job_run(&b->job, &out, err);
+    oq_status st = oq_job_builder_check(b, err);
+    if (st)
+        return st;
+    st = oq_job_run(&b->job, &out, err);
     uint8_t *json = NULL;
     size_t len = 0;
     bool lost = false;

@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """The HTML reports in a real browser: headless Chromium (browser.py) opens
-the --html pages of PP-OCRv4 rec's quantization and comparison and of the
-bundled example's quantization, and for each page:
+the --html pages of PP-OCRv4 rec's quantization, comparison, sensitivity
+analysis and quantization with an accuracy target (--min-sqnr 3 dB above the
+default's, reusing the analysis), and of the bundled example's quantization,
+and for each page:
 
 - the load logs no console error (an uncaught exception, console.error, a
   blocked request or a Content Security Policy violation: the page may fetch
@@ -13,7 +15,12 @@ bundled example's quantization, and for each page:
   8-bit runs) are on it;
 - the DOM holds one chart point per value the JSON report has, the cards
   show the JSON's output SQNR, and the page needs no horizontal scrolling at
-  1200 pixels.
+  1200 pixels;
+- where the JSON has a sensitivity ranking (analyze, the target), the
+  sensitivity chart has one point per analysed node, in graph order, whose
+  tooltip names the node and gives its SQNR as the JSON does and whose
+  height orders the points as their values do; the target's page shows the
+  nodes kept float and the metric before and after as its JSON says.
 
 usage: test_html_report.py ONNXQ_BINARY OUT_DIR
 """
@@ -83,6 +90,17 @@ def make_pages(exe, tmp, out):
     run([exe, "quantize", rec, "--data", calib, "--eval-data", evalset, "-o", q, "-q",
          "--report", pages[0][2], "--html", pages[0][1]])
     run([exe, "compare", rec, q, "--data", evalset, "-q", "--report", pages[1][2], "--html", pages[1][1]])
+    analysis = os.path.join(tmp, "rec-analyze.json")
+    run([exe, "analyze", rec, "--data", calib, "--eval-data", evalset, "-o", analysis, "-q",
+         "--html", os.path.join(out, "rec-analyze.html")])
+    pages.append(("rec-analyze", os.path.join(out, "rec-analyze.html"), analysis, "analyze"))
+    with open(pages[0][2]) as f:
+        default_db = json.load(f)["evaluation"]["outputs"][0]["sqnr_db"]
+    target = "%.1f" % (default_db + 3)
+    pages.append(("rec-target", os.path.join(out, "rec-target.html"), os.path.join(tmp, "rec-target.json"), "target"))
+    run([exe, "quantize", rec, "--data", calib, "--eval-data", evalset, "-q", "--min-sqnr", target,
+         "--sensitivity", analysis, "-o", os.path.join(tmp, "rec.target.onnx"),
+         "--report", pages[-1][2], "--html", pages[-1][1]])
     example = os.path.join(ROOT, "models", "example", "tiny_cnn.onnx")
     data = os.path.join(ROOT, "calibration", "example")
     run([exe, "quantize", example, "--data", data, "--labels", os.path.join(data, "labels.txt"), "-q",
@@ -102,6 +120,41 @@ def output_sqnr_text(report, kind):
     return "%.1f dB" % outs[0]["sqnr_db"]
 
 
+POINTS_JS = """Array.from(document.querySelectorAll('#sensitivity svg circle.c0'))
+  .filter(c => c.classList.contains('pt') || c.classList.contains('top'))
+  .map(c => [c.querySelector('title').textContent, parseFloat(c.getAttribute('cy'))])"""
+
+
+def check_sensitivity(tally, chrome, name, ranking):
+    """The sensitivity chart's points against the JSON's nodes (graph order)."""
+    nodes = ranking["nodes"]
+    points = chrome.evaluate(POINTS_JS)
+    tally.case(name + " sensitivity points", len(points) == len(nodes),
+               "%d points, the JSON has %d analysed nodes" % (len(points), len(nodes)))
+    wrong = []
+    for (title, _), node in zip(points, nodes):
+        want = "exact" if node["sqnr_db"] is None else "%.2f" % node["sqnr_db"]
+        if not title.startswith("#%d %s (%s): " % (node["index"] + 1, node["name"], node["op"])) \
+                or title.split(": ", 1)[1].split("; ")[0].rsplit(" ", 1)[-1] != want:
+            wrong.append("%r for %s %s" % (title, node["name"], want))
+    tally.case(name + " sensitivity values", not wrong and points,
+               "; ".join(wrong[:3]) or "every tooltip names its node and the JSON's SQNR")
+    finite = [(cy, n["sqnr_db"]) for (_, cy), n in zip(points, nodes) if n["sqnr_db"] is not None]
+    ordered = all((a[0] < b[0]) == (a[1] > b[1]) for a in finite for b in finite if a[1] != b[1])
+    tally.case(name + " sensitivity heights", ordered and len(finite) >= 2,
+               "%d finite points, higher SQNR drawn higher: %s" % (len(finite), ordered))
+
+
+def check_target(tally, chrome, name, mixed):
+    text = chrome.evaluate("document.getElementById('mixed_precision').innerText")
+    kept = "%d of %d" % (len(mixed["kept_float"]), mixed["candidates"])
+    after = "%.2f dB" % mixed["metric_after"]
+    before = "%.2f dB" % mixed["metric_before"]
+    tally.case(name + " target shown", kept in text and after in text and before in text
+               and all(n in text for n in mixed["kept_float"]) and len(mixed["kept_float"]) > 0,
+               "kept %s, %s -> %s, nodes %s" % (kept, before, after, mixed["kept_float"][:4]))
+
+
 def check_page(tally, chrome, name, path, report, kind, out, blank_ink):
     errors = chrome.load(path)
     tally.case(name + " console", not errors, "; ".join(errors) or "no errors")
@@ -114,7 +167,16 @@ def check_page(tally, chrome, name, path, report, kind, out, blank_ink):
                % (png, n_ink, a.shape[0] * a.shape[1], background, 100 * share, blank_ink))
     blue = coloured(a, SERIES_BLUE)
     tally.case(name + " chart drawn", blue >= MIN_COLOURED, "%d pixels of the SQNR line's blue" % blue)
-    if kind == "quantize":
+    ranking = report.get("sensitivity")
+    if ranking:
+        check_sensitivity(tally, chrome, name, ranking)
+    if kind == "target":
+        check_target(tally, chrome, name, report["mixed_precision"])
+    if kind == "analyze":
+        width = chrome.evaluate("document.documentElement.scrollWidth")
+        tally.case(name + " fits", width <= WIDTH, "content %d px wide in a %d px window" % (width, WIDTH))
+        return
+    if kind in ("quantize", "target"):
         green = coloured(a, STRIP_GREEN)
         tally.case(name + " strip drawn", green >= MIN_COLOURED, "%d pixels of the 8-bit green" % green)
     points = chrome.evaluate("document.querySelectorAll('#sqnr svg circle.pt.c0, #sqnr svg circle.top.c0').length")

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""--html on quantize, convert and compare, on the bundled example (the
-browser test, tests/browser, opens such pages in Chromium):
+"""--html on quantize, convert, compare and analyze, on the bundled example
+(the browser test, tests/browser, opens such pages in Chromium):
 
 - the same inputs give the same bytes, whatever --threads, and quantize and
   calibrate + convert give the same page;
@@ -13,8 +13,11 @@ browser test, tests/browser, opens such pages in Chromium):
 - names from the model (node and output names with markup, quotes, control
   characters and bytes that are not UTF-8) come out as text, never as
   markup, and the page stays UTF-8;
-- an --html path that names an input or the --report file is refused with
-  one error line, and nothing is written.
+- analyze's page: the same bytes whatever --threads, every analysed node and
+  one chart point per node; quantize with an accuracy target: the target's
+  section names the nodes kept float, and the page has the ranking;
+- an --html path that names an input or the --report file (analyze: the
+  result) is refused with one error line, and nothing is written.
 
 usage: test_html.py ONNXQ_BINARY
 """
@@ -143,6 +146,30 @@ def main():
         check(len(points) == len(cmp_report["tensors"]),
               "compare: %d chart points for %d tensors" % (len(points), len(cmp_report["tensors"])))
 
+        # ---- analyze, and quantize with an accuracy target
+        args = [MODEL, "--data", DATA, "-q"]
+        p1 = run(exe, "analyze", *args, "--threads", "1", "-o", path("s1.json"), "--html", path("sa.html"))
+        p2 = run(exe, "analyze", *args, "--threads", "2", "-o", path("s2.json"), "--html", path("sb.html"))
+        check(p1.returncode == 0 and p2.returncode == 0, "analyze --html: " + p1.stderr + p2.stderr)
+        if p1.returncode == 0 and p2.returncode == 0:
+            check(read(path("sa.html")) == read(path("sb.html")), "analyze: the same page with 1 and 2 threads")
+            nodes = json.load(open(path("s1.json")))["sensitivity"]["nodes"]
+            page = self_contained("analyze", read(path("sa.html")))
+            text = " ".join(page.text)
+            check(all(n["name"] in text for n in nodes) and len(nodes) == 3, "analyze: its 3 nodes are on the page")
+            points = [a for t, a in page.attrs if t == "circle" and a.get("class") in ("pt c0", "top c0")]
+            check(len(points) == len(nodes), "analyze: %d chart points for %d nodes" % (len(points), len(nodes)))
+        p = run(exe, "quantize", *args, "--min-sqnr", "40", "-o", path("t.onnx"), "--report", path("t.json"),
+                "--html", path("t.html"))
+        check(p.returncode == 0, "quantize --min-sqnr 40 --html: " + p.stderr)
+        if p.returncode == 0:
+            mixed = json.load(open(path("t.json")))["mixed_precision"]
+            page = self_contained("target", read(path("t.html")))
+            text = " ".join(page.text)
+            check(mixed["kept_float"] and all(n in text for n in mixed["kept_float"]),
+                  "target: the nodes kept float (%s) are on the page" % mixed["kept_float"])
+            check("Mixed precision" in text and "Sensitivity" in text, "target: both sections are on the page")
+
         # ---- names are text
         m = onnx.load(MODEL)
         old_out = m.graph.output[0].name
@@ -175,6 +202,10 @@ def main():
                                                                       "--html", path("q.onnx")]),
                           ("compare: --html is the report", ["compare", MODEL, path("q.onnx"), "--data", DATA,
                                                              "--report", path("same"), "--html", path("same")]),
+                          ("analyze: --html is the result", ["analyze", MODEL, "--data", DATA, "-o", path("same"),
+                                                             "--html", path("same")]),
+                          ("analyze: --html is the model", ["analyze", MODEL, "--data", DATA, "-o", path("new.json"),
+                                                            "--html", MODEL]),
                           ("compare: --html folder missing", ["compare", MODEL, path("q.onnx"), "--data", DATA,
                                                               "--report", path("new.json"),
                                                               "--html", path("no/such/c.html")])):

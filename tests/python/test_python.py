@@ -141,6 +141,8 @@ def errors(run, model, samples, tmp):
         ("a format in dynamic mode", dict(mode="dynamic", format="qdq"), "format"),
         ("static mode without samples", dict(), "samples"),
         ("labels without samples", dict(mode="dynamic", labels=os.path.join(tmp, "labels.txt")), "labels"),
+        ("--max-drop without labels", dict(data=samples, max_drop=1), "labels"),
+        ("two accuracy targets", dict(data=samples, min_sqnr=30, min_agreement=99), "one accuracy target"),
     )
     for what, kw, word in cases:
         try:
@@ -171,8 +173,9 @@ def errors(run, model, samples, tmp):
 def every_option_taken(module, exe):
     """Every long option `onnxq quantize --help` and `onnxq convert --help` list
     is a name the module takes (liboq's job builder knows it), but those that
-    only concern the command line: the command line and the builder map
-    option names onto a job each, so an option added to one must reach the other."""
+    only concern the command line. The command line parses its job options
+    through the builder, so this fails when --help lists an option that the
+    command line handles on its own."""
     import ctypes
     import re
     cli_only = {"--help", "--quiet"}
@@ -230,6 +233,13 @@ def main():
         for what, kw, args in option_sets:
             cli, _ = run.cli("quantize", model, ["--data", spec, *args])
             same(what, cli, run.py(model, data=samples, **kw))
+        # an accuracy target (the analysis and the search read samples from data specs only)
+        cli, _ = run.cli("quantize", model, ["--data", spec, "--min-sqnr", "40"])
+        py = run.py(model, data=spec, min_sqnr=40)
+        same("an accuracy target", cli, py)
+        mixed = (py["returned"] or {}).get("mixed_precision") or {}
+        check(mixed.get("kept_float") and mixed.get("metric_after", 0) >= 40,
+              "the target kept nodes float and holds: %s" % mixed.get("kept_float"))
         cli, _ = run.cli("quantize", model, ["--mode", "dynamic", "--op-types", "Gemm,Conv"])
         same("dynamic mode, no samples", cli, run.py(model, mode="dynamic", op_types="Gemm,Conv"))
 

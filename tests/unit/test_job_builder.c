@@ -70,6 +70,56 @@ static void options(void)
     oq_job_builder_destroy(NULL);
 }
 
+/* The option table: set knows every name in it; the
+ * accuracy targets; the checks across options. */
+static void targets_and_checks(void)
+{
+    const oq_job_option *opts;
+    int n = oq_job_builder_options(&opts);
+    CHECK_OK(oq_job_builder_create(&b, &err), &err);
+    int unknown = 0;
+    for (int i = 0; i < n; i++)
+        if (!set(opts[i].name, opts[i].takes_value ? NULL : "true") && strstr(err.msg, "unknown option"))
+            unknown++;
+    CHECK(n > 30 && unknown == 0);
+    oq_job_builder_destroy(b);
+
+    CHECK_OK(oq_job_builder_create(&b, &err), &err);
+    const oq_job *j = oq_job_builder_job(b);
+    CHECK(set("data", "d") && set("min-sqnr", "21.5") && j->target.kind == OQ_TARGET_MIN_SQNR && j->target.value == 21.5);
+    CHECK(!set("max-drop", "1") && strstr(err.msg, "one accuracy target") && j->target.kind == OQ_TARGET_MIN_SQNR);
+    CHECK_OK(oq_job_builder_check(b, &err), &err);
+    CHECK(set("sensitivity", "s.json") && !strcmp(j->sensitivity_path, "s.json"));
+    CHECK_OK(oq_job_builder_check(b, &err), &err);
+    oq_job_builder_destroy(b);
+
+    CHECK_OK(oq_job_builder_create(&b, &err), &err);
+    j = oq_job_builder_job(b);
+    CHECK(refused("min-agreement", "101") && refused("max-drop", "-1") && refused("min-sqnr", "inf") &&
+          j->target.kind == OQ_TARGET_NONE);
+    CHECK(set("max-drop", "0.5") && j->target.kind == OQ_TARGET_MAX_DROP);
+    CHECK(oq_job_builder_check(b, &err) == OQ_EINVAL && strstr(err.msg, "--max-drop needs evaluation samples"));
+    CHECK(set("eval-data", "e") && oq_job_builder_check(b, &err) == OQ_EINVAL && strstr(err.msg, "needs --labels"));
+    CHECK(set("labels", "l.txt") && oq_job_builder_check(b, &err) == OQ_OK);
+    oq_job_builder_destroy(b);
+
+    CHECK_OK(oq_job_builder_create(&b, &err), &err);
+    CHECK(set("sensitivity", "s.json") && oq_job_builder_check(b, &err) == OQ_EINVAL &&
+          strstr(err.msg, "needs an accuracy target"));
+    oq_job_builder_destroy(b);
+
+    CHECK_OK(oq_job_builder_create(&b, &err), &err);
+    CHECK(set("mode", "dynamic") && oq_job_builder_check(b, &err) == OQ_OK);
+    CHECK(set("percentile", "99.9") && set("method", "minmax") && oq_job_builder_check(b, &err) == OQ_EINVAL &&
+          strstr(err.msg, "--percentile does not apply"));
+    oq_job_builder_destroy(b);
+
+    CHECK_OK(oq_job_builder_create(&b, &err), &err);
+    CHECK(set("mode", "dynamic") && set("format", "qoperator") && oq_job_builder_check(b, &err) == OQ_EINVAL &&
+          strstr(err.msg, "--format"));
+    oq_job_builder_destroy(b);
+}
+
 static void samples(void)
 {
     oq_samples *s;
@@ -132,6 +182,7 @@ static void samples(void)
 int main(void)
 {
     options();
+    targets_and_checks();
     samples();
     return check_exit("job_builder");
 }
