@@ -155,10 +155,10 @@ oq_status oq_pipeline_create(oq_pipeline **out, const oq_job *job, oq_err *err)
 {
     *out = NULL;
     const char *outputs[4] = {job->output_path, job->report_path, job->html_path, job->table_output};
-    const char *inputs[3] = {job->model_path, job->table_path, job->labels_path};
+    const char *inputs[4] = {job->model_path, job->table_path, job->labels_path, job->sensitivity_path};
     oq_status st = check_options(job, err);
     for (int i = 0; !st && i < 4; i++) {
-        for (int k = 0; !st && k < 3; k++)
+        for (int k = 0; !st && k < 4; k++)
             st = refuse_overwrite(outputs[i], inputs[k], err);
         for (int k = 0; !st && k < i; k++)
             st = refuse_overwrite(outputs[i], outputs[k], err);

@@ -291,6 +291,9 @@ def test_bad_input(binary, tmp, model, data, sens_path, labels):
     partial = os.path.join(tmp, "part1of2.json")
     runner.fails(q + ["--min-sqnr", "100", "--sensitivity", partial], "merge the shards first", inputs=ins)
     runner.fails(q + ["--min-sqnr", "100", "--sensitivity", model], "not valid JSON", inputs=ins)
+    # the ranking read is an input: a report written over it is refused, the file left as it was
+    runner.fails(["quantize", model, "--data", data, "-o", os.path.join(o, "q.onnx"), "--report", sens_path,
+                  "--min-sqnr", "100", "--sensitivity", sens_path], "is the input", inputs=ins)
     runner.fails(q + ["--min-sqnr", "100", "--sensitivity", os.path.join(tmp, "nope.json")], "nope.json",
                  inputs=ins)
     # merging what does not belong together
