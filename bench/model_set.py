@@ -5,7 +5,8 @@ decoder and the three PaddleOCR models of models/zoo.json. The torchvision
 models get seeded random weights; their BatchNorm statistics are set by
 running them in train mode (cumulative averages, momentum None) over
 synthetic images (synthetic_images below: there is no image data set on the
-machine). Each is exported once by Debian's torch (opset 17, eval mode,
+machine); weight matrices that torchvision initializes to zero (vit_b_16's
+head) get small random values. Each is exported once by Debian's torch (opset 17, eval mode,
 input "x", output "y") into ~/.cache/onnxq/bench/ and reused; RECIPE is part
 of the file name, so changing how models are made makes new files.
 """
@@ -14,7 +15,7 @@ import sys
 
 import numpy as np
 
-RECIPE = "r1"
+RECIPE = "r2"
 CACHE = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
                      "onnxq", "bench")
 MEAN = np.array([0.485, 0.456, 0.406], np.float32)
@@ -138,6 +139,10 @@ def export_torchvision(name, path, calib_images=48):
     torch.manual_seed(0)
     kw = {"aux_logits": False, "init_weights": True} if name == "inception_v3" else {}
     model = getattr(torchvision.models, ctor)(weights=None, **kw)
+    with torch.no_grad():  # zero-initialized weight matrices (vit_b_16's head) would make the output all zeros
+        for prm in model.parameters():
+            if prm.dim() >= 2 and not prm.any():
+                prm.normal_(0.0, 0.02)
     _set_bn_statistics(model, image_batch(calib_images, side, seed=1000))
     model.eval()
     _export(model, torch.from_numpy(image_batch(1, side, seed=1)), path)

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "exec/ops_common.h"
+#include "exec/vmath.h"
 #include "cpu_dispatch.h"
 
 /* ---- finding chains ------------------------------------------------------------ */
@@ -102,7 +103,7 @@ static bool node_step(const grow *w, const oq_node *nd, int64_t opset, oq_ew_ste
     } ops[] = {
         {"Add", OQ_EW_ADD, 2},      {"Sub", OQ_EW_SUB, 2},     {"Mul", OQ_EW_MUL, 2},
         {"Div", OQ_EW_DIV, 2},      {"Relu", OQ_EW_RELU, 1},   {"Sigmoid", OQ_EW_SIGMOID, 1},
-        {"HardSigmoid", OQ_EW_HARD_SIGMOID, 1}, {"Clip", OQ_EW_CLIP, 1},
+        {"HardSigmoid", OQ_EW_HARD_SIGMOID, 1}, {"Clip", OQ_EW_CLIP, 1}, {"Erf", OQ_EW_ERF, 1},
     };
     if (nd->domain[0] || nd->n_outputs != 1 || !nd->outputs[0] || nd->n_inputs < 1) return false;
     int o = 0, n_ops = (int)(sizeof ops / sizeof ops[0]);
@@ -295,7 +296,10 @@ OQ_CLONED(step_run, (const oq_ew_step *s, float *restrict d, const float *const 
         for (int64_t i = 0; i < n; i++) d[i] = a[i] > 0.0f ? a[i] : 0.0f;
         break;
     case OQ_EW_SIGMOID:
-        for (int64_t i = 0; i < n; i++) d[i] = 1.0f / (1.0f + expf(-a[i]));
+        for (int64_t i = 0; i < n; i++) d[i] = oq_vsigmoidf(a[i]);
+        break;
+    case OQ_EW_ERF:
+        for (int64_t i = 0; i < n; i++) d[i] = oq_verff(a[i]);
         break;
     case OQ_EW_HARD_SIGMOID:
         for (int64_t i = 0; i < n; i++) d[i] = oq_max_or(oq_min_or(k0 * a[i] + k1, 1.0f), 0.0f);
