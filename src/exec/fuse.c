@@ -207,7 +207,9 @@ static bool closed(const grow *w)
     return true;
 }
 
-/* Grows the longest closed chain of at least two nodes from src into *best. */
+/* Grows the longest closed chain from src into *best: of at least two
+ * nodes, or of one node reading src alone (which a Conv can run as its
+ * epilogue). */
 static bool grow_from(grow *w, const oq_value *src, oq_fusion *best)
 {
     memset(&w->cur, 0, sizeof w->cur);
@@ -215,12 +217,12 @@ static bool grow_from(grow *w, const oq_value *src, oq_fusion *best)
     w->cur.n_src = 1;
     best->n = 0;
     while (w->cur.n < OQ_FUSE_MAX_NODES && add_next(w)) {
-        if (w->cur.n >= 2 && closed(w)) {
+        if ((w->cur.n >= 2 || w->cur.n_src == 1) && closed(w)) {
             *best = w->cur;
             best->dst = step_value(w, w->cur.n - 1);
         }
     }
-    return best->n >= 2;
+    return best->n >= 1;
 }
 
 bool oq_fuse_find(const oq_graph *g, const bool *pinned, const bool *kept, const int64_t *opsets, oq_fusion **out,

@@ -43,7 +43,7 @@ typedef struct oq_ew_step {
 } oq_ew_step;
 
 typedef struct oq_fusion {
-    int n;                              /* nodes, 2..OQ_FUSE_MAX_NODES */
+    int n;                              /* nodes, 1..OQ_FUSE_MAX_NODES */
     int nodes[OQ_FUSE_MAX_NODES];       /* node indices in g, ascending; step k runs nodes[k] */
     oq_ew_step steps[OQ_FUSE_MAX_NODES];
     int n_src;                          /* 1..OQ_FUSE_MAX_SRC */
@@ -52,7 +52,9 @@ typedef struct oq_fusion {
     int const_rank;                     /* highest rank of a constant operand (must not exceed src's) */
 } oq_fusion;
 
-/* Finds disjoint chains in g, each the longest that grows from its source.
+/* Finds disjoint chains in g, each the longest that grows from its source
+ * (a chain of one node has one source: the planner gives it to a Conv as its
+ * epilogue or leaves the node alone).
  * By value id: pinned[v] is true for values that must be computed on their
  * own (graph outputs, values read from inside subgraphs, observed values),
  * kept[v] for values never freed during a run (graph outputs); opsets[i] is
