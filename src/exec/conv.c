@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "exec/gemm.h"
+#include "exec/winograd.h"
 #include "cpu_dispatch.h"
 
 #if OQ_X86_KERNELS
@@ -484,6 +485,7 @@ static void conv_plan(conv_job *j, const oq_conv_params *p, int parts)
 size_t oq_conv_ws_floats(const oq_conv_params *p, int parts)
 {
     if (parts < 1) parts = 1;
+    if (oq_wino_fits(p)) return oq_wino_packed_w_floats(p) + oq_wino_ws_floats(p, parts);
     if (conv_is_dw(p)) {
         dw_geom g = dw_geometry(p);
         return dw_plane_floats(&g) * (size_t)parts;
@@ -496,6 +498,7 @@ size_t oq_conv_ws_floats(const oq_conv_params *p, int parts)
 
 size_t oq_conv_packed_w_floats(const oq_conv_params *p)
 {
+    if (oq_wino_fits(p)) return oq_wino_packed_w_floats(p);
     if (conv_is_dw(p)) return 0;
     conv_job j;
     conv_plan(&j, p, 1);
@@ -504,6 +507,10 @@ size_t oq_conv_packed_w_floats(const oq_conv_params *p)
 
 void oq_conv_pack_w(float *dst, const float *w, const oq_conv_params *p)
 {
+    if (oq_wino_fits(p)) {
+        oq_wino_pack_w(dst, w, p);
+        return;
+    }
     if (conv_is_dw(p)) return;
     conv_job j;
     conv_plan(&j, p, 1);
@@ -526,6 +533,10 @@ void oq_conv_fast_packed(float *y, const float *x, const float *w, const float *
                          const oq_conv_epilogue *ep)
 {
     if (parts < 1) parts = 1;
+    if (oq_wino_fits(p)) {
+        oq_wino_conv(y, x, wp, b, p, c, parts, ws + oq_wino_packed_w_floats(p), ep);
+        return;
+    }
     conv_job j;
     conv_plan(&j, p, parts);
     j.y = y, j.x = x, j.w = w, j.b = b, j.ep = ep;

@@ -46,6 +46,14 @@ size_t oq_sgemm_packed_a_floats(int64_t m, int64_t k);
  * oq_sgemm_packed_a_floats(m, k) floats. */
 void oq_sgemm_pack_a(float *dst, const oq_sgemm_args *g);
 #define OQ_SGEMM_PACK_ROWS 6
+/* Where element (i, p) of an (m, k) op(A) sits once packed whole by
+ * oq_sgemm_pack_a: strips of OQ_SGEMM_PACK_ROWS rows, each stored depth by
+ * depth; rows of the last strip past m are zeros. For producers that write
+ * the packed layout directly. */
+static inline size_t oq_sgemm_packed_a_at(int64_t k, int64_t i, int64_t p)
+{
+    return (size_t)((i / OQ_SGEMM_PACK_ROWS) * OQ_SGEMM_PACK_ROWS * k + p * OQ_SGEMM_PACK_ROWS + i % OQ_SGEMM_PACK_ROWS);
+}
 /* The widest strip any micro-kernel reads (oq_sgemm_nr() never exceeds it). */
 #define OQ_SGEMM_NR_MAX 32
 /* oq_sgemm with op(A) taken from ap, packed by oq_sgemm_pack_a (g's a, lda
