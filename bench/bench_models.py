@@ -19,15 +19,23 @@ mean of the ratios. With --int8 it also quantizes the CNNs with `onnxq
 quantize` (8 synthetic calibration samples) and times our FP32 against our
 INT8 at one thread, alternating.
 
+It also runs bench_conv (built next to onnxq) for the single-thread speed of
+the 3x3 layers of VGG-16 and ResNet-50 against that peak. With --write FILE
+it writes everything it printed, under a header naming the command, the date,
+the processor and the load, to FILE (docs/performance.md is made so).
+
 The machine may be shared: compare the ratios within one run. Exits 0 whatever
 the numbers (1 if a measurement could not run).
 
 Usage:
   bench/bench_models.py [--onnxq build-bench/src/onnxq] [--threads 1,2] [--runs 10] [--repeats 3]
-                        [--only resnet50,vgg16,...] [--no-check] [--int8] [--no-ort]
+                        [--only resnet50,vgg16,...] [--no-check] [--int8] [--no-ort] [--write FILE]
 """
 import argparse
+import io
+import json
 import math
+import time
 import os
 import subprocess
 import sys
@@ -48,13 +56,49 @@ def load_range(samples):
     return "%.1f" % lo if abs(hi - lo) < 0.05 else "%.1f-%.1f" % (lo, hi)
 
 
+class Tee(io.TextIOBase):
+    """Writes to the real stdout and keeps a copy (for --write)."""
+
+    def __init__(self, out):
+        self.out, self.copy = out, io.StringIO()
+
+    def write(self, s):
+        self.copy.write(s)
+        return self.out.write(s)
+
+    def flush(self):
+        self.out.flush()
+
+
+def bench_exe(onnxq, name):
+    exe = os.path.join(os.path.dirname(os.path.dirname(onnxq)), "bench", name)
+    return exe if os.access(exe, os.X_OK) else None
+
+
 def peak_gflops(onnxq):
-    exe = os.path.join(os.path.dirname(os.path.dirname(onnxq)), "bench", "bench_peak")
-    if not os.access(exe, os.X_OK):
+    exe = bench_exe(onnxq, "bench_peak")
+    if not exe:
         return None
     out = subprocess.run([exe, "0.5"], capture_output=True, text=True, check=True).stdout
-    import json
     return json.loads(out.strip().splitlines()[-1])["peak_gflops"]
+
+
+def bench_conv_layers(onnxq, peak):
+    """The 3x3 layers of bench_conv (one thread, thread CPU time, fastest call) against the peak."""
+    exe = bench_exe(onnxq, "bench_conv")
+    if not exe or not peak:
+        return
+    load0 = os.getloadavg()[0]
+    rows = [json.loads(line) for line in
+            subprocess.run([exe, str(peak)], capture_output=True, text=True, check=True).stdout.splitlines()]
+    print("\n3x3 stride-1 layers, one thread (bench_conv: thread CPU time, fastest of >= 3 calls; GFLOP/s of the "
+          "direct convolution's FLOP, whatever the path computes), load avg %.1f-%.1f:\n"
+          % (load0, os.getloadavg()[0]))
+    print("| layer | path | ms | GFLOP/s | of peak |")
+    print("| --- | --- | --- | --- | --- |")
+    for r in rows:
+        if " 3x3 " in " %s " % r["layer"] and " s2 " not in r["layer"]:
+            print("| %s | %s | %.2f | %.1f | %.2f |" % (r["layer"], r["path"], r["ms"], r["gflops"], r["of_peak"]))
 
 
 def check_outputs(onnxq, path, x):
@@ -183,6 +227,7 @@ def main():
     ap.add_argument("--no-ort", action="store_true", help="time onnxq only")
     ap.add_argument("--int8", action="store_true", help="also time our INT8 against our FP32 on the CNNs")
     ap.add_argument("--int8-only", action="store_true", help="only the INT8 table")
+    ap.add_argument("--write", metavar="FILE", help="also write the output, with a header, to FILE")
     a = ap.parse_args()
     onnxq = a.onnxq or find_onnxq()
     if not onnxq or not os.access(onnxq, os.X_OK):
@@ -195,14 +240,55 @@ def main():
         if n not in model_set.ALL:
             sys.exit("unknown model '%s'; the set is %s" % (n, ",".join(model_set.ALL)))
     threads = [int(t) for t in a.threads.split(",")]
+    tee = Tee(sys.stdout)
+    sys.stdout = tee
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     with tempfile.TemporaryDirectory(prefix="bench_models.") as work:
         print("onnxq: %s; median of %d runs after a warm-up, lowest of %d alternating measurements per cell; "
-              "%d cores\n" % (onnxq, a.runs, a.repeats, os.cpu_count()))
+              "%d cores\n" % (os.path.relpath(onnxq, REPO), a.runs, a.repeats, os.cpu_count()))
         if not a.int8_only:
-            bench_ort(a, onnxq, work, names, threads, peak_gflops(onnxq))
+            peak = peak_gflops(onnxq)
+            bench_ort(a, onnxq, work, names, threads, peak)
+            bench_conv_layers(onnxq, peak)
         if a.int8 or a.int8_only:
             bench_int8(a, onnxq, work, names)
+    sys.stdout = tee.out
+    if a.write:
+        write_report(a.write, started, tee.copy.getvalue())
     return 0
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown processor"
+
+
+def write_report(path, started, body):
+    """FILE = a header (command, date, processor, ONNX Runtime) + what the run printed; written whole."""
+    head = ("# Executor performance against ONNX Runtime\n\n"
+            "Written by `bench/bench_models.py %s` (do not edit by hand; rerun it), started %s on %s, "
+            "%d cores, against onnxruntime-node %s. The load average column says how busy the machine was "
+            "(other builds ran beside it): wall times are noisy, ratios within a row less so, and the CPU-time "
+            "ratio least (time slices lost to other processes do not count).\n\n"
+            % (" ".join(sys.argv[1:]), started, cpu_model(), os.cpu_count(), ort_version()))
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(head + body)
+    os.replace(tmp, path)
+
+
+def ort_version():
+    try:
+        with open(os.path.join(REPO, "tests", "node_modules", "onnxruntime-node", "package.json")) as f:
+            return json.load(f)["version"]
+    except (OSError, ValueError, KeyError):
+        return "(version unknown)"
 
 
 if __name__ == "__main__":

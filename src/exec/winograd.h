@@ -20,7 +20,8 @@
 #include "exec/conv.h"
 
 /* True when conv p is a 2-D 3x3 stride-1 undilated ungrouped conv with enough
- * output tiles and channels for the transforms to pay. */
+ * output tiles and channels for the transforms to pay, and not so many
+ * channels per tile that streaming the transformed weights costs more. */
 bool oq_wino_fits(const oq_conv_params *p);
 
 /* Floats of p's weights transformed and packed for the GEMMs. */
