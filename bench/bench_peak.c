@@ -16,6 +16,7 @@
 #define HAVE_X86 0
 #endif
 
+#if HAVE_X86
 static double now_s(void)
 {
     struct timespec ts;
@@ -81,6 +82,7 @@ static double measure(double (*fn)(long), double seconds)
     } while (now_s() < t_end);
     return best;
 }
+#endif
 
 int main(int argc, char **argv)
 {
