@@ -189,9 +189,9 @@ def bench_ort(a, onnxq, work, names, threads, peak):
 
 
 def bench_int8(a, onnxq, work, names):
-    print("\n| model | FP32 ms | INT8 ms | FP32/INT8 | load avg |")
-    print("| --- | --- | --- | --- | --- |")
-    speedups = []
+    print("\n| model | FP32 ms | INT8 ms | FP32/INT8 | CPU-time FP32/INT8 | load avg |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    speedups, cpu_speedups = [], []
     for name in names:
         if name not in model_set.CNNS:
             continue
@@ -199,21 +199,26 @@ def bench_int8(a, onnxq, work, names):
         npy = os.path.join(work, name + ".npy")
         np.save(npy, x)
         calib = os.path.join(work, name + "_calib.npy")
-        np.save(calib, model_set.calibration_data(name, 8))
+        # samples on a leading axis, each of the input's own shape (batch of 1 included)
+        np.save(calib, model_set.calibration_data(name, 8).reshape((8,) + x.shape))
         q = os.path.join(work, name + "_int8.onnx")
         subprocess.run([onnxq, "quantize", path, "--data", "x=" + calib, "-o", q, "-q"], check=True,
                        capture_output=True)
-        f, i, loads = math.inf, math.inf, []
+        best, loads = [math.inf] * 4, []  # FP32 wall, INT8 wall, FP32 CPU, INT8 CPU
         for _ in range(a.repeats):
             loads.append(os.getloadavg()[0])
-            f = min(f, onnxq_ms(onnxq, path, npy, 1, a.runs)[0])
-            i = min(i, onnxq_ms(onnxq, q, npy, 1, a.runs)[0])
+            for k, model in enumerate((path, q)):
+                wall, cpu = onnxq_ms(onnxq, model, npy, 1, a.runs)
+                best[k], best[2 + k] = min(best[k], wall), min(best[2 + k], cpu)
             loads.append(os.getloadavg()[0])
+        f, i, fc, ic = best
         speedups.append(f / i)
-        print("| %s | %.2f | %.2f | %.2f | %s |" % (name, f, i, f / i, load_range(loads)), flush=True)
+        cpu_speedups.append(fc / ic)
+        print("| %s | %.2f | %.2f | %.2f | %.2f | %s |" % (name, f, i, f / i, fc / ic, load_range(loads)), flush=True)
     if speedups:
-        print("\nINT8 speed-up over FP32 (onnxq, 1 thread): geomean %.2f, lowest %.2f over %d CNNs"
-              % (geomean(speedups), min(speedups), len(speedups)))
+        print("\nINT8 speed-up over FP32 (onnxq, 1 thread): geomean %.2f, lowest %.2f over %d CNNs; "
+              "in CPU time: geomean %.2f, lowest %.2f"
+              % (geomean(speedups), min(speedups), len(speedups), geomean(cpu_speedups), min(cpu_speedups)))
 
 
 def main():
@@ -244,6 +249,8 @@ def main():
     sys.stdout = tee
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     with tempfile.TemporaryDirectory(prefix="bench_models.") as work:
+        print("Started %s; %s, %d cores; load average %.1f (the column load avg below gives it per row).\n"
+              % (started, cpu_model(), os.cpu_count(), os.getloadavg()[0]))
         print("onnxq: %s; median of %d runs after a warm-up, lowest of %d alternating measurements per cell; "
               "%d cores\n" % (os.path.relpath(onnxq, REPO), a.runs, a.repeats, os.cpu_count()))
         if not a.int8_only:
