@@ -5,9 +5,10 @@
 // Times ONNX Runtime (onnxruntime-node from tests/node_modules, CPU provider,
 // default graph optimizations "all", THREADS intra-op threads, one inter-op
 // thread) on one input fed to the model's first input: one warm-up run, then
-// RUNS timed runs. Prints one JSON line {median_ms, min_ms, runs, threads,
-// peak_rss_mb}. With "-" it only loads the runtime and prints its peak RSS
-// (the baseline of node + ORT before any model).
+// RUNS timed runs. Prints one JSON line {median_ms, min_ms, cpu_ms (median
+// CPU time of the process per run), runs, threads, peak_rss_mb}. With "-" it
+// only loads the runtime and prints its peak RSS (the baseline of node + ORT
+// before any model).
 
 const path = require('path');
 const tests = path.join(__dirname, '..', 'tests');
@@ -35,15 +36,23 @@ async function main(argv) {
   const feeds = {[session.inputNames[0]]: new ort.Tensor(t.dtype, t.data, t.shape)};
   await session.run(feeds); // warm-up
   const ms = [];
+  const cpu = [];
   for (let i = 0; i < runs; i++) {
     const t0 = process.hrtime.bigint();
+    const c0 = process.cpuUsage();
     await session.run(feeds);
+    const c = process.cpuUsage(c0);
     ms.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    cpu.push((c.user + c.system) / 1e3);
   }
-  ms.sort((a, b) => a - b);
-  const mid = ms.length >> 1;
-  const median = ms.length % 2 ? ms[mid] : (ms[mid - 1] + ms[mid]) / 2;
-  console.log(JSON.stringify({median_ms: median, min_ms: ms[0], runs, threads, peak_rss_mb: peakMb()}));
+  const median = (v) => {
+    v.sort((a, b) => a - b);
+    const mid = v.length >> 1;
+    return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+  };
+  const med = median(ms);
+  console.log(JSON.stringify({median_ms: med, min_ms: ms[0], cpu_ms: median(cpu), runs, threads,
+    peak_rss_mb: peakMb()}));
 }
 
 main(process.argv.slice(2)).catch((e) => {

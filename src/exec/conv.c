@@ -5,7 +5,12 @@
 #include <string.h>
 
 #include "exec/gemm.h"
+#include "exec/winograd.h"
 #include "cpu_dispatch.h"
+
+#if OQ_X86_KERNELS
+#include <immintrin.h>
+#endif
 
 /* ---- shared helpers ----------------------------------------------------------- */
 
@@ -149,114 +154,171 @@ void oq_conv_ref(float *y, const float *x, const float *w, const float *b, const
 
 /* ---- fast conv ------------------------------------------------------------------ */
 
-/* 2-D view of a 1-D or 2-D conv: (h, w) dims with h = 1 for 1-D. */
-typedef struct view2 {
-    int64_t ih, iw, oh, ow, kh, kw, sh, sw, dh, dw, ph, pw;
-} view2;
+/* ---- depthwise -------------------------------------------------------------------
+ * One output plane per item. The input plane is first copied into the
+ * workspace with its padding written out as zeros and its columns split by
+ * phase modulo the column stride S: phase q holds padded columns q, q + S,
+ * q + 2S, ... Output column o then reads tap column kw at index
+ * o + (kw * dw) / S of phase (kw * dw) % S, so consecutive outputs read
+ * consecutive floats at any kernel size, stride and dilation, with no edge
+ * cases. Every output starts at its bias and adds its taps row by row, column
+ * by column (one multiply-add each), whatever the vector width or blocking. */
 
-static view2 view_2d(const oq_conv_params *p)
+enum { DW_MAX_KW = 16 }; /* widest kernel row with precomputed tap offsets */
+
+typedef struct dw_geom {
+    int64_t ih, iw, oh, ow;   /* a 1-D conv is one row */
+    int64_t kh, kw, sh, s, dh, dw;
+    int64_t ph, pw;           /* padding before rows and columns */
+    int64_t rows, cols;       /* padded rows, and columns per phase */
+    int64_t tap[DW_MAX_KW];   /* kw <= DW_MAX_KW: offset in the copy of tap column kw from row 0, column 0 */
+} dw_geom;
+
+static dw_geom dw_geometry(const oq_conv_params *p)
 {
-    int a = p->nsp - 1; /* the last (w) axis */
-    view2 v = {1, p->in[a], 1, p->out[a], 1, p->k[a], 1, p->stride[a], 1, p->dil[a], 0, p->pad0[a]};
+    int a = p->nsp - 1; /* the last (column) axis */
+    dw_geom g = {1, p->in[a], 1, p->out[a], 1, p->k[a], 1, p->stride[a], 1, p->dil[a], 0, p->pad0[a], 1, 0, {0}};
     if (p->nsp == 2) {
-        v.ih = p->in[0], v.oh = p->out[0], v.kh = p->k[0];
-        v.sh = p->stride[0], v.dh = p->dil[0], v.ph = p->pad0[0];
+        g.ih = p->in[0], g.oh = p->out[0], g.kh = p->k[0], g.sh = p->stride[0], g.dh = p->dil[0];
+        g.ph = p->pad0[0];
+        g.rows = p->in[0] + p->pad0[0] + p->pad1[0];
     }
-    return v;
+    g.cols = (p->in[a] + p->pad0[a] + p->pad1[a] + g.s - 1) / g.s;
+    for (int64_t kw = 0; kw < g.kw && kw < DW_MAX_KW; kw++)
+        g.tap[kw] = (kw * g.dw % g.s) * g.rows * g.cols + kw * g.dw / g.s;
+    return g;
 }
 
-/* y[i] += sum_t w[t] * x[i*S + t] for i < n: the taps of one kernel row over
- * the interior of one output row, with K and S known at compile time so the
- * loop over i vectorizes. Terms are added in tap order, as in dw_edge. */
-static inline __attribute__((always_inline)) void dw_row(float *restrict y, const float *restrict x,
-                                                         const float *restrict w, int64_t n, int K, int S)
-{
-    for (int64_t i = 0; i < n; i++) {
-        float a = y[i];
-        for (int t = 0; t < K; t++) a += w[t] * x[i * S + t];
-        y[i] = a;
-    }
-}
+/* Floats of one plane's padded, phase-split copy. */
+static size_t dw_plane_floats(const dw_geom *g) { return (size_t)(g->s * g->rows * g->cols); }
 
-/* All K kernel rows at once: y[i] += sum_r sum_t w[r*K + t] * xs[r][i*S + t],
- * added in the same order as K calls of dw_row, with one load and store of
- * y instead of K. */
-static inline __attribute__((always_inline)) void dw_rows(float *restrict y, const float *const *xs,
-                                                          const float *restrict w, int64_t n, int K, int S)
-{
-    for (int64_t i = 0; i < n; i++) {
-        float a = y[i];
-        for (int r = 0; r < K; r++)
-            for (int t = 0; t < K; t++) a += w[r * K + t] * xs[r][i * S + t];
-        y[i] = a;
-    }
-}
 
-/* The same for output columns [o0, o1) of any geometry, skipping taps outside the row. */
-static void dw_edge(float *restrict y, const float *restrict x, const float *restrict w, int64_t o0, int64_t o1,
-                    const view2 *v)
+/* The padded, phase-split copy of input plane x (see above) into P. */
+OQ_CLONED(dw_pad_split, (float *restrict P, const float *restrict x, const dw_geom *g), (P, x, g))
 {
-    for (int64_t o = o0; o < o1; o++) {
-        float a = y[o];
-        for (int64_t t = 0; t < v->kw; t++) {
-            int64_t ix = o * v->sw - v->pw + t * v->dw;
-            if (ix >= 0 && ix < v->iw) a += w[t] * x[ix];
-        }
-        y[o] = a;
-    }
-}
-
-/* One output plane of a depthwise conv: y (oh, ow) from x (ih, iw) and the
- * (kh, kw) taps of one filter. Each output row starts at the bias and adds
- * one kernel row at a time; columns whose taps all fall inside the input
- * (the interior) take the unchecked loop, specialized for the usual 3- and
- * 5-wide kernels at stride 1 and 2. The sum order is the same everywhere. */
-OQ_CLONED(dw_plane, (float *restrict y, const float *restrict x, const float *restrict w, float bias, const view2 *v),
-          (y, x, w, bias, v))
-{
-    /* interior: o*sw - pw >= 0 and o*sw - pw + (kw-1)*dw <= iw - 1 */
-    int64_t c0 = min64((v->pw + v->sw - 1) / v->sw, v->ow);
-    int64_t last = v->iw - 1 + v->pw - (v->kw - 1) * v->dw;
-    int64_t c1 = last < 0 ? c0 : max64(c0, min64(last / v->sw + 1, v->ow));
-    int spec = v->dw == 1 && (v->sw == 1 || v->sw == 2) && (v->kw == 3 || v->kw == 5) ? (int)(v->kw * 2 + v->sw) : 0;
-    for (int64_t oh = 0; oh < v->oh; oh++) {
-        float *yr = y + oh * v->ow;
-        for (int64_t o = 0; o < v->ow; o++) yr[o] = bias;
-        int64_t ih0 = oh * v->sh - v->ph, ihl = ih0 + (v->kh - 1) * v->dh;
-        if (spec && v->kh == v->kw && ih0 >= 0 && ihl < v->ih && c1 > c0) {
-            /* every kernel row inside the input: the interior in one pass, then the edges */
-            const float *xs[5];
-            for (int64_t kh = 0; kh < v->kh; kh++) xs[kh] = x + (ih0 + kh * v->dh) * v->iw + c0 * v->sw - v->pw;
-            switch (spec) {
-            case 7: dw_rows(yr + c0, xs, w, c1 - c0, 3, 1); break;
-            case 8: dw_rows(yr + c0, xs, w, c1 - c0, 3, 2); break;
-            case 11: dw_rows(yr + c0, xs, w, c1 - c0, 5, 1); break;
-            default: dw_rows(yr + c0, xs, w, c1 - c0, 5, 2); break;
+    for (int64_t q = 0; q < g->s; q++) {
+        /* padded column c * s + q is input column c * s + q - pw: inside for c in [c0, c1) */
+        int64_t c0 = min64(g->cols, (g->pw - q + g->s - 1) / g->s);
+        int64_t c1 = max64(c0, min64(g->cols, (g->iw + g->pw - q + g->s - 1) / g->s));
+        const float *xq = x + (c0 * g->s + q - g->pw); /* input under column c0 of row 0 */
+        for (int64_t r = 0; r < g->rows; r++) {
+            float *d = P + (q * g->rows + r) * g->cols;
+            int64_t ir = r - g->ph;
+            if (ir < 0 || ir >= g->ih || c1 == c0) {
+                memset(d, 0, (size_t)g->cols * sizeof(float));
+                continue;
             }
-            for (int64_t kh = 0; kh < v->kh; kh++) {
-                const float *xr = x + (ih0 + kh * v->dh) * v->iw, *wr = w + kh * v->kw;
-                dw_edge(yr, xr, wr, 0, c0, v);
-                dw_edge(yr, xr, wr, c1, v->ow, v);
-            }
-            continue;
-        }
-        for (int64_t kh = 0; kh < v->kh; kh++) {
-            int64_t ih = oh * v->sh - v->ph + kh * v->dh;
-            if (ih < 0 || ih >= v->ih) continue;
-            const float *xr = x + ih * v->iw, *wr = w + kh * v->kw;
-            const float *xi = xr + c0 * v->sw - v->pw; /* input under the first interior column */
-            dw_edge(yr, xr, wr, 0, c0, v);
-            switch (spec) {
-            case 7: dw_row(yr + c0, xi, wr, c1 - c0, 3, 1); break;
-            case 8: dw_row(yr + c0, xi, wr, c1 - c0, 3, 2); break;
-            case 11: dw_row(yr + c0, xi, wr, c1 - c0, 5, 1); break;
-            case 12: dw_row(yr + c0, xi, wr, c1 - c0, 5, 2); break;
-            default: dw_edge(yr, xr, wr, c0, c1, v); break;
-            }
-            dw_edge(yr, xr, wr, c1, v->ow, v);
+            for (int64_t c = 0; c < c0; c++) d[c] = 0.0f;
+            const float *xr = xq + ir * g->iw;
+            if (g->s == 1)
+                memcpy(d + c0, xr, (size_t)(c1 - c0) * sizeof(float));
+            else if (g->s == 2) /* the usual stride, known here so the loop vectorizes */
+                for (int64_t c = c0; c < c1; c++) d[c] = xr[(c - c0) * 2];
+            else
+                for (int64_t c = c0; c < c1; c++) d[c] = xr[(c - c0) * g->s];
+            for (int64_t c = c1; c < g->cols; c++) d[c] = 0.0f;
         }
     }
 }
+
+/* y (oh, ow) = bias + taps of w (kh, kw) over the padded copy P: the
+ * portable version, a row at a time (the compiler vectorizes the columns). */
+static void dw_run_generic(float *restrict y, const float *P, const float *restrict w, float bias, const dw_geom *g)
+{
+    for (int64_t oh = 0; oh < g->oh; oh++) {
+        float *restrict yr = y + oh * g->ow;
+        for (int64_t o = 0; o < g->ow; o++) yr[o] = bias;
+        for (int64_t kh = 0; kh < g->kh; kh++)
+            for (int64_t kw = 0; kw < g->kw; kw++) {
+                const float wt = w[kh * g->kw + kw];
+                const float *restrict src = P + (oh * g->sh + kh * g->dh) * g->cols + (kw < DW_MAX_KW ? g->tap[kw]
+                                                : (kw * g->dw % g->s) * g->rows * g->cols + kw * g->dw / g->s);
+                for (int64_t o = 0; o < g->ow; o++) yr[o] = yr[o] + wt * src[o];
+            }
+    }
+}
+
+#if OQ_X86_KERNELS
+/* DW_RUN(NAME, TARGET, W, V, ...): the vector version for vectors V of W
+ * floats. The plane's outputs are slots of W columns in row order (a row's
+ * last slot may be partial); four slots, from one row or several short ones,
+ * run together, so four multiply-add chains overlap. LOADM/STOREM move the
+ * first `cnt` lanes (none when cnt is 0). */
+#define DW_RUN(NAME, TARGET, W, V, SET1, FMA, LOADM, STOREM)                                                 \
+    TARGET static void NAME(float *restrict y, const float *P, const float *restrict w, float bias,           \
+                            const dw_geom *g)                                                                 \
+    {                                                                                                         \
+        int64_t vecs = (g->ow + W - 1) / W, r = 0, v = 0; /* the next slot: row r, vector v */              \
+        while (r < g->oh) {                                                                                   \
+            int64_t src[4], dst[4], cnt[4];                                                                   \
+            for (int a = 0; a < 4; a++) {                                                                     \
+                cnt[a] = 0, src[a] = 0, dst[a] = 0;                                                           \
+                if (r < g->oh) {                                                                              \
+                    cnt[a] = min64(W, g->ow - v * W);                                                         \
+                    src[a] = r * g->sh * g->cols + v * W;                                                     \
+                    dst[a] = r * g->ow + v * W;                                                               \
+                    if (++v == vecs) v = 0, r++;                                                              \
+                }                                                                                             \
+            }                                                                                                 \
+            V acc0 = SET1(bias), acc1 = acc0, acc2 = acc0, acc3 = acc0;                                       \
+            for (int64_t kh = 0; kh < g->kh; kh++)                                                            \
+                for (int64_t kw = 0; kw < g->kw; kw++) {                                                      \
+                    V wt = SET1(w[kh * g->kw + kw]);                                                          \
+                    const float *row = P + g->tap[kw] + kh * g->dh * g->cols;                                 \
+                    acc0 = FMA(wt, LOADM(row + src[0], cnt[0]), acc0);                                        \
+                    acc1 = FMA(wt, LOADM(row + src[1], cnt[1]), acc1);                                        \
+                    acc2 = FMA(wt, LOADM(row + src[2], cnt[2]), acc2);                                        \
+                    acc3 = FMA(wt, LOADM(row + src[3], cnt[3]), acc3);                                        \
+                }                                                                                             \
+            STOREM(y + dst[0], acc0, cnt[0]);                                                                 \
+            STOREM(y + dst[1], acc1, cnt[1]);                                                                 \
+            STOREM(y + dst[2], acc2, cnt[2]);                                                                 \
+            STOREM(y + dst[3], acc3, cnt[3]);                                                                 \
+        }                                                                                                     \
+    }
+
+static inline __attribute__((target("avx512f"), always_inline)) __m512 dw_load16(const float *p, int64_t cnt)
+{
+    return cnt >= 16 ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps((__mmask16)((1u << cnt) - 1u), p);
+}
+static inline __attribute__((target("avx512f"), always_inline)) void dw_store16(float *p, __m512 v, int64_t cnt)
+{
+    if (cnt >= 16)
+        _mm512_storeu_ps(p, v);
+    else
+        _mm512_mask_storeu_ps(p, (__mmask16)((1u << cnt) - 1u), v);
+}
+static inline __attribute__((target("avx2"), always_inline)) __m256i dw_mask8(int64_t cnt)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(cnt < 8 ? cnt : 8)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+static inline __attribute__((target("avx2"), always_inline)) __m256 dw_load8(const float *p, int64_t cnt)
+{
+    return cnt >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, dw_mask8(cnt));
+}
+static inline __attribute__((target("avx2"), always_inline)) void dw_store8(float *p, __m256 v, int64_t cnt)
+{
+    if (cnt >= 8)
+        _mm256_storeu_ps(p, v);
+    else
+        _mm256_maskstore_ps(p, dw_mask8(cnt), v);
+}
+
+DW_RUN(dw_run_avx512, __attribute__((target("avx512f"))), 16, __m512, _mm512_set1_ps, _mm512_fmadd_ps, dw_load16,
+       dw_store16)
+DW_RUN(dw_run_avx2, __attribute__((target("avx2,fma"))), 8, __m256, _mm256_set1_ps, _mm256_fmadd_ps, dw_load8,
+       dw_store8)
+#endif
+
+typedef void dw_run_fn(float *restrict y, const float *P, const float *restrict w, float bias, const dw_geom *g);
+
+static dw_run_fn *const dw_runs[OQ_ISA_COUNT] = {
+    [OQ_ISA_BASELINE] = dw_run_generic,
+#if OQ_X86_KERNELS
+    [OQ_ISA_AVX2] = dw_run_avx2,
+    [OQ_ISA_AVX512] = dw_run_avx512,
+#endif
+};
 
 typedef struct conv_job {
     float *y;
@@ -269,21 +331,24 @@ typedef struct conv_job {
     bool direct;               /* 1x1, stride 1, no pad: x is already the column matrix */
     int64_t ntile, nt_count;   /* output positions per tile, tiles per plane */
     int64_t mtile, mt_count;   /* output channels per tile, tiles per group */
-    view2 v;                   /* depthwise only */
+    dw_geom dw;                /* depthwise only */
     size_t gws;                /* GEMM workspace floats per part; columns follow */
     const float *wp;           /* weights packed for the GEMM: group g at wp + g * wp_group */
     size_t wp_group;
     const oq_conv_epilogue *ep; /* NULL or applied to each finished tile */
 } conv_job;
 
+/* Item = (batch, output channel): one output plane; ws holds the padded copy
+ * of its input plane. Kernels wider than DW_MAX_KW take the portable loop. */
 static void conv_dw_item(void *arg, int64_t i, float *ws)
 {
-    (void)ws;
     const conv_job *j = arg;
     int64_t n = i / j->p->cout, co = i % j->p->cout, ci = co / j->mg;
-    dw_plane(j->y + i * j->out_size, j->x + (n * j->p->cin + ci) * j->in_size, j->w + co * j->geo.ksize,
-             j->b ? j->b[co] : 0.0f, &j->v);
-    if (j->ep) j->ep->fn(j->ep->arg, j->y + i * j->out_size, j->out_size);
+    float *y = j->y + i * j->out_size;
+    dw_pad_split(ws, j->x + (n * j->p->cin + ci) * j->in_size, &j->dw);
+    dw_run_fn *run = j->dw.kw <= DW_MAX_KW ? dw_runs[oq_isa_pick(OQ_ISA_HAVE(dw_runs, ))] : dw_run_generic;
+    run(y, ws, j->w + co * j->geo.ksize, j->b ? j->b[co] : 0.0f, &j->dw);
+    if (j->ep) j->ep->fn(j->ep->arg, y, j->out_size);
 }
 
 static int64_t round_up(int64_t a, int64_t m) { return (a + m - 1) / m * m; }
@@ -420,7 +485,11 @@ static void conv_plan(conv_job *j, const oq_conv_params *p, int parts)
 size_t oq_conv_ws_floats(const oq_conv_params *p, int parts)
 {
     if (parts < 1) parts = 1;
-    if (conv_is_dw(p)) return 1;
+    if (oq_wino_fits(p)) return oq_wino_packed_w_floats(p) + oq_wino_ws_floats(p, parts);
+    if (conv_is_dw(p)) {
+        dw_geom g = dw_geometry(p);
+        return dw_plane_floats(&g) * (size_t)parts;
+    }
     conv_job j;
     conv_plan(&j, p, parts);
     size_t per = j.gws + (j.direct ? 0 : im2col_ws_floats(&j));
@@ -429,6 +498,7 @@ size_t oq_conv_ws_floats(const oq_conv_params *p, int parts)
 
 size_t oq_conv_packed_w_floats(const oq_conv_params *p)
 {
+    if (oq_wino_fits(p)) return oq_wino_packed_w_floats(p);
     if (conv_is_dw(p)) return 0;
     conv_job j;
     conv_plan(&j, p, 1);
@@ -437,6 +507,10 @@ size_t oq_conv_packed_w_floats(const oq_conv_params *p)
 
 void oq_conv_pack_w(float *dst, const float *w, const oq_conv_params *p)
 {
+    if (oq_wino_fits(p)) {
+        oq_wino_pack_w(dst, w, p);
+        return;
+    }
     if (conv_is_dw(p)) return;
     conv_job j;
     conv_plan(&j, p, 1);
@@ -459,12 +533,16 @@ void oq_conv_fast_packed(float *y, const float *x, const float *w, const float *
                          const oq_conv_epilogue *ep)
 {
     if (parts < 1) parts = 1;
+    if (oq_wino_fits(p)) {
+        oq_wino_conv(y, x, wp, b, p, c, parts, ws + oq_wino_packed_w_floats(p), ep);
+        return;
+    }
     conv_job j;
     conv_plan(&j, p, parts);
     j.y = y, j.x = x, j.w = w, j.b = b, j.ep = ep;
     if (conv_is_dw(p)) {
-        j.v = view_2d(p);
-        oq_run_parts(c, parts, p->n * p->cout, ws, 0, conv_dw_item, &j);
+        j.dw = dw_geometry(p);
+        oq_run_parts(c, parts, p->n * p->cout, ws, dw_plane_floats(&j.dw), conv_dw_item, &j);
         return;
     }
     j.wp = wp;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "exec/ops_common.h"
+#include "exec/vmath.h"
 #include "cpu_dispatch.h"
 
 /* ---- finding chains ------------------------------------------------------------ */
@@ -102,7 +103,7 @@ static bool node_step(const grow *w, const oq_node *nd, int64_t opset, oq_ew_ste
     } ops[] = {
         {"Add", OQ_EW_ADD, 2},      {"Sub", OQ_EW_SUB, 2},     {"Mul", OQ_EW_MUL, 2},
         {"Div", OQ_EW_DIV, 2},      {"Relu", OQ_EW_RELU, 1},   {"Sigmoid", OQ_EW_SIGMOID, 1},
-        {"HardSigmoid", OQ_EW_HARD_SIGMOID, 1}, {"Clip", OQ_EW_CLIP, 1},
+        {"HardSigmoid", OQ_EW_HARD_SIGMOID, 1}, {"Clip", OQ_EW_CLIP, 1}, {"Erf", OQ_EW_ERF, 1},
     };
     if (nd->domain[0] || nd->n_outputs != 1 || !nd->outputs[0] || nd->n_inputs < 1) return false;
     int o = 0, n_ops = (int)(sizeof ops / sizeof ops[0]);
@@ -206,7 +207,9 @@ static bool closed(const grow *w)
     return true;
 }
 
-/* Grows the longest closed chain of at least two nodes from src into *best. */
+/* Grows the longest closed chain from src into *best: of at least two
+ * nodes, or of one node reading src alone (which a Conv can run as its
+ * epilogue). */
 static bool grow_from(grow *w, const oq_value *src, oq_fusion *best)
 {
     memset(&w->cur, 0, sizeof w->cur);
@@ -214,12 +217,12 @@ static bool grow_from(grow *w, const oq_value *src, oq_fusion *best)
     w->cur.n_src = 1;
     best->n = 0;
     while (w->cur.n < OQ_FUSE_MAX_NODES && add_next(w)) {
-        if (w->cur.n >= 2 && closed(w)) {
+        if ((w->cur.n >= 2 || w->cur.n_src == 1) && closed(w)) {
             *best = w->cur;
             best->dst = step_value(w, w->cur.n - 1);
         }
     }
-    return best->n >= 2;
+    return best->n >= 1;
 }
 
 bool oq_fuse_find(const oq_graph *g, const bool *pinned, const bool *kept, const int64_t *opsets, oq_fusion **out,
@@ -295,7 +298,10 @@ OQ_CLONED(step_run, (const oq_ew_step *s, float *restrict d, const float *const 
         for (int64_t i = 0; i < n; i++) d[i] = a[i] > 0.0f ? a[i] : 0.0f;
         break;
     case OQ_EW_SIGMOID:
-        for (int64_t i = 0; i < n; i++) d[i] = 1.0f / (1.0f + expf(-a[i]));
+        for (int64_t i = 0; i < n; i++) d[i] = oq_vsigmoidf(a[i]);
+        break;
+    case OQ_EW_ERF:
+        for (int64_t i = 0; i < n; i++) d[i] = oq_verff(a[i]);
         break;
     case OQ_EW_HARD_SIGMOID:
         for (int64_t i = 0; i < n; i++) d[i] = oq_max_or(oq_min_or(k0 * a[i] + k1, 1.0f), 0.0f);

@@ -1,7 +1,7 @@
 /* fuse.h: plan-time fusion of elementwise chains. Internal to src/exec.
  *
  * A chain is a run of float elementwise nodes (Add, Sub, Mul, Div, Relu,
- * Sigmoid, HardSigmoid, Clip with constant bounds) whose operands are scalar
+ * Sigmoid, HardSigmoid, Clip with constant bounds, Erf) whose operands are scalar
  * constants, values computed earlier in the chain, or a few source values of
  * one shape, such as the x * clip(x + 3, 0, 6) / 6 that exporters write for
  * hard-swish, or a residual add that follows it. Run fused,
@@ -29,6 +29,7 @@ typedef enum oq_ew_kind {
     OQ_EW_SIGMOID,
     OQ_EW_HARD_SIGMOID, /* k0 = alpha, k1 = beta */
     OQ_EW_CLIP,         /* k0 = lo, k1 = hi */
+    OQ_EW_ERF,
     OQ_EW_KIND_COUNT
 } oq_ew_kind;
 
@@ -42,7 +43,7 @@ typedef struct oq_ew_step {
 } oq_ew_step;
 
 typedef struct oq_fusion {
-    int n;                              /* nodes, 2..OQ_FUSE_MAX_NODES */
+    int n;                              /* nodes, 1..OQ_FUSE_MAX_NODES */
     int nodes[OQ_FUSE_MAX_NODES];       /* node indices in g, ascending; step k runs nodes[k] */
     oq_ew_step steps[OQ_FUSE_MAX_NODES];
     int n_src;                          /* 1..OQ_FUSE_MAX_SRC */
@@ -51,7 +52,9 @@ typedef struct oq_fusion {
     int const_rank;                     /* highest rank of a constant operand (must not exceed src's) */
 } oq_fusion;
 
-/* Finds disjoint chains in g, each the longest that grows from its source.
+/* Finds disjoint chains in g, each the longest that grows from its source
+ * (a chain of one node has one source: the planner gives it to a Conv as its
+ * epilogue or leaves the node alone).
  * By value id: pinned[v] is true for values that must be computed on their
  * own (graph outputs, values read from inside subgraphs, observed values),
  * kept[v] for values never freed during a run (graph outputs); opsets[i] is

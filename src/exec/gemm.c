@@ -249,6 +249,155 @@ const char *oq_sgemm_kernel_name(void) { return pick_kernel()->name; }
 
 const char *oq_sgemm_variant(oq_isa isa) { return isa >= 0 && isa < OQ_ISA_COUNT ? kernels[isa].name : NULL; }
 
+/* ---- skinny products: at most OQ_SGEMM_SKINNY_M rows ---------------------------
+ * A fully-connected layer at batch 1 reads each element of B once, so packing
+ * B costs as much as the product. These kernels stream op(B) in place: with
+ * B as stored, a block of columns accumulates every row of A along all of K;
+ * with B transposed, each C element is a dot product of two contiguous rows.
+ * Either way an element's arithmetic depends only on its row, its column, K
+ * and the options, never on which columns share a call. */
+typedef void skinny_fn(const oq_sgemm_args *g);
+
+/* c = alpha * acc + beta * c, the way the micro-kernels finish a tile. */
+static inline float finish(float acc, float alpha, float beta, const float *c)
+{
+    float v = alpha * acc;
+    return beta != 0.0f ? v + beta * *c : v;
+}
+
+static void skinny_generic(const oq_sgemm_args *g)
+{
+    for (int64_t i = 0; i < g->m; i++)
+        for (int64_t j = 0; j < g->n; j++) {
+            float acc = 0.0f;
+            for (int64_t p = 0; p < g->k; p++) {
+                float av = g->trans_a ? g->a[p * g->lda + i] : g->a[i * g->lda + p];
+                float bv = g->trans_b ? g->b[j * g->ldb + p] : g->b[p * g->ldb + j];
+                acc += av * bv;
+            }
+            float *cp = g->c + i * g->ldc + j;
+            *cp = finish(acc, g->alpha, g->beta, cp);
+        }
+}
+
+#if OQ_X86_KERNELS
+/* Element (i, p) of op(A). */
+static inline float a_at(const oq_sgemm_args *g, int64_t i, int64_t p)
+{
+    return g->trans_a ? g->a[p * g->lda + i] : g->a[i * g->lda + p];
+}
+
+/* SKINNY_BODY(W, V, ...): the two skinny kernels for vectors V of W floats;
+ * LOADM/STOREM load and store the first `cnt` lanes, REDUCE sums the lanes. */
+#define SKINNY_BODY(NAME, TARGET, W, V, ZERO, SET1, FMA, MUL, LOADM, STOREM, REDUCE)                          \
+    TARGET static void NAME##_rows(const oq_sgemm_args *g, int64_t j0, int64_t cols)                          \
+    {                                                                                                         \
+        /* up to 4 vectors of columns [j0, j0+cols) for every row of A */                                    \
+        V acc[OQ_SGEMM_SKINNY_M][4];                                                                          \
+        int nv = (int)((cols + W - 1) / W);                                                                   \
+        for (int64_t i = 0; i < g->m; i++)                                                                    \
+            for (int v = 0; v < 4; v++) acc[i][v] = ZERO;                                                     \
+        for (int64_t p = 0; p < g->k; p++) {                                                                  \
+            const float *br = g->b + p * g->ldb + j0;                                                         \
+            V b[4];                                                                                           \
+            for (int v = 0; v < nv; v++) b[v] = LOADM(br + v * W, cols - v * W);                              \
+            for (int64_t i = 0; i < g->m; i++) {                                                              \
+                V ar = SET1(a_at(g, i, p));                                                                   \
+                for (int v = 0; v < nv; v++) acc[i][v] = FMA(ar, b[v], acc[i][v]);                            \
+            }                                                                                                 \
+        }                                                                                                     \
+        V al = SET1(g->alpha), be = SET1(g->beta);                                                            \
+        for (int64_t i = 0; i < g->m; i++)                                                                    \
+            for (int v = 0; v < nv; v++) {                                                                    \
+                float *cp = g->c + i * g->ldc + j0 + v * W;                                                   \
+                int64_t cnt = cols - v * W;                                                                   \
+                V r = MUL(al, acc[i][v]);                                                                     \
+                if (g->beta != 0.0f) r = FMA(be, LOADM(cp, cnt), r);                                          \
+                STOREM(cp, r, cnt);                                                                           \
+            }                                                                                                 \
+    }                                                                                                         \
+    TARGET static void NAME##_dots(const oq_sgemm_args *g, int64_t j)                                         \
+    {                                                                                                         \
+        /* C[i][j] for every i: dot products of row i of A (contiguous, !trans_a) and row j of B */          \
+        V acc[OQ_SGEMM_SKINNY_M];                                                                             \
+        for (int64_t i = 0; i < g->m; i++) acc[i] = ZERO;                                                     \
+        const float *br = g->b + j * g->ldb;                                                                  \
+        for (int64_t p = 0; p < g->k; p += W) {                                                               \
+            V b = LOADM(br + p, g->k - p);                                                                    \
+            for (int64_t i = 0; i < g->m; i++) acc[i] = FMA(LOADM(g->a + i * g->lda + p, g->k - p), b, acc[i]); \
+        }                                                                                                     \
+        for (int64_t i = 0; i < g->m; i++) {                                                                  \
+            float *cp = g->c + i * g->ldc + j;                                                                \
+            *cp = finish(REDUCE(acc[i]), g->alpha, g->beta, cp);                                              \
+        }                                                                                                     \
+    }                                                                                                         \
+    TARGET static void NAME(const oq_sgemm_args *g)                                                           \
+    {                                                                                                         \
+        if (g->trans_b && !g->trans_a) {                                                                      \
+            for (int64_t j = 0; j < g->n; j++) NAME##_dots(g, j);                                             \
+            return;                                                                                           \
+        }                                                                                                     \
+        if (g->trans_b) {                                                                                     \
+            skinny_generic(g);                                                                                \
+            return;                                                                                           \
+        }                                                                                                     \
+        for (int64_t j0 = 0; j0 < g->n; j0 += 4 * W) NAME##_rows(g, j0, min64(4 * W, g->n - j0));            \
+    }
+
+static inline __attribute__((target("avx512f"), always_inline)) __m512 load16(const float *p, int64_t cnt)
+{
+    return cnt >= 16 ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps((__mmask16)((1u << cnt) - 1u), p);
+}
+static inline __attribute__((target("avx512f"), always_inline)) void store16(float *p, __m512 v, int64_t cnt)
+{
+    if (cnt >= 16)
+        _mm512_storeu_ps(p, v);
+    else
+        _mm512_mask_storeu_ps(p, (__mmask16)((1u << cnt) - 1u), v);
+}
+/* The first cnt lanes' mask for the AVX2 masked moves. */
+static inline __attribute__((target("avx2"), always_inline)) __m256i mask8(int64_t cnt)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(cnt < 8 ? cnt : 8)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+static inline __attribute__((target("avx2"), always_inline)) __m256 load8(const float *p, int64_t cnt)
+{
+    return cnt >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, mask8(cnt));
+}
+static inline __attribute__((target("avx2"), always_inline)) void store8(float *p, __m256 v, int64_t cnt)
+{
+    if (cnt >= 8)
+        _mm256_storeu_ps(p, v);
+    else
+        _mm256_maskstore_ps(p, mask8(cnt), v);
+}
+static inline __attribute__((target("avx2,fma"), always_inline)) float reduce8(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+
+SKINNY_BODY(skinny_avx512, __attribute__((target("avx512f"))), 16, __m512, _mm512_setzero_ps(), _mm512_set1_ps,
+            _mm512_fmadd_ps, _mm512_mul_ps, load16, store16, _mm512_reduce_add_ps)
+SKINNY_BODY(skinny_avx2, __attribute__((target("avx2,fma"))), 8, __m256, _mm256_setzero_ps(), _mm256_set1_ps,
+            _mm256_fmadd_ps, _mm256_mul_ps, load8, store8, reduce8)
+#endif
+
+static skinny_fn *const skinny_kernels[OQ_ISA_COUNT] = {
+    [OQ_ISA_BASELINE] = skinny_generic,
+#if OQ_X86_KERNELS
+    [OQ_ISA_AVX2] = skinny_avx2,
+    [OQ_ISA_AVX512] = skinny_avx512,
+#endif
+};
+
+void oq_sgemm_skinny(const oq_sgemm_args *g)
+{
+    if (g->m <= 0 || g->n <= 0) return;
+    skinny_kernels[oq_isa_pick(OQ_ISA_HAVE(skinny_kernels, ))](g);
+}
+
 /* ---- driver ------------------------------------------------------------------- */
 
 size_t oq_sgemm_packed_a_floats(int64_t m, int64_t k)
@@ -355,6 +504,19 @@ void oq_sgemm_packed_ab(const oq_sgemm_args *g, const float *ap, const float *bp
     sgemm(g, ap, bp, ws);
 }
 
+size_t oq_sgemm_packed_b_floats(int64_t k, int64_t n)
+{
+    int nr = oq_sgemm_nr();
+    return k > 0 && n > 0 ? (size_t)(round_up(n, nr) * k + nr) : (size_t)nr;
+}
+
+void oq_sgemm_pack_b(float *dst, const oq_sgemm_args *g)
+{
+    if (g->k > 0 && g->n > 0) pack_b(dst, g, 0, g->k, 0, g->n, oq_sgemm_nr());
+}
+
+void oq_sgemm_packed_b(const oq_sgemm_args *g, const float *bp, float *ws) { sgemm(g, NULL, bp, ws); }
+
 void oq_sgemm_ref(const oq_sgemm_args *g)
 {
     for (int64_t i = 0; i < g->m; i++) {
@@ -408,19 +570,23 @@ void oq_run_parts(oq_kernel_ctx *c, int parts, int64_t n_items, float *ws, size_
 typedef struct batch_job {
     const oq_sgemm_args *g;
     const int64_t *a_off, *b_off, *c_off;
+    const float *bp;            /* NULL or op(B) packed whole (one B for the batch) */
+    bool skinny;                /* few rows: oq_sgemm_skinny, split by columns only */
     int64_t mtile, mt_count, ntile, nt_count;
 } batch_job;
 
-/* Tiling of each product for `parts` parts: split the longer of m and n. */
+/* Tiling of each product for `parts` parts: split the longer of m and n
+ * (always n for skinny products, so every tile takes the skinny path). */
 static void batch_plan(batch_job *j, const oq_sgemm_args *g, int64_t batch, int parts)
 {
     j->g = g;
     j->mtile = g->m, j->mt_count = 1;
     j->ntile = g->n, j->nt_count = 1;
+    j->skinny = g->m <= OQ_SGEMM_SKINNY_M;
     if (parts < 1) parts = 1;
     if (batch >= 2 * (int64_t)parts || g->m <= 0 || g->n <= 0) return;
     int64_t want = (2 * parts + batch - 1) / batch;
-    if (g->n >= g->m) {
+    if (g->n >= g->m || j->skinny) {
         int64_t t = round_up((g->n + want - 1) / want, 2 * NR_MAX);
         j->ntile = min64(t, g->n);
         j->nt_count = (g->n + j->ntile - 1) / j->ntile;
@@ -436,7 +602,7 @@ size_t oq_sgemm_batch_ws_floats(const oq_sgemm_args *g, int64_t batch, int parts
     batch_job j;
     batch_plan(&j, g, batch, parts);
     if (parts < 1) parts = 1;
-    return oq_sgemm_ws_floats(j.mtile, j.ntile, g->k) * (size_t)parts;
+    return j.skinny ? 1 : oq_sgemm_ws_floats(j.mtile, j.ntile, g->k) * (size_t)parts;
 }
 
 static void batch_item(void *arg, int64_t i, float *ws)
@@ -451,16 +617,21 @@ static void batch_item(void *arg, int64_t i, float *ws)
     t.a = g->a + (j->a_off ? j->a_off[bi] : 0) + (g->trans_a ? i0 : i0 * g->lda);
     t.b = g->b + (j->b_off ? j->b_off[bi] : 0) + (g->trans_b ? j0 * g->ldb : j0);
     t.c = g->c + (j->c_off ? j->c_off[bi] : 0) + i0 * g->ldc + j0;
-    oq_sgemm(&t, ws);
+    if (j->skinny)
+        oq_sgemm_skinny(&t);
+    else if (j->bp)
+        oq_sgemm_packed_b(&t, j->bp + j0 * g->k, ws); /* j0 is a whole number of strips */
+    else
+        oq_sgemm(&t, ws);
 }
 
 void oq_sgemm_batch(oq_kernel_ctx *c, int parts, const oq_sgemm_args *g, int64_t batch, const int64_t *a_off,
-                    const int64_t *b_off, const int64_t *c_off, float *ws)
+                    const int64_t *b_off, const int64_t *c_off, const float *bp, float *ws)
 {
     batch_job j;
     batch_plan(&j, g, batch, parts);
-    j.a_off = a_off, j.b_off = b_off, j.c_off = c_off;
+    j.a_off = a_off, j.b_off = b_off, j.c_off = c_off, j.bp = b_off ? NULL : bp;
     if (parts < 1) parts = 1;
-    size_t per = oq_sgemm_ws_floats(j.mtile, j.ntile, g->k);
+    size_t per = j.skinny ? 0 : oq_sgemm_ws_floats(j.mtile, j.ntile, g->k);
     oq_run_parts(c, parts, batch * j.mt_count * j.nt_count, ws, per, batch_item, &j);
 }

@@ -46,6 +46,14 @@ size_t oq_sgemm_packed_a_floats(int64_t m, int64_t k);
  * oq_sgemm_packed_a_floats(m, k) floats. */
 void oq_sgemm_pack_a(float *dst, const oq_sgemm_args *g);
 #define OQ_SGEMM_PACK_ROWS 6
+/* Where element (i, p) of an (m, k) op(A) sits once packed whole by
+ * oq_sgemm_pack_a: strips of OQ_SGEMM_PACK_ROWS rows, each stored depth by
+ * depth; rows of the last strip past m are zeros. For producers that write
+ * the packed layout directly. */
+static inline size_t oq_sgemm_packed_a_at(int64_t k, int64_t i, int64_t p)
+{
+    return (size_t)((i / OQ_SGEMM_PACK_ROWS) * OQ_SGEMM_PACK_ROWS * k + p * OQ_SGEMM_PACK_ROWS + i % OQ_SGEMM_PACK_ROWS);
+}
 /* The widest strip any micro-kernel reads (oq_sgemm_nr() never exceeds it). */
 #define OQ_SGEMM_NR_MAX 32
 /* oq_sgemm with op(A) taken from ap, packed by oq_sgemm_pack_a (g's a, lda
@@ -62,6 +70,27 @@ int oq_sgemm_nr(void);
  * p*nr + c] for columns s*nr + c (columns past n are zero); bp is 64-byte
  * aligned. g's b and ldb are not read. Same results as oq_sgemm. */
 void oq_sgemm_packed_ab(const oq_sgemm_args *g, const float *ap, const float *bp, float *ws);
+
+/* Floats oq_sgemm_pack_b writes for an op(B) of (k, n): strips of
+ * oq_sgemm_nr() columns, plus that many floats more, so that a cache sized
+ * by this count is repacked when the strip width changes (oq_cpu_set_cap). */
+size_t oq_sgemm_packed_b_floats(int64_t k, int64_t n);
+/* Packs all of op(B) of g once, in the layout oq_sgemm_packed_ab reads, into
+ * dst (oq_sgemm_packed_b_floats(k, n) floats, 64-byte aligned). */
+void oq_sgemm_pack_b(float *dst, const oq_sgemm_args *g);
+/* oq_sgemm with op(B) taken from bp (oq_sgemm_pack_b; g's b and ldb are not
+ * read); bp + j * k starts at column j when j is a multiple of
+ * oq_sgemm_nr(). Same results as oq_sgemm. */
+void oq_sgemm_packed_b(const oq_sgemm_args *g, const float *bp, float *ws);
+
+/* Most rows of A for which oq_sgemm_batch takes oq_sgemm_skinny. */
+#define OQ_SGEMM_SKINNY_M 4
+/* C = alpha op(A) op(B) + beta C without packing, for g->m <=
+ * OQ_SGEMM_SKINNY_M: each element of op(B) is read once, in place, as a
+ * fully-connected layer at batch 1 needs. An element's result depends only on
+ * its row, its column, K and the options (not the same bits as oq_sgemm). No
+ * workspace. */
+void oq_sgemm_skinny(const oq_sgemm_args *g);
 
 /* The oracle: plain triple loop with a double accumulator. */
 void oq_sgemm_ref(const oq_sgemm_args *g);
@@ -83,10 +112,12 @@ void oq_run_parts(oq_kernel_ctx *c, int parts, int64_t n_items, float *ws, size_
 /* A batch of products sharing g's shape and options: product i uses
  * g->a + a_off[i], g->b + b_off[i], g->c + c_off[i] (a NULL offset array
  * means 0 for all). Each product is cut into row or column tiles so that
- * about two items per part exist; results do not depend on parts. ws holds
- * oq_sgemm_batch_ws_floats(g, batch, parts) floats. */
+ * about two items per part exist; results do not depend on parts. Products
+ * of at most OQ_SGEMM_SKINNY_M rows run oq_sgemm_skinny. bp (NULL, or op(B)
+ * packed by oq_sgemm_pack_b; only when b_off is NULL) spares packing B. ws
+ * holds oq_sgemm_batch_ws_floats(g, batch, parts) floats. */
 size_t oq_sgemm_batch_ws_floats(const oq_sgemm_args *g, int64_t batch, int parts);
 void oq_sgemm_batch(oq_kernel_ctx *c, int parts, const oq_sgemm_args *g, int64_t batch, const int64_t *a_off,
-                    const int64_t *b_off, const int64_t *c_off, float *ws);
+                    const int64_t *b_off, const int64_t *c_off, const float *bp, float *ws);
 
 #endif

@@ -54,8 +54,9 @@ bool oq_kernel_input_const(const oq_kernel_ctx *c, int k);
 
 /* Memory that stays with the running node across runs: filled by fill(dst,
  * arg) the first time, and again whenever `bytes` changes; returned as is
- * otherwise. Only for data derived from constant inputs (e.g. weights packed
- * for the GEMM). The session owns it. NULL with c->err set on failure. */
+ * otherwise; 64-byte aligned. Only for data derived from constant inputs
+ * (e.g. weights packed for the GEMM). The session owns it. NULL with c->err
+ * set on failure. */
 const void *oq_kernel_cache(oq_kernel_ctx *c, size_t bytes, void (*fill)(void *dst, void *arg), void *arg);
 
 /* Runs fn over [0, n) split into contiguous chunks across the session's

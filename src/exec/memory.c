@@ -218,7 +218,9 @@ const void *oq_kernel_cache(oq_kernel_ctx *c, size_t bytes, void (*fill)(void *d
     if (!pn->cache || pn->cache_bytes != bytes) {
         free(pn->cache);
         pn->cache_bytes = 0;
-        if (!(pn->cache = malloc(bytes ? bytes : 1))) {
+        /* 64-byte aligned: packed operands are read with aligned vector loads */
+        size_t size = (bytes + 63) / 64 * 64;
+        if (!(pn->cache = aligned_alloc(64, size ? size : 64))) {
             oq_errf(c->err, OQ_ENOMEM, "cannot allocate %zu bytes", bytes);
             return NULL;
         }

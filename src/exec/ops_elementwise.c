@@ -14,6 +14,7 @@
 #include "exec/kernel.h"
 #include "exec/ops.h"
 #include "exec/ops_common.h"
+#include "exec/vmath.h"
 
 /* ---- shared state of one elementwise call --------------------------------- */
 
@@ -25,7 +26,6 @@ typedef struct ew_arg {
     oq_dtype in_dt[OQ_BCAST_MAX_OPS];
     float alpha, beta;     /* unary op parameters (slope, clip bounds, ...) */
     int64_t ilo, ihi;      /* integer clip bounds */
-    int approx;            /* Gelu: 1 for the tanh approximation */
 } ew_arg;
 
 static void bcast_chunk(void *arg, int64_t begin, int64_t end)
@@ -64,7 +64,7 @@ static oq_status unsupported_type(oq_kernel_ctx *c, oq_dtype dt)
     OQ_CLONED(NAME##_FLOAT, (void *arg, int64_t begin, int64_t end), (arg, begin, end))             \
     UNARY_BODY(float, float, EXPR)
 
-static inline float gelu_exact(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
+static inline float gelu_exact(float x) { return 0.5f * x * (1.0f + oq_verff(x * 0.70710678118654752f)); }
 static inline float gelu_tanh(float x)
 {
     const float k = 0.79788456080286536f; /* sqrt(2 / pi) */
@@ -73,14 +73,15 @@ static inline float gelu_tanh(float x)
 
 F_UNARY_V(relu, x > 0.0f ? x : 0.0f)
 F_UNARY_V(leaky_relu, x >= 0.0f ? x : p->alpha * x)
-F_UNARY(sigmoid, 1.0f / (1.0f + expf(-x)))
+F_UNARY_V(sigmoid, oq_vsigmoidf(x))
 F_UNARY_V(hard_sigmoid, oq_max_or(oq_min_or(p->alpha * x + p->beta, 1.0f), 0.0f))
 F_UNARY_V(hard_swish, x * oq_max_or(oq_min_or(x / 6.0f + 0.5f, 1.0f), 0.0f))
 F_UNARY(tanh, tanhf(x))
-F_UNARY(erf, erff(x))
-F_UNARY(gelu, p->approx ? gelu_tanh(x) : gelu_exact(x))
+F_UNARY_V(erf, oq_verff(x))
+F_UNARY_V(gelu, gelu_exact(x))
+F_UNARY(gelu_tanh, gelu_tanh(x))
 F_UNARY(sqrt, sqrtf(x))
-F_UNARY(exp, expf(x))
+F_UNARY_V(exp, oq_vexpf(x))
 F_UNARY(log, logf(x))
 F_UNARY(reciprocal, 1.0f / x)
 F_UNARY(floor, floorf(x))
@@ -297,14 +298,15 @@ static oq_status k_isinf(oq_kernel_ctx *c)
 
 static oq_status k_gelu(oq_kernel_ctx *c)
 {
-    static const oq_range_fn fns[OQ_DTYPE_COUNT] = {[OQ_DTYPE_FLOAT] = gelu_FLOAT};
+    static const oq_range_fn exact[OQ_DTYPE_COUNT] = {[OQ_DTYPE_FLOAT] = gelu_FLOAT};
+    static const oq_range_fn tanh_form[OQ_DTYPE_COUNT] = {[OQ_DTYPE_FLOAT] = gelu_tanh_FLOAT};
     const char *approx = oq_node_attr_string(c->node, "approximate", "none");
     ew_arg p = {0};
     if (strcmp(approx, "tanh") == 0)
-        p.approx = 1;
-    else if (strcmp(approx, "none") != 0)
+        return run_unary(c, tanh_form, &p);
+    if (strcmp(approx, "none") != 0)
         return OQ_KERR(c, "approximate must be \"none\" or \"tanh\", not \"%s\"", approx);
-    return run_unary(c, fns, &p);
+    return run_unary(c, exact, &p);
 }
 
 /* Clip bound k (1 = min, 2 = max) from an optional scalar input. Sets *f or

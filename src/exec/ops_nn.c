@@ -551,15 +551,29 @@ static oq_status k_global_maxpool(oq_kernel_ctx *c) { return run_global_pool(c, 
 
 /* ---- MatMul and Gemm -------------------------------------------------------------- */
 
-/* Runs a batch of products over c's threads with scratch workspace. */
+typedef struct pack_b_arg {
+    const oq_sgemm_args *g;
+} pack_b_arg;
+
+static void pack_b_fill(void *dst, void *arg) { oq_sgemm_pack_b(dst, ((const pack_b_arg *)arg)->g); }
+
+/* Runs a batch of products over c's threads with scratch workspace. When B
+ * (input b_input of the node) is one constant matrix for the whole batch and
+ * the product is not skinny, B is packed on the first run and kept. */
 static oq_status gemm_batch(oq_kernel_ctx *c, const oq_sgemm_args *g, int64_t batch, const int64_t *a_off,
-                            const int64_t *b_off, const int64_t *c_off)
+                            const int64_t *b_off, const int64_t *c_off, int b_input)
 {
     int parts = n_parts(c);
     if (g->m * g->n * g->k * batch < ((int64_t)1 << 18)) parts = 1; /* not worth waking threads */
+    const float *bp = NULL;
+    if (!b_off && g->m > OQ_SGEMM_SKINNY_M && oq_kernel_input_const(c, b_input)) {
+        pack_b_arg pa = {g};
+        if (!(bp = oq_kernel_cache(c, oq_sgemm_packed_b_floats(g->k, g->n) * sizeof(float), pack_b_fill, &pa)))
+            return c->err->status;
+    }
     float *ws = scratch_floats(c, oq_sgemm_batch_ws_floats(g, batch, parts));
     if (!ws) return c->err->status;
-    oq_sgemm_batch(parts > 1 ? c : NULL, parts, g, batch, a_off, b_off, c_off, ws);
+    oq_sgemm_batch(parts > 1 ? c : NULL, parts, g, batch, a_off, b_off, c_off, bp, ws);
     return OQ_OK;
 }
 
@@ -581,14 +595,14 @@ static oq_status k_matmul(oq_kernel_ctx *c)
     if (rb == 0) {
         /* One B for every batch: stack A's matrices into one tall product. */
         g.m = m * batch;
-        return gemm_batch(c, &g, 1, NULL, NULL, NULL);
+        return gemm_batch(c, &g, 1, NULL, NULL, NULL, 1);
     }
     int64_t *offs = oq_kernel_scratch(c, (size_t)batch * 3 * sizeof(int64_t));
     if (!offs) return c->err->status;
     oq_matmul_batch_offsets(a, b, &ms, offs, offs + batch);
     for (int64_t i = 0; i < batch; i++)
         offs[2 * batch + i] = i * m * n;
-    return gemm_batch(c, &g, batch, offs, offs + batch, offs + 2 * batch);
+    return gemm_batch(c, &g, batch, offs, offs + batch, offs + 2 * batch, 1);
 }
 
 static oq_status k_gemm(oq_kernel_ctx *c)
@@ -627,7 +641,7 @@ static oq_status k_gemm(oq_kernel_ctx *c)
         beta = 0.0f;
     }
     oq_sgemm_args g = {ta, tb, m, n, k, alpha, beta, a->data, a->dims[1], b->data, b->dims[1], yd, n};
-    return gemm_batch(c, &g, 1, NULL, NULL, NULL);
+    return gemm_batch(c, &g, 1, NULL, NULL, NULL, 1);
 }
 
 /* ---- Einsum -------------------------------------------------------------------------
@@ -894,7 +908,7 @@ static oq_status ein_matmul(oq_kernel_ctx *c, const ein_spec *e, const oq_tensor
     if (!offs) return c->err->status;
     for (int64_t i = 0; i < batch; i++) offs[i] = i * m * k, offs[batch + i] = i * k * n, offs[2 * batch + i] = i * m * n;
     oq_sgemm_args g = {false, false, m, n, k, 1.0f, 0.0f, ap, k, bp, n, cp, n};
-    oq_status st = gemm_batch(c, &g, batch, offs, offs + batch, offs + 2 * batch);
+    oq_status st = gemm_batch(c, &g, batch, offs, offs + batch, offs + 2 * batch, -1);
     if (st) return st;
     /* Element stride of each label in cp's (batch.., m.., n..) layout. */
     int64_t cstride[EIN_LABELS] = {0}, s = 1;

@@ -7,10 +7,12 @@
 #include <math.h>
 #include <string.h>
 
+#include "cpu_dispatch.h"
 #include "exec/broadcast.h"
 #include "exec/kernel.h"
 #include "exec/ops.h"
 #include "exec/ops_common.h"
+#include "exec/vmath.h"
 
 /* Requires input k present and float32; returns it or NULL with c->err set. */
 static const oq_tensor *float_input(oq_kernel_ctx *c, int k)
@@ -53,6 +55,13 @@ typedef struct softmax_arg {
     enum softmax_kind kind;
 } softmax_arg;
 
+/* y[k] = e^(x[k] - mx) for k < n, contiguous lines (vectorized). */
+OQ_CLONED(exp_shifted, (float *restrict y, const float *restrict x, float mx, int64_t n), (y, x, mx, n))
+{
+    for (int64_t k = 0; k < n; k++)
+        y[k] = oq_vexpf(x[k] - mx);
+}
+
 static void softmax_lines(void *arg, int64_t l0, int64_t l1)
 {
     const softmax_arg *p = arg;
@@ -75,13 +84,15 @@ static void softmax_lines(void *arg, int64_t l0, int64_t l1)
                 y[k * s] = k == arg ? 1.0f : 0.0f;
         } else if (p->kind == SM_LOG) {
             for (int64_t k = 0; k < n; k++)
-                sum += expf(x[k * s] - mx);
+                sum += oq_vexpf(x[k * s] - mx);
             const float ls = (float)log(sum); /* y = (x - max) - log(sum): exact for large x */
             for (int64_t k = 0; k < n; k++)
                 y[k * s] = (x[k * s] - mx) - ls;
         } else {
+            if (s == 1)
+                exp_shifted(y, x, mx, n);
             for (int64_t k = 0; k < n; k++) {
-                const float e = expf(x[k * s] - mx);
+                const float e = s == 1 ? y[k] : oq_vexpf(x[k * s] - mx);
                 y[k * s] = e;
                 sum += e;
             }

@@ -250,6 +250,8 @@ oq_status oq_exec_plan_graph(oq_session *s, const oq_graph *g, oq_err *err)
         for (int c = 0; c < p->n_chains; c++) {
             const oq_fusion *fu = &p->chains[c];
             int at = epilogue_host(g, producer, pinned, fu);
+            if (at < 0 && fu->n == 1)
+                continue; /* one node on its own runs as it is */
             for (int k = 0; k < fu->n; k++)
                 p->nodes[fu->nodes[k]].deferred = at >= 0 || k + 1 < fu->n;
             if (at >= 0)

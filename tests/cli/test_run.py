@@ -149,7 +149,7 @@ def test_conv(binary, tmp):
     check(len(lines) == 1, f"bench: {len(lines)} stdout lines, want 1")
     if r.returncode == 0 and len(lines) == 1:
         b = json.loads(lines[0])
-        keys = ["median_ms", "min_ms", "mean_ms", "runs", "threads", "peak_rss_mb", "planned_peak_mb", "naive_mb"]
+        keys = ["median_ms", "min_ms", "mean_ms", "cpu_ms", "runs", "threads", "peak_rss_mb", "planned_peak_mb", "naive_mb"]
         check(sorted(b) == sorted(keys), f"bench keys {sorted(b)}")
         check(b.get("runs") == 3 and b.get("threads") == 1, f"bench runs/threads {b}")
         check(all(isinstance(b.get(k), (int, float)) and b[k] >= 0 for k in keys), f"bench values {b}")

@@ -3,15 +3,19 @@
  * as plain scalar code, on lengths of 1, around every vector width and the
  * fused block of 256, and large enough to split over threads, with NaN,
  * infinities and -0 among the values.
- * elementwise: Relu, LeakyRelu, HardSigmoid, HardSwish and Clip as one-node
- * models through the executor.
+ * elementwise: Relu, LeakyRelu, HardSigmoid, HardSwish, Clip, Sigmoid, Exp,
+ * Erf and Gelu as one-node models through the executor (the last four against
+ * vmath.h's functions run as scalar code), and vmath.h's accuracy against
+ * libm in double.
  * fusion: oq_fusion_run over hand-built chains using every step kind (scalar
  * constant on either side, one or two sources), whole and from an offset. */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "exec/fuse.h"
+#include "exec/vmath.h"
 #include "harness.h"
 
 static int cases; /* run by the current check */
@@ -37,14 +41,17 @@ static bool same(float a, float b) { return (isnan(a) && isnan(b)) || !memcmp(&a
 
 /* ---- elementwise ------------------------------------------------------------------ */
 
-typedef enum unary_kind { U_RELU, U_LEAKY, U_HSIG, U_HSWISH, U_CLIP, U_COUNT } unary_kind;
+typedef enum unary_kind {
+    U_RELU, U_LEAKY, U_HSIG, U_HSWISH, U_CLIP, U_SIGMOID, U_EXP, U_ERF, U_GELU, U_COUNT
+} unary_kind;
 
 static const struct {
     const char *op;
     int opset;
 } unary_ops[U_COUNT] = {
     [U_RELU] = {"Relu", 14},      [U_LEAKY] = {"LeakyRelu", 16}, [U_HSIG] = {"HardSigmoid", 6},
-    [U_HSWISH] = {"HardSwish", 14}, [U_CLIP] = {"Clip", 13},
+    [U_HSWISH] = {"HardSwish", 14}, [U_CLIP] = {"Clip", 13},     [U_SIGMOID] = {"Sigmoid", 13},
+    [U_EXP] = {"Exp", 13},        [U_ERF] = {"Erf", 13},         [U_GELU] = {"Gelu", 20},
 };
 
 typedef struct unary_params {
@@ -58,6 +65,10 @@ static float unary_ref(unary_kind k, float x, const unary_params *p)
     case U_LEAKY: return x >= 0.0f ? x : p->alpha * x;
     case U_HSIG: return max_or(min_or(p->alpha * x + p->beta, 1.0f), 0.0f);
     case U_HSWISH: return x * max_or(min_or(x / 6.0f + 0.5f, 1.0f), 0.0f);
+    case U_SIGMOID: return oq_vsigmoidf(x);
+    case U_EXP: return oq_vexpf(x);
+    case U_ERF: return oq_verff(x);
+    case U_GELU: return 0.5f * x * (1.0f + oq_verff(x * 0.70710678118654752f));
     default: {
         float t = x < p->alpha ? p->alpha : x;
         return t > p->beta ? p->beta : t;
@@ -109,6 +120,44 @@ static void unary_case(unary_kind k, int64_t n, const unary_params *p, uint32_t 
     oq_tensor_release(&hi);
 }
 
+/* Ulps between f and the double d, in units of f's own spacing near d. */
+static double ulps(float f, double d)
+{
+    float df = (float)d;
+    double sp = nextafterf(fabsf(df), INFINITY) - fabsf(df);
+    return fabs((double)f - d) / (sp > 0 ? sp : FLT_MIN);
+}
+
+/* vmath.h against libm in double: exp within 1 ulp over its whole range and
+ * erf within 2.5 ulp (points spread over every binade, plus the range limits),
+ * the special values, and sigmoid at its extremes. */
+static void vmath_accuracy(void)
+{
+    double worst_exp = 0, worst_erf = 0;
+    for (int e = -40; e <= 7; e++)
+        for (int i = 0; i < 4096; i++) {
+            float x = ldexpf(1.0f + (float)i / 4096.0f, e);
+            for (int sgn = 0; sgn < 2; sgn++, x = -x) {
+                if (fabsf(x) < 87.0f) {
+                    double u = ulps(oq_vexpf(x), exp((double)x));
+                    worst_exp = u > worst_exp ? u : worst_exp;
+                }
+                double v = ulps(oq_verff(x), erf((double)x));
+                worst_erf = v > worst_erf ? v : worst_erf;
+            }
+        }
+    cases++;
+    if (worst_exp > 1.0 || worst_erf > 2.5)
+        fprintf(stderr, "vmath: exp %.2f ulp, erf %.2f ulp\n", worst_exp, worst_erf);
+    CHECK(worst_exp <= 1.0 && worst_erf <= 2.5);
+    CHECK(oq_vexpf(88.8f) == INFINITY && oq_vexpf(INFINITY) == INFINITY && oq_vexpf(-INFINITY) == 0.0f);
+    CHECK(oq_vexpf(-88.0f) == 0.0f && ulps(oq_vexpf(88.7f), exp((double)88.7f)) <= 1.0 && oq_vexpf(0.0f) == 1.0f);
+    CHECK(isnan(oq_vexpf(NAN)) && isnan(oq_verff(NAN)) && isnan(oq_vsigmoidf(NAN)));
+    CHECK(oq_verff(INFINITY) == 1.0f && oq_verff(-INFINITY) == -1.0f && oq_verff(10.0f) == 1.0f);
+    CHECK(oq_verff(0.0f) == 0.0f && signbit(oq_verff(-0.0f)));
+    CHECK(oq_vsigmoidf(-100.0f) == 0.0f && oq_vsigmoidf(100.0f) == 1.0f && oq_vsigmoidf(0.0f) == 0.5f);
+}
+
 static int check_elementwise(oq_isa level)
 {
     (void)level;
@@ -118,6 +167,7 @@ static int check_elementwise(oq_isa level)
     };
     uint32_t st = 3;
     cases = 0;
+    vmath_accuracy();
     for (int k = 0; k < U_COUNT; k++)
         for (int li = 0; li < N_LENGTHS; li++)
             unary_case((unary_kind)k, lengths[li], &params[k], &st);
@@ -138,7 +188,8 @@ static float step_ref(const oq_ew_step *s, const float *reg)
     case OQ_EW_MUL: return a * b;
     case OQ_EW_DIV: return a / b;
     case OQ_EW_RELU: return a > 0.0f ? a : 0.0f;
-    case OQ_EW_SIGMOID: return 1.0f / (1.0f + expf(-a));
+    case OQ_EW_SIGMOID: return oq_vsigmoidf(a);
+    case OQ_EW_ERF: return oq_verff(a);
     case OQ_EW_HARD_SIGMOID: return max_or(min_or(s->k0 * a + s->k1, 1.0f), 0.0f);
     default: {
         float t = a < s->k0 ? s->k0 : a;
@@ -168,6 +219,13 @@ static const oq_fusion chains[] = {
         {OQ_EW_SUB, R + 2, S1, 0, 0},         /* . - y */
         {OQ_EW_DIV, -1, R + 3, 2.0f, 0},      /* 2 / . */
         {OQ_EW_ADD, -1, R + 4, -0.25f, 0},    /* -0.25 + . */
+    }},
+    {.n = 5, .n_src = 1, .steps = {
+        {OQ_EW_DIV, S0, -1, 1.4142135f, 0},   /* x / sqrt(2) */
+        {OQ_EW_ERF, R + 0, -1, 0, 0},
+        {OQ_EW_ADD, R + 1, -1, 1.0f, 0},
+        {OQ_EW_MUL, S0, R + 2, 0, 0},
+        {OQ_EW_MUL, R + 3, -1, 0.5f, 0},      /* GELU as exporters write it */
     }},
     {.n = 2, .n_src = 1, .steps = {
         {OQ_EW_RELU, S0, -1, 0, 0},           /* -0 and NaN become +0 */

@@ -1,8 +1,8 @@
 /* gemm.c: kernel families sgemm and conv. sgemm: the packed SGEMM (each
  * micro-kernel) against its triple-loop oracle on sizes of 1, odd sizes,
  * sizes off the 6 x 16/32 tile and past every cache block, transposes,
- * strides, alpha/beta, A and B packed ahead; the batched split for
- * determinism. conv: fast conv (GEMM paths, and the depthwise loops compiled
+ * strides, alpha/beta, A and B packed ahead, the skinny (few-row) kernels;
+ * the batched split for determinism. conv: fast conv (GEMM paths, and the depthwise loops compiled
  * per level) against conv_ref (groups, depthwise, strides, dilation, pads,
  * 1-D..3-D) and ConvTranspose against a direct scatter loop. */
 #include <float.h>
@@ -35,6 +35,21 @@ static float *rand_buf(size_t n)
 
 /* ---- GEMM ----------------------------------------------------------------------- */
 
+/* Elements of got (m x n, row stride ldc) farther from ref than a few ulps
+ * of the sum of |terms| in bound (the worst-case float summation error). */
+static int count_off(const float *ref, const float *got, const float *bound, int64_t m, int64_t n, int64_t k,
+                     int64_t ldc)
+{
+    int bad = 0;
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            float r = ref[i * ldc + j], v = got[i * ldc + j];
+            float tol = 4.0f * FLT_EPSILON * ((float)(k + 2) * bound[i * ldc + j] + fabsf(r)) + 1e-30f;
+            if (!(fabsf(r - v) <= tol)) bad++;
+        }
+    return bad;
+}
+
 /* Runs fast and ref on the same problem; each element must be within a few
  * ulps of the sum of |terms| (the worst-case float summation error). */
 static void check_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, float beta, int64_t pad)
@@ -46,12 +61,14 @@ static void check_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float 
     float *aa = malloc((size_t)(arows * lda + 1) * sizeof(float)), *ab = malloc((size_t)(brows * ldb + 1) * sizeof(float));
     float *bound = malloc((size_t)(m * ldc + 1) * sizeof(float));
     float *ws = malloc(oq_sgemm_ws_floats(m, n, k) * sizeof(float));
+    float *cinit = malloc((size_t)(m * ldc + 1) * sizeof(float));
     cases++;
-    if (!a || !b || !c0 || !c1 || !aa || !ab || !bound || !ws) {
+    if (!a || !b || !c0 || !c1 || !aa || !ab || !bound || !ws || !cinit) {
         CHECK(!"out of memory");
         goto done;
     }
     memcpy(c1, c0, (size_t)(m * ldc) * sizeof(float));
+    memcpy(cinit, c0, (size_t)(m * ldc) * sizeof(float));
     for (int64_t i = 0; i < arows * lda; i++) aa[i] = fabsf(a[i]);
     for (int64_t i = 0; i < brows * ldb; i++) ab[i] = fabsf(b[i]);
     oq_sgemm_args g = {ta, tb, m, n, k, alpha, beta, a, lda, b, ldb, c0, ldc};
@@ -60,19 +77,42 @@ static void check_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float 
     oq_sgemm_ref(&gb);
     g.c = c1;
     oq_sgemm(&g, ws);
-    int bad = 0;
-    for (int64_t i = 0; i < m; i++)
-        for (int64_t j = 0; j < n; j++) {
-            float ref = c0[i * ldc + j], got = c1[i * ldc + j];
-            float tol = 4.0f * FLT_EPSILON * ((float)(k + 2) * bound[i * ldc + j] + fabsf(ref)) + 1e-30f;
-            if (!(fabsf(ref - got) <= tol)) bad++;
-        }
+    int bad = count_off(c0, c1, bound, m, n, k, ldc);
     if (bad)
         fprintf(stderr, "gemm ta=%d tb=%d m=%lld n=%lld k=%lld alpha=%g beta=%g pad=%lld: %d bad\n", ta, tb,
                 (long long)m, (long long)n, (long long)k, alpha, beta, (long long)pad, bad);
     CHECK(bad == 0);
     /* Padding columns of C are never written. */
     for (int64_t i = 0; i < m && pad; i++) CHECK(c1[i * ldc + n] == c0[i * ldc + n]);
+    /* The skinny kernel (few rows, B in place) against the same oracle. */
+    if (m <= OQ_SGEMM_SKINNY_M) {
+        float *cs = malloc((size_t)(m * ldc + 1) * sizeof(float));
+        CHECK(cs != NULL);
+        if (cs) {
+            memcpy(cs, cinit, (size_t)(m * ldc) * sizeof(float));
+            g.c = cs;
+            oq_sgemm_skinny(&g);
+            bad = count_off(c0, cs, bound, m, n, k, ldc);
+            if (bad)
+                fprintf(stderr, "skinny gemm ta=%d tb=%d m=%lld n=%lld k=%lld: %d bad\n", ta, tb, (long long)m,
+                        (long long)n, (long long)k, bad);
+            CHECK(bad == 0);
+            for (int64_t i = 0; i < m && pad; i++) CHECK(cs[i * ldc + n] == c0[i * ldc + n]);
+        }
+        free(cs);
+    }
+    /* B packed once (aligned, as the executor's cache keeps it) gives the same bits. */
+    size_t pbn = (oq_sgemm_packed_b_floats(k, n) * sizeof(float) + 63) / 64 * 64;
+    float *pb = aligned_alloc(64, pbn), *cb = malloc((size_t)(m * ldc + 1) * sizeof(float));
+    CHECK(pb && cb);
+    if (pb && cb) {
+        oq_sgemm_pack_b(pb, &g);
+        memcpy(cb, cinit, (size_t)(m * ldc) * sizeof(float));
+        g.c = cb;
+        oq_sgemm_packed_b(&g, pb, ws);
+        CHECK(memcmp(c1, cb, (size_t)(m * ldc) * sizeof(float)) == 0);
+    }
+    free(pb), free(cb);
     /* A packed once gives the same bits, whole or from a later row block on. */
     float *pa = malloc(oq_sgemm_packed_a_floats(m, k) * sizeof(float));
     float *c2 = malloc((size_t)(m * ldc + 1) * sizeof(float));
@@ -94,7 +134,7 @@ static void check_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float 
     }
     free(pa), free(c2);
 done:
-    free(a), free(b), free(c0), free(c1), free(aa), free(ab), free(bound), free(ws);
+    free(a), free(b), free(c0), free(c1), free(aa), free(ab), free(bound), free(ws), free(cinit);
 }
 
 static void test_gemm_sizes(void)
@@ -144,10 +184,27 @@ static void test_gemm_batch_split(void)
         CHECK(!"out of memory");
         goto done;
     }
-    oq_sgemm_batch(NULL, 1, &g, batch, a_off, NULL, c_off, ws);
+    oq_sgemm_batch(NULL, 1, &g, batch, a_off, NULL, c_off, NULL, ws);
     g.c = c2;
-    oq_sgemm_batch(NULL, 7, &g, batch, a_off, NULL, c_off, ws);
+    oq_sgemm_batch(NULL, 7, &g, batch, a_off, NULL, c_off, NULL, ws);
     CHECK(memcmp(c1, c2, (size_t)(batch * m * n) * sizeof(float)) == 0);
+    /* the same with B packed ahead (the executor's constant weights) */
+    size_t pbn = (oq_sgemm_packed_b_floats(k, n) * sizeof(float) + 63) / 64 * 64;
+    float *pb = aligned_alloc(64, pbn);
+    CHECK(pb != NULL);
+    if (pb) {
+        oq_sgemm_pack_b(pb, &g);
+        oq_sgemm_batch(NULL, 7, &g, batch, a_off, NULL, c_off, pb, ws);
+        CHECK(memcmp(c1, c2, (size_t)(batch * m * n) * sizeof(float)) == 0);
+    }
+    free(pb);
+    /* skinny products (3 rows) split by columns over 1 and 7 parts */
+    oq_sgemm_args s = {false, true, 3, n, k, 1.0f, 0.0f, a, k, a, k, c1, n};
+    s.n = m * batch / 2;
+    oq_sgemm_batch(NULL, 1, &s, 1, NULL, NULL, NULL, NULL, ws);
+    s.c = c2;
+    oq_sgemm_batch(NULL, 7, &s, 1, NULL, NULL, NULL, NULL, ws);
+    CHECK(memcmp(c1, c2, (size_t)(3 * s.n) * sizeof(float)) == 0);
 done:
     free(a), free(b), free(c1), free(c2), free(ws);
 }
@@ -208,6 +265,10 @@ static const conv_case conv_cases[] = {
     {2, 1, 3, 3, 3, {14, 33}, {3, 3}, {1, 1}, {1, 1}, {0, 0}, {0, 0}},        /* depthwise, no padding */
     {2, 1, 3, 3, 3, {15, 30}, {3, 3}, {1, 1}, {2, 1}, {2, 1}, {2, 1}},        /* depthwise, rows dilated only */
     {2, 1, 2, 2, 2, {6, 2}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},          /* depthwise, no interior column */
+    {2, 2, 6, 6, 6, {7, 7}, {7, 7}, {1, 1}, {1, 1}, {3, 3}, {3, 3}},           /* depthwise 7x7 on 7x7 planes */
+    {2, 1, 5, 5, 5, {17, 75}, {7, 7}, {1, 1}, {1, 1}, {3, 3}, {3, 3}},         /* depthwise 7x7, rows of 5 vectors */
+    {2, 1, 3, 3, 3, {20, 23}, {3, 5}, {3, 2}, {1, 2}, {1, 2}, {0, 1}},         /* depthwise strides 3x2, dilated */
+    {2, 1, 2, 2, 2, {9, 40}, {1, 4}, {2, 3}, {1, 1}, {0, 2}, {0, 2}},          /* depthwise 1x4, column stride 3 */
     {2, 1, 3, 5, 1, {4, 4}, {5, 5}, {1, 1}, {1, 1}, {2, 2}, {2, 2}},           /* kernel wider than input */
     {2, 1, 64, 70, 1, {21, 19}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},       /* many column tiles */
     {2, 1, 96, 200, 1, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {0, 0}, {0, 0}},        /* tiny plane: M split */

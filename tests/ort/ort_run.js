@@ -4,7 +4,9 @@
 // Runs MODEL once with ONNX Runtime (CPU execution provider, default graph
 // optimizations) on IN_DIR/input_K.npy (K in graph-input order) and writes
 // OUT_DIR/output_K.npy in graph-output order. This is the reference the onnxq
-// tests compare against. Exit status: 0 ok, 1 failure, 2 usage.
+// tests compare against. ORT_GRAPH_OPT (all, extended, basic or disabled;
+// default all) sets the graph optimization level. Exit status: 0 ok, 1
+// failure, 2 usage.
 
 const fs = require('fs');
 const path = require('path');
@@ -24,9 +26,11 @@ async function main(argv) {
   } catch (e) {
     throw new Error(`onnxruntime-node is not installed (run 'npm ci --ignore-scripts' in tests/): ${e.message}`);
   }
+  const level = process.env.ORT_GRAPH_OPT || 'all';
+  if (!['all', 'extended', 'basic', 'disabled'].includes(level)) throw new Error(`ORT_GRAPH_OPT is '${level}'`);
   const session = await ort.InferenceSession.create(modelPath, {
     executionProviders: ['cpu'],
-    graphOptimizationLevel: 'all',
+    graphOptimizationLevel: level,
     intraOpNumThreads: 1,
     interOpNumThreads: 1,
   });

@@ -8,6 +8,7 @@
 
 #include "check.h"
 #include "exec/threadpool.h"
+#include "exec/vmath.h"
 #include "onnxq/oq_exec.h"
 #include "onnxq/oq_graph.h"
 
@@ -261,7 +262,7 @@ static void test_fusion(void)
         for (int64_t i = 0; i < N; i++) {
             float a = xs[i] + 3.0f, b = a < 0.0f ? 0.0f : a > 6.0f ? 6.0f : a;
             float want = 0.25f + (xs[i] * b / 6.0f) * 0.5f;
-            float sg = 1.0f / (1.0f + expf(-want));
+            float sg = oq_vsigmoidf(want); /* the executor's sigmoid, run here as scalar code */
             float relu = xs[i] > 0.0f ? xs[i] : 0.0f;
             float u = -xs[i], v = -xs[i];
             bad += y[i] != want || rl[i] != relu || q[i] != relu * 2.0f || w[i] != sg - xs[i] || o[i] != (u + v) * -v;
@@ -284,9 +285,10 @@ static bool add_weights(oq_graph *g, const char *name, int rank, const int64_t *
     return oq_graph_set_constant(g, v, t, true, err) == OQ_OK;
 }
 
-/* x (1, 4, 9, 11) -> Conv 3x3 (6 out) -> hard-swish chain -> y, and
- * x -> depthwise Conv 3x3 stride 2 -> Relu -> * 0.5 -> z: both chains run as
- * the convs' epilogues when nothing observes the run. */
+/* x (1, 4, 9, 11) -> Conv 3x3 (6 out) -> hard-swish chain -> y,
+ * x -> depthwise Conv 3x3 stride 2 -> Relu -> * 0.5 -> z, and x -> Conv 1x1
+ * padded (5 out) -> Relu -> e: the chains (of one node, too) run as the
+ * convs' epilogues when nothing observes the run. */
 static oq_model *build_conv_chains(oq_err *err)
 {
     oq_model *m = oq_model_create();
@@ -298,10 +300,11 @@ static oq_model *build_conv_chains(oq_err *err)
     if (!(m->graph = oq_graph_create(m, NULL))) goto fail;
     oq_graph *g = m->graph;
     oq_dim dims[4] = {{1, NULL}, {4, NULL}, {9, NULL}, {11, NULL}};
-    int64_t wd[4] = {6, 4, 3, 3}, bd[1] = {6}, dwd[4] = {4, 1, 3, 3};
+    int64_t wd[4] = {6, 4, 3, 3}, bd[1] = {6}, dwd[4] = {4, 1, 3, 3}, w1d[4] = {5, 4, 1, 1};
     oq_value *x = oq_graph_value(g, "x", err);
     if (!x || oq_value_set_tensor_type(x, OQ_DTYPE_FLOAT, 4, dims, err) || oq_graph_add_input(g, x, err)) goto fail;
     if (!add_weights(g, "w", 4, wd, err) || !add_weights(g, "b", 1, bd, err) || !add_weights(g, "dw", 4, dwd, err) ||
+        !add_weights(g, "w1", 4, w1d, err) ||
         !add_scalar(g, "three", 3.0f, err) || !add_scalar(g, "zero", 0.0f, err) || !add_scalar(g, "six", 6.0f, err) ||
         !add_scalar(g, "half", 0.5f, err))
         goto fail;
@@ -310,7 +313,8 @@ static oq_model *build_conv_chains(oq_err *err)
     } nodes[] = {
         {"Conv", {"x", "w", "b"}, "c"}, {"Add", {"c", "three"}, "a"}, {"Clip", {"a", "zero", "six"}, "cl"},
         {"Mul", {"c", "cl"}, "mm"},     {"Div", {"mm", "six"}, "y"},  {"Conv", {"x", "dw"}, "d"},
-        {"Relu", {"d"}, "r"},           {"Mul", {"r", "half"}, "z"},
+        {"Relu", {"d"}, "r"},           {"Mul", {"r", "half"}, "z"},  {"Conv", {"x", "w1"}, "e0"},
+        {"Relu", {"e0"}, "e"},
     };
     static const int64_t pads[4] = {1, 1, 1, 1}, strides[2] = {2, 2};
     for (size_t i = 0; i < sizeof nodes / sizeof nodes[0]; i++) {
@@ -323,7 +327,7 @@ static oq_model *build_conv_chains(oq_err *err)
             goto fail;
     }
     if (oq_graph_add_output(g, oq_graph_find(g, "y"), err) || oq_graph_add_output(g, oq_graph_find(g, "z"), err) ||
-        oq_graph_sort(g, err))
+        oq_graph_add_output(g, oq_graph_find(g, "e"), err) || oq_graph_sort(g, err))
         goto fail;
     return m;
 fail:
@@ -342,7 +346,7 @@ static void test_conv_epilogue(void)
         return;
     }
     int64_t dims[4] = {1, 4, 9, 11};
-    oq_tensor x, out[2][2];
+    oq_tensor x, out[2][3];
     memset(out, 0, sizeof out);
     CHECK_OK(oq_tensor_alloc(&x, OQ_DTYPE_FLOAT, 4, dims, &err), &err);
     for (int64_t i = 0; x.data && i < oq_tensor_numel(&x); i++) ((float *)x.data)[i] = (float)(i % 23 - 11) / 5.0f;
@@ -360,16 +364,16 @@ static void test_conv_epilogue(void)
         naive[r] = st.naive_bytes;
         oq_session_destroy(s);
     }
-    CHECK(calls == 8);
-    for (int k = 0; k < 2; k++)
+    CHECK(calls == 10);
+    for (int k = 0; k < 3; k++)
         CHECK(out[0][k].data && out[1][k].data && out[0][k].nbytes == out[1][k].nbytes &&
               !memcmp(out[0][k].data, out[1][k].data, out[0][k].nbytes));
-    /* Observed, all eight values are stored: c, a, cl, mm, y (6x9x11 floats
-     * each) and d, r, z (4x5x6). Fused, only y and z; the workspaces are the
-     * same in both runs. */
-    CHECK(naive[1] - naive[0] == (4 * 6 * 9 * 11 + 2 * 4 * 5 * 6) * sizeof(float));
+    /* Observed, all ten values are stored: c, a, cl, mm, y (6x9x11 floats
+     * each), d, r, z (4x5x6) and e0, e (5x11x13). Fused, only y, z and e; the
+     * workspaces are the same in both runs. */
+    CHECK(naive[1] - naive[0] == (4 * 6 * 9 * 11 + 2 * 4 * 5 * 6 + 5 * 11 * 13) * sizeof(float));
     for (int r = 0; r < 2; r++)
-        for (int k = 0; k < 2; k++) oq_tensor_release(&out[r][k]);
+        for (int k = 0; k < 3; k++) oq_tensor_release(&out[r][k]);
     oq_tensor_release(&x);
     oq_model_destroy(m);
 }
