@@ -39,7 +39,7 @@ static oq_status dynamic_activation(rewriter *r, oq_value *x, qinfo **out)
 static oq_status weight_u8(rewriter *r, qweight *qw, oq_value **out)
 {
     if (!qw->q_u8) {
-        const oq_tensor *q = &qw->wq.q;
+        const oq_tensor *q = qw->q->constant;
         oq_tensor *u = oq_tensor_create(OQ_DTYPE_UINT8, q->rank, q->dims, r->err);
         if (!u)
             return r->err->status;
@@ -146,8 +146,7 @@ oq_status oq_rw_dynamic(rewriter *r, oq_node *n, oq_quant_node *rep)
         st = weight_u8(r, qw, &wq);
     else
         wq = qw->q;
-    if (st || (st = conv ? oq_rw_scalar(r, "zero_point_uint8_128", OQ_DTYPE_UINT8, 128, &wz)
-                         : oq_rw_scalar(r, "zero_point_int8", OQ_DTYPE_INT8, 0, &wz)) ||
+    if (st || (st = oq_rw_weight_zero(r, conv ? OQ_DTYPE_UINT8 : OQ_DTYPE_INT8, &wz)) ||
         (st = oq_rw_value(r, n->outputs[0]->name, "_int32", &acc)))
         goto done;
     oq_value *in[4] = {xi->twin, wq, xi->zp, wz};

@@ -126,7 +126,7 @@ oq_status oq_rw_qdq(rewriter *r, oq_node *n, oq_quant_node *rep)
     if (gemm && (st = fold_gemm_factors(r, n)))
         return st;
     oq_value *x = n->inputs[0], *w = n->inputs[1], *b = conv || gemm ? oq_node_input(n, 2) : NULL;
-    oq_value *xdq, *wdq, *bdq, *y = n->outputs[0], *pre, *q;
+    oq_value *xdq, *wdq, *wzp, *bdq, *y = n->outputs[0], *pre, *q;
     qinfo *xi, *yi;
     qweight *qw;
     float *floors = NULL;
@@ -136,8 +136,8 @@ oq_status oq_rw_qdq(rewriter *r, oq_node *n, oq_quant_node *rep)
         return st;
     st = oq_rw_weight(r, w, axis, floors, &qw);
     free(floors);
-    if (st || (st = qdq_activation(r, x, &xdq)) ||
-        (st = qdq_constant(r, qw->q, qw->scale, qw->zp, axis, w->name, &wdq)) ||
+    if (st || (st = qdq_activation(r, x, &xdq)) || (st = oq_rw_weight_zero_points(r, qw, &wzp)) ||
+        (st = qdq_constant(r, qw->q, qw->scale, wzp, axis, w->name, &wdq)) ||
         (st = oq_node_set_input(n, 0, xdq, r->err)) || (st = oq_node_set_input(n, 1, wdq, r->err)))
         return st;
     if (bias_fits && ((st = qdq_bias(r, b, xi->p.scale, qw, &bdq)) || (st = oq_node_set_input(n, 2, bdq, r->err))))

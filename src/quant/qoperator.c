@@ -21,7 +21,7 @@ oq_status oq_rw_qlinear(rewriter *r, int i, oq_node *n, oq_quant_node *rep)
     int axis = conv ? 0 : 1;
     qinfo *xi, *yi;
     qweight *qw;
-    oq_value *xq, *bq = NULL, *yq;
+    oq_value *xq, *bq = NULL, *yq, *wz;
     float *floors = NULL;
     oq_status st = oq_rw_params(r, x, &xi);
     if (!st)
@@ -30,9 +30,9 @@ oq_status oq_rw_qlinear(rewriter *r, int i, oq_node *n, oq_quant_node *rep)
         st = oq_rw_weight(r, w, axis, floors, &qw);
     free(floors);
     if (st || (st = oq_rw_quantized(r, x, &xq)) || (st = oq_rw_params(r, x, &xi)) || (st = oq_rw_params(r, y, &yi)) ||
-        (b && (st = oq_rw_bias(r, b, xi->p.scale, qw, &bq))) || (st = oq_rw_value(r, y->name, "_quantized", &yq)))
+        (st = oq_rw_weight_zero(r, OQ_DTYPE_INT8, &wz)) || (b && (st = oq_rw_bias(r, b, xi->p.scale, qw, &bq))) || (st = oq_rw_value(r, y->name, "_quantized", &yq)))
         return st;
-    oq_value *in[9] = {xq, xi->scale, xi->zp, qw->q, qw->scale, qw->zp, yi->scale, yi->zp, bq};
+    oq_value *in[9] = {xq, xi->scale, xi->zp, qw->q, qw->scale, wz, yi->scale, yi->zp, bq};
     oq_node *q;
     if ((st = oq_rw_node(r, conv ? OQ_OP_QLINEAR_CONV : OQ_OP_QLINEAR_MATMUL, conv && bq ? 9 : 8, in, 1, &yq, &q)) ||
         (st = oq_rw_inherit_name(r, q, n)) || (conv && (st = oq_rw_copy_conv_attrs(r, q, n))) ||
@@ -58,8 +58,7 @@ oq_status oq_rw_integer_gemm(rewriter *r, oq_node *n, oq_quant_node *rep)
     if (st)
         return st;
     float x_scale = xi->p.scale;
-    /* a scalar zero point for B: the weights are symmetric */
-    if ((st = oq_rw_scalar(r, "zero_point_int8", OQ_DTYPE_INT8, 0, &wz)) ||
+    if ((st = oq_rw_weight_zero(r, OQ_DTYPE_INT8, &wz)) ||
         (st = oq_rw_value(r, y->name, "_int32", &acc)))
         return st;
     oq_value *mm_in[4] = {xq, qw->q, xi->zp, wz};

@@ -25,7 +25,8 @@ typedef struct qinfo {
 typedef struct qweight {
     const oq_value *src;
     int axis;
-    oq_value *q, *scale, *zp; /* initializers */
+    oq_value *q, *scale;      /* initializers (q holds the int8 weights, moved out of wq.q) */
+    oq_value *zp;             /* per-channel zero points (QDQ), made on demand */
     oq_value *q_u8;           /* q + 128 as uint8 (dynamic ConvInteger), made on demand */
     oq_weight_quant wq;       /* keeps scales for bias quantization and the report */
 } qweight;
@@ -42,6 +43,7 @@ typedef struct rewriter {
     int n_weights;
     qweight *weights;
     oq_dtype act_type;         /* UINT8 or INT8 */
+    oq_value *zero_i8, *zero_u8; /* scalar weight zero points 0 (int8) and 128 (uint8), made on demand */
     oq_err *err;
 } rewriter;
 
@@ -88,6 +90,13 @@ oq_status oq_rw_bias_floors(rewriter *r, const oq_value *b, float factor, float 
 /* Constant weight w quantized along axis (per channel unless the options say
  * otherwise) with scales at least floors (may be NULL), shared per (w, axis). */
 oq_status oq_rw_weight(rewriter *r, const oq_value *w, int axis, const float *floors, qweight **out);
+/* qw's zero points shaped like its scales (all 0), made once: what a
+ * per-axis DequantizeLinear needs. */
+oq_status oq_rw_weight_zero_points(rewriter *r, qweight *qw, oq_value **out);
+/* The one scalar zero point of symmetric weights of dtype dt: 0 for int8, 128
+ * for uint8 (int8 + 128), shared by every node that reads it (the integer ops
+ * take a scalar weight zero point next to per-channel scales). */
+oq_status oq_rw_weight_zero(rewriter *r, oq_dtype dt, oq_value **out);
 /* int32 bias initializer for float constant bias b at input_scale * weight scales. */
 oq_status oq_rw_bias(rewriter *r, const oq_value *b, float input_scale, const qweight *qw, oq_value **out);
 /* Gemm n's weight as a float [K, N] initializer (MatMul layout) with alpha folded in; *n_cols gets N. */

@@ -24,20 +24,46 @@ oq_status oq_rw_bias_floors(rewriter *r, const oq_value *b, float factor, float 
     return OQ_OK;
 }
 
-/* Adds qw's int8 weights, scales and zero points to the graph as initializers named after its source. */
+/* Moves qw's int8 weights into an initializer named after its source and
+ * adds its scales as another (kept in qw->wq for biases and the report). */
 static oq_status weight_initializers(rewriter *r, qweight *qw)
 {
-    const char *suffix[3] = {"_quantized", "_scale", "_zero_point"};
-    const oq_tensor *src[3] = {&qw->wq.q, &qw->wq.scales, &qw->wq.zeros};
-    oq_value **dst[3] = {&qw->q, &qw->scale, &qw->zp};
-    for (int i = 0; i < 3; i++) {
+    char base[512];
+    oq_tensor t;
+    snprintf(base, sizeof base, "%s_quantized", qw->src->name);
+    oq_status st = oq_rw_initializer_from(r, base, &qw->wq.q, &qw->q);
+    if (st)
+        return st;
+    snprintf(base, sizeof base, "%s_scale", qw->src->name);
+    if ((st = oq_tensor_copy(&t, &qw->wq.scales, r->err)))
+        return st;
+    return oq_rw_initializer_from(r, base, &t, &qw->scale);
+}
+
+oq_status oq_rw_weight_zero_points(rewriter *r, qweight *qw, oq_value **out)
+{
+    if (!qw->zp) {
         char base[512];
         oq_tensor t;
-        snprintf(base, sizeof base, "%s%s", qw->src->name, suffix[i]);
-        oq_status st = oq_tensor_copy(&t, src[i], r->err);
-        if (st || (st = oq_rw_initializer_from(r, base, &t, dst[i])))
+        snprintf(base, sizeof base, "%s_zero_point", qw->src->name);
+        oq_status st = oq_tensor_copy(&t, &qw->wq.zeros, r->err);
+        if (st || (st = oq_rw_initializer_from(r, base, &t, &qw->zp)))
             return st;
     }
+    *out = qw->zp;
+    return OQ_OK;
+}
+
+oq_status oq_rw_weight_zero(rewriter *r, oq_dtype dt, oq_value **out)
+{
+    oq_value **z = dt == OQ_DTYPE_UINT8 ? &r->zero_u8 : &r->zero_i8;
+    if (!*z) {
+        oq_status st = dt == OQ_DTYPE_UINT8 ? oq_rw_scalar(r, "zero_point_uint8_128", dt, 128, z)
+                                            : oq_rw_scalar(r, "zero_point_int8", dt, 0, z);
+        if (st)
+            return st;
+    }
+    *out = *z;
     return OQ_OK;
 }
 
