@@ -11,7 +11,7 @@
 
 /* ---- building ------------------------------------------------------------------ */
 
-static const char *const default_op_types[] = {"Conv", "MatMul", "Gemm"};
+static const char *const default_op_types[] = {"Conv", "MatMul", "Gemm", "Gather"};
 
 static char *dup(const char *s, bool *bad)
 {
@@ -236,11 +236,13 @@ static cJSON *nodes_json(const oq_report *r)
         if (!q->quantized) {
             cJSON_AddStringToObject(e, "reason", q->reason ? q->reason : "");
         } else {
-            cJSON *s = cJSON_AddObjectToObject(e, "weight_scales");
-            cJSON_AddNumberToObject(s, "count", q->n_scales);
-            cJSON_AddNumberToObject(s, "min", q->scale_min);
-            cJSON_AddNumberToObject(s, "max", q->scale_max);
-            add_number(e, "weight_sqnr_db", q->weight_sqnr_db);
+            if (q->n_scales) { /* a constant weight (a MatMul of two activations has none) */
+                cJSON *s = cJSON_AddObjectToObject(e, "weight_scales");
+                cJSON_AddNumberToObject(s, "count", q->n_scales);
+                cJSON_AddNumberToObject(s, "min", q->scale_min);
+                cJSON_AddNumberToObject(s, "max", q->scale_max);
+                add_number(e, "weight_sqnr_db", q->weight_sqnr_db);
+            }
             if (r->has_evaluation)
                 add_number(e, "output_sqnr_db", q->output_sqnr_db);
         }
@@ -423,7 +425,8 @@ oq_status oq_report_summary(const oq_report *r, char **text, oq_err *err)
     text_buf t = {0};
     const oq_quant_options *o = &r->opts;
     const char *form = o->mode == OQ_MODE_DYNAMIC ? "dynamic" : o->format == OQ_FORMAT_QDQ ? "qdq" : "qoperator";
-    put(&t, "quantized %d of %d Conv/MatMul/Gemm nodes (%s); weights %.2f MB -> %.2f MB (%.2fx)\n", r->n_quantized,
+    put(&t, "quantized %d of %d Conv/MatMul/Gemm/embedding nodes (%s); weights %.2f MB -> %.2f MB (%.2fx)\n",
+        r->n_quantized,
         r->n_nodes, form, r->fp32_bytes / 1e6, r->quantized_bytes / 1e6,
         r->quantized_bytes ? (double)r->fp32_bytes / (double)r->quantized_bytes : 0.0);
     if (r->has_prepare && r->prepare.nodes_after != r->prepare.nodes_before) {

@@ -63,7 +63,8 @@ static const char convert_common_help[] =
     "  --per-tensor        one weight scale per tensor instead of per output channel\n"
     "  --activation-type T uint8 (default) or int8\n"
     "  --symmetric-activations  activation ranges symmetric around zero\n"
-    "  --op-types LIST     comma-separated ops to quantize (default Conv,MatMul,Gemm)\n"
+    "  --op-types LIST     comma-separated ops to quantize (default Conv,MatMul,Gemm,Gather;\n"
+    "                      Gather: lookups in a constant table, e.g. embeddings)\n"
     "  --exclude NAMES     comma-separated node names to leave in float (repeatable)\n"
     "  --eval-data PATH    samples for the report's accuracy section (repeatable;\n"
     "                      same forms as --data)\n"
@@ -209,8 +210,10 @@ static int parse_args(convert_args *a, int argc, char **argv)
             if (!split_into(&a->op_types, &q->n_op_types, v))
                 return cli_usage("out of memory");
             for (int i = 0; i < q->n_op_types; i++)
-                if (strcmp(a->op_types[i], "Conv") && strcmp(a->op_types[i], "MatMul") && strcmp(a->op_types[i], "Gemm"))
-                    return cli_usage("%s: --op-types accepts Conv, MatMul and Gemm, got '%s'", cmd, a->op_types[i]);
+                if (strcmp(a->op_types[i], "Conv") && strcmp(a->op_types[i], "MatMul") &&
+                    strcmp(a->op_types[i], "Gemm") && strcmp(a->op_types[i], "Gather"))
+                    return cli_usage("%s: --op-types accepts Conv, MatMul, Gemm and Gather, got '%s'", cmd,
+                                     a->op_types[i]);
             break;
         case OPT_EXCLUDE:
             if (!split_into(&a->exclude, &q->n_exclude, v))

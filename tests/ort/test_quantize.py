@@ -12,6 +12,12 @@ mode (DynamicQuantizeLinear + MatMulInteger/ConvInteger, no calibration):
 - onnxq's own executor gives the same outputs as ONNX Runtime on the quantized
   model within one quantization step of each output (in dynamic mode the steps
   are chosen at run time, so the bound is 1e-3 of the output's magnitude);
+  ONNX Runtime runs it here with its basic graph optimizations, which keep
+  every operator's arithmetic: its extended ones fuse DequantizeLinear,
+  Softmax, QuantizeLinear into a table-driven QLinearSoftmax that rounds
+  some elements one step differently (measured on a DequantizeLinear ->
+  Softmax -> QuantizeLinear model: 2 of 64 uint8 values), which the layers
+  after an attention's softmax carry to the output;
 - the quantized model stays close to the float one in ONNX Runtime (cosine);
 - the report's `boundaries` counts the QuantizeLinear/DequantizeLinear nodes on
   activations that the output graph has (QOperator format), null elsewhere;
@@ -469,6 +475,7 @@ def main():
                     try:
                         ref_fp32 = harness.run_ort(path, case)
                         ref_q = harness.run_ort(out, case)
+                        exact_q = harness.run_ort(out, case, level="basic")
                     except harness.RunError as e:
                         tally.case("%s case %d ORT" % (tag, k), False, str(e))
                         continue
@@ -477,11 +484,11 @@ def main():
                     except harness.RunError as e:
                         tally.case("%s case %d onnxq" % (tag, k), False, str(e))
                         continue
-                    for j, (g, q, f) in enumerate(zip(got, ref_q, ref_fp32)):
+                    for j, (g, q, e, f) in enumerate(zip(got, ref_q, exact_q, ref_fp32)):
                         step = output_step(qm, qm.graph.output[j].name)
-                        bound = 1.001 * step + 1e-6 if step else 1e-3 * float(np.abs(q).max()) + 1e-6
-                        diff = float(np.abs(g.astype(np.float64) - q).max()) if g.shape == q.shape else np.inf
-                        tally.case("%s case %d output %d vs ORT" % (tag, k, j), diff <= bound,
+                        bound = 1.001 * step + 1e-6 if step else 1e-3 * float(np.abs(e).max()) + 1e-6
+                        diff = float(np.abs(g.astype(np.float64) - e).max()) if g.shape == e.shape else np.inf
+                        tally.case("%s case %d output %d vs ORT (basic)" % (tag, k, j), diff <= bound,
                                    "max abs %.3g, bound %.3g (%s)" % (diff, bound,
                                                                    "one step upstream" if step else "1e-3 relative"))
                         c = cosine(q, f)

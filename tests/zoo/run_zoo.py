@@ -193,7 +193,7 @@ def run_entry(exe, entry, extra_args, tmp):
     with open(rep) as f:
         report = json.load(f)
     res["calibrate_s"] = round(report["timings_s"]["calibrate"], 2)
-    res["calib_samples"] = report["calibration"]["samples"]
+    res["calib_samples"] = (report.get("calibration") or {}).get("samples", 0)  # none in dynamic mode
     res["nodes"] = f"{report['node_counts']['quantized']}/{report['node_counts']['candidates']}"
     res["fp32_bytes"] = report["size"]["fp32_bytes"]
     res["int8_bytes"] = report["size"]["quantized_bytes"]
