@@ -1,5 +1,6 @@
-/* report.c: the report of a quantization run (see oq_report.h): built once,
- * rendered as JSON (cJSON; schema in the README) and as summary lines. */
+/* report.c: the reports (see oq_report.h): of a quantization run, built once
+ * and rendered as JSON (cJSON; schema in the README) and as summary lines,
+ * and of `onnxq prepare`, rendered the same two ways. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdarg.h>
@@ -349,11 +350,11 @@ static cJSON *report_json(const oq_report *r)
     return root;
 }
 
-oq_status oq_report_json(const oq_report *r, uint8_t **buf, size_t *len, oq_err *err)
+/* root (may be NULL: out of memory; deleted here) printed into *buf with a newline. */
+static oq_status json_text(cJSON *root, uint8_t **buf, size_t *len, oq_err *err)
 {
     *buf = NULL;
     *len = 0;
-    cJSON *root = report_json(r);
     char *text = root ? cJSON_Print(root) : NULL;
     cJSON_Delete(root);
     size_t n = text ? strlen(text) : 0;
@@ -364,6 +365,11 @@ oq_status oq_report_json(const oq_report *r, uint8_t **buf, size_t *len, oq_err 
     }
     cJSON_free(text);
     return *buf ? OQ_OK : oq_errf(err, OQ_ENOMEM, "out of memory writing the report");
+}
+
+oq_status oq_report_json(const oq_report *r, uint8_t **buf, size_t *len, oq_err *err)
+{
+    return json_text(report_json(r), buf, len, err);
 }
 
 /* ---- summary --------------------------------------------------------------------- */
@@ -399,6 +405,19 @@ static void put(text_buf *t, const char *fmt, ...)
     t->len += (size_t)n;
 }
 
+/* "N -> M nodes: K what, ..." for every pass of r that did something; true when one did. */
+static bool put_prepare(text_buf *t, const oq_prepare_result *r)
+{
+    put(t, "%d -> %d nodes", r->nodes_before, r->nodes_after);
+    const char *sep = ": ";
+    for (int k = 0; k < OQ_PREPARE_STAT_COUNT; k++)
+        if (r->counts[k]) {
+            put(t, "%s%d %s", sep, r->counts[k], oq_prepare_stats[k].label);
+            sep = ", ";
+        }
+    return sep[0] == ',';
+}
+
 static void put_evaluation(text_buf *t, const oq_report *r)
 {
     const oq_eval *e = &r->eval;
@@ -430,13 +449,8 @@ oq_status oq_report_summary(const oq_report *r, char **text, oq_err *err)
         r->n_nodes, form, r->fp32_bytes / 1e6, r->quantized_bytes / 1e6,
         r->quantized_bytes ? (double)r->fp32_bytes / (double)r->quantized_bytes : 0.0);
     if (r->has_prepare && r->prepare.nodes_after != r->prepare.nodes_before) {
-        put(&t, "prepared the graph: %d -> %d nodes", r->prepare.nodes_before, r->prepare.nodes_after);
-        const char *sep = ": ";
-        for (int k = 0; k < OQ_PREPARE_STAT_COUNT; k++)
-            if (r->prepare.counts[k]) {
-                put(&t, "%s%d %s", sep, r->prepare.counts[k], oq_prepare_stats[k].label);
-                sep = ", ";
-            }
+        put(&t, "prepared the graph: ");
+        put_prepare(&t, &r->prepare);
         put(&t, "\n");
     }
     if (r->n_contrib_ops)
@@ -465,6 +479,51 @@ oq_status oq_report_summary(const oq_report *r, char **text, oq_err *err)
         put_evaluation(&t, r);
     else
         put(&t, "no evaluation: no samples to run (give --eval-data to measure accuracy)\n");
+    if (t.bad) {
+        free(t.s);
+        return oq_errf(err, OQ_ENOMEM, "out of memory");
+    }
+    *text = t.s;
+    return OQ_OK;
+}
+
+/* ---- the report of `onnxq prepare` ------------------------------------------------ */
+
+oq_status oq_prepare_report_json(const oq_prepare_report *r, uint8_t **buf, size_t *len, oq_err *err)
+{
+    cJSON *root = cJSON_CreateObject(), *x;
+    if (root) {
+        x = cJSON_AddObjectToObject(root, "tool");
+        cJSON_AddStringToObject(x, "name", "onnxq");
+        cJSON_AddStringToObject(x, "version", r->tool_version ? r->tool_version : "");
+        x = cJSON_AddObjectToObject(root, "model");
+        cJSON_AddStringToObject(x, "path", r->model_path);
+        cJSON_AddStringToObject(x, "output", r->output_path);
+        cJSON_AddNumberToObject(x, "ir_version_before", (double)r->ir_before);
+        cJSON_AddNumberToObject(x, "ir_version_after", (double)r->ir_after);
+        x = cJSON_AddObjectToObject(root, "nodes");
+        cJSON_AddNumberToObject(x, "before", r->result->nodes_before);
+        cJSON_AddNumberToObject(x, "after", r->result->nodes_after);
+        x = cJSON_AddObjectToObject(root, "constant_bytes");
+        cJSON_AddNumberToObject(x, "before", (double)r->bytes_before);
+        cJSON_AddNumberToObject(x, "after", (double)r->bytes_after);
+        x = cJSON_AddObjectToObject(root, "passes");
+        for (int k = 0; k < OQ_PREPARE_STAT_COUNT; k++)
+            cJSON_AddNumberToObject(x, oq_prepare_stats[k].key, r->result->counts[k]);
+    }
+    return json_text(root, buf, len, err);
+}
+
+oq_status oq_prepare_report_summary(const oq_prepare_report *r, char **text, oq_err *err)
+{
+    text_buf t = {0};
+    put(&t, "prepare: ");
+    bool changed = put_prepare(&t, r->result);
+    if (r->result->ir_raised)
+        put(&t, "%sIR version %lld -> %lld", changed ? ", " : ": ", (long long)r->ir_before, (long long)r->ir_after);
+    else if (!changed)
+        put(&t, ": nothing to change");
+    put(&t, "\n");
     if (t.bad) {
         free(t.s);
         return oq_errf(err, OQ_ENOMEM, "out of memory");
