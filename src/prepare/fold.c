@@ -280,7 +280,8 @@ static oq_status evaluate(const prep_ctx *c, oq_node *n, oq_tensor *outs, oq_err
             break;
         }
         *view = *n->inputs[k]->constant;
-        view->owns_data = false;
+        view->owns_data = false; /* borrowed: releasing it neither frees nor unmaps the data */
+        view->mapping = NULL;
         st = oq_graph_set_constant(tg, tn->inputs[k], view, true, err);
     }
     for (int k = 0; k < tn->n_outputs && !st; k++)
