@@ -47,6 +47,9 @@ static const char cli_quantize_help[] =
 static const char convert_common_help[] =
     "  -o, --output FILE   the quantized model to write\n"
     "  --report FILE       write the JSON accuracy/size report (schema in the README)\n"
+    "  --external-data     write the quantized constants of 1 KiB or more to\n"
+    "                      OUT.onnx.data beside OUT.onnx (always done for a model\n"
+    "                      over protobuf's 2 GB limit); both are written together\n"
     "  --mode M            static (default: activation ranges from calibration) or\n"
     "                      dynamic (DynamicQuantizeLinear computes them at run time;\n"
     "                      MatMulInteger/ConvInteger, no calibration data needed)\n"
@@ -83,6 +86,7 @@ enum {
     OPT_OUTPUT,
     OPT_CALIB,
     OPT_REPORT,
+    OPT_EXTERNAL_DATA,
     OPT_MODE,
     OPT_FORMAT,
     OPT_CONTRIB,
@@ -100,6 +104,7 @@ static const cli_opt convert_opts[] = {
     {"output", 'o', true, OPT_OUTPUT},
     {"calib", 0, true, OPT_CALIB},
     {"report", 0, true, OPT_REPORT},
+    {"external-data", 0, false, OPT_EXTERNAL_DATA},
     {"mode", 0, true, OPT_MODE},
     {"format", 0, true, OPT_FORMAT},
     {"contrib", 0, false, OPT_CONTRIB},
@@ -183,6 +188,7 @@ static int parse_args(convert_args *a, int argc, char **argv)
             j->table_path = v;
             break;
         case OPT_REPORT: j->report_path = v; break;
+        case OPT_EXTERNAL_DATA: j->external_data = true; break;
         case OPT_MODE:
             if (strcmp(v, "static") == 0)
                 q->mode = OQ_MODE_STATIC;
