@@ -241,6 +241,7 @@ def checks(entry, res):
     at_least("agreement_min", "top-1 agreement", res["agreement"])
     at_least("cosine_min", "cosine", res["cosine"])
     at_least("sqnr_db_min", "SQNR dB", res["sqnr_db"])
+    at_least("size_ratio_min", "weights fp32 / int8", res["size_ratio"])
     if "peer_margin" in th:
         floor = res["peer_int8_metric"] - th["peer_margin"]
         out.append(("not worse than PyTorch's INT8", res["int8_metric"] >= floor - 1e-12,
