@@ -99,6 +99,8 @@ struct oq_mapping {
     atomic_int refs;
     uint8_t *addr;
     size_t len;
+    dev_t dev; /* the file mapped */
+    ino_t ino;
 };
 
 oq_status oq_mapping_open(oq_mapping **out, int fd, uint64_t size, const char *path, oq_err *err)
@@ -106,6 +108,9 @@ oq_status oq_mapping_open(oq_mapping **out, int fd, uint64_t size, const char *p
     *out = NULL;
     if (size == 0 || size > SIZE_MAX)
         return oq_errf(err, OQ_EINVAL, "%s: cannot map %llu bytes", path, (unsigned long long)size);
+    struct stat sb;
+    if (fstat(fd, &sb) != 0)
+        return oq_errf(err, OQ_EIO, "%s: cannot map: %s", path, strerror(errno));
     oq_mapping *m = malloc(sizeof *m);
     if (!m)
         return oq_errf(err, OQ_ENOMEM, "out of memory");
@@ -117,12 +122,20 @@ oq_status oq_mapping_open(oq_mapping **out, int fd, uint64_t size, const char *p
     atomic_init(&m->refs, 1);
     m->addr = addr;
     m->len = (size_t)size;
+    m->dev = sb.st_dev;
+    m->ino = sb.st_ino;
     *out = m;
     return OQ_OK;
 }
 
 const uint8_t *oq_mapping_data(const oq_mapping *m) { return m->addr; }
 uint64_t oq_mapping_size(const oq_mapping *m) { return m->len; }
+
+bool oq_mapping_of_file(const oq_mapping *m, const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 && sb.st_dev == m->dev && sb.st_ino == m->ino;
+}
 
 void oq_mapping_retain(oq_mapping *m) { atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed); }
 

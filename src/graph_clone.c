@@ -28,10 +28,12 @@ static void *dup_mem(const void *p, size_t n, bool *bad)
 
 /* Every helper below fails only when memory runs out: it returns NULL or
  * sets *bad, and oq_model_clone reports it once. */
+/* t's copy: a view of the same read-only mapping when t is mapped external
+ * data (no bytes copied), else a deep copy. */
 static oq_tensor *dup_tensor(const oq_tensor *t)
 {
     oq_tensor *d = malloc(sizeof *d);
-    if (d && oq_tensor_copy(d, t, NULL)) {
+    if (d && oq_tensor_share(d, t, NULL)) {
         free(d);
         return NULL;
     }

@@ -1,6 +1,7 @@
-/* report.c: the report of a quantization run (see oq_report.h): built once,
- * rendered as JSON (cJSON; schema in the README) and as summary lines (the
- * HTML page is report_html.c's). */
+/* report.c: the reports (see oq_report.h): of a quantization run, built once
+ * and rendered as JSON (cJSON; schema in docs/formats.md) and as summary lines
+ * (the HTML page is report_html.c's), and of `onnxq prepare`, rendered the
+ * same two ways. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -13,7 +14,7 @@
 
 /* ---- building ------------------------------------------------------------------ */
 
-static const char *const default_op_types[] = {"Conv", "MatMul", "Gemm"};
+static const char *const default_op_types[] = {"Conv", "MatMul", "Gemm", "Gather"};
 
 static char *dup(const char *s, bool *bad)
 {
@@ -365,11 +366,13 @@ static cJSON *nodes_json(const oq_report *r)
         if (!q->quantized) {
             cJSON_AddStringToObject(e, "reason", q->reason ? q->reason : "");
         } else {
-            cJSON *s = cJSON_AddObjectToObject(e, "weight_scales");
-            cJSON_AddNumberToObject(s, "count", q->n_scales);
-            cJSON_AddNumberToObject(s, "min", q->scale_min);
-            cJSON_AddNumberToObject(s, "max", q->scale_max);
-            add_number(e, "weight_sqnr_db", q->weight_sqnr_db);
+            if (q->n_scales) { /* a constant weight (a MatMul of two activations has none) */
+                cJSON *s = cJSON_AddObjectToObject(e, "weight_scales");
+                cJSON_AddNumberToObject(s, "count", q->n_scales);
+                cJSON_AddNumberToObject(s, "min", q->scale_min);
+                cJSON_AddNumberToObject(s, "max", q->scale_max);
+                add_number(e, "weight_sqnr_db", q->weight_sqnr_db);
+            }
             if (r->has_evaluation)
                 add_number(e, "output_sqnr_db", q->output_sqnr_db);
         }
@@ -519,11 +522,11 @@ static cJSON *report_json(const oq_report *r)
     return root;
 }
 
-oq_status oq_report_json(const oq_report *r, uint8_t **buf, size_t *len, oq_err *err)
+/* root (may be NULL: out of memory; deleted here) printed into *buf with a newline. */
+static oq_status json_text(cJSON *root, uint8_t **buf, size_t *len, oq_err *err)
 {
     *buf = NULL;
     *len = 0;
-    cJSON *root = report_json(r);
     char *text = root ? cJSON_Print(root) : NULL;
     cJSON_Delete(root);
     size_t n = text ? strlen(text) : 0;
@@ -536,7 +539,25 @@ oq_status oq_report_json(const oq_report *r, uint8_t **buf, size_t *len, oq_err 
     return *buf ? OQ_OK : oq_errf(err, OQ_ENOMEM, "out of memory writing the report");
 }
 
+oq_status oq_report_json(const oq_report *r, uint8_t **buf, size_t *len, oq_err *err)
+{
+    return json_text(report_json(r), buf, len, err);
+}
+
 /* ---- summary --------------------------------------------------------------------- */
+
+/* "N -> M nodes: K what, ..." for every pass of r that did something; true when one did. */
+static bool put_prepare(oq_text *t, const oq_prepare_result *r)
+{
+    oq_text_printf(t, "%d -> %d nodes", r->nodes_before, r->nodes_after);
+    const char *sep = ": ";
+    for (int k = 0; k < OQ_PREPARE_STAT_COUNT; k++)
+        if (r->counts[k]) {
+            oq_text_printf(t, "%s%d %s", sep, r->counts[k], oq_prepare_stats[k].label);
+            sep = ", ";
+        }
+    return sep[0] == ',';
+}
 
 static void put_evaluation(oq_text *t, const oq_report *r)
 {
@@ -610,17 +631,12 @@ oq_status oq_report_summary(const oq_report *r, char **text, oq_err *err)
     oq_text t = {0};
     const oq_quant_options *o = &r->opts;
     const char *form = o->mode == OQ_MODE_DYNAMIC ? "dynamic" : o->format == OQ_FORMAT_QDQ ? "qdq" : "qoperator";
-    oq_text_printf(&t, "quantized %d of %d Conv/MatMul/Gemm nodes (%s); weights %.2f MB -> %.2f MB (%.2fx)\n",
+    oq_text_printf(&t, "quantized %d of %d Conv/MatMul/Gemm/embedding nodes (%s); weights %.2f MB -> %.2f MB (%.2fx)\n",
                    r->n_quantized, r->n_nodes, form, r->fp32_bytes / 1e6, r->quantized_bytes / 1e6,
                    r->quantized_bytes ? (double)r->fp32_bytes / (double)r->quantized_bytes : 0.0);
     if (r->has_prepare && r->prepare.nodes_after != r->prepare.nodes_before) {
-        oq_text_printf(&t, "prepared the graph: %d -> %d nodes", r->prepare.nodes_before, r->prepare.nodes_after);
-        const char *sep = ": ";
-        for (int k = 0; k < OQ_PREPARE_STAT_COUNT; k++)
-            if (r->prepare.counts[k]) {
-                oq_text_printf(&t, "%s%d %s", sep, r->prepare.counts[k], oq_prepare_stats[k].label);
-                sep = ", ";
-            }
+        oq_text_printf(&t, "prepared the graph: ");
+        put_prepare(&t, &r->prepare);
         oq_text_printf(&t, "\n");
     }
     if (r->n_contrib_ops)
@@ -653,7 +669,48 @@ oq_status oq_report_summary(const oq_report *r, char **text, oq_err *err)
     if (r->has_evaluation)
         put_evaluation(&t, r);
     else
-    oq_text_printf(&t, "no evaluation: no samples to run (give --eval-data to measure accuracy)\n");
+        oq_text_printf(&t, "no evaluation: no samples to run (give --eval-data to measure accuracy)\n");
     put_target(&t, r);
+    return oq_text_finish(&t, text, NULL, err);
+}
+
+/* ---- the report of `onnxq prepare` ------------------------------------------------ */
+
+oq_status oq_prepare_report_json(const oq_prepare_report *r, uint8_t **buf, size_t *len, oq_err *err)
+{
+    cJSON *root = cJSON_CreateObject(), *x;
+    if (root) {
+        x = cJSON_AddObjectToObject(root, "tool");
+        cJSON_AddStringToObject(x, "name", "onnxq");
+        cJSON_AddStringToObject(x, "version", r->tool_version ? r->tool_version : "");
+        x = cJSON_AddObjectToObject(root, "model");
+        cJSON_AddStringToObject(x, "path", r->model_path);
+        cJSON_AddStringToObject(x, "output", r->output_path);
+        cJSON_AddNumberToObject(x, "ir_version_before", (double)r->ir_before);
+        cJSON_AddNumberToObject(x, "ir_version_after", (double)r->ir_after);
+        x = cJSON_AddObjectToObject(root, "nodes");
+        cJSON_AddNumberToObject(x, "before", r->result->nodes_before);
+        cJSON_AddNumberToObject(x, "after", r->result->nodes_after);
+        x = cJSON_AddObjectToObject(root, "constant_bytes");
+        cJSON_AddNumberToObject(x, "before", (double)r->bytes_before);
+        cJSON_AddNumberToObject(x, "after", (double)r->bytes_after);
+        x = cJSON_AddObjectToObject(root, "passes");
+        for (int k = 0; k < OQ_PREPARE_STAT_COUNT; k++)
+            cJSON_AddNumberToObject(x, oq_prepare_stats[k].key, r->result->counts[k]);
+    }
+    return json_text(root, buf, len, err);
+}
+
+oq_status oq_prepare_report_summary(const oq_prepare_report *r, char **text, oq_err *err)
+{
+    oq_text t = {0};
+    oq_text_printf(&t, "prepare: ");
+    bool changed = put_prepare(&t, r->result);
+    if (r->result->ir_raised)
+        oq_text_printf(&t, "%sIR version %lld -> %lld", changed ? ", " : ": ", (long long)r->ir_before,
+                       (long long)r->ir_after);
+    else if (!changed)
+        oq_text_printf(&t, ": nothing to change");
+    oq_text_printf(&t, "\n");
     return oq_text_finish(&t, text, NULL, err);
 }

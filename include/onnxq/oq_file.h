@@ -37,6 +37,8 @@ oq_status oq_mapping_open(oq_mapping **out, int fd, uint64_t size, const char *p
 /* First byte of the mapping; it stays valid while a reference is held. */
 const uint8_t *oq_mapping_data(const oq_mapping *m);
 uint64_t oq_mapping_size(const oq_mapping *m);
+/* Whether path names the file m maps (the same file now, as stat sees it). */
+bool oq_mapping_of_file(const oq_mapping *m, const char *path);
 void oq_mapping_retain(oq_mapping *m);
 /* Drops one reference; the last unmaps. NULL is a no-op. */
 void oq_mapping_release(oq_mapping *m);

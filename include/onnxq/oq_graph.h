@@ -164,7 +164,9 @@ typedef struct oq_model {
 oq_model *oq_model_create(void);
 void oq_model_destroy(oq_model *m);
 /* Deep copy of m into *out (caller destroys): every graph, value, node,
- * attribute and constant, with the same value ids and node order, indexed. */
+ * attribute and constant, with the same value ids and node order, indexed.
+ * Constants mapped from external data are shared, not copied: the copy's
+ * tensors are read-only views of the same mapping (oq_tensor_share). */
 oq_status oq_model_clone(oq_model **out, const oq_model *m, oq_err *err);
 /* New empty graph; parent may be NULL. destroy(NULL) is a no-op. */
 oq_graph *oq_graph_create(oq_model *model, oq_graph *parent);

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "onnxq/oq_err.h"
+#include "onnxq/oq_file.h"
 #include "onnxq/oq_graph.h"
 #include "onnxq/oq_tensor.h"
 
@@ -47,6 +48,19 @@ typedef struct oq_save_options {
  * a buffer; external data offsets are multiples of each tensor's element size,
  * so loading maps them. Output is a deterministic function of m and opts. */
 oq_status oq_model_save(const oq_model *m, const char *path, const oq_save_options *opts, oq_err *err);
+/* The same into outputs of commit (oq_file.h): path and, when a tensor goes
+ * to external data, path.data are opened in it, written, and renamed (the
+ * data first) by the caller's oq_commit_finish together with its other files,
+ * or removed with it. */
+oq_status oq_model_save_commit(const oq_model *m, oq_commit *commit, const char *path, const oq_save_options *opts,
+                               oq_err *err);
+/* Largest message protobuf reads (2 GB - 1; ONNX Runtime and python's onnx
+ * refuse longer models): a model whose serialized size passes it must keep
+ * its constants in external data. */
+#define OQ_PROTOBUF_LIMIT ((size_t)INT32_MAX)
+/* Bytes m serializes to with every constant inline (*len; nothing is
+ * serialized). */
+oq_status oq_model_serialized_size(const oq_model *m, size_t *len, oq_err *err);
 /* Serializes m (all inline) to a malloc'ed buffer the caller frees; refuses
  * (OQ_EUNSUPPORTED) a model over protobuf's 2 GB limit. */
 oq_status oq_model_serialize(const oq_model *m, uint8_t **buf, size_t *len, oq_err *err);

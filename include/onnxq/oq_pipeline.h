@@ -39,6 +39,9 @@ bool oq_range_request_apply(const oq_range_request *req, oq_range_options *range
 typedef struct oq_job {
     const char *model_path;
     const char *output_path;   /* the quantized model; NULL: calibrate only (table_output) */
+    bool external_data;        /* write the model's constants of OQ_EXTERNAL_THRESHOLD bytes or more to
+                                  OUTPUT.data beside it whatever its size (a model over protobuf's 2 GB
+                                  limit always is) */
     const char *report_path;   /* JSON report, or NULL */
     const char *html_path;     /* the report as an HTML page, or NULL */
     const char *table_output;  /* write the calibration table here, or NULL */
@@ -106,10 +109,13 @@ oq_status oq_job_run(const oq_job *job, oq_outcome *out, oq_err *err);
 
 typedef struct oq_pipeline oq_pipeline;
 
-/* A quantized model: the serialized bytes, the model loaded back from them
- * (what is evaluated), and what the rewrite did. */
+/* A quantized model and what the rewrite did. Normally the serialized bytes
+ * and the model loaded back from them (what is evaluated); a model that is
+ * written with external data (over protobuf's 2 GB limit, or asked for) has
+ * no bytes: the rewritten model itself is evaluated and then saved, so that
+ * there is no second copy of it in memory. */
 typedef struct oq_quantized {
-    uint8_t *bytes;
+    uint8_t *bytes;            /* NULL: written from `model` */
     size_t n_bytes;
     oq_model *model;
     oq_quant_result result;
@@ -144,9 +150,10 @@ oq_status oq_pipeline_calibrate(oq_pipeline *p, oq_err *err);
 oq_status oq_pipeline_plan(oq_pipeline *p, int n_overrides, const oq_plan_override *overrides, oq_plan **out,
                            oq_err *err);
 /* Rewrites a copy of the prepared model by plan, serializes it and loads it
- * back (caller destroys *out). last: no other plan or rewrite follows, so
- * the prepared model itself is rewritten (one copy less; plans made so far
- * must not be used after). */
+ * back (caller destroys *out); a model written with external data is kept
+ * as rewritten instead (see oq_quantized). last: no other plan or rewrite
+ * follows, so the prepared model itself is rewritten (one copy less; plans
+ * made so far must not be used after). */
 oq_status oq_pipeline_rewrite(oq_pipeline *p, const oq_plan *plan, bool last, oq_quantized **out, oq_err *err);
 /* Evaluates q against the float model on the evaluation samples; *evaluated
  * is false (and *out empty) when the job has none. */
@@ -154,9 +161,11 @@ oq_status oq_pipeline_evaluate(oq_pipeline *p, const oq_quantized *q, oq_eval *o
 /* The report of plan, q and eval (NULL: not evaluated); caller destroys. */
 oq_status oq_pipeline_report(oq_pipeline *p, const oq_plan *plan, const oq_quantized *q, const oq_eval *eval,
                              oq_report **out, oq_err *err);
-/* Writes q (may be NULL) to the output, report (may be NULL) to the report
- * path and as HTML to the html path, and the table to table_output when the
- * job names one: all or none. */
+/* Writes q (may be NULL) to the output (with its external data beside it,
+ * when it has some), report (may be NULL) to the report path and as HTML to
+ * the html path, and the table to table_output when the job names one: all
+ * or none. An external data file that would replace one the float model reads
+ * is refused. */
 oq_status oq_pipeline_commit(oq_pipeline *p, const oq_quantized *q, oq_report *report, oq_err *err);
 
 /* The float model as loaded (borrowed), the prepared copy, the table (NULL

@@ -20,9 +20,10 @@
 
 typedef enum oq_action {
     OQ_ACTION_NONE,           /* left as it is (float) */
-    OQ_ACTION_KEEP_FLOAT,     /* a candidate (Conv/MatMul/Gemm) left float; the reason says why */
-    OQ_ACTION_QLINEAR,        /* Conv -> QLinearConv, MatMul -> QLinearMatMul */
-    OQ_ACTION_INTEGER_GEMM,   /* Gemm -> MatMulInteger, int32 bias Add, Cast, per-column Mul */
+    OQ_ACTION_KEEP_FLOAT,     /* a candidate (Conv/MatMul/Gemm, an embedding Gather) left float; the reason says why */
+    OQ_ACTION_QLINEAR,        /* Conv -> QLinearConv, MatMul -> QLinearMatMul (constant or activation B) */
+    OQ_ACTION_INTEGER_GEMM,   /* Gemm (or MatMul, with a folded bias Add) -> MatMulInteger, int32 bias Add, Cast,
+                                 per-column Mul */
     OQ_ACTION_QGEMM,          /* Gemm -> com.microsoft QGemm */
     OQ_ACTION_QDQ,            /* QuantizeLinear/DequantizeLinear around the float op */
     OQ_ACTION_DYNAMIC,        /* DynamicQuantizeLinear + ConvInteger/MatMulInteger, float rescale */
@@ -33,6 +34,8 @@ typedef enum oq_action {
     OQ_ACTION_HARD_SIGMOID,   /* one com.microsoft QLinearAdd, clamped by saturation */
     OQ_ACTION_HARD_SWISH,     /* com.microsoft QLinearAdd (the gate) + QLinearMul */
     OQ_ACTION_FOLDED_CLAMP,   /* Relu/Clip whose range the node before it takes; removed */
+    OQ_ACTION_FOLDED_BIAS,    /* Add of a constant row after a MatMul: the MatMul's int32 bias */
+    OQ_ACTION_EMBEDDING,      /* Gather from a constant float table: int8 table per row, dequantized after the Gather */
     OQ_ACTION_COUNT
 } oq_action;
 
@@ -54,11 +57,13 @@ typedef struct oq_plan_override {
 
 typedef struct oq_plan_node {
     oq_action action;
-    bool candidate;        /* a Conv/MatMul/Gemm the options select: the report lists it */
+    bool candidate;        /* a Conv/MatMul/Gemm or embedding Gather the options select: the report lists it */
     const char *reason;    /* OQ_ACTION_KEEP_FLOAT: why (static text) */
     int clamp;             /* index of the Relu/Clip folded into this node's output range, or -1 */
+    int bias;              /* MatMul: index of the Add whose constant row becomes its int32 bias, or -1 */
     int operand;           /* OQ_ACTION_SCALED_TWIN: which input is the 8-bit tensor */
     bool no_range;         /* --contrib would run it in 8 bits, but the table has no range for its output */
+    bool activation_b;     /* a MatMul of two activations: B is quantized per tensor like A, not as a weight */
 } oq_plan_node;
 
 typedef struct oq_plan_value {

@@ -47,9 +47,10 @@ oq_status oq_quantize_weight(oq_weight_quant *out, const oq_tensor *w, int axis,
                              const float *min_scales, oq_err *err);
 void oq_weight_quant_release(oq_weight_quant *wq);
 
-/* Quantizes a float bias [channels] to int32 with scale input_scale *
- * weight_scales[c] (weight_scales has 1 or `channels` entries) and zero point
- * 0. Fails with OQ_EINVAL when a value would not fit in int32. */
+/* Quantizes a float bias [channels] (or [1, ..., channels]) to int32 of the
+ * same shape with scale input_scale * weight_scales[c] (weight_scales has 1
+ * or `channels` entries) and zero point 0. Fails with OQ_EINVAL when a value
+ * would not fit in int32. */
 oq_status oq_quantize_bias(oq_tensor *out, const oq_tensor *bias, float input_scale, const oq_tensor *weight_scales,
                            oq_err *err);
 

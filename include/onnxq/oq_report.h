@@ -146,4 +146,22 @@ oq_status oq_report_html(const oq_report *r, uint8_t **buf, size_t *len, oq_err 
  * Conv/MatMul/Gemm nodes ...", left-float nodes, output metrics). */
 oq_status oq_report_summary(const oq_report *r, char **text, oq_err *err);
 
+/* ---- the report of `onnxq prepare` ------------------------------------------------ */
+
+/* What graph preparation did to one model (all borrowed). */
+typedef struct oq_prepare_report {
+    const char *tool_version;
+    const char *model_path, *output_path;
+    int64_t ir_before, ir_after;       /* IR version of the model as loaded and as written */
+    int64_t bytes_before, bytes_after; /* constant storage */
+    const oq_prepare_result *result;
+} oq_prepare_report;
+
+/* The report as JSON text ending in a newline (schema in the README), in a
+ * malloc'ed buffer the caller frees. */
+oq_status oq_prepare_report_json(const oq_prepare_report *r, uint8_t **buf, size_t *len, oq_err *err);
+/* One summary line ending in a newline (malloc'ed, caller frees): node counts
+ * and every pass that did something. */
+oq_status oq_prepare_report_summary(const oq_prepare_report *r, char **text, oq_err *err);
+
 #endif

@@ -40,7 +40,7 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-MODELS = ["digits_cnn", "langid_encoder", "resnet_style", "mobilenetv2_style", "bert_style"]
+MODELS = ["digits_cnn", "langid_encoder", "resnet_style", "mobilenetv2_style", "bert_style", "gpt_decoder"]
 
 
 def default_cache():
@@ -137,6 +137,33 @@ def license_tokens(n, seed, seq=64):
     return np.stack([text[s:s + seq] for s in starts]).astype(np.int64)
 
 
+GPT_SEQ = 64
+
+
+def python_source_data():
+    """The .py files of Debian's Python standard library (/usr/lib/python3.N, top
+    level) as bytes: (train text, test text), split by a hash of the file name
+    (about 15% of the files held out)."""
+    import glob
+    files = sorted(glob.glob("/usr/lib/python3.[0-9]*/*.py"))
+    if not files:
+        raise FileNotFoundError("/usr/lib/python3.N/*.py is missing (the gpt_decoder data set reads "
+                                "the sources of Debian's python3)")
+    train, test = [], []
+    for path in files:
+        with open(path, "rb") as f:
+            text = np.frombuffer(f.read(), np.uint8)
+        held_out = hashlib.sha256(os.path.basename(path).encode()).digest()[0] < 40
+        (test if held_out else train).append(text)
+    return np.concatenate(train), np.concatenate(test)
+
+
+def windows(text, n, seed, seq=GPT_SEQ):
+    """n random windows of seq + 1 bytes of text as int64 [n, seq + 1]."""
+    starts = np.random.default_rng(seed).integers(0, len(text) - seq - 1, n)
+    return np.stack([text[s:s + seq + 1] for s in starts]).astype(np.int64)
+
+
 # ---- models ----------------------------------------------------------------------
 
 def torch_setup():
@@ -180,11 +207,17 @@ def build_modules():
         eager post-training quantization make INT8 in an attention block (matrix products
         of two activations, softmax and LayerNorm stay float in both)."""
 
-        def __init__(self, i, o):
+        def __init__(self, i, o, conv_train=False):
             super().__init__()
             self.quant, self.lin, self.dequant = QuantStub(), nn.Linear(i, o), DeQuantStub()
+            self.conv_train = conv_train
 
         def forward(self, x):
+            if self.conv_train and self.training:
+                # the same product of [B, T, i] as a 1x1 convolution: about 20x faster to
+                # train with Debian's torch than Linear; evaluation and export use Linear
+                w = self.lin.weight.unsqueeze(-1)
+                return torch.nn.functional.conv1d(x.transpose(1, 2), w, self.lin.bias).transpose(1, 2)
             return self.dequant(self.lin(self.quant(x)))
 
     class EncoderLayer(nn.Module):
@@ -234,6 +267,45 @@ def build_modules():
             if self.bert:
                 return x, self.head(torch.tanh(self.pool(x[:, 0])))
             return self.head(x.mean(1))
+
+    class DecoderLayer(nn.Module):
+        def __init__(self, d, heads, ff):
+            super().__init__()
+            self.h, self.dk = heads, d // heads
+            self.q, self.k, self.v, self.o = (QLinear(d, d, conv_train=True) for _ in range(4))
+            self.n1, self.n2 = nn.LayerNorm(d), nn.LayerNorm(d)
+            self.f1, self.f2 = QLinear(d, ff, conv_train=True), QLinear(ff, d, conv_train=True)
+
+        def split(self, t):
+            return t.reshape(t.shape[0], t.shape[1], self.h, self.dk).transpose(1, 2)
+
+        def forward(self, x, mask):  # pre-norm, as GPT-2
+            y = self.n1(x)
+            q, k, v = self.split(self.q(y)), self.split(self.k(y)), self.split(self.v(y))
+            a = torch.softmax(torch.matmul(q, k.transpose(2, 3)) / (self.dk ** 0.5) + mask, dim=-1)
+            x = x + self.o(torch.matmul(a, v).transpose(1, 2).reshape(x.shape))
+            return x + self.f2(torch.nn.functional.gelu(self.f1(self.n2(x))))
+
+    class Decoder(nn.Module):
+        """Byte and position embeddings, pre-norm causal decoder layers, next-byte
+        logits [N, seq, 256] at every position."""
+
+        def __init__(self, seq, d, heads, ff, layers):
+            super().__init__()
+            self.tok, self.pos = nn.Embedding(256, d), nn.Embedding(seq, d)
+            self.layers = nn.ModuleList(DecoderLayer(d, heads, ff) for _ in range(layers))
+            self.norm = nn.LayerNorm(d)
+            self.head = QLinear(d, 256, conv_train=True)
+            self.register_buffer("mask", torch.triu(torch.full((seq, seq), -1e4), 1))
+
+        def forward(self, ids):
+            # position ids counted from the input (as for left-padded batches), so
+            # that both tables are looked up by Gather in the exported graph
+            positions = torch.cumsum(torch.ones_like(ids), 1) - 1
+            x = self.tok(ids) + self.pos(positions)
+            for layer in self.layers:
+                x = layer(x, self.mask)
+            return self.head(self.norm(x))
 
     def conv_bn(i, o, k, s, groups=1, act="relu"):
         layers = [nn.Conv2d(i, o, k, s, k // 2, groups=groups, bias=False), nn.BatchNorm2d(o)]
@@ -294,7 +366,7 @@ def build_modules():
         def forward(self, x):
             return self.fc(self.last(self.blocks(self.stem(x))).mean((2, 3)))
 
-    return {"DigitsCNN": DigitsCNN, "Encoder": Encoder, "ResNetStyle": ResNetStyle,
+    return {"DigitsCNN": DigitsCNN, "Encoder": Encoder, "Decoder": Decoder, "ResNetStyle": ResNetStyle,
             "MobileNetV2Style": MobileNetV2Style}
 
 
@@ -311,6 +383,26 @@ def train(torch, model, x, y, epochs, lr, batch, seed):
             loss = torch.nn.functional.cross_entropy(model(xt[idx]), yt[idx])
             loss.backward()
             opt.step()
+    model.eval()
+    return model
+
+
+def train_lm(torch, model, text, steps, batch, lr, seed):
+    """Next-byte training on random windows of text: Adam, a 30-step warm-up, then
+    a cosine decay of the learning rate to zero over `steps` steps."""
+    import math
+    rng = np.random.default_rng(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda i: min(1.0, (i + 1) / 30) * 0.5 * (1 + math.cos(math.pi * i / steps)))
+    model.train()
+    for i in range(steps):
+        w = torch.from_numpy(windows(text, batch, int(rng.integers(1 << 31))))
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(w[:, :-1]).reshape(-1, 256), w[:, 1:].reshape(-1))
+        loss.backward()
+        opt.step()
+        sched.step()
     model.eval()
     return model
 
@@ -442,6 +534,20 @@ def build(name, out):
                         "sha256": sha256_arrays(xtr, ytr, xte, yte)}
         peer = peer_int8(torch, model, calib)
         export(torch, model, xte[:1], os.path.join(out, "model.onnx"), "bytes", ["logits"])
+    elif name == "gpt_decoder":
+        train_text, test_text = python_source_data()
+        model = cls["Decoder"](GPT_SEQ, 96, 4, 384, 2)
+        model = train_lm(torch, model, train_text, steps=300, batch=16, lr=3e-3, seed=0)
+        calib = windows(train_text, 64, seed=1)[:, :-1]
+        test = windows(test_text, 256, seed=2)
+        xte, yte = test[:, :-1], test[:, 1:]
+        meta["data"] = {"what": f"bytes of Debian's Python standard library sources: {len(train_text)} "
+                                f"train, {len(test_text)} test (held-out files); calibration: 64 training "
+                                f"windows of {GPT_SEQ} bytes; test: next-byte predictions at every position "
+                                f"of 256 held-out windows",
+                        "sha256": sha256_arrays(train_text, test_text)}
+        peer = peer_int8(torch, model, calib)
+        export(torch, model, xte[:1], os.path.join(out, "model.onnx"), "ids", ["logits"])
     elif name in ("resnet_style", "mobilenetv2_style"):
         torch.manual_seed(1 if name == "resnet_style" else 2)
         model = cls["ResNetStyle" if name == "resnet_style" else "MobileNetV2Style"]()

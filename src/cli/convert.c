@@ -51,7 +51,10 @@ static const char convert_output_help[] =
     "  --html FILE         write the report as one HTML page to open in a browser:\n"
     "                      accuracy before and after, SQNR along the graph, where\n"
     "                      float and 8-bit meet, the size breakdown; with an\n"
-    "                      accuracy target, its choices and the ranking\n";
+    "                      accuracy target, its choices and the ranking\n"
+    "  --external-data     write the quantized constants of 1 KiB or more to\n"
+    "                      OUT.onnx.data beside OUT.onnx (always done for a model\n"
+    "                      over protobuf's 2 GB limit); both are written together\n";
 
 const char cli_quant_options_help[] =
     "  --mode M            static (default: activation ranges from calibration) or\n"
@@ -70,7 +73,8 @@ const char cli_quant_options_help[] =
     "  --per-tensor        one weight scale per tensor instead of per output channel\n"
     "  --activation-type T uint8 (default) or int8\n"
     "  --symmetric-activations  activation ranges symmetric around zero\n"
-    "  --op-types LIST     comma-separated ops to quantize (default Conv,MatMul,Gemm)\n"
+    "  --op-types LIST     comma-separated ops to quantize (default Conv,MatMul,Gemm,Gather;\n"
+    "                      Gather: lookups in a constant table, e.g. embeddings)\n"
     "  --exclude NAMES     comma-separated node names to leave in float (repeatable)\n";
 
 static const char convert_eval_help[] =
@@ -123,6 +127,7 @@ static const struct refusal {
     {"model", CONVERT | QUANTIZE | ANALYZE, "MODEL is the first argument"},
     {"calib", QUANTIZE, "belongs to convert (quantize calibrates from --data)"},
     {"report", ANALYZE, "belongs to convert and quantize (-o names the result)"},
+    {"external-data", ANALYZE, "belongs to convert and quantize (analyze writes no model)"},
     {"labels", ANALYZE, "belongs to convert and quantize (the analysis compares with float)"},
     {"max-drop", ANALYZE, "belongs to convert and quantize"},
     {"min-agreement", ANALYZE, "belongs to convert and quantize"},

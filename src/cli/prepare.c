@@ -4,12 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
 #include "cli/cli.h"
 #include "onnxq/oq_file.h"
 #include "onnxq/oq_onnx_io.h"
 #include "onnxq/oq_prepare.h"
+#include "onnxq/oq_report.h"
 
 const char cli_prepare_help[] =
     "Usage: onnxq prepare MODEL -o OUT.onnx [--report R.json] [-q]\n"
@@ -92,48 +91,10 @@ static int parse_args(prepare_args *a, int argc, char **argv)
 
 /* ---- output ------------------------------------------------------------------------ */
 
-/* The model and its counts before and after, for the report. */
-typedef struct prepare_outcome {
-    oq_prepare_result r;
-    int64_t ir_before, ir_after;
-    int64_t bytes_before, bytes_after; /* constant storage */
-} prepare_outcome;
-
-/* The report as JSON text ending in a newline (caller frees), or NULL when out of memory. */
-static char *report_json(const prepare_args *a, const prepare_outcome *o)
-{
-    cJSON *root = cJSON_CreateObject(), *x;
-    if (!root)
-        return NULL;
-    x = cJSON_AddObjectToObject(root, "tool");
-    cJSON_AddStringToObject(x, "name", "onnxq");
-    cJSON_AddStringToObject(x, "version", OQ_VERSION);
-    x = cJSON_AddObjectToObject(root, "model");
-    cJSON_AddStringToObject(x, "path", a->model);
-    cJSON_AddStringToObject(x, "output", a->output);
-    cJSON_AddNumberToObject(x, "ir_version_before", (double)o->ir_before);
-    cJSON_AddNumberToObject(x, "ir_version_after", (double)o->ir_after);
-    x = cJSON_AddObjectToObject(root, "nodes");
-    cJSON_AddNumberToObject(x, "before", o->r.nodes_before);
-    cJSON_AddNumberToObject(x, "after", o->r.nodes_after);
-    x = cJSON_AddObjectToObject(root, "constant_bytes");
-    cJSON_AddNumberToObject(x, "before", (double)o->bytes_before);
-    cJSON_AddNumberToObject(x, "after", (double)o->bytes_after);
-    x = cJSON_AddObjectToObject(root, "passes");
-    for (int k = 0; k < OQ_PREPARE_STAT_COUNT; k++)
-        cJSON_AddNumberToObject(x, oq_prepare_stats[k].key, o->r.counts[k]);
-    char *json = cJSON_Print(root), *text = json ? malloc(strlen(json) + 2) : NULL;
-    cJSON_Delete(root);
-    if (text)
-        snprintf(text, strlen(json) + 2, "%s\n", json);
-    cJSON_free(json);
-    return text;
-}
-
 /* Writes the model bytes to a->output and the report text (when asked for) to
  * a->report, both or neither (oq_commit), and never over an input. */
-static oq_status commit(const prepare_args *a, const uint8_t *model, size_t model_len, const char *report,
-                        oq_err *err)
+static oq_status commit(const prepare_args *a, const uint8_t *model, size_t model_len, const uint8_t *report,
+                        size_t report_len, oq_err *err)
 {
     if (oq_same_file(a->output, a->model) || (a->report && (oq_same_file(a->report, a->model) ||
                                                             oq_same_file(a->report, a->output))))
@@ -144,29 +105,11 @@ static oq_status commit(const prepare_args *a, const uint8_t *model, size_t mode
     if (!st)
         st = oq_commit_add(c, a->output, model, model_len, err);
     if (!st && report)
-        st = oq_commit_add(c, a->report, (const uint8_t *)report, strlen(report), err);
+        st = oq_commit_add(c, a->report, report, report_len, err);
     if (!st)
         st = oq_commit_finish(c, err);
     oq_commit_destroy(c);
     return st;
-}
-
-/* One line on stderr: node counts and every pass that did something. */
-static void print_summary(const prepare_outcome *o)
-{
-    fprintf(stderr, "prepare: %d -> %d nodes", o->r.nodes_before, o->r.nodes_after);
-    const char *sep = ": ";
-    for (int k = 0; k < OQ_PREPARE_STAT_COUNT; k++) {
-        if (!o->r.counts[k])
-            continue;
-        fprintf(stderr, "%s%d %s", sep, o->r.counts[k], oq_prepare_stats[k].label);
-        sep = ", ";
-    }
-    if (o->r.ir_raised)
-        fprintf(stderr, "%sIR version %lld -> %lld", sep, (long long)o->ir_before, (long long)o->ir_after);
-    else if (!strcmp(sep, ": "))
-        fprintf(stderr, ": nothing to change");
-    fputc('\n', stderr);
 }
 
 int cli_prepare(int argc, char **argv)
@@ -177,35 +120,35 @@ int cli_prepare(int argc, char **argv)
         return rc;
     oq_err err = {0};
     oq_model *m = NULL;
-    uint8_t *bytes = NULL;
-    size_t len = 0;
-    char *report = NULL;
-    prepare_outcome o = {0};
+    uint8_t *bytes = NULL, *report = NULL;
+    size_t len = 0, report_len = 0;
+    char *summary = NULL;
+    oq_prepare_result result = {0};
+    oq_prepare_report rep = {.tool_version = OQ_VERSION, .model_path = a.model, .output_path = a.output,
+                             .result = &result};
     int64_t n_tensors, n_elements;
     if (oq_model_load(&m, a.model, &err))
         goto fail;
-    o.ir_before = m->ir_version;
-    oq_graph_param_stats(m->graph, &n_tensors, &n_elements, &o.bytes_before);
-    if (oq_prepare_model(m, NULL, &o.r, &err))
+    rep.ir_before = m->ir_version;
+    oq_graph_param_stats(m->graph, &n_tensors, &n_elements, &rep.bytes_before);
+    if (oq_prepare_model(m, NULL, &result, &err))
         goto fail;
-    o.ir_after = m->ir_version;
-    oq_graph_param_stats(m->graph, &n_tensors, &n_elements, &o.bytes_after);
-    if (oq_model_serialize(m, &bytes, &len, &err))
+    rep.ir_after = m->ir_version;
+    oq_graph_param_stats(m->graph, &n_tensors, &n_elements, &rep.bytes_after);
+    if (oq_model_serialize(m, &bytes, &len, &err) ||
+        (a.report && oq_prepare_report_json(&rep, &report, &report_len, &err)) ||
+        (!a.quiet && oq_prepare_report_summary(&rep, &summary, &err)) ||
+        commit(&a, bytes, len, report, report_len, &err))
         goto fail;
-    if (a.report && !(report = report_json(&a, &o))) {
-        oq_errf(&err, OQ_ENOMEM, "out of memory");
-        goto fail;
-    }
-    if (commit(&a, bytes, len, report, &err))
-        goto fail;
-    if (!a.quiet)
-        print_summary(&o);
+    if (summary)
+        fputs(summary, stderr);
     goto done;
 fail:
     rc = cli_fail(&err);
 done:
     if (rc < 0)
         rc = CLI_EXIT_OK;
+    free(summary);
     free(report);
     free(bytes);
     oq_model_destroy(m);

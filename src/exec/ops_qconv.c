@@ -491,7 +491,7 @@ static oq_status k_qlinear_conv(oq_kernel_ctx *c)
     oq_status st;
     qconv_job j = {0};
     if ((st = oq_require_8bit(c, 0, &x)) || (st = oq_require_8bit(c, 3, &w)) ||
-        (st = oq_read_qparams(c, 1, 2, x->dtype, &qx)) || (st = oq_read_qparams(c, 4, 5, w->dtype, &qw)) ||
+        (st = oq_read_qparams(c, 1, 2, x->dtype, &qx)) || (st = oq_read_weight_qparams(c, 4, 5, w->dtype, &qw)) ||
         (st = oq_qlinear_out_type(c, 7, x->dtype, &ydt)) || (st = oq_read_qparams(c, 6, 7, ydt, &qy)) ||
         (st = qconv_setup(c, x, w, &j)) || (st = weight_zp(c, &qw, &j)))
         return st;

@@ -101,7 +101,7 @@ static oq_status k_qlinear_matmul(oq_kernel_ctx *c)
     oq_dtype ydt;
     oq_status st;
     if ((st = oq_require_8bit(c, 0, &a)) || (st = oq_require_8bit(c, 3, &b)) ||
-        (st = oq_read_qparams(c, 1, 2, a->dtype, &qa)) || (st = oq_read_qparams(c, 4, 5, b->dtype, &qb)) ||
+        (st = oq_read_qparams(c, 1, 2, a->dtype, &qa)) || (st = oq_read_weight_qparams(c, 4, 5, b->dtype, &qb)) ||
         (st = oq_qlinear_out_type(c, 7, a->dtype, &ydt)) || (st = oq_read_qparams(c, 6, 7, ydt, &qy)))
         return st;
     if (qy.count != 1 && qy.count != qa.count)

@@ -27,8 +27,9 @@ bool oq_qtype_range(oq_dtype dt, oq_qrange *r)
 
 /* Reads scale input ks and optional zero-point input kz into scratch arrays.
  * The zero point must have the data type `zdt` (UNDEFINED: any quantized
- * type) and as many elements as the scale. Scales must be float types. */
-oq_status oq_read_qparams(oq_kernel_ctx *c, int ks, int kz, oq_dtype zdt, oq_qparams *q)
+ * type) and as many elements as the scale, or one when shared_zp. Scales
+ * must be float types. */
+static oq_status read_qparams(oq_kernel_ctx *c, int ks, int kz, oq_dtype zdt, bool shared_zp, oq_qparams *q)
 {
     const oq_tensor *s = oq_kernel_require(c, ks), *z = oq_kernel_input(c, kz);
     if (!s) return c->err->status;
@@ -36,7 +37,8 @@ oq_status oq_read_qparams(oq_kernel_ctx *c, int ks, int kz, oq_dtype zdt, oq_qpa
         return OQ_KUNSUP(c, "input %d (scale) has element type %s", ks, oq_dtype_name(s->dtype));
     int64_t n = oq_tensor_numel(s);
     if (n < 1) return OQ_KERR(c, "input %d (scale) is empty", ks);
-    if (z && oq_tensor_numel(z) != n)
+    bool one_zp = z && shared_zp && oq_tensor_numel(z) == 1;
+    if (z && oq_tensor_numel(z) != n && !one_zp)
         return OQ_KERR(c, "zero point (input %d) has %lld elements, its scale %lld", kz,
                        (long long)oq_tensor_numel(z), (long long)n);
     if (z && zdt != OQ_DTYPE_UNDEFINED && z->dtype != zdt)
@@ -47,10 +49,20 @@ oq_status oq_read_qparams(oq_kernel_ctx *c, int ks, int kz, oq_dtype zdt, oq_qpa
     if (!sc || !zp) return c->err->status;
     for (int64_t i = 0; i < n; i++) {
         sc[i] = (float)oq_tensor_get_f64(s, i);
-        zp[i] = z ? (int32_t)oq_tensor_get_i64(z, i) : 0;
+        zp[i] = z ? (int32_t)oq_tensor_get_i64(z, one_zp ? 0 : i) : 0;
     }
     *q = (oq_qparams){n, sc, zp};
     return OQ_OK;
+}
+
+oq_status oq_read_qparams(oq_kernel_ctx *c, int ks, int kz, oq_dtype zdt, oq_qparams *q)
+{
+    return read_qparams(c, ks, kz, zdt, false, q);
+}
+
+oq_status oq_read_weight_qparams(oq_kernel_ctx *c, int ks, int kz, oq_dtype zdt, oq_qparams *q)
+{
+    return read_qparams(c, ks, kz, zdt, true, q);
 }
 
 oq_status oq_require_8bit(oq_kernel_ctx *c, int k, const oq_tensor **t)

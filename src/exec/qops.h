@@ -63,6 +63,10 @@ typedef struct oq_qparams {
  * The zero point must have the data type `zdt` (UNDEFINED: any quantized
  * type) and as many elements as the scale. Scales must be float types. */
 oq_status oq_read_qparams(oq_kernel_ctx *c, int ks, int kz, oq_dtype zdt, oq_qparams *q);
+/* The same for the weight operand of QLinearConv and QLinearMatMul, whose
+ * zero point may also be one value for all of per-channel scales (ONNX lets
+ * either be a scalar or 1-D; ONNX Runtime takes the mix). */
+oq_status oq_read_weight_qparams(oq_kernel_ctx *c, int ks, int kz, oq_dtype zdt, oq_qparams *q);
 
 /* Input k, which must be present and uint8 or int8, into *t. */
 oq_status oq_require_8bit(oq_kernel_ctx *c, int k, const oq_tensor **t);

@@ -238,8 +238,14 @@ static char *arena_printf_u64(pb_save_ctx *c, uint64_t v)
 oq_status pb_write_external(pb_save_ctx *c, const oq_tensor *t, size_t bytes, TensorProto *tp)
 {
     static const uint8_t zeros[8];
+    oq_status st = OQ_OK;
+    if (!c->ext) /* the first tensor to go there */
+        st = c->commit ? oq_commit_open(c->commit, c->ext_path, &c->ext, c->err)
+                       : oq_out_open(&c->ext, c->ext_path, c->err);
+    if (st)
+        return st;
     size_t pad = (size_t)(-oq_out_size(c->ext) % element_alignment(t->dtype));
-    oq_status st = oq_out_write(c->ext, zeros, pad, c->err);
+    st = oq_out_write(c->ext, zeros, pad, c->err);
     uint64_t offset = oq_out_size(c->ext);
     for (size_t done = 0; !st && done < bytes;) { /* in pieces, so a mapped tensor's pages leave as they go */
         size_t n = bytes - done < WRITE_PIECE ? bytes - done : WRITE_PIECE;

@@ -108,7 +108,9 @@ typedef struct pb_save_ctx {
     oq_err *err;
     size_t ext_threshold;     /* tensors of at least this many bytes go external; 0 = never */
     const char *ext_location; /* external data file name, relative to the model */
-    oq_out *ext;              /* the external data file being written (under its temporary name) */
+    const char *ext_path;     /* its path, opened when the first tensor goes there */
+    oq_commit *commit;        /* set: files are opened in this commit, which renames them */
+    oq_out *ext;              /* the external data file being written (under its temporary name), or NULL */
 } pb_save_ctx;
 
 /* Arena copy of an initialized message `init` of `size` bytes; NULL sets err. */
@@ -123,8 +125,9 @@ EntryProto *pb_entry_new(pb_save_ctx *c, const char *key, const char *value);
 
 /* ---- external.c: external data while saving ------------------------------------ */
 
-/* Writes t's bytes (`bytes` of them) to c's external data file, at an offset
- * aligned to t's element size so a load can map them, and points tp at them
+/* Writes t's bytes (`bytes` of them) to c's external data file (opened at
+ * c->ext_path on the first call, in c->commit when set), at an offset aligned
+ * to t's element size so a load can map them, and points tp at them
  * (location, offset, length entries). */
 oq_status pb_write_external(pb_save_ctx *c, const oq_tensor *t, size_t bytes, TensorProto *tp);
 

@@ -367,9 +367,6 @@ static ModelProto *model_to_proto(pb_save_ctx *c, const oq_model *m)
 
 /* ---- serialization ------------------------------------------------------------ */
 
-/* Largest message protobuf reads (2 GB - 1): ONNX Runtime and python's onnx
- * refuse longer models, so a model this long must keep its constants outside. */
-#define PROTOBUF_LIMIT ((size_t)INT32_MAX)
 
 /* Bytes of mp serialized with m's passthrough fields after it. */
 static size_t model_bytes(const ModelProto *mp, const oq_model *m)
@@ -388,7 +385,7 @@ oq_status oq_model_serialize(const oq_model *m, uint8_t **buf, size_t *len, oq_e
     uint8_t *out = NULL;
     if (!mp)
         st = pb_status_of(err);
-    else if (n > PROTOBUF_LIMIT)
+    else if (n > OQ_PROTOBUF_LIMIT)
         st = oq_errf(err, OQ_EUNSUPPORTED,
                      "the model serializes to %zu bytes, more than protobuf's 2 GB limit: save it to a file, "
                      "which keeps its constants in external data",
@@ -419,20 +416,22 @@ static void sink_append(ProtobufCBuffer *b, size_t len, const uint8_t *data)
     (void)oq_out_write(s->file, data, len, s->err);
 }
 
-/* Writes mp and m's passthrough bytes to the temporary of `path` (*out). */
-static oq_status write_model(const ModelProto *mp, const oq_model *m, const char *path, oq_out **out, oq_err *err)
+/* Writes mp and m's passthrough bytes to the output `out`. */
+static oq_status write_model(const ModelProto *mp, const oq_model *m, oq_out *out, oq_err *err)
 {
-    oq_status st = oq_out_open(out, path, err);
-    if (st)
-        return st;
-    file_sink sink = {{.append = sink_append}, *out, err};
+    file_sink sink = {{.append = sink_append}, out, err};
     protobuf_c_message_pack_to_buffer(&mp->base, &sink.base);
-    return oq_out_write(*out, m->passthrough, m->passthrough_len, err);
+    return oq_out_write(out, m->passthrough, m->passthrough_len, err);
 }
 
-oq_status oq_model_save(const oq_model *m, const char *path, const oq_save_options *opts, oq_err *err)
+/* Saves m to path and, when a tensor goes there, its external data to
+ * path.data (see oq_model_save): in outputs of commit when it is set (its
+ * oq_commit_finish renames them, the data first), else through temporaries
+ * renamed here, the data first, so the new model never meets old data. */
+static oq_status save_model(const oq_model *m, const char *path, const oq_save_options *opts, oq_commit *commit,
+                            oq_err *err)
 {
-    pb_save_ctx c = {.err = err, .ext_threshold = opts ? opts->external_threshold : 0};
+    pb_save_ctx c = {.err = err, .ext_threshold = opts ? opts->external_threshold : 0, .commit = commit};
     oq_out *model = NULL;
     char *data_path = NULL;
     ModelProto *mp = NULL;
@@ -440,9 +439,9 @@ oq_status oq_model_save(const oq_model *m, const char *path, const oq_save_optio
     if (!c.ext_threshold) { /* automatic: inline when protobuf can read it */
         if (!(mp = model_to_proto(&c, m))) {
             st = pb_status_of(err);
-            goto fail;
+            goto done;
         }
-        if (model_bytes(mp, m) > PROTOBUF_LIMIT) {
+        if (model_bytes(mp, m) > OQ_PROTOBUF_LIMIT) {
             pb_arena_free(&c.a);
             mp = NULL;
             c.ext_threshold = OQ_EXTERNAL_THRESHOLD;
@@ -452,41 +451,63 @@ oq_status oq_model_save(const oq_model *m, const char *path, const oq_save_optio
         size_t n = strlen(path) + 6;
         if (!(data_path = malloc(n))) {
             st = oq_errf(err, OQ_ENOMEM, "out of memory");
-            goto fail;
+            goto done;
         }
         snprintf(data_path, n, "%s.data", path);
         const char *slash = strrchr(data_path, '/');
         c.ext_location = slash ? slash + 1 : data_path;
-        if ((st = oq_out_open(&c.ext, data_path, err)))
-            goto fail;
+        c.ext_path = data_path;
         if (!(mp = model_to_proto(&c, m))) {
             st = pb_status_of(err);
-            goto fail;
+            goto done;
         }
-        if (model_bytes(mp, m) > PROTOBUF_LIMIT) {
+        if (model_bytes(mp, m) > OQ_PROTOBUF_LIMIT) {
             st = oq_errf(err, OQ_EUNSUPPORTED,
                          "the model is %zu bytes even with its constants of %zu bytes or more in external data, "
                          "more than protobuf's 2 GB limit",
                          model_bytes(mp, m), c.ext_threshold);
-            goto fail;
+            goto done;
         }
     }
-    if ((st = write_model(mp, m, path, &model, err)))
-        goto fail;
-    if (c.ext && oq_out_size(c.ext) == 0) { /* nothing reached the threshold: no data file */
-        oq_out_destroy(c.ext);
-        c.ext = NULL;
+    if (commit) { /* the commit owns both files and renames them */
+        if (!(st = oq_commit_open(commit, path, &model, err)))
+            st = write_model(mp, m, model, err);
+        goto done;
     }
-    /* both complete before either replaces anything; the data goes first, so
-     * the new model never meets old data */
+    if ((st = oq_out_open(&model, path, err)) || (st = write_model(mp, m, model, err)))
+        goto done;
+    /* both complete before either replaces anything */
     if ((c.ext && (st = oq_out_finish(c.ext, err))) || (st = oq_out_finish(model, err)) ||
         (c.ext && (st = oq_out_commit(c.ext, err))))
-        goto fail;
+        goto done;
     st = oq_out_commit(model, err);
-fail:
-    oq_out_destroy(model);
-    oq_out_destroy(c.ext);
+done:
+    if (!commit) {
+        oq_out_destroy(model);
+        oq_out_destroy(c.ext);
+    }
     pb_arena_free(&c.a);
     free(data_path);
+    return st;
+}
+
+oq_status oq_model_save(const oq_model *m, const char *path, const oq_save_options *opts, oq_err *err)
+{
+    return save_model(m, path, opts, NULL, err);
+}
+
+oq_status oq_model_save_commit(const oq_model *m, oq_commit *commit, const char *path, const oq_save_options *opts,
+                               oq_err *err)
+{
+    return save_model(m, path, opts, commit, err);
+}
+
+oq_status oq_model_serialized_size(const oq_model *m, size_t *len, oq_err *err)
+{
+    pb_save_ctx c = {.err = err};
+    ModelProto *mp = model_to_proto(&c, m);
+    *len = mp ? model_bytes(mp, m) : 0;
+    oq_status st = mp ? OQ_OK : pb_status_of(err);
+    pb_arena_free(&c.a);
     return st;
 }

@@ -45,16 +45,16 @@ static oq_node *batchnorm_target(const oq_graph *g, const oq_node *bn, int64_t *
             return NULL;
     const oq_tensor *w = prep_float_constant(g, oq_node_input(p, 1));
     const oq_value *b = oq_node_input(p, 2);
-    prep_op op = prep_op_of(p);
+    oq_op_kind op = p->kind;
     if (!w || p->n_outputs < 1 || p->outputs[0] != x)
         return NULL;
-    if (op == PREP_OP_CONV) {
+    if (op == OQ_OP_CONV) {
         if (w->rank < 3)
             return NULL;
         *ch = w->dims[0];
         if (b && !channel_constant(g, b, *ch))
             return NULL;
-    } else if (op == PREP_OP_GEMM) {
+    } else if (op == OQ_OP_GEMM) {
         if (w->rank != 2)
             return NULL;
         *ch = w->dims[oq_node_attr_int(p, "transB", 0) ? 0 : 1];
@@ -82,7 +82,7 @@ static oq_status fold_batchnorm(prep_ctx *c, oq_node *bn, bool *folded)
     *folded = false;
     if (!p)
         return OQ_OK;
-    bool conv = prep_op_of(p) == PREP_OP_CONV, trans_b = oq_node_attr_int(p, "transB", 0) != 0;
+    bool conv = p->kind == OQ_OP_CONV, trans_b = oq_node_attr_int(p, "transB", 0) != 0;
     oq_value *y = bn->outputs[0];
     const oq_value *w = oq_node_input(p, 1), *b = oq_node_input(p, 2);
     const float *gamma = channel_constant(c->g, bn->inputs[1], ch), *beta = channel_constant(c->g, bn->inputs[2], ch),
@@ -153,11 +153,11 @@ static oq_status fold_conv_add(prep_ctx *c, oq_node *a, bool *folded)
     *folded = false;
     if (a->opset < 7 || a->n_inputs != 2 || a->n_outputs != 1 || !a->outputs[0] || !a->inputs[0] || !a->inputs[1])
         return OQ_OK; /* before opset 7, Add broadcast by its axis attribute, not numpy's rule */
-    int side = a->inputs[0]->producer && prep_op_of(a->inputs[0]->producer) == PREP_OP_CONV ? 0 : 1;
+    int side = a->inputs[0]->producer && a->inputs[0]->producer->kind == OQ_OP_CONV ? 0 : 1;
     oq_value *y = a->inputs[side], *z = a->outputs[0];
     oq_node *conv = y->producer;
     const oq_tensor *w = conv ? prep_float_constant(c->g, oq_node_input(conv, 1)) : NULL;
-    if (!w || prep_op_of(conv) != PREP_OP_CONV || w->rank < 3 || conv->outputs[0] != y ||
+    if (!w || prep_kind(conv) != OQ_OP_CONV || w->rank < 3 || conv->outputs[0] != y ||
         prep_sole_reader(c->g, y) != a)
         return OQ_OK;
     int64_t ch = w->dims[0];
@@ -186,21 +186,21 @@ static oq_status fold_conv_add(prep_ctx *c, oq_node *a, bool *folded)
 
 oq_status prep_fold_into_producers(prep_ctx *c)
 {
-    oq_status st = oq_graph_index(c->g, c->err);
+    oq_status st = OQ_OK;
     for (int i = 0; !st && i < c->g->n_nodes;) {
         oq_node *n = c->g->nodes[i];
-        prep_op op = prep_op_of(n);
+        oq_op_kind op = n->kind;
         bool folded = false;
-        if (op == PREP_OP_BATCHNORM)
+        if (op == OQ_OP_BATCH_NORMALIZATION)
             st = fold_batchnorm(c, n, &folded);
-        else if (op == PREP_OP_ADD)
+        else if (op == OQ_OP_ADD)
             st = fold_conv_add(c, n, &folded);
         if (st || !folded) {
             i++;
             continue;
         }
-        c->r->counts[op == PREP_OP_BATCHNORM ? OQ_PREPARE_BATCHNORMS_FOLDED : OQ_PREPARE_CONV_ADDS_FOLDED]++;
-        st = oq_graph_index(c->g, c->err); /* n is gone: the same index holds the next node */
+        /* n is gone: the same index holds the next node */
+        c->r->counts[op == OQ_OP_BATCH_NORMALIZATION ? OQ_PREPARE_BATCHNORMS_FOLDED : OQ_PREPARE_CONV_ADDS_FOLDED]++;
     }
     return st;
 }
@@ -219,15 +219,15 @@ static bool is_2d(const oq_graph *g, const oq_value *v)
             return v->kind == OQ_TYPE_TENSOR && v->rank == 2;
         const oq_node *p = v->producer;
         const oq_value *shape = p ? oq_node_input(p, 1) : NULL;
-        switch (prep_op_of(p)) {
-        case PREP_OP_FLATTEN:
-        case PREP_OP_GEMM: return true;
-        case PREP_OP_RESHAPE:
+        switch (prep_kind(p)) {
+        case OQ_OP_FLATTEN:
+        case OQ_OP_GEMM: return true;
+        case OQ_OP_RESHAPE:
             return prep_is_constant(g, shape) && shape->constant->rank == 1 && shape->constant->dims[0] == 2;
-        case PREP_OP_ABS: case PREP_OP_BATCHNORM: case PREP_OP_CEIL: case PREP_OP_CLIP: case PREP_OP_DROPOUT:
-        case PREP_OP_ERF: case PREP_OP_EXP: case PREP_OP_FLOOR: case PREP_OP_IDENTITY: case PREP_OP_LOG:
-        case PREP_OP_NEG: case PREP_OP_RECIPROCAL: case PREP_OP_RELU: case PREP_OP_ROUND: case PREP_OP_SIGMOID:
-        case PREP_OP_SIGN: case PREP_OP_SQRT: case PREP_OP_TANH:
+        case OQ_OP_ABS: case OQ_OP_BATCH_NORMALIZATION: case OQ_OP_CEIL: case OQ_OP_CLIP: case OQ_OP_DROPOUT:
+        case OQ_OP_ERF: case OQ_OP_EXP: case OQ_OP_FLOOR: case OQ_OP_IDENTITY: case OQ_OP_LOG:
+        case OQ_OP_NEG: case OQ_OP_RECIPROCAL: case OQ_OP_RELU: case OQ_OP_ROUND: case OQ_OP_SIGMOID:
+        case OQ_OP_SIGN: case OQ_OP_SQRT: case OQ_OP_TANH:
             if (!p->n_inputs || !p->inputs[0])
                 return false;
             v = p->inputs[0];
@@ -248,23 +248,16 @@ static oq_status matmul_add_to_gemm(prep_ctx *c, oq_node *m, bool *made)
     const oq_tensor *w = prep_float_constant(c->g, oq_node_input(m, 1));
     oq_node *add = prep_sole_reader(c->g, y);
     if (m->opset < 7 || m->n_inputs != 2 || !a || !y || !w || w->rank != 2 || !is_2d(c->g, a) ||
-        prep_op_of(add) != PREP_OP_ADD || add->n_inputs != 2 || add->n_outputs != 1 || !add->outputs[0])
+        prep_kind(add) != OQ_OP_ADD || add->n_inputs != 2 || add->n_outputs != 1 || !add->outputs[0])
         return OQ_OK;
     oq_value *bias = add->inputs[add->inputs[0] == y ? 1 : 0], *z = add->outputs[0];
     const oq_tensor *bt = prep_float_constant(c->g, bias);
     int64_t n = w->dims[1];
     if (!bt || oq_tensor_numel(bt) != n || bt->rank < 1 || bt->rank > 2 || bt->dims[bt->rank - 1] != n)
         return OQ_OK;
-    char *gemm = strdup("Gemm");
-    if (!gemm)
-        return oq_errf(c->err, OQ_ENOMEM, "out of memory");
-    oq_status st = oq_node_set_input(m, 2, bias, c->err);
-    if (st) {
-        free(gemm);
+    oq_status st;
+    if ((st = oq_node_set_input(m, 2, bias, c->err)) || (st = oq_node_set_op_type(m, "Gemm", c->err)))
         return st;
-    }
-    free(m->op_type);
-    m->op_type = gemm;
     oq_graph_remove_node(c->g, add);
     oq_node_set_output(m, 0, z);
     *made = true;
@@ -273,14 +266,12 @@ static oq_status matmul_add_to_gemm(prep_ctx *c, oq_node *m, bool *made)
 
 oq_status prep_matmul_add_to_gemm(prep_ctx *c)
 {
-    oq_status st = oq_graph_index(c->g, c->err);
-    for (int i = 0; !st && i < c->g->n_nodes; i++) {
+    oq_status st = OQ_OK;
+    for (int i = 0; !st && i < c->g->n_nodes; i++) { /* the Add that goes comes after n */
         oq_node *n = c->g->nodes[i];
         bool made = false;
-        if (prep_op_of(n) == PREP_OP_MATMUL && !(st = matmul_add_to_gemm(c, n, &made)) && made) {
+        if (n->kind == OQ_OP_MATMUL && !(st = matmul_add_to_gemm(c, n, &made)) && made)
             c->r->counts[OQ_PREPARE_MATMUL_ADDS_TO_GEMM]++;
-            st = oq_graph_index(c->g, c->err); /* the Add went; it came after n */
-        }
     }
     return st;
 }

@@ -26,7 +26,7 @@ oq_status prep_inputs_to_constants(prep_ctx *c)
         g->inputs[keep++] = v;
     }
     g->n_inputs = keep;
-    return oq_graph_index(g, c->err);
+    return OQ_OK;
 }
 
 /* ---- Identity and Dropout ---------------------------------------------------------- */
@@ -79,20 +79,17 @@ static oq_status bypass(oq_graph *g, oq_node *n, bool *removed, oq_err *err)
 oq_status prep_remove_identities(prep_ctx *c)
 {
     oq_graph *g = c->g;
-    oq_status st = oq_graph_index(g, c->err);
+    oq_status st = OQ_OK;
     for (int i = 0; !st && i < g->n_nodes;) {
         oq_node *n = g->nodes[i];
-        prep_op op = prep_op_of(n);
         bool removed = false;
-        if ((op == PREP_OP_IDENTITY || (op == PREP_OP_DROPOUT && dropout_is_identity(g, n))) &&
+        if ((n->kind == OQ_OP_IDENTITY || (n->kind == OQ_OP_DROPOUT && dropout_is_identity(g, n))) &&
             (st = bypass(g, n, &removed, c->err)))
             break;
-        if (!removed) {
+        if (removed) /* the same index now holds the next node */
+            c->r->counts[OQ_PREPARE_IDENTITIES_REMOVED]++;
+        else
             i++;
-            continue;
-        }
-        c->r->counts[OQ_PREPARE_IDENTITIES_REMOVED]++;
-        st = oq_graph_index(g, c->err); /* the same index now holds the next node */
     }
     return st;
 }
@@ -121,10 +118,8 @@ static oq_status mark_inputs(const oq_graph *g, const oq_node *n, bool *needed, 
 oq_status prep_remove_dead(prep_ctx *c)
 {
     oq_graph *g = c->g;
-    oq_status st = oq_graph_index(g, c->err);
-    bool *needed = st ? NULL : calloc((size_t)g->n_values + 1, sizeof *needed);
-    if (st)
-        return st;
+    oq_status st = OQ_OK;
+    bool *needed = calloc((size_t)g->n_values + 1, sizeof *needed);
     if (!needed)
         return oq_errf(c->err, OQ_ENOMEM, "out of memory");
     for (int i = 0; i < g->n_outputs; i++)
@@ -143,7 +138,7 @@ oq_status prep_remove_dead(prep_ctx *c)
         }
     }
     free(needed);
-    if (st || (st = oq_graph_index(g, c->err)))
+    if (st)
         return st;
     for (int i = 0; i < g->n_values; i++) {
         oq_value *v = g->values[i];

@@ -4,7 +4,7 @@
  * and no op is implemented twice. Shape of a graph input whose declared shape
  * is fully static (the executor refuses any other) is the one fold computed
  * here. Before running a node, the size of its outputs is bounded from its
- * inputs (prep_fold_rule), so that a fold never allocates, or stores in the
+ * inputs (fold_rule), so that a fold never allocates, or stores in the
  * model, more than the size bound allows. */
 #include <math.h>
 #include <stdlib.h>
@@ -14,6 +14,83 @@
 #include "prepare/prepare.h"
 
 /* ---- size bounds ---------------------------------------------------------------- */
+
+/* How a node's output size is bounded before it runs. */
+typedef enum fold_rule {
+    FOLD_NEVER = 0,         /* not folded (random, stateful, control flow, or not worth it) */
+    FOLD_AT_MOST_INPUT,     /* at most as many elements as input 0 (reshapes, casts, unary, reductions) */
+    FOLD_BROADCAST,         /* the broadcast shape of all inputs */
+    FOLD_CONCAT,            /* the sum of the inputs' elements */
+    FOLD_GATHER,            /* indices x one slice of the data */
+    FOLD_SHAPE,             /* Shape of a value whose shape is static: input need not be constant */
+    FOLD_CONSTANT_OF_SHAPE, /* the product of input 0's values */
+    FOLD_EXPAND,            /* input 0 broadcast to input 1's values */
+    FOLD_TILE,              /* input 0 times the product of input 1's values */
+    FOLD_RANGE,             /* ceil((limit - start) / delta) */
+} fold_rule;
+
+/* The default-domain ops folding evaluates, by kind; every other kind is FOLD_NEVER. */
+static const fold_rule fold_rules[OQ_OP_COUNT] = {
+    [OQ_OP_ADD] = FOLD_BROADCAST,
+    [OQ_OP_FLATTEN] = FOLD_AT_MOST_INPUT,
+    [OQ_OP_RESHAPE] = FOLD_AT_MOST_INPUT,
+    [OQ_OP_SHAPE] = FOLD_SHAPE,
+    [OQ_OP_ABS] = FOLD_AT_MOST_INPUT,
+    [OQ_OP_AND] = FOLD_BROADCAST,
+    [OQ_OP_CAST] = FOLD_AT_MOST_INPUT,
+    [OQ_OP_CAST_LIKE] = FOLD_AT_MOST_INPUT,
+    [OQ_OP_CEIL] = FOLD_AT_MOST_INPUT,
+    [OQ_OP_CLIP] = FOLD_AT_MOST_INPUT,
+    [OQ_OP_CONCAT] = FOLD_CONCAT,
+    [OQ_OP_CONSTANT_OF_SHAPE] = FOLD_CONSTANT_OF_SHAPE,
+    [OQ_OP_DIV] = FOLD_BROADCAST,
+    [OQ_OP_EQUAL] = FOLD_BROADCAST,
+    [OQ_OP_ERF] = FOLD_AT_MOST_INPUT,
+    [OQ_OP_EXP] = FOLD_AT_MOST_INPUT,
+    [OQ_OP_EXPAND] = FOLD_EXPAND,
+    [OQ_OP_FLOOR] = FOLD_AT_MOST_INPUT,
+    [OQ_OP_GATHER] = FOLD_GATHER,
+    [OQ_OP_GREATER] = FOLD_BROADCAST,
+    [OQ_OP_GREATER_OR_EQUAL] = FOLD_BROADCAST,
+    [OQ_OP_IS_INF] = FOLD_AT_MOST_INPUT,
+    [OQ_OP_IS_NAN] = FOLD_AT_MOST_INPUT,
+    [OQ_OP_LESS] = FOLD_BROADCAST,
+    [OQ_OP_LESS_OR_EQUAL] = FOLD_BROADCAST,
+    [OQ_OP_LOG] = FOLD_AT_MOST_INPUT,
+    [OQ_OP_MAX] = FOLD_BROADCAST,
+    [OQ_OP_MEAN] = FOLD_BROADCAST,
+    [OQ_OP_MIN] = FOLD_BROADCAST,
+    [OQ_OP_MOD] = FOLD_BROADCAST,
+    [OQ_OP_MUL] = FOLD_BROADCAST,
+    [OQ_OP_NEG] = FOLD_AT_MOST_INPUT,
+    [OQ_OP_NOT] = FOLD_AT_MOST_INPUT,
+    [OQ_OP_OR] = FOLD_BROADCAST,
+    [OQ_OP_POW] = FOLD_BROADCAST,
+    [OQ_OP_RANGE] = FOLD_RANGE,
+    [OQ_OP_RECIPROCAL] = FOLD_AT_MOST_INPUT,
+    [OQ_OP_REDUCE_MAX] = FOLD_AT_MOST_INPUT,
+    [OQ_OP_REDUCE_MEAN] = FOLD_AT_MOST_INPUT,
+    [OQ_OP_REDUCE_MIN] = FOLD_AT_MOST_INPUT,
+    [OQ_OP_REDUCE_PROD] = FOLD_AT_MOST_INPUT,
+    [OQ_OP_REDUCE_SUM] = FOLD_AT_MOST_INPUT,
+    [OQ_OP_RELU] = FOLD_AT_MOST_INPUT,
+    [OQ_OP_ROUND] = FOLD_AT_MOST_INPUT,
+    [OQ_OP_SIGMOID] = FOLD_AT_MOST_INPUT,
+    [OQ_OP_SIGN] = FOLD_AT_MOST_INPUT,
+    [OQ_OP_SIZE] = FOLD_AT_MOST_INPUT,
+    [OQ_OP_SLICE] = FOLD_AT_MOST_INPUT,
+    [OQ_OP_SPLIT] = FOLD_AT_MOST_INPUT,
+    [OQ_OP_SQRT] = FOLD_AT_MOST_INPUT,
+    [OQ_OP_SQUEEZE] = FOLD_AT_MOST_INPUT,
+    [OQ_OP_SUB] = FOLD_BROADCAST,
+    [OQ_OP_SUM] = FOLD_BROADCAST,
+    [OQ_OP_TANH] = FOLD_AT_MOST_INPUT,
+    [OQ_OP_TILE] = FOLD_TILE,
+    [OQ_OP_TRANSPOSE] = FOLD_AT_MOST_INPUT,
+    [OQ_OP_UNSQUEEZE] = FOLD_AT_MOST_INPUT,
+    [OQ_OP_WHERE] = FOLD_BROADCAST,
+    [OQ_OP_XOR] = FOLD_BROADCAST,
+};
 
 /* a * b, or -1 when either is negative or the product passes INT64_MAX. */
 static int64_t mul_bounded(int64_t a, int64_t b)
@@ -43,7 +120,7 @@ static bool shape_values(const oq_tensor *t, int64_t *out, int *n)
 
 /* Elements n's outputs will have at most, from its constant inputs; -1 when
  * the rule cannot tell (the node is then not folded). */
-static int64_t output_elements(const oq_node *n, prep_fold_rule rule)
+static int64_t output_elements(const oq_node *n, fold_rule rule)
 {
     const oq_tensor *in[8] = {0};
     for (int k = 0; k < n->n_inputs && k < 8; k++)
@@ -143,21 +220,21 @@ static int64_t output_elements(const oq_node *n, prep_fold_rule rule)
 
 /* Bytes one output element of n takes at most: the element type of input 0
  * (or of the input or attribute the op takes its output type from). */
-static size_t output_element_bytes(const oq_node *n, prep_op op)
+static size_t output_element_bytes(const oq_node *n, oq_op_kind op)
 {
     const oq_attr *a;
     int64_t to;
     switch (op) {
-    case PREP_OP_CAST:
+    case OQ_OP_CAST:
         to = oq_node_attr_int(n, "to", 0);
         return oq_dtype_valid((int)to) ? element_bytes((oq_dtype)to) : 0;
-    case PREP_OP_CONSTANT_OF_SHAPE:
+    case OQ_OP_CONSTANT_OF_SHAPE:
         a = oq_node_attr(n, "value");
         return a && a->type == OQ_ATTR_TENSOR && a->t ? element_bytes(a->t->dtype) : sizeof(float);
-    case PREP_OP_SHAPE:
-    case PREP_OP_SIZE: return sizeof(int64_t);
-    case PREP_OP_CAST_LIKE:
-    case PREP_OP_WHERE: return n->n_inputs > 1 && n->inputs[1] ? element_bytes(n->inputs[1]->constant->dtype) : 0;
+    case OQ_OP_SHAPE:
+    case OQ_OP_SIZE: return sizeof(int64_t);
+    case OQ_OP_CAST_LIKE:
+    case OQ_OP_WHERE: return n->n_inputs > 1 && n->inputs[1] ? element_bytes(n->inputs[1]->constant->dtype) : 0;
     default: return n->n_inputs && n->inputs[0] ? element_bytes(n->inputs[0]->constant->dtype) : 0;
     }
 }
@@ -203,7 +280,8 @@ static oq_status evaluate(const prep_ctx *c, oq_node *n, oq_tensor *outs, oq_err
             break;
         }
         *view = *n->inputs[k]->constant;
-        view->owns_data = false;
+        view->owns_data = false; /* borrowed: releasing it neither frees nor unmaps the data */
+        view->mapping = NULL;
         st = oq_graph_set_constant(tg, tn->inputs[k], view, true, err);
     }
     for (int k = 0; k < tn->n_outputs && !st; k++)
@@ -301,8 +379,8 @@ static oq_status replace_by_constants(prep_ctx *c, oq_node *n, oq_tensor *outs)
 static oq_status fold_node(prep_ctx *c, oq_node *n, bool *folded)
 {
     *folded = false;
-    prep_op op = prep_op_of(n);
-    prep_fold_rule rule = prep_ops[op].fold;
+    oq_op_kind op = n->kind;
+    fold_rule rule = fold_rules[op];
     int n_out = 0;
     for (int k = 0; k < n->n_outputs; k++) {
         if (n->outputs[k] && prep_is_output(c->g, n->outputs[k]))
@@ -367,5 +445,5 @@ oq_status prep_fold_constants(prep_ctx *c)
             return st;
         i += !folded; /* a folded node is gone: the same index holds the next one */
     }
-    return oq_graph_index(g, c->err);
+    return OQ_OK;
 }

@@ -1,5 +1,5 @@
-/* prepare.c: graph preparation (see oq_prepare.h): the pass order, the op
- * table the passes share, and the graph queries and edits they have in common. */
+/* prepare.c: graph preparation (see oq_prepare.h): the pass order, and the
+ * graph queries and edits the passes have in common. */
 #include "prepare/prepare.h"
 
 #include <stdlib.h>
@@ -18,85 +18,6 @@ const oq_prepare_stat_info oq_prepare_stats[OQ_PREPARE_STAT_COUNT] = {
     [OQ_PREPARE_DEAD_NODES_REMOVED] = {"dead_nodes_removed", "unused nodes removed"},
     [OQ_PREPARE_INITIALIZERS_REMOVED] = {"initializers_removed", "unused initializers removed"},
 };
-
-const prep_op_info prep_ops[PREP_OP_COUNT] = {
-    [PREP_OP_OTHER] = {"", FOLD_NEVER},
-    [PREP_OP_ADD] = {"Add", FOLD_BROADCAST},
-    [PREP_OP_BATCHNORM] = {"BatchNormalization", FOLD_NEVER},
-    [PREP_OP_CONV] = {"Conv", FOLD_NEVER},
-    [PREP_OP_DROPOUT] = {"Dropout", FOLD_NEVER},
-    [PREP_OP_FLATTEN] = {"Flatten", FOLD_AT_MOST_INPUT},
-    [PREP_OP_GEMM] = {"Gemm", FOLD_NEVER},
-    [PREP_OP_IDENTITY] = {"Identity", FOLD_NEVER},
-    [PREP_OP_MATMUL] = {"MatMul", FOLD_NEVER},
-    [PREP_OP_RESHAPE] = {"Reshape", FOLD_AT_MOST_INPUT},
-    [PREP_OP_SHAPE] = {"Shape", FOLD_SHAPE},
-    [PREP_OP_ABS] = {"Abs", FOLD_AT_MOST_INPUT},
-    [PREP_OP_AND] = {"And", FOLD_BROADCAST},
-    [PREP_OP_CAST] = {"Cast", FOLD_AT_MOST_INPUT},
-    [PREP_OP_CAST_LIKE] = {"CastLike", FOLD_AT_MOST_INPUT},
-    [PREP_OP_CEIL] = {"Ceil", FOLD_AT_MOST_INPUT},
-    [PREP_OP_CLIP] = {"Clip", FOLD_AT_MOST_INPUT},
-    [PREP_OP_CONCAT] = {"Concat", FOLD_CONCAT},
-    [PREP_OP_CONSTANT_OF_SHAPE] = {"ConstantOfShape", FOLD_CONSTANT_OF_SHAPE},
-    [PREP_OP_DIV] = {"Div", FOLD_BROADCAST},
-    [PREP_OP_EQUAL] = {"Equal", FOLD_BROADCAST},
-    [PREP_OP_ERF] = {"Erf", FOLD_AT_MOST_INPUT},
-    [PREP_OP_EXP] = {"Exp", FOLD_AT_MOST_INPUT},
-    [PREP_OP_EXPAND] = {"Expand", FOLD_EXPAND},
-    [PREP_OP_FLOOR] = {"Floor", FOLD_AT_MOST_INPUT},
-    [PREP_OP_GATHER] = {"Gather", FOLD_GATHER},
-    [PREP_OP_GREATER] = {"Greater", FOLD_BROADCAST},
-    [PREP_OP_GREATER_OR_EQUAL] = {"GreaterOrEqual", FOLD_BROADCAST},
-    [PREP_OP_IS_INF] = {"IsInf", FOLD_AT_MOST_INPUT},
-    [PREP_OP_IS_NAN] = {"IsNaN", FOLD_AT_MOST_INPUT},
-    [PREP_OP_LESS] = {"Less", FOLD_BROADCAST},
-    [PREP_OP_LESS_OR_EQUAL] = {"LessOrEqual", FOLD_BROADCAST},
-    [PREP_OP_LOG] = {"Log", FOLD_AT_MOST_INPUT},
-    [PREP_OP_MAX] = {"Max", FOLD_BROADCAST},
-    [PREP_OP_MEAN] = {"Mean", FOLD_BROADCAST},
-    [PREP_OP_MIN] = {"Min", FOLD_BROADCAST},
-    [PREP_OP_MOD] = {"Mod", FOLD_BROADCAST},
-    [PREP_OP_MUL] = {"Mul", FOLD_BROADCAST},
-    [PREP_OP_NEG] = {"Neg", FOLD_AT_MOST_INPUT},
-    [PREP_OP_NOT] = {"Not", FOLD_AT_MOST_INPUT},
-    [PREP_OP_OR] = {"Or", FOLD_BROADCAST},
-    [PREP_OP_POW] = {"Pow", FOLD_BROADCAST},
-    [PREP_OP_RANGE] = {"Range", FOLD_RANGE},
-    [PREP_OP_RECIPROCAL] = {"Reciprocal", FOLD_AT_MOST_INPUT},
-    [PREP_OP_REDUCE_MAX] = {"ReduceMax", FOLD_AT_MOST_INPUT},
-    [PREP_OP_REDUCE_MEAN] = {"ReduceMean", FOLD_AT_MOST_INPUT},
-    [PREP_OP_REDUCE_MIN] = {"ReduceMin", FOLD_AT_MOST_INPUT},
-    [PREP_OP_REDUCE_PROD] = {"ReduceProd", FOLD_AT_MOST_INPUT},
-    [PREP_OP_REDUCE_SUM] = {"ReduceSum", FOLD_AT_MOST_INPUT},
-    [PREP_OP_RELU] = {"Relu", FOLD_AT_MOST_INPUT},
-    [PREP_OP_ROUND] = {"Round", FOLD_AT_MOST_INPUT},
-    [PREP_OP_SIGMOID] = {"Sigmoid", FOLD_AT_MOST_INPUT},
-    [PREP_OP_SIGN] = {"Sign", FOLD_AT_MOST_INPUT},
-    [PREP_OP_SIZE] = {"Size", FOLD_AT_MOST_INPUT},
-    [PREP_OP_SLICE] = {"Slice", FOLD_AT_MOST_INPUT},
-    [PREP_OP_SPLIT] = {"Split", FOLD_AT_MOST_INPUT},
-    [PREP_OP_SQRT] = {"Sqrt", FOLD_AT_MOST_INPUT},
-    [PREP_OP_SQUEEZE] = {"Squeeze", FOLD_AT_MOST_INPUT},
-    [PREP_OP_SUB] = {"Sub", FOLD_BROADCAST},
-    [PREP_OP_SUM] = {"Sum", FOLD_BROADCAST},
-    [PREP_OP_TANH] = {"Tanh", FOLD_AT_MOST_INPUT},
-    [PREP_OP_TILE] = {"Tile", FOLD_TILE},
-    [PREP_OP_TRANSPOSE] = {"Transpose", FOLD_AT_MOST_INPUT},
-    [PREP_OP_UNSQUEEZE] = {"Unsqueeze", FOLD_AT_MOST_INPUT},
-    [PREP_OP_WHERE] = {"Where", FOLD_BROADCAST},
-    [PREP_OP_XOR] = {"Xor", FOLD_BROADCAST},
-};
-
-prep_op prep_op_of(const oq_node *n)
-{
-    if (!n || (n->domain[0] && strcmp(n->domain, "ai.onnx")))
-        return PREP_OP_OTHER;
-    for (int k = 1; k < PREP_OP_COUNT; k++)
-        if (!strcmp(prep_ops[k].name, n->op_type))
-            return (prep_op)k;
-    return PREP_OP_OTHER;
-}
 
 /* ---- graph queries --------------------------------------------------------------- */
 

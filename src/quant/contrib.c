@@ -20,17 +20,25 @@ oq_status oq_rw_qgemm(rewriter *r, int i, oq_node *n, oq_quant_node *rep)
     bool float_out = oq_is_graph_output(r->g, n->outputs[0]);
     int k = r->plan->nodes[i].clamp;
     oq_node *act = k >= 0 ? r->order[k] : NULL;
-    oq_value *y = act ? act->outputs[0] : n->outputs[0], *xq, *bq = NULL, *out = y;
+    oq_value *y = act ? act->outputs[0] : n->outputs[0], *xq, *bq = NULL, *out = y, *wz, *wf;
     int64_t N = 0;
     qinfo *xi, *yi = NULL;
     qweight *qw;
     oq_node *q;
-    oq_status st = oq_rw_gemm_operands(r, n, &N, &xq, &xi, &qw);
-    if (st || (!float_out && (st = oq_rw_params(r, y, &yi))) ||
-        (c && (st = oq_rw_gemm_bias_int32(r, n, N, xi->p.scale, qw, &bq))) ||
+    oq_tensor *bias = NULL;
+    /* B as [K, N] with alpha folded in; QGemm wants its zero points shaped
+     * like its scales (ONNX Runtime 1.20.1 refuses one zero point next to
+     * per-column scales) */
+    oq_status st = oq_rw_gemm_weight_kn(r, n, &N, &wf);
+    if (!st && !(st = oq_rw_row_bias(r, c, oq_node_attr_float(n, "beta", 1.0f), N, &bias)))
+        st = oq_rw_product_operands(r, n->inputs[0], wf, bias, &xq, &xi, &qw);
+    if (!st && c)
+        st = oq_rw_bias(r, bias, c->name, xi->p.scale, qw, &bq);
+    oq_tensor_destroy(bias);
+    if (st || (st = oq_rw_weight_zero_points(r, qw, &wz)) || (!float_out && (st = oq_rw_params(r, y, &yi))) ||
         (!float_out && (st = oq_rw_value(r, y->name, "_quantized", &out))))
         return st;
-    oq_value *in[9] = {xq, xi->scale, xi->zp, qw->q, qw->scale, qw->zp, bq, yi ? yi->scale : NULL, yi ? yi->zp : NULL};
+    oq_value *in[9] = {xq, xi->scale, xi->zp, qw->q, qw->scale, wz, bq, yi ? yi->scale : NULL, yi ? yi->zp : NULL};
     char *name = strdup(n->name); /* n goes first: with a float output QGemm writes n's output */
     if (!name)
         return oq_errf(r->err, OQ_ENOMEM, "out of memory");

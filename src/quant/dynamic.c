@@ -39,7 +39,7 @@ static oq_status dynamic_activation(rewriter *r, oq_value *x, qinfo **out)
 static oq_status weight_u8(rewriter *r, qweight *qw, oq_value **out)
 {
     if (!qw->q_u8) {
-        const oq_tensor *q = &qw->wq.q;
+        const oq_tensor *q = qw->q->constant;
         oq_tensor *u = oq_tensor_create(OQ_DTYPE_UINT8, q->rank, q->dims, r->err);
         if (!u)
             return r->err->status;
@@ -78,7 +78,7 @@ static oq_status float_bias(rewriter *r, oq_node *n, int64_t channels, oq_tensor
 {
     *out = NULL;
     if (n->kind == OQ_OP_GEMM)
-        return oq_rw_gemm_bias(r, n, channels, out);
+        return oq_rw_row_bias(r, oq_node_input(n, 2), oq_node_attr_float(n, "beta", 1.0f), channels, out);
     if (n->kind != OQ_OP_CONV || !oq_node_input(n, 2))
         return OQ_OK;
     oq_tensor *b = malloc(sizeof *b);
@@ -126,8 +126,35 @@ static oq_status rescale(rewriter *r, oq_node *n, oq_value *acc, const qinfo *xi
     return oq_rw_node(r, OQ_OP_ADD, 2, add_in, 1, &y, NULL);
 }
 
-oq_status oq_rw_dynamic(rewriter *r, oq_node *n, oq_quant_node *rep)
+/* MatMul n of two activations: MatMulInteger of both run-time quantized
+ * inputs, cast to float and multiplied by the product of their scales. */
+static oq_status dynamic_pair(rewriter *r, oq_node *n)
 {
+    oq_value *y = n->outputs[0], *acc, *accf, *scale;
+    qinfo *ai, *bi;
+    oq_node *q, *cast;
+    oq_status st;
+    if ((st = dynamic_activation(r, n->inputs[0], &ai)) || (st = dynamic_activation(r, n->inputs[1], &bi)) ||
+        (st = oq_rw_value(r, y->name, "_int32", &acc)))
+        return st;
+    oq_value *in[4] = {ai->twin, bi->twin, ai->zp, bi->zp};
+    if ((st = oq_rw_node(r, OQ_OP_MATMUL_INTEGER, 4, in, 1, &acc, &q)) || (st = oq_rw_inherit_name(r, q, n)) ||
+        (st = oq_rw_value(r, y->name, "_float", &accf)) || (st = oq_rw_node(r, OQ_OP_CAST, 1, &acc, 1, &accf, &cast)) ||
+        (st = oq_node_set_attr_int(cast, "to", OQ_DTYPE_FLOAT, r->err)) ||
+        (st = oq_rw_value(r, y->name, "_scale", &scale)))
+        return st;
+    oq_value *smul_in[2] = {ai->scale, bi->scale}, *mul_in[2] = {accf, scale};
+    oq_graph_remove_node(r->g, n);
+    if ((st = oq_rw_node(r, OQ_OP_MUL, 2, smul_in, 1, &scale, NULL)) ||
+        (st = oq_rw_node(r, OQ_OP_MUL, 2, mul_in, 1, &y, NULL)))
+        return st;
+    return OQ_OK;
+}
+
+oq_status oq_rw_dynamic(rewriter *r, int i, oq_node *n, oq_quant_node *rep)
+{
+    if (r->plan->nodes[i].activation_b)
+        return dynamic_pair(r, n);
     bool conv = n->kind == OQ_OP_CONV;
     oq_value *w = n->inputs[1], *wq = NULL, *wz, *acc;
     int64_t channels = 0;
@@ -146,8 +173,7 @@ oq_status oq_rw_dynamic(rewriter *r, oq_node *n, oq_quant_node *rep)
         st = weight_u8(r, qw, &wq);
     else
         wq = qw->q;
-    if (st || (st = conv ? oq_rw_scalar(r, "zero_point_uint8_128", OQ_DTYPE_UINT8, 128, &wz)
-                         : oq_rw_scalar(r, "zero_point_int8", OQ_DTYPE_INT8, 0, &wz)) ||
+    if (st || (st = oq_rw_weight_zero(r, conv ? OQ_DTYPE_UINT8 : OQ_DTYPE_INT8, &wz)) ||
         (st = oq_rw_value(r, n->outputs[0]->name, "_int32", &acc)))
         goto done;
     oq_value *in[4] = {xi->twin, wq, xi->zp, wz};

@@ -14,6 +14,7 @@ typedef enum option {
     OPT_OUTPUT,
     OPT_REPORT,
     OPT_HTML,
+    OPT_EXTERNAL_DATA,
     OPT_CALIB,
     OPT_DATA,
     OPT_EVAL_DATA,
@@ -55,6 +56,7 @@ static const oq_job_option options[OPT_COUNT] = {
     [OPT_OUTPUT] = {"output", true},
     [OPT_REPORT] = {"report", true},
     [OPT_HTML] = {"html", true},
+    [OPT_EXTERNAL_DATA] = {"external-data", false},
     [OPT_CALIB] = {"calib", true},
     [OPT_DATA] = {"data", true},
     [OPT_EVAL_DATA] = {"eval-data", true},
@@ -316,11 +318,11 @@ static oq_status set_option(oq_job_builder *b, option o, const char *name, const
     case OPT_EXCLUDE: return v ? append_items(b, &b->exclude, v, err) : bad_value(name, v, "node names", err);
     case OPT_OP_TYPES: {
         b->op_types.n = 0;
-        oq_status st = v ? append_items(b, &b->op_types, v, err) : bad_value(name, v, "Conv, MatMul or Gemm", err);
+        oq_status st = v ? append_items(b, &b->op_types, v, err) : bad_value(name, v, "Conv, MatMul, Gemm or Gather", err);
         for (int i = 0; !st && i < b->op_types.n; i++) {
             const char *t = b->op_types.items[i];
-            if (strcmp(t, "Conv") && strcmp(t, "MatMul") && strcmp(t, "Gemm"))
-                st = oq_errf(err, OQ_EINVAL, "--op-types accepts Conv, MatMul and Gemm, got '%s'", t);
+            if (strcmp(t, "Conv") && strcmp(t, "MatMul") && strcmp(t, "Gemm") && strcmp(t, "Gather"))
+                st = oq_errf(err, OQ_EINVAL, "--op-types accepts Conv, MatMul, Gemm and Gather, got '%s'", t);
         }
         return st;
     }
@@ -380,6 +382,10 @@ static oq_status set_option(oq_job_builder *b, option o, const char *name, const
         if (!parse_flag(v, &flag))
             return bad_value(name, v, "true or false", err);
         j->quant.per_channel = !flag;
+        return OQ_OK;
+    case OPT_EXTERNAL_DATA:
+        if (!parse_flag(v, &j->external_data))
+            return bad_value(name, v, "true or false", err);
         return OQ_OK;
     case OPT_ACTIVATION_TYPE:
         if (v && !strcmp(v, "uint8"))

@@ -103,13 +103,13 @@ oq_status oq_quantize_weight(oq_weight_quant *out, const oq_tensor *w, int axis,
 oq_status oq_quantize_bias(oq_tensor *out, const oq_tensor *bias, float input_scale, const oq_tensor *weight_scales,
                            oq_err *err)
 {
-    if (bias->dtype != OQ_DTYPE_FLOAT || bias->rank != 1)
-        return oq_errf(err, OQ_EUNSUPPORTED, "bias must be a 1-D float tensor");
-    int64_t n = bias->dims[0], ns = oq_tensor_numel(weight_scales);
+    if (bias->dtype != OQ_DTYPE_FLOAT || bias->rank < 1 || oq_tensor_numel(bias) != bias->dims[bias->rank - 1])
+        return oq_errf(err, OQ_EUNSUPPORTED, "bias must be a float row ([channels] or [1, channels])");
+    int64_t n = bias->dims[bias->rank - 1], ns = oq_tensor_numel(weight_scales);
     if (ns != 1 && ns != n)
         return oq_errf(err, OQ_EINVAL, "bias has %lld channels but the weights have %lld scales", (long long)n,
                        (long long)ns);
-    oq_status st = oq_tensor_alloc(out, OQ_DTYPE_INT32, 1, bias->dims, err);
+    oq_status st = oq_tensor_alloc(out, OQ_DTYPE_INT32, bias->rank, bias->dims, err);
     if (st)
         return st;
     const float *b = bias->data, *ws = weight_scales->data;

@@ -352,6 +352,18 @@ void oq_quantized_destroy(oq_quantized *q)
     free(q);
 }
 
+/* Whether rewritten model m is written with external data (asked for, or
+ * too long for protobuf inline), and so evaluated and saved as it is. */
+static oq_status written_from_memory(const oq_pipeline *p, const oq_model *m, bool *yes, oq_err *err)
+{
+    size_t n;
+    *yes = p->job.external_data;
+    oq_status st = *yes ? OQ_OK : oq_model_serialized_size(m, &n, err);
+    if (!st && !*yes)
+        *yes = n > OQ_PROTOBUF_LIMIT;
+    return st;
+}
+
 oq_status oq_pipeline_rewrite(oq_pipeline *p, const oq_plan *plan, bool last, oq_quantized **out, oq_err *err)
 {
     *out = NULL;
@@ -367,10 +379,21 @@ oq_status oq_pipeline_rewrite(oq_pipeline *p, const oq_plan *plan, bool last, oq
     } else if (!st) {
         st = oq_model_clone(&work, p->prepared, err);
     }
-    if (!st && !(st = oq_quant_rewrite(work, plan, &q->result, err)))
+    if (!st)
+        st = oq_quant_rewrite(work, plan, &q->result, err);
+    bool in_memory = false;
+    if (!st && !(st = written_from_memory(p, work, &in_memory, err)) && in_memory) {
+        q->model = work;
+        work = NULL;
+    } else if (!st) {
         st = oq_model_serialize(work, &q->bytes, &q->n_bytes, err);
+    }
     oq_model_destroy(work);
     p->times.rewrite += now_s() - t;
+    if (in_memory) {
+        *out = q;
+        return OQ_OK;
+    }
     /* what will be written, loaded back: the model that is evaluated */
     t = now_s();
     char *dir = st ? NULL : oq_path_dir(p->job.output_path ? p->job.output_path : p->job.model_path);
@@ -422,6 +445,28 @@ oq_status oq_pipeline_report(oq_pipeline *p, const oq_plan *plan, const oq_quant
     return oq_report_build(out, &in, err);
 }
 
+/* Fails when OUTPUT.data, the external data file of an output written from
+ * memory, names a file whose data a constant of the float model maps (the
+ * input would be replaced). */
+static oq_status refuse_input_data(const oq_pipeline *p, oq_err *err)
+{
+    const oq_graph *g = p->model->graph;
+    size_t n = strlen(p->job.output_path) + 6;
+    char *data = malloc(n);
+    if (!data)
+        return oq_errf(err, OQ_ENOMEM, "out of memory");
+    snprintf(data, n, "%s.data", p->job.output_path);
+    oq_status st = OQ_OK;
+    for (int i = 0; !st && i < g->n_values; i++) {
+        const oq_tensor *t = g->values[i]->constant;
+        if (t && t->mapping && oq_mapping_of_file(t->mapping, data))
+            st = oq_errf(err, OQ_EINVAL, "output %s would replace %s, which %s reads its weights from; choose another "
+                                         "output path", p->job.output_path, data, p->job.model_path);
+    }
+    free(data);
+    return st;
+}
+
 oq_status oq_pipeline_commit(oq_pipeline *p, const oq_quantized *q, oq_report *report, oq_err *err)
 {
     const oq_job *j = &p->job;
@@ -433,7 +478,13 @@ oq_status oq_pipeline_commit(oq_pipeline *p, const oq_quantized *q, oq_report *r
         return st;
     if (q && j->output_path) {
         double t = now_s();
-        st = oq_commit_add(c, j->output_path, q->bytes, q->n_bytes, err);
+        if (q->bytes) {
+            st = oq_commit_add(c, j->output_path, q->bytes, q->n_bytes, err);
+        } else {
+            oq_save_options so = {.external_threshold = j->external_data ? OQ_EXTERNAL_THRESHOLD : 0};
+            if (!(st = refuse_input_data(p, err)))
+                st = oq_model_save_commit(q->model, c, j->output_path, &so, err);
+        }
         p->times.save += now_s() - t;
     }
     if (report)

@@ -63,7 +63,8 @@ static const struct op_quant {
 
 static const char *const action_names[OQ_ACTION_COUNT] = {
     "none", "keep_float", "qlinear", "integer_gemm", "qgemm", "qdq", "dynamic", "passthrough",
-    "qlinear_concat", "contrib", "scaled_twin", "hard_sigmoid", "hard_swish", "folded_clamp",
+    "qlinear_concat", "contrib", "scaled_twin", "hard_sigmoid", "hard_swish", "folded_clamp", "folded_bias",
+    "embedding",
 };
 
 const char *oq_action_name(oq_action a) { return a >= 0 && a < OQ_ACTION_COUNT ? action_names[a] : "?"; }
@@ -184,27 +185,93 @@ static const oq_value *fold_clamp(planner *pl, int i, int k)
     return pl->g->nodes[k]->outputs[0];
 }
 
+/* The Add that alone reads MatMul i's output and adds to it a float constant
+ * row of its N columns ([N] or [1, N]): a bias the quantized product takes
+ * in (the Add goes, or reads the bias as int32), or -1. */
+static int bias_add(planner *pl, int i)
+{
+    const oq_node *n = pl->g->nodes[i];
+    const oq_value *y = n->outputs[0], *w = n->inputs[1];
+    const oq_node *a = oq_sole_reader(pl->g, y);
+    if (n->kind != OQ_OP_MATMUL || !w->constant || !a || a->kind != OQ_OP_ADD || a->opset < 7 || a->n_inputs != 2 ||
+        a->n_outputs != 1 || !a->outputs[0])
+        return -1;
+    const oq_value *c = a->inputs[a->inputs[0] == y ? 1 : 0];
+    int64_t cols = w->constant->dims[1];
+    if (!oq_is_float_constant(c) || c->constant->rank < 1 || c->constant->rank > 2 ||
+        oq_tensor_numel(c->constant) != cols || c->constant->dims[c->constant->rank - 1] != cols)
+        return -1;
+    int k = index_of(pl, a);
+    return k >= 0 && pl->policy[k] != OQ_POLICY_FLOAT ? k : -1;
+}
+
+/* Marks Add k as folded into node i as its bias. */
+static void fold_bias(planner *pl, int i, int k)
+{
+    pl->p->nodes[i].bias = k;
+    pl->p->nodes[k].action = OQ_ACTION_FOLDED_BIAS;
+}
+
+/* Whether MatMul n multiplies two activations (B is not a constant). */
+static bool two_activations(const oq_node *n)
+{
+    const oq_value *b = oq_node_input(n, 1);
+    return n->kind == OQ_OP_MATMUL && b && !b->constant && oq_node_input(n, 0) && !n->inputs[0]->constant;
+}
+
+/* Whether Gather n looks rows up in a constant float table [V, d] by
+ * activation indices: an embedding, quantized as a weight (oq_plan.h). */
+static bool embedding_lookup(const oq_node *n)
+{
+    const oq_value *t = oq_node_input(n, 0), *ids = oq_node_input(n, 1);
+    if (n->kind != OQ_OP_GATHER || !oq_is_float_constant(t) || t->constant->rank != 2 || !ids || ids->constant ||
+        n->n_outputs != 1 || !n->outputs[0])
+        return false;
+    int64_t axis = oq_node_attr_int(n, "axis", 0);
+    return axis == 0 || axis == -2;
+}
+
+/* Why embedding Gather i cannot be quantized (NULL when it can). Rows of
+ * fewer than 4 values, or tables of fewer than 256, stay float: with a scale
+ * per row and three more nodes the file would not shrink. */
+static const char *embedding_blocker(planner *pl, int i)
+{
+    const oq_node *n = pl->g->nodes[i];
+    const oq_tensor *t = n->inputs[0]->constant;
+    if (oq_quant_excludes(pl->o, n))
+        return "excluded by --exclude";
+    if (pl->policy[i] == OQ_POLICY_FLOAT)
+        return "kept float by its node policy";
+    if (t->dims[1] < 4 || oq_tensor_numel(t) < 256)
+        return "embedding table too small to shrink";
+    return NULL;
+}
+
 /* Why candidate n cannot be quantized (NULL when it can): its weight and
- * bias must be float constants of the expected rank and its activations
- * must have ranges. */
+ * bias must be float constants of the expected rank (or, for a MatMul, B an
+ * activation like A) and its activations must have ranges. */
 static const char *blocker(planner *pl, int i)
 {
     const oq_node *n = pl->g->nodes[i];
     const oq_value *x = oq_node_input(n, 0), *w = oq_node_input(n, 1);
     oq_qparams p;
-    bool statics = pl->o->mode == OQ_MODE_STATIC;
+    bool statics = pl->o->mode == OQ_MODE_STATIC, pair = two_activations(n);
     if (oq_quant_excludes(pl->o, n))
         return "excluded by --exclude";
     if (pl->policy[i] == OQ_POLICY_FLOAT)
         return "kept float by its node policy";
     if (!x || !w || !n->outputs[0])
         return "missing input or output";
-    if (!oq_is_float_constant(w))
+    if (!pair && !oq_is_float_constant(w))
         return "weight is not a float constant";
     if (statics && !act_params(pl, x, &p))
         return "input has no calibration range";
+    if (statics && pair && !act_params(pl, w, &p))
+        return "input B has no calibration range";
     if (statics && !act_params(pl, n->outputs[0], &p))
         return "output has no calibration range";
+    if (pair)
+        return NULL;
     const oq_tensor *wt = w->constant;
     if (n->kind == OQ_OP_CONV) {
         const oq_value *b = oq_node_input(n, 2);
@@ -230,40 +297,87 @@ static const char *blocker(planner *pl, int i)
     return NULL;
 }
 
+/* Whether a node that can take an 8-bit tensor reads v: a candidate of the
+ * options (Conv, MatMul, Gemm), an op that moves 8-bit data, or with
+ * --contrib an op that has a com.microsoft QLinear form. A quantized op
+ * whose output nothing of the kind reads is better off writing float. */
+static bool eight_bit_reader(const planner *pl, const oq_value *v)
+{
+    for (int k = 0; k < v->n_consumers; k++) {
+        const oq_node *c = v->consumers[k];
+        op_role role = op_quant[c->kind].role;
+        if ((role == ROLE_WEIGHTED && pl->selected[c->kind]) ||
+            (role == ROLE_PASSTHROUGH && c->opset >= op_quant[c->kind].min_opset) ||
+            (pl->o->contrib && (role == ROLE_CONTRIB || role == ROLE_HARD)))
+            return true;
+    }
+    return false;
+}
+
+/* The activation inputs of candidate n become 8-bit tensors: x, and B of a
+ * MatMul of two activations. */
+static oq_status quantize_inputs(planner *pl, const oq_node *n, const oq_plan_node *pn)
+{
+    const oq_value *x = n->inputs[0], *b = n->inputs[1];
+    oq_status st = ensure_params(pl, x);
+    if (st)
+        return st;
+    set_8bit(pl, x, val(pl, x)->params);
+    if (pn->activation_b) {
+        if ((st = ensure_params(pl, b)))
+            return st;
+        set_8bit(pl, b, val(pl, b)->params);
+    }
+    return OQ_OK;
+}
+
 /* Candidate i, which nothing blocks: its action and what it does to its values. */
 static oq_status plan_candidate(planner *pl, int i)
 {
     const oq_node *n = pl->g->nodes[i];
     oq_plan_node *pn = &pl->p->nodes[i];
-    const oq_value *x = n->inputs[0], *y = n->outputs[0];
+    const oq_value *x = n->inputs[0], *b = n->inputs[1], *y = n->outputs[0];
     oq_status st;
+    pn->activation_b = two_activations(n);
+    if (n->kind == OQ_OP_GATHER) { /* weight only: the same in every mode and format */
+        pn->action = OQ_ACTION_EMBEDDING;
+        return OQ_OK;
+    }
     if (pl->o->mode == OQ_MODE_DYNAMIC) {
         pn->action = OQ_ACTION_DYNAMIC;
         return OQ_OK;
     }
+    int bias = pn->activation_b ? -1 : bias_add(pl, i);
+    oq_qparams p;
+    if (pl->o->format == OQ_FORMAT_QDQ && bias >= 0 && !act_params(pl, pl->g->nodes[bias]->outputs[0], &p))
+        bias = -1; /* a table made without the Add's output: the pair stays after the MatMul */
     if (pl->o->format == OQ_FORMAT_QDQ) {
         pn->action = OQ_ACTION_QDQ;
-        if ((st = ensure_params(pl, x)))
+        if (bias >= 0) { /* the Add reads the bias as int32; the output pair follows it */
+            fold_bias(pl, i, bias);
+            y = pl->g->nodes[bias]->outputs[0];
+        }
+        if ((st = ensure_params(pl, x)) || (pn->activation_b && (st = ensure_params(pl, b))))
             return st;
         return ensure_params(pl, y);
     }
-    bool gemm = n->kind == OQ_OP_GEMM;
-    if (gemm && !pl->o->contrib) { /* the output stays float */
-        pn->action = OQ_ACTION_INTEGER_GEMM;
-        if ((st = ensure_params(pl, x)))
-            return st;
-        set_8bit(pl, x, val(pl, x)->params);
-        return OQ_OK;
-    }
-    /* QGemm writes float when its output is a graph output */
+    /* float out of the int32 sums: a Gemm (without --contrib), a MatMul whose
+     * bias Add folds in, or one whose output only float ops read (unless a
+     * Relu/Clip folds into its 8-bit output); QGemm writes float when its
+     * output is a graph output */
+    bool gemm = n->kind == OQ_OP_GEMM, chain = (gemm && !pl->o->contrib) || bias >= 0;
     bool float_out = gemm && oq_is_graph_output(pl->g, y);
+    int clamp = chain || float_out ? -1 : foldable_clamp(pl, i);
+    if (chain || (n->kind == OQ_OP_MATMUL && clamp < 0 && !eight_bit_reader(pl, y))) {
+        pn->action = OQ_ACTION_INTEGER_GEMM;
+        if (bias >= 0)
+            fold_bias(pl, i, bias);
+        return quantize_inputs(pl, n, pn);
+    }
     pn->action = gemm ? OQ_ACTION_QGEMM : OQ_ACTION_QLINEAR;
-    y = fold_clamp(pl, i, float_out ? -1 : foldable_clamp(pl, i));
-    if ((st = ensure_params(pl, x)))
+    y = fold_clamp(pl, i, float_out ? -1 : clamp);
+    if ((st = quantize_inputs(pl, n, pn)) || float_out)
         return st;
-    set_8bit(pl, x, val(pl, x)->params);
-    if (float_out)
-        return OQ_OK;
     if ((st = ensure_params(pl, y)))
         return st;
     set_8bit(pl, y, val(pl, y)->params);
@@ -505,16 +619,17 @@ static oq_status walk(planner *pl)
     for (int i = 0; i < p->n_nodes; i++) {
         const oq_node *n = pl->g->nodes[i];
         oq_plan_node *pn = &p->nodes[i];
-        if (pn->action == OQ_ACTION_FOLDED_CLAMP)
+        if (pn->action == OQ_ACTION_FOLDED_CLAMP || pn->action == OQ_ACTION_FOLDED_BIAS)
             continue; /* planned with the node before it */
         oq_status st = OQ_OK;
-        if (op_quant[n->kind].role != ROLE_WEIGHTED || !pl->selected[n->kind]) {
+        bool embedding = embedding_lookup(n);
+        if ((op_quant[n->kind].role != ROLE_WEIGHTED && !embedding) || !pl->selected[n->kind]) {
             if (qoperator && pl->policy[i] != OQ_POLICY_FLOAT)
                 st = plan_other(pl, i);
         } else {
             pn->candidate = true;
             p->n_candidates++;
-            if ((pn->reason = blocker(pl, i)))
+            if ((pn->reason = embedding ? embedding_blocker(pl, i) : blocker(pl, i)))
                 pn->action = OQ_ACTION_KEEP_FLOAT;
             else
                 st = plan_candidate(pl, i);
@@ -555,7 +670,7 @@ oq_status oq_plan_create(oq_plan **out, const oq_graph *g, const oq_quant_option
         pl.selected[k] = oq_quant_selects(opts, (oq_op_kind)k);
     for (int i = 0; i < g->n_nodes; i++) {
         pl.by_address[i] = (node_slot){g->nodes[i], i};
-        p->nodes[i].clamp = -1;
+        p->nodes[i].clamp = p->nodes[i].bias = -1;
     }
     qsort(pl.by_address, (size_t)g->n_nodes, sizeof *pl.by_address, slot_cmp);
     for (int k = 0; k < n_overrides; k++) {

@@ -31,14 +31,15 @@ static oq_status qdq_activation(rewriter *r, oq_value *v, oq_value **out)
     return OQ_OK;
 }
 
-/* A DequantizeLinear (along axis when scale has several entries) of constant q, named after base. */
+/* A DequantizeLinear (along axis when scale has several entries) of constant
+ * q, named after base; zp NULL leaves out the zero point (0). */
 static oq_status qdq_constant(rewriter *r, oq_value *q, oq_value *scale, oq_value *zp, int axis, const char *base,
                               oq_value **out)
 {
     oq_value *in[3] = {q, scale, zp};
     oq_node *n;
     oq_status st = oq_rw_value(r, base, "_dequantized", out);
-    if (st || (st = oq_rw_node(r, OQ_OP_DEQUANTIZE_LINEAR, 3, in, 1, out, &n)))
+    if (st || (st = oq_rw_node(r, OQ_OP_DEQUANTIZE_LINEAR, zp ? 3 : 2, in, 1, out, &n)))
         return st;
     if (oq_tensor_numel(scale->constant) > 1)
         return oq_node_set_attr_int(n, "axis", axis, r->err);
@@ -78,12 +79,16 @@ static oq_status fold_gemm_factors(rewriter *r, oq_node *n)
     return OQ_OK;
 }
 
-/* The int32 bias b at x_scale x the weight scales, as an int32 constant behind
- * a DequantizeLinear whose scale is that product. */
-static oq_status qdq_bias(rewriter *r, const oq_value *b, float x_scale, const qweight *qw, oq_value **out)
+/* Float bias b (a row, named after `name`) at x_scale x the weight scales, as
+ * an int32 constant behind a DequantizeLinear (along its last axis, zero
+ * point 0 left out) whose scale is that product. */
+static oq_status qdq_bias(rewriter *r, const oq_tensor *b, const char *name, float x_scale, const qweight *qw,
+                          oq_value **out)
 {
     oq_tensor t, bs;
-    oq_status st = oq_quantize_bias(&t, b->constant, x_scale, &qw->wq.scales, r->err);
+    char base[512];
+    oq_value *bq, *bsv;
+    oq_status st = oq_quantize_bias(&t, b, x_scale, &qw->wq.scales, r->err);
     if (st)
         return st;
     if ((st = oq_tensor_copy(&bs, &qw->wq.scales, r->err))) {
@@ -92,66 +97,97 @@ static oq_status qdq_bias(rewriter *r, const oq_value *b, float x_scale, const q
     }
     for (int64_t j = 0; j < oq_tensor_numel(&bs); j++)
         ((float *)bs.data)[j] *= x_scale;
-    int64_t zd[1] = {oq_tensor_numel(&bs)};
-    oq_tensor *zeros = oq_tensor_create(OQ_DTYPE_INT32, bs.rank, zd, r->err);
-    char base[512];
-    oq_value *bq, *bsv, *bz;
-    if (!zeros) {
-        oq_tensor_release(&t);
-        oq_tensor_release(&bs);
-        return r->err->status;
-    }
-    snprintf(base, sizeof base, "%s_quantized", b->name);
+    snprintf(base, sizeof base, "%s_quantized", name);
     if ((st = oq_rw_initializer_from(r, base, &t, &bq))) {
         oq_tensor_release(&bs);
-        oq_tensor_destroy(zeros);
         return st;
     }
-    snprintf(base, sizeof base, "%s_scale", b->name);
-    if ((st = oq_rw_initializer_from(r, base, &bs, &bsv))) {
-        oq_tensor_destroy(zeros);
+    snprintf(base, sizeof base, "%s_scale", name);
+    if ((st = oq_rw_initializer_from(r, base, &bs, &bsv)))
         return st;
-    }
-    snprintf(base, sizeof base, "%s_zero_point", b->name);
-    if ((st = oq_rw_initializer(r, base, zeros, &bz)))
-        return st;
-    return qdq_constant(r, bq, bsv, bz, 0, b->name, out);
+    return qdq_constant(r, bq, bsv, NULL, b->rank - 1, name, out);
 }
 
-oq_status oq_rw_qdq(rewriter *r, oq_node *n, oq_quant_node *rep)
+/* Node n, which writes y, writes a fresh value instead, and a
+ * QuantizeLinear/DequantizeLinear pair at y's parameters writes y from it. */
+static oq_status qdq_output(rewriter *r, oq_node *n, oq_value *y)
 {
-    bool conv = n->kind == OQ_OP_CONV, gemm = n->kind == OQ_OP_GEMM;
-    int axis = conv ? 0 : gemm && oq_node_attr_int(n, "transB", 0) ? 0 : 1;
+    oq_value *pre, *q;
+    qinfo *yi;
     oq_status st;
-    if (gemm && (st = fold_gemm_factors(r, n)))
-        return st;
-    oq_value *x = n->inputs[0], *w = n->inputs[1], *b = conv || gemm ? oq_node_input(n, 2) : NULL;
-    oq_value *xdq, *wdq, *bdq, *y = n->outputs[0], *pre, *q;
-    qinfo *xi, *yi;
-    qweight *qw;
-    float *floors = NULL;
-    bool bias_fits = b && b->constant->rank == 1 && (conv || oq_tensor_numel(b->constant) == w->constant->dims[axis]);
-    if ((st = oq_rw_params(r, x, &xi)) ||
-        (bias_fits && (st = oq_rw_bias_floors(r, b, 1.0f, xi->p.scale, w->constant->dims[axis], &floors))))
-        return st;
-    st = oq_rw_weight(r, w, axis, floors, &qw);
-    free(floors);
-    if (st || (st = qdq_activation(r, x, &xdq)) ||
-        (st = qdq_constant(r, qw->q, qw->scale, qw->zp, axis, w->name, &wdq)) ||
-        (st = oq_node_set_input(n, 0, xdq, r->err)) || (st = oq_node_set_input(n, 1, wdq, r->err)))
-        return st;
-    if (bias_fits && ((st = qdq_bias(r, b, xi->p.scale, qw, &bdq)) || (st = oq_node_set_input(n, 2, bdq, r->err))))
-        return st;
-    /* output: n writes a fresh value; Q/DQ restore the original name */
     if ((st = oq_rw_params(r, y, &yi)) || (st = oq_rw_value(r, y->name, "_float", &pre)) ||
         (st = oq_rw_value(r, y->name, "_quantized", &q)))
         return st;
-    oq_node_set_output(n, 0, pre);
+    for (int k = 0; k < n->n_outputs; k++)
+        if (n->outputs[k] == y)
+            oq_node_set_output(n, k, pre);
     oq_value *qin[3] = {pre, yi->scale, yi->zp}, *din[3] = {q, yi->scale, yi->zp};
     if ((st = oq_rw_node(r, OQ_OP_QUANTIZE_LINEAR, 3, qin, 1, &q, NULL)) ||
         (st = oq_rw_node(r, OQ_OP_DEQUANTIZE_LINEAR, 3, din, 1, &y, NULL)))
         return st;
     yi->twin = y; /* already in QDQ form: consumers read it as is */
+    return OQ_OK;
+}
+
+/* MatMul n of two activations: both inputs and the output through Q/DQ pairs. */
+static oq_status qdq_pair(rewriter *r, oq_node *n)
+{
+    oq_value *adq, *bdq;
+    oq_status st;
+    if ((st = qdq_activation(r, n->inputs[0], &adq)) || (st = qdq_activation(r, n->inputs[1], &bdq)) ||
+        (st = oq_node_set_input(n, 0, adq, r->err)) || (st = oq_node_set_input(n, 1, bdq, r->err)))
+        return st;
+    return qdq_output(r, n, n->outputs[0]);
+}
+
+/* Node i (n): Q/DQ around its input and output, the weight as int8 behind a
+ * DequantizeLinear, its bias (Conv's, Gemm's C, or the constant of the Add
+ * after a MatMul that the plan folds) as int32 behind one; with a folded Add
+ * the output pair comes after the Add. */
+oq_status oq_rw_qdq(rewriter *r, int i, oq_node *n, oq_quant_node *rep)
+{
+    if (r->plan->nodes[i].activation_b)
+        return qdq_pair(r, n);
+    bool conv = n->kind == OQ_OP_CONV, gemm = n->kind == OQ_OP_GEMM;
+    int axis = conv ? 0 : gemm && oq_node_attr_int(n, "transB", 0) ? 0 : 1, k = r->plan->nodes[i].bias;
+    oq_node *add = k >= 0 ? r->order[k] : NULL;
+    oq_status st;
+    if (gemm && (st = fold_gemm_factors(r, n)))
+        return st;
+    oq_value *x = n->inputs[0], *w = n->inputs[1], *b = conv || gemm ? oq_node_input(n, 2) : NULL;
+    int b_slot = 2; /* where the bias is read: n's input 2, or the Add's constant */
+    oq_node *b_node = n;
+    if (add) {
+        b_slot = add->inputs[0] == n->outputs[0] ? 1 : 0;
+        b = add->inputs[b_slot];
+        b_node = add;
+    }
+    oq_value *xdq, *wdq, *wzp, *bdq;
+    qinfo *xi;
+    qweight *qw;
+    float *floors = NULL;
+    bool bias_fits = add || (b && b->constant->rank == 1 &&
+                             (conv || oq_tensor_numel(b->constant) == w->constant->dims[axis]));
+    if ((st = oq_rw_params(r, x, &xi)) ||
+        (bias_fits && (st = oq_rw_bias_floors(r, b->constant, xi->p.scale, w->constant->dims[axis], &floors))))
+        return st;
+    st = oq_rw_weight(r, w, axis, floors, &qw);
+    free(floors);
+    if (st || (st = qdq_activation(r, x, &xdq)) || (st = oq_rw_weight_zero_points(r, qw, &wzp)) ||
+        (st = qdq_constant(r, qw->q, qw->scale, wzp, axis, w->name, &wdq)) ||
+        (st = oq_node_set_input(n, 0, xdq, r->err)) || (st = oq_node_set_input(n, 1, wdq, r->err)))
+        return st;
+    if (bias_fits && ((st = qdq_bias(r, b->constant, b->name, xi->p.scale, qw, &bdq)) ||
+                      (st = oq_node_set_input(b_node, b_slot, bdq, r->err))))
+        return st;
+    oq_value *y = add ? add->outputs[0] : n->outputs[0];
+    if ((st = qdq_output(r, add ? add : n, y)))
+        return st;
+    if (add) { /* the output the node's entry stands for */
+        free(rep->output);
+        if (!(rep->output = strdup(y->name)))
+            return oq_errf(r->err, OQ_ENOMEM, "out of memory");
+    }
     oq_rw_report_weight(rep, qw);
     return OQ_OK;
 }

@@ -56,19 +56,21 @@ static oq_status execute(rewriter *r, int i, oq_node *n, oq_quant_node *rep)
 {
     switch (r->plan->nodes[i].action) {
     case OQ_ACTION_QLINEAR: return oq_rw_qlinear(r, i, n, rep);
-    case OQ_ACTION_INTEGER_GEMM: return oq_rw_integer_gemm(r, n, rep);
+    case OQ_ACTION_INTEGER_GEMM: return oq_rw_integer_gemm(r, i, n, rep);
     case OQ_ACTION_QGEMM: return oq_rw_qgemm(r, i, n, rep);
-    case OQ_ACTION_QDQ: return oq_rw_qdq(r, n, rep);
-    case OQ_ACTION_DYNAMIC: return oq_rw_dynamic(r, n, rep);
+    case OQ_ACTION_QDQ: return oq_rw_qdq(r, i, n, rep);
+    case OQ_ACTION_DYNAMIC: return oq_rw_dynamic(r, i, n, rep);
     case OQ_ACTION_PASSTHROUGH: return oq_rw_passthrough(r, n);
     case OQ_ACTION_QLINEAR_CONCAT: return oq_rw_qlinear_concat(r, n);
     case OQ_ACTION_CONTRIB: return oq_rw_contrib(r, i, n);
     case OQ_ACTION_SCALED_TWIN: return oq_rw_scaled_twin(r, i, n);
     case OQ_ACTION_HARD_SIGMOID: return oq_rw_hard(r, n, false);
     case OQ_ACTION_HARD_SWISH: return oq_rw_hard(r, n, true);
+    case OQ_ACTION_EMBEDDING: return oq_rw_embedding(r, n, rep);
     case OQ_ACTION_NONE:
     case OQ_ACTION_KEEP_FLOAT:
     case OQ_ACTION_FOLDED_CLAMP: /* removed with the node before it */
+    case OQ_ACTION_FOLDED_BIAS:  /* taken by the node before it */
     case OQ_ACTION_COUNT: break;
     }
     return OQ_OK;

@@ -25,8 +25,10 @@ typedef struct qinfo {
 typedef struct qweight {
     const oq_value *src;
     int axis;
-    oq_value *q, *scale, *zp; /* initializers */
+    oq_value *q, *scale;      /* initializers (q holds the int8 weights, moved out of wq.q) */
+    oq_value *zp;             /* per-channel zero points (QDQ), made on demand */
     oq_value *q_u8;           /* q + 128 as uint8 (dynamic ConvInteger), made on demand */
+    oq_value *row_scale;      /* the scales as [V, 1] (an embedding table's, per row), made on demand */
     oq_weight_quant wq;       /* keeps scales for bias quantization and the report */
 } qweight;
 
@@ -42,6 +44,7 @@ typedef struct rewriter {
     int n_weights;
     qweight *weights;
     oq_dtype act_type;         /* UINT8 or INT8 */
+    oq_value *zero_i8, *zero_u8; /* scalar weight zero points 0 (int8) and 128 (uint8), made on demand */
     oq_err *err;
 } rewriter;
 
@@ -81,26 +84,37 @@ oq_status oq_rw_twin_output(rewriter *r, oq_quant_node *rep, const oq_value *y, 
 
 /* ---- weights.c: weights and biases ---------------------------------------------- */
 
-/* Floors for the weight scales of channels 0..n so that bias * factor,
- * quantized at input_scale x weight scale, stays within +-2^30; *out NULL
- * when there is no bias b (caller frees). */
-oq_status oq_rw_bias_floors(rewriter *r, const oq_value *b, float factor, float input_scale, int64_t n, float **out);
+/* Floors for the weight scales of channels 0..n so that bias b (float, 1 or
+ * n values), quantized at input_scale x weight scale, stays within +-2^30;
+ * *out NULL when there is no bias (caller frees). */
+oq_status oq_rw_bias_floors(rewriter *r, const oq_tensor *b, float input_scale, int64_t n, float **out);
 /* Constant weight w quantized along axis (per channel unless the options say
  * otherwise) with scales at least floors (may be NULL), shared per (w, axis). */
 oq_status oq_rw_weight(rewriter *r, const oq_value *w, int axis, const float *floors, qweight **out);
-/* int32 bias initializer for float constant bias b at input_scale * weight scales. */
-oq_status oq_rw_bias(rewriter *r, const oq_value *b, float input_scale, const qweight *qw, oq_value **out);
+/* qw's zero points shaped like its scales (all 0), made once: what a
+ * per-axis DequantizeLinear needs. */
+oq_status oq_rw_weight_zero_points(rewriter *r, qweight *qw, oq_value **out);
+/* The one scalar zero point of symmetric weights of dtype dt: 0 for int8, 128
+ * for uint8 (int8 + 128), shared by every node that reads it (the integer ops
+ * take a scalar weight zero point next to per-channel scales). */
+oq_status oq_rw_weight_zero(rewriter *r, oq_dtype dt, oq_value **out);
+/* An int32 initializer named after `name` holding float bias b (1-D) at
+ * input_scale x qw's scales. */
+oq_status oq_rw_bias(rewriter *r, const oq_tensor *b, const char *name, float input_scale, const qweight *qw,
+                     oq_value **out);
 /* Gemm n's weight as a float [K, N] initializer (MatMul layout) with alpha folded in; *n_cols gets N. */
 oq_status oq_rw_gemm_weight_kn(rewriter *r, const oq_node *n, int64_t *n_cols, oq_value **out);
-/* Gemm n's beta * C as a float [N] tensor (caller destroys); *out NULL when n has no C. */
-oq_status oq_rw_gemm_bias(rewriter *r, const oq_node *n, int64_t N, oq_tensor **out);
-/* Gemm n's operands for an integer product: the weight as int8 [K, N] per
- * column (*N columns; alpha folded in, scales floored so that beta * C fits
- * in int32) and the input's 8-bit twin (*xq, its info in *xi). */
-oq_status oq_rw_gemm_operands(rewriter *r, oq_node *n, int64_t *N, oq_value **xq, qinfo **xi, qweight **qw);
-/* beta * C of Gemm n (which has a C) as an int32 initializer at x_scale x the weight's column scales. */
-oq_status oq_rw_gemm_bias_int32(rewriter *r, const oq_node *n, int64_t N, float x_scale, const qweight *qw,
-                                oq_value **out);
+/* Constant c (1 or N elements; may be NULL) times factor as a float tensor
+ * of N elements, shaped like c when it has N ([N] or [1, N]), else [N]: the
+ * row added to a product's N columns (Gemm's beta * C, the constant of a
+ * MatMul's bias Add). Caller destroys; *out NULL without c. */
+oq_status oq_rw_row_bias(rewriter *r, const oq_value *c, float factor, int64_t N, oq_tensor **out);
+/* The operands of an integer product of activation x by the constant float
+ * [K, N] weight wf with bias (float [N], or NULL): the weight as int8 per
+ * column with scales floored so that the bias fits in int32 (*qw), x's
+ * parameters (*xi) and its 8-bit twin (*xq). */
+oq_status oq_rw_product_operands(rewriter *r, oq_value *x, oq_value *wf, const oq_tensor *bias, oq_value **xq,
+                                 qinfo **xi, qweight **qw);
 /* Weight statistics of qw into candidate entry rep. */
 void oq_rw_report_weight(oq_quant_node *rep, const qweight *qw);
 
@@ -108,15 +122,17 @@ void oq_rw_report_weight(oq_quant_node *rep, const qweight *qw);
 
 /* qoperator.c */
 oq_status oq_rw_qlinear(rewriter *r, int i, oq_node *n, oq_quant_node *rep);
-oq_status oq_rw_integer_gemm(rewriter *r, oq_node *n, oq_quant_node *rep);
+oq_status oq_rw_integer_gemm(rewriter *r, int i, oq_node *n, oq_quant_node *rep);
 oq_status oq_rw_passthrough(rewriter *r, oq_node *n);
 /* Gives float values whose producer became 8-bit a DequantizeLinear writing
  * the original name, where something still reads the float value. */
 oq_status oq_rw_restore_float_values(rewriter *r);
 /* qdq.c */
-oq_status oq_rw_qdq(rewriter *r, oq_node *n, oq_quant_node *rep);
+oq_status oq_rw_qdq(rewriter *r, int i, oq_node *n, oq_quant_node *rep);
 /* dynamic.c */
-oq_status oq_rw_dynamic(rewriter *r, oq_node *n, oq_quant_node *rep);
+oq_status oq_rw_dynamic(rewriter *r, int i, oq_node *n, oq_quant_node *rep);
+/* embedding.c */
+oq_status oq_rw_embedding(rewriter *r, oq_node *n, oq_quant_node *rep);
 /* contrib.c */
 oq_status oq_rw_qgemm(rewriter *r, int i, oq_node *n, oq_quant_node *rep);
 oq_status oq_rw_qlinear_concat(rewriter *r, oq_node *n);

@@ -1,6 +1,6 @@
 /* weights.c: weights and biases in the rewrite: int8 weights shared per
- * constant, bias scale floors, int32 biases, Gemm's weight in MatMul layout
- * and its beta * C. See rewrite.h. */
+ * constant, bias scale floors, int32 biases, Gemm's weight in MatMul layout,
+ * the bias row of an integer product. See rewrite.h. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,7 +8,7 @@
 
 #include "quant/rewrite.h"
 
-oq_status oq_rw_bias_floors(rewriter *r, const oq_value *b, float factor, float input_scale, int64_t n, float **out)
+oq_status oq_rw_bias_floors(rewriter *r, const oq_tensor *b, float input_scale, int64_t n, float **out)
 {
     *out = NULL;
     if (!b)
@@ -16,28 +16,53 @@ oq_status oq_rw_bias_floors(rewriter *r, const oq_value *b, float factor, float 
     float *f = calloc((size_t)(n ? n : 1), sizeof *f);
     if (!f)
         return oq_errf(r->err, OQ_ENOMEM, "out of memory");
-    int64_t nb = oq_tensor_numel(b->constant);
+    int64_t nb = oq_tensor_numel(b);
     for (int64_t c = 0; c < n; c++)
-        f[c] = (float)(fabs(factor * oq_tensor_get_f64(b->constant, nb == 1 ? 0 : c)) /
-                       ((double)input_scale * 1073741824.0));
+        f[c] = (float)(fabs(oq_tensor_get_f64(b, nb == 1 ? 0 : c)) / ((double)input_scale * 1073741824.0));
     *out = f;
     return OQ_OK;
 }
 
-/* Adds qw's int8 weights, scales and zero points to the graph as initializers named after its source. */
+/* Moves qw's int8 weights into an initializer named after its source and
+ * adds its scales as another (kept in qw->wq for biases and the report). */
 static oq_status weight_initializers(rewriter *r, qweight *qw)
 {
-    const char *suffix[3] = {"_quantized", "_scale", "_zero_point"};
-    const oq_tensor *src[3] = {&qw->wq.q, &qw->wq.scales, &qw->wq.zeros};
-    oq_value **dst[3] = {&qw->q, &qw->scale, &qw->zp};
-    for (int i = 0; i < 3; i++) {
+    char base[512];
+    oq_tensor t;
+    snprintf(base, sizeof base, "%s_quantized", qw->src->name);
+    oq_status st = oq_rw_initializer_from(r, base, &qw->wq.q, &qw->q);
+    if (st)
+        return st;
+    snprintf(base, sizeof base, "%s_scale", qw->src->name);
+    if ((st = oq_tensor_copy(&t, &qw->wq.scales, r->err)))
+        return st;
+    return oq_rw_initializer_from(r, base, &t, &qw->scale);
+}
+
+oq_status oq_rw_weight_zero_points(rewriter *r, qweight *qw, oq_value **out)
+{
+    if (!qw->zp) {
         char base[512];
         oq_tensor t;
-        snprintf(base, sizeof base, "%s%s", qw->src->name, suffix[i]);
-        oq_status st = oq_tensor_copy(&t, src[i], r->err);
-        if (st || (st = oq_rw_initializer_from(r, base, &t, dst[i])))
+        snprintf(base, sizeof base, "%s_zero_point", qw->src->name);
+        oq_status st = oq_tensor_copy(&t, &qw->wq.zeros, r->err);
+        if (st || (st = oq_rw_initializer_from(r, base, &t, &qw->zp)))
             return st;
     }
+    *out = qw->zp;
+    return OQ_OK;
+}
+
+oq_status oq_rw_weight_zero(rewriter *r, oq_dtype dt, oq_value **out)
+{
+    oq_value **z = dt == OQ_DTYPE_UINT8 ? &r->zero_u8 : &r->zero_i8;
+    if (!*z) {
+        oq_status st = dt == OQ_DTYPE_UINT8 ? oq_rw_scalar(r, "zero_point_uint8_128", dt, 128, z)
+                                            : oq_rw_scalar(r, "zero_point_int8", dt, 0, z);
+        if (st)
+            return st;
+    }
+    *out = *z;
     return OQ_OK;
 }
 
@@ -74,14 +99,15 @@ oq_status oq_rw_weight(rewriter *r, const oq_value *w, int axis, const float *fl
     return OQ_OK;
 }
 
-oq_status oq_rw_bias(rewriter *r, const oq_value *b, float input_scale, const qweight *qw, oq_value **out)
+oq_status oq_rw_bias(rewriter *r, const oq_tensor *b, const char *name, float input_scale, const qweight *qw,
+                     oq_value **out)
 {
     oq_tensor t;
-    oq_status st = oq_quantize_bias(&t, b->constant, input_scale, &qw->wq.scales, r->err);
+    oq_status st = oq_quantize_bias(&t, b, input_scale, &qw->wq.scales, r->err);
     if (st)
         return st;
     char base[512];
-    snprintf(base, sizeof base, "%s_quantized", b->name);
+    snprintf(base, sizeof base, "%s_quantized", name);
     return oq_rw_initializer_from(r, base, &t, out);
 }
 
@@ -107,57 +133,37 @@ oq_status oq_rw_gemm_weight_kn(rewriter *r, const oq_node *n, int64_t *n_cols, o
     return oq_rw_initializer(r, base, wkn, out);
 }
 
-oq_status oq_rw_gemm_bias(rewriter *r, const oq_node *n, int64_t N, oq_tensor **out)
+oq_status oq_rw_row_bias(rewriter *r, const oq_value *c, float factor, int64_t N, oq_tensor **out)
 {
     *out = NULL;
-    const oq_value *c = oq_node_input(n, 2);
     if (!c)
         return OQ_OK;
-    float beta = oq_node_attr_float(n, "beta", 1.0f);
     int64_t nd[1] = {N};
-    oq_tensor *cb = oq_tensor_create(OQ_DTYPE_FLOAT, 1, nd, r->err);
+    bool row = oq_tensor_numel(c->constant) == N && c->constant->rank >= 1; /* keeps its shape */
+    oq_tensor *cb = row ? oq_tensor_create(OQ_DTYPE_FLOAT, c->constant->rank, c->constant->dims, r->err)
+                        : oq_tensor_create(OQ_DTYPE_FLOAT, 1, nd, r->err);
     if (!cb)
         return r->err->status;
     int64_t cn = oq_tensor_numel(c->constant);
     for (int64_t j = 0; j < N; j++)
-        ((float *)cb->data)[j] = beta * (float)oq_tensor_get_f64(c->constant, cn == 1 ? 0 : j);
+        ((float *)cb->data)[j] = factor * (float)oq_tensor_get_f64(c->constant, cn == 1 ? 0 : j);
     *out = cb;
     return OQ_OK;
 }
 
-oq_status oq_rw_gemm_operands(rewriter *r, oq_node *n, int64_t *N, oq_value **xq, qinfo **xi, qweight **qw)
+oq_status oq_rw_product_operands(rewriter *r, oq_value *x, oq_value *wf, const oq_tensor *bias, oq_value **xq,
+                                 qinfo **xi, qweight **qw)
 {
-    oq_value *x = n->inputs[0], *wf;
     float *floors = NULL;
-    /* the integer ops want B as [K, N]: transpose and fold alpha into the float weights first */
-    oq_status st = oq_rw_gemm_weight_kn(r, n, N, &wf);
+    oq_status st = oq_rw_params(r, x, xi);
     if (!st)
-        st = oq_rw_params(r, x, xi);
-    if (!st)
-        st = oq_rw_bias_floors(r, oq_node_input(n, 2), oq_node_attr_float(n, "beta", 1.0f), (*xi)->p.scale, *N,
-                               &floors);
+        st = oq_rw_bias_floors(r, bias, (*xi)->p.scale, wf->constant->dims[1], &floors);
     if (!st)
         st = oq_rw_weight(r, wf, 1, floors, qw);
     free(floors);
     if (!st)
         st = oq_rw_quantized(r, x, xq);
     return st;
-}
-
-oq_status oq_rw_gemm_bias_int32(rewriter *r, const oq_node *n, int64_t N, float x_scale, const qweight *qw,
-                                oq_value **out)
-{
-    oq_tensor *cb, bt;
-    oq_status st = oq_rw_gemm_bias(r, n, N, &cb);
-    if (st)
-        return st;
-    st = oq_quantize_bias(&bt, cb, x_scale, &qw->wq.scales, r->err);
-    oq_tensor_destroy(cb);
-    if (st)
-        return st;
-    char base[512];
-    snprintf(base, sizeof base, "%s_quantized", oq_node_input(n, 2)->name);
-    return oq_rw_initializer_from(r, base, &bt, out);
 }
 
 void oq_rw_report_weight(oq_quant_node *rep, const qweight *qw)

@@ -5,7 +5,8 @@
   out with every Conv/MatMul/Gemm weight constant (`inspect`), no Reshape of a
   weight, no Add after a Conv, one Gemm; the IR 3 model says IR 4 and its
   weights are no longer inputs;
-- the same model prepared twice gives byte-identical files and reports;
+- the same model prepared twice gives byte-identical files and reports; from a
+  copy whose weights are in external data, the same model;
 - one summary line on stderr (none with -q), the report's counts;
 - `run` feeds a weight an IR 3 model lists as an input when asked to
   (--input NAME=... or a named tensor in --data), with or without preparing,
@@ -92,6 +93,16 @@ def test_generated(exe, tmp):
             again = json.load(f)
         again["model"]["output"] = dst
         check(again == report, f"prepare {name}: two runs give different reports")
+
+        # weights in external data (memory-mapped while folding): the same model
+        ext_dir = os.path.join(tmp, name + "-external")
+        os.makedirs(ext_dir)
+        ext_src, dst3 = os.path.join(ext_dir, "model.onnx"), os.path.join(ext_dir, "prepared.onnx")
+        onnx.save_model(m, ext_src, save_as_external_data=True, location="model.onnx.data", size_threshold=64)
+        r3 = run(exe, "prepare", ext_src, "-o", dst3, "-q")
+        check(r3.returncode == 0 and r3.stderr == "", f"prepare {name} from external data: {r3.returncode} {r3.stderr!r}")
+        if r3.returncode == 0:
+            check(onnx.load(dst3) == p, f"prepare {name}: external data gives another model than inline")
 
     cntk = onnx.load(os.path.join(tmp, "cntk_style.prepared.onnx"))
     ops = [n.op_type for n in cntk.graph.node]

@@ -98,12 +98,14 @@ class RunError(Exception):
     pass
 
 
-def run_ort(model, inputs):
-    """Outputs of model on inputs (list of arrays, graph-input order), from ONNX Runtime."""
+def run_ort(model, inputs, level="all"):
+    """Outputs of model on inputs (list of arrays, graph-input order), from ONNX
+    Runtime with its graph optimizations at `level` (all, extended, basic,
+    disabled; see ort_run.js)."""
     with tempfile.TemporaryDirectory(prefix="oq-ort-") as tmp:
         write_npy_dir(os.path.join(tmp, "in"), inputs)
         r = subprocess.run(["node", os.path.join(ORT_DIR, "ort_run.js"), model,
-                            os.path.join(tmp, "in"), os.path.join(tmp, "out")],
+                            os.path.join(tmp, "in"), os.path.join(tmp, "out"), level],
                            capture_output=True, text=True)
         if r.returncode != 0:
             raise RunError(f"ort_run.js exit {r.returncode}: {r.stderr.strip()}")

@@ -1,8 +1,9 @@
 'use strict';
-// ort_run.js MODEL IN_DIR OUT_DIR
+// ort_run.js MODEL IN_DIR OUT_DIR [LEVEL]
 //
-// Runs MODEL once with ONNX Runtime (CPU execution provider, default graph
-// optimizations) on IN_DIR/input_K.npy (K in graph-input order) and writes
+// Runs MODEL once with ONNX Runtime (CPU execution provider, graph
+// optimizations at LEVEL: all (the default, what users get), extended, basic
+// or disabled) on IN_DIR/input_K.npy (K in graph-input order) and writes
 // OUT_DIR/output_K.npy in graph-output order. This is the reference the onnxq
 // tests compare against. ORT_GRAPH_OPT (all, extended, basic or disabled;
 // default all) sets the graph optimization level. Exit status: 0 ok, 1
@@ -13,13 +14,15 @@ const path = require('path');
 const npy = require('./npy');
 
 function usage() {
-  process.stderr.write('usage: node ort_run.js MODEL IN_DIR OUT_DIR\n');
+  process.stderr.write('usage: node ort_run.js MODEL IN_DIR OUT_DIR [all|extended|basic|disabled]\n');
   process.exit(2);
 }
 
 async function main(argv) {
-  if (argv.length !== 3) usage();
+  if (argv.length !== 3 && argv.length !== 4) usage();
   const [modelPath, inDir, outDir] = argv;
+  const level = argv[3] || 'all';
+  if (!['all', 'extended', 'basic', 'disabled'].includes(level)) usage();
   let ort;
   try {
     ort = require('onnxruntime-node');

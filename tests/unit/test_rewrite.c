@@ -1,6 +1,8 @@
 /* test_rewrite.c: the plan and the rewrite on graphs built by hand, with no
- * ONNX Runtime: Conv + Relu, Gemm with C, one weight read by two Convs, and
- * Concat of inputs with unequal and with equal scales. Each is calibrated on
+ * ONNX Runtime: Conv + Relu, Gemm with C, one weight read by two Convs,
+ * Concat of inputs with unequal and with equal scales, a MatMul of two
+ * activations, a MatMul of a rank-3 input followed by the Add of a bias row,
+ * and an embedding lookup (Gather from a constant table). Each is calibrated on
  * its samples (minmax, so that nothing is clipped), prepared, planned and
  * rewritten in the QOperator (with and without --contrib), QDQ and dynamic
  * forms; the test checks the ops the output holds and runs both models on
@@ -618,6 +620,255 @@ static void test_concat(bool equal)
     oq_model_destroy(m);
 }
 
+/* ---- MatMul of two activations ------------------------------------------------------ */
+
+/* a [2, R, K] x b [2, K, C], written straight to the graph output or (through
+ * a Transpose) as an 8-bit tensor that a data-movement op reads. */
+static void test_pair(bool transposed)
+{
+    const int64_t R = 3, K = 6, C = 4, ad[3] = {2, R, K}, bd[3] = {2, K, C};
+    oq_model *m = model_new();
+    add_input(m, "a", 3, ad);
+    add_input(m, "b", 3, bd);
+    const char *mi[] = {"a", "b"}, *ti[] = {"p"}, *outs[] = {transposed ? "y" : "p"};
+    add(m, "MatMul", 2, mi, "p");
+    if (transposed)
+        add(m, "Transpose", 1, ti, "y");
+    finish_model(m, 1, outs);
+    samples s = make_samples(m);
+    oq_calib_table *t = calibrate(m, &s, 0, 255, false);
+    for (int form = 0; form < 3 && t; form++) {
+        quantized q = quantize(m, form == 2 ? NULL : t,
+                               form == 1 ? options(OQ_MODE_STATIC, OQ_FORMAT_QDQ, false)
+                               : form == 2 ? options(OQ_MODE_DYNAMIC, OQ_FORMAT_QOPERATOR, false)
+                                           : options(OQ_MODE_STATIC, OQ_FORMAT_QOPERATOR, false));
+        if (!q.m) {
+            quantized_release(&q);
+            continue;
+        }
+        const oq_plan_node *pn = plan_node(&q, "p");
+        double sy = 0;
+        CHECK(pn && pn->candidate && pn->activation_b && !q.ops[OQ_OP_MATMUL] == (form != 1));
+        if (form == 0 && transposed) { /* QLinearMatMul: 8-bit out, the Transpose moves it, one DQ */
+            CHECK(pn->action == OQ_ACTION_QLINEAR && q.ops[OQ_OP_QLINEAR_MATMUL] == 1 &&
+                  q.ops[OQ_OP_QUANTIZE_LINEAR] == 2 && q.ops[OQ_OP_DEQUANTIZE_LINEAR] == 1);
+            sy = params_of(&q, "p").scale;
+        } else if (form == 0) { /* only the graph output reads it: float straight from the int32 sums */
+            CHECK(pn->action == OQ_ACTION_INTEGER_GEMM && q.ops[OQ_OP_MATMUL_INTEGER] == 1 &&
+                  q.ops[OQ_OP_CAST] == 1 && q.ops[OQ_OP_MUL] == 1 && q.ops[OQ_OP_QUANTIZE_LINEAR] == 2 &&
+                  !q.ops[OQ_OP_DEQUANTIZE_LINEAR]);
+        } else if (form == 1) { /* QDQ pairs on both inputs and on the output */
+            CHECK(pn->action == OQ_ACTION_QDQ && q.ops[OQ_OP_MATMUL] == 1 && q.ops[OQ_OP_QUANTIZE_LINEAR] == 3 &&
+                  q.ops[OQ_OP_DEQUANTIZE_LINEAR] == 3);
+            sy = params_of(&q, "p").scale;
+        } else { /* both quantized at run time */
+            CHECK(pn->action == OQ_ACTION_DYNAMIC && q.ops[OQ_OP_DYNAMIC_QUANTIZE_LINEAR] == 2 &&
+                  q.ops[OQ_OP_MATMUL_INTEGER] == 1 && q.ops[OQ_OP_CAST] == 1);
+        }
+        CHECK(q.res.n_nodes == 1 && q.res.nodes[0].quantized && q.res.nodes[0].n_scales == 0);
+        double worst = 0;
+        for (int k = 0; k < N_SAMPLES; k++) {
+            oq_tensor ref, got;
+            run_model(m, &s, k, &ref);
+            run_model(q.m, &s, k, &got);
+            const float *a = s.x[k][0].data, *b = s.x[k][1].data;
+            double sa = params_of(&q, "a").scale, sb = params_of(&q, "b").scale;
+            if (form == 2) { /* run-time ranges */
+                float lo[2] = {0, 0}, hi[2] = {0, 0};
+                for (int64_t i = 0; i < 2 * R * K; i++)
+                    lo[0] = fminf(lo[0], a[i]), hi[0] = fmaxf(hi[0], a[i]);
+                for (int64_t i = 0; i < 2 * K * C; i++)
+                    lo[1] = fminf(lo[1], b[i]), hi[1] = fmaxf(hi[1], b[i]);
+                sa = (hi[0] - lo[0]) / 255;
+                sb = (hi[1] - lo[1]) / 255;
+            }
+            double bnd[2 * R * C];
+            for (int64_t h = 0; h < 2; h++)
+                for (int64_t r = 0; r < R; r++)
+                    for (int64_t c = 0; c < C; c++) {
+                        sum_bound sbd = {sa, sb, sy, false, 0};
+                        for (int64_t kk = 0; kk < K; kk++)
+                            term(&sbd, a[(h * R + r) * K + kk], b[(h * K + kk) * C + c]);
+                        /* the Transpose swaps the last two axes of the output */
+                        bnd[transposed ? (h * C + c) * R + r : (h * R + r) * C + c] = bound_of(&sbd);
+                    }
+            worst = fmax(worst, worst_ratio(&ref, &got, bnd, 2 * R * C));
+            oq_tensor_release(&ref);
+            oq_tensor_release(&got);
+        }
+        CHECK(worst <= 1.0);
+        if (worst > 1.0)
+            fprintf(stderr, "activation pair (transposed %d) form %d: error %.3g x its bound\n", transposed, form,
+                    worst);
+        quantized_release(&q);
+    }
+    oq_calib_table_destroy(t);
+    samples_release(&s);
+    oq_model_destroy(m);
+}
+
+/* ---- MatMul + Add of a bias row ------------------------------------------------------- */
+
+/* x [2, R, K] x w [K, N] + b [N] (the constant first in the Add), which
+ * preparation cannot make a Gemm: the bias becomes the product's int32 bias. */
+static void test_matmul_bias(void)
+{
+    const int64_t R = 3, K = 8, N = 5, xd[3] = {2, R, K}, wd[2] = {K, N}, bd[1] = {N};
+    oq_model *m = model_new();
+    add_input(m, "x", 3, xd);
+    const float *w = add_weight(m, "w", 2, wd, -1, 1);
+    const float *bias = add_weight(m, "bias", 1, bd, -0.5f, 0.5f);
+    const char *mi[] = {"x", "w"}, *ai[] = {"bias", "mm"}, *outs[] = {"y"};
+    add(m, "MatMul", 2, mi, "mm");
+    add(m, "Add", 2, ai, "y");
+    finish_model(m, 1, outs);
+    samples s = make_samples(m);
+    oq_calib_table *t = calibrate(m, &s, 0, 255, false);
+    float *sw = weight_scales(w, 2, wd, 1);
+    for (int form = 0; form < 2 && t; form++) {
+        quantized q = quantize(m, t, options(OQ_MODE_STATIC, form ? OQ_FORMAT_QDQ : OQ_FORMAT_QOPERATOR, false));
+        if (!q.m) {
+            quantized_release(&q);
+            continue;
+        }
+        const oq_plan_node *pn = plan_node(&q, "mm"), *pa = plan_node(&q, "y");
+        CHECK(pn && pa && pa->action == OQ_ACTION_FOLDED_BIAS && pn->bias >= 0 &&
+              q.prepared->graph->nodes[pn->bias] == oq_graph_find(q.prepared->graph, "y")->producer);
+        const oq_value *yv = oq_graph_find(q.m->graph, "y");
+        double sy = 0;
+        if (form == 0) { /* MatMulInteger, the int32 bias Add, Cast, per-column Mul: no float Add */
+            const oq_node *add_node = NULL;
+            for (int i = 0; i < q.m->graph->n_nodes; i++)
+                if (q.m->graph->nodes[i]->kind == OQ_OP_ADD)
+                    add_node = q.m->graph->nodes[i];
+            CHECK(pn->action == OQ_ACTION_INTEGER_GEMM && q.ops[OQ_OP_MATMUL_INTEGER] == 1 && q.ops[OQ_OP_ADD] == 1 &&
+                  q.ops[OQ_OP_CAST] == 1 && q.ops[OQ_OP_MUL] == 1 && !q.ops[OQ_OP_MATMUL] &&
+                  !q.ops[OQ_OP_DEQUANTIZE_LINEAR] && yv && yv->producer && yv->producer->kind == OQ_OP_MUL);
+            CHECK(add_node && add_node->inputs[1]->constant && add_node->inputs[1]->constant->dtype == OQ_DTYPE_INT32);
+        } else { /* QDQ: the Add reads the bias through an int32 DequantizeLinear; the output pair follows it */
+            CHECK(pn->action == OQ_ACTION_QDQ && q.ops[OQ_OP_MATMUL] == 1 && q.ops[OQ_OP_ADD] == 1 &&
+                  q.ops[OQ_OP_QUANTIZE_LINEAR] == 2 && q.ops[OQ_OP_DEQUANTIZE_LINEAR] == 4 && yv && yv->producer &&
+                  yv->producer->kind == OQ_OP_DEQUANTIZE_LINEAR);
+            const oq_value *pre = oq_graph_find(q.m->graph, "y_float");
+            const oq_node *a = pre ? pre->producer : NULL;
+            bool int32_bias = false;
+            for (int k = 0; a && a->kind == OQ_OP_ADD && k < 2; k++) {
+                const oq_node *d = a->inputs[k]->producer;
+                int32_bias |= d && d->kind == OQ_OP_DEQUANTIZE_LINEAR && d->inputs[0]->constant &&
+                              d->inputs[0]->constant->dtype == OQ_DTYPE_INT32;
+            }
+            CHECK(int32_bias);
+            sy = params_of(&q, "y").scale;
+        }
+        double sx = params_of(&q, "x").scale, worst = 0;
+        (void)bias;
+        for (int k = 0; k < N_SAMPLES; k++) {
+            oq_tensor ref, got;
+            run_model(m, &s, k, &ref);
+            run_model(q.m, &s, k, &got);
+            const float *x = s.x[k][0].data;
+            double bnd[2 * R * N];
+            for (int64_t r = 0; r < 2 * R; r++)
+                for (int64_t j = 0; j < N; j++) {
+                    sum_bound sb = {sx, sw[j], sy, true, 0};
+                    for (int64_t kk = 0; kk < K; kk++)
+                        term(&sb, x[r * K + kk], w[kk * N + j]);
+                    bnd[r * N + j] = bound_of(&sb);
+                }
+            worst = fmax(worst, worst_ratio(&ref, &got, bnd, 2 * R * N));
+            oq_tensor_release(&ref);
+            oq_tensor_release(&got);
+        }
+        CHECK(worst <= 1.0);
+        if (worst > 1.0)
+            fprintf(stderr, "matmul + bias form %d: error %.3g x its bound\n", form, worst);
+        quantized_release(&q);
+    }
+    free(sw);
+    oq_calib_table_destroy(t);
+    samples_release(&s);
+    oq_model_destroy(m);
+}
+
+/* ---- embedding lookup ----------------------------------------------------------------- */
+
+/* Gather of rows of a constant table [V, D] by int64 ids [2, 3]: int8 rows
+ * dequantized after the Gather, in every mode and format; each element
+ * within half a step of its row's scale (of the table's with --per-tensor). */
+static void test_embedding(void)
+{
+    const int64_t V = 40, D = 8, td[2] = {V, D}, idd[2] = {2, 3};
+    oq_model *m = model_new();
+    oq_err err = {0};
+    oq_dim d[2] = {{2, NULL}, {3, NULL}};
+    oq_value *ids = oq_graph_value(m->graph, "ids", &err);
+    CHECK_OK(oq_value_set_tensor_type(ids, OQ_DTYPE_INT64, 2, d, &err), &err);
+    CHECK_OK(oq_graph_add_input(m->graph, ids, &err), &err);
+    float *table = (float *)add_weight(m, "table", 2, td, -1, 1);
+    for (int64_t r = 0; r < V; r++) /* rows of ranges far apart, as trained embeddings have */
+        for (int64_t c = 0; c < D; c++)
+            table[r * D + c] *= (float)(1 + r % 7) / 4;
+    const char *gi[] = {"table", "ids"}, *outs[] = {"y"};
+    add(m, "Gather", 2, gi, "y");
+    finish_model(m, 1, outs);
+    samples s = {.n_in = 1};
+    for (int k = 0; k < N_SAMPLES; k++) {
+        CHECK_OK(oq_tensor_alloc(&s.x[k][0], OQ_DTYPE_INT64, 2, idd, &err), &err);
+        for (int64_t i = 0; i < 6; i++)
+            ((int64_t *)s.x[k][0].data)[i] = (int64_t)frand(0, (float)V - 0.01f);
+    }
+    for (int form = 0; form < 4; form++) {
+        oq_quant_options o = form == 1   ? options(OQ_MODE_STATIC, OQ_FORMAT_QDQ, false)
+                             : form == 2 ? options(OQ_MODE_DYNAMIC, OQ_FORMAT_QOPERATOR, false)
+                                         : options(OQ_MODE_STATIC, OQ_FORMAT_QOPERATOR, false);
+        o.per_channel = form != 3;
+        oq_calib_table *t = form == 2 ? NULL : calibrate(m, &s, 0, 255, false);
+        quantized q = quantize(m, t, o);
+        if (!q.m) {
+            quantized_release(&q);
+            oq_calib_table_destroy(t);
+            continue;
+        }
+        const oq_plan_node *pn = plan_node(&q, "y");
+        const oq_value *q_table = oq_graph_find(q.m->graph, "table_quantized");
+        CHECK(pn && pn->candidate && pn->action == OQ_ACTION_EMBEDDING && !oq_graph_find(q.m->graph, "table") &&
+              q_table && q_table->constant && q_table->constant->dtype == OQ_DTYPE_INT8 && q.others == 0);
+        if (form == 3) /* one scale: Gather of the int8 rows, DequantizeLinear */
+            CHECK(q.ops[OQ_OP_GATHER] == 1 && q.ops[OQ_OP_DEQUANTIZE_LINEAR] == 1 && q.m->graph->n_nodes == 2);
+        else /* the rows and their scales gathered, the rows cast and scaled */
+            CHECK(q.ops[OQ_OP_GATHER] == 2 && q.ops[OQ_OP_CAST] == 1 && q.ops[OQ_OP_MUL] == 1 &&
+                  q.m->graph->n_nodes == 4);
+        CHECK(q.res.n_nodes == 1 && q.res.nodes[0].quantized && q.res.nodes[0].n_scales == (form == 3 ? 1 : V));
+        double tmax = 0, worst = 0;
+        for (int64_t i = 0; i < V * D; i++)
+            tmax = fmax(tmax, fabs(table[i]));
+        for (int k = 0; k < N_SAMPLES; k++) {
+            oq_tensor ref, got;
+            run_model(m, &s, k, &ref);
+            run_model(q.m, &s, k, &got);
+            double bnd[6 * D];
+            for (int64_t i = 0; i < 6; i++) {
+                int64_t r = ((const int64_t *)s.x[k][0].data)[i];
+                double rmax = 0;
+                for (int64_t c = 0; c < D; c++)
+                    rmax = fmax(rmax, fabs(table[r * D + c]));
+                for (int64_t c = 0; c < D; c++)
+                    bnd[i * D + c] = (form == 3 ? tmax : rmax) / 127 / 2 * 1.0001 + 1e-7;
+            }
+            worst = fmax(worst, worst_ratio(&ref, &got, bnd, 6 * D));
+            oq_tensor_release(&ref);
+            oq_tensor_release(&got);
+        }
+        CHECK(worst <= 1.0);
+        if (worst > 1.0)
+            fprintf(stderr, "embedding form %d: error %.3g x its bound\n", form, worst);
+        quantized_release(&q);
+        oq_calib_table_destroy(t);
+    }
+    samples_release(&s);
+    oq_model_destroy(m);
+}
+
 int main(void)
 {
     test_conv_relu();
@@ -625,5 +876,9 @@ int main(void)
     test_shared_weight();
     test_concat(false);
     test_concat(true);
+    test_pair(false);
+    test_pair(true);
+    test_matmul_bias();
+    test_embedding();
     return check_exit("test_rewrite");
 }

@@ -193,7 +193,7 @@ def run_entry(exe, entry, extra_args, tmp):
     with open(rep) as f:
         report = json.load(f)
     res["calibrate_s"] = round(report["timings_s"]["calibrate"], 2)
-    res["calib_samples"] = report["calibration"]["samples"]
+    res["calib_samples"] = (report.get("calibration") or {}).get("samples", 0)  # none in dynamic mode
     res["nodes"] = f"{report['node_counts']['quantized']}/{report['node_counts']['candidates']}"
     res["fp32_bytes"] = report["size"]["fp32_bytes"]
     res["int8_bytes"] = report["size"]["quantized_bytes"]
@@ -241,6 +241,7 @@ def checks(entry, res):
     at_least("agreement_min", "top-1 agreement", res["agreement"])
     at_least("cosine_min", "cosine", res["cosine"])
     at_least("sqnr_db_min", "SQNR dB", res["sqnr_db"])
+    at_least("size_ratio_min", "weights fp32 / int8", res["size_ratio"])
     if "peer_margin" in th:
         floor = res["peer_int8_metric"] - th["peer_margin"]
         out.append(("not worse than PyTorch's INT8", res["int8_metric"] >= floor - 1e-12,
