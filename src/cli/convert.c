@@ -65,6 +65,11 @@ static const char convert_common_help[] =
     "  --symmetric-activations  activation ranges symmetric around zero\n"
     "  --op-types LIST     comma-separated ops to quantize (default Conv,MatMul,Gemm)\n"
     "  --exclude NAMES     comma-separated node names to leave in float (repeatable)\n"
+    "  --bias-correction on|off\n"
+    "                      move each quantized node's mean output error, measured\n"
+    "                      on the calibration samples (quantize's --data) with\n"
+    "                      the nodes before it already quantized and corrected,\n"
+    "                      into its bias (default on; see README)\n"
     "  --eval-data PATH    samples for the report's accuracy section (repeatable;\n"
     "                      same forms as --data)\n"
     "  --eval-samples N    evaluate at most N samples (default all)\n"
@@ -92,6 +97,8 @@ enum {
     OPT_EVAL_DATA,
     OPT_EVAL_SAMPLES,
     OPT_LABELS,
+    OPT_BIAS_CORRECTION,
+    OPT_EQUALIZATION,
 };
 
 static const cli_opt convert_opts[] = {
@@ -109,6 +116,8 @@ static const cli_opt convert_opts[] = {
     {"eval-data", 0, true, OPT_EVAL_DATA},
     {"eval-samples", 0, true, OPT_EVAL_SAMPLES},
     {"labels", 0, true, OPT_LABELS},
+    {"bias-correction", 0, true, OPT_BIAS_CORRECTION},
+    {"equalization", 0, true, OPT_EQUALIZATION},
 };
 #define N_OWN_OPTS ((int)(sizeof convert_opts / sizeof convert_opts[0]))
 
@@ -149,6 +158,15 @@ static bool split_into(char ***list, int *n, const char *s)
         }
         p += len + (comma != NULL);
     }
+    return true;
+}
+
+/* "on" or "off" into *out; false for anything else. */
+static bool parse_on_off(const char *v, bool *out)
+{
+    if (strcmp(v, "on") && strcmp(v, "off"))
+        return false;
+    *out = !strcmp(v, "on");
     return true;
 }
 
@@ -222,6 +240,14 @@ static int parse_args(convert_args *a, int argc, char **argv)
                 return cli_usage("%s: --eval-samples expects a positive count, got '%s'", cmd, v);
             break;
         case OPT_LABELS: j->labels_path = v; break;
+        case OPT_BIAS_CORRECTION:
+            if (!parse_on_off(v, &j->bias_correction))
+                return cli_usage("%s: --bias-correction must be on or off, got '%s'", cmd, v);
+            break;
+        case OPT_EQUALIZATION:
+            if (!parse_on_off(v, &j->equalization))
+                return cli_usage("%s: --equalization must be on or off, got '%s'", cmd, v);
+            break;
         case CLI_POSITIONAL:
             if (j->model_path)
                 return cli_usage("%s: expected one MODEL, got '%s' and '%s'", cmd, j->model_path, v);

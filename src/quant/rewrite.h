@@ -12,6 +12,7 @@
 
 #include "onnxq/oq_plan.h"
 #include "onnxq/oq_quant.h"
+#include "quant/correct.h"
 
 /* Per value of the graph: the objects that stand for it in 8 bits. */
 typedef struct qinfo {
@@ -42,6 +43,8 @@ typedef struct rewriter {
     int n_weights;
     qweight *weights;
     oq_dtype act_type;         /* UINT8 or INT8 */
+    int current;               /* the plan's index of the node being rewritten */
+    oq_bias_sites *sites;      /* the products quantized so far, or NULL when not asked for */
     oq_err *err;
 } rewriter;
 
@@ -103,6 +106,9 @@ oq_status oq_rw_gemm_bias_int32(rewriter *r, const oq_node *n, int64_t N, float 
                                 oq_value **out);
 /* Weight statistics of qw into candidate entry rep. */
 void oq_rw_report_weight(oq_quant_node *rep, const qweight *qw);
+/* Lists site (the current node's product, with weights quantized as qw) for
+ * bias correction when the rewrite keeps sites; copies qw's scales. */
+oq_status oq_rw_bias_site(rewriter *r, oq_bias_site site, const qweight *qw);
 
 /* ---- one function per action: node n is the plan's node i ---------------------- */
 
