@@ -498,6 +498,28 @@ static void set_bias(const oq_bias_site *s, const tap_sums *t, const double *ref
     }
 }
 
+/* QDQ: the runs in progress already hold the DequantizeLinear output that
+ * site s reads its bias through; gives them the corrected one, computed as
+ * that node computes it (int32 times its float scale). */
+static oq_status refresh_dequantized_bias(const oq_bias_site *s, oq_run_state **states, int64_t n, oq_err *err)
+{
+    const oq_tensor *q = s->bias->constant, *scale = s->bias_dq_scale->constant;
+    oq_tensor *t = oq_tensor_create(OQ_DTYPE_FLOAT, q->rank, q->dims, err);
+    if (!t)
+        return err->status;
+    int64_t nq = oq_tensor_numel(q), ns = oq_tensor_numel(scale);
+    const int32_t *qd = q->data;
+    const float *sd = scale->data;
+    float *d = t->data;
+    for (int64_t i = 0; i < nq; i++)
+        d[i] = (float)qd[i] * sd[ns == nq ? i : 0];
+    oq_status st = OQ_OK;
+    for (int64_t j = 0; j < n && !st; j++)
+        st = oq_run_state_set(states[j], s->bias_dq, t, err);
+    oq_tensor_destroy(t);
+    return st;
+}
+
 /* The float means of node i's output channels over the first n samples of
  * ref into mean[channels]; false when the node was not measured there. */
 static bool reference_means(const oq_bias_reference *ref, int i, int64_t n, int64_t channels, double *mean)
@@ -606,6 +628,8 @@ oq_status oq_bias_correct(oq_model *m, const oq_bias_sites *sites, const oq_bias
             goto done;
         if (ok) {
             set_bias(si, &t, mean, &shift);
+            if (si->bias_dq && (st = refresh_dequantized_bias(si, states, n, err)))
+                goto done;
             out->nodes++;
             out->channels += si->channels;
             shifted += si->out_scale > 0 ? si->channels : 0;

@@ -41,6 +41,10 @@ typedef struct oq_bias_site {
     float out_scale;             /* the output's step (static QOperator and QDQ; 0 otherwise), for the report */
     oq_value *bias;              /* the constant holding the bias, or NULL when op has none */
     bool bias_int32;             /* int32 at x_scale x w_scales[c]; else float */
+    /* QDQ: the DequantizeLinear output op reads the bias through (computed
+     * before op, so a run in progress holds it), and that node's float scales */
+    const oq_value *bias_dq;
+    const oq_value *bias_dq_scale;
 } oq_bias_site;
 
 typedef struct oq_bias_sites {

@@ -81,7 +81,7 @@ static oq_status fold_gemm_factors(rewriter *r, oq_node *n)
 /* The int32 bias b at x_scale x the weight scales, as an int32 constant (*bq)
  * behind a DequantizeLinear whose scale is that product (*out). */
 static oq_status qdq_bias(rewriter *r, const oq_value *b, float x_scale, const qweight *qw, oq_value **bq,
-                          oq_value **out)
+                          oq_value **bsv, oq_value **out)
 {
     oq_tensor t, bs;
     oq_status st = oq_quantize_bias(&t, b->constant, x_scale, &qw->wq.scales, r->err);
@@ -96,7 +96,7 @@ static oq_status qdq_bias(rewriter *r, const oq_value *b, float x_scale, const q
     int64_t zd[1] = {oq_tensor_numel(&bs)};
     oq_tensor *zeros = oq_tensor_create(OQ_DTYPE_INT32, bs.rank, zd, r->err);
     char base[512];
-    oq_value *bsv, *bz;
+    oq_value *bz;
     if (!zeros) {
         oq_tensor_release(&t);
         oq_tensor_release(&bs);
@@ -109,14 +109,14 @@ static oq_status qdq_bias(rewriter *r, const oq_value *b, float x_scale, const q
         return st;
     }
     snprintf(base, sizeof base, "%s_scale", b->name);
-    if ((st = oq_rw_initializer_from(r, base, &bs, &bsv))) {
+    if ((st = oq_rw_initializer_from(r, base, &bs, bsv))) {
         oq_tensor_destroy(zeros);
         return st;
     }
     snprintf(base, sizeof base, "%s_zero_point", b->name);
     if ((st = oq_rw_initializer(r, base, zeros, &bz)))
         return st;
-    return qdq_constant(r, *bq, bsv, bz, 0, b->name, out);
+    return qdq_constant(r, *bq, *bsv, bz, 0, b->name, out);
 }
 
 oq_status oq_rw_qdq(rewriter *r, oq_node *n, oq_quant_node *rep)
@@ -127,7 +127,7 @@ oq_status oq_rw_qdq(rewriter *r, oq_node *n, oq_quant_node *rep)
     if (gemm && (st = fold_gemm_factors(r, n)))
         return st;
     oq_value *x = n->inputs[0], *w = n->inputs[1], *b = conv || gemm ? oq_node_input(n, 2) : NULL;
-    oq_value *xdq, *wdq, *bdq, *bq = NULL, *y = n->outputs[0], *pre, *q;
+    oq_value *xdq, *wdq, *bdq = NULL, *bq = NULL, *bsv = NULL, *y = n->outputs[0], *pre, *q;
     qinfo *xi, *yi;
     qweight *qw;
     float *floors = NULL;
@@ -141,7 +141,8 @@ oq_status oq_rw_qdq(rewriter *r, oq_node *n, oq_quant_node *rep)
         (st = qdq_constant(r, qw->q, qw->scale, qw->zp, axis, w->name, &wdq)) ||
         (st = oq_node_set_input(n, 0, xdq, r->err)) || (st = oq_node_set_input(n, 1, wdq, r->err)))
         return st;
-    if (bias_fits && ((st = qdq_bias(r, b, xi->p.scale, qw, &bq, &bdq)) || (st = oq_node_set_input(n, 2, bdq, r->err))))
+    if (bias_fits && ((st = qdq_bias(r, b, xi->p.scale, qw, &bq, &bsv, &bdq)) ||
+                      (st = oq_node_set_input(n, 2, bdq, r->err))))
         return st;
     /* output: n writes a fresh value; Q/DQ restore the original name */
     if ((st = oq_rw_params(r, y, &yi)) || (st = oq_rw_value(r, y->name, "_float", &pre)) ||
@@ -155,7 +156,8 @@ oq_status oq_rw_qdq(rewriter *r, oq_node *n, oq_quant_node *rep)
     yi->twin = y; /* already in QDQ form: consumers read it as is */
     oq_bias_site site = {.op = n, .x = xdq, .x_scale = xi->p.scale, .x_zero_point = xi->p.zero_point, .w = qw->q,
                          .layout = conv ? OQ_WEIGHT_CONV : axis == 0 ? OQ_WEIGHT_NK : OQ_WEIGHT_KN,
-                         .channels = qw->wq.q.dims[axis], .out_scale = yi->p.scale, .bias = bq, .bias_int32 = true};
+                         .channels = qw->wq.q.dims[axis], .out_scale = yi->p.scale, .bias = bq, .bias_int32 = true,
+                         .bias_dq = bdq, .bias_dq_scale = bsv};
     if ((st = oq_rw_bias_site(r, site, qw)))
         return st;
     oq_rw_report_weight(rep, qw);
