@@ -155,11 +155,10 @@ oq_status oq_pipeline_commit(oq_pipeline *p, const oq_quantized *q, oq_report *r
 
 /* The float model as loaded (borrowed; equalized by calibrate when the job
  * asks), the prepared copy, the table (NULL before calibrate and in dynamic
- * mode), what equalization did, the warnings so far. */
+ * mode), the warnings so far. */
 const oq_model *oq_pipeline_model(const oq_pipeline *p);
 const oq_model *oq_pipeline_prepared(const oq_pipeline *p);
 const oq_calib_table *oq_pipeline_table(const oq_pipeline *p);
-const oq_equalization *oq_pipeline_equalization(const oq_pipeline *p);
 int oq_pipeline_warnings(const oq_pipeline *p, const char *const **lines);
 
 #endif

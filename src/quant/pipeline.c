@@ -514,7 +514,6 @@ oq_status oq_pipeline_commit(oq_pipeline *p, const oq_quantized *q, oq_report *r
 const oq_model *oq_pipeline_model(const oq_pipeline *p) { return p->model; }
 const oq_model *oq_pipeline_prepared(const oq_pipeline *p) { return p->prepared; }
 const oq_calib_table *oq_pipeline_table(const oq_pipeline *p) { return p->table; }
-const oq_equalization *oq_pipeline_equalization(const oq_pipeline *p) { return &p->equalization; }
 
 int oq_pipeline_warnings(const oq_pipeline *p, const char *const **lines)
 {
