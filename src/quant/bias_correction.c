@@ -316,7 +316,8 @@ static double grid_sum(const oq_tensor *x, int64_t base, const int64_t first[3],
         double s = 0;
         for (int64_t i = 0; i < len[0]; i++)
             for (int64_t j = 0; j < len[1]; j++) {
-                const float *row = d + base + (first[0] + i * step[0]) * stride[0] + (first[1] + j * step[1]) * stride[1];
+                const float *row =
+                    d + base + (first[0] + i * step[0]) * stride[0] + (first[1] + j * step[1]) * stride[1];
                 for (int64_t k = 0; k < len[2]; k++)
                     s += row[(first[2] + k * step[2]) * stride[2]];
             }
