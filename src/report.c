@@ -243,6 +243,9 @@ oq_status oq_report_build(oq_report **out, const oq_report_input *in, oq_err *er
         nodes_section(r, in->result, in->eval, &bad);
     if (!bad)
         graph_section(r, in->quant, &bad);
+    r->bias_correction = *in->bias_correction;
+    if (!bad && oq_equalization_copy(&r->equalization, in->equalization, err))
+        bad = true;
     if (!bad && (r->has_evaluation = in->eval != NULL))
         copy_eval(&r->eval, in->eval, in->result->n_nodes, &bad);
     if ((r->has_speed_outlook = in->eval && qoperator))
@@ -290,6 +293,7 @@ void oq_report_destroy(oq_report *r)
     oq_eval_release(&r->eval);
     oq_sensitivity_destroy(r->sensitivity);
     oq_mixed_destroy(r->mixed_precision);
+    oq_equalization_release(&r->equalization);
     free(r);
 }
 
@@ -438,6 +442,48 @@ static cJSON *mixed_json(const oq_mixed *m)
     return j;
 }
 
+static cJSON *equalization_json(const oq_equalization *e)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddBoolToObject(j, "requested", e->requested);
+    cJSON_AddBoolToObject(j, "applied", e->applied);
+    cJSON_AddNumberToObject(j, "candidates", e->candidates);
+    if (e->why_not)
+        cJSON_AddStringToObject(j, "why_not", e->why_not);
+    else
+        cJSON_AddNullToObject(j, "why_not");
+    cJSON *pairs = cJSON_AddArrayToObject(j, "pairs");
+    for (int i = 0; pairs && i < e->n_pairs; i++) {
+        const oq_equalized_pair *p = &e->pairs[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "tensor", p->tensor);
+        cJSON_AddStringToObject(o, "producer", p->producer);
+        cJSON_AddStringToObject(o, "consumer", p->consumer);
+        cJSON_AddNumberToObject(o, "channels", (double)p->channels);
+        cJSON_AddNumberToObject(o, "scaled_channels", (double)p->scaled);
+        cJSON_AddNumberToObject(o, "max_scale", p->max_scale);
+        cJSON_AddItemToArray(pairs, o);
+    }
+    return j;
+}
+
+static cJSON *bias_correction_json(const oq_bias_correction *b)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddBoolToObject(j, "requested", b->requested);
+    cJSON_AddBoolToObject(j, "applied", b->applied);
+    if (b->why_not)
+        cJSON_AddStringToObject(j, "why_not", b->why_not);
+    else
+        cJSON_AddNullToObject(j, "why_not");
+    cJSON_AddNumberToObject(j, "samples", (double)b->samples);
+    cJSON_AddNumberToObject(j, "nodes", b->nodes);
+    cJSON_AddNumberToObject(j, "channels", (double)b->channels);
+    cJSON_AddNumberToObject(j, "nodes_without_bias", b->nodes_without_bias);
+    add_number(j, "mean_abs_shift_steps", b->mean_abs_shift);
+    return j;
+}
+
 static cJSON *report_json(const oq_report *r)
 {
     cJSON *root = cJSON_CreateObject();
@@ -491,6 +537,8 @@ static cJSON *report_json(const oq_report *r)
     cJSON_AddNumberToObject(graph, "nodes", r->n_ops);
     for (int k = 0; k < OQ_PRECISION_COUNT; k++)
         cJSON_AddNumberToObject(graph, oq_report_precision_name((oq_report_precision)k), r->n_ops_by_precision[k]);
+    cJSON_AddItemToObject(root, "equalization", equalization_json(&r->equalization));
+    cJSON_AddItemToObject(root, "bias_correction", bias_correction_json(&r->bias_correction));
     if (r->has_evaluation)
         cJSON_AddItemToObject(root, "evaluation", eval_json(&r->eval));
     else
@@ -519,6 +567,7 @@ static cJSON *report_json(const oq_report *r)
     cJSON_AddNumberToObject(t, "save", r->times.save);
     cJSON_AddNumberToObject(t, "sensitivity", r->times.sensitivity);
     cJSON_AddNumberToObject(t, "search", r->times.search);
+    cJSON_AddNumberToObject(t, "bias_correction", r->times.bias_correction);
     return root;
 }
 
@@ -656,6 +705,28 @@ oq_status oq_report_summary(const oq_report *r, char **text, oq_err *err)
         oq_text_printf(&t, "%s: each is one more pass over its tensor, which small models feel most\n",
                        r->n_glue_ops > 4 ? ", ..." : "");
     }
+    const oq_equalization *eq = &r->equalization;
+    if (eq->applied) {
+        int64_t scaled = 0;
+        double top = 1;
+        for (int i = 0; i < eq->n_pairs; i++) {
+            scaled += eq->pairs[i].scaled;
+            top = fmax(top, eq->pairs[i].max_scale);
+        }
+        oq_text_printf(&t, "equalized %d Conv -> depthwise Conv pair%s: %lld channels scaled up to fill their tensor's range "
+                "(at most %.3gx)\n",
+            eq->n_pairs, eq->n_pairs == 1 ? "" : "s", (long long)scaled, top);
+    } else if (eq->requested && eq->why_not && eq->candidates) {
+        oq_text_printf(&t, "no equalization: %s\n", eq->why_not);
+    }
+    const oq_bias_correction *bc = &r->bias_correction;
+    if (bc->applied)
+        oq_text_printf(&t, "bias correction: %d nodes (%lld channels) measured on %lld calibration samples, biases moved by %.3g "
+                "output steps on average%s\n",
+            bc->nodes, (long long)bc->channels, (long long)bc->samples, bc->mean_abs_shift,
+            bc->nodes_without_bias ? "; some quantized nodes have no bias to correct" : "");
+    else if (bc->requested && bc->why_not)
+        oq_text_printf(&t, "bias correction not applied: %s\n", bc->why_not);
     if (r->output_opset != r->opset)
         oq_text_printf(&t,
                        "raised the model's opset from %lld to %lld (nodes whose definitions changed were rewritten)\n",

@@ -77,12 +77,36 @@ typedef struct oq_range_options {
  * A histogram with no finite values gives [0, 0]. Fails only when out of memory. */
 oq_status oq_hist_range(const oq_hist *h, const oq_range_options *opt, double *lo, double *hi, oq_err *err);
 
+/* ---- per-channel extremes ------------------------------------------------------ */
+
+/* The extremes of each channel (axis 1, as in an NCHW activation) of a tensor,
+ * kept for the tensors that cross-layer equalization may scale (oq_correct.h). */
+typedef struct oq_channel_stats {
+    int64_t n;           /* channels; 0 while none were seen */
+    double *min, *max;   /* [n] finite values only; +inf/-inf for a channel never seen finite */
+} oq_channel_stats;
+
+void oq_channel_stats_release(oq_channel_stats *s);
+/* Adds tensor t's channels (axis 1 of a float tensor of rank >= 2) to s; a
+ * tensor with another channel count than s already holds marks s unusable
+ * (n = -1). Fails only when out of memory. */
+oq_status oq_channel_stats_add(oq_channel_stats *s, const oq_tensor *t, oq_err *err);
+/* Adds src into dst (both kept for the same tensor). */
+oq_status oq_channel_stats_merge(oq_channel_stats *dst, const oq_channel_stats *src, oq_err *err);
+
+/* Cross-layer equalization never scales a channel by more than this. */
+#define OQ_EQUALIZE_MAX_SCALE 64.0
+
 /* ---- calibration table ------------------------------------------------------ */
 
 typedef struct oq_calib_entry {
     char *name;
     oq_hist hist;
     double range[2]; /* chosen by the table's method */
+    /* for tensors cross-layer equalization may scale: the extremes of each
+     * channel, and the scale chosen for each with the range (n == 0: none) */
+    oq_channel_stats channels;
+    double *scales;  /* [channels.n] or NULL; see oq_calib_table_compute_ranges */
 } oq_calib_entry;
 
 typedef struct oq_calib_table {
@@ -102,7 +126,11 @@ oq_calib_table *oq_calib_table_create(int bins, const oq_range_options *range);
 void oq_calib_table_destroy(oq_calib_table *t);
 /* Entry for name, or NULL. */
 const oq_calib_entry *oq_calib_table_find(const oq_calib_table *t, const char *name);
-/* Recomputes every entry's range with the table's range options. */
+/* Recomputes every entry's range with the table's range options, and the
+ * equalization scales of entries with per-channel extremes: each channel is
+ * stretched until its extremes reach the entry's range on one side (s_c =
+ * min(hi / max_c, lo / min_c) over the sides it has values on), never
+ * shrunk, and at most OQ_EQUALIZE_MAX_SCALE. */
 oq_status oq_calib_table_compute_ranges(oq_calib_table *t, oq_err *err);
 
 /* The table as JSON text (deterministic bytes, ending in a newline) in a
@@ -127,6 +155,9 @@ typedef struct oq_calibrator oq_calibrator;
  * (graph inputs and node outputs) and that observe[v->id] selects (NULL: all
  * of them). m is borrowed; observe is read during the call only. */
 oq_calibrator *oq_calibrator_create(const oq_model *m, int bins, const bool *observe, oq_err *err);
+/* Also keeps per-channel extremes (oq_channel_stats) of the observed values
+ * that channels[v->id] selects (read during the call only). */
+void oq_calibrator_keep_channels(oq_calibrator *c, const bool *channels);
 /* [n_values of the top-level graph] by value id: the values c records (for
  * oq_exec_options.observed). Owned by c. */
 const bool *oq_calibrator_observed(const oq_calibrator *c);
@@ -155,6 +186,7 @@ typedef struct oq_calib_options {
     int64_t max_samples;     /* 0 = every sample of the data set */
     int threads;             /* executor threads; 0 = all cores */
     const bool *observe;     /* NULL (every float activation) or by value id: what to record */
+    const bool *channels;    /* NULL, or by value id: recorded values whose per-channel extremes are kept too */
     oq_progress_fn progress; /* may be NULL; called after each sample */
     void *progress_user;
 } oq_calib_options;

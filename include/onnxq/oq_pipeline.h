@@ -14,6 +14,7 @@
 
 #include "onnxq/oq_calib.h"
 #include "onnxq/oq_dataset.h"
+#include "onnxq/oq_correct.h"
 #include "onnxq/oq_err.h"
 #include "onnxq/oq_graph.h"
 #include "onnxq/oq_image.h"
@@ -70,6 +71,11 @@ typedef struct oq_job {
     /* quantization: act_qmin, act_qmax and symmetric_activations are set
      * from the table's ranges; the lists are borrowed */
     oq_quant_options quant;
+    /* corrections (oq_correct.h): bias correction on the calibration samples
+     * (the `data` above; none: not applied), and cross-layer equalization
+     * (static mode, per-channel weights; from the table's per-channel extremes) */
+    bool bias_correction;
+    bool equalization;
     int threads;               /* 0: all online cores; results do not depend on it */
     /* an accuracy target (oq_mixed.h): the most sensitive candidates stay
      * float until it holds on the evaluation samples; kind OQ_TARGET_NONE:
@@ -119,6 +125,7 @@ typedef struct oq_quantized {
     size_t n_bytes;
     oq_model *model;
     oq_quant_result result;
+    oq_bias_correction bias_correction; /* what the rewrite's bias correction did */
 } oq_quantized;
 
 void oq_quantized_destroy(oq_quantized *q);
@@ -140,18 +147,24 @@ oq_status oq_pipeline_load(oq_pipeline *p, oq_err *err);
 /* Copies the model and prepares the copy for planning (oq_quant_prepare). */
 oq_status oq_pipeline_prepare(oq_pipeline *p, oq_err *err);
 /* Static mode: calibrates on the job's data, recording what a plan reads
- * (or every activation), or re-chooses the ranges of the table that load
- * read as the job asks. Then the
- * quantization options take the table's activation range. Needs prepare
- * unless all_tensors or a table is given. Nothing to do in dynamic mode. */
+ * (or every activation) and the per-channel extremes equalization needs, or
+ * re-chooses the ranges of the table that load read as the job asks. Then the
+ * quantization options take the table's activation range, and when the job
+ * asks for equalization, the float model and the prepared copy (if made)
+ * are equalized by the table's scales (once per pipeline): the same
+ * function, with the quantized tensors between the pairs scaled per channel.
+ * Needs prepare unless all_tensors or a table is given. Nothing to do in
+ * dynamic mode. */
 oq_status oq_pipeline_calibrate(oq_pipeline *p, oq_err *err);
 /* A plan of the prepared graph with the table, the job's options and the
  * given per-node policies (caller destroys). */
 oq_status oq_pipeline_plan(oq_pipeline *p, int n_overrides, const oq_plan_override *overrides, oq_plan **out,
                            oq_err *err);
-/* Rewrites a copy of the prepared model by plan, serializes it and loads it
- * back (caller destroys *out); a model written with external data is kept
- * as rewritten instead (see oq_quantized). last: no other plan or rewrite
+/* Rewrites a copy of the prepared model by plan, corrects its biases when
+ * the job asks for it (on the job's calibration samples; the float side is
+ * measured at the first call and kept), serializes it and loads it back
+ * (caller destroys *out); a model written with external data is kept as
+ * rewritten instead (see oq_quantized). last: no other plan or rewrite
  * follows, so the prepared model itself is rewritten (one copy less; plans
  * made so far must not be used after). */
 oq_status oq_pipeline_rewrite(oq_pipeline *p, const oq_plan *plan, bool last, oq_quantized **out, oq_err *err);
@@ -168,8 +181,9 @@ oq_status oq_pipeline_report(oq_pipeline *p, const oq_plan *plan, const oq_quant
  * is refused. */
 oq_status oq_pipeline_commit(oq_pipeline *p, const oq_quantized *q, oq_report *report, oq_err *err);
 
-/* The float model as loaded (borrowed), the prepared copy, the table (NULL
- * before calibrate and in dynamic mode), the warnings so far. */
+/* The float model as loaded (borrowed; equalized by calibrate when the job
+ * asks), the prepared copy, the table (NULL before calibrate and in dynamic
+ * mode), the warnings so far. */
 const oq_model *oq_pipeline_model(const oq_pipeline *p);
 const oq_model *oq_pipeline_prepared(const oq_pipeline *p);
 const oq_calib_table *oq_pipeline_table(const oq_pipeline *p);

@@ -13,6 +13,7 @@
 
 #include "onnxq/oq_calib.h"
 #include "onnxq/oq_mixed.h"
+#include "onnxq/oq_correct.h"
 #include "onnxq/oq_plan.h"
 #include "onnxq/oq_prepare.h"
 #include "onnxq/oq_quant.h"
@@ -59,6 +60,7 @@ typedef struct oq_report_op {
 typedef struct oq_report_times {
     double load, calibrate, rewrite, evaluate, save; /* seconds */
     double sensitivity, search; /* an accuracy target's analysis and search (oq_mixed), when there is one */
+    double bias_correction; /* seconds of it spent on bias correction (both models' runs) */
 } oq_report_times;
 
 typedef struct oq_report {
@@ -97,6 +99,8 @@ typedef struct oq_report {
     int n_ops;
     oq_report_op *ops;
     int n_ops_by_precision[OQ_PRECISION_COUNT];
+    oq_bias_correction bias_correction;
+    oq_equalization equalization; /* owned */
     /* evaluation, and the speed outlook (static QOperator format) */
     bool has_evaluation;
     oq_eval eval;           /* owned (outputs, per-node SQNR) */
@@ -121,6 +125,8 @@ typedef struct oq_report_input {
     int64_t fp32_bytes;               /* constants of the model file as loaded (before preparation) */
     const oq_plan *plan;
     const oq_quant_result *result;
+    const oq_bias_correction *bias_correction; /* what the rewrite's bias correction did */
+    const oq_equalization *equalization;       /* what equalization did */
     const oq_eval *eval;              /* NULL when nothing was evaluated */
     oq_report_times times;
 } oq_report_input;

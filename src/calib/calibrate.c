@@ -96,6 +96,7 @@ static oq_status worker_init(worker *w, const oq_model *m, const oq_calib_option
 {
     if (!(w->cal = oq_calibrator_create(m, opts->bins, opts->observe, err)))
         return err->status;
+    oq_calibrator_keep_channels(w->cal, opts->channels);
     /* the session computes what the calibrator records on its own and may fuse the rest */
     oq_exec_options eo = {.threads = threads, .observed = oq_calibrator_observed(w->cal)};
     oq_status st = oq_session_create(&w->s, m, &eo, err);
@@ -126,6 +127,8 @@ oq_status oq_calibrate(const oq_model *m, oq_dataset *ds, const oq_calib_options
     calib_run r = {.ds = ds, .total = total, .w = calloc((size_t)n_workers, sizeof *r.w)};
     r.sum = oq_calibrator_create(m, opts->bins, opts->observe, err);
     r.seed = r.sum ? oq_calibrator_create(m, opts->bins, opts->observe, err) : NULL;
+    if (r.sum)
+        oq_calibrator_keep_channels(r.sum, opts->channels);
     oq_sha256_init(&r.data_hash);
     oq_status st = !r.w ? oq_errf(err, OQ_ENOMEM, "out of memory") : !r.seed ? err->status : OQ_OK;
     for (int k = 0; !st && k < n_workers; k++)

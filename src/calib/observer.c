@@ -13,6 +13,9 @@ struct oq_calibrator {
     int n_entries;
     char **names;          /* [n_entries] borrowed from the graph */
     oq_hist *hists;        /* [n_entries] */
+    bool *keep_channels;   /* [n_entries]: per-channel extremes kept too */
+    oq_channel_stats *channels; /* [n_entries] */
+    oq_err channel_err;    /* set when keeping channels ran out of memory (reported by oq_calibrator_table) */
     uint32_t *scratch;     /* [oq_hist_scratch_size(bins)] zeros between calls */
     int64_t samples;
 };
@@ -29,8 +32,11 @@ oq_calibrator *oq_calibrator_create(const oq_model *m, int bins, const bool *obs
     c->names = calloc((size_t)(g->n_values ? g->n_values : 1), sizeof *c->names);
     c->hists = calloc((size_t)(g->n_values ? g->n_values : 1), sizeof *c->hists);
     c->observed = calloc((size_t)(g->n_values ? g->n_values : 1), sizeof *c->observed);
+    c->keep_channels = calloc((size_t)(g->n_values ? g->n_values : 1), sizeof *c->keep_channels);
+    c->channels = calloc((size_t)(g->n_values ? g->n_values : 1), sizeof *c->channels);
     c->scratch = bins > 0 ? calloc(oq_hist_scratch_size(bins), sizeof *c->scratch) : NULL;
-    if (!c->entry_of_value || !c->names || !c->hists || !c->observed || (bins > 0 && !c->scratch))
+    if (!c->entry_of_value || !c->names || !c->hists || !c->observed || !c->keep_channels || !c->channels ||
+        (bins > 0 && !c->scratch))
         goto oom;
     for (int i = 0; i < g->n_values; i++) {
         const oq_value *v = g->values[i];
@@ -68,6 +74,11 @@ void oq_calibrator_destroy(oq_calibrator *c)
         for (int i = 0; i < c->n_entries; i++)
             oq_hist_release(&c->hists[i]);
     free(c->hists);
+    if (c->channels)
+        for (int i = 0; i < c->n_entries; i++)
+            oq_channel_stats_release(&c->channels[i]);
+    free(c->channels);
+    free(c->keep_channels);
     free(c->names);
     free(c->entry_of_value);
     free(c->observed);
@@ -80,14 +91,24 @@ const bool *oq_calibrator_observed(const oq_calibrator *c)
     return c->observed;
 }
 
+void oq_calibrator_keep_channels(oq_calibrator *c, const bool *channels)
+{
+    for (int v = 0; channels && v < c->n_values; v++)
+        if (channels[v] && c->entry_of_value[v] >= 0)
+            c->keep_channels[c->entry_of_value[v]] = true;
+}
+
 void oq_calibrator_observe(void *user, const oq_value *value, const oq_tensor *tensor)
 {
     oq_calibrator *c = user;
     if (value->graph != c->graph || value->id >= c->n_values || tensor->dtype != OQ_DTYPE_FLOAT)
         return;
     int e = c->entry_of_value[value->id];
-    if (e >= 0)
-        oq_hist_add_scratch(&c->hists[e], tensor->data, oq_tensor_numel(tensor), c->scratch);
+    if (e < 0)
+        return;
+    oq_hist_add_scratch(&c->hists[e], tensor->data, oq_tensor_numel(tensor), c->scratch);
+    if (c->keep_channels[e] && !c->channel_err.status)
+        oq_channel_stats_add(&c->channels[e], tensor, &c->channel_err);
 }
 
 void oq_calibrator_add_inputs(oq_calibrator *c, int n, const oq_value *const *values, const oq_tensor *tensors)
@@ -99,8 +120,10 @@ void oq_calibrator_add_inputs(oq_calibrator *c, int n, const oq_value *const *va
 
 void oq_calibrator_restart(oq_calibrator *c, const oq_calibrator *grid_from)
 {
-    for (int i = 0; i < c->n_entries; i++)
+    for (int i = 0; i < c->n_entries; i++) {
         oq_hist_restart(&c->hists[i], grid_from && grid_from->n_entries == c->n_entries ? &grid_from->hists[i] : NULL);
+        oq_channel_stats_release(&c->channels[i]);
+    }
     c->samples = 0;
 }
 
@@ -108,8 +131,14 @@ oq_status oq_calibrator_merge(oq_calibrator *dst, const oq_calibrator *src, oq_e
 {
     if (dst->graph != src->graph || dst->n_entries != src->n_entries)
         return oq_errf(err, OQ_EINVAL, "cannot merge calibrators of different models");
+    if (src->channel_err.status) {
+        *err = src->channel_err;
+        return err->status;
+    }
     for (int i = 0; i < dst->n_entries; i++) {
         oq_status st = oq_hist_merge(&dst->hists[i], &src->hists[i], err);
+        if (!st && dst->keep_channels[i])
+            st = oq_channel_stats_merge(&dst->channels[i], &src->channels[i], err);
         if (st)
             return st;
     }
@@ -119,6 +148,10 @@ oq_status oq_calibrator_merge(oq_calibrator *dst, const oq_calibrator *src, oq_e
 
 oq_calib_table *oq_calibrator_table(oq_calibrator *c, const oq_range_options *range, oq_err *err)
 {
+    if (c->channel_err.status) {
+        *err = c->channel_err;
+        return NULL;
+    }
     int bins = c->n_entries ? c->hists[0].nbins : 2;
     oq_calib_table *t = oq_calib_table_create(bins, range);
     if (!t || !(t->entries = calloc((size_t)(c->n_entries ? c->n_entries : 1), sizeof *t->entries))) {
@@ -138,6 +171,10 @@ oq_calib_table *oq_calibrator_table(oq_calibrator *c, const oq_range_options *ra
         }
         e->hist = c->hists[i]; /* move */
         memset(&c->hists[i], 0, sizeof c->hists[i]);
+        if (c->channels[i].n > 0) {
+            e->channels = c->channels[i];
+            memset(&c->channels[i], 0, sizeof c->channels[i]);
+        }
         t->n_entries++;
     }
     if (oq_calib_table_compute_ranges(t, err)) {

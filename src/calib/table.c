@@ -7,7 +7,10 @@
  *    "qmin": 0, "qmax": 255, "bins": 2048,
  *    "tensors": {name: {"min": x, "max": x, "count": n, "nonfinite": n,
  *                       "hist": {"lo": x, "width": x, "counts": [...]},
- *                       "range": [lo, hi]}}} */
+ *                       "range": [lo, hi],
+ *                       "channels": {"min": [...], "max": [...], "scales": [...]}}}}
+ * "channels" is there only for tensors cross-layer equalization may scale
+ * (tables made before it have none). */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdint.h>
@@ -37,6 +40,8 @@ void oq_calib_table_destroy(oq_calib_table *t)
     for (int i = 0; i < t->n_entries; i++) {
         free(t->entries[i].name);
         oq_hist_release(&t->entries[i].hist);
+        oq_channel_stats_release(&t->entries[i].channels);
+        free(t->entries[i].scales);
     }
     free(t->entries);
     free(t);
@@ -50,11 +55,42 @@ const oq_calib_entry *oq_calib_table_find(const oq_calib_table *t, const char *n
     return NULL;
 }
 
+/* e's equalization scales from its channel extremes and range (see oq_calib_table_compute_ranges). */
+static oq_status equalization_scales(oq_calib_entry *e, oq_err *err)
+{
+    const oq_channel_stats *ch = &e->channels;
+    free(e->scales);
+    e->scales = NULL;
+    if (ch->n <= 0)
+        return OQ_OK;
+    if (!(e->scales = malloc((size_t)ch->n * sizeof *e->scales)))
+        return oq_errf(err, OQ_ENOMEM, "out of memory");
+    double lo = e->range[0], hi = e->range[1];
+    for (int64_t c = 0; c < ch->n; c++) {
+        double s = OQ_EQUALIZE_MAX_SCALE;
+        bool seen = false;
+        if (ch->max[c] > 0 && hi > 0) {
+            s = fmin(s, hi / ch->max[c]);
+            seen = true;
+        }
+        if (ch->min[c] < 0 && lo < 0) {
+            s = fmin(s, lo / ch->min[c]);
+            seen = true;
+        }
+        e->scales[c] = seen && s > 1 ? s : 1; /* a channel that was always 0 tells nothing */
+    }
+    return OQ_OK;
+}
+
 oq_status oq_calib_table_compute_ranges(oq_calib_table *t, oq_err *err)
 {
     oq_status st = OQ_OK;
-    for (int i = 0; !st && i < t->n_entries; i++)
-        st = oq_hist_range(&t->entries[i].hist, &t->range, &t->entries[i].range[0], &t->entries[i].range[1], err);
+    for (int i = 0; !st && i < t->n_entries; i++) {
+        oq_calib_entry *e = &t->entries[i];
+        st = oq_hist_range(&e->hist, &t->range, &e->range[0], &e->range[1], err);
+        if (!st)
+            st = equalization_scales(e, err);
+    }
     return st;
 }
 
@@ -87,6 +123,16 @@ static cJSON *entry_json(const oq_calib_entry *e)
     cJSON_AddItemToObject(o, "hist", hist);
     double range[2] = {e->range[0], e->range[1]};
     cJSON_AddItemToObject(o, "range", cJSON_CreateDoubleArray(range, 2));
+    if (e->channels.n > 0) {
+        cJSON *ch = cJSON_AddObjectToObject(o, "channels");
+        const double *cols[3] = {e->channels.min, e->channels.max, e->scales};
+        const char *keys[3] = {"min", "max", "scales"};
+        for (int k = 0; ch && k < 3; k++) {
+            cJSON *a = cols[k] ? cJSON_AddArrayToObject(ch, keys[k]) : NULL;
+            for (int64_t c = 0; a && c < e->channels.n; c++)
+                cJSON_AddItemToArray(a, cJSON_CreateNumber(finite_or_zero(cols[k][c])));
+        }
+    }
     return o;
 }
 
@@ -176,6 +222,38 @@ static oq_status get_hex(const cJSON *o, const char *key, char out[65], const ch
     return OQ_OK;
 }
 
+/* Channel extremes beyond this many channels are refused. */
+#define MAX_CHANNELS (1 << 24)
+
+/* e's per-channel extremes from "channels": {"min": [...], "max": [...]}
+ * ("scales" is recomputed from them and the range). */
+static oq_status load_channels(oq_calib_entry *e, const cJSON *ch, const char *path, oq_err *err)
+{
+    const cJSON *lo = cJSON_GetObjectItemCaseSensitive(ch, "min"), *hi = cJSON_GetObjectItemCaseSensitive(ch, "max");
+    int n = cJSON_IsArray(lo) ? cJSON_GetArraySize(lo) : -1;
+    if (!cJSON_IsObject(ch) || n < 1 || n > MAX_CHANNELS || !cJSON_IsArray(hi) || cJSON_GetArraySize(hi) != n)
+        return oq_errf(err, OQ_EINVAL, "%s: tensor '%s': \"channels\" needs \"min\" and \"max\" arrays of one length",
+                       path, e->name);
+    oq_channel_stats *s = &e->channels;
+    s->min = malloc((size_t)n * sizeof *s->min);
+    s->max = malloc((size_t)n * sizeof *s->max);
+    if (!s->min || !s->max) {
+        oq_channel_stats_release(s);
+        return oq_errf(err, OQ_ENOMEM, "out of memory");
+    }
+    s->n = n;
+    const cJSON *a = lo->child, *b = hi->child;
+    for (int c = 0; c < n; c++, a = a->next, b = b->next) {
+        if (!cJSON_IsNumber(a) || !cJSON_IsNumber(b) || !(fabs(a->valuedouble) <= MAX_STAT) ||
+            !(fabs(b->valuedouble) <= MAX_STAT) || a->valuedouble > b->valuedouble)
+            return oq_errf(err, OQ_EINVAL, "%s: tensor '%s': channel %d's min and max are not two ordered numbers",
+                           path, e->name, c);
+        s->min[c] = a->valuedouble;
+        s->max[c] = b->valuedouble;
+    }
+    return OQ_OK;
+}
+
 static oq_status load_entry(oq_calib_entry *e, const cJSON *o, int bins, const char *path, oq_err *err)
 {
     oq_status st;
@@ -223,7 +301,10 @@ static oq_status load_entry(oq_calib_entry *e, const cJSON *o, int bins, const c
         h->min = INFINITY;
         h->max = -INFINITY;
     }
-    return OQ_OK;
+    const cJSON *ch = cJSON_GetObjectItemCaseSensitive(o, "channels");
+    if ((st = ch ? load_channels(e, ch, path, err) : OQ_OK))
+        return st;
+    return equalization_scales(e, err);
 }
 
 oq_status oq_calib_table_load(oq_calib_table **out, const char *path, oq_err *err)
@@ -343,6 +424,7 @@ oq_status oq_calib_table_merge(oq_calib_table *dst, const oq_calib_table *src, o
     for (int i = 0; i < src->n_entries; i++) {
         const oq_calib_entry *se = &src->entries[i];
         oq_calib_entry *de = (oq_calib_entry *)oq_calib_table_find(dst, se->name);
+        bool fresh = !de;
         if (!de) {
             oq_calib_entry *grown = realloc(dst->entries, (size_t)(dst->n_entries + 1) * sizeof *grown);
             if (!grown)
@@ -360,6 +442,10 @@ oq_status oq_calib_table_merge(oq_calib_table *dst, const oq_calib_table *src, o
             dst->n_entries++;
         }
         oq_status st = oq_hist_merge(&de->hist, &se->hist, err);
+        if (!fresh && (de->channels.n > 0) != (se->channels.n > 0))
+            oq_channel_stats_release(&de->channels); /* kept on one side only: neither covers all the data */
+        else if (!st)
+            st = oq_channel_stats_merge(&de->channels, &se->channels, err);
         if (st)
             return oq_err_context(err, "tensor '%s'", se->name);
     }

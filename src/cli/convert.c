@@ -75,7 +75,16 @@ const char cli_quant_options_help[] =
     "  --symmetric-activations  activation ranges symmetric around zero\n"
     "  --op-types LIST     comma-separated ops to quantize (default Conv,MatMul,Gemm,Gather;\n"
     "                      Gather: lookups in a constant table, e.g. embeddings)\n"
-    "  --exclude NAMES     comma-separated node names to leave in float (repeatable)\n";
+    "  --exclude NAMES     comma-separated node names to leave in float (repeatable)\n"
+    "  --bias-correction on|off\n"
+    "                      move each quantized node's mean output error, measured\n"
+    "                      on the calibration samples (quantize's --data) with\n"
+    "                      the nodes before it already quantized and corrected,\n"
+    "                      into its bias (default: on with quantize --contrib,\n"
+    "                      off otherwise; see docs/accuracy.md)\n"
+    "  --equalization on|off\n"
+    "                      cross-layer equalization of Conv -> depthwise Conv pairs\n"
+    "                      from the table's per-channel extremes (default off)\n";
 
 static const char convert_eval_help[] =
     "  --eval-data PATH    samples for the report's accuracy section (repeatable;\n"
@@ -146,6 +155,7 @@ static const struct refusal {
     {"mean", CONVERT, "belongs to calibrate or quantize"},
     {"std", CONVERT, "belongs to calibrate or quantize"},
     {"bgr", CONVERT, "belongs to calibrate or quantize"},
+    {"bias-correction", CONVERT, "belongs to quantize (it measures on the calibration samples)"},
 };
 
 typedef struct convert_args {

@@ -53,6 +53,11 @@ oq_status oq_rw_qgemm(rewriter *r, int i, oq_node *n, oq_quant_node *rep)
     } else {
         free(name);
     }
+    oq_bias_site site = {.op = q, .x = xq, .x_scale = xi->p.scale, .x_zero_point = xi->p.zero_point, .w = qw->q,
+                         .layout = OQ_WEIGHT_KN, .channels = N, .out_scale = yi ? yi->p.scale : 0, .bias = bq,
+                         .bias_int32 = true};
+    if ((st = oq_rw_bias_site(r, site, qw)))
+        return st;
     oq_rw_report_weight(rep, qw);
     if (!float_out) {
         if ((st = oq_rw_twin_output(r, rep, y, out)))

@@ -94,9 +94,9 @@ static oq_status float_bias(rewriter *r, oq_node *n, int64_t channels, oq_tensor
 }
 
 /* Everything after the integer op: Cast, Mul by x_scale x weight scales, Add
- * of the float bias, writing n's output name. */
+ * of the float bias (its constant in *bias_v), writing n's output name. */
 static oq_status rescale(rewriter *r, oq_node *n, oq_value *acc, const qinfo *xi, const qweight *qw, int trailing,
-                         const oq_tensor *bias)
+                         const oq_tensor *bias, oq_value **bias_v)
 {
     oq_value *y = n->outputs[0], *accf, *ws, *scale, *scaled, *bv;
     oq_node *cast;
@@ -122,6 +122,7 @@ static oq_status rescale(rewriter *r, oq_node *n, oq_value *acc, const qinfo *xi
     snprintf(base, sizeof base, "%s_bias", n->name);
     if ((st = channel_initializer(r, base, bias->data, oq_tensor_numel(bias), trailing, &bv)))
         return st;
+    *bias_v = bv;
     oq_value *add_in[2] = {scaled, bv};
     return oq_rw_node(r, OQ_OP_ADD, 2, add_in, 1, &y, NULL);
 }
@@ -156,7 +157,7 @@ oq_status oq_rw_dynamic(rewriter *r, int i, oq_node *n, oq_quant_node *rep)
     if (r->plan->nodes[i].activation_b)
         return dynamic_pair(r, n);
     bool conv = n->kind == OQ_OP_CONV;
-    oq_value *w = n->inputs[1], *wq = NULL, *wz, *acc;
+    oq_value *w = n->inputs[1], *wq = NULL, *wz, *acc, *bias_v = NULL;
     int64_t channels = 0;
     oq_tensor *bias = NULL; /* float [channels] */
     qweight *qw;
@@ -179,7 +180,12 @@ oq_status oq_rw_dynamic(rewriter *r, int i, oq_node *n, oq_quant_node *rep)
     oq_value *in[4] = {xi->twin, wq, xi->zp, wz};
     if ((st = oq_rw_node(r, conv ? OQ_OP_CONV_INTEGER : OQ_OP_MATMUL_INTEGER, 4, in, 1, &acc, &q)) ||
         (st = oq_rw_inherit_name(r, q, n)) || (conv && (st = oq_rw_copy_conv_attrs(r, q, n))) ||
-        (st = rescale(r, n, acc, xi, qw, trailing, bias)))
+        (st = rescale(r, n, acc, xi, qw, trailing, bias, &bias_v)))
+        goto done;
+    oq_bias_site site = {.op = q, .x = xi->twin, .x_scale_v = xi->scale, .x_zero_point_v = xi->zp, .w = wq,
+                         .w_zero_point = conv ? 128 : 0, .layout = conv ? OQ_WEIGHT_CONV : OQ_WEIGHT_KN,
+                         .channels = w->constant->dims[axis], .bias = bias_v};
+    if ((st = oq_rw_bias_site(r, site, qw)))
         goto done;
     oq_rw_report_weight(rep, qw);
     oq_graph_remove_node(r->g, n);

@@ -39,6 +39,8 @@ typedef enum option {
     OPT_SAMPLES,
     OPT_ALL_TENSORS,
     OPT_NO_PREPARE,
+    OPT_BIAS_CORRECTION,
+    OPT_EQUALIZATION,
     OPT_THREADS,
     OPT_RESIZE,
     OPT_CROP,
@@ -81,6 +83,8 @@ static const oq_job_option options[OPT_COUNT] = {
     [OPT_SAMPLES] = {"samples", true},
     [OPT_ALL_TENSORS] = {"all-tensors", false},
     [OPT_NO_PREPARE] = {"no-prepare", false},
+    [OPT_BIAS_CORRECTION] = {"bias-correction", true},
+    [OPT_EQUALIZATION] = {"equalization", true},
     [OPT_THREADS] = {"threads", true},
     [OPT_RESIZE] = {"resize", true},
     [OPT_CROP] = {"crop", true},
@@ -110,6 +114,7 @@ struct oq_job_builder {
     int n_owned, cap_owned;
     str_list data, eval, op_types, exclude;
     bool format_given;
+    bool bias_correction_given;
     const char *range_option; /* the first option given that chooses activation ranges ("--method"), or NULL */
     const char *target_option; /* the accuracy target's option ("--min-sqnr"), or NULL */
 };
@@ -387,6 +392,13 @@ static oq_status set_option(oq_job_builder *b, option o, const char *name, const
         if (!parse_flag(v, &j->external_data))
             return bad_value(name, v, "true or false", err);
         return OQ_OK;
+    case OPT_BIAS_CORRECTION:
+    case OPT_EQUALIZATION:
+        if (!v || (strcmp(v, "on") && strcmp(v, "off")))
+            return bad_value(name, v, "on or off", err);
+        *(o == OPT_BIAS_CORRECTION ? &j->bias_correction : &j->equalization) = !strcmp(v, "on");
+        b->bias_correction_given |= o == OPT_BIAS_CORRECTION;
+        return OQ_OK;
     case OPT_ACTIVATION_TYPE:
         if (v && !strcmp(v, "uint8"))
             r->range.qmin = 0, r->range.qmax = 255;
@@ -450,10 +462,14 @@ static oq_status set_option(oq_job_builder *b, option o, const char *name, const
     }
 }
 
-/* Points the job at the lists (they move as they grow). */
+/* Points the job at the lists (they move as they grow), and applies the
+ * default of --bias-correction when it was not given: on for --contrib
+ * with calibration samples to measure on (see docs/accuracy.md). */
 static void sync_lists(oq_job_builder *b)
 {
     oq_job *j = &b->job;
+    if (!b->bias_correction_given)
+        j->bias_correction = j->quant.contrib && (b->data.n || j->data_samples);
     j->n_data = b->data.n;
     j->data = b->data.items;
     j->n_eval = b->eval.n;
@@ -485,6 +501,7 @@ oq_status oq_job_builder_set(oq_job_builder *b, const char *name, const char *va
 void oq_job_builder_set_samples(oq_job_builder *b, bool eval, const oq_samples *s)
 {
     *(eval ? &b->job.eval_data_samples : &b->job.data_samples) = s;
+    sync_lists(b);
 }
 
 const oq_job *oq_job_builder_job(const oq_job_builder *b) { return &b->job; }

@@ -12,11 +12,13 @@
 #include "onnxq/oq_onnx_io.h"
 #include "onnxq/oq_pipeline.h"
 #include "onnxq/oq_prepare.h"
+#include "quant/correct.h"
 
 struct oq_pipeline {
     oq_job job;
     oq_quant_options quant;  /* the job's, with the table's activation range */
-    oq_model *model;         /* float, as loaded and graph-prepared: calibrated and evaluated, never changed after */
+    oq_model *model;         /* float, as loaded and graph-prepared: calibrated and evaluated, changed after only
+                                by equalization (the same function) */
     char sha256[65];         /* of the model file */
     int64_t file_param_bytes; /* constants of the model as loaded, before preparation */
     bool graph_prepared;
@@ -24,6 +26,9 @@ struct oq_pipeline {
     oq_model *prepared;      /* a copy after oq_quant_prepare: what plans are made on */
     oq_quant_prep prep;
     oq_calib_table *table;
+    oq_bias_reference *bias_ref; /* bias correction's float side, made at the first rewrite that needs it */
+    bool equalized;          /* equalization ran (on model, and on prepared if it existed) */
+    oq_equalization equalization;
     int n_warnings;
     char **warnings;
     oq_report_times times;
@@ -184,6 +189,8 @@ void oq_pipeline_destroy(oq_pipeline *p)
     oq_model_destroy(p->model);
     oq_model_destroy(p->prepared);
     oq_calib_table_destroy(p->table);
+    oq_bias_reference_destroy(p->bias_ref);
+    oq_equalization_release(&p->equalization);
     for (int i = 0; i < p->n_warnings; i++)
         free(p->warnings[i]);
     free(p->warnings);
@@ -279,17 +286,20 @@ static oq_status open_samples(const oq_pipeline *p, bool eval, oq_dataset **ds, 
 static oq_status calibrate_on_data(oq_pipeline *p, oq_err *err)
 {
     const oq_job *j = &p->job;
-    bool *want = NULL;
+    bool *want = NULL, *channels = NULL;
     oq_dataset *ds = NULL;
     oq_status st = j->all_tensors ? OQ_OK : planned_needs(p, &want, err);
     if (!st)
+        st = oq_equalize_candidates(p->model->graph, &p->quant, &channels, err);
+    if (!st)
         st = open_samples(p, false, &ds, err);
     oq_calib_options opts = {.bins = j->bins, .range = j->range.range, .max_samples = j->max_samples,
-                             .threads = j->threads, .observe = want, .progress = j->progress,
+                             .threads = j->threads, .observe = want, .channels = channels, .progress = j->progress,
                              .progress_user = j->progress_user};
     if (!st)
         st = oq_calibrate(p->model, ds, &opts, &p->table, err);
     free(want);
+    free(channels);
     oq_dataset_destroy(ds);
     if (st)
         return st;
@@ -303,12 +313,27 @@ static oq_status calibrate_on_data(oq_pipeline *p, oq_err *err)
 }
 
 
+/* Equalizes the float model and the prepared copy (if made) by the table's
+ * scales, once; a copy prepared later inherits it from the float model. */
+static oq_status equalize_models(oq_pipeline *p, oq_err *err)
+{
+    oq_equalization again = {0};
+    oq_status st = oq_equalize(p->model, &p->quant, p->table, &p->equalization, err);
+    if (!st && p->prepared)
+        st = oq_equalize(p->prepared, &p->quant, p->table, &again, err);
+    oq_equalization_release(&again);
+    p->equalized = true;
+    return st;
+}
+
 oq_status oq_pipeline_calibrate(oq_pipeline *p, oq_err *err)
 {
     if (p->quant.mode == OQ_MODE_DYNAMIC) { /* DynamicQuantizeLinear: uint8 asymmetric at run time */
         p->quant.act_qmin = 0;
         p->quant.act_qmax = 255;
         p->quant.symmetric_activations = false;
+        p->equalization.requested = p->job.equalization;
+        p->equalization.why_not = p->job.equalization ? "dynamic mode has no calibrated ranges" : NULL;
         return OQ_OK;
     }
     double t = now_s();
@@ -326,6 +351,8 @@ oq_status oq_pipeline_calibrate(oq_pipeline *p, oq_err *err)
         p->quant.act_qmax = p->table->range.qmax;
         p->quant.symmetric_activations = p->table->range.symmetric;
     }
+    if (!st && p->job.equalization && !p->equalized)
+        st = equalize_models(p, err);
     p->times.calibrate += now_s() - t;
     return st;
 }
@@ -364,15 +391,73 @@ static oq_status written_from_memory(const oq_pipeline *p, const oq_model *m, bo
     return st;
 }
 
+/* Whether rewrites correct biases, and if not, why (*why: static text, NULL when off). */
+static bool bias_correction_runs(const oq_pipeline *p, const char **why)
+{
+    *why = NULL;
+    if (!p->job.bias_correction)
+        return false;
+    if (!p->job.n_data && !p->job.data_samples) {
+        *why = "no calibration samples to measure on";
+        return false;
+    }
+    return true;
+}
+
+/* The calibration samples, for bias correction (caller destroys). */
+static oq_status open_calibration_data(oq_pipeline *p, oq_dataset **ds, oq_err *err)
+{
+    return open_samples(p, false, ds, err);
+}
+
+/* Bias correction's float side: the prepared model's product outputs on the
+ * calibration samples, measured once for every plan. */
+static oq_status measure_float_side(oq_pipeline *p, oq_err *err)
+{
+    double t = now_s();
+    oq_dataset *ds = NULL;
+    oq_status st = open_calibration_data(p, &ds, err);
+    if (!st)
+        st = oq_bias_reference_create(&p->bias_ref, p->prepared, ds, p->job.max_samples, p->job.threads, err);
+    oq_dataset_destroy(ds);
+    p->times.bias_correction += now_s() - t;
+    return st;
+}
+
+/* Bias correction of work, rewritten from the prepared model with sites. */
+static oq_status correct_biases(oq_pipeline *p, oq_model *work, const oq_bias_sites *sites, oq_bias_correction *bc,
+                                oq_err *err)
+{
+    if (!sites->n) {
+        bc->why_not = "no node was quantized";
+        return OQ_OK;
+    }
+    double t = now_s();
+    oq_dataset *ds = NULL;
+    oq_status st = open_calibration_data(p, &ds, err);
+    if (!st)
+        st = oq_bias_correct(work, sites, p->bias_ref, ds, p->job.threads, bc, err);
+    oq_dataset_destroy(ds);
+    p->times.bias_correction += now_s() - t;
+    return st;
+}
+
 oq_status oq_pipeline_rewrite(oq_pipeline *p, const oq_plan *plan, bool last, oq_quantized **out, oq_err *err)
 {
     *out = NULL;
-    double t = now_s();
     oq_quantized *q = calloc(1, sizeof *q);
     oq_model *work = NULL;
+    oq_bias_sites sites = {0};
     oq_status st = q ? OQ_OK : oq_errf(err, OQ_ENOMEM, "out of memory");
     if (!st && !p->prepared)
         st = oq_errf(err, OQ_EINVAL, "the model was not prepared for planning");
+    bool correct = !st && bias_correction_runs(p, &q->bias_correction.why_not);
+    if (q)
+        q->bias_correction.requested = p->job.bias_correction;
+    /* the float side reads the prepared model, which the last rewrite takes */
+    if (correct && !p->bias_ref && (st = measure_float_side(p, err)))
+        goto done;
+    double t = now_s();
     if (!st && last) {
         work = p->prepared;
         p->prepared = NULL;
@@ -380,7 +465,11 @@ oq_status oq_pipeline_rewrite(oq_pipeline *p, const oq_plan *plan, bool last, oq
         st = oq_model_clone(&work, p->prepared, err);
     }
     if (!st)
-        st = oq_quant_rewrite(work, plan, &q->result, err);
+        st = oq_quant_rewrite_sites(work, plan, &q->result, correct ? &sites : NULL, err);
+    p->times.rewrite += now_s() - t;
+    if (!st && correct)
+        st = correct_biases(p, work, &sites, &q->bias_correction, err);
+    t = now_s();
     bool in_memory = false;
     if (!st && !(st = written_from_memory(p, work, &in_memory, err)) && in_memory) {
         q->model = work;
@@ -390,10 +479,8 @@ oq_status oq_pipeline_rewrite(oq_pipeline *p, const oq_plan *plan, bool last, oq
     }
     oq_model_destroy(work);
     p->times.rewrite += now_s() - t;
-    if (in_memory) {
-        *out = q;
-        return OQ_OK;
-    }
+    if (in_memory)
+        goto done;
     /* what will be written, loaded back: the model that is evaluated */
     t = now_s();
     char *dir = st ? NULL : oq_path_dir(p->job.output_path ? p->job.output_path : p->job.model_path);
@@ -403,6 +490,8 @@ oq_status oq_pipeline_rewrite(oq_pipeline *p, const oq_plan *plan, bool last, oq
         st = oq_model_load_buffer(&q->model, q->bytes, q->n_bytes, dir, err);
     free(dir);
     p->times.evaluate += now_s() - t;
+done:
+    oq_bias_sites_release(&sites);
     if (st) {
         oq_quantized_destroy(q);
         return st;
@@ -440,8 +529,9 @@ oq_status oq_pipeline_report(oq_pipeline *p, const oq_plan *plan, const oq_quant
                           .model_sha256 = p->sha256, .output_path = p->job.output_path, .opts = &plan->opts,
                           .table = p->table, .fp32 = p->model, .quant = q->model, .prep = &p->prep,
                           .graph_prep = p->graph_prepared ? &p->graph_prep : NULL, .fp32_bytes = p->file_param_bytes,
-                          .plan = plan,
-                          .result = &q->result, .eval = eval, .times = p->times};
+                          .plan = plan, .result = &q->result, .bias_correction = &q->bias_correction,
+                          .equalization = &p->equalization,
+                          .eval = eval, .times = p->times};
     return oq_report_build(out, &in, err);
 }
 

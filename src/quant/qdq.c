@@ -80,14 +80,13 @@ static oq_status fold_gemm_factors(rewriter *r, oq_node *n)
 }
 
 /* Float bias b (a row, named after `name`) at x_scale x the weight scales, as
- * an int32 constant behind a DequantizeLinear (along its last axis, zero
- * point 0 left out) whose scale is that product. */
+ * an int32 constant (*bq) behind a DequantizeLinear (*out; along its last
+ * axis, zero point 0 left out) whose scale (*bsv) is that product. */
 static oq_status qdq_bias(rewriter *r, const oq_tensor *b, const char *name, float x_scale, const qweight *qw,
-                          oq_value **out)
+                          oq_value **bq, oq_value **bsv, oq_value **out)
 {
     oq_tensor t, bs;
     char base[512];
-    oq_value *bq, *bsv;
     oq_status st = oq_quantize_bias(&t, b, x_scale, &qw->wq.scales, r->err);
     if (st)
         return st;
@@ -98,14 +97,14 @@ static oq_status qdq_bias(rewriter *r, const oq_tensor *b, const char *name, flo
     for (int64_t j = 0; j < oq_tensor_numel(&bs); j++)
         ((float *)bs.data)[j] *= x_scale;
     snprintf(base, sizeof base, "%s_quantized", name);
-    if ((st = oq_rw_initializer_from(r, base, &t, &bq))) {
+    if ((st = oq_rw_initializer_from(r, base, &t, bq))) {
         oq_tensor_release(&bs);
         return st;
     }
     snprintf(base, sizeof base, "%s_scale", name);
-    if ((st = oq_rw_initializer_from(r, base, &bs, &bsv)))
+    if ((st = oq_rw_initializer_from(r, base, &bs, bsv)))
         return st;
-    return qdq_constant(r, bq, bsv, NULL, b->rank - 1, name, out);
+    return qdq_constant(r, *bq, *bsv, NULL, b->rank - 1, name, out);
 }
 
 /* Node n, which writes y, writes a fresh value instead, and a
@@ -162,8 +161,8 @@ oq_status oq_rw_qdq(rewriter *r, int i, oq_node *n, oq_quant_node *rep)
         b = add->inputs[b_slot];
         b_node = add;
     }
-    oq_value *xdq, *wdq, *wzp, *bdq;
-    qinfo *xi;
+    oq_value *xdq, *wdq, *wzp, *bdq = NULL, *bq = NULL, *bsv = NULL;
+    qinfo *xi, *yi;
     qweight *qw;
     float *floors = NULL;
     bool bias_fits = add || (b && b->constant->rank == 1 &&
@@ -177,11 +176,19 @@ oq_status oq_rw_qdq(rewriter *r, int i, oq_node *n, oq_quant_node *rep)
         (st = qdq_constant(r, qw->q, qw->scale, wzp, axis, w->name, &wdq)) ||
         (st = oq_node_set_input(n, 0, xdq, r->err)) || (st = oq_node_set_input(n, 1, wdq, r->err)))
         return st;
-    if (bias_fits && ((st = qdq_bias(r, b->constant, b->name, xi->p.scale, qw, &bdq)) ||
+    if (bias_fits && ((st = qdq_bias(r, b->constant, b->name, xi->p.scale, qw, &bq, &bsv, &bdq)) ||
                       (st = oq_node_set_input(b_node, b_slot, bdq, r->err))))
         return st;
     oq_value *y = add ? add->outputs[0] : n->outputs[0];
-    if ((st = qdq_output(r, add ? add : n, y)))
+    if ((st = qdq_output(r, add ? add : n, y)) || (st = oq_rw_params(r, y, &yi)))
+        return st;
+    /* listed for bias correction, which sets a bias from the float node's
+     * output: without one when it lies past that output, in a folded Add */
+    oq_bias_site site = {.op = n, .x = xdq, .x_scale = xi->p.scale, .x_zero_point = xi->p.zero_point, .w = qw->q,
+                         .layout = conv ? OQ_WEIGHT_CONV : axis == 0 ? OQ_WEIGHT_NK : OQ_WEIGHT_KN,
+                         .channels = qw->wq.q.dims[axis], .out_scale = yi->p.scale, .bias = add ? NULL : bq,
+                         .bias_int32 = true, .bias_dq = add ? NULL : bdq, .bias_dq_scale = add ? NULL : bsv};
+    if ((st = oq_rw_bias_site(r, site, qw)))
         return st;
     if (add) { /* the output the node's entry stands for */
         free(rep->output);

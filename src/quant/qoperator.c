@@ -65,6 +65,11 @@ oq_status oq_rw_qlinear(rewriter *r, int i, oq_node *n, oq_quant_node *rep)
         (st = oq_rw_inherit_name(r, q, n)) || (conv && (st = oq_rw_copy_conv_attrs(r, q, n))) ||
         (st = oq_rw_twin_output(r, rep, y, yq)))
         return st;
+    oq_bias_site site = {.op = q, .x = xq, .x_scale = xi->p.scale, .x_zero_point = xi->p.zero_point, .w = qw->q,
+                         .layout = conv ? OQ_WEIGHT_CONV : OQ_WEIGHT_KN, .channels = w->constant->dims[axis],
+                         .out_scale = yi->p.scale, .bias = bq, .bias_int32 = true};
+    if ((st = oq_rw_bias_site(r, site, qw)))
+        return st;
     oq_rw_report_weight(rep, qw);
     if (act)
         oq_graph_remove_node(r->g, act);
@@ -93,16 +98,21 @@ static oq_status integer_product(rewriter *r, const oq_node *orig, oq_value *x, 
     oq_value *mm_in[4] = {xq, qw->q, xi->zp, wz};
     if ((st = oq_rw_node(r, OQ_OP_MATMUL_INTEGER, 4, mm_in, 1, &acc, &node)) || (st = oq_rw_inherit_name(r, node, orig)))
         return st;
+    /* bias correction sets a bias from the float node's output; the bias of a
+     * folded Add lies past that output, so such a product is listed without one */
+    oq_bias_site site = {.op = node, .x = xq, .x_scale = x_scale, .x_zero_point = xi->p.zero_point, .w = qw->q,
+                         .layout = OQ_WEIGHT_KN, .channels = qw->wq.q.dims[1], .bias_int32 = true};
     if (bias) { /* + bias at x_scale * w_scale[j] */
         if ((st = oq_rw_bias(r, bias, bias_name, x_scale, qw, &bv)) ||
             (st = oq_rw_value(r, y->name, "_int32_bias", &sum)))
             return st;
+        site.bias = n_gone == 1 ? bv : NULL;
         oq_value *add_in[2] = {acc, bv};
         if ((st = oq_rw_node(r, OQ_OP_ADD, 2, add_in, 1, &sum, NULL)))
             return st;
         acc = sum;
     }
-    if ((st = oq_rw_value(r, y->name, "_float", &accf)) || (st = oq_rw_node(r, OQ_OP_CAST, 1, &acc, 1, &accf, &node)) ||
+    if ((st = oq_rw_bias_site(r, site, qw)) || (st = oq_rw_value(r, y->name, "_float", &accf)) || (st = oq_rw_node(r, OQ_OP_CAST, 1, &acc, 1, &accf, &node)) ||
         (st = oq_node_set_attr_int(node, "to", OQ_DTYPE_FLOAT, r->err)))
         return st;
     /* per-column output scale x_scale * w_scale[j] */

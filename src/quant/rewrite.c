@@ -156,6 +156,7 @@ static oq_status run(rewriter *r)
             if (pn->action == OQ_ACTION_KEEP_FLOAT)
                 continue;
         }
+        r->current = i;
         if ((st = execute(r, i, n, rep))) {
             if (rep)
                 oq_err_context(r->err, "node '%s' (%s)", rep->name, rep->op_type);
@@ -169,11 +170,29 @@ static oq_status run(rewriter *r)
 
 oq_status oq_quant_rewrite(oq_model *m, const oq_plan *plan, oq_quant_result *result, oq_err *err)
 {
+    return oq_quant_rewrite_sites(m, plan, result, NULL, err);
+}
+
+void oq_bias_sites_release(oq_bias_sites *s)
+{
+    if (!s)
+        return;
+    for (int i = 0; i < s->n; i++)
+        free(s->s[i].w_scales);
+    free(s->s);
+    memset(s, 0, sizeof *s);
+}
+
+oq_status oq_quant_rewrite_sites(oq_model *m, const oq_plan *plan, oq_quant_result *result, oq_bias_sites *sites,
+                                 oq_err *err)
+{
     memset(result, 0, sizeof *result);
+    if (sites)
+        memset(sites, 0, sizeof *sites);
     const oq_quant_options *o = &plan->opts;
     if (!plan->ranges_known)
         return oq_errf(err, OQ_EINVAL, "the plan was made without calibrated ranges");
-    rewriter r = {.m = m, .g = m->graph, .plan = plan, .o = o, .res = result, .err = err,
+    rewriter r = {.m = m, .g = m->graph, .plan = plan, .o = o, .res = result, .sites = sites, .err = err,
                   .act_type = o->act_qmin < 0 ? OQ_DTYPE_INT8 : OQ_DTYPE_UINT8};
     bool qoperator = o->mode == OQ_MODE_STATIC && o->format == OQ_FORMAT_QOPERATOR, contrib_added = false;
     oq_status st = snapshot(&r);
@@ -200,6 +219,8 @@ oq_status oq_quant_rewrite(oq_model *m, const oq_plan *plan, oq_quant_result *re
         free(r.info[i]);
     free(r.info);
     free(r.order);
+    if (st)
+        oq_bias_sites_release(sites);
     return st;
 }
 

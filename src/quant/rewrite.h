@@ -12,6 +12,7 @@
 
 #include "onnxq/oq_plan.h"
 #include "onnxq/oq_quant.h"
+#include "quant/correct.h"
 
 /* Per value of the graph: the objects that stand for it in 8 bits. */
 typedef struct qinfo {
@@ -45,6 +46,8 @@ typedef struct rewriter {
     qweight *weights;
     oq_dtype act_type;         /* UINT8 or INT8 */
     oq_value *zero_i8, *zero_u8; /* scalar weight zero points 0 (int8) and 128 (uint8), made on demand */
+    int current;               /* the plan's index of the node being rewritten */
+    oq_bias_sites *sites;      /* the products quantized so far, or NULL when not asked for */
     oq_err *err;
 } rewriter;
 
@@ -117,6 +120,9 @@ oq_status oq_rw_product_operands(rewriter *r, oq_value *x, oq_value *wf, const o
                                  qinfo **xi, qweight **qw);
 /* Weight statistics of qw into candidate entry rep. */
 void oq_rw_report_weight(oq_quant_node *rep, const qweight *qw);
+/* Lists site (the current node's product, with weights quantized as qw) for
+ * bias correction when the rewrite keeps sites; copies qw's scales. */
+oq_status oq_rw_bias_site(rewriter *r, oq_bias_site site, const qweight *qw);
 
 /* ---- one function per action: node n is the plan's node i ---------------------- */
 

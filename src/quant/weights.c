@@ -179,3 +179,22 @@ void oq_rw_report_weight(oq_quant_node *rep, const qweight *qw)
     }
     rep->weight_sqnr_db = qw->wq.sqnr_db;
 }
+
+oq_status oq_rw_bias_site(rewriter *r, oq_bias_site site, const qweight *qw)
+{
+    if (!r->sites)
+        return OQ_OK;
+    int64_t ns = oq_tensor_numel(&qw->wq.scales);
+    oq_bias_site *grown = realloc(r->sites->s, (size_t)(r->sites->n + 1) * sizeof *grown);
+    if (!grown)
+        return oq_errf(r->err, OQ_ENOMEM, "out of memory");
+    r->sites->s = grown;
+    if (!(site.w_scales = malloc((size_t)(site.channels ? site.channels : 1) * sizeof *site.w_scales)))
+        return oq_errf(r->err, OQ_ENOMEM, "out of memory");
+    const float *scales = qw->wq.scales.data;
+    for (int64_t c = 0; c < site.channels; c++)
+        site.w_scales[c] = scales[ns == site.channels ? c : 0];
+    site.node = r->current;
+    r->sites->s[r->sites->n++] = site;
+    return OQ_OK;
+}

@@ -96,6 +96,8 @@ def test_usage_errors(binary, model, data):
     expect_error(binary, ["run", model, "--data", data, "--bench", "0"], 2, "--bench")
     expect_error(binary, ["run", model, "--input", "x.npy"], 2, "NAME=FILE")
     expect_error(binary, ["run", model, "--data", data, "--npy"], 2, "-o")
+    expect_error(binary, ["quantize", model, "--data", data, "--bias-correction", "yes"], 2, "--bias-correction")
+    expect_error(binary, ["convert", model, "--bias-correction"], 2, "--bias-correction")
 
 
 def test_bad_models(binary, tmp):
