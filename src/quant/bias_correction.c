@@ -479,7 +479,7 @@ static void set_bias(const oq_bias_site *s, const tap_sums *t, const double *ref
     int64_t nb = oq_tensor_numel(b);
     for (int64_t c = 0; c < s->channels && c < nb; c++) {
         double ws = s->w_scales[c];
-        double want = ref_mean[c] - ws * weighted_taps(s, t, c); /* the bias, in float */
+        double want = ref_mean[c] + (s->bias_after ? s->bias_after[c] : 0.0) - ws * weighted_taps(s, t, c);
         double before, after;
         if (s->bias_int32) {
             double unit = (double)s->x_scale * ws, q = nearbyint(want / unit);

@@ -40,6 +40,8 @@ typedef struct oq_bias_site {
     float *w_scales;             /* [channels] (the one scale repeated when per tensor); owned */
     float out_scale;             /* the output's step (static QOperator and QDQ; 0 otherwise), for the report */
     oq_value *bias;              /* the constant holding the bias, or NULL when op has none */
+    float *bias_after;           /* [channels] the float constant of an Add folded into the bias, which the
+                                  * float node's output comes before; NULL when none. Owned */
     bool bias_int32;             /* int32 at x_scale x w_scales[c]; else float */
     /* QDQ: the DequantizeLinear output op reads the bias through (computed
      * before op, so a run in progress holds it), and that node's float scales */

@@ -183,11 +183,15 @@ oq_status oq_rw_qdq(rewriter *r, int i, oq_node *n, oq_quant_node *rep)
     if ((st = qdq_output(r, add ? add : n, y)) || (st = oq_rw_params(r, y, &yi)))
         return st;
     /* listed for bias correction, which sets a bias from the float node's
-     * output: without one when it lies past that output, in a folded Add */
+     * output; a folded Add comes after it, its constant is bias_after */
     oq_bias_site site = {.op = n, .x = xdq, .x_scale = xi->p.scale, .x_zero_point = xi->p.zero_point, .w = qw->q,
                          .layout = conv ? OQ_WEIGHT_CONV : axis == 0 ? OQ_WEIGHT_NK : OQ_WEIGHT_KN,
-                         .channels = qw->wq.q.dims[axis], .out_scale = yi->p.scale, .bias = add ? NULL : bq,
-                         .bias_int32 = true, .bias_dq = add ? NULL : bdq, .bias_dq_scale = add ? NULL : bsv};
+                         .channels = qw->q->constant->dims[axis], .out_scale = yi->p.scale, .bias = bq,
+                         .bias_int32 = true, .bias_dq = bdq, .bias_dq_scale = bsv};
+    if (add && bq && oq_tensor_numel(b->constant) == site.channels && b->constant->dtype == OQ_DTYPE_FLOAT)
+        site.bias_after = (float *)b->constant->data; /* copied by oq_rw_bias_site */
+    else if (add)
+        site.bias = NULL, site.bias_dq = site.bias_dq_scale = NULL;
     if ((st = oq_rw_bias_site(r, site, qw)))
         return st;
     if (add) { /* the output the node's entry stands for */

@@ -98,15 +98,16 @@ static oq_status integer_product(rewriter *r, const oq_node *orig, oq_value *x, 
     oq_value *mm_in[4] = {xq, qw->q, xi->zp, wz};
     if ((st = oq_rw_node(r, OQ_OP_MATMUL_INTEGER, 4, mm_in, 1, &acc, &node)) || (st = oq_rw_inherit_name(r, node, orig)))
         return st;
-    /* bias correction sets a bias from the float node's output; the bias of a
-     * folded Add lies past that output, so such a product is listed without one */
+    /* bias correction sets a bias from the float node's output, which a folded
+     * Add (the second node gone) comes after: its constant is bias_after */
     oq_bias_site site = {.op = node, .x = xq, .x_scale = x_scale, .x_zero_point = xi->p.zero_point, .w = qw->q,
-                         .layout = OQ_WEIGHT_KN, .channels = qw->wq.q.dims[1], .bias_int32 = true};
+                         .layout = OQ_WEIGHT_KN, .channels = qw->q->constant->dims[1], .bias_int32 = true};
     if (bias) { /* + bias at x_scale * w_scale[j] */
         if ((st = oq_rw_bias(r, bias, bias_name, x_scale, qw, &bv)) ||
             (st = oq_rw_value(r, y->name, "_int32_bias", &sum)))
             return st;
-        site.bias = n_gone == 1 ? bv : NULL;
+        site.bias = bv;
+        site.bias_after = n_gone > 1 ? (float *)bias->data : NULL;
         oq_value *add_in[2] = {acc, bv};
         if ((st = oq_rw_node(r, OQ_OP_ADD, 2, add_in, 1, &sum, NULL)))
             return st;

@@ -177,8 +177,10 @@ void oq_bias_sites_release(oq_bias_sites *s)
 {
     if (!s)
         return;
-    for (int i = 0; i < s->n; i++)
+    for (int i = 0; i < s->n; i++) {
         free(s->s[i].w_scales);
+        free(s->s[i].bias_after);
+    }
     free(s->s);
     memset(s, 0, sizeof *s);
 }

@@ -121,7 +121,8 @@ oq_status oq_rw_product_operands(rewriter *r, oq_value *x, oq_value *wf, const o
 /* Weight statistics of qw into candidate entry rep. */
 void oq_rw_report_weight(oq_quant_node *rep, const qweight *qw);
 /* Lists site (the current node's product, with weights quantized as qw) for
- * bias correction when the rewrite keeps sites; copies qw's scales. */
+ * bias correction when the rewrite keeps sites; copies qw's scales and the
+ * site's bias_after (borrowed here, owned by the list). */
 oq_status oq_rw_bias_site(rewriter *r, oq_bias_site site, const qweight *qw);
 
 /* ---- one function per action: node n is the plan's node i ---------------------- */

@@ -194,6 +194,14 @@ oq_status oq_rw_bias_site(rewriter *r, oq_bias_site site, const qweight *qw)
     const float *scales = qw->wq.scales.data;
     for (int64_t c = 0; c < site.channels; c++)
         site.w_scales[c] = scales[ns == site.channels ? c : 0];
+    const float *after = site.bias_after;
+    site.bias_after = NULL;
+    if (after && !(site.bias_after = malloc((size_t)(site.channels ? site.channels : 1) * sizeof *after))) {
+        free(site.w_scales);
+        return oq_errf(r->err, OQ_ENOMEM, "out of memory");
+    }
+    if (after)
+        memcpy(site.bias_after, after, (size_t)site.channels * sizeof *after);
     site.node = r->current;
     r->sites->s[r->sites->n++] = site;
     return OQ_OK;
