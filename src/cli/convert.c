@@ -80,8 +80,8 @@ const char cli_quant_options_help[] =
     "                      move each quantized node's mean output error, measured\n"
     "                      on the calibration samples (quantize's --data) with\n"
     "                      the nodes before it already quantized and corrected,\n"
-    "                      into its bias (default: on with quantize --contrib,\n"
-    "                      off otherwise; see docs/accuracy.md)\n"
+    "                      into its bias (quantize; default off: see\n"
+    "                      docs/accuracy.md for where it helps)\n"
     "  --equalization on|off\n"
     "                      cross-layer equalization of Conv -> depthwise Conv pairs\n"
     "                      from the table's per-channel extremes (default off)\n";

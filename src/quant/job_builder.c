@@ -114,7 +114,6 @@ struct oq_job_builder {
     int n_owned, cap_owned;
     str_list data, eval, op_types, exclude;
     bool format_given;
-    bool bias_correction_given;
     const char *range_option; /* the first option given that chooses activation ranges ("--method"), or NULL */
     const char *target_option; /* the accuracy target's option ("--min-sqnr"), or NULL */
 };
@@ -397,7 +396,6 @@ static oq_status set_option(oq_job_builder *b, option o, const char *name, const
         if (!v || (strcmp(v, "on") && strcmp(v, "off")))
             return bad_value(name, v, "on or off", err);
         *(o == OPT_BIAS_CORRECTION ? &j->bias_correction : &j->equalization) = !strcmp(v, "on");
-        b->bias_correction_given |= o == OPT_BIAS_CORRECTION;
         return OQ_OK;
     case OPT_ACTIVATION_TYPE:
         if (v && !strcmp(v, "uint8"))
@@ -462,14 +460,10 @@ static oq_status set_option(oq_job_builder *b, option o, const char *name, const
     }
 }
 
-/* Points the job at the lists (they move as they grow), and applies the
- * default of --bias-correction when it was not given: on for --contrib
- * with calibration samples to measure on (see docs/accuracy.md). */
+/* Points the job at the lists (they move as they grow). */
 static void sync_lists(oq_job_builder *b)
 {
     oq_job *j = &b->job;
-    if (!b->bias_correction_given)
-        j->bias_correction = j->quant.contrib && (b->data.n || j->data_samples);
     j->n_data = b->data.n;
     j->data = b->data.items;
     j->n_eval = b->eval.n;
@@ -501,7 +495,6 @@ oq_status oq_job_builder_set(oq_job_builder *b, const char *name, const char *va
 void oq_job_builder_set_samples(oq_job_builder *b, bool eval, const oq_samples *s)
 {
     *(eval ? &b->job.eval_data_samples : &b->job.data_samples) = s;
-    sync_lists(b);
 }
 
 const oq_job *oq_job_builder_job(const oq_job_builder *b) { return &b->job; }

@@ -42,7 +42,7 @@ mode (DynamicQuantizeLinear + MatMulInteger/ConvInteger, no calibration):
   input to its last integer op in the QOperator format, every Conv and MatMul
   quantized, the file at least 3x smaller; weights made by ConstantOfShape
   quantize;
-- bias correction (`--bias-correction on`; the default with --contrib) moves
+- bias correction (`--bias-correction on`) moves
   the quantized model's per-channel mean output error on the calibration
   samples toward zero, in ONNX Runtime, in every format, on the models whose
   outputs come from a Conv, MatMul or Gemm (BIAS_CORRECTED), and the report
