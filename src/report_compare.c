@@ -1,5 +1,5 @@
 /* report_compare.c: the reports of `onnxq compare` (see oq_compare.h): JSON
- * (schema in the README) and one HTML page (html.c's pieces), written
+ * (schema in docs/formats.md) and one HTML page (html.c's pieces), written
  * together or not at all. */
 #include <cjson/cJSON.h>
 #include <math.h>

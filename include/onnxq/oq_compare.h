@@ -137,7 +137,7 @@ typedef struct oq_compare_report_info {
     double t_load, t_compare; /* seconds */
 } oq_compare_report_info;
 
-/* The JSON report (schema in the README) as text ending in a newline, in a
+/* The JSON report (schema in docs/formats.md) as text ending in a newline, in a
  * malloc'ed buffer the caller frees. Everything but "timings_s" is a
  * deterministic function of the inputs. */
 oq_status oq_compare_report_json(const oq_compare_result *r, const oq_compare_report_info *info, uint8_t **buf,

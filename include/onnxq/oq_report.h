@@ -1,6 +1,6 @@
 /* oq_report.h: the report of a quantization run: one structure, built once
  * from what the run did (oq_report_build), rendered as JSON for --report
- * (schema in the README), as an HTML page for --html and as the summary
+ * (schema in docs/formats.md), as an HTML page for --html and as the summary
  * lines a command prints. Every section is a plain field, so that new
  * sections and renderings read the same data. Everything but the timings is
  * a deterministic function of the inputs and options. */
@@ -163,7 +163,7 @@ typedef struct oq_prepare_report {
     const oq_prepare_result *result;
 } oq_prepare_report;
 
-/* The report as JSON text ending in a newline (schema in the README), in a
+/* The report as JSON text ending in a newline (schema in docs/formats.md), in a
  * malloc'ed buffer the caller frees. */
 oq_status oq_prepare_report_json(const oq_prepare_report *r, uint8_t **buf, size_t *len, oq_err *err);
 /* One summary line ending in a newline (malloc'ed, caller frees): node counts

@@ -80,7 +80,7 @@ oq_status oq_sensitivity_copy(oq_sensitivity **out, const oq_sensitivity *s, oq_
 const oq_sensitivity_node *oq_sensitivity_find(const oq_sensitivity *s, const char *name);
 
 /* ---- files ---------------------------------------------------------------------
- * The JSON form (schema in the README): {"tool": ..., "sensitivity": {...}},
+ * The JSON form (schema in docs/formats.md): {"tool": ..., "sensitivity": {...}},
  * the same object a report's "sensitivity" section holds. */
 
 /* s as JSON text ending in a newline (malloc'ed, caller frees); deterministic bytes. */

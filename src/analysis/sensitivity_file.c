@@ -1,5 +1,5 @@
 /* sensitivity_file.c: sensitivity results as data: ranks, the JSON form
- * (schema in the README), reading it back, and merging shards. */
+ * (schema in docs/formats.md), reading it back, and merging shards. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>

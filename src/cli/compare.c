@@ -27,7 +27,7 @@ static const char cli_compare_help[] =
     "from and names the first that loses 6 dB or more.\n"
     "\n"
     "Options:\n"
-    "  --report FILE       write the comparison as JSON (schema in the README)\n"
+    "  --report FILE       write the comparison as JSON (schema in docs/formats.md)\n"
     "  --html FILE         write it as one HTML page to open in a browser: SQNR\n"
     "                      along the graph with the sharp drops marked\n"
     "  --samples N         compare on at most the first N samples (default all)\n"
