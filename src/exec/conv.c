@@ -10,6 +10,8 @@
 
 #if OQ_X86_KERNELS
 #include <immintrin.h>
+
+#include "exec/vmask.h"
 #endif
 
 /* ---- shared helpers ----------------------------------------------------------- */
@@ -277,37 +279,11 @@ static void dw_run_generic(float *restrict y, const float *P, const float *restr
         }                                                                                                     \
     }
 
-static inline __attribute__((target("avx512f"), always_inline)) __m512 dw_load16(const float *p, int64_t cnt)
-{
-    return cnt >= 16 ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps((__mmask16)((1u << cnt) - 1u), p);
-}
-static inline __attribute__((target("avx512f"), always_inline)) void dw_store16(float *p, __m512 v, int64_t cnt)
-{
-    if (cnt >= 16)
-        _mm512_storeu_ps(p, v);
-    else
-        _mm512_mask_storeu_ps(p, (__mmask16)((1u << cnt) - 1u), v);
-}
-static inline __attribute__((target("avx2"), always_inline)) __m256i dw_mask8(int64_t cnt)
-{
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(cnt < 8 ? cnt : 8)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-static inline __attribute__((target("avx2"), always_inline)) __m256 dw_load8(const float *p, int64_t cnt)
-{
-    return cnt >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, dw_mask8(cnt));
-}
-static inline __attribute__((target("avx2"), always_inline)) void dw_store8(float *p, __m256 v, int64_t cnt)
-{
-    if (cnt >= 8)
-        _mm256_storeu_ps(p, v);
-    else
-        _mm256_maskstore_ps(p, dw_mask8(cnt), v);
-}
 
-DW_RUN(dw_run_avx512, __attribute__((target("avx512f"))), 16, __m512, _mm512_set1_ps, _mm512_fmadd_ps, dw_load16,
-       dw_store16)
-DW_RUN(dw_run_avx2, __attribute__((target("avx2,fma"))), 8, __m256, _mm256_set1_ps, _mm256_fmadd_ps, dw_load8,
-       dw_store8)
+DW_RUN(dw_run_avx512, __attribute__((target("avx512f"))), 16, __m512, _mm512_set1_ps, _mm512_fmadd_ps, oq_load16,
+       oq_store16)
+DW_RUN(dw_run_avx2, __attribute__((target("avx2,fma"))), 8, __m256, _mm256_set1_ps, _mm256_fmadd_ps, oq_load8,
+       oq_store8)
 #endif
 
 typedef void dw_run_fn(float *restrict y, const float *P, const float *restrict w, float bias, const dw_geom *g);

@@ -16,6 +16,8 @@
 
 #if OQ_X86_KERNELS
 #include <immintrin.h>
+
+#include "exec/vmask.h"
 #endif
 
 enum { MR = OQ_SGEMM_PACK_ROWS, NR_MAX = OQ_SGEMM_NR_MAX, MC = 120, KC = 256, NC = 2048 };
@@ -344,33 +346,6 @@ static inline float a_at(const oq_sgemm_args *g, int64_t i, int64_t p)
         for (int64_t j0 = 0; j0 < g->n; j0 += 4 * W) NAME##_rows(g, j0, min64(4 * W, g->n - j0));            \
     }
 
-static inline __attribute__((target("avx512f"), always_inline)) __m512 load16(const float *p, int64_t cnt)
-{
-    return cnt >= 16 ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps((__mmask16)((1u << cnt) - 1u), p);
-}
-static inline __attribute__((target("avx512f"), always_inline)) void store16(float *p, __m512 v, int64_t cnt)
-{
-    if (cnt >= 16)
-        _mm512_storeu_ps(p, v);
-    else
-        _mm512_mask_storeu_ps(p, (__mmask16)((1u << cnt) - 1u), v);
-}
-/* The first cnt lanes' mask for the AVX2 masked moves. */
-static inline __attribute__((target("avx2"), always_inline)) __m256i mask8(int64_t cnt)
-{
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(cnt < 8 ? cnt : 8)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-static inline __attribute__((target("avx2"), always_inline)) __m256 load8(const float *p, int64_t cnt)
-{
-    return cnt >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, mask8(cnt));
-}
-static inline __attribute__((target("avx2"), always_inline)) void store8(float *p, __m256 v, int64_t cnt)
-{
-    if (cnt >= 8)
-        _mm256_storeu_ps(p, v);
-    else
-        _mm256_maskstore_ps(p, mask8(cnt), v);
-}
 static inline __attribute__((target("avx2,fma"), always_inline)) float reduce8(__m256 v)
 {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -379,9 +354,9 @@ static inline __attribute__((target("avx2,fma"), always_inline)) float reduce8(_
 }
 
 SKINNY_BODY(skinny_avx512, __attribute__((target("avx512f"))), 16, __m512, _mm512_setzero_ps(), _mm512_set1_ps,
-            _mm512_fmadd_ps, _mm512_mul_ps, load16, store16, _mm512_reduce_add_ps)
+            _mm512_fmadd_ps, _mm512_mul_ps, oq_load16, oq_store16, _mm512_reduce_add_ps)
 SKINNY_BODY(skinny_avx2, __attribute__((target("avx2,fma"))), 8, __m256, _mm256_setzero_ps(), _mm256_set1_ps,
-            _mm256_fmadd_ps, _mm256_mul_ps, load8, store8, reduce8)
+            _mm256_fmadd_ps, _mm256_mul_ps, oq_load8, oq_store8, reduce8)
 #endif
 
 static skinny_fn *const skinny_kernels[OQ_ISA_COUNT] = {
