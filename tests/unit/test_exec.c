@@ -421,10 +421,14 @@ static bool needed_at(const oq_graph *g, const oq_value *v, int k)
  * whole run (fused chains and conv epilogues included); a state seeded at
  * step k with another run's values and run from k gives them too; a value
  * the state lacks is an error naming it. */
-static void test_steps_on(oq_model *m, const oq_tensor *x, int n_out)
+static void test_steps_on(oq_model *m, const oq_tensor *x)
 {
     oq_err err = {0};
     const oq_graph *g = m->graph;
+    int n_out = g->n_outputs;
+    CHECK(n_out <= 8);
+    if (n_out > 8)
+        return;
     oq_session *s = NULL, *obs = NULL;
     oq_tensor ref[8], out[8];
     memset(ref, 0, sizeof ref);
@@ -505,13 +509,13 @@ static void test_steps(void)
     if (conv && !oq_tensor_alloc(&x, OQ_DTYPE_FLOAT, 4, cd, &err)) {
         for (int64_t i = 0; i < oq_tensor_numel(&x); i++)
             ((float *)x.data)[i] = (float)(i % 23 - 11) / 5.0f;
-        test_steps_on(conv, &x, 2);
+        test_steps_on(conv, &x);
         oq_tensor_release(&x);
     }
     if (ew && !oq_tensor_alloc(&x, OQ_DTYPE_FLOAT, 1, ed, &err)) {
         for (int64_t i = 0; i < oq_tensor_numel(&x); i++)
             ((float *)x.data)[i] = (float)(i % 1601 - 800) / 97.0f;
-        test_steps_on(ew, &x, 5);
+        test_steps_on(ew, &x);
         oq_tensor_release(&x);
     }
     oq_model_destroy(conv);
