@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "analysis/sensitivity_json.h"
+#include "json.h"
 #include "onnxq/oq_report.h"
 #include "text.h"
 
@@ -313,15 +314,6 @@ oq_status oq_report_set_target(oq_report *r, const oq_sensitivity *sens, const o
 
 /* ---- JSON ---------------------------------------------------------------------- */
 
-/* JSON has no infinities or NaN: those become null. */
-static void add_number(cJSON *o, const char *key, double v)
-{
-    if (isfinite(v))
-        cJSON_AddNumberToObject(o, key, v);
-    else
-        cJSON_AddNullToObject(o, key);
-}
-
 static cJSON *options_json(const oq_report *r)
 {
     const oq_quant_options *o = &r->opts;
@@ -346,7 +338,7 @@ static cJSON *size_json(const oq_report *r)
     cJSON *j = cJSON_CreateObject();
     cJSON_AddNumberToObject(j, "fp32_bytes", (double)r->fp32_bytes);
     cJSON_AddNumberToObject(j, "quantized_bytes", (double)r->quantized_bytes);
-    add_number(j, "ratio", r->quantized_bytes ? (double)r->fp32_bytes / (double)r->quantized_bytes : NAN);
+    oq_json_add_number(j, "ratio", r->quantized_bytes ? (double)r->fp32_bytes / (double)r->quantized_bytes : NAN);
     cJSON *list = cJSON_AddArrayToObject(j, "initializers");
     for (int i = 0; i < r->n_initializers; i++) {
         cJSON *e = cJSON_CreateObject();
@@ -375,10 +367,10 @@ static cJSON *nodes_json(const oq_report *r)
                 cJSON_AddNumberToObject(s, "count", q->n_scales);
                 cJSON_AddNumberToObject(s, "min", q->scale_min);
                 cJSON_AddNumberToObject(s, "max", q->scale_max);
-                add_number(e, "weight_sqnr_db", q->weight_sqnr_db);
+                oq_json_add_number(e, "weight_sqnr_db", q->weight_sqnr_db);
             }
             if (r->has_evaluation)
-                add_number(e, "output_sqnr_db", q->output_sqnr_db);
+                oq_json_add_number(e, "output_sqnr_db", q->output_sqnr_db);
         }
         cJSON_AddItemToArray(arr, e);
     }
@@ -394,11 +386,11 @@ static cJSON *eval_json(const oq_eval *ev)
         const oq_output_metrics *m = &ev->outputs[k];
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "name", m->name);
-        add_number(o, "cosine", m->cosine);
-        add_number(o, "sqnr_db", m->sqnr_db);
-        add_number(o, "max_abs_error", m->max_abs_error);
+        oq_json_add_number(o, "cosine", m->cosine);
+        oq_json_add_number(o, "sqnr_db", m->sqnr_db);
+        oq_json_add_number(o, "max_abs_error", m->max_abs_error);
         if (m->classifier)
-            add_number(o, "top1_agreement", m->top1_total ? (double)m->top1_agree / (double)m->top1_total : NAN);
+            oq_json_add_number(o, "top1_agreement", m->top1_total ? (double)m->top1_agree / (double)m->top1_total : NAN);
         cJSON_AddItemToArray(outs, o);
     }
     cJSON *w = cJSON_AddObjectToObject(j, "work_per_sample");
@@ -421,21 +413,21 @@ static cJSON *mixed_json(const oq_mixed *m)
     cJSON_AddStringToObject(t, "kind", oq_target_name(m->target.kind));
     cJSON_AddNumberToObject(t, "value", m->target.value);
     cJSON_AddStringToObject(j, "ranking", m->ranking_from_file ? "file" : "analysis");
-    add_number(j, "metric_before", m->metric_before);
-    add_number(j, "metric_after", m->metric_after);
+    oq_json_add_number(j, "metric_before", m->metric_before);
+    oq_json_add_number(j, "metric_after", m->metric_after);
     cJSON_AddNumberToObject(j, "candidates", m->n_candidates);
     cJSON *kept = cJSON_AddArrayToObject(j, "kept_float");
     for (int i = 0; i < m->n_kept; i++)
         cJSON_AddItemToArray(kept, cJSON_CreateString(m->kept[i]));
     cJSON *macs = cJSON_AddObjectToObject(j, "macs_per_sample");
-    add_number(macs, "int8", m->int8_macs);
-    add_number(macs, "total", m->total_macs);
-    add_number(macs, "int8_share", m->total_macs > 0 ? m->int8_macs / m->total_macs : NAN);
+    oq_json_add_number(macs, "int8", m->int8_macs);
+    oq_json_add_number(macs, "total", m->total_macs);
+    oq_json_add_number(macs, "int8_share", m->total_macs > 0 ? m->int8_macs / m->total_macs : NAN);
     cJSON *steps = cJSON_AddArrayToObject(j, "steps");
     for (int i = 0; i < m->n_steps; i++) {
         cJSON *e = cJSON_CreateObject();
         cJSON_AddNumberToObject(e, "kept_float", m->steps[i].kept_float);
-        add_number(e, "metric", m->steps[i].metric);
+        oq_json_add_number(e, "metric", m->steps[i].metric);
         cJSON_AddBoolToObject(e, "met", m->steps[i].met);
         cJSON_AddItemToArray(steps, e);
     }
@@ -480,7 +472,7 @@ static cJSON *bias_correction_json(const oq_bias_correction *b)
     cJSON_AddNumberToObject(j, "nodes", b->nodes);
     cJSON_AddNumberToObject(j, "channels", (double)b->channels);
     cJSON_AddNumberToObject(j, "nodes_without_bias", b->nodes_without_bias);
-    add_number(j, "mean_abs_shift_steps", b->mean_abs_shift);
+    oq_json_add_number(j, "mean_abs_shift_steps", b->mean_abs_shift);
     return j;
 }
 
@@ -571,26 +563,9 @@ static cJSON *report_json(const oq_report *r)
     return root;
 }
 
-/* root (may be NULL: out of memory; deleted here) printed into *buf with a newline. */
-static oq_status json_text(cJSON *root, uint8_t **buf, size_t *len, oq_err *err)
-{
-    *buf = NULL;
-    *len = 0;
-    char *text = root ? cJSON_Print(root) : NULL;
-    cJSON_Delete(root);
-    size_t n = text ? strlen(text) : 0;
-    if (text && (*buf = malloc(n + 1))) {
-        memcpy(*buf, text, n);
-        (*buf)[n] = '\n';
-        *len = n + 1;
-    }
-    cJSON_free(text);
-    return *buf ? OQ_OK : oq_errf(err, OQ_ENOMEM, "out of memory writing the report");
-}
-
 oq_status oq_report_json(const oq_report *r, uint8_t **buf, size_t *len, oq_err *err)
 {
-    return json_text(report_json(r), buf, len, err);
+    return oq_json_print(report_json(r), "the report", buf, len, err);
 }
 
 /* ---- summary --------------------------------------------------------------------- */
@@ -769,7 +744,7 @@ oq_status oq_prepare_report_json(const oq_prepare_report *r, uint8_t **buf, size
         for (int k = 0; k < OQ_PREPARE_STAT_COUNT; k++)
             cJSON_AddNumberToObject(x, oq_prepare_stats[k].key, r->result->counts[k]);
     }
-    return json_text(root, buf, len, err);
+    return oq_json_print(root, "the report", buf, len, err);
 }
 
 oq_status oq_prepare_report_summary(const oq_prepare_report *r, char **text, oq_err *err)

@@ -7,19 +7,11 @@
 #include <string.h>
 
 #include "html.h"
+#include "json.h"
 #include "onnxq/oq_compare.h"
 #include "onnxq/oq_file.h"
 
 /* ---- JSON ---------------------------------------------------------------------------- */
-
-/* JSON has no infinities or NaN: those become null. */
-static void add_number(cJSON *o, const char *key, double v)
-{
-    if (isfinite(v))
-        cJSON_AddNumberToObject(o, key, v);
-    else
-        cJSON_AddNullToObject(o, key);
-}
 
 /* {path, sha256} of a compared model. */
 static cJSON *model_json(const char *path, const char *sha256)
@@ -42,10 +34,10 @@ static cJSON *tensor_json(const oq_compare_tensor *t)
     cJSON_AddNumberToObject(j, "samples", (double)t->samples);
     cJSON_AddNumberToObject(j, "mismatched_samples", (double)t->mismatched);
     cJSON_AddNumberToObject(j, "elements", (double)t->elements);
-    add_number(j, "sqnr_db", t->sqnr_db);
-    add_number(j, "cosine", t->cosine);
-    add_number(j, "max_abs_error", t->max_abs_error);
-    add_number(j, "drop_db", t->drop_db);
+    oq_json_add_number(j, "sqnr_db", t->sqnr_db);
+    oq_json_add_number(j, "cosine", t->cosine);
+    oq_json_add_number(j, "max_abs_error", t->max_abs_error);
+    oq_json_add_number(j, "drop_db", t->drop_db);
     return j;
 }
 
@@ -54,11 +46,11 @@ static cJSON *output_json(const oq_compare_output *o)
 {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "name", o->name);
-    add_number(j, "sqnr_db", o->sqnr_db);
-    add_number(j, "cosine", o->cosine);
-    add_number(j, "max_abs_error", o->max_abs_error);
+    oq_json_add_number(j, "sqnr_db", o->sqnr_db);
+    oq_json_add_number(j, "cosine", o->cosine);
+    oq_json_add_number(j, "max_abs_error", o->max_abs_error);
     if (o->classifier)
-        add_number(j, "top1_agreement", o->top1_total ? (double)o->top1_agree / (double)o->top1_total : NAN);
+        oq_json_add_number(j, "top1_agreement", o->top1_total ? (double)o->top1_agree / (double)o->top1_total : NAN);
     else
         cJSON_AddNullToObject(j, "top1_agreement");
     return j;
@@ -67,8 +59,6 @@ static cJSON *output_json(const oq_compare_output *o)
 oq_status oq_compare_report_json(const oq_compare_result *r, const oq_compare_report_info *info, uint8_t **buf,
                                  size_t *len, oq_err *err)
 {
-    *buf = NULL;
-    *len = 0;
     cJSON *root = cJSON_CreateObject();
     if (!root)
         return oq_errf(err, OQ_ENOMEM, "out of memory");
@@ -105,16 +95,7 @@ oq_status oq_compare_report_json(const oq_compare_result *r, const oq_compare_re
     cJSON *t = cJSON_AddObjectToObject(root, "timings_s");
     cJSON_AddNumberToObject(t, "load", info->t_load);
     cJSON_AddNumberToObject(t, "compare", info->t_compare);
-    char *text = cJSON_Print(root);
-    cJSON_Delete(root);
-    size_t n = text ? strlen(text) : 0;
-    if (text && (*buf = malloc(n + 1))) {
-        memcpy(*buf, text, n);
-        (*buf)[n] = '\n';
-        *len = n + 1;
-    }
-    cJSON_free(text);
-    return *buf ? OQ_OK : oq_errf(err, OQ_ENOMEM, "out of memory writing the report");
+    return oq_json_print(root, "the report", buf, len, err);
 }
 
 /* ---- HTML ------------------------------------------------------------------------------ */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "analysis/sensitivity_json.h"
+#include "json.h"
 #include "onnxq/oq_file.h"
 
 /* ---- ranks ------------------------------------------------------------------------------ */
@@ -151,15 +152,6 @@ const oq_sensitivity_node *oq_sensitivity_find(const oq_sensitivity *s, const ch
 
 /* ---- writing ------------------------------------------------------------------------------- */
 
-/* JSON has no infinities or NaN: those become null (read back as +inf for SQNR, else NaN). */
-static void add_number(cJSON *o, const char *key, double v)
-{
-    if (isfinite(v))
-        cJSON_AddNumberToObject(o, key, v);
-    else
-        cJSON_AddNullToObject(o, key);
-}
-
 static cJSON *node_cjson(const oq_sensitivity *s, const oq_sensitivity_node *e)
 {
     cJSON *j = cJSON_CreateObject();
@@ -168,17 +160,17 @@ static cJSON *node_cjson(const oq_sensitivity *s, const oq_sensitivity_node *e)
     cJSON_AddNumberToObject(j, "index", e->index);
     if (s->shard_count == 1)
         cJSON_AddNumberToObject(j, "rank", e->rank);
-    add_number(j, "sqnr_db", e->score_db);
+    oq_json_add_number(j, "sqnr_db", e->score_db);
     cJSON_AddNumberToObject(j, "macs", e->macs);
     cJSON *outs = cJSON_AddArrayToObject(j, "outputs");
     for (int k = 0; k < s->n_outputs; k++) {
         const oq_output_metrics *m = &e->outputs[k];
         cJSON *o = cJSON_CreateObject();
-        add_number(o, "sqnr_db", m->sqnr_db);
-        add_number(o, "cosine", m->cosine);
-        add_number(o, "max_abs_error", m->max_abs_error);
+        oq_json_add_number(o, "sqnr_db", m->sqnr_db);
+        oq_json_add_number(o, "cosine", m->cosine);
+        oq_json_add_number(o, "max_abs_error", m->max_abs_error);
         if (m->classifier) {
-            add_number(o, "top1_agreement", m->top1_total ? (double)m->top1_agree / (double)m->top1_total : NAN);
+            oq_json_add_number(o, "top1_agreement", m->top1_total ? (double)m->top1_agree / (double)m->top1_total : NAN);
             cJSON_AddNumberToObject(o, "top1_agree", (double)m->top1_agree);
             cJSON_AddNumberToObject(o, "top1_total", (double)m->top1_total);
         }
@@ -213,28 +205,18 @@ cJSON *oq_sensitivity_cjson(const oq_sensitivity *s)
 
 oq_status oq_sensitivity_serialize(const oq_sensitivity *s, uint8_t **buf, size_t *len, oq_err *err)
 {
-    *buf = NULL;
-    *len = 0;
     cJSON *root = cJSON_CreateObject(), *body = oq_sensitivity_cjson(s);
-    char *text = NULL;
     if (root && body) {
         cJSON *tool = cJSON_AddObjectToObject(root, "tool");
         cJSON_AddStringToObject(tool, "name", "onnxq");
         cJSON_AddStringToObject(tool, "version", s->tool_version ? s->tool_version : "");
         cJSON_AddItemToObject(root, "sensitivity", body);
-        body = NULL;
-        text = cJSON_Print(root);
+    } else {
+        cJSON_Delete(body);
+        cJSON_Delete(root);
+        root = NULL;
     }
-    cJSON_Delete(body);
-    cJSON_Delete(root);
-    size_t n = text ? strlen(text) : 0;
-    if (text && (*buf = malloc(n + 1))) {
-        memcpy(*buf, text, n);
-        (*buf)[n] = '\n';
-        *len = n + 1;
-    }
-    cJSON_free(text);
-    return *buf ? OQ_OK : oq_errf(err, OQ_ENOMEM, "out of memory writing the sensitivity");
+    return oq_json_print(root, "the sensitivity", buf, len, err);
 }
 
 /* ---- reading -------------------------------------------------------------------------------- */

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json.h"
 #include "onnxq/oq_calib.h"
 #include "onnxq/oq_file.h"
 #include "onnxq/oq_hash.h"
@@ -142,7 +143,6 @@ oq_status oq_calib_table_serialize(const oq_calib_table *t, uint8_t **buf, size_
     *len = 0;
     cJSON *root = cJSON_CreateObject();
     cJSON *tensors = cJSON_CreateObject();
-    char *text = NULL;
     oq_status st = OQ_OK;
     if (!root || !tensors)
         goto oom;
@@ -166,19 +166,12 @@ oq_status oq_calib_table_serialize(const oq_calib_table *t, uint8_t **buf, size_
     }
     cJSON_AddItemToObject(root, "tensors", tensors);
     tensors = NULL;
-    if (!(text = cJSON_Print(root)))
-        goto oom;
-    size_t n = strlen(text);
-    if (!(*buf = malloc(n + 1)))
-        goto oom;
-    memcpy(*buf, text, n);
-    (*buf)[n] = '\n'; /* files end with a newline */
-    *len = n + 1;
+    st = oq_json_print(root, "the calibration table", buf, len, err);
+    root = NULL;
     goto done;
 oom:
     st = oq_errf(err, OQ_ENOMEM, "out of memory writing the calibration table");
 done:
-    cJSON_free(text);
     cJSON_Delete(tensors);
     cJSON_Delete(root);
     return st;
