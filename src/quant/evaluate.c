@@ -149,28 +149,70 @@ static double sqnr_db(double signal, double noise)
     return 10 * log10(signal / noise);
 }
 
-/* Index of the largest element of x[0..n) (first on ties). */
+/* Index of the largest element of x[0..n) (first on ties; 0 when x[0] is
+ * NaN, other NaNs are passed over). The maximum is found in interleaved
+ * lanes, independent chains the compiler can vectorize, then its first
+ * position: a single running (value, index) pair is one long dependency
+ * chain, and recognizer outputs have thousands of classes per row. */
 static int64_t argmax(const float *x, int64_t n)
 {
-    int64_t best = 0;
-    for (int64_t i = 1; i < n; i++)
-        if (x[i] > x[best])
-            best = i;
-    return best;
+    enum { LANES = 8 };
+    float lane_max[LANES];
+    for (int l = 0; l < LANES; l++)
+        lane_max[l] = x[0];
+    int64_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int l = 0; l < LANES; l++)
+            lane_max[l] = x[i + l] > lane_max[l] ? x[i + l] : lane_max[l];
+    float best = x[0];
+    for (; i < n; i++)
+        best = x[i] > best ? x[i] : best;
+    for (int l = 0; l < LANES; l++)
+        best = lane_max[l] > best ? lane_max[l] : best;
+    for (i = 0; i < n; i++)
+        if (x[i] == best)
+            return i;
+    return 0;
 }
+
+/* The sums run in OUTPUT_LANES interleaved partial sums, added together in a
+ * fixed order at the end: the same bytes on every machine and thread count,
+ * and independent chains the compiler can vectorize (outputs such as a
+ * recognizer's [T, 6625] probabilities are summed once per sample for every
+ * candidate an analysis tries). */
+enum { OUTPUT_LANES = 8 };
 
 void oq_output_sums_add(oq_output_sums *s, const oq_tensor *ref, const oq_tensor *q)
 {
     int64_t n = oq_tensor_numel(ref);
     const float *x = ref->data, *y = q->data;
-    for (int64_t i = 0; i < n; i++) {
-        double d = (double)x[i] - y[i];
-        s->dot += (double)x[i] * y[i];
-        s->aa += (double)x[i] * x[i];
-        s->bb += (double)y[i] * y[i];
-        s->err2 += d * d;
-        if (fabs(d) > s->max_abs_error)
-            s->max_abs_error = fabs(d);
+    double dot[OUTPUT_LANES] = {0}, aa[OUTPUT_LANES] = {0}, bb[OUTPUT_LANES] = {0}, err2[OUTPUT_LANES] = {0};
+    double max_abs[OUTPUT_LANES] = {0};
+    int64_t i = 0;
+    for (; i + OUTPUT_LANES <= n; i += OUTPUT_LANES)
+        for (int l = 0; l < OUTPUT_LANES; l++) {
+            double a = x[i + l], b = y[i + l], d = fabs(a - b);
+            dot[l] += a * b;
+            aa[l] += a * a;
+            bb[l] += b * b;
+            err2[l] += d * d;
+            max_abs[l] = d > max_abs[l] ? d : max_abs[l];
+        }
+    for (int l = 0; i < n; i++, l++) {
+        double a = x[i], b = y[i], d = fabs(a - b);
+        dot[l] += a * b;
+        aa[l] += a * a;
+        bb[l] += b * b;
+        err2[l] += d * d;
+        max_abs[l] = d > max_abs[l] ? d : max_abs[l];
+    }
+    for (int l = 0; l < OUTPUT_LANES; l++) {
+        s->dot += dot[l];
+        s->aa += aa[l];
+        s->bb += bb[l];
+        s->err2 += err2[l];
+        if (max_abs[l] > s->max_abs_error)
+            s->max_abs_error = max_abs[l];
     }
     s->classifier = (ref->rank == 2 || ref->rank == 3) && ref->dims[ref->rank - 1] >= 2;
     if (s->classifier) {
