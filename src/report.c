@@ -427,6 +427,10 @@ static cJSON *mixed_json(const oq_mixed *m)
     for (int i = 0; i < m->n_steps; i++) {
         cJSON *e = cJSON_CreateObject();
         cJSON_AddNumberToObject(e, "kept_float", m->steps[i].kept_float);
+        if (m->steps[i].requantized)
+            cJSON_AddStringToObject(e, "requantized", m->steps[i].requantized);
+        else
+            cJSON_AddNullToObject(e, "requantized");
         oq_json_add_number(e, "metric", m->steps[i].metric);
         cJSON_AddBoolToObject(e, "met", m->steps[i].met);
         cJSON_AddItemToArray(steps, e);

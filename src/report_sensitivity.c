@@ -152,7 +152,8 @@ void oq_html_mixed_section(oq_text *t, const oq_mixed *m, const oq_sensitivity *
     oq_html_section_begin(t, "mixed_precision", "Mixed precision",
                           oq_html_sprintf(intro, sizeof intro,
                                           "The accuracy target (%s) on the evaluation samples: the most sensitive "
-                                          "nodes (ranking %s) are kept in float until it holds.",
+                                          "nodes (ranking %s) are kept in float until it holds, then each "
+                                          "of them is quantized again where the target holds without it.",
                                           goal, m->ranking_from_file ? "read from --sensitivity" : "made in this run"));
     oq_html_cards_begin(t);
     oq_html_card(t, "target", goal, NULL, 0);
@@ -181,7 +182,8 @@ void oq_html_mixed_section(oq_text *t, const oq_mixed *m, const oq_sensitivity *
         }
         oq_html_table_end(t, NULL);
     }
-    static const char *const step_heads[] = {"plan", "most sensitive nodes kept float", "metric", "target met", NULL};
+    static const char *const step_heads[] = {"plan", "nodes kept float", "quantized again", "metric", "target met",
+                                             NULL};
     char fold[64];
     oq_html_sprintf(fold, sizeof fold, "The %d plan%s the search evaluated, in order", m->n_steps,
                     m->n_steps == 1 ? "" : "s");
@@ -191,6 +193,7 @@ void oq_html_mixed_section(oq_text *t, const oq_mixed *m, const oq_sensitivity *
         oq_html_row_begin(t);
         oq_html_cell(t, oq_html_sprintf(num, sizeof num, "%d", k + 1));
         oq_html_cell(t, oq_html_sprintf(n, sizeof n, "%d", m->steps[k].kept_float));
+        oq_html_cell(t, m->steps[k].requantized ? m->steps[k].requantized : "\xE2\x80\x93");
         oq_html_cell(t, metric_text(a, sizeof a, g->kind, m->steps[k].metric));
         oq_html_cell(t, m->steps[k].met ? "yes" : "no");
         oq_html_row_end(t);

@@ -37,7 +37,8 @@ const char *oq_target_name(oq_target_kind k);
 
 /* One plan the search evaluated. */
 typedef struct oq_mixed_step {
-    int kept_float; /* the most sensitive candidates kept float */
+    int kept_float;    /* candidates kept float */
+    char *requantized; /* a give-back step: the kept node this plan quantized again (else NULL) */
     double metric;  /* the target's metric */
     bool met;
 } oq_mixed_step;
@@ -76,10 +77,14 @@ oq_status oq_target_check(const oq_target *t, const oq_eval *e, double *metric, 
  * this model (every node in it a candidate of the model, every candidate the
  * default plan quantizes in it), or NULL to analyse when the default plan
  * misses t (oq_sensitivity_analyze; *sens then gets the result). The
- * caller owns *sens either way. *out (caller destroys) says what the search
- * did. A plan that quantizes nothing is no answer: when even the one with
- * every ranked candidate but the least sensitive kept float misses t, fails
- * with OQ_EINVAL saying so. threads: 0 for every online core. */
+ * caller owns *sens either way. The search keeps the k most sensitive
+ * candidates float for the smallest k that meets t (doubling k, then
+ * bisecting), then tries to quantize each of those again, least sensitive
+ * first, keeping it quantized when t still holds. *out (caller destroys) says
+ * what the search did. A plan that quantizes nothing is no answer: when even
+ * the one with every ranked candidate but the least sensitive kept float
+ * misses t, fails with OQ_EINVAL saying so. threads: 0 for every online
+ * core. */
 oq_status oq_mixed_search(oq_pipeline *p, const oq_target *t, oq_sensitivity **sens, int threads, oq_mixed **out,
                           oq_err *err);
 

@@ -1,7 +1,10 @@
 /* mixed.c: accuracy targets (see oq_mixed.h): the float model's outputs on
  * the evaluation samples computed once, then plans keeping more and more of
  * the most sensitive candidates float, each rewritten by the pipeline and
- * compared with those outputs, until the target holds. */
+ * compared with those outputs, until the target holds; then the kept nodes
+ * are given back to INT8 one at a time where the target still holds without
+ * them (errors of different layers partly cancel, so the ranking of nodes
+ * taken one at a time can keep more float than needed). */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -41,6 +44,8 @@ void oq_mixed_destroy(oq_mixed *m)
     for (int i = 0; m->kept && i < m->n_kept; i++)
         free(m->kept[i]);
     free(m->kept);
+    for (int i = 0; m->steps && i < m->n_steps; i++)
+        free(m->steps[i].requantized);
     free(m->steps);
     free(m);
 }
@@ -57,8 +62,13 @@ oq_status oq_mixed_copy(oq_mixed **out, const oq_mixed *m, oq_err *err)
         bad = !c->kept || !c->steps;
         for (; !bad && c->n_kept < m->n_kept; c->n_kept++)
             bad = !(c->kept[c->n_kept] = strdup(m->kept[c->n_kept]));
-        if (!bad)
-            memcpy(c->steps, m->steps, (size_t)m->n_steps * sizeof *c->steps);
+        c->n_steps = 0;
+        for (; !bad && c->n_steps < m->n_steps; c->n_steps++) {
+            c->steps[c->n_steps] = m->steps[c->n_steps];
+            c->steps[c->n_steps].requantized = NULL;
+            bad = m->steps[c->n_steps].requantized &&
+                  !(c->steps[c->n_steps].requantized = strdup(m->steps[c->n_steps].requantized));
+        }
     }
     if (bad) {
         oq_mixed_destroy(c);
@@ -391,21 +401,25 @@ typedef struct search {
     int n_ranked;
     const char **ranked;       /* [n_ranked] the default plan's quantized candidates, most sensitive first */
     double *macs;              /* [n_ranked] their multiply-adds per sample */
+    bool *kept;                /* [n_ranked] kept float in the plan being tried */
     oq_mixed *m;
 } search;
 
-/* Evaluates the plan keeping the first `kept` ranked candidates float; records the step. */
-static oq_status try_plan(search *s, int kept, bool *met, oq_err *err)
+/* Evaluates the plan keeping s->kept float and records the step (requantized:
+ * the node a give-back step quantizes again, else NULL). */
+static oq_status try_plan(search *s, const char *requantized, bool *met, oq_err *err)
 {
-    oq_plan_override *ov = calloc((size_t)kept + 1, sizeof *ov);
+    oq_plan_override *ov = calloc((size_t)s->n_ranked + 1, sizeof *ov);
     oq_plan *plan = NULL;
     oq_quantized *q = NULL;
     oq_eval e;
     double metric = NAN;
+    int kept = 0;
     if (!ov)
         return oq_errf(err, OQ_ENOMEM, "out of memory");
-    for (int i = 0; i < kept; i++)
-        ov[i] = (oq_plan_override){s->ranked[i], OQ_POLICY_FLOAT};
+    for (int i = 0; i < s->n_ranked; i++)
+        if (s->kept[i])
+            ov[kept++] = (oq_plan_override){s->ranked[i], OQ_POLICY_FLOAT};
     oq_status st = oq_pipeline_plan(s->p, kept, ov, &plan, err);
     if (!st)
         st = oq_pipeline_rewrite(s->p, plan, false, &q, err);
@@ -422,7 +436,45 @@ static oq_status try_plan(search *s, int kept, bool *met, oq_err *err)
     if (!grown)
         return oq_errf(err, OQ_ENOMEM, "out of memory");
     s->m->steps = grown;
-    s->m->steps[s->m->n_steps++] = (oq_mixed_step){kept, metric, *met};
+    s->m->steps[s->m->n_steps] = (oq_mixed_step){kept, NULL, metric, *met};
+    if (requantized && !(s->m->steps[s->m->n_steps].requantized = strdup(requantized)))
+        return oq_errf(err, OQ_ENOMEM, "out of memory");
+    s->m->n_steps++;
+    if (*met)
+        s->m->metric_after = metric;
+    return OQ_OK;
+}
+
+/* Evaluates the plan keeping the first `count` ranked candidates float. */
+static oq_status try_prefix(search *s, int count, bool *met, oq_err *err)
+{
+    for (int i = 0; i < s->n_ranked; i++)
+        s->kept[i] = i < count;
+    return try_plan(s, NULL, met, err);
+}
+
+/* From the plan keeping the first `count` ranked candidates float, which
+ * meets the target, quantizes each of them again, least sensitive first,
+ * where the target still holds without it. The last of them is not tried
+ * (keeping only the ones before it is the prefix plan that missed), nor is a
+ * plan keeping nothing float (the default plan, which missed). Leaves
+ * s->kept as the answer. */
+static oq_status give_back(search *s, int count, oq_err *err)
+{
+    bool met = false;
+    int kept = count;
+    for (int i = 0; i < s->n_ranked; i++)
+        s->kept[i] = i < count;
+    for (int i = count - 2; i >= 0 && kept > 1; i--) {
+        s->kept[i] = false;
+        oq_status st = try_plan(s, s->ranked[i], &met, err);
+        if (st)
+            return st;
+        if (met)
+            kept--;
+        else
+            s->kept[i] = true;
+    }
     return OQ_OK;
 }
 
@@ -509,8 +561,9 @@ static oq_status rank_candidates(search *s, oq_err *err)
     return st;
 }
 
-/* Fills m from the plan keeping `kept` nodes float. */
-static oq_status finish(search *s, int kept, oq_err *err)
+/* Fills m from the plan keeping s->kept float (all false when the default
+ * plan met the target). */
+static oq_status finish(search *s, oq_err *err)
 {
     oq_mixed *m = s->m;
     m->n_candidates = s->n_ranked;
@@ -525,17 +578,15 @@ static oq_status finish(search *s, int kept, oq_err *err)
     }
     m->total_macs = s->sens ? s->sens->total_macs : NAN;
     m->int8_macs = s->sens ? 0 : NAN;
-    m->kept = calloc((size_t)kept + 1, sizeof *m->kept);
+    m->kept = calloc((size_t)s->n_ranked + 1, sizeof *m->kept);
     if (!m->kept)
         return oq_errf(err, OQ_ENOMEM, "out of memory");
-    for (; m->n_kept < kept; m->n_kept++)
-        if (!(m->kept[m->n_kept] = strdup(s->ranked[m->n_kept])))
+    for (int i = 0; i < s->n_ranked; i++) {
+        if (!s->kept[i])
+            m->int8_macs += s->macs[i];
+        else if (!(m->kept[m->n_kept++] = strdup(s->ranked[i])))
             return oq_errf(err, OQ_ENOMEM, "out of memory");
-    for (int i = kept; i < s->n_ranked; i++)
-        m->int8_macs += s->macs[i];
-    for (int i = 0; i < m->n_steps; i++)
-        if (m->steps[i].kept_float == kept)
-            m->metric_after = m->steps[i].metric;
+    }
     return OQ_OK;
 }
 
@@ -555,7 +606,7 @@ oq_status oq_mixed_search(oq_pipeline *p, const oq_target *t, oq_sensitivity **s
     s.m->ranking_from_file = *sens != NULL;
     oq_status st = reference_make(&s.ref, p, threads, err);
     if (!st)
-        st = try_plan(&s, 0, &met, err);
+        st = try_plan(&s, NULL, &met, err);
     if (!st)
         s.m->metric_before = s.m->steps[0].metric;
     s.m->seconds_search = now_s() - t0;
@@ -567,6 +618,8 @@ oq_status oq_mixed_search(oq_pipeline *p, const oq_target *t, oq_sensitivity **s
     s.sens = *sens;
     if (!st && s.sens)
         st = rank_candidates(&s, err);
+    if (!st && !(s.kept = calloc((size_t)s.n_ranked + 1, sizeof *s.kept)))
+        st = oq_errf(err, OQ_ENOMEM, "out of memory");
     /* galloping: 1, 2, 4, ... float until the target holds, then bisection;
      * at most all but one: a plan that quantizes nothing is no answer */
     int lo = 0, hi = met ? 0 : -1, most = s.n_ranked - 1;
@@ -584,7 +637,7 @@ oq_status oq_mixed_search(oq_pipeline *p, const oq_target *t, oq_sensitivity **s
                              s.ranked[most], have);
             break;
         }
-        if ((st = try_plan(&s, k, &met, err)))
+        if ((st = try_prefix(&s, k, &met, err)))
             break;
         if (met)
             hi = k;
@@ -593,7 +646,7 @@ oq_status oq_mixed_search(oq_pipeline *p, const oq_target *t, oq_sensitivity **s
     }
     while (!st && hi - lo > 1) {
         int mid = lo + (hi - lo) / 2;
-        if ((st = try_plan(&s, mid, &met, err)))
+        if ((st = try_prefix(&s, mid, &met, err)))
             break;
         if (met)
             hi = mid;
@@ -601,11 +654,14 @@ oq_status oq_mixed_search(oq_pipeline *p, const oq_target *t, oq_sensitivity **s
             lo = mid;
     }
     if (!st)
-        st = finish(&s, hi, err);
+        st = give_back(&s, hi, err);
+    if (!st)
+        st = finish(&s, err);
     s.m->seconds_search += now_s() - t0;
     reference_release(&s.ref);
     free(s.ranked);
     free(s.macs);
+    free(s.kept);
     if (st) {
         oq_mixed_destroy(s.m);
         return st;

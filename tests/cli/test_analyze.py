@@ -185,14 +185,27 @@ def test_targets(binary, tmp, model, data, sens_path, labels):
     rep = json.load(open(report))
     mp = rep["mixed_precision"]
     kept = mp["kept_float"]
-    check(1 <= len(kept) < 5 and kept == ranked[:len(kept)], f"kept float {kept}, ranking {ranked}")
+    # the prefix the doubling and bisection found, then give-back steps over it
+    steps = mp["steps"]
+    prefix = max((st["kept_float"] for st in steps if st["met"] and st["requantized"] is None), default=0)
+    check(1 <= len(kept) <= prefix < 5 and kept == [n for n in ranked[:prefix] if n in kept],
+          f"kept float {kept}: a subset of the first {prefix} of the ranking {ranked}, in its order")
+    gave_back = [st["requantized"] for st in steps if st["requantized"] is not None]
+    order = list(reversed(ranked[:prefix - 1]))
+    check(gave_back == order[:len(gave_back)] and (len(gave_back) == len(order) or len(kept) == 1),
+          f"give-back tried the first {prefix - 1} ranked nodes, least sensitive first, until one was left: "
+          f"{gave_back}")
+    for st in steps:
+        if st["requantized"] is not None:
+            check(st["met"] is (st["requantized"] not in kept),
+                  f"a node quantized again stays quantized exactly when its plan met the target: {st}")
     check(mp["metric_after"] >= target > mp["metric_before"], f"metric {mp['metric_before']} -> {mp['metric_after']}")
     check(min(o["sqnr_db"] for o in rep["evaluation"]["outputs"]) == mp["metric_after"],
           "the report's evaluation shows the metric the search saw")
     check(mp["ranking"] == "analysis" and rep["sensitivity"]["nodes"] == sens["nodes"],
           "the report holds the ranking, equal to analyze's")
-    check(mp["steps"][0] == {"kept_float": 0, "metric": mp["metric_before"], "met": False} and
-          mp["steps"][-1]["met"] is (mp["steps"][-1]["kept_float"] == len(kept)), f"steps {mp['steps']}")
+    check(steps[0] == {"kept_float": 0, "requantized": None, "metric": mp["metric_before"], "met": False} and
+          [st["metric"] for st in steps if st["met"]][-1] == mp["metric_after"], f"steps {steps}")
     kept_macs = sum(e["macs"] for e in sens["nodes"] if e["name"] in kept)
     want_int8 = sum(e["macs"] for e in sens["nodes"]) - kept_macs
     check(mp["macs_per_sample"]["int8"] == want_int8 and mp["macs_per_sample"]["total"] == sens["macs_per_sample"],
@@ -214,6 +227,22 @@ def test_targets(binary, tmp, model, data, sens_path, labels):
     r = run(binary, "quantize", model, "--data", data, "--min-sqnr", str(target), "--sensitivity", report,
             "-o", again, "-q")
     check(r.returncode == 0 and read(again) == read(out), "a report as --sensitivity: the same model")
+    # a ranking that puts the least sensitive node first: the doubling keeps it float with the nodes the
+    # target needs, and the give-back quantizes it again
+    least = ranked[-1]
+    misled = json.load(open(sens_path))
+    for e in misled["sensitivity"]["nodes"]:
+        if e["name"] == least:
+            for o in e["outputs"]:
+                o["sqnr_db"] = scores[0] - 10
+    misled_path, rep3 = os.path.join(tmp, "misled.json"), os.path.join(tmp, "t3.json")
+    json.dump(misled, open(misled_path, "w"))
+    r = run(binary, "quantize", model, "--data", data, "--min-sqnr", str(target), "--sensitivity", misled_path,
+            "-o", again, "--report", rep3, "-q")
+    mp3 = json.load(open(rep3))["mixed_precision"] if r.returncode == 0 else {}
+    check(r.returncode == 0 and least not in mp3["kept_float"] and mp3["metric_after"] >= target and
+          any(st["requantized"] == least and st["met"] for st in mp3["steps"]), f"a misleading ranking: '{least}' quantized again, {mp3.get('kept_float')} float "
+          f"({r.stderr} {mp3.get('steps')})")
     # agreement and accuracy drop
     r = run(binary, "quantize", model, "--data", data, "--min-agreement", "100", "-o", out, "--report", report, "-q")
     rep = json.load(open(report)) if r.returncode == 0 else {}
