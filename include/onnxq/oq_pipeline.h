@@ -191,6 +191,10 @@ int oq_pipeline_warnings(const oq_pipeline *p, const char *const **lines);
 /* The job p keeps (its strings borrowed from the caller's), the SHA-256 of
  * the model file (after load), and whether the float graph was prepared. */
 const oq_job *oq_pipeline_job(const oq_pipeline *p);
+/* Opens the job's calibration samples, or (eval) its evaluation samples
+ * (the calibration samples when it has none), as data specs or as samples
+ * held in memory, shaped for m's inputs (caller destroys *ds). */
+oq_status oq_pipeline_open_samples(const oq_pipeline *p, const oq_model *m, bool eval, oq_dataset **ds, oq_err *err);
 const char *oq_pipeline_model_sha256(const oq_pipeline *p);
 bool oq_pipeline_graph_prepared(const oq_pipeline *p);
 

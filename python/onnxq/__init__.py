@@ -168,8 +168,8 @@ def quantize(model, output, data=None, *, eval_data=None, **options):
       samples, all_tensors, no_prepare, eval_samples, labels, threads, report
       (also write the JSON report), html (the HTML page), calib (a calibration
       table instead of data), the accuracy targets max_drop, min_agreement,
-      min_sqnr (with sensitivity: a ranking from `onnxq analyze`; the
-      evaluation samples must then be data specs), and the image options.
+      min_sqnr (with sensitivity: a ranking from `onnxq analyze`), and the
+      image options.
       Flags take True/False, lists take lists.
 
     The model and the report files are written together or not at all.

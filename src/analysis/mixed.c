@@ -339,16 +339,13 @@ static void reference_release(reference *ref)
 static oq_status reference_make(reference *ref, oq_pipeline *p, int threads, oq_err *err)
 {
     const oq_job *j = oq_pipeline_job(p);
-    int n_specs = j->n_eval ? j->n_eval : j->n_data;
-    const char *const *specs = j->n_eval ? j->eval_data : j->data;
     memset(ref, 0, sizeof *ref);
     ref->fp32 = oq_pipeline_model(p);
-    if (!n_specs)
+    if (!j->n_eval && !j->eval_data_samples && !j->n_data && !j->data_samples)
         return oq_errf(err, OQ_EINVAL, "an accuracy target needs evaluation samples (--data or --eval-data)");
     oq_status st = j->labels_path ? oq_labels_read(j->labels_path, &ref->labels, &ref->n_labels, err) : OQ_OK;
     if (!st)
-        st = oq_dataset_open_for_model(&ref->ds, ref->fp32, n_specs, specs, &j->pre, j->layout_given, j->resize_given,
-                                       err);
+        st = oq_pipeline_open_samples(p, ref->fp32, true, &ref->ds, err);
     if (st)
         return st;
     const oq_graph *g = ref->fp32->graph;

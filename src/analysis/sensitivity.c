@@ -783,19 +783,16 @@ oq_status oq_sensitivity_analyze(oq_pipeline *p, const oq_sensitivity_options *o
     const oq_job *j = oq_pipeline_job(p);
     const oq_model *m = oq_pipeline_prepared(p);
     int shard_index = o->shard_count ? o->shard_index : 1, shard_count = o->shard_count ? o->shard_count : 1;
-    int n_specs = j->n_eval ? j->n_eval : j->n_data;
-    const char *const *specs = j->n_eval ? j->eval_data : j->data;
     if (shard_count < 1 || shard_index < 1 || shard_index > shard_count)
         return oq_errf(err, OQ_EINVAL, "shard %d of %d: the index must be from 1 to the count", shard_index,
                        shard_count);
     if (!m)
         return oq_errf(err, OQ_EINVAL, "the model was not prepared for planning");
-    if (!n_specs)
+    if (!j->n_eval && !j->eval_data_samples && !j->n_data && !j->data_samples)
         return oq_errf(err, OQ_EINVAL, "the sensitivity analysis needs samples (--data or --eval-data)");
     analysis a = {.p = p, .ref = m->graph, .n_values = m->graph->n_values, .n_out = m->graph->n_outputs};
     pthread_mutex_init(&a.stages, NULL);
-    oq_status st = oq_dataset_open_for_model(&a.ds, m, n_specs, specs, &j->pre, j->layout_given, j->resize_given,
-                                             err);
+    oq_status st = oq_pipeline_open_samples(p, m, true, &a.ds, err);
     if (!st) {
         a.total = oq_dataset_count(a.ds);
         if (j->eval_samples && j->eval_samples < a.total)

@@ -268,9 +268,7 @@ static oq_status planned_needs(oq_pipeline *p, bool **out, oq_err *err)
     return OQ_OK;
 }
 
-/* Opens the job's calibration samples, or (eval) its evaluation samples,
- * which are the calibration samples when none are given. */
-static oq_status open_samples(const oq_pipeline *p, bool eval, oq_dataset **ds, oq_err *err)
+oq_status oq_pipeline_open_samples(const oq_pipeline *p, const oq_model *m, bool eval, oq_dataset **ds, oq_err *err)
 {
     const oq_job *j = &p->job;
     bool own = j->n_eval || j->eval_data_samples;
@@ -279,8 +277,8 @@ static oq_status open_samples(const oq_pipeline *p, bool eval, oq_dataset **ds, 
     const oq_samples *held = eval && own ? j->eval_data_samples : j->data_samples;
     *ds = NULL;
     if (held)
-        return oq_dataset_open_samples_for_model(ds, p->model, held, err);
-    return oq_dataset_open_for_model(ds, p->model, n_specs, specs, &j->pre, j->layout_given, j->resize_given, err);
+        return oq_dataset_open_samples_for_model(ds, m, held, err);
+    return oq_dataset_open_for_model(ds, m, n_specs, specs, &j->pre, j->layout_given, j->resize_given, err);
 }
 
 static oq_status calibrate_on_data(oq_pipeline *p, oq_err *err)
@@ -292,7 +290,7 @@ static oq_status calibrate_on_data(oq_pipeline *p, oq_err *err)
     if (!st)
         st = oq_equalize_candidates(p->model->graph, &p->quant, &channels, err);
     if (!st)
-        st = open_samples(p, false, &ds, err);
+        st = oq_pipeline_open_samples(p, p->model, false, &ds, err);
     oq_calib_options opts = {.bins = j->bins, .range = j->range.range, .max_samples = j->max_samples,
                              .threads = j->threads, .observe = want, .channels = channels, .progress = j->progress,
                              .progress_user = j->progress_user};
@@ -407,7 +405,7 @@ static bool bias_correction_runs(const oq_pipeline *p, const char **why)
 /* The calibration samples, for bias correction (caller destroys). */
 static oq_status open_calibration_data(oq_pipeline *p, oq_dataset **ds, oq_err *err)
 {
-    return open_samples(p, false, ds, err);
+    return oq_pipeline_open_samples(p, p->model, false, ds, err);
 }
 
 /* Bias correction's float side: the prepared model's product outputs on the
@@ -512,7 +510,7 @@ oq_status oq_pipeline_evaluate(oq_pipeline *p, const oq_quantized *q, oq_eval *o
     oq_dataset *ds = NULL;
     oq_status st = j->labels_path ? oq_labels_read(j->labels_path, &labels, &n_labels, err) : OQ_OK;
     if (!st)
-        st = open_samples(p, true, &ds, err);
+        st = oq_pipeline_open_samples(p, p->model, true, &ds, err);
     if (!st)
         st = oq_evaluate(p->model, q->model, &q->result, ds, j->eval_samples, labels, n_labels, j->threads, out, err);
     free(labels);
