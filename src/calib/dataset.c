@@ -300,9 +300,11 @@ static oq_status add_npy_spec(oq_dataset *d, const char *spec, oq_err *err)
     if (st)
         return st;
     s->open = true;
-    if (s->file.rank < 1 || s->file.dims[0] < 1)
-        return oq_errf(err, OQ_EINVAL, "%s: expected samples stacked on a leading axis, got an array of rank %d",
-                       s->path, s->file.rank);
+    if (s->file.rank < 1)
+        return oq_errf(err, OQ_EINVAL, "%s: expected samples stacked on a leading axis, got a scalar", s->path);
+    if (s->file.dims[0] < 1)
+        return oq_errf(err, OQ_EINVAL, "%s holds no samples: its leading axis, the sample axis, has length 0",
+                       s->path);
     if ((st = npy_layout(s, err)))
         return st;
     d->n_npy++;

@@ -327,7 +327,9 @@ def test_data(run, tmp, model, data, table):
     # .npy stacks with the wrong sample shape, dtype, or a header promising more than the file holds
     for name, arr, says in (("w_shape.npy", np.zeros((3, 1, 1, 8, 9), np.float32), "image"),
                             ("w_dtype.npy", np.zeros((3, 1, 1, 8, 8), np.float16), "float"),
-                            ("w_rank.npy", np.zeros((3, 8, 8), np.float32), "image")):
+                            ("w_rank.npy", np.zeros((3, 8, 8), np.float32), "image"),
+                            ("w_none.npy", np.zeros((0, 1, 1, 8, 8), np.float32), "holds no samples"),
+                            ("w_scalar.npy", np.float32(1), "got a scalar")):
         p = os.path.join(tmp, name)
         np.save(p, arr)
         run.fails(["calibrate", model, "--data", "image=" + p, "-o", os.path.join(o, "t.json"), "-q"], says,
