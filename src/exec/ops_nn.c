@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu_dispatch.h"
 #include "exec/conv.h"
 #include "exec/fuse.h"
 #include "exec/gemm.h"
@@ -370,8 +371,9 @@ MAXPOOL_PLANES(int8_t, maxpool_i8)
  * output is clipped by plain arithmetic and its taps visited in the same
  * order with the same comparison, so the results are identical. Where a
  * row's windows lie wholly inside the input, the taps go in the outer loop
- * and the outputs of the row in the inner one, which vectorizes. */
-static void maxpool2d_f32(void *arg, int64_t begin, int64_t end)
+ * and the outputs of the row in the inner one, which vectorizes. Compiled
+ * per level (OQ_CLONED). */
+OQ_CLONED(maxpool2d_f32, (void *arg, int64_t begin, int64_t end), (arg, begin, end))
 {
     const pool_job *j = arg;
     const oq_conv_params *p = j->p;
@@ -416,6 +418,62 @@ static void maxpool2d_f32(void *arg, int64_t begin, int64_t end)
                     }
                 }
                 y[ow] = best;
+            }
+        }
+    }
+}
+
+/* The same as avgpool_f32 for 2-D planes: each output sums its taps in the
+ * same order from 0 and divides by the same count, so the results are
+ * identical. Where a row's windows lie wholly inside the input, the taps go
+ * in the outer loop and the outputs of the row in the inner one, which
+ * vectorizes; such a window counts kh * kw taps with or without
+ * count_include_pad. Compiled per level (OQ_CLONED). */
+OQ_CLONED(avgpool2d_f32, (void *arg, int64_t begin, int64_t end), (arg, begin, end))
+{
+    const pool_job *j = arg;
+    const oq_conv_params *p = j->p;
+    const int64_t ih = p->in[0], iw = p->in[1], kh = p->k[0], kw = p->k[1], dh = p->dil[0], dw = p->dil[1];
+    const int64_t sw = p->stride[1], ow_n = p->out[1];
+    /* columns whose window is inside the row: w0 >= 0 and w0 + (kw-1)*dw < iw */
+    int64_t c0 = min64((p->pad0[1] + sw - 1) / sw, ow_n);
+    int64_t lim = iw - 1 - (kw - 1) * dw + p->pad0[1];
+    int64_t c1 = lim < 0 ? c0 : min64(ow_n, lim / sw + 1);
+    if (c1 < c0) c1 = c0;
+    const float inner = (float)(kh * kw);
+    for (int64_t pl = begin; pl < end; pl++) {
+        const float *x = (const float *)j->x + pl * j->in_size;
+        float *y = (float *)j->y + pl * j->out_size;
+        for (int64_t oh = 0; oh < p->out[0]; oh++, y += ow_n) {
+            int64_t h0 = oh * p->stride[0] - p->pad0[0];
+            int64_t a0 = h0 >= 0 ? 0 : ceil_div(-h0, dh), a1 = min64(kh, ceil_div(ih - h0, dh));
+            if (a1 < a0) a1 = a0;
+            /* rows counted with count_include_pad: inside the input or its pads */
+            int64_t rows_incl = min64(kh, ceil_div(ih + p->pad1[0] - h0, dh));
+            for (int64_t ow = 0; ow < ow_n; ow++) {
+                if (ow == c0 && a0 == 0 && a1 == kh && c1 > c0) {
+                    const float *xr = x + h0 * iw + (c0 * sw - p->pad0[1]);
+                    for (int64_t o = c0; o < c1; o++) y[o] = 0.0f;
+                    for (int64_t a = 0; a < kh; a++)
+                        for (int64_t b = 0; b < kw; b++) {
+                            const float *xt = xr + a * dh * iw + b * dw;
+                            for (int64_t o = c0; o < c1; o++) y[o] += xt[(o - c0) * sw];
+                        }
+                    for (int64_t o = c0; o < c1; o++) y[o] = y[o] / inner;
+                    ow = c1 - 1;
+                    continue;
+                }
+                int64_t w0 = ow * sw - p->pad0[1];
+                int64_t b0 = w0 >= 0 ? 0 : ceil_div(-w0, dw), b1 = min64(kw, ceil_div(iw - w0, dw));
+                if (b1 < b0) b1 = b0;
+                float sum = 0.0f;
+                for (int64_t a = a0; a < a1; a++) {
+                    int64_t row = (h0 + a * dh) * iw + w0;
+                    for (int64_t b = b0; b < b1; b++) sum += x[row + b * dw];
+                }
+                int64_t count = j->include_pad ? rows_incl * min64(kw, ceil_div(iw + p->pad1[1] - w0, dw))
+                                               : (a1 - a0) * (b1 - b0);
+                y[ow] = count > 0 ? sum / (float)count : 0.0f;
             }
         }
     }
@@ -488,6 +546,7 @@ static oq_status run_pool(oq_kernel_ctx *c, bool is_max)
     }
     if (oq_tensor_numel(y) == 0) return OQ_OK;
     if (fn == maxpool_f32 && p.nsp == 2 && !j.idx) fn = maxpool2d_f32;
+    if (fn == avgpool_f32 && p.nsp == 2) fn = avgpool2d_f32;
     int64_t taps = oq_shape_numel(p.nsp, p.k);
     oq_par_run(c, p.n * p.cin, j.out_size * taps, fn, &j);
     return OQ_OK;
