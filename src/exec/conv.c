@@ -329,11 +329,12 @@ static void conv_dw_item(void *arg, int64_t i, float *ws)
 
 static int64_t round_up(int64_t a, int64_t m) { return (a + m - 1) / m * m; }
 
-/* Floats of the packed column tile and its row buffer (see im2col_packed),
- * plus slack to align the tile to 64 bytes. */
+/* Floats of the packed column tile and, but for 2-D convolutions, its row
+ * buffer (see im2col_packed), plus slack to align the tile to 64 bytes. */
 static size_t im2col_ws_floats(const conv_job *j)
 {
-    return (size_t)(j->kdim * round_up(j->ntile, OQ_SGEMM_NR_MAX) + j->geo.ksize * j->ntile) + 16;
+    int64_t rowbuf = j->geo.d == 2 ? 0 : j->geo.ksize * j->ntile;
+    return (size_t)(j->kdim * round_up(j->ntile, OQ_SGEMM_NR_MAX) + rowbuf) + 16;
 }
 
 /* im2col of columns [j0, j0+nt) of group image xg straight into the packed
@@ -364,6 +365,75 @@ static void im2col_packed(const conv_job *j, float *restrict dst, float *restric
     }
 }
 
+/* Write position in one column row of a packed tile (strips of nr
+ * positions, `strip` floats apart): the next float to write and the room
+ * left in its strip. */
+typedef struct strip_cursor {
+    float *p;
+    int64_t room;
+    int64_t nr, strip;
+} strip_cursor;
+
+/* Writes n values, src[0], src[s], ..., at the cursor and moves it on; src
+ * NULL writes zeros. */
+static inline void put_run(strip_cursor *cur, const float *restrict src, int64_t s, int64_t n)
+{
+    while (n > 0) {
+        int64_t m = min64(n, cur->room);
+        float *restrict p = cur->p;
+        if (!src)
+            for (int64_t t = 0; t < m; t++) p[t] = 0.0f;
+        else if (s == 1)
+            for (int64_t t = 0; t < m; t++) p[t] = src[t];
+        else if (s == 2) /* the usual stride, known here so the loop vectorizes */
+            for (int64_t t = 0; t < m; t++) p[t] = src[2 * t];
+        else
+            for (int64_t t = 0; t < m; t++) p[t] = src[t * s];
+        if (src) src += m * s;
+        n -= m;
+        cur->room -= m;
+        cur->p += m;
+        if (cur->room == 0) {
+            cur->p += cur->strip - cur->nr;
+            cur->room = cur->nr;
+        }
+    }
+}
+
+/* The same as im2col_packed for 2-D convolutions, written straight into the
+ * strips: per (channel, tap) row and per output row of the tile, the columns
+ * whose tap falls inside the input are one strided run, the rest zeros. */
+static void im2col2d_packed(const conv_job *j, float *restrict dst, const float *xg, int64_t j0, int64_t nt, int nr)
+{
+    const oq_conv_params *p = j->p;
+    const int64_t ih = p->in[0], iw = p->in[1], ow = p->out[1], kh = p->k[0], kw = p->k[1];
+    const int64_t sh = p->stride[0], sw = p->stride[1];
+    const int64_t strips = (nt + nr - 1) / nr, r0 = j0 / ow, r1 = (j0 + nt - 1) / ow;
+    for (int64_t ch = 0; ch < j->cg; ch++) {
+        const float *xc = xg + ch * j->in_size;
+        for (int64_t a = 0; a < kh; a++)
+            for (int64_t b = 0; b < kw; b++) {
+                strip_cursor cur = {dst + ((ch * kh + a) * kw + b) * nr, nr, nr, j->kdim * nr};
+                int64_t base = b * p->dil[1] - p->pad0[1]; /* input column under output column 0 */
+                int64_t lo, hi;
+                valid_run(base, sw, iw, ow, &lo, &hi);
+                for (int64_t r = r0; r <= r1; r++) {
+                    int64_t c0 = r == r0 ? j0 - r * ow : 0, c1 = r == r1 ? j0 + nt - r * ow : ow;
+                    int64_t i = r * sh - p->pad0[0] + a * p->dil[0];
+                    if (i < 0 || i >= ih) {
+                        put_run(&cur, NULL, 0, c1 - c0);
+                        continue;
+                    }
+                    int64_t v0 = max64(c0, min64(lo, c1)), v1 = max64(v0, min64(hi, c1));
+                    put_run(&cur, NULL, 0, v0 - c0);
+                    if (v1 > v0) put_run(&cur, xc + i * iw + base + v0 * sw, sw, v1 - v0);
+                    put_run(&cur, NULL, 0, c1 - v1);
+                }
+                put_run(&cur, NULL, 0, strips * nr - nt);
+            }
+    }
+}
+
 /* Item = (batch, group, m tile, n tile). */
 static void conv_gemm_item(void *arg, int64_t i, float *ws)
 {
@@ -388,8 +458,12 @@ static void conv_gemm_item(void *arg, int64_t i, float *ws)
         ga.ldb = j->in_size;
     } else {
         float *packed = (float *)(((uintptr_t)(ws + j->gws) + 63) & ~(uintptr_t)63);
-        float *rowbuf = packed + j->kdim * round_up(j->ntile, OQ_SGEMM_NR_MAX);
-        im2col_packed(j, packed, rowbuf, xg, j0, nt, oq_sgemm_nr());
+        if (p->nsp == 2) {
+            im2col2d_packed(j, packed, xg, j0, nt, oq_sgemm_nr());
+        } else {
+            float *rowbuf = packed + j->kdim * round_up(j->ntile, OQ_SGEMM_NR_MAX);
+            im2col_packed(j, packed, rowbuf, xg, j0, nt, oq_sgemm_nr());
+        }
         cols = packed;
     }
     if (j->b) {
