@@ -367,6 +367,28 @@ MAXPOOL_PLANES(float, maxpool_f32)
 MAXPOOL_PLANES(uint8_t, maxpool_u8)
 MAXPOOL_PLANES(int8_t, maxpool_i8)
 
+typedef enum pool_step { POOL_COPY, POOL_MAX, POOL_ADD } pool_step;
+
+/* For o < n, with v = x[o * s]: y[o] = v (POOL_COPY), y[o] = max(y[o], v)
+ * keeping y[o] unless v is larger (POOL_MAX), or y[o] += v (POOL_ADD).
+ * Strides 1 and 2 are written out so that the loops vectorize. */
+static inline __attribute__((always_inline)) void pool_row(float *restrict y, const float *restrict x, int64_t s,
+                                                          int64_t n, pool_step step)
+{
+#define POOL_ROW_LOOP(S)                                                                                  \
+    for (int64_t o = 0; o < n; o++) {                                                                     \
+        float v = x[o * (S)];                                                                             \
+        y[o] = step == POOL_COPY ? v : step == POOL_ADD ? y[o] + v : (v > y[o] ? v : y[o]);              \
+    }
+    if (s == 1)
+        POOL_ROW_LOOP(1)
+    else if (s == 2)
+        POOL_ROW_LOOP(2)
+    else
+        POOL_ROW_LOOP(s)
+#undef POOL_ROW_LOOP
+}
+
 /* The same as maxpool_f32 for 2-D planes without Indices: the window of each
  * output is clipped by plain arithmetic and its taps visited in the same
  * order with the same comparison, so the results are identical. Where a
@@ -394,15 +416,10 @@ OQ_CLONED(maxpool2d_f32, (void *arg, int64_t begin, int64_t end), (arg, begin, e
                 if (ow == c0 && a0 == 0 && a1 == kh && c1 > c0) {
                     /* interior run [c0, c1): the first tap starts every max */
                     const float *xr = x + h0 * iw + (c0 * sw - p->pad0[1]);
-                    for (int64_t o = c0; o < c1; o++) y[o] = xr[(o - c0) * sw];
+                    pool_row(y + c0, xr, sw, c1 - c0, POOL_COPY);
                     for (int64_t a = 0; a < kh; a++)
-                        for (int64_t b = a ? 0 : 1; b < kw; b++) {
-                            const float *xt = xr + a * dh * iw + b * dw;
-                            for (int64_t o = c0; o < c1; o++) {
-                                float v = xt[(o - c0) * sw];
-                                y[o] = v > y[o] ? v : y[o];
-                            }
-                        }
+                        for (int64_t b = a ? 0 : 1; b < kw; b++)
+                            pool_row(y + c0, xr + a * dh * iw + b * dw, sw, c1 - c0, POOL_MAX);
                     ow = c1 - 1;
                     continue;
                 }
@@ -455,10 +472,8 @@ OQ_CLONED(avgpool2d_f32, (void *arg, int64_t begin, int64_t end), (arg, begin, e
                     const float *xr = x + h0 * iw + (c0 * sw - p->pad0[1]);
                     for (int64_t o = c0; o < c1; o++) y[o] = 0.0f;
                     for (int64_t a = 0; a < kh; a++)
-                        for (int64_t b = 0; b < kw; b++) {
-                            const float *xt = xr + a * dh * iw + b * dw;
-                            for (int64_t o = c0; o < c1; o++) y[o] += xt[(o - c0) * sw];
-                        }
+                        for (int64_t b = 0; b < kw; b++)
+                            pool_row(y + c0, xr + a * dh * iw + b * dw, sw, c1 - c0, POOL_ADD);
                     for (int64_t o = c0; o < c1; o++) y[o] = y[o] / inner;
                     ow = c1 - 1;
                     continue;
