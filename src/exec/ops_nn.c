@@ -550,12 +550,12 @@ static oq_status run_pool(oq_kernel_ctx *c, bool is_max)
 
     int64_t dims[OQ_MAX_RANK];
     int rank = nchw_dims(&p, p.cin, dims);
-    oq_tensor *y = oq_kernel_output(c, 0, x->dtype, rank, dims);
+    oq_tensor *y = oq_kernel_output_raw(c, 0, x->dtype, rank, dims); /* every element written */
     if (!y) return c->err->status;
     j.y = y->data;
     j.out_size = oq_shape_numel(p.nsp, p.out);
     if (is_max && c->n_outputs > 1 && c->node->outputs[1]) {
-        oq_tensor *idx = oq_kernel_output(c, 1, OQ_DTYPE_INT64, rank, dims);
+        oq_tensor *idx = oq_kernel_output_raw(c, 1, OQ_DTYPE_INT64, rank, dims);
         if (!idx) return c->err->status;
         j.idx = idx->data;
     }
