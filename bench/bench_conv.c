@@ -1,16 +1,19 @@
-/* bench_conv: single-thread speed of oq_conv_fast on layer shapes of the
- * benchmark models: the 3x3 stride-1 layers of VGG-16 and ResNet-50 (the
- * Winograd path where it fits, winograd.h), layers typical of PP-OCR det
- * and MobileNetV3, and the im2col layers of Inception-v3 (1x7, 7x1, 1x3, 5x5,
- * unpadded 3x3/2), SqueezeNet 1.1 and DenseNet-121 (3x3 on 13x13 and 7x7). Each layer runs on the calling thread, timed in that
- * thread's CPU time (time slices lost to other processes do not count) over
- * at least 3 calls filling about 0.3 s; the fastest call counts.
- * GFLOP/s counts the direct convolution's FLOP (2 per multiply-add), whatever
- * the path computes. Prints one JSON line per layer; with a peak in GFLOP/s
- * as argument (bench_peak's), also the fraction of it.
- * Usage: bench_conv [peak_gflops] */
+/* bench_conv: single-thread speed of the float convolution on layer shapes
+ * of the benchmark models: the 3x3 stride-1 layers of VGG-16 and ResNet-50
+ * (the Winograd path where it fits, winograd.h), layers typical of PP-OCR
+ * det and MobileNetV3, and the im2col layers of Inception-v3 (1x7, 7x1, 1x3,
+ * 5x5, unpadded 3x3/2), SqueezeNet 1.1 and DenseNet-121 (3x3 on 13x13 and
+ * 7x7). As in the executor, the weights are packed once (oq_conv_pack_w) and
+ * each call is oq_conv_fast_packed. Each layer runs on the calling thread,
+ * timed in that thread's CPU time (time slices lost to other processes do
+ * not count) over at least 3 calls filling about 0.3 s; the fastest call
+ * counts. GFLOP/s counts the direct convolution's FLOP (2 per multiply-add),
+ * whatever the path computes. Prints one JSON line per layer; with a peak in
+ * GFLOP/s as argument (bench_peak's), also the fraction of it.
+ * Usage: bench_conv [peak_gflops [TEXT]]   (TEXT: only the layers whose name contains it) */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "exec/conv.h"
@@ -56,8 +59,10 @@ int main(int argc, char **argv)
         {"densenet121 3x3 128->32 @7", 128, 32, 1, 7, 7, 3, 3, 1, 1, 1},
     };
     double peak = argc > 1 ? atof(argv[1]) : 0.0;
+    const char *only = argc > 2 ? argv[2] : NULL;
     for (size_t i = 0; i < sizeof layers / sizeof layers[0]; i++) {
         const layer *l = &layers[i];
+        if (only && !strstr(l->name, only)) continue;
         int64_t kh = l->kh, kw = l->kw, ph = l->ph, pw = l->pw;
         oq_conv_params p = {2, 1, l->cin, l->cout, l->group, {l->h, l->w}, {0, 0}, {kh, kw}, {l->s, l->s},
                             {1, 1}, {ph, pw}, {ph, pw}};
@@ -66,18 +71,20 @@ int main(int argc, char **argv)
         size_t wsz = (size_t)(l->cout * (l->cin / l->group) * kh * kw);
         float *x = calloc(xs, sizeof(float)), *w = calloc(wsz, sizeof(float)), *y = malloc(ys * sizeof(float));
         float *ws = malloc(oq_conv_ws_floats(&p, 1) * sizeof(float));
-        if (!x || !w || !y || !ws) {
+        float *wp = malloc((oq_conv_packed_w_floats(&p) + 1) * sizeof(float));
+        if (!x || !w || !y || !ws || !wp) {
             fprintf(stderr, "bench_conv: out of memory\n");
             return 1;
         }
         for (size_t q = 0; q < xs; q++) x[q] = (float)(q % 7) * 0.1f;
         for (size_t q = 0; q < wsz; q++) w[q] = (float)(q % 5) * 0.1f;
-        oq_conv_fast(y, x, w, NULL, &p, NULL, 1, ws);
+        oq_conv_pack_w(wp, w, &p); /* once, as the executor keeps constant weights packed */
+        oq_conv_fast_packed(y, x, w, wp, NULL, &p, NULL, 1, ws, NULL);
         double best = 1e30, t_end = now_s() + 0.3;
         int calls = 0;
         do {
             double t0 = now_s();
-            oq_conv_fast(y, x, w, NULL, &p, NULL, 1, ws);
+            oq_conv_fast_packed(y, x, w, wp, NULL, &p, NULL, 1, ws, NULL);
             double t = now_s() - t0;
             best = t < best ? t : best;
         } while (++calls < 3 || now_s() < t_end);
@@ -87,7 +94,7 @@ int main(int argc, char **argv)
                oq_wino_fits(&p) ? "winograd" : "direct", 1e3 * best, g);
         if (peak > 0.0) printf(", \"of_peak\": %.2f", g / peak);
         printf("}\n");
-        free(x), free(w), free(y), free(ws);
+        free(x), free(w), free(y), free(ws), free(wp);
     }
     return 0;
 }
