@@ -440,12 +440,42 @@ OQ_CLONED(maxpool2d_f32, (void *arg, int64_t begin, int64_t end), (arg, begin, e
     }
 }
 
+/* n outputs y[o] of windows wholly inside the input, the first tap of y[o]
+ * at x[o * s]: each sums its kh x kw taps (rows ld apart, dilations dh, dw)
+ * in order from 0 and divides by their count. */
+static inline __attribute__((always_inline)) void avg_inside(float *restrict y, const float *x, int64_t s,
+                                                            int64_t n, const oq_conv_params *p, int64_t ld)
+{
+    const float count = (float)(p->k[0] * p->k[1]);
+    int64_t done = 0;
+    if (s == 1) /* blocks of 16 outputs summed in registers */
+        for (; done + 16 <= n; done += 16) {
+            float acc[16] = {0};
+            for (int64_t a = 0; a < p->k[0]; a++)
+                for (int64_t b = 0; b < p->k[1]; b++) {
+                    const float *xt = x + done + a * p->dil[0] * ld + b * p->dil[1];
+                    for (int t = 0; t < 16; t++) acc[t] += xt[t];
+                }
+            for (int t = 0; t < 16; t++) y[done + t] = acc[t] / count;
+        }
+    y += done, x += done * s, n -= done;
+    for (int64_t o = 0; o < n; o++) y[o] = 0.0f;
+    for (int64_t a = 0; a < p->k[0]; a++)
+        for (int64_t b = 0; b < p->k[1]; b++) pool_row(y, x + a * p->dil[0] * ld + b * p->dil[1], s, n, POOL_ADD);
+    for (int64_t o = 0; o < n; o++) y[o] = y[o] / count;
+}
+
 /* The same as avgpool_f32 for 2-D planes: each output sums its taps in the
  * same order from 0 and divides by the same count, so the results are
  * identical. Where a row's windows lie wholly inside the input, the taps go
  * in the outer loop and the outputs of the row in the inner one, which
  * vectorizes; such a window counts kh * kw taps with or without
- * count_include_pad. Compiled per level (OQ_CLONED). */
+ * count_include_pad. At stride 1 with as many output as input columns (a
+ * "same" pooling), output o and input o + const line up across rows, so
+ * the rows whose windows are inside the input in height run as one long
+ * run from their first inside column to their last; the outputs of its
+ * other columns, which read across a row's end there, are then redone one
+ * by one. Compiled per level (OQ_CLONED). */
 OQ_CLONED(avgpool2d_f32, (void *arg, int64_t begin, int64_t end), (arg, begin, end))
 {
     const pool_job *j = arg;
@@ -457,11 +487,21 @@ OQ_CLONED(avgpool2d_f32, (void *arg, int64_t begin, int64_t end), (arg, begin, e
     int64_t lim = iw - 1 - (kw - 1) * dw + p->pad0[1];
     int64_t c1 = lim < 0 ? c0 : min64(ow_n, lim / sw + 1);
     if (c1 < c0) c1 = c0;
-    const float inner = (float)(kh * kw);
+    /* the flat run: rows [r0, r1) (inside in height), when the layout allows */
+    int64_t r0 = 0, r1 = 0;
+    if (p->stride[0] == 1 && sw == 1 && ow_n == iw && c1 > c0) {
+        r0 = min64(p->pad0[0], p->out[0]);
+        r1 = ih - (kh - 1) * dh + p->pad0[0];
+        r1 = r1 < r0 ? r0 : min64(r1, p->out[0]);
+    }
     for (int64_t pl = begin; pl < end; pl++) {
         const float *x = (const float *)j->x + pl * j->in_size;
         float *y = (float *)j->y + pl * j->out_size;
+        if (r1 > r0)
+            avg_inside(y + r0 * ow_n + c0, x + (r0 - p->pad0[0]) * iw + (c0 - p->pad0[1]), 1,
+                       (r1 - 1 - r0) * ow_n + c1 - c0, p, iw);
         for (int64_t oh = 0; oh < p->out[0]; oh++, y += ow_n) {
+            bool flat_done = oh >= r0 && oh < r1; /* columns [c0, c1) of this row are final */
             int64_t h0 = oh * p->stride[0] - p->pad0[0];
             int64_t a0 = h0 >= 0 ? 0 : ceil_div(-h0, dh), a1 = min64(kh, ceil_div(ih - h0, dh));
             if (a1 < a0) a1 = a0;
@@ -469,12 +509,7 @@ OQ_CLONED(avgpool2d_f32, (void *arg, int64_t begin, int64_t end), (arg, begin, e
             int64_t rows_incl = min64(kh, ceil_div(ih + p->pad1[0] - h0, dh));
             for (int64_t ow = 0; ow < ow_n; ow++) {
                 if (ow == c0 && a0 == 0 && a1 == kh && c1 > c0) {
-                    const float *xr = x + h0 * iw + (c0 * sw - p->pad0[1]);
-                    for (int64_t o = c0; o < c1; o++) y[o] = 0.0f;
-                    for (int64_t a = 0; a < kh; a++)
-                        for (int64_t b = 0; b < kw; b++)
-                            pool_row(y + c0, xr + a * dh * iw + b * dw, sw, c1 - c0, POOL_ADD);
-                    for (int64_t o = c0; o < c1; o++) y[o] = y[o] / inner;
+                    if (!flat_done) avg_inside(y + c0, x + h0 * iw + (c0 * sw - p->pad0[1]), sw, c1 - c0, p, iw);
                     ow = c1 - 1;
                     continue;
                 }

@@ -6,7 +6,8 @@
  * input, or with count_include_pad by the taps inside the input and its
  * pads. Shapes: kernels 1 to 7 and 1x7 / 7x1, strides 1 to 3, pads 0 to 3
  * (unequal before and after), dilation 2, ceil_mode, planes narrower than
- * the kernel, rows wider than a vector, and enough planes to split over two
+ * the kernel, rows wider than a vector, "same"-size pooling at stride 1
+ * (AveragePool's run over whole rows), and enough planes to split over two
  * threads. */
 #include <string.h>
 
@@ -137,6 +138,8 @@ static const pool_case pcases[] = {
     {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, false, false},
     {1, 2, 3, 70, 2, 2, 2, 2, 1, 1, {0, 0, 0, 0}, false, false},
     {1, 40, 13, 19, 3, 3, 1, 1, 1, 1, {1, 1, 1, 1}, false, true},
+    {1, 2, 11, 12, 3, 3, 1, 1, 2, 2, {2, 1, 2, 3}, false, true},  /* "same" size, dilated, uneven pads */
+    {1, 2, 11, 12, 3, 3, 1, 1, 2, 2, {2, 1, 2, 3}, false, false},
     {1, 40, 13, 19, 3, 3, 2, 2, 1, 1, {0, 0, 0, 0}, true, false},
 };
 
