@@ -389,6 +389,38 @@ static inline __attribute__((always_inline)) void pool_row(float *restrict y, co
 #undef POOL_ROW_LOOP
 }
 
+/* Block of 16 outputs of max_inside at stride S, kept in registers. */
+#define MAX_BLOCK16(S)                                                                                    \
+    for (; done + 16 <= n; done += 16) {                                                                  \
+        float acc[16];                                                                                    \
+        for (int t = 0; t < 16; t++) acc[t] = x[(done + t) * (S)];                                        \
+        for (int64_t a = 0; a < p->k[0]; a++)                                                             \
+            for (int64_t b = a ? 0 : 1; b < p->k[1]; b++) {                                               \
+                const float *xt = x + done * (S) + a * p->dil[0] * ld + b * p->dil[1];                    \
+                for (int t = 0; t < 16; t++) acc[t] = xt[t * (S)] > acc[t] ? xt[t * (S)] : acc[t];       \
+            }                                                                                             \
+        for (int t = 0; t < 16; t++) y[done + t] = acc[t];                                                \
+    }
+
+/* n outputs y[o] of windows wholly inside the input, the first tap of y[o]
+ * at x[o * s]: each is the first tap, replaced by every later tap (row by
+ * row, rows ld apart, dilations dh, dw) that is larger. */
+static inline __attribute__((always_inline)) void max_inside(float *restrict y, const float *x, int64_t s,
+                                                            int64_t n, const oq_conv_params *p, int64_t ld)
+{
+    int64_t done = 0;
+    if (s == 1)
+        MAX_BLOCK16(1)
+    else if (s == 2)
+        MAX_BLOCK16(2)
+    y += done, x += done * s, n -= done;
+    pool_row(y, x, s, n, POOL_COPY);
+    for (int64_t a = 0; a < p->k[0]; a++)
+        for (int64_t b = a ? 0 : 1; b < p->k[1]; b++)
+            pool_row(y, x + a * p->dil[0] * ld + b * p->dil[1], s, n, POOL_MAX);
+}
+#undef MAX_BLOCK16
+
 /* The same as maxpool_f32 for 2-D planes without Indices: the window of each
  * output is clipped by plain arithmetic and its taps visited in the same
  * order with the same comparison, so the results are identical. Where a
@@ -414,12 +446,7 @@ OQ_CLONED(maxpool2d_f32, (void *arg, int64_t begin, int64_t end), (arg, begin, e
             int64_t a0 = h0 >= 0 ? 0 : ceil_div(-h0, dh), a1 = min64(kh, ceil_div(ih - h0, dh));
             for (int64_t ow = 0; ow < ow_n; ow++) {
                 if (ow == c0 && a0 == 0 && a1 == kh && c1 > c0) {
-                    /* interior run [c0, c1): the first tap starts every max */
-                    const float *xr = x + h0 * iw + (c0 * sw - p->pad0[1]);
-                    pool_row(y + c0, xr, sw, c1 - c0, POOL_COPY);
-                    for (int64_t a = 0; a < kh; a++)
-                        for (int64_t b = a ? 0 : 1; b < kw; b++)
-                            pool_row(y + c0, xr + a * dh * iw + b * dw, sw, c1 - c0, POOL_MAX);
+                    max_inside(y + c0, x + h0 * iw + (c0 * sw - p->pad0[1]), sw, c1 - c0, p, iw);
                     ow = c1 - 1;
                     continue;
                 }
