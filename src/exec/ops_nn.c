@@ -389,9 +389,12 @@ static inline __attribute__((always_inline)) void pool_row(float *restrict y, co
 #undef POOL_ROW_LOOP
 }
 
-/* Block of 16 outputs of max_inside at stride S, kept in registers. */
+/* Blocks of 16 outputs of max_inside at stride S, kept in registers; from
+ * 16 outputs on, a last partial block is redone as a whole one ending at n
+ * (the outputs it repeats get the same values). */
 #define MAX_BLOCK16(S)                                                                                    \
-    for (; done + 16 <= n; done += 16) {                                                                  \
+    for (; n >= 16 && done < n; done += 16) {                                                             \
+        done = done > n - 16 ? n - 16 : done; /* a last block overlapping the one before */               \
         float acc[16];                                                                                    \
         for (int t = 0; t < 16; t++) acc[t] = x[(done + t) * (S)];                                        \
         for (int64_t a = 0; a < p->k[0]; a++)                                                             \
@@ -409,10 +412,8 @@ static inline __attribute__((always_inline)) void max_inside(float *restrict y, 
                                                             int64_t n, const oq_conv_params *p, int64_t ld)
 {
     int64_t done = 0;
-    if (s == 1)
+    if (s == 1) /* (gcc 12 turns a strided block into scalar code: other strides take the passes below) */
         MAX_BLOCK16(1)
-    else if (s == 2)
-        MAX_BLOCK16(2)
     y += done, x += done * s, n -= done;
     pool_row(y, x, s, n, POOL_COPY);
     for (int64_t a = 0; a < p->k[0]; a++)
@@ -475,8 +476,9 @@ static inline __attribute__((always_inline)) void avg_inside(float *restrict y, 
 {
     const float count = (float)(p->k[0] * p->k[1]);
     int64_t done = 0;
-    if (s == 1) /* blocks of 16 outputs summed in registers */
-        for (; done + 16 <= n; done += 16) {
+    if (s == 1) /* blocks of 16 outputs summed in registers, the last one overlapping as in max_inside */
+        for (; n >= 16 && done < n; done += 16) {
+            done = done > n - 16 ? n - 16 : done; /* a last block overlapping the one before */
             float acc[16] = {0};
             for (int64_t a = 0; a < p->k[0]; a++)
                 for (int64_t b = 0; b < p->k[1]; b++) {
