@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu_dispatch.h"
 #include "exec/conv.h"
 #include "exec/fuse.h"
 #include "exec/gemm.h"
@@ -366,12 +367,68 @@ MAXPOOL_PLANES(float, maxpool_f32)
 MAXPOOL_PLANES(uint8_t, maxpool_u8)
 MAXPOOL_PLANES(int8_t, maxpool_i8)
 
+typedef enum pool_step { POOL_COPY, POOL_MAX, POOL_ADD } pool_step;
+
+/* For o < n, with v = x[o * s]: y[o] = v (POOL_COPY), y[o] = max(y[o], v)
+ * keeping y[o] unless v is larger (POOL_MAX), or y[o] += v (POOL_ADD).
+ * Strides 1 and 2 are written out so that the loops vectorize. */
+static inline __attribute__((always_inline)) void pool_row(float *restrict y, const float *restrict x, int64_t s,
+                                                          int64_t n, pool_step step)
+{
+#define POOL_ROW_LOOP(S)                                                                                  \
+    for (int64_t o = 0; o < n; o++) {                                                                     \
+        float v = x[o * (S)];                                                                             \
+        y[o] = step == POOL_COPY ? v : step == POOL_ADD ? y[o] + v : (v > y[o] ? v : y[o]);              \
+    }
+    if (s == 1)
+        POOL_ROW_LOOP(1)
+    else if (s == 2)
+        POOL_ROW_LOOP(2)
+    else
+        POOL_ROW_LOOP(s)
+#undef POOL_ROW_LOOP
+}
+
+/* Blocks of 16 outputs of max_inside at stride S, kept in registers; from
+ * 16 outputs on, a last partial block is redone as a whole one ending at n
+ * (the outputs it repeats get the same values). */
+#define MAX_BLOCK16(S)                                                                                    \
+    for (; n >= 16 && done < n; done += 16) {                                                             \
+        done = done > n - 16 ? n - 16 : done; /* a last block overlapping the one before */               \
+        float acc[16];                                                                                    \
+        for (int t = 0; t < 16; t++) acc[t] = x[(done + t) * (S)];                                        \
+        for (int64_t a = 0; a < p->k[0]; a++)                                                             \
+            for (int64_t b = a ? 0 : 1; b < p->k[1]; b++) {                                               \
+                const float *xt = x + done * (S) + a * p->dil[0] * ld + b * p->dil[1];                    \
+                for (int t = 0; t < 16; t++) acc[t] = xt[t * (S)] > acc[t] ? xt[t * (S)] : acc[t];       \
+            }                                                                                             \
+        for (int t = 0; t < 16; t++) y[done + t] = acc[t];                                                \
+    }
+
+/* n outputs y[o] of windows wholly inside the input, the first tap of y[o]
+ * at x[o * s]: each is the first tap, replaced by every later tap (row by
+ * row, rows ld apart, dilations dh, dw) that is larger. */
+static inline __attribute__((always_inline)) void max_inside(float *restrict y, const float *x, int64_t s,
+                                                            int64_t n, const oq_conv_params *p, int64_t ld)
+{
+    int64_t done = 0;
+    if (s == 1) /* (gcc 12 turns a strided block into scalar code: other strides take the passes below) */
+        MAX_BLOCK16(1)
+    y += done, x += done * s, n -= done;
+    pool_row(y, x, s, n, POOL_COPY);
+    for (int64_t a = 0; a < p->k[0]; a++)
+        for (int64_t b = a ? 0 : 1; b < p->k[1]; b++)
+            pool_row(y, x + a * p->dil[0] * ld + b * p->dil[1], s, n, POOL_MAX);
+}
+#undef MAX_BLOCK16
+
 /* The same as maxpool_f32 for 2-D planes without Indices: the window of each
  * output is clipped by plain arithmetic and its taps visited in the same
  * order with the same comparison, so the results are identical. Where a
  * row's windows lie wholly inside the input, the taps go in the outer loop
- * and the outputs of the row in the inner one, which vectorizes. */
-static void maxpool2d_f32(void *arg, int64_t begin, int64_t end)
+ * and the outputs of the row in the inner one, which vectorizes. Compiled
+ * per level (OQ_CLONED). */
+OQ_CLONED(maxpool2d_f32, (void *arg, int64_t begin, int64_t end), (arg, begin, end))
 {
     const pool_job *j = arg;
     const oq_conv_params *p = j->p;
@@ -390,17 +447,7 @@ static void maxpool2d_f32(void *arg, int64_t begin, int64_t end)
             int64_t a0 = h0 >= 0 ? 0 : ceil_div(-h0, dh), a1 = min64(kh, ceil_div(ih - h0, dh));
             for (int64_t ow = 0; ow < ow_n; ow++) {
                 if (ow == c0 && a0 == 0 && a1 == kh && c1 > c0) {
-                    /* interior run [c0, c1): the first tap starts every max */
-                    const float *xr = x + h0 * iw + (c0 * sw - p->pad0[1]);
-                    for (int64_t o = c0; o < c1; o++) y[o] = xr[(o - c0) * sw];
-                    for (int64_t a = 0; a < kh; a++)
-                        for (int64_t b = a ? 0 : 1; b < kw; b++) {
-                            const float *xt = xr + a * dh * iw + b * dw;
-                            for (int64_t o = c0; o < c1; o++) {
-                                float v = xt[(o - c0) * sw];
-                                y[o] = v > y[o] ? v : y[o];
-                            }
-                        }
+                    max_inside(y + c0, x + h0 * iw + (c0 * sw - p->pad0[1]), sw, c1 - c0, p, iw);
                     ow = c1 - 1;
                     continue;
                 }
@@ -416,6 +463,96 @@ static void maxpool2d_f32(void *arg, int64_t begin, int64_t end)
                     }
                 }
                 y[ow] = best;
+            }
+        }
+    }
+}
+
+/* n outputs y[o] of windows wholly inside the input, the first tap of y[o]
+ * at x[o * s]: each sums its kh x kw taps (rows ld apart, dilations dh, dw)
+ * in order from 0 and divides by their count. */
+static inline __attribute__((always_inline)) void avg_inside(float *restrict y, const float *x, int64_t s,
+                                                            int64_t n, const oq_conv_params *p, int64_t ld)
+{
+    const float count = (float)(p->k[0] * p->k[1]);
+    int64_t done = 0;
+    if (s == 1) /* blocks of 16 outputs summed in registers, the last one overlapping as in max_inside */
+        for (; n >= 16 && done < n; done += 16) {
+            done = done > n - 16 ? n - 16 : done; /* a last block overlapping the one before */
+            float acc[16] = {0};
+            for (int64_t a = 0; a < p->k[0]; a++)
+                for (int64_t b = 0; b < p->k[1]; b++) {
+                    const float *xt = x + done + a * p->dil[0] * ld + b * p->dil[1];
+                    for (int t = 0; t < 16; t++) acc[t] += xt[t];
+                }
+            for (int t = 0; t < 16; t++) y[done + t] = acc[t] / count;
+        }
+    y += done, x += done * s, n -= done;
+    for (int64_t o = 0; o < n; o++) y[o] = 0.0f;
+    for (int64_t a = 0; a < p->k[0]; a++)
+        for (int64_t b = 0; b < p->k[1]; b++) pool_row(y, x + a * p->dil[0] * ld + b * p->dil[1], s, n, POOL_ADD);
+    for (int64_t o = 0; o < n; o++) y[o] = y[o] / count;
+}
+
+/* The same as avgpool_f32 for 2-D planes: each output sums its taps in the
+ * same order from 0 and divides by the same count, so the results are
+ * identical. Where a row's windows lie wholly inside the input, the taps go
+ * in the outer loop and the outputs of the row in the inner one, which
+ * vectorizes; such a window counts kh * kw taps with or without
+ * count_include_pad. At stride 1 with as many output as input columns (a
+ * "same" pooling), output o and input o + const line up across rows, so
+ * the rows whose windows are inside the input in height run as one long
+ * run from their first inside column to their last; the outputs of its
+ * other columns, which read across a row's end there, are then redone one
+ * by one. Compiled per level (OQ_CLONED). */
+OQ_CLONED(avgpool2d_f32, (void *arg, int64_t begin, int64_t end), (arg, begin, end))
+{
+    const pool_job *j = arg;
+    const oq_conv_params *p = j->p;
+    const int64_t ih = p->in[0], iw = p->in[1], kh = p->k[0], kw = p->k[1], dh = p->dil[0], dw = p->dil[1];
+    const int64_t sw = p->stride[1], ow_n = p->out[1];
+    /* columns whose window is inside the row: w0 >= 0 and w0 + (kw-1)*dw < iw */
+    int64_t c0 = min64((p->pad0[1] + sw - 1) / sw, ow_n);
+    int64_t lim = iw - 1 - (kw - 1) * dw + p->pad0[1];
+    int64_t c1 = lim < 0 ? c0 : min64(ow_n, lim / sw + 1);
+    if (c1 < c0) c1 = c0;
+    /* the flat run: rows [r0, r1) (inside in height), when the layout allows */
+    int64_t r0 = 0, r1 = 0;
+    if (p->stride[0] == 1 && sw == 1 && ow_n == iw && c1 > c0) {
+        r0 = min64(p->pad0[0], p->out[0]);
+        r1 = ih - (kh - 1) * dh + p->pad0[0];
+        r1 = r1 < r0 ? r0 : min64(r1, p->out[0]);
+    }
+    for (int64_t pl = begin; pl < end; pl++) {
+        const float *x = (const float *)j->x + pl * j->in_size;
+        float *y = (float *)j->y + pl * j->out_size;
+        if (r1 > r0)
+            avg_inside(y + r0 * ow_n + c0, x + (r0 - p->pad0[0]) * iw + (c0 - p->pad0[1]), 1,
+                       (r1 - 1 - r0) * ow_n + c1 - c0, p, iw);
+        for (int64_t oh = 0; oh < p->out[0]; oh++, y += ow_n) {
+            bool flat_done = oh >= r0 && oh < r1; /* columns [c0, c1) of this row are final */
+            int64_t h0 = oh * p->stride[0] - p->pad0[0];
+            int64_t a0 = h0 >= 0 ? 0 : ceil_div(-h0, dh), a1 = min64(kh, ceil_div(ih - h0, dh));
+            if (a1 < a0) a1 = a0;
+            /* rows counted with count_include_pad: inside the input or its pads */
+            int64_t rows_incl = min64(kh, ceil_div(ih + p->pad1[0] - h0, dh));
+            for (int64_t ow = 0; ow < ow_n; ow++) {
+                if (ow == c0 && a0 == 0 && a1 == kh && c1 > c0) {
+                    if (!flat_done) avg_inside(y + c0, x + h0 * iw + (c0 * sw - p->pad0[1]), sw, c1 - c0, p, iw);
+                    ow = c1 - 1;
+                    continue;
+                }
+                int64_t w0 = ow * sw - p->pad0[1];
+                int64_t b0 = w0 >= 0 ? 0 : ceil_div(-w0, dw), b1 = min64(kw, ceil_div(iw - w0, dw));
+                if (b1 < b0) b1 = b0;
+                float sum = 0.0f;
+                for (int64_t a = a0; a < a1; a++) {
+                    int64_t row = (h0 + a * dh) * iw + w0;
+                    for (int64_t b = b0; b < b1; b++) sum += x[row + b * dw];
+                }
+                int64_t count = j->include_pad ? rows_incl * min64(kw, ceil_div(iw + p->pad1[1] - w0, dw))
+                                               : (a1 - a0) * (b1 - b0);
+                y[ow] = count > 0 ? sum / (float)count : 0.0f;
             }
         }
     }
@@ -477,17 +614,18 @@ static oq_status run_pool(oq_kernel_ctx *c, bool is_max)
 
     int64_t dims[OQ_MAX_RANK];
     int rank = nchw_dims(&p, p.cin, dims);
-    oq_tensor *y = oq_kernel_output(c, 0, x->dtype, rank, dims);
+    oq_tensor *y = oq_kernel_output_raw(c, 0, x->dtype, rank, dims); /* every element written */
     if (!y) return c->err->status;
     j.y = y->data;
     j.out_size = oq_shape_numel(p.nsp, p.out);
     if (is_max && c->n_outputs > 1 && c->node->outputs[1]) {
-        oq_tensor *idx = oq_kernel_output(c, 1, OQ_DTYPE_INT64, rank, dims);
+        oq_tensor *idx = oq_kernel_output_raw(c, 1, OQ_DTYPE_INT64, rank, dims);
         if (!idx) return c->err->status;
         j.idx = idx->data;
     }
     if (oq_tensor_numel(y) == 0) return OQ_OK;
     if (fn == maxpool_f32 && p.nsp == 2 && !j.idx) fn = maxpool2d_f32;
+    if (fn == avgpool_f32 && p.nsp == 2) fn = avgpool2d_f32;
     int64_t taps = oq_shape_numel(p.nsp, p.k);
     oq_par_run(c, p.n * p.cin, j.out_size * taps, fn, &j);
     return OQ_OK;

@@ -671,7 +671,7 @@ static oq_status k_concat(oq_kernel_ctx *c)
                                (long long)x->dims[i], (long long)x0->dims[i]);
         dims[axis] += x->dims[axis];
     }
-    oq_tensor *y = output_like(c, 0, x0, x0->rank, dims);
+    oq_tensor *y = oq_kernel_output_raw(c, 0, x0->dtype, x0->rank, dims); /* the inputs fill it */
     if (!y)
         return c->err->status;
     int64_t outer = 1, inner = es;

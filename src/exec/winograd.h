@@ -20,9 +20,9 @@
 
 #include "exec/conv.h"
 
-/* True when conv p is a 2-D 3x3 stride-1 undilated ungrouped conv with enough
- * output tiles and channels for the transforms to pay, and not so many
- * channels per tile that streaming the transformed weights costs more. */
+/* True when conv p is a 2-D 3x3 stride-1 undilated ungrouped conv with
+ * enough output tiles (16: 13x13 outputs) and channels (16 in and out) for
+ * the transforms to pay. */
 bool oq_wino_fits(const oq_conv_params *p);
 
 /* Floats of p's weights transformed and packed for the GEMMs. */

@@ -32,7 +32,9 @@ typedef struct wino_case {
 
 static const wino_case wcases[] = {
     /* n cin cout   ih   iw   pad0     pad1 */
-    {1, 16, 16, 24, 24, {1, 1}, {1, 1}},    /* 36 tiles: the smallest that fits */
+    {1, 16, 16, 24, 24, {1, 1}, {1, 1}},    /* 36 tiles */
+    {1, 48, 64, 13, 13, {1, 1}, {1, 1}},    /* 16 tiles: the fewest that fit, 3 of 4 outputs in the last tiles */
+    {1, 256, 96, 14, 14, {1, 1}, {1, 1}},   /* deep and few tiles */
     {2, 19, 23, 27, 30, {1, 0}, {2, 1}},    /* batch, odd channels, asymmetric pads, 28 x 29 out */
     {1, 32, 40, 30, 33, {0, 0}, {0, 0}},    /* no padding, 28 x 31 out */
     {1, 16, 70, 10, 130, {1, 1}, {1, 1}},   /* few tile rows, many tiles per row */
@@ -143,6 +145,9 @@ static int check_winograd(oq_isa level)
     for (size_t i = 0; i < sizeof wcases / sizeof wcases[0]; i++) wino_case_run(&wcases[i], &st);
     /* shapes left to the other paths */
     oq_conv_params p = wcase_params(&wcases[0]);
+    p.in[0] = p.in[1] = 12, p.out[0] = p.out[1] = 12; /* 9 tiles */
+    CHECK(!oq_wino_fits(&p));
+    p = wcase_params(&wcases[0]);
     p.stride[0] = 2, p.out[0] = (p.in[0] + 2 - 3) / 2 + 1;
     CHECK(!oq_wino_fits(&p));
     p = wcase_params(&wcases[0]);
