@@ -288,11 +288,112 @@ DW_RUN(dw_run_avx2, __attribute__((target("avx2,fma"))), 8, __m256, _mm256_set1_
 
 typedef void dw_run_fn(float *restrict y, const float *P, const float *restrict w, float bias, const dw_geom *g);
 
+/* Of the levels `have` of a depthwise or grouped kernel, those worth picking
+ * for geometry g: rows of at most 8 outputs fill 8-wide vectors but leave
+ * most lanes of 16-wide ones idle. */
+static unsigned dw_levels(unsigned have, const dw_geom *g)
+{
+    return g->ow <= 8 ? have & ~OQ_ISA_BIT(OQ_ISA_AVX512) : have;
+}
+
 static dw_run_fn *const dw_runs[OQ_ISA_COUNT] = {
     [OQ_ISA_BASELINE] = dw_run_generic,
 #if OQ_X86_KERNELS
     [OQ_ISA_AVX2] = dw_run_avx2,
     [OQ_ISA_AVX512] = dw_run_avx512,
+#endif
+};
+
+/* ---- grouped, few output channels per group ------------------------------------
+ * Groups of up to GRP_MAX_MG output channels (RegNet, ResNeXt) are too small
+ * for the GEMM's row strips and pay more for im2col than for the products.
+ * Each group's cg input planes get the depthwise padded, phase-split copy
+ * (one after another, plane floats apart); output channels then run GRP_CO
+ * at a time over two depthwise slots, so each input vector loaded feeds
+ * 2 * GRP_CO independent multiply-add chains. Every output starts at its bias
+ * and adds its taps input channel by channel, row by row, column by column. */
+
+enum { GRP_CO = 4, GRP_MAX_MG = 32 };
+
+/* GRP_CO output channels of one group: a partial block repeats its last
+ * channel, computed and stored again with the same bits. */
+typedef struct grp_block {
+    float *y[GRP_CO];       /* output planes (oh, ow) */
+    const float *w[GRP_CO]; /* their weights (cg, kh, kw) */
+    float bias[GRP_CO];
+} grp_block;
+
+/* The portable version: one channel, one row at a time (the compiler
+ * vectorizes the columns). */
+static void grp_run_generic(const grp_block *blk, const float *P, size_t plane, int64_t cg, const dw_geom *g)
+{
+    int64_t ks = g->kh * g->kw;
+    for (int c = 0; c < GRP_CO; c++)
+        for (int64_t oh = 0; oh < g->oh; oh++) {
+            float *restrict yr = blk->y[c] + oh * g->ow;
+            for (int64_t o = 0; o < g->ow; o++) yr[o] = blk->bias[c];
+            for (int64_t ci = 0; ci < cg; ci++)
+                for (int64_t kh = 0; kh < g->kh; kh++)
+                    for (int64_t kw = 0; kw < g->kw; kw++) {
+                        const float wt = blk->w[c][ci * ks + kh * g->kw + kw];
+                        const float *restrict src = P + ci * plane + g->tap[kw] + (oh * g->sh + kh * g->dh) * g->cols;
+                        for (int64_t o = 0; o < g->ow; o++) yr[o] = yr[o] + wt * src[o];
+                    }
+        }
+}
+
+#if OQ_X86_KERNELS
+/* GRP_RUN(NAME, TARGET, W, V, ...): the vector version for vectors V of W
+ * floats, slots as in DW_RUN, two at a time. */
+#define GRP_RUN(NAME, TARGET, W, V, SET1, FMA, LOADM, STOREM)                                                \
+    TARGET static void NAME(const grp_block *blk, const float *P, size_t plane, int64_t cg, const dw_geom *g) \
+    {                                                                                                         \
+        int64_t ks = g->kh * g->kw, vecs = (g->ow + W - 1) / W, r = 0, v = 0;                                 \
+        while (r < g->oh) {                                                                                   \
+            int64_t src[2], dst[2], cnt[2];                                                                   \
+            for (int a = 0; a < 2; a++) {                                                                     \
+                cnt[a] = 0, src[a] = 0, dst[a] = 0;                                                           \
+                if (r < g->oh) {                                                                              \
+                    cnt[a] = min64(W, g->ow - v * W);                                                         \
+                    src[a] = r * g->sh * g->cols + v * W;                                                     \
+                    dst[a] = r * g->ow + v * W;                                                               \
+                    if (++v == vecs) v = 0, r++;                                                              \
+                }                                                                                             \
+            }                                                                                                 \
+            V acc[GRP_CO][2];                                                                                 \
+            for (int c = 0; c < GRP_CO; c++) acc[c][0] = acc[c][1] = SET1(blk->bias[c]);                     \
+            for (int64_t ci = 0; ci < cg; ci++)                                                               \
+                for (int64_t kh = 0; kh < g->kh; kh++)                                                        \
+                    for (int64_t kw = 0; kw < g->kw; kw++) {                                                  \
+                        const float *row = P + ci * plane + g->tap[kw] + kh * g->dh * g->cols;                \
+                        V x0 = LOADM(row + src[0], cnt[0]), x1 = LOADM(row + src[1], cnt[1]);                 \
+                        int64_t t = ci * ks + kh * g->kw + kw;                                                \
+                        for (int c = 0; c < GRP_CO; c++) {                                                    \
+                            V wt = SET1(blk->w[c][t]);                                                        \
+                            acc[c][0] = FMA(wt, x0, acc[c][0]);                                               \
+                            acc[c][1] = FMA(wt, x1, acc[c][1]);                                               \
+                        }                                                                                     \
+                    }                                                                                         \
+            for (int c = 0; c < GRP_CO; c++) {                                                                \
+                STOREM(blk->y[c] + dst[0], acc[c][0], cnt[0]);                                                \
+                STOREM(blk->y[c] + dst[1], acc[c][1], cnt[1]);                                                \
+            }                                                                                                 \
+        }                                                                                                     \
+    }
+
+GRP_RUN(grp_run_avx512, __attribute__((target("avx512f"))), 16, __m512, _mm512_set1_ps, _mm512_fmadd_ps, oq_load16,
+        oq_store16)
+GRP_RUN(grp_run_avx2, __attribute__((target("avx2,fma"))), 8, __m256, _mm256_set1_ps, _mm256_fmadd_ps, oq_load8,
+        oq_store8)
+#endif
+
+typedef void grp_run_fn(const grp_block *blk, const float *P, size_t plane, int64_t cg, const dw_geom *g);
+
+static grp_run_fn *const grp_runs[OQ_ISA_COUNT] = {
+    [OQ_ISA_BASELINE] = grp_run_generic,
+#if OQ_X86_KERNELS
+    [OQ_ISA_AVX2] = grp_run_avx2,
+    [OQ_ISA_AVX512] = grp_run_avx512,
 #endif
 };
 
@@ -322,9 +423,36 @@ static void conv_dw_item(void *arg, int64_t i, float *ws)
     int64_t n = i / j->p->cout, co = i % j->p->cout, ci = co / j->mg;
     float *y = j->y + i * j->out_size;
     dw_pad_split(ws, j->x + (n * j->p->cin + ci) * j->in_size, &j->dw);
-    dw_run_fn *run = j->dw.kw <= DW_MAX_KW ? dw_runs[oq_isa_pick(OQ_ISA_HAVE(dw_runs, ))] : dw_run_generic;
+    dw_run_fn *run = j->dw.kw <= DW_MAX_KW ? dw_runs[oq_isa_pick(dw_levels(OQ_ISA_HAVE(dw_runs, ), &j->dw))]
+                                           : dw_run_generic;
     run(y, ws, j->w + co * j->geo.ksize, j->b ? j->b[co] : 0.0f, &j->dw);
     if (j->ep) j->ep->fn(j->ep->arg, y, j->out_size);
+}
+
+/* Item = (batch, group): ws holds the padded copies of the group's cg input
+ * planes, which every block of the group's output channels reads. */
+static void conv_grp_item(void *arg, int64_t i, float *ws)
+{
+    const conv_job *j = arg;
+    const oq_conv_params *p = j->p;
+    int64_t n = i / p->group, g = i % p->group;
+    size_t plane = dw_plane_floats(&j->dw);
+    dw_pad_split_fn *split = dw_pad_split_pick();
+    for (int64_t ci = 0; ci < j->cg; ci++)
+        split(ws + ci * plane, j->x + (n * p->cin + g * j->cg + ci) * j->in_size, &j->dw);
+    grp_run_fn *run = grp_runs[oq_isa_pick(dw_levels(OQ_ISA_HAVE(grp_runs, ), &j->dw))];
+    for (int64_t m0 = 0; m0 < j->mg; m0 += GRP_CO) {
+        grp_block blk;
+        for (int c = 0; c < GRP_CO; c++) {
+            int64_t co = g * j->mg + min64(m0 + c, j->mg - 1);
+            blk.y[c] = j->y + (n * p->cout + co) * j->out_size;
+            blk.w[c] = j->w + co * j->kdim;
+            blk.bias[c] = j->b ? j->b[co] : 0.0f;
+        }
+        run(&blk, ws, plane, j->cg, &j->dw);
+        if (j->ep)
+            for (int64_t c = 0; c < min64(GRP_CO, j->mg - m0); c++) j->ep->fn(j->ep->arg, blk.y[c], j->out_size);
+    }
 }
 
 static int64_t round_up(int64_t a, int64_t m) { return (a + m - 1) / m * m; }
@@ -414,6 +542,14 @@ static bool conv_is_dw(const oq_conv_params *p)
     return p->cin == p->group && p->nsp <= 2;
 }
 
+/* Grouped (not depthwise) with few output channels per group, 1-D or 2-D,
+ * kernel rows of at most DW_MAX_KW: the direct kernel above. */
+static bool conv_is_grouped(const oq_conv_params *p)
+{
+    return p->group > 1 && !conv_is_dw(p) && p->nsp <= 2 && p->k[p->nsp - 1] <= DW_MAX_KW &&
+           p->cout / p->group <= GRP_MAX_MG;
+}
+
 static bool conv_is_direct(const oq_conv_params *p)
 {
     for (int a = 0; a < p->nsp; a++)
@@ -462,9 +598,10 @@ size_t oq_conv_ws_floats(const oq_conv_params *p, int parts)
 {
     if (parts < 1) parts = 1;
     if (oq_wino_fits(p)) return oq_wino_packed_w_floats(p) + oq_wino_ws_floats(p, parts);
-    if (conv_is_dw(p)) {
+    if (conv_is_dw(p) || conv_is_grouped(p)) {
         dw_geom g = dw_geometry(p);
-        return dw_plane_floats(&g) * (size_t)parts;
+        size_t planes = conv_is_dw(p) ? 1 : (size_t)(p->cin / p->group);
+        return dw_plane_floats(&g) * planes * (size_t)parts;
     }
     conv_job j;
     conv_plan(&j, p, parts);
@@ -475,7 +612,7 @@ size_t oq_conv_ws_floats(const oq_conv_params *p, int parts)
 size_t oq_conv_packed_w_floats(const oq_conv_params *p)
 {
     if (oq_wino_fits(p)) return oq_wino_packed_w_floats(p);
-    if (conv_is_dw(p)) return 0;
+    if (conv_is_dw(p) || conv_is_grouped(p)) return 0;
     conv_job j;
     conv_plan(&j, p, 1);
     return j.wp_group * (size_t)p->group;
@@ -487,7 +624,7 @@ void oq_conv_pack_w(float *dst, const float *w, const oq_conv_params *p)
         oq_wino_pack_w(dst, w, p);
         return;
     }
-    if (conv_is_dw(p)) return;
+    if (conv_is_dw(p) || conv_is_grouped(p)) return;
     conv_job j;
     conv_plan(&j, p, 1);
     for (int64_t g = 0; g < p->group; g++) {
@@ -519,6 +656,11 @@ void oq_conv_fast_packed(float *y, const float *x, const float *w, const float *
     if (conv_is_dw(p)) {
         j.dw = dw_geometry(p);
         oq_run_parts(c, parts, p->n * p->cout, ws, dw_plane_floats(&j.dw), conv_dw_item, &j);
+        return;
+    }
+    if (conv_is_grouped(p)) {
+        j.dw = dw_geometry(p);
+        oq_run_parts(c, parts, p->n * p->group, ws, dw_plane_floats(&j.dw) * (size_t)j.cg, conv_grp_item, &j);
         return;
     }
     j.wp = wp;
