@@ -195,6 +195,28 @@ static dw_geom dw_geometry(const oq_conv_params *p)
 static size_t dw_plane_floats(const dw_geom *g) { return (size_t)(g->s * g->rows * g->cols); }
 
 
+/* d[0, n) = s[0, n) for the short runs of a plane row, by fixed-size moves
+ * the compiler inlines (a memcpy call costs more than a row of 14 floats);
+ * the last moves overlap the earlier ones. s NULL: zeros. */
+static inline __attribute__((always_inline)) void dw_copy_run(float *restrict d, const float *restrict s, int64_t n)
+{
+    static const float zeros[16];
+    int64_t z = s ? 1 : 0; /* 0: read zeros at every offset */
+    if (!s) s = zeros;
+    if (n >= 16) {
+        for (int64_t c = 0; c + 16 <= n; c += 16) memcpy(d + c, s + z * c, 64);
+        memcpy(d + n - 16, s + z * (n - 16), 64);
+    } else if (n >= 8) {
+        memcpy(d, s, 32);
+        memcpy(d + n - 8, s + z * (n - 8), 32);
+    } else if (n >= 4) {
+        memcpy(d, s, 16);
+        memcpy(d + n - 4, s + z * (n - 4), 16);
+    } else {
+        for (int64_t c = 0; c < n; c++) d[c] = s[z * c];
+    }
+}
+
 /* The padded, phase-split copy of input plane x (see above) into P. */
 OQ_CLONED(dw_pad_split, (float *restrict P, const float *restrict x, const dw_geom *g), (P, x, g))
 {
@@ -207,18 +229,18 @@ OQ_CLONED(dw_pad_split, (float *restrict P, const float *restrict x, const dw_ge
             float *d = P + (q * g->rows + r) * g->cols;
             int64_t ir = r - g->ph;
             if (ir < 0 || ir >= g->ih || c1 == c0) {
-                memset(d, 0, (size_t)g->cols * sizeof(float));
+                dw_copy_run(d, NULL, g->cols);
                 continue;
             }
-            for (int64_t c = 0; c < c0; c++) d[c] = 0.0f;
+            if (c0 > 0) dw_copy_run(d, NULL, c0);
             const float *xr = xq + ir * g->iw;
             if (g->s == 1)
-                memcpy(d + c0, xr, (size_t)(c1 - c0) * sizeof(float));
+                dw_copy_run(d + c0, xr, c1 - c0);
             else if (g->s == 2) /* the usual stride, known here so the loop vectorizes */
                 for (int64_t c = c0; c < c1; c++) d[c] = xr[(c - c0) * 2];
             else
                 for (int64_t c = c0; c < c1; c++) d[c] = xr[(c - c0) * g->s];
-            for (int64_t c = c1; c < g->cols; c++) d[c] = 0.0f;
+            if (c1 < g->cols) dw_copy_run(d + c1, NULL, g->cols - c1);
         }
     }
 }
@@ -241,49 +263,112 @@ static void dw_run_generic(float *restrict y, const float *P, const float *restr
 }
 
 #if OQ_X86_KERNELS
-/* DW_RUN(NAME, TARGET, W, V, ...): the vector version for vectors V of W
- * floats. The plane's outputs are slots of W columns in row order (a row's
- * last slot may be partial); four slots, from one row or several short ones,
- * run together, so four multiply-add chains overlap. LOADM/STOREM move the
- * first `cnt` lanes (none when cnt is 0). */
-#define DW_RUN(NAME, TARGET, W, V, SET1, FMA, LOADM, STOREM)                                                 \
+/* DW_RUN(NAME, TARGET, W, V, M, ...): the vector version for vectors V of W
+ * floats and lane masks M. Outputs are taken four vectors at a time, so four
+ * multiply-add chains overlap: the same columns of four rows, or, in planes
+ * of fewer rows, four vectors along one row. The last group of four may
+ * overlap the one before it (those outputs are computed again and stored
+ * with the same bits); rows shorter than four vectors go a vector at a time
+ * in planes of fewer than four rows. MASK(cnt)
+ * selects the first cnt lanes, LOADM/STOREM move the lanes of a mask. The
+ * tap loop is compiled apart for kernel rows of 3 and 5 (unrolled) and for
+ * whole vectors (loads without masks). */
+#define DW_RUN(NAME, TARGET, W, V, M, SET1, FMA, LOADU, MASK, LOADM, STOREM)                                 \
+    /* outputs dst + a * dstep (a < 4) from the taps over P + src + a * sstep */                              \
+    TARGET static inline __attribute__((always_inline)) void NAME##_four(                                    \
+        float *restrict y, const float *P, const float *restrict w, float bias, const dw_geom *g, int64_t src,  \
+        int64_t sstep, int64_t dst, int64_t dstep, M mk, int64_t kw_n, bool full)                             \
+    {                                                                                                         \
+        V acc0 = SET1(bias), acc1 = acc0, acc2 = acc0, acc3 = acc0;                                           \
+        for (int64_t kh = 0; kh < g->kh; kh++) {                                                              \
+            const float *base = P + src + kh * g->dh * g->cols, *wr = w + kh * kw_n;                          \
+            for (int64_t kw = 0; kw < kw_n; kw++) {                                                           \
+                V wt = SET1(wr[kw]);                                                                          \
+                const float *q = base + g->tap[kw];                                                           \
+                acc0 = FMA(wt, full ? LOADU(q) : LOADM(q, mk), acc0);                                         \
+                acc1 = FMA(wt, full ? LOADU(q + sstep) : LOADM(q + sstep, mk), acc1);                         \
+                acc2 = FMA(wt, full ? LOADU(q + 2 * sstep) : LOADM(q + 2 * sstep, mk), acc2);                 \
+                acc3 = FMA(wt, full ? LOADU(q + 3 * sstep) : LOADM(q + 3 * sstep, mk), acc3);                 \
+            }                                                                                                 \
+        }                                                                                                     \
+        STOREM(y + dst, acc0, mk);                                                                            \
+        STOREM(y + dst + dstep, acc1, mk);                                                                    \
+        STOREM(y + dst + 2 * dstep, acc2, mk);                                                                \
+        STOREM(y + dst + 3 * dstep, acc3, mk);                                                                \
+    }                                                                                                         \
+    TARGET static void NAME##_any(float *restrict y, const float *P, const float *restrict w, float bias,     \
+                                  const dw_geom *g, int64_t src, int64_t sstep, int64_t dst, int64_t dstep,   \
+                                  int64_t cnt)                                                                \
+    {                                                                                                         \
+        M mk = MASK(cnt);                                                                                     \
+        bool full = cnt >= W;                                                                                 \
+        if (full && g->kw == 3)                                                                               \
+            NAME##_four(y, P, w, bias, g, src, sstep, dst, dstep, mk, 3, true);                               \
+        else if (full && g->kw == 5)                                                                          \
+            NAME##_four(y, P, w, bias, g, src, sstep, dst, dstep, mk, 5, true);                               \
+        else if (full)                                                                                        \
+            NAME##_four(y, P, w, bias, g, src, sstep, dst, dstep, mk, g->kw, true);                           \
+        else if (g->kw == 3)                                                                                  \
+            NAME##_four(y, P, w, bias, g, src, sstep, dst, dstep, mk, 3, false);                              \
+        else if (g->kw == 5)                                                                                  \
+            NAME##_four(y, P, w, bias, g, src, sstep, dst, dstep, mk, 5, false);                              \
+        else                                                                                                  \
+            NAME##_four(y, P, w, bias, g, src, sstep, dst, dstep, mk, g->kw, false);                          \
+    }                                                                                                         \
     TARGET static void NAME(float *restrict y, const float *P, const float *restrict w, float bias,           \
                             const dw_geom *g)                                                                 \
     {                                                                                                         \
-        int64_t vecs = (g->ow + W - 1) / W, r = 0, v = 0; /* the next slot: row r, vector v */              \
-        while (r < g->oh) {                                                                                   \
-            int64_t src[4], dst[4], cnt[4];                                                                   \
-            for (int a = 0; a < 4; a++) {                                                                     \
-                cnt[a] = 0, src[a] = 0, dst[a] = 0;                                                           \
-                if (r < g->oh) {                                                                              \
-                    cnt[a] = min64(W, g->ow - v * W);                                                         \
-                    src[a] = r * g->sh * g->cols + v * W;                                                     \
-                    dst[a] = r * g->ow + v * W;                                                               \
-                    if (++v == vecs) v = 0, r++;                                                              \
-                }                                                                                             \
+        int64_t vecs = (g->ow + W - 1) / W, rstep = g->sh * g->cols;                                          \
+        if (g->oh >= 4) { /* rows four at a time, the last four ending at the last row */                    \
+            for (int64_t r = 0; r < g->oh; r += 4) {                                                          \
+                int64_t r0 = min64(r, g->oh - 4);                                                             \
+                for (int64_t v = 0; v < vecs; v++)                                                            \
+                    NAME##_any(y, P, w, bias, g, r0 * rstep + v * W, rstep, r0 * g->ow + v * W, g->ow,        \
+                               g->ow - v * W);                                                                \
             }                                                                                                 \
-            V acc0 = SET1(bias), acc1 = acc0, acc2 = acc0, acc3 = acc0;                                       \
-            for (int64_t kh = 0; kh < g->kh; kh++)                                                            \
-                for (int64_t kw = 0; kw < g->kw; kw++) {                                                      \
-                    V wt = SET1(w[kh * g->kw + kw]);                                                          \
-                    const float *row = P + g->tap[kw] + kh * g->dh * g->cols;                                 \
-                    acc0 = FMA(wt, LOADM(row + src[0], cnt[0]), acc0);                                        \
-                    acc1 = FMA(wt, LOADM(row + src[1], cnt[1]), acc1);                                        \
-                    acc2 = FMA(wt, LOADM(row + src[2], cnt[2]), acc2);                                        \
-                    acc3 = FMA(wt, LOADM(row + src[3], cnt[3]), acc3);                                        \
+            return;                                                                                           \
+        }                                                                                                     \
+        for (int64_t r = 0; r < g->oh; r++) {                                                                 \
+            if (g->ow >= 4 * W) /* four vectors along the row, the last four ending at its end */            \
+                for (int64_t o = 0; o < g->ow; o += 4 * W) {                                                  \
+                    int64_t o0 = min64(o, g->ow - 4 * W);                                                     \
+                    NAME##_any(y, P, w, bias, g, r * rstep + o0, W, r * g->ow + o0, W, W);                    \
                 }                                                                                             \
-            STOREM(y + dst[0], acc0, cnt[0]);                                                                 \
-            STOREM(y + dst[1], acc1, cnt[1]);                                                                 \
-            STOREM(y + dst[2], acc2, cnt[2]);                                                                 \
-            STOREM(y + dst[3], acc3, cnt[3]);                                                                 \
+            else /* one vector at a time */                                                                   \
+                for (int64_t v = 0; v < vecs; v++)                                                            \
+                    NAME##_any(y, P, w, bias, g, r * rstep + v * W, 0, r * g->ow + v * W, 0, g->ow - v * W); \
         }                                                                                                     \
     }
 
+__attribute__((target("avx512f"), always_inline)) static inline __mmask16 dw_mask16(int64_t cnt)
+{
+    return cnt >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << cnt) - 1u);
+}
 
-DW_RUN(dw_run_avx512, __attribute__((target("avx512f"))), 16, __m512, _mm512_set1_ps, _mm512_fmadd_ps, oq_load16,
-       oq_store16)
-DW_RUN(dw_run_avx2, __attribute__((target("avx2,fma"))), 8, __m256, _mm256_set1_ps, _mm256_fmadd_ps, oq_load8,
-       oq_store8)
+__attribute__((target("avx512f"), always_inline)) static inline __m512 dw_load16(const float *p, __mmask16 m)
+{
+    return _mm512_maskz_loadu_ps(m, p);
+}
+
+__attribute__((target("avx512f"), always_inline)) static inline void dw_store16(float *p, __m512 v, __mmask16 m)
+{
+    _mm512_mask_storeu_ps(p, m, v);
+}
+
+__attribute__((target("avx2"), always_inline)) static inline __m256 dw_load8(const float *p, __m256i m)
+{
+    return _mm256_maskload_ps(p, m);
+}
+
+__attribute__((target("avx2"), always_inline)) static inline void dw_store8(float *p, __m256 v, __m256i m)
+{
+    _mm256_maskstore_ps(p, m, v);
+}
+
+DW_RUN(dw_run_avx512, __attribute__((target("avx512f"))), 16, __m512, __mmask16, _mm512_set1_ps, _mm512_fmadd_ps,
+       _mm512_loadu_ps, dw_mask16, dw_load16, dw_store16)
+DW_RUN(dw_run_avx2, __attribute__((target("avx2,fma"))), 8, __m256, __m256i, _mm256_set1_ps, _mm256_fmadd_ps,
+       _mm256_loadu_ps, oq_mask8, dw_load8, dw_store8)
 #endif
 
 typedef void dw_run_fn(float *restrict y, const float *P, const float *restrict w, float bias, const dw_geom *g);
