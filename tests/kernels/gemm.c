@@ -2,8 +2,8 @@
  * micro-kernel) against its triple-loop oracle on sizes of 1, odd sizes,
  * sizes off the 6 x 16/32 tile and past every cache block, transposes,
  * strides, alpha/beta, A and B packed ahead, the skinny (few-row) kernels;
- * the batched split for determinism. conv: fast conv (GEMM paths, and the depthwise loops compiled
- * per level) against conv_ref (groups, depthwise, strides, dilation, pads,
+ * the batched split for determinism. conv: fast conv (GEMM paths, and the depthwise and grouped
+ * loops compiled per level) against conv_ref (groups, depthwise, strides, dilation, pads,
  * 1-D..3-D) and ConvTranspose against a direct scatter loop. */
 #include <float.h>
 #include <math.h>
@@ -419,7 +419,7 @@ static int check_conv(oq_isa level)
     return cases;
 }
 
-/* conv runs the depthwise clones and the GEMM micro-kernels: a level is new
+/* conv runs the depthwise and grouped loops and the GEMM micro-kernels: a level is new
  * when either has a version there. */
 static const char *conv_variant(oq_isa isa)
 {
