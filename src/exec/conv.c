@@ -195,6 +195,28 @@ static dw_geom dw_geometry(const oq_conv_params *p)
 static size_t dw_plane_floats(const dw_geom *g) { return (size_t)(g->s * g->rows * g->cols); }
 
 
+/* d[0, n) = s[0, n) for the short runs of a plane row, by fixed-size moves
+ * the compiler inlines (a memcpy call costs more than a row of 14 floats);
+ * the last moves overlap the earlier ones. s NULL: zeros. */
+static inline __attribute__((always_inline)) void dw_copy_run(float *restrict d, const float *restrict s, int64_t n)
+{
+    static const float zeros[16];
+    int64_t z = s ? 1 : 0; /* 0: read zeros at every offset */
+    if (!s) s = zeros;
+    if (n >= 16) {
+        for (int64_t c = 0; c + 16 <= n; c += 16) memcpy(d + c, s + z * c, 64);
+        memcpy(d + n - 16, s + z * (n - 16), 64);
+    } else if (n >= 8) {
+        memcpy(d, s, 32);
+        memcpy(d + n - 8, s + z * (n - 8), 32);
+    } else if (n >= 4) {
+        memcpy(d, s, 16);
+        memcpy(d + n - 4, s + z * (n - 4), 16);
+    } else {
+        for (int64_t c = 0; c < n; c++) d[c] = s[z * c];
+    }
+}
+
 /* The padded, phase-split copy of input plane x (see above) into P. */
 OQ_CLONED(dw_pad_split, (float *restrict P, const float *restrict x, const dw_geom *g), (P, x, g))
 {
@@ -207,18 +229,18 @@ OQ_CLONED(dw_pad_split, (float *restrict P, const float *restrict x, const dw_ge
             float *d = P + (q * g->rows + r) * g->cols;
             int64_t ir = r - g->ph;
             if (ir < 0 || ir >= g->ih || c1 == c0) {
-                memset(d, 0, (size_t)g->cols * sizeof(float));
+                dw_copy_run(d, NULL, g->cols);
                 continue;
             }
-            for (int64_t c = 0; c < c0; c++) d[c] = 0.0f;
+            if (c0 > 0) dw_copy_run(d, NULL, c0);
             const float *xr = xq + ir * g->iw;
             if (g->s == 1)
-                memcpy(d + c0, xr, (size_t)(c1 - c0) * sizeof(float));
+                dw_copy_run(d + c0, xr, c1 - c0);
             else if (g->s == 2) /* the usual stride, known here so the loop vectorizes */
                 for (int64_t c = c0; c < c1; c++) d[c] = xr[(c - c0) * 2];
             else
                 for (int64_t c = c0; c < c1; c++) d[c] = xr[(c - c0) * g->s];
-            for (int64_t c = c1; c < g->cols; c++) d[c] = 0.0f;
+            if (c1 < g->cols) dw_copy_run(d + c1, NULL, g->cols - c1);
         }
     }
 }
@@ -241,19 +263,180 @@ static void dw_run_generic(float *restrict y, const float *P, const float *restr
 }
 
 #if OQ_X86_KERNELS
-/* DW_RUN(NAME, TARGET, W, V, ...): the vector version for vectors V of W
- * floats. The plane's outputs are slots of W columns in row order (a row's
- * last slot may be partial); four slots, from one row or several short ones,
- * run together, so four multiply-add chains overlap. LOADM/STOREM move the
- * first `cnt` lanes (none when cnt is 0). */
-#define DW_RUN(NAME, TARGET, W, V, SET1, FMA, LOADM, STOREM)                                                 \
+/* DW_RUN(NAME, TARGET, W, V, M, ...): the vector version for vectors V of W
+ * floats and lane masks M. Outputs are taken four vectors at a time, so four
+ * multiply-add chains overlap: the same columns of four rows, or, in planes
+ * of fewer rows, four vectors along one row. The last group of four may
+ * overlap the one before it (those outputs are computed again and stored
+ * with the same bits); rows shorter than four vectors go a vector at a time
+ * in planes of fewer than four rows. MASK(cnt)
+ * selects the first cnt lanes, LOADM/STOREM move the lanes of a mask. The
+ * tap loop is compiled apart for kernel rows of 3 and 5 (unrolled) and for
+ * whole vectors (loads without masks). */
+#define DW_RUN(NAME, TARGET, W, V, M, SET1, FMA, LOADU, MASK, LOADM, STOREM)                                 \
+    /* outputs dst + a * dstep (a < 4) from the taps over P + src + a * sstep */                              \
+    TARGET static inline __attribute__((always_inline)) void NAME##_four(                                    \
+        float *restrict y, const float *P, const float *restrict w, float bias, const dw_geom *g, int64_t src,  \
+        int64_t sstep, int64_t dst, int64_t dstep, M mk, int64_t kw_n, bool full)                             \
+    {                                                                                                         \
+        V acc0 = SET1(bias), acc1 = acc0, acc2 = acc0, acc3 = acc0;                                           \
+        for (int64_t kh = 0; kh < g->kh; kh++) {                                                              \
+            const float *base = P + src + kh * g->dh * g->cols, *wr = w + kh * kw_n;                          \
+            for (int64_t kw = 0; kw < kw_n; kw++) {                                                           \
+                V wt = SET1(wr[kw]);                                                                          \
+                const float *q = base + g->tap[kw];                                                           \
+                acc0 = FMA(wt, full ? LOADU(q) : LOADM(q, mk), acc0);                                         \
+                acc1 = FMA(wt, full ? LOADU(q + sstep) : LOADM(q + sstep, mk), acc1);                         \
+                acc2 = FMA(wt, full ? LOADU(q + 2 * sstep) : LOADM(q + 2 * sstep, mk), acc2);                 \
+                acc3 = FMA(wt, full ? LOADU(q + 3 * sstep) : LOADM(q + 3 * sstep, mk), acc3);                 \
+            }                                                                                                 \
+        }                                                                                                     \
+        STOREM(y + dst, acc0, mk);                                                                            \
+        STOREM(y + dst + dstep, acc1, mk);                                                                    \
+        STOREM(y + dst + 2 * dstep, acc2, mk);                                                                \
+        STOREM(y + dst + 3 * dstep, acc3, mk);                                                                \
+    }                                                                                                         \
+    TARGET static void NAME##_any(float *restrict y, const float *P, const float *restrict w, float bias,     \
+                                  const dw_geom *g, int64_t src, int64_t sstep, int64_t dst, int64_t dstep,   \
+                                  int64_t cnt)                                                                \
+    {                                                                                                         \
+        M mk = MASK(cnt);                                                                                     \
+        bool full = cnt >= W;                                                                                 \
+        if (full && g->kw == 3)                                                                               \
+            NAME##_four(y, P, w, bias, g, src, sstep, dst, dstep, mk, 3, true);                               \
+        else if (full && g->kw == 5)                                                                          \
+            NAME##_four(y, P, w, bias, g, src, sstep, dst, dstep, mk, 5, true);                               \
+        else if (full)                                                                                        \
+            NAME##_four(y, P, w, bias, g, src, sstep, dst, dstep, mk, g->kw, true);                           \
+        else if (g->kw == 3)                                                                                  \
+            NAME##_four(y, P, w, bias, g, src, sstep, dst, dstep, mk, 3, false);                              \
+        else if (g->kw == 5)                                                                                  \
+            NAME##_four(y, P, w, bias, g, src, sstep, dst, dstep, mk, 5, false);                              \
+        else                                                                                                  \
+            NAME##_four(y, P, w, bias, g, src, sstep, dst, dstep, mk, g->kw, false);                          \
+    }                                                                                                         \
     TARGET static void NAME(float *restrict y, const float *P, const float *restrict w, float bias,           \
                             const dw_geom *g)                                                                 \
     {                                                                                                         \
-        int64_t vecs = (g->ow + W - 1) / W, r = 0, v = 0; /* the next slot: row r, vector v */              \
+        int64_t vecs = (g->ow + W - 1) / W, rstep = g->sh * g->cols;                                          \
+        if (g->oh >= 4) { /* rows four at a time, the last four ending at the last row */                    \
+            for (int64_t r = 0; r < g->oh; r += 4) {                                                          \
+                int64_t r0 = min64(r, g->oh - 4);                                                             \
+                for (int64_t v = 0; v < vecs; v++)                                                            \
+                    NAME##_any(y, P, w, bias, g, r0 * rstep + v * W, rstep, r0 * g->ow + v * W, g->ow,        \
+                               g->ow - v * W);                                                                \
+            }                                                                                                 \
+            return;                                                                                           \
+        }                                                                                                     \
+        for (int64_t r = 0; r < g->oh; r++) {                                                                 \
+            if (g->ow >= 4 * W) /* four vectors along the row, the last four ending at its end */            \
+                for (int64_t o = 0; o < g->ow; o += 4 * W) {                                                  \
+                    int64_t o0 = min64(o, g->ow - 4 * W);                                                     \
+                    NAME##_any(y, P, w, bias, g, r * rstep + o0, W, r * g->ow + o0, W, W);                    \
+                }                                                                                             \
+            else /* one vector at a time */                                                                   \
+                for (int64_t v = 0; v < vecs; v++)                                                            \
+                    NAME##_any(y, P, w, bias, g, r * rstep + v * W, 0, r * g->ow + v * W, 0, g->ow - v * W); \
+        }                                                                                                     \
+    }
+
+__attribute__((target("avx512f"), always_inline)) static inline __mmask16 dw_mask16(int64_t cnt)
+{
+    return cnt >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << cnt) - 1u);
+}
+
+__attribute__((target("avx512f"), always_inline)) static inline __m512 dw_load16(const float *p, __mmask16 m)
+{
+    return _mm512_maskz_loadu_ps(m, p);
+}
+
+__attribute__((target("avx512f"), always_inline)) static inline void dw_store16(float *p, __m512 v, __mmask16 m)
+{
+    _mm512_mask_storeu_ps(p, m, v);
+}
+
+__attribute__((target("avx2"), always_inline)) static inline __m256 dw_load8(const float *p, __m256i m)
+{
+    return _mm256_maskload_ps(p, m);
+}
+
+__attribute__((target("avx2"), always_inline)) static inline void dw_store8(float *p, __m256 v, __m256i m)
+{
+    _mm256_maskstore_ps(p, m, v);
+}
+
+DW_RUN(dw_run_avx512, __attribute__((target("avx512f"))), 16, __m512, __mmask16, _mm512_set1_ps, _mm512_fmadd_ps,
+       _mm512_loadu_ps, dw_mask16, dw_load16, dw_store16)
+DW_RUN(dw_run_avx2, __attribute__((target("avx2,fma"))), 8, __m256, __m256i, _mm256_set1_ps, _mm256_fmadd_ps,
+       _mm256_loadu_ps, oq_mask8, dw_load8, dw_store8)
+#endif
+
+typedef void dw_run_fn(float *restrict y, const float *P, const float *restrict w, float bias, const dw_geom *g);
+
+/* Of the levels `have` of a depthwise or grouped kernel, those worth picking
+ * for geometry g: rows of at most 8 outputs fill 8-wide vectors but leave
+ * most lanes of 16-wide ones idle. */
+static unsigned dw_levels(unsigned have, const dw_geom *g)
+{
+    return g->ow <= 8 ? have & ~OQ_ISA_BIT(OQ_ISA_AVX512) : have;
+}
+
+static dw_run_fn *const dw_runs[OQ_ISA_COUNT] = {
+    [OQ_ISA_BASELINE] = dw_run_generic,
+#if OQ_X86_KERNELS
+    [OQ_ISA_AVX2] = dw_run_avx2,
+    [OQ_ISA_AVX512] = dw_run_avx512,
+#endif
+};
+
+/* ---- grouped, few output channels per group ------------------------------------
+ * Groups of up to GRP_MAX_MG output channels (RegNet, ResNeXt) are too small
+ * for the GEMM's row strips and pay more for im2col than for the products.
+ * Each group's cg input planes get the depthwise padded, phase-split copy
+ * (one after another, plane floats apart); output channels then run GRP_CO
+ * at a time over two depthwise slots, so each input vector loaded feeds
+ * 2 * GRP_CO independent multiply-add chains. Every output starts at its bias
+ * and adds its taps input channel by channel, row by row, column by column. */
+
+enum { GRP_CO = 4, GRP_MAX_MG = 32 };
+
+/* GRP_CO output channels of one group: a partial block repeats its last
+ * channel, computed and stored again with the same bits. */
+typedef struct grp_block {
+    float *y[GRP_CO];       /* output planes (oh, ow) */
+    const float *w[GRP_CO]; /* their weights (cg, kh, kw) */
+    float bias[GRP_CO];
+} grp_block;
+
+/* The portable version: one channel, one row at a time (the compiler
+ * vectorizes the columns). */
+static void grp_run_generic(const grp_block *blk, const float *P, size_t plane, int64_t cg, const dw_geom *g)
+{
+    int64_t ks = g->kh * g->kw;
+    for (int c = 0; c < GRP_CO; c++)
+        for (int64_t oh = 0; oh < g->oh; oh++) {
+            float *restrict yr = blk->y[c] + oh * g->ow;
+            for (int64_t o = 0; o < g->ow; o++) yr[o] = blk->bias[c];
+            for (int64_t ci = 0; ci < cg; ci++)
+                for (int64_t kh = 0; kh < g->kh; kh++)
+                    for (int64_t kw = 0; kw < g->kw; kw++) {
+                        const float wt = blk->w[c][ci * ks + kh * g->kw + kw];
+                        const float *restrict src = P + ci * plane + g->tap[kw] + (oh * g->sh + kh * g->dh) * g->cols;
+                        for (int64_t o = 0; o < g->ow; o++) yr[o] = yr[o] + wt * src[o];
+                    }
+        }
+}
+
+#if OQ_X86_KERNELS
+/* GRP_RUN(NAME, TARGET, W, V, ...): the vector version for vectors V of W
+ * floats, slots as in DW_RUN, two at a time. */
+#define GRP_RUN(NAME, TARGET, W, V, SET1, FMA, LOADM, STOREM)                                                \
+    TARGET static void NAME(const grp_block *blk, const float *P, size_t plane, int64_t cg, const dw_geom *g) \
+    {                                                                                                         \
+        int64_t ks = g->kh * g->kw, vecs = (g->ow + W - 1) / W, r = 0, v = 0;                                 \
         while (r < g->oh) {                                                                                   \
-            int64_t src[4], dst[4], cnt[4];                                                                   \
-            for (int a = 0; a < 4; a++) {                                                                     \
+            int64_t src[2], dst[2], cnt[2];                                                                   \
+            for (int a = 0; a < 2; a++) {                                                                     \
                 cnt[a] = 0, src[a] = 0, dst[a] = 0;                                                           \
                 if (r < g->oh) {                                                                              \
                     cnt[a] = min64(W, g->ow - v * W);                                                         \
@@ -262,37 +445,40 @@ static void dw_run_generic(float *restrict y, const float *P, const float *restr
                     if (++v == vecs) v = 0, r++;                                                              \
                 }                                                                                             \
             }                                                                                                 \
-            V acc0 = SET1(bias), acc1 = acc0, acc2 = acc0, acc3 = acc0;                                       \
-            for (int64_t kh = 0; kh < g->kh; kh++)                                                            \
-                for (int64_t kw = 0; kw < g->kw; kw++) {                                                      \
-                    V wt = SET1(w[kh * g->kw + kw]);                                                          \
-                    const float *row = P + g->tap[kw] + kh * g->dh * g->cols;                                 \
-                    acc0 = FMA(wt, LOADM(row + src[0], cnt[0]), acc0);                                        \
-                    acc1 = FMA(wt, LOADM(row + src[1], cnt[1]), acc1);                                        \
-                    acc2 = FMA(wt, LOADM(row + src[2], cnt[2]), acc2);                                        \
-                    acc3 = FMA(wt, LOADM(row + src[3], cnt[3]), acc3);                                        \
-                }                                                                                             \
-            STOREM(y + dst[0], acc0, cnt[0]);                                                                 \
-            STOREM(y + dst[1], acc1, cnt[1]);                                                                 \
-            STOREM(y + dst[2], acc2, cnt[2]);                                                                 \
-            STOREM(y + dst[3], acc3, cnt[3]);                                                                 \
+            V acc[GRP_CO][2];                                                                                 \
+            for (int c = 0; c < GRP_CO; c++) acc[c][0] = acc[c][1] = SET1(blk->bias[c]);                     \
+            for (int64_t ci = 0; ci < cg; ci++)                                                               \
+                for (int64_t kh = 0; kh < g->kh; kh++)                                                        \
+                    for (int64_t kw = 0; kw < g->kw; kw++) {                                                  \
+                        const float *row = P + ci * plane + g->tap[kw] + kh * g->dh * g->cols;                \
+                        V x0 = LOADM(row + src[0], cnt[0]), x1 = LOADM(row + src[1], cnt[1]);                 \
+                        int64_t t = ci * ks + kh * g->kw + kw;                                                \
+                        for (int c = 0; c < GRP_CO; c++) {                                                    \
+                            V wt = SET1(blk->w[c][t]);                                                        \
+                            acc[c][0] = FMA(wt, x0, acc[c][0]);                                               \
+                            acc[c][1] = FMA(wt, x1, acc[c][1]);                                               \
+                        }                                                                                     \
+                    }                                                                                         \
+            for (int c = 0; c < GRP_CO; c++) {                                                                \
+                STOREM(blk->y[c] + dst[0], acc[c][0], cnt[0]);                                                \
+                STOREM(blk->y[c] + dst[1], acc[c][1], cnt[1]);                                                \
+            }                                                                                                 \
         }                                                                                                     \
     }
 
-
-DW_RUN(dw_run_avx512, __attribute__((target("avx512f"))), 16, __m512, _mm512_set1_ps, _mm512_fmadd_ps, oq_load16,
-       oq_store16)
-DW_RUN(dw_run_avx2, __attribute__((target("avx2,fma"))), 8, __m256, _mm256_set1_ps, _mm256_fmadd_ps, oq_load8,
-       oq_store8)
+GRP_RUN(grp_run_avx512, __attribute__((target("avx512f"))), 16, __m512, _mm512_set1_ps, _mm512_fmadd_ps, oq_load16,
+        oq_store16)
+GRP_RUN(grp_run_avx2, __attribute__((target("avx2,fma"))), 8, __m256, _mm256_set1_ps, _mm256_fmadd_ps, oq_load8,
+        oq_store8)
 #endif
 
-typedef void dw_run_fn(float *restrict y, const float *P, const float *restrict w, float bias, const dw_geom *g);
+typedef void grp_run_fn(const grp_block *blk, const float *P, size_t plane, int64_t cg, const dw_geom *g);
 
-static dw_run_fn *const dw_runs[OQ_ISA_COUNT] = {
-    [OQ_ISA_BASELINE] = dw_run_generic,
+static grp_run_fn *const grp_runs[OQ_ISA_COUNT] = {
+    [OQ_ISA_BASELINE] = grp_run_generic,
 #if OQ_X86_KERNELS
-    [OQ_ISA_AVX2] = dw_run_avx2,
-    [OQ_ISA_AVX512] = dw_run_avx512,
+    [OQ_ISA_AVX2] = grp_run_avx2,
+    [OQ_ISA_AVX512] = grp_run_avx512,
 #endif
 };
 
@@ -324,9 +510,36 @@ static void conv_dw_item(void *arg, int64_t i, float *ws)
     int64_t n = i / j->p->cout, co = i % j->p->cout, ci = co / j->mg;
     float *y = j->y + i * j->out_size;
     dw_pad_split(ws, j->x + (n * j->p->cin + ci) * j->in_size, &j->dw);
-    dw_run_fn *run = j->dw.kw <= DW_MAX_KW ? dw_runs[oq_isa_pick(OQ_ISA_HAVE(dw_runs, ))] : dw_run_generic;
+    dw_run_fn *run = j->dw.kw <= DW_MAX_KW ? dw_runs[oq_isa_pick(dw_levels(OQ_ISA_HAVE(dw_runs, ), &j->dw))]
+                                           : dw_run_generic;
     run(y, ws, j->w + co * j->geo.ksize, j->b ? j->b[co] : 0.0f, &j->dw);
     if (j->ep) j->ep->fn(j->ep->arg, y, j->out_size);
+}
+
+/* Item = (batch, group): ws holds the padded copies of the group's cg input
+ * planes, which every block of the group's output channels reads. */
+static void conv_grp_item(void *arg, int64_t i, float *ws)
+{
+    const conv_job *j = arg;
+    const oq_conv_params *p = j->p;
+    int64_t n = i / p->group, g = i % p->group;
+    size_t plane = dw_plane_floats(&j->dw);
+    dw_pad_split_fn *split = dw_pad_split_pick();
+    for (int64_t ci = 0; ci < j->cg; ci++)
+        split(ws + ci * plane, j->x + (n * p->cin + g * j->cg + ci) * j->in_size, &j->dw);
+    grp_run_fn *run = grp_runs[oq_isa_pick(dw_levels(OQ_ISA_HAVE(grp_runs, ), &j->dw))];
+    for (int64_t m0 = 0; m0 < j->mg; m0 += GRP_CO) {
+        grp_block blk;
+        for (int c = 0; c < GRP_CO; c++) {
+            int64_t co = g * j->mg + min64(m0 + c, j->mg - 1);
+            blk.y[c] = j->y + (n * p->cout + co) * j->out_size;
+            blk.w[c] = j->w + co * j->kdim;
+            blk.bias[c] = j->b ? j->b[co] : 0.0f;
+        }
+        run(&blk, ws, plane, j->cg, &j->dw);
+        if (j->ep)
+            for (int64_t c = 0; c < min64(GRP_CO, j->mg - m0); c++) j->ep->fn(j->ep->arg, blk.y[c], j->out_size);
+    }
 }
 
 static int64_t round_up(int64_t a, int64_t m) { return (a + m - 1) / m * m; }
@@ -526,6 +739,14 @@ static bool conv_is_dw(const oq_conv_params *p)
     return p->cin == p->group && p->nsp <= 2;
 }
 
+/* Grouped (not depthwise) with few output channels per group, 1-D or 2-D,
+ * kernel rows of at most DW_MAX_KW: the direct kernel above. */
+static bool conv_is_grouped(const oq_conv_params *p)
+{
+    return p->group > 1 && !conv_is_dw(p) && p->nsp <= 2 && p->k[p->nsp - 1] <= DW_MAX_KW &&
+           p->cout / p->group <= GRP_MAX_MG;
+}
+
 static bool conv_is_direct(const oq_conv_params *p)
 {
     for (int a = 0; a < p->nsp; a++)
@@ -598,9 +819,10 @@ size_t oq_conv_ws_floats(const oq_conv_params *p, int parts)
 {
     if (parts < 1) parts = 1;
     if (oq_wino_fits(p)) return oq_wino_packed_w_floats(p) + oq_wino_ws_floats(p, parts);
-    if (conv_is_dw(p)) {
+    if (conv_is_dw(p) || conv_is_grouped(p)) {
         dw_geom g = dw_geometry(p);
-        return dw_plane_floats(&g) * (size_t)parts;
+        size_t planes = conv_is_dw(p) ? 1 : (size_t)(p->cin / p->group);
+        return dw_plane_floats(&g) * planes * (size_t)parts;
     }
     conv_job j;
     conv_plan(&j, p, parts);
@@ -611,7 +833,7 @@ size_t oq_conv_ws_floats(const oq_conv_params *p, int parts)
 size_t oq_conv_packed_w_floats(const oq_conv_params *p)
 {
     if (oq_wino_fits(p)) return oq_wino_packed_w_floats(p);
-    if (conv_is_dw(p)) return 0;
+    if (conv_is_dw(p) || conv_is_grouped(p)) return 0;
     conv_job j;
     conv_plan(&j, p, 1);
     return j.wp_floats;
@@ -623,7 +845,7 @@ void oq_conv_pack_w(float *dst, const float *w, const oq_conv_params *p)
         oq_wino_pack_w(dst, w, p);
         return;
     }
-    if (conv_is_dw(p)) return;
+    if (conv_is_dw(p) || conv_is_grouped(p)) return;
     conv_job j;
     conv_plan(&j, p, 1);
     for (int64_t g = 0; g < p->group; g++) {
@@ -661,6 +883,11 @@ void oq_conv_fast_packed(float *y, const float *x, const float *w, const float *
     if (conv_is_dw(p)) {
         j.dw = dw_geometry(p);
         oq_run_parts(c, parts, p->n * p->cout, ws, dw_plane_floats(&j.dw), conv_dw_item, &j);
+        return;
+    }
+    if (conv_is_grouped(p)) {
+        j.dw = dw_geometry(p);
+        oq_run_parts(c, parts, p->n * p->group, ws, dw_plane_floats(&j.dw) * (size_t)j.cg, conv_grp_item, &j);
         return;
     }
     j.wp = wp;

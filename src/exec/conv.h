@@ -30,7 +30,8 @@ void oq_conv_ref(float *y, const float *x, const float *w, const float *b, const
 
 /* Floats of workspace oq_conv_fast needs when run in `parts` parallel parts. */
 size_t oq_conv_ws_floats(const oq_conv_params *p, int parts);
-/* Fast conv: depthwise direct for 1-D/2-D, 3x3 stride-1 by Winograd
+/* Fast conv: depthwise and grouped with at most 32 output channels per group
+ * direct for 1-D/2-D, 3x3 stride-1 by Winograd
  * F(4x4, 3x3) where it pays (winograd.h: about ten times the direct sum's
  * rounding, a few 1e-6 of the output's range), 1x1 stride-1 as a GEMM on x, otherwise im2col
  * tiles + GEMM. The work is cut into `parts` parts run with
@@ -39,7 +40,8 @@ size_t oq_conv_ws_floats(const oq_conv_params *p, int parts);
 void oq_conv_fast(float *y, const float *x, const float *w, const float *b, const oq_conv_params *p,
                   oq_kernel_ctx *c, int parts, float *ws);
 
-/* Floats of w packed for the GEMM (0 for depthwise convs, which read w as is). */
+/* Floats of w packed for the GEMM (0 for the direct depthwise and grouped
+ * convs, which read w as is). */
 size_t oq_conv_packed_w_floats(const oq_conv_params *p);
 /* Packs w into dst (oq_conv_packed_w_floats(p) floats), once for any number of calls. */
 void oq_conv_pack_w(float *dst, const float *w, const oq_conv_params *p);

@@ -316,8 +316,55 @@ OQ_CLONED(step_run, (const oq_ew_step *s, float *restrict d, const float *const 
     }
 }
 
+#define EW_BINARY_INPLACE(OP)                                                 \
+    do {                                                                      \
+        if (s->a == 0 && s->b == 0)                                           \
+            for (int64_t i = 0; i < n; i++) y[i] = y[i] OP y[i];              \
+        else if (s->a == 0)                                                   \
+            for (int64_t i = 0; i < n; i++) y[i] = y[i] OP k0;                \
+        else                                                                  \
+            for (int64_t i = 0; i < n; i++) y[i] = k0 OP y[i];                \
+    } while (0)
+
+/* y[i] = step(y[i]) for a step whose operands are source 0 and constants:
+ * step_run's expressions, read and written through the one pointer y, so a
+ * one-step epilogue (a Clip after a Conv) needs no copy of its input. */
+OQ_CLONED(step_run_inplace, (const oq_ew_step *s, float *y, int64_t n), (s, y, n))
+{
+    const float k0 = s->k0, k1 = s->k1;
+    switch (s->kind) {
+    case OQ_EW_ADD: EW_BINARY_INPLACE(+); break;
+    case OQ_EW_SUB: EW_BINARY_INPLACE(-); break;
+    case OQ_EW_MUL: EW_BINARY_INPLACE(*); break;
+    case OQ_EW_DIV: EW_BINARY_INPLACE(/); break;
+    case OQ_EW_RELU:
+        for (int64_t i = 0; i < n; i++) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
+        break;
+    case OQ_EW_SIGMOID:
+        for (int64_t i = 0; i < n; i++) y[i] = oq_vsigmoidf(y[i]);
+        break;
+    case OQ_EW_ERF:
+        for (int64_t i = 0; i < n; i++) y[i] = oq_verff(y[i]);
+        break;
+    case OQ_EW_HARD_SIGMOID:
+        for (int64_t i = 0; i < n; i++) y[i] = oq_max_or(oq_min_or(k0 * y[i] + k1, 1.0f), 0.0f);
+        break;
+    case OQ_EW_CLIP:
+        for (int64_t i = 0; i < n; i++) {
+            float t = y[i] < k0 ? k0 : y[i];
+            y[i] = t > k1 ? k1 : t;
+        }
+        break;
+    case OQ_EW_KIND_COUNT: break;
+    }
+}
+
 void oq_fusion_run_inplace(const oq_fusion *f, float *y, int64_t n)
 {
+    if (f->n == 1) {
+        step_run_inplace(&f->steps[0], y, n);
+        return;
+    }
     float src[BLK] __attribute__((aligned(64)));
     const float *x[1] = {src};
     for (int64_t i0 = 0; i0 < n; i0 += BLK) {

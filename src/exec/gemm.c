@@ -228,6 +228,50 @@ __attribute__((target("avx512f"))) static void ukernel_avx512_rows(int64_t kc, c
 {
     avx512_body(kc, a, b, ldb, c, ldc, alpha, beta);
 }
+
+/* The first `cols` (< 32) columns of an MR x 32 tile, B read unpacked with
+ * masks, C written with masks: one vector per row when cols <= 16. Each
+ * element gets the arithmetic of the full kernel. */
+__attribute__((target("avx512f"), always_inline)) static inline void
+avx512_rows_part(int64_t kc, const float *restrict a, const float *restrict b, int64_t ldb, float *restrict c,
+                 int64_t ldc, float alpha, float beta, int64_t cols, bool two)
+{
+    __mmask16 m0 = (__mmask16)(cols >= 16 ? 0xffffu : (1u << cols) - 1u);
+    __mmask16 m1 = (__mmask16)(cols >= 32 ? 0xffffu : cols > 16 ? (1u << (cols - 16)) - 1u : 0u);
+    __m512 acc[MR][2];
+    for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    for (int64_t p = 0; p < kc; p++) {
+        __m512 b0 = _mm512_maskz_loadu_ps(m0, b), b1 = two ? _mm512_maskz_loadu_ps(m1, b + 16) : b0;
+        for (int r = 0; r < MR; r++) {
+            __m512 ar = _mm512_set1_ps(a[r]);
+            acc[r][0] = _mm512_fmadd_ps(ar, b0, acc[r][0]);
+            if (two) acc[r][1] = _mm512_fmadd_ps(ar, b1, acc[r][1]);
+        }
+        a += MR;
+        b += ldb;
+    }
+    __m512 al = _mm512_set1_ps(alpha), be = _mm512_set1_ps(beta);
+    for (int r = 0; r < MR; r++) {
+        float *cr = c + r * ldc;
+        for (int q = 0; q < (two ? 2 : 1); q++) {
+            __mmask16 m = q ? m1 : m0;
+            __m512 v = _mm512_mul_ps(al, acc[r][q]);
+            if (beta != 0.0f) v = _mm512_fmadd_ps(be, _mm512_maskz_loadu_ps(m, cr + 16 * q), v);
+            _mm512_mask_storeu_ps(cr + 16 * q, m, v);
+        }
+    }
+}
+
+__attribute__((target("avx512f"))) static void ukernel_avx512_rows_part(int64_t kc, const float *restrict a,
+                                                                       const float *restrict b, int64_t ldb,
+                                                                       float *restrict c, int64_t ldc,
+                                                                       float alpha, float beta, int64_t cols)
+{
+    if (cols > 16)
+        avx512_rows_part(kc, a, b, ldb, c, ldc, alpha, beta, cols, true);
+    else
+        avx512_rows_part(kc, a, b, ldb, c, ldc, alpha, beta, cols, false);
+}
 #endif
 
 /* The micro-kernel of each level, its width and its name. */
@@ -406,10 +450,13 @@ static void sgemm(const oq_sgemm_args *g, const float *pa, const float *pb, floa
     const ukernel uk = *pick_kernel();
     const int nr_k = uk.nr;
 #if OQ_X86_KERNELS
-    /* Few rows of A reuse each packed strip of B only a few times: then the
-     * AVX-512 kernel reads whole 32-column strips of a row-major B in place
-     * and only a narrower last strip is packed. Same arithmetic either way. */
-    const bool b_in_place = !pb && !g->trans_b && uk.fn == ukernel_avx512 && g->m <= 64;
+    /* Few rows of A reuse each packed strip of B only a few times, and a
+     * narrow B (a 1x1 conv on a small plane) costs more to pack, with its
+     * zero-filled last strip, than it saves: then the AVX-512 kernel reads
+     * the 32-column strips of a row-major B in place, a narrower last one
+     * with masks (one vector per row up to 16 columns). Same arithmetic
+     * either way. */
+    const bool b_in_place = !pb && !g->trans_b && uk.fn == ukernel_avx512 && (g->m <= 64 || g->n <= 256);
 #else
     const bool b_in_place = false;
 #endif
@@ -430,18 +477,19 @@ static void sgemm(const oq_sgemm_args *g, const float *pa, const float *pb, floa
                 for (int64_t jr = 0; jr < nc; jr += nr_k) {
                     int64_t nr = nc - jr < nr_k ? nc - jr : nr_k;
                     const float *bs = pb ? pb + (j0 + jr) * g->k + p0 * nr_k : bp + (jr / nr_k) * kc * nr_k;
-                    const float *brow = NULL; /* b_in_place: the strip in B itself */
-                    if (b_in_place && nr == nr_k)
-                        brow = g->b + p0 * g->ldb + j0 + jr;
-                    else if (b_in_place)
-                        pack_b(bp + (jr / nr_k) * kc * nr_k, g, p0, kc, j0 + jr, nr, nr_k);
+                    /* b_in_place: the strip in B itself, a narrower last one read with masks */
+                    const float *brow = b_in_place ? g->b + p0 * g->ldb + j0 + jr : NULL;
                     for (int64_t ir = 0; ir < mc; ir += MR) {
                         int64_t mr = mc - ir < MR ? mc - ir : MR;
                         const float *as = pa ? pa + (i0 + ir) * g->k + p0 * MR : ap + (ir / MR) * kc * MR;
                         float *cp = g->c + (i0 + ir) * g->ldc + j0 + jr;
 #if OQ_X86_KERNELS
-                        if (brow && mr == MR) {
+                        if (brow && mr == MR && nr == nr_k) {
                             ukernel_avx512_rows(kc, as, brow, g->ldb, cp, g->ldc, g->alpha, beta);
+                            continue;
+                        }
+                        if (brow && mr == MR) {
+                            ukernel_avx512_rows_part(kc, as, brow, g->ldb, cp, g->ldc, g->alpha, beta, nr);
                             continue;
                         }
 #endif
@@ -454,8 +502,10 @@ static void sgemm(const oq_sgemm_args *g, const float *pa, const float *pb, floa
                             for (int64_t q = 0; q < nr; q++)
                                 tile[r * nr_k + q] = beta == 0.0f ? 0.0f : cp[r * g->ldc + q];
 #if OQ_X86_KERNELS
-                        if (brow)
+                        if (brow && nr == nr_k)
                             ukernel_avx512_rows(kc, as, brow, g->ldb, tile, nr_k, g->alpha, beta);
+                        else if (brow)
+                            ukernel_avx512_rows_part(kc, as, brow, g->ldb, tile, nr_k, g->alpha, beta, nr);
                         else
 #endif
                             uk.fn(kc, as, bs, tile, nr_k, g->alpha, beta);

@@ -185,11 +185,12 @@ static oq_status k_conv(oq_kernel_ctx *c)
     float *ws = scratch_floats(c, oq_conv_ws_floats(&p, parts));
     if (!ws) return c->err->status;
     size_t packed = oq_conv_packed_w_floats(&p);
-    if (packed && oq_kernel_input_const(c, 1)) {
-        /* constant weights are packed on the first run and kept by the session */
+    if (!packed || oq_kernel_input_const(c, 1)) {
+        /* constant weights are packed on the first run and kept by the session;
+         * the direct depthwise and grouped convs read w as it is */
         pack_w_arg pa = {w->data, &p};
-        const float *wp = oq_kernel_cache(c, packed * sizeof(float), pack_w_fill, &pa);
-        if (!wp) return c->err->status;
+        const float *wp = packed ? oq_kernel_cache(c, packed * sizeof(float), pack_w_fill, &pa) : NULL;
+        if (packed && !wp) return c->err->status;
         oq_conv_epilogue ep = {chain_in_place, (void *)c->epilogue};
         oq_conv_fast_packed(y->data, x->data, w->data, wp, b ? b->data : NULL, &p, c, parts, ws,
                             c->epilogue ? &ep : NULL);

@@ -231,6 +231,16 @@ static const oq_fusion chains[] = {
         {OQ_EW_RELU, S0, -1, 0, 0},           /* -0 and NaN become +0 */
         {OQ_EW_CLIP, R + 0, -1, -1.0f, 5.0f}, /* and pass the clip unchanged */
     }},
+    /* one step: in place, oq_fusion_run_inplace runs it straight over y */
+    {.n = 1, .n_src = 1, .steps = {{OQ_EW_CLIP, S0, -1, 0.0f, 6.0f}}},
+    {.n = 1, .n_src = 1, .steps = {{OQ_EW_SIGMOID, S0, -1, 0, 0}}},
+    {.n = 1, .n_src = 1, .steps = {{OQ_EW_HARD_SIGMOID, S0, -1, 0.2f, 0.5f}}},
+    {.n = 1, .n_src = 1, .steps = {{OQ_EW_RELU, S0, -1, 0, 0}}},
+    {.n = 1, .n_src = 1, .steps = {{OQ_EW_ERF, S0, -1, 0, 0}}},
+    {.n = 1, .n_src = 1, .steps = {{OQ_EW_SUB, -1, S0, 1.0f, 0}}},    /* 1 - x */
+    {.n = 1, .n_src = 1, .steps = {{OQ_EW_DIV, S0, -1, 6.0f, 0}}},    /* x / 6 */
+    {.n = 1, .n_src = 1, .steps = {{OQ_EW_MUL, S0, S0, 0, 0}}},       /* x * x */
+    {.n = 1, .n_src = 1, .steps = {{OQ_EW_ADD, -1, S0, 3.0f, 0}}},    /* 3 + x */
 };
 
 static void fusion_case(const oq_fusion *f, int64_t n, int64_t begin, uint32_t *st, float *x0, float *x1, float *y)

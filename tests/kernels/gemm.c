@@ -2,8 +2,8 @@
  * micro-kernel) against its triple-loop oracle on sizes of 1, odd sizes,
  * sizes off the 6 x 16/32 tile and past every cache block, transposes,
  * strides, alpha/beta, A and B packed ahead, the skinny (few-row) kernels;
- * the batched split for determinism. conv: fast conv (GEMM paths, and the depthwise loops compiled
- * per level) against conv_ref (groups, depthwise, strides, dilation, pads,
+ * the batched split for determinism. conv: fast conv (GEMM paths, and the depthwise and grouped
+ * loops compiled per level) against conv_ref (groups, depthwise, strides, dilation, pads,
  * 1-D..3-D) and ConvTranspose against a direct scatter loop. */
 #include <float.h>
 #include <math.h>
@@ -269,6 +269,13 @@ static const conv_case conv_cases[] = {
     {2, 1, 5, 5, 5, {17, 75}, {7, 7}, {1, 1}, {1, 1}, {3, 3}, {3, 3}},         /* depthwise 7x7, rows of 5 vectors */
     {2, 1, 3, 3, 3, {20, 23}, {3, 5}, {3, 2}, {1, 2}, {1, 2}, {0, 1}},         /* depthwise strides 3x2, dilated */
     {2, 1, 2, 2, 2, {9, 40}, {1, 4}, {2, 3}, {1, 1}, {0, 2}, {0, 2}},          /* depthwise 1x4, column stride 3 */
+    {2, 2, 16, 24, 4, {15, 20}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},       /* grouped direct, 6 per group */
+    {2, 1, 20, 40, 5, {7, 7}, {3, 3}, {2, 2}, {1, 1}, {1, 1}, {1, 1}},         /* grouped 3x3/2, rows of 4 */
+    {2, 1, 16, 16, 2, {9, 35}, {5, 3}, {1, 2}, {1, 1}, {2, 1}, {2, 1}},        /* grouped 5x3, column stride 2 */
+    {2, 1, 12, 24, 3, {10, 10}, {1, 1}, {1, 1}, {1, 1}, {0, 0}, {0, 0}},       /* grouped 1x1 */
+    {2, 1, 64, 64, 2, {6, 9}, {3, 3}, {1, 1}, {2, 1}, {2, 1}, {2, 1}},         /* grouped, 32 per group, dilated */
+    {2, 1, 4, 66, 2, {6, 6}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},          /* grouped, 33 per group: GEMM */
+    {1, 2, 6, 9, 3, {33}, {5}, {2}, {2}, {2}, {3}},                            /* 1-D grouped */
     {2, 1, 3, 5, 1, {4, 4}, {5, 5}, {1, 1}, {1, 1}, {2, 2}, {2, 2}},           /* kernel wider than input */
     {2, 1, 64, 70, 1, {21, 19}, {3, 3}, {1, 1}, {1, 2}, {1, 2}, {1, 2}},       /* many column tiles (dilated: not Winograd) */
     {2, 1, 96, 200, 1, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {0, 0}, {0, 0}},        /* tiny plane: M split */
@@ -286,6 +293,8 @@ static const conv_case conv_cases[] = {
     {2, 1, 3, 8, 1, {8, 70}, {3, 3}, {2, 2}, {1, 1}, {1, 1}, {1, 1}},          /* rows longer than a strip */
     {1, 2, 4, 6, 2, {29}, {4}, {3}, {2}, {3}, {1}},                            /* 1-D */
     {1, 1, 5, 5, 5, {40}, {7}, {1}, {1}, {3}, {3}},                            /* 1-D depthwise */
+    {1, 1, 4, 4, 4, {150}, {3}, {1}, {1}, {1}, {1}},                           /* 1-D depthwise, long row */
+    {2, 1, 2, 2, 2, {3, 90}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},          /* depthwise, 3 long rows */
     {3, 1, 3, 4, 1, {5, 6, 7}, {3, 2, 3}, {1, 2, 1}, {1, 1, 2}, {1, 0, 1}, {1, 1, 2}}, /* 3-D */
     {3, 1, 4, 4, 4, {4, 5, 6}, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}}, /* 3-D depthwise */
 };
@@ -422,7 +431,7 @@ static int check_conv(oq_isa level)
     return cases;
 }
 
-/* conv runs the depthwise clones and the GEMM micro-kernels: a level is new
+/* conv runs the depthwise and grouped loops and the GEMM micro-kernels: a level is new
  * when either has a version there. */
 static const char *conv_variant(oq_isa isa)
 {
