@@ -31,6 +31,7 @@ typedef enum oq_action {
     OQ_ACTION_QLINEAR_CONCAT, /* Concat of 8-bit inputs of differing parameters -> com.microsoft QLinearConcat */
     OQ_ACTION_CONTRIB,        /* Add, Mul, Sigmoid, LeakyRelu, GlobalAveragePool -> com.microsoft QLinear op */
     OQ_ACTION_SCALED_TWIN,    /* Mul by a positive scalar: the same 8-bit tensor read at scale x c */
+    OQ_ACTION_SHIFTED_TWIN,   /* Add of a whole number of steps: the same 8-bit tensor read at another zero point */
     OQ_ACTION_HARD_SIGMOID,   /* one com.microsoft QLinearAdd, clamped by saturation */
     OQ_ACTION_HARD_SWISH,     /* com.microsoft QLinearAdd (the gate) + QLinearMul */
     OQ_ACTION_FOLDED_CLAMP,   /* Relu/Clip whose range the node before it takes; removed */
@@ -61,7 +62,7 @@ typedef struct oq_plan_node {
     const char *reason;    /* OQ_ACTION_KEEP_FLOAT: why (static text) */
     int clamp;             /* index of the Relu/Clip folded into this node's output range, or -1 */
     int bias;              /* MatMul: index of the Add whose constant row becomes its int32 bias, or -1 */
-    int operand;           /* OQ_ACTION_SCALED_TWIN: which input is the 8-bit tensor */
+    int operand;           /* OQ_ACTION_SCALED_TWIN, OQ_ACTION_SHIFTED_TWIN: which input is the 8-bit tensor */
     bool no_range;         /* --contrib would run it in 8 bits, but the table has no range for its output */
     bool activation_b;     /* a MatMul of two activations: B is quantized per tensor like A, not as a weight */
 } oq_plan_node;
@@ -84,6 +85,7 @@ typedef struct oq_plan {
     int n_candidates;        /* nodes with candidate set */
     int n_contrib_ops;       /* QLinear contrib ops, QLinearConcat, hard sigmoid and hard swish */
     int n_scaled_twins;      /* Mul nodes that become a rescaled twin */
+    int n_shifted_twins;     /* Add nodes that become a shifted twin */
     int n_contrib_no_range;  /* nodes with no_range set */
 } oq_plan;
 

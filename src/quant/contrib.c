@@ -2,7 +2,8 @@
  * Gemm becomes QGemm; a Concat of 8-bit inputs of differing parameters
  * becomes QLinearConcat; Add, Mul, Sigmoid, LeakyRelu and GlobalAveragePool
  * of 8-bit tensors become their QLinear ops; a Mul by a positive scalar
- * becomes a rescaled twin (no op at all); HardSigmoid and HardSwish are built
+ * becomes a rescaled twin, an Add of a whole number of steps a shifted one
+ * (no op at all); HardSigmoid and HardSwish are built
  * from QLinearAdd and QLinearMul with the clamps done by saturation:
  *   HardSigmoid(x) = QLinearAdd(x read at scale x alpha, beta), output on [0, 1]
  *   HardSwish(x)   = QLinearMul(x, g) at output scale x 6, g = QLinearAdd(x, 3) on [0, 6]
@@ -173,12 +174,14 @@ oq_status oq_rw_contrib(rewriter *r, int i, oq_node *n)
     return OQ_OK;
 }
 
-oq_status oq_rw_scaled_twin(rewriter *r, int i, oq_node *n)
+oq_status oq_rw_input_twin(rewriter *r, int i, oq_node *n)
 {
     oq_value *x = n->inputs[r->plan->nodes[i].operand], *y = n->outputs[0];
+    oq_qparams p = r->plan->values[y->id].params;
     qinfo *xi;
     oq_status st = oq_rw_params(r, x, &xi);
-    if (st || (st = oq_rw_set_twin(r, y, xi->twin, r->plan->values[y->id].params, NULL, xi->zp)))
+    if (st || (st = oq_rw_set_twin(r, y, xi->twin, p, p.scale == xi->p.scale ? xi->scale : NULL,
+                                   p.zero_point == xi->p.zero_point ? xi->zp : NULL)))
         return st;
     oq_graph_remove_node(r->g, n);
     r->res->n_folded_factors++;

@@ -63,7 +63,7 @@ static const struct op_quant {
 
 static const char *const action_names[OQ_ACTION_COUNT] = {
     "none", "keep_float", "qlinear", "integer_gemm", "qgemm", "qdq", "dynamic", "passthrough",
-    "qlinear_concat", "contrib", "scaled_twin", "hard_sigmoid", "hard_swish", "folded_clamp", "folded_bias",
+    "qlinear_concat", "contrib", "scaled_twin", "shifted_twin", "hard_sigmoid", "hard_swish", "folded_clamp", "folded_bias",
     "embedding",
 };
 
@@ -460,9 +460,10 @@ static bool contrib_constant(const oq_value *v)
 }
 
 /* Whether n has the structure of a contrib op (op_quant role ROLE_CONTRIB):
- * one output, data inputs that are activations or (Add, Mul) usable
- * constants, at least one an activation. A Mul by a one-element constant is
- * left to the rescaled twin or the float glue, which make it free. */
+ * one output, data inputs that are activations or (Mul) usable constants, at
+ * least one an activation. A Mul by a one-element constant is left to the
+ * rescaled twin or the float glue, which make it free; an Add of a constant
+ * to the shifted twin or to float (plan_shifted_twin says why). */
 static bool contrib_shaped(const oq_node *n)
 {
     const struct op_quant *q = &op_quant[n->kind];
@@ -473,34 +474,10 @@ static bool contrib_shaped(const oq_node *n)
         const oq_value *v = n->inputs[k];
         if (v && !v->constant)
             activations++;
-        else if (!contrib_constant(v) || (n->kind == OQ_OP_MUL && oq_tensor_numel(v->constant) == 1))
+        else if (n->kind == OQ_OP_ADD || !contrib_constant(v) || oq_tensor_numel(v->constant) == 1)
             return false;
     }
     return activations > 0;
-}
-
-/* Output parameters p of contrib node n, adjusted for an Add of an 8-bit x
- * and a constant: when the output's scale is within a factor 1.25 of x's (as
- * it is for an Add of a scalar: its range is x's shifted), every output is
- * x's integer plus the same fraction of a step rounded the same way, a bias
- * that adds up through the layers after it (on PP-OCRv4 rec: 99% of words
- * read -> 82%). A scale 1.25 x x's spreads the fractions over five values,
- * which rounding leaves unbiased, for 25% coarser steps. */
-static oq_qparams constant_add_params(const planner *pl, const oq_node *n, oq_qparams p)
-{
-    if (n->kind != OQ_OP_ADD || !(n->inputs[0]->constant || n->inputs[1]->constant))
-        return p;
-    const oq_value *x = n->inputs[0]->constant ? n->inputs[1] : n->inputs[0];
-    const oq_plan_value *xv = val(pl, x);
-    if (!xv->has_params || !pl->table)
-        return p;
-    double ratio = p.scale / xv->params.scale;
-    if (ratio <= 0.8 || ratio >= 1.25)
-        return p;
-    int qmin = pl->o->act_qmin, qmax = pl->o->act_qmax;
-    double lo = p.scale * (qmin - p.zero_point), hi = p.scale * (qmax - p.zero_point);
-    double widen = 1.25 / ratio;
-    return oq_qparams_from_range(lo * widen, hi * widen, qmin, qmax, pl->o->symmetric_activations);
 }
 
 /* --contrib: Add, Mul, Sigmoid, LeakyRelu or GlobalAveragePool whose
@@ -528,7 +505,7 @@ static oq_status plan_contrib(planner *pl, int i, bool *done)
     for (int k = 0; k < n->n_inputs; k++) /* constant operands are quantized on their own range */
         if (n->inputs[k]->constant && !val(pl, n->inputs[k])->is8)
             set_8bit(pl, n->inputs[k], oq_constant_qparams(n->inputs[k]->constant, pl->o));
-    set_8bit(pl, y, constant_add_params(pl, n, p));
+    set_8bit(pl, y, p);
     pn->action = OQ_ACTION_CONTRIB;
     pl->p->n_contrib_ops++;
     *done = true;
@@ -555,6 +532,49 @@ static bool plan_scaled_twin(planner *pl, int i)
         pl->p->nodes[i].action = OQ_ACTION_SCALED_TWIN;
         pl->p->nodes[i].operand = k;
         pl->p->n_scaled_twins++;
+        return true;
+    }
+    return false;
+}
+
+/* How far a shift may be from a whole number of steps, in steps: the rest
+ * is a bias of every element, here under 1/64 step, a twentieth of the
+ * standard deviation of one rounding (0.29 step). */
+#define SHIFT_TOLERANCE (1.0 / 64)
+
+/* --contrib: an Add of a one-element constant c to an 8-bit value x (s, z)
+ * when c is a whole number k of x's steps (within SHIFT_TOLERANCE) and z - k
+ * is a zero point of the type: the output is x's tensor read at zero point
+ * z - k, exactly, with no op. Any other Add of a constant stays float. Run as
+ * a QLinearAdd it would round every output once more (an 8-bit tensor
+ * requantized to about its own scale: every output is its input's integer
+ * plus the same fraction of a step, rounded the same way, a bias that adds up
+ * through the layers; spread by a coarser output scale, still an extra
+ * rounding at a coarser step): measured on PP-OCRv4 rec, whose blocks each
+ * add two scalars, that cost 2.5 points of held-out words where the same
+ * Adds in float cost none (docs/quantization.md). Without a table the
+ * parameters are unknown and the twin, which keeps x 8-bit, is planned. */
+static bool plan_shifted_twin(planner *pl, int i)
+{
+    const oq_node *n = pl->g->nodes[i];
+    if (!pl->o->contrib || n->kind != OQ_OP_ADD || n->n_inputs != 2 || n->n_outputs != 1 || !n->outputs[0])
+        return false;
+    for (int k = 0; k < 2; k++) {
+        const oq_value *x = n->inputs[k], *c_in = n->inputs[1 - k];
+        if (!x || x->constant || !val(pl, x)->is8)
+            continue;
+        float c = oq_scalar_operand(c_in, x);
+        if (!isfinite(c))
+            continue;
+        oq_qparams px = val(pl, x)->params;
+        double steps = pl->table ? c / px.scale : 0, whole = nearbyint(steps);
+        double zero_point = px.zero_point - whole;
+        if (fabs(steps - whole) > SHIFT_TOLERANCE || zero_point < pl->o->act_qmin || zero_point > pl->o->act_qmax)
+            continue;
+        set_8bit(pl, n->outputs[0], (oq_qparams){px.scale, (int32_t)zero_point});
+        pl->p->nodes[i].action = OQ_ACTION_SHIFTED_TWIN;
+        pl->p->nodes[i].operand = k;
+        pl->p->n_shifted_twins++;
         return true;
     }
     return false;
@@ -606,7 +626,7 @@ static oq_status plan_other(planner *pl, int i)
     if (!st && !done)
         st = plan_contrib(pl, i, &done);
     if (!st && !done)
-        done = plan_scaled_twin(pl, i);
+        done = plan_scaled_twin(pl, i) || plan_shifted_twin(pl, i);
     if (!st && !done)
         st = plan_hard(pl, i, &done);
     return st;

@@ -63,7 +63,8 @@ static oq_status execute(rewriter *r, int i, oq_node *n, oq_quant_node *rep)
     case OQ_ACTION_PASSTHROUGH: return oq_rw_passthrough(r, n);
     case OQ_ACTION_QLINEAR_CONCAT: return oq_rw_qlinear_concat(r, n);
     case OQ_ACTION_CONTRIB: return oq_rw_contrib(r, i, n);
-    case OQ_ACTION_SCALED_TWIN: return oq_rw_scaled_twin(r, i, n);
+    case OQ_ACTION_SCALED_TWIN:
+    case OQ_ACTION_SHIFTED_TWIN: return oq_rw_input_twin(r, i, n);
     case OQ_ACTION_HARD_SIGMOID: return oq_rw_hard(r, n, false);
     case OQ_ACTION_HARD_SWISH: return oq_rw_hard(r, n, true);
     case OQ_ACTION_EMBEDDING: return oq_rw_embedding(r, n, rep);

@@ -144,7 +144,8 @@ oq_status oq_rw_embedding(rewriter *r, oq_node *n, oq_quant_node *rep);
 oq_status oq_rw_qgemm(rewriter *r, int i, oq_node *n, oq_quant_node *rep);
 oq_status oq_rw_qlinear_concat(rewriter *r, oq_node *n);
 oq_status oq_rw_contrib(rewriter *r, int i, oq_node *n);
-oq_status oq_rw_scaled_twin(rewriter *r, int i, oq_node *n);
+/* Scaled or shifted twin: y is x's 8-bit tensor read at the plan's parameters for y. */
+oq_status oq_rw_input_twin(rewriter *r, int i, oq_node *n);
 oq_status oq_rw_hard(rewriter *r, oq_node *n, bool swish);
 
 /* ---- boundaries.c: after the rewrite ---------------------------------------------- */

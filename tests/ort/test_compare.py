@@ -486,8 +486,8 @@ def affine_model():
 
 
 # onnxq folds the BatchNormalization into the Conv (its output has no float twin
-# in QDQ form), the first Mul into the scale of the DequantizeLinear (or
-# QLinearAdd) reading the Conv's 8-bit output, and the second into the scale of
+# in QDQ form), the first Mul into the scale of the DequantizeLinear reading
+# the Conv's 8-bit output, and the second into the scale of
 # the QuantizeLinear after the shift Add, whose output keeps the name a2 while it
 # holds a2 / 3: that tensor is no counterpart of a2, and the 8-bit tensor stands
 # for a2 at the scale the next Conv reads it at ("read").
@@ -497,14 +497,15 @@ AFFINE_PAIRS = {
     "qdq": [("x_quantized", "x"), ("x_dequantized", "x"), ("bn_quantized", "m", "read"), ("m", "m"), ("a", "a"),
             ("s", "s"), ("a2_quantized", "a2", "read"), ("a2_dequantized", "a2"), ("W2_dequantized", "W2"),
             ("y_float", "y"), ("y_quantized", "y"), ("y", "y")],
-    "contrib": [("x_quantized", "x"), ("bn_quantized", "m", "read"), ("a_quantized", "a", "read"),
-                ("s_quantized", "m2", "read"), ("a2_quantized", "a2", "read"), ("y_quantized", "y"), ("y", "y")],
 }
+# --contrib keeps both shift Adds float (0.1 and -0.2 are no whole numbers of steps), so the
+# Sigmoid and the second Mul too: the qoperator form
+AFFINE_PAIRS["contrib"] = AFFINE_PAIRS["qoperator"]
 REUSED = "computed from other tensors"
 AFFINE_UNMATCHED = {
     "qoperator": {"a2": REUSED},
     "qdq": {"a2": REUSED, "bn_float": "no float counterpart", "W1_bn_folded_dequantized": "no float counterpart"},
-    "contrib": {},
+    "contrib": {"a2": REUSED},
 }
 
 

@@ -869,6 +869,67 @@ static void test_embedding(void)
     oq_model_destroy(m);
 }
 
+/* ---- --contrib: Add of a constant -------------------------------------------------- */
+
+/* x -> 1x1 Conv -> Mul by 0.5 -> Add c -> 1x1 Conv -> y, with --contrib: the
+ * Mul is a rescaled twin; the Add, with c a whole number of the Mul
+ * output's steps, a shifted twin (the same 8-bit tensor, its zero point
+ * moved by c / scale, no op); with c half a step off, float between a
+ * DequantizeLinear and a QuantizeLinear. */
+static void test_constant_add(void)
+{
+    const int64_t C = 3, M = 4, xd[4] = {1, C, 4, 4}, wd[4] = {M, C, 1, 1}, wd2[4] = {2, M, 1, 1}, kd[1] = {1};
+    oq_model *m = model_new();
+    add_input(m, "x", 4, xd);
+    add_weight(m, "w", 4, wd, -0.5f, 0.5f);
+    add_weight(m, "w2", 4, wd2, -0.5f, 0.5f);
+    add_weight(m, "half", 1, kd, 0.5f, 0.5f);
+    float *c = (float *)add_weight(m, "c", 1, kd, 0.0f, 0.0f);
+    const char *ci[] = {"x", "w"}, *mi[] = {"a", "half"}, *ai[] = {"h", "c"}, *c2[] = {"s", "w2"}, *outs[] = {"y"};
+    conv_attrs(add(m, "Conv", 2, ci, "a"), 1, 0);
+    add(m, "Mul", 2, mi, "h");
+    add(m, "Add", 2, ai, "s");
+    conv_attrs(add(m, "Conv", 2, c2, "y"), 1, 0);
+    finish_model(m, 1, outs);
+    samples s = make_samples(m);
+    oq_calib_table *t = calibrate(m, &s, 0, 255, false); /* the ranges of a and h do not depend on c */
+    quantized q0 = t ? quantize(m, t, options(OQ_MODE_STATIC, OQ_FORMAT_QOPERATOR, true)) : (quantized){0};
+    oq_qparams ph = q0.plan ? params_of(&q0, "h") : (oq_qparams){0, 0};
+    quantized_release(&q0);
+    CHECK(ph.scale > 0 && ph.zero_point >= 3);
+    for (int whole = 1; whole >= 0 && ph.scale > 0; whole--) {
+        c[0] = (whole ? -3.0f : -2.5f) * ph.scale; /* a zero point 3 (or 2.5) steps up */
+        quantized q = quantize(m, t, options(OQ_MODE_STATIC, OQ_FORMAT_QOPERATOR, true));
+        const oq_plan_node *pn = q.plan ? plan_node(&q, "s") : NULL;
+        oq_qparams ps = q.plan ? params_of(&q, "s") : (oq_qparams){0, 0};
+        if (whole)
+            CHECK(pn && pn->action == OQ_ACTION_SHIFTED_TWIN && ps.scale == ph.scale &&
+                  ps.zero_point == ph.zero_point + 3 && !q.ops[OQ_OP_ADD] && !q.ops[OQ_OP_QLINEAR_ADD] &&
+                  q.ops[OQ_OP_QLINEAR_CONV] == 2);
+        else
+            CHECK(pn && pn->action == OQ_ACTION_NONE && q.ops[OQ_OP_ADD] == 1 && !q.ops[OQ_OP_QLINEAR_ADD] &&
+                  q.ops[OQ_OP_QLINEAR_CONV] == 2 && q.ops[OQ_OP_DEQUANTIZE_LINEAR] >= 1);
+        for (int k = 0; whole && q.m && k < N_SAMPLES; k++) { /* runs, and its output is the float one's */
+            oq_tensor ref, got;
+            run_model(m, &s, k, &ref);
+            run_model(q.m, &s, k, &got);
+            double se = 0, ss = 0;
+            for (int64_t i = 0; i < oq_tensor_numel(&ref); i++) {
+                double r = ((const float *)ref.data)[i], e = r - ((const float *)got.data)[i];
+                se += e * e;
+                ss += r * r;
+            }
+            CHECK(oq_tensor_numel(&got) == oq_tensor_numel(&ref) && se < 0.01 * ss);
+            oq_tensor_release(&ref);
+            oq_tensor_release(&got);
+        }
+        quantized_release(&q);
+    }
+    oq_calib_table_destroy(t);
+    samples_release(&s);
+    oq_model_destroy(m);
+}
+
 int main(void)
 {
     test_conv_relu();
@@ -880,5 +941,6 @@ int main(void)
     test_pair(true);
     test_matmul_bias();
     test_embedding();
+    test_constant_add();
     return check_exit("test_rewrite");
 }
