@@ -34,8 +34,8 @@ typedef struct qconv_job {
     bool direct;            /* 1x1 taps, stride 1, no pads: x is the GEMM's B */
     bool depthwise;         /* 2-D, one input and one output channel per group: summed tap by tap */
     bool w_const;           /* weights and their zero points are constants: packed once (w_packed) */
-    const int16_t *w_packed; /* NULL, or each group's weights as oq_qgemm_pack_a leaves them */
-    size_t w_packed_group;  /* int16 elements per group in w_packed */
+    const uint8_t *w_packed; /* NULL, or each group's weights as oq_qgemm_pack_a leaves them */
+    size_t w_packed_group;  /* bytes per group in w_packed (a multiple of 64) */
     void *y;                /* (n, cout, out...) int32 or 8-bit */
     oq_qout out;               /* rows are output channels */
 } qconv_job;
@@ -427,7 +427,7 @@ static void pack_conv_weights(void *dst, void *arg)
         oq_qgemm_args a = {.m = j->cout_g, .k = j->kdim, .a = j->w + ch0 * j->kdim, .lda = j->kdim,
                            .a_signed = j->w_signed, .a_zp = j->w_zp && j->w_zp_per_ch ? j->w_zp + ch0 : j->w_zp,
                            .a_zp_per_row = j->w_zp_per_ch};
-        oq_qgemm_pack_a((int16_t *)dst + gi * j->w_packed_group, &a);
+        oq_qgemm_pack_a((uint8_t *)dst + gi * j->w_packed_group, &a);
     }
 }
 
@@ -458,8 +458,8 @@ static oq_status qconv_run(oq_kernel_ctx *c, qconv_job *j, oq_dtype ydt)
     }
     if (j->w_const && !j->depthwise) {
         /* packed on the first run and kept by the session */
-        j->w_packed_group = oq_qgemm_packed_a_elems(j->cout_g, j->kdim);
-        j->w_packed = oq_kernel_cache(c, (size_t)j->p.group * j->w_packed_group * sizeof(int16_t), pack_conv_weights, j);
+        j->w_packed_group = (oq_qgemm_packed_a_bytes(j->cout_g, j->kdim) + 63) / 64 * 64;
+        j->w_packed = oq_kernel_cache(c, (size_t)j->p.group * j->w_packed_group, pack_conv_weights, j);
         if (!j->w_packed) return c->err->status;
     }
     /* depthwise work items hold whole output rows when one fits, so that rows are not cut short */
