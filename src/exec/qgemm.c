@@ -228,26 +228,33 @@ static int32_t quad_zb(const oq_qgemm_args *g, int64_t j)
     return g->b_signed ? z + 128 : z;
 }
 
-/* Packs rows [i0, i0+mc) of A, K steps [p0, p0+kc), as strips into dst. */
-static void pack_a_quads(uint8_t *restrict dst, const oq_qgemm_args *g, int64_t i0, int64_t mc, int64_t p0,
-                         int64_t kc)
+/* Packs rows [i0, i0+mc) of A, K steps [p0, p0+kc), as strips into dst:
+ * each row 64 bytes at a time (a masked load at its end), summed with
+ * vpdpbusd of ones by its bytes, its quads moved to their strip slots. */
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) static void pack_a_quads(
+    uint8_t *restrict dst, const oq_qgemm_args *g, int64_t i0, int64_t mc, int64_t p0, int64_t kc)
 {
     int64_t kq = (kc + 3) / 4, sb = quad_strip_bytes(kc, QMR);
-    uint8_t flip = g->a_signed ? 0 : 0x80;
+    const __m512i flip = _mm512_set1_epi8((char)(g->a_signed ? 0 : 0x80)), ones = _mm512_set1_epi8(1);
     for (int64_t is = 0; is < mc; is += QMR) {
         int64_t rows = min64(mc - is, QMR);
         int32_t sums[QMR] = {0}, zps[QMR] = {0};
-        memset(dst, 0, (size_t)(kq * 4 * QMR));
+        if (rows < QMR) memset(dst, 0, (size_t)(kq * 4 * QMR));
         for (int64_t r = 0; r < rows; r++) {
             int64_t i = i0 + is + r;
             const uint8_t *src = (const uint8_t *)g->a + i * g->lda + p0;
-            uint32_t s = 0;
-            for (int64_t p = 0; p < kc; p++) {
-                uint8_t v = src[p] ^ flip;
-                dst[(p >> 2) * 4 * QMR + 4 * r + (p & 3)] = v;
-                s += (uint32_t)(int32_t)(int8_t)v;
+            __m512i sum = _mm512_setzero_si512();
+            for (int64_t p = 0; p < kc; p += 64) {
+                __mmask64 valid = kc - p >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << (kc - p)) - 1;
+                __m512i v = _mm512_maskz_mov_epi8(valid, _mm512_xor_si512(_mm512_maskz_loadu_epi8(valid, src + p), flip));
+                sum = _mm512_dpbusd_epi32(sum, ones, v);
+                uint32_t quads[16];
+                _mm512_storeu_si512(quads, v);
+                int64_t n = min64(16, kq - p / 4);
+                uint8_t *d = dst + (p / 4) * 4 * QMR + 4 * r;
+                for (int64_t t = 0; t < n; t++) memcpy(d + t * 4 * QMR, &quads[t], 4);
             }
-            sums[r] = (int32_t)s;
+            sums[r] = _mm512_reduce_add_epi32(sum);
             zps[r] = quad_za(g, i);
         }
         memcpy(dst + kq * 4 * QMR, sums, sizeof sums);
@@ -256,60 +263,45 @@ static void pack_a_quads(uint8_t *restrict dst, const oq_qgemm_args *g, int64_t 
     }
 }
 
-/* Packs columns [j0, j0+nc) of B, K steps [p0, p0+kc), as strips into dst.
- * Whole quads of whole strips interleave four rows of 32 bytes in
- * registers and sum them with vpdpbusd against ones; the rest goes byte by
- * byte. */
+/* Packs columns [j0, j0+nc) of B, K steps [p0, p0+kc), as strips into dst:
+ * per quad, four rows of 32 bytes (masked loads past the last column, zero
+ * rows past kc) interleaved in registers, and summed with vpdpbusd against
+ * ones. */
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) static void pack_b_quads(
     uint8_t *restrict dst, const oq_qgemm_args *g, int64_t p0, int64_t kc, int64_t j0, int64_t nc)
 {
     _Static_assert(QNR == 32, "one strip row is one 32-byte load");
     int64_t kq = (kc + 3) / 4, sb = quad_strip_bytes(kc, QNR);
-    uint8_t flip = g->b_signed ? 0x80 : 0;
-    const __m256i flipv = _mm256_set1_epi8((char)flip), ones = _mm256_set1_epi8(1);
+    const __m256i flip = _mm256_set1_epi8((char)(g->b_signed ? 0x80 : 0)), ones = _mm256_set1_epi8(1);
     for (int64_t js = 0; js < nc; js += QNR) {
         int64_t cols = min64(nc - js, QNR);
+        __mmask32 valid = cols == QNR ? ~(__mmask32)0 : ((__mmask32)1 << cols) - 1;
         const uint8_t *src = (const uint8_t *)g->b + p0 * g->ldb + j0 + js;
         __m256i s[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
                         _mm256_setzero_si256()}; /* column sums, columns 0-7, 8-15, 16-23, 24-31 */
-        int64_t q = 0;
-        for (; cols == QNR && 4 * q + 4 <= kc; q++) {
-            const uint8_t *r0 = src + 4 * q * g->ldb;
-            __m256i x0 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)r0), flipv);
-            __m256i x1 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(r0 + g->ldb)), flipv);
-            __m256i x2 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(r0 + 2 * g->ldb)), flipv);
-            __m256i x3 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(r0 + 3 * g->ldb)), flipv);
+        for (int64_t q = 0; q < kq; q++) {
+            __m256i x[4];
+            for (int e = 0; e < 4; e++)
+                x[e] = 4 * q + e < kc ? _mm256_maskz_mov_epi8(valid, _mm256_xor_si256(_mm256_maskz_loadu_epi8(
+                                                                         valid, src + (4 * q + e) * g->ldb), flip))
+                                      : _mm256_setzero_si256();
             /* per 128-bit lane: bytes of rows 0,1 and 2,3 interleaved, then the pairs */
-            __m256i t01l = _mm256_unpacklo_epi8(x0, x1), t01h = _mm256_unpackhi_epi8(x0, x1);
-            __m256i t23l = _mm256_unpacklo_epi8(x2, x3), t23h = _mm256_unpackhi_epi8(x2, x3);
+            __m256i t01l = _mm256_unpacklo_epi8(x[0], x[1]), t01h = _mm256_unpackhi_epi8(x[0], x[1]);
+            __m256i t23l = _mm256_unpacklo_epi8(x[2], x[3]), t23h = _mm256_unpackhi_epi8(x[2], x[3]);
             __m256i q0 = _mm256_unpacklo_epi16(t01l, t23l); /* columns 0-3 | 16-19 */
             __m256i q1 = _mm256_unpackhi_epi16(t01l, t23l); /* 4-7 | 20-23 */
             __m256i q2 = _mm256_unpacklo_epi16(t01h, t23h); /* 8-11 | 24-27 */
             __m256i q3 = _mm256_unpackhi_epi16(t01h, t23h); /* 12-15 | 28-31 */
-            __m256i o0 = _mm256_permute2x128_si256(q0, q1, 0x20), o1 = _mm256_permute2x128_si256(q2, q3, 0x20);
-            __m256i o2 = _mm256_permute2x128_si256(q0, q1, 0x31), o3 = _mm256_permute2x128_si256(q2, q3, 0x31);
+            __m256i o[4] = {_mm256_permute2x128_si256(q0, q1, 0x20), _mm256_permute2x128_si256(q2, q3, 0x20),
+                            _mm256_permute2x128_si256(q0, q1, 0x31), _mm256_permute2x128_si256(q2, q3, 0x31)};
             __m256i *d = (__m256i *)(dst + q * 4 * QNR);
-            _mm256_store_si256(d, o0);
-            _mm256_store_si256(d + 1, o1);
-            _mm256_store_si256(d + 2, o2);
-            _mm256_store_si256(d + 3, o3);
-            s[0] = _mm256_dpbusd_epi32(s[0], o0, ones);
-            s[1] = _mm256_dpbusd_epi32(s[1], o1, ones);
-            s[2] = _mm256_dpbusd_epi32(s[2], o2, ones);
-            s[3] = _mm256_dpbusd_epi32(s[3], o3, ones);
+            for (int v = 0; v < 4; v++) {
+                _mm256_store_si256(d + v, o[v]);
+                s[v] = _mm256_dpbusd_epi32(s[v], o[v], ones);
+            }
         }
         int32_t sums[QNR], zps[QNR];
         for (int v = 0; v < 4; v++) _mm256_storeu_si256((__m256i *)(sums + 8 * v), s[v]);
-        for (; q < kq; q++) {
-            uint8_t *d = dst + q * 4 * QNR;
-            for (int64_t c = 0; c < QNR; c++)
-                for (int64_t e = 0; e < 4; e++) {
-                    int64_t p = 4 * q + e;
-                    uint8_t v = c < cols && p < kc ? src[p * g->ldb + c] ^ flip : 0;
-                    d[4 * c + e] = v;
-                    sums[c] = (int32_t)((uint32_t)sums[c] + v);
-                }
-        }
         for (int64_t c = 0; c < QNR; c++) {
             zps[c] = c < cols ? quad_zb(g, j0 + js + c) : 0;
             sums[c] = (int32_t)((uint32_t)sums[c] - (uint32_t)kc * (uint32_t)zps[c]);
