@@ -212,10 +212,10 @@ enum {
  * output positions [c0, c0+tp) into acc, straight from the input plane x.
  * With a vector kernel (qdw_run_kernel), the input rows the positions read are
  * first copied with the input zero point in the padding around them, which
- * adds 0; then every run of at least 8 outputs along a row is summed in
- * registers. Shorter runs, and everything without a vector kernel, go tap by
- * tap: each tap adds (w - zw) * (x - zx) along the run, taps outside the
- * input left out. */
+ * adds 0; then every run of outputs along a row is summed in registers (a
+ * run under 8 as 8, past the row's end into the padding). Without a vector
+ * kernel every run goes tap by tap: each tap adds (w - zw) * (x - zx) along
+ * the run, taps outside the input left out. */
 #define QDW_TAP_RUN(XT)                                                                       \
     do {                                                                                      \
         const XT *src = (const XT *)row + off;                                                \
@@ -239,7 +239,7 @@ OQ_CLONED(qdw_sums, (int32_t *restrict acc, const uint8_t *restrict x, const qco
     int64_t r0 = (c0 / OW) * sh - ph, r1 = ((c0 + tp - 1) / OW) * sh - ph + (KH - 1) * dh + 1;
     r0 = r0 > 0 ? r0 : 0;
     r1 = r1 < H ? r1 : H;
-    bool fits = KH * KW <= QDW_MAX_TAPS && KH <= 8 && OW >= 8 && r1 > r0 && (r1 - r0) * bw <= QDW_PAD_BYTES;
+    bool fits = KH * KW <= QDW_MAX_TAPS && KH <= 8 && r1 > r0 && (r1 - r0) * bw <= QDW_PAD_BYTES;
     qdw_run_fn *vec = fits ? qdw_run_kernel(sw, j->x_signed) : NULL;
     int32_t wt[QDW_MAX_TAPS], row_corr[8] = {0}; /* row_corr[kh]: zx times kernel row kh's weights */
     for (int64_t k = 0; vec && k < KH * KW; k++) {
@@ -257,7 +257,7 @@ OQ_CLONED(qdw_sums, (int32_t *restrict acc, const uint8_t *restrict x, const qco
     for (int64_t t = 0; t < tp;) {
         int64_t oh = (c0 + t) / OW, ow0 = (c0 + t) % OW, run = OW - ow0 < tp - t ? OW - ow0 : tp - t;
         int32_t *a = acc + t;
-        if (vec && run >= 8) {
+        if (vec) {
             const uint8_t *rows[8];
             int64_t used = 0, first = -1;
             int32_t corr = 0;
@@ -269,8 +269,15 @@ OQ_CLONED(qdw_sums, (int32_t *restrict acc, const uint8_t *restrict x, const qco
                 corr += row_corr[kh];
             }
             /* (the kernel rows inside the input are consecutive: first, first + 1, ...) */
-            if (used)
+            if (used && run >= 8) {
                 vec(a, rows, wt + first * KW, used, KW, dw, run, corr);
+            } else if (used) {
+                /* A row under 8 outputs (small planes): 8 are summed, the
+                 * row's own kept; the padded row has the bytes the others read. */
+                int32_t eight[8];
+                vec(eight, rows, wt + first * KW, used, KW, dw, 8, corr);
+                memcpy(a, eight, (size_t)run * sizeof *a);
+            }
             t += run;
             continue;
         }
