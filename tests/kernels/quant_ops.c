@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "exec/qops.h"
 #include "harness.h"
 
 static int cases; /* run by the current check */
@@ -476,7 +477,11 @@ static int check_qconv(oq_isa level)
 
 /* The depthwise sums (their own loops and, at AVX2 and up, the rows summed
  * in registers), im2col and the requantization are compiled per level. */
-static const char *qconv_variant(oq_isa isa) { return clone_variant(isa); }
+static const char *qconv_variant(oq_isa isa)
+{
+    const char *dw = oq_qdw_variant(isa);
+    return dw ? dw : clone_variant(isa);
+}
 
 const kfamily kf_qconv = {"qconv", qconv_variant, check_qconv};
 
