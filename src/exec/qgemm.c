@@ -116,7 +116,7 @@ _Static_assert(2 * ((size_t)MC * KC + (size_t)KC * NC) >= (size_t)KC * NC + (siz
 DEFINE_PACK(uint8_t, u8)
 DEFINE_PACK(int8_t, s8)
 
-/* ---- micro-kernels -----------------------------------------------------------------
+/* ---- pairs micro-kernels -----------------------------------------------------------
  * acc[r][c] = sum over kp pairs of a[pair][r] . b[pair][c] (2-element dot
  * products); then c = acc, or c += acc when `add`. c is a full MR x NR tile
  * with row stride ldc. */
