@@ -589,6 +589,66 @@ static void avgpool_f32(void *arg, int64_t begin, int64_t end)
     }
 }
 
+/* MaxPool 2-D of 8-bit planes without Indices: the window of each output is
+ * clipped by plain arithmetic and its taps compared as maxpool_u8 and
+ * maxpool_i8 do, so the results are identical. Where a row's windows lie
+ * wholly inside the input, the taps go in the outer loop and the outputs of
+ * the row in the inner one, which vectorizes. */
+#define MAXPOOL2D_8BIT(T, NAME)                                                                                      \
+    static void NAME(void *arg, int64_t begin, int64_t end)                                                    \
+    {                                                                                                          \
+        const pool_job *j = arg;                                                                               \
+        const oq_conv_params *p = j->p;                                                                        \
+        const int64_t ih = p->in[0], iw = p->in[1], kh = p->k[0], kw = p->k[1], dh = p->dil[0], dw = p->dil[1]; \
+        const int64_t sw = p->stride[1], ow_n = p->out[1];                                                     \
+        /* columns whose window is inside the row: w0 >= 0 and w0 + (kw-1)*dw < iw */                          \
+        int64_t c0 = min64((p->pad0[1] + sw - 1) / sw, ow_n);                                                  \
+        int64_t lim = iw - 1 - (kw - 1) * dw + p->pad0[1];                                                     \
+        int64_t c1 = lim < 0 ? c0 : min64(ow_n, lim / sw + 1);                                                 \
+        if (c1 < c0) c1 = c0;                                                                                  \
+        for (int64_t pl = begin; pl < end; pl++) {                                                             \
+            const T *x = (const T *)j->x + pl * j->in_size;                                                    \
+            T *y = (T *)j->y + pl * j->out_size;                                                               \
+            for (int64_t oh = 0; oh < p->out[0]; oh++, y += ow_n) {                                            \
+                int64_t h0 = oh * p->stride[0] - p->pad0[0];                                                   \
+                int64_t a0 = h0 >= 0 ? 0 : ceil_div(-h0, dh), a1 = min64(kh, ceil_div(ih - h0, dh));           \
+                for (int64_t ow = 0; ow < ow_n; ow++) {                                                        \
+                    if (ow == c0 && a0 == 0 && a1 == kh && c1 > c0) {                                          \
+                        /* interior run [c0, c1): the first tap starts every max */                            \
+                        const T *xr = x + h0 * iw + (c0 * sw - p->pad0[1]);                                    \
+                        for (int64_t o = c0; o < c1; o++) y[o] = xr[(o - c0) * sw];                            \
+                        for (int64_t a = 0; a < kh; a++)                                                       \
+                            for (int64_t b = a ? 0 : 1; b < kw; b++) {                                         \
+                                const T *xt = xr + a * dh * iw + b * dw;                                       \
+                                for (int64_t o = c0; o < c1; o++) {                                            \
+                                    T v = xt[(o - c0) * sw];                                                   \
+                                    y[o] = v > y[o] ? v : y[o];                                                \
+                                }                                                                              \
+                            }                                                                                  \
+                        ow = c1 - 1;                                                                           \
+                        continue;                                                                              \
+                    }                                                                                          \
+                    int64_t w0 = ow * sw - p->pad0[1];                                                         \
+                    int64_t b0 = w0 >= 0 ? 0 : ceil_div(-w0, dw), b1 = min64(kw, ceil_div(iw - w0, dw));       \
+                    T best = 0;                                                                                \
+                    bool any = false;                                                                          \
+                    for (int64_t a = a0; a < a1; a++) {                                                        \
+                        int64_t row = (h0 + a * dh) * iw + w0;                                                 \
+                        for (int64_t b = b0; b < b1; b++) {                                                    \
+                            T v = x[row + b * dw];                                                             \
+                            if (!any || v > best) best = v, any = true;                                        \
+                        }                                                                                      \
+                    }                                                                                          \
+                    y[ow] = best;                                                                              \
+                }                                                                                              \
+            }                                                                                                  \
+        }                                                                                                      \
+    }
+
+MAXPOOL2D_8BIT(uint8_t, maxpool2d_u8)
+MAXPOOL2D_8BIT(int8_t, maxpool2d_i8)
+#undef MAXPOOL2D_8BIT
+
 static oq_status run_pool(oq_kernel_ctx *c, bool is_max)
 {
     const oq_tensor *x = oq_kernel_require(c, 0);
@@ -625,6 +685,8 @@ static oq_status run_pool(oq_kernel_ctx *c, bool is_max)
         j.idx = idx->data;
     }
     if (oq_tensor_numel(y) == 0) return OQ_OK;
+    if (p.nsp == 2 && !j.idx && (fn == maxpool_u8 || fn == maxpool_i8))
+        fn = fn == maxpool_u8 ? maxpool2d_u8 : maxpool2d_i8;
     if (fn == maxpool_f32 && p.nsp == 2 && !j.idx) fn = maxpool2d_f32;
     if (fn == avgpool_f32 && p.nsp == 2) fn = avgpool2d_f32;
     int64_t taps = oq_shape_numel(p.nsp, p.k);

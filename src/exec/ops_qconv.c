@@ -34,8 +34,8 @@ typedef struct qconv_job {
     bool direct;            /* 1x1 taps, stride 1, no pads: x is the GEMM's B */
     bool depthwise;         /* 2-D, one input and one output channel per group: summed tap by tap */
     bool w_const;           /* weights and their zero points are constants: packed once (w_packed) */
-    const int16_t *w_packed; /* NULL, or each group's weights as oq_qgemm_pack_a leaves them */
-    size_t w_packed_group;  /* int16 elements per group in w_packed */
+    const uint8_t *w_packed; /* NULL, or each group's weights as oq_qgemm_pack_a leaves them */
+    size_t w_packed_group;  /* bytes per group in w_packed (a multiple of 64) */
     void *y;                /* (n, cout, out...) int32 or 8-bit */
     oq_qout out;               /* rows are output channels */
 } qconv_job;
@@ -179,6 +179,70 @@ QDW_RUN(qdw_run_s8_s1, 1, true)
 QDW_RUN(qdw_run_s8_s2, 2, true)
 #undef QDW_RUN
 
+/* AVX-512 VNNI: 16 outputs a register, four taps of a kernel row a
+ * vpdpbusd: each output's four input bytes are gathered from one load by
+ * vpermd (the two or three dwords under a 128-bit lane's four outputs) and
+ * vpshufb (the byte windows), then multiplied by the four weights. It needs
+ * uint8 input, dw 1, at most 8 taps a row, weights (less their zero point)
+ * in int8 and at least 16 outputs; otherwise the AVX2 run does the row. The
+ * padded rows have the 32 bytes past the last tap this reads (up to 3 taps
+ * past the row's last and, at stride 2, 40 bytes a load, masked). */
+static inline __attribute__((always_inline, target("avx512f,avx512bw,avx512vnni"))) void
+qdw_run_vnni_body(int32_t *out, const uint8_t *const *rows, const int32_t *wt, int64_t kh_n, int64_t kw_n,
+                  int64_t n, int32_t corr, int sw)
+{
+    const __m512i perm = sw == 1 ? _mm512_setr_epi32(0, 1, 0, 0, 1, 2, 0, 0, 2, 3, 0, 0, 3, 4, 0, 0)
+                                 : _mm512_setr_epi32(0, 1, 2, 0, 2, 3, 4, 0, 4, 5, 6, 0, 6, 7, 8, 0);
+    const __m512i win = sw == 1 ? _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 2, 3, 1, 2, 3, 4, 2, 3, 4, 5, 3, 4, 5, 6))
+                                : _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 2, 3, 2, 3, 4, 5, 4, 5, 6, 7, 6, 7, 8, 9));
+    const __m512i c = _mm512_set1_epi32(corr);
+    int64_t quads = (kw_n + 3) / 4;
+    int32_t wq[8 * 2]; /* [kernel row][quad]: four int8 weights, zero past kw_n */
+    for (int64_t kh = 0; kh < kh_n; kh++)
+        for (int64_t t = 0; t < quads; t++) {
+            uint32_t v = 0;
+            for (int64_t e = 0; e < 4; e++)
+                v |= (uint32_t)(uint8_t)(4 * t + e < kw_n ? (int8_t)wt[kh * kw_n + 4 * t + e] : 0) << (8 * e);
+            wq[kh * 2 + t] = (int32_t)v;
+        }
+    for (int64_t o0 = 0; o0 < n; o0 += 16) {
+        int64_t o = o0 + 16 <= n ? o0 : n - 16;
+        __m512i s = _mm512_setzero_si512();
+        for (int64_t kh = 0; kh < kh_n; kh++)
+            for (int64_t t = 0; t < quads; t++) {
+                const uint8_t *q = rows[kh] + o * sw + 4 * t;
+                __m512i x = sw == 1 ? _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)q))
+                                    : _mm512_maskz_loadu_epi8(((__mmask64)1 << 40) - 1, q);
+                x = _mm512_shuffle_epi8(_mm512_permutexvar_epi32(perm, x), win);
+                s = _mm512_dpbusd_epi32(s, x, _mm512_set1_epi32(wq[kh * 2 + t]));
+            }
+        _mm512_storeu_si512(out + o, _mm512_sub_epi32(s, c));
+    }
+}
+
+/* The VNNI run where its conditions hold, else the AVX2 one. */
+static inline bool qdw_vnni_fits(const int32_t *wt, int64_t kh_n, int64_t kw_n, int64_t dw, int64_t n)
+{
+    if (dw != 1 || kw_n > 8 || n < 16) return false;
+    for (int64_t k = 0; k < kh_n * kw_n; k++)
+        if (wt[k] < -128 || wt[k] > 127) return false;
+    return true;
+}
+
+#define QDW_RUN_VNNI(NAME, SW, FALLBACK)                                                                        \
+    __attribute__((target("avx512f,avx512bw,avx512vnni"))) static void NAME(                                    \
+        int32_t *out, const uint8_t *const *rows, const int32_t *wt, int64_t kh_n, int64_t kw_n, int64_t dw,     \
+        int64_t n, int32_t corr)                                                                                \
+    {                                                                                                           \
+        if (qdw_vnni_fits(wt, kh_n, kw_n, dw, n))                                                               \
+            qdw_run_vnni_body(out, rows, wt, kh_n, kw_n, n, corr, SW);                                          \
+        else                                                                                                    \
+            FALLBACK(out, rows, wt, kh_n, kw_n, dw, n, corr);                                                   \
+    }
+QDW_RUN_VNNI(qdw_run_u8_s1_vnni, 1, qdw_run_u8_s1)
+QDW_RUN_VNNI(qdw_run_u8_s2_vnni, 2, qdw_run_u8_s2)
+#undef QDW_RUN_VNNI
+
 #endif
 
 /* The run kernels of each level by [signed][stride - 1]; at the baseline
@@ -192,8 +256,12 @@ static const qdw_runs qdw_run_table[OQ_ISA_COUNT] = {
     [OQ_ISA_BASELINE] = {{{NULL, NULL}, {NULL, NULL}}, "tap-by-tap"},
 #if OQ_X86_KERNELS
     [OQ_ISA_AVX2] = {{{qdw_run_u8_s1, qdw_run_u8_s2}, {qdw_run_s8_s1, qdw_run_s8_s2}}, "avx2-rows"},
+    [OQ_ISA_AVX512VNNI] = {{{qdw_run_u8_s1_vnni, qdw_run_u8_s2_vnni}, {qdw_run_s8_s1, qdw_run_s8_s2}},
+                           "avx512vnni-rows"},
 #endif
 };
+
+const char *oq_qdw_variant(oq_isa isa) { return isa >= 0 && isa < OQ_ISA_COUNT ? qdw_run_table[isa].name : NULL; }
 
 /* The run kernel for stride sw and signedness at the enabled level, or NULL. */
 static qdw_run_fn *qdw_run_kernel(int64_t sw, bool x_signed)
@@ -212,10 +280,10 @@ enum {
  * output positions [c0, c0+tp) into acc, straight from the input plane x.
  * With a vector kernel (qdw_run_kernel), the input rows the positions read are
  * first copied with the input zero point in the padding around them, which
- * adds 0; then every run of at least 8 outputs along a row is summed in
- * registers. Shorter runs, and everything without a vector kernel, go tap by
- * tap: each tap adds (w - zw) * (x - zx) along the run, taps outside the
- * input left out. */
+ * adds 0; then every run of outputs along a row is summed in registers (a
+ * run under 8 as 8, past the row's end into the padding). Without a vector
+ * kernel every run goes tap by tap: each tap adds (w - zw) * (x - zx) along
+ * the run, taps outside the input left out. */
 #define QDW_TAP_RUN(XT)                                                                       \
     do {                                                                                      \
         const XT *src = (const XT *)row + off;                                                \
@@ -239,7 +307,7 @@ OQ_CLONED(qdw_sums, (int32_t *restrict acc, const uint8_t *restrict x, const qco
     int64_t r0 = (c0 / OW) * sh - ph, r1 = ((c0 + tp - 1) / OW) * sh - ph + (KH - 1) * dh + 1;
     r0 = r0 > 0 ? r0 : 0;
     r1 = r1 < H ? r1 : H;
-    bool fits = KH * KW <= QDW_MAX_TAPS && KH <= 8 && OW >= 8 && r1 > r0 && (r1 - r0) * bw <= QDW_PAD_BYTES;
+    bool fits = KH * KW <= QDW_MAX_TAPS && KH <= 8 && r1 > r0 && (r1 - r0) * bw <= QDW_PAD_BYTES;
     qdw_run_fn *vec = fits ? qdw_run_kernel(sw, j->x_signed) : NULL;
     int32_t wt[QDW_MAX_TAPS], row_corr[8] = {0}; /* row_corr[kh]: zx times kernel row kh's weights */
     for (int64_t k = 0; vec && k < KH * KW; k++) {
@@ -257,7 +325,7 @@ OQ_CLONED(qdw_sums, (int32_t *restrict acc, const uint8_t *restrict x, const qco
     for (int64_t t = 0; t < tp;) {
         int64_t oh = (c0 + t) / OW, ow0 = (c0 + t) % OW, run = OW - ow0 < tp - t ? OW - ow0 : tp - t;
         int32_t *a = acc + t;
-        if (vec && run >= 8) {
+        if (vec) {
             const uint8_t *rows[8];
             int64_t used = 0, first = -1;
             int32_t corr = 0;
@@ -269,8 +337,15 @@ OQ_CLONED(qdw_sums, (int32_t *restrict acc, const uint8_t *restrict x, const qco
                 corr += row_corr[kh];
             }
             /* (the kernel rows inside the input are consecutive: first, first + 1, ...) */
-            if (used)
+            if (used && run >= 8) {
                 vec(a, rows, wt + first * KW, used, KW, dw, run, corr);
+            } else if (used) {
+                /* A row under 8 outputs (small planes): 8 are summed, the
+                 * row's own kept; the padded row has the bytes the others read. */
+                int32_t eight[8];
+                vec(eight, rows, wt + first * KW, used, KW, dw, 8, corr);
+                memcpy(a, eight, (size_t)run * sizeof *a);
+            }
             t += run;
             continue;
         }
@@ -427,7 +502,7 @@ static void pack_conv_weights(void *dst, void *arg)
         oq_qgemm_args a = {.m = j->cout_g, .k = j->kdim, .a = j->w + ch0 * j->kdim, .lda = j->kdim,
                            .a_signed = j->w_signed, .a_zp = j->w_zp && j->w_zp_per_ch ? j->w_zp + ch0 : j->w_zp,
                            .a_zp_per_row = j->w_zp_per_ch};
-        oq_qgemm_pack_a((int16_t *)dst + gi * j->w_packed_group, &a);
+        oq_qgemm_pack_a((uint8_t *)dst + gi * j->w_packed_group, &a);
     }
 }
 
@@ -458,8 +533,8 @@ static oq_status qconv_run(oq_kernel_ctx *c, qconv_job *j, oq_dtype ydt)
     }
     if (j->w_const && !j->depthwise) {
         /* packed on the first run and kept by the session */
-        j->w_packed_group = oq_qgemm_packed_a_elems(j->cout_g, j->kdim);
-        j->w_packed = oq_kernel_cache(c, (size_t)j->p.group * j->w_packed_group * sizeof(int16_t), pack_conv_weights, j);
+        j->w_packed_group = (oq_qgemm_packed_a_bytes(j->cout_g, j->kdim) + 63) / 64 * 64;
+        j->w_packed = oq_kernel_cache(c, (size_t)j->p.group * j->w_packed_group, pack_conv_weights, j);
         if (!j->w_packed) return c->err->status;
     }
     /* depthwise work items hold whole output rows when one fits, so that rows are not cut short */

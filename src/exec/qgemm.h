@@ -29,8 +29,8 @@ typedef struct oq_qgemm_args {
     bool b_zp_per_col;
     int32_t *c;            /* (m, n) */
     int64_t ldc;
-    const int16_t *a_packed; /* NULL, or A as oq_qgemm_pack_a leaves it (then a, lda, a_signed and
-                                a_zp are not read) */
+    const void *a_packed;  /* NULL, or A as oq_qgemm_pack_a left it: used when packed for the
+                              micro-kernel in use now, else A is packed from a as without it */
 } oq_qgemm_args;
 
 /* v clamped to [lo, hi] and rounded to the nearest integer, ties to even;
@@ -51,18 +51,22 @@ static inline float oq_clamp_rint(float v, float lo, float hi)
 size_t oq_qgemm_ws_bytes(int64_t m, int64_t n, int64_t k);
 #define OQ_QGEMM_WS_MAX ((size_t)(2 * (96 * 512 + 512 * 512) + 128))
 
-/* Blocked, packed product: operands are widened to int16 with their zero
- * points subtracted, and an MR x NR micro-kernel accumulates pairs of K in
- * int32 (the best micro-kernel of the enabled instruction sets).
+/* Blocked, packed product with the best micro-kernel of the enabled
+ * instruction sets: operands widened to int16 with their zero points
+ * subtracted and K in pairs, or (AVX-512 VNNI) u8 x s8 bytes with K in
+ * groups of four and the zero points applied from row and column sums.
  * ws has oq_qgemm_ws_bytes(m, n, k) bytes of scratch owned by the caller. */
 void oq_qgemm(const oq_qgemm_args *g, void *ws);
 
-/* int16 elements of an (m, k) A packed whole by oq_qgemm_pack_a. */
-size_t oq_qgemm_packed_a_elems(int64_t m, int64_t k);
-/* Packs all of g's A (a, m, k, lda, a_signed, a_zp) into dst, zero points
- * subtracted, for products that reuse one A (constant weights): oq_qgemm
- * then skips packing it on every call. */
-void oq_qgemm_pack_a(int16_t *dst, const oq_qgemm_args *g);
+/* Bytes of an (m, k) A packed whole by oq_qgemm_pack_a for the micro-kernel
+ * in use now (the formats differ in size, so a cache sized by this count is
+ * repacked when oq_cpu_set_cap changes the kernel). */
+size_t oq_qgemm_packed_a_bytes(int64_t m, int64_t k);
+/* Packs all of g's A (a, m, k, lda, a_signed, a_zp) into dst (4-byte
+ * aligned), in the format of the micro-kernel in use now, for products that
+ * reuse one A (constant weights): oq_qgemm then skips packing it on every
+ * call. */
+void oq_qgemm_pack_a(void *dst, const oq_qgemm_args *g);
 
 /* The oracle: plain triple loop over the same formula. */
 void oq_qgemm_ref(const oq_qgemm_args *g);

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "exec/kernel.h"
+#include "onnxq/oq_cpu.h"
 
 /* Floats a quantize or dequantize loop converts per call. */
 #define OQ_QCHUNK 256
@@ -58,6 +59,10 @@ typedef struct oq_qparams {
     const float *scale; /* (count) */
     const int32_t *zp;  /* (count) */
 } oq_qparams;
+
+/* Name of the depthwise QLinearConv row kernels of level isa ("avx2-rows",
+ * ...), or NULL when it has none (the next level down's are used). */
+const char *oq_qdw_variant(oq_isa isa);
 
 /* Reads scale input ks and optional zero-point input kz into kernel scratch.
  * The zero point must have the data type `zdt` (UNDEFINED: any quantized

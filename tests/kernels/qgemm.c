@@ -1,9 +1,11 @@
 /* qgemm.c: kernel families qgemm and requant. qgemm: the blocked 8-bit GEMM
  * (each micro-kernel, and the B packing compiled per level) against its
- * reference on shapes of 1, odd shapes, shapes off the 6 x 16 tile and past
- * every block, all four signedness combinations, scalar / per-row /
- * per-column zero points and strided operands. requant: requantization
- * against the formula it implements, on lengths around every vector width,
+ * reference on shapes of 1, odd shapes, shapes off the 6 x 16 and 8 x 32
+ * tiles and past every block, all four signedness combinations, every
+ * combination of no / scalar / per-row zero points of A with no / scalar /
+ * per-column ones of B, sums that wrap, and strided operands. requant:
+ * requantization against the formula it implements, on lengths around every
+ * vector width,
  * and its rounding (ties to even), saturation and negative values. */
 #include <math.h>
 #include <stdlib.h>
@@ -24,10 +26,15 @@ static uint8_t rnd8(void)
     return (uint8_t)(rng_state >> 24);
 }
 
+/* Zero points of an operand: none, one for all, or one per row (A) / column (B). */
+enum { ZP_NONE, ZP_ONE, ZP_EACH, ZP_MODES };
+
 /* Compares oq_qgemm, with A packed per call and packed once beforehand
  * (oq_qgemm_pack_a), with oq_qgemm_ref on one shape; lda/ldb/ldc are padded
- * past the logical widths to catch stride mistakes. Returns mismatches. */
-static int compare_one(int64_t m, int64_t n, int64_t k, bool as, bool bs, int zp_mode)
+ * past the logical widths to catch stride mistakes. `extreme` fills A and B
+ * with the bytes and zero points farthest apart (every product -65025), so
+ * that long sums wrap. Returns mismatches. */
+static int compare_one(int64_t m, int64_t n, int64_t k, bool as, bool bs, int za_mode, int zb_mode, bool extreme)
 {
     int64_t lda = k + 3, ldb = n + 5, ldc = n + 2;
     uint8_t *a = malloc((size_t)(m * lda + 1));
@@ -35,24 +42,24 @@ static int compare_one(int64_t m, int64_t n, int64_t k, bool as, bool bs, int zp
     int32_t *c1 = malloc((size_t)(m * ldc + 1) * sizeof *c1);
     int32_t *c2 = malloc((size_t)(m * ldc + 1) * sizeof *c2);
     int32_t *c3 = malloc((size_t)(m * ldc + 1) * sizeof *c3);
-    int16_t *ap = malloc(oq_qgemm_packed_a_elems(m, k) * sizeof *ap);
+    void *ap = malloc(oq_qgemm_packed_a_bytes(m, k));
     int32_t *za = malloc((size_t)m * sizeof *za);
     int32_t *zb = malloc((size_t)n * sizeof *zb);
     void *ws = malloc(oq_qgemm_ws_bytes(m, n, k));
     int bad = -1;
     cases++;
     if (!a || !b || !c1 || !c2 || !c3 || !ap || !za || !zb || !ws) goto fail;
-    for (int64_t i = 0; i < m * lda; i++) a[i] = rnd8();
-    for (int64_t i = 0; i < k * ldb; i++) b[i] = rnd8();
+    for (int64_t i = 0; i < m * lda; i++) a[i] = extreme ? (as ? 0x80 : 0) : rnd8();
+    for (int64_t i = 0; i < k * ldb; i++) b[i] = extreme ? (bs ? 0x7f : 0xff) : rnd8();
     /* Zero points in the operand's own range: 0..255 for uint8, -128..127 for int8. */
-    for (int64_t i = 0; i < m; i++) za[i] = as ? (int8_t)rnd8() : rnd8();
-    for (int64_t j = 0; j < n; j++) zb[j] = bs ? (int8_t)rnd8() : rnd8();
+    for (int64_t i = 0; i < m; i++) za[i] = extreme ? (as ? 127 : 255) : as ? (int8_t)rnd8() : rnd8();
+    for (int64_t j = 0; j < n; j++) zb[j] = extreme ? (bs ? -128 : 0) : bs ? (int8_t)rnd8() : rnd8();
     oq_qgemm_args g = {
         .m = m, .n = n, .k = k,
         .a = a, .lda = lda, .a_signed = as,
-        .a_zp = zp_mode ? za : NULL, .a_zp_per_row = zp_mode == 2,
+        .a_zp = za_mode != ZP_NONE ? za : NULL, .a_zp_per_row = za_mode == ZP_EACH,
         .b = b, .ldb = ldb, .b_signed = bs,
-        .b_zp = zp_mode ? zb : NULL, .b_zp_per_col = zp_mode == 2,
+        .b_zp = zb_mode != ZP_NONE ? zb : NULL, .b_zp_per_col = zb_mode == ZP_EACH,
         .c = c1, .ldc = ldc,
     };
     /* Sentinels in the padding columns must survive. */
@@ -67,8 +74,8 @@ static int compare_one(int64_t m, int64_t n, int64_t k, bool as, bool bs, int zp
     bad = 0;
     for (int64_t i = 0; i < m * ldc; i++) bad += (c1[i] != c2[i]) + (c3[i] != c2[i]);
     if (bad)
-        fprintf(stderr, "mismatch m=%lld n=%lld k=%lld a_signed=%d b_signed=%d zp_mode=%d: %d values\n",
-                (long long)m, (long long)n, (long long)k, as, bs, zp_mode, bad);
+        fprintf(stderr, "mismatch m=%lld n=%lld k=%lld a_signed=%d b_signed=%d zero points %d/%d%s: %d values\n",
+                (long long)m, (long long)n, (long long)k, as, bs, za_mode, zb_mode, extreme ? " (extreme)" : "", bad);
 fail:
     free(a), free(b), free(c1), free(c2), free(c3), free(ap), free(za), free(zb), free(ws);
     return bad;
@@ -76,15 +83,21 @@ fail:
 
 static void test_fast_vs_ref(void)
 {
-    /* Edges of every block size: MR=6, NR=16, MC=96, KC=512, NC=512, and odd K. */
+    /* Edges of every block size and tile: MR=6, NR=16 (pairs), 8 x 32 (quads),
+     * MC=96, KC=512, NC=512, and K not a multiple of 2 or 4. */
     static const int64_t shapes[][3] = {
         {1, 1, 1},    {1, 17, 3},   {7, 1, 5},     {6, 16, 2},   {5, 15, 9},    {13, 33, 31},
         {97, 35, 513}, {12, 530, 7}, {100, 520, 1030}, {64, 64, 64}, {3, 700, 1}, {200, 3, 600},
+        {8, 32, 4},   {9, 31, 6},   {16, 64, 515}, {17, 65, 1027},
     };
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (int signs = 0; signs < 4; signs++)
-            for (int zp_mode = 0; zp_mode < 3; zp_mode++)
-                CHECK(compare_one(shapes[s][0], shapes[s][1], shapes[s][2], signs & 1, signs >> 1, zp_mode) == 0);
+            for (int zp = 0; zp < ZP_MODES * ZP_MODES; zp++)
+                CHECK(compare_one(shapes[s][0], shapes[s][1], shapes[s][2], signs & 1, signs >> 1, zp % ZP_MODES,
+                                  zp / ZP_MODES, false) == 0);
+    /* Sums past the int32 range wrap as in the reference. */
+    for (int signs = 0; signs < 4; signs++)
+        CHECK(compare_one(3, 33, 40001, signs & 1, signs >> 1, ZP_EACH, ZP_ONE, true) == 0);
 }
 
 /* A hand-computed product: ((1-2)*(4-1) + (3-2)*(6-1)) = 2, with int8 data. */
@@ -94,7 +107,7 @@ static void test_known_value(void)
     int32_t za = 2, zb = 1, c = 0;
     oq_qgemm_args g = {.m = 1, .n = 1, .k = 2, .a = a, .lda = 2, .a_signed = true, .a_zp = &za,
                        .b = b, .ldb = 1, .b_signed = true, .b_zp = &zb, .c = &c, .ldc = 1};
-    unsigned char ws[256];
+    _Alignas(64) unsigned char ws[1024];
     cases++;
     CHECK(oq_qgemm_ws_bytes(1, 1, 2) <= sizeof ws);
     oq_qgemm(&g, ws);

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "exec/qops.h"
 #include "harness.h"
 
 static int cases; /* run by the current check */
@@ -447,6 +448,9 @@ static const qconv_case qconv_cases[] = {
     {2, 2, 2, 2, {12, 30}, {9, 9}, {1, 1}, {1, 1}, {4, 4}, {4, 4}},    /* 81 taps: tap by tap */
     {2, 2, 2, 2, {3, 300}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},    /* rows longer than a work item */
     {2, 2, 2, 2, {8, 20}, {3, 3}, {3, 3}, {1, 1}, {1, 1}, {1, 1}},     /* stride 3: tap by tap */
+    {2, 4, 4, 4, {7, 7}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},      /* small planes: rows under 8 */
+    {2, 3, 3, 3, {8, 9}, {3, 3}, {2, 2}, {1, 1}, {1, 1}, {1, 1}},
+    {2, 2, 2, 2, {7, 6}, {5, 5}, {1, 1}, {1, 1}, {2, 2}, {2, 2}},
     /* im2col and the GEMM */
     {2, 5, 7, 1, {9, 11}, {3, 3}, {2, 1}, {1, 1}, {1, 0}, {0, 1}},
     {2, 6, 4, 2, {8, 9}, {3, 2}, {1, 2}, {1, 2}, {1, 1}, {1, 1}},
@@ -473,7 +477,11 @@ static int check_qconv(oq_isa level)
 
 /* The depthwise sums (their own loops and, at AVX2 and up, the rows summed
  * in registers), im2col and the requantization are compiled per level. */
-static const char *qconv_variant(oq_isa isa) { return clone_variant(isa); }
+static const char *qconv_variant(oq_isa isa)
+{
+    const char *dw = oq_qdw_variant(isa);
+    return dw ? dw : clone_variant(isa);
+}
 
 const kfamily kf_qconv = {"qconv", qconv_variant, check_qconv};
 
