@@ -423,6 +423,19 @@ static inline __attribute__((always_inline)) void max_inside(float *restrict y, 
 }
 #undef MAX_BLOCK16
 
+/* The output columns [*c0, *c1) of a 2-D pooling whose windows lie wholly
+ * inside the input row (w0 >= 0 and w0 + (kw - 1) * dw < iw); empty when
+ * there are none. */
+static void inside_columns(const oq_conv_params *p, int64_t *c0, int64_t *c1)
+{
+    const int64_t sw = p->stride[1], ow_n = p->out[1];
+    int64_t lim = p->in[1] - 1 - (p->k[1] - 1) * p->dil[1] + p->pad0[1];
+    *c0 = min64((p->pad0[1] + sw - 1) / sw, ow_n);
+    *c1 = lim < 0 ? *c0 : min64(ow_n, lim / sw + 1);
+    if (*c1 < *c0)
+        *c1 = *c0;
+}
+
 /* The same as maxpool_f32 for 2-D planes without Indices: the window of each
  * output is clipped by plain arithmetic and its taps visited in the same
  * order with the same comparison, so the results are identical. Where a
@@ -435,11 +448,8 @@ OQ_CLONED(maxpool2d_f32, (void *arg, int64_t begin, int64_t end), (arg, begin, e
     const oq_conv_params *p = j->p;
     const int64_t ih = p->in[0], iw = p->in[1], kh = p->k[0], kw = p->k[1], dh = p->dil[0], dw = p->dil[1];
     const int64_t sw = p->stride[1], ow_n = p->out[1];
-    /* columns whose window is inside the row: w0 >= 0 and w0 + (kw-1)*dw < iw */
-    int64_t c0 = min64((p->pad0[1] + sw - 1) / sw, ow_n);
-    int64_t lim = iw - 1 - (kw - 1) * dw + p->pad0[1];
-    int64_t c1 = lim < 0 ? c0 : min64(ow_n, lim / sw + 1);
-    if (c1 < c0) c1 = c0;
+    int64_t c0, c1;
+    inside_columns(p, &c0, &c1);
     for (int64_t pl = begin; pl < end; pl++) {
         const float *x = (const float *)j->x + pl * j->in_size;
         float *y = (float *)j->y + pl * j->out_size;
@@ -512,11 +522,8 @@ OQ_CLONED(avgpool2d_f32, (void *arg, int64_t begin, int64_t end), (arg, begin, e
     const oq_conv_params *p = j->p;
     const int64_t ih = p->in[0], iw = p->in[1], kh = p->k[0], kw = p->k[1], dh = p->dil[0], dw = p->dil[1];
     const int64_t sw = p->stride[1], ow_n = p->out[1];
-    /* columns whose window is inside the row: w0 >= 0 and w0 + (kw-1)*dw < iw */
-    int64_t c0 = min64((p->pad0[1] + sw - 1) / sw, ow_n);
-    int64_t lim = iw - 1 - (kw - 1) * dw + p->pad0[1];
-    int64_t c1 = lim < 0 ? c0 : min64(ow_n, lim / sw + 1);
-    if (c1 < c0) c1 = c0;
+    int64_t c0, c1;
+    inside_columns(p, &c0, &c1);
     /* the flat run: rows [r0, r1) (inside in height), when the layout allows */
     int64_t r0 = 0, r1 = 0;
     if (p->stride[0] == 1 && sw == 1 && ow_n == iw && c1 > c0) {
@@ -601,11 +608,8 @@ static void avgpool_f32(void *arg, int64_t begin, int64_t end)
         const oq_conv_params *p = j->p;                                                                        \
         const int64_t ih = p->in[0], iw = p->in[1], kh = p->k[0], kw = p->k[1], dh = p->dil[0], dw = p->dil[1]; \
         const int64_t sw = p->stride[1], ow_n = p->out[1];                                                     \
-        /* columns whose window is inside the row: w0 >= 0 and w0 + (kw-1)*dw < iw */                          \
-        int64_t c0 = min64((p->pad0[1] + sw - 1) / sw, ow_n);                                                  \
-        int64_t lim = iw - 1 - (kw - 1) * dw + p->pad0[1];                                                     \
-        int64_t c1 = lim < 0 ? c0 : min64(ow_n, lim / sw + 1);                                                 \
-        if (c1 < c0) c1 = c0;                                                                                  \
+        int64_t c0, c1;                                                                                        \
+        inside_columns(p, &c0, &c1);                                                                           \
         for (int64_t pl = begin; pl < end; pl++) {                                                             \
             const T *x = (const T *)j->x + pl * j->in_size;                                                    \
             T *y = (T *)j->y + pl * j->out_size;                                                               \
