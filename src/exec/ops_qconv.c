@@ -108,7 +108,8 @@ OQ_CLONED(im2col_bytes, (uint8_t *restrict col, int64_t ldcol, const uint8_t *re
  * over the taps of the kernel rows used of wt[tap] * x[tap](o) - corr for o
  * in [0, n), n >= 8, 16 outputs at a time in two registers (8 in one when
  * n < 16; the last ones may overlap those before: they are written, not
- * added). rows[r] points at the padded input under output 0 for the r-th
+ * added). rows[r] points at the padded uint8 input (int8 input is shifted
+ * to uint8 when the rows are padded) under output 0 for the r-th
  * kernel row used, with at least 32 readable bytes past the last one a tap
  * reads (the stride-2 loads take 32 bytes at a time); wt points at that row's
  * weights less their zero point (kw_n each); corr is the input zero point
@@ -120,14 +121,9 @@ typedef void qdw_run_fn(int32_t *out, const uint8_t *const *rows, const int32_t 
 #if OQ_X86_KERNELS
 #include <immintrin.h>
 
-static inline __attribute__((always_inline, target("avx2"))) __m256i qdw_widen(__m128i b, bool x_signed)
-{
-    return x_signed ? _mm256_cvtepi8_epi32(b) : _mm256_cvtepu8_epi32(b);
-}
-
 static inline __attribute__((always_inline, target("avx2"))) void
 qdw_run_body(int32_t *out, const uint8_t *const *rows, const int32_t *wt, int64_t kh_n, int64_t kw_n, int64_t dw,
-             int64_t n, int32_t corr, int sw, bool x_signed)
+             int64_t n, int32_t corr, int sw)
 {
     const __m128i evens = _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, -1, -1, -1, -1, -1, -1, -1, -1);
     const __m256i c = _mm256_set1_epi32(corr);
@@ -139,7 +135,7 @@ qdw_run_body(int32_t *out, const uint8_t *const *rows, const int32_t *wt, int64_
                 const uint8_t *q = rows[kh] + o * sw + kw * dw;
                 __m128i b = sw == 1 ? _mm_loadl_epi64((const __m128i *)q)
                                     : _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)q), evens);
-                s0 = _mm256_add_epi32(s0, _mm256_mullo_epi32(qdw_widen(b, x_signed), _mm256_set1_epi32(wt[kh * kw_n + kw])));
+                s0 = _mm256_add_epi32(s0, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(b), _mm256_set1_epi32(wt[kh * kw_n + kw])));
             }
         _mm256_storeu_si256((__m256i *)(out + o), _mm256_sub_epi32(s0, c));
     }
@@ -158,25 +154,23 @@ qdw_run_body(int32_t *out, const uint8_t *const *rows, const int32_t *wt, int64_
                     b0 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)q), evens);
                     b1 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(q + 16)), evens);
                 }
-                s0 = _mm256_add_epi32(s0, _mm256_mullo_epi32(qdw_widen(b0, x_signed), w));
-                s1 = _mm256_add_epi32(s1, _mm256_mullo_epi32(qdw_widen(b1, x_signed), w));
+                s0 = _mm256_add_epi32(s0, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(b0), w));
+                s1 = _mm256_add_epi32(s1, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(b1), w));
             }
         _mm256_storeu_si256((__m256i *)(out + o), _mm256_sub_epi32(s0, c));
         _mm256_storeu_si256((__m256i *)(out + o + 8), _mm256_sub_epi32(s1, c));
     }
 }
 
-#define QDW_RUN(NAME, SW, SIGNED)                                                                       \
+#define QDW_RUN(NAME, SW)                                                                               \
     __attribute__((target("avx2"))) static void NAME(int32_t *out, const uint8_t *const *rows, const int32_t *wt, \
                                                      int64_t kh_n, int64_t kw_n, int64_t dw, int64_t n,        \
                                                      int32_t corr)                                              \
     {                                                                                                        \
-        qdw_run_body(out, rows, wt, kh_n, kw_n, dw, n, corr, SW, SIGNED);                                    \
+        qdw_run_body(out, rows, wt, kh_n, kw_n, dw, n, corr, SW);                                            \
     }
-QDW_RUN(qdw_run_u8_s1, 1, false)
-QDW_RUN(qdw_run_u8_s2, 2, false)
-QDW_RUN(qdw_run_s8_s1, 1, true)
-QDW_RUN(qdw_run_s8_s2, 2, true)
+QDW_RUN(qdw_run_u8_s1, 1)
+QDW_RUN(qdw_run_u8_s2, 2)
 #undef QDW_RUN
 
 /* AVX-512 VNNI: 16 outputs a register, four taps of a kernel row a
@@ -184,9 +178,12 @@ QDW_RUN(qdw_run_s8_s2, 2, true)
  * vpermd (the two or three dwords under a 128-bit lane's four outputs) and
  * vpshufb (the byte windows), then multiplied by the four weights. It needs
  * uint8 input, dw 1, at most 8 taps a row, weights (less their zero point)
- * in int8 and at least 16 outputs; otherwise the AVX2 run does the row. The
- * padded rows have the 32 bytes past the last tap this reads (up to 3 taps
- * past the row's last and, at stride 2, 40 bytes a load, masked). */
+ * in int8 and at least 8 outputs; otherwise the AVX2 run does the row. A row
+ * under 16 outputs is one register stored under a mask; the others overlap
+ * their last register with the one before. The padded rows have the 32 bytes
+ * past the last tap this reads (up to 3 taps past the row's last and, at
+ * stride 2, 40 bytes a load, masked; with 8 outputs, 16 read up to 16 taps
+ * past the row's last). */
 static inline __attribute__((always_inline, target("avx512f,avx512bw,avx512vnni"))) void
 qdw_run_vnni_body(int32_t *out, const uint8_t *const *rows, const int32_t *wt, int64_t kh_n, int64_t kw_n,
                   int64_t n, int32_t corr, int sw)
@@ -206,7 +203,7 @@ qdw_run_vnni_body(int32_t *out, const uint8_t *const *rows, const int32_t *wt, i
             wq[kh * 2 + t] = (int32_t)v;
         }
     for (int64_t o0 = 0; o0 < n; o0 += 16) {
-        int64_t o = o0 + 16 <= n ? o0 : n - 16;
+        int64_t o = o0 + 16 <= n || n < 16 ? o0 : n - 16;
         __m512i s = _mm512_setzero_si512();
         for (int64_t kh = 0; kh < kh_n; kh++)
             for (int64_t t = 0; t < quads; t++) {
@@ -216,14 +213,15 @@ qdw_run_vnni_body(int32_t *out, const uint8_t *const *rows, const int32_t *wt, i
                 x = _mm512_shuffle_epi8(_mm512_permutexvar_epi32(perm, x), win);
                 s = _mm512_dpbusd_epi32(s, x, _mm512_set1_epi32(wq[kh * 2 + t]));
             }
-        _mm512_storeu_si512(out + o, _mm512_sub_epi32(s, c));
+        _mm512_mask_storeu_epi32(out + o, n < 16 ? (__mmask16)((1u << n) - 1) : (__mmask16)0xffff,
+                                 _mm512_sub_epi32(s, c));
     }
 }
 
 /* The VNNI run where its conditions hold, else the AVX2 one. */
 static inline bool qdw_vnni_fits(const int32_t *wt, int64_t kh_n, int64_t kw_n, int64_t dw, int64_t n)
 {
-    if (dw != 1 || kw_n > 8 || n < 16) return false;
+    if (dw != 1 || kw_n > 8 || n < 8) return false;
     for (int64_t k = 0; k < kh_n * kw_n; k++)
         if (wt[k] < -128 || wt[k] > 127) return false;
     return true;
@@ -245,30 +243,29 @@ QDW_RUN_VNNI(qdw_run_u8_s2_vnni, 2, qdw_run_u8_s2)
 
 #endif
 
-/* The run kernels of each level by [signed][stride - 1]; at the baseline
- * there are none and every run goes tap by tap. */
+/* The run kernels of each level by [stride - 1]; at the baseline there are
+ * none and every run goes tap by tap. */
 typedef struct qdw_runs {
-    qdw_run_fn *fn[2][2];
+    qdw_run_fn *fn[2];
     const char *name;
 } qdw_runs;
 
 static const qdw_runs qdw_run_table[OQ_ISA_COUNT] = {
-    [OQ_ISA_BASELINE] = {{{NULL, NULL}, {NULL, NULL}}, "tap-by-tap"},
+    [OQ_ISA_BASELINE] = {{NULL, NULL}, "tap-by-tap"},
 #if OQ_X86_KERNELS
-    [OQ_ISA_AVX2] = {{{qdw_run_u8_s1, qdw_run_u8_s2}, {qdw_run_s8_s1, qdw_run_s8_s2}}, "avx2-rows"},
-    [OQ_ISA_AVX512VNNI] = {{{qdw_run_u8_s1_vnni, qdw_run_u8_s2_vnni}, {qdw_run_s8_s1, qdw_run_s8_s2}},
-                           "avx512vnni-rows"},
+    [OQ_ISA_AVX2] = {{qdw_run_u8_s1, qdw_run_u8_s2}, "avx2-rows"},
+    [OQ_ISA_AVX512VNNI] = {{qdw_run_u8_s1_vnni, qdw_run_u8_s2_vnni}, "avx512vnni-rows"},
 #endif
 };
 
 const char *oq_qdw_variant(oq_isa isa) { return isa >= 0 && isa < OQ_ISA_COUNT ? qdw_run_table[isa].name : NULL; }
 
-/* The run kernel for stride sw and signedness at the enabled level, or NULL. */
-static qdw_run_fn *qdw_run_kernel(int64_t sw, bool x_signed)
+/* The run kernel for stride sw at the enabled level, or NULL. */
+static qdw_run_fn *qdw_run_kernel(int64_t sw)
 {
     if (sw != 1 && sw != 2)
         return NULL;
-    return qdw_run_table[oq_isa_pick(OQ_ISA_HAVE(qdw_run_table, .name))].fn[x_signed][sw - 1];
+    return qdw_run_table[oq_isa_pick(OQ_ISA_HAVE(qdw_run_table, .name))].fn[sw - 1];
 }
 
 enum {
@@ -308,20 +305,31 @@ OQ_CLONED(qdw_sums, (int32_t *restrict acc, const uint8_t *restrict x, const qco
     r0 = r0 > 0 ? r0 : 0;
     r1 = r1 < H ? r1 : H;
     bool fits = KH * KW <= QDW_MAX_TAPS && KH <= 8 && r1 > r0 && (r1 - r0) * bw <= QDW_PAD_BYTES;
-    qdw_run_fn *vec = fits ? qdw_run_kernel(sw, j->x_signed) : NULL;
+    qdw_run_fn *vec = fits ? qdw_run_kernel(sw) : NULL;
     int32_t wt[QDW_MAX_TAPS], row_corr[8] = {0}; /* row_corr[kh]: zx times kernel row kh's weights */
-    for (int64_t k = 0; vec && k < KH * KW; k++) {
-        wt[k] = (j->w_signed ? (int32_t)(int8_t)wc[k] : (int32_t)wc[k]) - zw;
-        row_corr[k / KW] += wt[k] * zx;
-    }
+    /* int8 input is copied shifted by 128 (x ^ 0x80) with its zero point,
+     * which leaves every x - zx as it was and lets the uint8 runs sum it */
+    uint8_t flip = j->x_signed ? 0x80 : 0;
+    int32_t zr = j->x_signed ? zx + 128 : zx; /* the zero point of the padded rows */
+    for (int64_t kh = 0; vec && kh < KH; kh++)
+        for (int64_t kw = 0; kw < KW; kw++) {
+            int64_t k = kh * KW + kw;
+            wt[k] = (j->w_signed ? (int32_t)(int8_t)wc[k] : (int32_t)wc[k]) - zw;
+            row_corr[kh] += wt[k] * zr;
+        }
     for (int64_t r = r0; vec && r < r1; r++) {
         uint8_t *d = padded + (r - r0) * bw;
+        const uint8_t *s = x + r * W;
         int64_t left = pw < bw ? pw : bw, n = W < bw - left ? W : bw - left; /* n < W: columns no tap reads */
-        memset(d, (uint8_t)zx, (size_t)left);
-        memcpy(d + left, x + r * W, (size_t)n);
-        memset(d + left + n, (uint8_t)zx, (size_t)(bw - left - n));
+        memset(d, (uint8_t)zr, (size_t)left);
+        if (flip)
+            for (int64_t i = 0; i < n; i++) d[left + i] = s[i] ^ flip;
+        else
+            memcpy(d + left, s, (size_t)n);
+        memset(d + left + n, (uint8_t)zr, (size_t)(bw - left - n));
     }
-    memset(acc, 0, (size_t)tp * sizeof *acc);
+    if (!vec) /* the vector runs write every output */
+        memset(acc, 0, (size_t)tp * sizeof *acc);
     for (int64_t t = 0; t < tp;) {
         int64_t oh = (c0 + t) / OW, ow0 = (c0 + t) % OW, run = OW - ow0 < tp - t ? OW - ow0 : tp - t;
         int32_t *a = acc + t;
@@ -337,9 +345,11 @@ OQ_CLONED(qdw_sums, (int32_t *restrict acc, const uint8_t *restrict x, const qco
                 corr += row_corr[kh];
             }
             /* (the kernel rows inside the input are consecutive: first, first + 1, ...) */
-            if (used && run >= 8) {
+            if (!used) {
+                memset(a, 0, (size_t)run * sizeof *a);
+            } else if (run >= 8) {
                 vec(a, rows, wt + first * KW, used, KW, dw, run, corr);
-            } else if (used) {
+            } else {
                 /* A row under 8 outputs (small planes): 8 are summed, the
                  * row's own kept; the padded row has the bytes the others read. */
                 int32_t eight[8];
