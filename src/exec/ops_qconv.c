@@ -50,20 +50,21 @@ OQ_CLONED(im2col_bytes, (uint8_t *restrict col, int64_t ldcol, const uint8_t *re
     const oq_conv_params *p = &j->p;
     int d = p->nsp, last = d - 1;
     int64_t taps = j->kdim / j->cin_g;
+    int64_t o0[OQ_MAX_RANK - 2], kc[OQ_MAX_RANK - 2] = {0}; /* c0's coordinates; row r's kernel offset */
+    for (int64_t a = last, pos = c0; a >= 0; a--) {
+        o0[a] = pos % p->out[a];
+        pos /= p->out[a];
+    }
     for (int64_t r = 0; r < j->kdim; r++) {
-        int64_t ci = r / taps, rem = r % taps, kc[OQ_MAX_RANK - 2], o[OQ_MAX_RANK - 2];
-        for (int a = last; a >= 0; a--) {
-            kc[a] = rem % p->k[a];
-            rem /= p->k[a];
-        }
-        int64_t pos = c0;
-        for (int a = last; a >= 0; a--) {
-            o[a] = pos % p->out[a];
-            pos /= p->out[a];
-        }
+        if (r > 0) /* the next kernel offset, the channel following the last */
+            for (int a = last; a >= 0 && ++kc[a] == p->k[a]; a--) kc[a] = 0;
+        int64_t ci = r / taps, o[OQ_MAX_RANK - 2];
+        memcpy(o, o0, sizeof o);
         const uint8_t *xc = x + ci * j->plane_in;
         uint8_t *dst = col + r * ldcol;
         int64_t s = p->stride[last], base = kc[last] * p->dil[last] - p->pad0[last], in_last = p->in[last];
+        /* output columns [lo, hi) along the last dim read inside the input */
+        int64_t lo = base >= 0 ? 0 : (-base + s - 1) / s, hi = base > in_last - 1 ? 0 : (in_last - 1 - base) / s + 1;
         for (int64_t t = 0; t < tp;) {
             /* One run along the last spatial dim: the outer coordinates are fixed. */
             int64_t run = p->out[last] - o[last];
@@ -81,18 +82,18 @@ OQ_CLONED(im2col_bytes, (uint8_t *restrict col, int64_t ldcol, const uint8_t *re
                 /* Steps u in [u0, u1) read inside the input; pad around them. */
                 const uint8_t *xr = xc + off * in_last;
                 int64_t first = base + o[last] * s; /* input index of step 0 */
-                int64_t u0 = first >= 0 ? 0 : (-first + s - 1) / s;
-                int64_t u1 = first > in_last - 1 ? 0 : (in_last - 1 - first) / s + 1;
-                if (u0 > run) u0 = run;
-                if (u1 > run) u1 = run;
-                if (u1 < u0) u1 = u0;
-                memset(dst + t, pad, (size_t)u0);
+                int64_t u0 = lo - o[last], u1 = hi - o[last];
+                u0 = u0 < 0 ? 0 : u0 > run ? run : u0;
+                u1 = u1 < u0 ? u0 : u1 > run ? run : u1;
+                if (u0 > 0) memset(dst + t, pad, (size_t)u0);
                 if (s == 1) {
                     memcpy(dst + t + u0, xr + first + u0, (size_t)(u1 - u0));
+                } else if (s == 2) { /* a constant stride: the loop vectorizes */
+                    for (int64_t u = u0; u < u1; u++) dst[t + u] = xr[first + u * 2];
                 } else {
                     for (int64_t u = u0; u < u1; u++) dst[t + u] = xr[first + u * s];
                 }
-                memset(dst + t + u1, pad, (size_t)(run - u1));
+                if (run > u1) memset(dst + t + u1, pad, (size_t)(run - u1));
             }
             t += run;
             o[last] += run;
