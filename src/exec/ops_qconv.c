@@ -105,6 +105,18 @@ OQ_CLONED(im2col_bytes, (uint8_t *restrict col, int64_t ldcol, const uint8_t *re
     }
 }
 
+enum {
+    QDW_MAX_TAPS = 64,    /* kernels up to 8x8 (and 8 rows) take the vector path */
+    QDW_PAD_BYTES = 16384 /* input rows of one work item, padded, for the vector path */
+};
+
+/* One channel's weights for the runs, made once per work item. */
+typedef struct qdw_taps {
+    int32_t wt[QDW_MAX_TAPS]; /* (kh, kw): the weight less its zero point */
+    int32_t wq[8 * 2];        /* (kh, quad): four int8 wt of a kernel row, zero past kw; when quads */
+    bool quads;               /* every wt fits int8 and rows have at most 8 taps: wq is filled */
+} qdw_taps;
+
 /* A run of output columns of one depthwise output row, on AVX2: out[o] = sum
  * over the taps of the kernel rows used of wt[tap] * x[tap](o) - corr for o
  * in [0, n), n >= 8, 16 outputs at a time in two registers (8 in one when
@@ -112,20 +124,21 @@ OQ_CLONED(im2col_bytes, (uint8_t *restrict col, int64_t ldcol, const uint8_t *re
  * added). rows[r] points at the padded uint8 input (int8 input is shifted
  * to uint8 when the rows are padded) under output 0 for the r-th
  * kernel row used, with at least 32 readable bytes past the last one a tap
- * reads (the stride-2 loads take 32 bytes at a time); wt points at that row's
- * weights less their zero point (kw_n each); corr is the input zero point
+ * reads (the stride-2 loads take 32 bytes at a time); the kernel rows used
+ * are kh0, kh0 + 1, ... of w (kw_n taps each); corr is the input zero point
  * times the sum of the weights used. qdw_run_kernel gives NULL where AVX2
  * is not enabled. */
-typedef void qdw_run_fn(int32_t *out, const uint8_t *const *rows, const int32_t *wt, int64_t kh_n,
-                       int64_t kw_n, int64_t dw, int64_t n, int32_t corr);
+typedef void qdw_run_fn(int32_t *out, const uint8_t *const *rows, const qdw_taps *w, int64_t kh0,
+                       int64_t kh_n, int64_t kw_n, int64_t dw, int64_t n, int32_t corr);
 
 #if OQ_X86_KERNELS
 #include <immintrin.h>
 
 static inline __attribute__((always_inline, target("avx2"))) void
-qdw_run_body(int32_t *out, const uint8_t *const *rows, const int32_t *wt, int64_t kh_n, int64_t kw_n, int64_t dw,
-             int64_t n, int32_t corr, int sw)
+qdw_run_body(int32_t *out, const uint8_t *const *rows, const qdw_taps *w, int64_t kh0, int64_t kh_n, int64_t kw_n,
+             int64_t dw, int64_t n, int32_t corr, int sw)
 {
+    const int32_t *wt = w->wt + kh0 * kw_n;
     const __m128i evens = _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, -1, -1, -1, -1, -1, -1, -1, -1);
     const __m256i c = _mm256_set1_epi32(corr);
     for (int64_t o0 = 0; n < 16 && o0 < n; o0 += 8) { /* 8 to 15 outputs: 8 at a time */
@@ -146,7 +159,7 @@ qdw_run_body(int32_t *out, const uint8_t *const *rows, const int32_t *wt, int64_
         for (int64_t kh = 0; kh < kh_n; kh++)
             for (int64_t kw = 0; kw < kw_n; kw++) {
                 const uint8_t *q = rows[kh] + o * sw + kw * dw;
-                __m256i w = _mm256_set1_epi32(wt[kh * kw_n + kw]);
+                __m256i wv = _mm256_set1_epi32(wt[kh * kw_n + kw]);
                 __m128i b0, b1;
                 if (sw == 1) { /* q[0..16) */
                     b0 = _mm_loadu_si128((const __m128i *)q);
@@ -155,8 +168,8 @@ qdw_run_body(int32_t *out, const uint8_t *const *rows, const int32_t *wt, int64_
                     b0 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)q), evens);
                     b1 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(q + 16)), evens);
                 }
-                s0 = _mm256_add_epi32(s0, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(b0), w));
-                s1 = _mm256_add_epi32(s1, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(b1), w));
+                s0 = _mm256_add_epi32(s0, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(b0), wv));
+                s1 = _mm256_add_epi32(s1, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(b1), wv));
             }
         _mm256_storeu_si256((__m256i *)(out + o), _mm256_sub_epi32(s0, c));
         _mm256_storeu_si256((__m256i *)(out + o + 8), _mm256_sub_epi32(s1, c));
@@ -164,11 +177,11 @@ qdw_run_body(int32_t *out, const uint8_t *const *rows, const int32_t *wt, int64_
 }
 
 #define QDW_RUN(NAME, SW)                                                                               \
-    __attribute__((target("avx2"))) static void NAME(int32_t *out, const uint8_t *const *rows, const int32_t *wt, \
-                                                     int64_t kh_n, int64_t kw_n, int64_t dw, int64_t n,        \
-                                                     int32_t corr)                                              \
+    __attribute__((target("avx2"))) static void NAME(int32_t *out, const uint8_t *const *rows, const qdw_taps *w, \
+                                                     int64_t kh0, int64_t kh_n, int64_t kw_n, int64_t dw,       \
+                                                     int64_t n, int32_t corr)                                   \
     {                                                                                                        \
-        qdw_run_body(out, rows, wt, kh_n, kw_n, dw, n, corr, SW);                                            \
+        qdw_run_body(out, rows, w, kh0, kh_n, kw_n, dw, n, corr, SW);                                        \
     }
 QDW_RUN(qdw_run_u8_s1, 1)
 QDW_RUN(qdw_run_u8_s2, 2)
@@ -178,16 +191,15 @@ QDW_RUN(qdw_run_u8_s2, 2)
  * vpdpbusd: each output's four input bytes are gathered from one load by
  * vpermd (the two or three dwords under a 128-bit lane's four outputs) and
  * vpshufb (the byte windows), then multiplied by the four weights. It needs
- * uint8 input, dw 1, at most 8 taps a row, weights (less their zero point)
- * in int8 and at least 8 outputs; otherwise the AVX2 run does the row. A row
+ * uint8 input, dw 1, w->quads and at least 8 outputs; otherwise the AVX2 run does the row. A row
  * under 16 outputs is one register stored under a mask; the others overlap
  * their last register with the one before. The padded rows have the 32 bytes
  * past the last tap this reads (up to 3 taps past the row's last and, at
  * stride 2, 40 bytes a load, masked; with 8 outputs, 16 read up to 16 taps
  * past the row's last). */
 static inline __attribute__((always_inline, target("avx512f,avx512bw,avx512vnni"))) void
-qdw_run_vnni_body(int32_t *out, const uint8_t *const *rows, const int32_t *wt, int64_t kh_n, int64_t kw_n,
-                  int64_t n, int32_t corr, int sw)
+qdw_run_vnni_body(int32_t *out, const uint8_t *const *rows, const qdw_taps *w, int64_t kh0, int64_t kh_n,
+                  int64_t kw_n, int64_t n, int32_t corr, int sw)
 {
     const __m512i perm = sw == 1 ? _mm512_setr_epi32(0, 1, 0, 0, 1, 2, 0, 0, 2, 3, 0, 0, 3, 4, 0, 0)
                                  : _mm512_setr_epi32(0, 1, 2, 0, 2, 3, 4, 0, 4, 5, 6, 0, 6, 7, 8, 0);
@@ -195,14 +207,7 @@ qdw_run_vnni_body(int32_t *out, const uint8_t *const *rows, const int32_t *wt, i
                                 : _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 2, 3, 2, 3, 4, 5, 4, 5, 6, 7, 6, 7, 8, 9));
     const __m512i c = _mm512_set1_epi32(corr);
     int64_t quads = (kw_n + 3) / 4;
-    int32_t wq[8 * 2]; /* [kernel row][quad]: four int8 weights, zero past kw_n */
-    for (int64_t kh = 0; kh < kh_n; kh++)
-        for (int64_t t = 0; t < quads; t++) {
-            uint32_t v = 0;
-            for (int64_t e = 0; e < 4; e++)
-                v |= (uint32_t)(uint8_t)(4 * t + e < kw_n ? (int8_t)wt[kh * kw_n + 4 * t + e] : 0) << (8 * e);
-            wq[kh * 2 + t] = (int32_t)v;
-        }
+    const int32_t *wq = w->wq + kh0 * 2;
     for (int64_t o0 = 0; o0 < n; o0 += 16) {
         int64_t o = o0 + 16 <= n || n < 16 ? o0 : n - 16;
         __m512i s = _mm512_setzero_si512();
@@ -220,23 +225,15 @@ qdw_run_vnni_body(int32_t *out, const uint8_t *const *rows, const int32_t *wt, i
 }
 
 /* The VNNI run where its conditions hold, else the AVX2 one. */
-static inline bool qdw_vnni_fits(const int32_t *wt, int64_t kh_n, int64_t kw_n, int64_t dw, int64_t n)
-{
-    if (dw != 1 || kw_n > 8 || n < 8) return false;
-    for (int64_t k = 0; k < kh_n * kw_n; k++)
-        if (wt[k] < -128 || wt[k] > 127) return false;
-    return true;
-}
-
 #define QDW_RUN_VNNI(NAME, SW, FALLBACK)                                                                        \
     __attribute__((target("avx512f,avx512bw,avx512vnni"))) static void NAME(                                    \
-        int32_t *out, const uint8_t *const *rows, const int32_t *wt, int64_t kh_n, int64_t kw_n, int64_t dw,     \
-        int64_t n, int32_t corr)                                                                                \
+        int32_t *out, const uint8_t *const *rows, const qdw_taps *w, int64_t kh0, int64_t kh_n, int64_t kw_n,   \
+        int64_t dw, int64_t n, int32_t corr)                                                                    \
     {                                                                                                           \
-        if (qdw_vnni_fits(wt, kh_n, kw_n, dw, n))                                                               \
-            qdw_run_vnni_body(out, rows, wt, kh_n, kw_n, n, corr, SW);                                          \
+        if (w->quads && dw == 1 && n >= 8)                                                                      \
+            qdw_run_vnni_body(out, rows, w, kh0, kh_n, kw_n, n, corr, SW);                                      \
         else                                                                                                    \
-            FALLBACK(out, rows, wt, kh_n, kw_n, dw, n, corr);                                                   \
+            FALLBACK(out, rows, w, kh0, kh_n, kw_n, dw, n, corr);                                               \
     }
 QDW_RUN_VNNI(qdw_run_u8_s1_vnni, 1, qdw_run_u8_s1)
 QDW_RUN_VNNI(qdw_run_u8_s2_vnni, 2, qdw_run_u8_s2)
@@ -268,11 +265,6 @@ static qdw_run_fn *qdw_run_kernel(int64_t sw)
         return NULL;
     return qdw_run_table[oq_isa_pick(OQ_ISA_HAVE(qdw_run_table, .name))].fn[sw - 1];
 }
-
-enum {
-    QDW_MAX_TAPS = 64,    /* kernels up to 8x8 (and 8 rows) take the vector path */
-    QDW_PAD_BYTES = 16384 /* input rows of one work item, padded, for the vector path */
-};
 
 /* Sums of a depthwise 2-D conv (input channel = output channel = ch) for
  * output positions [c0, c0+tp) into acc, straight from the input plane x.
@@ -307,7 +299,8 @@ OQ_CLONED(qdw_sums, (int32_t *restrict acc, const uint8_t *restrict x, const qco
     r1 = r1 < H ? r1 : H;
     bool fits = KH * KW <= QDW_MAX_TAPS && KH <= 8 && r1 > r0 && (r1 - r0) * bw <= QDW_PAD_BYTES;
     qdw_run_fn *vec = fits ? qdw_run_kernel(sw) : NULL;
-    int32_t wt[QDW_MAX_TAPS], row_corr[8] = {0}; /* row_corr[kh]: zx times kernel row kh's weights */
+    qdw_taps w;
+    int32_t row_corr[8] = {0}; /* row_corr[kh]: zx times kernel row kh's weights */
     /* int8 input is copied shifted by 128 (x ^ 0x80) with its zero point,
      * which leaves every x - zx as it was and lets the uint8 runs sum it */
     uint8_t flip = j->x_signed ? 0x80 : 0;
@@ -315,8 +308,18 @@ OQ_CLONED(qdw_sums, (int32_t *restrict acc, const uint8_t *restrict x, const qco
     for (int64_t kh = 0; vec && kh < KH; kh++)
         for (int64_t kw = 0; kw < KW; kw++) {
             int64_t k = kh * KW + kw;
-            wt[k] = (j->w_signed ? (int32_t)(int8_t)wc[k] : (int32_t)wc[k]) - zw;
-            row_corr[kh] += wt[k] * zr;
+            w.wt[k] = (j->w_signed ? (int32_t)(int8_t)wc[k] : (int32_t)wc[k]) - zw;
+            row_corr[kh] += w.wt[k] * zr;
+        }
+    w.quads = vec && KW <= 8;
+    for (int64_t k = 0; w.quads && k < KH * KW; k++)
+        w.quads = w.wt[k] >= -128 && w.wt[k] <= 127;
+    for (int64_t kh = 0; w.quads && kh < KH; kh++)
+        for (int64_t t = 0; t < 2; t++) {
+            uint32_t v = 0;
+            for (int64_t e = 0; e < 4; e++)
+                v |= (uint32_t)(uint8_t)(4 * t + e < KW ? (int8_t)w.wt[kh * KW + 4 * t + e] : 0) << (8 * e);
+            w.wq[kh * 2 + t] = (int32_t)v;
         }
     for (int64_t r = r0; vec && r < r1; r++) {
         uint8_t *d = padded + (r - r0) * bw;
@@ -349,12 +352,12 @@ OQ_CLONED(qdw_sums, (int32_t *restrict acc, const uint8_t *restrict x, const qco
             if (!used) {
                 memset(a, 0, (size_t)run * sizeof *a);
             } else if (run >= 8) {
-                vec(a, rows, wt + first * KW, used, KW, dw, run, corr);
+                vec(a, rows, &w, first, used, KW, dw, run, corr);
             } else {
                 /* A row under 8 outputs (small planes): 8 are summed, the
                  * row's own kept; the padded row has the bytes the others read. */
                 int32_t eight[8];
-                vec(eight, rows, wt + first * KW, used, KW, dw, 8, corr);
+                vec(eight, rows, &w, first, used, KW, dw, 8, corr);
                 memcpy(a, eight, (size_t)run * sizeof *a);
             }
             t += run;
