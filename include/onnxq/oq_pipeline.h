@@ -195,6 +195,8 @@ const oq_job *oq_pipeline_job(const oq_pipeline *p);
  * (the calibration samples when it has none), as data specs or as samples
  * held in memory, shaped for m's inputs (caller destroys *ds). */
 oq_status oq_pipeline_open_samples(const oq_pipeline *p, const oq_model *m, bool eval, oq_dataset **ds, oq_err *err);
+/* Whether the job has the samples oq_pipeline_open_samples would open. */
+bool oq_pipeline_has_samples(const oq_pipeline *p, bool eval);
 const char *oq_pipeline_model_sha256(const oq_pipeline *p);
 bool oq_pipeline_graph_prepared(const oq_pipeline *p);
 

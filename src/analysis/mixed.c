@@ -341,7 +341,7 @@ static oq_status reference_make(reference *ref, oq_pipeline *p, int threads, oq_
     const oq_job *j = oq_pipeline_job(p);
     memset(ref, 0, sizeof *ref);
     ref->fp32 = oq_pipeline_model(p);
-    if (!j->n_eval && !j->eval_data_samples && !j->n_data && !j->data_samples)
+    if (!oq_pipeline_has_samples(p, true))
         return oq_errf(err, OQ_EINVAL, "an accuracy target needs evaluation samples (--data or --eval-data)");
     oq_status st = j->labels_path ? oq_labels_read(j->labels_path, &ref->labels, &ref->n_labels, err) : OQ_OK;
     if (!st)

@@ -788,7 +788,7 @@ oq_status oq_sensitivity_analyze(oq_pipeline *p, const oq_sensitivity_options *o
                        shard_count);
     if (!m)
         return oq_errf(err, OQ_EINVAL, "the model was not prepared for planning");
-    if (!j->n_eval && !j->eval_data_samples && !j->n_data && !j->data_samples)
+    if (!oq_pipeline_has_samples(p, true))
         return oq_errf(err, OQ_EINVAL, "the sensitivity analysis needs samples (--data or --eval-data)");
     analysis a = {.p = p, .ref = m->graph, .n_values = m->graph->n_values, .n_out = m->graph->n_outputs};
     pthread_mutex_init(&a.stages, NULL);

@@ -268,6 +268,12 @@ static oq_status planned_needs(oq_pipeline *p, bool **out, oq_err *err)
     return OQ_OK;
 }
 
+bool oq_pipeline_has_samples(const oq_pipeline *p, bool eval)
+{
+    const oq_job *j = &p->job;
+    return j->n_data || j->data_samples || (eval && (j->n_eval || j->eval_data_samples));
+}
+
 oq_status oq_pipeline_open_samples(const oq_pipeline *p, const oq_model *m, bool eval, oq_dataset **ds, oq_err *err)
 {
     const oq_job *j = &p->job;
@@ -395,7 +401,7 @@ static bool bias_correction_runs(const oq_pipeline *p, const char **why)
     *why = NULL;
     if (!p->job.bias_correction)
         return false;
-    if (!p->job.n_data && !p->job.data_samples) {
+    if (!oq_pipeline_has_samples(p, false)) {
         *why = "no calibration samples to measure on";
         return false;
     }
@@ -503,7 +509,7 @@ oq_status oq_pipeline_evaluate(oq_pipeline *p, const oq_quantized *q, oq_eval *o
     const oq_job *j = &p->job;
     memset(out, 0, sizeof *out);
     *evaluated = false;
-    if (!j->n_eval && !j->eval_data_samples && !j->n_data && !j->data_samples)
+    if (!oq_pipeline_has_samples(p, true))
         return OQ_OK;
     double t = now_s();
     int64_t *labels = NULL, n_labels = 0;
