@@ -167,6 +167,9 @@ typedef struct oq_output_sums {
 /* Adds one sample: ref (the float run's) and q are float tensors of the same
  * element count, shaped like ref. */
 void oq_output_sums_add(oq_output_sums *s, const oq_tensor *ref, const oq_tensor *q);
+/* The class a classifier output t ([N, C] or [N, T, C]) predicts for its
+ * first row: the index of its largest element, the first on ties. */
+int64_t oq_predicted_class(const oq_tensor *t);
 /* Adds src into dst. Sums added in the same order give the same bits. */
 void oq_output_sums_merge(oq_output_sums *dst, const oq_output_sums *src);
 /* Fills m's numbers from s (m's name is left alone). */

@@ -183,17 +183,6 @@ static oq_status ref_begin(void *user, int k, int64_t b, oq_err *err)
     return OQ_OK;
 }
 
-/* Index of the first largest element of the first row of t. */
-static int64_t predicted_class(const oq_tensor *t)
-{
-    const float *x = t->data;
-    int64_t c = t->dims[t->rank - 1], best = 0;
-    for (int64_t i = 1; i < c; i++)
-        if (x[i] > x[best])
-            best = i;
-    return best;
-}
-
 /* The float outputs of sample s: kept ones (borrowed), else run into w->of. */
 static oq_status float_outputs(ref_eval *r, ref_worker *w, int64_t s, const oq_tensor **outs, oq_err *err)
 {
@@ -242,8 +231,8 @@ static oq_status ref_sample(void *user, int k, int64_t s, oq_err *err)
         }
         if (!st && ref->labels && s < ref->n_labels && ref->n_out > 0 && w->sums[0].classifier) {
             w->labeled++;
-            w->fp32_correct += predicted_class(&fo[0]) == ref->labels[s];
-            w->q_correct += predicted_class(&w->oqv[0]) == ref->labels[s];
+            w->fp32_correct += oq_predicted_class(&fo[0]) == ref->labels[s];
+            w->q_correct += oq_predicted_class(&w->oqv[0]) == ref->labels[s];
         }
         for (int j = 0; j < ref->n_out; j++)
             oq_tensor_release(&w->oqv[j]);
@@ -442,11 +431,17 @@ static oq_status try_plan(search *s, const char *requantized, bool *met, oq_err 
     return OQ_OK;
 }
 
-/* Evaluates the plan keeping the first `count` ranked candidates float. */
-static oq_status try_prefix(search *s, int count, bool *met, oq_err *err)
+/* Marks the first `count` ranked candidates kept float, the others not. */
+static void keep_first(search *s, int count)
 {
     for (int i = 0; i < s->n_ranked; i++)
         s->kept[i] = i < count;
+}
+
+/* Evaluates the plan keeping the first `count` ranked candidates float. */
+static oq_status try_prefix(search *s, int count, bool *met, oq_err *err)
+{
+    keep_first(s, count);
     return try_plan(s, NULL, met, err);
 }
 
@@ -460,8 +455,7 @@ static oq_status give_back(search *s, int count, oq_err *err)
 {
     bool met = false;
     int kept = count;
-    for (int i = 0; i < s->n_ranked; i++)
-        s->kept[i] = i < count;
+    keep_first(s, count);
     for (int i = count - 2; i >= 0 && kept > 1; i--) {
         s->kept[i] = false;
         oq_status st = try_plan(s, s->ranked[i], &met, err);

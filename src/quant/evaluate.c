@@ -182,37 +182,38 @@ static int64_t argmax(const float *x, int64_t n)
  * candidate an analysis tries). */
 enum { OUTPUT_LANES = 8 };
 
+typedef struct output_lanes {
+    double dot[OUTPUT_LANES], aa[OUTPUT_LANES], bb[OUTPUT_LANES], err2[OUTPUT_LANES], max_abs[OUTPUT_LANES];
+} output_lanes;
+
+static inline void lane_add(output_lanes *t, int l, double a, double b)
+{
+    double d = fabs(a - b);
+    t->dot[l] += a * b;
+    t->aa[l] += a * a;
+    t->bb[l] += b * b;
+    t->err2[l] += d * d;
+    t->max_abs[l] = d > t->max_abs[l] ? d : t->max_abs[l];
+}
+
 void oq_output_sums_add(oq_output_sums *s, const oq_tensor *ref, const oq_tensor *q)
 {
     int64_t n = oq_tensor_numel(ref);
     const float *x = ref->data, *y = q->data;
-    double dot[OUTPUT_LANES] = {0}, aa[OUTPUT_LANES] = {0}, bb[OUTPUT_LANES] = {0}, err2[OUTPUT_LANES] = {0};
-    double max_abs[OUTPUT_LANES] = {0};
+    output_lanes t = {0};
     int64_t i = 0;
     for (; i + OUTPUT_LANES <= n; i += OUTPUT_LANES)
-        for (int l = 0; l < OUTPUT_LANES; l++) {
-            double a = x[i + l], b = y[i + l], d = fabs(a - b);
-            dot[l] += a * b;
-            aa[l] += a * a;
-            bb[l] += b * b;
-            err2[l] += d * d;
-            max_abs[l] = d > max_abs[l] ? d : max_abs[l];
-        }
-    for (int l = 0; i < n; i++, l++) {
-        double a = x[i], b = y[i], d = fabs(a - b);
-        dot[l] += a * b;
-        aa[l] += a * a;
-        bb[l] += b * b;
-        err2[l] += d * d;
-        max_abs[l] = d > max_abs[l] ? d : max_abs[l];
-    }
+        for (int l = 0; l < OUTPUT_LANES; l++)
+            lane_add(&t, l, x[i + l], y[i + l]);
+    for (int l = 0; i < n; i++, l++)
+        lane_add(&t, l, x[i], y[i]);
     for (int l = 0; l < OUTPUT_LANES; l++) {
-        s->dot += dot[l];
-        s->aa += aa[l];
-        s->bb += bb[l];
-        s->err2 += err2[l];
-        if (max_abs[l] > s->max_abs_error)
-            s->max_abs_error = max_abs[l];
+        s->dot += t.dot[l];
+        s->aa += t.aa[l];
+        s->bb += t.bb[l];
+        s->err2 += t.err2[l];
+        if (t.max_abs[l] > s->max_abs_error)
+            s->max_abs_error = t.max_abs[l];
     }
     s->classifier = (ref->rank == 2 || ref->rank == 3) && ref->dims[ref->rank - 1] >= 2;
     if (s->classifier) {
@@ -246,8 +247,7 @@ void oq_output_sums_finish(const oq_output_sums *s, oq_output_metrics *m)
     m->top1_total = s->top1_total;
 }
 
-/* Top-1 of the first row of a classifier output. */
-static int64_t predicted_class(const oq_tensor *t)
+int64_t oq_predicted_class(const oq_tensor *t)
 {
     return argmax(t->data, t->dims[t->rank - 1]);
 }
@@ -320,8 +320,8 @@ static oq_status eval_sample(void *user, int k, int64_t s, oq_err *err)
     }
     if (!st && r->labels && s < r->n_labels && r->n_out > 0 && w->sums[0].classifier) {
         w->labeled++;
-        w->fp32_correct += predicted_class(&w->of[0]) == r->labels[s];
-        w->q_correct += predicted_class(&w->oqv[0]) == r->labels[s];
+        w->fp32_correct += oq_predicted_class(&w->of[0]) == r->labels[s];
+        w->q_correct += oq_predicted_class(&w->oqv[0]) == r->labels[s];
     }
     for (int j = 0; j < r->n_out; j++) {
         oq_tensor_release(&w->of[j]);
