@@ -249,17 +249,18 @@ static const char *declared_shape(char *buf, size_t cap, const char *lead, const
 }
 
 /* Decides how s's array holds samples for its input: [S, ...input shape], or,
- * when the input's first dim is symbolic or unknown, also [S, ...the rest]
- * (each sample gets a leading dim of 1). Fails naming file, input and both
- * forms when the array's shape fits neither; an input without a declared
- * shape takes the samples as they are. */
+ * when the input's first dim is symbolic, unknown or a fixed 1 (a batch of
+ * one, as most exporters write it), also [S, ...the rest] (each sample gets a
+ * leading dim of 1). Fails naming file, input and both forms when the
+ * array's shape fits neither; an input without a declared shape takes the
+ * samples as they are. */
 static oq_status npy_layout(npy_source *s, oq_err *err)
 {
     const oq_value *v = s->input;
     const oq_npy_file *f = &s->file;
     if (v->kind != OQ_TYPE_TENSOR || v->rank < 0)
         return OQ_OK;
-    bool open_first = v->rank >= 1 && v->dims[0].value < 0;
+    bool open_first = v->rank >= 1 && (v->dims[0].value < 0 || v->dims[0].value == 1);
     int from = f->rank == v->rank + 1 ? 0 : open_first && f->rank == v->rank ? 1 : -1;
     for (int i = from; from >= 0 && i < v->rank; i++)
         if (v->dims[i].value >= 0 && f->dims[1 + i - from] != v->dims[i].value)

@@ -2,7 +2,7 @@
 """`onnxq calibrate` end to end on a small MLP whose activations numpy can
 compute: exact min/max per tensor, percentile ranges near numpy's
 percentiles, the same table from test-data folders and from .npy stacks
-([S, 1, 16] and, for an input [N, 16], [S, 16]; byte-identical), shard tables that merge to the full table's min/max, image
+([S, 1, 16] and, for an input [N, 16] or [1, 16], [S, 16]; byte-identical), shard tables that merge to the full table's min/max, image
 folders through the preprocessing flags, and bad data refused with one error
 line and no table left behind.
 
@@ -177,16 +177,26 @@ def main():
     p3 = run(binary, "calibrate", model, "--data", "x=" + rows, "-o", t3, "-q", "--threads", "1")
     check(p3.returncode == 0 and open(t3, "rb").read() == open(t2, "rb").read(),
           "[S, 16] and [S, 1, 16] stacks give byte-identical tables: " + p3.stderr)
-    fixed_model = os.path.join(tmp, "mlp_one.onnx")  # the same model with x declared [1, 16]
-    m1 = mlp_model()
-    m1.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1
-    onnx.save(m1, fixed_model)
+    # the same model with x declared [1, 16] (a batch of one, as most exporters write it):
+    # [S, 16] holds S samples there too, and [S, 1, 16] keeps working; a fixed batch of
+    # two takes only [S, 2, 16]
+    fixed_model, pair_model = os.path.join(tmp, "mlp_one.onnx"), os.path.join(tmp, "mlp_two.onnx")
+    for path, batch in ((fixed_model, 1), (pair_model, 2)):
+        m1 = mlp_model()
+        m1.graph.input[0].type.tensor_type.shape.dim[0].dim_value = batch
+        onnx.save(m1, path)
+    t4, t5 = os.path.join(tmp, "one_rows.json"), os.path.join(tmp, "one_stacked.json")
+    p4 = run(binary, "calibrate", fixed_model, "--data", "x=" + rows, "-o", t4, "-q")
+    p5 = run(binary, "calibrate", fixed_model, "--data", "x=" + npy, "-o", t5, "-q")
+    check(p4.returncode == 0 and p5.returncode == 0 and open(t4, "rb").read() == open(t5, "rb").read(),
+          "for an input [1, 16], [S, 16] and [S, 1, 16] stacks give byte-identical tables: " + p4.stderr + p5.stderr)
     short, flat = os.path.join(tmp, "short.npy"), os.path.join(tmp, "flat.npy")
     np.save(short, np.concatenate(xs_fixed)[:, :15])
     np.save(flat, np.concatenate(xs_fixed)[:, 0])
     for m, data, what, says in ((model, short, "[S, 15] for [N, 16]", "[S, N, 16] or [S, 16]"),
                                 (model, flat, "[S] for [N, 16]", "[S, N, 16] or [S, 16]"),
-                                (fixed_model, rows, "[S, 16] for [1, 16]", "expected [S, 1, 16] (")):
+                                (fixed_model, short, "[S, 15] for [1, 16]", "[S, 1, 16] or [S, 16]"),
+                                (pair_model, rows, "[S, 16] for [2, 16]", "expected [S, 2, 16] (")):
         out = os.path.join(tmp, "bad_rows.json")
         p = run(binary, "calibrate", m, "--data", "x=" + data, "-o", out, "-q")
         check(p.returncode == 1 and one_error_line(p) and "'x'" in p.stderr and says in p.stderr
