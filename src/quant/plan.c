@@ -78,6 +78,13 @@ typedef struct node_slot {
     int index;
 } node_slot;
 
+/* The range a group of values shares (see share_concat_ranges), kept at the group's root. */
+typedef struct share_range {
+    double lo, hi;
+    bool has_concat; /* a Concat ties the group: it is used */
+    bool complete;   /* every member has a range */
+} share_range;
+
 typedef struct planner {
     oq_plan *p;
     const oq_graph *g;
@@ -85,6 +92,8 @@ typedef struct planner {
     const oq_calib_table *table; /* NULL: every range assumed present */
     oq_node_policy *policy;      /* [n_nodes] */
     node_slot *by_address;       /* [n_nodes] sorted by node address: node -> index */
+    int *group;                  /* [n_values] shared-range groups (union-find parents), or NULL */
+    share_range *shared;         /* [n_values] the range of each group, at its root */
     bool selected[OQ_OP_COUNT];
     oq_err *err;
 } planner;
@@ -105,32 +114,80 @@ static int index_of(const planner *pl, const oq_node *n)
 
 static oq_plan_value *val(const planner *pl, const oq_value *v) { return &pl->p->values[v->id]; }
 
-/* Whether the table has a range for v (*p: its parameters); marks v as
- * needed. Without a table: whether a calibration could record it (a
- * top-level activation), parameters unknown. */
-static bool table_params(planner *pl, const oq_value *v, oq_qparams *p)
+/* Whether the table has a range for v (r: it); marks v as needed. Without a
+ * table: whether a calibration could record it (a top-level activation),
+ * range unknown ([0, 0]). */
+static bool table_range(planner *pl, const oq_value *v, double r[2])
 {
     bool recordable = !v->constant && v->graph == pl->g; /* what a calibration can record */
     if (recordable)
         val(pl, v)->needs_range = true;
-    if (!pl->table) {
-        *p = (oq_qparams){1.0f, 0};
+    r[0] = r[1] = 0;
+    if (!pl->table)
         return recordable;
-    }
     const oq_calib_entry *e = oq_calib_table_find(pl->table, v->name);
-    if (!e)
+    if (e) {
+        r[0] = e->range[0];
+        r[1] = e->range[1];
+    }
+    return e != NULL;
+}
+
+/* Parameters of the range [lo, hi] (without a table: unknown, a placeholder). */
+static oq_qparams range_params(const planner *pl, double lo, double hi)
+{
+    return pl->table ? oq_qparams_from_range(lo, hi, pl->o->act_qmin, pl->o->act_qmax, pl->o->symmetric_activations)
+                     : (oq_qparams){1.0f, 0};
+}
+
+/* table_range, as parameters. */
+static bool table_params(planner *pl, const oq_value *v, oq_qparams *p)
+{
+    double r[2];
+    if (!table_range(pl, v, r))
         return false;
-    *p = oq_qparams_from_range(e->range[0], e->range[1], pl->o->act_qmin, pl->o->act_qmax,
-                               pl->o->symmetric_activations);
+    *p = range_params(pl, r[0], r[1]);
     return true;
 }
 
-/* Range-derived parameters for v: the range of the Relu/Clip that alone
- * reads v when there is one (see oq_is_clamp_of), else v's own. */
+static int group_root(const planner *pl, int id)
+{
+    while (pl->group[id] != id)
+        id = pl->group[id] = pl->group[pl->group[id]];
+    return id;
+}
+
+/* The group range v takes part in, or NULL (no group, or one no Concat ties). */
+static const share_range *shared_range(const planner *pl, const oq_value *v)
+{
+    if (!pl->group || v->constant || v->graph != pl->g)
+        return NULL;
+    const share_range *r = &pl->shared[group_root(pl, v->id)];
+    return r->has_concat ? r : NULL;
+}
+
+/* Parameters of v from the range of its group when it has a complete one
+ * (false otherwise). */
+static bool group_params(const planner *pl, const oq_value *v, oq_qparams *p)
+{
+    const share_range *r = shared_range(pl, v);
+    if (!r || !r->complete)
+        return false;
+    *p = range_params(pl, r->lo, r->hi);
+    return true;
+}
+
+/* Range-derived parameters for v: its group's range when it shares one
+ * (share_concat_ranges), else the range of the Relu/Clip that alone reads v
+ * when there is one (see oq_is_clamp_of; that one's group range if it
+ * shares one), else v's own. */
 static bool act_params(planner *pl, const oq_value *v, oq_qparams *p)
 {
+    if (group_params(pl, v, p))
+        return true;
     const oq_node *next = oq_sole_reader(pl->g, v);
-    if (oq_is_clamp_of(next, v) && table_params(pl, next->outputs[0], p))
+    if (oq_is_clamp_of(next, v) &&
+        (group_params(pl, next->outputs[0], p) || table_params(pl, next->outputs[0], p)))
         return true;
     return table_params(pl, v, p);
 }
@@ -314,6 +371,102 @@ static bool eight_bit_reader(const planner *pl, const oq_value *v)
     return false;
 }
 
+/* Whether n moves the values of input 0 into its outputs unchanged, so that
+ * it can run on the 8-bit tensor (Concat: on every input's). */
+static bool moves_data(const oq_node *n)
+{
+    const struct op_quant *q = &op_quant[n->kind];
+    if (q->role != ROLE_PASSTHROUGH || n->opset < q->min_opset || !oq_node_input(n, 0))
+        return false;
+    if (n->kind == OQ_OP_MAX_POOL && n->n_outputs > 1 && n->outputs[1])
+        return false; /* Indices output */
+    if (n->kind == OQ_OP_RESIZE && strcmp(oq_node_attr_string(n, "mode", "nearest"), "nearest") != 0)
+        return false;
+    if (n->kind == OQ_OP_PAD) {
+        if (strcmp(oq_node_attr_string(n, "mode", "constant"), "constant") != 0)
+            return false;
+        const oq_value *pv = oq_node_input(n, 2);
+        if (pv && (!pv->constant || oq_tensor_get_f64(pv->constant, 0) != 0))
+            return false;
+    }
+    return true;
+}
+
+/* ---- shared ranges around Concat ------------------------------------------------ */
+
+static void group_join(planner *pl, const oq_value *a, const oq_value *b)
+{
+    int ra = group_root(pl, a->id), rb = group_root(pl, b->id);
+    if (ra != rb)
+        pl->group[ra > rb ? ra : rb] = ra < rb ? ra : rb; /* the lower id is the root: order-independent */
+}
+
+/* Whether Concat n can tie its values into one group: its inputs and output
+ * are activations of the top-level graph, and an op that takes 8-bit tensors
+ * reads its output. */
+static bool concat_groups(planner *pl, int i)
+{
+    const oq_node *n = pl->g->nodes[i];
+    if (n->kind != OQ_OP_CONCAT || pl->policy[i] == OQ_POLICY_FLOAT || !moves_data(n) || n->n_outputs != 1 ||
+        !n->outputs[0] || n->outputs[0]->graph != pl->g || !eight_bit_reader(pl, n->outputs[0]))
+        return false;
+    for (int k = 0; k < n->n_inputs; k++)
+        if (!n->inputs[k] || n->inputs[k]->constant || n->inputs[k]->graph != pl->g)
+            return false;
+    return true;
+}
+
+/* A Concat runs on 8-bit tensors only when its inputs and output share one
+ * scale and zero point. Before the walk, each Concat that an 8-bit op reads
+ * ties its inputs and output into a group, and each data-movement op ties
+ * its input to its outputs (they hold the same values, at the same
+ * parameters); every member of a group that a Concat ties takes the union of
+ * the members' calibrated ranges (act_params). A Concat's inputs are then
+ * quantized once, at the parameters of its output, instead of at their own,
+ * read back to float, concatenated and quantized again. A group with a
+ * member the table has no range for is left out: its members keep their own. */
+static oq_status share_concat_ranges(planner *pl)
+{
+    const oq_graph *g = pl->g;
+    pl->group = malloc(((size_t)g->n_values + 1) * sizeof *pl->group);
+    pl->shared = calloc((size_t)g->n_values + 1, sizeof *pl->shared);
+    if (!pl->group || !pl->shared)
+        return oq_errf(pl->err, OQ_ENOMEM, "out of memory");
+    for (int v = 0; v < g->n_values; v++)
+        pl->group[v] = v;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const oq_node *n = g->nodes[i];
+        if (concat_groups(pl, i)) {
+            for (int k = 0; k < n->n_inputs; k++)
+                group_join(pl, n->inputs[k], n->outputs[0]);
+        } else if (n->kind != OQ_OP_CONCAT && pl->policy[i] != OQ_POLICY_FLOAT && moves_data(n) &&
+                   !n->inputs[0]->constant && n->inputs[0]->graph == g) {
+            for (int k = 0; k < n->n_outputs; k++)
+                if (n->outputs[k])
+                    group_join(pl, n->inputs[0], n->outputs[k]);
+        }
+    }
+    for (int i = 0; i < g->n_nodes; i++)
+        if (concat_groups(pl, i)) {
+            share_range *r = &pl->shared[group_root(pl, g->nodes[i]->outputs[0]->id)];
+            *r = (share_range){.lo = INFINITY, .hi = -INFINITY, .has_concat = true, .complete = true};
+        }
+    for (int v = 0; v < g->n_values; v++) {
+        share_range *r = &pl->shared[group_root(pl, v)];
+        const oq_value *x = g->values[v];
+        if (!r->has_concat || x->constant || x->graph != g)
+            continue;
+        double range[2];
+        if (!table_range(pl, x, range)) {
+            r->complete = false;
+            continue;
+        }
+        r->lo = fmin(r->lo, range[0]);
+        r->hi = fmax(r->hi, range[1]);
+    }
+    return OQ_OK;
+}
+
 /* The activation inputs of candidate n become 8-bit tensors: x, and B of a
  * MatMul of two activations. */
 static oq_status quantize_inputs(planner *pl, const oq_node *n, const oq_plan_node *pn)
@@ -384,37 +537,45 @@ static oq_status plan_candidate(planner *pl, int i)
     return OQ_OK;
 }
 
+/* Whether every input of Concat n is 8-bit at the parameters p (its first's,
+ * or its group's); in a group, float inputs become 8-bit at p. */
+static bool concat_inputs_8bit(planner *pl, const oq_node *n, oq_qparams *p)
+{
+    bool shared = group_params(pl, n->outputs[0], p);
+    if (!shared && !val(pl, n->inputs[0])->is8)
+        return false;
+    if (!shared)
+        *p = val(pl, n->inputs[0])->params;
+    for (int k = 0; k < n->n_inputs; k++) {
+        const oq_value *v = n->inputs[k];
+        const oq_plan_value *o = v ? val(pl, v) : NULL;
+        if (!o || (!o->is8 && (!shared || v->constant)))
+            return false;
+        if (o->is8 && pl->table && (o->params.scale != p->scale || o->params.zero_point != p->zero_point))
+            return false;
+    }
+    for (int k = 0; shared && k < n->n_inputs; k++)
+        if (!val(pl, n->inputs[k])->is8)
+            set_8bit(pl, n->inputs[k], *p);
+    return true;
+}
+
 /* Data movement on the 8-bit tensor: every output gets the input's parameters. */
 static bool plan_passthrough(planner *pl, int i)
 {
     const oq_node *n = pl->g->nodes[i];
-    const struct op_quant *q = &op_quant[n->kind];
-    if (q->role != ROLE_PASSTHROUGH || n->opset < q->min_opset || !n->inputs[0] || !val(pl, n->inputs[0])->is8)
+    if (!moves_data(n))
         return false;
-    if (n->kind == OQ_OP_MAX_POOL && n->n_outputs > 1 && n->outputs[1])
-        return false; /* Indices output */
-    if (n->kind == OQ_OP_RESIZE && strcmp(oq_node_attr_string(n, "mode", "nearest"), "nearest") != 0)
-        return false;
-    if (n->kind == OQ_OP_PAD) {
-        if (strcmp(oq_node_attr_string(n, "mode", "constant"), "constant") != 0)
-            return false;
-        const oq_value *pv = oq_node_input(n, 2);
-        if (pv && (!pv->constant || oq_tensor_get_f64(pv->constant, 0) != 0))
-            return false;
-    }
     oq_qparams p = val(pl, n->inputs[0])->params;
-    if (n->kind == OQ_OP_CONCAT) { /* every input 8-bit at the same parameters */
-        for (int k = 1; k < n->n_inputs; k++) {
-            const oq_plan_value *o = n->inputs[k] ? val(pl, n->inputs[k]) : NULL;
-            if (!o || !o->is8)
-                return false;
-            if (pl->table && (o->params.scale != p.scale || o->params.zero_point != p.zero_point))
-                return false;
-        }
+    if (n->kind == OQ_OP_CONCAT) {
+        if (!n->n_outputs || !n->outputs[0] || !concat_inputs_8bit(pl, n, &p))
+            return false;
         /* without a table the parameters may differ: --contrib then reads the output's range */
         oq_qparams unused;
-        if (!pl->table && pl->o->contrib && n->outputs[0])
+        if (!pl->table && pl->o->contrib)
             act_params(pl, n->outputs[0], &unused);
+    } else if (!val(pl, n->inputs[0])->is8) {
+        return false;
     }
     pl->p->nodes[i].action = OQ_ACTION_PASSTHROUGH;
     for (int k = 0; k < n->n_outputs; k++)
@@ -706,10 +867,14 @@ oq_status oq_plan_create(oq_plan **out, const oq_graph *g, const oq_quant_option
         }
         pl.policy[found] = overrides[k].policy;
     }
+    if (statics && opts->format == OQ_FORMAT_QOPERATOR && (st = share_concat_ranges(&pl)))
+        goto done;
     st = walk(&pl);
 done:
     free(pl.policy);
     free(pl.by_address);
+    free(pl.group);
+    free(pl.shared);
     if (st) {
         oq_plan_destroy(p);
         return st;

@@ -198,15 +198,18 @@ oq_status oq_rw_integer_gemm(rewriter *r, int i, oq_node *n, oq_quant_node *rep)
 
 oq_status oq_rw_passthrough(rewriter *r, oq_node *n)
 {
-    qinfo *in, *o;
-    oq_status st = oq_rw_info(r, n->inputs[0], &in);
-    if (st)
+    oq_value *x = n->inputs[0];
+    oq_status st = OQ_OK;
+    for (int k = 0; k < (n->kind == OQ_OP_CONCAT ? n->n_inputs : 1); k++) { /* a float input (Concat) gets its */
+        oq_value *twin;                                                        /* QuantizeLinear here */
+        if ((st = oq_rw_quantized(r, n->inputs[k], &twin)) || (st = oq_node_set_input(n, k, twin, r->err)))
+            return st;
+    }
+    qinfo *in;
+    if ((st = oq_rw_params(r, x, &in)))
         return st;
     oq_qparams p = in->p;
     oq_value *scale = in->scale, *zp = in->zp;
-    for (int k = 0; k < (n->kind == OQ_OP_CONCAT ? n->n_inputs : 1); k++)
-        if ((st = oq_rw_info(r, n->inputs[k], &o)) || (st = oq_node_set_input(n, k, o->twin, r->err)))
-            return st;
     if (n->kind == OQ_OP_PAD && oq_node_input(n, 2) && (st = oq_node_set_input(n, 2, zp, r->err)))
         return st;
     for (int k = 0; k < n->n_outputs; k++) {
@@ -220,18 +223,36 @@ oq_status oq_rw_passthrough(rewriter *r, oq_node *n)
     return OQ_OK;
 }
 
+/* Points the Shape and Size nodes that read v at its 8-bit twin, which has
+ * the same shape: they need no float copy of it. */
+static oq_status shape_readers_to_twin(rewriter *r, oq_value *v, oq_value *twin)
+{
+    for (int k = v->n_consumers - 1; k >= 0; k--) {
+        oq_node *c = v->consumers[k];
+        if (c->kind != OQ_OP_SHAPE && c->kind != OQ_OP_SIZE)
+            continue;
+        oq_status st = oq_node_set_input(c, 0, twin, r->err);
+        if (st)
+            return st; /* v lost c as a reader: the readers after k moved, and were seen */
+    }
+    return OQ_OK;
+}
+
 oq_status oq_rw_restore_float_values(rewriter *r)
 {
     int n = r->g->n_values;
     for (int i = 0; i < n; i++) {
         oq_value *v = r->g->values[i];
         const qinfo *qi = oq_rw_info_if_any(r, v);
-        if (!qi || !qi->twin || v->producer || v->constant || (!v->n_consumers && !oq_is_graph_output(r->g, v)) ||
-            oq_is_graph_input(r->g, v))
+        if (!qi || !qi->twin || v->producer || v->constant || oq_is_graph_input(r->g, v))
+            continue;
+        oq_status st = shape_readers_to_twin(r, v, qi->twin);
+        if (st)
+            return st;
+        if (!v->n_consumers && !oq_is_graph_output(r->g, v))
             continue;
         oq_value *in[3] = {qi->twin, qi->scale, qi->zp};
-        oq_status st = oq_rw_node(r, OQ_OP_DEQUANTIZE_LINEAR, 3, in, 1, &v, NULL);
-        if (st)
+        if ((st = oq_rw_node(r, OQ_OP_DEQUANTIZE_LINEAR, 3, in, 1, &v, NULL)))
             return st;
     }
     return OQ_OK;

@@ -27,6 +27,9 @@ mode (DynamicQuantizeLinear + MatMulInteger/ConvInteger, no calibration):
   to expect a speed-up (QOperator format), null elsewhere;
 - hard-swish patterns become HardSwish and scalar factors next to 8-bit tensors
   move into (De)QuantizeLinear scales, on a PP-OCRv4-style block;
+- a Concat that an 8-bit op reads runs on 8-bit tensors in the QOperator
+  format: its inputs are written at its output's parameters (a SqueezeNet
+  fire module, SHARED_CONCAT), and a Shape of an 8-bit tensor reads it as is;
 - with --contrib, Add, Mul, Sigmoid, LeakyRelu and GlobalAveragePool next to
   8-bit tensors become their com.microsoft QLinear ops (CONTRIB_OPS); `convert
   --contrib` with a table from plain `calibrate` keeps them float and warns, one
@@ -220,7 +223,33 @@ def contrib_ops_model():
     return m, [[rng.standard_normal((1, 3, 8, 8)).astype(np.float32)] for _ in range(4)]
 
 
+def fire_model():
+    """A SqueezeNet fire module: a squeeze Conv + Relu, two expand Convs + Relu of
+    different ranges, their Concat, an identity Reshape to the Concat's own
+    Shape (as ShuffleNet's channel shuffle reads it), then a Conv. In the
+    QOperator form all of it runs on 8-bit tensors (SHARED_CONCAT): the expand
+    Convs write at the Concat's parameters, and Shape reads the 8-bit tensor."""
+    rng = np.random.default_rng(17)
+    nodes = [
+        onnx.helper.make_node("Conv", ["x", "ws"], ["cs"], kernel_shape=[1, 1]),
+        onnx.helper.make_node("Relu", ["cs"], ["s"]),
+        onnx.helper.make_node("Conv", ["s", "w1"], ["c1"], kernel_shape=[1, 1]),
+        onnx.helper.make_node("Relu", ["c1"], ["e1"]),
+        onnx.helper.make_node("Conv", ["s", "w3"], ["c3"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        onnx.helper.make_node("Relu", ["c3"], ["e3"]),
+        onnx.helper.make_node("Concat", ["e1", "e3"], ["cat"], axis=1),
+        onnx.helper.make_node("Shape", ["cat"], ["shape"]),
+        onnx.helper.make_node("Reshape", ["cat", "shape"], ["r"]),
+        onnx.helper.make_node("Conv", ["r", "wy"], ["y"], kernel_shape=[1, 1]),
+    ]
+    m = conv_test_model("fire", nodes, [
+        ("ws", rng.standard_normal((4, 3, 1, 1)) * 0.6), ("w1", rng.standard_normal((3, 4, 1, 1)) * 0.3),
+        ("w3", rng.standard_normal((3, 4, 3, 3)) * 0.4), ("wy", rng.standard_normal((2, 6, 1, 1)) * 0.5)])
+    return m, [[rng.standard_normal((1, 3, 8, 8)).astype(np.float32)] for _ in range(4)]
+
+
 FOLDABLE = {"conv_affine": 1}
+SHARED_CONCAT = {"fire"}  # a Concat that an 8-bit op reads: one QuantizeLinear in, one DequantizeLinear out
 # hard-swish patterns made HardSwish, and scalar factors moved into scales (static formats)
 HARD_SWISH = {"hard_swish": (2, 2)}
 QLINEAR_CONCAT = {"fpn_head"}  # concatenates two Conv outputs of different ranges
@@ -313,7 +342,7 @@ def cases_for(tmp):
     """(name, model path, data folder, list of input-array lists) for every model."""
     out = []
     for name, (m, cases) in [("conv_affine", conv_affine_model()), ("hard_swish", hard_swish_model()),
-                             ("contrib_ops", contrib_ops_model())]:
+                             ("contrib_ops", contrib_ops_model()), ("fire", fire_model())]:
         path = os.path.join(tmp, name + ".onnx")
         onnx.save(m, path)
         for k, case in enumerate(cases):
@@ -552,6 +581,15 @@ def main():
                 if fmt == "contrib" and name in QLINEAR_CONCAT:
                     tally.case(tag + " QLinearConcat", ("com.microsoft", "QLinearConcat") in ops and
                                ("", "Concat") not in ops, "the Concat of differently scaled inputs stays 8-bit")
+                if fmt in ("qoperator", "contrib") and name in SHARED_CONCAT:
+                    conv = [(n.op_type, n.input[0]) for n in qm.graph.node if n.op_type in CONVERSIONS]
+                    shape_reads = [n.input[0] for n in qm.graph.node if n.op_type == "Shape"]
+                    tally.case(tag + " shared concat", sorted(conv) == [("DequantizeLinear", "y_quantized"),
+                                                                        ("QuantizeLinear", "x")] and
+                               ("", "Concat") in ops and ("com.microsoft", "QLinearConcat") not in ops and
+                               shape_reads == ["cat_quantized"],
+                               "the Concat and the Shape read 8-bit tensors, one QuantizeLinear at the input and "
+                               "one DequantizeLinear at the output: %s, Shape reads %s" % (conv, shape_reads))
                 if fmt == "contrib" and name in CONTRIB_OPS:
                     want, gone, n_ops, n_factors = CONTRIB_OPS[name]
                     got = {op: ops.count(("com.microsoft", op)) for op in want}
