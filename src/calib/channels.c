@@ -2,7 +2,9 @@
  * tensors cross-layer equalization may scale. See oq_calib.h. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "cpu_dispatch.h"
 #include "onnxq/oq_calib.h"
 
 void oq_channel_stats_release(oq_channel_stats *s)
@@ -32,6 +34,59 @@ static oq_status channel_stats_init(oq_channel_stats *s, int64_t n, oq_err *err)
     return OQ_OK;
 }
 
+/* ---- one channel's extremes ------------------------------------------------------
+ *
+ * A channel's values are scanned in one pass that vectorizes: the extremes of
+ * the finite values as order keys (a float's bits with the magnitude flipped
+ * for negative values, which order as int32 the way the floats do, -0 just
+ * below +0), and whether +0 and -0 occur. The result is what the plain loop
+ * (plane_extremes_in_order) gives, which keeps the first of equal values:
+ * the two differ only when the extreme is a zero and both zeros occur, and
+ * then the plain loop decides. */
+typedef struct plane_seen {
+    int32_t key_min, key_max; /* INT32_MAX / INT32_MIN: no finite value */
+    int32_t zeros;            /* bit 0: +0 seen, bit 1: -0 seen */
+} plane_seen;
+
+static inline int32_t float_key(int32_t bits) { return bits ^ ((bits >> 31) & 0x7fffffff); }
+
+static inline float float_of_key(int32_t key)
+{
+    int32_t bits = float_key(key);
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+OQ_CLONED(plane_scan, (const float *restrict x, int64_t n, plane_seen *s), (x, n, s))
+{
+    int32_t kmin = INT32_MAX, kmax = INT32_MIN, zeros = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int32_t bits;
+        memcpy(&bits, &x[i], sizeof bits);
+        int32_t key = float_key(bits);
+        int32_t nonfinite = -(int32_t)((bits & 0x7f800000) == 0x7f800000); /* all ones or 0 */
+        int32_t lo = (key & ~nonfinite) | (INT32_MAX & nonfinite), hi = (key & ~nonfinite) | (INT32_MIN & nonfinite);
+        kmin = lo < kmin ? lo : kmin;
+        kmax = hi > kmax ? hi : kmax;
+        zeros |= (int32_t)(bits == 0) | (int32_t)(bits == INT32_MIN) << 1;
+    }
+    s->key_min = kmin;
+    s->key_max = kmax;
+    s->zeros = zeros;
+}
+
+/* Folds the finite values of x[0..n) into [*lo, *hi] one by one, keeping
+ * the first of equal values (the reference the scan above agrees with). */
+static void plane_extremes_in_order(const float *x, int64_t n, double *lo, double *hi)
+{
+    for (int64_t k = 0; k < n; k++)
+        if (isfinite(x[k])) {
+            *lo = x[k] < *lo ? x[k] : *lo;
+            *hi = x[k] > *hi ? x[k] : *hi;
+        }
+}
+
 oq_status oq_channel_stats_add(oq_channel_stats *s, const oq_tensor *t, oq_err *err)
 {
     if (s->n < 0 || t->dtype != OQ_DTYPE_FLOAT)
@@ -48,17 +103,21 @@ oq_status oq_channel_stats_add(oq_channel_stats *s, const oq_tensor *t, oq_err *
     for (int a = 2; a < t->rank; a++)
         inner *= t->dims[a];
     const float *x = t->data;
+    plane_scan_fn *scan = plane_scan_pick();
     for (int64_t o = 0; o < t->dims[0]; o++)
         for (int64_t c = 0; c < ch; c++) {
             const float *p = x + (o * ch + c) * inner;
-            double lo = s->min[c], hi = s->max[c];
-            for (int64_t k = 0; k < inner; k++)
-                if (isfinite(p[k])) {
-                    lo = p[k] < lo ? p[k] : lo;
-                    hi = p[k] > hi ? p[k] : hi;
-                }
-            s->min[c] = lo;
-            s->max[c] = hi;
+            plane_seen seen;
+            scan(p, inner, &seen);
+            if (seen.key_min > seen.key_max)
+                continue; /* no finite value */
+            float mn = float_of_key(seen.key_min), mx = float_of_key(seen.key_max);
+            if (seen.zeros == 3 && (mn == 0 || mx == 0)) { /* which zero comes first decides */
+                plane_extremes_in_order(p, inner, &s->min[c], &s->max[c]);
+                continue;
+            }
+            s->min[c] = mn < s->min[c] ? mn : s->min[c];
+            s->max[c] = mx > s->max[c] ? mx : s->max[c];
         }
     return OQ_OK;
 }
