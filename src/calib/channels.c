@@ -36,17 +36,16 @@ static oq_status channel_stats_init(oq_channel_stats *s, int64_t n, oq_err *err)
 
 /* ---- one channel's extremes ------------------------------------------------------
  *
- * A channel's values are scanned in one pass that vectorizes: the extremes of
- * the finite values as order keys (a float's bits with the magnitude flipped
- * for negative values, which order as int32 the way the floats do, -0 just
- * below +0), and whether +0 and -0 occur. The result is what the plain loop
- * (plane_extremes_in_order) gives, which keeps the first of equal values:
- * the two differ only when the extreme is a zero and both zeros occur, and
- * then the plain loop decides. */
-typedef struct plane_seen {
-    int32_t key_min, key_max; /* INT32_MAX / INT32_MIN: no finite value */
-    int32_t zeros;            /* bit 0: +0 seen, bit 1: -0 seen */
-} plane_seen;
+ * A channel's values are scanned in one pass that vectorizes, for the
+ * extremes as order keys (a float's bits with the magnitude flipped for
+ * negative values, which order as int32 the way the floats do, -0 just below
+ * +0). That is what the plain loop (plane_extremes_in_order: finite values
+ * only, the first of equal values kept) gives, unless an extreme is NaN or
+ * infinite, or the least is -0 or the greatest +0 (both zeros may occur, and
+ * the plain loop keeps whichever comes first): then the plain loop decides. */
+typedef struct plane_keys {
+    int32_t min, max;
+} plane_keys;
 
 static inline int32_t float_key(int32_t bits) { return bits ^ ((bits >> 31) & 0x7fffffff); }
 
@@ -58,22 +57,18 @@ static inline float float_of_key(int32_t key)
     return f;
 }
 
-OQ_CLONED(plane_scan, (const float *restrict x, int64_t n, plane_seen *s), (x, n, s))
+OQ_CLONED(plane_scan, (const float *restrict x, int64_t n, plane_keys *k), (x, n, k))
 {
-    int32_t kmin = INT32_MAX, kmax = INT32_MIN, zeros = 0;
+    int32_t kmin = INT32_MAX, kmax = INT32_MIN;
     for (int64_t i = 0; i < n; i++) {
         int32_t bits;
         memcpy(&bits, &x[i], sizeof bits);
         int32_t key = float_key(bits);
-        int32_t nonfinite = -(int32_t)((bits & 0x7f800000) == 0x7f800000); /* all ones or 0 */
-        int32_t lo = (key & ~nonfinite) | (INT32_MAX & nonfinite), hi = (key & ~nonfinite) | (INT32_MIN & nonfinite);
-        kmin = lo < kmin ? lo : kmin;
-        kmax = hi > kmax ? hi : kmax;
-        zeros |= (int32_t)(bits == 0) | (int32_t)(bits == INT32_MIN) << 1;
+        kmin = key < kmin ? key : kmin;
+        kmax = key > kmax ? key : kmax;
     }
-    s->key_min = kmin;
-    s->key_max = kmax;
-    s->zeros = zeros;
+    k->min = kmin;
+    k->max = kmax;
 }
 
 /* Folds the finite values of x[0..n) into [*lo, *hi] one by one, keeping
@@ -104,15 +99,14 @@ oq_status oq_channel_stats_add(oq_channel_stats *s, const oq_tensor *t, oq_err *
         inner *= t->dims[a];
     const float *x = t->data;
     plane_scan_fn *scan = plane_scan_pick();
+    const int32_t neg_zero = float_key(INT32_MIN), pos_zero = 0;
     for (int64_t o = 0; o < t->dims[0]; o++)
         for (int64_t c = 0; c < ch; c++) {
             const float *p = x + (o * ch + c) * inner;
-            plane_seen seen;
-            scan(p, inner, &seen);
-            if (seen.key_min > seen.key_max)
-                continue; /* no finite value */
-            float mn = float_of_key(seen.key_min), mx = float_of_key(seen.key_max);
-            if (seen.zeros == 3 && (mn == 0 || mx == 0)) { /* which zero comes first decides */
+            plane_keys k;
+            scan(p, inner, &k);
+            float mn = float_of_key(k.min), mx = float_of_key(k.max); /* NaN when inner is 0 */
+            if (!isfinite(mn) || !isfinite(mx) || k.min == neg_zero || k.max == pos_zero) {
                 plane_extremes_in_order(p, inner, &s->min[c], &s->max[c]);
                 continue;
             }
