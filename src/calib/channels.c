@@ -41,8 +41,10 @@ static oq_status channel_stats_init(oq_channel_stats *s, int64_t n, oq_err *err)
  * negative values, which order as int32 the way the floats do, -0 just below
  * +0). That is what the plain loop (plane_extremes_in_order: finite values
  * only, the first of equal values kept) gives, unless an extreme is NaN or
- * infinite, or the least is -0 or the greatest +0 (both zeros may occur, and
- * the plain loop keeps whichever comes first): then the plain loop decides. */
+ * infinite, or the least is -0, or the greatest is +0 above something
+ * smaller (both zeros may occur, and the plain loop keeps whichever comes
+ * first): then the plain loop decides. A channel of +0 only (a ReLU channel
+ * that stayed off) needs no second look. */
 typedef struct plane_keys {
     int32_t min, max;
 } plane_keys;
@@ -106,7 +108,7 @@ oq_status oq_channel_stats_add(oq_channel_stats *s, const oq_tensor *t, oq_err *
             plane_keys k;
             scan(p, inner, &k);
             float mn = float_of_key(k.min), mx = float_of_key(k.max); /* NaN when inner is 0 */
-            if (!isfinite(mn) || !isfinite(mx) || k.min == neg_zero || k.max == pos_zero) {
+            if (!isfinite(mn) || !isfinite(mx) || k.min == neg_zero || (k.max == pos_zero && k.min != pos_zero)) {
                 plane_extremes_in_order(p, inner, &s->min[c], &s->max[c]);
                 continue;
             }

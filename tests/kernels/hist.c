@@ -176,10 +176,10 @@ static void test_stream_agrees(oq_isa level)
 
 /* Per-channel extremes (oq_channel_stats_add) against the plain loop they
  * replace, which keeps the first of equal values: channels with NaN and
- * infinities, no finite value, both zeros in either order, only zeros,
- * subnormals; inner sizes around the vector widths; two tensors in turn, so
- * the second folds into what the first left, each add checked. Compared as
- * bits (the sign of a zero extreme shows in the table). */
+ * infinities, no finite value, both zeros in either order, only zeros (+0
+ * only too), subnormals; inner sizes around the vector widths; two tensors in
+ * turn, so the second folds into what the first left, each add checked.
+ * Compared as bits (the sign of a zero extreme shows in the table). */
 static void test_channel_extremes(void)
 {
     oq_err err = {0};
@@ -206,7 +206,7 @@ static void test_channel_extremes(void)
                     for (int64_t k = 0; k < inner; k++)
                         p[k] = krand_float(&rs, -2.0f, 3.0f);
                     int64_t a = (int64_t)(krand(&rs) % (uint32_t)inner), b = inner - 1 - a;
-                    int kind = (c + pass) % 12; /* 8..11: plain random values */
+                    int kind = (c + pass) % 12; /* 9..11: plain random values */
                     for (int64_t k = 0; k < inner; k++) {
                         if (kind == 1)
                             p[k] = k % 2 ? NAN : INFINITY; /* no finite value */
@@ -216,6 +216,8 @@ static void test_channel_extremes(void)
                             p[k] = fabsf(p[k]);
                         else if (kind == 5)
                             p[k] = -fabsf(p[k]);
+                        else if (kind == 8)
+                            p[k] = 0.0f; /* a ReLU channel that stayed off */
                     }
                     if (kind == 0) {
                         p[a] = NAN;
