@@ -2,7 +2,9 @@
  * tensors cross-layer equalization may scale. See oq_calib.h. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "cpu_dispatch.h"
 #include "onnxq/oq_calib.h"
 
 void oq_channel_stats_release(oq_channel_stats *s)
@@ -32,6 +34,56 @@ static oq_status channel_stats_init(oq_channel_stats *s, int64_t n, oq_err *err)
     return OQ_OK;
 }
 
+/* ---- one channel's extremes ------------------------------------------------------
+ *
+ * A channel's values are scanned in one pass that vectorizes, for the
+ * extremes as order keys (a float's bits with the magnitude flipped for
+ * negative values, which order as int32 the way the floats do, -0 just below
+ * +0). That is what the plain loop (plane_extremes_in_order: finite values
+ * only, the first of equal values kept) gives, unless an extreme is NaN or
+ * infinite, or the least is -0, or the greatest is +0 above something
+ * smaller (both zeros may occur, and the plain loop keeps whichever comes
+ * first): then the plain loop decides. A channel of +0 only (a ReLU channel
+ * that stayed off) needs no second look. */
+typedef struct plane_keys {
+    int32_t min, max;
+} plane_keys;
+
+static inline int32_t float_key(int32_t bits) { return bits ^ ((bits >> 31) & 0x7fffffff); }
+
+static inline float float_of_key(int32_t key)
+{
+    int32_t bits = float_key(key);
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+OQ_CLONED(plane_scan, (const float *restrict x, int64_t n, plane_keys *k), (x, n, k))
+{
+    int32_t kmin = INT32_MAX, kmax = INT32_MIN;
+    for (int64_t i = 0; i < n; i++) {
+        int32_t bits;
+        memcpy(&bits, &x[i], sizeof bits);
+        int32_t key = float_key(bits);
+        kmin = key < kmin ? key : kmin;
+        kmax = key > kmax ? key : kmax;
+    }
+    k->min = kmin;
+    k->max = kmax;
+}
+
+/* Folds the finite values of x[0..n) into [*lo, *hi] one by one, keeping
+ * the first of equal values (the reference the scan above agrees with). */
+static void plane_extremes_in_order(const float *x, int64_t n, double *lo, double *hi)
+{
+    for (int64_t k = 0; k < n; k++)
+        if (isfinite(x[k])) {
+            *lo = x[k] < *lo ? x[k] : *lo;
+            *hi = x[k] > *hi ? x[k] : *hi;
+        }
+}
+
 oq_status oq_channel_stats_add(oq_channel_stats *s, const oq_tensor *t, oq_err *err)
 {
     if (s->n < 0 || t->dtype != OQ_DTYPE_FLOAT)
@@ -48,17 +100,20 @@ oq_status oq_channel_stats_add(oq_channel_stats *s, const oq_tensor *t, oq_err *
     for (int a = 2; a < t->rank; a++)
         inner *= t->dims[a];
     const float *x = t->data;
+    plane_scan_fn *scan = plane_scan_pick();
+    const int32_t neg_zero = float_key(INT32_MIN), pos_zero = 0;
     for (int64_t o = 0; o < t->dims[0]; o++)
         for (int64_t c = 0; c < ch; c++) {
             const float *p = x + (o * ch + c) * inner;
-            double lo = s->min[c], hi = s->max[c];
-            for (int64_t k = 0; k < inner; k++)
-                if (isfinite(p[k])) {
-                    lo = p[k] < lo ? p[k] : lo;
-                    hi = p[k] > hi ? p[k] : hi;
-                }
-            s->min[c] = lo;
-            s->max[c] = hi;
+            plane_keys k;
+            scan(p, inner, &k);
+            float mn = float_of_key(k.min), mx = float_of_key(k.max); /* NaN when inner is 0 */
+            if (!isfinite(mn) || !isfinite(mx) || k.min == neg_zero || (k.max == pos_zero && k.min != pos_zero)) {
+                plane_extremes_in_order(p, inner, &s->min[c], &s->max[c]);
+                continue;
+            }
+            s->min[c] = mn < s->min[c] ? mn : s->min[c];
+            s->max[c] = mx > s->max[c] ? mx : s->max[c];
         }
     return OQ_OK;
 }

@@ -93,32 +93,31 @@ static void hist_double(oq_hist *h, bool grow_left)
 enum { BIN_BLOCK = 256, BIN_SLACK = 16 };
 
 /* The grid as the kernels see it: bin = (int)(((double)x - lo) * inv),
- * clamped to [0, last]. The vector kernels first try t = x * inv_f - lo_inv_f
- * in float (one FMA). For a value inside the grid, t is within
- * e = 2^-23 (|t| + |lo| inv) of the double result (the three float roundings,
- * |x| inv being at most |t| + |lo| inv; the double's own error is far
- * smaller), so when t's fraction is farther than 2e + 2^-22 from a whole
- * number, both truncate alike. That holds for all but a few values in a
- * thousand; a vector holding one is done in double. In terms of the
- * fraction f: safe when |f - 0.5| + slope |t| < near, with slope = 2^-22 and
- * near = 0.5 - 2^-22 (|lo| inv + 1) (never, when |lo| inv is so large that
- * near is below 0.25). */
+ * clamped to [0, last]. The vector kernels first try it in float, twice:
+ * t_lo = x * inv_f - lo_inv_up and t_hi = x * inv_f - lo_inv_down (one FMA
+ * each), with lo_inv_up/down = lo inv +/- m, m = 2^-21 (bins + |lo| inv + 1).
+ * For a value inside the grid (t, the double result, in [0, bins)), t_lo and
+ * t_hi are within 2^-23 (|t| + |lo| inv + m) of t - m and t + m (the
+ * roundings of inv_f, of lo_inv_up/down and of the FMA; |x| inv is at most
+ * |t| + |lo| inv), which is below m / 2, so t_lo < t < t_hi; truncation being
+ * monotone, when t_lo and t_hi truncate alike t does too. That holds for all but a few values in a thousand; a
+ * vector holding one is done in double. When m is 0.25 or more (|lo| inv
+ * that large), lo_inv_up is NaN: t_lo truncates to INT32_MIN, never to t_hi's
+ * bin, so every vector takes the double path. */
 typedef struct bin_grid {
     double lo, inv;
     int last;
-    float inv_f, lo_inv_f, slope, near;
+    float inv_f, lo_inv_up, lo_inv_down; /* see above; lo_inv_up NaN: float never used */
 } bin_grid;
 
 static bin_grid grid_of(const oq_hist *h)
 {
-    bin_grid g = {h->lo, 1.0 / h->width, h->nbins - 1, 0, 0, 0, -1};
-    double e = ldexp(fabs(h->lo) * g.inv + 1, -22);
-    if (e < 0.25) {
-        g.inv_f = (float)g.inv;
-        g.lo_inv_f = (float)(h->lo * g.inv);
-        g.slope = 0x1p-22f;
-        g.near = (float)(0.5 - e);
-    }
+    bin_grid g = {h->lo, 1.0 / h->width, h->nbins - 1, 0, NAN, 0};
+    double margin = ldexp(h->nbins + fabs(h->lo) * g.inv + 1, -21);
+    g.inv_f = (float)g.inv;
+    g.lo_inv_down = (float)(h->lo * g.inv - margin);
+    if (margin < 0.25)
+        g.lo_inv_up = (float)(h->lo * g.inv + margin);
     return g;
 }
 
@@ -222,9 +221,8 @@ __attribute__((target("avx2,fma,popcnt"))) static int bin_block_avx2(int32_t *k,
                                                                  const bin_grid *g, bin_seen *s)
 {
     const __m256d lo = _mm256_set1_pd(g->lo), inv = _mm256_set1_pd(g->inv);
-    const __m256 inv_f = _mm256_set1_ps(g->inv_f), lo_inv_f = _mm256_set1_ps(g->lo_inv_f);
-    const __m256 slope = _mm256_set1_ps(g->slope), near = _mm256_set1_ps(g->near), half = _mm256_set1_ps(0.5f);
-    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256 inv_f = _mm256_set1_ps(g->inv_f), up = _mm256_set1_ps(g->lo_inv_up);
+    const __m256 down = _mm256_set1_ps(g->lo_inv_down);
     const __m256i last = _mm256_set1_epi32(g->last), magn = _mm256_set1_epi32(0x7fffffff);
     const __m256i nibble = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
     __m256i kmin = _mm256_set1_epi32(INT32_MAX), kmax = _mm256_set1_epi32(INT32_MIN);
@@ -236,12 +234,9 @@ __attribute__((target("avx2,fma,popcnt"))) static int bin_block_avx2(int32_t *k,
         kmin = _mm256_min_epi32(kmin, key);
         kmax = _mm256_max_epi32(kmax, key);
         int nz = _mm256_movemask_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_NEQ_UQ));
-        __m256 t = _mm256_fmsub_ps(v, inv_f, lo_inv_f);
-        __m256i kk = _mm256_cvttps_epi32(t);
-        __m256 frac = _mm256_sub_ps(t, _mm256_cvtepi32_ps(kk));
-        __m256 off = _mm256_fmadd_ps(_mm256_andnot_ps(sign, t), slope,
-                                     _mm256_andnot_ps(sign, _mm256_sub_ps(frac, half)));
-        int safe = _mm256_movemask_ps(_mm256_cmp_ps(off, near, _CMP_LT_OQ));
+        __m256i kk = _mm256_cvttps_epi32(_mm256_fmsub_ps(v, inv_f, up));
+        __m256i k_hi = _mm256_cvttps_epi32(_mm256_fmsub_ps(v, inv_f, down));
+        int safe = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(kk, k_hi)));
         if (nz & ~safe) {
             __m256d d0 = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
             __m256d d1 = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
@@ -270,8 +265,8 @@ __attribute__((target("avx512f,fma,popcnt"))) static int bin_block_avx512(int32_
                                                                      const bin_grid *g, bin_seen *s)
 {
     const __m512d lo = _mm512_set1_pd(g->lo), inv = _mm512_set1_pd(g->inv);
-    const __m512 inv_f = _mm512_set1_ps(g->inv_f), lo_inv_f = _mm512_set1_ps(g->lo_inv_f);
-    const __m512 slope = _mm512_set1_ps(g->slope), near = _mm512_set1_ps(g->near), half = _mm512_set1_ps(0.5f);
+    const __m512 inv_f = _mm512_set1_ps(g->inv_f), up = _mm512_set1_ps(g->lo_inv_up);
+    const __m512 down = _mm512_set1_ps(g->lo_inv_down);
     const __m512i last = _mm512_set1_epi32(g->last), magn = _mm512_set1_epi32(0x7fffffff);
     __m512i kmin = _mm512_set1_epi32(INT32_MAX), kmax = _mm512_set1_epi32(INT32_MIN);
     int m = 0, i = 0;
@@ -282,11 +277,9 @@ __attribute__((target("avx512f,fma,popcnt"))) static int bin_block_avx512(int32_
         kmin = _mm512_min_epi32(kmin, key);
         kmax = _mm512_max_epi32(kmax, key);
         __mmask16 nz = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NEQ_UQ);
-        __m512 t = _mm512_fmsub_ps(v, inv_f, lo_inv_f);
-        __m512i kk = _mm512_cvttps_epi32(t);
-        __m512 frac = _mm512_sub_ps(t, _mm512_cvtepi32_ps(kk));
-        __m512 off = _mm512_fmadd_ps(_mm512_abs_ps(t), slope, _mm512_abs_ps(_mm512_sub_ps(frac, half)));
-        __mmask16 safe = _mm512_cmp_ps_mask(off, near, _CMP_LT_OQ);
+        __m512i kk = _mm512_cvttps_epi32(_mm512_fmsub_ps(v, inv_f, up));
+        __m512i k_hi = _mm512_cvttps_epi32(_mm512_fmsub_ps(v, inv_f, down));
+        __mmask16 safe = _mm512_cmpeq_epi32_mask(kk, k_hi);
         if (nz & ~safe) {
             __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
             __m512d d0 = _mm512_cvtps_pd(_mm512_castps512_ps256(v)), d1 = _mm512_cvtps_pd(hi);

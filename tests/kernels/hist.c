@@ -1,5 +1,5 @@
-/* hist.c: kernel family hist: the histogram's binning kernels and its
- * extremes scan, against plain loops. For one add into a fresh histogram,
+/* hist.c: kernel family hist: the histogram's binning kernels, its
+ * extremes scan and the per-channel extremes scan, against plain loops. For one add into a fresh histogram,
  * min/max are the exact extremes of the finite values and every finite
  * value sits in bin (x - lo) / width of the final grid, for lengths around
  * the block and lane sizes; a stream of adds (growing ranges, bin edges,
@@ -174,11 +174,91 @@ static void test_stream_agrees(oq_isa level)
     }
 }
 
+/* Per-channel extremes (oq_channel_stats_add) against the plain loop they
+ * replace, which keeps the first of equal values: channels with NaN and
+ * infinities, no finite value, both zeros in either order, only zeros (+0
+ * only too), subnormals; inner sizes around the vector widths; two tensors in
+ * turn, so the second folds into what the first left, each add checked.
+ * Compared as bits (the sign of a zero extreme shows in the table). */
+static void test_channel_extremes(void)
+{
+    oq_err err = {0};
+    const int64_t inners[] = {1, 7, 16, 17, 33, 100};
+    uint32_t rs = 99;
+    for (int ii = 0; ii < (int)(sizeof inners / sizeof inners[0]); ii++) {
+        int64_t inner = inners[ii], dims[4] = {2, 12, 1, inner};
+        oq_channel_stats got = {0};
+        double want_min[12], want_max[12];
+        for (int c = 0; c < 12; c++) {
+            want_min[c] = INFINITY;
+            want_max[c] = -INFINITY;
+        }
+        cases++;
+        for (int pass = 0; pass < 2; pass++) {
+            oq_tensor *t = oq_tensor_create(OQ_DTYPE_FLOAT, 4, dims, &err);
+            CHECK(t != NULL);
+            if (!t)
+                break;
+            float *x = t->data;
+            for (int64_t o = 0; o < 2; o++)
+                for (int c = 0; c < 12; c++) {
+                    float *p = x + (o * 12 + c) * inner;
+                    for (int64_t k = 0; k < inner; k++)
+                        p[k] = krand_float(&rs, -2.0f, 3.0f);
+                    int64_t a = (int64_t)(krand(&rs) % (uint32_t)inner), b = inner - 1 - a;
+                    int kind = (c + pass) % 12; /* 9..11: plain random values */
+                    for (int64_t k = 0; k < inner; k++) {
+                        if (kind == 1)
+                            p[k] = k % 2 ? NAN : INFINITY; /* no finite value */
+                        else if (kind == 2 || kind == 3)
+                            p[k] = (k == a) == (kind == 2) ? -0.0f : 0.0f; /* only zeros, -0 once or +0 once */
+                        else if (kind == 4 || kind == 6)
+                            p[k] = fabsf(p[k]);
+                        else if (kind == 5)
+                            p[k] = -fabsf(p[k]);
+                        else if (kind == 8)
+                            p[k] = 0.0f; /* a ReLU channel that stayed off */
+                    }
+                    if (kind == 0) {
+                        p[a] = NAN;
+                        p[b] = -INFINITY;
+                    } else if (kind == 4 || kind == 5) { /* both zeros at the extreme, in either order */
+                        p[a] = kind == 4 ? 0.0f : -0.0f;
+                        p[b] = kind == 4 ? -0.0f : 0.0f;
+                    } else if (kind == 6) {
+                        p[a] = -0.0f;
+                    } else if (kind == 7) {
+                        p[a] = 1e-42f;
+                        p[b] = -1e-42f;
+                    }
+                    for (int64_t k = 0; k < inner; k++) /* the reference: the plain loop */
+                        if (isfinite(p[k])) {
+                            want_min[c] = p[k] < want_min[c] ? p[k] : want_min[c];
+                            want_max[c] = p[k] > want_max[c] ? p[k] : want_max[c];
+                        }
+                }
+            CHECK_OK(oq_channel_stats_add(&got, t, &err), &err);
+            oq_tensor_destroy(t);
+            CHECK(got.n == 12);
+            int off = 0;
+            for (int c = 0; got.n == 12 && c < 12; c++)
+                off += memcmp(&got.min[c], &want_min[c], sizeof want_min[c]) != 0 ||
+                       memcmp(&got.max[c], &want_max[c], sizeof want_max[c]) != 0;
+            if (off)
+                fprintf(stderr, "inner %lld, tensor %d: %d channels' extremes differ from the plain loop\n",
+                        (long long)inner, pass, off);
+            CHECK(off == 0);
+        }
+        oq_channel_stats_release(&got);
+    }
+}
+
 static int check_hist(oq_isa level)
 {
     cases = 0;
     test_binning_matches_reference();
     test_stream_agrees(level);
+    test_channel_extremes();
     return cases;
 }
 
