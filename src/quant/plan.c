@@ -420,18 +420,24 @@ static bool concat_groups(planner *pl, int i)
  * scale and zero point. Before the walk, each Concat that an 8-bit op reads
  * ties its inputs and output into a group, and each data-movement op ties
  * its input to its outputs (they hold the same values, at the same
- * parameters); every member of a group that a Concat ties takes the union of
- * the members' calibrated ranges (act_params). A Concat's inputs are then
- * quantized once, at the parameters of its output, instead of at their own,
- * read back to float, concatenated and quantized again. A group with a
- * member the table has no range for is left out: its members keep their own. */
+ * parameters). Every member of a group that a Concat ties takes the union of
+ * the calibrated ranges of the members the group's values come from (those
+ * no tie writes: what a tie writes holds values of its inputs, and 0, which
+ * every range holds). A Concat's inputs are then quantized once, at the
+ * parameters of its output, instead of at their own, read back to float,
+ * concatenated and quantized again. A group with a source the table has no
+ * range for is left out: its members keep their own parameters. */
 static oq_status share_concat_ranges(planner *pl)
 {
     const oq_graph *g = pl->g;
+    oq_status st = OQ_OK;
+    bool *written = calloc((size_t)g->n_values + 1, sizeof *written); /* by a tie */
     pl->group = malloc(((size_t)g->n_values + 1) * sizeof *pl->group);
     pl->shared = calloc((size_t)g->n_values + 1, sizeof *pl->shared);
-    if (!pl->group || !pl->shared)
-        return oq_errf(pl->err, OQ_ENOMEM, "out of memory");
+    if (!written || !pl->group || !pl->shared) {
+        st = oq_errf(pl->err, OQ_ENOMEM, "out of memory");
+        goto done;
+    }
     for (int v = 0; v < g->n_values; v++)
         pl->group[v] = v;
     for (int i = 0; i < g->n_nodes; i++) {
@@ -439,11 +445,14 @@ static oq_status share_concat_ranges(planner *pl)
         if (concat_groups(pl, i)) {
             for (int k = 0; k < n->n_inputs; k++)
                 group_join(pl, n->inputs[k], n->outputs[0]);
+            written[n->outputs[0]->id] = true;
         } else if (n->kind != OQ_OP_CONCAT && pl->policy[i] != OQ_POLICY_FLOAT && moves_data(n) &&
                    !n->inputs[0]->constant && n->inputs[0]->graph == g) {
             for (int k = 0; k < n->n_outputs; k++)
-                if (n->outputs[k])
+                if (n->outputs[k]) {
                     group_join(pl, n->inputs[0], n->outputs[k]);
+                    written[n->outputs[k]->id] = true;
+                }
         }
     }
     for (int i = 0; i < g->n_nodes; i++)
@@ -454,7 +463,7 @@ static oq_status share_concat_ranges(planner *pl)
     for (int v = 0; v < g->n_values; v++) {
         share_range *r = &pl->shared[group_root(pl, v)];
         const oq_value *x = g->values[v];
-        if (!r->has_concat || x->constant || x->graph != g)
+        if (!r->has_concat || written[v] || x->constant || x->graph != g)
             continue;
         double range[2];
         if (!table_range(pl, x, range)) {
@@ -464,7 +473,9 @@ static oq_status share_concat_ranges(planner *pl)
         r->lo = fmin(r->lo, range[0]);
         r->hi = fmax(r->hi, range[1]);
     }
-    return OQ_OK;
+done:
+    free(written);
+    return st;
 }
 
 /* The activation inputs of candidate n become 8-bit tensors: x, and B of a
