@@ -10,7 +10,8 @@
  * qconv: QLinearConv and ConvInteger: depthwise (tap by tap, and the rows
  * summed in registers: rows under 8, 8 to 15 and 16 or more outputs, strides
  * 1 and 2, dilation, kernels past the register path's limit), im2col
- * (strides, pads, groups, 1-D), the direct 1x1 path, constant weights (packed
+ * (strides, pads, groups, 1-D; 2-D from a padded block and, for a block too
+ * large, without), the direct 1x1 path, constant weights (packed
  * once) and weights fed at run time.
  * qmatmul: QLinearMatMul, MatMulInteger and com.microsoft QGemm with per-tensor
  * and per-column parameters, batches, and shapes off the GEMM tile. */
@@ -581,6 +582,12 @@ static const qconv_case qconv_cases[] = {
     {1, 3, 5, 1, {1, 29}, {1, 4}, {1, 3}, {1, 2}, {0, 3}, {0, 1}},     /* 1-D */
     {2, 16, 24, 1, {7, 9}, {1, 1}, {1, 1}, {1, 1}, {0, 0}, {0, 0}},    /* 1x1: x is the GEMM's B */
     {2, 3, 70, 1, {17, 19}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},   /* several column tiles */
+    /* im2col from the padded block: RegNet's eight channels a group on a small plane; strides 3 and 2,
+     * dilations and uneven pads over tiles that start mid-row; a block too large (im2col_bytes) */
+    {2, 16, 16, 2, {7, 7}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},
+    {2, 8, 8, 1, {40, 40}, {3, 3}, {3, 2}, {2, 1}, {2, 0}, {1, 3}},
+    {2, 4, 4, 1, {9, 30}, {2, 3}, {1, 3}, {1, 1}, {0, 1}, {0, 2}},
+    {2, 64, 2, 1, {3, 6000}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},
 };
 
 static int check_qconv(oq_isa level)
