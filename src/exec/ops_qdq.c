@@ -178,12 +178,49 @@ static void byte_map_f32(void *arg, int64_t begin, int64_t end)
     for (int64_t i = begin; i < end; i++) y[i] = t[j->x[i]];
 }
 
+/* y[i] = t[x[i]] for i < n: a table of 256 bytes. */
+typedef void byte_lookup_fn(uint8_t *y, const uint8_t *x, const uint8_t *t, int64_t n);
+
+static void byte_lookup(uint8_t *y, const uint8_t *x, const uint8_t *t, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) y[i] = t[x[i]];
+}
+
+#if OQ_X86_KERNELS
+#include <immintrin.h>
+
+/* byte_lookup 64 bytes at a time: the table as 16 rows of 16 bytes, each
+ * in every 128-bit lane; an element's high nibble picks the row (a mask per
+ * row), its low nibble the byte in it (vpshufb). */
+OQ_TARGET_AVX512 static void byte_lookup_avx512(uint8_t *y, const uint8_t *x, const uint8_t *t, int64_t n)
+{
+    __m512i rows[16];
+    for (int h = 0; h < 16; h++) rows[h] = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(t + 16 * h)));
+    const __m512i nib = _mm512_set1_epi8(15), one = _mm512_set1_epi8(1);
+    for (int64_t i = 0; i < n; i += 64) {
+        __mmask64 live = n - i >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << (n - i)) - 1;
+        __m512i v = _mm512_maskz_loadu_epi8(live, x + i);
+        __m512i lo = _mm512_and_si512(v, nib), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nib);
+        __m512i r = _mm512_setzero_si512(), h = _mm512_setzero_si512();
+        for (int k = 0; k < 16; k++, h = _mm512_add_epi8(h, one))
+            r = _mm512_mask_shuffle_epi8(r, _mm512_cmpeq_epi8_mask(hi, h), rows[k], lo);
+        _mm512_mask_storeu_epi8(y + i, live, r);
+    }
+}
+#endif
+
+static byte_lookup_fn *const byte_lookup_variants[OQ_ISA_COUNT] = {
+    [OQ_ISA_BASELINE] = byte_lookup,
+#if OQ_X86_KERNELS
+    [OQ_ISA_AVX512] = byte_lookup_avx512,
+#endif
+};
+
 static void byte_map_u8(void *arg, int64_t begin, int64_t end)
 {
     const byte_map_job *j = arg;
-    const uint8_t *t = j->table;
-    uint8_t *y = j->y;
-    for (int64_t i = begin; i < end; i++) y[i] = t[j->x[i]];
+    byte_lookup_fn *f = byte_lookup_variants[oq_isa_pick(OQ_ISA_HAVE(byte_lookup_variants, ))];
+    f((uint8_t *)j->y + begin, j->x + begin, j->table, end - begin);
 }
 
 /* The 8-bit output table of QuantizeLinear node qn (one float scale, one
