@@ -671,11 +671,13 @@ static void qmatmul_case(int64_t batch, int64_t m, int64_t n, int64_t k, oq_dtyp
         CHECK(mismatches(y, want, nout, what) == 0);
         oq_tensor_release(y);
     }
-    if (adt == OQ_DTYPE_UINT8 && bdt == OQ_DTYPE_UINT8) {
-        knode_input iin[4] = {{"a", &a, false}, {"b", &b, false}, {"za", &za, true}, {"zb", &zb, true}};
+    for (int b_const = 0; b_const < 2 && adt == OQ_DTYPE_UINT8 && bdt == OQ_DTYPE_UINT8; b_const++) {
+        /* b fed at run time (packed per call), and constant (packed once) */
+        knode_input iin[4] = {{"a", &a, false}, {"b", &b, b_const}, {"za", &za, true}, {"zb", &zb, true}};
         CHECK_OK(knode_run("MatMulInteger", "", 10, iin, 4, NULL, NULL, 1, 1, y, &err), &err);
         if (!err.status) {
-            snprintf(what, sizeof what, "MatMulInteger %lldx%lldx%lld", (long long)m, (long long)n, (long long)k);
+            snprintf(what, sizeof what, "MatMulInteger %lldx%lldx%lld%s", (long long)m, (long long)n, (long long)k,
+                     b_const ? " constant b" : "");
             CHECK(mismatches(y, acc, nout, what) == 0);
             oq_tensor_release(y);
         }
