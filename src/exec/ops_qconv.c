@@ -625,14 +625,17 @@ static oq_status qconv_run(oq_kernel_ctx *c, qconv_job *j, oq_dtype ydt)
     dims[0] = j->p.n;
     dims[1] = j->p.cout;
     for (int a = 0; a < j->p.nsp; a++) dims[2 + a] = j->p.out[a];
-    oq_tensor *y = oq_kernel_output(c, 0, ydt, j->p.nsp + 2, dims);
+    oq_tensor *y = oq_kernel_output_raw(c, 0, ydt, j->p.nsp + 2, dims); /* the work items write every output */
     if (!y) return c->err->status;
     j->y = y->data;
     int64_t numel = oq_tensor_numel(y);
     if (numel == 0) return OQ_OK;
     if (j->kdim == 0) {
         /* No taps: every sum is 0. */
-        if (!j->out.requant) return OQ_OK; /* outputs are zero-filled */
+        if (!j->out.requant) {
+            memset(y->data, 0, y->nbytes);
+            return OQ_OK;
+        }
         for (int64_t i = 0; i < j->p.n * j->p.cout; i++) {
             int32_t zero[1] = {0};
             int64_t ch = i % j->p.cout;
