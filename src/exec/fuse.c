@@ -209,8 +209,8 @@ static bool closed(const grow *w)
 }
 
 /* Grows the longest closed chain from src into *best: of at least two
- * nodes, or of one node reading src alone (which a Conv can run as its
- * epilogue). */
+ * nodes, or of one node reading src alone (which a Conv or a
+ * DequantizeLinear can run as its epilogue). */
 static bool grow_from(grow *w, const oq_value *src, oq_fusion *best)
 {
     memset(&w->cur, 0, sizeof w->cur);

@@ -54,8 +54,8 @@ typedef struct oq_fusion {
 } oq_fusion;
 
 /* Finds disjoint chains in g, each the longest that grows from its source
- * (a chain of one node has one source: the planner gives it to a Conv as its
- * epilogue or leaves the node alone).
+ * (a chain of one node has one source: the planner gives it to a Conv or a
+ * DequantizeLinear as its epilogue or leaves the node alone).
  * By value id: pinned[v] is true for values that must be computed on their
  * own (graph outputs, values read from inside subgraphs, observed values),
  * kept[v] for values never freed during a run (graph outputs); opsets[i] is
