@@ -129,7 +129,7 @@ static void block_span(const qconv_job *j, int64_t c0, int64_t tp, int64_t *row0
 
 /* Bytes of the block of any tile of TILE_P positions or fewer, with slack
  * for 8-byte reads past its end; 0 when that is over BLOCK_MAX_BYTES. */
-static size_t block_bytes(const qconv_job *j)
+static size_t padded_block_bytes(const qconv_job *j)
 {
     const oq_conv_params *p = &j->p;
     int64_t out_rows = TILE_P / p->out[1] + 2; /* a tile starting mid-row */
@@ -656,7 +656,7 @@ static oq_status qconv_run(oq_kernel_ctx *c, qconv_job *j, oq_dtype ydt)
     j->tile_p = j->depthwise && ow <= TILE_P ? TILE_P / ow * ow : TILE_P;
     j->ptiles = (j->plane_out + j->tile_p - 1) / j->tile_p;
     int64_t tp = j->plane_out < TILE_P ? j->plane_out : TILE_P;
-    j->block_bytes = !j->direct && !j->depthwise && j->p.nsp == 2 ? block_bytes(j) : 0;
+    j->block_bytes = !j->direct && !j->depthwise && j->p.nsp == 2 ? padded_block_bytes(j) : 0;
     size_t ws = (j->out.requant ? (size_t)j->cout_g * TILE_P * sizeof(int32_t) : 0) +
                 (j->direct ? 0 : (size_t)j->kdim * TILE_P + BLOCK_SLACK + j->block_bytes) +
                 oq_qgemm_ws_bytes(j->cout_g, tp, j->kdim);
