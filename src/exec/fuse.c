@@ -104,6 +104,7 @@ static bool node_step(const grow *w, const oq_node *nd, int64_t opset, oq_ew_ste
         {"Add", OQ_EW_ADD, 2},      {"Sub", OQ_EW_SUB, 2},     {"Mul", OQ_EW_MUL, 2},
         {"Div", OQ_EW_DIV, 2},      {"Relu", OQ_EW_RELU, 1},   {"Sigmoid", OQ_EW_SIGMOID, 1},
         {"HardSigmoid", OQ_EW_HARD_SIGMOID, 1}, {"Clip", OQ_EW_CLIP, 1}, {"Erf", OQ_EW_ERF, 1},
+        {"HardSwish", OQ_EW_HARD_SWISH, 1},
     };
     if (nd->domain[0] || nd->n_outputs != 1 || !nd->outputs[0] || nd->n_inputs < 1) return false;
     int o = 0, n_ops = (int)(sizeof ops / sizeof ops[0]);
@@ -208,8 +209,8 @@ static bool closed(const grow *w)
 }
 
 /* Grows the longest closed chain from src into *best: of at least two
- * nodes, or of one node reading src alone (which a Conv can run as its
- * epilogue). */
+ * nodes, or of one node reading src alone (which a Conv or a
+ * DequantizeLinear can run as its epilogue). */
 static bool grow_from(grow *w, const oq_value *src, oq_fusion *best)
 {
     memset(&w->cur, 0, sizeof w->cur);
@@ -306,6 +307,9 @@ OQ_CLONED(step_run, (const oq_ew_step *s, float *restrict d, const float *const 
     case OQ_EW_HARD_SIGMOID:
         for (int64_t i = 0; i < n; i++) d[i] = oq_max_or(oq_min_or(k0 * a[i] + k1, 1.0f), 0.0f);
         break;
+    case OQ_EW_HARD_SWISH:
+        for (int64_t i = 0; i < n; i++) d[i] = a[i] * oq_max_or(oq_min_or(a[i] / 6.0f + 0.5f, 1.0f), 0.0f);
+        break;
     case OQ_EW_CLIP:
         for (int64_t i = 0; i < n; i++) {
             float t = a[i] < k0 ? k0 : a[i];
@@ -348,6 +352,9 @@ OQ_CLONED(step_run_inplace, (const oq_ew_step *s, float *y, int64_t n), (s, y, n
         break;
     case OQ_EW_HARD_SIGMOID:
         for (int64_t i = 0; i < n; i++) y[i] = oq_max_or(oq_min_or(k0 * y[i] + k1, 1.0f), 0.0f);
+        break;
+    case OQ_EW_HARD_SWISH:
+        for (int64_t i = 0; i < n; i++) y[i] = y[i] * oq_max_or(oq_min_or(y[i] / 6.0f + 0.5f, 1.0f), 0.0f);
         break;
     case OQ_EW_CLIP:
         for (int64_t i = 0; i < n; i++) {

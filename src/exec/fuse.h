@@ -1,7 +1,7 @@
 /* fuse.h: plan-time fusion of elementwise chains. Internal to src/exec.
  *
  * A chain is a run of float elementwise nodes (Add, Sub, Mul, Div, Relu,
- * Sigmoid, HardSigmoid, Clip with constant bounds, Erf) whose operands are scalar
+ * Sigmoid, HardSigmoid, HardSwish, Clip with constant bounds, Erf) whose operands are scalar
  * constants, values computed earlier in the chain, or a few source values of
  * one shape, such as the x * clip(x + 3, 0, 6) / 6 that exporters write for
  * hard-swish, or a residual add that follows it. Run fused,
@@ -28,6 +28,7 @@ typedef enum oq_ew_kind {
     OQ_EW_RELU,
     OQ_EW_SIGMOID,
     OQ_EW_HARD_SIGMOID, /* k0 = alpha, k1 = beta */
+    OQ_EW_HARD_SWISH,
     OQ_EW_CLIP,         /* k0 = lo, k1 = hi */
     OQ_EW_ERF,
     OQ_EW_KIND_COUNT
@@ -53,8 +54,8 @@ typedef struct oq_fusion {
 } oq_fusion;
 
 /* Finds disjoint chains in g, each the longest that grows from its source
- * (a chain of one node has one source: the planner gives it to a Conv as its
- * epilogue or leaves the node alone).
+ * (a chain of one node has one source: the planner gives it to a Conv or a
+ * DequantizeLinear as its epilogue or leaves the node alone).
  * By value id: pinned[v] is true for values that must be computed on their
  * own (graph outputs, values read from inside subgraphs, observed values),
  * kept[v] for values never freed during a run (graph outputs); opsets[i] is

@@ -24,9 +24,14 @@ struct oq_kernel_ctx {
     struct oq_exec_frame *frame;
     oq_err *err;
     /* NULL, or an elementwise chain (fuse.h) the executor moved into this
-     * node: output 0 is then the chain's result, and the kernel (only Conv
-     * is given one) applies the chain to its output before returning. */
+     * node: output 0 is then the chain's result, and the kernel (Conv and
+     * DequantizeLinear are given one) applies the chain to its output before
+     * returning. */
     const struct oq_fusion *epilogue;
+    /* NULL, or a per-tensor QuantizeLinear of the epilogue's result that the
+     * executor also moved into this node (DequantizeLinear only): output 0 is
+     * then that node's output. */
+    const oq_node *quantize;
 };
 
 /* Input k or NULL when omitted or absent. */

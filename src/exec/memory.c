@@ -166,7 +166,9 @@ static oq_tensor *kernel_output(oq_kernel_ctx *c, int k, oq_dtype dt, int rank, 
         return NULL;
     }
     const oq_value *v = k < c->node->n_outputs ? c->node->outputs[k] : NULL;
-    if (k == 0 && c->epilogue)
+    if (k == 0 && c->quantize)
+        v = c->quantize->outputs[0]; /* the quantized chain result is what this node now writes */
+    else if (k == 0 && c->epilogue)
         v = c->epilogue->dst; /* the chain's result is what this node now writes */
     if (oq_output_header(&hdr, dt, rank, dims, v ? v->name : "(unnamed)", c->err))
         return NULL;

@@ -1,6 +1,7 @@
 /* ops_qconv.c: QLinearConv and ConvInteger. Grouped convolutions run on the
  * 8-bit GEMM (qgemm.c), through a byte im2col padded with the input zero
- * point, or straight on the input for 1x1 kernels; depthwise 2-D ones are
+ * point (2-D: from a padded block of the rows a tile reads), or straight on
+ * the input for 1x1 kernels; depthwise 2-D ones are
  * summed tap by tap from the input plane, or row by row in registers where
  * AVX2 is enabled. Weights that are constants are packed once per session. */
 #include <string.h>
@@ -33,6 +34,7 @@ typedef struct qconv_job {
     int64_t ptiles;         /* column tiles per (image, group) */
     bool direct;            /* 1x1 taps, stride 1, no pads: x is the GEMM's B */
     bool depthwise;         /* 2-D, one input and one output channel per group: summed tap by tap */
+    size_t block_bytes;     /* 2-D im2col: bytes of a work item's padded block (see im2col_block), else 0 */
     bool w_const;           /* weights and their zero points are constants: packed once (w_packed) */
     const uint8_t *w_packed; /* NULL, or each group's weights as oq_qgemm_pack_a leaves them */
     size_t w_packed_group;  /* bytes per group in w_packed (a multiple of 64) */
@@ -101,6 +103,93 @@ OQ_CLONED(im2col_bytes, (uint8_t *restrict col, int64_t ldcol, const uint8_t *re
                 o[a] = 0;
                 o[a - 1]++;
             }
+        }
+    }
+}
+
+/* ---- 2-D im2col from a padded block ------------------------------------------------------------
+ * The input rows a work item reads, of every channel of its group, are first
+ * copied into a block padded with the input zero point on every side; each
+ * run of output columns of an im2col row is then a plain strided copy with
+ * no bounds to check. Grouped convolutions with few channels per group on
+ * small planes (RegNet's) make runs of a few bytes, where im2col_bytes'
+ * per-run bounds and calls cost more than the copy. */
+
+enum { BLOCK_MAX_BYTES = 1 << 20, BLOCK_SLACK = 64 }; /* larger blocks take im2col_bytes */
+
+/* The padded input rows output positions [c0, c0 + tp) read: *rows rows
+ * from padded row *row0 (input row *row0 - pad0[0]). */
+static void block_span(const qconv_job *j, int64_t c0, int64_t tp, int64_t *row0, int64_t *rows)
+{
+    const oq_conv_params *p = &j->p;
+    int64_t ow = p->out[1], oh0 = c0 / ow, oh1 = (c0 + tp - 1) / ow;
+    *row0 = oh0 * p->stride[0];
+    *rows = (oh1 - oh0) * p->stride[0] + (p->k[0] - 1) * p->dil[0] + 1;
+}
+
+/* Bytes of the block of any tile of TILE_P positions or fewer, with slack
+ * for 8-byte reads past its end; 0 when that is over BLOCK_MAX_BYTES. */
+static size_t padded_block_bytes(const qconv_job *j)
+{
+    const oq_conv_params *p = &j->p;
+    int64_t out_rows = TILE_P / p->out[1] + 2; /* a tile starting mid-row */
+    if (out_rows > p->out[0]) out_rows = p->out[0];
+    int64_t rows = (out_rows - 1) * p->stride[0] + (p->k[0] - 1) * p->dil[0] + 1;
+    int64_t bytes = j->cin_g * rows * (p->in[1] + p->pad0[1] + p->pad1[1]) + BLOCK_SLACK;
+    return bytes <= BLOCK_MAX_BYTES ? (size_t)bytes : 0;
+}
+
+/* blk (cin_g, rows, padded width) = the group's input x at padded rows
+ * [row0, row0 + rows), `pad` outside the input. */
+static void block_fill(uint8_t *blk, const uint8_t *x, const qconv_job *j, int64_t row0, int64_t rows, uint8_t pad)
+{
+    const oq_conv_params *p = &j->p;
+    int64_t h = p->in[0], w = p->in[1], left = p->pad0[1], wp = w + left + p->pad1[1];
+    for (int64_t ci = 0; ci < j->cin_g; ci++)
+        for (int64_t r = 0; r < rows; r++) {
+            uint8_t *d = blk + (ci * rows + r) * wp;
+            int64_t ih = row0 + r - p->pad0[0];
+            if (ih < 0 || ih >= h) {
+                memset(d, pad, (size_t)wp);
+                continue;
+            }
+            memset(d, pad, (size_t)left);
+            memcpy(d + left, x + ci * j->plane_in + ih * w, (size_t)w);
+            memset(d + left + w, pad, (size_t)(wp - left - w));
+        }
+}
+
+/* im2col_bytes' columns for output positions [c0, c0 + tp) of a 2-D
+ * convolution, read from blk as block_fill left it for rows [row0, row0 +
+ * rows). Stride-1 runs are copied 8 bytes at a time: a run may write up to
+ * 7 bytes past its end, which the next run or row overwrites, so col needs
+ * BLOCK_SLACK bytes past its last row, and blk has them past its end. */
+OQ_CLONED(im2col_block, (uint8_t *restrict col, int64_t ldcol, const uint8_t *restrict blk, const qconv_job *j,
+                         int64_t c0, int64_t tp, int64_t rows), (col, ldcol, blk, j, c0, tp, rows))
+{
+    const oq_conv_params *p = &j->p;
+    int64_t ow = p->out[1], kh = p->k[0], kw = p->k[1], sh = p->stride[0], sw = p->stride[1];
+    int64_t wp = p->in[1] + p->pad0[1] + p->pad1[1];
+    for (int64_t r = 0; r < j->kdim; r++) {
+        int64_t ci = r / (kh * kw), ky = r / kw % kh, kx = r % kw;
+        const uint8_t *src = blk + (ci * rows + ky * p->dil[0]) * wp + kx * p->dil[1]; /* output row c0 / ow */
+        uint8_t *dst = col + r * ldcol;
+        for (int64_t t = 0, x0 = c0 % ow; t < tp; src += sh * wp, x0 = 0) {
+            int64_t run = ow - x0 < tp - t ? ow - x0 : tp - t;
+            const uint8_t *s = src + x0 * sw;
+            uint8_t *d = dst + t;
+            if (sw == 1) {
+                for (int64_t u = 0; u < run; u += 8) {
+                    uint64_t v;
+                    memcpy(&v, s + u, 8);
+                    memcpy(d + u, &v, 8);
+                }
+            } else if (sw == 2) { /* a constant stride: the loop vectorizes */
+                for (int64_t u = 0; u < run; u++) d[u] = s[u * 2];
+            } else {
+                for (int64_t u = 0; u < run; u++) d[u] = s[u * sw];
+            }
+            t += run;
         }
     }
 }
@@ -414,10 +503,18 @@ static void qconv_item(void *arg, int64_t it, uint8_t *ws)
         g.b = xg + c0;
         g.ldb = P;
     } else {
-        im2col_bytes(col, tp, xg, j, c0, tp, (uint8_t)j->x_zp);
+        uint8_t *blk = col + (size_t)j->kdim * TILE_P + BLOCK_SLACK;
+        if (j->block_bytes) {
+            int64_t row0, rows;
+            block_span(j, c0, tp, &row0, &rows);
+            block_fill(blk, xg, j, row0, rows, (uint8_t)j->x_zp);
+            im2col_block(col, tp, blk, j, c0, tp, rows);
+        } else {
+            im2col_bytes(col, tp, xg, j, c0, tp, (uint8_t)j->x_zp);
+        }
         g.b = col;
         g.ldb = tp;
-        gws = col + (size_t)j->kdim * TILE_P;
+        gws = blk + j->block_bytes;
     }
     if (!j->out.requant) {
         g.c = (int32_t *)j->y + (ni * j->p.cout + ch0) * P + c0;
@@ -528,14 +625,17 @@ static oq_status qconv_run(oq_kernel_ctx *c, qconv_job *j, oq_dtype ydt)
     dims[0] = j->p.n;
     dims[1] = j->p.cout;
     for (int a = 0; a < j->p.nsp; a++) dims[2 + a] = j->p.out[a];
-    oq_tensor *y = oq_kernel_output(c, 0, ydt, j->p.nsp + 2, dims);
+    oq_tensor *y = oq_kernel_output_raw(c, 0, ydt, j->p.nsp + 2, dims); /* the work items write every output */
     if (!y) return c->err->status;
     j->y = y->data;
     int64_t numel = oq_tensor_numel(y);
     if (numel == 0) return OQ_OK;
     if (j->kdim == 0) {
         /* No taps: every sum is 0. */
-        if (!j->out.requant) return OQ_OK; /* outputs are zero-filled */
+        if (!j->out.requant) {
+            memset(y->data, 0, y->nbytes);
+            return OQ_OK;
+        }
         for (int64_t i = 0; i < j->p.n * j->p.cout; i++) {
             int32_t zero[1] = {0};
             int64_t ch = i % j->p.cout;
@@ -556,8 +656,10 @@ static oq_status qconv_run(oq_kernel_ctx *c, qconv_job *j, oq_dtype ydt)
     j->tile_p = j->depthwise && ow <= TILE_P ? TILE_P / ow * ow : TILE_P;
     j->ptiles = (j->plane_out + j->tile_p - 1) / j->tile_p;
     int64_t tp = j->plane_out < TILE_P ? j->plane_out : TILE_P;
+    j->block_bytes = !j->direct && !j->depthwise && j->p.nsp == 2 ? padded_block_bytes(j) : 0;
     size_t ws = (j->out.requant ? (size_t)j->cout_g * TILE_P * sizeof(int32_t) : 0) +
-                (j->direct ? 0 : (size_t)j->kdim * TILE_P) + oq_qgemm_ws_bytes(j->cout_g, tp, j->kdim);
+                (j->direct ? 0 : (size_t)j->kdim * TILE_P + BLOCK_SLACK + j->block_bytes) +
+                oq_qgemm_ws_bytes(j->cout_g, tp, j->kdim);
     return oq_run_items(c, j->p.n * j->p.group * j->ptiles, ws, qconv_item, j);
 }
 

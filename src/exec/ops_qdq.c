@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cpu_dispatch.h"
+#include "exec/fuse.h"
 #include "exec/kernel.h"
 #include "exec/ops.h"
 #include "exec/ops_common.h"
@@ -160,6 +161,110 @@ static oq_status k_quantize_linear(oq_kernel_ctx *c)
     return OQ_OK;
 }
 
+/* ---- DequantizeLinear with an epilogue: one table lookup per element ------------------------ */
+
+/* Element i of the 8-bit x indexes a table of 256 entries. */
+typedef struct byte_map_job {
+    const uint8_t *x;
+    void *y;
+    const void *table; /* float[256] or uint8_t[256] */
+} byte_map_job;
+
+static void byte_map_f32(void *arg, int64_t begin, int64_t end)
+{
+    const byte_map_job *j = arg;
+    const float *t = j->table;
+    float *y = j->y;
+    for (int64_t i = begin; i < end; i++) y[i] = t[j->x[i]];
+}
+
+/* y[i] = t[x[i]] for i < n: a table of 256 bytes. */
+typedef void byte_lookup_fn(uint8_t *y, const uint8_t *x, const uint8_t *t, int64_t n);
+
+static void byte_lookup(uint8_t *y, const uint8_t *x, const uint8_t *t, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) y[i] = t[x[i]];
+}
+
+#if OQ_X86_KERNELS
+#include <immintrin.h>
+
+/* byte_lookup 64 bytes at a time: the table as 16 rows of 16 bytes, each
+ * in every 128-bit lane; an element's high nibble picks the row (a mask per
+ * row), its low nibble the byte in it (vpshufb). */
+OQ_TARGET_AVX512 static void byte_lookup_avx512(uint8_t *y, const uint8_t *x, const uint8_t *t, int64_t n)
+{
+    __m512i rows[16];
+    for (int h = 0; h < 16; h++) rows[h] = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(t + 16 * h)));
+    const __m512i nib = _mm512_set1_epi8(15), one = _mm512_set1_epi8(1);
+    for (int64_t i = 0; i < n; i += 64) {
+        __mmask64 live = n - i >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << (n - i)) - 1;
+        __m512i v = _mm512_maskz_loadu_epi8(live, x + i);
+        __m512i lo = _mm512_and_si512(v, nib), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nib);
+        __m512i r = _mm512_setzero_si512(), h = _mm512_setzero_si512();
+        for (int k = 0; k < 16; k++, h = _mm512_add_epi8(h, one))
+            r = _mm512_mask_shuffle_epi8(r, _mm512_cmpeq_epi8_mask(hi, h), rows[k], lo);
+        _mm512_mask_storeu_epi8(y + i, live, r);
+    }
+}
+#endif
+
+static byte_lookup_fn *const byte_lookup_variants[OQ_ISA_COUNT] = {
+    [OQ_ISA_BASELINE] = byte_lookup,
+#if OQ_X86_KERNELS
+    [OQ_ISA_AVX512] = byte_lookup_avx512,
+#endif
+};
+
+static void byte_map_u8(void *arg, int64_t begin, int64_t end)
+{
+    const byte_map_job *j = arg;
+    byte_lookup_fn *f = byte_lookup_variants[oq_isa_pick(OQ_ISA_HAVE(byte_lookup_variants, ))];
+    f((uint8_t *)j->y + begin, j->x + begin, j->table, end - begin);
+}
+
+/* The 8-bit output table of QuantizeLinear node qn (one float scale, one
+ * 8-bit zero point; the planner checked both) over the 256 floats v, with
+ * the quantize loop the node's own kernel uses; *ydt gets its type. */
+static void quantize_table(uint8_t t[256], oq_dtype *ydt, const oq_node *qn, const float v[256])
+{
+    const oq_tensor *s = qn->inputs[1]->constant, *z = qn->inputs[2]->constant;
+    oq_qrange r;
+    *ydt = z->dtype;
+    oq_qtype_range(*ydt, &r);
+    int32_t zp = *ydt == OQ_DTYPE_INT8 ? *(const int8_t *)z->data : *(const uint8_t *)z->data;
+    oq_quant_store_kernel()(t, *ydt, 0, v, 256, *(const float *)s->data, zp, r);
+}
+
+/* DequantizeLinear of the 8-bit x per tensor (params in j) followed by the
+ * chain c->epilogue and, when c->quantize is set, by that QuantizeLinear.
+ * The result is a function of each element's byte, so the 256 byte values
+ * go through the same float steps as the separate kernels' (oq_real_values
+ * is the dequantize loop's s * (x - zp)) into a table, and each element is
+ * one lookup: the bits of the node-by-node run. The output gets leading
+ * ones when the chain's constants have a higher rank than x. */
+static oq_status dequantize_mapped(oq_kernel_ctx *c, const oq_tensor *x, const qdq_job *j)
+{
+    const oq_fusion *ep = c->epilogue;
+    if (!oq_is_8bit(x->dtype) || j->q.count != 1 || j->ydt != OQ_DTYPE_FLOAT)
+        return OQ_KERR(c, "an epilogue needs 8-bit data, one float scale and one zero point");
+    float v[256];
+    uint8_t b[256];
+    oq_real_values(v, x->dtype, j->q.scale[0], j->q.zp[0]);
+    oq_fusion_run_inplace(ep, v, 256);
+    oq_dtype ydt = OQ_DTYPE_FLOAT;
+    if (c->quantize) quantize_table(b, &ydt, c->quantize, v);
+    int64_t dims[OQ_MAX_RANK];
+    int lead = ep->const_rank > x->rank ? ep->const_rank - x->rank : 0;
+    for (int d = 0; d < lead; d++) dims[d] = 1;
+    memcpy(dims + lead, x->dims, (size_t)x->rank * sizeof *dims);
+    oq_tensor *y = oq_kernel_output_raw(c, 0, ydt, x->rank + lead, dims); /* every element is written */
+    if (!y) return c->err->status;
+    byte_map_job m = {x->data, y->data, c->quantize ? (const void *)b : (const void *)v};
+    oq_par_run(c, oq_tensor_numel(x), c->quantize ? 2 : 5, c->quantize ? byte_map_u8 : byte_map_f32, &m);
+    return OQ_OK;
+}
+
 static oq_status k_dequantize_linear(oq_kernel_ctx *c)
 {
     const oq_tensor *x = oq_kernel_require(c, 0), *s = oq_kernel_require(c, 1), *z = oq_kernel_input(c, 2);
@@ -178,6 +283,7 @@ static oq_status k_dequantize_linear(oq_kernel_ctx *c)
         for (int64_t i = 0; i < j.q.count; i++)
             if (j.q.zp[i] != 0) return OQ_KERR(c, "an int32 input needs a zero point of 0");
     }
+    if (c->epilogue) return dequantize_mapped(c, x, &j);
     oq_tensor *y = oq_kernel_output_raw(c, 0, s->dtype, x->rank, x->dims); /* every element is written */
     if (!y) return c->err->status;
     j.y = y->data;

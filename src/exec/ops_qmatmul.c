@@ -19,6 +19,8 @@ typedef struct qmm_job {
     const int64_t *a_off;   /* (batch) element offsets of each product's A */
     const int64_t *b_off;   /* (batch) element offsets of B */
     int64_t mt, nt;         /* tiles along m and n */
+    const uint8_t *b_packed; /* NULL, or each column tile of a constant 2-D B as oq_qgemm_pack_b leaves it */
+    size_t b_tile_bytes;    /* bytes per tile in b_packed (a multiple of 64) */
     void *y;                /* (batch, m, n) int32 or 8-bit */
     oq_qout out;
 } qmm_job;
@@ -36,6 +38,7 @@ static void qmm_item(void *arg, int64_t it, uint8_t *ws)
     g.b = (const uint8_t *)j->g.b + j->b_off[bi] + c0;
     if (g.a_zp && g.a_zp_per_row) g.a_zp += i0;
     if (g.b_zp && g.b_zp_per_col) g.b_zp += c0;
+    if (j->b_packed) g.b_packed = j->b_packed + tn * j->b_tile_bytes;
     if (!j->out.requant) {
         g.c = (int32_t *)j->y + bi * m * n + i0 * n + c0;
         g.ldc = n;
@@ -61,10 +64,25 @@ static oq_status mm_zp(oq_kernel_ctx *c, const oq_qparams *q, int64_t dim, const
     return OQ_OK;
 }
 
+/* Packs each column tile of the job's B (see qmm_job.b_packed). */
+static void pack_b_tiles(void *dst, void *arg)
+{
+    const qmm_job *j = arg;
+    for (int64_t tn = 0; tn < j->nt; tn++) {
+        int64_t c0 = tn * TILE_N;
+        oq_qgemm_args g = j->g;
+        g.n = j->g.n - c0 < TILE_N ? j->g.n - c0 : TILE_N;
+        g.b = (const uint8_t *)j->g.b + c0;
+        if (g.b_zp && g.b_zp_per_col) g.b_zp += c0;
+        oq_qgemm_pack_b((uint8_t *)dst + tn * j->b_tile_bytes, &g);
+    }
+}
+
 /* Shared by QLinearMatMul (requant) and MatMulInteger: input indices of a, b
- * and their parameters differ, the batching does not. */
-static oq_status run_qmatmul(oq_kernel_ctx *c, const oq_tensor *a, const oq_tensor *b, const oq_qparams *qa,
-                             const oq_qparams *qb, oq_dtype ydt, oq_qout *out)
+ * and their parameters differ, the batching does not. b_const: B and its
+ * zero point are constants, so a 2-D B is packed once per session. */
+static oq_status run_qmatmul(oq_kernel_ctx *c, const oq_tensor *a, const oq_tensor *b, bool b_const,
+                             const oq_qparams *qa, const oq_qparams *qb, oq_dtype ydt, oq_qout *out)
 {
     oq_status st;
     oq_matmul_shape ms;
@@ -89,6 +107,11 @@ static oq_status run_qmatmul(oq_kernel_ctx *c, const oq_tensor *a, const oq_tens
         .mt = (m + TILE_M - 1) / TILE_M, .nt = (n + TILE_N - 1) / TILE_N,
         .y = y->data, .out = *out,
     };
+    if (b_const && b->rank == 2) {
+        j.b_tile_bytes = (oq_qgemm_packed_b_bytes(k, n < TILE_N ? n : TILE_N) + 63) / 64 * 64;
+        if (!(j.b_packed = oq_kernel_cache(c, (size_t)j.nt * j.b_tile_bytes, pack_b_tiles, &j)))
+            return c->err->status;
+    }
     int64_t tm = m < TILE_M ? m : TILE_M, tn = n < TILE_N ? n : TILE_N;
     size_t ws = oq_qgemm_ws_bytes(tm, tn, k) + (out->requant ? (size_t)(TILE_M * TILE_N + TILE_N) * 4 : 0);
     return oq_run_items(c, batch * j.mt * j.nt, ws, qmm_item, &j);
@@ -120,7 +143,8 @@ static oq_status k_qlinear_matmul(oq_kernel_ctx *c)
     }
     oq_qout out = {.requant = true, .y_signed = ydt == OQ_DTYPE_INT8, .y_zp = qy.zp[0], .row_mult = rm,
                 .row_step = rows > 1, .col_mult = b_per ? qb.scale : NULL, .row_div = rd};
-    return run_qmatmul(c, a, b, &qa, &qb, ydt, &out);
+    bool b_const = oq_kernel_input_const(c, 3) && (!oq_kernel_input(c, 5) || oq_kernel_input_const(c, 5));
+    return run_qmatmul(c, a, b, b_const, &qa, &qb, ydt, &out);
 }
 
 static oq_status k_matmul_integer(oq_kernel_ctx *c)
@@ -132,7 +156,8 @@ static oq_status k_matmul_integer(oq_kernel_ctx *c)
         (st = oq_int_zero_points(c, 3, b, &qb)))
         return st;
     oq_qout out = {.requant = false};
-    return run_qmatmul(c, a, b, &qa, &qb, OQ_DTYPE_INT32, &out);
+    bool b_const = oq_kernel_input_const(c, 1) && (!oq_kernel_input(c, 3) || oq_kernel_input_const(c, 3));
+    return run_qmatmul(c, a, b, b_const, &qa, &qb, OQ_DTYPE_INT32, &out);
 }
 
 /* ---- com.microsoft QGemm (ONNX Runtime contrib op) -------------------------------------- */

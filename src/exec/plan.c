@@ -94,6 +94,7 @@ void oq_exec_plan_destroy(plan *p)
 }
 
 static int epilogue_host(const oq_graph *g, const int *producer, const bool *pinned, const oq_fusion *fu);
+static int quantize_after(const oq_graph *g, const bool *pinned, const oq_fusion *fu);
 
 static oq_status plan_subgraph(void *ctx, const oq_graph *sub, oq_err *err)
 {
@@ -254,10 +255,16 @@ oq_status oq_exec_plan_graph(oq_session *s, const oq_graph *g, oq_err *err)
                 continue; /* one node on its own runs as it is */
             for (int k = 0; k < fu->n; k++)
                 p->nodes[fu->nodes[k]].deferred = at >= 0 || k + 1 < fu->n;
-            if (at >= 0)
-                p->nodes[at].epilogue = fu;
-            else
+            if (at < 0) {
                 p->nodes[fu->nodes[fu->n - 1]].chain = fu;
+                continue;
+            }
+            p->nodes[at].epilogue = fu;
+            int q = g->nodes[at]->kind == OQ_OP_DEQUANTIZE_LINEAR ? quantize_after(g, pinned, fu) : -1;
+            if (q >= 0) {
+                p->nodes[at].quantize = &p->nodes[q];
+                p->nodes[q].deferred = true;
+            }
         }
     }
     /* subgraphs are planned now, not at run time */
@@ -281,10 +288,23 @@ static bool fusion_has(const oq_fusion *fu, int node)
     return false;
 }
 
-/* The Conv node that can run chain fu as its epilogue, or -1: fu's one
- * source is that Conv's only output, read by chain nodes alone. The chain
- * then runs as the Conv writes, at the Conv's turn, which is safe because
- * it reads nothing else but scalar constants. */
+/* True when inputs 1 and 2 of Quantize- or DequantizeLinear node n are
+ * constants holding one float scale and one 8-bit zero point: per tensor,
+ * so that 256 byte values are all the 8-bit side can hold. */
+static bool byte_qparams(const oq_node *n)
+{
+    const oq_tensor *s = n->n_inputs == 3 && n->inputs[1] ? n->inputs[1]->constant : NULL;
+    const oq_tensor *z = n->n_inputs == 3 && n->inputs[2] ? n->inputs[2]->constant : NULL;
+    return s && z && s->data && z->data && s->dtype == OQ_DTYPE_FLOAT && oq_tensor_numel(s) == 1 &&
+           (z->dtype == OQ_DTYPE_UINT8 || z->dtype == OQ_DTYPE_INT8) && oq_tensor_numel(z) == 1;
+}
+
+/* The node that can run chain fu as its epilogue, or -1: fu's one source
+ * is that node's only output, read by chain nodes alone, and the node is a
+ * Conv or a DequantizeLinear of 8-bit data per tensor (whose kernel turns
+ * the chain into a table of 256 entries). The chain then runs as the host
+ * writes, at the host's turn, which is safe because it reads nothing else
+ * but scalar constants. */
 static int epilogue_host(const oq_graph *g, const int *producer, const bool *pinned, const oq_fusion *fu)
 {
     const oq_value *src = fu->src[0];
@@ -292,13 +312,37 @@ static int epilogue_host(const oq_graph *g, const int *producer, const bool *pin
         return -1;
     int at = producer[src->id];
     const oq_node *host = g->nodes[at];
-    if (host->domain[0] || strcmp(host->op_type, "Conv") || host->n_outputs != 1)
+    if (host->n_outputs != 1 ||
+        !(host->kind == OQ_OP_CONV || (host->kind == OQ_OP_DEQUANTIZE_LINEAR && byte_qparams(host))))
         return -1;
     for (int i = at + 1; i < g->n_nodes; i++)
         for (int k = 0; k < g->nodes[i]->n_inputs; k++)
             if (g->nodes[i]->inputs[k] == src && !fusion_has(fu, i))
                 return -1;
     return at;
+}
+
+/* The QuantizeLinear node that the DequantizeLinear hosting chain fu can
+ * run after the chain, or -1: the chain's result is pinned by nothing and
+ * read by that node alone, as its data, and the node quantizes per tensor to
+ * 8 bits (byte_qparams). Its inputs are then all known at the host's turn. */
+static int quantize_after(const oq_graph *g, const bool *pinned, const oq_fusion *fu)
+{
+    if (pinned[fu->dst->id])
+        return -1;
+    int found = -1;
+    for (int i = fu->nodes[fu->n - 1] + 1; i < g->n_nodes; i++)
+        for (int k = 0; k < g->nodes[i]->n_inputs; k++)
+            if (g->nodes[i]->inputs[k] == fu->dst) {
+                if (found >= 0 || k != 0)
+                    return -1;
+                found = i;
+            }
+    if (found < 0 || g->nodes[found]->n_outputs != 1 || !g->nodes[found]->outputs[0] ||
+        g->nodes[found]->kind != OQ_OP_QUANTIZE_LINEAR ||
+        !byte_qparams(g->nodes[found]))
+        return -1;
+    return found;
 }
 
 plan *oq_exec_plan_find(const oq_session *s, const oq_graph *g)

@@ -379,20 +379,29 @@ const char *oq_qgemm_variant(oq_isa isa) { return isa >= 0 && isa < OQ_ISA_COUNT
 
 /* ---- drivers ---------------------------------------------------------------------- */
 
-/* A packed whole by oq_qgemm_pack_a starts with a header naming its format;
- * the packed strips follow at A_HEADER bytes. */
-enum { A_HEADER = 64 };
+/* An operand packed whole (oq_qgemm_pack_a, oq_qgemm_pack_b) starts with a
+ * header naming its format; the packed strips follow at PACK_HEADER bytes. */
+enum { PACK_HEADER = 64 };
 enum { FORMAT_PAIRS = 0x51503136u, FORMAT_QUADS = 0x51513834u };
 
 static uint32_t format_of(const kernel_entry *ke) { return ke->quads ? FORMAT_QUADS : FORMAT_PAIRS; }
 
-/* The packed strips of g->a_packed when it was packed in `format`, else NULL. */
-static const uint8_t *packed_a(const oq_qgemm_args *g, uint32_t format)
+/* The packed strips of an operand packed whole (g->a_packed or
+ * g->b_packed) when it was packed in `format`, else NULL. */
+static const uint8_t *packed_strips(const void *packed, uint32_t format)
 {
     uint32_t have;
-    if (!g->a_packed) return NULL;
-    memcpy(&have, g->a_packed, sizeof have);
-    return have == format ? (const uint8_t *)g->a_packed + A_HEADER : NULL;
+    if (!packed) return NULL;
+    memcpy(&have, packed, sizeof have);
+    return have == format ? (const uint8_t *)packed + PACK_HEADER : NULL;
+}
+
+/* Bytes of B's K slice of kc steps over a panel of nc columns, packed as
+ * quads or as pairs. A B packed whole holds its slices in the order the
+ * drivers take them (panels outer, slices inner), one after the other. */
+static int64_t b_slice_bytes(bool quads, int64_t kc, int64_t nc)
+{
+    return quads ? round_up(nc, QNR) / QNR * quad_strip_bytes(kc, QNR) : 2 * round_up(kc, 2) * round_up(nc, NR);
 }
 
 /* Writes an mr x nr corner of a full tile t (row stride ldt) into c: c = t,
@@ -407,7 +416,8 @@ static void store_edge(int32_t *c, int64_t ldc, const int32_t *t, int64_t ldt, i
 static void drive_pairs(const oq_qgemm_args *g, void *ws, ukernel_fn *kern)
 {
     pack_b_u8_fn *pack_b = g->b_signed ? pack_b_s8_pick() : pack_b_u8_pick();
-    const int16_t *a_packed = (const int16_t *)packed_a(g, FORMAT_PAIRS);
+    const int16_t *a_packed = (const int16_t *)packed_strips(g->a_packed, FORMAT_PAIRS);
+    const uint8_t *b_next = packed_strips(g->b_packed, FORMAT_PAIRS);
     int64_t m_strips = round_up(g->m, MR); /* rows of a K block of the whole packed A */
     /* 64-byte aligned packs, packed B first (the aligned loads need it). */
     int16_t *bp = (int16_t *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
@@ -419,7 +429,13 @@ static void drive_pairs(const oq_qgemm_args *g, void *ws, ukernel_fn *kern)
         for (int64_t p0 = 0; p0 < g->k; p0 += KC) {
             int64_t kc = min64(g->k - p0, KC), kp = (kc + 1) / 2;
             bool add = p0 > 0; /* later K slices accumulate */
-            pack_b(bp, g, p0, kc, j0, nc);
+            const int16_t *bblk = bp;
+            if (b_next) {
+                bblk = (const int16_t *)b_next;
+                b_next += b_slice_bytes(false, kc, nc);
+            } else {
+                pack_b(bp, g, p0, kc, j0, nc);
+            }
             for (int64_t i0 = 0; i0 < g->m; i0 += MC) {
                 int64_t mc = min64(g->m - i0, MC);
                 const int16_t *ablk = ap;
@@ -431,7 +447,7 @@ static void drive_pairs(const oq_qgemm_args *g, void *ws, ukernel_fn *kern)
                     pack_a_u8(ap, g, i0, mc, p0, kc);
                 for (int64_t jr = 0; jr < nc; jr += NR) {
                     int64_t nr = min64(nc - jr, NR);
-                    const int16_t *bs = bp + (jr / NR) * kp * 2 * NR;
+                    const int16_t *bs = bblk + (jr / NR) * kp * 2 * NR;
                     for (int64_t ir = 0; ir < mc; ir += MR) {
                         int64_t mr = min64(mc - ir, MR);
                         const int16_t *as = ablk + (ir / MR) * kp * 2 * MR;
@@ -455,7 +471,8 @@ static void drive_pairs(const oq_qgemm_args *g, void *ws, ukernel_fn *kern)
  * after the full slices before it, each of m_strips strips of KC steps. */
 static void drive_quads(const oq_qgemm_args *g, void *ws, ukernel_quads_fn *kern)
 {
-    const uint8_t *a_packed = packed_a(g, FORMAT_QUADS);
+    const uint8_t *a_packed = packed_strips(g->a_packed, FORMAT_QUADS);
+    const uint8_t *b_next = packed_strips(g->b_packed, FORMAT_QUADS);
     int64_t m_strips = round_up(g->m, QMR) / QMR;
     uint8_t *bp = (uint8_t *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
     int64_t kc0 = min64(g->k, KC);
@@ -468,7 +485,13 @@ static void drive_quads(const oq_qgemm_args *g, void *ws, ukernel_quads_fn *kern
             int64_t kc = min64(g->k - p0, KC), kq = (kc + 3) / 4;
             int64_t asb = quad_strip_bytes(kc, QMR), bsb = quad_strip_bytes(kc, QNR);
             bool add = p0 > 0;
-            pack_b_quads(bp, g, p0, kc, j0, nc);
+            const uint8_t *bblk = bp;
+            if (b_next) {
+                bblk = b_next;
+                b_next += b_slice_bytes(true, kc, nc);
+            } else {
+                pack_b_quads(bp, g, p0, kc, j0, nc);
+            }
             for (int64_t i0 = 0; i0 < g->m; i0 += MC) {
                 int64_t mc = min64(g->m - i0, MC);
                 const uint8_t *ablk = ap;
@@ -478,7 +501,7 @@ static void drive_quads(const oq_qgemm_args *g, void *ws, ukernel_quads_fn *kern
                     pack_a_quads(ap, g, i0, mc, p0, kc);
                 for (int64_t jr = 0; jr < nc; jr += QNR) {
                     int64_t nr = min64(nc - jr, QNR);
-                    const uint8_t *bs = bp + (jr / QNR) * bsb;
+                    const uint8_t *bs = bblk + (jr / QNR) * bsb;
                     for (int64_t ir = 0; ir < mc; ir += QMR) {
                         int64_t mr = min64(mc - ir, QMR);
                         const uint8_t *as = ablk + (ir / QMR) * asb;
@@ -519,9 +542,9 @@ size_t oq_qgemm_packed_a_bytes(int64_t m, int64_t k)
     if (pick_kernel()->quads) {
         int64_t slices = (k + KC - 1) / KC, last = k - (slices - 1) * KC;
         int64_t strips = round_up(m, QMR) / QMR;
-        return A_HEADER + (size_t)(strips * ((slices - 1) * quad_strip_bytes(KC, QMR) + quad_strip_bytes(last, QMR)));
+        return PACK_HEADER + (size_t)(strips * ((slices - 1) * quad_strip_bytes(KC, QMR) + quad_strip_bytes(last, QMR)));
     }
-    return A_HEADER + 2 * (size_t)round_up(m, MR) * (size_t)round_up(k, 2);
+    return PACK_HEADER + 2 * (size_t)round_up(m, MR) * (size_t)round_up(k, 2);
 }
 
 /* Pairs: K block p0 of the whole A sits at m_strips * p0 int16s: earlier
@@ -531,9 +554,9 @@ void oq_qgemm_pack_a(void *dst, const oq_qgemm_args *g)
 {
     const kernel_entry *ke = pick_kernel();
     uint32_t format = format_of(ke);
-    memset(dst, 0, A_HEADER);
+    memset(dst, 0, PACK_HEADER);
     memcpy(dst, &format, sizeof format);
-    uint8_t *strips = (uint8_t *)dst + A_HEADER;
+    uint8_t *strips = (uint8_t *)dst + PACK_HEADER;
     for (int64_t p0 = 0; p0 < g->k; p0 += KC) {
         int64_t kc = min64(g->k - p0, KC);
 #if OQ_X86_KERNELS
@@ -549,6 +572,35 @@ void oq_qgemm_pack_a(void *dst, const oq_qgemm_args *g)
         else
             pack_a_u8(d, g, 0, g->m, p0, kc);
     }
+}
+
+size_t oq_qgemm_packed_b_bytes(int64_t k, int64_t n)
+{
+    bool quads = pick_kernel()->quads != NULL;
+    int64_t bytes = PACK_HEADER;
+    for (int64_t j0 = 0; j0 < n; j0 += NC)
+        for (int64_t p0 = 0; p0 < k; p0 += KC) bytes += b_slice_bytes(quads, min64(k - p0, KC), min64(n - j0, NC));
+    return (size_t)bytes;
+}
+
+void oq_qgemm_pack_b(void *dst, const oq_qgemm_args *g)
+{
+    const kernel_entry *ke = pick_kernel();
+    uint32_t format = format_of(ke);
+    memset(dst, 0, PACK_HEADER);
+    memcpy(dst, &format, sizeof format);
+    uint8_t *next = (uint8_t *)dst + PACK_HEADER;
+    for (int64_t j0 = 0; j0 < g->n; j0 += NC)
+        for (int64_t p0 = 0; p0 < g->k; p0 += KC) {
+            int64_t kc = min64(g->k - p0, KC), nc = min64(g->n - j0, NC);
+#if OQ_X86_KERNELS
+            if (ke->quads)
+                pack_b_quads(next, g, p0, kc, j0, nc);
+            else
+#endif
+                (g->b_signed ? pack_b_s8_pick() : pack_b_u8_pick())((int16_t *)next, g, p0, kc, j0, nc);
+            next += b_slice_bytes(ke->quads != NULL, kc, nc);
+        }
 }
 
 void oq_qgemm_ref(const oq_qgemm_args *g)

@@ -31,6 +31,7 @@ typedef struct oq_qgemm_args {
     int64_t ldc;
     const void *a_packed;  /* NULL, or A as oq_qgemm_pack_a left it: used when packed for the
                               micro-kernel in use now, else A is packed from a as without it */
+    const void *b_packed;  /* NULL, or B as oq_qgemm_pack_b left it (64-byte aligned): the same */
 } oq_qgemm_args;
 
 /* v clamped to [lo, hi] and rounded to the nearest integer, ties to even;
@@ -67,6 +68,13 @@ size_t oq_qgemm_packed_a_bytes(int64_t m, int64_t k);
  * reuse one A (constant weights): oq_qgemm then skips packing it on every
  * call. */
 void oq_qgemm_pack_a(void *dst, const oq_qgemm_args *g);
+
+/* Bytes of a (k, n) B packed whole by oq_qgemm_pack_b for the micro-kernel
+ * in use now (repacked like A's when the kernel changes). */
+size_t oq_qgemm_packed_b_bytes(int64_t k, int64_t n);
+/* Packs all of g's B (b, k, n, ldb, b_signed, b_zp) into dst (64-byte
+ * aligned) for products that reuse one B (constant weights of a MatMul). */
+void oq_qgemm_pack_b(void *dst, const oq_qgemm_args *g);
 
 /* The oracle: plain triple loop over the same formula. */
 void oq_qgemm_ref(const oq_qgemm_args *g);

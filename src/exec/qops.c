@@ -165,7 +165,7 @@ oq_status oq_run_items(oq_kernel_ctx *c, int64_t n_items, size_t ws_bytes, oq_it
     if (parts < 1) parts = 1;
     if (parts > n_items) parts = n_items;
     ws_bytes = (ws_bytes + 63) / 64 * 64;
-    uint8_t *ws = oq_kernel_scratch(c, (size_t)parts * ws_bytes + 64);
+    uint8_t *ws = oq_kernel_scratch_raw(c, (size_t)parts * ws_bytes + 64); /* items write before they read */
     if (!ws) return c->err->status;
     ws = (uint8_t *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
     parts_job pj = {n_items, parts, ws, ws_bytes, item, job};

@@ -149,12 +149,30 @@ static void show(const struct oq_exec_frame *f, const oq_value *v)
         s->observer(s->observer_user, v, &f->p->slots[v->id].t);
 }
 
-/* Runs node i's kernel (with chain ep as its epilogue when not NULL), shows
- * its outputs to the observer, frees what dies there (and in ep's nodes). */
+/* Output k of node pn as the rest of the graph sees it when the node runs
+ * with chain ep (NULL: none) as its epilogue, and then pn->quantize. */
+static const oq_value *written_value(const plan_node *pn, const oq_fusion *ep, int k)
+{
+    if (k > 0 || !ep)
+        return pn->node->outputs[k];
+    return pn->quantize ? pn->quantize->node->outputs[0] : ep->dst;
+}
+
+/* Frees the values whose last reader is pn. */
+static void clear_dead(struct oq_exec_frame *f, const plan_node *pn)
+{
+    for (int d = 0; d < pn->n_dead; d++)
+        oq_slot_clear(f->s, &f->p->slots[pn->dead[d]]);
+}
+
+/* Runs node i's kernel (with chain ep as its epilogue, and the node's
+ * quantize after it, when ep is not NULL), shows its outputs to the
+ * observer, frees what dies there (and in the nodes moved into it). */
 static oq_status exec_node(struct oq_exec_frame *f, int i, const oq_fusion *ep, oq_err *err)
 {
     plan *p = f->p;
     plan_node *pn = &p->nodes[i];
+    const plan_node *quant = ep ? pn->quantize : NULL;
     f->running = pn;
     const oq_node *n = pn->node;
     for (int k = 0; k < n->n_inputs; k++) {
@@ -173,26 +191,25 @@ static oq_status exec_node(struct oq_exec_frame *f, int i, const oq_fusion *ep, 
         .frame = f,
         .err = err,
         .epilogue = ep,
+        .quantize = quant ? quant->node : NULL,
     };
     oq_status st = pn->op->run(&c);
     oq_release_held(f);
     if (st)
         return oq_err_context(err, "node '%s' (%s)", n->name, n->op_type);
     for (int k = 0; k < n->n_outputs; k++) {
-        const oq_value *v = k == 0 && ep ? ep->dst : n->outputs[k];
+        const oq_value *v = written_value(pn, ep, k);
         if (v && p->slots[v->id].kind == SLOT_EMPTY)
             return oq_errf(err, OQ_EINVAL, "node '%s' (%s): the kernel did not write output %d ('%s')", n->name,
                            n->op_type, k, v->name);
     }
     for (int k = 0; k < n->n_outputs; k++)
-        show(f, k == 0 && ep ? ep->dst : n->outputs[k]);
-    for (int d = 0; d < pn->n_dead; d++)
-        oq_slot_clear(f->s, &p->slots[pn->dead[d]]);
-    for (int k = 0; ep && k < ep->n; k++) {
-        const plan_node *cn = &p->nodes[ep->nodes[k]];
-        for (int d = 0; d < cn->n_dead; d++)
-            oq_slot_clear(f->s, &p->slots[cn->dead[d]]);
-    }
+        show(f, written_value(pn, ep, k));
+    clear_dead(f, pn);
+    for (int k = 0; ep && k < ep->n; k++)
+        clear_dead(f, &p->nodes[ep->nodes[k]]);
+    if (quant)
+        clear_dead(f, quant);
     return OQ_OK;
 }
 
@@ -256,11 +273,8 @@ static oq_status run_chain(struct oq_exec_frame *f, const oq_fusion *fu, oq_err 
     else
         chain_range(&j, 0, numel);
     show(f, fu->dst);
-    for (int k = 0; k < fu->n; k++) {
-        const plan_node *pn = &p->nodes[fu->nodes[k]];
-        for (int d = 0; d < pn->n_dead; d++)
-            oq_slot_clear(f->s, &p->slots[pn->dead[d]]);
-    }
+    for (int k = 0; k < fu->n; k++)
+        clear_dead(f, &p->nodes[fu->nodes[k]]);
     return OQ_OK;
 }
 

@@ -39,7 +39,8 @@ typedef struct plan_node {
     bool folded;   /* a Constant whose decoded value is bound at plan time: never runs */
     bool deferred; /* in an elementwise chain: runs with the chain at its last node */
     const oq_fusion *chain; /* set on the last node of a chain run on its own */
-    const oq_fusion *epilogue; /* a chain this node's kernel (Conv) applies to its output */
+    const oq_fusion *epilogue; /* a chain this node's kernel (Conv, DequantizeLinear) applies to its output */
+    struct plan_node *quantize; /* with epilogue: a deferred QuantizeLinear of its result this node's kernel runs */
     void *cache;   /* oq_kernel_cache: data the kernel derived from constant inputs, kept across runs */
     size_t cache_bytes;
     int n_dead;

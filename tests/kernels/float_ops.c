@@ -191,6 +191,7 @@ static float step_ref(const oq_ew_step *s, const float *reg)
     case OQ_EW_SIGMOID: return oq_vsigmoidf(a);
     case OQ_EW_ERF: return oq_verff(a);
     case OQ_EW_HARD_SIGMOID: return max_or(min_or(s->k0 * a + s->k1, 1.0f), 0.0f);
+    case OQ_EW_HARD_SWISH: return a * max_or(min_or(a / 6.0f + 0.5f, 1.0f), 0.0f);
     default: {
         float t = a < s->k0 ? s->k0 : a;
         return t > s->k1 ? s->k1 : t;
@@ -235,6 +236,7 @@ static const oq_fusion chains[] = {
     {.n = 1, .n_src = 1, .steps = {{OQ_EW_CLIP, S0, -1, 0.0f, 6.0f}}},
     {.n = 1, .n_src = 1, .steps = {{OQ_EW_SIGMOID, S0, -1, 0, 0}}},
     {.n = 1, .n_src = 1, .steps = {{OQ_EW_HARD_SIGMOID, S0, -1, 0.2f, 0.5f}}},
+    {.n = 1, .n_src = 1, .steps = {{OQ_EW_HARD_SWISH, S0, -1, 0, 0}}},
     {.n = 1, .n_src = 1, .steps = {{OQ_EW_RELU, S0, -1, 0, 0}}},
     {.n = 1, .n_src = 1, .steps = {{OQ_EW_ERF, S0, -1, 0, 0}}},
     {.n = 1, .n_src = 1, .steps = {{OQ_EW_SUB, -1, S0, 1.0f, 0}}},    /* 1 - x */

@@ -29,8 +29,9 @@ static uint8_t rnd8(void)
 /* Zero points of an operand: none, one for all, or one per row (A) / column (B). */
 enum { ZP_NONE, ZP_ONE, ZP_EACH, ZP_MODES };
 
-/* Compares oq_qgemm, with A packed per call and packed once beforehand
- * (oq_qgemm_pack_a), with oq_qgemm_ref on one shape; lda/ldb/ldc are padded
+/* Compares oq_qgemm, with A packed per call, A packed once beforehand
+ * (oq_qgemm_pack_a), and A and B packed once beforehand (oq_qgemm_pack_b),
+ * with oq_qgemm_ref on one shape; lda/ldb/ldc are padded
  * past the logical widths to catch stride mistakes. `extreme` fills A and B
  * with the bytes and zero points farthest apart (every product -65025), so
  * that long sums wrap. Returns mismatches. */
@@ -42,13 +43,15 @@ static int compare_one(int64_t m, int64_t n, int64_t k, bool as, bool bs, int za
     int32_t *c1 = malloc((size_t)(m * ldc + 1) * sizeof *c1);
     int32_t *c2 = malloc((size_t)(m * ldc + 1) * sizeof *c2);
     int32_t *c3 = malloc((size_t)(m * ldc + 1) * sizeof *c3);
+    int32_t *c4 = malloc((size_t)(m * ldc + 1) * sizeof *c4);
     void *ap = malloc(oq_qgemm_packed_a_bytes(m, k));
+    void *bpk = aligned_alloc(64, (oq_qgemm_packed_b_bytes(k, n) + 63) / 64 * 64);
     int32_t *za = malloc((size_t)m * sizeof *za);
     int32_t *zb = malloc((size_t)n * sizeof *zb);
     void *ws = malloc(oq_qgemm_ws_bytes(m, n, k));
     int bad = -1;
     cases++;
-    if (!a || !b || !c1 || !c2 || !c3 || !ap || !za || !zb || !ws) goto fail;
+    if (!a || !b || !c1 || !c2 || !c3 || !c4 || !ap || !bpk || !za || !zb || !ws) goto fail;
     for (int64_t i = 0; i < m * lda; i++) a[i] = extreme ? (as ? 0x80 : 0) : rnd8();
     for (int64_t i = 0; i < k * ldb; i++) b[i] = extreme ? (bs ? 0x7f : 0xff) : rnd8();
     /* Zero points in the operand's own range: 0..255 for uint8, -128..127 for int8. */
@@ -63,7 +66,7 @@ static int compare_one(int64_t m, int64_t n, int64_t k, bool as, bool bs, int za
         .c = c1, .ldc = ldc,
     };
     /* Sentinels in the padding columns must survive. */
-    for (int64_t i = 0; i < m * ldc; i++) c1[i] = c2[i] = c3[i] = 0x5a5a5a5a;
+    for (int64_t i = 0; i < m * ldc; i++) c1[i] = c2[i] = c3[i] = c4[i] = 0x5a5a5a5a;
     oq_qgemm(&g, ws);
     g.c = c2;
     oq_qgemm_ref(&g);
@@ -71,13 +74,17 @@ static int compare_one(int64_t m, int64_t n, int64_t k, bool as, bool bs, int za
     g.c = c3;
     g.a_packed = ap;
     oq_qgemm(&g, ws);
+    oq_qgemm_pack_b(bpk, &g);
+    g.c = c4;
+    g.b_packed = bpk;
+    oq_qgemm(&g, ws);
     bad = 0;
-    for (int64_t i = 0; i < m * ldc; i++) bad += (c1[i] != c2[i]) + (c3[i] != c2[i]);
+    for (int64_t i = 0; i < m * ldc; i++) bad += (c1[i] != c2[i]) + (c3[i] != c2[i]) + (c4[i] != c2[i]);
     if (bad)
         fprintf(stderr, "mismatch m=%lld n=%lld k=%lld a_signed=%d b_signed=%d zero points %d/%d%s: %d values\n",
                 (long long)m, (long long)n, (long long)k, as, bs, za_mode, zb_mode, extreme ? " (extreme)" : "", bad);
 fail:
-    free(a), free(b), free(c1), free(c2), free(c3), free(ap), free(za), free(zb), free(ws);
+    free(a), free(b), free(c1), free(c2), free(c3), free(c4), free(ap), free(bpk), free(za), free(zb), free(ws);
     return bad;
 }
 

@@ -5,11 +5,13 @@
  * quantize and dequantize loops compiled per level) on lengths of 1, around
  * every vector width and the 256-element chunk, and large enough to split
  * over threads; per tensor and per axis; 8-, 16- and 4-bit types; NaN,
- * infinities and exact ties.
+ * infinities and exact ties; and a DequantizeLinear whose elementwise chain
+ * (and QuantizeLinear) the executor runs as a table of 256 entries.
  * qconv: QLinearConv and ConvInteger: depthwise (tap by tap, and the rows
  * summed in registers: rows under 8, 8 to 15 and 16 or more outputs, strides
  * 1 and 2, dilation, kernels past the register path's limit), im2col
- * (strides, pads, groups, 1-D), the direct 1x1 path, constant weights (packed
+ * (strides, pads, groups, 1-D; 2-D from a padded block and, for a block too
+ * large, without), the direct 1x1 path, constant weights (packed
  * once) and weights fed at run time.
  * qmatmul: QLinearMatMul, MatMulInteger and com.microsoft QGemm with per-tensor
  * and per-column parameters, batches, and shapes off the GEMM tile. */
@@ -270,6 +272,125 @@ static void dynamic_case(int64_t n, int threads, uint32_t *st)
     oq_tensor_release(&x);
 }
 
+/* ---- DequantizeLinear with an elementwise chain and a QuantizeLinear after it ---- */
+
+/* Adds constant `name` (a copy of t) to g. */
+static bool add_const(oq_graph *g, const char *name, const oq_tensor *t, oq_err *err)
+{
+    oq_value *v = oq_graph_value(g, name, err);
+    oq_tensor *c = v ? malloc(sizeof *c) : NULL;
+    if (!c) return false;
+    if (oq_tensor_copy(c, t, err) || oq_graph_set_constant(g, v, c, true, err)) {
+        free(c);
+        return false;
+    }
+    return true;
+}
+
+/* x (n values of 8-bit dt) -> DequantizeLinear(s, z) -> d; a = d + 3;
+ * h = HardSwish(a); m = h * d; then, with `quantize`, y = QuantizeLinear(m,
+ * s2, z2), else y = m. The executor runs the chain as a 256-entry table in
+ * the DequantizeLinear's kernel. */
+static oq_model *mapped_model(oq_dtype dt, int64_t n, bool quantize, const oq_tensor *consts, oq_err *err)
+{
+    oq_model *m = oq_model_create();
+    if (!m || !(m->opsets = calloc(1, sizeof *m->opsets)) || !(m->opsets[0].domain = strdup(""))) goto fail;
+    m->n_opsets = 1;
+    m->opsets[0].version = 14;
+    m->ir_version = 8;
+    if (!(m->graph = oq_graph_create(m, NULL))) goto fail;
+    oq_graph *g = m->graph;
+    oq_dim d[1] = {{n, NULL}};
+    oq_value *x = oq_graph_value(g, "x", err);
+    if (!x || oq_value_set_tensor_type(x, dt, 1, d, err) || oq_graph_add_input(g, x, err)) goto fail;
+    static const char *const cnames[5] = {"s", "z", "three", "s2", "z2"};
+    for (int k = 0; k < 5; k++)
+        if (!add_const(g, cnames[k], &consts[k], err)) goto fail;
+    static const struct {
+        const char *op, *in[3], *out;
+    } nodes[] = {
+        {"DequantizeLinear", {"x", "s", "z"}, "d"}, {"Add", {"d", "three"}, "a"}, {"HardSwish", {"a"}, "h"},
+        {"Mul", {"h", "d"}, "m"}, {"QuantizeLinear", {"m", "s2", "z2"}, "y"},
+    };
+    int n_nodes = quantize ? 5 : 4;
+    for (int i = 0; i < n_nodes; i++) {
+        int n_in = nodes[i].in[2] ? 3 : nodes[i].in[1] ? 2 : 1;
+        const char *out[1] = {nodes[i].out};
+        if (!oq_graph_add_node(g, nodes[i].op, "", nodes[i].out, n_in, nodes[i].in, 1, out, err)) goto fail;
+    }
+    if (oq_graph_add_output(g, oq_graph_find(g, quantize ? "y" : "m"), err) || oq_graph_sort(g, err)) goto fail;
+    return m;
+fail:
+    if (!err->status) oq_errf(err, OQ_ENOMEM, "out of memory");
+    oq_model_destroy(m);
+    return NULL;
+}
+
+static void count_values(void *user, const oq_value *v, const oq_tensor *t)
+{
+    (void)v, (void)t;
+    ++*(int *)user;
+}
+
+/* mapped_model's output for every byte of x, run fused (one table lookup per
+ * element) and node by node (an observer watching every value), equals the
+ * float operations of the separate kernels done here, byte for byte. The
+ * fused run makes no float value but the output. */
+static void mapped_case(oq_dtype dt, int64_t n, bool quantize, int threads, uint32_t *st)
+{
+    oq_tensor consts[5] = {scalar_f(krand_float(st, 0.02f, 0.1f)), scalar_i(dt, dt == OQ_DTYPE_INT8 ? -7 : 121),
+                           scalar_f(3.0f), scalar_f(krand_float(st, 0.01f, 0.05f)), scalar_i(OQ_DTYPE_UINT8, 13)};
+    oq_tensor x = make(dt, 1, &n), y[2];
+    oq_err err = {0};
+    char what[96];
+    snprintf(what, sizeof what, "mapped %s n %lld%s threads %d", oq_dtype_name(dt), (long long)n,
+             quantize ? " quantized" : "", threads);
+    cases++;
+    fill_ints(&x, st);
+    float s = *(float *)consts[0].data, s2 = *(float *)consts[3].data;
+    int32_t z = get_i(&consts[1], 0);
+    int32_t *want = malloc((size_t)n * sizeof *want);
+    float *want_f = malloc((size_t)n * sizeof *want_f);
+    for (int64_t i = 0; i < n; i++) {
+        float d = (float)(get_i(&x, i) - z) * s, a = d + 3.0f;
+        float h = a * fmaxf(fminf(a / 6.0f + 0.5f, 1.0f), 0.0f);
+        want_f[i] = h * d;
+        want[i] = quantize_ref(want_f[i], s2, 13, OQ_DTYPE_UINT8);
+    }
+    oq_model *m = mapped_model(dt, n, quantize, consts, &err);
+    CHECK_OK(m ? OQ_OK : err.status, &err);
+    for (int observed = 0; m && observed < 2; observed++) {
+        oq_session *sess = NULL;
+        oq_exec_options opts = {.threads = threads};
+        int seen = 0;
+        CHECK_OK(oq_session_create(&sess, m, &opts, &err), &err);
+        if (!sess) break;
+        if (observed) oq_session_set_observer(sess, count_values, &seen);
+        CHECK_OK(oq_session_run(sess, &x, &y[observed], &err), &err);
+        oq_exec_stats es;
+        oq_session_stats(sess, &es);
+        oq_session_destroy(sess);
+        if (err.status) break;
+        /* observed, every node's value is seen; fused, no float value of n
+         * elements besides the output is made (kernels' scratch is a few bytes) */
+        size_t out_bytes = (size_t)n * (quantize ? 1 : sizeof(float));
+        CHECK(observed ? seen == (quantize ? 5 : 4) : n < 64 || es.naive_bytes < out_bytes + (size_t)n * sizeof(float));
+        if (quantize) {
+            snprintf(what + strlen(what), sizeof what - strlen(what), observed ? " observed" : "");
+            CHECK(mismatches(&y[observed], want, n, what) == 0);
+        } else {
+            CHECK(oq_tensor_numel(&y[observed]) == n &&
+                  memcmp(y[observed].data, want_f, (size_t)n * sizeof(float)) == 0);
+        }
+        oq_tensor_release(&y[observed]);
+    }
+    oq_model_destroy(m);
+    free(want);
+    free(want_f);
+    oq_tensor_release(&x);
+    for (int k = 0; k < 5; k++) oq_tensor_release(&consts[k]);
+}
+
 static int check_qdq(oq_isa level)
 {
     (void)level;
@@ -286,6 +407,9 @@ static int check_qdq(oq_isa level)
         qdq_case(OQ_DTYPE_INT4, 21, 0, n, 1, &st);
         dequant_int32_case(n, &st);
         dynamic_case(n, threads, &st);
+        mapped_case(OQ_DTYPE_UINT8, n, true, threads, &st);
+        mapped_case(OQ_DTYPE_INT8, n, true, threads, &st);
+        mapped_case(OQ_DTYPE_INT8, n, false, threads, &st);
     }
     /* per axis: runs shorter than, around and longer than the chunk */
     static const int64_t inners[] = {1, 5, 17, 256, 300};
@@ -458,6 +582,12 @@ static const qconv_case qconv_cases[] = {
     {1, 3, 5, 1, {1, 29}, {1, 4}, {1, 3}, {1, 2}, {0, 3}, {0, 1}},     /* 1-D */
     {2, 16, 24, 1, {7, 9}, {1, 1}, {1, 1}, {1, 1}, {0, 0}, {0, 0}},    /* 1x1: x is the GEMM's B */
     {2, 3, 70, 1, {17, 19}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},   /* several column tiles */
+    /* im2col from the padded block: RegNet's eight channels a group on a small plane; strides 3 and 2,
+     * dilations and uneven pads over tiles that start mid-row; a block too large (im2col_bytes) */
+    {2, 16, 16, 2, {7, 7}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},
+    {2, 8, 8, 1, {40, 40}, {3, 3}, {3, 2}, {2, 1}, {2, 0}, {1, 3}},
+    {2, 4, 4, 1, {9, 30}, {2, 3}, {1, 3}, {1, 1}, {0, 1}, {0, 2}},
+    {2, 64, 2, 1, {3, 6000}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},
 };
 
 static int check_qconv(oq_isa level)
@@ -541,11 +671,13 @@ static void qmatmul_case(int64_t batch, int64_t m, int64_t n, int64_t k, oq_dtyp
         CHECK(mismatches(y, want, nout, what) == 0);
         oq_tensor_release(y);
     }
-    if (adt == OQ_DTYPE_UINT8 && bdt == OQ_DTYPE_UINT8) {
-        knode_input iin[4] = {{"a", &a, false}, {"b", &b, false}, {"za", &za, true}, {"zb", &zb, true}};
+    for (int b_const = 0; b_const < 2 && adt == OQ_DTYPE_UINT8 && bdt == OQ_DTYPE_UINT8; b_const++) {
+        /* b fed at run time (packed per call), and constant (packed once) */
+        knode_input iin[4] = {{"a", &a, false}, {"b", &b, b_const}, {"za", &za, true}, {"zb", &zb, true}};
         CHECK_OK(knode_run("MatMulInteger", "", 10, iin, 4, NULL, NULL, 1, 1, y, &err), &err);
         if (!err.status) {
-            snprintf(what, sizeof what, "MatMulInteger %lldx%lldx%lld", (long long)m, (long long)n, (long long)k);
+            snprintf(what, sizeof what, "MatMulInteger %lldx%lldx%lld%s", (long long)m, (long long)n, (long long)k,
+                     b_const ? " constant b" : "");
             CHECK(mismatches(y, acc, nout, what) == 0);
             oq_tensor_release(y);
         }
