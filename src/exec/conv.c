@@ -671,7 +671,7 @@ static void conv_swapped_tile(const conv_job *j, float *yg, const float *xg, con
     if (bias)
         for (int64_t r = 0; r < nt; r++) memcpy(ct + r * mt, bias, (size_t)mt * sizeof(float));
     oq_sgemm_args ga = {false, false, nt, mt, j->kdim, 1.0f, bias ? 1.0f : 0.0f, NULL, 0, NULL, 0, ct, mt};
-    oq_sgemm_packed_ab(&ga, packed, wpg, ws);
+    oq_sgemm_packed_ab(&ga, packed, wpg, NULL, ws);
     for (int64_t m = 0; m < mt; m++) {
         float *yr = yg + m * j->out_size;
         for (int64_t r = 0; r < nt; r++) yr[r] = ct[r * mt + m];
@@ -717,19 +717,12 @@ static void conv_gemm_item(void *arg, int64_t i, float *ws)
         }
         cols = packed;
     }
-    if (j->b) {
-        for (int64_t m = 0; m < mt; m++) {
-            float bv = j->b[g * j->mg + m0 + m];
-            float *yr = yg + m * j->out_size;
-            for (int64_t t = 0; t < nt; t++) yr[t] = bv;
-        }
-        ga.beta = 1.0f;
-    }
+    const float *bias = j->b ? j->b + g * j->mg + m0 : NULL;
     const float *wpg = j->wp + (size_t)g * j->wp_group + m0 * j->kdim;
     if (cols)
-        oq_sgemm_packed_ab(&ga, wpg, cols, gemm_ws);
+        oq_sgemm_packed_ab(&ga, wpg, cols, bias, gemm_ws);
     else
-        oq_sgemm_packed(&ga, wpg, gemm_ws);
+        oq_sgemm_packed(&ga, wpg, bias, gemm_ws);
     if (j->ep)
         for (int64_t m = 0; m < mt; m++) j->ep->fn(j->ep->arg, yg + m * j->out_size, nt);
 }

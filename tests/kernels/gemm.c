@@ -50,6 +50,47 @@ static int count_off(const float *ref, const float *got, const float *bound, int
     return bad;
 }
 
+/* A row bias given to the packed products (A packed, and A and B packed;
+ * rows split after the first strip as the executor's tiles are) must give
+ * the bits of C filled with the bias, then the plain product with beta 1:
+ * a bias left out, added twice (once per K slice) or taken from the wrong
+ * row shows. g has alpha 1 and beta 0; pa, pb hold its packed A and B. */
+static void check_row_bias(const oq_sgemm_args *g, const float *pa, const float *pb, float *ws)
+{
+    int64_t m = g->m, n = g->n, ldc = g->ldc;
+    float *bias = rand_buf((size_t)m), *want = malloc((size_t)(m * ldc) * sizeof(float));
+    float *got = malloc((size_t)(m * ldc) * sizeof(float));
+    if (!bias || !want || !got) {
+        CHECK(!"out of memory");
+        goto done;
+    }
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < ldc; j++) want[i * ldc + j] = got[i * ldc + j] = bias[i];
+    oq_sgemm_args gf = *g;
+    gf.beta = 1.0f, gf.c = want;
+    oq_sgemm(&gf, ws);
+    int64_t r0 = m > OQ_SGEMM_PACK_ROWS ? OQ_SGEMM_PACK_ROWS : 0;
+    oq_sgemm_args top = *g, rest = *g;
+    top.m = r0, top.c = got;
+    rest.m = m - r0, rest.c = got + r0 * ldc;
+    for (int packed_b = 0; packed_b < 2; packed_b++) {
+        if (packed_b) {
+            if (r0) oq_sgemm_packed_ab(&top, pa, pb, bias, ws);
+            oq_sgemm_packed_ab(&rest, pa + r0 * g->k, pb, bias + r0, ws);
+        } else {
+            if (r0) oq_sgemm_packed(&top, pa, bias, ws);
+            oq_sgemm_packed(&rest, pa + r0 * g->k, bias + r0, ws);
+        }
+        bool same = memcmp(want, got, (size_t)(m * ldc) * sizeof(float)) == 0;
+        if (!same)
+            fprintf(stderr, "gemm row bias (B %s) m=%lld n=%lld k=%lld: differs from C filled with the bias\n",
+                    packed_b ? "packed" : "in place", (long long)m, (long long)n, (long long)g->k);
+        CHECK(same);
+    }
+done:
+    free(bias), free(want), free(got);
+}
+
 /* Runs fast and ref on the same problem; each element must be within a few
  * ulps of the sum of |terms| (the worst-case float summation error). */
 static void check_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, float beta, int64_t pad)
@@ -112,7 +153,7 @@ static void check_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float 
         oq_sgemm_packed_b(&g, pb, ws);
         CHECK(memcmp(c1, cb, (size_t)(m * ldc) * sizeof(float)) == 0);
     }
-    free(pb), free(cb);
+    free(cb);
     /* A packed once gives the same bits, whole or from a later row block on. */
     float *pa = malloc(oq_sgemm_packed_a_floats(m, k) * sizeof(float));
     float *c2 = malloc((size_t)(m * ldc + 1) * sizeof(float));
@@ -126,13 +167,14 @@ static void check_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float 
         oq_sgemm_args top = g, rest = g;
         top.m = r0, top.c = c2;
         rest.m = m - r0, rest.c = c2 + r0 * ldc;
-        if (r0) oq_sgemm_packed(&top, pa, ws);
-        oq_sgemm_packed(&rest, pa + r0 * k, ws);
+        if (r0) oq_sgemm_packed(&top, pa, NULL, ws);
+        oq_sgemm_packed(&rest, pa + r0 * k, NULL, ws);
         CHECK(memcmp(c1, c2, (size_t)(m * ldc) * sizeof(float)) == 0);
+        if (alpha == 1.0f && beta == 0.0f && pb) check_row_bias(&g, pa, pb, ws);
     } else {
         CHECK(!"out of memory");
     }
-    free(pa), free(c2);
+    free(pa), free(c2), free(pb);
 done:
     free(a), free(b), free(c0), free(c1), free(aa), free(ab), free(bound), free(ws), free(cinit);
 }
@@ -153,6 +195,7 @@ static void test_gemm_sizes(void)
     /* Crosses every blocking boundary (MC, KC and NC). */
     check_gemm(false, false, 131, 2100, 261, 1.0f, 0.5f, 1);
     check_gemm(true, true, 125, 2061, 513, 1.5f, 0.0f, 0);
+    check_gemm(false, false, 125, 700, 513, 1.0f, 0.0f, 2); /* a row bias over two K slices */
 }
 
 /* k == 0 scales C by beta (and beta == 0 clears it, even NaN). */
