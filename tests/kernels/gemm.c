@@ -2,8 +2,8 @@
  * micro-kernel) against its triple-loop oracle on sizes of 1, odd sizes,
  * sizes off the 6 x 16/32 tile and past every cache block, transposes,
  * strides, alpha/beta, A and B packed ahead, the skinny (few-row) kernels;
- * the batched split for determinism. conv: fast conv (GEMM paths, and the depthwise and grouped
- * loops compiled per level) against conv_ref (groups, depthwise, strides, dilation, pads,
+ * the batched split for determinism. conv: fast conv (GEMM paths, the depthwise and grouped
+ * loops compiled per level, depthwise 16 channels at a time) against conv_ref (groups, depthwise, strides, dilation, pads,
  * 1-D..3-D) and ConvTranspose against a direct scatter loop. */
 #include <float.h>
 #include <math.h>
@@ -338,6 +338,10 @@ static const conv_case conv_cases[] = {
     {1, 1, 5, 5, 5, {40}, {7}, {1}, {1}, {3}, {3}},                            /* 1-D depthwise */
     {1, 1, 4, 4, 4, {150}, {3}, {1}, {1}, {1}, {1}},                           /* 1-D depthwise, long row */
     {2, 1, 2, 2, 2, {3, 90}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},          /* depthwise, 3 long rows */
+    {2, 2, 40, 40, 40, {14, 14}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},     /* depthwise, 16 channels at a time, 2.5 blocks */
+    {2, 1, 24, 24, 24, {15, 13}, {5, 5}, {2, 2}, {1, 1}, {2, 1}, {1, 2}},     /* the same, 5x5/2, uneven pads */
+    {2, 1, 17, 17, 17, {70, 66}, {3, 3}, {2, 2}, {1, 1}, {1, 1}, {1, 1}},     /* the same, 35x33 outputs (strided) */
+    {2, 1, 32, 32, 32, {9, 11}, {3, 3}, {1, 2}, {2, 1}, {2, 0}, {2, 1}},      /* the same, dilated rows, stride 2 columns */
     {3, 1, 3, 4, 1, {5, 6, 7}, {3, 2, 3}, {1, 2, 1}, {1, 1, 2}, {1, 0, 1}, {1, 1, 2}}, /* 3-D */
     {3, 1, 4, 4, 4, {4, 5, 6}, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}}, /* 3-D depthwise */
 };
