@@ -916,11 +916,14 @@ static void conv_plan(conv_job *j, const oq_conv_params *p, int parts)
     j->direct = conv_is_direct(p);
     j->swapped = !j->direct && conv_swaps(p, j->mg, j->out_size);
     /* im2col: column tiles of about 64K floats (a quarter MiB) stay in L2.
-     * Direct: whole planes, cut only to give every part two tiles. */
+     * Direct: whole planes, cut to give every part two tiles and so that an
+     * output tile has at most about 64K floats, which the epilogue then
+     * finds in L2 (one core, mobilenet_v2's 16->96 1x1 + Clip on 112x112:
+     * 0.839 -> 0.722 ms). */
     int64_t nt = max64(64, ((int64_t)1 << 16) / max64(1, j->kdim));
     if (j->direct) {
         int64_t planes = p->n * p->group, want = parts > 1 ? (2 * parts + planes - 1) / planes : 1;
-        nt = max64(64, (j->out_size + want - 1) / want);
+        nt = min64(max64(64, (j->out_size + want - 1) / want), max64(64, ((int64_t)1 << 16) / max64(1, j->mg)));
     }
     nt = round_up(nt, j->swapped ? OQ_SGEMM_PACK_ROWS : OQ_SGEMM_NR_MAX); /* whole strips */
     j->ntile = min64(nt, max64(1, j->out_size));
