@@ -485,23 +485,39 @@ static grp_run_fn *const grp_runs[OQ_ISA_COUNT] = {
 /* ---- depthwise, 16 channels at a time ----------------------------------------
  * On small planes a plane-by-plane kernel spends more on each plane's
  * set-up, its padded copy and its part-filled vectors than on the products.
- * Here 16 channels go through together: their padded input planes are
- * transposed into one tile of pixels, each pixel a vector of the 16
- * channels (tile[(row * cols + col) * 16 + channel], zero padding written
- * out); each output pixel is then a vector that starts at the 16 biases and
- * adds its taps row by row, column by column with one multiply-add each (the
+ * Here 16 channels go through together, a band of output rows at a time:
+ * the padded input rows the band reads are transposed from the 16 planes
+ * into one tile of pixels, each pixel a vector of the 16 channels
+ * (tile[(row * width + col) * 16 + channel], zero padding written out);
+ * each output pixel is then a vector that starts at the 16 biases and adds
+ * its taps row by row, column by column with one multiply-add each (the
  * arithmetic of the plane-by-plane kernels, so the same bits), 16 pixels of
- * the flattened output plane at a time; their 16 x 16 block is transposed
- * back into the 16 output planes. AVX-512 only; channels past the last
- * block's count are zeros, computed and not stored. */
+ * the band at a time; their 16 x 16 block is transposed back into the 16
+ * output planes. AVX-512 only; channels past the last block's count are
+ * zeros, computed and not stored. */
 
-enum { DWB_CH = 16 };
+enum { DWB_CH = 16, DWB_TILE_FLOATS = 1 << 14 };
+
+/* Padded columns of the tile (whole phases of dw_geom, so every tap of every
+ * output column is inside). */
+static int64_t dwb_width(const dw_geom *g) { return g->cols * g->s; }
+
+/* Output rows per band: as many as keep the band's tile within
+ * DWB_TILE_FLOATS (64 KiB), at least one. */
+static int64_t dwb_band(const dw_geom *g)
+{
+    int64_t rows = DWB_TILE_FLOATS / (dwb_width(g) * DWB_CH) - (g->kh - 1) * g->dh - 1;
+    return rows < 0 ? 1 : min64(g->oh, rows / g->sh + 1);
+}
+
+/* Padded input rows one band reads. */
+static int64_t dwb_band_rows(const dw_geom *g) { return (dwb_band(g) - 1) * g->sh + (g->kh - 1) * g->dh + 1; }
 
 /* Floats of the tile, taps and biases of one block (g from dw_geometry),
  * plus slack to align the tile to 64 bytes. */
 static size_t dwb_ws_floats(const dw_geom *g)
 {
-    return (size_t)(g->rows * g->cols * g->s * DWB_CH + g->kh * g->kw * DWB_CH + DWB_CH) + 16;
+    return (size_t)(dwb_band_rows(g) * dwb_width(g) * DWB_CH + g->kh * g->kw * DWB_CH + DWB_CH) + 16;
 }
 
 #if OQ_X86_KERNELS
@@ -532,54 +548,64 @@ __attribute__((target("avx512f"), always_inline)) static inline void dwb_transpo
     }
 }
 
-/* Output planes y[c * plane] (c < nch, plane = oh * ow) of input planes
- * x[c * in_plane] with taps w[c * kh * kw] and biases b[c] (b may be NULL);
- * ws holds dwb_ws_floats(g). */
+/* Tile rows [0, rows) = padded input rows [r0, r0 + rows) of the nch
+ * planes x[c * ih * iw] (the rest of the 16 channels zeros). */
+__attribute__((target("avx512f"))) static void dwb_fill(float *tile, const float *x, int64_t nch, const dw_geom *g,
+                                                       int64_t r0, int64_t rows)
+{
+    const int64_t width = dwb_width(g), in_plane = g->ih * g->iw;
+    const __m512 zero = _mm512_setzero_ps();
+    for (int64_t r = 0; r < rows; r++) {
+        float *d = tile + r * width * DWB_CH;
+        int64_t ir = r0 + r - g->ph; /* input row, or outside */
+        bool inside = ir >= 0 && ir < g->ih;
+        for (int64_t col = 0; col < width; col++)
+            if (!inside || col < g->pw || col >= g->pw + g->iw) _mm512_store_ps(d + col * DWB_CH, zero);
+        if (!inside) continue;
+        for (int64_t c0 = 0; c0 < g->iw; c0 += 16) { /* 16 columns of 16 channels at a time */
+            int64_t n = min64(16, g->iw - c0);
+            __m512 v[16];
+            for (int64_t c = 0; c < DWB_CH; c++) v[c] = c < nch ? oq_load16(x + c * in_plane + ir * g->iw + c0, n) : zero;
+            dwb_transpose(v);
+            for (int64_t j = 0; j < n; j++) _mm512_store_ps(d + (g->pw + c0 + j) * DWB_CH, v[j]);
+        }
+    }
+}
+
+/* Output planes y[c * oh * ow] (c < nch) of input planes x[c * ih * iw]
+ * with taps w[c * kh * kw] and biases b[c] (b may be NULL); ws holds
+ * dwb_ws_floats(g). */
 __attribute__((target("avx512f"))) static void dwb_run_avx512(float *y, const float *x, const float *w,
                                                              const float *b, int64_t nch, const dw_geom *g,
                                                              float *ws)
 {
-    const int64_t width = g->cols * g->s, ks = g->kh * g->kw, plane = g->oh * g->ow, in_plane = g->ih * g->iw;
+    const int64_t width = dwb_width(g), ks = g->kh * g->kw, plane = g->oh * g->ow, band = dwb_band(g);
     float *tile = (float *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
-    float *taps = tile + g->rows * width * DWB_CH, *bias = taps + ks * DWB_CH;
+    float *taps = tile + dwb_band_rows(g) * width * DWB_CH, *bias = taps + ks * DWB_CH;
     for (int64_t t = 0; t < ks; t++)
         for (int64_t c = 0; c < DWB_CH; c++) taps[t * DWB_CH + c] = c < nch ? w[c * ks + t] : 0.0f;
     for (int64_t c = 0; c < DWB_CH; c++) bias[c] = c < nch && b ? b[c] : 0.0f;
-    /* the padding: whole rows above and below, columns left and right of the others */
-    const __m512 zero = _mm512_setzero_ps();
-    for (int64_t r = 0; r < g->rows; r++) {
-        bool inside = r >= g->ph && r < g->ph + g->ih;
-        for (int64_t col = 0; col < width; col++)
-            if (!inside || col < g->pw || col >= g->pw + g->iw) _mm512_store_ps(tile + (r * width + col) * DWB_CH, zero);
-    }
-    /* the input, 16 columns of 16 channels at a time */
-    for (int64_t r = 0; r < g->ih; r++)
-        for (int64_t c0 = 0; c0 < g->iw; c0 += 16) {
-            int64_t n = min64(16, g->iw - c0);
-            __m512 v[16];
-            for (int64_t c = 0; c < DWB_CH; c++) v[c] = c < nch ? oq_load16(x + c * in_plane + r * g->iw + c0, n) : zero;
-            dwb_transpose(v);
-            float *d = tile + ((r + g->ph) * width + g->pw + c0) * DWB_CH;
-            for (int64_t j = 0; j < n; j++) _mm512_store_ps(d + j * DWB_CH, v[j]);
-        }
-    /* the outputs, 16 pixels of the flattened plane at a time */
     const __m512 b16 = _mm512_load_ps(bias);
-    for (int64_t q0 = 0; q0 < plane; q0 += 16) {
-        int64_t n = min64(16, plane - q0), off[16];
-        for (int64_t j = 0; j < 16; j++) {
-            int64_t q = q0 + min64(j, n - 1); /* pixels past the plane repeat the last one */
-            off[j] = ((q / g->ow) * g->sh * width + (q % g->ow) * g->s) * DWB_CH;
-        }
-        __m512 acc[16];
-        for (int j = 0; j < 16; j++) acc[j] = b16;
-        for (int64_t kh = 0; kh < g->kh; kh++)
-            for (int64_t kw = 0; kw < g->kw; kw++) {
-                const __m512 wt = _mm512_load_ps(taps + (kh * g->kw + kw) * DWB_CH);
-                const float *src = tile + (kh * g->dh * width + kw * g->dw) * DWB_CH;
-                for (int j = 0; j < 16; j++) acc[j] = _mm512_fmadd_ps(wt, _mm512_load_ps(src + off[j]), acc[j]);
+    for (int64_t r0 = 0; r0 < g->oh; r0 += band) {
+        int64_t r1 = min64(g->oh, r0 + band);
+        dwb_fill(tile, x, nch, g, r0 * g->sh, (r1 - 1 - r0) * g->sh + (g->kh - 1) * g->dh + 1);
+        for (int64_t q0 = r0 * g->ow; q0 < r1 * g->ow; q0 += 16) { /* 16 pixels of the band at a time */
+            int64_t n = min64(16, r1 * g->ow - q0), off[16];
+            for (int64_t j = 0; j < 16; j++) {
+                int64_t q = q0 + min64(j, n - 1); /* pixels past the band repeat its last one */
+                off[j] = ((q / g->ow - r0) * g->sh * width + (q % g->ow) * g->s) * DWB_CH;
             }
-        dwb_transpose(acc);
-        for (int64_t c = 0; c < nch; c++) oq_store16(y + c * plane + q0, acc[c], n);
+            __m512 acc[16];
+            for (int j = 0; j < 16; j++) acc[j] = b16;
+            for (int64_t kh = 0; kh < g->kh; kh++)
+                for (int64_t kw = 0; kw < g->kw; kw++) {
+                    const __m512 wt = _mm512_load_ps(taps + (kh * g->kw + kw) * DWB_CH);
+                    const float *src = tile + (kh * g->dh * width + kw * g->dw) * DWB_CH;
+                    for (int j = 0; j < 16; j++) acc[j] = _mm512_fmadd_ps(wt, _mm512_load_ps(src + off[j]), acc[j]);
+                }
+            dwb_transpose(acc);
+            for (int64_t c = 0; c < nch; c++) oq_store16(y + c * plane + q0, acc[c], n);
+        }
     }
 }
 #endif
