@@ -105,10 +105,11 @@ static void pack_b(float *restrict dst, const oq_sgemm_args *g, int64_t p0, int6
 
 /* ---- micro-kernels -------------------------------------------------------------
  * acc = sum_p a[p][0..MR) (outer) b[p][0..NR) (NR of the kernel); then
- * c = alpha * acc + beta * c (beta == 0: c is not read). a, b are packed
- * strips, c is a full MR x NR tile with row stride ldc. */
+ * c = alpha * acc + beta * c (beta == 0: c is not read), plus bias[r] on
+ * row r when bias (MR floats) is not NULL. a, b are packed strips, c is a
+ * full MR x NR tile with row stride ldc. */
 typedef void ukernel_fn(int64_t kc, const float *restrict a, const float *restrict b, float *restrict c,
-                       int64_t ldc, float alpha, float beta);
+                       int64_t ldc, float alpha, float beta, const float *bias);
 
 /* Portable version: GCC vector extensions, 4-wide (SSE on x86-64, NEON on arm64). */
 typedef float v4f __attribute__((vector_size(16)));
@@ -116,7 +117,7 @@ typedef float v4f_u __attribute__((vector_size(16), aligned(4)));
 enum { NR = 16 }; /* of the generic and AVX2 kernels */
 
 static void ukernel_generic(int64_t kc, const float *restrict a, const float *restrict b, float *restrict c,
-                            int64_t ldc, float alpha, float beta)
+                            int64_t ldc, float alpha, float beta, const float *bias)
 {
     v4f acc[MR][NR / 4];
     memset(acc, 0, sizeof acc);
@@ -135,6 +136,7 @@ static void ukernel_generic(int64_t kc, const float *restrict a, const float *re
             v4f_u *cp = (v4f_u *)(c + r * ldc + 4 * q);
             v4f v = al * acc[r][q];
             if (beta != 0.0f) v += be * *cp;
+            if (bias) v += (v4f){bias[r], bias[r], bias[r], bias[r]};
             *cp = v;
         }
     }
@@ -145,7 +147,8 @@ static void ukernel_generic(int64_t kc, const float *restrict a, const float *re
  * broadcasts per step. */
 __attribute__((target("avx2,fma"))) static void ukernel_avx2(int64_t kc, const float *restrict a,
                                                             const float *restrict b, float *restrict c,
-                                                            int64_t ldc, float alpha, float beta)
+                                                            int64_t ldc, float alpha, float beta,
+                                                            const float *bias)
 {
     __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
     __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
@@ -172,6 +175,7 @@ __attribute__((target("avx2,fma"))) static void ukernel_avx2(int64_t kc, const f
         for (int q = 0; q < 2; q++) {
             __m256 v = _mm256_mul_ps(al, acc[r][q]);
             if (beta != 0.0f) v = _mm256_fmadd_ps(be, _mm256_loadu_ps(cr + 8 * q), v);
+            if (bias) v = _mm256_add_ps(v, _mm256_set1_ps(bias[r]));
             _mm256_storeu_ps(cr + 8 * q, v);
         }
     }
@@ -181,7 +185,7 @@ __attribute__((target("avx2,fma"))) static void ukernel_avx2(int64_t kc, const f
  * broadcasts per step; B rows of 32 are ldb apart (32 in a packed strip). */
 __attribute__((target("avx512f"), always_inline)) static inline void
 avx512_body(int64_t kc, const float *restrict a, const float *restrict b, int64_t ldb, float *restrict c,
-            int64_t ldc, float alpha, float beta)
+            int64_t ldc, float alpha, float beta, const float *bias)
 {
     __m512 c00 = _mm512_setzero_ps(), c01 = _mm512_setzero_ps();
     __m512 c10 = _mm512_setzero_ps(), c11 = _mm512_setzero_ps();
@@ -208,6 +212,7 @@ avx512_body(int64_t kc, const float *restrict a, const float *restrict b, int64_
         for (int q = 0; q < 2; q++) {
             __m512 v = _mm512_mul_ps(al, acc[r][q]);
             if (beta != 0.0f) v = _mm512_fmadd_ps(be, _mm512_loadu_ps(cr + 16 * q), v);
+            if (bias) v = _mm512_add_ps(v, _mm512_set1_ps(bias[r]));
             _mm512_storeu_ps(cr + 16 * q, v);
         }
     }
@@ -215,18 +220,19 @@ avx512_body(int64_t kc, const float *restrict a, const float *restrict b, int64_
 
 __attribute__((target("avx512f"))) static void ukernel_avx512(int64_t kc, const float *restrict a,
                                                              const float *restrict b, float *restrict c,
-                                                             int64_t ldc, float alpha, float beta)
+                                                             int64_t ldc, float alpha, float beta,
+                                                             const float *bias)
 {
-    avx512_body(kc, a, b, 32, c, ldc, alpha, beta);
+    avx512_body(kc, a, b, 32, c, ldc, alpha, beta, bias);
 }
 
 /* The same reading B unpacked: 32 columns of row-major op(B), rows ldb apart. */
 __attribute__((target("avx512f"))) static void ukernel_avx512_rows(int64_t kc, const float *restrict a,
                                                                   const float *restrict b, int64_t ldb,
                                                                   float *restrict c, int64_t ldc, float alpha,
-                                                                  float beta)
+                                                                  float beta, const float *bias)
 {
-    avx512_body(kc, a, b, ldb, c, ldc, alpha, beta);
+    avx512_body(kc, a, b, ldb, c, ldc, alpha, beta, bias);
 }
 
 /* The first `cols` (< 32) columns of an MR x 32 tile, B read unpacked with
@@ -234,7 +240,7 @@ __attribute__((target("avx512f"))) static void ukernel_avx512_rows(int64_t kc, c
  * element gets the arithmetic of the full kernel. */
 __attribute__((target("avx512f"), always_inline)) static inline void
 avx512_rows_part(int64_t kc, const float *restrict a, const float *restrict b, int64_t ldb, float *restrict c,
-                 int64_t ldc, float alpha, float beta, int64_t cols, bool two)
+                 int64_t ldc, float alpha, float beta, const float *bias, int64_t cols, bool two)
 {
     __mmask16 m0 = (__mmask16)(cols >= 16 ? 0xffffu : (1u << cols) - 1u);
     __mmask16 m1 = (__mmask16)(cols >= 32 ? 0xffffu : cols > 16 ? (1u << (cols - 16)) - 1u : 0u);
@@ -257,6 +263,7 @@ avx512_rows_part(int64_t kc, const float *restrict a, const float *restrict b, i
             __mmask16 m = q ? m1 : m0;
             __m512 v = _mm512_mul_ps(al, acc[r][q]);
             if (beta != 0.0f) v = _mm512_fmadd_ps(be, _mm512_maskz_loadu_ps(m, cr + 16 * q), v);
+            if (bias) v = _mm512_add_ps(v, _mm512_set1_ps(bias[r]));
             _mm512_mask_storeu_ps(cr + 16 * q, m, v);
         }
     }
@@ -265,12 +272,13 @@ avx512_rows_part(int64_t kc, const float *restrict a, const float *restrict b, i
 __attribute__((target("avx512f"))) static void ukernel_avx512_rows_part(int64_t kc, const float *restrict a,
                                                                        const float *restrict b, int64_t ldb,
                                                                        float *restrict c, int64_t ldc,
-                                                                       float alpha, float beta, int64_t cols)
+                                                                       float alpha, float beta, const float *bias,
+                                                                       int64_t cols)
 {
     if (cols > 16)
-        avx512_rows_part(kc, a, b, ldb, c, ldc, alpha, beta, cols, true);
+        avx512_rows_part(kc, a, b, ldb, c, ldc, alpha, beta, bias, cols, true);
     else
-        avx512_rows_part(kc, a, b, ldb, c, ldc, alpha, beta, cols, false);
+        avx512_rows_part(kc, a, b, ldb, c, ldc, alpha, beta, bias, cols, false);
 }
 #endif
 
@@ -429,22 +437,27 @@ void oq_sgemm_pack_a(float *dst, const oq_sgemm_args *g)
     if (g->m > 0 && g->k > 0) pack_a(dst, g, 0, g->m, 0, g->k);
 }
 
-/* C = beta * C for the degenerate k == 0 case. */
-static void scale_c(const oq_sgemm_args *g)
+/* C = beta * C (+ bias[i] on row i, bias may be NULL) for the degenerate
+ * k == 0 case. */
+static void scale_c(const oq_sgemm_args *g, const float *bias)
 {
     for (int64_t i = 0; i < g->m; i++) {
         float *cr = g->c + i * g->ldc;
-        for (int64_t j = 0; j < g->n; j++) cr[j] = g->beta == 0.0f ? 0.0f : g->beta * cr[j];
+        for (int64_t j = 0; j < g->n; j++) {
+            cr[j] = g->beta == 0.0f ? 0.0f : g->beta * cr[j];
+            if (bias) cr[j] += bias[i];
+        }
     }
 }
 
 /* The driver; pa is NULL or op(A) packed whole (oq_sgemm_pack_a), pb NULL
- * or op(B) packed whole (oq_sgemm_packed_b layout). */
-static void sgemm(const oq_sgemm_args *g, const float *pa, const float *pb, float *ws)
+ * or op(B) packed whole (oq_sgemm_packed_b layout), bias NULL or one value
+ * per row of C added with the first K slice. */
+static void sgemm(const oq_sgemm_args *g, const float *pa, const float *pb, const float *bias, float *ws)
 {
     if (g->m <= 0 || g->n <= 0) return;
     if (g->k <= 0) {
-        scale_c(g);
+        scale_c(g, bias);
         return;
     }
     const ukernel uk = *pick_kernel();
@@ -483,18 +496,22 @@ static void sgemm(const oq_sgemm_args *g, const float *pa, const float *pb, floa
                         int64_t mr = mc - ir < MR ? mc - ir : MR;
                         const float *as = pa ? pa + (i0 + ir) * g->k + p0 * MR : ap + (ir / MR) * kc * MR;
                         float *cp = g->c + (i0 + ir) * g->ldc + j0 + jr;
+                        float bias_edge[MR] = {0}; /* the rows of a last, partial strip */
+                        const float *bs_rows = p0 == 0 && bias ? bias + i0 + ir : NULL;
+                        if (bs_rows && mr < MR) bs_rows = memcpy(bias_edge, bs_rows, (size_t)mr * sizeof(float));
 #if OQ_X86_KERNELS
                         if (brow && mr == MR && nr == nr_k) {
-                            ukernel_avx512_rows(kc, as, brow, g->ldb, cp, g->ldc, g->alpha, beta);
+                            ukernel_avx512_rows(kc, as, brow, g->ldb, cp, g->ldc, g->alpha, beta, bs_rows);
                             continue;
                         }
                         if (brow && mr == MR) {
-                            ukernel_avx512_rows_part(kc, as, brow, g->ldb, cp, g->ldc, g->alpha, beta, nr);
+                            ukernel_avx512_rows_part(kc, as, brow, g->ldb, cp, g->ldc, g->alpha, beta, bs_rows,
+                                                     nr);
                             continue;
                         }
 #endif
                         if (mr == MR && nr == nr_k && !brow) {
-                            uk.fn(kc, as, bs, cp, g->ldc, g->alpha, beta);
+                            uk.fn(kc, as, bs, cp, g->ldc, g->alpha, beta, bs_rows);
                             continue;
                         }
                         /* Edge tile: run on a full scratch tile, copy the valid part. */
@@ -503,12 +520,13 @@ static void sgemm(const oq_sgemm_args *g, const float *pa, const float *pb, floa
                                 tile[r * nr_k + q] = beta == 0.0f ? 0.0f : cp[r * g->ldc + q];
 #if OQ_X86_KERNELS
                         if (brow && nr == nr_k)
-                            ukernel_avx512_rows(kc, as, brow, g->ldb, tile, nr_k, g->alpha, beta);
+                            ukernel_avx512_rows(kc, as, brow, g->ldb, tile, nr_k, g->alpha, beta, bs_rows);
                         else if (brow)
-                            ukernel_avx512_rows_part(kc, as, brow, g->ldb, tile, nr_k, g->alpha, beta, nr);
+                            ukernel_avx512_rows_part(kc, as, brow, g->ldb, tile, nr_k, g->alpha, beta, bs_rows,
+                                                     nr);
                         else
 #endif
-                            uk.fn(kc, as, bs, tile, nr_k, g->alpha, beta);
+                            uk.fn(kc, as, bs, tile, nr_k, g->alpha, beta, bs_rows);
                         for (int64_t r = 0; r < mr; r++)
                             memcpy(cp + r * g->ldc, tile + r * nr_k, (size_t)nr * sizeof(float));
                     }
@@ -518,15 +536,18 @@ static void sgemm(const oq_sgemm_args *g, const float *pa, const float *pb, floa
     }
 }
 
-void oq_sgemm(const oq_sgemm_args *g, float *ws) { sgemm(g, NULL, NULL, ws); }
+void oq_sgemm(const oq_sgemm_args *g, float *ws) { sgemm(g, NULL, NULL, NULL, ws); }
 
-void oq_sgemm_packed(const oq_sgemm_args *g, const float *ap, float *ws) { sgemm(g, ap, NULL, ws); }
+void oq_sgemm_packed(const oq_sgemm_args *g, const float *ap, const float *row_bias, float *ws)
+{
+    sgemm(g, ap, NULL, row_bias, ws);
+}
 
 int oq_sgemm_nr(void) { return pick_kernel()->nr; }
 
-void oq_sgemm_packed_ab(const oq_sgemm_args *g, const float *ap, const float *bp, float *ws)
+void oq_sgemm_packed_ab(const oq_sgemm_args *g, const float *ap, const float *bp, const float *row_bias, float *ws)
 {
-    sgemm(g, ap, bp, ws);
+    sgemm(g, ap, bp, row_bias, ws);
 }
 
 size_t oq_sgemm_packed_b_floats(int64_t k, int64_t n)
@@ -540,7 +561,7 @@ void oq_sgemm_pack_b(float *dst, const oq_sgemm_args *g)
     if (g->k > 0 && g->n > 0) pack_b(dst, g, 0, g->k, 0, g->n, oq_sgemm_nr());
 }
 
-void oq_sgemm_packed_b(const oq_sgemm_args *g, const float *bp, float *ws) { sgemm(g, NULL, bp, ws); }
+void oq_sgemm_packed_b(const oq_sgemm_args *g, const float *bp, float *ws) { sgemm(g, NULL, bp, NULL, ws); }
 
 void oq_sgemm_ref(const oq_sgemm_args *g)
 {

@@ -59,8 +59,11 @@ static inline size_t oq_sgemm_packed_a_at(int64_t k, int64_t i, int64_t p)
 /* oq_sgemm with op(A) taken from ap, packed by oq_sgemm_pack_a (g's a, lda
  * and trans_a are not read). ap + r * k starts at row r of the packed matrix
  * when r is a multiple of OQ_SGEMM_PACK_ROWS, so row blocks of one packed A
- * can go to different calls. Same results as oq_sgemm. */
-void oq_sgemm_packed(const oq_sgemm_args *g, const float *ap, float *ws);
+ * can go to different calls. row_bias (NULL, or g->m floats) is added to
+ * each row: C = alpha op(A) op(B) + beta C + row_bias[i], the same bits as
+ * C filled with the bias and beta 1 when alpha is 1 and beta 0, without that
+ * extra pass over C. Otherwise the same results as oq_sgemm. */
+void oq_sgemm_packed(const oq_sgemm_args *g, const float *ap, const float *row_bias, float *ws);
 
 /* Width of the column strips the current micro-kernel reads (16 or 32); it
  * changes only with oq_cpu_set_cap. */
@@ -68,8 +71,8 @@ int oq_sgemm_nr(void);
 /* oq_sgemm_packed with op(B) also given packed, by the caller: strips of
  * nr = oq_sgemm_nr() columns, strip s holding rows p < k as bp[s*k*nr +
  * p*nr + c] for columns s*nr + c (columns past n are zero); bp is 64-byte
- * aligned. g's b and ldb are not read. Same results as oq_sgemm. */
-void oq_sgemm_packed_ab(const oq_sgemm_args *g, const float *ap, const float *bp, float *ws);
+ * aligned. g's b and ldb are not read. row_bias as in oq_sgemm_packed. */
+void oq_sgemm_packed_ab(const oq_sgemm_args *g, const float *ap, const float *bp, const float *row_bias, float *ws);
 
 /* Floats oq_sgemm_pack_b writes for an op(B) of (k, n): strips of
  * oq_sgemm_nr() columns, plus that many floats more, so that a cache sized

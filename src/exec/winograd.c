@@ -282,7 +282,7 @@ static void wino_item(void *arg, int64_t it, float *ws)
     for (int pt = 0; pt < PTS; pt++) {
         oq_sgemm_args ga = {false, false, w->cout, slots, w->cin, 1.0f, 0.0f, NULL, 0,
                             v + pt * w->cin * w->ld, w->ld, m + pt * w->cout * w->ld, w->ld};
-        oq_sgemm_packed(&ga, j->wp + pt * w->a_floats, gws);
+        oq_sgemm_packed(&ga, j->wp + pt * w->a_floats, NULL, gws);
     }
     for (int64_t co = 0; co < w->cout; co++)
         out(y + co * w->oh * w->ow, m + co * w->ld, w->cout * w->ld, j->b ? j->b[co] : 0.0f, w, ty0, nty, buf, j->ep);

@@ -2,8 +2,8 @@
  * micro-kernel) against its triple-loop oracle on sizes of 1, odd sizes,
  * sizes off the 6 x 16/32 tile and past every cache block, transposes,
  * strides, alpha/beta, A and B packed ahead, the skinny (few-row) kernels;
- * the batched split for determinism. conv: fast conv (GEMM paths, and the depthwise and grouped
- * loops compiled per level) against conv_ref (groups, depthwise, strides, dilation, pads,
+ * the batched split for determinism. conv: fast conv (GEMM paths, the depthwise and grouped
+ * loops compiled per level, depthwise 16 channels at a time) against conv_ref (groups, depthwise, strides, dilation, pads,
  * 1-D..3-D) and ConvTranspose against a direct scatter loop. */
 #include <float.h>
 #include <math.h>
@@ -48,6 +48,47 @@ static int count_off(const float *ref, const float *got, const float *bound, int
             if (!(fabsf(r - v) <= tol)) bad++;
         }
     return bad;
+}
+
+/* A row bias given to the packed products (A packed, and A and B packed;
+ * rows split after the first strip as the executor's tiles are) must give
+ * the bits of C filled with the bias, then the plain product with beta 1:
+ * a bias left out, added twice (once per K slice) or taken from the wrong
+ * row shows. g has alpha 1 and beta 0; pa, pb hold its packed A and B. */
+static void check_row_bias(const oq_sgemm_args *g, const float *pa, const float *pb, float *ws)
+{
+    int64_t m = g->m, n = g->n, ldc = g->ldc;
+    float *bias = rand_buf((size_t)m), *want = malloc((size_t)(m * ldc) * sizeof(float));
+    float *got = malloc((size_t)(m * ldc) * sizeof(float));
+    if (!bias || !want || !got) {
+        CHECK(!"out of memory");
+        goto done;
+    }
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < ldc; j++) want[i * ldc + j] = got[i * ldc + j] = bias[i];
+    oq_sgemm_args gf = *g;
+    gf.beta = 1.0f, gf.c = want;
+    oq_sgemm(&gf, ws);
+    int64_t r0 = m > OQ_SGEMM_PACK_ROWS ? OQ_SGEMM_PACK_ROWS : 0;
+    oq_sgemm_args top = *g, rest = *g;
+    top.m = r0, top.c = got;
+    rest.m = m - r0, rest.c = got + r0 * ldc;
+    for (int packed_b = 0; packed_b < 2; packed_b++) {
+        if (packed_b) {
+            if (r0) oq_sgemm_packed_ab(&top, pa, pb, bias, ws);
+            oq_sgemm_packed_ab(&rest, pa + r0 * g->k, pb, bias + r0, ws);
+        } else {
+            if (r0) oq_sgemm_packed(&top, pa, bias, ws);
+            oq_sgemm_packed(&rest, pa + r0 * g->k, bias + r0, ws);
+        }
+        bool same = memcmp(want, got, (size_t)(m * ldc) * sizeof(float)) == 0;
+        if (!same)
+            fprintf(stderr, "gemm row bias (B %s) m=%lld n=%lld k=%lld: differs from C filled with the bias\n",
+                    packed_b ? "packed" : "in place", (long long)m, (long long)n, (long long)g->k);
+        CHECK(same);
+    }
+done:
+    free(bias), free(want), free(got);
 }
 
 /* Runs fast and ref on the same problem; each element must be within a few
@@ -112,7 +153,7 @@ static void check_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float 
         oq_sgemm_packed_b(&g, pb, ws);
         CHECK(memcmp(c1, cb, (size_t)(m * ldc) * sizeof(float)) == 0);
     }
-    free(pb), free(cb);
+    free(cb);
     /* A packed once gives the same bits, whole or from a later row block on. */
     float *pa = malloc(oq_sgemm_packed_a_floats(m, k) * sizeof(float));
     float *c2 = malloc((size_t)(m * ldc + 1) * sizeof(float));
@@ -126,13 +167,14 @@ static void check_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float 
         oq_sgemm_args top = g, rest = g;
         top.m = r0, top.c = c2;
         rest.m = m - r0, rest.c = c2 + r0 * ldc;
-        if (r0) oq_sgemm_packed(&top, pa, ws);
-        oq_sgemm_packed(&rest, pa + r0 * k, ws);
+        if (r0) oq_sgemm_packed(&top, pa, NULL, ws);
+        oq_sgemm_packed(&rest, pa + r0 * k, NULL, ws);
         CHECK(memcmp(c1, c2, (size_t)(m * ldc) * sizeof(float)) == 0);
+        if (alpha == 1.0f && beta == 0.0f && pb) check_row_bias(&g, pa, pb, ws);
     } else {
         CHECK(!"out of memory");
     }
-    free(pa), free(c2);
+    free(pa), free(c2), free(pb);
 done:
     free(a), free(b), free(c0), free(c1), free(aa), free(ab), free(bound), free(ws), free(cinit);
 }
@@ -153,6 +195,7 @@ static void test_gemm_sizes(void)
     /* Crosses every blocking boundary (MC, KC and NC). */
     check_gemm(false, false, 131, 2100, 261, 1.0f, 0.5f, 1);
     check_gemm(true, true, 125, 2061, 513, 1.5f, 0.0f, 0);
+    check_gemm(false, false, 125, 700, 513, 1.0f, 0.0f, 2); /* a row bias over two K slices */
 }
 
 /* k == 0 scales C by beta (and beta == 0 clears it, even NaN). */
@@ -254,6 +297,7 @@ static const conv_case conv_cases[] = {
     /* nsp n cin cout g   in           k          s          d          p0         p1 */
     {2, 1, 3, 8, 1, {9, 11}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},          /* 3x3 same */
     {2, 2, 16, 24, 1, {7, 6}, {1, 1}, {1, 1}, {1, 1}, {0, 0}, {0, 0}},         /* 1x1 direct GEMM */
+    {2, 1, 8, 1100, 1, {9, 9}, {1, 1}, {1, 1}, {1, 1}, {0, 0}, {0, 0}},        /* 1x1 direct, output cut in tiles */
     {2, 1, 5, 7, 1, {13, 10}, {3, 2}, {2, 3}, {1, 1}, {1, 0}, {2, 1}},         /* strides, asymmetric pads */
     {2, 1, 4, 6, 2, {12, 12}, {3, 3}, {1, 2}, {2, 1}, {2, 1}, {2, 0}},         /* groups, dilation */
     {2, 2, 8, 8, 8, {15, 14}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},         /* depthwise */
@@ -295,6 +339,10 @@ static const conv_case conv_cases[] = {
     {1, 1, 5, 5, 5, {40}, {7}, {1}, {1}, {3}, {3}},                            /* 1-D depthwise */
     {1, 1, 4, 4, 4, {150}, {3}, {1}, {1}, {1}, {1}},                           /* 1-D depthwise, long row */
     {2, 1, 2, 2, 2, {3, 90}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},          /* depthwise, 3 long rows */
+    {2, 2, 40, 40, 40, {14, 14}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},     /* depthwise, 16 channels at a time, 2.5 blocks */
+    {2, 1, 24, 24, 24, {15, 13}, {5, 5}, {2, 2}, {1, 1}, {2, 1}, {1, 2}},     /* the same, 5x5/2, uneven pads */
+    {2, 1, 17, 17, 17, {70, 66}, {3, 3}, {2, 2}, {1, 1}, {1, 1}, {1, 1}},     /* the same, 35x33 outputs (strided) */
+    {2, 1, 32, 32, 32, {9, 11}, {3, 3}, {1, 2}, {2, 1}, {2, 0}, {2, 1}},      /* the same, dilated rows, stride 2 columns */
     {3, 1, 3, 4, 1, {5, 6, 7}, {3, 2, 3}, {1, 2, 1}, {1, 1, 2}, {1, 0, 1}, {1, 1, 2}}, /* 3-D */
     {3, 1, 4, 4, 4, {4, 5, 6}, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}}, /* 3-D depthwise */
 };
