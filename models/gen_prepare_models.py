@@ -162,7 +162,7 @@ def models(seed=4321):
 
 
 def main():
-    if len(sys.argv) != 2:
+    if len(sys.argv) != 2 or sys.argv[1].startswith("-"):
         sys.exit("usage: gen_prepare_models.py OUTDIR")
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
