@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "calib/float_key.h"
 #include "cpu_dispatch.h"
 #include "onnxq/oq_calib.h"
 
@@ -37,27 +38,16 @@ static oq_status channel_stats_init(oq_channel_stats *s, int64_t n, oq_err *err)
 /* ---- one channel's extremes ------------------------------------------------------
  *
  * A channel's values are scanned in one pass that vectorizes, for the
- * extremes as order keys (a float's bits with the magnitude flipped for
- * negative values, which order as int32 the way the floats do, -0 just below
- * +0). That is what the plain loop (plane_extremes_in_order: finite values
- * only, the first of equal values kept) gives, unless an extreme is NaN or
- * infinite, or the least is -0, or the greatest is +0 above something
- * smaller (both zeros may occur, and the plain loop keeps whichever comes
- * first): then the plain loop decides. A channel of +0 only (a ReLU channel
- * that stayed off) needs no second look. */
+ * extremes as order keys (float_key.h). That is what the plain loop
+ * (plane_extremes_in_order: finite values only, the first of equal values
+ * kept) gives, unless an extreme is NaN or infinite, or the least is -0,
+ * or the greatest is +0 above something smaller (both zeros may occur, and
+ * the plain loop keeps whichever comes first): then the plain loop decides.
+ * A channel of +0 only (a ReLU channel that stayed off) needs no second
+ * look. */
 typedef struct plane_keys {
     int32_t min, max;
 } plane_keys;
-
-static inline int32_t float_key(int32_t bits) { return bits ^ ((bits >> 31) & 0x7fffffff); }
-
-static inline float float_of_key(int32_t key)
-{
-    int32_t bits = float_key(key);
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
 
 OQ_CLONED(plane_scan, (const float *restrict x, int64_t n, plane_keys *k), (x, n, k))
 {

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "calib/float_key.h"
 #include "cpu_dispatch.h"
 #include "onnxq/oq_calib.h"
 
@@ -129,19 +130,6 @@ typedef struct bin_seen {
 } bin_seen;
 
 static const bin_seen bin_seen_none = {INT32_MAX, INT32_MIN, 0};
-
-/* A float's bits, with the magnitude bits flipped for negative values: these
- * order as int32 the way the floats do (-0 just below +0), so min/max are
- * integer reductions that vectorize. float_of_key undoes it. */
-static inline int32_t float_key(int32_t bits) { return bits ^ ((bits >> 31) & 0x7fffffff); }
-
-static inline float float_of_key(int32_t key)
-{
-    int32_t bits = float_key(key);
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
 
 /* The bin of one value on g (any value: NaN and far values clamp). */
 static inline int32_t bin_of(float x, const bin_grid *g)

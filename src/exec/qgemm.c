@@ -386,6 +386,16 @@ enum { FORMAT_PAIRS = 0x51503136u, FORMAT_QUADS = 0x51513834u };
 
 static uint32_t format_of(const kernel_entry *ke) { return ke->quads ? FORMAT_QUADS : FORMAT_PAIRS; }
 
+/* Writes the header of an operand packed whole for kernel ke at dst; returns
+ * where its strips go. */
+static uint8_t *write_pack_header(void *dst, const kernel_entry *ke)
+{
+    uint32_t format = format_of(ke);
+    memset(dst, 0, PACK_HEADER);
+    memcpy(dst, &format, sizeof format);
+    return (uint8_t *)dst + PACK_HEADER;
+}
+
 /* The packed strips of an operand packed whole (g->a_packed or
  * g->b_packed) when it was packed in `format`, else NULL. */
 static const uint8_t *packed_strips(const void *packed, uint32_t format)
@@ -553,10 +563,7 @@ size_t oq_qgemm_packed_a_bytes(int64_t m, int64_t k)
 void oq_qgemm_pack_a(void *dst, const oq_qgemm_args *g)
 {
     const kernel_entry *ke = pick_kernel();
-    uint32_t format = format_of(ke);
-    memset(dst, 0, PACK_HEADER);
-    memcpy(dst, &format, sizeof format);
-    uint8_t *strips = (uint8_t *)dst + PACK_HEADER;
+    uint8_t *strips = write_pack_header(dst, ke);
     for (int64_t p0 = 0; p0 < g->k; p0 += KC) {
         int64_t kc = min64(g->k - p0, KC);
 #if OQ_X86_KERNELS
@@ -586,10 +593,7 @@ size_t oq_qgemm_packed_b_bytes(int64_t k, int64_t n)
 void oq_qgemm_pack_b(void *dst, const oq_qgemm_args *g)
 {
     const kernel_entry *ke = pick_kernel();
-    uint32_t format = format_of(ke);
-    memset(dst, 0, PACK_HEADER);
-    memcpy(dst, &format, sizeof format);
-    uint8_t *next = (uint8_t *)dst + PACK_HEADER;
+    uint8_t *next = write_pack_header(dst, ke);
     for (int64_t j0 = 0; j0 < g->n; j0 += NC)
         for (int64_t p0 = 0; p0 < g->k; p0 += KC) {
             int64_t kc = min64(g->k - p0, KC), nc = min64(g->n - j0, NC);
