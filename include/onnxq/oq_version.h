@@ -2,7 +2,7 @@
 #ifndef ONNXQ_OQ_VERSION_H
 #define ONNXQ_OQ_VERSION_H
 
-/* "0.3.0": the project's version (a static string). */
+/* "0.4.0": the project's version (a static string). */
 const char *oq_version(void);
 
 #endif
