@@ -47,6 +47,10 @@ oq_tensor *oq_kernel_output(oq_kernel_ctx *c, int k, oq_dtype dt, int rank, cons
 /* The same without the zero fill (the buffer holds stale data): only for
  * kernels that write every element of the output. */
 oq_tensor *oq_kernel_output_raw(oq_kernel_ctx *c, int k, oq_dtype dt, int rank, const int64_t *dims);
+/* The value output k of c's node is written to: for output 0, the result of
+ * the epilogue's chain, or of the QuantizeLinear after it, when the executor
+ * moved them into the node; NULL past the node's outputs. */
+const oq_value *oq_kernel_written_value(const oq_kernel_ctx *c, int k);
 
 /* Zero-filled scratch memory valid until the kernel returns; NULL with c->err
  * set on failure. The _raw form skips the fill. */

@@ -157,6 +157,15 @@ void oq_release_held(struct oq_exec_frame *f)
 
 /* ---- kernel memory (kernel.h) ------------------------------------------------------- */
 
+const oq_value *oq_kernel_written_value(const oq_kernel_ctx *c, int k)
+{
+    if (k == 0 && c->quantize)
+        return c->quantize->outputs[0]; /* the quantized chain result is what this node now writes */
+    if (k == 0 && c->epilogue)
+        return c->epilogue->dst; /* the chain's result is what this node now writes */
+    return k < c->node->n_outputs ? c->node->outputs[k] : NULL;
+}
+
 static oq_tensor *kernel_output(oq_kernel_ctx *c, int k, oq_dtype dt, int rank, const int64_t *dims, bool zero)
 {
     struct oq_exec_frame *f = c->frame;
@@ -165,11 +174,7 @@ static oq_tensor *kernel_output(oq_kernel_ctx *c, int k, oq_dtype dt, int rank, 
         oq_errf(c->err, OQ_EINVAL, "output index %d is negative", k);
         return NULL;
     }
-    const oq_value *v = k < c->node->n_outputs ? c->node->outputs[k] : NULL;
-    if (k == 0 && c->quantize)
-        v = c->quantize->outputs[0]; /* the quantized chain result is what this node now writes */
-    else if (k == 0 && c->epilogue)
-        v = c->epilogue->dst; /* the chain's result is what this node now writes */
+    const oq_value *v = oq_kernel_written_value(c, k);
     if (oq_output_header(&hdr, dt, rank, dims, v ? v->name : "(unnamed)", c->err))
         return NULL;
     if (!v) {

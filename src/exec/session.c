@@ -149,15 +149,6 @@ static void show(const struct oq_exec_frame *f, const oq_value *v)
         s->observer(s->observer_user, v, &f->p->slots[v->id].t);
 }
 
-/* Output k of node pn as the rest of the graph sees it when the node runs
- * with chain ep (NULL: none) as its epilogue, and then pn->quantize. */
-static const oq_value *written_value(const plan_node *pn, const oq_fusion *ep, int k)
-{
-    if (k > 0 || !ep)
-        return pn->node->outputs[k];
-    return pn->quantize ? pn->quantize->node->outputs[0] : ep->dst;
-}
-
 /* Frees the values whose last reader is pn. */
 static void clear_dead(struct oq_exec_frame *f, const plan_node *pn)
 {
@@ -198,13 +189,13 @@ static oq_status exec_node(struct oq_exec_frame *f, int i, const oq_fusion *ep, 
     if (st)
         return oq_err_context(err, "node '%s' (%s)", n->name, n->op_type);
     for (int k = 0; k < n->n_outputs; k++) {
-        const oq_value *v = written_value(pn, ep, k);
+        const oq_value *v = oq_kernel_written_value(&c, k);
         if (v && p->slots[v->id].kind == SLOT_EMPTY)
             return oq_errf(err, OQ_EINVAL, "node '%s' (%s): the kernel did not write output %d ('%s')", n->name,
                            n->op_type, k, v->name);
     }
     for (int k = 0; k < n->n_outputs; k++)
-        show(f, written_value(pn, ep, k));
+        show(f, oq_kernel_written_value(&c, k));
     clear_dead(f, pn);
     for (int k = 0; ep && k < ep->n; k++)
         clear_dead(f, &p->nodes[ep->nodes[k]]);
