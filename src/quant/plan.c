@@ -82,7 +82,7 @@ typedef struct node_slot {
 typedef struct share_range {
     double lo, hi;
     bool has_concat; /* a Concat ties the group: it is used */
-    bool complete;   /* every member has a range */
+    bool complete;   /* every value its data comes from has a range */
 } share_range;
 
 typedef struct planner {
@@ -553,10 +553,11 @@ static oq_status plan_candidate(planner *pl, int i)
 static bool concat_inputs_8bit(planner *pl, const oq_node *n, oq_qparams *p)
 {
     bool shared = group_params(pl, n->outputs[0], p);
-    if (!shared && !val(pl, n->inputs[0])->is8)
-        return false;
-    if (!shared)
+    if (!shared) {
+        if (!val(pl, n->inputs[0])->is8)
+            return false;
         *p = val(pl, n->inputs[0])->params;
+    }
     for (int k = 0; k < n->n_inputs; k++) {
         const oq_value *v = n->inputs[k];
         const oq_plan_value *o = v ? val(pl, v) : NULL;

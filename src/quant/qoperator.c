@@ -200,8 +200,9 @@ oq_status oq_rw_passthrough(rewriter *r, oq_node *n)
 {
     oq_value *x = n->inputs[0];
     oq_status st = OQ_OK;
-    for (int k = 0; k < (n->kind == OQ_OP_CONCAT ? n->n_inputs : 1); k++) { /* a float input (Concat) gets its */
-        oq_value *twin;                                                        /* QuantizeLinear here */
+    /* a Concat's float input, planned 8-bit at the Concat's parameters, gets its QuantizeLinear here */
+    for (int k = 0; k < (n->kind == OQ_OP_CONCAT ? n->n_inputs : 1); k++) {
+        oq_value *twin;
         if ((st = oq_rw_quantized(r, n->inputs[k], &twin)) || (st = oq_node_set_input(n, k, twin, r->err)))
             return st;
     }
