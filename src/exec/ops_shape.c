@@ -1,8 +1,8 @@
 /* ops_shape.c: shape and data-movement kernels: Reshape, Flatten, Squeeze,
- * Unsqueeze, Transpose, Concat, Split, Slice, Gather, GatherElements, Expand,
- * Tile, Pad, DepthToSpace, SpaceToDepth (Resize and Upsample live in
- * ops_resize.c). Elements are moved by size, never interpreted, except for a
- * Pad constant given as a float attribute.
+ * Unsqueeze, Transpose, Concat, Split, Slice, Gather, GatherElements, GatherND,
+ * ScatterND, ScatterElements, Expand, Tile, Pad, DepthToSpace, SpaceToDepth
+ * (Resize and Upsample live in ops_resize.c). Elements are moved by size, never interpreted, except for a
+ * Pad constant given as a float attribute and a scatter's reduction.
  *
  * Two engines do the copying: oq_view_copy walks any strided view (Transpose,
  * Slice, Expand, Tile, DepthToSpace, constant Pad), oq_gather_maps reads
@@ -971,6 +971,220 @@ static oq_status k_gather_elements(oq_kernel_ctx *c)
     return OQ_OK;
 }
 
+/* ---- GatherND, ScatterND, ScatterElements ---------------------------------------- */
+
+/* How a scatter combines an update with the element already there. */
+typedef enum scatter_reduction { SCATTER_NONE, SCATTER_ADD, SCATTER_MUL, SCATTER_MAX, SCATTER_MIN } scatter_reduction;
+
+/* The node's "reduction" attribute (opset 16 on; "none" before), or
+ * OQ_EUNSUPPORTED for one the executor cannot apply to t's element type
+ * (reductions are arithmetic: float, double, int32 and int64). */
+static oq_status scatter_reduction_of(oq_kernel_ctx *c, const oq_tensor *t, scatter_reduction *out)
+{
+    static const char *const names[] = {"none", "add", "mul", "max", "min"};
+    const char *s = oq_node_attr_string(c->node, "reduction", "none");
+    for (int k = 0; k < (int)(sizeof names / sizeof names[0]); k++)
+        if (!strcmp(s, names[k])) {
+            *out = (scatter_reduction)k;
+            if (k != SCATTER_NONE && t->dtype != OQ_DTYPE_FLOAT && t->dtype != OQ_DTYPE_DOUBLE &&
+                t->dtype != OQ_DTYPE_INT32 && t->dtype != OQ_DTYPE_INT64)
+                return OQ_KUNSUP(c, "reduction '%s' on %s is not supported", s, oq_dtype_name(t->dtype));
+            return OQ_OK;
+        }
+    return OQ_KERR(c, "unknown reduction '%s'", s);
+}
+
+#define SCATTER_COMBINE(T)                                                          \
+    for (int64_t i = 0; i < n; i++) {                                               \
+        T a = ((T *)dst)[i], b = ((const T *)src)[i];                               \
+        ((T *)dst)[i] = red == SCATTER_ADD ? (T)(a + b) : red == SCATTER_MUL ? (T)(a * b) \
+                      : red == SCATTER_MAX ? (a > b ? a : b) : (a < b ? a : b);     \
+    }
+
+/* Writes n elements of src into dst, or combines them with what dst holds. */
+static void scatter_elems(void *dst, const void *src, int64_t n, int es, oq_dtype dt, scatter_reduction red)
+{
+    if (red == SCATTER_NONE) {
+        memcpy(dst, src, (size_t)(n * es));
+        return;
+    }
+    switch (dt) {
+    case OQ_DTYPE_FLOAT: SCATTER_COMBINE(float) break;
+    case OQ_DTYPE_DOUBLE: SCATTER_COMBINE(double) break;
+    case OQ_DTYPE_INT32: SCATTER_COMBINE(int32_t) break;
+    default: SCATTER_COMBINE(int64_t) break; /* int64: scatter_reduction_of let no other type through */
+    }
+}
+#undef SCATTER_COMBINE
+
+/* The element offset in x of the slice that index tuple t (ind's last dim,
+ * starting at element first) addresses, counting the k dims from dim from;
+ * -1 with c->err set when an index is out of range. st: x's dense strides. */
+static int64_t tuple_offset(oq_kernel_ctx *c, const oq_tensor *x, const int64_t *st, int from, const oq_tensor *ind,
+                            int64_t first, int k)
+{
+    int64_t off = 0;
+    for (int j = 0; j < k; j++) {
+        int64_t v = index_at(ind, first + j), len = x->dims[from + j];
+        if (v < -len || v >= len) {
+            OQ_KERR(c, "index %lld is out of range for dim %lld", (long long)v, (long long)len);
+            return -1;
+        }
+        off += (v < 0 ? v + len : v) * st[from + j];
+    }
+    return off;
+}
+
+/* GatherND-11/12/13: indices [b..., n..., k] pick slices x[b..., i_1..i_k, ...]
+ * of x's dims after batch_dims + k; y = indices.shape[:-1] + x.shape[b+k:]. */
+static oq_status k_gather_nd(oq_kernel_ctx *c)
+{
+    const oq_tensor *x = oq_kernel_require(c, 0), *ind = oq_kernel_require(c, 1);
+    if (!x || !ind)
+        return c->err->status;
+    int es = oq_move_esize_of(c, x);
+    if (!es)
+        return c->err->status;
+    if (!is_index_type(ind->dtype))
+        return OQ_KERR(c, "indices must be int32 or int64, got %s", oq_dtype_name(ind->dtype));
+    const int64_t b = oq_node_attr_int(c->node, "batch_dims", 0);
+    if (ind->rank < 1 || b < 0 || b >= ind->rank || b >= x->rank)
+        return OQ_KERR(c, "batch_dims %lld does not fit data rank %d and indices rank %d", (long long)b, x->rank,
+                       ind->rank);
+    const int64_t k = ind->dims[ind->rank - 1];
+    if (k < 1 || b + k > x->rank)
+        return OQ_KERR(c, "index tuples of %lld do not fit data rank %d after %lld batch dims", (long long)k,
+                       x->rank, (long long)b);
+    for (int i = 0; i < b; i++)
+        if (ind->dims[i] != x->dims[i])
+            return OQ_KERR(c, "batch dim %d: indices %lld, data %lld", i, (long long)ind->dims[i],
+                           (long long)x->dims[i]);
+    int64_t dims[2 * OQ_MAX_RANK], st[OQ_MAX_RANK];
+    int r = 0;
+    for (int i = 0; i < ind->rank - 1; i++)
+        dims[r++] = ind->dims[i];
+    for (int i = (int)(b + k); i < x->rank; i++)
+        dims[r++] = x->dims[i];
+    oq_tensor *y = output_like(c, 0, x, r, dims);
+    if (!y)
+        return c->err->status;
+    oq_dense_strides(x->rank, x->dims, st);
+    const int64_t batches = oq_shape_numel((int)b, x->dims);
+    const int64_t per_batch = batches ? oq_tensor_numel(ind) / k / batches : 0;
+    const int64_t inner = oq_shape_numel(x->rank - (int)(b + k), x->dims + b + k);
+    char *out = y->data;
+    for (int64_t bi = 0; bi < batches; bi++)
+        for (int64_t t = 0; t < per_batch; t++) {
+            int64_t off = tuple_offset(c, x, st, (int)b, ind, (bi * per_batch + t) * k, (int)k);
+            if (off < 0)
+                return c->err->status;
+            off += bi * (b ? st[b - 1] : 0);
+            memcpy(out, (const char *)x->data + off * es, (size_t)(inner * es));
+            out += inner * es;
+        }
+    return OQ_OK;
+}
+
+/* ScatterND-11/13/16/18: y = data with the slices that indices' tuples address
+ * replaced by (or combined with) updates [indices.shape[:-1], data.shape[k:]];
+ * later updates win where tuples repeat. */
+static oq_status k_scatter_nd(oq_kernel_ctx *c)
+{
+    const oq_tensor *x = oq_kernel_require(c, 0), *ind = oq_kernel_require(c, 1), *u = oq_kernel_require(c, 2);
+    if (!x || !ind || !u)
+        return c->err->status;
+    int es = oq_move_esize_of(c, x);
+    if (!es)
+        return c->err->status;
+    scatter_reduction red;
+    oq_status st = scatter_reduction_of(c, x, &red);
+    if (st)
+        return st;
+    if (!is_index_type(ind->dtype))
+        return OQ_KERR(c, "indices must be int32 or int64, got %s", oq_dtype_name(ind->dtype));
+    if (u->dtype != x->dtype)
+        return OQ_KERR(c, "updates are %s, data %s", oq_dtype_name(u->dtype), oq_dtype_name(x->dtype));
+    const int64_t k = ind->rank ? ind->dims[ind->rank - 1] : 0;
+    if (k < 1 || k > x->rank)
+        return OQ_KERR(c, "index tuples of %lld do not fit data rank %d", (long long)k, x->rank);
+    bool fits = u->rank == ind->rank - 1 + x->rank - (int)k;
+    for (int i = 0; fits && i < u->rank; i++)
+        fits = u->dims[i] == (i < ind->rank - 1 ? ind->dims[i] : x->dims[k + i - (ind->rank - 1)]);
+    if (!fits)
+        return OQ_KERR(c, "updates' shape does not match indices.shape[:-1] + data.shape[%lld:]", (long long)k);
+    oq_tensor *y = output_like(c, 0, x, x->rank, x->dims);
+    if (!y)
+        return c->err->status;
+    const int64_t n = oq_tensor_numel(x), inner = oq_shape_numel(x->rank - (int)k, x->dims + k);
+    const int64_t tuples = oq_tensor_numel(ind) / k;
+    int64_t xst[OQ_MAX_RANK];
+    oq_dense_strides(x->rank, x->dims, xst);
+    if (y->data != x->data && n > 0)
+        memcpy(y->data, x->data, (size_t)(n * es));
+    for (int64_t t = 0; t < tuples; t++) {
+        int64_t off = tuple_offset(c, x, xst, 0, ind, t * k, (int)k);
+        if (off < 0)
+            return c->err->status;
+        scatter_elems((char *)y->data + off * es, (const char *)u->data + t * inner * es, inner, es, x->dtype, red);
+    }
+    return OQ_OK;
+}
+
+/* ScatterElements-11/13/16/18 (and Scatter-9): y = data with
+ * y[i with i[axis] = indices[i]] set to (or combined with) updates[i]. */
+static oq_status k_scatter_elements(oq_kernel_ctx *c)
+{
+    const oq_tensor *x = oq_kernel_require(c, 0), *ind = oq_kernel_require(c, 1), *u = oq_kernel_require(c, 2);
+    if (!x || !ind || !u)
+        return c->err->status;
+    int es = oq_move_esize_of(c, x);
+    if (!es)
+        return c->err->status;
+    scatter_reduction red;
+    oq_status st = scatter_reduction_of(c, x, &red);
+    if (st)
+        return st;
+    if (!is_index_type(ind->dtype))
+        return OQ_KERR(c, "indices must be int32 or int64, got %s", oq_dtype_name(ind->dtype));
+    if (u->dtype != x->dtype)
+        return OQ_KERR(c, "updates are %s, data %s", oq_dtype_name(u->dtype), oq_dtype_name(x->dtype));
+    if (ind->rank != x->rank || u->rank != x->rank || x->rank == 0)
+        return OQ_KERR(c, "data, indices and updates must have one rank (%d, %d, %d)", x->rank, ind->rank, u->rank);
+    int axis;
+    if ((st = norm_axis(c, oq_node_attr_int(c->node, "axis", 0), x->rank, &axis)))
+        return st;
+    for (int i = 0; i < x->rank; i++)
+        if (u->dims[i] != ind->dims[i] || (i != axis && ind->dims[i] > x->dims[i]))
+            return OQ_KERR(c, "indices dim %d (%lld) does not fit updates (%lld) and data (%lld)", i,
+                           (long long)ind->dims[i], (long long)u->dims[i], (long long)x->dims[i]);
+    oq_tensor *y = output_like(c, 0, x, x->rank, x->dims);
+    if (!y)
+        return c->err->status;
+    const int64_t n = oq_tensor_numel(ind), len = x->dims[axis];
+    int64_t xst[OQ_MAX_RANK], idx[OQ_MAX_RANK] = {0}, base = 0;
+    oq_dense_strides(x->rank, x->dims, xst);
+    if (y->data != x->data && oq_tensor_numel(x) > 0)
+        memcpy(y->data, x->data, (size_t)(oq_tensor_numel(x) * es));
+    for (int64_t e = 0; e < n; e++) {
+        int64_t v = index_at(ind, e);
+        if (v < -len || v >= len)
+            return OQ_KERR(c, "index %lld is out of range for dim %lld", (long long)v, (long long)len);
+        v = v < 0 ? v + len : v;
+        scatter_elems((char *)y->data + (base + v * xst[axis]) * es, (const char *)u->data + e * es, 1, es,
+                      x->dtype, red);
+        for (int i = ind->rank - 1; i >= 0; i--) { /* the odometer of k_gather_elements */
+            if (i != axis)
+                base += xst[i];
+            if (++idx[i] < ind->dims[i])
+                break;
+            if (i != axis)
+                base -= xst[i] * ind->dims[i];
+            idx[i] = 0;
+        }
+    }
+    return OQ_OK;
+}
+
 /* ---- Expand, Tile --------------------------------------------------------------- */
 
 static oq_status k_expand(oq_kernel_ctx *c)
@@ -1206,6 +1420,10 @@ const oq_op_def oq_ops_shape[] = {
     {"", "Slice", 10, OQ_DT_MOVABLE, k_slice_10},
     {"", "Gather", 1, OQ_DT_MOVABLE, k_gather},
     {"", "GatherElements", 11, OQ_DT_MOVABLE, k_gather_elements},
+    {"", "GatherND", 11, OQ_DT_MOVABLE, k_gather_nd}, /* batch_dims from 12 */
+    {"", "Scatter", 9, OQ_DT_MOVABLE, k_scatter_elements},
+    {"", "ScatterElements", 11, OQ_DT_MOVABLE, k_scatter_elements}, /* reduction from 16 */
+    {"", "ScatterND", 11, OQ_DT_MOVABLE, k_scatter_nd},             /* reduction from 16 */
     {"", "Expand", 8, OQ_DT_MOVABLE, k_expand},
     {"", "Tile", 6, OQ_DT_MOVABLE, k_tile},
     {"", "Pad", 2, OQ_DT_MOVABLE, k_pad_2},
