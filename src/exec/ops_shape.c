@@ -1,8 +1,10 @@
 /* ops_shape.c: shape and data-movement kernels: Reshape, Flatten, Squeeze,
  * Unsqueeze, Transpose, Concat, Split, Slice, Gather, GatherElements, GatherND,
- * ScatterND, ScatterElements, Expand, Tile, Pad, DepthToSpace, SpaceToDepth
- * (Resize and Upsample live in ops_resize.c). Elements are moved by size, never interpreted, except for a
- * Pad constant given as a float attribute and a scatter's reduction.
+ * ScatterND, ScatterElements, Trilu, Compress, NonZero, EyeLike, OneHot,
+ * Expand, Tile, Pad, DepthToSpace, SpaceToDepth (Resize and Upsample live in
+ * ops_resize.c). Elements are moved by size, never interpreted, except for a
+ * Pad constant given as a float attribute, a scatter's reduction and the
+ * values NonZero, EyeLike and OneHot read or write.
  *
  * Two engines do the copying: oq_view_copy walks any strided view (Transpose,
  * Slice, Expand, Tile, DepthToSpace, constant Pad), oq_gather_maps reads
@@ -1185,6 +1187,215 @@ static oq_status k_scatter_elements(oq_kernel_ctx *c)
     return OQ_OK;
 }
 
+/* ---- Trilu, Compress, NonZero, EyeLike, OneHot ------------------------------------- */
+
+/* Diagonal offset k limited to [-rows - 1, cols + 1]: beyond that every row
+ * keeps all or nothing, and i + k cannot overflow. */
+static int64_t clamp_diagonal(int64_t k, int64_t rows, int64_t cols)
+{
+    return k < -rows - 1 ? -rows - 1 : k > cols + 1 ? cols + 1 : k;
+}
+
+/* Trilu-14: the upper (j - i >= k) or lower (j - i <= k) triangle of each
+ * matrix in the last two dims; the rest is zero. */
+static oq_status k_trilu(oq_kernel_ctx *c)
+{
+    const oq_tensor *x = oq_kernel_require(c, 0), *kt = oq_kernel_input(c, 1);
+    if (!x)
+        return c->err->status;
+    int es = oq_move_esize_of(c, x);
+    if (!es)
+        return c->err->status;
+    if (x->rank < 2)
+        return OQ_KERR(c, "input rank %d is below 2", x->rank);
+    if (kt && oq_tensor_numel(kt) != 1)
+        return OQ_KERR(c, "k must hold one element");
+    const int64_t rows = x->dims[x->rank - 2], cols = x->dims[x->rank - 1];
+    const int64_t k = clamp_diagonal(kt ? oq_tensor_get_i64(kt, 0) : 0, rows, cols);
+    const bool upper = oq_node_attr_int(c->node, "upper", 1) != 0;
+    oq_tensor *y = output_like(c, 0, x, x->rank, x->dims); /* zero-filled */
+    if (!y)
+        return c->err->status;
+    const int64_t plane = rows * cols, mats = plane > 0 ? oq_tensor_numel(x) / plane : 0;
+    for (int64_t m = 0; m < mats; m++)
+        for (int64_t i = 0; i < rows; i++) {
+            /* kept columns: [i + k, cols) for upper, [0, i + k] for lower */
+            int64_t lo = upper ? i + k : 0, hi = upper ? cols : i + k + 1;
+            lo = lo < 0 ? 0 : lo > cols ? cols : lo;
+            hi = hi < 0 ? 0 : hi > cols ? cols : hi;
+            if (hi > lo) {
+                size_t at = (size_t)(((m * rows + i) * cols + lo) * es);
+                memcpy((char *)y->data + at, (const char *)x->data + at, (size_t)((hi - lo) * es));
+            }
+        }
+    return OQ_OK;
+}
+
+/* Whether element i of t (a numeric or bool tensor) is non-zero; NaN is. */
+static bool nonzero_at(const oq_tensor *t, int64_t i)
+{
+    double v = oq_tensor_get_f64(t, i);
+    return v != 0 || isnan(v);
+}
+
+/* Compress-9/11: the slices along axis (or, without axis, the elements of the
+ * flattened input) whose entry in the 1-D bool condition is true; entries
+ * past the condition's end count as false. */
+static oq_status k_compress(oq_kernel_ctx *c)
+{
+    const oq_tensor *x = oq_kernel_require(c, 0), *cond = oq_kernel_require(c, 1);
+    if (!x || !cond)
+        return c->err->status;
+    int es = oq_move_esize_of(c, x);
+    if (!es)
+        return c->err->status;
+    if (cond->dtype != OQ_DTYPE_BOOL || cond->rank != 1)
+        return OQ_KERR(c, "condition must be a 1-D bool tensor");
+    const oq_attr *a = oq_node_attr(c->node, "axis");
+    int axis = -1;
+    if (a) {
+        oq_status st = norm_axis(c, a->i, x->rank, &axis);
+        if (st)
+            return st;
+    }
+    const int64_t len = axis < 0 ? oq_tensor_numel(x) : x->dims[axis];
+    if (cond->dims[0] > len)
+        return OQ_KERR(c, "condition has %lld entries for %lld", (long long)cond->dims[0], (long long)len);
+    const uint8_t *keep = cond->data;
+    int64_t kept = 0;
+    for (int64_t i = 0; i < cond->dims[0]; i++)
+        kept += keep[i] != 0;
+    int64_t dims[OQ_MAX_RANK];
+    int r = axis < 0 ? 1 : x->rank;
+    if (axis < 0)
+        dims[0] = kept;
+    else {
+        memcpy(dims, x->dims, (size_t)x->rank * sizeof *dims);
+        dims[axis] = kept;
+    }
+    oq_tensor *y = output_like(c, 0, x, r, dims);
+    if (!y)
+        return c->err->status;
+    int64_t outer = 1, inner = es;
+    for (int i = 0; i < axis; i++)
+        outer *= x->dims[i];
+    for (int i = axis + 1; axis >= 0 && i < x->rank; i++)
+        inner *= x->dims[i];
+    char *out = y->data;
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t i = 0; i < cond->dims[0]; i++)
+            if (keep[i]) {
+                memcpy(out, (const char *)x->data + (o * len + i) * inner, (size_t)inner);
+                out += inner;
+            }
+    return OQ_OK;
+}
+
+/* NonZero-9/13: [rank, n] int64, the coordinates of the n non-zero elements in
+ * row-major order (a scalar counts as rank 1). */
+static oq_status k_nonzero(oq_kernel_ctx *c)
+{
+    const oq_tensor *x = oq_kernel_require(c, 0);
+    if (!x)
+        return c->err->status;
+    const int64_t n = oq_tensor_numel(x);
+    const int r = x->rank ? x->rank : 1;
+    int64_t found = 0;
+    for (int64_t i = 0; i < n; i++)
+        found += nonzero_at(x, i);
+    int64_t dims[2] = {r, found}, xd[OQ_MAX_RANK], st[OQ_MAX_RANK];
+    oq_tensor *y = oq_kernel_output(c, 0, OQ_DTYPE_INT64, 2, dims);
+    if (!y)
+        return c->err->status;
+    if (x->rank)
+        memcpy(xd, x->dims, (size_t)x->rank * sizeof *xd);
+    else
+        xd[0] = 1;
+    oq_dense_strides(r, xd, st);
+    int64_t *out = y->data, j = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (nonzero_at(x, i)) {
+            for (int d = 0; d < r; d++)
+                out[d * found + j] = i / st[d] % xd[d];
+            j++;
+        }
+    return OQ_OK;
+}
+
+/* EyeLike-9: zeros shaped like the 2-D input, ones on diagonal k, of the
+ * "dtype" attribute's type (the input's by default). */
+static oq_status k_eye_like(oq_kernel_ctx *c)
+{
+    const oq_tensor *x = oq_kernel_require(c, 0);
+    if (!x)
+        return c->err->status;
+    if (x->rank != 2)
+        return OQ_KERR(c, "input rank %d is not 2", x->rank);
+    const oq_attr *a = oq_node_attr(c->node, "dtype");
+    oq_dtype dt = a ? (oq_dtype)a->i : x->dtype;
+    char one[8];
+    if (!oq_dtype_valid(dt) || !oq_move_esize(dt) || !oq_store_f64(dt, 1.0, one))
+        return OQ_KUNSUP(c, "output type %s is not supported", oq_dtype_valid(dt) ? oq_dtype_name(dt) : "unknown");
+    const int es = oq_move_esize(dt);
+    oq_tensor *y = oq_kernel_output(c, 0, dt, 2, x->dims);
+    if (!y)
+        return c->err->status;
+    const int64_t rows = x->dims[0], cols = x->dims[1];
+    const int64_t k = clamp_diagonal(oq_node_attr_int(c->node, "k", 0), rows, cols);
+    for (int64_t i = 0; i < rows; i++)
+        if (i + k >= 0 && i + k < cols)
+            memcpy((char *)y->data + (i * cols + i + k) * es, one, (size_t)es);
+    return OQ_OK;
+}
+
+/* OneHot-9/11: indices -> the values input's "off" everywhere and "on" at
+ * index (a negative one counts from depth; out of range stays all off) along
+ * a new axis of length depth. */
+static oq_status k_one_hot(oq_kernel_ctx *c)
+{
+    const oq_tensor *ind = oq_kernel_require(c, 0), *dt = oq_kernel_require(c, 1), *val = oq_kernel_require(c, 2);
+    if (!ind || !dt || !val)
+        return c->err->status;
+    int es = oq_move_esize_of(c, val);
+    if (!es)
+        return c->err->status;
+    if (oq_tensor_numel(dt) != 1 || oq_tensor_numel(val) != 2)
+        return OQ_KERR(c, "depth must hold one element and values two");
+    const double dd = oq_tensor_get_f64(dt, 0);
+    if (!(dd >= 1) || dd > (double)oq_tensor_limit())
+        return OQ_KERR(c, "depth %g is not a positive count", dd);
+    const int64_t depth = (int64_t)dd;
+    const int r = ind->rank + 1;
+    if (r > OQ_MAX_RANK)
+        return OQ_KUNSUP(c, "output rank %d exceeds the supported %d", r, OQ_MAX_RANK);
+    int axis;
+    oq_status st = norm_axis(c, oq_node_attr_int(c->node, "axis", -1), r, &axis);
+    if (st)
+        return st;
+    int64_t dims[OQ_MAX_RANK];
+    for (int i = 0, j = 0; i < r; i++)
+        dims[i] = i == axis ? depth : ind->dims[j++];
+    oq_tensor *y = output_like(c, 0, val, r, dims);
+    if (!y)
+        return c->err->status;
+    oq_fill_elems(y->data, val->data, es, oq_tensor_numel(y));
+    int64_t outer = 1, inner = 1;
+    for (int i = 0; i < axis; i++)
+        outer *= dims[i];
+    for (int i = axis + 1; i < r; i++)
+        inner *= dims[i];
+    const char *on = (const char *)val->data + es;
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t i = 0; i < inner; i++) {
+            double v = trunc(oq_tensor_get_f64(ind, o * inner + i));
+            if (v < 0)
+                v += (double)depth;
+            if (v >= 0 && v < (double)depth)
+                memcpy((char *)y->data + ((o * depth + (int64_t)v) * inner + i) * es, on, (size_t)es);
+        }
+    return OQ_OK;
+}
+
 /* ---- Expand, Tile --------------------------------------------------------------- */
 
 static oq_status k_expand(oq_kernel_ctx *c)
@@ -1403,6 +1614,9 @@ static oq_status k_pad_11(oq_kernel_ctx *c) { return pad_run(c, true); }
      OQ_DT(INT64) | OQ_DT(BOOL) | OQ_DT(FLOAT16) | OQ_DT(DOUBLE) | OQ_DT(UINT32) |            \
      OQ_DT(UINT64) | OQ_DT(BFLOAT16))
 
+/* Types with a numeric value (bool counts as 0 and 1). */
+#define NUMERIC_TYPES (RESIZE_TYPES | OQ_DT(UINT32) | OQ_DT(UINT64))
+
 const oq_op_def oq_ops_shape[] = {
     {"", "Reshape", 5, OQ_DT_MOVABLE, k_reshape},
     {"", "Reshape", 14, OQ_DT_MOVABLE, k_reshape}, /* allowzero */
@@ -1424,6 +1638,11 @@ const oq_op_def oq_ops_shape[] = {
     {"", "Scatter", 9, OQ_DT_MOVABLE, k_scatter_elements},
     {"", "ScatterElements", 11, OQ_DT_MOVABLE, k_scatter_elements}, /* reduction from 16 */
     {"", "ScatterND", 11, OQ_DT_MOVABLE, k_scatter_nd},             /* reduction from 16 */
+    {"", "Trilu", 14, OQ_DT_MOVABLE, k_trilu},
+    {"", "Compress", 9, OQ_DT_MOVABLE, k_compress}, /* negative axis from 11 */
+    {"", "NonZero", 9, NUMERIC_TYPES, k_nonzero},
+    {"", "EyeLike", 9, NUMERIC_TYPES, k_eye_like},
+    {"", "OneHot", 9, NUMERIC_TYPES, k_one_hot}, /* negative indices from 11 */
     {"", "Expand", 8, OQ_DT_MOVABLE, k_expand},
     {"", "Tile", 6, OQ_DT_MOVABLE, k_tile},
     {"", "Pad", 2, OQ_DT_MOVABLE, k_pad_2},
