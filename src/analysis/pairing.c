@@ -44,6 +44,7 @@ static const op_entry op_entries[] = {
     {MS, "QLinearSigmoid", OP_QLINEAR, 3, 0, 1, 1, "Sigmoid"},
     {MS, "QLinearLeakyRelu", OP_QLINEAR, 3, 0, 1, 1, "LeakyRelu"},
     {MS, "QLinearGlobalAveragePool", OP_QLINEAR, 3, 0, 1, 1, "GlobalAveragePool"},
+    {MS, "QLinearAveragePool", OP_QLINEAR, 3, 0, 1, 1, "AveragePool"},
     {MS, "QLinearConcat", OP_QLINEAR, 0, 2, 3, -1, "Concat"},
     {"", "Identity", OP_MOVE, 0, 0, 0, 0, NULL},
     {"", "MaxPool", OP_MOVE, 0, 0, 0, 0, NULL},

@@ -1,5 +1,6 @@
 /* ops_nn.c: the compute-heavy float kernels: Conv, ConvTranspose, MatMul,
- * Gemm, MaxPool, AveragePool, the global pools and Einsum.
+ * Gemm, MaxPool, AveragePool, the global pools and Einsum, and
+ * com.microsoft QLinearAveragePool on top of the float AveragePool.
  *
  * Convolution math lives in conv.c and the matrix multiply in gemm.c; this
  * file reads attributes, checks shapes, sizes outputs and workspaces, and
@@ -16,6 +17,7 @@
 #include "exec/kernel.h"
 #include "exec/ops.h"
 #include "exec/ops_common.h"
+#include "exec/qops.h"
 
 /* ---- shared helpers ---------------------------------------------------------- */
 
@@ -653,6 +655,21 @@ MAXPOOL2D_8BIT(uint8_t, maxpool2d_u8)
 MAXPOOL2D_8BIT(int8_t, maxpool2d_i8)
 #undef MAXPOOL2D_8BIT
 
+/* The geometry of the node's pooling window over x (NCHW): kernel_shape,
+ * strides, pads, dilations, auto_pad and ceil_mode. */
+static oq_status pool_geometry(oq_kernel_ctx *c, const oq_tensor *x, oq_conv_params *p)
+{
+    oq_status st;
+    if ((st = nchw_input(c, x, p))) return st;
+    p->cout = p->cin;
+    p->group = p->cin;
+    int n_ks = 0;
+    const int64_t *ks = oq_node_attr_ints(c->node, "kernel_shape", &n_ks);
+    if (!ks || n_ks != p->nsp) return OQ_KERR(c, "kernel_shape must list %d spatial dims", p->nsp);
+    memcpy(p->k, ks, sizeof(int64_t) * (size_t)p->nsp);
+    return spatial_setup(c, p, oq_node_attr_int(c->node, "ceil_mode", 0) != 0);
+}
+
 static oq_status run_pool(oq_kernel_ctx *c, bool is_max)
 {
     const oq_tensor *x = oq_kernel_require(c, 0);
@@ -664,15 +681,7 @@ static oq_status run_pool(oq_kernel_ctx *c, bool is_max)
     if (!fn) return OQ_KUNSUP(c, "element type %s is not supported", oq_dtype_name(x->dtype));
     oq_conv_params p = {0};
     oq_status st;
-    if ((st = nchw_input(c, x, &p))) return st;
-    p.cout = p.cin;
-    p.group = p.cin;
-    int n_ks = 0;
-    const int64_t *ks = oq_node_attr_ints(c->node, "kernel_shape", &n_ks);
-    if (!ks || n_ks != p.nsp) return OQ_KERR(c, "kernel_shape must list %d spatial dims", p.nsp);
-    memcpy(p.k, ks, sizeof(int64_t) * (size_t)p.nsp);
-    bool ceil_mode = oq_node_attr_int(c->node, "ceil_mode", 0) != 0;
-    if ((st = spatial_setup(c, &p, ceil_mode))) return st;
+    if ((st = pool_geometry(c, x, &p))) return st;
     pool_job j = {&p, x->data, NULL, NULL, oq_shape_numel(p.nsp, p.in), 0,
                   oq_node_attr_int(c->node, "count_include_pad", 0) != 0,
                   oq_node_attr_int(c->node, "storage_order", 0) != 0};
@@ -700,6 +709,163 @@ static oq_status run_pool(oq_kernel_ctx *c, bool is_max)
 
 static oq_status k_maxpool(oq_kernel_ctx *c) { return run_pool(c, true); }
 static oq_status k_avgpool(oq_kernel_ctx *c) { return run_pool(c, false); }
+
+/* What one QLinearAveragePool needs to turn window sums into 8-bit outputs. */
+typedef struct qavg_out {
+    bool include_pad;   /* count_include_pad: divide by the whole kernel */
+    int64_t kernel;     /* taps of the whole kernel */
+    float ys, yz;       /* y_scale, y_zero_point */
+    oq_qrange r;
+    bool sgn;           /* int8 output */
+} qavg_out;
+
+/* The 8-bit output of a window summing to sum over taps inside the input:
+ * round-half-even(sum / count / y_scale + y_zero_point), saturated. */
+static inline __attribute__((always_inline)) uint8_t qavg_value(const qavg_out *q, float sum, int64_t taps)
+{
+    const int64_t count = q->include_pad ? q->kernel : taps;
+    float mean = count ? sum / (float)count : 0.0f; /* (a window wholly in the padding) */
+    float v = mean / q->ys + q->yz;
+    /* saturate, then round half to even by adding and taking away 1.5 x 2^23
+     * (exact for |v| <= 2^22; the bounds are whole, so the order is free) */
+    v = v < (float)q->r.lo ? (float)q->r.lo : v > (float)q->r.hi ? (float)q->r.hi : v;
+    v = (v + 0x1.8p23f) - 0x1.8p23f; /* (IEEE arithmetic: not folded without -ffast-math) */
+    return q->sgn ? (uint8_t)(int8_t)v : (uint8_t)v;
+}
+
+/* One 2-D plane: xf (dequantized, in[0] x in[1]) -> y. Each window's sum runs
+ * row by row, left to right; columns whose windows lie inside the row are
+ * summed for all outputs at once, tap column by tap column (the same order
+ * per output), the others one by one. acc holds out[1] floats. */
+static inline __attribute__((always_inline)) void qavg_plane_2d(const oq_conv_params *p, const qavg_out *q,
+                                                                const float *xf, uint8_t *y, float *acc)
+{
+    const int64_t W = p->in[1], OW = p->out[1], sw = p->stride[1], kw = p->k[1];
+    /* outputs [c0, c1) have windows wholly inside the row */
+    int64_t c0 = (p->pad0[1] + sw - 1) / sw, c1 = W >= kw ? (W - kw + p->pad0[1]) / sw + 1 : 0;
+    c1 = c1 > OW ? OW : c1;
+    c0 = c0 > c1 ? c1 : c0;
+    for (int64_t oh = 0; oh < p->out[0]; oh++) {
+        int64_t h0 = oh * p->stride[0] - p->pad0[0], h1 = h0 + p->k[0];
+        h0 = h0 < 0 ? 0 : h0;
+        h1 = h1 > p->in[0] ? p->in[0] : h1;
+        for (int64_t ow = 0; ow < OW; ow++) acc[ow] = 0.0f;
+        for (int64_t h = h0; h < h1; h++) {
+            const float *row = xf + h * W;
+            for (int64_t ow = 0; ow < OW; ow++) {
+                if (ow == c0 && c1 > c0) { /* the interior, vectorizable */
+                    const float *base = row + c0 * sw - p->pad0[1];
+                    float *a = acc + c0;
+                    for (int64_t t = 0; t < kw; t++) {
+                        if (sw == 1)
+                            for (int64_t j = 0; j < c1 - c0; j++) a[j] += base[j + t];
+                        else
+                            for (int64_t j = 0; j < c1 - c0; j++) a[j] += base[j * sw + t];
+                    }
+                    ow = c1 - 1;
+                    continue;
+                }
+                int64_t w0 = ow * sw - p->pad0[1], w1 = w0 + kw;
+                w0 = w0 < 0 ? 0 : w0;
+                w1 = w1 > W ? W : w1;
+                for (int64_t w = w0; w < w1; w++) acc[ow] += row[w];
+            }
+        }
+        const int64_t rows = h1 > h0 ? h1 - h0 : 0;
+        for (int64_t ow = 0; ow < OW; ow++) {
+            if (ow == c0 && c1 > c0) { /* the interior: one count, vectorizable */
+                for (int64_t j = c0; j < c1; j++) y[oh * OW + j] = qavg_value(q, acc[j], rows * kw);
+                ow = c1 - 1;
+                continue;
+            }
+            int64_t w0 = ow * sw - p->pad0[1], w1 = w0 + kw;
+            w0 = w0 < 0 ? 0 : w0;
+            w1 = w1 > W ? W : w1;
+            y[oh * OW + ow] = qavg_value(q, acc[ow], rows * (w1 > w0 ? w1 - w0 : 0));
+        }
+    }
+}
+
+/* Any spatial rank: the same sums, tap by tap in row-major order. */
+static void qavg_plane_nd(const oq_conv_params *p, const qavg_out *q, const float *xf, uint8_t *y)
+{
+    const int64_t out_size = oq_shape_numel(p->nsp, p->out);
+    for (int64_t i = 0; i < out_size; i++) {
+        int64_t o[OQ_MAX_RANK - 2], start[OQ_MAX_RANK - 2], lo[OQ_MAX_RANK - 2], hi[OQ_MAX_RANK - 2];
+        int64_t k[OQ_MAX_RANK - 2], incl, taps = 1, rest = i;
+        for (int a = p->nsp - 1; a >= 0; a--) {
+            o[a] = rest % p->out[a];
+            rest /= p->out[a];
+        }
+        pool_window(p, o, start, lo, hi, &incl);
+        float sum = 0.0f;
+        if (!window_empty(p->nsp, lo, hi)) {
+            memcpy(k, lo, sizeof(int64_t) * (size_t)p->nsp);
+            do sum += xf[tap_index(p, start, k)];
+            while (window_next(p->nsp, k, lo, hi));
+        }
+        for (int a = 0; a < p->nsp; a++) taps *= hi[a] - lo[a];
+        y[i] = qavg_value(q, sum, taps);
+    }
+}
+
+/* One QLinearAveragePool's planes. */
+typedef struct qavg_job {
+    const oq_conv_params *p;
+    const qavg_out *q;
+    const uint8_t *x;
+    uint8_t *y;
+    float real[256];        /* the real value of each input byte */
+    int64_t in_size, out_size;
+} qavg_job;
+
+/* Plane i (an oq_item_fn): dequantized into ws, then pooled. ws holds in_size
+ * + out[last] floats. */
+OQ_CLONED(qavg_plane, (void *arg, int64_t i, uint8_t *ws), (arg, i, ws))
+{
+    const qavg_job *j = arg;
+    float *xf = (float *)(void *)ws, *acc = xf + j->in_size;
+    const uint8_t *xb = j->x + i * j->in_size;
+    for (int64_t t = 0; t < j->in_size; t++) xf[t] = j->real[xb[t]];
+    if (j->p->nsp == 2)
+        qavg_plane_2d(j->p, j->q, xf, j->y + i * j->out_size, acc);
+    else
+        qavg_plane_nd(j->p, j->q, xf, j->y + i * j->out_size);
+}
+
+/* com.microsoft QLinearAveragePool (X, x_scale, x_zero_point?, y_scale,
+ * y_zero_point?; AveragePool's attributes but dilations, NCHW only), with
+ * ONNX Runtime's arithmetic: each window's dequantized taps summed in float
+ * in row-major order, divided by the taps inside the input, or by the whole
+ * kernel with count_include_pad (also where a ceil_mode window passes the
+ * end padding, which the float AveragePool would not count), then
+ * round-half-even(mean / y_scale + y_zero_point), saturated. */
+static oq_status k_qlinear_avgpool(oq_kernel_ctx *c)
+{
+    const oq_tensor *x;
+    oq_qparams qx, qy;
+    oq_status st;
+    if ((st = oq_require_8bit(c, 0, &x)) || (st = oq_read_qparams(c, 1, 2, x->dtype, &qx)) ||
+        (st = oq_read_qparams(c, 3, 4, x->dtype, &qy)))
+        return st;
+    if (qx.count != 1 || qy.count != 1) return OQ_KERR(c, "x_scale and y_scale must be scalars");
+    if (oq_node_attr_int(c->node, "channels_last", 0)) return OQ_KUNSUP(c, "channels_last is not supported");
+    if (oq_node_attr(c->node, "dilations")) return OQ_KERR(c, "QLinearAveragePool has no dilations");
+    oq_conv_params p = {0};
+    if ((st = pool_geometry(c, x, &p))) return st;
+    int64_t dims[OQ_MAX_RANK];
+    int rank = nchw_dims(&p, p.cin, dims);
+    oq_tensor *y = oq_kernel_output_raw(c, 0, x->dtype, rank, dims); /* every element written */
+    if (!y) return c->err->status;
+    const int64_t in_size = oq_shape_numel(p.nsp, p.in), out_size = oq_shape_numel(p.nsp, p.out);
+    if (oq_tensor_numel(y) == 0) return OQ_OK;
+    qavg_out q = {oq_node_attr_int(c->node, "count_include_pad", 0) != 0, oq_shape_numel(p.nsp, p.k), qy.scale[0],
+                  (float)qy.zp[0], {0, 255}, x->dtype == OQ_DTYPE_INT8};
+    oq_qtype_range(x->dtype, &q.r);
+    qavg_job j = {&p, &q, x->data, y->data, {0}, in_size, out_size};
+    oq_real_values(j.real, x->dtype, qx.scale[0], qx.zp[0]);
+    return oq_run_items(c, p.n * p.cin, (size_t)(in_size + p.out[p.nsp - 1]) * sizeof(float), qavg_plane_pick(), &j);
+}
 
 typedef struct gpool_job {
     const float *x;
@@ -1176,6 +1342,7 @@ const oq_op_def oq_ops_nn[] = {
     {"", "Gemm", 7, F32, k_gemm},
     {"", "MaxPool", 1, F32 | OQ_DT(UINT8) | OQ_DT(INT8) | OQ_DT(INT64), k_maxpool},
     {"", "AveragePool", 7, F32, k_avgpool},
+    {"com.microsoft", "QLinearAveragePool", 1, F32 | OQ_DT(UINT8) | OQ_DT(INT8), k_qlinear_avgpool},
     {"", "GlobalAveragePool", 1, F32, k_global_avgpool},
     {"", "GlobalMaxPool", 1, F32, k_global_maxpool},
     {"", "Einsum", 12, F32 | OQ_DT(DOUBLE), k_einsum},

@@ -264,7 +264,7 @@ def producer_params(model, name):
             return n.output[1], n.output[2], 1
         if n.op_type in ("QLinearConv", "QLinearMatMul", "QLinearAdd", "QLinearMul"):
             return n.input[6], n.input[7], 1
-        if n.op_type in ("QLinearGlobalAveragePool", "QLinearSigmoid", "QLinearLeakyRelu"):
+        if n.op_type in ("QLinearAveragePool", "QLinearGlobalAveragePool", "QLinearSigmoid", "QLinearLeakyRelu"):
             return n.input[3], n.input[4], 1
         if n.op_type == "QGemm":
             return (n.input[7], n.input[8], 1) if len(n.input) > 8 else None
@@ -277,7 +277,8 @@ def producer_params(model, name):
 
 # integer inputs read at a scale and zero point (the two inputs after each), by op
 READS = {"DequantizeLinear": (0,), "QLinearConv": (0, 3), "QLinearMatMul": (0, 3), "QLinearAdd": (0, 3),
-         "QLinearMul": (0, 3), "QGemm": (0, 3), "QLinearSigmoid": (0,), "QLinearGlobalAveragePool": (0,)}
+         "QLinearMul": (0, 3), "QGemm": (0, 3), "QLinearSigmoid": (0,), "QLinearAveragePool": (0,),
+         "QLinearGlobalAveragePool": (0,)}
 
 
 def reader_params(model, name):

@@ -36,7 +36,8 @@ def run_case(t, exe, name, model, inputs, names):
 
 def contrib_kernels_model():
     """ONNX Runtime's com.microsoft QLinearAdd, QLinearMul, QLinearSigmoid,
-    QLinearLeakyRelu and QLinearGlobalAveragePool (NCHW and channels_last) on
+    QLinearLeakyRelu, QLinearGlobalAveragePool (NCHW and channels_last) and
+    QLinearAveragePool (pads counted or not, ceil_mode, strides, auto_pad) on
     uint8 inputs with broadcasting and on int8 inputs, with scales and zero
     points that are not round numbers: what `quantize --contrib` emits, here
     in forms it does not (yet) emit as well."""
@@ -60,14 +61,20 @@ def contrib_kernels_model():
              h.make_node("QLinearGlobalAveragePool", io("c") + ["cy_s", "cy_z"], ["gap_last"], domain=ms,
                          channels_last=1),
              h.make_node("QLinearAdd", io("c") + io("c") + ["cy_s", "cy_z"], ["add8"], domain=ms),
-             h.make_node("QLinearSigmoid", io("c") + ["cg_s", "cg_z"], ["sig8"], domain=ms)]
+             h.make_node("QLinearSigmoid", io("c") + ["cg_s", "cg_z"], ["sig8"], domain=ms),
+             h.make_node("QLinearAveragePool", io("a") + ["p_s", "p_z"], ["avg"], domain=ms, kernel_shape=[3, 3],
+                         pads=[1, 1, 1, 1]),
+             h.make_node("QLinearAveragePool", io("a") + ["y_s", "y_z"], ["avg_incl"], domain=ms,
+                         kernel_shape=[2, 3], strides=[2, 2], pads=[0, 1, 1, 0], count_include_pad=1, ceil_mode=1),
+             h.make_node("QLinearAveragePool", io("c") + ["cy_s", "cy_z"], ["avg8"], domain=ms, kernel_shape=[3, 2],
+                         auto_pad="SAME_UPPER")]
     u8, i8 = onnx.TensorProto.UINT8, onnx.TensorProto.INT8
     g = h.make_graph(nodes, "contrib_kernels",
                      [h.make_tensor_value_info("a", u8, [2, 3, 5, 7]), h.make_tensor_value_info("b", u8, [1, 3, 1, 1]),
                       h.make_tensor_value_info("c", i8, [2, 4, 6, 3])],
                      [h.make_tensor_value_info(n, t, None) for n, t in
                       (("add", u8), ("mul", u8), ("sig", u8), ("leaky", u8), ("gap", u8), ("gap_last", i8),
-                       ("add8", i8), ("sig8", i8))], inits)
+                       ("add8", i8), ("sig8", i8), ("avg", u8), ("avg_incl", u8), ("avg8", i8))], inits)
     m = h.make_model(g, opset_imports=[h.make_opsetid("", 13), h.make_opsetid(ms, 1)])
     m.ir_version = 7
     rng = np.random.default_rng(5)
