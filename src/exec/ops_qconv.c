@@ -198,7 +198,9 @@ OQ_CLONED(im2col_block, (uint8_t *restrict col, int64_t ldcol, const uint8_t *re
 
 enum {
     QDW_MAX_TAPS = 64,    /* kernels up to 8x8 (and 8 rows) take the vector path */
-    QDW_PAD_BYTES = 32768 /* input rows of one work item, padded, for the vector path (in L1 with a chunk's sums) */
+    QDW_PAD_BYTES = 32768, /* input rows of one work item, padded, for the vector path (in L1 with a chunk's sums) */
+    QDW_PAD_SLACK = 64,    /* bytes past them the fill writes and the runs read */
+    QDW_FLAT_OW = 64       /* stride-1 rows under this many outputs are summed stacked (see qdw_flat) */
 };
 
 /* One channel's weights for the runs, made once per work item. */
@@ -371,7 +373,28 @@ typedef struct qdw_channel {
     int32_t row_corr[8];      /* with vec: row_corr[kh] = the padded rows' zero point times kernel row kh's weights */
     const uint8_t *padded;    /* with vec: input rows [r0, r1) at stride bw, input column c at c + pw */
     int64_t r0, bw;
+    bool flat;                /* with vec: qdw_flat; the rows start at output row oh0's first */
+    int64_t oh0;
 } qdw_channel;
+
+/* True when the vector runs of depthwise conv p sum a work item's output
+ * rows as one run over its padded input rows stacked without gaps: stride 1
+ * and rows under QDW_FLAT_OW outputs, where a run a row costs more than its
+ * sums. Rows outside the input are then padded too (every kernel row is
+ * used), a row is OW + (KW - 1) * dw bytes, and each output row's run is
+ * followed by KW - 1 sums across the row's end, which are dropped. */
+static bool qdw_flat(const oq_conv_params *p)
+{
+    return p->stride[0] == 1 && p->stride[1] == 1 && p->out[1] < QDW_FLAT_OW;
+}
+
+/* Sums qdw_sums writes for tp output positions: with qdw_flat, tp / OW
+ * rows of OW + (KW - 1) * dw (8 at least), else tp. */
+static int64_t qdw_acc_ints(const oq_conv_params *p, int64_t tp)
+{
+    int64_t rows = (p->out[1] + (p->k[1] - 1) * p->dil[1]) * (tp / p->out[1]);
+    return qdw_flat(p) && rows + 8 > tp ? rows + 8 : tp;
+}
 
 /* Bytes between padded rows of the vector runs (+ 32: see qdw_run_body). */
 static int64_t qdw_row_bytes(const oq_conv_params *p)
@@ -404,9 +427,10 @@ static inline __attribute__((always_inline)) void qdw_copy_row(uint8_t *restrict
 #undef QDW_COPY_TWO
 }
 
-/* Fills *d for channel ch (input plane x) and output positions [c0, c0+tp):
- * the weights, and the padded input rows in buf (QDW_PAD_BYTES + 32) when a vector
- * run kernel is enabled, the kernel fits it and the rows fit buf. */
+/* Fills *d for channel ch (input plane x) and output positions [c0, c0+tp)
+ * (whole rows when qdw_flat): the weights, and the padded input rows in buf
+ * (QDW_PAD_BYTES + QDW_PAD_SLACK) when a vector run kernel is enabled, the
+ * kernel fits it and the rows fit buf. */
 OQ_CLONED(qdw_prepare, (qdw_channel *restrict d, uint8_t *restrict buf, const uint8_t *restrict x, const qconv_job *j,
                         int64_t ch, int64_t c0, int64_t tp), (d, buf, x, j, ch, c0, tp))
 {
@@ -418,16 +442,21 @@ OQ_CLONED(qdw_prepare, (qdw_channel *restrict d, uint8_t *restrict buf, const ui
     d->x = x;
     d->wc = j->w + ch * KH * KW;
     d->zw = j->w_zp ? j->w_zp[j->w_zp_per_ch ? ch : 0] : 0;
-    int64_t bw = qdw_row_bytes(p);
+    bool flat = qdw_flat(p);
+    int64_t bw = flat ? OW + (KW - 1) * p->dil[1] : qdw_row_bytes(p);
     int64_t r0 = (c0 / OW) * sh - ph, r1 = ((c0 + tp - 1) / OW) * sh - ph + (KH - 1) * dh + 1;
-    r0 = r0 > 0 ? r0 : 0;
-    r1 = r1 < H ? r1 : H;
+    if (!flat) {
+        r0 = r0 > 0 ? r0 : 0;
+        r1 = r1 < H ? r1 : H;
+    }
     bool fits = KH * KW <= QDW_MAX_TAPS && KH <= 8 && r1 > r0 && (r1 - r0) * bw <= QDW_PAD_BYTES;
     d->vec = fits ? qdw_run_kernel(p->stride[1]) : NULL;
     if (!d->vec) return;
     d->padded = buf;
     d->r0 = r0;
     d->bw = bw;
+    d->flat = flat;
+    d->oh0 = c0 / OW;
     qdw_taps *w = &d->w;
     /* int8 input is copied shifted by 128 (x ^ 0x80) with its zero point,
      * which leaves every x - zx as it was and lets the uint8 runs sum it */
@@ -457,6 +486,8 @@ OQ_CLONED(qdw_prepare, (qdw_channel *restrict d, uint8_t *restrict buf, const ui
         uint8_t *dst = buf + (r - r0) * bw;
         const uint8_t *s = x + r * W;
         for (int64_t i = 0; i < bw; i += 32) memcpy(dst + i, fill, 32); /* up to 31 bytes past the row */
+        if (r < 0 || r >= H) /* flat: a row of the padding */
+            continue;
         if (flip)
             for (int64_t i = 0; i < n; i++) dst[left + i] = s[i] ^ flip;
         else
@@ -465,7 +496,8 @@ OQ_CLONED(qdw_prepare, (qdw_channel *restrict d, uint8_t *restrict buf, const ui
 }
 
 /* Sums of the depthwise channel d for output positions [c0, c0+tp), a part
- * of those qdw_prepare was given, into acc. With a vector kernel every run
+ * of those qdw_prepare was given (whole rows when qdw_flat), into acc
+ * (qdw_acc_ints(p, tp) ints). With a vector kernel every run
  * of outputs along a row is summed in registers from the padded rows (a run
  * under 8 as 8, past the row's end into the padding); without one every run
  * goes tap by tap: each tap adds (w - zw) * (x - zx) along the run, taps
@@ -488,6 +520,25 @@ OQ_CLONED(qdw_sums, (int32_t *restrict acc, const qdw_channel *restrict d, int64
     int32_t zx = j->x_zp, zw = d->zw;
     const uint8_t *x = d->x, *wc = d->wc;
     qdw_run_fn *vec = d->vec;
+    if (vec && d->flat) {
+        /* output row c0 / OW + i is at acc + i * bw until the rows are moved together */
+        int64_t rows_n = tp / OW, n = (rows_n - 1) * d->bw + OW;
+        const uint8_t *rows[8];
+        int32_t corr = 0;
+        for (int64_t kh = 0; kh < KH; kh++) {
+            rows[kh] = d->padded + (c0 / OW - d->oh0 + kh * dh) * d->bw;
+            corr += d->row_corr[kh];
+        }
+        if (n >= 8) {
+            vec(acc, rows, &d->w, 0, KH, KW, dw, n, corr);
+        } else {
+            int32_t eight[8];
+            vec(eight, rows, &d->w, 0, KH, KW, dw, 8, corr);
+            memcpy(acc, eight, (size_t)n * sizeof *acc);
+        }
+        for (int64_t i = 1; i < rows_n; i++) memmove(acc + i * OW, acc + i * d->bw, (size_t)OW * sizeof *acc);
+        return;
+    }
     if (!vec) /* the vector runs write every output */
         memset(acc, 0, (size_t)tp * sizeof *acc);
     for (int64_t t = 0; t < tp;) {
@@ -561,14 +612,15 @@ static void qconv_item(void *arg, int64_t it, uint8_t *ws)
     if (j->depthwise) {
         /* the channel's rows are padded once per item, then summed (and requantized) a chunk at a time */
         qdw_channel d;
-        qdw_prepare(&d, ws + (j->out.requant ? (size_t)j->dw_chunk * sizeof(int32_t) : 0), xg, j, ch0, c0, tp);
+        qdw_prepare(&d, ws + (size_t)qdw_acc_ints(&j->p, j->dw_chunk) * sizeof(int32_t), xg, j, ch0, c0, tp);
         qdw_sums_fn *sums_fn = qdw_sums_pick();
         for (int64_t k0 = c0; k0 < c0 + tp; k0 += j->dw_chunk) {
             int64_t kn = c0 + tp - k0 < j->dw_chunk ? c0 + tp - k0 : j->dw_chunk;
-            int32_t *sums = j->out.requant ? acc : (int32_t *)j->y + (ni * j->p.cout + ch0) * P + k0;
-            sums_fn(sums, &d, k0, kn);
+            sums_fn(acc, &d, k0, kn);
             if (j->out.requant)
                 oq_qout_write(&j->out, (uint8_t *)j->y + ni * j->p.cout * P, P, ch0, k0, acc, kn, 1, kn, NULL);
+            else
+                memcpy((int32_t *)j->y + (ni * j->p.cout + ch0) * P + k0, acc, (size_t)kn * sizeof *acc);
         }
         return;
     }
@@ -752,7 +804,7 @@ static oq_status qconv_run(oq_kernel_ctx *c, qconv_job *j, oq_dtype ydt)
     if (j->depthwise) {
         j->dw_chunk = depthwise_chunk(&j->p);
         j->tile_p = depthwise_tile(&j->p, j->dw_chunk);
-        ws = (j->out.requant ? (size_t)j->dw_chunk * sizeof(int32_t) : 0) + QDW_PAD_BYTES + 32;
+        ws = (size_t)qdw_acc_ints(&j->p, j->dw_chunk) * sizeof(int32_t) + QDW_PAD_BYTES + QDW_PAD_SLACK;
     } else {
         int64_t tp = j->plane_out < TILE_P ? j->plane_out : TILE_P;
         j->block_bytes = !j->direct && j->p.nsp == 2 ? padded_block_bytes(j) : 0;
