@@ -30,7 +30,9 @@ typedef struct qconv_job {
     int64_t kdim;           /* cin_g * prod(k): the GEMM depth */
     int64_t plane_in;       /* prod(in) */
     int64_t plane_out;      /* prod(out) */
-    int64_t tile_p;         /* output positions per work item: TILE_P, or whole rows of it (depthwise) */
+    int64_t tile_p;         /* output positions per work item: TILE_P, or whole rows (depthwise: see dw_chunk) */
+    int64_t dw_chunk;       /* depthwise: output positions summed and requantized at a time: TILE_P, or whole
+                               rows of it; a work item is whole chunks whose padded input rows fit QDW_PAD_BYTES */
     int64_t ptiles;         /* column tiles per (image, group) */
     bool direct;            /* 1x1 taps, stride 1, no pads: x is the GEMM's B */
     bool depthwise;         /* 2-D, one input and one output channel per group: summed tap by tap */
@@ -196,7 +198,9 @@ OQ_CLONED(im2col_block, (uint8_t *restrict col, int64_t ldcol, const uint8_t *re
 
 enum {
     QDW_MAX_TAPS = 64,    /* kernels up to 8x8 (and 8 rows) take the vector path */
-    QDW_PAD_BYTES = 16384 /* input rows of one work item, padded, for the vector path */
+    QDW_PAD_BYTES = 32768, /* input rows of one work item, padded, for the vector path (in L1 with a chunk's sums) */
+    QDW_PAD_SLACK = 64,    /* bytes past them the fill writes and the runs read */
+    QDW_FLAT_OW = 64       /* stride-1 rows under this many outputs are summed stacked (see qdw_flat) */
 };
 
 /* One channel's weights for the runs, made once per work item. */
@@ -355,14 +359,149 @@ static qdw_run_fn *qdw_run_kernel(int64_t sw)
     return qdw_run_table[oq_isa_pick(OQ_ISA_HAVE(qdw_run_table, .name))].fn[sw - 1];
 }
 
-/* Sums of a depthwise 2-D conv (input channel = output channel = ch) for
- * output positions [c0, c0+tp) into acc, straight from the input plane x.
- * With a vector kernel (qdw_run_kernel), the input rows the positions read are
- * first copied with the input zero point in the padding around them, which
- * adds 0; then every run of outputs along a row is summed in registers (a
- * run under 8 as 8, past the row's end into the padding). Without a vector
- * kernel every run goes tap by tap: each tap adds (w - zw) * (x - zx) along
- * the run, taps outside the input left out. */
+/* One channel of a depthwise 2-D conv for one work item: its weights and,
+ * for the vector runs, the input rows the item's output positions read,
+ * copied once with the input zero point in the padding around them (which
+ * adds 0). Filled by qdw_prepare, read by qdw_sums. */
+typedef struct qdw_channel {
+    const qconv_job *j;
+    const uint8_t *x;         /* the channel's input plane (H, W) */
+    const uint8_t *wc;        /* the channel's weights (KH, KW) */
+    int32_t zw;               /* the channel's weight zero point */
+    qdw_run_fn *vec;          /* the run kernel, or NULL: tap by tap */
+    qdw_taps w;               /* with vec */
+    int32_t row_corr[8];      /* with vec: row_corr[kh] = the padded rows' zero point times kernel row kh's weights */
+    const uint8_t *padded;    /* with vec: input rows [r0, r1) at stride bw, input column c at c + pw */
+    int64_t r0, bw;
+    bool flat;                /* with vec: qdw_flat; the rows start at output row oh0's first */
+    int64_t oh0;
+} qdw_channel;
+
+/* True when the vector runs of depthwise conv p sum a work item's output
+ * rows as one run over its padded input rows stacked without gaps: stride 1
+ * and rows under QDW_FLAT_OW outputs, where a run a row costs more than its
+ * sums. Rows outside the input are then padded too (every kernel row is
+ * used), a row is OW + (KW - 1) * dw bytes, and each output row's run is
+ * followed by KW - 1 sums across the row's end, which are dropped. */
+static bool qdw_flat(const oq_conv_params *p)
+{
+    return p->stride[0] == 1 && p->stride[1] == 1 && p->out[1] < QDW_FLAT_OW;
+}
+
+/* Sums qdw_sums writes for tp output positions: with qdw_flat, tp / OW
+ * rows of OW + (KW - 1) * dw (8 at least), else tp. */
+static int64_t qdw_acc_ints(const oq_conv_params *p, int64_t tp)
+{
+    int64_t rows = (p->out[1] + (p->k[1] - 1) * p->dil[1]) * (tp / p->out[1]);
+    return qdw_flat(p) && rows + 8 > tp ? rows + 8 : tp;
+}
+
+/* Bytes between padded rows of the vector runs (+ 32: see qdw_run_body). */
+static int64_t qdw_row_bytes(const oq_conv_params *p)
+{
+    return (p->out[1] - 1) * p->stride[1] + (p->k[1] - 1) * p->dil[1] + 1 + 32;
+}
+
+/* d[0, n) = s[0, n): a row under 32 bytes in two moves of 16, 8 or 4 bytes
+ * whose second ends at n (they overlap), which the compiler keeps inline; a
+ * depthwise layer has many short rows, where a call to memcpy costs more
+ * than the copy. */
+static inline __attribute__((always_inline)) void qdw_copy_row(uint8_t *restrict d, const uint8_t *restrict s,
+                                                               int64_t n)
+{
+#define QDW_COPY_TWO(STEP)                              \
+    do {                                                \
+        memcpy(d, s, (STEP));                           \
+        memcpy(d + n - (STEP), s + n - (STEP), (STEP)); \
+    } while (0)
+    if (n >= 32)
+        memcpy(d, s, (size_t)n);
+    else if (n >= 16)
+        QDW_COPY_TWO(16);
+    else if (n >= 8)
+        QDW_COPY_TWO(8);
+    else if (n >= 4)
+        QDW_COPY_TWO(4);
+    else
+        for (int64_t i = 0; i < n; i++) d[i] = s[i];
+#undef QDW_COPY_TWO
+}
+
+/* Fills *d for channel ch (input plane x) and output positions [c0, c0+tp)
+ * (whole rows when qdw_flat): the weights, and the padded input rows in buf
+ * (QDW_PAD_BYTES + QDW_PAD_SLACK) when a vector run kernel is enabled, the
+ * kernel fits it and the rows fit buf. */
+OQ_CLONED(qdw_prepare, (qdw_channel *restrict d, uint8_t *restrict buf, const uint8_t *restrict x, const qconv_job *j,
+                        int64_t ch, int64_t c0, int64_t tp), (d, buf, x, j, ch, c0, tp))
+{
+    const oq_conv_params *p = &j->p;
+    int64_t H = p->in[0], W = p->in[1], OW = p->out[1], KH = p->k[0], KW = p->k[1];
+    int64_t sh = p->stride[0], dh = p->dil[0], ph = p->pad0[0], pw = p->pad0[1];
+    int32_t zx = j->x_zp;
+    d->j = j;
+    d->x = x;
+    d->wc = j->w + ch * KH * KW;
+    d->zw = j->w_zp ? j->w_zp[j->w_zp_per_ch ? ch : 0] : 0;
+    bool flat = qdw_flat(p);
+    int64_t bw = flat ? OW + (KW - 1) * p->dil[1] : qdw_row_bytes(p);
+    int64_t r0 = (c0 / OW) * sh - ph, r1 = ((c0 + tp - 1) / OW) * sh - ph + (KH - 1) * dh + 1;
+    if (!flat) {
+        r0 = r0 > 0 ? r0 : 0;
+        r1 = r1 < H ? r1 : H;
+    }
+    bool fits = KH * KW <= QDW_MAX_TAPS && KH <= 8 && r1 > r0 && (r1 - r0) * bw <= QDW_PAD_BYTES;
+    d->vec = fits ? qdw_run_kernel(p->stride[1]) : NULL;
+    if (!d->vec) return;
+    d->padded = buf;
+    d->r0 = r0;
+    d->bw = bw;
+    d->flat = flat;
+    d->oh0 = c0 / OW;
+    qdw_taps *w = &d->w;
+    /* int8 input is copied shifted by 128 (x ^ 0x80) with its zero point,
+     * which leaves every x - zx as it was and lets the uint8 runs sum it */
+    uint8_t flip = j->x_signed ? 0x80 : 0;
+    int32_t zr = j->x_signed ? zx + 128 : zx; /* the zero point of the padded rows */
+    memset(d->row_corr, 0, sizeof d->row_corr);
+    for (int64_t kh = 0; kh < KH; kh++)
+        for (int64_t kw = 0; kw < KW; kw++) {
+            int64_t k = kh * KW + kw;
+            w->wt[k] = (j->w_signed ? (int32_t)(int8_t)d->wc[k] : (int32_t)d->wc[k]) - d->zw;
+            d->row_corr[kh] += w->wt[k] * zr;
+        }
+    w->quads = KW <= 8;
+    for (int64_t k = 0; w->quads && k < KH * KW; k++)
+        w->quads = w->wt[k] >= -128 && w->wt[k] <= 127;
+    for (int64_t kh = 0; w->quads && kh < KH; kh++)
+        for (int64_t t = 0; t < 2; t++) {
+            uint32_t v = 0;
+            for (int64_t e = 0; e < 4; e++)
+                v |= (uint32_t)(uint8_t)(4 * t + e < KW ? (int8_t)w->wt[kh * KW + 4 * t + e] : 0) << (8 * e);
+            w->wq[kh * 2 + t] = (int32_t)v;
+        }
+    uint8_t fill[32];
+    memset(fill, (uint8_t)zr, sizeof fill);
+    int64_t left = pw < bw ? pw : bw, n = W < bw - left ? W : bw - left; /* n < W: columns no tap reads */
+    for (int64_t r = r0; r < r1; r++) {
+        uint8_t *dst = buf + (r - r0) * bw;
+        const uint8_t *s = x + r * W;
+        for (int64_t i = 0; i < bw; i += 32) memcpy(dst + i, fill, 32); /* up to 31 bytes past the row */
+        if (r < 0 || r >= H) /* flat: a row of the padding */
+            continue;
+        if (flip)
+            for (int64_t i = 0; i < n; i++) dst[left + i] = s[i] ^ flip;
+        else
+            qdw_copy_row(dst + left, s, n);
+    }
+}
+
+/* Sums of the depthwise channel d for output positions [c0, c0+tp), a part
+ * of those qdw_prepare was given (whole rows when qdw_flat), into acc
+ * (qdw_acc_ints(p, tp) ints). With a vector kernel every run
+ * of outputs along a row is summed in registers from the padded rows (a run
+ * under 8 as 8, past the row's end into the padding); without one every run
+ * goes tap by tap: each tap adds (w - zw) * (x - zx) along the run, taps
+ * outside the input left out. */
 #define QDW_TAP_RUN(XT)                                                                       \
     do {                                                                                      \
         const XT *src = (const XT *)row + off;                                                \
@@ -372,54 +511,33 @@ static qdw_run_fn *qdw_run_kernel(int64_t sw)
             for (int64_t o = lo; o < hi; o++) a[o - ow0] += wv * ((int32_t)src[o * sw] - zx); \
     } while (0)
 
-OQ_CLONED(qdw_sums, (int32_t *restrict acc, const uint8_t *restrict x, const qconv_job *j, int64_t ch, int64_t c0,
-                     int64_t tp), (acc, x, j, ch, c0, tp))
+OQ_CLONED(qdw_sums, (int32_t *restrict acc, const qdw_channel *restrict d, int64_t c0, int64_t tp), (acc, d, c0, tp))
 {
+    const qconv_job *j = d->j;
     const oq_conv_params *p = &j->p;
     int64_t H = p->in[0], W = p->in[1], OW = p->out[1], KH = p->k[0], KW = p->k[1];
     int64_t sh = p->stride[0], sw = p->stride[1], dh = p->dil[0], dw = p->dil[1], ph = p->pad0[0], pw = p->pad0[1];
-    int32_t zx = j->x_zp, zw = j->w_zp ? j->w_zp[j->w_zp_per_ch ? ch : 0] : 0;
-    const uint8_t *wc = j->w + ch * KH * KW;
-    /* the padded rows: input rows [r0, r1) at stride bw, input column c at c + pw */
-    uint8_t padded[QDW_PAD_BYTES];
-    int64_t bw = (OW - 1) * sw + (KW - 1) * dw + 1 + 32; /* + 32: see qdw_run_body */
-    int64_t r0 = (c0 / OW) * sh - ph, r1 = ((c0 + tp - 1) / OW) * sh - ph + (KH - 1) * dh + 1;
-    r0 = r0 > 0 ? r0 : 0;
-    r1 = r1 < H ? r1 : H;
-    bool fits = KH * KW <= QDW_MAX_TAPS && KH <= 8 && r1 > r0 && (r1 - r0) * bw <= QDW_PAD_BYTES;
-    qdw_run_fn *vec = fits ? qdw_run_kernel(sw) : NULL;
-    qdw_taps w;
-    int32_t row_corr[8] = {0}; /* row_corr[kh]: zx times kernel row kh's weights */
-    /* int8 input is copied shifted by 128 (x ^ 0x80) with its zero point,
-     * which leaves every x - zx as it was and lets the uint8 runs sum it */
-    uint8_t flip = j->x_signed ? 0x80 : 0;
-    int32_t zr = j->x_signed ? zx + 128 : zx; /* the zero point of the padded rows */
-    for (int64_t kh = 0; vec && kh < KH; kh++)
-        for (int64_t kw = 0; kw < KW; kw++) {
-            int64_t k = kh * KW + kw;
-            w.wt[k] = (j->w_signed ? (int32_t)(int8_t)wc[k] : (int32_t)wc[k]) - zw;
-            row_corr[kh] += w.wt[k] * zr;
+    int32_t zx = j->x_zp, zw = d->zw;
+    const uint8_t *x = d->x, *wc = d->wc;
+    qdw_run_fn *vec = d->vec;
+    if (vec && d->flat) {
+        /* output row c0 / OW + i is at acc + i * bw until the rows are moved together */
+        int64_t rows_n = tp / OW, n = (rows_n - 1) * d->bw + OW;
+        const uint8_t *rows[8];
+        int32_t corr = 0;
+        for (int64_t kh = 0; kh < KH; kh++) {
+            rows[kh] = d->padded + (c0 / OW - d->oh0 + kh * dh) * d->bw;
+            corr += d->row_corr[kh];
         }
-    w.quads = vec && KW <= 8;
-    for (int64_t k = 0; w.quads && k < KH * KW; k++)
-        w.quads = w.wt[k] >= -128 && w.wt[k] <= 127;
-    for (int64_t kh = 0; w.quads && kh < KH; kh++)
-        for (int64_t t = 0; t < 2; t++) {
-            uint32_t v = 0;
-            for (int64_t e = 0; e < 4; e++)
-                v |= (uint32_t)(uint8_t)(4 * t + e < KW ? (int8_t)w.wt[kh * KW + 4 * t + e] : 0) << (8 * e);
-            w.wq[kh * 2 + t] = (int32_t)v;
+        if (n >= 8) {
+            vec(acc, rows, &d->w, 0, KH, KW, dw, n, corr);
+        } else {
+            int32_t eight[8];
+            vec(eight, rows, &d->w, 0, KH, KW, dw, 8, corr);
+            memcpy(acc, eight, (size_t)n * sizeof *acc);
         }
-    for (int64_t r = r0; vec && r < r1; r++) {
-        uint8_t *d = padded + (r - r0) * bw;
-        const uint8_t *s = x + r * W;
-        int64_t left = pw < bw ? pw : bw, n = W < bw - left ? W : bw - left; /* n < W: columns no tap reads */
-        memset(d, (uint8_t)zr, (size_t)left);
-        if (flip)
-            for (int64_t i = 0; i < n; i++) d[left + i] = s[i] ^ flip;
-        else
-            memcpy(d + left, s, (size_t)n);
-        memset(d + left + n, (uint8_t)zr, (size_t)(bw - left - n));
+        for (int64_t i = 1; i < rows_n; i++) memmove(acc + i * OW, acc + i * d->bw, (size_t)OW * sizeof *acc);
+        return;
     }
     if (!vec) /* the vector runs write every output */
         memset(acc, 0, (size_t)tp * sizeof *acc);
@@ -434,19 +552,19 @@ OQ_CLONED(qdw_sums, (int32_t *restrict acc, const uint8_t *restrict x, const qco
                 int64_t ih = oh * sh - ph + kh * dh;
                 if (ih < 0 || ih >= H) continue;
                 first = first < 0 ? kh : first;
-                rows[used++] = padded + (ih - r0) * bw + ow0 * sw;
-                corr += row_corr[kh];
+                rows[used++] = d->padded + (ih - d->r0) * d->bw + ow0 * sw;
+                corr += d->row_corr[kh];
             }
             /* (the kernel rows inside the input are consecutive: first, first + 1, ...) */
             if (!used) {
                 memset(a, 0, (size_t)run * sizeof *a);
             } else if (run >= 8) {
-                vec(a, rows, &w, first, used, KW, dw, run, corr);
+                vec(a, rows, &d->w, first, used, KW, dw, run, corr);
             } else {
                 /* A row under 8 outputs (small planes): 8 are summed, the
                  * row's own kept; the padded row has the bytes the others read. */
                 int32_t eight[8];
-                vec(eight, rows, &w, first, used, KW, dw, 8, corr);
+                vec(eight, rows, &d->w, first, used, KW, dw, 8, corr);
                 memcpy(a, eight, (size_t)run * sizeof *a);
             }
             t += run;
@@ -492,10 +610,18 @@ static void qconv_item(void *arg, int64_t it, uint8_t *ws)
         .a_packed = j->w_packed ? j->w_packed + gi * j->w_packed_group : NULL,
     };
     if (j->depthwise) {
-        int32_t *sums = j->out.requant ? acc : (int32_t *)j->y + (ni * j->p.cout + ch0) * P + c0;
-        qdw_sums(sums, xg, j, ch0, c0, tp);
-        if (j->out.requant)
-            oq_qout_write(&j->out, (uint8_t *)j->y + ni * j->p.cout * P, P, ch0, c0, acc, tp, 1, tp, NULL);
+        /* the channel's rows are padded once per item, then summed (and requantized) a chunk at a time */
+        qdw_channel d;
+        qdw_prepare(&d, ws + (size_t)qdw_acc_ints(&j->p, j->dw_chunk) * sizeof(int32_t), xg, j, ch0, c0, tp);
+        qdw_sums_fn *sums_fn = qdw_sums_pick();
+        for (int64_t k0 = c0; k0 < c0 + tp; k0 += j->dw_chunk) {
+            int64_t kn = c0 + tp - k0 < j->dw_chunk ? c0 + tp - k0 : j->dw_chunk;
+            sums_fn(acc, &d, k0, kn);
+            if (j->out.requant)
+                oq_qout_write(&j->out, (uint8_t *)j->y + ni * j->p.cout * P, P, ch0, k0, acc, kn, 1, kn, NULL);
+            else
+                memcpy((int32_t *)j->y + (ni * j->p.cout + ch0) * P + k0, acc, (size_t)kn * sizeof *acc);
+        }
         return;
     }
     uint8_t *gws = col;
@@ -617,6 +743,28 @@ static void pack_conv_weights(void *dst, void *arg)
     }
 }
 
+/* Output positions of a depthwise chunk: whole output rows when one fits
+ * in TILE_P, so that rows are not cut short, else TILE_P. */
+static int64_t depthwise_chunk(const oq_conv_params *p)
+{
+    int64_t ow = p->out[1];
+    return ow <= TILE_P ? TILE_P / ow * ow : TILE_P;
+}
+
+/* Output positions of a depthwise work item: as many whole chunks of chunk
+ * positions (whole rows) as have their padded input rows fit QDW_PAD_BYTES,
+ * the whole plane when it does, and one chunk at least. */
+static int64_t depthwise_tile(const oq_conv_params *p, int64_t chunk)
+{
+    int64_t ow = p->out[1], plane = p->out[0] * ow;
+    if (chunk % ow) return chunk; /* rows longer than a chunk */
+    int64_t in_rows = QDW_PAD_BYTES / qdw_row_bytes(p);         /* padded rows that fit */
+    int64_t ext = (p->k[0] - 1) * p->dil[0] + 1;                /* input rows an output row reads */
+    int64_t out_rows = in_rows < ext ? 0 : (in_rows - ext) / p->stride[0] + 1;
+    int64_t tile = out_rows / (chunk / ow) * chunk;
+    return tile < chunk ? chunk : tile > plane ? plane : tile;
+}
+
 /* Sizes y (n, cout, out...) of type ydt and runs the job over every
  * (image, group, column tile). */
 static oq_status qconv_run(oq_kernel_ctx *c, qconv_job *j, oq_dtype ydt)
@@ -651,15 +799,20 @@ static oq_status qconv_run(oq_kernel_ctx *c, qconv_job *j, oq_dtype ydt)
         j->w_packed = oq_kernel_cache(c, (size_t)j->p.group * j->w_packed_group, pack_conv_weights, j);
         if (!j->w_packed) return c->err->status;
     }
-    /* depthwise work items hold whole output rows when one fits, so that rows are not cut short */
-    int64_t ow = j->p.out[j->p.nsp - 1];
-    j->tile_p = j->depthwise && ow <= TILE_P ? TILE_P / ow * ow : TILE_P;
+    j->tile_p = TILE_P;
+    size_t ws;
+    if (j->depthwise) {
+        j->dw_chunk = depthwise_chunk(&j->p);
+        j->tile_p = depthwise_tile(&j->p, j->dw_chunk);
+        ws = (size_t)qdw_acc_ints(&j->p, j->dw_chunk) * sizeof(int32_t) + QDW_PAD_BYTES + QDW_PAD_SLACK;
+    } else {
+        int64_t tp = j->plane_out < TILE_P ? j->plane_out : TILE_P;
+        j->block_bytes = !j->direct && j->p.nsp == 2 ? padded_block_bytes(j) : 0;
+        ws = (j->out.requant ? (size_t)j->cout_g * TILE_P * sizeof(int32_t) : 0) +
+             (j->direct ? 0 : (size_t)j->kdim * TILE_P + BLOCK_SLACK + j->block_bytes) +
+             oq_qgemm_ws_bytes(j->cout_g, tp, j->kdim);
+    }
     j->ptiles = (j->plane_out + j->tile_p - 1) / j->tile_p;
-    int64_t tp = j->plane_out < TILE_P ? j->plane_out : TILE_P;
-    j->block_bytes = !j->direct && !j->depthwise && j->p.nsp == 2 ? padded_block_bytes(j) : 0;
-    size_t ws = (j->out.requant ? (size_t)j->cout_g * TILE_P * sizeof(int32_t) : 0) +
-                (j->direct ? 0 : (size_t)j->kdim * TILE_P + BLOCK_SLACK + j->block_bytes) +
-                oq_qgemm_ws_bytes(j->cout_g, tp, j->kdim);
     return oq_run_items(c, j->p.n * j->p.group * j->ptiles, ws, qconv_item, j);
 }
 

@@ -9,7 +9,9 @@
  * (and QuantizeLinear) the executor runs as a table of 256 entries.
  * qconv: QLinearConv and ConvInteger: depthwise (tap by tap, and the rows
  * summed in registers: rows under 8, 8 to 15 and 16 or more outputs, strides
- * 1 and 2, dilation, kernels past the register path's limit), im2col
+ * 1 and 2, dilation, kernels past the register path's limit, planes
+ * whose rows a work item sums in several chunks, stride-1 rows summed
+ * stacked as one run), im2col
  * (strides, pads, groups, 1-D; 2-D from a padded block and, for a block too
  * large, without), the direct 1x1 path, constant weights (packed
  * once) and weights fed at run time.
@@ -575,6 +577,15 @@ static const qconv_case qconv_cases[] = {
     {2, 4, 4, 4, {7, 7}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},      /* small planes: rows under 8 */
     {2, 3, 3, 3, {8, 9}, {3, 3}, {2, 2}, {1, 1}, {1, 1}, {1, 1}},
     {2, 2, 2, 2, {7, 6}, {5, 5}, {1, 1}, {1, 1}, {2, 2}, {2, 2}},
+    {2, 2, 2, 2, {5, 3}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},      /* rows of 3 bytes */
+    /* a plane whose padded rows pass a work item's buffer: items of many chunks of rows */
+    {2, 3, 3, 3, {300, 120}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},
+    {2, 2, 2, 2, {301, 121}, {5, 5}, {2, 2}, {1, 1}, {2, 2}, {2, 2}},
+    /* stride 1, rows under 64 outputs: a work item's rows summed as one run (padding rows included),
+     * in chunks of rows; over two work items; one row of 5 outputs */
+    {2, 3, 3, 3, {200, 40}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},
+    {2, 2, 2, 2, {600, 50}, {5, 5}, {1, 1}, {1, 1}, {2, 2}, {2, 2}},
+    {2, 2, 2, 2, {1, 5}, {1, 3}, {1, 1}, {1, 1}, {0, 1}, {0, 1}},
     /* im2col and the GEMM */
     {2, 5, 7, 1, {9, 11}, {3, 3}, {2, 1}, {1, 1}, {1, 0}, {0, 1}},
     {2, 6, 4, 2, {8, 9}, {3, 2}, {1, 2}, {1, 2}, {1, 1}, {1, 1}},
