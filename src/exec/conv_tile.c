@@ -80,6 +80,7 @@ static ct_plan ct_plan_of(const oq_conv_params *p, int parts)
 bool oq_ctile_fits(const oq_conv_params *p)
 {
     if (p->nsp != 2 || p->group != 1 || p->stride[0] != 1 || p->stride[1] != 1) return false;
+    if (p->out[0] < 1 || p->out[1] < 1) return false;
     if (p->k[0] * p->k[1] < 2 || oq_wino_fits(p)) return false;
     int64_t padded = (p->cout + CT_CO - 1) / CT_CO * CT_CO;
     return p->cout >= CT_CO && 3 * padded <= 4 * p->cout;
