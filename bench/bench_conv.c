@@ -2,8 +2,8 @@
  * of the benchmark models: the 3x3 stride-1 layers of VGG-16 and ResNet-50
  * (the Winograd path where it fits, winograd.h), layers typical of PP-OCR
  * det and MobileNetV3, and the im2col layers of Inception-v3 (1x7, 7x1, 1x3,
- * 5x5, unpadded 3x3/2), SqueezeNet 1.1 and DenseNet-121 (3x3 on 13x13 and
- * 7x7). As in the executor, the weights are packed once (oq_conv_pack_w) and
+ * 5x5, unpadded 3x3/2), SqueezeNet 1.1 and DenseNet-121 (3x3 on 13x13, and
+ * 128->32 from 56x56 to 7x7). As in the executor, the weights are packed once (oq_conv_pack_w) and
  * each call is oq_conv_fast_packed. Each layer runs on the calling thread,
  * timed in that thread's CPU time (time slices lost to other processes do
  * not count) over at least 3 calls filling about 0.3 s; the fastest call
@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "exec/conv.h"
+#include "exec/conv_tile.h"
 #include "exec/winograd.h"
 
 static double now_s(void)
@@ -56,6 +57,9 @@ int main(int argc, char **argv)
         {"inception_v3 5x5 48->64 @35", 48, 64, 1, 35, 35, 5, 5, 1, 2, 2},
         {"inception_v3 3x3/2 192->320 @17 unpadded", 192, 320, 1, 17, 17, 3, 3, 2, 0, 0},
         {"squeezenet1_1 3x3 64->256 @13", 64, 256, 1, 13, 13, 3, 3, 1, 1, 1},
+        {"densenet121 3x3 128->32 @56", 128, 32, 1, 56, 56, 3, 3, 1, 1, 1},
+        {"densenet121 3x3 128->32 @28", 128, 32, 1, 28, 28, 3, 3, 1, 1, 1},
+        {"densenet121 3x3 128->32 @14", 128, 32, 1, 14, 14, 3, 3, 1, 1, 1},
         {"densenet121 3x3 128->32 @7", 128, 32, 1, 7, 7, 3, 3, 1, 1, 1},
     };
     double peak = argc > 1 ? atof(argv[1]) : 0.0;
@@ -91,7 +95,7 @@ int main(int argc, char **argv)
         double flops = 2.0 * (double)ys * (double)(l->cin / l->group) * (double)(kh * kw);
         double g = flops / best * 1e-9;
         printf("{\"layer\": \"%s\", \"path\": \"%s\", \"ms\": %.3f, \"gflops\": %.1f", l->name,
-               oq_wino_fits(&p) ? "winograd" : "direct", 1e3 * best, g);
+               oq_wino_fits(&p) ? "winograd" : oq_ctile_fits(&p) ? "tile" : "direct", 1e3 * best, g);
         if (peak > 0.0) printf(", \"of_peak\": %.2f", g / peak);
         printf("}\n");
         free(x), free(w), free(y), free(ws), free(wp);

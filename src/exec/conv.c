@@ -4,6 +4,7 @@
 
 #include <string.h>
 
+#include "exec/conv_tile.h"
 #include "exec/gemm.h"
 #include "exec/winograd.h"
 #include "cpu_dispatch.h"
@@ -980,6 +981,7 @@ size_t oq_conv_ws_floats(const oq_conv_params *p, int parts)
 {
     if (parts < 1) parts = 1;
     if (oq_wino_fits(p)) return oq_wino_packed_w_floats(p) + oq_wino_ws_floats(p, parts);
+    if (oq_ctile_fits(p)) return oq_ctile_packed_w_floats(p) + oq_ctile_ws_floats(p, parts);
     if (conv_is_dw(p) || conv_is_grouped(p)) {
         dw_geom g = dw_geometry(p);
         size_t planes = conv_is_dw(p) ? 1 : (size_t)(p->cin / p->group);
@@ -996,6 +998,7 @@ size_t oq_conv_ws_floats(const oq_conv_params *p, int parts)
 size_t oq_conv_packed_w_floats(const oq_conv_params *p)
 {
     if (oq_wino_fits(p)) return oq_wino_packed_w_floats(p);
+    if (oq_ctile_fits(p)) return oq_ctile_packed_w_floats(p);
     if (conv_is_dw(p) || conv_is_grouped(p)) return 0;
     conv_job j;
     conv_plan(&j, p, 1);
@@ -1006,6 +1009,10 @@ void oq_conv_pack_w(float *dst, const float *w, const oq_conv_params *p)
 {
     if (oq_wino_fits(p)) {
         oq_wino_pack_w(dst, w, p);
+        return;
+    }
+    if (oq_ctile_fits(p)) {
+        oq_ctile_pack_w(dst, w, p);
         return;
     }
     if (conv_is_dw(p) || conv_is_grouped(p)) return;
@@ -1038,6 +1045,10 @@ void oq_conv_fast_packed(float *y, const float *x, const float *w, const float *
     if (parts < 1) parts = 1;
     if (oq_wino_fits(p)) {
         oq_wino_conv(y, x, wp, b, p, c, parts, ws + oq_wino_packed_w_floats(p), ep);
+        return;
+    }
+    if (oq_ctile_fits(p)) {
+        oq_ctile_conv(y, x, wp, b, p, c, parts, ws + oq_ctile_packed_w_floats(p), ep);
         return;
     }
     conv_job j;

@@ -33,8 +33,9 @@ size_t oq_conv_ws_floats(const oq_conv_params *p, int parts);
 /* Fast conv: depthwise and grouped with at most 32 output channels per group
  * direct for 1-D/2-D, 3x3 stride-1 by Winograd
  * F(4x4, 3x3) where it pays (winograd.h: about ten times the direct sum's
- * rounding, a few 1e-6 of the output's range), 1x1 stride-1 as a GEMM on x, otherwise im2col
- * tiles + GEMM. The work is cut into `parts` parts run with
+ * rounding, a few 1e-6 of the output's range), other 2-D stride-1 kernels
+ * direct with 32-channel register tiles where they pay (conv_tile.h), 1x1
+ * stride-1 as a GEMM on x, otherwise im2col tiles + GEMM. The work is cut into `parts` parts run with
  * oq_parallel_for on c (c == NULL runs them in turn on the caller). ws holds
  * oq_conv_ws_floats(p, parts) floats. The result does not depend on parts. */
 void oq_conv_fast(float *y, const float *x, const float *w, const float *b, const oq_conv_params *p,

@@ -366,8 +366,36 @@ OQ_CLONED(step_run_inplace, (const oq_ew_step *s, float *y, int64_t n), (s, y, n
     }
 }
 
+/* True when f is x * sigmoid(x) of its source (SiLU as exporters write it:
+ * a Sigmoid, then a Mul of its input by its output, in either order). */
+static bool fusion_is_silu(const oq_fusion *f)
+{
+    const oq_ew_step *s = f->steps;
+    const int sig = OQ_FUSE_MAX_SRC; /* the register of step 0 */
+    return f->n == 2 && s[0].kind == OQ_EW_SIGMOID && s[0].a == 0 && s[1].kind == OQ_EW_MUL &&
+           ((s[1].a == 0 && s[1].b == sig) || (s[1].a == sig && s[1].b == 0));
+}
+
+/* y[i] = x[i] * sigmoid(x[i]) for i < n, y overlapping no x: the two steps'
+ * expressions in one pass (a product does not depend on the order of its
+ * operands, so the bits are those of the two steps). */
+OQ_CLONED(silu_run, (float *restrict y, const float *restrict x, int64_t n), (y, x, n))
+{
+    for (int64_t i = 0; i < n; i++) y[i] = x[i] * oq_vsigmoidf(x[i]);
+}
+
+/* The same in place. */
+OQ_CLONED(silu_run_inplace, (float *y, int64_t n), (y, n))
+{
+    for (int64_t i = 0; i < n; i++) y[i] = y[i] * oq_vsigmoidf(y[i]);
+}
+
 void oq_fusion_run_inplace(const oq_fusion *f, float *y, int64_t n)
 {
+    if (fusion_is_silu(f)) {
+        silu_run_inplace(y, n);
+        return;
+    }
     if (f->n == 1) {
         step_run_inplace(&f->steps[0], y, n);
         return;
@@ -383,6 +411,10 @@ void oq_fusion_run_inplace(const oq_fusion *f, float *y, int64_t n)
 
 void oq_fusion_run(const oq_fusion *f, float *y, const float *const *x, int64_t begin, int64_t end)
 {
+    if (fusion_is_silu(f)) {
+        silu_run(y + begin, x[0] + begin, end - begin);
+        return;
+    }
     float buf[OQ_FUSE_MAX_NODES - 1][BLK] __attribute__((aligned(64)));
     const float *reg[OQ_FUSE_MAX_SRC + OQ_FUSE_MAX_NODES] = {0};
     step_run_fn *run = step_run_pick();

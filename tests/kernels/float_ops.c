@@ -229,6 +229,18 @@ static const oq_fusion chains[] = {
         {OQ_EW_MUL, R + 3, -1, 0.5f, 0},      /* GELU as exporters write it */
     }},
     {.n = 2, .n_src = 1, .steps = {
+        {OQ_EW_SIGMOID, S0, -1, 0, 0},
+        {OQ_EW_MUL, S0, R + 0, 0, 0},         /* x * sigmoid(x): SiLU, run as one loop */
+    }},
+    {.n = 2, .n_src = 1, .steps = {
+        {OQ_EW_SIGMOID, S0, -1, 0, 0},
+        {OQ_EW_MUL, R + 0, S0, 0, 0},         /* sigmoid(x) * x: the same */
+    }},
+    {.n = 2, .n_src = 1, .steps = {
+        {OQ_EW_SIGMOID, S0, -1, 0, 0},
+        {OQ_EW_MUL, R + 0, R + 0, 0, 0},      /* sigmoid(x)^2: not SiLU */
+    }},
+    {.n = 2, .n_src = 1, .steps = {
         {OQ_EW_RELU, S0, -1, 0, 0},           /* -0 and NaN become +0 */
         {OQ_EW_CLIP, R + 0, -1, -1.0f, 5.0f}, /* and pass the clip unchanged */
     }},

@@ -3,7 +3,7 @@
  * sizes off the 6 x 16/32 tile and past every cache block, transposes,
  * strides, alpha/beta, A and B packed ahead, the skinny (few-row) kernels;
  * the batched split for determinism. conv: fast conv (GEMM paths, the depthwise and grouped
- * loops compiled per level, depthwise 16 channels at a time) against conv_ref (groups, depthwise, strides, dilation, pads,
+ * loops compiled per level, depthwise 16 channels at a time, 32-channel register tiles) against conv_ref (groups, depthwise, strides, dilation, pads,
  * 1-D..3-D) and ConvTranspose against a direct scatter loop. */
 #include <float.h>
 #include <math.h>
@@ -328,8 +328,8 @@ static const conv_case conv_cases[] = {
     {2, 1, 24, 30, 1, {35, 35}, {3, 3}, {2, 2}, {1, 1}, {0, 0}, {0, 0}},       /* 3x3/2, no padding */
     {2, 1, 12, 16, 1, {35, 33}, {5, 5}, {1, 1}, {1, 1}, {2, 2}, {2, 2}},       /* 5x5, many column tiles */
     {2, 1, 9, 8, 1, {30, 31}, {3, 3}, {3, 2}, {2, 3}, {1, 4}, {0, 2}},         /* strides 3x2, dilated, odd pads */
-    {2, 1, 24, 64, 1, {7, 7}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},         /* 7x7 plane, M split */
-    {2, 1, 40, 160, 1, {7, 7}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},        /* 7x7, 160 channels: swapped GEMM */
+    {2, 1, 24, 64, 1, {13, 13}, {3, 3}, {2, 2}, {1, 1}, {1, 1}, {1, 1}},       /* 7x7 outputs, M split */
+    {2, 1, 40, 160, 1, {13, 13}, {3, 3}, {2, 2}, {1, 1}, {1, 1}, {1, 1}},      /* 7x7 outputs, 160 channels: swapped GEMM */
     {2, 2, 20, 256, 2, {9, 10}, {3, 3}, {2, 1}, {1, 1}, {1, 1}, {0, 0}},       /* swapped, groups, stride 2 */
     {2, 1, 150, 64, 1, {17, 17}, {1, 7}, {1, 1}, {1, 1}, {0, 3}, {0, 3}},      /* 1x7, several column tiles */
     {2, 2, 16, 64, 2, {13, 13}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},       /* 13x13 planes, groups */
@@ -343,6 +343,12 @@ static const conv_case conv_cases[] = {
     {2, 1, 24, 24, 24, {15, 13}, {5, 5}, {2, 2}, {1, 1}, {2, 1}, {1, 2}},     /* the same, 5x5/2, uneven pads */
     {2, 1, 17, 17, 17, {70, 66}, {3, 3}, {2, 2}, {1, 1}, {1, 1}, {1, 1}},     /* the same, 35x33 outputs (strided) */
     {2, 1, 32, 32, 32, {9, 11}, {3, 3}, {1, 2}, {2, 1}, {2, 0}, {2, 1}},      /* the same, dilated rows, stride 2 columns */
+    {2, 1, 128, 32, 1, {7, 7}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},        /* register tiles: 2 rows of 7, then 1 */
+    {2, 2, 12, 80, 1, {5, 9}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},         /* register tiles, a half-used block */
+    {2, 1, 8, 32, 1, {9, 31}, {1, 5}, {1, 1}, {1, 2}, {0, 4}, {0, 4}},         /* register tiles, rows of 11 + 11 + 9 */
+    {2, 1, 16, 64, 1, {5, 3}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},         /* register tiles of 4 rows of 3, then 1 */
+    {2, 1, 6, 32, 1, {6, 5}, {2, 3}, {1, 1}, {2, 1}, {0, 1}, {1, 2}},          /* register tiles, dilated, uneven pads */
+    {2, 1, 200, 32, 1, {20, 60}, {3, 3}, {1, 1}, {2, 2}, {2, 2}, {2, 2}},      /* register tiles, bands of one row */
     {3, 1, 3, 4, 1, {5, 6, 7}, {3, 2, 3}, {1, 2, 1}, {1, 1, 2}, {1, 0, 1}, {1, 1, 2}}, /* 3-D */
     {3, 1, 4, 4, 4, {4, 5, 6}, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}}, /* 3-D depthwise */
 };
