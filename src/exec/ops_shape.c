@@ -926,6 +926,22 @@ static oq_status k_gather(oq_kernel_ctx *c)
     return OQ_OK;
 }
 
+/* Advances idx, an index into ind's shape, to the next element in row-major
+ * order; *base follows it as an offset into data (strides xst) that leaves
+ * out the axis dim, where the index's value goes. */
+static void elements_next(const oq_tensor *ind, int axis, const int64_t *xst, int64_t *idx, int64_t *base)
+{
+    for (int i = ind->rank - 1; i >= 0; i--) {
+        if (i != axis)
+            *base += xst[i];
+        if (++idx[i] < ind->dims[i])
+            return;
+        if (i != axis)
+            *base -= xst[i] * ind->dims[i];
+        idx[i] = 0;
+    }
+}
+
 /* GatherElements: y[i] = x[i with i[axis] replaced by indices[i]]. */
 static oq_status k_gather_elements(oq_kernel_ctx *c)
 {
@@ -959,16 +975,7 @@ static oq_status k_gather_elements(oq_kernel_ctx *c)
             return OQ_KERR(c, "index %lld is out of range for dim %lld", (long long)v, (long long)len);
         v = v < 0 ? v + len : v;
         memcpy((char *)y->data + k * es, (const char *)x->data + (base + v * xst[axis]) * es, (size_t)es);
-        /* Advance the odometer over indices' shape; base skips the axis dim. */
-        for (int i = ind->rank - 1; i >= 0; i--) {
-            if (i != axis)
-                base += xst[i];
-            if (++idx[i] < ind->dims[i])
-                break;
-            if (i != axis)
-                base -= xst[i] * ind->dims[i];
-            idx[i] = 0;
-        }
+        elements_next(ind, axis, xst, idx, &base);
     }
     return OQ_OK;
 }
@@ -1018,6 +1025,34 @@ static void scatter_elems(void *dst, const void *src, int64_t n, int es, oq_dtyp
     }
 }
 #undef SCATTER_COMBINE
+
+/* A scatter's data, indices and updates (inputs 0-2), its element size and
+ * reduction, checked: indices int32/int64, updates of data's type. */
+static oq_status scatter_operands(oq_kernel_ctx *c, const oq_tensor **x, const oq_tensor **ind, const oq_tensor **u,
+                                  int *es, scatter_reduction *red)
+{
+    if (!(*x = oq_kernel_require(c, 0)) || !(*ind = oq_kernel_require(c, 1)) || !(*u = oq_kernel_require(c, 2)))
+        return c->err->status;
+    if (!(*es = oq_move_esize_of(c, *x)))
+        return c->err->status;
+    oq_status st = scatter_reduction_of(c, *x, red);
+    if (st)
+        return st;
+    if (!is_index_type((*ind)->dtype))
+        return OQ_KERR(c, "indices must be int32 or int64, got %s", oq_dtype_name((*ind)->dtype));
+    if ((*u)->dtype != (*x)->dtype)
+        return OQ_KERR(c, "updates are %s, data %s", oq_dtype_name((*u)->dtype), oq_dtype_name((*x)->dtype));
+    return OQ_OK;
+}
+
+/* Output 0 as a copy of x, which the scatter then writes into. */
+static oq_tensor *scatter_output(oq_kernel_ctx *c, const oq_tensor *x, int es)
+{
+    oq_tensor *y = oq_kernel_output_raw(c, 0, x->dtype, x->rank, x->dims);
+    if (y && y->data != x->data && oq_tensor_numel(x) > 0)
+        memcpy(y->data, x->data, (size_t)(oq_tensor_numel(x) * es));
+    return y;
+}
 
 /* The element offset in x of the slice that index tuple t (ind's last dim,
  * starting at element first) addresses, counting the k dims from dim from;
@@ -1092,20 +1127,12 @@ static oq_status k_gather_nd(oq_kernel_ctx *c)
  * later updates win where tuples repeat. */
 static oq_status k_scatter_nd(oq_kernel_ctx *c)
 {
-    const oq_tensor *x = oq_kernel_require(c, 0), *ind = oq_kernel_require(c, 1), *u = oq_kernel_require(c, 2);
-    if (!x || !ind || !u)
-        return c->err->status;
-    int es = oq_move_esize_of(c, x);
-    if (!es)
-        return c->err->status;
+    const oq_tensor *x, *ind, *u;
+    int es;
     scatter_reduction red;
-    oq_status st = scatter_reduction_of(c, x, &red);
+    oq_status st = scatter_operands(c, &x, &ind, &u, &es, &red);
     if (st)
         return st;
-    if (!is_index_type(ind->dtype))
-        return OQ_KERR(c, "indices must be int32 or int64, got %s", oq_dtype_name(ind->dtype));
-    if (u->dtype != x->dtype)
-        return OQ_KERR(c, "updates are %s, data %s", oq_dtype_name(u->dtype), oq_dtype_name(x->dtype));
     const int64_t k = ind->rank ? ind->dims[ind->rank - 1] : 0;
     if (k < 1 || k > x->rank)
         return OQ_KERR(c, "index tuples of %lld do not fit data rank %d", (long long)k, x->rank);
@@ -1114,15 +1141,12 @@ static oq_status k_scatter_nd(oq_kernel_ctx *c)
         fits = u->dims[i] == (i < ind->rank - 1 ? ind->dims[i] : x->dims[k + i - (ind->rank - 1)]);
     if (!fits)
         return OQ_KERR(c, "updates' shape does not match indices.shape[:-1] + data.shape[%lld:]", (long long)k);
-    oq_tensor *y = output_like(c, 0, x, x->rank, x->dims);
+    oq_tensor *y = scatter_output(c, x, es);
     if (!y)
         return c->err->status;
-    const int64_t n = oq_tensor_numel(x), inner = oq_shape_numel(x->rank - (int)k, x->dims + k);
-    const int64_t tuples = oq_tensor_numel(ind) / k;
+    const int64_t inner = oq_shape_numel(x->rank - (int)k, x->dims + k), tuples = oq_tensor_numel(ind) / k;
     int64_t xst[OQ_MAX_RANK];
     oq_dense_strides(x->rank, x->dims, xst);
-    if (y->data != x->data && n > 0)
-        memcpy(y->data, x->data, (size_t)(n * es));
     for (int64_t t = 0; t < tuples; t++) {
         int64_t off = tuple_offset(c, x, xst, 0, ind, t * k, (int)k);
         if (off < 0)
@@ -1136,20 +1160,12 @@ static oq_status k_scatter_nd(oq_kernel_ctx *c)
  * y[i with i[axis] = indices[i]] set to (or combined with) updates[i]. */
 static oq_status k_scatter_elements(oq_kernel_ctx *c)
 {
-    const oq_tensor *x = oq_kernel_require(c, 0), *ind = oq_kernel_require(c, 1), *u = oq_kernel_require(c, 2);
-    if (!x || !ind || !u)
-        return c->err->status;
-    int es = oq_move_esize_of(c, x);
-    if (!es)
-        return c->err->status;
+    const oq_tensor *x, *ind, *u;
+    int es;
     scatter_reduction red;
-    oq_status st = scatter_reduction_of(c, x, &red);
+    oq_status st = scatter_operands(c, &x, &ind, &u, &es, &red);
     if (st)
         return st;
-    if (!is_index_type(ind->dtype))
-        return OQ_KERR(c, "indices must be int32 or int64, got %s", oq_dtype_name(ind->dtype));
-    if (u->dtype != x->dtype)
-        return OQ_KERR(c, "updates are %s, data %s", oq_dtype_name(u->dtype), oq_dtype_name(x->dtype));
     if (ind->rank != x->rank || u->rank != x->rank || x->rank == 0)
         return OQ_KERR(c, "data, indices and updates must have one rank (%d, %d, %d)", x->rank, ind->rank, u->rank);
     int axis;
@@ -1159,14 +1175,12 @@ static oq_status k_scatter_elements(oq_kernel_ctx *c)
         if (u->dims[i] != ind->dims[i] || (i != axis && ind->dims[i] > x->dims[i]))
             return OQ_KERR(c, "indices dim %d (%lld) does not fit updates (%lld) and data (%lld)", i,
                            (long long)ind->dims[i], (long long)u->dims[i], (long long)x->dims[i]);
-    oq_tensor *y = output_like(c, 0, x, x->rank, x->dims);
+    oq_tensor *y = scatter_output(c, x, es);
     if (!y)
         return c->err->status;
     const int64_t n = oq_tensor_numel(ind), len = x->dims[axis];
     int64_t xst[OQ_MAX_RANK], idx[OQ_MAX_RANK] = {0}, base = 0;
     oq_dense_strides(x->rank, x->dims, xst);
-    if (y->data != x->data && oq_tensor_numel(x) > 0)
-        memcpy(y->data, x->data, (size_t)(oq_tensor_numel(x) * es));
     for (int64_t e = 0; e < n; e++) {
         int64_t v = index_at(ind, e);
         if (v < -len || v >= len)
@@ -1174,15 +1188,7 @@ static oq_status k_scatter_elements(oq_kernel_ctx *c)
         v = v < 0 ? v + len : v;
         scatter_elems((char *)y->data + (base + v * xst[axis]) * es, (const char *)u->data + e * es, 1, es,
                       x->dtype, red);
-        for (int i = ind->rank - 1; i >= 0; i--) { /* the odometer of k_gather_elements */
-            if (i != axis)
-                base += xst[i];
-            if (++idx[i] < ind->dims[i])
-                break;
-            if (i != axis)
-                base -= xst[i] * ind->dims[i];
-            idx[i] = 0;
-        }
+        elements_next(ind, axis, xst, idx, &base);
     }
     return OQ_OK;
 }
