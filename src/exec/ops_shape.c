@@ -1003,11 +1003,16 @@ static oq_status scatter_reduction_of(oq_kernel_ctx *c, const oq_tensor *t, scat
     return OQ_KERR(c, "unknown reduction '%s'", s);
 }
 
-#define SCATTER_COMBINE(T)                                                          \
-    for (int64_t i = 0; i < n; i++) {                                               \
-        T a = ((T *)dst)[i], b = ((const T *)src)[i];                               \
-        ((T *)dst)[i] = red == SCATTER_ADD ? (T)(a + b) : red == SCATTER_MUL ? (T)(a * b) \
-                      : red == SCATTER_MAX ? (a > b ? a : b) : (a < b ? a : b);     \
+/* Sums and products are taken in U: the type itself for floats, the unsigned
+ * type of the same width for integers, which wrap where signed ones would
+ * overflow (undefined behaviour). */
+#define SCATTER_COMBINE(T, U)                                                                    \
+    for (int64_t i = 0; i < n; i++) {                                                            \
+        T a = ((T *)dst)[i], b = ((const T *)src)[i];                                            \
+        ((T *)dst)[i] = red == SCATTER_ADD   ? (T)((U)a + (U)b)                                  \
+                        : red == SCATTER_MUL ? (T)((U)a * (U)b)                                  \
+                        : red == SCATTER_MAX ? (a > b ? a : b)                                   \
+                                             : (a < b ? a : b);                                  \
     }
 
 /* Writes n elements of src into dst, or combines them with what dst holds. */
@@ -1018,10 +1023,10 @@ static void scatter_elems(void *dst, const void *src, int64_t n, int es, oq_dtyp
         return;
     }
     switch (dt) {
-    case OQ_DTYPE_FLOAT: SCATTER_COMBINE(float) break;
-    case OQ_DTYPE_DOUBLE: SCATTER_COMBINE(double) break;
-    case OQ_DTYPE_INT32: SCATTER_COMBINE(int32_t) break;
-    default: SCATTER_COMBINE(int64_t) break; /* int64: scatter_reduction_of let no other type through */
+    case OQ_DTYPE_FLOAT: SCATTER_COMBINE(float, float) break;
+    case OQ_DTYPE_DOUBLE: SCATTER_COMBINE(double, double) break;
+    case OQ_DTYPE_INT32: SCATTER_COMBINE(int32_t, uint32_t) break;
+    default: SCATTER_COMBINE(int64_t, uint64_t) break; /* int64: scatter_reduction_of let no other type through */
     }
 }
 #undef SCATTER_COMBINE
