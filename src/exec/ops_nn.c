@@ -1,6 +1,6 @@
 /* ops_nn.c: the compute-heavy float kernels: Conv, ConvTranspose, MatMul,
  * Gemm, MaxPool, AveragePool, the global pools and Einsum, and
- * com.microsoft QLinearAveragePool on top of the float AveragePool.
+ * com.microsoft QLinearAveragePool (with the float pools' window geometry).
  *
  * Convolution math lives in conv.c and the matrix multiply in gemm.c; this
  * file reads attributes, checks shapes, sizes outputs and workspaces, and
@@ -733,22 +733,29 @@ static inline __attribute__((always_inline)) uint8_t qavg_value(const qavg_out *
     return q->sgn ? (uint8_t)(int8_t)v : (uint8_t)v;
 }
 
+/* The input columns [*w0, *w1) of output column ow's window (dilation 1). */
+static inline __attribute__((always_inline)) void qavg_cols(const oq_conv_params *p, int64_t ow, int64_t *w0,
+                                                            int64_t *w1)
+{
+    int64_t w = ow * p->stride[1] - p->pad0[1];
+    *w0 = w < 0 ? 0 : w;
+    *w1 = min64(w + p->k[1], p->in[1]);
+}
+
 /* One 2-D plane: xf (dequantized, in[0] x in[1]) -> y. Each window's sum runs
- * row by row, left to right; columns whose windows lie inside the row are
- * summed for all outputs at once, tap column by tap column (the same order
- * per output), the others one by one. acc holds out[1] floats. */
+ * row by row, left to right; columns whose windows lie inside the row
+ * (inside_columns) are summed for all outputs at once, tap column by tap
+ * column (the same order per output), the others one by one. acc holds
+ * out[1] floats. */
 static inline __attribute__((always_inline)) void qavg_plane_2d(const oq_conv_params *p, const qavg_out *q,
                                                                 const float *xf, uint8_t *y, float *acc)
 {
     const int64_t W = p->in[1], OW = p->out[1], sw = p->stride[1], kw = p->k[1];
-    /* outputs [c0, c1) have windows wholly inside the row */
-    int64_t c0 = (p->pad0[1] + sw - 1) / sw, c1 = W >= kw ? (W - kw + p->pad0[1]) / sw + 1 : 0;
-    c1 = c1 > OW ? OW : c1;
-    c0 = c0 > c1 ? c1 : c0;
+    int64_t c0, c1, w0, w1;
+    inside_columns(p, &c0, &c1);
     for (int64_t oh = 0; oh < p->out[0]; oh++) {
-        int64_t h0 = oh * p->stride[0] - p->pad0[0], h1 = h0 + p->k[0];
+        int64_t h0 = oh * p->stride[0] - p->pad0[0], h1 = min64(h0 + p->k[0], p->in[0]);
         h0 = h0 < 0 ? 0 : h0;
-        h1 = h1 > p->in[0] ? p->in[0] : h1;
         for (int64_t ow = 0; ow < OW; ow++) acc[ow] = 0.0f;
         for (int64_t h = h0; h < h1; h++) {
             const float *row = xf + h * W;
@@ -765,9 +772,7 @@ static inline __attribute__((always_inline)) void qavg_plane_2d(const oq_conv_pa
                     ow = c1 - 1;
                     continue;
                 }
-                int64_t w0 = ow * sw - p->pad0[1], w1 = w0 + kw;
-                w0 = w0 < 0 ? 0 : w0;
-                w1 = w1 > W ? W : w1;
+                qavg_cols(p, ow, &w0, &w1);
                 for (int64_t w = w0; w < w1; w++) acc[ow] += row[w];
             }
         }
@@ -778,9 +783,7 @@ static inline __attribute__((always_inline)) void qavg_plane_2d(const oq_conv_pa
                 ow = c1 - 1;
                 continue;
             }
-            int64_t w0 = ow * sw - p->pad0[1], w1 = w0 + kw;
-            w0 = w0 < 0 ? 0 : w0;
-            w1 = w1 > W ? W : w1;
+            qavg_cols(p, ow, &w0, &w1);
             y[oh * OW + ow] = qavg_value(q, acc[ow], rows * (w1 > w0 ? w1 - w0 : 0));
         }
     }
