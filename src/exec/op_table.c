@@ -19,6 +19,7 @@ static const op_family families[] = {
     {oq_ops_nn, &oq_ops_nn_count},
     {oq_ops_rnn, &oq_ops_rnn_count},
     {oq_ops_shape, &oq_ops_shape_count},
+    {oq_ops_detect, &oq_ops_detect_count},
     {oq_ops_qdq, &oq_ops_qdq_count},
     {oq_ops_qmatmul, &oq_ops_qmatmul_count},
     {oq_ops_qconv, &oq_ops_qconv_count},

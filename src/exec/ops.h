@@ -13,6 +13,7 @@ extern const oq_op_def oq_ops_norm[];         extern const int oq_ops_norm_count
 extern const oq_op_def oq_ops_nn[];           extern const int oq_ops_nn_count;     /* conv, matmul, gemm, pool, einsum */
 extern const oq_op_def oq_ops_rnn[];          extern const int oq_ops_rnn_count;
 extern const oq_op_def oq_ops_shape[];        extern const int oq_ops_shape_count;
+extern const oq_op_def oq_ops_detect[];       extern const int oq_ops_detect_count;    /* NonMaxSuppression, RoiAlign */
 extern const oq_op_def oq_ops_qdq[];          extern const int oq_ops_qdq_count;       /* (De)QuantizeLinear, DynamicQuantizeLinear */
 extern const oq_op_def oq_ops_qmatmul[];      extern const int oq_ops_qmatmul_count;   /* QLinearMatMul, MatMulInteger, QGemm */
 extern const oq_op_def oq_ops_qconv[];        extern const int oq_ops_qconv_count;     /* QLinearConv, ConvInteger */

@@ -150,7 +150,9 @@ static double abs_tol = 1e-5;
 /* Cases whose reference outputs are themselves inexact. ONNX 1.12's window
  * data is off by up to 7e-5 from the window formulas (e.g. hann(10)[8] is
  * stored as 0.34556198; 0.5 - 0.5 cos(2 pi 8 / 10) = 0.3454915, which float32
- * evaluation of the expanded graph reproduces), so they get a looser bound. */
+ * evaluation of the expanded graph reproduces), so they get a looser bound.
+ * RoiAlign's outputs are stored to 4 decimals (ONNX Runtime 1.20 is 8.4e-5 off
+ * them; our kernel gives ONNX Runtime's bits on the same inputs). */
 static const struct loose {
     const char *prefix;
     double abs_tol;
@@ -158,6 +160,7 @@ static const struct loose {
     {"test_blackmanwindow", 2e-4},
     {"test_hammingwindow", 2e-4},
     {"test_hannwindow", 2e-4},
+    {"test_roialign", 1e-4},
 };
 
 static double case_abs_tol(const char *name)

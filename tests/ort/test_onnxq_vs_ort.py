@@ -6,7 +6,8 @@ calibration sample, the 16 samples stacked as one batch, and
 models/gen_test_models.py's miniatures of the real models' structures, two
 input shapes each, one model of ONNX Runtime's com.microsoft elementwise
 and pooling QLinear kernels (contrib_kernels_model), and one of depthwise
-QLinearConv and ConvInteger geometries (depthwise_model). Outputs must agree within
+QLinearConv and ConvInteger geometries (depthwise_model), and NonMaxSuppression
+and RoiAlign at two opsets (detection_model). Outputs must agree within
 rtol 1e-3, integer outputs exactly (see harness.py), and the example's
 predicted digits must be the same.
 """
@@ -129,6 +130,55 @@ def depthwise_model():
                rng.integers(0, 256, shape).astype(np.uint8) for n, shape in shapes.items()]
 
 
+def detection_model(opset):
+    """NonMaxSuppression in both box formats (scores on a coarse grid, so that
+    many tie; overlapping boxes with corners in either order) and RoiAlign in
+    both modes, with the opset's default and the other coordinate mode, on
+    ROIs that reach over the map's border and ROIs below one pixel."""
+    from onnx import TensorProto, helper
+    rng = np.random.default_rng(5)
+    nb, n, nc = 2, 40, 3
+    corners = rng.integers(0, 12, (nb, n, 4)).astype(np.float32)
+    centers = np.concatenate([rng.integers(2, 10, (nb, n, 2)), rng.integers(1, 6, (nb, n, 2))], 2).astype(np.float32)
+    scores = (rng.integers(0, 10, (nb, nc, n)) / 10).astype(np.float32)
+    x = rng.standard_normal((2, 3, 9, 11)).astype(np.float32)
+    rois = np.array([[0, 0, 10, 8], [2.5, 1.25, 6, 7.5], [-3, -2, 14, 12], [4, 4, 4.5, 4.2],
+                     [7, 3, 1, 1], [1, 2, 21, 17]], np.float32)
+    batch = np.array([0, 1, 1, 0, 1, 0], np.int64)
+    other = "output_half_pixel" if opset >= 16 else None
+    nodes = [
+        helper.make_node("NonMaxSuppression", ["corners", "scores", "max3", "iou", "thr"], ["sel_corner"]),
+        helper.make_node("NonMaxSuppression", ["centers", "scores", "max9", "iou"], ["sel_center"],
+                         center_point_box=1),
+        helper.make_node("NonMaxSuppression", ["corners", "scores"], ["sel_none"]),
+        helper.make_node("RoiAlign", ["x", "rois", "batch"], ["avg"], output_height=3, output_width=4,
+                         spatial_scale=0.5),
+        helper.make_node("RoiAlign", ["x", "rois", "batch"], ["max"], mode="max", output_height=2,
+                         output_width=2, sampling_ratio=2),
+    ]
+    if other:
+        nodes.append(helper.make_node("RoiAlign", ["x", "rois", "batch"], ["avg_other"], output_height=2,
+                                      output_width=3, coordinate_transformation_mode=other))
+    consts = [numpy_helper.from_array(np.array([3], np.int64), "max3"),
+              numpy_helper.from_array(np.array([9], np.int64), "max9"),
+              numpy_helper.from_array(np.array([0.3], np.float32), "iou"),
+              numpy_helper.from_array(np.array([0.25], np.float32), "thr")]
+    f = TensorProto.FLOAT
+    ins = [helper.make_tensor_value_info("corners", f, [nb, n, 4]),
+           helper.make_tensor_value_info("centers", f, [nb, n, 4]),
+           helper.make_tensor_value_info("scores", f, [nb, nc, n]),
+           helper.make_tensor_value_info("x", f, list(x.shape)),
+           helper.make_tensor_value_info("rois", f, [6, 4]),
+           helper.make_tensor_value_info("batch", TensorProto.INT64, [6])]
+    outs = [helper.make_tensor_value_info(o, TensorProto.INT64, None) for o in ("sel_corner", "sel_center",
+                                                                                "sel_none")]
+    outs += [helper.make_tensor_value_info(nd.output[0], f, None) for nd in nodes[3:]]
+    g = helper.make_graph(nodes, f"detection{opset}", ins, outs, consts)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    m.ir_version = 7
+    return m, [corners, centers, scores, x, rois, batch]
+
+
 def main():
     exe = harness.require_binary(sys.argv, "test_onnxq_vs_ort.py ONNXQ_BINARY")
     harness.require_ort()
@@ -154,6 +204,12 @@ def main():
         path = os.path.join(tmp, "depthwise.onnx")
         onnx.save(m, path)
         run_case(t, exe, "depthwise QLinearConv and ConvInteger", path, inputs, ["x", "x8", "xn", "xw"])
+        for opset in (11, 16):
+            m, inputs = detection_model(opset)
+            path = os.path.join(tmp, f"detection{opset}.onnx")
+            onnx.save(m, path)
+            run_case(t, exe, f"NonMaxSuppression and RoiAlign, opset {opset}", path, inputs,
+                     ["corners", "centers", "scores", "x", "rois", "batch"])
         for name, m, cases in gen_test_models.models():
             path = os.path.join(tmp, f"{name}.onnx")
             onnx.save(m, path)
