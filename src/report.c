@@ -391,6 +391,11 @@ static cJSON *eval_json(const oq_eval *ev)
         oq_json_add_number(o, "max_abs_error", m->max_abs_error);
         if (m->classifier)
             oq_json_add_number(o, "top1_agreement", m->top1_total ? (double)m->top1_agree / (double)m->top1_total : NAN);
+        cJSON_AddNumberToObject(o, "compared_samples", (double)m->compared);
+        if (m->identical_of)
+            cJSON_AddNumberToObject(o, "identical_samples", (double)m->identical);
+        if (m->shape_differs)
+            cJSON_AddNumberToObject(o, "shape_differs", (double)m->shape_differs);
         cJSON_AddItemToArray(outs, o);
     }
     cJSON *w = cJSON_AddObjectToObject(j, "work_per_sample");
@@ -592,11 +597,15 @@ static void put_evaluation(oq_text *t, const oq_report *r)
     const oq_eval *e = &r->eval;
     for (int k = 0; k < e->n_outputs; k++) {
         const oq_output_metrics *m = &e->outputs[k];
-        oq_text_printf(t, "output '%s' over %lld samples: cosine %.5f, SQNR %.1f dB, max abs error %.4g", m->name,
-                       (long long)e->samples, m->cosine, m->sqnr_db, m->max_abs_error);
-        if (m->classifier && m->top1_total)
-            oq_text_printf(t, ", top-1 agreement %.2f%%", 100.0 * m->top1_agree / m->top1_total);
-        oq_text_printf(t, "\n");
+        char note[160];
+        const char *why = oq_output_metrics_note(m, note, sizeof note);
+        oq_text_printf(t, "output '%s' over %lld samples: ", m->name, (long long)e->samples);
+        if (m->compared) {
+            oq_text_printf(t, "cosine %.5f, SQNR %.1f dB, max abs error %.4g", m->cosine, m->sqnr_db, m->max_abs_error);
+            if (m->classifier && m->top1_total)
+                oq_text_printf(t, ", top-1 agreement %.2f%%", 100.0 * m->top1_agree / m->top1_total);
+        }
+        oq_text_printf(t, "%s%s\n", why && m->compared ? "; " : "", why ? why : "");
     }
     if (r->has_speed_outlook)
         oq_text_printf(t, "%s: %s (per sample: %.3g M multiply-adds in %.0f integer ops, %.3g M elements converted)\n",

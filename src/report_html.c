@@ -107,12 +107,15 @@ static void accuracy_section(oq_text *t, const oq_report *r)
         oq_html_cell_number(t, m->sqnr_db, 2);
         oq_html_cell_number(t, m->cosine, 5);
         oq_html_cell_number(t, m->max_abs_error, 4);
+        char note[160];
+        const char *why = oq_output_metrics_note(m, note, sizeof note);
         if (m->classifier && m->top1_total)
             oq_html_cell(t,
-                         oq_html_sprintf(a, sizeof a, "%.2f%% (%lld of %lld)", percent_of(m->top1_agree, m->top1_total),
-                                         (long long)m->top1_agree, (long long)m->top1_total));
+                         oq_html_sprintf(a, sizeof a, "%.2f%% (%lld of %lld)%s%s", percent_of(m->top1_agree, m->top1_total),
+                                         (long long)m->top1_agree, (long long)m->top1_total, why ? "; " : "",
+                                         why ? why : ""));
         else
-            oq_html_cell(t, "not a classifier output");
+            oq_html_cell(t, why ? why : "not a classifier output");
         oq_html_row_end(t);
     }
     oq_html_table_end(t, NULL);

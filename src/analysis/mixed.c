@@ -119,8 +119,14 @@ oq_status oq_target_check(const oq_target *t, const oq_eval *e, double *metric, 
     case OQ_TARGET_MIN_SQNR:
         *metric = INFINITY;
         for (int k = 0; k < e->n_outputs; k++)
-            if (e->outputs[k].sqnr_db < *metric)
-                *metric = e->outputs[k].sqnr_db;
+            if (e->outputs[k].compared) {
+                total++;
+                if (e->outputs[k].sqnr_db < *metric)
+                    *metric = e->outputs[k].sqnr_db;
+            }
+        if (!total)
+            return oq_errf(err, OQ_EINVAL,
+                           "--min-sqnr needs a float output that both models give in the same shape on some sample");
         *met = *metric >= t->value;
         return OQ_OK;
     default: return oq_errf(err, OQ_EINVAL, "no accuracy target given");
@@ -219,16 +225,8 @@ static oq_status ref_sample(void *user, int k, int64_t s, oq_err *err)
                 st = oq_tensor_copy(&r->filling->outs[s * ref->n_out + j], &fo[j], err);
     } else if (!st) {
         st = oq_session_run(w->sq, w->ins, w->oqv, err);
-        for (int j = 0; !st && j < ref->n_out; j++) {
-            if (fo[j].dtype != OQ_DTYPE_FLOAT || w->oqv[j].dtype != OQ_DTYPE_FLOAT ||
-                oq_tensor_numel(&fo[j]) != oq_tensor_numel(&w->oqv[j]))
-                st = oq_errf(err, OQ_EINVAL, "output '%s': the quantized model gives %s of %lld elements, the float "
-                             "one %s of %lld", ref->names[j], oq_dtype_name(w->oqv[j].dtype),
-                             (long long)oq_tensor_numel(&w->oqv[j]), oq_dtype_name(fo[j].dtype),
-                             (long long)oq_tensor_numel(&fo[j]));
-            else
-                oq_output_sums_add(&w->sums[j], &fo[j], &w->oqv[j]);
-        }
+        for (int j = 0; !st && j < ref->n_out; j++)
+            oq_output_sums_add(&w->sums[j], &fo[j], &w->oqv[j]);
         if (!st && ref->labels && s < ref->n_labels && ref->n_out > 0 && w->sums[0].classifier) {
             w->labeled++;
             w->fp32_correct += oq_predicted_class(&fo[0]) == ref->labels[s];

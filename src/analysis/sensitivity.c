@@ -472,10 +472,8 @@ static oq_status cand_run(void *user, int w, int64_t i, oq_err *err)
             st = oq_session_run_steps(s, rs, al.split, g->n_nodes, err);
         for (int j = 0; !st && j < a->n_out; j++) {
             const oq_tensor *ref = &a->ref_out[k * a->n_out + j], *q = oq_run_state_get(rs, g->outputs[j]);
-            if (!q || q->dtype != OQ_DTYPE_FLOAT || ref->dtype != OQ_DTYPE_FLOAT ||
-                oq_tensor_numel(q) != oq_tensor_numel(ref))
-                st = oq_errf(err, OQ_EINVAL, "output '%s' of the quantized model does not match the float one's",
-                             g->outputs[j]->name);
+            if (!q)
+                st = oq_errf(err, OQ_EINVAL, "output '%s' of the quantized model was not computed", g->outputs[j]->name);
             else
                 oq_output_sums_add(&c->sums[j], ref, q);
         }

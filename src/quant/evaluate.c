@@ -2,6 +2,7 @@
  * data: per graph output cosine, SQNR, max error and top-1 agreement; per
  * quantized node the SQNR of its (dequantized) output. See oq_quant.h. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -196,9 +197,24 @@ static inline void lane_add(output_lanes *t, int l, double a, double b)
     t->max_abs[l] = d > t->max_abs[l] ? d : t->max_abs[l];
 }
 
+static bool same_shape(const oq_tensor *a, const oq_tensor *b)
+{
+    return a->dtype == b->dtype && a->rank == b->rank && !memcmp(a->dims, b->dims, (size_t)a->rank * sizeof *a->dims);
+}
+
 void oq_output_sums_add(oq_output_sums *s, const oq_tensor *ref, const oq_tensor *q)
 {
+    if (!same_shape(ref, q)) {
+        s->shape_differs++;
+        return;
+    }
     int64_t n = oq_tensor_numel(ref);
+    if (ref->dtype != OQ_DTYPE_FLOAT) {
+        s->identical_of++;
+        s->identical += !n || !memcmp(ref->data, q->data, (size_t)n * (oq_dtype_traits_table[ref->dtype].bits / 8));
+        return;
+    }
+    s->compared++;
     const float *x = ref->data, *y = q->data;
     output_lanes t = {0};
     int64_t i = 0;
@@ -235,6 +251,10 @@ void oq_output_sums_merge(oq_output_sums *dst, const oq_output_sums *src)
     dst->classifier = dst->classifier || src->classifier;
     dst->top1_agree += src->top1_agree;
     dst->top1_total += src->top1_total;
+    dst->compared += src->compared;
+    dst->identical += src->identical;
+    dst->identical_of += src->identical_of;
+    dst->shape_differs += src->shape_differs;
 }
 
 void oq_output_sums_finish(const oq_output_sums *s, oq_output_metrics *m)
@@ -245,6 +265,27 @@ void oq_output_sums_finish(const oq_output_sums *s, oq_output_metrics *m)
     m->classifier = s->classifier;
     m->top1_agree = s->top1_agree;
     m->top1_total = s->top1_total;
+    m->compared = s->compared;
+    m->identical = s->identical;
+    m->identical_of = s->identical_of;
+    m->shape_differs = s->shape_differs;
+    if (!s->compared)
+        m->cosine = m->sqnr_db = m->max_abs_error = NAN;
+}
+
+const char *oq_output_metrics_note(const oq_output_metrics *m, char *buf, size_t cap)
+{
+    const int64_t all = m->compared + m->identical_of + m->shape_differs;
+    if (!m->identical_of && !m->shape_differs)
+        return NULL;
+    int k = 0;
+    if (m->identical_of)
+        k = snprintf(buf, cap, "not float: identical in %lld of %lld samples", (long long)m->identical,
+                     (long long)all);
+    if (m->shape_differs && k >= 0 && (size_t)k < cap)
+        snprintf(buf + k, cap - (size_t)k, "%sshapes differ in %lld of %lld samples%s", k ? "; " : "",
+                 (long long)m->shape_differs, (long long)all, m->compared ? ", not compared there" : "");
+    return buf;
 }
 
 int64_t oq_predicted_class(const oq_tensor *t)
@@ -309,15 +350,8 @@ static oq_status eval_sample(void *user, int k, int64_t s, oq_err *err)
         st = oq_session_run(w->sq, w->ins, w->oqv, err);
     for (int j = 0; j < r->n_in; j++)
         oq_tensor_release(&w->ins[j]);
-    for (int j = 0; !st && j < r->n_out; j++) {
-        if (w->of[j].dtype != OQ_DTYPE_FLOAT || w->oqv[j].dtype != OQ_DTYPE_FLOAT ||
-            oq_tensor_numel(&w->of[j]) != oq_tensor_numel(&w->oqv[j]))
-            st = oq_errf(err, OQ_EINVAL, "output '%s': the quantized model gives %s of %lld elements, the float one %s of %lld",
-                         r->out->outputs[j].name, oq_dtype_name(w->oqv[j].dtype), (long long)oq_tensor_numel(&w->oqv[j]),
-                         oq_dtype_name(w->of[j].dtype), (long long)oq_tensor_numel(&w->of[j]));
-        else
-            oq_output_sums_add(&w->sums[j], &w->of[j], &w->oqv[j]);
-    }
+    for (int j = 0; !st && j < r->n_out; j++)
+        oq_output_sums_add(&w->sums[j], &w->of[j], &w->oqv[j]);
     if (!st && r->labels && s < r->n_labels && r->n_out > 0 && w->sums[0].classifier) {
         w->labeled++;
         w->fp32_correct += oq_predicted_class(&w->of[0]) == r->labels[s];

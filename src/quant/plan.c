@@ -95,6 +95,7 @@ typedef struct planner {
     int *group;                  /* [n_values] shared-range groups (union-find parents), or NULL */
     share_range *shared;         /* [n_values] the range of each group, at its root */
     bool selected[OQ_OP_COUNT];
+    bool *reaches_8bit;          /* [n_values] eight_bit_reader of each value a node writes */
     oq_err *err;
 } planner;
 
@@ -355,20 +356,38 @@ static const char *blocker(planner *pl, int i)
 }
 
 /* Whether a node that can take an 8-bit tensor reads v: a candidate of the
- * options (Conv, MatMul, Gemm), an op that moves 8-bit data, or with
- * --contrib an op that has a com.microsoft QLinear form. A quantized op
- * whose output nothing of the kind reads is better off writing float. */
+ * options (Conv, MatMul, Gemm), with --contrib an op that has a com.microsoft
+ * QLinear form, or an op that moves data to such a node (through any number
+ * of Reshapes, Gathers or Concats: pl->reaches_8bit, filled by
+ * find_8bit_readers). A quantized op or a Concat whose output nothing of the
+ * kind reads is better off writing float: a detector's score tensor moved
+ * through Gathers to NonMaxSuppression stays float. */
 static bool eight_bit_reader(const planner *pl, const oq_value *v)
 {
     for (int k = 0; k < v->n_consumers; k++) {
         const oq_node *c = v->consumers[k];
         op_role role = op_quant[c->kind].role;
         if ((role == ROLE_WEIGHTED && pl->selected[c->kind]) ||
-            (role == ROLE_PASSTHROUGH && c->opset >= op_quant[c->kind].min_opset) ||
             (pl->o->contrib && (role == ROLE_CONTRIB || role == ROLE_HARD)))
             return true;
+        if (role == ROLE_PASSTHROUGH && c->opset >= op_quant[c->kind].min_opset)
+            for (int j = 0; j < c->n_outputs; j++)
+                if (c->outputs[j] && pl->reaches_8bit[c->outputs[j]->id])
+                    return true;
     }
     return false;
+}
+
+/* Fills pl->reaches_8bit for every value a node writes, last node first, so
+ * that what a value's readers write is known before the value is. */
+static void find_8bit_readers(planner *pl)
+{
+    for (int i = pl->g->n_nodes - 1; i >= 0; i--) {
+        const oq_node *n = pl->g->nodes[i];
+        for (int k = 0; k < n->n_outputs; k++)
+            if (n->outputs[k])
+                pl->reaches_8bit[n->outputs[k]->id] = eight_bit_reader(pl, n->outputs[k]);
+    }
 }
 
 /* Whether n moves the values of input 0 into its outputs unchanged, so that
@@ -851,8 +870,9 @@ oq_status oq_plan_create(oq_plan **out, const oq_graph *g, const oq_quant_option
         p->values = calloc((size_t)g->n_values + 1, sizeof *p->values);
         pl.policy = calloc((size_t)g->n_nodes + 1, sizeof *pl.policy);
         pl.by_address = malloc(((size_t)g->n_nodes + 1) * sizeof *pl.by_address);
+        pl.reaches_8bit = calloc((size_t)g->n_values + 1, sizeof *pl.reaches_8bit);
     }
-    if (!p || !p->nodes || !p->values || !pl.policy || !pl.by_address) {
+    if (!p || !p->nodes || !p->values || !pl.policy || !pl.by_address || !pl.reaches_8bit) {
         st = oq_errf(err, OQ_ENOMEM, "out of memory");
         goto done;
     }
@@ -866,6 +886,7 @@ oq_status oq_plan_create(oq_plan **out, const oq_graph *g, const oq_quant_option
         p->nodes[i].clamp = p->nodes[i].bias = -1;
     }
     qsort(pl.by_address, (size_t)g->n_nodes, sizeof *pl.by_address, slot_cmp);
+    find_8bit_readers(&pl);
     for (int k = 0; k < n_overrides; k++) {
         int found = -1;
         for (int i = 0; i < g->n_nodes && found < 0; i++)
@@ -885,6 +906,7 @@ oq_status oq_plan_create(oq_plan **out, const oq_graph *g, const oq_quant_option
 done:
     free(pl.policy);
     free(pl.by_address);
+    free(pl.reaches_8bit);
     free(pl.group);
     free(pl.shared);
     if (st) {

@@ -504,12 +504,91 @@ def contrib_tables(exe, tmp, tally):
                        % (r.returncode, counts.get("contrib_ops"), sha(q) == sha(out[tag])))
 
 
+def detector_outputs(exe, tmp, tally):
+    """A detector-style head: per-location class scores from two Conv + Sigmoid
+    branches, concatenated and moved to the output (no 8-bit op reads the
+    Concat, so its float inputs stay float: no QuantizeLinear before it), the
+    class ids (ArgMax, int64) and the locations above a threshold (NonZero, a
+    shape that depends on the values). quantize evaluates what it can: the
+    float output on every sample, the int64 ones by equality or, when the two
+    models give another shape, by counting; ONNX Runtime runs the result."""
+    rng = np.random.default_rng(13)
+    h = onnx.helper
+    nodes = [
+        h.make_node("Conv", ["x", "w0"], ["c0"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        h.make_node("Sigmoid", ["c0"], ["s0"]),
+        h.make_node("Reshape", ["s0", "shape0"], ["r0"]),
+        h.make_node("Conv", ["x", "w1"], ["c1"], kernel_shape=[1, 1]),
+        h.make_node("Sigmoid", ["c1"], ["s1"]),
+        h.make_node("Reshape", ["s1", "shape1"], ["r1"]),
+        h.make_node("Concat", ["r0", "r1"], ["cat"], axis=1),
+        h.make_node("Transpose", ["cat"], ["scores"], perm=[0, 2, 1]),
+        h.make_node("ArgMax", ["cat"], ["cls"], axis=1, keepdims=0),
+        h.make_node("ReduceMax", ["cat"], ["best"], axes=[1], keepdims=0),
+        h.make_node("Greater", ["best", "thr"], ["hit"]),
+        h.make_node("NonZero", ["hit"], ["idx"]),
+    ]
+    inits = [numpy_helper.from_array((rng.standard_normal((4, 3, 3, 3)) * 0.4).astype(np.float32), "w0"),
+             numpy_helper.from_array((rng.standard_normal((2, 3, 1, 1)) * 0.6).astype(np.float32), "w1"),
+             numpy_helper.from_array(np.array([1, 4, 64], np.int64), "shape0"),
+             numpy_helper.from_array(np.array([1, 2, 64], np.int64), "shape1"),
+             numpy_helper.from_array(np.array(0.7, np.float32), "thr")]
+    g = h.make_graph(nodes, "detector_head", [h.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 8, 8])],
+                     [h.make_tensor_value_info("scores", onnx.TensorProto.FLOAT, [1, 64, 6]),
+                      h.make_tensor_value_info("cls", onnx.TensorProto.INT64, [1, 64]),
+                      h.make_tensor_value_info("idx", onnx.TensorProto.INT64, [2, None])], inits)
+    m = h.make_model(g, opset_imports=[h.make_opsetid("", 13)])
+    m.ir_version = 7
+    path, data = os.path.join(tmp, "detector_head.onnx"), os.path.join(tmp, "detector_head.npy")
+    onnx.save(m, path)
+    xs = rng.standard_normal((16, 1, 3, 8, 8)).astype(np.float32)
+    np.save(data, xs)
+    out, report = os.path.join(tmp, "detector_head_q.onnx"), os.path.join(tmp, "detector_head_q.json")
+    r = subprocess.run([exe, "quantize", path, "--data", data, "-o", out, "--report", report],
+                       capture_output=True, text=True)
+    tally.case("detector head quantize", r.returncode == 0 and os.path.exists(out),
+               "exit %d%s" % (r.returncode, "" if r.returncode == 0 else ": " + r.stderr.strip()))
+    if r.returncode != 0:
+        return
+    outs = {o["name"]: o for o in json.load(open(report))["evaluation"]["outputs"]}
+    sc, cls, idx = outs["scores"], outs["cls"], outs["idx"]
+    tally.case("detector head float output compared", sc["compared_samples"] == 16 and sc["sqnr_db"] is not None,
+               "scores: compared on %d of 16 samples, SQNR %s" % (sc["compared_samples"], sc["sqnr_db"]))
+    # the same counts from ONNX Runtime's runs of both models (fixed data: deterministic)
+    want = {"cls": [0, 0], "idx": [0, 0]}  # identical, shape differs
+    for x in xs:
+        f, q = harness.run_ort(path, [x]), harness.run_ort(out, [x])
+        for k, name in ((1, "cls"), (2, "idx")):
+            if f[k].shape != q[k].shape:
+                want[name][1] += 1
+            else:
+                want[name][0] += bool((f[k] == q[k]).all())
+    got = {n: [o.get("identical_samples"), o.get("shape_differs", 0)] for n, o in (("cls", cls), ("idx", idx))}
+    tally.case("detector head int64 outputs counted",
+               cls["compared_samples"] == idx["compared_samples"] == 0 and cls["sqnr_db"] is None and got == want and
+               "not float: identical in %d of 16 samples" % want["cls"][0] in r.stderr,
+               "[identical, shape differs] of 16 samples: %s, in ONNX Runtime %s" % (got, want))
+    qm = onnx.load(out)
+    made = {o: n.op_type for n in qm.graph.node for o in n.output}
+    cat = [n for n in qm.graph.node if n.op_type == "Concat"]
+    tally.case("detector head Concat stays float", len(cat) == 1 and
+               all(made.get(i) != "QuantizeLinear" for i in cat[0].input),
+               "the Concat's inputs come from %s" % ([made.get(i) for i in cat[0].input] if cat else "no Concat"))
+    try:
+        for k in range(2):
+            harness.run_ort(out, [xs[k]])
+        tally.case("detector head in ONNX Runtime", True, "the quantized head runs")
+    except harness.RunError as e:
+        tally.case("detector head in ONNX Runtime", False, str(e))
+
+
 def main():
     exe = harness.require_binary(sys.argv, "test_quantize.py ONNXQ_BINARY")
     harness.require_ort()
     tally = harness.Tally()
     with tempfile.TemporaryDirectory(prefix="oq-quant-") as tmp:
         usage_errors(exe, tmp, tally)
+        detector_outputs(exe, tmp, tally)
         contrib_tables(exe, tmp, tally)
         models = cases_for(tmp)
         bias_correction(exe, tmp, tally, models)
