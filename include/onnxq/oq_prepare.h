@@ -54,6 +54,7 @@ typedef enum oq_prepare_stat {
     OQ_PREPARE_MATMUL_ADDS_TO_GEMM,      /* MatMul + Add -> Gemm */
     OQ_PREPARE_DEAD_NODES_REMOVED,       /* nodes nothing reads */
     OQ_PREPARE_INITIALIZERS_REMOVED,     /* initializers nothing reads */
+    OQ_PREPARE_NODES_NAMED,              /* unnamed nodes given a name (OpType_N), which --exclude and analyze need */
     OQ_PREPARE_STAT_COUNT
 } oq_prepare_stat;
 

@@ -177,7 +177,7 @@ static oq_status add_folder_spec(oq_dataset *d, const char *spec, oq_err *err)
 {
     if (!is_dir(spec))
         return oq_errf(err, OQ_EINVAL,
-                       "%s: not a folder (data is a test-data folder, a folder of them or of images, or NAME=FILE.npy)",
+                       "%s: not a folder (data is a test-data folder, a folder of them or of images, or [NAME=]FILE.npy)",
                        spec);
     if (is_sample_dir(spec)) {
         char *copy = strdup(spec);
@@ -281,20 +281,32 @@ static oq_status npy_layout(npy_source *s, oq_err *err)
                    open_first ? declared_shape(rest, sizeof rest, "S", v, 1) : "");
 }
 
+/* Whether spec names a .npy file without an input name: FILE.npy, which a
+ * model of one input reads as NAME=FILE.npy. */
+static bool bare_npy_spec(const char *spec)
+{
+    size_t n = strlen(spec);
+    return !strchr(spec, '=') && n > 4 && !strcmp(spec + n - 4, ".npy") && !is_dir(spec);
+}
+
 static oq_status add_npy_spec(oq_dataset *d, const char *spec, oq_err *err)
 {
     const char *eq = strchr(spec, '=');
-    size_t name_len = (size_t)(eq - spec);
+    if (!eq && d->n_inputs != 1)
+        return oq_errf(err, OQ_EINVAL, "%s: the model has %d inputs: name the one it feeds (NAME=%s)", spec,
+                       d->n_inputs, spec);
+    size_t name_len = eq ? (size_t)(eq - spec) : strlen(d->inputs[0]->name);
+    const char *name = eq ? spec : d->inputs[0]->name, *path = eq ? eq + 1 : spec;
     int k = -1;
     for (int i = 0; i < d->n_inputs && k < 0; i++)
-        if (strlen(d->inputs[i]->name) == name_len && strncmp(d->inputs[i]->name, spec, name_len) == 0)
+        if (strlen(d->inputs[i]->name) == name_len && strncmp(d->inputs[i]->name, name, name_len) == 0)
             k = i;
     if (k < 0)
-        return oq_errf(err, OQ_EINVAL, "%s: the model has no input named '%.*s'", spec, (int)name_len, spec);
+        return oq_errf(err, OQ_EINVAL, "%s: the model has no input named '%.*s'", spec, (int)name_len, name);
     npy_source *s = &d->npy[k];
     if (s->path)
         return oq_errf(err, OQ_EINVAL, "input '%s' is given twice", d->inputs[k]->name);
-    if (!(s->path = strdup(eq + 1)))
+    if (!(s->path = strdup(path)))
         return oq_errf(err, OQ_ENOMEM, "out of memory");
     s->input = d->inputs[k];
     oq_status st = oq_npy_open(&s->file, s->path, err);
@@ -332,11 +344,11 @@ oq_status oq_dataset_open(oq_dataset **out, int n_specs, const char *const *spec
     oq_status st = OQ_OK;
     int n_npy_specs = 0;
     for (int i = 0; i < n_specs; i++)
-        n_npy_specs += strchr(specs[i], '=') != NULL;
+        n_npy_specs += strchr(specs[i], '=') != NULL || bare_npy_spec(specs[i]);
     if (n_specs == 0)
         st = oq_errf(err, OQ_EINVAL, "no data given");
     else if (n_npy_specs && n_npy_specs != n_specs)
-        st = oq_errf(err, OQ_EINVAL, "data folders and NAME=FILE.npy cannot be mixed");
+        st = oq_errf(err, OQ_EINVAL, "data folders and .npy files cannot be mixed");
     for (int i = 0; !st && i < n_specs; i++)
         st = n_npy_specs ? add_npy_spec(d, specs[i], err) : add_folder_spec(d, specs[i], err);
     if (!st && n_npy_specs) {

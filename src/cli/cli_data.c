@@ -18,6 +18,7 @@ const char cli_calib_help[] =
     "                      symbolic or 1, [S, other dims...] ([128,64] for an\n"
     "                      input [n,64] or [1,64]: 128 samples of [1,64]); one\n"
     "                      file per model input, all with the same sample count\n"
+    "  FILE.npy            the same for a model of one input\n"
     "\n"
     "Calibration:\n"
     "  --method M          minmax | percentile | entropy | mse (default percentile)\n"

@@ -42,6 +42,7 @@ static const char cli_compare_help[] =
     "                      sample each, in name order\n"
     "  NAME=FILE.npy       input NAME's samples stacked on a leading axis (give one\n"
     "                      per model input; all with the same sample count)\n"
+    "  FILE.npy            the same for a model of one input\n"
     "\n";
 
 enum { OPT_HELP = 1, OPT_REPORT, OPT_HTML };

@@ -2,6 +2,7 @@
  * graph queries and edits the passes have in common. */
 #include "prepare/prepare.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +18,7 @@ const oq_prepare_stat_info oq_prepare_stats[OQ_PREPARE_STAT_COUNT] = {
     [OQ_PREPARE_MATMUL_ADDS_TO_GEMM] = {"matmul_adds_to_gemm", "MatMul+Add made Gemm"},
     [OQ_PREPARE_DEAD_NODES_REMOVED] = {"dead_nodes_removed", "unused nodes removed"},
     [OQ_PREPARE_INITIALIZERS_REMOVED] = {"initializers_removed", "unused initializers removed"},
+    [OQ_PREPARE_NODES_NAMED] = {"nodes_named", "unnamed nodes named"},
 };
 
 /* ---- graph queries --------------------------------------------------------------- */
@@ -117,6 +119,57 @@ oq_value *prep_new_constant(prep_ctx *c, const char *base, oq_tensor *t)
     return v;
 }
 
+/* ---- names ----------------------------------------------------------------------- */
+
+static int cmp_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Gives each node of the top-level graph without a name one, OpType_I (I its
+ * index), with _2, _3, ... appended while another node has it: the analysis
+ * and --exclude keep nodes float by name. The model's names and those given
+ * so far are kept sorted in `taken`, so each lookup is a binary search. */
+static oq_status name_unnamed_nodes(prep_ctx *c)
+{
+    oq_graph *g = c->g;
+    int unnamed = 0, n_taken = 0;
+    for (int i = 0; i < g->n_nodes; i++)
+        unnamed += !g->nodes[i]->name[0];
+    if (!unnamed)
+        return OQ_OK;
+    char **taken = malloc((size_t)g->n_nodes * sizeof *taken);
+    if (!taken)
+        return oq_errf(c->err, OQ_ENOMEM, "out of memory");
+    for (int i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i]->name[0])
+            taken[n_taken++] = g->nodes[i]->name;
+    qsort(taken, (size_t)n_taken, sizeof *taken, cmp_name);
+    oq_status st = OQ_OK;
+    for (int i = 0; i < g->n_nodes && !st; i++) {
+        oq_node *n = g->nodes[i];
+        if (n->name[0])
+            continue;
+        size_t cap = strlen(n->op_type) + 48;
+        char *name = malloc(cap);
+        if (!name) {
+            st = oq_errf(c->err, OQ_ENOMEM, "out of memory");
+            break;
+        }
+        snprintf(name, cap, "%s_%d", n->op_type, i);
+        for (int k = 2; bsearch(&name, taken, (size_t)n_taken, sizeof *taken, cmp_name); k++)
+            snprintf(name, cap, "%s_%d_%d", n->op_type, i, k);
+        free(n->name);
+        n->name = name;
+        int at = n_taken;
+        while (at > 0 && strcmp(taken[at - 1], name) > 0)
+            at--;
+        memmove(taken + at + 1, taken + at, (size_t)(n_taken - at) * sizeof *taken);
+        taken[at] = name;
+        n_taken++;
+        c->r->counts[OQ_PREPARE_NODES_NAMED]++;
+    }
+    free(taken);
+    return st;
+}
+
 /* ---- driver ---------------------------------------------------------------------- */
 
 /* An IR < 4 model must list every initializer as a graph input; once some are
@@ -157,7 +210,7 @@ oq_status oq_prepare_model(oq_model *m, const oq_prepare_options *o, oq_prepare_
         return st;
     raise_ir_version(&c);
     oq_graph_prune(c.g);
-    if ((st = oq_graph_sort(c.g, err)))
+    if ((st = oq_graph_sort(c.g, err)) || (st = name_unnamed_nodes(&c)))
         return st;
     r->nodes_after = c.g->n_nodes;
     return OQ_OK;

@@ -2,7 +2,8 @@
 """`onnxq calibrate` end to end on a small MLP whose activations numpy can
 compute: exact min/max per tensor, percentile ranges near numpy's
 percentiles, the same table from test-data folders and from .npy stacks
-([S, 1, 16] and, for an input [N, 16] or [1, 16], [S, 16]; byte-identical), shard tables that merge to the full table's min/max, image
+([S, 1, 16] and, for an input [N, 16] or [1, 16], [S, 16]; with the input's name or, the model
+having one input, without; byte-identical), shard tables that merge to the full table's min/max, image
 folders through the preprocessing flags, and bad data refused with one error
 line and no table left behind.
 
@@ -170,6 +171,11 @@ def main():
     p2 = run(binary, "calibrate", model, "--data", "x=" + npy, "-o", t2, "-q", "--threads", "1")
     check(p1.returncode == 0 and p2.returncode == 0, "folder and npy calibrations exit 0: " + p1.stderr + p2.stderr)
     check(open(t1, "rb").read() == open(t2, "rb").read(), "folder and .npy data give byte-identical tables")
+    # a model of one input also takes the file without the input's name
+    t2b = os.path.join(tmp, "b_bare.json")
+    p2b = run(binary, "calibrate", model, "--data", npy, "-o", t2b, "-q", "--threads", "1")
+    check(p2b.returncode == 0 and open(t2b, "rb").read() == open(t2, "rb").read(),
+          "FILE.npy and x=FILE.npy give byte-identical tables: " + p2b.stderr)
     # x is declared [N, 16]: an [S, 16] stack holds S samples of [1, 16], the same as [S, 1, 16]
     rows = os.path.join(tmp, "rows.npy")
     np.save(rows, np.concatenate(xs_fixed))
@@ -308,6 +314,14 @@ def main():
     np.save(wrong_t, np.zeros((4, 1, D_IN), np.int32))
     refused([model, "--data", "x=" + wrong_t], "wrong dtype")
     refused([model, "--data", "nosuch=" + npy], "unknown input name")
+    two_inputs = os.path.join(tmp, "two_inputs.onnx")
+    m2 = mlp_model()
+    m2.graph.input.append(helper.make_tensor_value_info("x2", TensorProto.FLOAT, ["N", D_IN]))
+    m2.graph.node.append(helper.make_node("Identity", ["x2"], ["x2_out"]))
+    m2.graph.output.append(helper.make_tensor_value_info("x2_out", TensorProto.FLOAT, ["N", D_IN]))
+    onnx.save(m2, two_inputs)
+    p = refused([two_inputs, "--data", npy], "FILE.npy for a model of two inputs")
+    check("NAME=" in p.stderr, "the error says to name the input: " + p.stderr)
     truncated = os.path.join(tmp, "truncated.npy")
     open(truncated, "wb").write(open(npy, "rb").read()[:-7])
     p = refused([model, "--data", "x=" + truncated], "truncated .npy stack")

@@ -14,6 +14,8 @@
   overridable initializer likewise;
 - BatchNormalization folded by prepare quantizes to the same bytes as the
   quantizer's own fold;
+- unnamed nodes get unique names, so a target (which keeps nodes float by
+  name) works on a model that has them;
 - errors: usage (exit 2), a bad model, output equal to the input, a report
   that cannot be written: one error line, nothing written, existing files kept.
 
@@ -234,6 +236,35 @@ def test_errors(exe, tmp):
         check(open(src, "rb").read() == before, f"prepare {what}: the input changed")
 
 
+def test_node_names(exe, tmp):
+    """Unnamed nodes get names no other node has (OpType_I, a suffix when the
+    model already uses it), named ones keep theirs, and a target that keeps
+    nodes float by name works on such a model."""
+    rng = np.random.default_rng(3)
+    w = numpy_helper.from_array(rng.standard_normal((8, 8)).astype(np.float32), "w")
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["a"]), helper.make_node("Relu", ["a"], ["b"], name="MatMul_0"),
+             helper.make_node("MatMul", ["b", "w"], ["y"])]
+    g = helper.make_graph(nodes, "unnamed", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8])], [w])
+    src, dst = os.path.join(tmp, "unnamed.onnx"), os.path.join(tmp, "unnamed.prepared.onnx")
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), src)
+    r = run(exe, "prepare", src, "-o", dst)
+    names = [n.name for n in onnx.load(dst).graph.node] if r.returncode == 0 else []
+    check(names == ["MatMul_0_2", "MatMul_0", "MatMul_2"] and "3 unnamed nodes named" not in r.stderr and
+          "2 unnamed nodes named" in r.stderr, f"prepare names unnamed nodes: {names} {r.stderr!r}")
+    data = os.path.join(tmp, "unnamed.npy")
+    np.save(data, rng.standard_normal((8, 1, 8)).astype(np.float32))
+    # 0.5 dB above what the default plan gives (on the same data): one node must stay float
+    r = run(exe, "quantize", src, "--data", data, "--report", os.path.join(tmp, "unnamed.json"), "-q",
+            "-o", os.path.join(tmp, "unnamed.q.onnx"))
+    base = json.load(open(os.path.join(tmp, "unnamed.json")))["evaluation"]["outputs"][0]["sqnr_db"] \
+        if r.returncode == 0 else 0
+    r = run(exe, "quantize", src, "--data", data, "--min-sqnr", "%.2f" % (base + 0.5),
+            "-o", os.path.join(tmp, "unnamed.q.onnx"))
+    check(r.returncode == 0 and "kept 1 of 2 quantized nodes float ('MatMul_" in r.stderr,
+          f"a target on a model with unnamed nodes: exit {r.returncode} {r.stderr!r}")
+
+
 def main():
     if len(sys.argv) != 2:
         print("usage: test_prepare.py ONNXQ_BINARY", file=sys.stderr)
@@ -243,6 +274,7 @@ def main():
         test_generated(exe, tmp)
         test_feeding_weights(exe, tmp)
         test_batchnorm_matches_quantizer(exe, tmp)
+        test_node_names(exe, tmp)
         test_errors(exe, tmp)
     return finish("prepare")
 
