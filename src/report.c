@@ -392,8 +392,10 @@ static cJSON *eval_json(const oq_eval *ev)
         if (m->classifier)
             oq_json_add_number(o, "top1_agreement", m->top1_total ? (double)m->top1_agree / (double)m->top1_total : NAN);
         cJSON_AddNumberToObject(o, "compared_samples", (double)m->compared);
-        if (m->identical_of)
+        if (m->equality) {
+            cJSON_AddNumberToObject(o, "equality_samples", (double)m->equality);
             cJSON_AddNumberToObject(o, "identical_samples", (double)m->identical);
+        }
         if (m->shape_differs)
             cJSON_AddNumberToObject(o, "shape_differs", (double)m->shape_differs);
         cJSON_AddItemToArray(outs, o);

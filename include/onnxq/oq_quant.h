@@ -146,10 +146,10 @@ void oq_quant_result_release(oq_quant_result *r);
 
 /* How one graph output of the quantized model compares with the float
  * model's. A float output is compared element by element on the samples where
- * both runs give it the same shape; an output of another type (a detector's
- * class ids, a tokenizer's indices) only counts samples with equal elements.
- * Samples where the two shapes or types differ (a detector keeping another
- * number of boxes) are counted and not compared. */
+ * both runs give it the same non-empty shape; an output of another type (a
+ * detector's class ids, a tokenizer's indices) or an empty one is compared for
+ * equality. Samples where the two shapes or types differ (a detector keeping
+ * another number of boxes) are counted and not compared. */
 typedef struct oq_output_metrics {
     char *name;
     double cosine;        /* over all elements of all compared samples; NaN when none */
@@ -158,7 +158,7 @@ typedef struct oq_output_metrics {
     bool classifier;      /* shaped [N, C] or [N, T, C] with C >= 2: argmax over the last axis */
     int64_t top1_agree, top1_total;
     int64_t compared;      /* samples of a float output compared element by element */
-    int64_t identical, identical_of; /* samples of a non-float output: with equal elements, of those of one shape */
+    int64_t equality, identical; /* samples compared for equality (not float, or empty); of those, equal */
     int64_t shape_differs; /* samples whose two outputs differ in type or shape */
 } oq_output_metrics;
 
@@ -171,7 +171,7 @@ typedef struct oq_output_sums {
     double max_abs_error;
     bool classifier;          /* as in oq_output_metrics */
     int64_t top1_agree, top1_total;
-    int64_t compared, identical, identical_of, shape_differs; /* as in oq_output_metrics */
+    int64_t compared, equality, identical, shape_differs; /* as in oq_output_metrics */
 } oq_output_sums;
 
 /* Adds one sample: ref is the float run's output and q the quantized run's,
@@ -183,7 +183,8 @@ int64_t oq_predicted_class(const oq_tensor *t);
 /* Adds src into dst. Sums added in the same order give the same bits. */
 void oq_output_sums_merge(oq_output_sums *dst, const oq_output_sums *src);
 /* What a reader must know beyond m's numbers, in a few words written to buf
- * ("int64: identical in 3 of 4 samples", "shapes differ in 1 of 4 samples"),
+ * ("compared for equality on 4 of 4 samples (not float or empty): 3
+ * identical", "shapes differ in 1 of 4 samples"),
  * or NULL when every sample was compared element by element. */
 const char *oq_output_metrics_note(const oq_output_metrics *m, char *buf, size_t cap);
 /* Fills m's numbers from s (m's name is left alone). */

@@ -209,8 +209,8 @@ void oq_output_sums_add(oq_output_sums *s, const oq_tensor *ref, const oq_tensor
         return;
     }
     int64_t n = oq_tensor_numel(ref);
-    if (ref->dtype != OQ_DTYPE_FLOAT) {
-        s->identical_of++;
+    if (ref->dtype != OQ_DTYPE_FLOAT || !n) {
+        s->equality++;
         s->identical += !n || !memcmp(ref->data, q->data, (size_t)n * (oq_dtype_traits_table[ref->dtype].bits / 8));
         return;
     }
@@ -252,8 +252,8 @@ void oq_output_sums_merge(oq_output_sums *dst, const oq_output_sums *src)
     dst->top1_agree += src->top1_agree;
     dst->top1_total += src->top1_total;
     dst->compared += src->compared;
+    dst->equality += src->equality;
     dst->identical += src->identical;
-    dst->identical_of += src->identical_of;
     dst->shape_differs += src->shape_differs;
 }
 
@@ -266,8 +266,8 @@ void oq_output_sums_finish(const oq_output_sums *s, oq_output_metrics *m)
     m->top1_agree = s->top1_agree;
     m->top1_total = s->top1_total;
     m->compared = s->compared;
+    m->equality = s->equality;
     m->identical = s->identical;
-    m->identical_of = s->identical_of;
     m->shape_differs = s->shape_differs;
     if (!s->compared)
         m->cosine = m->sqnr_db = m->max_abs_error = NAN;
@@ -275,13 +275,13 @@ void oq_output_sums_finish(const oq_output_sums *s, oq_output_metrics *m)
 
 const char *oq_output_metrics_note(const oq_output_metrics *m, char *buf, size_t cap)
 {
-    const int64_t all = m->compared + m->identical_of + m->shape_differs;
-    if (!m->identical_of && !m->shape_differs)
+    const int64_t all = m->compared + m->equality + m->shape_differs;
+    if (!m->equality && !m->shape_differs)
         return NULL;
     int k = 0;
-    if (m->identical_of)
-        k = snprintf(buf, cap, "not float: identical in %lld of %lld samples", (long long)m->identical,
-                     (long long)all);
+    if (m->equality)
+        k = snprintf(buf, cap, "compared for equality on %lld of %lld samples (not float or empty): %lld identical",
+                     (long long)m->equality, (long long)all, (long long)m->identical);
     if (m->shape_differs && k >= 0 && (size_t)k < cap)
         snprintf(buf + k, cap - (size_t)k, "%sshapes differ in %lld of %lld samples%s", k ? "; " : "",
                  (long long)m->shape_differs, (long long)all, m->compared ? ", not compared there" : "");
