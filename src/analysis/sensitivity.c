@@ -748,6 +748,16 @@ static oq_status build_result(analysis *a, int shard_index, int shard_count, oq_
         oq_sensitivity_destroy(s);
         return oq_errf(err, OQ_ENOMEM, "out of memory");
     }
+    bool measured = !s->n_nodes;
+    for (int i = 0; i < s->n_nodes && !measured; i++)
+        for (int j = 0; j < a->n_out && !measured; j++)
+            measured = s->nodes[i].outputs[j].compared > 0;
+    if (!measured) {
+        oq_sensitivity_destroy(s);
+        return oq_errf(err, OQ_EUNSUPPORTED,
+                       "no output could be measured: nodes are ranked by the SQNR of a float output, and on these "
+                       "samples every output is of another type, empty, or shaped differently once quantized");
+    }
     oq_sensitivity_settle(s);
     *out = s;
     return OQ_OK;

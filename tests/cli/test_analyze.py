@@ -301,6 +301,15 @@ def test_bad_input(binary, tmp, model, data, sens_path, labels):
     onnx.save(branchy_model(with_probs=False), feat_only)
     runner.fails(["quantize", feat_only, "--data", data, "-o", os.path.join(o, "q.onnx"), "--min-agreement", "99"],
                  "needs an output shaped", inputs=ins + (feat_only,))
+    # a model whose only output is class ids (int64): nothing to rank nodes by
+    ids_only = os.path.join(tmp, "ids_only.onnx")
+    m = branchy_model(with_probs=True)
+    m.graph.node.append(helper.make_node("ArgMax", ["probs"], ["ids"], name="ids", axis=1, keepdims=0))
+    del m.graph.output[:]
+    m.graph.output.append(helper.make_tensor_value_info("ids", TensorProto.INT64, ["N"]))
+    onnx.save(m, ids_only)
+    runner.fails(["analyze", ids_only, "--data", data, "-o", os.path.join(o, "s.json")],
+                 "no output could be measured", inputs=ins + (ids_only,))
     # sensitivity files that do not fit
     s = json.load(open(sens_path))
     def variant(name, edit):
