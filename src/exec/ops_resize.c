@@ -1,4 +1,5 @@
-/* ops_resize.c: Resize (opsets 10, 11, 13, 18, 19) and Upsample (7, 9).
+/* ops_resize.c: Resize (opsets 10, 11, 13, 18, 19), Upsample (7, 9) and
+ * GridSample (16, 20; 4-D, sampled point by point at the grid's positions).
  *
  * Every output coordinate along a dim maps to a source coordinate through the
  * coordinate transformation mode. Nearest rounds it to an index and gathers
@@ -577,4 +578,164 @@ oq_status oq_kernel_resize(oq_kernel_ctx *c)
                 return OQ_KUNSUP(c, "antialias=1 when downsampling is not supported");
     }
     return resize_exec(c, &p, x);
+}
+
+/* ---- GridSample ---------------------------------------------------------------- */
+
+typedef enum gs_padding { GS_ZEROS, GS_BORDER, GS_REFLECTION } gs_padding;
+
+typedef struct gs_params {
+    rs_mode mode;
+    gs_padding padding;
+    bool align_corners;
+    int64_t h, w;
+    float border[4]; /* x_min, y_min, x_max, y_max: the reflection bounds */
+} gs_params;
+
+/* A normalized grid coordinate in [-1, 1] as a position along a dim of n. */
+static float gs_denormalize(float v, int64_t n, bool align_corners)
+{
+    return align_corners ? (v + 1) / 2.0f * (float)(n - 1) : ((v + 1) * (float)n - 1) / 2.0f;
+}
+
+/* x folded back into [lo, hi] by reflecting at the nearer bound as often as it takes. */
+static float gs_reflect(float x, float lo, float hi)
+{
+    const float range = hi - lo;
+    if (x < lo) {
+        const float d = lo - x;
+        const int k = (int)(d / range);
+        const float r = d - (float)k * range;
+        return k % 2 == 0 ? lo + r : hi - r;
+    }
+    if (x > hi) {
+        const float d = x - hi;
+        const int k = (int)(d / range);
+        const float r = d - (float)k * range;
+        return k % 2 == 0 ? hi - r : lo + r;
+    }
+    return x;
+}
+
+/* The pixel at row r, column q of a [h, w] plane under the padding mode. */
+static float gs_pixel(const gs_params *p, const float *plane, int64_t r, int64_t q)
+{
+    switch (p->padding) {
+    case GS_ZEROS:
+        return q >= 0 && q < p->w && r >= 0 && r < p->h ? plane[r * p->w + q] : 0.0f;
+    case GS_BORDER:
+        q = q < 0 ? 0 : q >= p->w ? p->w - 1 : q;
+        r = r < 0 ? 0 : r >= p->h ? p->h - 1 : r;
+        return plane[r * p->w + q];
+    default:
+        q = (int64_t)gs_reflect((float)q, p->border[0], p->border[2]);
+        r = (int64_t)gs_reflect((float)r, p->border[1], p->border[3]);
+        return plane[r * p->w + q];
+    }
+}
+
+/* Keys' cubic convolution weights (a = -0.75) of the 4 taps around fraction t. */
+static void gs_cubic_weights(float t, float k[4])
+{
+    const float a = -0.75f;
+    t = fabsf(t);
+    k[0] = ((a * (t + 1) - 5 * a) * (t + 1) + 8 * a) * (t + 1) - 4 * a;
+    k[1] = ((a + 2) * t - (a + 3)) * t * t + 1;
+    k[2] = ((a + 2) * (1 - t) - (a + 3)) * (1 - t) * (1 - t) + 1;
+    k[3] = ((a * (2 - t) - 5 * a) * (2 - t) + 8 * a) * (2 - t) - 4 * a;
+}
+
+/* The value of plane at the grid point (gx, gy). A position too far out for
+ * an index (or NaN) takes the padding's value just past the plane's edge. */
+static float gs_sample(const gs_params *p, const float *plane, float gx, float gy)
+{
+    const float x = gs_denormalize(gx, p->w, p->align_corners), y = gs_denormalize(gy, p->h, p->align_corners);
+    const float lim = (float)((int64_t)1 << 40);
+    if (!(fabsf(x) < lim && fabsf(y) < lim))
+        return p->padding == GS_ZEROS ? 0.0f : gs_pixel(p, plane, y > 0 ? p->h : -1, x > 0 ? p->w : -1);
+    if (p->mode == RS_NEAREST)
+        return gs_pixel(p, plane, (int64_t)nearbyintf(y), (int64_t)nearbyintf(x));
+    const int64_t x1 = (int64_t)floorf(x), y1 = (int64_t)floorf(y);
+    if (p->mode == RS_LINEAR) {
+        const float dx2 = (float)(x1 + 1) - x, dx1 = x - (float)x1, dy2 = (float)(y1 + 1) - y, dy1 = y - (float)y1;
+        return dy2 * (dx2 * gs_pixel(p, plane, y1, x1) + dx1 * gs_pixel(p, plane, y1, x1 + 1)) +
+               dy1 * (dx2 * gs_pixel(p, plane, y1 + 1, x1) + dx1 * gs_pixel(p, plane, y1 + 1, x1 + 1));
+    }
+    float kx[4], ky[4], v[4];
+    gs_cubic_weights(x - (float)x1, kx);
+    gs_cubic_weights(y - (float)y1, ky);
+    for (int i = 0; i < 4; i++) {
+        float s[4];
+        for (int j = 0; j < 4; j++)
+            s[j] = gs_pixel(p, plane, y1 - 1 + i, x1 - 1 + j);
+        v[i] = kx[0] * s[0] + kx[1] * s[1] + kx[2] * s[2] + kx[3] * s[3];
+    }
+    return ky[0] * v[0] + ky[1] * v[1] + ky[2] * v[2] + ky[3] * v[3];
+}
+
+/* GridSample-16/20, 4-D: X [N, C, H, W] float sampled at grid [N, Ho, Wo, 2]
+ * ((x, y) in [-1, 1]) -> [N, C, Ho, Wo]; modes bilinear/linear, nearest
+ * (half to even), bicubic/cubic; padding zeros, border or reflection; the
+ * arithmetic of ONNX Runtime's CPU kernel (reflection folds the integer taps). */
+oq_status oq_kernel_grid_sample(oq_kernel_ctx *c)
+{
+    const oq_tensor *x = oq_kernel_require(c, 0), *grid = oq_kernel_require(c, 1);
+    if (!x || !grid)
+        return c->err->status;
+    if (x->dtype != OQ_DTYPE_FLOAT || grid->dtype != OQ_DTYPE_FLOAT)
+        return OQ_KUNSUP(c, "only float X and grid are supported");
+    if (x->rank != 4)
+        return OQ_KUNSUP(c, "X of rank %d: only 4-D inputs are supported", x->rank);
+    if (grid->rank != 4 || grid->dims[0] != x->dims[0] || grid->dims[3] != 2)
+        return OQ_KERR(c, "grid must be [N, H_out, W_out, 2] with X's N");
+    gs_params p = {.align_corners = oq_node_attr_int(c->node, "align_corners", 0) != 0,
+                   .h = x->dims[2], .w = x->dims[3]};
+    const char *mode = oq_node_attr_string(c->node, "mode", c->opset >= 20 ? "linear" : "bilinear");
+    const char *pad = oq_node_attr_string(c->node, "padding_mode", "zeros");
+    if (!strcmp(mode, "bilinear") || !strcmp(mode, "linear"))
+        p.mode = RS_LINEAR;
+    else if (!strcmp(mode, "nearest"))
+        p.mode = RS_NEAREST;
+    else if (!strcmp(mode, "bicubic") || !strcmp(mode, "cubic"))
+        p.mode = RS_CUBIC;
+    else
+        return OQ_KERR(c, "unknown mode '%s'", mode);
+    if (!strcmp(pad, "zeros"))
+        p.padding = GS_ZEROS;
+    else if (!strcmp(pad, "border"))
+        p.padding = GS_BORDER;
+    else if (!strcmp(pad, "reflection"))
+        p.padding = GS_REFLECTION;
+    else
+        return OQ_KERR(c, "unknown padding_mode '%s'", pad);
+    if (p.align_corners) {
+        p.border[0] = p.border[1] = 0.0f;
+        p.border[2] = (float)(p.w - 1);
+        p.border[3] = (float)(p.h - 1);
+    } else {
+        p.border[0] = p.border[1] = -0.5f;
+        p.border[2] = (float)p.w - 0.5f;
+        p.border[3] = (float)p.h - 0.5f;
+    }
+    const int64_t n = x->dims[0], ch = x->dims[1], ho = grid->dims[1], wo = grid->dims[2];
+    if ((p.h == 0 || p.w == 0) && p.padding != GS_ZEROS && n * ch * ho * wo != 0)
+        return OQ_KERR(c, "an empty input has no border to pad with");
+    const int64_t ydims[4] = {n, ch, ho, wo};
+    oq_tensor *y = oq_kernel_output_raw(c, 0, OQ_DTYPE_FLOAT, 4, ydims);
+    if (!y)
+        return c->err->status;
+    if (p.h == 0 || p.w == 0) {
+        memset(y->data, 0, (size_t)oq_tensor_numel(y) * sizeof(float));
+        return OQ_OK;
+    }
+    for (int64_t b = 0; b < n; b++) {
+        const float *g = (const float *)grid->data + b * ho * wo * 2;
+        for (int64_t k = 0; k < ch; k++) {
+            const float *plane = (const float *)x->data + (b * ch + k) * p.h * p.w;
+            float *out = (float *)y->data + (b * ch + k) * ho * wo;
+            for (int64_t i = 0; i < ho * wo; i++)
+                out[i] = gs_sample(&p, plane, g[2 * i], g[2 * i + 1]);
+        }
+    }
+    return OQ_OK;
 }

@@ -1667,5 +1667,6 @@ const oq_op_def oq_ops_shape[] = {
     {"", "Resize", 13, RESIZE_TYPES, oq_kernel_resize},
     {"", "Resize", 18, RESIZE_TYPES, oq_kernel_resize},
     {"", "Resize", 19, RESIZE_TYPES, oq_kernel_resize},
+    {"", "GridSample", 16, OQ_DT(FLOAT), oq_kernel_grid_sample}, /* modes linear and cubic named so from 20 */
 };
 const int oq_ops_shape_count = (int)(sizeof oq_ops_shape / sizeof oq_ops_shape[0]);

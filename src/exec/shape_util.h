@@ -58,5 +58,6 @@ void oq_dense_strides(int rank, const int64_t *dims, int64_t *st);
 /* Kernels defined in ops_resize.c, listed in the table in ops_shape.c. */
 oq_status oq_kernel_resize(oq_kernel_ctx *c);
 oq_status oq_kernel_upsample(oq_kernel_ctx *c);
+oq_status oq_kernel_grid_sample(oq_kernel_ctx *c);
 
 #endif

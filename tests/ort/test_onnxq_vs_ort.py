@@ -7,7 +7,8 @@ models/gen_test_models.py's miniatures of the real models' structures, two
 input shapes each, one model of ONNX Runtime's com.microsoft elementwise
 and pooling QLinear kernels (contrib_kernels_model), and one of depthwise
 QLinearConv and ConvInteger geometries (depthwise_model), and NonMaxSuppression
-and RoiAlign at two opsets (detection_model). Outputs must agree within
+and RoiAlign at two opsets (detection_model), GridSample in every mode
+(grid_sample_model). Outputs must agree within
 rtol 1e-3, integer outputs exactly (see harness.py), and the example's
 predicted digits must be the same.
 """
@@ -179,6 +180,31 @@ def detection_model(opset):
     return m, [corners, centers, scores, x, rois, batch]
 
 
+def grid_sample_model():
+    """GridSample (opset 16) in every mode, padding and align_corners, with
+    grid points up to 3.5 plane widths outside (reflection folds several
+    times) and on exact pixel centres and half-way points (nearest's ties)."""
+    from onnx import TensorProto, helper
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((2, 3, 5, 7)).astype(np.float32)
+    g = rng.uniform(-3.5, 3.5, (2, 6, 8, 2)).astype(np.float32)
+    g[:, 0] = np.round(g[:, 0] * 4) / 4  # ties between pixels
+    nodes, outs = [], []
+    for mode in ("bilinear", "nearest", "bicubic"):
+        for pad in ("zeros", "border", "reflection"):
+            for align in (0, 1):
+                name = f"{mode}_{pad}_{align}"
+                nodes.append(helper.make_node("GridSample", ["x", "g"], [name], mode=mode, padding_mode=pad,
+                                              align_corners=align))
+                outs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
+    graph = helper.make_graph(nodes, "grid_sample", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape),
+                                                     helper.make_tensor_value_info("g", TensorProto.FLOAT, g.shape)],
+                              outs)
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 16)])
+    m.ir_version = 8
+    return m, [x, g]
+
+
 def main():
     exe = harness.require_binary(sys.argv, "test_onnxq_vs_ort.py ONNXQ_BINARY")
     harness.require_ort()
@@ -210,6 +236,10 @@ def main():
             onnx.save(m, path)
             run_case(t, exe, f"NonMaxSuppression and RoiAlign, opset {opset}", path, inputs,
                      ["corners", "centers", "scores", "x", "rois", "batch"])
+        m, inputs = grid_sample_model()
+        path = os.path.join(tmp, "grid_sample.onnx")
+        onnx.save(m, path)
+        run_case(t, exe, "GridSample, every mode and padding", path, inputs, ["x", "g"])
         for name, m, cases in gen_test_models.models():
             path = os.path.join(tmp, f"{name}.onnx")
             onnx.save(m, path)
