@@ -603,11 +603,48 @@ __attribute__((target("avx512f"), always_inline)) static inline void dwb_taps(__
         }
 }
 
-/* Pixels [q, q + n) of output planes y[c * plane] (c < nch) from acc[j],
- * the 16 channels of pixel q + j. */
-__attribute__((target("avx512f"), always_inline)) static inline void dwb_store(float *y, int64_t plane, int64_t q,
-                                                                               __m512 acc[16], int64_t nch, int64_t n)
+/* The epilogue step the depthwise kernel computes in registers, or NULL
+ * (then it calls ep->fn). */
+static const oq_ew_step *dwb_act(const oq_conv_epilogue *ep)
 {
+    if (!ep || !ep->step) return NULL;
+    oq_ew_kind k = ep->step->kind;
+    return k == OQ_EW_RELU || k == OQ_EW_CLIP || k == OQ_EW_HARD_SWISH ? ep->step : NULL;
+}
+
+/* acc[j] = act(acc[j]): the float expressions of fuse.c's step_run_inplace
+ * (x > 0 ? x : 0 is max(x, 0), x < k0 ? k0 : x is max(k0, x), with the
+ * operands in the order that gives the same result for NaN and -0). */
+__attribute__((target("avx512f"), always_inline)) static inline void dwb_activate(__m512 acc[16],
+                                                                                  const oq_ew_step *act)
+{
+    const __m512 zero = _mm512_setzero_ps(), one = _mm512_set1_ps(1.0f);
+    const __m512 six = _mm512_set1_ps(6.0f), half = _mm512_set1_ps(0.5f);
+    const __m512 k0 = _mm512_set1_ps(act->k0), k1 = _mm512_set1_ps(act->k1);
+    switch (act->kind) {
+    case OQ_EW_RELU:
+        for (int j = 0; j < 16; j++) acc[j] = _mm512_max_ps(acc[j], zero);
+        break;
+    case OQ_EW_CLIP:
+        for (int j = 0; j < 16; j++) acc[j] = _mm512_min_ps(k1, _mm512_max_ps(k0, acc[j]));
+        break;
+    case OQ_EW_HARD_SWISH:
+        for (int j = 0; j < 16; j++) {
+            __m512 t = _mm512_add_ps(_mm512_div_ps(acc[j], six), half);
+            acc[j] = _mm512_mul_ps(acc[j], _mm512_max_ps(_mm512_min_ps(t, one), zero));
+        }
+        break;
+    default: break;
+    }
+}
+
+/* Pixels [q, q + n) of output planes y[c * plane] (c < nch) from acc[j],
+ * the 16 channels of pixel q + j, after act (may be NULL). */
+__attribute__((target("avx512f"), always_inline)) static inline void dwb_store(float *y, int64_t plane, int64_t q,
+                                                                               __m512 acc[16], int64_t nch, int64_t n,
+                                                                               const oq_ew_step *act)
+{
+    if (act) dwb_activate(acc, act);
     dwb_transpose(acc);
     if (nch == DWB_CH && n == 16) {
         for (int c = 0; c < DWB_CH; c++) _mm512_storeu_ps(y + c * plane + q, acc[c]);
@@ -623,7 +660,8 @@ __attribute__((target("avx512f"), always_inline)) static inline void dwb_store(f
  * dwb_ws_floats(g). Rows of 16 outputs or more go 16 outputs of one row at
  * a time (the last 16 ending at the row's end, recomputing a few with the
  * same bits); shorter rows 16 outputs of the band at a time, across rows.
- * ep (may be NULL) runs on each band's rows of each plane once they are final. */
+ * The epilogue ep (may be NULL) is computed in registers where dwb_act
+ * says so, else run on each band's rows of each plane once they are final. */
 __attribute__((target("avx512f"))) static void dwb_run_avx512(float *y, const float *x, const float *w,
                                                              const float *b, int64_t nch, const dw_geom *g,
                                                              float *ws, const oq_conv_epilogue *ep)
@@ -635,6 +673,7 @@ __attribute__((target("avx512f"))) static void dwb_run_avx512(float *y, const fl
         for (int64_t c = 0; c < DWB_CH; c++) taps[t * DWB_CH + c] = c < nch ? w[c * ks + t] : 0.0f;
     for (int64_t c = 0; c < DWB_CH; c++) bias[c] = c < nch && b ? b[c] : 0.0f;
     const __m512 b16 = _mm512_load_ps(bias);
+    const oq_ew_step *act = dwb_act(ep);
     for (int64_t r0 = 0; r0 < g->oh; r0 += band) {
         int64_t r1 = min64(g->oh, r0 + band);
         dwb_fill(tile, x, nch, g, r0 * g->sh, (r1 - 1 - r0) * g->sh + (g->kh - 1) * g->dh + 1);
@@ -651,7 +690,7 @@ __attribute__((target("avx512f"))) static void dwb_run_avx512(float *y, const fl
                         dwb_taps(acc, src, NULL, 2 * DWB_CH, taps, g, width);
                     else
                         dwb_taps(acc, src, NULL, g->s * DWB_CH, taps, g, width);
-                    dwb_store(y, plane, r * g->ow + o0, acc, nch, 16);
+                    dwb_store(y, plane, r * g->ow + o0, acc, nch, 16, act);
                 }
         } else {
             int64_t orow = 0, ocol = 0; /* band row and column of pixel q0 */
@@ -664,10 +703,10 @@ __attribute__((target("avx512f"))) static void dwb_run_avx512(float *y, const fl
                 for (ocol += 16; ocol >= g->ow; ocol -= g->ow) orow++;
                 for (int j = 0; j < 16; j++) acc[j] = b16;
                 dwb_taps(acc, tile, off, 0, taps, g, width);
-                dwb_store(y, plane, q0, acc, nch, n);
+                dwb_store(y, plane, q0, acc, nch, n, act);
             }
         }
-        if (ep)
+        if (ep && !act)
             for (int64_t c = 0; c < nch; c++) ep->fn(ep->arg, y + c * plane + r0 * g->ow, (r1 - r0) * g->ow);
     }
 }
