@@ -581,7 +581,7 @@ __attribute__((target("avx512f"))) static void dwb_fill(float *tile, const float
             } else { /* through memory: a register picked by a variable index compiles to a chain of branches */
                 _Alignas(64) float part[16 * DWB_CH];
                 for (int j = 0; j < 16; j++) _mm512_store_ps(part + j * DWB_CH, v[j]);
-                memcpy(dc, part, (size_t)(n * DWB_CH) * sizeof(float));
+                for (int64_t j = 0; j < n; j++) _mm512_store_ps(dc + j * DWB_CH, _mm512_load_ps(part + j * DWB_CH));
             }
         }
     }
@@ -651,7 +651,8 @@ __attribute__((target("avx512f"), always_inline)) static inline void dwb_store(f
     } else { /* through memory: a register picked by a variable index compiles to a chain of branches */
         _Alignas(64) float part[DWB_CH * 16];
         for (int c = 0; c < DWB_CH; c++) _mm512_store_ps(part + c * 16, acc[c]);
-        for (int64_t c = 0; c < nch; c++) memcpy(y + c * plane + q, part + c * 16, (size_t)n * sizeof(float));
+        const __mmask16 m = (__mmask16)((1u << n) - 1u);
+        for (int64_t c = 0; c < nch; c++) _mm512_mask_storeu_ps(y + c * plane + q, m, _mm512_load_ps(part + c * 16));
     }
 }
 
