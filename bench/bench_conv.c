@@ -1,9 +1,11 @@
 /* bench_conv: single-thread speed of the float convolution on layer shapes
  * of the benchmark models: the 3x3 stride-1 layers of VGG-16 and ResNet-50
  * (the Winograd path where it fits, winograd.h), layers typical of PP-OCR
- * det and MobileNetV3, and the im2col layers of Inception-v3 (1x7, 7x1, 1x3,
- * 5x5, unpadded 3x3/2), SqueezeNet 1.1 and DenseNet-121 (3x3 on 13x13, and
- * 128->32 from 56x56 to 7x7). As in the executor, the weights are packed once (oq_conv_pack_w) and
+ * det and MobileNetV3, the depthwise layers of MobileNetV2 (every shape,
+ * strides 1 and 2) and EfficientNet-B0 (5x5), MobileNetV2's 1x1 layers, and
+ * the im2col layers of Inception-v3 (1x7, 7x1, 1x3, 5x5, unpadded 3x3/2),
+ * SqueezeNet 1.1 and DenseNet-121 (3x3 on 13x13, and 128->32 from 56x56 to
+ * 7x7). As in the executor, the weights are packed once (oq_conv_pack_w) and
  * each call is oq_conv_fast_packed. Each layer runs on the calling thread,
  * timed in that thread's CPU time (time slices lost to other processes do
  * not count) over at least 3 calls filling about 0.3 s; the fastest call
@@ -57,6 +59,7 @@ int main(int argc, char **argv)
         {"mobilenet_v2 dw3x3 192 @28", 192, 192, 192, 28, 28, 3, 3, 1, 1, 1},
         {"mobilenet_v2 dw3x3 s2 192 @28", 192, 192, 192, 28, 28, 3, 3, 2, 1, 1},
         {"mobilenet_v2 dw3x3 384 @14", 384, 384, 384, 14, 14, 3, 3, 1, 1, 1},
+        {"mobilenet_v2 dw3x3 576 @14", 576, 576, 576, 14, 14, 3, 3, 1, 1, 1},
         {"mobilenet_v2 dw3x3 s2 576 @14", 576, 576, 576, 14, 14, 3, 3, 2, 1, 1},
         {"mobilenet_v2 dw3x3 960 @7", 960, 960, 960, 7, 7, 3, 3, 1, 1, 1},
         {"mobilenet_v2 1x1 96->576 @14", 96, 576, 1, 14, 14, 1, 1, 1, 0, 0},
