@@ -484,8 +484,9 @@ static grp_run_fn *const grp_runs[OQ_ISA_COUNT] = {
 
 /* ---- depthwise, 16 channels at a time ----------------------------------------
  * On small planes a plane-by-plane kernel spends more on each plane's
- * set-up, its padded copy and its part-filled vectors than on the products.
- * Here 16 channels go through together, a band of output rows at a time:
+ * set-up, its padded copy and its part-filled vectors than on the products,
+ * and on large ones it is slower too (dwb_fits has the numbers). Here 16
+ * channels go through together, a band of output rows at a time:
  * the padded input rows the band reads are transposed from the 16 planes
  * into one tile of pixels, each pixel a vector of the 16 channels
  * (tile[(row * width + col) * 16 + channel], zero padding written out);
@@ -505,7 +506,7 @@ enum { DWB_CH = 16, DWB_TILE_FLOATS = 1 << 15, DWB_ROW_MIN = 12 };
 static int64_t dwb_width(const dw_geom *g) { return g->cols * g->s; }
 
 /* Output rows per band: as many as keep the band's tile within
- * DWB_TILE_FLOATS (64 KiB), at least one. */
+ * DWB_TILE_FLOATS (128 KiB, in L2 beside the input rows), at least one. */
 static int64_t dwb_band(const dw_geom *g)
 {
     int64_t rows = DWB_TILE_FLOATS / (dwb_width(g) * DWB_CH) - (g->kh - 1) * g->dh - 1;
