@@ -1,9 +1,11 @@
 /* bench_conv: single-thread speed of the float convolution on layer shapes
  * of the benchmark models: the 3x3 stride-1 layers of VGG-16 and ResNet-50
  * (the Winograd path where it fits, winograd.h), layers typical of PP-OCR
- * det and MobileNetV3, and the im2col layers of Inception-v3 (1x7, 7x1, 1x3,
- * 5x5, unpadded 3x3/2), SqueezeNet 1.1 and DenseNet-121 (3x3 on 13x13, and
- * 128->32 from 56x56 to 7x7). As in the executor, the weights are packed once (oq_conv_pack_w) and
+ * det and MobileNetV3, the depthwise layers of MobileNetV2 (every shape,
+ * strides 1 and 2) and EfficientNet-B0 (5x5), MobileNetV2's 1x1 layers, and
+ * the im2col layers of Inception-v3 (1x7, 7x1, 1x3, 5x5, unpadded 3x3/2),
+ * SqueezeNet 1.1 and DenseNet-121 (3x3 on 13x13, and 128->32 from 56x56 to
+ * 7x7). As in the executor, the weights are packed once (oq_conv_pack_w) and
  * each call is oq_conv_fast_packed. Each layer runs on the calling thread,
  * timed in that thread's CPU time (time slices lost to other processes do
  * not count) over at least 3 calls filling about 0.3 s; the fastest call
@@ -50,6 +52,31 @@ int main(int argc, char **argv)
         {"1x1 64->128 @120", 64, 128, 1, 120, 120, 1, 1, 1, 0, 0},
         {"dw3x3 128 @120", 128, 128, 128, 120, 120, 3, 3, 1, 1, 1},
         {"dw5x5 s2 240 @28", 240, 240, 240, 28, 28, 5, 5, 2, 2, 2},
+        {"mobilenet_v2 dw3x3 32 @112", 32, 32, 32, 112, 112, 3, 3, 1, 1, 1},
+        {"mobilenet_v2 dw3x3 s2 96 @112", 96, 96, 96, 112, 112, 3, 3, 2, 1, 1},
+        {"mobilenet_v2 dw3x3 144 @56", 144, 144, 144, 56, 56, 3, 3, 1, 1, 1},
+        {"mobilenet_v2 dw3x3 s2 144 @56", 144, 144, 144, 56, 56, 3, 3, 2, 1, 1},
+        {"mobilenet_v2 dw3x3 192 @28", 192, 192, 192, 28, 28, 3, 3, 1, 1, 1},
+        {"mobilenet_v2 dw3x3 s2 192 @28", 192, 192, 192, 28, 28, 3, 3, 2, 1, 1},
+        {"mobilenet_v2 dw3x3 384 @14", 384, 384, 384, 14, 14, 3, 3, 1, 1, 1},
+        {"mobilenet_v2 dw3x3 576 @14", 576, 576, 576, 14, 14, 3, 3, 1, 1, 1},
+        {"mobilenet_v2 dw3x3 s2 576 @14", 576, 576, 576, 14, 14, 3, 3, 2, 1, 1},
+        {"mobilenet_v2 dw3x3 960 @7", 960, 960, 960, 7, 7, 3, 3, 1, 1, 1},
+        {"mobilenet_v2 1x1 96->576 @14", 96, 576, 1, 14, 14, 1, 1, 1, 0, 0},
+        {"mobilenet_v2 1x1 160->960 @7", 160, 960, 1, 7, 7, 1, 1, 1, 0, 0},
+        {"mobilenet_v2 1x1 24->144 @56", 24, 144, 1, 56, 56, 1, 1, 1, 0, 0},
+        {"mobilenet_v2 1x1 576->96 @14", 576, 96, 1, 14, 14, 1, 1, 1, 0, 0},
+        {"mobilenet_v2 1x1 320->1280 @7", 320, 1280, 1, 7, 7, 1, 1, 1, 0, 0},
+        {"mobilenet_v2 1x1 16->96 @112", 16, 96, 1, 112, 112, 1, 1, 1, 0, 0},
+        {"mobilenet_v2 1x1 64->384 @14", 64, 384, 1, 14, 14, 1, 1, 1, 0, 0},
+        {"mobilenet_v2 1x1 960->160 @7", 960, 160, 1, 7, 7, 1, 1, 1, 0, 0},
+        {"mobilenet_v2 1x1 960->320 @7", 960, 320, 1, 7, 7, 1, 1, 1, 0, 0},
+        {"mobilenet_v2 1x1 32->192 @28", 32, 192, 1, 28, 28, 1, 1, 1, 0, 0},
+        {"mobilenet_v2 1x1 384->64 @14", 384, 64, 1, 14, 14, 1, 1, 1, 0, 0},
+        {"mobilenet_v2 1x1 144->24 @56", 144, 24, 1, 56, 56, 1, 1, 1, 0, 0},
+        {"efficientnet_b0 dw5x5 s2 144 @56", 144, 144, 144, 56, 56, 5, 5, 2, 2, 2},
+        {"efficientnet_b0 dw5x5 672 @14", 672, 672, 672, 14, 14, 5, 5, 1, 2, 2},
+        {"efficientnet_b0 dw5x5 1152 @7", 1152, 1152, 1152, 7, 7, 5, 5, 1, 2, 2},
         {"1x1 960->160 @7", 960, 160, 1, 7, 7, 1, 1, 1, 0, 0},
         {"inception_v3 1x7 192->192 @17", 192, 192, 1, 17, 17, 1, 7, 1, 0, 3},
         {"inception_v3 7x1 160->192 @17", 160, 192, 1, 17, 17, 7, 1, 1, 3, 0},

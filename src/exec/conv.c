@@ -195,7 +195,6 @@ static dw_geom dw_geometry(const oq_conv_params *p)
 /* Floats of one plane's padded, phase-split copy. */
 static size_t dw_plane_floats(const dw_geom *g) { return (size_t)(g->s * g->rows * g->cols); }
 
-
 /* d[0, n) = s[0, n) for the short runs of a plane row, by fixed-size moves
  * the compiler inlines (a memcpy call costs more than a row of 14 floats);
  * the last moves overlap the earlier ones. s NULL: zeros. */
@@ -485,8 +484,9 @@ static grp_run_fn *const grp_runs[OQ_ISA_COUNT] = {
 
 /* ---- depthwise, 16 channels at a time ----------------------------------------
  * On small planes a plane-by-plane kernel spends more on each plane's
- * set-up, its padded copy and its part-filled vectors than on the products.
- * Here 16 channels go through together, a band of output rows at a time:
+ * set-up, its padded copy and its part-filled vectors than on the products,
+ * and on large ones it is slower too (dwb_fits has the numbers). Here 16
+ * channels go through together, a band of output rows at a time:
  * the padded input rows the band reads are transposed from the 16 planes
  * into one tile of pixels, each pixel a vector of the 16 channels
  * (tile[(row * width + col) * 16 + channel], zero padding written out);
@@ -497,14 +497,16 @@ static grp_run_fn *const grp_runs[OQ_ISA_COUNT] = {
  * output planes. AVX-512 only; channels past the last block's count are
  * zeros, computed and not stored. */
 
-enum { DWB_CH = 16, DWB_TILE_FLOATS = 1 << 14 };
+/* DWB_ROW_MIN: rows of at least this many outputs go a row at a time (see
+ * dwb_run_avx512). */
+enum { DWB_CH = 16, DWB_TILE_FLOATS = 1 << 15, DWB_ROW_MIN = 12 };
 
 /* Padded columns of the tile (whole phases of dw_geom, so every tap of every
  * output column is inside). */
 static int64_t dwb_width(const dw_geom *g) { return g->cols * g->s; }
 
 /* Output rows per band: as many as keep the band's tile within
- * DWB_TILE_FLOATS (64 KiB), at least one. */
+ * DWB_TILE_FLOATS (128 KiB, in L2 beside the input rows), at least one. */
 static int64_t dwb_band(const dw_geom *g)
 {
     int64_t rows = DWB_TILE_FLOATS / (dwb_width(g) * DWB_CH) - (g->kh - 1) * g->dh - 1;
@@ -515,10 +517,12 @@ static int64_t dwb_band(const dw_geom *g)
 static int64_t dwb_band_rows(const dw_geom *g) { return (dwb_band(g) - 1) * g->sh + (g->kh - 1) * g->dh + 1; }
 
 /* Floats of the tile, taps and biases of one block (g from dw_geometry),
- * plus slack to align the tile to 64 bytes. */
+ * plus slack to align the tile to 64 bytes and for the reads of a row
+ * narrower than 16 outputs, which go up to 16 * s pixels past the row (their
+ * lanes are computed and never stored). */
 static size_t dwb_ws_floats(const dw_geom *g)
 {
-    return (size_t)(dwb_band_rows(g) * dwb_width(g) * DWB_CH + g->kh * g->kw * DWB_CH + DWB_CH) + 16;
+    return (size_t)(dwb_band_rows(g) * dwb_width(g) * DWB_CH + g->kh * g->kw * DWB_CH + DWB_CH + 16 * g->s * DWB_CH) + 16;
 }
 
 #if OQ_X86_KERNELS
@@ -560,25 +564,117 @@ __attribute__((target("avx512f"))) static void dwb_fill(float *tile, const float
         float *d = tile + r * width * DWB_CH;
         int64_t ir = r0 + r - g->ph; /* input row, or outside */
         bool inside = ir >= 0 && ir < g->ih;
-        for (int64_t col = 0; col < width; col++)
-            if (!inside || col < g->pw || col >= g->pw + g->iw) _mm512_store_ps(d + col * DWB_CH, zero);
-        if (!inside) continue;
+        if (!inside) {
+            for (int64_t col = 0; col < width; col++) _mm512_store_ps(d + col * DWB_CH, zero);
+            continue;
+        }
+        for (int64_t col = 0; col < g->pw; col++) _mm512_store_ps(d + col * DWB_CH, zero);
+        for (int64_t col = g->pw + g->iw; col < width; col++) _mm512_store_ps(d + col * DWB_CH, zero);
         for (int64_t c0 = 0; c0 < g->iw; c0 += 16) { /* 16 columns of 16 channels at a time */
             int64_t n = min64(16, g->iw - c0);
+            const float *xr = x + ir * g->iw + c0;
+            float *dc = d + (g->pw + c0) * DWB_CH;
             __m512 v[16];
-            for (int64_t c = 0; c < DWB_CH; c++) v[c] = c < nch ? oq_load16(x + c * in_plane + ir * g->iw + c0, n) : zero;
+            if (n == 16 && nch == DWB_CH) {
+                for (int c = 0; c < DWB_CH; c++) v[c] = _mm512_loadu_ps(xr + c * in_plane);
+            } else {
+                for (int c = 0; c < DWB_CH; c++) v[c] = c < nch ? oq_load16(xr + c * in_plane, n) : zero;
+            }
             dwb_transpose(v);
-            for (int64_t j = 0; j < n; j++) _mm512_store_ps(d + (g->pw + c0 + j) * DWB_CH, v[j]);
+            if (n == 16) {
+                for (int j = 0; j < 16; j++) _mm512_store_ps(dc + j * DWB_CH, v[j]);
+            } else { /* through memory: a register picked by a variable index compiles to a chain of branches */
+                _Alignas(64) float part[16 * DWB_CH];
+                for (int j = 0; j < 16; j++) _mm512_store_ps(part + j * DWB_CH, v[j]);
+                for (int64_t j = 0; j < n; j++) _mm512_store_ps(dc + j * DWB_CH, _mm512_load_ps(part + j * DWB_CH));
+            }
         }
+    }
+}
+
+/* acc[j] += the taps over the tile's pixel vectors at src + off[j], or,
+ * off NULL, at src + j * step (a constant where inlined, so the loads take
+ * fixed displacements instead of 16 addresses that do not fit in registers). */
+__attribute__((target("avx512f"), always_inline)) static inline void dwb_taps(__m512 acc[16], const float *src,
+                                                                              const int64_t *off, int64_t step,
+                                                                              const float *taps, const dw_geom *g,
+                                                                              int64_t width)
+{
+    for (int64_t kh = 0; kh < g->kh; kh++)
+        for (int64_t kw = 0; kw < g->kw; kw++) {
+            const __m512 wt = _mm512_load_ps(taps + (kh * g->kw + kw) * DWB_CH);
+            const float *t = src + (kh * g->dh * width + kw * g->dw) * DWB_CH;
+            for (int j = 0; j < 16; j++) acc[j] = _mm512_fmadd_ps(wt, _mm512_load_ps(t + (off ? off[j] : j * step)), acc[j]);
+        }
+}
+
+/* The epilogue step the depthwise kernel computes in registers, or NULL
+ * (then it calls ep->fn). */
+static const oq_ew_step *dwb_act(const oq_conv_epilogue *ep)
+{
+    if (!ep || !ep->step) return NULL;
+    oq_ew_kind k = ep->step->kind;
+    return k == OQ_EW_RELU || k == OQ_EW_CLIP || k == OQ_EW_HARD_SWISH ? ep->step : NULL;
+}
+
+/* acc[j] = act(acc[j]): the float expressions of fuse.c's step_run_inplace
+ * (x > 0 ? x : 0 is max(x, 0), x < k0 ? k0 : x is max(k0, x), with the
+ * operands in the order that gives the same result for NaN and -0). */
+__attribute__((target("avx512f"), always_inline)) static inline void dwb_activate(__m512 acc[16],
+                                                                                  const oq_ew_step *act)
+{
+    const __m512 zero = _mm512_setzero_ps(), one = _mm512_set1_ps(1.0f);
+    const __m512 six = _mm512_set1_ps(6.0f), half = _mm512_set1_ps(0.5f);
+    const __m512 k0 = _mm512_set1_ps(act->k0), k1 = _mm512_set1_ps(act->k1);
+    switch (act->kind) {
+    case OQ_EW_RELU:
+        for (int j = 0; j < 16; j++) acc[j] = _mm512_max_ps(acc[j], zero);
+        break;
+    case OQ_EW_CLIP:
+        for (int j = 0; j < 16; j++) acc[j] = _mm512_min_ps(k1, _mm512_max_ps(k0, acc[j]));
+        break;
+    case OQ_EW_HARD_SWISH:
+        for (int j = 0; j < 16; j++) {
+            __m512 t = _mm512_add_ps(_mm512_div_ps(acc[j], six), half);
+            acc[j] = _mm512_mul_ps(acc[j], _mm512_max_ps(_mm512_min_ps(t, one), zero));
+        }
+        break;
+    default: break;
+    }
+}
+
+/* Pixels [q, q + n) of output planes y[c * plane] (c < nch) from acc[j],
+ * the 16 channels of pixel q + j, after act (may be NULL). */
+__attribute__((target("avx512f"), always_inline)) static inline void dwb_store(float *y, int64_t plane, int64_t q,
+                                                                               __m512 acc[16], int64_t nch, int64_t n,
+                                                                               const oq_ew_step *act)
+{
+    if (act) dwb_activate(acc, act);
+    dwb_transpose(acc);
+    if (nch == DWB_CH && n == 16) {
+        for (int c = 0; c < DWB_CH; c++) _mm512_storeu_ps(y + c * plane + q, acc[c]);
+    } else { /* through memory: a register picked by a variable index compiles to a chain of branches */
+        _Alignas(64) float part[DWB_CH * 16];
+        for (int c = 0; c < DWB_CH; c++) _mm512_store_ps(part + c * 16, acc[c]);
+        const __mmask16 m = (__mmask16)((1u << n) - 1u);
+        for (int64_t c = 0; c < nch; c++) _mm512_mask_storeu_ps(y + c * plane + q, m, _mm512_load_ps(part + c * 16));
     }
 }
 
 /* Output planes y[c * oh * ow] (c < nch) of input planes x[c * ih * iw]
  * with taps w[c * kh * kw] and biases b[c] (b may be NULL); ws holds
- * dwb_ws_floats(g). */
+ * dwb_ws_floats(g). Rows of 16 outputs or more go 16 outputs of one row at
+ * a time (the last 16 ending at the row's end, recomputing a few with the
+ * same bits), rows of DWB_ROW_MIN to 15 outputs a row at a time in part of
+ * the lanes (one core, 14 outputs a row: 240 channels 5x5/2 from 28x28
+ * 0.059 -> 0.046 ms, 672 channels 5x5 on 14x14 0.126 -> 0.114), shorter
+ * rows 16 outputs of the band at a time, across rows, each pixel's offset
+ * taken from memory.
+ * The epilogue ep (may be NULL) is computed in registers where dwb_act
+ * says so, else run on each band's rows of each plane once they are final. */
 __attribute__((target("avx512f"))) static void dwb_run_avx512(float *y, const float *x, const float *w,
                                                              const float *b, int64_t nch, const dw_geom *g,
-                                                             float *ws)
+                                                             float *ws, const oq_conv_epilogue *ep)
 {
     const int64_t width = dwb_width(g), ks = g->kh * g->kw, plane = g->oh * g->ow, band = dwb_band(g);
     float *tile = (float *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
@@ -587,44 +683,54 @@ __attribute__((target("avx512f"))) static void dwb_run_avx512(float *y, const fl
         for (int64_t c = 0; c < DWB_CH; c++) taps[t * DWB_CH + c] = c < nch ? w[c * ks + t] : 0.0f;
     for (int64_t c = 0; c < DWB_CH; c++) bias[c] = c < nch && b ? b[c] : 0.0f;
     const __m512 b16 = _mm512_load_ps(bias);
+    const oq_ew_step *act = dwb_act(ep);
     for (int64_t r0 = 0; r0 < g->oh; r0 += band) {
         int64_t r1 = min64(g->oh, r0 + band);
         dwb_fill(tile, x, nch, g, r0 * g->sh, (r1 - 1 - r0) * g->sh + (g->kh - 1) * g->dh + 1);
-        for (int64_t q0 = r0 * g->ow; q0 < r1 * g->ow; q0 += 16) { /* 16 pixels of the band at a time */
-            int64_t n = min64(16, r1 * g->ow - q0), off[16];
-            for (int64_t j = 0; j < 16; j++) {
-                int64_t q = q0 + min64(j, n - 1); /* pixels past the band repeat its last one */
-                off[j] = ((q / g->ow - r0) * g->sh * width + (q % g->ow) * g->s) * DWB_CH;
-            }
-            __m512 acc[16];
-            for (int j = 0; j < 16; j++) acc[j] = b16;
-            for (int64_t kh = 0; kh < g->kh; kh++)
-                for (int64_t kw = 0; kw < g->kw; kw++) {
-                    const __m512 wt = _mm512_load_ps(taps + (kh * g->kw + kw) * DWB_CH);
-                    const float *src = tile + (kh * g->dh * width + kw * g->dw) * DWB_CH;
-                    for (int j = 0; j < 16; j++) acc[j] = _mm512_fmadd_ps(wt, _mm512_load_ps(src + off[j]), acc[j]);
+        __m512 acc[16];
+        if (g->ow >= DWB_ROW_MIN) {
+            for (int64_t r = r0; r < r1; r++)
+                for (int64_t o = 0; o < g->ow; o += 16) {
+                    int64_t o0 = max64(0, min64(o, g->ow - 16));
+                    const float *src = tile + ((r - r0) * g->sh * width + o0 * g->s) * DWB_CH;
+                    for (int j = 0; j < 16; j++) acc[j] = b16;
+                    if (g->s == 1)
+                        dwb_taps(acc, src, NULL, DWB_CH, taps, g, width);
+                    else if (g->s == 2)
+                        dwb_taps(acc, src, NULL, 2 * DWB_CH, taps, g, width);
+                    else
+                        dwb_taps(acc, src, NULL, g->s * DWB_CH, taps, g, width);
+                    dwb_store(y, plane, r * g->ow + o0, acc, nch, min64(16, g->ow), act);
                 }
-            dwb_transpose(acc);
-            for (int64_t c = 0; c < nch; c++) oq_store16(y + c * plane + q0, acc[c], n);
+        } else {
+            int64_t orow = 0, ocol = 0; /* band row and column of pixel q0 */
+            for (int64_t q0 = r0 * g->ow; q0 < r1 * g->ow; q0 += 16) {
+                int64_t n = min64(16, r1 * g->ow - q0), off[16];
+                for (int64_t j = 0, r = orow, col = ocol; j < 16; j++) {
+                    off[j] = (r * g->sh * width + col * g->s) * DWB_CH;
+                    if (j + 1 < n && ++col == g->ow) col = 0, r++; /* pixels past the band repeat its last one */
+                }
+                for (ocol += 16; ocol >= g->ow; ocol -= g->ow) orow++;
+                for (int j = 0; j < 16; j++) acc[j] = b16;
+                dwb_taps(acc, tile, off, 0, taps, g, width);
+                dwb_store(y, plane, q0, acc, nch, n, act);
+            }
         }
+        if (ep && !act)
+            for (int64_t c = 0; c < nch; c++) ep->fn(ep->arg, y + c * plane + r0 * g->ow, (r1 - r0) * g->ow);
     }
 }
 #endif
 
 /* True when the depthwise conv p runs 16 channels at a time: AVX-512
- * enabled, one output channel per input channel, and output planes of at
- * most 1024 (or strided, input planes of at most 128 x 128, whose
- * plane-by-plane copy splits columns by phase one float at a time). One
- * core, mobilenet_v2's 3x3 layers: 384 channels on 14x14 0.092 -> 0.060 ms,
- * 960 on 7x7 0.107 -> 0.050, 192 on 28x28 0.130 -> 0.110, 96 from 112x112 to
- * 56x56 0.432 -> 0.387; 144 on 56x56 even, 32 on 112x112 1.16x slower. */
+ * enabled and one output channel per input channel, at any plane size. One
+ * core (bench_conv), against the plane-by-plane kernel: 960 channels on 7x7
+ * 0.107 -> 0.035 ms, 384 on 14x14 0.092 -> 0.040, 96 from 112x112 to 56x56
+ * 0.29 -> 0.22, 144 on 56x56 0.26 -> 0.20, 32 on 112x112 0.19 -> 0.16. */
 static bool dwb_fits(const oq_conv_params *p)
 {
 #if OQ_X86_KERNELS
-    bool strided = false;
-    for (int a = 0; a < p->nsp; a++) strided = strided || p->stride[a] > 1;
-    return p->cout == p->cin && (prod(p->nsp, p->out) <= 1024 || (strided && prod(p->nsp, p->in) <= 128 * 128)) &&
-           oq_isa_pick(OQ_ISA_BIT(OQ_ISA_BASELINE) | OQ_ISA_BIT(OQ_ISA_AVX512)) == OQ_ISA_AVX512;
+    return p->cout == p->cin && oq_isa_pick(OQ_ISA_BIT(OQ_ISA_BASELINE) | OQ_ISA_BIT(OQ_ISA_AVX512)) == OQ_ISA_AVX512;
 #else
     (void)p;
     return false;
@@ -674,9 +780,7 @@ static void conv_dwb_item(void *arg, int64_t i, float *ws)
     int64_t nch = min64(DWB_CH, j->p->cout - c0);
     float *y = j->y + (n * j->p->cout + c0) * j->out_size;
     dwb_run_avx512(y, j->x + (n * j->p->cin + c0) * j->in_size, j->w + c0 * j->geo.ksize, j->b ? j->b + c0 : NULL,
-                   nch, &j->dw, ws);
-    if (j->ep)
-        for (int64_t c = 0; c < nch; c++) j->ep->fn(j->ep->arg, y + c * j->out_size, j->out_size);
+                   nch, &j->dw, ws, j->ep);
 #else
     (void)arg, (void)i, (void)ws;
 #endif

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "exec/fuse.h"
 #include "exec/kernel.h"
 
 typedef struct oq_conv_params {
@@ -46,10 +47,15 @@ void oq_conv_fast(float *y, const float *x, const float *w, const float *b, cons
 size_t oq_conv_packed_w_floats(const oq_conv_params *p);
 /* Packs w into dst (oq_conv_packed_w_floats(p) floats), once for any number of calls. */
 void oq_conv_pack_w(float *dst, const float *w, const oq_conv_params *p);
-/* An elementwise function applied in place to n contiguous final outputs. */
+/* An elementwise function applied in place to n contiguous final outputs.
+ * When fn is exactly one step of source 0 and constants (see fuse.h), step
+ * (else NULL) describes it, and a kernel may instead compute that step's
+ * float expression itself on outputs still in registers (Relu, Clip and
+ * HardSwish in the depthwise kernel), with the same bits. */
 typedef struct oq_conv_epilogue {
     void (*fn)(void *arg, float *y, int64_t n);
     void *arg;
+    const oq_ew_step *step;
 } oq_conv_epilogue;
 
 /* oq_conv_fast with w already packed into wp by oq_conv_pack_w (the

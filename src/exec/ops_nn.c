@@ -193,7 +193,9 @@ static oq_status k_conv(oq_kernel_ctx *c)
         pack_w_arg pa = {w->data, &p};
         const float *wp = packed ? oq_kernel_cache(c, packed * sizeof(float), pack_w_fill, &pa) : NULL;
         if (packed && !wp) return c->err->status;
-        oq_conv_epilogue ep = {chain_in_place, (void *)c->epilogue};
+        const oq_fusion *f = c->epilogue;
+        bool one_step = f && f->n == 1 && f->n_src == 1 && f->steps[0].a == 0 && f->steps[0].b < 0;
+        oq_conv_epilogue ep = {chain_in_place, (void *)f, one_step ? &f->steps[0] : NULL};
         oq_conv_fast_packed(y->data, x->data, w->data, wp, b ? b->data : NULL, &p, c, parts, ws,
                             c->epilogue ? &ep : NULL);
     } else {

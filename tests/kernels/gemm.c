@@ -343,6 +343,8 @@ static const conv_case conv_cases[] = {
     {2, 1, 24, 24, 24, {15, 13}, {5, 5}, {2, 2}, {1, 1}, {2, 1}, {1, 2}},     /* the same, 5x5/2, uneven pads */
     {2, 1, 17, 17, 17, {70, 66}, {3, 3}, {2, 2}, {1, 1}, {1, 1}, {1, 1}},     /* the same, 35x33 outputs (strided) */
     {2, 1, 32, 32, 32, {9, 11}, {3, 3}, {1, 2}, {2, 1}, {2, 0}, {2, 1}},      /* the same, dilated rows, stride 2 columns */
+    {2, 1, 20, 20, 20, {9, 27}, {3, 3}, {2, 2}, {1, 1}, {1, 1}, {1, 1}},      /* the same, rows of 14 outputs (stride 2) */
+    {2, 1, 18, 18, 18, {6, 13}, {5, 5}, {1, 1}, {1, 1}, {2, 2}, {2, 2}},      /* the same, rows of 13 outputs, 5x5 */
     {2, 1, 128, 32, 1, {7, 7}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},        /* register tiles: 2 rows of 7, then 1 */
     {2, 2, 12, 80, 1, {5, 9}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},         /* register tiles, a half-used block */
     {2, 1, 8, 32, 1, {9, 31}, {1, 5}, {1, 1}, {1, 2}, {0, 4}, {0, 4}},         /* register tiles, rows of 11 + 11 + 9 */
@@ -357,6 +359,62 @@ static void square_in_place(void *arg, float *y, int64_t n)
 {
     (void)arg;
     for (int64_t i = 0; i < n; i++) y[i] *= y[i];
+}
+
+/* The steps an epilogue may describe (oq_conv_epilogue.step), computed here
+ * by plain scalar code: what fuse.c's steps compute. */
+static float act_ref(const oq_ew_step *s, float x)
+{
+    switch (s->kind) {
+    case OQ_EW_RELU: return x > 0.0f ? x : 0.0f;
+    case OQ_EW_CLIP: {
+        float t = x < s->k0 ? s->k0 : x;
+        return t > s->k1 ? s->k1 : t;
+    }
+    case OQ_EW_HARD_SWISH: {
+        float t = x / 6.0f + 0.5f;
+        t = t < 1.0f ? t : 1.0f;
+        return x * (t > 0.0f ? t : 0.0f);
+    }
+    default: return x;
+    }
+}
+
+static void act_in_place(void *arg, float *y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) y[i] = act_ref(arg, y[i]);
+}
+
+/* An epilogue that names its step (Relu, Clip, HardSwish) gives the bits of
+ * the step applied to the plain output, whether the kernel computes it in
+ * registers (the 16-channel depthwise kernel) or calls fn; one input is a
+ * NaN, whose outputs Relu makes 0 and Clip and HardSwish keep NaN. */
+static int check_conv_act(const oq_conv_params *p, const float *x, int64_t xs, const float *w, const float *wp,
+                          const float *b, float *ws, int64_t ys)
+{
+    static const oq_ew_step steps[] = {
+        {OQ_EW_RELU, 0, -1, 0.0f, 0.0f}, {OQ_EW_CLIP, 0, -1, -0.25f, 0.5f}, {OQ_EW_HARD_SWISH, 0, -1, 0.0f, 0.0f}};
+    float *xn = malloc((size_t)xs * sizeof(float)), *plain = malloc((size_t)ys * sizeof(float));
+    float *y = malloc((size_t)ys * sizeof(float));
+    int bad = 0;
+    if (!xn || !plain || !y) {
+        bad = 1;
+        goto done;
+    }
+    memcpy(xn, x, (size_t)xs * sizeof(float));
+    xn[xs / 2] = NAN;
+    oq_conv_fast_packed(plain, xn, w, wp, b, p, NULL, 5, ws, NULL);
+    for (size_t k = 0; k < sizeof steps / sizeof steps[0]; k++) {
+        oq_conv_epilogue ep = {act_in_place, (void *)&steps[k], &steps[k]};
+        oq_conv_fast_packed(y, xn, w, wp, b, p, NULL, 5, ws, &ep);
+        for (int64_t i = 0; i < ys; i++) {
+            float want = act_ref(&steps[k], plain[i]);
+            bad += memcmp(&y[i], &want, sizeof(float)) != 0;
+        }
+    }
+done:
+    free(xn), free(plain), free(y);
+    return bad;
 }
 
 static void test_conv(void)
@@ -391,11 +449,12 @@ static void test_conv(void)
                 oq_conv_fast_packed(y5, x, w, wp, bias, &p, NULL, 5, ws, NULL);
                 CHECK(memcmp(y1, y5, (size_t)ys * sizeof(float)) == 0);
                 /* an epilogue sees every output exactly once, after it is final */
-                oq_conv_epilogue ep = {square_in_place, NULL};
+                oq_conv_epilogue ep = {square_in_place, NULL, NULL};
                 oq_conv_fast_packed(y5, x, w, wp, bias, &p, NULL, 5, ws, &ep);
                 int bad = 0;
                 for (int64_t i = 0; i < ys; i++) bad += y5[i] != y1[i] * y1[i];
                 CHECK(bad == 0);
+                CHECK(check_conv_act(&p, x, xs, w, wp, bias, ws, ys) == 0);
             }
             free(wp);
         }

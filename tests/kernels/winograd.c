@@ -127,7 +127,7 @@ static void wino_case_run(const wino_case *wc, uint32_t *st)
     oq_conv_pack_w(wp, w, &p);
     oq_conv_fast_packed(y5, x, w, wp, b, &p, NULL, 3, ws, NULL);
     CHECK(memcmp(y1, y5, ys * sizeof(float)) == 0);
-    oq_conv_epilogue ep = {negate_in_place, NULL};
+    oq_conv_epilogue ep = {negate_in_place, NULL, NULL};
     oq_conv_fast_packed(y5, x, w, wp, NULL, &p, NULL, 2, ws, &ep);
     oq_conv_fast(y1, x, w, NULL, &p, NULL, 1, ws);
     int off = 0;
