@@ -47,10 +47,18 @@ static oq_status read_qparams(oq_kernel_ctx *c, int ks, int kz, oq_dtype zdt, bo
     float *sc = oq_kernel_scratch(c, (size_t)n * sizeof *sc);
     int32_t *zp = oq_kernel_scratch(c, (size_t)n * sizeof *zp);
     if (!sc || !zp) return c->err->status;
-    for (int64_t i = 0; i < n; i++) {
-        sc[i] = (float)oq_tensor_get_f64(s, i);
-        zp[i] = z ? (int32_t)oq_tensor_get_i64(z, one_zp ? 0 : i) : 0;
-    }
+    /* float scales and 8-bit zero points, the common case, without a
+     * conversion per element (per-channel weights: every run of every node) */
+    if (s->dtype == OQ_DTYPE_FLOAT)
+        memcpy(sc, s->data, (size_t)n * sizeof *sc);
+    else
+        for (int64_t i = 0; i < n; i++) sc[i] = (float)oq_tensor_get_f64(s, i);
+    if (z && !one_zp && z->dtype == OQ_DTYPE_INT8)
+        for (int64_t i = 0; i < n; i++) zp[i] = ((const int8_t *)z->data)[i];
+    else if (z && !one_zp && z->dtype == OQ_DTYPE_UINT8)
+        for (int64_t i = 0; i < n; i++) zp[i] = ((const uint8_t *)z->data)[i];
+    else
+        for (int64_t i = 0; i < n; i++) zp[i] = z ? (int32_t)oq_tensor_get_i64(z, one_zp ? 0 : i) : 0;
     *q = (oq_qparams){n, sc, zp};
     return OQ_OK;
 }
