@@ -226,14 +226,15 @@ static bool grow_from(grow *w, const oq_value *src, oq_fusion *best)
     return best->n >= 1;
 }
 
-bool oq_fuse_find(const oq_graph *g, const bool *pinned, const bool *kept, const int64_t *opsets, oq_fusion **out,
-                  int *n_out)
+bool oq_fuse_find(const oq_graph *g, const bool *pinned, const bool *kept, const int64_t *opsets, const bool *held,
+                  oq_fusion **out, int *n_out)
 {
     *out = NULL;
     *n_out = 0;
     reader_index ri = {0};
-    bool *taken = calloc((size_t)(g->n_nodes ? g->n_nodes : 1), sizeof *taken);
+    bool *taken = malloc((size_t)(g->n_nodes ? g->n_nodes : 1) * sizeof *taken);
     bool ok = taken && index_readers(g, &ri);
+    if (taken) memcpy(taken, held, (size_t)g->n_nodes * sizeof *taken);
     grow w = {g, &ri, pinned, kept, opsets, taken, {0}};
     int cap = 0;
     /* first sources: graph inputs, then every node output in graph order */

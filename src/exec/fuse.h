@@ -58,11 +58,12 @@ typedef struct oq_fusion {
  * DequantizeLinear as its epilogue or leaves the node alone).
  * By value id: pinned[v] is true for values that must be computed on their
  * own (graph outputs, values read from inside subgraphs, observed values),
- * kept[v] for values never freed during a run (graph outputs); opsets[i] is
- * node i's opset. On success *out (caller frees; NULL when *n_out is 0)
- * holds *n_out chains; false when out of memory. */
-bool oq_fuse_find(const oq_graph *g, const bool *pinned, const bool *kept, const int64_t *opsets, oq_fusion **out,
-                  int *n_out);
+ * kept[v] for values never freed during a run (graph outputs); by node
+ * index, opsets[i] is node i's opset and held[i] is true for nodes the
+ * planner runs otherwise, which no chain takes. On success *out (caller
+ * frees; NULL when *n_out is 0) holds *n_out chains; false when out of memory. */
+bool oq_fuse_find(const oq_graph *g, const bool *pinned, const bool *kept, const int64_t *opsets, const bool *held,
+                  oq_fusion **out, int *n_out);
 
 /* y[i] = chain(x[0][i], x[1][i], ...) for i in [begin, end); x[s] is
  * source s's data. y overlaps no source. */

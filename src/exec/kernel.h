@@ -28,9 +28,10 @@ struct oq_kernel_ctx {
      * DequantizeLinear are given one) applies the chain to its output before
      * returning. */
     const struct oq_fusion *epilogue;
-    /* NULL, or a per-tensor QuantizeLinear of the epilogue's result that the
-     * executor also moved into this node (DequantizeLinear only): output 0 is
-     * then that node's output. */
+    /* NULL, or a per-tensor QuantizeLinear of the node's result that the
+     * executor also moved into this node: output 0 is then that node's
+     * output. DequantizeLinear gets one after its epilogue; the Mul of a
+     * squeeze-excite block gets one for its product (oq_gate_quantize). */
     const oq_node *quantize;
 };
 

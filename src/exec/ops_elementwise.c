@@ -14,6 +14,7 @@
 #include "exec/kernel.h"
 #include "exec/ops.h"
 #include "exec/ops_common.h"
+#include "exec/qops.h"
 #include "exec/vmath.h"
 
 /* ---- shared state of one elementwise call --------------------------------- */
@@ -523,7 +524,10 @@ static oq_status run_binary(oq_kernel_ctx *c, const oq_bcast_visit *fns, bool ou
 
 static oq_status k_add(oq_kernel_ctx *c) { return run_binary(c, add_fns, false); }
 static oq_status k_sub(oq_kernel_ctx *c) { return run_binary(c, sub_fns, false); }
-static oq_status k_mul(oq_kernel_ctx *c) { return run_binary(c, mul_fns, false); }
+static oq_status k_mul(oq_kernel_ctx *c)
+{
+    return c->quantize ? oq_gate_quantize(c) : run_binary(c, mul_fns, false);
+}
 static oq_status k_div(oq_kernel_ctx *c) { return run_binary(c, div_fns, false); }
 static oq_status k_prelu(oq_kernel_ctx *c) { return run_binary(c, prelu_fns, false); }
 static oq_status k_equal(oq_kernel_ctx *c) { return run_binary(c, eq_fns, true); }

@@ -878,21 +878,26 @@ typedef struct gpool_job {
     int64_t size; /* elements per plane */
 } gpool_job;
 
+/* *y = the mean of x[0..size), summed in double. Cloned for wider vectors:
+ * the eight sums are vector lanes either way, so the bits are the same. */
+OQ_CLONED(plane_mean, (float *y, const float *x, int64_t size), (y, x, size))
+{
+    /* eight interleaved double sums, added up at the end: vectorizes */
+    double acc[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= size; i += 8)
+        for (int l = 0; l < 8; l++) acc[l] += x[i + l];
+    double s = 0.0;
+    for (; i < size; i++) s += x[i];
+    for (int l = 0; l < 8; l++) s += acc[l];
+    *y = (float)(s / (double)size);
+}
+
 static void gavg_planes(void *arg, int64_t begin, int64_t end)
 {
     const gpool_job *j = arg;
-    for (int64_t pl = begin; pl < end; pl++) {
-        const float *x = j->x + pl * j->size;
-        /* eight interleaved double sums, added up at the end: vectorizes */
-        double acc[8] = {0};
-        int64_t i = 0;
-        for (; i + 8 <= j->size; i += 8)
-            for (int l = 0; l < 8; l++) acc[l] += x[i + l];
-        double s = 0.0;
-        for (; i < j->size; i++) s += x[i];
-        for (int l = 0; l < 8; l++) s += acc[l];
-        j->y[pl] = (float)(s / (double)j->size);
-    }
+    plane_mean_fn *mean = plane_mean_pick();
+    for (int64_t pl = begin; pl < end; pl++) mean(j->y + pl, j->x + pl * j->size, j->size);
 }
 
 static void gmax_planes(void *arg, int64_t begin, int64_t end)

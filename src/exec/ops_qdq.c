@@ -173,9 +173,7 @@ typedef struct byte_map_job {
 static void byte_map_f32(void *arg, int64_t begin, int64_t end)
 {
     const byte_map_job *j = arg;
-    const float *t = j->table;
-    float *y = j->y;
-    for (int64_t i = begin; i < end; i++) y[i] = t[j->x[i]];
+    oq_byte_floats_kernel()((float *)j->y + begin, j->x + begin, j->table, end - begin);
 }
 
 /* y[i] = t[x[i]] for i < n: a table of 256 bytes. */
@@ -288,6 +286,70 @@ static oq_status k_dequantize_linear(oq_kernel_ctx *c)
     if (!y) return c->err->status;
     j.y = y->data;
     oq_par_run(c, oq_tensor_numel(x), 4, dequant_range, &j);
+    return OQ_OK;
+}
+
+/* ---- Mul by a gate per plane, then QuantizeLinear: y = quantize(x * gate) ------------------ */
+
+bool oq_gate_fits(const oq_tensor *x, const oq_tensor *gate)
+{
+    if (x->dtype != OQ_DTYPE_FLOAT || gate->dtype != OQ_DTYPE_FLOAT || x->rank < 2 || gate->rank != x->rank ||
+        gate->dims[0] != x->dims[0] || gate->dims[1] != x->dims[1])
+        return false;
+    for (int d = 2; d < x->rank; d++)
+        if (gate->dims[d] != 1) return false;
+    return true;
+}
+
+/* Planes (n, c) of x, each of `size` floats, times gate[plane], quantized. */
+typedef struct gate_job {
+    const float *x;
+    void *y;
+    const float *gate; /* one per plane */
+    int64_t size;
+    oq_dtype ydt;      /* the QuantizeLinear's output type, scale and zero point */
+    float s;
+    int32_t zp;
+    oq_qrange r;
+} gate_job;
+
+/* d[i] = x[i] * g for i < n: the Mul kernel's float product. */
+OQ_CLONED(scale_floats, (float *restrict d, const float *restrict x, float g, int64_t n), (d, x, g, n))
+{
+    for (int64_t i = 0; i < n; i++) d[i] = x[i] * g;
+}
+
+static void gate_planes(void *arg, int64_t begin, int64_t end)
+{
+    const gate_job *j = arg;
+    scale_floats_fn *scale = scale_floats_pick();
+    oq_quant_store_fn *store = oq_quant_store_kernel();
+    float buf[OQ_QCHUNK] __attribute__((aligned(64)));
+    for (int64_t pl = begin; pl < end; pl++)
+        for (int64_t i = pl * j->size, e = i + j->size; i < e; i += OQ_QCHUNK) {
+            int64_t n = e - i < OQ_QCHUNK ? e - i : OQ_QCHUNK;
+            scale(buf, j->x + i, j->gate[pl], n);
+            store(j->y, j->ydt, i, buf, n, j->s, j->zp, j->r);
+        }
+}
+
+oq_status oq_gate_quantize(oq_kernel_ctx *c)
+{
+    const oq_tensor *a = oq_kernel_require(c, 0), *b = oq_kernel_require(c, 1);
+    if (!a || !b) return c->err->status;
+    const oq_tensor *x = oq_gate_fits(a, b) ? a : b, *gate = x == a ? b : a;
+    const oq_node *qn = c->quantize;
+    if (!oq_gate_fits(x, gate))
+        return OQ_KERR(c, "a product quantized in one pass needs one gate value per plane of the other input");
+    const oq_tensor *qz = qn->inputs[2]->constant;
+    gate_job j = {.x = x->data, .gate = gate->data, .size = oq_dims_prod(x->dims, 2, x->rank), .ydt = qz->dtype,
+                  .s = *(const float *)qn->inputs[1]->constant->data};
+    j.zp = j.ydt == OQ_DTYPE_INT8 ? *(const int8_t *)qz->data : *(const uint8_t *)qz->data;
+    oq_qtype_range(j.ydt, &j.r);
+    oq_tensor *y = oq_kernel_output_raw(c, 0, j.ydt, x->rank, x->dims); /* every element is written */
+    if (!y) return c->err->status;
+    j.y = y->data;
+    oq_par_run(c, x->dims[0] * x->dims[1], j.size, gate_planes, &j);
     return OQ_OK;
 }
 

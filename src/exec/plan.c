@@ -96,6 +96,17 @@ void oq_exec_plan_destroy(plan *p)
 static int epilogue_host(const oq_graph *g, const int *producer, const bool *pinned, const oq_fusion *fu);
 static int quantize_after(const oq_graph *g, const bool *pinned, const oq_fusion *fu);
 
+/* A squeeze-excite block with a quantized output, as quantizers write it
+ * around float islands: x is read by a GlobalAveragePool (pool) and by a Mul
+ * (mul) by a gate computed from the pool, and only a QuantizeLinear
+ * (quantize) reads the product. */
+typedef struct se_block {
+    int mul, pool, quantize;
+} se_block;
+
+static bool se_candidate(const oq_graph *g, const int *producer, const bool *pinned, int m, se_block *b);
+static void se_plan(plan *p, const se_block *b);
+
 static oq_status plan_subgraph(void *ctx, const oq_graph *sub, oq_err *err)
 {
     return oq_exec_plan_graph(ctx, sub, err);
@@ -112,8 +123,9 @@ oq_status oq_exec_plan_graph(oq_session *s, const oq_graph *g, oq_err *err)
     oq_status st = OQ_OK;
     int nv = g->n_values, nn = g->n_nodes;
     int *producer = NULL, *last_use = NULL, *count = NULL;
-    bool *pinned = NULL, *kept = NULL;
+    bool *pinned = NULL, *kept = NULL, *held = NULL;
     int64_t *opsets = NULL;
+    se_block *se = NULL;
     plan *p = calloc(1, sizeof *p);
     plan **np = realloc(s->plans, (size_t)(s->n_plans + 1) * sizeof *np);
     if (!p || !np) {
@@ -137,8 +149,10 @@ oq_status oq_exec_plan_graph(oq_session *s, const oq_graph *g, oq_err *err)
     pinned = calloc((size_t)(nv ? nv : 1), sizeof *pinned);
     kept = calloc((size_t)(nv ? nv : 1), sizeof *kept);
     opsets = calloc((size_t)(nn ? nn : 1), sizeof *opsets);
+    held = calloc((size_t)(nn ? nn : 1), sizeof *held);
+    se = malloc((size_t)(nn ? nn : 1) * sizeof *se);
     if (!p->nodes || !p->outputs || !p->slots || !p->args || !producer || !last_use || !count || !pinned ||
-        !kept || !opsets) {
+        !kept || !opsets || !held || !se) {
         st = oq_errf(err, OQ_ENOMEM, "out of memory");
         goto fail;
     }
@@ -238,13 +252,20 @@ oq_status oq_exec_plan_graph(oq_session *s, const oq_graph *g, oq_err *err)
             plan_node *pn = &p->nodes[last_use[v]];
             pn->dead[pn->n_dead++] = v;
         }
-    /* elementwise chains of the top-level graph run fused (see run_node) */
+    /* elementwise chains of the top-level graph run fused (see run_node),
+     * and so do the Mul and QuantizeLinear of squeeze-excite blocks */
     if (!g->parent) {
         for (int i = 0; i < nn; i++)
             opsets[i] = p->nodes[i].opset;
         for (int v = 0; v < nv; v++)
             kept[v] = last_use[v] >= nn;
-        if (!oq_fuse_find(g, pinned, kept, opsets, &p->chains, &p->n_chains)) {
+        int n_se = 0;
+        for (int i = 0; i < nn; i++)
+            if (se_candidate(g, producer, pinned, i, &se[n_se])) {
+                held[i] = true;
+                n_se++;
+            }
+        if (!oq_fuse_find(g, pinned, kept, opsets, held, &p->chains, &p->n_chains)) {
             st = oq_errf(err, OQ_ENOMEM, "out of memory");
             goto fail;
         }
@@ -266,6 +287,8 @@ oq_status oq_exec_plan_graph(oq_session *s, const oq_graph *g, oq_err *err)
                 p->nodes[q].deferred = true;
             }
         }
+        for (int k = 0; k < n_se; k++)
+            se_plan(p, &se[k]);
     }
     /* subgraphs are planned now, not at run time */
     for (int i = 0; i < nn && !st; i++)
@@ -277,6 +300,8 @@ fail:
     free(pinned);
     free(kept);
     free(opsets);
+    free(held);
+    free(se);
     return st; /* p stays in s->plans and is freed with the session */
 }
 
@@ -322,18 +347,18 @@ static int epilogue_host(const oq_graph *g, const int *producer, const bool *pin
     return at;
 }
 
-/* The QuantizeLinear node that the DequantizeLinear hosting chain fu can
- * run after the chain, or -1: the chain's result is pinned by nothing and
- * read by that node alone, as its data, and the node quantizes per tensor to
- * 8 bits (byte_qparams). Its inputs are then all known at the host's turn. */
-static int quantize_after(const oq_graph *g, const bool *pinned, const oq_fusion *fu)
+/* The QuantizeLinear node that reads v, computed by node `at`, or -1: v is
+ * pinned by nothing and read by that node alone, as its data, and the node
+ * quantizes per tensor to 8 bits (byte_qparams). Its inputs are then all
+ * known at `at`'s turn, so that node's kernel can run it too. */
+static int quantize_reader(const oq_graph *g, const bool *pinned, const oq_value *v, int at)
 {
-    if (pinned[fu->dst->id])
+    if (pinned[v->id])
         return -1;
     int found = -1;
-    for (int i = fu->nodes[fu->n - 1] + 1; i < g->n_nodes; i++)
+    for (int i = at + 1; i < g->n_nodes; i++)
         for (int k = 0; k < g->nodes[i]->n_inputs; k++)
-            if (g->nodes[i]->inputs[k] == fu->dst) {
+            if (g->nodes[i]->inputs[k] == v) {
                 if (found >= 0 || k != 0)
                     return -1;
                 found = i;
@@ -343,6 +368,52 @@ static int quantize_after(const oq_graph *g, const bool *pinned, const oq_fusion
         !byte_qparams(g->nodes[found]))
         return -1;
     return found;
+}
+
+/* The QuantizeLinear node that the DequantizeLinear hosting chain fu can
+ * run after the chain, or -1 (quantize_reader of the chain's result). */
+static int quantize_after(const oq_graph *g, const bool *pinned, const oq_fusion *fu)
+{
+    return quantize_reader(g, pinned, fu->dst, fu->nodes[fu->n - 1]);
+}
+
+/* True when node m is the Mul of an se_block (filled into *b). That Mul
+ * then joins no elementwise chain. */
+static bool se_candidate(const oq_graph *g, const int *producer, const bool *pinned, int m, se_block *b)
+{
+    const oq_node *n = g->nodes[m];
+    if (n->kind != OQ_OP_MUL || n->n_inputs != 2 || n->n_outputs != 1 || !n->outputs[0] || !n->inputs[0] ||
+        !n->inputs[1] || n->inputs[0] == n->inputs[1] || n->inputs[0]->graph != g || n->inputs[1]->graph != g)
+        return false;
+    int q = quantize_reader(g, pinned, n->outputs[0], m);
+    for (int k = 0; k < 2 && q >= 0; k++) {
+        const oq_value *x = n->inputs[k];
+        if (x->constant || pinned[x->id])
+            continue;
+        int pool = -1, reads = 0;
+        for (int i = producer[x->id] + 1; i < g->n_nodes; i++) /* from 0 for a graph input */
+            for (int j = 0; j < g->nodes[i]->n_inputs; j++)
+                if (g->nodes[i]->inputs[j] == x) {
+                    reads++;
+                    if (i < m && j == 0 && g->nodes[i]->kind == OQ_OP_GLOBAL_AVERAGE_POOL &&
+                        g->nodes[i]->n_inputs == 1 && g->nodes[i]->n_outputs == 1)
+                        pool = i;
+                }
+        if (reads == 2 && pool >= 0) {
+            *b = (se_block){m, pool, q};
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Plans se_block b: its Mul runs the QuantizeLinear after it (deferred),
+ * so the float product is never made (oq_gate_quantize; the executor runs
+ * the two apart when the gate turns out not to be one value per plane). */
+static void se_plan(plan *p, const se_block *b)
+{
+    p->nodes[b->quantize].deferred = true;
+    p->nodes[b->mul].quantize = &p->nodes[b->quantize];
 }
 
 plan *oq_exec_plan_find(const oq_session *s, const oq_graph *g)

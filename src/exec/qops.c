@@ -47,10 +47,18 @@ static oq_status read_qparams(oq_kernel_ctx *c, int ks, int kz, oq_dtype zdt, bo
     float *sc = oq_kernel_scratch(c, (size_t)n * sizeof *sc);
     int32_t *zp = oq_kernel_scratch(c, (size_t)n * sizeof *zp);
     if (!sc || !zp) return c->err->status;
-    for (int64_t i = 0; i < n; i++) {
-        sc[i] = (float)oq_tensor_get_f64(s, i);
-        zp[i] = z ? (int32_t)oq_tensor_get_i64(z, one_zp ? 0 : i) : 0;
-    }
+    /* float scales and 8-bit zero points, the common case, without a
+     * conversion per element (per-channel weights: every run of every node) */
+    if (s->dtype == OQ_DTYPE_FLOAT)
+        memcpy(sc, s->data, (size_t)n * sizeof *sc);
+    else
+        for (int64_t i = 0; i < n; i++) sc[i] = (float)oq_tensor_get_f64(s, i);
+    if (z && !one_zp && z->dtype == OQ_DTYPE_INT8)
+        for (int64_t i = 0; i < n; i++) zp[i] = ((const int8_t *)z->data)[i];
+    else if (z && !one_zp && z->dtype == OQ_DTYPE_UINT8)
+        for (int64_t i = 0; i < n; i++) zp[i] = ((const uint8_t *)z->data)[i];
+    else
+        for (int64_t i = 0; i < n; i++) zp[i] = z ? (int32_t)oq_tensor_get_i64(z, one_zp ? 0 : i) : 0;
     *q = (oq_qparams){n, sc, zp};
     return OQ_OK;
 }
@@ -133,6 +141,56 @@ oq_quant_store_fn *oq_quant_store_kernel(void) { return quant_store_pick(); }
 void oq_real_values(float t[256], oq_dtype dt, float s, int32_t z)
 {
     for (int b = 0; b < 256; b++) t[b] = s * (float)((dt == OQ_DTYPE_INT8 ? (int32_t)(int8_t)b : b) - z);
+}
+
+/* ---- bytes to floats through a table ------------------------------------------------- */
+
+static void byte_floats(float *y, const uint8_t *x, const float *t, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) y[i] = t[x[i]];
+}
+
+#if OQ_X86_KERNELS
+#include <immintrin.h>
+
+/* byte_floats 16 elements at a time: the table as eight pairs of 16-float
+ * registers; each pair's two-source permute picks by the index's low 5 bits,
+ * bits 5, 6 and 7 then choose among the eight results (three levels of
+ * blends). Faster than a gather on the processors measured. */
+OQ_TARGET_AVX512 static void byte_floats_avx512(float *y, const uint8_t *x, const float *t, int64_t n)
+{
+    __m512 tab[16];
+    for (int k = 0; k < 16; k++) tab[k] = _mm512_loadu_ps(t + 16 * k);
+    const __m512i b5 = _mm512_set1_epi32(32), b6 = _mm512_set1_epi32(64), b7 = _mm512_set1_epi32(128);
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 live = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512i idx = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(live, x + i));
+        __m512 r[8];
+        for (int k = 0; k < 8; k++) r[k] = _mm512_permutex2var_ps(tab[2 * k], idx, tab[2 * k + 1]);
+        __mmask16 m5 = _mm512_test_epi32_mask(idx, b5), m6 = _mm512_test_epi32_mask(idx, b6),
+                  m7 = _mm512_test_epi32_mask(idx, b7);
+        for (int k = 0; k < 4; k++) r[k] = _mm512_mask_blend_ps(m5, r[2 * k], r[2 * k + 1]);
+        for (int k = 0; k < 2; k++) r[k] = _mm512_mask_blend_ps(m6, r[2 * k], r[2 * k + 1]);
+        _mm512_mask_storeu_ps(y + i, live, _mm512_mask_blend_ps(m7, r[0], r[1]));
+    }
+}
+#endif
+
+static oq_byte_floats_fn *const byte_floats_variants[OQ_ISA_COUNT] = {
+    [OQ_ISA_BASELINE] = byte_floats,
+#if OQ_X86_KERNELS
+    [OQ_ISA_AVX512] = byte_floats_avx512,
+#endif
+};
+
+oq_byte_floats_fn *oq_byte_floats_kernel(void)
+{
+    return byte_floats_variants[oq_isa_pick(OQ_ISA_HAVE(byte_floats_variants, ))];
+}
+
+const char *oq_byte_floats_variant(oq_isa isa)
+{
+    return isa >= 0 && isa < OQ_ISA_COUNT && byte_floats_variants[isa] ? oq_isa_name(isa) : NULL;
 }
 
 /* ---- parallel items with per-part workspace ------------------------------------------- */

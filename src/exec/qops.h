@@ -96,6 +96,29 @@ oq_quant_store_fn *oq_quant_store_kernel(void);
 /* t[b] = s * (v - z) for each byte pattern b of type dt (v its value). */
 void oq_real_values(float t[256], oq_dtype dt, float s, int32_t z);
 
+/* y[i] = t[x[i]] for i < n: bytes to floats through a table of 256 (the
+ * values of an 8-bit tensor after its DequantizeLinear and what follows it
+ * element by element). */
+typedef void oq_byte_floats_fn(float *y, const uint8_t *x, const float *t, int64_t n);
+/* The version for the enabled instruction sets (all give the same floats);
+ * callers take it once, before their loop. */
+oq_byte_floats_fn *oq_byte_floats_kernel(void);
+/* Name of oq_byte_floats_kernel's version at level isa, or NULL when it has
+ * none (the next level down's is used). */
+const char *oq_byte_floats_variant(oq_isa isa);
+
+/* ---- a product by a gate per plane, quantized (ops_qdq.c) ------------------------------ */
+
+/* True when x and gate are float and gate holds one value per (n, c) plane
+ * of x: x's rank, x's first two dimensions, ones after. */
+bool oq_gate_fits(const oq_tensor *x, const oq_tensor *gate);
+/* The kernel of a Mul that the executor runs with the QuantizeLinear of its
+ * product (c->quantize; per tensor, 8-bit, constant parameters), as in a
+ * squeeze-excite block: one input must be a gate of the other
+ * (oq_gate_fits, in either order). Each output byte is quantize(x * gate),
+ * the bytes of the two separate kernels, without the float product. */
+oq_status oq_gate_quantize(oq_kernel_ctx *c);
+
 /* ---- parallel items with per-part workspace ------------------------------------------- */
 
 typedef void (*oq_item_fn)(void *job, int64_t i, uint8_t *ws);

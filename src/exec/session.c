@@ -9,6 +9,7 @@
 
 #include "exec/fuse.h"
 #include "exec/kernel.h"
+#include "exec/qops.h"
 #include "exec/session.h"
 #include "exec/threadpool.h"
 #include "onnxq/oq_exec.h"
@@ -156,14 +157,15 @@ static void clear_dead(struct oq_exec_frame *f, const plan_node *pn)
         oq_slot_clear(f->s, &f->p->slots[pn->dead[d]]);
 }
 
-/* Runs node i's kernel (with chain ep as its epilogue, and the node's
- * quantize after it, when ep is not NULL), shows its outputs to the
+/* Runs node i's kernel (when `fused`, with what the plan moved into it: its
+ * epilogue chain and the QuantizeLinear after it), shows its outputs to the
  * observer, frees what dies there (and in the nodes moved into it). */
-static oq_status exec_node(struct oq_exec_frame *f, int i, const oq_fusion *ep, oq_err *err)
+static oq_status exec_node(struct oq_exec_frame *f, int i, bool fused, oq_err *err)
 {
     plan *p = f->p;
     plan_node *pn = &p->nodes[i];
-    const plan_node *quant = ep ? pn->quantize : NULL;
+    const oq_fusion *ep = fused ? pn->epilogue : NULL;
+    const plan_node *quant = fused ? pn->quantize : NULL;
     f->running = pn;
     const oq_node *n = pn->node;
     for (int k = 0; k < n->n_inputs; k++) {
@@ -238,7 +240,7 @@ static oq_status run_chain(struct oq_exec_frame *f, const oq_fusion *fu, oq_err 
     if (!chain_sources(f, fu, xs)) {
         oq_status st = OQ_OK;
         for (int k = 0; k < fu->n && !st; k++)
-            st = exec_node(f, fu->nodes[k], NULL, err);
+            st = exec_node(f, fu->nodes[k], false, err);
         return st;
     }
     const oq_tensor *x = xs[0];
@@ -269,6 +271,15 @@ static oq_status run_chain(struct oq_exec_frame *f, const oq_fusion *fu, oq_err 
     return OQ_OK;
 }
 
+/* True when node pn, a Mul given the QuantizeLinear after it (plan.c:
+ * squeeze-excite), can run it: one input is a gate of the other
+ * (oq_gate_fits); else the two run apart, as written. */
+static bool gate_fits(const struct oq_exec_frame *f, const plan_node *pn)
+{
+    const oq_tensor *a = resolve(f, pn->node->inputs[0]), *b = resolve(f, pn->node->inputs[1]);
+    return a && b && (oq_gate_fits(a, b) || oq_gate_fits(b, a));
+}
+
 /* Runs node i in its turn: folded constants only show themselves to the
  * observer; chain nodes wait for the chain's last node, which runs them all,
  * unless an observer watches every value (then every node runs on its own). */
@@ -285,7 +296,11 @@ static oq_status run_node(struct oq_exec_frame *f, int i, oq_err *err)
         return OQ_OK;
     if (!unfused && pn->chain)
         return run_chain(f, pn->chain, err);
-    return exec_node(f, i, unfused ? NULL : pn->epilogue, err);
+    if (!unfused && pn->quantize && pn->node->kind == OQ_OP_MUL && !gate_fits(f, pn)) {
+        oq_status st = exec_node(f, i, false, err);
+        return st ? st : exec_node(f, (int)(pn->quantize - p->nodes), false, err);
+    }
+    return exec_node(f, i, !unfused, err);
 }
 
 /* Runs the nodes of f's graph (inputs already bound), copies its outputs into

@@ -40,7 +40,8 @@ typedef struct plan_node {
     bool deferred; /* in an elementwise chain: runs with the chain at its last node */
     const oq_fusion *chain; /* set on the last node of a chain run on its own */
     const oq_fusion *epilogue; /* a chain this node's kernel (Conv, DequantizeLinear) applies to its output */
-    struct plan_node *quantize; /* with epilogue: a deferred QuantizeLinear of its result this node's kernel runs */
+    struct plan_node *quantize; /* a deferred QuantizeLinear of its result this node's kernel runs: after the
+                                   epilogue of a DequantizeLinear, or after a squeeze-excite Mul (plan.c) */
     void *cache;   /* oq_kernel_cache: data the kernel derived from constant inputs, kept across runs */
     size_t cache_bytes;
     int n_dead;

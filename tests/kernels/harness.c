@@ -16,7 +16,7 @@ int kernel_failures;
 
 static const kfamily *const families[] = {
     &kf_sgemm, &kf_conv,       &kf_qgemm,  &kf_requant, &kf_qdq,    &kf_qconv,
-    &kf_qmatmul, &kf_elementwise, &kf_fusion, &kf_pool, &kf_hist, &kf_sha256, &kf_winograd,
+    &kf_qmatmul, &kf_elementwise, &kf_fusion, &kf_pool, &kf_hist, &kf_sha256, &kf_winograd, &kf_gate,
 };
 enum { N_FAMILIES = sizeof families / sizeof families[0] };
 

@@ -84,6 +84,6 @@ oq_status knode_run(const char *op_type, const char *domain, int opset, const kn
 /* ---- the families ------------------------------------------------------------------ */
 
 extern const kfamily kf_sgemm, kf_conv, kf_qgemm, kf_requant, kf_qdq, kf_qconv, kf_qmatmul, kf_elementwise,
-    kf_fusion, kf_pool, kf_hist, kf_sha256, kf_winograd;
+    kf_fusion, kf_pool, kf_hist, kf_sha256, kf_winograd, kf_gate;
 
 #endif

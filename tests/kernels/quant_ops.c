@@ -16,7 +16,10 @@
  * large, without), the direct 1x1 path, constant weights (packed
  * once) and weights fed at run time.
  * qmatmul: QLinearMatMul, MatMulInteger and com.microsoft QGemm with per-tensor
- * and per-column parameters, batches, and shapes off the GEMM tile. */
+ * and per-column parameters, batches, and shapes off the GEMM tile.
+ * gate: the byte-to-float table lookup, and a squeeze-excite block as the
+ * quantizer leaves it (Mul by a gate per plane, then QuantizeLinear, run in
+ * one pass; the GlobalAveragePool's mean) fused and node by node. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -424,6 +427,206 @@ static int check_qdq(oq_isa level)
 }
 
 const kfamily kf_qdq = {"qdq", clone_variant, check_qdq};
+
+/* ---- gate: a squeeze-excite block's Mul run with its QuantizeLinear ------------------ */
+
+/* The byte-to-float table lookup (oq_byte_floats_kernel) against t[x[i]],
+ * bit for bit, on every byte value, lengths around the vector width, and
+ * tables holding NaN, infinities and -0. */
+static void lookup_case(int64_t n, uint32_t *st)
+{
+    float t[256];
+    for (int b = 0; b < 256; b++) t[b] = krand_float(st, -50.0f, 50.0f);
+    t[3] = NAN, t[130] = INFINITY, t[200] = -INFINITY, t[255] = -0.0f;
+    uint8_t *x = malloc((size_t)n + 1);
+    float *y = malloc(((size_t)n + 1) * sizeof *y);
+    for (int64_t i = 0; i < n; i++) x[i] = i < 256 ? (uint8_t)i : (uint8_t)krand(st);
+    y[n] = 7.0f; /* past the end: must stay */
+    oq_byte_floats_kernel()(y, x, t, n);
+    int bad = 0;
+    for (int64_t i = 0; i < n; i++) bad += memcmp(&y[i], &t[x[i]], sizeof(float)) != 0;
+    CHECK(bad == 0 && y[n] == 7.0f);
+    cases++;
+    free(x);
+    free(y);
+}
+
+/* What a squeeze-excite model looks like after quantization, as built by
+ * se_model: x = HardSwish(DequantizeLinear(xb, s, z)), or a float input x;
+ * m = GlobalAveragePool(x); gate = HardSigmoid(m), or a float input g of
+ * shape (1, 1, h, w) that is no gate per plane; y = QuantizeLinear(Mul(x,
+ * gate) or Mul(gate, x), s2, z2). Outputs y and m. */
+typedef struct se_case {
+    int64_t n, c, h, w;
+    oq_dtype xdt;  /* 8-bit: x from bytes; FLOAT: x is the input */
+    oq_dtype ydt;  /* QuantizeLinear's output type */
+    bool gate_first, plain_gate;
+    int threads;
+} se_case;
+
+static oq_model *se_model(const se_case *k, const oq_tensor *consts, oq_err *err)
+{
+    oq_model *m = oq_model_create();
+    if (!m || !(m->opsets = calloc(1, sizeof *m->opsets)) || !(m->opsets[0].domain = strdup(""))) goto fail;
+    m->n_opsets = 1;
+    m->opsets[0].version = 14;
+    m->ir_version = 8;
+    if (!(m->graph = oq_graph_create(m, NULL))) goto fail;
+    oq_graph *g = m->graph;
+    bool bytes = k->xdt != OQ_DTYPE_FLOAT;
+    oq_dim d[4] = {{k->n, NULL}, {k->c, NULL}, {k->h, NULL}, {k->w, NULL}}, dg[4] = {{1, NULL}, {1, NULL}, {k->h, NULL}, {k->w, NULL}};
+    oq_value *x = oq_graph_value(g, bytes ? "xb" : "x", err);
+    if (!x || oq_value_set_tensor_type(x, k->xdt, 4, d, err) || oq_graph_add_input(g, x, err)) goto fail;
+    if (k->plain_gate) {
+        oq_value *gv = oq_graph_value(g, "gate", err);
+        if (!gv || oq_value_set_tensor_type(gv, OQ_DTYPE_FLOAT, 4, dg, err) || oq_graph_add_input(g, gv, err))
+            goto fail;
+    }
+    static const char *const cnames[4] = {"s", "z", "s2", "z2"};
+    for (int i = 0; i < 4; i++)
+        if (!add_const(g, cnames[i], &consts[i], err)) goto fail;
+    const char *mul_in[2] = {k->gate_first ? "gate" : "x", k->gate_first ? "x" : "gate"};
+    const struct {
+        const char *op, *in[3], *out;
+    } nodes[] = {
+        {"DequantizeLinear", {"xb", "s", "z"}, "d"}, {"HardSwish", {"d"}, "x"},
+        {"GlobalAveragePool", {"x"}, "m"},           {"HardSigmoid", {"m"}, "gate"},
+        {"Mul", {mul_in[0], mul_in[1]}, "p"},        {"QuantizeLinear", {"p", "s2", "z2"}, "y"},
+    };
+    for (int i = bytes ? 0 : 2; i < 6; i++) {
+        if (i == 3 && k->plain_gate) continue;
+        int n_in = nodes[i].in[2] ? 3 : nodes[i].in[1] ? 2 : 1;
+        const char *out[1] = {nodes[i].out};
+        if (!oq_graph_add_node(g, nodes[i].op, "", nodes[i].out, n_in, nodes[i].in, 1, out, err)) goto fail;
+    }
+    if (oq_graph_add_output(g, oq_graph_find(g, "y"), err) || oq_graph_add_output(g, oq_graph_find(g, "m"), err) ||
+        oq_graph_sort(g, err))
+        goto fail;
+    return m;
+fail:
+    if (!err->status) oq_errf(err, OQ_ENOMEM, "out of memory");
+    oq_model_destroy(m);
+    return NULL;
+}
+
+/* The mean of x[0..n) as the executor sums it: eight interleaved double
+ * sums, the rest, then the eight. */
+static float mean_ref(const float *x, int64_t n)
+{
+    double acc[8] = {0}, s = 0.0;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; l++) acc[l] += x[i + l];
+    for (; i < n; i++) s += x[i];
+    for (int l = 0; l < 8; l++) s += acc[l];
+    return (float)(s / (double)n);
+}
+
+/* se_model run fused (the Mul quantizes its product per plane; the
+ * DequantizeLinear's HardSwish is a table) and node by node (an observer
+ * watching every value) against the float operations of the separate
+ * kernels done here: y and m equal, byte for byte. */
+static void se_run_case(const se_case *k, uint32_t *st)
+{
+    bool bytes = k->xdt != OQ_DTYPE_FLOAT;
+    int64_t hw = k->h * k->w, planes = k->n * k->c, numel = planes * hw;
+    int64_t dims[4] = {k->n, k->c, k->h, k->w}, gdims[4] = {1, 1, k->h, k->w};
+    oq_tensor consts[4] = {scalar_f(krand_float(st, 0.02f, 0.1f)),
+                           scalar_i(bytes ? k->xdt : OQ_DTYPE_UINT8, k->xdt == OQ_DTYPE_INT8 ? -7 : 121),
+                           scalar_f(krand_float(st, 0.01f, 0.05f)), scalar_i(k->ydt, k->ydt == OQ_DTYPE_INT8 ? -3 : 13)};
+    oq_tensor in[2] = {make(k->xdt, 4, dims), make(OQ_DTYPE_FLOAT, 4, gdims)}, y[2][2];
+    float s = *(float *)consts[0].data, s2 = *(float *)consts[2].data;
+    int32_t z = get_i(&consts[1], 0), z2 = get_i(&consts[3], 0);
+    float *x = malloc((size_t)numel * sizeof *x), *mean = malloc((size_t)planes * sizeof *mean);
+    int32_t *want = malloc((size_t)numel * sizeof *want);
+    if (bytes) fill_ints(&in[0], st);
+    for (int64_t i = 0; i < numel; i++) {
+        if (!bytes) {
+            x[i] = ((float *)in[0].data)[i] = krand_float(st, -4.0f, 6.0f);
+            continue;
+        }
+        float d = (float)(get_i(&in[0], i) - z) * s;
+        x[i] = d * fmaxf(fminf(d / 6.0f + 0.5f, 1.0f), 0.0f);
+    }
+    for (int64_t i = 0; i < hw; i++) ((float *)in[1].data)[i] = krand_float(st, 0.0f, 1.0f);
+    for (int64_t pl = 0; pl < planes; pl++) {
+        mean[pl] = mean_ref(x + pl * hw, hw);
+        float gate = fmaxf(fminf(0.2f * mean[pl] + 0.5f, 1.0f), 0.0f);
+        for (int64_t i = 0; i < hw; i++) {
+            float g = k->plain_gate ? ((float *)in[1].data)[i] : gate;
+            want[pl * hw + i] = quantize_ref(x[pl * hw + i] * g, s2, z2, k->ydt);
+        }
+    }
+    oq_err err = {0};
+    char what[160];
+    snprintf(what, sizeof what, "se %s->%s n %lld c %lld %lldx%lld%s%s threads %d", oq_dtype_name(k->xdt),
+             oq_dtype_name(k->ydt), (long long)k->n, (long long)k->c, (long long)k->h, (long long)k->w,
+             k->gate_first ? " gate first" : "", k->plain_gate ? " plain gate" : "", k->threads);
+    cases++;
+    oq_model *m = se_model(k, consts, &err);
+    CHECK_OK(m ? OQ_OK : err.status, &err);
+    for (int observed = 0; m && observed < 2; observed++) {
+        oq_session *sess = NULL;
+        oq_exec_options opts = {.threads = k->threads};
+        int seen = 0;
+        CHECK_OK(oq_session_create(&sess, m, &opts, &err), &err);
+        if (!sess) break;
+        if (observed) oq_session_set_observer(sess, count_values, &seen);
+        CHECK_OK(oq_session_run(sess, in, y[observed], &err), &err);
+        oq_exec_stats es;
+        oq_session_stats(sess, &es);
+        oq_session_destroy(sess);
+        if (err.status) break;
+        /* fused, the float product (numel floats) is not made: only x (from
+         * bytes), m, the gate, y and a few bytes of kernel scratch */
+        size_t made = (size_t)numel * ((bytes ? sizeof(float) : 0) + 1) + (size_t)planes * 2 * sizeof(float);
+        CHECK(observed || k->plain_gate || es.naive_bytes < made + (size_t)numel * sizeof(float));
+        char w2[200];
+        snprintf(w2, sizeof w2, "%s%s", what, observed ? " observed" : "");
+        CHECK(mismatches(&y[observed][0], want, numel, w2) == 0);
+        CHECK(oq_tensor_numel(&y[observed][1]) == planes &&
+              memcmp(y[observed][1].data, mean, (size_t)planes * sizeof *mean) == 0);
+        for (int o = 0; o < 2; o++) oq_tensor_release(&y[observed][o]);
+    }
+    oq_model_destroy(m);
+    free(x);
+    free(mean);
+    free(want);
+    for (int i = 0; i < 2; i++) oq_tensor_release(&in[i]);
+    for (int i = 0; i < 4; i++) oq_tensor_release(&consts[i]);
+}
+
+static int check_gate(oq_isa level)
+{
+    (void)level;
+    uint32_t st = 11;
+    cases = 0;
+    static const int64_t lengths[] = {0, 1, 5, 15, 16, 17, 31, 64, 255, 256, 257, 1000};
+    for (size_t i = 0; i < sizeof lengths / sizeof lengths[0]; i++) lookup_case(lengths[i], &st);
+    /* planes of 1 element, under, around and over the 256-element chunk and
+     * the eight sums; batches; both Mul orders; int8 in and out; a product
+     * large enough to split over threads; a gate that is not per plane */
+    static const se_case se[] = {
+        {1, 3, 1, 1, OQ_DTYPE_UINT8, OQ_DTYPE_UINT8, false, false, 1},
+        {1, 5, 3, 5, OQ_DTYPE_UINT8, OQ_DTYPE_UINT8, false, false, 1},
+        {2, 4, 4, 4, OQ_DTYPE_INT8, OQ_DTYPE_UINT8, true, false, 1},
+        {1, 3, 16, 16, OQ_DTYPE_UINT8, OQ_DTYPE_INT8, false, false, 1},
+        {1, 3, 1, 257, OQ_DTYPE_FLOAT, OQ_DTYPE_UINT8, true, false, 1},
+        {1, 17, 3, 96, OQ_DTYPE_UINT8, OQ_DTYPE_UINT8, false, false, 2},
+        {2, 88, 12, 48, OQ_DTYPE_INT8, OQ_DTYPE_INT8, true, false, 2},
+        {1, 6, 7, 7, OQ_DTYPE_UINT8, OQ_DTYPE_UINT8, false, true, 1},
+        {1, 4, 2, 9, OQ_DTYPE_FLOAT, OQ_DTYPE_UINT8, true, true, 2},
+    };
+    for (size_t i = 0; i < sizeof se / sizeof se[0]; i++) se_run_case(&se[i], &st);
+    return cases;
+}
+
+static const char *gate_variant(oq_isa isa)
+{
+    return oq_byte_floats_variant(isa) ? oq_byte_floats_variant(isa) : clone_variant(isa);
+}
+
+const kfamily kf_gate = {"gate", gate_variant, check_gate};
 
 /* ---- qconv ----------------------------------------------------------------------- */
 

@@ -6,9 +6,10 @@ calibration sample, the 16 samples stacked as one batch, and
 models/gen_test_models.py's miniatures of the real models' structures, two
 input shapes each, one model of ONNX Runtime's com.microsoft elementwise
 and pooling QLinear kernels (contrib_kernels_model), and one of depthwise
-QLinearConv and ConvInteger geometries (depthwise_model), and NonMaxSuppression
+QLinearConv and ConvInteger geometries (depthwise_model), NonMaxSuppression
 and RoiAlign at two opsets (detection_model), GridSample in every mode
-(grid_sample_model). Outputs must agree within
+(grid_sample_model), and one of two squeeze-excite blocks as the quantizer
+leaves them (se_block_model). Outputs must agree within
 rtol 1e-3, integer outputs exactly (see harness.py), and the example's
 predicted digits must be the same.
 """
@@ -178,6 +179,58 @@ def detection_model(opset):
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
     m.ir_version = 7
     return m, [corners, centers, scores, x, rois, batch]
+def se_block_model():
+    """Squeeze-excite blocks as `onnxq quantize` leaves them in its default
+    (QOperator) form: y8 = QuantizeLinear(x * gate) with x =
+    HardSwish(DequantizeLinear(x8)) (uint8) or x = DequantizeLinear(x8)
+    (int8), and gate = HardSigmoid(DequantizeLinear(QLinearConv(QLinearConv(
+    QuantizeLinear(GlobalAveragePool(x)))))); the gate is Mul's second input
+    in one block and its first in the other. The executor runs each Mul with
+    its QuantizeLinear in one pass. Outputs dequantized to float."""
+    h = onnx.helper
+    rng = np.random.default_rng(12)
+    C, R = 24, 6
+    inits = [numpy_helper.from_array(v, n) for n, v in (
+        ("xs", np.array(0.047, np.float32)), ("xz", np.array(119, np.uint8)),
+        ("cs", np.array(0.031, np.float32)), ("cz", np.array(-11, np.int8)),
+        ("ps", np.array(0.013, np.float32)), ("pz", np.array(96, np.uint8)),
+        ("rs", np.array(0.021, np.float32)), ("rz", np.array(0, np.uint8)),
+        ("es", np.array(0.09, np.float32)), ("ez", np.array(131, np.uint8)),
+        ("ys", np.array(0.035, np.float32)), ("yz", np.array(108, np.uint8)),
+        ("w1", rng.integers(-127, 128, (R, C, 1, 1)).astype(np.int8)),
+        ("w1s", rng.uniform(0.002, 0.01, R).astype(np.float32)), ("w1z", np.zeros(R, np.int8)),
+        ("b1", rng.integers(-500, 500, R).astype(np.int32)),
+        ("w2", rng.integers(-127, 128, (C, R, 1, 1)).astype(np.int8)),
+        ("w2s", rng.uniform(0.002, 0.01, C).astype(np.float32)), ("w2z", np.zeros(C, np.int8)),
+        ("b2", rng.integers(-500, 500, C).astype(np.int32)))]
+
+    def block(p, x8, xs, xz, hardswish, gate_first):
+        n = [h.make_node("DequantizeLinear", [x8, xs, xz], [p + "d"])]
+        x = p + "d"
+        if hardswish:
+            n.append(h.make_node("HardSwish", [x], [p + "x"]))
+            x = p + "x"
+        n += [h.make_node("GlobalAveragePool", [x], [p + "m"]),
+              h.make_node("QuantizeLinear", [p + "m", "ps", "pz"], [p + "m8"]),
+              h.make_node("QLinearConv", [p + "m8", "ps", "pz", "w1", "w1s", "w1z", "rs", "rz", "b1"], [p + "r8"]),
+              h.make_node("QLinearConv", [p + "r8", "rs", "rz", "w2", "w2s", "w2z", "es", "ez", "b2"], [p + "e8"]),
+              h.make_node("DequantizeLinear", [p + "e8", "es", "ez"], [p + "e"]),
+              h.make_node("HardSigmoid", [p + "e"], [p + "g"], alpha=1 / 6),
+              h.make_node("Mul", [p + "g", x] if gate_first else [x, p + "g"], [p + "p"]),
+              h.make_node("QuantizeLinear", [p + "p", "ys", "yz"], [p + "y8"]),
+              h.make_node("DequantizeLinear", [p + "y8", "ys", "yz"], [p + "y"])]
+        return n
+    nodes = block("a", "x8", "xs", "xz", True, False) + block("b", "c8", "cs", "cz", False, True)
+    u8, i8, f32 = onnx.TensorProto.UINT8, onnx.TensorProto.INT8, onnx.TensorProto.FLOAT
+    g = h.make_graph(nodes, "se_blocks",
+                     [h.make_tensor_value_info("x8", u8, ("n", C, "h", "w")),
+                      h.make_tensor_value_info("c8", i8, ("n", C, "h", "w"))],
+                     [h.make_tensor_value_info("ay", f32, None), h.make_tensor_value_info("by", f32, None)], inits)
+    m = h.make_model(g, opset_imports=[h.make_opsetid("", 14)])
+    m.ir_version = 7
+    cases = [[rng.integers(0, 256, shape).astype(np.uint8), rng.integers(-128, 128, shape).astype(np.int8)]
+             for shape in ((1, C, 12, 96), (2, C, 7, 7))]
+    return m, cases
 
 
 def grid_sample_model():
@@ -240,6 +293,11 @@ def main():
         path = os.path.join(tmp, "grid_sample.onnx")
         onnx.save(m, path)
         run_case(t, exe, "GridSample, every mode and padding", path, inputs, ["x", "g"])
+        m, cases = se_block_model()
+        path = os.path.join(tmp, "se_blocks.onnx")
+        onnx.save(m, path)
+        for k, inputs in enumerate(cases):
+            run_case(t, exe, f"squeeze-excite blocks case {k} {list(inputs[0].shape)}", path, inputs, ["x8", "c8"])
         for name, m, cases in gen_test_models.models():
             path = os.path.join(tmp, f"{name}.onnx")
             onnx.save(m, path)
