@@ -292,18 +292,32 @@ static bool add_const(oq_graph *g, const char *name, const oq_tensor *t, oq_err 
     return true;
 }
 
+/* An opset-14 model with an empty graph, or NULL when out of memory. */
+static oq_model *empty_model(void)
+{
+    oq_model *m = oq_model_create();
+    if (!m || !(m->opsets = calloc(1, sizeof *m->opsets)) || !(m->opsets[0].domain = strdup(""))) {
+        oq_model_destroy(m);
+        return NULL;
+    }
+    m->n_opsets = 1;
+    m->opsets[0].version = 14;
+    m->ir_version = 8;
+    if (!(m->graph = oq_graph_create(m, NULL))) {
+        oq_model_destroy(m);
+        return NULL;
+    }
+    return m;
+}
+
 /* x (n values of 8-bit dt) -> DequantizeLinear(s, z) -> d; a = d + 3;
  * h = HardSwish(a); m = h * d; then, with `quantize`, y = QuantizeLinear(m,
  * s2, z2), else y = m. The executor runs the chain as a 256-entry table in
  * the DequantizeLinear's kernel. */
 static oq_model *mapped_model(oq_dtype dt, int64_t n, bool quantize, const oq_tensor *consts, oq_err *err)
 {
-    oq_model *m = oq_model_create();
-    if (!m || !(m->opsets = calloc(1, sizeof *m->opsets)) || !(m->opsets[0].domain = strdup(""))) goto fail;
-    m->n_opsets = 1;
-    m->opsets[0].version = 14;
-    m->ir_version = 8;
-    if (!(m->graph = oq_graph_create(m, NULL))) goto fail;
+    oq_model *m = empty_model();
+    if (!m) goto fail;
     oq_graph *g = m->graph;
     oq_dim d[1] = {{n, NULL}};
     oq_value *x = oq_graph_value(g, "x", err);
@@ -466,12 +480,8 @@ typedef struct se_case {
 
 static oq_model *se_model(const se_case *k, const oq_tensor *consts, oq_err *err)
 {
-    oq_model *m = oq_model_create();
-    if (!m || !(m->opsets = calloc(1, sizeof *m->opsets)) || !(m->opsets[0].domain = strdup(""))) goto fail;
-    m->n_opsets = 1;
-    m->opsets[0].version = 14;
-    m->ir_version = 8;
-    if (!(m->graph = oq_graph_create(m, NULL))) goto fail;
+    oq_model *m = empty_model();
+    if (!m) goto fail;
     oq_graph *g = m->graph;
     bool bytes = k->xdt != OQ_DTYPE_FLOAT;
     oq_dim d[4] = {{k->n, NULL}, {k->c, NULL}, {k->h, NULL}, {k->w, NULL}}, dg[4] = {{1, NULL}, {1, NULL}, {k->h, NULL}, {k->w, NULL}};
