@@ -87,6 +87,17 @@ size_t oq_dtype_storage(oq_dtype dt, int64_t numel);
 
 static inline int64_t oq_tensor_numel(const oq_tensor *t) { return oq_shape_numel(t->rank, t->dims); }
 
+/* True when a and b have the same rank and dims (their types aside). */
+static inline bool oq_tensor_same_shape(const oq_tensor *a, const oq_tensor *b)
+{
+    if (a->rank != b->rank)
+        return false;
+    for (int i = 0; i < a->rank; i++)
+        if (a->dims[i] != b->dims[i])
+            return false;
+    return true;
+}
+
 /* Sets *t to an owned, zero-filled tensor of the given type and shape.
  * Fails (OQ_EINVAL/OQ_ENOMEM) on bad dims, overflow or the size limit. */
 oq_status oq_tensor_alloc(oq_tensor *t, oq_dtype dt, int rank, const int64_t *dims, oq_err *err);

@@ -153,16 +153,6 @@ static void add_tensor(sums *s, const float *f, const oq_tensor *x, const dequan
     }
 }
 
-static bool same_shape(const oq_tensor *a, const oq_tensor *b)
-{
-    if (a->rank != b->rank)
-        return false;
-    for (int i = 0; i < a->rank; i++)
-        if (a->dims[i] != b->dims[i])
-            return false;
-    return true;
-}
-
 /* ---- the comparison ------------------------------------------------------------------------ */
 
 /* One paired tensor of the quantized model. */
@@ -278,7 +268,7 @@ static void compare_row(cmp *c, row *r, const oq_tensor *x)
         set_bad(r, "it holds %s, neither float nor an 8- or 16-bit integer", oq_dtype_name(x->dtype), "");
     if (r->bad[0])
         return;
-    if (!same_shape(f, x)) {
+    if (!oq_tensor_same_shape(f, x)) {
         r->mismatched++;
         return;
     }
@@ -336,7 +326,7 @@ static int64_t argmax(const float *x, int64_t n)
 
 static void compare_output(output_pair *o, const oq_tensor *f, const oq_tensor *q)
 {
-    if (f->dtype != OQ_DTYPE_FLOAT || q->dtype != OQ_DTYPE_FLOAT || !same_shape(f, q))
+    if (f->dtype != OQ_DTYPE_FLOAT || q->dtype != OQ_DTYPE_FLOAT || !oq_tensor_same_shape(f, q))
         return;
     dequant none = {0};
     add_tensor(&o->s, f->data, q, &none);

@@ -197,14 +197,9 @@ static inline void lane_add(output_lanes *t, int l, double a, double b)
     t->max_abs[l] = d > t->max_abs[l] ? d : t->max_abs[l];
 }
 
-static bool same_shape(const oq_tensor *a, const oq_tensor *b)
-{
-    return a->dtype == b->dtype && a->rank == b->rank && !memcmp(a->dims, b->dims, (size_t)a->rank * sizeof *a->dims);
-}
-
 void oq_output_sums_add(oq_output_sums *s, const oq_tensor *ref, const oq_tensor *q)
 {
-    if (!same_shape(ref, q)) {
+    if (ref->dtype != q->dtype || !oq_tensor_same_shape(ref, q)) {
         s->shape_differs++;
         return;
     }
