@@ -13,6 +13,9 @@
 #include "onnxq/oq_report.h"
 #include "text.h"
 
+/* Candidates left float that the text summary names one by one; the report lists all. */
+enum { LEFT_FLOAT_SHOWN = 5 };
+
 /* ---- building ------------------------------------------------------------------ */
 
 static const char *const default_op_types[] = {"Conv", "MatMul", "Gemm", "Gather"};
@@ -721,12 +724,14 @@ oq_status oq_report_summary(const oq_report *r, char **text, oq_err *err)
         oq_text_printf(&t,
                        "raised the model's opset from %lld to %lld (nodes whose definitions changed were rewritten)\n",
                        (long long)r->opset, (long long)r->output_opset);
-    for (int i = 0, shown = 0; i < r->n_nodes && shown < 5; i++)
-        if (!r->nodes[i].quantized) {
+    int left_float = 0;
+    for (int i = 0; i < r->n_nodes; i++)
+        if (!r->nodes[i].quantized && left_float++ < LEFT_FLOAT_SHOWN)
             oq_text_printf(&t, "  left float: '%s' (%s): %s\n", r->nodes[i].name, r->nodes[i].op_type,
                            r->nodes[i].reason);
-            shown++;
-        }
+    if (left_float > LEFT_FLOAT_SHOWN)
+        oq_text_printf(&t, "  left float: %d more (--report writes every node with its reason)\n",
+                       left_float - LEFT_FLOAT_SHOWN);
     if (r->has_evaluation)
         put_evaluation(&t, r);
     else

@@ -54,6 +54,8 @@ typedef enum oq_node_policy {
 typedef struct oq_plan_override {
     const char *node;      /* node name (borrowed) */
     oq_node_policy policy;
+    const char *reason;    /* OQ_POLICY_FLOAT: why, as the report shows it (borrowed, must outlive the plan);
+                              NULL: "kept float by its node policy" */
 } oq_plan_override;
 
 typedef struct oq_plan_node {

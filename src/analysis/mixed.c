@@ -19,6 +19,7 @@
 
 /* Float outputs kept at most (the samples beyond run the float model again at each step). */
 #define REFERENCE_BYTES ((size_t)1 << 30)
+#define TARGET_REASON "kept float to meet the accuracy target" /* the plan reason of the nodes a search keeps */
 /* Samples per block, as oq_evaluate runs them, so that the sums come out alike. */
 enum { EVAL_BLOCK = 4 };
 
@@ -85,7 +86,7 @@ oq_status oq_mixed_overrides(const oq_mixed *m, oq_plan_override **overrides, in
     if (!(*overrides = calloc((size_t)m->n_kept + 1, sizeof **overrides)))
         return oq_errf(err, OQ_ENOMEM, "out of memory");
     for (; *n < m->n_kept; (*n)++)
-        (*overrides)[*n] = (oq_plan_override){m->kept[*n], OQ_POLICY_FLOAT};
+        (*overrides)[*n] = (oq_plan_override){m->kept[*n], OQ_POLICY_FLOAT, TARGET_REASON};
     return OQ_OK;
 }
 
@@ -403,7 +404,7 @@ static oq_status try_plan(search *s, const char *requantized, bool *met, oq_err 
         return oq_errf(err, OQ_ENOMEM, "out of memory");
     for (int i = 0; i < s->n_ranked; i++)
         if (s->kept[i])
-            ov[kept++] = (oq_plan_override){s->ranked[i], OQ_POLICY_FLOAT};
+            ov[kept++] = (oq_plan_override){s->ranked[i], OQ_POLICY_FLOAT, TARGET_REASON};
     oq_status st = oq_pipeline_plan(s->p, kept, ov, &plan, err);
     if (!st)
         st = oq_pipeline_rewrite(s->p, plan, false, &q, err);

@@ -525,7 +525,7 @@ static oq_status find_candidates(analysis *a, int shard_index, int shard_count, 
         if (a->n_all % shard_count == shard_index - 1)
             a->sel[a->n_sel++] = (cand){.node = i, .index = a->n_all};
         a->cand_node[a->n_all] = i;
-        a->floats[a->n_all++] = (oq_plan_override){n->name, OQ_POLICY_FLOAT};
+        a->floats[a->n_all++] = (oq_plan_override){n->name, OQ_POLICY_FLOAT, NULL};
     }
     oq_plan_destroy(base);
     for (int i = 0; !st && i < a->n_sel; i++)

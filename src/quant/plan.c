@@ -91,6 +91,7 @@ typedef struct planner {
     const oq_quant_options *o;
     const oq_calib_table *table; /* NULL: every range assumed present */
     oq_node_policy *policy;      /* [n_nodes] */
+    const char **policy_reason;  /* [n_nodes] the reason an OQ_POLICY_FLOAT node reports */
     node_slot *by_address;       /* [n_nodes] sorted by node address: node -> index */
     int *group;                  /* [n_values] shared-range groups (union-find parents), or NULL */
     share_range *shared;         /* [n_values] the range of each group, at its root */
@@ -299,7 +300,7 @@ static const char *embedding_blocker(planner *pl, int i)
     if (oq_quant_excludes(pl->o, n))
         return "excluded by --exclude";
     if (pl->policy[i] == OQ_POLICY_FLOAT)
-        return "kept float by its node policy";
+        return pl->policy_reason[i];
     if (t->dims[1] < 4 || oq_tensor_numel(t) < 256)
         return "embedding table too small to shrink";
     return NULL;
@@ -317,7 +318,7 @@ static const char *blocker(planner *pl, int i)
     if (oq_quant_excludes(pl->o, n))
         return "excluded by --exclude";
     if (pl->policy[i] == OQ_POLICY_FLOAT)
-        return "kept float by its node policy";
+        return pl->policy_reason[i];
     if (!x || !w || !n->outputs[0])
         return "missing input or output";
     if (!pair && !oq_is_float_constant(w))
@@ -869,10 +870,11 @@ oq_status oq_plan_create(oq_plan **out, const oq_graph *g, const oq_quant_option
         p->nodes = calloc((size_t)g->n_nodes + 1, sizeof *p->nodes);
         p->values = calloc((size_t)g->n_values + 1, sizeof *p->values);
         pl.policy = calloc((size_t)g->n_nodes + 1, sizeof *pl.policy);
+        pl.policy_reason = calloc((size_t)g->n_nodes + 1, sizeof *pl.policy_reason);
         pl.by_address = malloc(((size_t)g->n_nodes + 1) * sizeof *pl.by_address);
         pl.reaches_8bit = calloc((size_t)g->n_values + 1, sizeof *pl.reaches_8bit);
     }
-    if (!p || !p->nodes || !p->values || !pl.policy || !pl.by_address || !pl.reaches_8bit) {
+    if (!p || !p->nodes || !p->values || !pl.policy || !pl.policy_reason || !pl.by_address || !pl.reaches_8bit) {
         st = oq_errf(err, OQ_ENOMEM, "out of memory");
         goto done;
     }
@@ -899,12 +901,14 @@ oq_status oq_plan_create(oq_plan **out, const oq_graph *g, const oq_quant_option
             goto done;
         }
         pl.policy[found] = overrides[k].policy;
+        pl.policy_reason[found] = overrides[k].reason ? overrides[k].reason : "kept float by its node policy";
     }
     if (statics && opts->format == OQ_FORMAT_QOPERATOR && (st = share_concat_ranges(&pl)))
         goto done;
     st = walk(&pl);
 done:
     free(pl.policy);
+    free(pl.policy_reason);
     free(pl.by_address);
     free(pl.reaches_8bit);
     free(pl.group);

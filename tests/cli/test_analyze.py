@@ -137,6 +137,13 @@ def test_numbers(binary, tmp, model, data, sens):
                 check("top1_agreement" not in mine, f"{name}: a feature map has no top-1 agreement")
         finite = [o["sqnr_db"] for o in e["outputs"] if o["sqnr_db"] is not None]
         check(e["sqnr_db"] == min(finite, default=None), f"{name}: score is the lowest output SQNR")
+    # six candidates left float: the summary names five and counts the rest
+    r = run(binary, "quantize", model, "--data", data, "--exclude", ",".join(CANDIDATES), "-o",
+            os.path.join(tmp, "none.onnx"))
+    named = [line for line in r.stderr.splitlines() if line.startswith("onnxq:   left float: '")]
+    check(r.returncode == 0 and len(named) == 5 and all(line.endswith("excluded by --exclude") for line in named) and
+          "left float: 1 more (--report writes every node with its reason)" in r.stderr,
+          f"the summary of six nodes left float: {r.stderr}")
 
 
 def test_invariance(binary, tmp, model, data, whole):
@@ -212,6 +219,9 @@ def test_targets(binary, tmp, model, data, sens_path, labels):
           f"macs {mp['macs_per_sample']}")
     check("accuracy target output SQNR >=" in r.stderr and "kept %d of %d" % (len(kept), len(CANDIDATES)) in r.stderr,
           "the summary says what the target did")
+    reasons = {n["name"]: n.get("reason") for n in rep["nodes"] if not n["quantized"]}
+    check(reasons == {n: "kept float to meet the accuracy target" for n in kept},
+          f"the nodes left float are the kept ones, each saying why: {reasons}")
     # the same bytes as --exclude of those nodes, as with the ranking from the file, and again
     excl = os.path.join(tmp, "x.onnx")
     r = run(binary, "quantize", model, "--data", data, "--exclude", ",".join(kept), "-o", excl, "-q")

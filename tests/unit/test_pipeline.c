@@ -76,7 +76,7 @@ int main(int argc, char **argv)
     if (p && !oq_pipeline_load(p, &err) && !oq_pipeline_prepare(p, &err) && !oq_pipeline_calibrate(p, &err)) {
         const oq_calib_table *t = oq_pipeline_table(p);
         CHECK(t && t->samples == 16 && t->n_entries == 6);
-        oq_plan_override conv1 = {"conv1", OQ_POLICY_FLOAT};
+        oq_plan_override conv1 = {"conv1", OQ_POLICY_FLOAT, NULL};
         CHECK_OK(oq_pipeline_plan(p, 0, NULL, &all, &err), &err);
         CHECK_OK(oq_pipeline_plan(p, 1, &conv1, &keep, &err), &err);
         if (all && keep) {

@@ -333,7 +333,7 @@ static void test_conv_relu(void)
         oq_plan_destroy(needs);
     }
     /* a node policy keeps the Conv float; an unknown node is refused */
-    oq_plan_override keep = {"c", OQ_POLICY_FLOAT}, unknown = {"nowhere", OQ_POLICY_FLOAT};
+    oq_plan_override keep = {"c", OQ_POLICY_FLOAT, NULL}, unknown = {"nowhere", OQ_POLICY_FLOAT, NULL};
     oq_plan *kept = NULL;
     CHECK_OK(oq_plan_create(&kept, m->graph, &o, t, 1, &keep, &err), &err);
     CHECK(kept && kept->nodes[0].action == OQ_ACTION_KEEP_FLOAT && kept->nodes[0].reason &&

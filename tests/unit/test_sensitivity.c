@@ -85,7 +85,7 @@ static void check_against_evaluation(const oq_sensitivity *s)
         int n = 0;
         for (int k = 0; k < s->n_nodes; k++)
             if (k != i)
-                ov[n++] = (oq_plan_override){s->nodes[k].name, OQ_POLICY_FLOAT};
+                ov[n++] = (oq_plan_override){s->nodes[k].name, OQ_POLICY_FLOAT, NULL};
         oq_plan *plan = NULL;
         oq_quantized *q = NULL;
         oq_eval e = {0};
