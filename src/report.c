@@ -18,7 +18,8 @@ enum { LEFT_FLOAT_SHOWN = 5 };
 
 /* ---- building ------------------------------------------------------------------ */
 
-static const char *const default_op_types[] = {"Conv", "MatMul", "Gemm", "Gather"};
+/* what oq_quant_selects takes without --op-types */
+static const char *const default_op_types[] = {"Conv", "ConvTranspose", "MatMul", "Gemm", "Gather"};
 
 static char *dup(const char *s, bool *bad)
 {
@@ -202,7 +203,7 @@ oq_status oq_report_build(oq_report **out, const oq_report_input *in, oq_err *er
     const oq_quant_options *o = in->opts;
     r->tool_version = dup(in->tool_version, &bad);
     r->opts = *o;
-    r->n_op_types = o->n_op_types ? o->n_op_types : 3;
+    r->n_op_types = o->n_op_types ? o->n_op_types : (int)(sizeof default_op_types / sizeof *default_op_types);
     r->op_types = calloc((size_t)r->n_op_types, sizeof *r->op_types);
     r->exclude = calloc((size_t)o->n_exclude + 1, sizeof *r->exclude);
     bad |= !r->op_types || !r->exclude;
@@ -673,7 +674,7 @@ oq_status oq_report_summary(const oq_report *r, char **text, oq_err *err)
     oq_text t = {0};
     const oq_quant_options *o = &r->opts;
     const char *form = o->mode == OQ_MODE_DYNAMIC ? "dynamic" : o->format == OQ_FORMAT_QDQ ? "qdq" : "qoperator";
-    oq_text_printf(&t, "quantized %d of %d Conv/MatMul/Gemm/embedding nodes (%s); weights %.2f MB -> %.2f MB (%.2fx)\n",
+    oq_text_printf(&t, "quantized %d of %d Conv/ConvTranspose/MatMul/Gemm/embedding nodes (%s); weights %.2f MB -> %.2f MB (%.2fx)\n",
                    r->n_quantized, r->n_nodes, form, r->fp32_bytes / 1e6, r->quantized_bytes / 1e6,
                    r->quantized_bytes ? (double)r->fp32_bytes / (double)r->quantized_bytes : 0.0);
     if (r->has_prepare && r->prepare.nodes_after != r->prepare.nodes_before) {

@@ -20,7 +20,8 @@
 
 typedef enum oq_action {
     OQ_ACTION_NONE,           /* left as it is (float) */
-    OQ_ACTION_KEEP_FLOAT,     /* a candidate (Conv/MatMul/Gemm, an embedding Gather) left float; the reason says why */
+    OQ_ACTION_KEEP_FLOAT,     /* a candidate (Conv/ConvTranspose/MatMul/Gemm, an embedding Gather) left float; the reason
+                                 says why */
     OQ_ACTION_QLINEAR,        /* Conv -> QLinearConv, MatMul -> QLinearMatMul (constant or activation B) */
     OQ_ACTION_INTEGER_GEMM,   /* Gemm (or MatMul, with a folded bias Add) -> MatMulInteger, int32 bias Add, Cast,
                                  per-column Mul */
@@ -37,6 +38,8 @@ typedef enum oq_action {
     OQ_ACTION_FOLDED_CLAMP,   /* Relu/Clip whose range the node before it takes; removed */
     OQ_ACTION_FOLDED_BIAS,    /* Add of a constant row after a MatMul: the MatMul's int32 bias */
     OQ_ACTION_EMBEDDING,      /* Gather from a constant float table: int8 table per row, dequantized after the Gather */
+    OQ_ACTION_WEIGHT_ONLY,    /* ConvTranspose (no 8-bit form in ONNX) outside the QDQ format: int8 weight per output
+                                 channel behind a DequantizeLinear, float input and output */
     OQ_ACTION_COUNT
 } oq_action;
 
@@ -60,7 +63,8 @@ typedef struct oq_plan_override {
 
 typedef struct oq_plan_node {
     oq_action action;
-    bool candidate;        /* a Conv/MatMul/Gemm or embedding Gather the options select: the report lists it */
+    bool candidate;        /* a Conv/ConvTranspose/MatMul/Gemm or embedding Gather the options select: the report
+                              lists it */
     const char *reason;    /* OQ_ACTION_KEEP_FLOAT: why (static text) */
     int clamp;             /* index of the Relu/Clip folded into this node's output range, or -1 */
     int bias;              /* MatMul: index of the Add whose constant row becomes its int32 bias, or -1 */

@@ -290,9 +290,24 @@ static int64_t reduction_length(const oq_node *n, const int64_t *last_axis)
     }
 }
 
+/* Multiply-adds of float Conv/ConvTranspose/MatMul/Gemm n writing out_numel
+ * elements, from the latest last axis and element count (by value id) of its
+ * inputs: each output element sums reduction_length products, and each input
+ * element of a ConvTranspose meets C_out/group x kernel weights. */
+static int64_t node_macs(const oq_node *n, int64_t out_numel, const int64_t *last_axis, const int64_t *numel)
+{
+    if (n->kind == OQ_OP_CONV_TRANSPOSE) {
+        const oq_value *x = oq_node_input(n, 0), *b = oq_node_input(n, 1);
+        const oq_tensor *w = b ? b->constant : NULL;
+        return x && w && w->rank >= 1 && w->dims[0] > 0 ? numel[x->id] * (oq_tensor_numel(w) / w->dims[0]) : 0;
+    }
+    return out_numel * reduction_length(n, last_axis);
+}
+
 static bool weighted(const oq_node *n)
 {
-    return n->kind == OQ_OP_CONV || n->kind == OQ_OP_MATMUL || n->kind == OQ_OP_GEMM;
+    return n->kind == OQ_OP_CONV || n->kind == OQ_OP_CONV_TRANSPOSE || n->kind == OQ_OP_MATMUL ||
+           n->kind == OQ_OP_GEMM;
 }
 
 /* ---- the analysis ---------------------------------------------------------------------- */
@@ -313,6 +328,7 @@ typedef struct float_worker {
     int64_t sample;        /* the one running */
     oq_tensor *ins;        /* [n_in] */
     int64_t *last_axis;    /* [n_values] of the latest tensor of each value */
+    int64_t *numel;        /* [n_values] its element count */
     int64_t *macs;         /* [n_nodes] over the current block */
     oq_err err;            /* a copy that failed in the observer */
 } float_worker;
@@ -349,6 +365,7 @@ static void float_observe(void *user, const oq_value *v, const oq_tensor *t)
     if (v->graph != a->ref || v->id >= a->n_values)
         return;
     fw->last_axis[v->id] = t->rank ? t->dims[t->rank - 1] : 1;
+    fw->numel[v->id] = oq_tensor_numel(t);
     if (a->keep[v->id] && !fw->err.status) {
         oq_tensor *slot = &a->cache[(fw->sample - a->chunk_begin) * a->n_values + v->id];
         oq_tensor_release(slot);
@@ -357,7 +374,7 @@ static void float_observe(void *user, const oq_value *v, const oq_tensor *t)
     }
     int node = a->macs_node[v->id];
     if (node >= 0)
-        fw->macs[node] += oq_tensor_numel(t) * reduction_length(a->ref->nodes[node], fw->last_axis);
+        fw->macs[node] += node_macs(a->ref->nodes[node], oq_tensor_numel(t), fw->last_axis, fw->numel);
 }
 
 static oq_status float_begin(void *user, int w, int64_t b, oq_err *err)
@@ -383,6 +400,7 @@ static oq_status float_sample(void *user, int w, int64_t i, oq_err *err)
     for (int j = 0; !st && j < a->n_in; j++) {
         const oq_value *v = oq_session_input(fw->s, j);
         fw->last_axis[v->id] = fw->ins[j].rank ? fw->ins[j].dims[fw->ins[j].rank - 1] : 1;
+        fw->numel[v->id] = oq_tensor_numel(&fw->ins[j]);
         oq_tensor *slot = &a->cache[i * a->n_values + v->id];
         oq_tensor_release(slot);
         if (a->keep[v->id] && (st = oq_tensor_copy(slot, &fw->ins[j], err)))
@@ -574,8 +592,9 @@ static oq_status plan_keep(analysis *a, oq_err *err)
             a->macs_node[n->outputs[0]->id] = i;
             a->observed[n->outputs[0]->id] = true;
             const oq_value *b = oq_node_input(n, 1), *x = oq_node_input(n, 0);
-            if (n->kind != OQ_OP_CONV && x && x->graph == g && !(b && b->constant))
-                a->observed[x->id] = true; /* its last axis is the reduction length */
+            if (x && x->graph == g &&
+                (n->kind == OQ_OP_CONV_TRANSPOSE || (n->kind != OQ_OP_CONV && !(b && b->constant))))
+                a->observed[x->id] = true; /* its last axis is the reduction length, or its size counts */
         }
     }
     for (int j = 0; j < g->n_outputs; j++)
@@ -600,6 +619,7 @@ static void float_worker_release(float_worker *fw)
     oq_session_destroy(fw->s);
     free(fw->ins);
     free(fw->last_axis);
+    free(fw->numel);
     free(fw->macs);
 }
 
@@ -620,8 +640,9 @@ static oq_status float_workers_create(analysis *a, int threads, oq_err *err)
         a->n_in = oq_session_input_count(fw->s);
         fw->ins = calloc((size_t)a->n_in + 1, sizeof *fw->ins);
         fw->last_axis = calloc((size_t)a->n_values + 1, sizeof *fw->last_axis);
+        fw->numel = calloc((size_t)a->n_values + 1, sizeof *fw->numel);
         fw->macs = calloc((size_t)a->ref->n_nodes + 1, sizeof *fw->macs);
-        if (!fw->ins || !fw->last_axis || !fw->macs)
+        if (!fw->ins || !fw->last_axis || !fw->numel || !fw->macs)
             return oq_errf(err, OQ_ENOMEM, "out of memory");
     }
     return OQ_OK;

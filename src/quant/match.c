@@ -132,7 +132,8 @@ oq_qparams oq_constant_qparams(const oq_tensor *c, const oq_quant_options *o)
 bool oq_quant_selects(const oq_quant_options *o, oq_op_kind kind)
 {
     if (!o->n_op_types)
-        return kind == OQ_OP_CONV || kind == OQ_OP_MATMUL || kind == OQ_OP_GEMM || kind == OQ_OP_GATHER;
+        return kind == OQ_OP_CONV || kind == OQ_OP_CONV_TRANSPOSE || kind == OQ_OP_MATMUL || kind == OQ_OP_GEMM ||
+               kind == OQ_OP_GATHER;
     for (int i = 0; i < o->n_op_types; i++)
         if (oq_op_kind_of("", o->op_types[i]) == kind && kind != OQ_OP_OTHER)
             return true;

@@ -38,7 +38,8 @@ oq_value *oq_other_operand(const oq_node *n, oq_op_kind op, const oq_value *x);
  * 8-bit op is quantized. */
 oq_qparams oq_constant_qparams(const oq_tensor *c, const oq_quant_options *o);
 /* Whether the options' --op-types select ops of this kind (default: Conv,
- * MatMul, Gemm and Gather, the last for embedding lookups only). */
+ * ConvTranspose, MatMul, Gemm and Gather, the last for embedding lookups
+ * only). */
 bool oq_quant_selects(const oq_quant_options *o, oq_op_kind kind);
 /* Whether the options' --exclude names node n. */
 bool oq_quant_excludes(const oq_quant_options *o, const oq_node *n);

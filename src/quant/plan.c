@@ -22,6 +22,9 @@
 typedef enum op_role {
     ROLE_NONE,
     ROLE_WEIGHTED,    /* candidate: input 0 and the output need ranges, input 1 a constant weight */
+    ROLE_WEIGHT_ONLY, /* candidate with no 8-bit form in ONNX (ConvTranspose): in the QOperator format and in
+                         dynamic mode only its weight is quantized, read through a DequantizeLinear; in the QDQ
+                         format it is quantized like a Conv */
     ROLE_PASSTHROUGH, /* moves 8-bit data unchanged (from opset min_opset): no range */
     ROLE_CONTRIB,     /* --contrib: a com.microsoft QLinear op (qop) when its `arity` inputs are 8-bit or
                          constants: the output needs a range */
@@ -35,6 +38,7 @@ static const struct op_quant {
     int arity;       /* ROLE_CONTRIB: data inputs */
 } op_quant[OQ_OP_COUNT] = {
     [OQ_OP_CONV] = {ROLE_WEIGHTED, 0, OQ_OP_OTHER, 0},
+    [OQ_OP_CONV_TRANSPOSE] = {ROLE_WEIGHT_ONLY, 0, OQ_OP_OTHER, 0},
     [OQ_OP_MATMUL] = {ROLE_WEIGHTED, 0, OQ_OP_OTHER, 0},
     [OQ_OP_GEMM] = {ROLE_WEIGHTED, 0, OQ_OP_OTHER, 0},
     [OQ_OP_MAX_POOL] = {ROLE_PASSTHROUGH, 12, OQ_OP_OTHER, 0},
@@ -64,7 +68,7 @@ static const struct op_quant {
 static const char *const action_names[OQ_ACTION_COUNT] = {
     "none", "keep_float", "qlinear", "integer_gemm", "qgemm", "qdq", "dynamic", "passthrough",
     "qlinear_concat", "contrib", "scaled_twin", "shifted_twin", "hard_sigmoid", "hard_swish", "folded_clamp", "folded_bias",
-    "embedding",
+    "embedding", "weight_only",
 };
 
 const char *oq_action_name(oq_action a) { return a >= 0 && a < OQ_ACTION_COUNT ? action_names[a] : "?"; }
@@ -278,6 +282,13 @@ static bool two_activations(const oq_node *n)
     return n->kind == OQ_OP_MATMUL && b && !b->constant && oq_node_input(n, 0) && !n->inputs[0]->constant;
 }
 
+/* Whether candidate n has only its weight quantized (ROLE_WEIGHT_ONLY outside the QDQ format). */
+static bool weight_only(const planner *pl, const oq_node *n)
+{
+    return op_quant[n->kind].role == ROLE_WEIGHT_ONLY &&
+           (pl->o->mode == OQ_MODE_DYNAMIC || pl->o->format != OQ_FORMAT_QDQ);
+}
+
 /* Whether Gather n looks rows up in a constant float table [V, d] by
  * activation indices: an embedding, quantized as a weight (oq_plan.h). */
 static bool embedding_lookup(const oq_node *n)
@@ -314,7 +325,7 @@ static const char *blocker(planner *pl, int i)
     const oq_node *n = pl->g->nodes[i];
     const oq_value *x = oq_node_input(n, 0), *w = oq_node_input(n, 1);
     oq_qparams p;
-    bool statics = pl->o->mode == OQ_MODE_STATIC, pair = two_activations(n);
+    bool statics = pl->o->mode == OQ_MODE_STATIC && !weight_only(pl, n), pair = two_activations(n);
     if (oq_quant_excludes(pl->o, n))
         return "excluded by --exclude";
     if (pl->policy[i] == OQ_POLICY_FLOAT)
@@ -332,10 +343,12 @@ static const char *blocker(planner *pl, int i)
     if (pair)
         return NULL;
     const oq_tensor *wt = w->constant;
-    if (n->kind == OQ_OP_CONV) {
+    if (n->kind == OQ_OP_CONV || n->kind == OQ_OP_CONV_TRANSPOSE) {
         const oq_value *b = oq_node_input(n, 2);
         if (wt->rank < 3)
-            return "Conv weight has rank < 3";
+            return n->kind == OQ_OP_CONV ? "Conv weight has rank < 3" : "ConvTranspose weight has rank < 3";
+        if (n->kind == OQ_OP_CONV_TRANSPOSE && oq_node_attr_int(n, "group", 1) != 1)
+            return "grouped ConvTranspose (its output channels have no weight axis of their own)";
         if (b && (!oq_is_float_constant(b) || b->constant->rank != 1))
             return "bias is not a 1-D float constant";
     } else if (n->kind == OQ_OP_MATMUL) {
@@ -525,6 +538,10 @@ static oq_status plan_candidate(planner *pl, int i)
     pn->activation_b = two_activations(n);
     if (n->kind == OQ_OP_GATHER) { /* weight only: the same in every mode and format */
         pn->action = OQ_ACTION_EMBEDDING;
+        return OQ_OK;
+    }
+    if (weight_only(pl, n)) {
+        pn->action = OQ_ACTION_WEIGHT_ONLY;
         return OQ_OK;
     }
     if (pl->o->mode == OQ_MODE_DYNAMIC) {
@@ -836,7 +853,8 @@ static oq_status walk(planner *pl)
             continue; /* planned with the node before it */
         oq_status st = OQ_OK;
         bool embedding = embedding_lookup(n);
-        if ((op_quant[n->kind].role != ROLE_WEIGHTED && !embedding) || !pl->selected[n->kind]) {
+        op_role role = op_quant[n->kind].role;
+        if ((role != ROLE_WEIGHTED && role != ROLE_WEIGHT_ONLY && !embedding) || !pl->selected[n->kind]) {
             if (qoperator && pl->policy[i] != OQ_POLICY_FLOAT)
                 st = plan_other(pl, i);
         } else {

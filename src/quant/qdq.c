@@ -139,16 +139,19 @@ static oq_status qdq_pair(rewriter *r, oq_node *n)
     return qdq_output(r, n, n->outputs[0]);
 }
 
-/* Node i (n): Q/DQ around its input and output, the weight as int8 behind a
- * DequantizeLinear, its bias (Conv's, Gemm's C, or the constant of the Add
- * after a MatMul that the plan folds) as int32 behind one; with a folded Add
- * the output pair comes after the Add. */
+/* Node i (n, a Conv, ConvTranspose, MatMul or Gemm): Q/DQ around its input
+ * and output, the weight as int8 behind a DequantizeLinear, its bias (Conv's,
+ * Gemm's C, or the constant of the Add after a MatMul that the plan folds) as
+ * int32 behind one; with a folded Add the output pair comes after the Add. */
 oq_status oq_rw_qdq(rewriter *r, int i, oq_node *n, oq_quant_node *rep)
 {
     if (r->plan->nodes[i].activation_b)
         return qdq_pair(r, n);
-    bool conv = n->kind == OQ_OP_CONV, gemm = n->kind == OQ_OP_GEMM;
-    int axis = conv ? 0 : gemm && oq_node_attr_int(n, "transB", 0) ? 0 : 1, k = r->plan->nodes[i].bias;
+    bool transposed = n->kind == OQ_OP_CONV_TRANSPOSE, conv = n->kind == OQ_OP_CONV || transposed;
+    bool gemm = n->kind == OQ_OP_GEMM;
+    /* the axis of output channels: ConvTranspose's weight is [C_in, C_out, k...] (one group) */
+    int axis = transposed ? 1 : conv ? 0 : gemm && oq_node_attr_int(n, "transB", 0) ? 0 : 1;
+    int k = r->plan->nodes[i].bias;
     oq_node *add = k >= 0 ? r->order[k] : NULL;
     oq_status st;
     if (gemm && (st = fold_gemm_factors(r, n)))
@@ -182,6 +185,10 @@ oq_status oq_rw_qdq(rewriter *r, int i, oq_node *n, oq_quant_node *rep)
     oq_value *y = add ? add->outputs[0] : n->outputs[0];
     if ((st = qdq_output(r, add ? add : n, y)) || (st = oq_rw_params(r, y, &yi)))
         return st;
+    if (transposed) { /* bias correction has no ConvTranspose layout: not listed */
+        oq_rw_report_weight(rep, qw);
+        return OQ_OK;
+    }
     /* listed for bias correction, which sets a bias from the float node's
      * output; a folded Add comes after it, its constant is bias_after */
     oq_bias_site site = {.op = n, .x = xdq, .x_scale = xi->p.scale, .x_zero_point = xi->p.zero_point, .w = qw->q,

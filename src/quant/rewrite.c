@@ -68,6 +68,7 @@ static oq_status execute(rewriter *r, int i, oq_node *n, oq_quant_node *rep)
     case OQ_ACTION_HARD_SIGMOID: return oq_rw_hard(r, n, false);
     case OQ_ACTION_HARD_SWISH: return oq_rw_hard(r, n, true);
     case OQ_ACTION_EMBEDDING: return oq_rw_embedding(r, n, rep);
+    case OQ_ACTION_WEIGHT_ONLY: return oq_rw_weight_only(r, n, rep);
     case OQ_ACTION_NONE:
     case OQ_ACTION_KEEP_FLOAT:
     case OQ_ACTION_FOLDED_CLAMP: /* removed with the node before it */

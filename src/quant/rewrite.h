@@ -140,6 +140,8 @@ oq_status oq_rw_qdq(rewriter *r, int i, oq_node *n, oq_quant_node *rep);
 oq_status oq_rw_dynamic(rewriter *r, int i, oq_node *n, oq_quant_node *rep);
 /* embedding.c */
 oq_status oq_rw_embedding(rewriter *r, oq_node *n, oq_quant_node *rep);
+/* weight_only.c */
+oq_status oq_rw_weight_only(rewriter *r, oq_node *n, oq_quant_node *rep);
 /* contrib.c */
 oq_status oq_rw_qgemm(rewriter *r, int i, oq_node *n, oq_quant_node *rep);
 oq_status oq_rw_qlinear_concat(rewriter *r, oq_node *n);

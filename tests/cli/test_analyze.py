@@ -266,6 +266,31 @@ def test_targets(binary, tmp, model, data, sens_path, labels):
           rep["mixed_precision"]["target"] == {"kind": "max_drop", "value": 0}, f"--max-drop 0: {r.stderr} {acc}")
 
 
+def test_transposed(binary, tmp):
+    """A ConvTranspose is a candidate like a Conv: ranked, and its multiply-adds
+    counted from its input (each input element meets C_out x kernel weights)."""
+    n = helper.make_node
+    nodes = [n("Conv", ["x", "w0"], ["c"], name="c0", kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[2, 2]),
+             n("Relu", ["c"], ["r"], name="relu"),
+             n("ConvTranspose", ["r", "wt", "bt"], ["y"], name="up", kernel_shape=[3, 3], strides=[2, 2],
+               pads=[1, 1, 1, 1], output_padding=[1, 1])]
+    inits = {"w0": w(6, 3, 3, 3), "wt": w(6, 4, 3, 3), "bt": w(4, scale=0.1)}
+    g = helper.make_graph(nodes, "up", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 16, 16])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4, 16, 16])],
+                          [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    model, npy, out = (os.path.join(tmp, f) for f in ("up.onnx", "up_x.npy", "up_sens.json"))
+    onnx.save(m, model)
+    np.save(npy, RNG.standard_normal((4, 1, 3, 16, 16)).astype(np.float32))
+    r = run(binary, "analyze", model, "--data", f"x={npy}", "-o", out, "-q")
+    nodes = {e["name"]: e for e in sens_of(out)["nodes"]} if r.returncode == 0 else {}
+    want = {"c0": 6 * 8 * 8 * 27, "up": 6 * 8 * 8 * 4 * 9}
+    check(r.returncode == 0 and {k: e["macs"] for k, e in nodes.items()} == want and
+          nodes["up"]["sqnr_db"] is not None,
+          f"ConvTranspose analysed with its multiply-adds: {r.stderr} {nodes}")
+
+
 def test_bad_input(binary, tmp, model, data, sens_path, labels):
     runner = Runner(binary, tmp)
     o = runner.out
@@ -390,6 +415,7 @@ def main():
         test_invariance(binary, tmp, model, data, whole)
         test_targets(binary, tmp, model, data, sens_path, labels)
         test_bad_input(binary, tmp, model, data, sens_path, labels)
+        test_transposed(binary, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return finish("analyze")

@@ -25,6 +25,9 @@ mode (DynamicQuantizeLinear + MatMulInteger/ConvInteger, no calibration):
   converted between float and 8-bit) equals a count made from the tensors
   ONNX Runtime computes on the same samples, and `speed_outlook` says whether
   to expect a speed-up (QOperator format), null elsewhere;
+- a ConvTranspose (ONNX has no 8-bit form of it) reads its weight as int8 per
+  output channel (axis 1) through a DequantizeLinear in every format, and in
+  the QDQ format its input through a Q/DQ pair (fpn_head, upsampler);
 - hard-swish patterns become HardSwish and scalar factors next to 8-bit tensors
   move into (De)QuantizeLinear scales, on a PP-OCRv4-style block;
 - a Concat that an 8-bit op reads runs on 8-bit tensors in the QOperator
@@ -159,6 +162,27 @@ def conv_affine_model():
         ("g", rng.uniform(0.5, 1.5, c)), ("be", rng.standard_normal(c) * 0.1),
         ("mu", rng.standard_normal(c) * 0.1), ("var", rng.uniform(0.5, 1.5, c)),
         ("w1", rng.standard_normal((2, c, 1, 1)) * 0.5)])
+    return m, [[rng.standard_normal((1, 3, 8, 8)).astype(np.float32)] for _ in range(4)]
+
+
+def upsampler_model():
+    """Conv -> Relu -> ConvTranspose (8 -> 4 channels of distinct scales, 3x3, stride 2, pads 1,
+    output_padding 1, bias) -> Relu -> Conv: a segmentation decoder's upsampling step; the
+    ConvTranspose weight is quantized per output channel (axis 1)."""
+    rng = np.random.default_rng(11)
+    nodes = [
+        onnx.helper.make_node("Conv", ["x", "w0", "b0"], ["c0"], kernel_shape=[3, 3], pads=[1, 1, 1, 1],
+                              strides=[2, 2]),
+        onnx.helper.make_node("Relu", ["c0"], ["r0"]),
+        onnx.helper.make_node("ConvTranspose", ["r0", "wt", "bt"], ["t"], kernel_shape=[3, 3], strides=[2, 2],
+                              pads=[1, 1, 1, 1], output_padding=[1, 1]),
+        onnx.helper.make_node("Relu", ["t"], ["r1"]),
+        onnx.helper.make_node("Conv", ["r1", "w1"], ["y"], kernel_shape=[1, 1]),
+    ]
+    wt = rng.standard_normal((8, 4, 3, 3)) * np.array([0.05, 0.2, 0.5, 1.0]).reshape(1, 4, 1, 1)
+    m = conv_test_model("upsampler", nodes, [
+        ("w0", rng.standard_normal((8, 3, 3, 3)) * 0.3), ("b0", rng.standard_normal(8) * 0.1),
+        ("wt", wt), ("bt", rng.standard_normal(4) * 0.1), ("w1", rng.standard_normal((2, 4, 1, 1)) * 0.5)])
     return m, [[rng.standard_normal((1, 3, 8, 8)).astype(np.float32)] for _ in range(4)]
 
 
@@ -338,10 +362,33 @@ def cntk_checks(tag, qm, rep_path, ratio, tally):
     tally.case(tag + " 3x smaller", ratio >= 3.0, "file %.2fx smaller (at least 3x)" % ratio)
 
 
+def transposed_convs_quantized(qm, qdq):
+    """How many ConvTranspose nodes of qm read their weight as an int8
+    initializer through a DequantizeLinear along axis 1 (the output channels
+    of a one-group ConvTranspose; no axis for one channel), and with qdq also their input through a
+    DequantizeLinear: ONNX has no 8-bit ConvTranspose, so outside the QDQ
+    format only the weight is quantized."""
+    made = {o: n for n in qm.graph.node for o in n.output}
+    int8 = {t.name for t in qm.graph.initializer if t.data_type == onnx.TensorProto.INT8}
+    sizes = {t.name: int(np.prod(t.dims)) for t in qm.graph.initializer}
+    count = 0
+    for n in qm.graph.node:
+        if n.op_type != "ConvTranspose":
+            continue
+        w, x = made.get(n.input[1]), made.get(n.input[0])
+        if w is None or w.op_type != "DequantizeLinear" or w.input[0] not in int8:
+            continue
+        axis = [a.i for a in w.attribute if a.name == "axis"]
+        per_channel = axis == [1] or (not axis and sizes.get(w.input[1]) == 1)  # one output channel: one scale
+        count += per_channel and (not qdq or (x is not None and x.op_type == "DequantizeLinear"))
+    return count
+
+
 def cases_for(tmp):
     """(name, model path, data folder, list of input-array lists) for every model."""
     out = []
-    for name, (m, cases) in [("conv_affine", conv_affine_model()), ("hard_swish", hard_swish_model()),
+    for name, (m, cases) in [("conv_affine", conv_affine_model()), ("upsampler", upsampler_model()),
+                             ("hard_swish", hard_swish_model()),
                              ("contrib_ops", contrib_ops_model()), ("fire", fire_model())]:
         path = os.path.join(tmp, name + ".onnx")
         onnx.save(m, path)
@@ -651,6 +698,12 @@ def main():
                 except Exception as e:  # the checker's exception types vary by version
                     tally.case(tag + " checker", False, str(e).splitlines()[0])
                 ops = [(n.domain, n.op_type) for n in qm.graph.node]
+                convt = [n for n in fm.graph.node if n.op_type == "ConvTranspose"]
+                if convt:
+                    tally.case(tag + " ConvTranspose", transposed_convs_quantized(qm, qdq=fmt == "qdq") == len(convt),
+                               "%d of %d ConvTranspose weights int8 behind a per-channel DequantizeLinear%s"
+                               % (transposed_convs_quantized(qm, qdq=fmt == "qdq"), len(convt),
+                                  ", their inputs dequantized 8-bit tensors" if fmt == "qdq" else ""))
                 if fmt == "contrib":  # the Gemms of the prepared model (a MatMul + Add of a 2-D input is one)
                     prepared = out + ".prepared.onnx"
                     subprocess.run([exe, "prepare", path, "-o", prepared, "-q"], check=True)
