@@ -674,7 +674,9 @@ oq_status oq_report_summary(const oq_report *r, char **text, oq_err *err)
     oq_text t = {0};
     const oq_quant_options *o = &r->opts;
     const char *form = o->mode == OQ_MODE_DYNAMIC ? "dynamic" : o->format == OQ_FORMAT_QDQ ? "qdq" : "qoperator";
-    oq_text_printf(&t, "quantized %d of %d Conv/ConvTranspose/MatMul/Gemm/embedding nodes (%s); weights %.2f MB -> %.2f MB (%.2fx)\n",
+    oq_text_printf(&t,
+                   "quantized %d of %d Conv/ConvTranspose/MatMul/Gemm/embedding nodes (%s); weights %.2f MB -> %.2f MB "
+                   "(%.2fx)\n",
                    r->n_quantized, r->n_nodes, form, r->fp32_bytes / 1e6, r->quantized_bytes / 1e6,
                    r->quantized_bytes ? (double)r->fp32_bytes / (double)r->quantized_bytes : 0.0);
     if (r->has_prepare && r->prepare.nodes_after != r->prepare.nodes_before) {

@@ -31,21 +31,6 @@ static oq_status qdq_activation(rewriter *r, oq_value *v, oq_value **out)
     return OQ_OK;
 }
 
-/* A DequantizeLinear (along axis when scale has several entries) of constant
- * q, named after base; zp NULL leaves out the zero point (0). */
-static oq_status qdq_constant(rewriter *r, oq_value *q, oq_value *scale, oq_value *zp, int axis, const char *base,
-                              oq_value **out)
-{
-    oq_value *in[3] = {q, scale, zp};
-    oq_node *n;
-    oq_status st = oq_rw_value(r, base, "_dequantized", out);
-    if (st || (st = oq_rw_node(r, OQ_OP_DEQUANTIZE_LINEAR, zp ? 3 : 2, in, 1, out, &n)))
-        return st;
-    if (oq_tensor_numel(scale->constant) > 1)
-        return oq_node_set_attr_int(n, "axis", axis, r->err);
-    return OQ_OK;
-}
-
 /* A new initializer holding float constant v times factor. */
 static oq_status scaled_constant(rewriter *r, const oq_value *v, float factor, oq_value **out)
 {
@@ -104,7 +89,7 @@ static oq_status qdq_bias(rewriter *r, const oq_tensor *b, const char *name, flo
     snprintf(base, sizeof base, "%s_scale", name);
     if ((st = oq_rw_initializer_from(r, base, &bs, bsv)))
         return st;
-    return qdq_constant(r, *bq, *bsv, NULL, b->rank - 1, name, out);
+    return oq_rw_dequantize_constant(r, *bq, *bsv, NULL, b->rank - 1, name, out);
 }
 
 /* Node n, which writes y, writes a fresh value instead, and a
@@ -176,7 +161,7 @@ oq_status oq_rw_qdq(rewriter *r, int i, oq_node *n, oq_quant_node *rep)
     st = oq_rw_weight(r, w, axis, floors, &qw);
     free(floors);
     if (st || (st = qdq_activation(r, x, &xdq)) || (st = oq_rw_weight_zero_points(r, qw, &wzp)) ||
-        (st = qdq_constant(r, qw->q, qw->scale, wzp, axis, w->name, &wdq)) ||
+        (st = oq_rw_dequantize_constant(r, qw->q, qw->scale, wzp, axis, w->name, &wdq)) ||
         (st = oq_node_set_input(n, 0, xdq, r->err)) || (st = oq_node_set_input(n, 1, wdq, r->err)))
         return st;
     if (bias_fits && ((st = qdq_bias(r, b->constant, b->name, xi->p.scale, qw, &bq, &bsv, &bdq)) ||

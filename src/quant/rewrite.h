@@ -97,6 +97,11 @@ oq_status oq_rw_weight(rewriter *r, const oq_value *w, int axis, const float *fl
 /* qw's zero points shaped like its scales (all 0), made once: what a
  * per-axis DequantizeLinear needs. */
 oq_status oq_rw_weight_zero_points(rewriter *r, qweight *qw, oq_value **out);
+/* A DequantizeLinear (along axis when scale has several entries) of constant
+ * q, writing a new value named after base; zp NULL leaves out the zero point
+ * (0). */
+oq_status oq_rw_dequantize_constant(rewriter *r, oq_value *q, oq_value *scale, oq_value *zp, int axis,
+                                    const char *base, oq_value **out);
 /* The one scalar zero point of symmetric weights of dtype dt: 0 for int8, 128
  * for uint8 (int8 + 128), shared by every node that reads it (the integer ops
  * take a scalar weight zero point next to per-channel scales). */

@@ -16,13 +16,9 @@ oq_status oq_rw_weight_only(rewriter *r, oq_node *n, oq_quant_node *rep)
     const int axis = 1;
     oq_value *w = n->inputs[1], *zp, *wdq;
     qweight *qw;
-    oq_node *dq;
     oq_status st = oq_rw_weight(r, w, axis, NULL, &qw);
-    if (st || (st = oq_rw_weight_zero_points(r, qw, &zp)) || (st = oq_rw_value(r, w->name, "_dequantized", &wdq)))
-        return st;
-    oq_value *in[3] = {qw->q, qw->scale, zp};
-    if ((st = oq_rw_node(r, OQ_OP_DEQUANTIZE_LINEAR, 3, in, 1, &wdq, &dq)) ||
-        (oq_tensor_numel(qw->scale->constant) > 1 && (st = oq_node_set_attr_int(dq, "axis", axis, r->err))) ||
+    if (st || (st = oq_rw_weight_zero_points(r, qw, &zp)) ||
+        (st = oq_rw_dequantize_constant(r, qw->q, qw->scale, zp, axis, w->name, &wdq)) ||
         (st = oq_node_set_input(n, 1, wdq, r->err)))
         return st;
     oq_rw_report_weight(rep, qw);

@@ -53,6 +53,19 @@ oq_status oq_rw_weight_zero_points(rewriter *r, qweight *qw, oq_value **out)
     return OQ_OK;
 }
 
+oq_status oq_rw_dequantize_constant(rewriter *r, oq_value *q, oq_value *scale, oq_value *zp, int axis,
+                                    const char *base, oq_value **out)
+{
+    oq_value *in[3] = {q, scale, zp};
+    oq_node *n;
+    oq_status st = oq_rw_value(r, base, "_dequantized", out);
+    if (st || (st = oq_rw_node(r, OQ_OP_DEQUANTIZE_LINEAR, zp ? 3 : 2, in, 1, out, &n)))
+        return st;
+    if (oq_tensor_numel(scale->constant) > 1)
+        return oq_node_set_attr_int(n, "axis", axis, r->err);
+    return OQ_OK;
+}
+
 oq_status oq_rw_weight_zero(rewriter *r, oq_dtype dt, oq_value **out)
 {
     oq_value **z = dt == OQ_DTYPE_UINT8 ? &r->zero_u8 : &r->zero_i8;
