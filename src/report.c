@@ -11,15 +11,13 @@
 #include "analysis/sensitivity_json.h"
 #include "json.h"
 #include "onnxq/oq_report.h"
+#include "quant/match.h"
 #include "text.h"
 
 /* Candidates left float that the text summary names one by one; the report lists all. */
 enum { LEFT_FLOAT_SHOWN = 5 };
 
 /* ---- building ------------------------------------------------------------------ */
-
-/* what oq_quant_selects takes without --op-types */
-static const char *const default_op_types[] = {"Conv", "ConvTranspose", "MatMul", "Gemm", "Gather"};
 
 static char *dup(const char *s, bool *bad)
 {
@@ -203,12 +201,12 @@ oq_status oq_report_build(oq_report **out, const oq_report_input *in, oq_err *er
     const oq_quant_options *o = in->opts;
     r->tool_version = dup(in->tool_version, &bad);
     r->opts = *o;
-    r->n_op_types = o->n_op_types ? o->n_op_types : (int)(sizeof default_op_types / sizeof *default_op_types);
+    r->n_op_types = o->n_op_types ? o->n_op_types : OQ_QUANT_OP_TYPE_COUNT;
     r->op_types = calloc((size_t)r->n_op_types, sizeof *r->op_types);
     r->exclude = calloc((size_t)o->n_exclude + 1, sizeof *r->exclude);
     bad |= !r->op_types || !r->exclude;
     for (int i = 0; !bad && i < r->n_op_types; i++)
-        r->op_types[i] = dup(o->n_op_types ? o->op_types[i] : default_op_types[i], &bad);
+        r->op_types[i] = dup(o->n_op_types ? o->op_types[i] : oq_quant_op_types[i], &bad);
     for (int i = 0; !bad && i < o->n_exclude; i++)
         r->exclude[i] = dup(o->exclude[i], &bad);
     r->opts.op_types = (const char *const *)r->op_types;

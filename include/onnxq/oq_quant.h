@@ -75,7 +75,7 @@ typedef struct oq_quant_options {
     bool per_channel;          /* weights per output channel (default) or per tensor */
     int act_qmin, act_qmax;    /* activation integer range: 0..255 (uint8) or -128..127 (int8) */
     bool symmetric_activations;
-    int n_op_types;            /* which ops to quantize; 0 = Conv, MatMul, Gemm */
+    int n_op_types;            /* which ops to quantize; 0 = Conv, ConvTranspose, MatMul, Gemm, Gather */
     const char *const *op_types;
     int n_exclude;             /* node names left in float */
     const char *const *exclude;

@@ -3,11 +3,13 @@
  * every string and list the job points to. */
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "onnxq/oq_job_builder.h"
 #include "onnxq/oq_version.h"
+#include "quant/match.h"
 
 typedef enum option {
     OPT_MODEL,
@@ -322,11 +324,18 @@ static oq_status set_option(oq_job_builder *b, option o, const char *name, const
     case OPT_EXCLUDE: return v ? append_items(b, &b->exclude, v, err) : bad_value(name, v, "node names", err);
     case OPT_OP_TYPES: {
         b->op_types.n = 0;
-        oq_status st = v ? append_items(b, &b->op_types, v, err) : bad_value(name, v, "Conv, MatMul, Gemm or Gather", err);
+        char known[128];
+        size_t used = 0;
+        for (int k = 0; k < OQ_QUANT_OP_TYPE_COUNT && used < sizeof known; k++)
+            used += (size_t)snprintf(known + used, sizeof known - used, "%s%s",
+                                     k == 0 ? "" : k + 1 < OQ_QUANT_OP_TYPE_COUNT ? ", " : " and ", oq_quant_op_types[k]);
+        oq_status st = v ? append_items(b, &b->op_types, v, err) : bad_value(name, v, "op type names", err);
         for (int i = 0; !st && i < b->op_types.n; i++) {
-            const char *t = b->op_types.items[i];
-            if (strcmp(t, "Conv") && strcmp(t, "MatMul") && strcmp(t, "Gemm") && strcmp(t, "Gather"))
-                st = oq_errf(err, OQ_EINVAL, "--op-types accepts Conv, MatMul, Gemm and Gather, got '%s'", t);
+            bool found = false;
+            for (int k = 0; k < OQ_QUANT_OP_TYPE_COUNT && !found; k++)
+                found = !strcmp(b->op_types.items[i], oq_quant_op_types[k]);
+            if (!found)
+                st = oq_errf(err, OQ_EINVAL, "--op-types accepts %s, got '%s'", known, b->op_types.items[i]);
         }
         return st;
     }

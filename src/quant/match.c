@@ -129,13 +129,13 @@ oq_qparams oq_constant_qparams(const oq_tensor *c, const oq_quant_options *o)
     return oq_qparams_from_range(lo, hi, o->act_qmin, o->act_qmax, o->symmetric_activations);
 }
 
+const char *const oq_quant_op_types[OQ_QUANT_OP_TYPE_COUNT] = {"Conv", "ConvTranspose", "MatMul", "Gemm", "Gather"};
+
 bool oq_quant_selects(const oq_quant_options *o, oq_op_kind kind)
 {
-    if (!o->n_op_types)
-        return kind == OQ_OP_CONV || kind == OQ_OP_CONV_TRANSPOSE || kind == OQ_OP_MATMUL || kind == OQ_OP_GEMM ||
-               kind == OQ_OP_GATHER;
-    for (int i = 0; i < o->n_op_types; i++)
-        if (oq_op_kind_of("", o->op_types[i]) == kind && kind != OQ_OP_OTHER)
+    int n = o->n_op_types ? o->n_op_types : OQ_QUANT_OP_TYPE_COUNT;
+    for (int i = 0; i < n; i++)
+        if (oq_op_kind_of("", o->n_op_types ? o->op_types[i] : oq_quant_op_types[i]) == kind && kind != OQ_OP_OTHER)
             return true;
     return false;
 }

@@ -37,9 +37,13 @@ oq_value *oq_other_operand(const oq_node *n, oq_op_kind op, const oq_value *x);
  * to hold 0), at the options' activation type: how a constant operand of an
  * 8-bit op is quantized. */
 oq_qparams oq_constant_qparams(const oq_tensor *c, const oq_quant_options *o);
-/* Whether the options' --op-types select ops of this kind (default: Conv,
- * ConvTranspose, MatMul, Gemm and Gather, the last for embedding lookups
+/* The op types --op-types accepts, in the order messages and reports list
+ * them; without --op-types all are selected (Gather for embedding lookups
  * only). */
+enum { OQ_QUANT_OP_TYPE_COUNT = 5 };
+extern const char *const oq_quant_op_types[OQ_QUANT_OP_TYPE_COUNT];
+/* Whether the options' --op-types (default: every oq_quant_op_types) select
+ * ops of this kind. */
 bool oq_quant_selects(const oq_quant_options *o, oq_op_kind kind);
 /* Whether the options' --exclude names node n. */
 bool oq_quant_excludes(const oq_quant_options *o, const oq_node *n);
