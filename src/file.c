@@ -93,6 +93,19 @@ char *oq_path_dir(const char *path)
     return dir;
 }
 
+bool oq_path_inside(const char *path, const char *dir)
+{
+    char *parent = oq_path_dir(path);
+    char *real_dir = realpath(dir, NULL), *real_parent = parent ? realpath(parent, NULL) : NULL;
+    size_t n = real_dir ? strlen(real_dir) : 0;
+    bool inside = real_dir && real_parent && !strncmp(real_parent, real_dir, n) &&
+                  (real_parent[n] == '\0' || real_parent[n] == '/' || (n == 1 && real_dir[0] == '/'));
+    free(parent);
+    free(real_dir);
+    free(real_parent);
+    return inside;
+}
+
 /* ---- read-only mappings --------------------------------------------------------- */
 
 struct oq_mapping {

@@ -37,6 +37,9 @@ typedef struct oq_dataset oq_dataset;
 oq_status oq_dataset_open(oq_dataset **out, int n_specs, const char *const *specs, int n_inputs,
                           const oq_value *const *inputs, const oq_preprocess *pre, oq_err *err);
 void oq_dataset_destroy(oq_dataset *d);
+/* Whether writing path would change the samples spec names: path is the
+ * spec's file, or lies inside its folder. */
+bool oq_data_spec_holds(const char *spec, const char *path);
 /* oq_dataset_open for the inputs of m a caller feeds (graph inputs that are
  * not initializers). For a one-input model whose input is declared with
  * rank 4, the layout (unless layout_given) and the resize (unless

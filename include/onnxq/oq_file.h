@@ -25,6 +25,10 @@ bool oq_same_file(const char *a, const char *b);
 /* Folder part of path as a malloc'ed string ("." when it has none). */
 char *oq_path_dir(const char *path);
 
+/* Whether path (which need not exist) lies inside existing folder dir, at any
+ * depth, through links or another spelling of either. */
+bool oq_path_inside(const char *path, const char *dir);
+
 /* ---- read-only mappings -------------------------------------------------------
  * A whole file mapped without write access (a write through it faults),
  * shared by the tensors that borrow from it and unmapped with its last

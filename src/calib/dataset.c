@@ -281,6 +281,12 @@ static oq_status npy_layout(npy_source *s, oq_err *err)
                    open_first ? declared_shape(rest, sizeof rest, "S", v, 1) : "");
 }
 
+bool oq_data_spec_holds(const char *spec, const char *path)
+{
+    const char *eq = strchr(spec, '='), *at = eq ? eq + 1 : spec;
+    return is_dir(at) ? oq_path_inside(path, at) : oq_same_file(path, at);
+}
+
 /* Whether spec names a .npy file without an input name: FILE.npy, which a
  * model of one input reads as NAME=FILE.npy. */
 static bool bare_npy_spec(const char *spec)

@@ -226,6 +226,12 @@ static int run_compare(compare_args *a)
             oq_errf(&err, OQ_EINVAL, "%s %s names an input model; choose another path", outputs[k][0], path);
             goto fail;
         }
+        for (int d = 0; path && d < j->n_data; d++)
+            if (oq_data_spec_holds(j->data[d], path)) {
+                oq_errf(&err, OQ_EINVAL, "%s %s would change the samples of %s; choose another path", outputs[k][0],
+                        path, j->data[d]);
+                goto fail;
+            }
     }
     if (a->report && a->html && oq_same_file(a->report, a->html)) {
         oq_errf(&err, OQ_EINVAL, "--report and --html name the same file %s; choose two paths", a->html);

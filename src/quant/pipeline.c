@@ -156,18 +156,59 @@ static oq_status check_options(const oq_job *j, oq_err *err)
     return OQ_OK;
 }
 
-oq_status oq_pipeline_create(oq_pipeline **out, const oq_job *job, oq_err *err)
+/* OUTPUT.data, where the model written to output keeps external data (malloc'ed; NULL when out of memory). */
+static char *data_file_of(const char *output)
 {
-    *out = NULL;
-    const char *outputs[4] = {job->output_path, job->report_path, job->html_path, job->table_output};
+    size_t n = strlen(output) + sizeof ".data";
+    char *data = malloc(n);
+    if (data)
+        snprintf(data, n, "%s.data", output);
+    return data;
+}
+
+/* Fails when output would change the samples of a data spec (its file, or a
+ * file in its folder). */
+static oq_status refuse_data_overwrite(const char *output, const char *spec, oq_err *err)
+{
+    if (output && oq_data_spec_holds(spec, output))
+        return oq_errf(err, OQ_EINVAL, "output %s would change the samples of %s; choose another output path", output,
+                       spec);
+    return OQ_OK;
+}
+
+/* Fails when an output of the job would replace one of its inputs (model,
+ * table, labels, sensitivity file, samples) or another output; the model's
+ * external data file OUTPUT.data counts as an output. */
+static oq_status refuse_overwrites(const oq_job *job, oq_err *err)
+{
+    char *sidecar = job->output_path ? data_file_of(job->output_path) : NULL;
+    if (job->output_path && !sidecar)
+        return oq_errf(err, OQ_ENOMEM, "out of memory");
+    const char *outputs[5] = {job->output_path, job->report_path, job->html_path, job->table_output, sidecar};
     const char *inputs[4] = {job->model_path, job->table_path, job->labels_path, job->sensitivity_path};
-    oq_status st = check_options(job, err);
-    for (int i = 0; !st && i < 4; i++) {
+    oq_status st = OQ_OK;
+    for (int i = 0; !st && i < 5; i++) {
         for (int k = 0; !st && k < 4; k++)
             st = refuse_overwrite(outputs[i], inputs[k], err);
         for (int k = 0; !st && k < i; k++)
-            st = refuse_overwrite(outputs[i], outputs[k], err);
+            if (outputs[i] && outputs[k] && oq_same_file(outputs[i], outputs[k]))
+                st = oq_errf(err, OQ_EINVAL, "two outputs would be written to %s%s; choose another path for one",
+                             outputs[k], i == 4 ? " (the other is the model's external data file)" : "");
+        for (int k = 0; !st && k < job->n_data; k++)
+            st = refuse_data_overwrite(outputs[i], job->data[k], err);
+        for (int k = 0; !st && k < job->n_eval; k++)
+            st = refuse_data_overwrite(outputs[i], job->eval_data[k], err);
     }
+    free(sidecar);
+    return st;
+}
+
+oq_status oq_pipeline_create(oq_pipeline **out, const oq_job *job, oq_err *err)
+{
+    *out = NULL;
+    oq_status st = check_options(job, err);
+    if (!st)
+        st = refuse_overwrites(job, err);
     if (st)
         return st;
     oq_pipeline *p = calloc(1, sizeof *p);
@@ -545,11 +586,9 @@ oq_status oq_pipeline_report(oq_pipeline *p, const oq_plan *plan, const oq_quant
 static oq_status refuse_input_data(const oq_pipeline *p, oq_err *err)
 {
     const oq_graph *g = p->model->graph;
-    size_t n = strlen(p->job.output_path) + 6;
-    char *data = malloc(n);
+    char *data = data_file_of(p->job.output_path);
     if (!data)
         return oq_errf(err, OQ_ENOMEM, "out of memory");
-    snprintf(data, n, "%s.data", p->job.output_path);
     oq_status st = OQ_OK;
     for (int i = 0; !st && i < g->n_values; i++) {
         const oq_tensor *t = g->values[i]->constant;

@@ -453,6 +453,31 @@ def test_outputs(run, tmp, model, data, table):
     run.fails(["calibrate", "merge", table, table, "-o", table], "", inputs=ins)
     run.fails(["convert", model, "--calib", table, "-o", os.path.join(run.out, "q.onnx"), "--report", model, "-q"],
               "", inputs=ins)
+    # an output that would change the samples: a data folder's file or a new file in it, an .npy of samples
+    q, r = os.path.join(run.out, "q.onnx"), os.path.join(run.out, "r.json")
+    for out in (os.path.join(data, "q.onnx"), os.path.join(data, "input_0.pb")):
+        run.fails(["quantize", model, "--data", data, "-o", out, "-q"], "would change the samples", inputs=ins)
+        run.fails(["quantize", model, "--data", data, "-o", q, "--report", out, "-q"], "would change the samples",
+                  inputs=ins)
+        run.fails(["calibrate", model, "--data", data, "-o", out, "-q"], "would change the samples", inputs=ins)
+    npy = os.path.join(tmp, "samples.npy")
+    np.save(npy, np.random.default_rng(0).random((3, 1, 1, 8, 8), np.float32))
+    spec, ins_npy = "image=" + npy, ins + (npy,)
+    run.fails(["quantize", model, "--data", spec, "-o", npy, "-q"], "would change the samples", inputs=ins_npy)
+    run.fails(["quantize", model, "--data", data, "--eval-data", spec, "-o", q, "--html", npy, "-q"],
+              "would change the samples", inputs=ins_npy)
+    run.fails(["analyze", model, "--data", spec, "-o", npy, "-q"], "would change the samples", inputs=ins_npy)
+    qc = os.path.join(tmp, "qc.onnx")
+    run.ok(["quantize", model, "--data", data, "-o", qc, "-q"])
+    run.fails(["compare", model, qc, "--data", spec, "--report", npy], "would change the samples",
+              inputs=ins_npy + (qc,))
+    # the model's external data file is an output too
+    run.fails(["quantize", model, "--data", data, "-o", q, "--external-data", "--report", q + ".data", "-q"],
+              "two outputs", inputs=ins)
+    run.fails(["convert", model, "--calib", table, "-o", q, "--report", r, "--html", r, "-q"], "two outputs",
+              inputs=ins)
+    os.remove(qc)
+    os.remove(npy)
     # an output path that is a folder
     run.fails(["convert", model, "--calib", table, "-o", run.out, "-q"], "", inputs=ins)
     run.fails(["calibrate", model, "--data", data, "-o", run.out, "-q"], "", inputs=ins)
