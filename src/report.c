@@ -201,16 +201,17 @@ oq_status oq_report_build(oq_report **out, const oq_report_input *in, oq_err *er
     const oq_quant_options *o = in->opts;
     r->tool_version = dup(in->tool_version, &bad);
     r->opts = *o;
-    r->n_op_types = o->n_op_types ? o->n_op_types : OQ_QUANT_OP_TYPE_COUNT;
-    r->op_types = calloc((size_t)r->n_op_types, sizeof *r->op_types);
+    /* the selected op types in their canonical order, however --op-types spelled them */
+    r->op_types = calloc(OQ_QUANT_OP_TYPE_COUNT, sizeof *r->op_types);
     r->exclude = calloc((size_t)o->n_exclude + 1, sizeof *r->exclude);
     bad |= !r->op_types || !r->exclude;
-    for (int i = 0; !bad && i < r->n_op_types; i++)
-        r->op_types[i] = dup(o->n_op_types ? o->op_types[i] : oq_quant_op_types[i], &bad);
+    for (int k = 0; !bad && k < OQ_QUANT_OP_TYPE_COUNT; k++)
+        if (oq_quant_selects_type(o, k))
+            r->op_types[r->n_op_types++] = dup(oq_quant_op_types[k], &bad);
     for (int i = 0; !bad && i < o->n_exclude; i++)
         r->exclude[i] = dup(o->exclude[i], &bad);
     r->opts.op_types = (const char *const *)r->op_types;
-    r->opts.n_op_types = o->n_op_types;
+    r->opts.n_op_types = r->n_op_types;
     r->opts.exclude = (const char *const *)r->exclude;
     r->model_path = dup(in->model_path, &bad);
     r->model_sha256 = dup(in->model_sha256, &bad);
@@ -667,15 +668,32 @@ static void put_target(oq_text *t, const oq_report *r)
     oq_text_printf(t, " (%d plans evaluated)\n", m->n_steps);
 }
 
+/* The op types of r's candidates, in --op-types order, joined by '/'
+ * (Gather as "embedding"); "candidate" when there are none. */
+static void put_candidate_types(oq_text *t, const oq_report *r)
+{
+    int shown = 0;
+    for (int k = 0; k < OQ_QUANT_OP_TYPE_COUNT; k++) {
+        bool present = false;
+        for (int i = 0; i < r->n_nodes && !present; i++)
+            present = !strcmp(r->nodes[i].op_type, oq_quant_op_types[k]);
+        if (present)
+            oq_text_printf(t, "%s%s", shown++ ? "/" : "",
+                           strcmp(oq_quant_op_types[k], "Gather") ? oq_quant_op_types[k] : "embedding");
+    }
+    if (!shown)
+        oq_text_printf(t, "candidate");
+}
+
 oq_status oq_report_summary(const oq_report *r, char **text, oq_err *err)
 {
     oq_text t = {0};
     const oq_quant_options *o = &r->opts;
     const char *form = o->mode == OQ_MODE_DYNAMIC ? "dynamic" : o->format == OQ_FORMAT_QDQ ? "qdq" : "qoperator";
-    oq_text_printf(&t,
-                   "quantized %d of %d Conv/ConvTranspose/MatMul/Gemm/embedding nodes (%s); weights %.2f MB -> %.2f MB "
-                   "(%.2fx)\n",
-                   r->n_quantized, r->n_nodes, form, r->fp32_bytes / 1e6, r->quantized_bytes / 1e6,
+    oq_text_printf(&t, "quantized %d of %d ", r->n_quantized, r->n_nodes);
+    put_candidate_types(&t, r);
+    oq_text_printf(&t, " nodes (%s); weights %.2f MB -> %.2f MB (%.2fx)\n", form, r->fp32_bytes / 1e6,
+                   r->quantized_bytes / 1e6,
                    r->quantized_bytes ? (double)r->fp32_bytes / (double)r->quantized_bytes : 0.0);
     if (r->has_prepare && r->prepare.nodes_after != r->prepare.nodes_before) {
         oq_text_printf(&t, "prepared the graph: ");

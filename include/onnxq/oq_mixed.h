@@ -55,7 +55,7 @@ typedef struct oq_mixed {
     char **kept;                /* [n_kept] names kept float, most sensitive first */
     /* per sample, from the ranking (NAN when the default plan met the target
      * and nothing was ranked): multiply-adds of the candidates left in INT8,
-     * and of every Conv/ConvTranspose/MatMul/Gemm of the graph */
+     * and of every Conv/ConvTranspose/MatMul/Gemm/LSTM/GRU/RNN of the graph */
     double int8_macs, total_macs;
     int n_steps;
     oq_mixed_step *steps;       /* [n_steps] every plan evaluated, in order */

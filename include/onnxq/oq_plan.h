@@ -38,8 +38,9 @@ typedef enum oq_action {
     OQ_ACTION_FOLDED_CLAMP,   /* Relu/Clip whose range the node before it takes; removed */
     OQ_ACTION_FOLDED_BIAS,    /* Add of a constant row after a MatMul: the MatMul's int32 bias */
     OQ_ACTION_EMBEDDING,      /* Gather from a constant float table: int8 table per row, dequantized after the Gather */
-    OQ_ACTION_WEIGHT_ONLY,    /* ConvTranspose (no 8-bit form in ONNX) outside the QDQ format: int8 weight per output
-                                 channel behind a DequantizeLinear, float input and output */
+    OQ_ACTION_WEIGHT_ONLY,    /* no 8-bit form in ONNX: ConvTranspose outside the QDQ format, LSTM/GRU/RNN always:
+                                 int8 weights per output channel (gate row) behind DequantizeLinears, float input
+                                 and output */
     OQ_ACTION_COUNT
 } oq_action;
 
@@ -63,7 +64,7 @@ typedef struct oq_plan_override {
 
 typedef struct oq_plan_node {
     oq_action action;
-    bool candidate;        /* a Conv/ConvTranspose/MatMul/Gemm or embedding Gather the options select: the report
+    bool candidate;        /* a node of an --op-types kind (an embedding Gather) the options select: the report
                               lists it */
     const char *reason;    /* OQ_ACTION_KEEP_FLOAT: why (static text) */
     int clamp;             /* index of the Relu/Clip folded into this node's output range, or -1 */

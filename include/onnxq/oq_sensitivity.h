@@ -51,7 +51,7 @@ typedef struct oq_sensitivity {
     char *setup;
     int shard_index, shard_count; /* 1 of 1 for a whole result */
     int n_candidates;             /* analysed candidates of the whole model */
-    double total_macs;            /* per sample, every Conv/ConvTranspose/MatMul/Gemm of the graph */
+    double total_macs;            /* per sample, every Conv/ConvTranspose/MatMul/Gemm/LSTM/GRU/RNN of the graph */
     int n_outputs;
     char **output_names;          /* [n_outputs] */
     int n_nodes;

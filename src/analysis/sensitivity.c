@@ -25,6 +25,7 @@
 #include "onnxq/oq_hash.h"
 #include "onnxq/oq_pipeline.h"
 #include "onnxq/oq_sensitivity.h"
+#include "quant/match.h"
 
 #define DEFAULT_CACHE_BYTES ((size_t)1 << 30)
 
@@ -290,12 +291,26 @@ static int64_t reduction_length(const oq_node *n, const int64_t *last_axis)
     }
 }
 
-/* Multiply-adds of float Conv/ConvTranspose/MatMul/Gemm n writing out_numel
- * elements, from the latest last axis and element count (by value id) of its
- * inputs: each output element sums reduction_length products, and each input
- * element of a ConvTranspose meets C_out/group x kernel weights. */
+static bool recurrent(const oq_node *n)
+{
+    return n->kind == OQ_OP_LSTM || n->kind == OQ_OP_GRU || n->kind == OQ_OP_RNN;
+}
+
+/* Multiply-adds of float Conv/ConvTranspose/MatMul/Gemm/LSTM/GRU/RNN n
+ * writing out_numel elements, from the latest last axis and element count (by
+ * value id) of its inputs: each output element sums reduction_length
+ * products, each input element of a ConvTranspose meets C_out/group x kernel
+ * weights, and each step of a recurrent op (input elements / input size)
+ * multiplies its input and its state by every gate row of W and R. */
 static int64_t node_macs(const oq_node *n, int64_t out_numel, const int64_t *last_axis, const int64_t *numel)
 {
+    if (recurrent(n)) {
+        const oq_value *x = oq_node_input(n, 0), *wv = oq_node_input(n, 1), *rv = oq_node_input(n, 2);
+        const oq_tensor *w = wv ? wv->constant : NULL, *r = rv ? rv->constant : NULL;
+        if (!x || !w || !r || w->rank != 3 || r->rank != 3 || w->dims[2] <= 0)
+            return 0;
+        return numel[x->id] / w->dims[2] * w->dims[0] * w->dims[1] * (w->dims[2] + r->dims[2]);
+    }
     if (n->kind == OQ_OP_CONV_TRANSPOSE) {
         const oq_value *x = oq_node_input(n, 0), *b = oq_node_input(n, 1);
         const oq_tensor *w = b ? b->constant : NULL;
@@ -307,7 +322,16 @@ static int64_t node_macs(const oq_node *n, int64_t out_numel, const int64_t *las
 static bool weighted(const oq_node *n)
 {
     return n->kind == OQ_OP_CONV || n->kind == OQ_OP_CONV_TRANSPOSE || n->kind == OQ_OP_MATMUL ||
-           n->kind == OQ_OP_GEMM;
+           n->kind == OQ_OP_GEMM || recurrent(n);
+}
+
+/* The first output n writes (a recurrent op may leave out Y), NULL when none. */
+static const oq_value *first_output(const oq_node *n)
+{
+    for (int k = 0; k < n->n_outputs; k++)
+        if (n->outputs[k])
+            return n->outputs[k];
+    return NULL;
 }
 
 /* ---- the analysis ---------------------------------------------------------------------- */
@@ -588,12 +612,13 @@ static oq_status plan_keep(analysis *a, oq_err *err)
                         for (int u = 0; u < g->values[v]->n_consumers; u++)
                             if (g->values[v]->consumers[u] == n && last[v] < i)
                                 last[v] = i;
-        if (weighted(n) && n->n_outputs && n->outputs[0]) {
-            a->macs_node[n->outputs[0]->id] = i;
-            a->observed[n->outputs[0]->id] = true;
+        const oq_value *out = first_output(n);
+        if (weighted(n) && out) {
+            a->macs_node[out->id] = i;
+            a->observed[out->id] = true;
             const oq_value *b = oq_node_input(n, 1), *x = oq_node_input(n, 0);
             if (x && x->graph == g &&
-                (n->kind == OQ_OP_CONV_TRANSPOSE || (n->kind != OQ_OP_CONV && !(b && b->constant))))
+                (n->kind == OQ_OP_CONV_TRANSPOSE || recurrent(n) || (n->kind != OQ_OP_CONV && !(b && b->constant))))
                 a->observed[x->id] = true; /* its last axis is the reduction length, or its size counts */
         }
     }
@@ -681,7 +706,6 @@ static char *setup_text(const analysis *a, const oq_plan *plan_opts_from, const 
 {
     const oq_quant_options *o = &plan_opts_from->opts;
     const oq_calib_table *t = oq_pipeline_table(a->p);
-    static const char *const defaults[] = {"Conv", "MatMul", "Gemm"};
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "model_sha256", oq_pipeline_model_sha256(a->p));
     cJSON_AddBoolToObject(j, "prepared", oq_pipeline_graph_prepared(a->p));
@@ -693,8 +717,9 @@ static char *setup_text(const analysis *a, const oq_plan *plan_opts_from, const 
     cJSON_AddStringToObject(opt, "activation_type", o->act_qmin < 0 ? "int8" : "uint8");
     cJSON_AddBoolToObject(opt, "symmetric_activations", o->symmetric_activations);
     cJSON *ops = cJSON_AddArrayToObject(opt, "op_types");
-    for (int i = 0; i < (o->n_op_types ? o->n_op_types : 3); i++)
-        cJSON_AddItemToArray(ops, cJSON_CreateString(o->n_op_types ? o->op_types[i] : defaults[i]));
+    for (int k = 0; k < OQ_QUANT_OP_TYPE_COUNT; k++)
+        if (oq_quant_selects_type(o, k))
+            cJSON_AddItemToArray(ops, cJSON_CreateString(oq_quant_op_types[k]));
     cJSON *ex = cJSON_AddArrayToObject(opt, "exclude");
     for (int i = 0; i < o->n_exclude; i++)
         cJSON_AddItemToArray(ex, cJSON_CreateString(o->exclude[i]));

@@ -16,7 +16,7 @@ static const char analyze_help_head[] =
     "       onnxq analyze MODEL --calib TABLE.json --eval-data PATH -o OUT.json [options]\n"
     "       onnxq analyze merge PART.json [PART.json ...] -o OUT.json\n"
     "\n"
-    "Sensitivity analysis: for every Conv, MatMul and Gemm node that quantize would\n"
+    "Sensitivity analysis: for every node (Conv, MatMul, Gemm, ...) that quantize would\n"
     "quantize with the same options, quantizes that node alone (every other one\n"
     "float) and measures the model outputs against the float model on the\n"
     "evaluation samples (--eval-data, else the --data samples): SQNR, cosine, max\n"

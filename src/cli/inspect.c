@@ -41,9 +41,11 @@ const char cli_inspect_help[] =
     "  constant_tensors   constant tensors: initializers and Constant-node outputs\n"
     "  parameter_count    elements in all constant tensors\n"
     "  parameter_bytes    storage bytes of all constant tensors\n"
-    "  quantizable        object with keys MatMul, Gemm, Conv, each {total, constant_weight}:\n"
-    "                     nodes of that op, and those whose weight input (B, or W for\n"
-    "                     Conv) is a constant and so can be quantized ahead of time\n";
+    "  quantizable        object with keys MatMul, Gemm, Conv, ConvTranspose, LSTM, GRU,\n"
+    "                     RNN, each {total, constant_weight}: nodes of that op, and\n"
+    "                     those whose weight input (B, or W) is a constant and so can\n"
+    "                     be quantized ahead of time (the text form lists the ops the\n"
+    "                     model has)\n";
 
 /* ---- building the summary ----------------------------------------------------------- */
 
@@ -131,7 +133,7 @@ fail:
 static const struct {
     const char *op_type;
     int weight_input;
-} quant_ops[] = {{"MatMul", 1}, {"Gemm", 1}, {"Conv", 1}};
+} quant_ops[] = {{"MatMul", 1}, {"Gemm", 1}, {"Conv", 1}, {"ConvTranspose", 1}, {"LSTM", 1}, {"GRU", 1}, {"RNN", 1}};
 #define N_QUANT_OPS ((int)(sizeof quant_ops / sizeof quant_ops[0]))
 
 static void add_quantizable(cJSON *o, const oq_graph *g)
@@ -357,10 +359,11 @@ static oq_status print_text(const cJSON *o, oq_err *err)
     const cJSON *q;
     int i = 0;
     cJSON_ArrayForEach(q, cJSON_GetObjectItem(o, "quantizable")) {
-        printf("%s%s %.0f/%.0f", i++ ? ", " : "", q->string, cJSON_GetObjectItem(q, "constant_weight")->valuedouble,
-               cJSON_GetObjectItem(q, "total")->valuedouble);
+        if (cJSON_GetObjectItem(q, "total")->valuedouble > 0)
+            printf("%s%s %.0f/%.0f", i++ ? ", " : "", q->string,
+                   cJSON_GetObjectItem(q, "constant_weight")->valuedouble, cJSON_GetObjectItem(q, "total")->valuedouble);
     }
-    printf("  (constant weight / total)\n");
+    printf(i ? "  (constant weight / total)\n" : "none of MatMul, Gemm, Conv, ConvTranspose, LSTM, GRU, RNN\n");
     return OQ_OK;
 #undef NUM
 #undef STR

@@ -330,6 +330,8 @@ static oq_status set_option(oq_job_builder *b, option o, const char *name, const
             used += (size_t)snprintf(known + used, sizeof known - used, "%s%s",
                                      k == 0 ? "" : k + 1 < OQ_QUANT_OP_TYPE_COUNT ? ", " : " and ", oq_quant_op_types[k]);
         oq_status st = v ? append_items(b, &b->op_types, v, err) : bad_value(name, v, "op type names", err);
+        if (!st && b->op_types.n == 0) /* "" or ",": no type at all, which would mean every type */
+            st = oq_errf(err, OQ_EINVAL, "--op-types expects one or more of %s, got '%s'", known, v);
         for (int i = 0; !st && i < b->op_types.n; i++) {
             bool found = false;
             for (int k = 0; k < OQ_QUANT_OP_TYPE_COUNT && !found; k++)

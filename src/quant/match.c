@@ -129,7 +129,9 @@ oq_qparams oq_constant_qparams(const oq_tensor *c, const oq_quant_options *o)
     return oq_qparams_from_range(lo, hi, o->act_qmin, o->act_qmax, o->symmetric_activations);
 }
 
-const char *const oq_quant_op_types[OQ_QUANT_OP_TYPE_COUNT] = {"Conv", "ConvTranspose", "MatMul", "Gemm", "Gather"};
+const char *const oq_quant_op_types[OQ_QUANT_OP_TYPE_COUNT] = {
+    "Conv", "ConvTranspose", "MatMul", "Gemm", "Gather", "LSTM", "GRU", "RNN",
+};
 
 bool oq_quant_selects(const oq_quant_options *o, oq_op_kind kind)
 {
@@ -138,6 +140,11 @@ bool oq_quant_selects(const oq_quant_options *o, oq_op_kind kind)
         if (oq_op_kind_of("", o->n_op_types ? o->op_types[i] : oq_quant_op_types[i]) == kind && kind != OQ_OP_OTHER)
             return true;
     return false;
+}
+
+bool oq_quant_selects_type(const oq_quant_options *o, int k)
+{
+    return oq_quant_selects(o, oq_op_kind_of("", oq_quant_op_types[k]));
 }
 
 bool oq_quant_excludes(const oq_quant_options *o, const oq_node *n)

@@ -40,11 +40,14 @@ oq_qparams oq_constant_qparams(const oq_tensor *c, const oq_quant_options *o);
 /* The op types --op-types accepts, in the order messages and reports list
  * them; without --op-types all are selected (Gather for embedding lookups
  * only). */
-enum { OQ_QUANT_OP_TYPE_COUNT = 5 };
+enum { OQ_QUANT_OP_TYPE_COUNT = 8 };
 extern const char *const oq_quant_op_types[OQ_QUANT_OP_TYPE_COUNT];
 /* Whether the options' --op-types (default: every oq_quant_op_types) select
  * ops of this kind. */
 bool oq_quant_selects(const oq_quant_options *o, oq_op_kind kind);
+/* Whether they select oq_quant_op_types[k]: what reports and analysis files
+ * record, in that order, however --op-types spelled it. */
+bool oq_quant_selects_type(const oq_quant_options *o, int k);
 /* Whether the options' --exclude names node n. */
 bool oq_quant_excludes(const oq_quant_options *o, const oq_node *n);
 

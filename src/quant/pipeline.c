@@ -284,8 +284,10 @@ oq_status oq_pipeline_prepare(oq_pipeline *p, oq_err *err)
 }
 
 /* By value id of the float model: the activations a plan without a table
- * reads ranges of (found by name; values made by the preparation have none). */
-static oq_status planned_needs(oq_pipeline *p, bool **out, oq_err *err)
+ * reads ranges of (found by name; values made by the preparation have none);
+ * *weights_only: whether the plan quantizes weights that need no range
+ * (embeddings, ConvTranspose outside QDQ, LSTM/GRU/RNN). */
+static oq_status planned_needs(oq_pipeline *p, bool **out, bool *weights_only, oq_err *err)
 {
     const oq_graph *g = p->model->graph;
     oq_plan *plan;
@@ -304,6 +306,9 @@ static oq_status planned_needs(oq_pipeline *p, bool **out, oq_err *err)
         if (v)
             want[v->id] = true;
     }
+    *weights_only = false;
+    for (int i = 0; i < plan->n_nodes; i++)
+        *weights_only |= plan->nodes[i].action == OQ_ACTION_EMBEDDING || plan->nodes[i].action == OQ_ACTION_WEIGHT_ONLY;
     oq_plan_destroy(plan);
     *out = want;
     return OQ_OK;
@@ -331,9 +336,9 @@ oq_status oq_pipeline_open_samples(const oq_pipeline *p, const oq_model *m, bool
 static oq_status calibrate_on_data(oq_pipeline *p, oq_err *err)
 {
     const oq_job *j = &p->job;
-    bool *want = NULL, *channels = NULL;
+    bool *want = NULL, *channels = NULL, weights_only = false;
     oq_dataset *ds = NULL;
-    oq_status st = j->all_tensors ? OQ_OK : planned_needs(p, &want, err);
+    oq_status st = j->all_tensors ? OQ_OK : planned_needs(p, &want, &weights_only, err);
     if (!st)
         st = oq_equalize_candidates(p->model->graph, &p->quant, &channels, err);
     if (!st)
@@ -350,7 +355,7 @@ static oq_status calibrate_on_data(oq_pipeline *p, oq_err *err)
         return st;
     memcpy(p->table->model_sha256, p->sha256, sizeof p->sha256);
     p->table->prepared = p->graph_prepared;
-    if (!p->table->n_entries && !j->all_tensors &&
+    if (!p->table->n_entries && !j->all_tensors && !weights_only &&
         (st = warn(p, err, "nothing in the model is quantized (no Conv, MatMul or Gemm reads a float activation), so "
                            "no tensor was recorded; --all-tensors records every one")))
         return st;

@@ -25,6 +25,8 @@ typedef enum op_role {
     ROLE_WEIGHT_ONLY, /* candidate with no 8-bit form in ONNX (ConvTranspose): in the QOperator format and in
                          dynamic mode only its weight is quantized, read through a DequantizeLinear; in the QDQ
                          format it is quantized like a Conv */
+    ROLE_RECURRENT,   /* LSTM, GRU, RNN: no 8-bit form in any format; only the weights W and R are quantized,
+                         read through DequantizeLinears, in every mode and format */
     ROLE_PASSTHROUGH, /* moves 8-bit data unchanged (from opset min_opset): no range */
     ROLE_CONTRIB,     /* --contrib: a com.microsoft QLinear op (qop) when its `arity` inputs are 8-bit or
                          constants: the output needs a range */
@@ -39,6 +41,9 @@ static const struct op_quant {
 } op_quant[OQ_OP_COUNT] = {
     [OQ_OP_CONV] = {ROLE_WEIGHTED, 0, OQ_OP_OTHER, 0},
     [OQ_OP_CONV_TRANSPOSE] = {ROLE_WEIGHT_ONLY, 0, OQ_OP_OTHER, 0},
+    [OQ_OP_LSTM] = {ROLE_RECURRENT, 0, OQ_OP_OTHER, 0},
+    [OQ_OP_GRU] = {ROLE_RECURRENT, 0, OQ_OP_OTHER, 0},
+    [OQ_OP_RNN] = {ROLE_RECURRENT, 0, OQ_OP_OTHER, 0},
     [OQ_OP_MATMUL] = {ROLE_WEIGHTED, 0, OQ_OP_OTHER, 0},
     [OQ_OP_GEMM] = {ROLE_WEIGHTED, 0, OQ_OP_OTHER, 0},
     [OQ_OP_MAX_POOL] = {ROLE_PASSTHROUGH, 12, OQ_OP_OTHER, 0},
@@ -282,11 +287,12 @@ static bool two_activations(const oq_node *n)
     return n->kind == OQ_OP_MATMUL && b && !b->constant && oq_node_input(n, 0) && !n->inputs[0]->constant;
 }
 
-/* Whether candidate n has only its weight quantized (ROLE_WEIGHT_ONLY outside the QDQ format). */
+/* Whether candidate n has only its weights quantized (ROLE_RECURRENT; ROLE_WEIGHT_ONLY outside the QDQ format). */
 static bool weight_only(const planner *pl, const oq_node *n)
 {
-    return op_quant[n->kind].role == ROLE_WEIGHT_ONLY &&
-           (pl->o->mode == OQ_MODE_DYNAMIC || pl->o->format != OQ_FORMAT_QDQ);
+    op_role role = op_quant[n->kind].role;
+    return role == ROLE_RECURRENT ||
+           (role == ROLE_WEIGHT_ONLY && (pl->o->mode == OQ_MODE_DYNAMIC || pl->o->format != OQ_FORMAT_QDQ));
 }
 
 /* Whether Gather n looks rows up in a constant float table [V, d] by
@@ -330,7 +336,8 @@ static const char *blocker(planner *pl, int i)
         return "excluded by --exclude";
     if (pl->policy[i] == OQ_POLICY_FLOAT)
         return pl->policy_reason[i];
-    if (!x || !w || !n->outputs[0])
+    bool recurrent = op_quant[n->kind].role == ROLE_RECURRENT; /* may leave out any one output */
+    if (!x || !w || !(recurrent ? n->n_outputs > 0 : n->outputs[0] != NULL))
         return "missing input or output";
     if (!pair && !oq_is_float_constant(w))
         return "weight is not a float constant";
@@ -343,7 +350,13 @@ static const char *blocker(planner *pl, int i)
     if (pair)
         return NULL;
     const oq_tensor *wt = w->constant;
-    if (n->kind == OQ_OP_CONV || n->kind == OQ_OP_CONV_TRANSPOSE) {
+    if (recurrent) {
+        const oq_value *r = oq_node_input(n, 2);
+        if (!r || !oq_is_float_constant(r))
+            return "recurrence weight R is not a float constant";
+        if (wt->rank != 3 || r->constant->rank != 3)
+            return "weights W and R are not 3-D";
+    } else if (n->kind == OQ_OP_CONV || n->kind == OQ_OP_CONV_TRANSPOSE) {
         const oq_value *b = oq_node_input(n, 2);
         if (wt->rank < 3)
             return n->kind == OQ_OP_CONV ? "Conv weight has rank < 3" : "ConvTranspose weight has rank < 3";
@@ -854,7 +867,8 @@ static oq_status walk(planner *pl)
         oq_status st = OQ_OK;
         bool embedding = embedding_lookup(n);
         op_role role = op_quant[n->kind].role;
-        if ((role != ROLE_WEIGHTED && role != ROLE_WEIGHT_ONLY && !embedding) || !pl->selected[n->kind]) {
+        if ((role != ROLE_WEIGHTED && role != ROLE_WEIGHT_ONLY && role != ROLE_RECURRENT && !embedding) ||
+            !pl->selected[n->kind]) {
             if (qoperator && pl->policy[i] != OQ_POLICY_FLOAT)
                 st = plan_other(pl, i);
         } else {

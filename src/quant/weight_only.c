@@ -1,26 +1,31 @@
-/* weight_only.c: a candidate that ONNX has no 8-bit form of (ConvTranspose)
- * outside the QDQ format keeps its float input, output and arithmetic, and
- * reads its weight from an int8 copy, per output channel, through a
- * DequantizeLinear:
+/* weight_only.c: a candidate that ONNX has no 8-bit form of keeps its float
+ * inputs, outputs and arithmetic, and reads its weights from int8 copies,
+ * per output channel, through DequantizeLinears:
  *
  *   DequantizeLinear(w_int8, scales, zero points; axis 1) -> ConvTranspose(x, ., bias)
+ *   DequantizeLinear(W_int8 ...; axis 1), DequantizeLinear(R_int8 ...; axis 1) -> LSTM(x, ., ., B, ...)
  *
  * The file shrinks as with any quantized weight; the runtime dequantizes the
- * weight (or folds the DequantizeLinear of a constant once). ConvTranspose's
+ * weights (or folds the DequantizeLinear of a constant once). ConvTranspose's
  * weight is [C_in, C_out, k...] for one group, so its output channels are
- * axis 1. See rewrite.h. */
+ * axis 1 (outside the QDQ format only); LSTM, GRU and RNN's W [directions,
+ * gates x hidden, input] and R [directions, gates x hidden, hidden] have one
+ * row per gate unit on axis 1 (in every format). See rewrite.h. */
 #include "quant/rewrite.h"
 
 oq_status oq_rw_weight_only(rewriter *r, oq_node *n, oq_quant_node *rep)
 {
     const int axis = 1;
-    oq_value *w = n->inputs[1], *zp, *wdq;
-    qweight *qw;
-    oq_status st = oq_rw_weight(r, w, axis, NULL, &qw);
-    if (st || (st = oq_rw_weight_zero_points(r, qw, &zp)) ||
-        (st = oq_rw_dequantize_constant(r, qw->q, qw->scale, zp, axis, w->name, &wdq)) ||
-        (st = oq_node_set_input(n, 1, wdq, r->err)))
-        return st;
-    oq_rw_report_weight(rep, qw);
+    bool recurrent = n->kind == OQ_OP_LSTM || n->kind == OQ_OP_GRU || n->kind == OQ_OP_RNN;
+    for (int k = 1; k <= (recurrent ? 2 : 1); k++) {
+        oq_value *w = n->inputs[k], *zp, *wdq;
+        qweight *qw;
+        oq_status st = oq_rw_weight(r, w, axis, NULL, &qw);
+        if (st || (st = oq_rw_weight_zero_points(r, qw, &zp)) ||
+            (st = oq_rw_dequantize_constant(r, qw->q, qw->scale, zp, axis, w->name, &wdq)) ||
+            (st = oq_node_set_input(n, k, wdq, r->err)))
+            return st;
+        oq_rw_report_weight(rep, qw);
+    }
     return OQ_OK;
 }

@@ -184,13 +184,17 @@ void oq_rw_report_weight(oq_quant_node *rep, const qweight *qw)
     const oq_tensor *s = &qw->wq.scales;
     int64_t n = oq_tensor_numel(s);
     const float *f = s->data;
-    rep->n_scales = (int)n;
-    rep->scale_min = rep->scale_max = f[0];
-    for (int64_t i = 1; i < n; i++) {
+    bool first = rep->n_scales == 0;
+    rep->n_scales += (int)n;
+    if (first) {
+        rep->scale_min = rep->scale_max = f[0];
+        rep->weight_sqnr_db = qw->wq.sqnr_db;
+    }
+    for (int64_t i = 0; i < n; i++) {
         rep->scale_min = fminf(rep->scale_min, f[i]);
         rep->scale_max = fmaxf(rep->scale_max, f[i]);
     }
-    rep->weight_sqnr_db = qw->wq.sqnr_db;
+    rep->weight_sqnr_db = fmin(rep->weight_sqnr_db, qw->wq.sqnr_db);
 }
 
 oq_status oq_rw_bias_site(rewriter *r, oq_bias_site site, const qweight *qw)

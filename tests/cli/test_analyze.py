@@ -148,7 +148,10 @@ def test_numbers(binary, tmp, model, data, sens):
 
 def test_invariance(binary, tmp, model, data, whole):
     """Threads, chunks and shards do not change the bytes."""
-    for extra in (["--threads", "1"], ["--threads", "3"], ["--cache-mb", "1", "--threads", "2"]):
+    # the default --op-types spelled out, in any order, is the same setup
+    spelled = "RNN,GRU,LSTM,Gather,Gemm,MatMul,ConvTranspose,Conv"
+    for extra in (["--threads", "1"], ["--threads", "3"], ["--cache-mb", "1", "--threads", "2"],
+                  ["--op-types", spelled]):
         out = os.path.join(tmp, "v.json")
         r = run(binary, "analyze", model, "--data", data, "-o", out, "-q", *extra)
         check(r.returncode == 0 and read(out) == whole, f"analyze {' '.join(extra)}: bytes differ ({r.stderr})")
@@ -156,7 +159,8 @@ def test_invariance(binary, tmp, model, data, whole):
         parts = []
         for k in range(1, count + 1):
             parts.append(os.path.join(tmp, f"part{k}of{count}.json"))
-            r = run(binary, "analyze", model, "--data", data, "--shard", f"{k}/{count}", "-o", parts[-1], "-q")
+            spell = ["--op-types", spelled] if k % 2 == 0 else []
+            r = run(binary, "analyze", model, "--data", data, "--shard", f"{k}/{count}", "-o", parts[-1], "-q", *spell)
             check(r.returncode == 0, f"shard {k}/{count}: {r.stderr}")
         part = sens_of(parts[0])
         check(part["shard"] == {"index": 1, "count": count} and all("rank" not in e for e in part["nodes"]),
@@ -291,6 +295,31 @@ def test_transposed(binary, tmp):
           f"ConvTranspose analysed with its multiply-adds: {r.stderr} {nodes}")
 
 
+def test_recurrent(binary, tmp):
+    """An LSTM is a candidate with its two weights: ranked, and its multiply-adds
+    counted per step (input elements / input size) as directions x gate rows x
+    (input size + hidden size), whichever outputs it writes."""
+    n = helper.make_node
+    nodes = [n("LSTM", ["x", "lw", "lr"], ["", "h"], name="lstm", hidden_size=8, direction="bidirectional"),
+             n("Reshape", ["h", "shape"], ["hf"], name="flat"),
+             n("MatMul", ["hf", "m"], ["y"], name="head")]
+    inits = {"lw": w(2, 32, 5), "lr": w(2, 32, 8), "m": w(16, 3), "shape": np.array([1, 16], np.int64)}
+    g = helper.make_graph(nodes, "rnn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [7, 1, 5])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
+                          [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    model, npy, out = (os.path.join(tmp, f) for f in ("rnn.onnx", "rnn_x.npy", "rnn_sens.json"))
+    onnx.save(m, model)
+    np.save(npy, RNG.standard_normal((4, 7, 1, 5)).astype(np.float32))
+    r = run(binary, "analyze", model, "--data", f"x={npy}", "-o", out, "-q")
+    nodes = {e["name"]: e for e in sens_of(out)["nodes"]} if r.returncode == 0 else {}
+    want = {"lstm": 7 * 2 * 32 * (5 + 8), "head": 16 * 3}
+    check(r.returncode == 0 and {k: e["macs"] for k, e in nodes.items()} == want and
+          nodes["lstm"]["sqnr_db"] is not None,
+          f"LSTM analysed with its multiply-adds: {r.stderr} {nodes}")
+
+
 def test_bad_input(binary, tmp, model, data, sens_path, labels):
     runner = Runner(binary, tmp)
     o = runner.out
@@ -416,6 +445,7 @@ def main():
         test_targets(binary, tmp, model, data, sens_path, labels)
         test_bad_input(binary, tmp, model, data, sens_path, labels)
         test_transposed(binary, tmp)
+        test_recurrent(binary, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return finish("analyze")

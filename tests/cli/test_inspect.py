@@ -2,7 +2,7 @@
 """`onnxq inspect --json` agrees with python onnx on every model of ONNX's
 operator test suite: inputs, outputs, opsets, op histogram, node count,
 initializers, parameter counts (initializers and Constant nodes) and the
-MatMul/Gemm/Conv quantizable counts. The text form must succeed on a sample.
+MatMul/Gemm/Conv/ConvTranspose/LSTM/GRU/RNN quantizable counts. The text form must succeed on a sample.
 
 usage: test_inspect.py ONNXQ_BINARY [NODE_TEST_DIR]
 """
@@ -95,7 +95,7 @@ def expect_summary(path):
             tensors += 1
             consts.add(n.output[0])
     quant = {}
-    for op in ("MatMul", "Gemm", "Conv"):
+    for op in ("MatMul", "Gemm", "Conv", "ConvTranspose", "LSTM", "GRU", "RNN"):
         nodes = [n for n in g.node if n.op_type == op and n.domain in ("", "ai.onnx")]
         quant[op] = {"total": len(nodes),
                      "constant_weight": sum(1 for n in nodes if len(n.input) > 1 and n.input[1] in consts)}

@@ -28,6 +28,9 @@ mode (DynamicQuantizeLinear + MatMulInteger/ConvInteger, no calibration):
 - a ConvTranspose (ONNX has no 8-bit form of it) reads its weight as int8 per
   output channel (axis 1) through a DequantizeLinear in every format, and in
   the QDQ format its input through a Q/DQ pair (fpn_head, upsampler);
+- LSTM, GRU and RNN (no 8-bit form in ONNX either) read W and R as int8 per
+  gate row (axis 1) through DequantizeLinears in every format (recurrent,
+  simple_rnn: an opset-11 model, which the per-axis DequantizeLinear moves to 13);
 - hard-swish patterns become HardSwish and scalar factors next to 8-bit tensors
   move into (De)QuantizeLinear scales, on a PP-OCRv4-style block;
 - a Concat that an 8-bit op reads runs on 8-bit tensors in the QOperator
@@ -184,6 +187,59 @@ def upsampler_model():
         ("w0", rng.standard_normal((8, 3, 3, 3)) * 0.3), ("b0", rng.standard_normal(8) * 0.1),
         ("wt", wt), ("bt", rng.standard_normal(4) * 0.1), ("w1", rng.standard_normal((2, 4, 1, 1)) * 0.5)])
     return m, [[rng.standard_normal((1, 3, 8, 8)).astype(np.float32)] for _ in range(4)]
+
+
+def recurrent_model():
+    """A sequence model x [6, 1, 16] -> LSTM (32 units, forward; Y and Y_h, whose gate rows
+    have weights of distinct scales) -> Squeeze -> GRU (16 units, bidirectional,
+    linear_before_reset; Y_h only) -> Reshape -> Gemm -> y [1, 4]: ONNX has no 8-bit form of
+    either, so their W and R are int8 per gate row (axis 1) behind DequantizeLinears."""
+    rng = np.random.default_rng(12)
+    nodes = [
+        onnx.helper.make_node("LSTM", ["x", "lw", "lr", "lb"], ["ly", "lh"], hidden_size=32),
+        onnx.helper.make_node("Squeeze", ["ly", "one"], ["seq"]),
+        onnx.helper.make_node("GRU", ["seq", "gw", "gr", "gb"], ["", "gh"], hidden_size=16,
+                              direction="bidirectional", linear_before_reset=1),
+        onnx.helper.make_node("Reshape", ["gh", "flat"], ["h"]),
+        onnx.helper.make_node("Gemm", ["h", "fw", "fb"], ["y"], transB=1),
+    ]
+    rows = rng.uniform(0.1, 2.0, (1, 128, 1))
+    weights = [("lw", rng.standard_normal((1, 128, 16)) * 0.3 * rows), ("lr", rng.standard_normal((1, 128, 32)) * 0.2),
+               ("lb", rng.standard_normal((1, 256)) * 0.1), ("gw", rng.standard_normal((2, 48, 32)) * 0.3),
+               ("gr", rng.standard_normal((2, 48, 16)) * 0.3), ("gb", rng.standard_normal((2, 96)) * 0.1),
+               ("fw", rng.standard_normal((4, 32)) * 0.5), ("fb", rng.standard_normal(4) * 0.1)]
+    inits = [numpy_helper.from_array(np.asarray(a, np.float32), n) for n, a in weights]
+    inits += [numpy_helper.from_array(np.array([1], np.int64), "one"),
+              numpy_helper.from_array(np.array([1, 32], np.int64), "flat")]
+    g = onnx.helper.make_graph(nodes, "recurrent",
+                               [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [6, 1, 16])],
+                               [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 4]),
+                                onnx.helper.make_tensor_value_info("lh", onnx.TensorProto.FLOAT, [1, 1, 32])],
+                               inits)
+    m = onnx.helper.make_model(g, opset_imports=[onnx.helper.make_opsetid("", 13)])
+    m.ir_version = 7
+    return m, [[rng.standard_normal((6, 1, 16)).astype(np.float32)] for _ in range(4)]
+
+
+def simple_rnn_model():
+    """An opset-11 RNN (24 units, reverse) -> Reshape -> MatMul: per-axis
+    DequantizeLinear needs opset 13, so the quantized model imports it."""
+    rng = np.random.default_rng(13)
+    nodes = [
+        onnx.helper.make_node("RNN", ["x", "w", "r", "b"], ["", "h"], hidden_size=24, direction="reverse"),
+        onnx.helper.make_node("Reshape", ["h", "flat"], ["hf"]),
+        onnx.helper.make_node("MatMul", ["hf", "m"], ["y"]),
+    ]
+    weights = [("w", rng.standard_normal((1, 24, 40)) * 0.2), ("r", rng.standard_normal((1, 24, 24)) * 0.1),
+               ("b", rng.standard_normal((1, 48)) * 0.1), ("m", rng.standard_normal((24, 3)) * 0.3)]
+    inits = [numpy_helper.from_array(np.asarray(a, np.float32), n) for n, a in weights]
+    inits.append(numpy_helper.from_array(np.array([1, 24], np.int64), "flat"))
+    g = onnx.helper.make_graph(nodes, "simple_rnn",
+                               [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [5, 1, 40])],
+                               [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 3])], inits)
+    m = onnx.helper.make_model(g, opset_imports=[onnx.helper.make_opsetid("", 11)])
+    m.ir_version = 6
+    return m, [[rng.standard_normal((5, 1, 40)).astype(np.float32)] for _ in range(4)]
 
 
 def hard_swish_model():
@@ -384,10 +440,29 @@ def transposed_convs_quantized(qm, qdq):
     return count
 
 
+RECURRENT = ("LSTM", "GRU", "RNN")
+
+
+def recurrent_weights_quantized(qm):
+    """How many LSTM/GRU/RNN nodes of qm read both W and R as int8 initializers
+    through DequantizeLinears along axis 1 (one row per gate unit)."""
+    made = {o: n for n in qm.graph.node for o in n.output}
+    int8 = {t.name for t in qm.graph.initializer if t.data_type == onnx.TensorProto.INT8}
+    count = 0
+    for n in qm.graph.node:
+        if n.op_type not in RECURRENT:
+            continue
+        dqs = [made.get(n.input[k]) for k in (1, 2)]
+        count += all(d is not None and d.op_type == "DequantizeLinear" and d.input[0] in int8 and
+                     [a.i for a in d.attribute if a.name == "axis"] == [1] for d in dqs)
+    return count
+
+
 def cases_for(tmp):
     """(name, model path, data folder, list of input-array lists) for every model."""
     out = []
     for name, (m, cases) in [("conv_affine", conv_affine_model()), ("upsampler", upsampler_model()),
+                             ("recurrent", recurrent_model()), ("simple_rnn", simple_rnn_model()),
                              ("hard_swish", hard_swish_model()),
                              ("contrib_ops", contrib_ops_model()), ("fire", fire_model())]:
         path = os.path.join(tmp, name + ".onnx")
@@ -704,6 +779,11 @@ def main():
                                "%d of %d ConvTranspose weights int8 behind a per-channel DequantizeLinear%s"
                                % (transposed_convs_quantized(qm, qdq=fmt == "qdq"), len(convt),
                                   ", their inputs dequantized 8-bit tensors" if fmt == "qdq" else ""))
+                recurrent = [n for n in fm.graph.node if n.op_type in RECURRENT]
+                if recurrent:
+                    tally.case(tag + " recurrent weights", recurrent_weights_quantized(qm) == len(recurrent),
+                               "%d of %d LSTM/GRU/RNN nodes read W and R as int8 behind per-row DequantizeLinears"
+                               % (recurrent_weights_quantized(qm), len(recurrent)))
                 if fmt == "contrib":  # the Gemms of the prepared model (a MatMul + Add of a 2-D input is one)
                     prepared = out + ".prepared.onnx"
                     subprocess.run([exe, "prepare", path, "-o", prepared, "-q"], check=True)

@@ -48,7 +48,7 @@ static void options(void)
     CHECK(set("op-types", "Conv,,Gemm") && j->quant.n_op_types == 2 && !strcmp(j->quant.op_types[1], "Gemm"));
     CHECK(set("op-types", "MatMul") && j->quant.n_op_types == 1 && !strcmp(j->quant.op_types[0], "MatMul"));
     /* the default --help names: each one accepted */
-    CHECK(set("op-types", "Conv,ConvTranspose,MatMul,Gemm,Gather") && j->quant.n_op_types == 5 &&
+    CHECK(set("op-types", "Conv,ConvTranspose,MatMul,Gemm,Gather,LSTM,GRU,RNN") && j->quant.n_op_types == 8 &&
           !strcmp(j->quant.op_types[1], "ConvTranspose"));
     CHECK(set("exclude", "a,b") && set("exclude", "c") && j->quant.n_exclude == 3 && !strcmp(j->quant.exclude[2], "c"));
     CHECK(set("method", "entropy") && j->range.range.method == OQ_CALIB_ENTROPY && j->range.method_given);
@@ -68,6 +68,7 @@ static void options(void)
           refused("resize", "0") && refused("crop", "3x") && refused("layout", "chw") && refused("scale", "0") &&
           refused("mean", "1,2") && refused("std", "1,0,1") && refused("contrib", "maybe") && refused("data", NULL));
     CHECK(!set("op-types", "Relu") && strstr(err.msg, "'Relu'") && strstr(err.msg, "Conv, ConvTranspose, MatMul"));
+    CHECK(!set("op-types", "") && strstr(err.msg, "one or more") && !set("op-types", ",") && strstr(err.msg, "','"));
     CHECK(!set("colour", "red") && strstr(err.msg, "unknown option 'colour'"));
     oq_job_builder_destroy(b);
     oq_job_builder_destroy(NULL);
