@@ -256,6 +256,50 @@ def main():
         check(m["tensors"][name]["min"] == t["tensors"][name]["min"] and
               m["tensors"][name]["max"] == t["tensors"][name]["max"], "merged %s min/max exact" % name)
         check(m["tensors"][name]["count"] == t["tensors"][name]["count"], "merged %s count" % name)
+    # a shard made with other options does not merge: one error line naming the
+    # option and both tables' values, exit 1, no output
+    shard_opts = ["--method", "minmax", "--all-tensors", "--no-prepare"]
+    tv = os.path.join(tmp, "tv.json")
+    for opts, said in (  # said: how the error names tv's option, then ta's
+            (["--method", "entropy", "--all-tensors", "--no-prepare"], ("--method entropy", "--method minmax")),
+            (shard_opts + ["--percentile", "99.9"], ("--percentile 99.9", "--percentile 99.999")),
+            (shard_opts + ["--symmetric"], ("--symmetric", "asymmetric ranges")),
+            (shard_opts + ["--activation-type", "int8"], ("--activation-type int8", "--activation-type uint8")),
+            (shard_opts + ["--bins", "64"], ("--bins 64", "--bins 2048")),
+            # without --all-tensors the bias Add's output h1 is not recorded
+            (["--method", "minmax", "--no-prepare"], None)):
+        p = run(binary, "calibrate", model, "--data", shard_b, "-o", tv, "-q", *opts)
+        check(p.returncode == 0, "shard calibrate %s exits 0: %s" % (opts, p.stderr))
+        for first, second in ((ta, tv), (tv, ta)):
+            if said:
+                says = "%s was made with %s, %s with %s" % (second, said[second == ta], first, said[first == ta])
+            else:
+                says = f"{ta} records tensor 'h1' and {tv} does not"
+            p = run(binary, "calibrate", "merge", first, second, "-o", tm + ".new", "-q")
+            check(p.returncode == 1 and one_error_line(p) and says in p.stderr and not os.path.exists(tm + ".new"),
+                  "merge of tables made with %s and %s: exit %d, %r (wants %r)" % (
+                      " ".join(opts), " ".join(shard_opts), p.returncode, p.stderr, says))
+    # --contrib records the Sigmoid's output of x * sigmoid(x) besides what convert reads
+    silu = os.path.join(tmp, "silu.onnx")
+    wc1 = RNG.standard_normal((4, D_IN, 1)).astype(np.float32)
+    wc2 = RNG.standard_normal((2, 4, 1)).astype(np.float32)
+    onnx.save(helper.make_model(helper.make_graph(
+        [helper.make_node("Conv", ["x", "wc1"], ["a"]), helper.make_node("Sigmoid", ["a"], ["g"]),
+         helper.make_node("Mul", ["a", "g"], ["s"]), helper.make_node("Conv", ["s", "wc2"], ["z"])], "silu",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, D_IN, 5])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 2, 5])],
+        [numpy_helper.from_array(wc1, "wc1"), numpy_helper.from_array(wc2, "wc2")]),
+        opset_imports=[helper.make_opsetid("", 13)]), silu)
+    silu_x = os.path.join(tmp, "silu_x.npy")
+    np.save(silu_x, RNG.standard_normal((6, 1, D_IN, 5)).astype(np.float32))
+    tc, tp8 = os.path.join(tmp, "contrib.json"), os.path.join(tmp, "plain8.json")
+    p1 = run(binary, "calibrate", silu, "--data", silu_x, "-o", tc, "-q", "--contrib")
+    p2 = run(binary, "calibrate", silu, "--data", silu_x, "-o", tp8, "-q")
+    check(p1.returncode == 0 and p2.returncode == 0, "silu calibrations exit 0: " + p1.stderr + p2.stderr)
+    p = run(binary, "calibrate", "merge", tp8, tc, "-o", tm + ".new", "-q")
+    check(p.returncode == 1 and one_error_line(p) and f"{tc} records tensor 'g' and {tp8} does not" in p.stderr and
+          "--contrib" in p.stderr and not os.path.exists(tm + ".new"),
+          "a --contrib table and a plain one do not merge: " + p.stderr)
 
     # ---- images through preprocessing into a conv-shaped input
     try:
