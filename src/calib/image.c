@@ -190,14 +190,13 @@ oq_status oq_preprocess_image(oq_tensor *t, const oq_image *img, const oq_prepro
 {
     /* size after resizing */
     int rw = img->width, rh = img->height;
-    if (p->resize_short) {
-        int s = p->resize_w;
-        if (img->width <= img->height) {
-            rw = s;
-            rh = (int)((int64_t)img->height * s / img->width);
+    if (p->resize_cover) { /* scaled by the larger of W / width and H / height */
+        if ((int64_t)p->resize_w * img->height >= (int64_t)p->resize_h * img->width) {
+            rw = p->resize_w;
+            rh = (int)((int64_t)img->height * p->resize_w / img->width);
         } else {
-            rh = s;
-            rw = (int)((int64_t)img->width * s / img->height);
+            rh = p->resize_h;
+            rw = (int)((int64_t)img->width * p->resize_h / img->height);
         }
     } else if (p->resize_w) {
         rw = p->resize_w;

@@ -47,7 +47,9 @@ const char cli_calib_run_help[] =
 const char cli_preprocess_help[] =
     "Image preprocessing (for folders of PNG/JPEG images; one-input models):\n"
     "  --resize N|WxH      bilinear resize: N = shorter side (aspect kept), or exact\n"
-    "                      WxH (default: the model input's fixed size, if declared)\n"
+    "                      WxH (default: the model input's fixed size, if declared;\n"
+    "                      with --crop, the smallest size of the image's aspect\n"
+    "                      that covers it: shorter side 224 for a 224x224 input)\n"
     "  --crop N|WxH        centre crop after resizing (default none)\n"
     "  --layout L          nchw or nhwc (default: from the input's shape, else nchw)\n"
     "  --scale F           multiply 0..255 pixels by F (default 1/255 = 0.00392157)\n"

@@ -430,7 +430,7 @@ static oq_status set_option(oq_job_builder *b, option o, const char *name, const
     case OPT_RESIZE:
         if (!parse_size(v, &p->resize_w, &p->resize_h, &single))
             return bad_value(name, v, "N or WxH", err);
-        p->resize_short = single;
+        p->resize_cover = single;
         j->resize_given = true;
         return OQ_OK;
     case OPT_CROP:

@@ -336,6 +336,44 @@ def main():
             check(e["min"] <= lo + 1e-4 and e["max"] >= hi - 1e-4, "image pixel range covers the PNGs'")
             check(-15 - 1e-4 <= e["min"] and e["max"] <= 127.5 + 1e-4, "image range within the preprocessing bounds")
 
+        # --crop keeps the default resize to the input's fixed size, with the image's aspect:
+        # the smallest size that covers the input, then the crop (a 12x6 image held no 8x8 crop)
+        def image_table(model_path, folder, *opts):
+            out = os.path.join(tmp, "crop.json")
+            if os.path.exists(out):
+                os.remove(out)
+            p = run(binary, "calibrate", model_path, "--data", folder, "--method", "minmax", "--all-tensors",
+                    "-o", out, "-q", *opts)
+            return (open(out, "rb").read() if p.returncode == 0 else None), p.stderr
+
+        def image_folder(name, *sizes):
+            folder = os.path.join(tmp, name)
+            os.makedirs(folder)
+            for k, (w, h) in enumerate(sizes):
+                Image.fromarray(RNG.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(
+                    os.path.join(folder, "im%d.png" % k))
+            return folder
+
+        odd = image_folder("odd_sizes", (12, 6), (10, 16))
+        got, err = image_table(cnn_path, odd, "--crop", "8")
+        want, _ = image_table(cnn_path, odd, "--resize", "8", "--crop", "8")
+        check(got is not None and got == want,
+              "--crop 8 alone for an 8x8 input gives --resize 8 --crop 8's table: " + err)
+        # a 4x8 (HxW) input: a portrait image is covered by its width, a landscape one by its height
+        wide = helper.make_model(helper.make_graph(
+            [helper.make_node("Relu", ["img"], ["r"], name="relu")], "wide",
+            [helper.make_tensor_value_info("img", TensorProto.FLOAT, [1, 3, 4, 8])],
+            [helper.make_tensor_value_info("r", TensorProto.FLOAT, [1, 3, 4, 8])]),
+            opset_imports=[helper.make_opsetid("", 13)])
+        wide_path = os.path.join(tmp, "wide.onnx")
+        onnx.save(wide, wide_path)
+        for name, size, resize in (("portrait", (6, 10), "8"), ("landscape", (24, 6), "4")):
+            folder = image_folder(name, size)
+            got, err = image_table(wide_path, folder, "--crop", "8x4")
+            want, _ = image_table(wide_path, folder, "--resize", resize, "--crop", "8x4")
+            check(got is not None and got == want, "%s %dx%d image, --crop 8x4 alone for a 4x8 input: the table of "
+                  "--resize %s --crop 8x4: %s" % (name, size[0], size[1], resize, err))
+
     # ---- bad data: one error line, exit 1, no table written
     def refused(args, what, code=1):
         out = os.path.join(tmp, "bad.json")

@@ -56,7 +56,7 @@ static void options(void)
     CHECK(set("bins", "512") && j->bins == 512 && set("samples", "7") && j->max_samples == 7);
     CHECK(set("eval-samples", "5") && j->eval_samples == 5 && set("threads", "3") && j->threads == 3);
     CHECK(set("all-tensors", NULL) && j->all_tensors && set("no-prepare", "1") && j->no_prepare);
-    CHECK(set("resize", "256") && j->pre.resize_w == 256 && j->pre.resize_short && j->resize_given);
+    CHECK(set("resize", "256") && j->pre.resize_w == 256 && j->pre.resize_h == 256 && j->pre.resize_cover && j->resize_given);
     CHECK(set("crop", "224x200") && j->pre.crop_w == 224 && j->pre.crop_h == 200);
     CHECK(set("layout", "nhwc") && j->pre.layout == OQ_LAYOUT_NHWC && j->layout_given);
     CHECK(set("scale", "0.5") && j->pre.scale == 0.5f && set("bgr", NULL) && j->pre.bgr);
