@@ -34,7 +34,7 @@ typedef struct oq_preprocess {
     int crop_w, crop_h;     /* centre crop after resizing; 0 = none */
     oq_layout layout;
     float scale;            /* pixel (0..255) times scale, then (x - mean) / std */
-    float mean[3], std[3];
+    float mean[3], std[3];  /* of R, G and B, whatever the channel order */
     bool bgr;               /* channel order BGR instead of RGB */
 } oq_preprocess;
 

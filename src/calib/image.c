@@ -224,7 +224,7 @@ oq_status oq_preprocess_image(oq_tensor *t, const oq_image *img, const oq_prepro
                 int src_c = p->bgr ? 2 - c : c;
                 float v = same ? img->rgb[((size_t)(y + y_off) * img->width + (x + x_off)) * 3 + src_c]
                                : sample(img, (x + x_off + 0.5f) * kx, (y + y_off + 0.5f) * ky, src_c);
-                v = (v * p->scale - p->mean[c]) / p->std[c];
+                v = (v * p->scale - p->mean[src_c]) / p->std[src_c];
                 size_t idx = p->layout == OQ_LAYOUT_NCHW ? ((size_t)c * oh + y) * ow + x : ((size_t)y * ow + x) * 3 + c;
                 out[idx] = v;
             }

@@ -53,9 +53,10 @@ const char cli_preprocess_help[] =
     "  --crop N|WxH        centre crop after resizing (default none)\n"
     "  --layout L          nchw or nhwc (default: from the input's shape, else nchw)\n"
     "  --scale F           multiply 0..255 pixels by F (default 1/255 = 0.00392157)\n"
-    "  --mean R,G,B        subtract per channel after scaling (default 0,0,0)\n"
-    "  --std R,G,B         then divide per channel (default 1,1,1)\n"
-    "  --bgr               channel order BGR instead of RGB\n";
+    "  --mean R,G,B        subtract per colour after scaling (default 0,0,0)\n"
+    "  --std R,G,B         then divide per colour (default 1,1,1)\n"
+    "  --bgr               channel order BGR instead of RGB (--mean and --std\n"
+    "                      still list red, green, blue)\n";
 
 const cli_opt cli_data_opts[CLI_DATA_OPT_COUNT] = {
     {"data", 0, true, CLI_OPT_DATA},          {"method", 0, true, CLI_OPT_METHOD},

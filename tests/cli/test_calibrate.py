@@ -374,6 +374,26 @@ def main():
             check(got is not None and got == want, "%s %dx%d image, --crop 8x4 alone for a 4x8 input: the table of "
                   "--resize %s --crop 8x4: %s" % (name, size[0], size[1], resize, err))
 
+        # --mean and --std list red, green, blue whatever the channel order: a pure red
+        # image's red channel, first or last (--bgr), is (1 - 0.5) / 0.25, the others 0
+        split = helper.make_model(helper.make_graph(
+            [helper.make_node("Split", ["img"], ["c0", "c1", "c2"], axis=1, name="split")], "split",
+            [helper.make_tensor_value_info("img", TensorProto.FLOAT, [1, 3, 8, 8])],
+            [helper.make_tensor_value_info(c, TensorProto.FLOAT, [1, 1, 8, 8]) for c in ("c0", "c1", "c2")]),
+            opset_imports=[helper.make_opsetid("", 13)])
+        split_path = os.path.join(tmp, "split.onnx")
+        onnx.save(split, split_path)
+        red = os.path.join(tmp, "red")
+        os.makedirs(red)
+        Image.fromarray(np.tile(np.array([255, 0, 0], np.uint8), (8, 8, 1))).save(os.path.join(red, "red.png"))
+        for order, want in (([], (2, 0, 0)), (["--bgr"], (0, 0, 2))):
+            got, err = image_table(split_path, red, "--mean", "0.5,0,0", "--std", "0.25,1,1", "--no-prepare", *order)
+            t_red = json.loads(got)["tensors"] if got else {}
+            seen = [(t_red[c]["min"], t_red[c]["max"]) if c in t_red else None for c in ("c0", "c1", "c2")]
+            check(all(s and abs(s[0] - w) < 1e-5 and abs(s[1] - w) < 1e-5 for s, w in zip(seen, want)),
+                  "red image, --mean 0.5,0,0 --std 0.25,1,1 %s: channels %s, want %s %s" % (
+                      " ".join(order), seen, want, err))
+
     # ---- bad data: one error line, exit 1, no table written
     def refused(args, what, code=1):
         out = os.path.join(tmp, "bad.json")
