@@ -359,6 +359,9 @@ def main():
         want, _ = image_table(cnn_path, odd, "--resize", "8", "--crop", "8")
         check(got is not None and got == want,
               "--crop 8 alone for an 8x8 input gives --resize 8 --crop 8's table: " + err)
+        # the default scale is the fraction 1/255, which --scale also takes
+        got, err = image_table(cnn_path, odd, "--resize", "8", "--crop", "8", "--scale", "1/255")
+        check(got is not None and got == want, "--scale 1/255 gives the default scale's table: " + err)
         # a 4x8 (HxW) input: a portrait image is covered by its width, a landscape one by its height
         wide = helper.make_model(helper.make_graph(
             [helper.make_node("Relu", ["img"], ["r"], name="relu")], "wide",
