@@ -142,10 +142,13 @@ oq_status oq_calib_table_save(const oq_calib_table *t, const char *path, oq_err 
 oq_status oq_calib_table_load(oq_calib_table **out, const char *path, oq_err *err);
 /* Same from the JSON text buf[0..len) (borrowed); `what` names it in errors. */
 oq_status oq_calib_table_parse(oq_calib_table **out, const uint8_t *buf, size_t len, const char *what, oq_err *err);
-/* Merges src into dst: both must come from the same model and bin count;
- * samples add, histograms merge, the data hash covers both, ranges are
- * recomputed with dst's options. */
-oq_status oq_calib_table_merge(oq_calib_table *dst, const oq_calib_table *src, oq_err *err);
+/* Merges src into dst. Both must come from the same model, record the same
+ * options (prepared, bins, method, percentile, symmetric, qmin/qmax) and the
+ * same tensors, else it fails naming the first difference, with dst_name and
+ * src_name for the tables (dst before any change). Samples add, histograms
+ * merge, the data hash covers both, ranges are recomputed. */
+oq_status oq_calib_table_merge(oq_calib_table *dst, const oq_calib_table *src, const char *dst_name,
+                               const char *src_name, oq_err *err);
 
 /* ---- collecting statistics from the executor -------------------------------- */
 

@@ -43,8 +43,9 @@ bool oq_data_spec_holds(const char *spec, const char *path);
 /* oq_dataset_open for the inputs of m a caller feeds (graph inputs that are
  * not initializers). For a one-input model whose input is declared with
  * rank 4, the layout (unless layout_given) and the resize (unless
- * resize_given or a crop is set) of the image preprocessing come from the
- * declared shape: NHWC when it ends in 3 channels, else NCHW. */
+ * resize_given) of the image preprocessing come from the declared shape:
+ * NHWC when it ends in 3 channels, else NCHW; a fixed size is resized to
+ * exactly, or with a crop covered with the image's aspect kept. */
 oq_status oq_dataset_open_for_model(oq_dataset **out, const oq_model *m, int n_specs, const char *const *specs,
                                     const oq_preprocess *pre, bool layout_given, bool resize_given, oq_err *err);
 

@@ -29,11 +29,12 @@ typedef enum oq_layout { OQ_LAYOUT_NCHW, OQ_LAYOUT_NHWC } oq_layout;
 
 typedef struct oq_preprocess {
     int resize_w, resize_h; /* bilinear resize to this size first; 0 = keep */
-    bool resize_short;      /* resize_w is the length of the shorter side (aspect kept) */
+    bool resize_cover;      /* instead, to the smallest size of the image's aspect that covers
+                               resize_w x resize_h (N x N: the shorter side becomes N) */
     int crop_w, crop_h;     /* centre crop after resizing; 0 = none */
     oq_layout layout;
     float scale;            /* pixel (0..255) times scale, then (x - mean) / std */
-    float mean[3], std[3];
+    float mean[3], std[3];  /* of R, G and B, whatever the channel order */
     bool bgr;               /* channel order BGR instead of RGB */
 } oq_preprocess;
 

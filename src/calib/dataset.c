@@ -501,7 +501,9 @@ void oq_dataset_sample_hash(const oq_dataset *d, const oq_tensor *tensors, char 
     oq_sha256_hex(&h, hex);
 }
 
-/* Fills the layout and size p leaves unset from a one-input model's input declaration. */
+/* Fills the layout and size p leaves unset from a one-input model's input
+ * declaration: a fixed size is the resize, exact, or with a crop the smallest
+ * of the image's aspect that covers it (the crop then cuts it to size). */
 static void preprocess_defaults(oq_preprocess *p, const oq_value *input, bool layout_given, bool resize_given)
 {
     if (!input || input->rank != 4)
@@ -511,9 +513,10 @@ static void preprocess_defaults(oq_preprocess *p, const oq_value *input, bool la
     if (!layout_given)
         p->layout = nhwc ? OQ_LAYOUT_NHWC : OQ_LAYOUT_NCHW;
     int hi = p->layout == OQ_LAYOUT_NHWC ? 1 : 2;
-    if (!resize_given && !p->crop_w && dims[hi].value > 0 && dims[hi + 1].value > 0) {
+    if (!resize_given && dims[hi].value > 0 && dims[hi + 1].value > 0) {
         p->resize_w = (int)dims[hi + 1].value;
         p->resize_h = (int)dims[hi].value;
+        p->resize_cover = p->crop_w > 0;
     }
 }
 

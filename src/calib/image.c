@@ -190,14 +190,13 @@ oq_status oq_preprocess_image(oq_tensor *t, const oq_image *img, const oq_prepro
 {
     /* size after resizing */
     int rw = img->width, rh = img->height;
-    if (p->resize_short) {
-        int s = p->resize_w;
-        if (img->width <= img->height) {
-            rw = s;
-            rh = (int)((int64_t)img->height * s / img->width);
+    if (p->resize_cover) { /* scaled by the larger of W / width and H / height */
+        if ((int64_t)p->resize_w * img->height >= (int64_t)p->resize_h * img->width) {
+            rw = p->resize_w;
+            rh = (int)((int64_t)img->height * p->resize_w / img->width);
         } else {
-            rh = s;
-            rw = (int)((int64_t)img->width * s / img->height);
+            rh = p->resize_h;
+            rw = (int)((int64_t)img->width * p->resize_h / img->height);
         }
     } else if (p->resize_w) {
         rw = p->resize_w;
@@ -225,7 +224,7 @@ oq_status oq_preprocess_image(oq_tensor *t, const oq_image *img, const oq_prepro
                 int src_c = p->bgr ? 2 - c : c;
                 float v = same ? img->rgb[((size_t)(y + y_off) * img->width + (x + x_off)) * 3 + src_c]
                                : sample(img, (x + x_off + 0.5f) * kx, (y + y_off + 0.5f) * ky, src_c);
-                v = (v * p->scale - p->mean[c]) / p->std[c];
+                v = (v * p->scale - p->mean[src_c]) / p->std[src_c];
                 size_t idx = p->layout == OQ_LAYOUT_NCHW ? ((size_t)c * oh + y) * ow + x : ((size_t)y * ow + x) * 3 + c;
                 out[idx] = v;
             }

@@ -14,6 +14,7 @@
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -403,45 +404,100 @@ done:
 
 /* ---- merge ---------------------------------------------------------------------- */
 
-oq_status oq_calib_table_merge(oq_calib_table *dst, const oq_calib_table *src, oq_err *err)
+/* The options a table records, in the order merge compares them. */
+typedef enum table_option {
+    TABLE_PREPARED,
+    TABLE_BINS,
+    TABLE_METHOD,
+    TABLE_PERCENTILE,
+    TABLE_SYMMETRIC,
+    TABLE_ACTIVATION_TYPE,
+    TABLE_OPTION_COUNT
+} table_option;
+
+/* Writes t's option k into buf as calibrate's command line says it; distinct
+ * values give distinct text (a percentile takes 17 digits when 15 do not
+ * read back as it). */
+static void option_text(const oq_calib_table *t, table_option k, char *buf, size_t n)
 {
-    if (src->samples > INT64_MAX - dst->samples)
-        return oq_errf(err, OQ_EINVAL, "merged tables would count more than %lld samples", (long long)INT64_MAX);
+    const oq_range_options *r = &t->range;
+    switch (k) {
+    case TABLE_PREPARED: snprintf(buf, n, "%s", t->prepared ? "graph preparation" : "--no-prepare"); break;
+    case TABLE_BINS: snprintf(buf, n, "--bins %d", t->bins); break;
+    case TABLE_METHOD: snprintf(buf, n, "--method %s", oq_calib_method_name(r->method)); break;
+    case TABLE_PERCENTILE: {
+        int at = snprintf(buf, n, "--percentile ");
+        snprintf(buf + at, n - (size_t)at, "%.15g", r->percentile);
+        if (strtod(buf + at, NULL) != r->percentile)
+            snprintf(buf + at, n - (size_t)at, "%.17g", r->percentile);
+        break;
+    }
+    case TABLE_SYMMETRIC: snprintf(buf, n, "%s", r->symmetric ? "--symmetric" : "asymmetric ranges"); break;
+    case TABLE_ACTIVATION_TYPE:
+        if (r->qmin == 0 && r->qmax == 255)
+            snprintf(buf, n, "--activation-type uint8");
+        else if (r->qmin == -128 && r->qmax == 127)
+            snprintf(buf, n, "--activation-type int8");
+        else
+            snprintf(buf, n, "the integer range [%d, %d]", r->qmin, r->qmax);
+        break;
+    case TABLE_OPTION_COUNT: buf[0] = '\0'; break;
+    }
+}
+
+/* Fails naming a tensor that a (named na) records and b (nb) does not. */
+static oq_status tensors_within(const oq_calib_table *a, const char *na, const oq_calib_table *b, const char *nb,
+                                oq_err *err)
+{
+    for (int i = 0; i < a->n_entries; i++)
+        if (!oq_calib_table_find(b, a->entries[i].name))
+            return oq_errf(err, OQ_EINVAL,
+                           "%s records tensor '%s' and %s does not (tables made with and without --all-tensors or "
+                           "--contrib do not merge)",
+                           na, a->entries[i].name, nb);
+    return OQ_OK;
+}
+
+/* Fails unless src can merge into dst: the same model, options and tensors. */
+static oq_status check_mergeable(const oq_calib_table *dst, const oq_calib_table *src, const char *dst_name,
+                                 const char *src_name, oq_err *err)
+{
     if (strcmp(dst->model_sha256, src->model_sha256) != 0)
-        return oq_errf(err, OQ_EINVAL, "tables come from different models (sha256 %.12s... vs %.12s...)",
-                       dst->model_sha256, src->model_sha256);
-    if (dst->bins != src->bins)
-        return oq_errf(err, OQ_EINVAL, "tables use different bin counts (%d vs %d)", dst->bins, src->bins);
-    if (dst->prepared != src->prepared)
-        return oq_errf(err, OQ_EINVAL, "one table was made on the prepared model and the other with --no-prepare");
-    for (int i = 0; i < src->n_entries; i++) {
+        return oq_errf(err, OQ_EINVAL, "%s was made from another model than %s (sha256 %.12s... and %.12s...)",
+                       src_name, dst_name, src->model_sha256, dst->model_sha256);
+    for (int k = 0; k < TABLE_OPTION_COUNT; k++) {
+        char a[64], b[64];
+        option_text(src, (table_option)k, a, sizeof a);
+        option_text(dst, (table_option)k, b, sizeof b);
+        if (strcmp(a, b) != 0)
+            return oq_errf(err, OQ_EINVAL, "%s was made with %s, %s with %s", src_name, a, dst_name, b);
+    }
+    oq_status st;
+    if ((st = tensors_within(src, src_name, dst, dst_name, err)) ||
+        (st = tensors_within(dst, dst_name, src, src_name, err)))
+        return st;
+    if (src->samples > INT64_MAX - dst->samples)
+        return oq_errf(err, OQ_EINVAL, "merging %s would count more than %lld samples", src_name, (long long)INT64_MAX);
+    return OQ_OK;
+}
+
+oq_status oq_calib_table_merge(oq_calib_table *dst, const oq_calib_table *src, const char *dst_name,
+                               const char *src_name, oq_err *err)
+{
+    oq_status st = check_mergeable(dst, src, dst_name, src_name, err);
+    for (int i = 0; !st && i < src->n_entries; i++) {
         const oq_calib_entry *se = &src->entries[i];
         oq_calib_entry *de = (oq_calib_entry *)oq_calib_table_find(dst, se->name);
-        bool fresh = !de;
-        if (!de) {
-            oq_calib_entry *grown = realloc(dst->entries, (size_t)(dst->n_entries + 1) * sizeof *grown);
-            if (!grown)
-                return oq_errf(err, OQ_ENOMEM, "out of memory");
-            dst->entries = grown;
-            de = &dst->entries[dst->n_entries];
-            memset(de, 0, sizeof *de);
-            oq_status st = oq_hist_init(&de->hist, dst->bins, err);
-            if (st)
-                return st;
-            if (!(de->name = strdup(se->name))) {
-                oq_hist_release(&de->hist);
-                return oq_errf(err, OQ_ENOMEM, "out of memory");
-            }
-            dst->n_entries++;
-        }
-        oq_status st = oq_hist_merge(&de->hist, &se->hist, err);
-        if (!fresh && (de->channels.n > 0) != (se->channels.n > 0))
+        st = oq_hist_merge(&de->hist, &se->hist, err);
+        if (!st && (de->channels.n > 0) != (se->channels.n > 0))
             oq_channel_stats_release(&de->channels); /* kept on one side only: neither covers all the data */
         else if (!st)
             st = oq_channel_stats_merge(&de->channels, &se->channels, err);
         if (st)
-            return oq_err_context(err, "tensor '%s'", se->name);
+            oq_err_context(err, "%s: tensor '%s'", src_name, se->name);
     }
+    if (st)
+        return st;
     oq_sha256 h;
     oq_sha256_init(&h);
     oq_sha256_update(&h, dst->data_sha256, 64);

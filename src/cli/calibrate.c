@@ -19,8 +19,10 @@ static const char cli_calibrate_help[] =
     "and a histogram whose range grows as needed (memory does not grow with the\n"
     "number of samples). The table keeps the statistics and the range each\n"
     "activation gets from the chosen method; `onnxq convert` reads it. Tables made\n"
-    "on shards of the data merge: min/max exactly, histograms re-binned. Values that\n"
-    "are NaN or infinite are left out of the ranges, and a warning names the tensors.\n"
+    "on shards of the data merge: min/max exactly, histograms re-binned; they must\n"
+    "come from the same model, options and tensors (the error names what differs).\n"
+    "Values that are NaN or infinite are left out of the ranges, and a warning\n"
+    "names the tensors.\n"
     "\n"
     "Options:\n"
     "  -o, --output FILE   the table to write (JSON, replaced atomically)\n"
@@ -130,10 +132,9 @@ static int run_merge(const calibrate_args *a)
     for (int i = 1; i < a->n_tables; i++) {
         if (oq_calib_table_load(&next, a->tables[i], &err))
             goto fail;
-        if (oq_calib_table_merge(merged, next, &err)) {
-            oq_err_context(&err, "%s", a->tables[i]);
+        /* merged agrees with the first table in all that merge compares */
+        if (oq_calib_table_merge(merged, next, a->tables[0], a->tables[i], &err))
             goto fail;
-        }
         oq_calib_table_destroy(next);
         next = NULL;
     }

@@ -47,13 +47,17 @@ const char cli_calib_run_help[] =
 const char cli_preprocess_help[] =
     "Image preprocessing (for folders of PNG/JPEG images; one-input models):\n"
     "  --resize N|WxH      bilinear resize: N = shorter side (aspect kept), or exact\n"
-    "                      WxH (default: the model input's fixed size, if declared)\n"
+    "                      WxH (default: the model input's fixed size, if declared;\n"
+    "                      with --crop, the smallest size of the image's aspect\n"
+    "                      that covers it: shorter side 224 for a 224x224 input)\n"
     "  --crop N|WxH        centre crop after resizing (default none)\n"
     "  --layout L          nchw or nhwc (default: from the input's shape, else nchw)\n"
-    "  --scale F           multiply 0..255 pixels by F (default 1/255 = 0.00392157)\n"
-    "  --mean R,G,B        subtract per channel after scaling (default 0,0,0)\n"
-    "  --std R,G,B         then divide per channel (default 1,1,1)\n"
-    "  --bgr               channel order BGR instead of RGB\n";
+    "  --scale F           multiply 0..255 pixels by F, a number or a fraction A/B\n"
+    "                      (default 1/255)\n"
+    "  --mean R,G,B        subtract per colour after scaling (default 0,0,0)\n"
+    "  --std R,G,B         then divide per colour (default 1,1,1)\n"
+    "  --bgr               channel order BGR instead of RGB (--mean and --std\n"
+    "                      still list red, green, blue)\n";
 
 const cli_opt cli_data_opts[CLI_DATA_OPT_COUNT] = {
     {"data", 0, true, CLI_OPT_DATA},          {"method", 0, true, CLI_OPT_METHOD},

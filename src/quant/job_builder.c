@@ -227,6 +227,26 @@ static bool parse_double(const char *s, double *out)
     return !*end && isfinite(*out);
 }
 
+/* A number as parse_double takes it, or "A/B", two such numbers, as A / B
+ * (finite). */
+static bool parse_fraction(const char *s, double *out)
+{
+    const char *slash = s ? strchr(s, '/') : NULL;
+    if (!slash)
+        return parse_double(s, out);
+    char top[64];
+    size_t n = (size_t)(slash - s);
+    double a, b;
+    if (n >= sizeof top)
+        return false;
+    memcpy(top, s, n);
+    top[n] = '\0';
+    if (!parse_double(top, &a) || !parse_double(slash + 1, &b) || b == 0)
+        return false;
+    *out = a / b;
+    return isfinite(*out);
+}
+
 /* "N" (single) or "WxH", each 1..65536. */
 static bool parse_size(const char *s, int *w, int *h, bool *single)
 {
@@ -432,7 +452,7 @@ static oq_status set_option(oq_job_builder *b, option o, const char *name, const
     case OPT_RESIZE:
         if (!parse_size(v, &p->resize_w, &p->resize_h, &single))
             return bad_value(name, v, "N or WxH", err);
-        p->resize_short = single;
+        p->resize_cover = single;
         j->resize_given = true;
         return OQ_OK;
     case OPT_CROP:
@@ -447,8 +467,8 @@ static oq_status set_option(oq_job_builder *b, option o, const char *name, const
         j->layout_given = true;
         return OQ_OK;
     case OPT_SCALE:
-        if (!parse_double(v, &d) || !(d > 0))
-            return bad_value(name, v, "a positive number", err);
+        if (!parse_fraction(v, &d) || !(d > 0))
+            return bad_value(name, v, "a positive number or fraction A/B", err);
         p->scale = (float)d;
         return OQ_OK;
     case OPT_MEAN:

@@ -256,6 +256,50 @@ def main():
         check(m["tensors"][name]["min"] == t["tensors"][name]["min"] and
               m["tensors"][name]["max"] == t["tensors"][name]["max"], "merged %s min/max exact" % name)
         check(m["tensors"][name]["count"] == t["tensors"][name]["count"], "merged %s count" % name)
+    # a shard made with other options does not merge: one error line naming the
+    # option and both tables' values, exit 1, no output
+    shard_opts = ["--method", "minmax", "--all-tensors", "--no-prepare"]
+    tv = os.path.join(tmp, "tv.json")
+    for opts, said in (  # said: how the error names tv's option, then ta's
+            (["--method", "entropy", "--all-tensors", "--no-prepare"], ("--method entropy", "--method minmax")),
+            (shard_opts + ["--percentile", "99.9"], ("--percentile 99.9", "--percentile 99.999")),
+            (shard_opts + ["--symmetric"], ("--symmetric", "asymmetric ranges")),
+            (shard_opts + ["--activation-type", "int8"], ("--activation-type int8", "--activation-type uint8")),
+            (shard_opts + ["--bins", "64"], ("--bins 64", "--bins 2048")),
+            # without --all-tensors the bias Add's output h1 is not recorded
+            (["--method", "minmax", "--no-prepare"], None)):
+        p = run(binary, "calibrate", model, "--data", shard_b, "-o", tv, "-q", *opts)
+        check(p.returncode == 0, "shard calibrate %s exits 0: %s" % (opts, p.stderr))
+        for first, second in ((ta, tv), (tv, ta)):
+            if said:
+                says = "%s was made with %s, %s with %s" % (second, said[second == ta], first, said[first == ta])
+            else:
+                says = f"{ta} records tensor 'h1' and {tv} does not"
+            p = run(binary, "calibrate", "merge", first, second, "-o", tm + ".new", "-q")
+            check(p.returncode == 1 and one_error_line(p) and says in p.stderr and not os.path.exists(tm + ".new"),
+                  "merge of tables made with %s and %s: exit %d, %r (wants %r)" % (
+                      " ".join(opts), " ".join(shard_opts), p.returncode, p.stderr, says))
+    # --contrib records the Sigmoid's output of x * sigmoid(x) besides what convert reads
+    silu = os.path.join(tmp, "silu.onnx")
+    wc1 = RNG.standard_normal((4, D_IN, 1)).astype(np.float32)
+    wc2 = RNG.standard_normal((2, 4, 1)).astype(np.float32)
+    onnx.save(helper.make_model(helper.make_graph(
+        [helper.make_node("Conv", ["x", "wc1"], ["a"]), helper.make_node("Sigmoid", ["a"], ["g"]),
+         helper.make_node("Mul", ["a", "g"], ["s"]), helper.make_node("Conv", ["s", "wc2"], ["z"])], "silu",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, D_IN, 5])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 2, 5])],
+        [numpy_helper.from_array(wc1, "wc1"), numpy_helper.from_array(wc2, "wc2")]),
+        opset_imports=[helper.make_opsetid("", 13)]), silu)
+    silu_x = os.path.join(tmp, "silu_x.npy")
+    np.save(silu_x, RNG.standard_normal((6, 1, D_IN, 5)).astype(np.float32))
+    tc, tp8 = os.path.join(tmp, "contrib.json"), os.path.join(tmp, "plain8.json")
+    p1 = run(binary, "calibrate", silu, "--data", silu_x, "-o", tc, "-q", "--contrib")
+    p2 = run(binary, "calibrate", silu, "--data", silu_x, "-o", tp8, "-q")
+    check(p1.returncode == 0 and p2.returncode == 0, "silu calibrations exit 0: " + p1.stderr + p2.stderr)
+    p = run(binary, "calibrate", "merge", tp8, tc, "-o", tm + ".new", "-q")
+    check(p.returncode == 1 and one_error_line(p) and f"{tc} records tensor 'g' and {tp8} does not" in p.stderr and
+          "--contrib" in p.stderr and not os.path.exists(tm + ".new"),
+          "a --contrib table and a plain one do not merge: " + p.stderr)
 
     # ---- images through preprocessing into a conv-shaped input
     try:
@@ -291,6 +335,67 @@ def main():
             check(e["count"] == 4 * 3 * 64, "image sample count")
             check(e["min"] <= lo + 1e-4 and e["max"] >= hi - 1e-4, "image pixel range covers the PNGs'")
             check(-15 - 1e-4 <= e["min"] and e["max"] <= 127.5 + 1e-4, "image range within the preprocessing bounds")
+
+        # --crop keeps the default resize to the input's fixed size, with the image's aspect:
+        # the smallest size that covers the input, then the crop (a 12x6 image held no 8x8 crop)
+        def image_table(model_path, folder, *opts):
+            out = os.path.join(tmp, "crop.json")
+            if os.path.exists(out):
+                os.remove(out)
+            p = run(binary, "calibrate", model_path, "--data", folder, "--method", "minmax", "--all-tensors",
+                    "-o", out, "-q", *opts)
+            return (open(out, "rb").read() if p.returncode == 0 else None), p.stderr
+
+        def image_folder(name, *sizes):
+            folder = os.path.join(tmp, name)
+            os.makedirs(folder)
+            for k, (w, h) in enumerate(sizes):
+                Image.fromarray(RNG.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(
+                    os.path.join(folder, "im%d.png" % k))
+            return folder
+
+        odd = image_folder("odd_sizes", (12, 6), (10, 16))
+        got, err = image_table(cnn_path, odd, "--crop", "8")
+        want, _ = image_table(cnn_path, odd, "--resize", "8", "--crop", "8")
+        check(got is not None and got == want,
+              "--crop 8 alone for an 8x8 input gives --resize 8 --crop 8's table: " + err)
+        # the default scale is the fraction 1/255, which --scale also takes
+        got, err = image_table(cnn_path, odd, "--resize", "8", "--crop", "8", "--scale", "1/255")
+        check(got is not None and got == want, "--scale 1/255 gives the default scale's table: " + err)
+        # a 4x8 (HxW) input: a portrait image is covered by its width, a landscape one by its height
+        wide = helper.make_model(helper.make_graph(
+            [helper.make_node("Relu", ["img"], ["r"], name="relu")], "wide",
+            [helper.make_tensor_value_info("img", TensorProto.FLOAT, [1, 3, 4, 8])],
+            [helper.make_tensor_value_info("r", TensorProto.FLOAT, [1, 3, 4, 8])]),
+            opset_imports=[helper.make_opsetid("", 13)])
+        wide_path = os.path.join(tmp, "wide.onnx")
+        onnx.save(wide, wide_path)
+        for name, size, resize in (("portrait", (6, 10), "8"), ("landscape", (24, 6), "4")):
+            folder = image_folder(name, size)
+            got, err = image_table(wide_path, folder, "--crop", "8x4")
+            want, _ = image_table(wide_path, folder, "--resize", resize, "--crop", "8x4")
+            check(got is not None and got == want, "%s %dx%d image, --crop 8x4 alone for a 4x8 input: the table of "
+                  "--resize %s --crop 8x4: %s" % (name, size[0], size[1], resize, err))
+
+        # --mean and --std list red, green, blue whatever the channel order: a pure red
+        # image's red channel, first or last (--bgr), is (1 - 0.5) / 0.25, the others 0
+        split = helper.make_model(helper.make_graph(
+            [helper.make_node("Split", ["img"], ["c0", "c1", "c2"], axis=1, name="split")], "split",
+            [helper.make_tensor_value_info("img", TensorProto.FLOAT, [1, 3, 8, 8])],
+            [helper.make_tensor_value_info(c, TensorProto.FLOAT, [1, 1, 8, 8]) for c in ("c0", "c1", "c2")]),
+            opset_imports=[helper.make_opsetid("", 13)])
+        split_path = os.path.join(tmp, "split.onnx")
+        onnx.save(split, split_path)
+        red = os.path.join(tmp, "red")
+        os.makedirs(red)
+        Image.fromarray(np.tile(np.array([255, 0, 0], np.uint8), (8, 8, 1))).save(os.path.join(red, "red.png"))
+        for order, want in (([], (2, 0, 0)), (["--bgr"], (0, 0, 2))):
+            got, err = image_table(split_path, red, "--mean", "0.5,0,0", "--std", "0.25,1,1", "--no-prepare", *order)
+            t_red = json.loads(got)["tensors"] if got else {}
+            seen = [(t_red[c]["min"], t_red[c]["max"]) if c in t_red else None for c in ("c0", "c1", "c2")]
+            check(all(s and abs(s[0] - w) < 1e-5 and abs(s[1] - w) < 1e-5 for s, w in zip(seen, want)),
+                  "red image, --mean 0.5,0,0 --std 0.25,1,1 %s: channels %s, want %s %s" % (
+                      " ".join(order), seen, want, err))
 
     # ---- bad data: one error line, exit 1, no table written
     def refused(args, what, code=1):

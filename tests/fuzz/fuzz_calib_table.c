@@ -12,7 +12,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     oq_err err = {0};
     if (!oq_calib_table_parse(&a, data, size, "fuzz.json", &err) &&
         !oq_calib_table_parse(&b, data, size, "fuzz.json", &err))
-        oq_calib_table_merge(a, b, &err);
+        oq_calib_table_merge(a, b, "a", "b", &err);
     oq_calib_table_destroy(a);
     oq_calib_table_destroy(b);
     return 0;

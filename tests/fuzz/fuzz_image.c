@@ -14,8 +14,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (oq_image_decode(&img, data, size, "fuzz.img", &err))
         return 0;
     oq_preprocess p = oq_preprocess_default();
-    p.resize_w = 7;
-    p.resize_short = true;
+    p.resize_w = p.resize_h = 7;
+    p.resize_cover = true;
     p.crop_w = p.crop_h = 5;
     oq_tensor t;
     if (!oq_preprocess_image(&t, &img, &p, &err))

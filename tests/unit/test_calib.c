@@ -175,10 +175,10 @@ static void test_table_io(void)
         free(b1);
         free(b2);
         /* merging a table with itself doubles counts, keeps min/max */
-        CHECK_OK(oq_calib_table_merge(u, t, &err), &err);
+        CHECK_OK(oq_calib_table_merge(u, t, "u", "t", &err), &err);
         CHECK(u->samples == 6 && oq_calib_table_find(u, "conv/out")->hist.count == 10);
         memset(u->model_sha256, 'c', 64);
-        CHECK(oq_calib_table_merge(u, t, &err) == OQ_EINVAL);
+        CHECK(oq_calib_table_merge(u, t, "u", "t", &err) == OQ_EINVAL);
     }
     oq_calib_table_destroy(u);
 

@@ -56,16 +56,20 @@ static void options(void)
     CHECK(set("bins", "512") && j->bins == 512 && set("samples", "7") && j->max_samples == 7);
     CHECK(set("eval-samples", "5") && j->eval_samples == 5 && set("threads", "3") && j->threads == 3);
     CHECK(set("all-tensors", NULL) && j->all_tensors && set("no-prepare", "1") && j->no_prepare);
-    CHECK(set("resize", "256") && j->pre.resize_w == 256 && j->pre.resize_short && j->resize_given);
+    CHECK(set("resize", "256") && j->pre.resize_w == 256 && j->pre.resize_h == 256 && j->pre.resize_cover && j->resize_given);
     CHECK(set("crop", "224x200") && j->pre.crop_w == 224 && j->pre.crop_h == 200);
     CHECK(set("layout", "nhwc") && j->pre.layout == OQ_LAYOUT_NHWC && j->layout_given);
     CHECK(set("scale", "0.5") && j->pre.scale == 0.5f && set("bgr", NULL) && j->pre.bgr);
+    CHECK(set("scale", "1/255") && j->pre.scale == oq_preprocess_default().scale && set("scale", "3/0.5") &&
+          j->pre.scale == 6.0f);
     CHECK(set("mean", "1,2,3") && j->pre.mean[2] == 3.0f && set("std", "0.5,0.25,2") && j->pre.std[1] == 0.25f);
 
     CHECK(refused("mode", "fast") && refused("format", NULL) && refused("bins", "15") && refused("bins", "17") &&
           refused("percentile", "50") && refused("percentile", "nan") && refused("samples", "0") &&
           refused("threads", "-1") && refused("activation-type", "int4") && refused("method", "best") &&
           refused("resize", "0") && refused("crop", "3x") && refused("layout", "chw") && refused("scale", "0") &&
+          refused("scale", "1/0") && refused("scale", "1/") && refused("scale", "/255") && refused("scale", "1/2/3") &&
+          refused("scale", "-1/255") &&
           refused("mean", "1,2") && refused("std", "1,0,1") && refused("contrib", "maybe") && refused("data", NULL));
     CHECK(!set("op-types", "Relu") && strstr(err.msg, "'Relu'") && strstr(err.msg, "Conv, ConvTranspose, MatMul"));
     CHECK(!set("op-types", "") && strstr(err.msg, "one or more") && !set("op-types", ",") && strstr(err.msg, "','"));
