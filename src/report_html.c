@@ -32,7 +32,7 @@ static void cards(oq_text *t, const oq_report *r)
     char v[128], n[256];
     oq_html_cards_begin(t);
     oq_html_card(t, "nodes in 8 bits", oq_html_sprintf(v, sizeof v, "%d of %d", r->n_quantized, r->n_nodes),
-                 oq_html_sprintf(n, sizeof n, "Conv/MatMul/Gemm, %s format", format_name(r)), 0);
+                 oq_html_sprintf(n, sizeof n, "candidates of --op-types, %s format", format_name(r)), 0);
     char before[32], after[32];
     oq_html_card(t, "weights",
                  oq_html_sprintf(v, sizeof v, "%s \xE2\x86\x92 %s",
@@ -158,7 +158,7 @@ static void sqnr_section(oq_text *t, const oq_report *r)
         oq_html_chart c = {.n = n,
                            .names = names,
                            .ops = ops,
-                           .x_label = "Conv/MatMul/Gemm nodes in graph order",
+                           .x_label = "candidate nodes in graph order",
                            .y_label = "SQNR (dB)",
                            .n_series = 2 - first,
                            .series = series + first,
@@ -166,7 +166,7 @@ static void sqnr_section(oq_text *t, const oq_report *r)
                            .shaded_label = "left in float",
                            .shaded_notes = reasons};
         oq_html_section_begin(t, "sqnr", "Error along the graph",
-                              "SQNR of each Conv/MatMul/Gemm node's output against the float model's value on the "
+                              "SQNR of each candidate node's output (Conv, MatMul, Gemm, ...) against the float model's value on the "
                               "evaluation samples (the error of everything up to it), and of its weights after "
                               "rounding to 8 bits. Higher is better: 20 dB is an error of a tenth of the signal's "
                               "amplitude, and each 6 dB less doubles it. Hover over a point for its node.");
@@ -252,7 +252,7 @@ static void boundaries_section(oq_text *t, const oq_report *r)
     if (left) {
         static const char *const heads[] = {"node", "op", "why it stays float", NULL};
         char fold[64];
-        oq_html_sprintf(fold, sizeof fold, "%d Conv/MatMul/Gemm node%s left in float", left, left == 1 ? "" : "s");
+        oq_html_sprintf(fold, sizeof fold, "%d candidate node%s left in float", left, left == 1 ? "" : "s");
         oq_html_table_begin(t, fold, heads);
         for (int i = 0; i < r->n_nodes; i++) {
             if (r->nodes[i].quantized)

@@ -93,7 +93,7 @@ void oq_html_sensitivity_section(oq_text *t, const oq_sensitivity *s, const oq_m
     oq_html_chart c = {.n = n,
                        .names = names,
                        .ops = ops,
-                       .x_label = "analysed Conv/MatMul/Gemm nodes in graph order",
+                       .x_label = "analysed nodes in graph order",
                        .y_label = "SQNR (dB)",
                        .n_series = 1,
                        .series = &series,
@@ -223,7 +223,7 @@ static void analysis_cards(oq_text *t, const oq_sensitivity *s)
                          2);
         }
     oq_html_card(t, "multiply-adds per sample", oq_html_sprintf(v, sizeof v, "%.3g M", s->total_macs / 1e6),
-                 "every Conv/MatMul/Gemm of the graph", 0);
+                 "every Conv/ConvTranspose/MatMul/Gemm/LSTM/GRU/RNN of the graph", 0);
     oq_html_cards_end(t);
 }
 

@@ -523,8 +523,8 @@ static oq_status rank_candidates(search *s, oq_err *err)
             if (base->nodes[k].candidate && !strcmp(g->nodes[k]->name, e->name))
                 at = k;
         if (at < 0)
-            st = oq_errf(err, OQ_EINVAL, "%s names node '%s', which is not a Conv, MatMul or Gemm node the options "
-                         "select in %s", src, e->name, oq_pipeline_job(s->p)->model_path);
+            st = oq_errf(err, OQ_EINVAL, "%s names node '%s', which is not a node the options select for "
+                         "quantization in %s", src, e->name, oq_pipeline_job(s->p)->model_path);
         else if (base->nodes[at].action != OQ_ACTION_KEEP_FLOAT)
             entry[at] = e;
     }

@@ -356,7 +356,7 @@ static oq_status calibrate_on_data(oq_pipeline *p, oq_err *err)
     memcpy(p->table->model_sha256, p->sha256, sizeof p->sha256);
     p->table->prepared = p->graph_prepared;
     if (!p->table->n_entries && !j->all_tensors && !weights_only &&
-        (st = warn(p, err, "nothing in the model is quantized (no Conv, MatMul or Gemm reads a float activation), so "
+        (st = warn(p, err, "nothing in the model is quantized (no node of --op-types reads a float activation), so "
                            "no tensor was recorded; --all-tensors records every one")))
         return st;
     return warn_nonfinite(p, p->table, err);

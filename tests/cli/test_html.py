@@ -7,7 +7,7 @@
 - the page is one well-formed, self-contained document: balanced tags, a
   Content Security Policy that forbids fetching and scripts, no <script>, no
   link to anything but itself;
-- it shows what the JSON report has: every Conv/MatMul/Gemm node, one chart
+- it shows what the JSON report has: every candidate node, one chart
   point per evaluated node, the graph strip's counts, the output SQNR; a
   dynamic-mode page without samples says it was not evaluated;
 - names from the model (node and output names with markup, quotes, control
