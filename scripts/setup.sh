@@ -10,7 +10,7 @@ pkgs=(
   libprotobuf-c-dev protobuf-c-compiler libcjson-dev # onnx_io (protobuf), reports (JSON)
   libpng-dev libjpeg-dev                             # image calibration data
   python3-onnx python3-numpy libonnx-testdata        # test oracles and ONNX's operator test data
-  python3-pil fonts-dejavu-core                      # rendered inputs for the real-model tests
+  python3-pil fonts-dejavu-core fonts-liberation fonts-noto-core  # rendered text for the real-model tests
   python3-torch python3-sklearn                      # zoo: models trained here, PyTorch's INT8 as the peer
   clang libclang-rt-14-dev                           # clang build; libFuzzer and sanitizer runtimes (fuzz build)
   time                                               # GNU time: peak memory in tests and benchmarks
