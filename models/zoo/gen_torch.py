@@ -40,7 +40,8 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-MODELS = ["digits_cnn", "langid_encoder", "resnet_style", "mobilenetv2_style", "bert_style", "gpt_decoder"]
+MODELS = ["digits_cnn", "langid_encoder", "gru_langid", "resnet_style", "mobilenetv2_style", "bert_style",
+          "gpt_decoder"]
 
 
 def default_cache():
@@ -366,8 +367,21 @@ def build_modules():
         def forward(self, x):
             return self.fc(self.last(self.blocks(self.stem(x))).mean((2, 3)))
 
+    class GRUClassifier(nn.Module):
+        """Byte embedding -> GRU -> its last state -> Linear."""
+
+        def __init__(self, dim, hidden, classes):
+            super().__init__()
+            self.emb = nn.Embedding(256, dim)
+            self.rnn = nn.GRU(dim, hidden, batch_first=True)
+            self.head = nn.Linear(hidden, classes)
+
+        def forward(self, x):
+            _, h = self.rnn(self.emb(x))
+            return self.head(h[-1])
+
     return {"DigitsCNN": DigitsCNN, "Encoder": Encoder, "Decoder": Decoder, "ResNetStyle": ResNetStyle,
-            "MobileNetV2Style": MobileNetV2Style}
+            "MobileNetV2Style": MobileNetV2Style, "GRUClassifier": GRUClassifier}
 
 
 # ---- training and the PyTorch peer --------------------------------------------------
@@ -456,6 +470,17 @@ def peer_int8(torch, model, calib, fuse=None):
         return convert(p)
 
 
+def peer_int8_dynamic(torch, model):
+    """PyTorch's post-training dynamic quantization of a copy of model, its usual
+    form for recurrent nets: GRU/LSTM and Linear weights int8, activations
+    quantized per call at run time (oneDNN engine, as peer_int8)."""
+    import copy
+    from torch.ao.quantization import quantize_dynamic
+    torch.backends.quantized.engine = "onednn"
+    return quantize_dynamic(copy.deepcopy(model).eval(), {torch.nn.GRU, torch.nn.LSTM, torch.nn.Linear},
+                            dtype=torch.qint8)
+
+
 def peer_int8_fx(torch, model, calib):
     """The same for the architecture-only CNNs, whose residual adds eager mode cannot
     quantize without rewriting the model: FX graph mode (prepare_fx/convert_fx) with
@@ -534,6 +559,18 @@ def build(name, out):
                         "sha256": sha256_arrays(xtr, ytr, xte, yte)}
         peer = peer_int8(torch, model, calib)
         export(torch, model, xte[:1], os.path.join(out, "model.onnx"), "bytes", ["logits"])
+    elif name == "gru_langid":
+        xtr, ytr, xte, yte = langid_data()
+        sub = np.random.default_rng(3).choice(len(ytr), 12000, replace=False)
+        model = train(torch, cls["GRUClassifier"](32, 64, len(LANGS)), xtr[sub], ytr[sub], epochs=3, lr=3e-3,
+                      batch=64, seed=0)
+        calib = xtr[np.random.default_rng(4).choice(len(xtr), 64, replace=False)]
+        meta["data"] = {"what": f"gettext catalogues of {', '.join(DOMAINS)} in {', '.join(LANGS)}: "
+                                f"{len(ytr)} train, {len(yte)} test messages (split by msgid hash); "
+                                "calibration: 64 random training messages",
+                        "sha256": sha256_arrays(xtr, ytr, xte, yte)}
+        peer = peer_int8_dynamic(torch, model)
+        export(torch, model, xte[:1], os.path.join(out, "model.onnx"), "bytes", ["logits"])
     elif name == "gpt_decoder":
         train_text, test_text = python_source_data()
         model = cls["Decoder"](GPT_SEQ, 96, 4, 384, 2)
@@ -572,6 +609,9 @@ def build(name, out):
         raise KeyError(name)
     what = ("torch.ao.quantization post-training static quantization (%s mode), fbgemm's default "
             "qconfig (per-channel weights), run on the oneDNN engine")
+    if name == "gru_langid":
+        what = ("torch.ao.quantization post-training dynamic quantization (%s mode: GRU and Linear weights "
+                "int8, activations quantized at run time), run on the oneDNN engine")
     ref, got = last_output(torch, model, xte), last_output(torch, peer, xte)
     peer_sqnr = float(10 * np.log10((ref ** 2).sum() / ((ref - got) ** 2).sum()))
     if yte is not None:  # task accuracy
