@@ -1,18 +1,51 @@
 /* ops_rnn.c: LSTM, GRU and RNN (float), forward, reverse and bidirectional,
  * with sequence_lens, initial states, LSTM peepholes, GRU
- * linear_before_reset and both layouts.
+ * linear_before_reset, both layouts and any of the activations ONNX lists
+ * for them (with activation_alpha/activation_beta).
  *
  * Per direction the input projection X W^T + biases is one GEMM over all time
  * steps; each step then adds H R^T (a small GEMM) and applies the gate math.
  * Batch entries whose sequence has ended keep their state and write zeros to Y. */
 #include <math.h>
 #include <string.h>
+#include <strings.h>
 
 #include "exec/gemm.h"
 #include "exec/kernel.h"
 #include "exec/ops.h"
 
 typedef enum rnn_kind { RNN_LSTM, RNN_GRU, RNN_SIMPLE } rnn_kind;
+
+typedef enum act_kind {
+    ACT_SIGMOID, ACT_TANH, ACT_RELU, ACT_AFFINE, ACT_LEAKY_RELU, ACT_THRESHOLDED_RELU, ACT_SCALED_TANH,
+    ACT_HARD_SIGMOID, ACT_ELU, ACT_SOFTSIGN, ACT_SOFTPLUS,
+} act_kind;
+
+/* One activation of the `activations` list, with its parameters. */
+typedef struct rnn_act {
+    act_kind kind;
+    float alpha, beta;
+} rnn_act;
+
+/* The activations an RNN may name (case as ONNX spells them; matched without
+ * case, as ONNX Runtime does), which of alpha and beta each takes from
+ * activation_alpha/activation_beta (in list order), and their defaults, those
+ * of the ONNX operators of the same name. */
+static const struct {
+    const char *name;
+    act_kind kind;
+    bool has_alpha, has_beta;
+    float alpha, beta;
+} act_names[] = {
+    {"Sigmoid", ACT_SIGMOID, false, false, 0, 0},         {"Tanh", ACT_TANH, false, false, 0, 0},
+    {"Relu", ACT_RELU, false, false, 0, 0},               {"Affine", ACT_AFFINE, true, true, 1.0f, 0.0f},
+    {"LeakyRelu", ACT_LEAKY_RELU, true, false, 0.01f, 0}, {"ThresholdedRelu", ACT_THRESHOLDED_RELU, true, false, 1.0f, 0},
+    {"ScaledTanh", ACT_SCALED_TANH, true, true, 1.0f, 1.0f}, {"HardSigmoid", ACT_HARD_SIGMOID, true, true, 0.2f, 0.5f},
+    {"Elu", ACT_ELU, true, false, 1.0f, 0},               {"Softsign", ACT_SOFTSIGN, false, false, 0, 0},
+    {"Softplus", ACT_SOFTPLUS, false, false, 0, 0},
+};
+
+enum { MAX_ACTS = 3 }; /* per direction: LSTM f, g, h; GRU f, g; RNN f */
 
 /* Shapes and options of one node, read from its inputs and attributes. */
 typedef struct rnn_setup {
@@ -23,6 +56,7 @@ typedef struct rnn_setup {
     bool reverse;             /* single direction runs backwards */
     int layout;               /* 0: (seq, batch, ...), 1: (batch, seq, ...) */
     float clip;               /* > 0: clip gate pre-activations to [-clip, clip] */
+    rnn_act act[2][MAX_ACTS]; /* per direction: f (gates), g (candidate), h (LSTM output) */
     bool lbr;                 /* GRU linear_before_reset */
     const float *x;           /* layout 0: (seq, batch, in); 1: (batch, seq, in) */
     const float *w;           /* (dirs, gates*hid, in) */
@@ -36,6 +70,24 @@ typedef struct rnn_setup {
 } rnn_setup;
 
 static float sigm(float v) { return 1.0f / (1.0f + expf(-v)); }
+
+static float act(const rnn_act *a, float v)
+{
+    switch (a->kind) {
+    case ACT_SIGMOID: return sigm(v);
+    case ACT_TANH: return tanhf(v);
+    case ACT_RELU: return v > 0.0f ? v : 0.0f;
+    case ACT_AFFINE: return a->alpha * v + a->beta;
+    case ACT_LEAKY_RELU: return v >= 0.0f ? v : a->alpha * v;
+    case ACT_THRESHOLDED_RELU: return v > a->alpha ? v : 0.0f;
+    case ACT_SCALED_TANH: return a->alpha * tanhf(a->beta * v);
+    case ACT_HARD_SIGMOID: return fmaxf(0.0f, fminf(1.0f, a->alpha * v + a->beta));
+    case ACT_ELU: return v >= 0.0f ? v : a->alpha * (expf(v) - 1.0f);
+    case ACT_SOFTSIGN: return v / (1.0f + fabsf(v));
+    case ACT_SOFTPLUS: return v > 20.0f ? v : log1pf(expf(v));
+    }
+    return v;
+}
 
 static float clipf(float v, float clip)
 {
@@ -63,20 +115,34 @@ static oq_status rnn_input(oq_kernel_ctx *c, int k, bool required, int rank, con
     return OQ_OK;
 }
 
-/* Only the default activations are implemented; an explicit list must name them. */
-static oq_status check_activations(oq_kernel_ctx *c, const rnn_setup *s)
+/* Fills s->act from the activations attribute (default: Sigmoid, Tanh, Tanh
+ * for LSTM; Sigmoid, Tanh for GRU; Tanh for RNN; per direction), taking
+ * alpha and beta in list order for the activations that have them. */
+static oq_status read_activations(oq_kernel_ctx *c, rnn_setup *s)
 {
     static const char *const lstm[] = {"Sigmoid", "Tanh", "Tanh"}, *const gru[] = {"Sigmoid", "Tanh"},
                              *const rnn[] = {"Tanh"};
     const char *const *def = s->kind == RNN_LSTM ? lstm : s->kind == RNN_GRU ? gru : rnn;
     int per = s->kind == RNN_LSTM ? 3 : s->kind == RNN_GRU ? 2 : 1;
     const oq_attr *a = oq_node_attr(c->node, "activations");
-    if (!a) return OQ_OK;
-    if (a->type != OQ_ATTR_STRINGS || a->n != per * s->dirs)
+    const oq_attr *alphas = oq_node_attr(c->node, "activation_alpha"), *betas = oq_node_attr(c->node, "activation_beta");
+    int n_alpha = alphas && alphas->type == OQ_ATTR_FLOATS ? alphas->n : 0;
+    int n_beta = betas && betas->type == OQ_ATTR_FLOATS ? betas->n : 0;
+    if (a && (a->type != OQ_ATTR_STRINGS || a->n != per * s->dirs))
         return OQ_KERR(c, "activations must list %d names", per * s->dirs);
-    for (int i = 0; i < a->n; i++)
-        if (strcmp(a->strings[i], def[i % per]))
-            return OQ_KUNSUP(c, "activation %s is not supported (only the defaults)", a->strings[i]);
+    int ia = 0, ib = 0;
+    for (int i = 0; i < per * s->dirs; i++) {
+        const char *name = a ? a->strings[i] : def[i % per];
+        size_t k = 0;
+        while (k < sizeof act_names / sizeof act_names[0] && strcasecmp(name, act_names[k].name))
+            k++;
+        if (k == sizeof act_names / sizeof act_names[0])
+            return OQ_KUNSUP(c, "activation '%s' is not one ONNX lists for recurrent ops", name);
+        rnn_act *e = &s->act[i / per][i % per];
+        e->kind = act_names[k].kind;
+        e->alpha = act_names[k].has_alpha && ia < n_alpha ? alphas->floats[ia++] : act_names[k].alpha;
+        e->beta = act_names[k].has_beta && ib < n_beta ? betas->floats[ib++] : act_names[k].beta;
+    }
     return OQ_OK;
 }
 
@@ -97,7 +163,7 @@ static oq_status rnn_read(oq_kernel_ctx *c, rnn_kind kind, rnn_setup *s)
     if (kind == RNN_LSTM && oq_node_attr_int(nd, "input_forget", 0))
         return OQ_KUNSUP(c, "input_forget=1 is not supported");
     oq_status st;
-    if ((st = check_activations(c, s))) return st;
+    if ((st = read_activations(c, s))) return st;
 
     const oq_tensor *x, *w, *r, *b, *lens, *h0, *c0 = NULL, *p = NULL;
     int64_t any3[3] = {-1, -1, -1};
@@ -186,6 +252,7 @@ static void run_direction(const rnn_setup *s, int d, float *ws)
     const float *w = s->w + d * G * s->in, *r = s->r + d * G * H;
     const float *bw = s->b ? s->b + d * 2 * G : NULL, *br = bw ? bw + G : NULL;
     const float *pp = s->p ? s->p + d * 3 * H : NULL;
+    const rnn_act *f = &s->act[d][0], *ga = &s->act[d][1], *ha = &s->act[d][2];
     bool backward = s->dirs == 2 ? d == 1 : s->reverse;
 
     /* Input projection for every step at once, with the foldable biases. */
@@ -219,7 +286,7 @@ static void run_direction(const rnn_setup *s, int d, float *ws)
             /* Reset gate first; then the h gate's recurrent term. */
             for (int64_t i = 0; i < B * H; i++) {
                 int64_t bi = i / H, q = i % H;
-                float rg = sigm(clipf(gt[bi * G + H + q], s->clip));
+                float rg = act(f, clipf(gt[bi * G + H + q], s->clip));
                 gt[bi * G + H + q] = rg;
                 rh[i] = rg * h[i];
             }
@@ -238,22 +305,22 @@ static void run_direction(const rnn_setup *s, int d, float *ws)
                 float hn;
                 if (s->kind == RNN_LSTM) {
                     float c_prev = cb[q];
-                    float ig = sigm(clipf(g[q] + (pp ? pp[q] * c_prev : 0.0f), s->clip));
-                    float fg = sigm(clipf(g[2 * H + q] + (pp ? pp[2 * H + q] * c_prev : 0.0f), s->clip));
-                    float cc = tanhf(clipf(g[3 * H + q], s->clip));
+                    float ig = act(f, clipf(g[q] + (pp ? pp[q] * c_prev : 0.0f), s->clip));
+                    float fg = act(f, clipf(g[2 * H + q] + (pp ? pp[2 * H + q] * c_prev : 0.0f), s->clip));
+                    float cc = act(ga, clipf(g[3 * H + q], s->clip));
                     float cn = fg * c_prev + ig * cc;
-                    float og = sigm(clipf(g[H + q] + (pp ? pp[H + q] * cn : 0.0f), s->clip));
+                    float og = act(f, clipf(g[H + q] + (pp ? pp[H + q] * cn : 0.0f), s->clip));
                     cb[q] = cn;
-                    hn = og * tanhf(cn);
+                    hn = og * act(ha, cn);
                 } else if (s->kind == RNN_GRU) {
-                    float z = sigm(clipf(g[q], s->clip));
+                    float z = act(f, clipf(g[q], s->clip));
                     float rec_h = hr[bi * G + q];
                     if (s->lbr) rec_h = g[H + q] * (rec_h + (br ? br[2 * H + q] : 0.0f));
                     else if (br) rec_h += br[2 * H + q];
-                    float hh = tanhf(clipf(g[2 * H + q] + rec_h, s->clip));
+                    float hh = act(ga, clipf(g[2 * H + q] + rec_h, s->clip));
                     hn = (1.0f - z) * hh + z * hb[q];
                 } else {
-                    hn = tanhf(clipf(g[q], s->clip));
+                    hn = act(f, clipf(g[q], s->clip));
                 }
                 hb[q] = hn;
             }

@@ -8,8 +8,9 @@ input shapes each, one model of ONNX Runtime's com.microsoft elementwise
 and pooling QLinear kernels (contrib_kernels_model), and one of depthwise
 QLinearConv and ConvInteger geometries (depthwise_model), NonMaxSuppression
 and RoiAlign at two opsets (detection_model), GridSample in every mode
-(grid_sample_model), and one of two squeeze-excite blocks as the quantizer
-leaves them (se_block_model). Outputs must agree within
+(grid_sample_model), one of two squeeze-excite blocks as the quantizer
+leaves them (se_block_model), and LSTM, GRU and RNN with every activation
+ONNX lists for them, alpha and beta given or defaulted (recurrent_model). Outputs must agree within
 rtol 1e-3, integer outputs exactly (see harness.py), and the example's
 predicted digits must be the same.
 """
@@ -258,6 +259,50 @@ def grid_sample_model():
     return m, [x, g]
 
 
+def recurrent_model():
+    """LSTM, GRU and RNN nodes whose `activations` cover every name ONNX allows
+    (Keras exports, e.g., LSTMs with HardSigmoid gates), some with
+    activation_alpha/beta (taken in list order by the activations that have
+    them), some on their defaults, across directions, with clip on one.
+    ThresholdedRelu's alpha is given: ONNX Runtime defaults it to 0 where the
+    ONNX operator's default, which onnxq follows, is 1; and ONNX Runtime's RNN
+    reads alpha by direction, which agrees with list order when each direction's
+    activation takes one, as here."""
+    from onnx import TensorProto, helper
+    rng = np.random.default_rng(10)
+    S, B, I, H = 5, 2, 6, 4
+    x = rng.standard_normal((S, B, I)).astype(np.float32)
+    specs = [  # (op, direction, activations, alpha, beta, clip)
+        ("LSTM", "forward", ["HardSigmoid", "Tanh", "Tanh"], None, None, None),
+        ("LSTM", "bidirectional", ["HardSigmoid", "Softsign", "ScaledTanh", "Sigmoid", "Elu", "Affine"],
+         [0.3, 0.7, 0.9, 1.1], [0.4, 1.2, 0.1], None),
+        ("GRU", "forward", ["Relu", "LeakyRelu"], [0.2], None, None),
+        ("GRU", "reverse", ["Softplus", "ThresholdedRelu"], [0.3], None, 2.0),
+        ("RNN", "bidirectional", ["LeakyRelu", "LeakyRelu"], [0.1, 0.3], None, None),
+        ("RNN", "bidirectional", ["Relu", "Tanh"], None, None, None),
+        ("RNN", "forward", ["Affine"], [0.5], [0.25], None),
+    ]
+    nodes, inits, outs = [], [], []
+    for k, (op, direction, acts, alpha, beta, clip) in enumerate(specs):
+        gates = {"LSTM": 4, "GRU": 3, "RNN": 1}[op]
+        dirs = 2 if direction == "bidirectional" else 1
+        w, r = f"w{k}", f"r{k}"
+        inits += [numpy_helper.from_array((rng.standard_normal((dirs, gates * H, I)) * 0.5).astype(np.float32), w),
+                  numpy_helper.from_array((rng.standard_normal((dirs, gates * H, H)) * 0.5).astype(np.float32), r)]
+        attrs = dict(hidden_size=H, direction=direction, activations=acts)
+        for key, val in (("activation_alpha", alpha), ("activation_beta", beta), ("clip", clip)):
+            if val is not None:
+                attrs[key] = val
+        nodes.append(helper.make_node(op, ["x", w, r], [f"y{k}", f"h{k}"], **attrs))
+        outs += [helper.make_tensor_value_info(f"y{k}", TensorProto.FLOAT, None),
+                 helper.make_tensor_value_info(f"h{k}", TensorProto.FLOAT, None)]
+    graph = helper.make_graph(nodes, "recurrent", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape)],
+                              outs, inits)
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    return m, [x]
+
+
 def main():
     exe = harness.require_binary(sys.argv, "test_onnxq_vs_ort.py ONNXQ_BINARY")
     harness.require_ort()
@@ -293,6 +338,10 @@ def main():
         path = os.path.join(tmp, "grid_sample.onnx")
         onnx.save(m, path)
         run_case(t, exe, "GridSample, every mode and padding", path, inputs, ["x", "g"])
+        m, inputs = recurrent_model()
+        path = os.path.join(tmp, "recurrent.onnx")
+        onnx.save(m, path)
+        run_case(t, exe, "LSTM, GRU and RNN with every activation", path, inputs, ["x"])
         m, cases = se_block_model()
         path = os.path.join(tmp, "se_blocks.onnx")
         onnx.save(m, path)
