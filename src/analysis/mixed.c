@@ -385,7 +385,8 @@ typedef struct search {
     int threads;
     int n_ranked;
     const char **ranked;       /* [n_ranked] the default plan's quantized candidates, most sensitive first */
-    double *macs;              /* [n_ranked] their multiply-adds per sample */
+    double *int8_macs;         /* [n_ranked] the multiply-adds per sample each runs in 8 bits when quantized (0 for
+                                  one whose weights alone are 8-bit: it computes in float) */
     bool *kept;                /* [n_ranked] kept float in the plan being tried */
     oq_mixed *m;
 } search;
@@ -513,8 +514,8 @@ static oq_status rank_candidates(search *s, oq_err *err)
     const oq_graph *g = base->graph;
     const oq_sensitivity_node **entry = calloc((size_t)g->n_nodes + 1, sizeof *entry);
     s->ranked = calloc((size_t)g->n_nodes + 1, sizeof *s->ranked);
-    s->macs = calloc((size_t)g->n_nodes + 1, sizeof *s->macs);
-    if (!entry || !s->ranked || !s->macs)
+    s->int8_macs = calloc((size_t)g->n_nodes + 1, sizeof *s->int8_macs);
+    if (!entry || !s->ranked || !s->int8_macs)
         st = oq_errf(err, OQ_ENOMEM, "out of memory");
     for (int i = 0; !st && i < sens->n_nodes; i++) {
         const oq_sensitivity_node *e = &sens->nodes[i];
@@ -545,7 +546,11 @@ static oq_status rank_candidates(search *s, oq_err *err)
             s->ranked[k - 1] = tmp;
         }
     for (int i = 0; !st && i < s->n_ranked; i++)
-        s->macs[i] = oq_sensitivity_find(sens, s->ranked[i])->macs;
+        for (int k = 0; k < g->n_nodes; k++)
+            if (base->nodes[k].candidate && !strcmp(g->nodes[k]->name, s->ranked[i]))
+                s->int8_macs[i] = base->nodes[k].action == OQ_ACTION_WEIGHT_ONLY
+                                      ? 0
+                                      : oq_sensitivity_find(sens, s->ranked[i])->macs;
     free(entry);
     oq_plan_destroy(base);
     return st;
@@ -573,7 +578,7 @@ static oq_status finish(search *s, oq_err *err)
         return oq_errf(err, OQ_ENOMEM, "out of memory");
     for (int i = 0; i < s->n_ranked; i++) {
         if (!s->kept[i])
-            m->int8_macs += s->macs[i];
+            m->int8_macs += s->int8_macs[i];
         else if (!(m->kept[m->n_kept++] = strdup(s->ranked[i])))
             return oq_errf(err, OQ_ENOMEM, "out of memory");
     }
@@ -650,7 +655,7 @@ oq_status oq_mixed_search(oq_pipeline *p, const oq_target *t, oq_sensitivity **s
     s.m->seconds_search += now_s() - t0;
     reference_release(&s.ref);
     free(s.ranked);
-    free(s.macs);
+    free(s.int8_macs);
     free(s.kept);
     if (st) {
         oq_mixed_destroy(s.m);

@@ -291,11 +291,6 @@ static int64_t reduction_length(const oq_node *n, const int64_t *last_axis)
     }
 }
 
-static bool recurrent(const oq_node *n)
-{
-    return n->kind == OQ_OP_LSTM || n->kind == OQ_OP_GRU || n->kind == OQ_OP_RNN;
-}
-
 /* Multiply-adds of float Conv/ConvTranspose/MatMul/Gemm/LSTM/GRU/RNN n
  * writing out_numel elements, from the latest last axis and element count (by
  * value id) of its inputs: each output element sums reduction_length
@@ -304,7 +299,7 @@ static bool recurrent(const oq_node *n)
  * multiplies its input and its state by every gate row of W and R. */
 static int64_t node_macs(const oq_node *n, int64_t out_numel, const int64_t *last_axis, const int64_t *numel)
 {
-    if (recurrent(n)) {
+    if (oq_is_recurrent(n->kind)) {
         const oq_value *x = oq_node_input(n, 0), *wv = oq_node_input(n, 1), *rv = oq_node_input(n, 2);
         const oq_tensor *w = wv ? wv->constant : NULL, *r = rv ? rv->constant : NULL;
         if (!x || !w || !r || w->rank != 3 || r->rank != 3 || w->dims[2] <= 0)
@@ -322,7 +317,7 @@ static int64_t node_macs(const oq_node *n, int64_t out_numel, const int64_t *las
 static bool weighted(const oq_node *n)
 {
     return n->kind == OQ_OP_CONV || n->kind == OQ_OP_CONV_TRANSPOSE || n->kind == OQ_OP_MATMUL ||
-           n->kind == OQ_OP_GEMM || recurrent(n);
+           n->kind == OQ_OP_GEMM || oq_is_recurrent(n->kind);
 }
 
 /* The first output n writes (a recurrent op may leave out Y), NULL when none. */
@@ -618,7 +613,7 @@ static oq_status plan_keep(analysis *a, oq_err *err)
             a->observed[out->id] = true;
             const oq_value *b = oq_node_input(n, 1), *x = oq_node_input(n, 0);
             if (x && x->graph == g &&
-                (n->kind == OQ_OP_CONV_TRANSPOSE || recurrent(n) || (n->kind != OQ_OP_CONV && !(b && b->constant))))
+                (n->kind == OQ_OP_CONV_TRANSPOSE || oq_is_recurrent(n->kind) || (n->kind != OQ_OP_CONV && !(b && b->constant))))
                 a->observed[x->id] = true; /* its last axis is the reduction length, or its size counts */
         }
     }

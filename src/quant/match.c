@@ -147,6 +147,11 @@ bool oq_quant_selects_type(const oq_quant_options *o, int k)
     return oq_quant_selects(o, oq_op_kind_of("", oq_quant_op_types[k]));
 }
 
+bool oq_is_recurrent(oq_op_kind kind)
+{
+    return kind == OQ_OP_LSTM || kind == OQ_OP_GRU || kind == OQ_OP_RNN;
+}
+
 bool oq_quant_excludes(const oq_quant_options *o, const oq_node *n)
 {
     for (int i = 0; i < o->n_exclude; i++)

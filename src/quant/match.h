@@ -48,6 +48,8 @@ bool oq_quant_selects(const oq_quant_options *o, oq_op_kind kind);
 /* Whether they select oq_quant_op_types[k]: what reports and analysis files
  * record, in that order, however --op-types spelled it. */
 bool oq_quant_selects_type(const oq_quant_options *o, int k);
+/* Whether ops of this kind are LSTM, GRU or RNN (weights W and R, input 1 and 2). */
+bool oq_is_recurrent(oq_op_kind kind);
 /* Whether the options' --exclude names node n. */
 bool oq_quant_excludes(const oq_quant_options *o, const oq_node *n);
 

@@ -11,13 +11,13 @@
  * axis 1 (outside the QDQ format only); LSTM, GRU and RNN's W [directions,
  * gates x hidden, input] and R [directions, gates x hidden, hidden] have one
  * row per gate unit on axis 1 (in every format). See rewrite.h. */
+#include "quant/match.h"
 #include "quant/rewrite.h"
 
 oq_status oq_rw_weight_only(rewriter *r, oq_node *n, oq_quant_node *rep)
 {
     const int axis = 1;
-    bool recurrent = n->kind == OQ_OP_LSTM || n->kind == OQ_OP_GRU || n->kind == OQ_OP_RNN;
-    for (int k = 1; k <= (recurrent ? 2 : 1); k++) {
+    for (int k = 1; k <= (oq_is_recurrent(n->kind) ? 2 : 1); k++) {
         oq_value *w = n->inputs[k], *zp, *wdq;
         qweight *qw;
         oq_status st = oq_rw_weight(r, w, axis, NULL, &qw);

@@ -318,6 +318,17 @@ def test_recurrent(binary, tmp):
     check(r.returncode == 0 and {k: e["macs"] for k, e in nodes.items()} == want and
           nodes["lstm"]["sqnr_db"] is not None,
           f"LSTM analysed with its multiply-adds: {r.stderr} {nodes}")
+    if r.returncode != 0:
+        return
+    # a target that keeps the head float leaves the LSTM quantized, but its weights alone
+    # are 8-bit (it computes in float): none of the multiply-adds runs in INT8
+    target = (nodes["lstm"]["sqnr_db"] + nodes["head"]["sqnr_db"]) / 2
+    q, rep = os.path.join(tmp, "rnn_q.onnx"), os.path.join(tmp, "rnn_q.json")
+    r = run(binary, "quantize", model, "--data", f"x={npy}", "--sensitivity", out, "--min-sqnr", f"{target:.3f}",
+            "-o", q, "--report", rep, "-q")
+    mixed = json.load(open(rep))["mixed_precision"] if r.returncode == 0 else {}
+    check(mixed.get("kept_float") == ["head"] and mixed.get("macs_per_sample", {}).get("int8") == 0,
+          f"a recurrent op's multiply-adds are not counted as INT8: {r.stderr} {mixed}")
 
 
 def test_bad_input(binary, tmp, model, data, sens_path, labels):
