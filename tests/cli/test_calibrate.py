@@ -27,6 +27,17 @@ B1 = RNG.standard_normal(D_HID).astype(np.float32)
 W2 = RNG.standard_normal((D_HID, D_OUT)).astype(np.float32)
 
 
+def relu_image_model(path, h, w):
+    """Writes a model of one Relu on an image input img [1, 3, h, w] to path; returns path."""
+    m = helper.make_model(helper.make_graph(
+        [helper.make_node("Relu", ["img"], ["r"], name="relu")], "img",
+        [helper.make_tensor_value_info("img", TensorProto.FLOAT, [1, 3, h, w])],
+        [helper.make_tensor_value_info("r", TensorProto.FLOAT, [1, 3, h, w])]),
+        opset_imports=[helper.make_opsetid("", 13)])
+    onnx.save(m, path)
+    return path
+
+
 def mlp_model():
     """x[N,16] -> MatMul -> Add -> Relu -> MatMul -> y"""
     nodes = [
@@ -307,13 +318,7 @@ def main():
     except ImportError:
         Image = None
     if Image is not None:
-        cnn = helper.make_model(helper.make_graph(
-            [helper.make_node("Relu", ["img"], ["r"], name="relu")], "img",
-            [helper.make_tensor_value_info("img", TensorProto.FLOAT, [1, 3, 8, 8])],
-            [helper.make_tensor_value_info("r", TensorProto.FLOAT, [1, 3, 8, 8])]),
-            opset_imports=[helper.make_opsetid("", 13)])
-        cnn_path = os.path.join(tmp, "img.onnx")
-        onnx.save(cnn, cnn_path)
+        cnn_path = relu_image_model(os.path.join(tmp, "img.onnx"), 8, 8)
         imgs = os.path.join(tmp, "imgs")
         os.makedirs(imgs)
         pix = []
@@ -363,13 +368,7 @@ def main():
         got, err = image_table(cnn_path, odd, "--resize", "8", "--crop", "8", "--scale", "1/255")
         check(got is not None and got == want, "--scale 1/255 gives the default scale's table: " + err)
         # a 4x8 (HxW) input: a portrait image is covered by its width, a landscape one by its height
-        wide = helper.make_model(helper.make_graph(
-            [helper.make_node("Relu", ["img"], ["r"], name="relu")], "wide",
-            [helper.make_tensor_value_info("img", TensorProto.FLOAT, [1, 3, 4, 8])],
-            [helper.make_tensor_value_info("r", TensorProto.FLOAT, [1, 3, 4, 8])]),
-            opset_imports=[helper.make_opsetid("", 13)])
-        wide_path = os.path.join(tmp, "wide.onnx")
-        onnx.save(wide, wide_path)
+        wide_path = relu_image_model(os.path.join(tmp, "wide.onnx"), 4, 8)
         for name, size, resize in (("portrait", (6, 10), "8"), ("landscape", (24, 6), "4")):
             folder = image_folder(name, size)
             got, err = image_table(wide_path, folder, "--crop", "8x4")
