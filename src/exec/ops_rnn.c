@@ -4,15 +4,18 @@
  * for them (with activation_alpha/activation_beta).
  *
  * Per direction the input projection X W^T + biases is one GEMM over all time
- * steps; each step then adds H R^T (a small GEMM) and applies the gate math.
+ * steps; each step then adds H R^T, on R transposed once (kept across runs
+ * when R is a constant), and applies the gate math.
  * Batch entries whose sequence has ended keep their state and write zeros to Y. */
 #include <math.h>
 #include <string.h>
 #include <strings.h>
 
+#include "cpu_dispatch.h"
 #include "exec/gemm.h"
 #include "exec/kernel.h"
 #include "exec/ops.h"
+#include "exec/vmath.h"
 
 typedef enum rnn_kind { RNN_LSTM, RNN_GRU, RNN_SIMPLE } rnn_kind;
 
@@ -93,6 +96,33 @@ static float clipf(float v, float clip)
 {
     if (clip <= 0.0f) return v;
     return v < -clip ? -clip : v > clip ? clip : v;
+}
+
+/* Sigmoid and tanh of x[0..n) in place, in loops the compiler vectorizes. */
+OQ_CLONED(sigmoid_rows, (float *x, int64_t n), (x, n))
+{
+    for (int64_t i = 0; i < n; i++)
+        x[i] = oq_vsigmoidf(x[i]);
+}
+
+OQ_CLONED(tanh_rows, (float *x, int64_t n), (x, n))
+{
+    for (int64_t i = 0; i < n; i++)
+        x[i] = oq_vtanhf(x[i]);
+}
+
+/* x[0..n) = a(clip(x)) in place (clip <= 0: none). */
+static void apply_act(const rnn_act *a, float *x, int64_t n, float clip)
+{
+    for (int64_t i = 0; clip > 0.0f && i < n; i++)
+        x[i] = clipf(x[i], clip);
+    if (a->kind == ACT_SIGMOID)
+        sigmoid_rows(x, n);
+    else if (a->kind == ACT_TANH)
+        tanh_rows(x, n);
+    else
+        for (int64_t i = 0; i < n; i++)
+            x[i] = act(a, x[i]);
 }
 
 /* Sets *out to input k (float unless it is sequence_lens); checks its rank
@@ -231,15 +261,52 @@ static int64_t time_at(const rnn_setup *s, bool backward, int64_t t, int64_t bi)
 }
 
 /* Workspace floats for one direction (see run_direction). */
+/* R transposed for the step products, per direction: the columns that take
+ * h R^T directly (all gates but GRU's h gate: H rows of `rec`), then, for
+ * GRU, its h gate's block (H rows of H), which multiplies r * h (or h, before
+ * the reset). Read in place by the skinny kernel and by the blocked GEMM,
+ * neither packs it per step. */
+static int64_t rt_floats(const rnn_setup *s)
+{
+    return s->gates * s->hid * s->hid;
+}
+
+/* Fills dst (s->dirs x rt_floats) with every direction's R transposed. */
+static void transpose_r(void *dst, void *arg)
+{
+    const rnn_setup *s = arg;
+    int64_t H = s->hid, G = s->gates * H, rec = s->kind == RNN_GRU ? 2 * H : G;
+    for (int d = 0; d < s->dirs; d++) {
+        const float *r = s->r + d * G * H;
+        float *rt = (float *)dst + d * rt_floats(s);
+        for (int64_t q = 0; q < rec; q++)
+            for (int64_t p = 0; p < H; p++)
+                rt[p * rec + q] = r[q * H + p];
+        for (int64_t q = rec; q < G; q++) /* GRU's h gate */
+            for (int64_t p = 0; p < H; p++)
+                rt[H * rec + p * H + (q - rec)] = r[q * H + p];
+    }
+}
+
+/* One step product; g reads R transposed in place. */
+static void step_product(const oq_sgemm_args *g, float *ws)
+{
+    if (g->m <= OQ_SGEMM_SKINNY_M)
+        oq_sgemm_skinny(g);
+    else
+        oq_sgemm(g, ws);
+}
+
 static size_t dir_ws_floats(const rnn_setup *s)
 {
     int64_t g = s->gates * s->hid, rows = s->seq * s->batch;
     size_t gw = oq_sgemm_ws_floats(rows, g, s->in), sw = oq_sgemm_ws_floats(s->batch, g, s->hid);
-    return (size_t)(rows * g + 2 * s->batch * g + 3 * s->batch * s->hid) + (gw > sw ? gw : sw);
+    return (size_t)(rows * g + 2 * s->batch * g + 3 * s->batch * s->hid) +
+           (gw > sw ? gw : sw);
 }
 
-/* Runs direction d. ws: dir_ws_floats(s) floats. */
-static void run_direction(const rnn_setup *s, int d, float *ws)
+/* Runs direction d on rt, its R transposed (transpose_r). ws: dir_ws_floats(s) floats. */
+static void run_direction(const rnn_setup *s, int d, const float *rt, float *ws)
 {
     int64_t H = s->hid, B = s->batch, G = s->gates * H, rows = s->seq * B;
     float *xw = ws;             /* (rows, G): X W^T + biases; row = layout ? b*seq+t : t*batch+b */
@@ -249,7 +316,7 @@ static void run_direction(const rnn_setup *s, int d, float *ws)
     float *cs = h + B * H;      /* (B, H) LSTM cell state */
     float *rh = cs + B * H;     /* (B, H) GRU r * h */
     float *gws = rh + B * H;
-    const float *w = s->w + d * G * s->in, *r = s->r + d * G * H;
+    const float *w = s->w + d * G * s->in;
     const float *bw = s->b ? s->b + d * 2 * G : NULL, *br = bw ? bw + G : NULL;
     const float *pp = s->p ? s->p + d * 3 * H : NULL;
     const rnn_act *f = &s->act[d][0], *ga = &s->act[d][1], *ha = &s->act[d][2];
@@ -265,6 +332,9 @@ static void run_direction(const rnn_setup *s, int d, float *ws)
     oq_sgemm_args gx = {false, true, rows, G, s->in, 1.0f, 1.0f, s->x, s->in, w, s->in, xw, G};
     oq_sgemm(&gx, gws);
 
+    int64_t rec = s->kind == RNN_GRU ? 2 * H : G; /* columns that take h R^T directly */
+    oq_sgemm_args gr = {false, false, B, rec, H, 1.0f, 1.0f, h, H, rt, rec, gt, G};
+    oq_sgemm_args gh = {false, false, B, H, H, 1.0f, 0.0f, s->lbr ? h : rh, H, rt + H * rec, H, hr, G};
     for (int64_t bi = 0; bi < B; bi++) {
         for (int64_t q = 0; q < H; q++) {
             h[bi * H + q] = s->h0 ? s->h0[state_at(s, d, bi) + q] : 0.0f;
@@ -279,20 +349,15 @@ static void run_direction(const rnn_setup *s, int d, float *ws)
             int64_t row = s->layout ? bi * s->seq + ti : ti * B + bi;
             memcpy(gt + bi * G, xw + row * G, (size_t)G * sizeof(float));
         }
-        int64_t rec = s->kind == RNN_GRU ? 2 * H : G; /* columns that take h R^T directly */
-        oq_sgemm_args gr = {false, true, B, rec, H, 1.0f, 1.0f, h, H, r, H, gt, G};
-        oq_sgemm(&gr, gws);
+        step_product(&gr, gws);
         if (s->kind == RNN_GRU) {
             /* Reset gate first; then the h gate's recurrent term. */
-            for (int64_t i = 0; i < B * H; i++) {
-                int64_t bi = i / H, q = i % H;
-                float rg = act(f, clipf(gt[bi * G + H + q], s->clip));
-                gt[bi * G + H + q] = rg;
-                rh[i] = rg * h[i];
+            for (int64_t bi = 0; bi < B; bi++) {
+                float *rg = gt + bi * G + H;
+                apply_act(f, rg, H, s->clip);
+                for (int64_t q = 0; q < H; q++) rh[bi * H + q] = rg[q] * h[bi * H + q];
             }
-            oq_sgemm_args gh = {false, true, B, H, H, 1.0f, 0.0f, s->lbr ? h : rh, H, r + 2 * H * H, H,
-                                hr, G};
-            oq_sgemm(&gh, gws);
+            step_product(&gh, gws);
         }
         for (int64_t bi = 0; bi < B; bi++) {
             int64_t ti = time_at(s, backward, t, bi);
@@ -301,28 +366,36 @@ static void run_direction(const rnn_setup *s, int d, float *ws)
                 for (int64_t q = 0; q < H; q++) s->y[y_at(s, t, d, bi) + q] = 0.0f;
                 continue;
             }
-            for (int64_t q = 0; q < H; q++) {
-                float hn;
-                if (s->kind == RNN_LSTM) {
-                    float c_prev = cb[q];
-                    float ig = act(f, clipf(g[q] + (pp ? pp[q] * c_prev : 0.0f), s->clip));
-                    float fg = act(f, clipf(g[2 * H + q] + (pp ? pp[2 * H + q] * c_prev : 0.0f), s->clip));
-                    float cc = act(ga, clipf(g[3 * H + q], s->clip));
-                    float cn = fg * c_prev + ig * cc;
-                    float og = act(f, clipf(g[H + q] + (pp ? pp[H + q] * cn : 0.0f), s->clip));
-                    cb[q] = cn;
-                    hn = og * act(ha, cn);
-                } else if (s->kind == RNN_GRU) {
-                    float z = act(f, clipf(g[q], s->clip));
-                    float rec_h = hr[bi * G + q];
+            if (s->kind == RNN_LSTM) { /* gates i o f c; peepholes read the cell before (i, f) and after (o) */
+                float *ig = g, *og = g + H, *fg = g + 2 * H, *cc = g + 3 * H, *hc = rh + bi * H;
+                for (int64_t q = 0; pp && q < H; q++) {
+                    ig[q] += pp[q] * cb[q];
+                    fg[q] += pp[2 * H + q] * cb[q];
+                }
+                apply_act(f, ig, H, s->clip);
+                apply_act(f, fg, H, s->clip);
+                apply_act(ga, cc, H, s->clip);
+                for (int64_t q = 0; q < H; q++) cb[q] = fg[q] * cb[q] + ig[q] * cc[q];
+                for (int64_t q = 0; pp && q < H; q++) og[q] += pp[H + q] * cb[q];
+                apply_act(f, og, H, s->clip);
+                memcpy(hc, cb, (size_t)H * sizeof(float));
+                apply_act(ha, hc, H, 0.0f);
+                for (int64_t q = 0; q < H; q++) hb[q] = og[q] * hc[q];
+            } else if (s->kind == RNN_GRU) { /* gates z r h; r was applied before the h gate's product */
+                float *z = g, *hh = g + 2 * H;
+                const float *hrb = hr + bi * G;
+                apply_act(f, z, H, s->clip);
+                for (int64_t q = 0; q < H; q++) {
+                    float rec_h = hrb[q];
                     if (s->lbr) rec_h = g[H + q] * (rec_h + (br ? br[2 * H + q] : 0.0f));
                     else if (br) rec_h += br[2 * H + q];
-                    float hh = act(ga, clipf(g[2 * H + q] + rec_h, s->clip));
-                    hn = (1.0f - z) * hh + z * hb[q];
-                } else {
-                    hn = act(f, clipf(g[q], s->clip));
+                    hh[q] += rec_h;
                 }
-                hb[q] = hn;
+                apply_act(ga, hh, H, s->clip);
+                for (int64_t q = 0; q < H; q++) hb[q] = (1.0f - z[q]) * hh[q] + z[q] * hb[q];
+            } else {
+                apply_act(f, g, H, s->clip);
+                memcpy(hb, g, (size_t)H * sizeof(float));
             }
             memcpy(s->y + y_at(s, ti, d, bi), hb, (size_t)H * sizeof(float));
         }
@@ -339,9 +412,18 @@ static oq_status run_rnn(oq_kernel_ctx *c, rnn_kind kind)
     oq_status st;
     if ((st = rnn_read(c, kind, &s))) return st;
     if (s.batch == 0 || s.hid == 0) return OQ_OK;
-    float *ws = oq_kernel_scratch(c, dir_ws_floats(&s) * sizeof(float));
+    size_t rt_bytes = (size_t)(s.dirs * rt_floats(&s)) * sizeof(float);
+    const float *rt;
+    if (oq_kernel_input_const(c, 2)) {
+        rt = oq_kernel_cache(c, rt_bytes, transpose_r, &s);
+    } else {
+        float *fresh = oq_kernel_scratch_raw(c, rt_bytes);
+        if (fresh) transpose_r(fresh, &s);
+        rt = fresh;
+    }
+    float *ws = rt ? oq_kernel_scratch(c, dir_ws_floats(&s) * sizeof(float)) : NULL;
     if (!ws) return c->err->status;
-    for (int d = 0; d < s.dirs; d++) run_direction(&s, d, ws);
+    for (int d = 0; d < s.dirs; d++) run_direction(&s, d, rt + d * rt_floats(&s), ws);
     return OQ_OK;
 }
 
