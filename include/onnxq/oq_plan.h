@@ -67,7 +67,8 @@ typedef struct oq_plan_node {
     bool candidate;        /* a node of an --op-types kind (an embedding Gather) the options select: the report
                               lists it */
     const char *reason;    /* OQ_ACTION_KEEP_FLOAT: why (static text) */
-    int clamp;             /* index of the Relu/Clip folded into this node's output range, or -1 */
+    int clamp;             /* index of the Relu/Clip folded into this node's output range (QOperator: it goes;
+                              QDQ: the output pair has its range and it stays), or -1 */
     int bias;              /* MatMul: index of the Add whose constant row becomes its int32 bias, or -1 */
     int operand;           /* OQ_ACTION_SCALED_TWIN, OQ_ACTION_SHIFTED_TWIN: which input is the 8-bit tensor */
     bool no_range;         /* --contrib would run it in 8 bits, but the table has no range for its output */

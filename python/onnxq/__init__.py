@@ -95,7 +95,8 @@ def _check(status, err):
 
 
 def _text(x):
-    return os.fsencode(x) if isinstance(x, os.PathLike) else str(x).encode()
+    """x as the bytes liboq takes: paths (str, bytes, os.PathLike) as the file system spells them."""
+    return os.fsencode(x) if isinstance(x, (bytes, os.PathLike)) else str(x).encode()
 
 
 def _is_spec(x):
@@ -173,8 +174,10 @@ def quantize(model, output, data=None, *, eval_data=None, **options):
       Flags take True/False, lists take lists.
 
     The model and the report files are written together or not at all.
-    Raises OnnxqError with liboq's message on any failure; warnings of the
-    run are issued as OnnxqWarning.
+    Raises OnnxqError with liboq's message on any failure, TypeError for an
+    argument of the wrong Python type (a sample that is not a dict, an array
+    onnxq cannot feed, an unknown keyword); warnings of the run are issued as
+    OnnxqWarning.
     """
     lib, err = _library(), _Err()
     builder = ctypes.c_void_p()

@@ -188,6 +188,18 @@ static bool group_params(const planner *pl, const oq_value *v, oq_qparams *p)
     return true;
 }
 
+/* The Relu/Clip that alone reads v and whose output's range act_params gives
+ * v (its index), or -1. */
+static int range_clamp(planner *pl, const oq_value *v)
+{
+    oq_qparams p;
+    const oq_node *next = oq_sole_reader(pl->g, v);
+    if (group_params(pl, v, &p) || !oq_is_clamp_of(next, v) ||
+        !(group_params(pl, next->outputs[0], &p) || table_params(pl, next->outputs[0], &p)))
+        return -1;
+    return index_of(pl, next);
+}
+
 /* Range-derived parameters for v: its group's range when it shares one
  * (share_concat_ranges), else the range of the Relu/Clip that alone reads v
  * when there is one (see oq_is_clamp_of; that one's group range if it
@@ -196,9 +208,9 @@ static bool act_params(planner *pl, const oq_value *v, oq_qparams *p)
 {
     if (group_params(pl, v, p))
         return true;
-    const oq_node *next = oq_sole_reader(pl->g, v);
-    if (oq_is_clamp_of(next, v) &&
-        (group_params(pl, next->outputs[0], p) || table_params(pl, next->outputs[0], p)))
+    int k = range_clamp(pl, v);
+    const oq_value *c = k >= 0 ? pl->g->nodes[k]->outputs[0] : NULL;
+    if (c && (group_params(pl, c, p) || table_params(pl, c, p)))
         return true;
     return table_params(pl, v, p);
 }
@@ -573,6 +585,7 @@ static oq_status plan_candidate(planner *pl, int i)
         }
         if ((st = ensure_params(pl, x)) || (pn->activation_b && (st = ensure_params(pl, b))))
             return st;
+        pn->clamp = range_clamp(pl, y); /* the pair takes its range; the Relu/Clip stays */
         return ensure_params(pl, y);
     }
     /* float out of the int32 sums: a Gemm (without --contrib), a MatMul whose

@@ -170,6 +170,14 @@ oq_status oq_rw_qdq(rewriter *r, int i, oq_node *n, oq_quant_node *rep)
     oq_value *y = add ? add->outputs[0] : n->outputs[0];
     if ((st = qdq_output(r, add ? add : n, y)) || (st = oq_rw_params(r, y, &yi)))
         return st;
+    /* the float value the output pair stands for: after the folded Add, and
+     * after the Relu/Clip whose range the pair has */
+    int c = r->plan->nodes[i].clamp;
+    if (add || c >= 0) {
+        free(rep->output);
+        if (!(rep->output = strdup((c >= 0 ? r->order[c]->outputs[0] : y)->name)))
+            return oq_errf(r->err, OQ_ENOMEM, "out of memory");
+    }
     if (transposed) { /* bias correction has no ConvTranspose layout: not listed */
         oq_rw_report_weight(rep, qw);
         return OQ_OK;
@@ -186,11 +194,6 @@ oq_status oq_rw_qdq(rewriter *r, int i, oq_node *n, oq_quant_node *rep)
         site.bias = NULL, site.bias_dq = site.bias_dq_scale = NULL;
     if ((st = oq_rw_bias_site(r, site, qw)))
         return st;
-    if (add) { /* the output the node's entry stands for */
-        free(rep->output);
-        if (!(rep->output = strdup(y->name)))
-            return oq_errf(r->err, OQ_ENOMEM, "out of memory");
-    }
     oq_rw_report_weight(rep, qw);
     return OQ_OK;
 }

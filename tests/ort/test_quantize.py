@@ -19,6 +19,10 @@ mode (DynamicQuantizeLinear + MatMulInteger/ConvInteger, no calibration):
   Softmax -> QuantizeLinear model: 2 of 64 uint8 values), which the layers
   after an attention's softmax carry to the output;
 - the quantized model stays close to the float one in ONNX Runtime (cosine);
+- in the QDQ format, each node's `output_sqnr_db` in the report is the SQNR
+  `onnxq compare` measures on one of the model's Q/DQ pairs (the one after
+  the node, compared with the float value it stands for, after a Relu whose
+  range it has);
 - the report's `boundaries` counts the QuantizeLinear/DequantizeLinear nodes on
   activations that the output graph has (QOperator format), null elsewhere;
 - the report's work per sample (multiply-adds of the integer ops, elements
@@ -821,6 +825,23 @@ def main():
                                "no calibrated QLinear/QuantizeLinear ops (%d DynamicQuantizeLinear)" %
                                ops.count(("", "DynamicQuantizeLinear")))
                 rep = json.load(open(report))
+                if fmt == "qdq":  # each node's output SQNR is one `compare` measures on a Q/DQ pair
+                    cmp_path = out + ".compare.json"
+                    subprocess.run([exe, "compare", path, out, "--data", data, "--report", cmp_path, "-q"],
+                                   capture_output=True)
+                    cmp = json.load(open(cmp_path)) if os.path.exists(cmp_path) else {"tensors": [], "outputs": []}
+                    pairs = [t["sqnr_db"] for t in cmp["tensors"] + cmp["outputs"]  # (a pair may write an output)
+                             if t.get("op", "DequantizeLinear") in ("QuantizeLinear", "DequantizeLinear")
+                             and t["sqnr_db"] is not None]
+                    # (a recurrent op writes float; above 80 dB both sides are float rounding, which
+                    # the executor's fusions move: mobile_block's squeeze-excite Conv reads 143 and 105)
+                    odd = {e["name"]: e["output_sqnr_db"] for e in rep["nodes"]
+                           if isinstance(e.get("output_sqnr_db"), float) and e["op"] not in RECURRENT
+                           and not any(abs(e["output_sqnr_db"] - v) < 0.01 or min(e["output_sqnr_db"], v) > 80
+                                       for v in pairs)}
+                    tally.case(tag + " node SQNR", os.path.exists(cmp_path) and not odd,
+                               "report's output_sqnr_db of nodes that no Q/DQ pair of `compare` measures: %s"
+                               % (odd or "none"))
                 if name in FOLDABLE:
                     folded = rep["node_counts"].get("folded_batchnorm")
                     tally.case(tag + " folded", folded == FOLDABLE[name],

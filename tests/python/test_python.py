@@ -250,6 +250,7 @@ def main():
         folder = os.path.join(a.source, "calibration", "example")
         cli_folder, _ = run.cli("quantize", model, ["--data", folder])
         same("a data folder as a spec", cli_folder, run.py(model, data=folder))
+        same("paths as bytes", cli_folder, run.py(os.fsencode(model), data=os.fsencode(folder)))
         check(cli_folder.get("model") == cli.get("model"), "the folder and the .npy stack are the same samples")
 
         # ---- evaluation samples and labels
