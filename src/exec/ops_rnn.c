@@ -288,13 +288,40 @@ static void transpose_r(void *dst, void *arg)
     }
 }
 
-/* One step product; g reads R transposed in place. */
+/* c[0..n) = a[0..k) b + beta c for row-major b (k rows of n, stride ldb):
+ * each column summed over p in order with fused multiply-adds, then beta c
+ * added by one more, as oq_sgemm_skinny does (the same bits), in blocks of
+ * 128 columns whose sums stay in vector registers. */
+OQ_CLONED(gemv_rows, (const float *a, const float *b, int64_t k, int64_t n, int64_t ldb, float beta, float *c),
+          (a, b, k, n, ldb, beta, c))
+{
+    enum { W = 128 };
+    for (int64_t q0 = 0; q0 < n; q0 += W) {
+        float acc[W] = {0};
+        int64_t w = n - q0 < W ? n - q0 : W;
+        if (w == W)
+            for (int64_t p = 0; p < k; p++)
+                for (int q = 0; q < W; q++)
+                    acc[q] = fmaf(a[p], b[p * ldb + q0 + q], acc[q]);
+        else
+            for (int64_t p = 0; p < k; p++)
+                for (int64_t q = 0; q < w; q++)
+                    acc[q] = fmaf(a[p], b[p * ldb + q0 + q], acc[q]);
+        for (int64_t q = 0; q < w; q++)
+            c[q0 + q] = beta == 0.0f ? acc[q] : fmaf(beta, c[q0 + q], acc[q]);
+    }
+}
+
+/* One step product; g (alpha 1) reads R transposed in place: row by row for
+ * a batch of at most OQ_SGEMM_SKINNY_M, else the blocked GEMM. */
 static void step_product(const oq_sgemm_args *g, float *ws)
 {
-    if (g->m <= OQ_SGEMM_SKINNY_M)
-        oq_sgemm_skinny(g);
-    else
+    if (g->m > OQ_SGEMM_SKINNY_M) {
         oq_sgemm(g, ws);
+        return;
+    }
+    for (int64_t i = 0; i < g->m; i++)
+        gemv_rows(g->a + i * g->lda, g->b, g->k, g->n, g->ldb, g->beta, g->c + i * g->ldc);
 }
 
 static size_t dir_ws_floats(const rnn_setup *s)
