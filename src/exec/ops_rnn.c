@@ -72,18 +72,17 @@ typedef struct rnn_setup {
     float *y, *yh, *yc;       /* outputs; yc only for LSTM */
 } rnn_setup;
 
-static float sigm(float v) { return 1.0f / (1.0f + expf(-v)); }
-
+/* a(v) for one value; apply_act runs sigmoid and tanh as vector passes of the same functions. */
 static float act(const rnn_act *a, float v)
 {
     switch (a->kind) {
-    case ACT_SIGMOID: return sigm(v);
-    case ACT_TANH: return tanhf(v);
+    case ACT_SIGMOID: return oq_vsigmoidf(v);
+    case ACT_TANH: return oq_vtanhf(v);
     case ACT_RELU: return v > 0.0f ? v : 0.0f;
     case ACT_AFFINE: return a->alpha * v + a->beta;
     case ACT_LEAKY_RELU: return v >= 0.0f ? v : a->alpha * v;
     case ACT_THRESHOLDED_RELU: return v > a->alpha ? v : 0.0f;
-    case ACT_SCALED_TANH: return a->alpha * tanhf(a->beta * v);
+    case ACT_SCALED_TANH: return a->alpha * oq_vtanhf(a->beta * v);
     case ACT_HARD_SIGMOID: return fmaxf(0.0f, fminf(1.0f, a->alpha * v + a->beta));
     case ACT_ELU: return v >= 0.0f ? v : a->alpha * (expf(v) - 1.0f);
     case ACT_SOFTSIGN: return v / (1.0f + fabsf(v));
