@@ -13,6 +13,14 @@ void oq_json_add_number(cJSON *o, const char *key, double v)
         cJSON_AddNullToObject(o, key);
 }
 
+void oq_json_add_sqnr(cJSON *o, const char *key, double db)
+{
+    if (db == -INFINITY)
+        cJSON_AddStringToObject(o, key, "-inf");
+    else
+        oq_json_add_number(o, key, db);
+}
+
 oq_status oq_json_print(cJSON *root, const char *what, uint8_t **buf, size_t *len, oq_err *err)
 {
     *buf = NULL;

@@ -12,6 +12,9 @@
 
 /* Adds v to o under key; JSON has no infinities or NaN, so those become null. */
 void oq_json_add_number(cJSON *o, const char *key, double v);
+/* Adds an SQNR in dB under key: +inf (exact) and NaN (not measured) as null,
+ * -inf (a reference of zeros and an output that is not) as the string "-inf". */
+void oq_json_add_sqnr(cJSON *o, const char *key, double db);
 
 /* Prints root (indented, as every file onnxq writes) into *buf (malloc'ed,
  * *len bytes, ending in a newline) and deletes it. root may be NULL (out of

@@ -370,10 +370,10 @@ static cJSON *nodes_json(const oq_report *r)
                 cJSON_AddNumberToObject(s, "count", q->n_scales);
                 cJSON_AddNumberToObject(s, "min", q->scale_min);
                 cJSON_AddNumberToObject(s, "max", q->scale_max);
-                oq_json_add_number(e, "weight_sqnr_db", q->weight_sqnr_db);
+                oq_json_add_sqnr(e, "weight_sqnr_db", q->weight_sqnr_db);
             }
             if (r->has_evaluation)
-                oq_json_add_number(e, "output_sqnr_db", q->output_sqnr_db);
+                oq_json_add_sqnr(e, "output_sqnr_db", q->output_sqnr_db);
         }
         cJSON_AddItemToArray(arr, e);
     }
@@ -390,7 +390,7 @@ static cJSON *eval_json(const oq_eval *ev)
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "name", m->name);
         oq_json_add_number(o, "cosine", m->cosine);
-        oq_json_add_number(o, "sqnr_db", m->sqnr_db);
+        oq_json_add_sqnr(o, "sqnr_db", m->sqnr_db);
         oq_json_add_number(o, "max_abs_error", m->max_abs_error);
         if (m->classifier)
             oq_json_add_number(o, "top1_agreement", m->top1_total ? (double)m->top1_agree / (double)m->top1_total : NAN);
@@ -423,8 +423,8 @@ static cJSON *mixed_json(const oq_mixed *m)
     cJSON_AddStringToObject(t, "kind", oq_target_name(m->target.kind));
     cJSON_AddNumberToObject(t, "value", m->target.value);
     cJSON_AddStringToObject(j, "ranking", m->ranking_from_file ? "file" : "analysis");
-    oq_json_add_number(j, "metric_before", m->metric_before);
-    oq_json_add_number(j, "metric_after", m->metric_after);
+    oq_json_add_sqnr(j, "metric_before", m->metric_before); /* (finite unless an SQNR) */
+    oq_json_add_sqnr(j, "metric_after", m->metric_after);
     cJSON_AddNumberToObject(j, "candidates", m->n_candidates);
     cJSON *kept = cJSON_AddArrayToObject(j, "kept_float");
     for (int i = 0; i < m->n_kept; i++)
@@ -441,7 +441,7 @@ static cJSON *mixed_json(const oq_mixed *m)
             cJSON_AddStringToObject(e, "requantized", m->steps[i].requantized);
         else
             cJSON_AddNullToObject(e, "requantized");
-        oq_json_add_number(e, "metric", m->steps[i].metric);
+        oq_json_add_sqnr(e, "metric", m->steps[i].metric);
         cJSON_AddBoolToObject(e, "met", m->steps[i].met);
         cJSON_AddItemToArray(steps, e);
     }

@@ -34,7 +34,7 @@ static cJSON *tensor_json(const oq_compare_tensor *t)
     cJSON_AddNumberToObject(j, "samples", (double)t->samples);
     cJSON_AddNumberToObject(j, "mismatched_samples", (double)t->mismatched);
     cJSON_AddNumberToObject(j, "elements", (double)t->elements);
-    oq_json_add_number(j, "sqnr_db", t->sqnr_db);
+    oq_json_add_sqnr(j, "sqnr_db", t->sqnr_db);
     oq_json_add_number(j, "cosine", t->cosine);
     oq_json_add_number(j, "max_abs_error", t->max_abs_error);
     oq_json_add_number(j, "drop_db", t->drop_db);
@@ -46,7 +46,7 @@ static cJSON *output_json(const oq_compare_output *o)
 {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "name", o->name);
-    oq_json_add_number(j, "sqnr_db", o->sqnr_db);
+    oq_json_add_sqnr(j, "sqnr_db", o->sqnr_db);
     oq_json_add_number(j, "cosine", o->cosine);
     oq_json_add_number(j, "max_abs_error", o->max_abs_error);
     if (o->classifier)

@@ -160,13 +160,13 @@ static cJSON *node_cjson(const oq_sensitivity *s, const oq_sensitivity_node *e)
     cJSON_AddNumberToObject(j, "index", e->index);
     if (s->shard_count == 1)
         cJSON_AddNumberToObject(j, "rank", e->rank);
-    oq_json_add_number(j, "sqnr_db", e->score_db);
+    oq_json_add_sqnr(j, "sqnr_db", e->score_db);
     cJSON_AddNumberToObject(j, "macs", e->macs);
     cJSON *outs = cJSON_AddArrayToObject(j, "outputs");
     for (int k = 0; k < s->n_outputs; k++) {
         const oq_output_metrics *m = &e->outputs[k];
         cJSON *o = cJSON_CreateObject();
-        oq_json_add_number(o, "sqnr_db", m->sqnr_db);
+        oq_json_add_sqnr(o, "sqnr_db", m->sqnr_db);
         oq_json_add_number(o, "cosine", m->cosine);
         oq_json_add_number(o, "max_abs_error", m->max_abs_error);
         if (m->classifier) {
@@ -277,6 +277,15 @@ static double read_number(reader *r, const cJSON *o, const char *key, double nul
     return r->st ? 0 : v->valuedouble;
 }
 
+/* An SQNR written by oq_json_add_sqnr: null is +inf (exact), "-inf" -inf. */
+static double read_sqnr(reader *r, const cJSON *o, const char *key, const char *where)
+{
+    const cJSON *v = member(r, o, key, where);
+    if (v && cJSON_IsString(v) && !strcmp(v->valuestring, "-inf"))
+        return -INFINITY;
+    return read_number(r, o, key, INFINITY, where);
+}
+
 static char *read_string(reader *r, const cJSON *o, const char *key, const char *where)
 {
     const cJSON *v = member(r, o, key, where);
@@ -303,7 +312,7 @@ static void read_outputs(reader *r, const cJSON *list, oq_sensitivity_node *e, i
             bad(r, "%s: \"outputs\" entries must be objects", where);
             return;
         }
-        m->sqnr_db = read_number(r, o, "sqnr_db", INFINITY, where);
+        m->sqnr_db = read_sqnr(r, o, "sqnr_db", where);
         m->cosine = read_number(r, o, "cosine", NAN, where);
         m->max_abs_error = read_number(r, o, "max_abs_error", NAN, where);
         if ((m->classifier = cJSON_HasObjectItem(o, "top1_total"))) {

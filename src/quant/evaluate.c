@@ -146,7 +146,7 @@ static void observe(void *user, const oq_value *v, const oq_tensor *x)
 static double sqnr_db(double signal, double noise)
 {
     if (noise <= 0)
-        return signal > 0 ? INFINITY : 0;
+        return INFINITY; /* exact, zeros included */
     return 10 * log10(signal / noise);
 }
 

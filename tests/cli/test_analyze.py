@@ -331,6 +331,46 @@ def test_recurrent(binary, tmp):
           f"a recurrent op's multiply-adds are not counted as INT8: {r.stderr} {mixed}")
 
 
+def test_zero_output(binary, tmp):
+    """An output that is all zeros in float (Conv - Conv of one weight): exact when both
+    Convs are quantized alike (SQNR +inf, written null), all noise when one of them is
+    (-inf, written "-inf"); -inf ranks first, in a whole analysis and in merged shards."""
+    n = helper.make_node
+    wa = w(4, 3, 3, 3)
+    nodes = [n("Conv", ["x", "wa"], ["c1"], name="conv_a", pads=[1] * 4),
+             n("Conv", ["x", "wb"], ["c2"], name="conv_b", pads=[1] * 4),
+             n("Sub", ["c1", "c2"], ["d"], name="sub"), n("Flatten", ["d"], ["y"], name="fy"),
+             n("Conv", ["x", "wc"], ["c3"], name="conv_c", pads=[1] * 4), n("Flatten", ["c3"], ["z"], name="fz")]
+    inits = {"wa": wa, "wb": wa.copy(), "wc": w(4, 3, 3, 3)}
+    g = helper.make_graph(nodes, "zero", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 256]),
+                           helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 256])],
+                          [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    model, npy = os.path.join(tmp, "zero.onnx"), os.path.join(tmp, "zero_x.npy")
+    onnx.save(m, model)
+    np.save(npy, RNG.standard_normal((8, 1, 3, 8, 8)).astype(np.float32))
+    rep = os.path.join(tmp, "zero_q.json")
+    r = run(binary, "quantize", model, "--data", f"x={npy}", "--min-sqnr", "20", "-o",
+            os.path.join(tmp, "zero_q.onnx"), "--report", rep, "-q")
+    outs = {o["name"]: o for o in json.load(open(rep))["evaluation"]["outputs"]} if r.returncode == 0 else {}
+    check(r.returncode == 0 and outs["y"]["sqnr_db"] is None and outs["y"]["max_abs_error"] == 0,
+          f"an exact output of zeros is SQNR +inf (null), and a 20 dB target holds: {r.stderr} {outs.get('y')}")
+    whole = os.path.join(tmp, "zero_sens.json")
+    r = run(binary, "analyze", model, "--data", f"x={npy}", "-o", whole, "-q")
+    parts = [os.path.join(tmp, f"zero_part{k}.json") for k in (1, 2)]
+    for k, part in enumerate(parts, 1):
+        run(binary, "analyze", model, "--data", f"x={npy}", "--shard", f"{k}/2", "-o", part, "-q")
+    merged = os.path.join(tmp, "zero_merged.json")
+    r2 = run(binary, "analyze", "merge", *parts, "-o", merged, "-q")
+    nodes = {e["name"]: e for e in sens_of(whole)["nodes"]} if r.returncode == 0 else {}
+    check(r.returncode == 0 and r2.returncode == 0 and read(merged) == read(whole) and
+          nodes["conv_a"]["sqnr_db"] == "-inf" and nodes["conv_a"]["rank"] == 1 and nodes["conv_c"]["rank"] == 3,
+          f"all noise on a zero output is -inf, ranks first, and merged shards give the same bytes: "
+          f"{r.stderr} {r2.stderr} {nodes}")
+
+
 def test_bad_input(binary, tmp, model, data, sens_path, labels):
     runner = Runner(binary, tmp)
     o = runner.out
@@ -457,6 +497,7 @@ def main():
         test_bad_input(binary, tmp, model, data, sens_path, labels)
         test_transposed(binary, tmp)
         test_recurrent(binary, tmp)
+        test_zero_output(binary, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return finish("analyze")
