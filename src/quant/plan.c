@@ -353,6 +353,8 @@ static const char *blocker(planner *pl, int i)
         return "missing input or output";
     if (!pair && !oq_is_float_constant(w))
         return "weight is not a float constant";
+    if (statics && x->constant)
+        return "input is a constant (the node gives the same output for every sample)";
     if (statics && !act_params(pl, x, &p))
         return "input has no calibration range";
     if (statics && pair && !act_params(pl, w, &p))

@@ -371,6 +371,26 @@ def test_zero_output(binary, tmp):
           f"{r.stderr} {r2.stderr} {nodes}")
 
 
+def test_constant_input(binary, tmp):
+    """A Conv whose input is a constant stays float, and the report says why in those words."""
+    n = helper.make_node
+    nodes = [n("Conv", ["c", "wc"], ["y0"], name="const_conv", pads=[1] * 4), n("Add", ["x", "y0"], ["y"], name="add")]
+    inits = {"c": w(1, 3, 8, 8, scale=1.0), "wc": w(4, 3, 3, 3)}
+    g = helper.make_graph(nodes, "const", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])],
+                          [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    model, npy, rep = (os.path.join(tmp, f) for f in ("const.onnx", "const_x.npy", "const_q.json"))
+    onnx.save(m, model)
+    np.save(npy, RNG.standard_normal((4, 1, 4, 8, 8)).astype(np.float32))
+    r = run(binary, "quantize", model, "--data", f"x={npy}", "-o", os.path.join(tmp, "const_q.onnx"), "--report", rep)
+    nodes = json.load(open(rep))["nodes"] if r.returncode == 0 else []
+    check(r.returncode == 0 and [e.get("reason") for e in nodes] ==
+          ["input is a constant (the node gives the same output for every sample)"] and "input is a constant" in r.stderr,
+          f"a Conv of a constant says so: {r.stderr} {nodes}")
+
+
 def test_bad_input(binary, tmp, model, data, sens_path, labels):
     runner = Runner(binary, tmp)
     o = runner.out
@@ -498,6 +518,7 @@ def main():
         test_transposed(binary, tmp)
         test_recurrent(binary, tmp)
         test_zero_output(binary, tmp)
+        test_constant_input(binary, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return finish("analyze")
