@@ -2,9 +2,9 @@
 """Executor speed and memory: `onnxq run --bench` against ONNX Runtime.
 
 For each model (the three PaddleOCR models of models/zoo.json on rendered
-text, and three generated ones: a ResNet-style CNN, a MobileNet-style
-depthwise CNN, a transformer encoder block) and each thread count, it runs in
-turn, on the same .npy input:
+text, and four generated ones: a ResNet-style CNN, a MobileNet-style
+depthwise CNN, a transformer encoder block, a two-layer LSTM language model)
+and each thread count, it runs in turn, on the same .npy input:
   - onnxq run MODEL --input x=IN.npy --threads T --bench N   (median of N runs
     after one warm-up)
   - bench/ort_bench.js with onnxruntime-node (CPU provider, default graph
@@ -19,7 +19,7 @@ Exit status 0 whatever the ratios (1 only if a measurement could not run).
 
 Usage:
   bench/bench_ort.py [--onnxq build/src/onnxq] [--threads 1,2] [--runs 10] [--repeats 1]
-                     [--only det,rec,cls,resnet,mobilenet,transformer] [--keep DIR]
+                     [--only det,rec,cls,resnet,mobilenet,transformer,lstm] [--keep DIR]
 """
 import argparse
 import json
@@ -173,6 +173,24 @@ def transformer_block(path, seed, seq=256, dim=384, heads=6):
     return [1, seq, dim]
 
 
+def recurrent_lm(path, seed, seq=64, dim=48, hidden=128):
+    """A byte-level language model's body: two stacked LSTMs (`hidden` units,
+    forward) over `seq` steps of `dim` features, then a 256-way projection of
+    every step. Input [seq, 1, dim] (sequence first, batch 1)."""
+    b = Builder(seed)
+    x, din = "x", dim
+    b.inits.append(numpy_helper.from_array(np.array([1], np.int64), "axis1"))
+    for _ in range(2):
+        w = b.weight("w", (1, 4 * hidden, din), din)
+        r = b.weight("r", (1, 4 * hidden, hidden), hidden)
+        y = b.name("lstm")
+        b.nodes.append(helper.make_node("LSTM", [x, w, r], [y], hidden_size=hidden))
+        x, din = b.op("Squeeze", [y, "axis1"]), hidden  # [seq, 1, hidden]
+    out = b.op("MatMul", [x, b.weight("w", (hidden, 256), hidden)])
+    b.save(path, "recurrent_lm", [seq, 1, dim], out, [seq, 1, 256], opset=13)
+    return [seq, 1, dim]
+
+
 # ---- inputs -----------------------------------------------------------------------
 
 def real_inputs():
@@ -191,7 +209,8 @@ def real_inputs():
 def generated_inputs(work, seed):
     rng = np.random.default_rng(seed)
     out = {}
-    for key, make in (("resnet", resnet_cnn), ("mobilenet", mobilenet_cnn), ("transformer", transformer_block)):
+    for key, make in (("resnet", resnet_cnn), ("mobilenet", mobilenet_cnn), ("transformer", transformer_block),
+                      ("lstm", recurrent_lm)):
         path = os.path.join(work, key + ".onnx")
         shape = make(path, seed)
         out[key] = (path, rng.uniform(-1.0, 1.0, shape).astype(np.float32))
@@ -200,7 +219,7 @@ def generated_inputs(work, seed):
 
 LABELS = {"det": "PP-OCRv4 det", "rec": "PP-OCRv4 rec", "cls": "MobileNetV3 cls (mobile v2.0)",
           "resnet": "ResNet-style CNN", "mobilenet": "MobileNet-style depthwise CNN",
-          "transformer": "transformer encoder block"}
+          "transformer": "transformer encoder block", "lstm": "two-layer LSTM language model"}
 
 
 # ---- measurements -----------------------------------------------------------------
