@@ -26,6 +26,7 @@ const oq_op_kind_info oq_op_kinds[OQ_OP_COUNT] = {
     [OQ_OP_DIV] = {"", "Div"},
     [OQ_OP_DROPOUT] = {"", "Dropout"},
     [OQ_OP_DYNAMIC_QUANTIZE_LINEAR] = {"", "DynamicQuantizeLinear"},
+    [OQ_OP_EINSUM] = {"", "Einsum"},
     [OQ_OP_EQUAL] = {"", "Equal"},
     [OQ_OP_ERF] = {"", "Erf"},
     [OQ_OP_EXP] = {"", "Exp"},

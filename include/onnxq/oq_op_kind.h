@@ -28,6 +28,7 @@ typedef enum oq_op_kind {
     OQ_OP_DIV,
     OQ_OP_DROPOUT,
     OQ_OP_DYNAMIC_QUANTIZE_LINEAR,
+    OQ_OP_EINSUM,
     OQ_OP_EQUAL,
     OQ_OP_ERF,
     OQ_OP_EXP,

@@ -130,7 +130,7 @@ oq_qparams oq_constant_qparams(const oq_tensor *c, const oq_quant_options *o)
 }
 
 const char *const oq_quant_op_types[OQ_QUANT_OP_TYPE_COUNT] = {
-    "Conv", "ConvTranspose", "MatMul", "Gemm", "Gather", "LSTM", "GRU", "RNN",
+    "Conv", "ConvTranspose", "MatMul", "Gemm", "Gather", "LSTM", "GRU", "RNN", "Einsum",
 };
 
 bool oq_quant_selects(const oq_quant_options *o, oq_op_kind kind)
@@ -145,6 +145,42 @@ bool oq_quant_selects(const oq_quant_options *o, oq_op_kind kind)
 bool oq_quant_selects_type(const oq_quant_options *o, int k)
 {
     return oq_quant_selects(o, oq_op_kind_of("", oq_quant_op_types[k]));
+}
+
+const char *oq_einsum_weight(const oq_node *n, int *input, int *axis)
+{
+    if (n->n_inputs != 2 || !n->inputs[0] || !n->inputs[1])
+        return "Einsum of other than two operands";
+    int k = oq_is_float_constant(n->inputs[1]) ? 1 : oq_is_float_constant(n->inputs[0]) ? 0 : -1;
+    if (k < 0)
+        return "no operand is a float constant";
+    if (n->inputs[1 - k]->constant)
+        return "both operands are constants";
+    /* "a,b->c" without spaces: the operands' labels and the output's */
+    char eq[128], *term[3] = {NULL, NULL, NULL};
+    size_t len = 0;
+    for (const char *e = oq_node_attr_string(n, "equation", ""); *e && len + 1 < sizeof eq; e++)
+        if (*e != ' ')
+            eq[len++] = *e;
+    eq[len] = '\0';
+    char *arrow = strstr(eq, "->"), *comma = strchr(eq, ',');
+    if (!arrow || !comma || comma > arrow || strchr(comma + 1, ','))
+        return "Einsum equation without two operands and an explicit output";
+    *comma = *arrow = '\0';
+    term[0] = eq, term[1] = comma + 1, term[2] = arrow + 2;
+    const oq_tensor *w = n->inputs[k]->constant;
+    if (strstr(term[k], "...") || (int)strlen(term[k]) != w->rank)
+        return "Einsum weight labels that are not one per axis";
+    int best = -1;
+    for (int i = 0; i < w->rank; i++)
+        if (strchr(term[2], term[k][i]) && !strchr(term[1 - k], term[k][i]) &&
+            (best < 0 || w->dims[i] > w->dims[best]))
+            best = i;
+    if (best < 0)
+        return "Einsum weight without an output axis of its own";
+    *input = k;
+    *axis = best;
+    return NULL;
 }
 
 bool oq_is_recurrent(oq_op_kind kind)

@@ -40,7 +40,7 @@ oq_qparams oq_constant_qparams(const oq_tensor *c, const oq_quant_options *o);
 /* The op types --op-types accepts, in the order messages and reports list
  * them; without --op-types all are selected (Gather for embedding lookups
  * only). */
-enum { OQ_QUANT_OP_TYPE_COUNT = 8 };
+enum { OQ_QUANT_OP_TYPE_COUNT = 9 };
 extern const char *const oq_quant_op_types[OQ_QUANT_OP_TYPE_COUNT];
 /* Whether the options' --op-types (default: every oq_quant_op_types) select
  * ops of this kind. */
@@ -48,6 +48,11 @@ bool oq_quant_selects(const oq_quant_options *o, oq_op_kind kind);
 /* Whether they select oq_quant_op_types[k]: what reports and analysis files
  * record, in that order, however --op-types spelled it. */
 bool oq_quant_selects_type(const oq_quant_options *o, int k);
+/* For an Einsum n of an activation and a float constant (the weight): which
+ * input the weight is (*input) and its output-channel axis (*axis: a label of
+ * the weight's that the output has and the activation has not, the longest
+ * such); NULL, or why it cannot be quantized so. */
+const char *oq_einsum_weight(const oq_node *n, int *input, int *axis);
 /* Whether ops of this kind are LSTM, GRU or RNN (weights W and R, input 1 and 2). */
 bool oq_is_recurrent(oq_op_kind kind);
 /* Whether the options' --exclude names node n. */

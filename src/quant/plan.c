@@ -25,8 +25,8 @@ typedef enum op_role {
     ROLE_WEIGHT_ONLY, /* candidate with no 8-bit form in ONNX (ConvTranspose): in the QOperator format and in
                          dynamic mode only its weight is quantized, read through a DequantizeLinear; in the QDQ
                          format it is quantized like a Conv */
-    ROLE_RECURRENT,   /* LSTM, GRU, RNN: no 8-bit form in any format; only the weights W and R are quantized,
-                         read through DequantizeLinears, in every mode and format */
+    ROLE_FLOAT_OP,    /* LSTM, GRU, RNN, Einsum: no 8-bit form in any format; only their constant weights are
+                         quantized, read through DequantizeLinears, in every mode and format */
     ROLE_PASSTHROUGH, /* moves 8-bit data unchanged (from opset min_opset): no range */
     ROLE_CONTRIB,     /* --contrib: a com.microsoft QLinear op (qop) when its `arity` inputs are 8-bit or
                          constants: the output needs a range */
@@ -41,9 +41,10 @@ static const struct op_quant {
 } op_quant[OQ_OP_COUNT] = {
     [OQ_OP_CONV] = {ROLE_WEIGHTED, 0, OQ_OP_OTHER, 0},
     [OQ_OP_CONV_TRANSPOSE] = {ROLE_WEIGHT_ONLY, 0, OQ_OP_OTHER, 0},
-    [OQ_OP_LSTM] = {ROLE_RECURRENT, 0, OQ_OP_OTHER, 0},
-    [OQ_OP_GRU] = {ROLE_RECURRENT, 0, OQ_OP_OTHER, 0},
-    [OQ_OP_RNN] = {ROLE_RECURRENT, 0, OQ_OP_OTHER, 0},
+    [OQ_OP_LSTM] = {ROLE_FLOAT_OP, 0, OQ_OP_OTHER, 0},
+    [OQ_OP_GRU] = {ROLE_FLOAT_OP, 0, OQ_OP_OTHER, 0},
+    [OQ_OP_RNN] = {ROLE_FLOAT_OP, 0, OQ_OP_OTHER, 0},
+    [OQ_OP_EINSUM] = {ROLE_FLOAT_OP, 0, OQ_OP_OTHER, 0},
     [OQ_OP_MATMUL] = {ROLE_WEIGHTED, 0, OQ_OP_OTHER, 0},
     [OQ_OP_GEMM] = {ROLE_WEIGHTED, 0, OQ_OP_OTHER, 0},
     [OQ_OP_MAX_POOL] = {ROLE_PASSTHROUGH, 12, OQ_OP_OTHER, 0},
@@ -299,11 +300,11 @@ static bool two_activations(const oq_node *n)
     return n->kind == OQ_OP_MATMUL && b && !b->constant && oq_node_input(n, 0) && !n->inputs[0]->constant;
 }
 
-/* Whether candidate n has only its weights quantized (ROLE_RECURRENT; ROLE_WEIGHT_ONLY outside the QDQ format). */
+/* Whether candidate n has only its weights quantized (ROLE_FLOAT_OP; ROLE_WEIGHT_ONLY outside the QDQ format). */
 static bool weight_only(const planner *pl, const oq_node *n)
 {
     op_role role = op_quant[n->kind].role;
-    return role == ROLE_RECURRENT ||
+    return role == ROLE_FLOAT_OP ||
            (role == ROLE_WEIGHT_ONLY && (pl->o->mode == OQ_MODE_DYNAMIC || pl->o->format != OQ_FORMAT_QDQ));
 }
 
@@ -348,7 +349,11 @@ static const char *blocker(planner *pl, int i)
         return "excluded by --exclude";
     if (pl->policy[i] == OQ_POLICY_FLOAT)
         return pl->policy_reason[i];
-    bool recurrent = op_quant[n->kind].role == ROLE_RECURRENT; /* may leave out any one output */
+    if (n->kind == OQ_OP_EINSUM) {
+        int input, axis;
+        return oq_einsum_weight(n, &input, &axis);
+    }
+    bool recurrent = oq_is_recurrent(n->kind); /* may leave out any one output */
     if (!x || !w || !(recurrent ? n->n_outputs > 0 : n->outputs[0] != NULL))
         return "missing input or output";
     if (!pair && !oq_is_float_constant(w))
@@ -870,6 +875,14 @@ static oq_status plan_other(planner *pl, int i)
     return st;
 }
 
+/* Whether Einsum n reads a float constant (a kernel) beside an activation: the
+ * Einsums that are candidates (an attention Einsum of two activations is not). */
+static bool einsum_kernel(const oq_node *n)
+{
+    const oq_value *a = oq_node_input(n, 0), *b = oq_node_input(n, 1);
+    return n->n_inputs == 2 && a && b && (oq_is_float_constant(a) != oq_is_float_constant(b));
+}
+
 static oq_status walk(planner *pl)
 {
     oq_plan *p = pl->p;
@@ -882,8 +895,8 @@ static oq_status walk(planner *pl)
         oq_status st = OQ_OK;
         bool embedding = embedding_lookup(n);
         op_role role = op_quant[n->kind].role;
-        if ((role != ROLE_WEIGHTED && role != ROLE_WEIGHT_ONLY && role != ROLE_RECURRENT && !embedding) ||
-            !pl->selected[n->kind]) {
+        if ((role != ROLE_WEIGHTED && role != ROLE_WEIGHT_ONLY && role != ROLE_FLOAT_OP && !embedding) ||
+            (n->kind == OQ_OP_EINSUM && !einsum_kernel(n)) || !pl->selected[n->kind]) {
             if (qoperator && pl->policy[i] != OQ_POLICY_FLOAT)
                 st = plan_other(pl, i);
         } else {

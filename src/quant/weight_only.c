@@ -4,20 +4,26 @@
  *
  *   DequantizeLinear(w_int8, scales, zero points; axis 1) -> ConvTranspose(x, ., bias)
  *   DequantizeLinear(W_int8 ...; axis 1), DequantizeLinear(R_int8 ...; axis 1) -> LSTM(x, ., ., B, ...)
+ *   Einsum(x, DequantizeLinear(w_int8 ...; the weight's output axis))
  *
  * The file shrinks as with any quantized weight; the runtime dequantizes the
  * weights (or folds the DequantizeLinear of a constant once). ConvTranspose's
  * weight is [C_in, C_out, k...] for one group, so its output channels are
  * axis 1 (outside the QDQ format only); LSTM, GRU and RNN's W [directions,
  * gates x hidden, input] and R [directions, gates x hidden, hidden] have one
- * row per gate unit on axis 1 (in every format). See rewrite.h. */
+ * row per gate unit on axis 1 (in every format); an Einsum's constant operand
+ * is quantized along the output axis oq_einsum_weight finds (in every format). See rewrite.h. */
 #include "quant/match.h"
 #include "quant/rewrite.h"
 
 oq_status oq_rw_weight_only(rewriter *r, oq_node *n, oq_quant_node *rep)
 {
-    const int axis = 1;
-    for (int k = 1; k <= (oq_is_recurrent(n->kind) ? 2 : 1); k++) {
+    int axis = 1, first = 1, last = oq_is_recurrent(n->kind) ? 2 : 1;
+    if (n->kind == OQ_OP_EINSUM) { /* the planner checked it */
+        oq_einsum_weight(n, &first, &axis);
+        last = first;
+    }
+    for (int k = first; k <= last; k++) {
         oq_value *w = n->inputs[k], *zp, *wdq;
         qweight *qw;
         oq_status st = oq_rw_weight(r, w, axis, NULL, &qw);

@@ -32,6 +32,9 @@ mode (DynamicQuantizeLinear + MatMulInteger/ConvInteger, no calibration):
 - a ConvTranspose (ONNX has no 8-bit form of it) reads its weight as int8 per
   output channel (axis 1) through a DequantizeLinear in every format, and in
   the QDQ format its input through a Q/DQ pair (fpn_head, upsampler);
+- an Einsum of an activation and a constant kernel (EinsumDense) reads the
+  kernel as int8 along an output axis of its own through a DequantizeLinear,
+  in every format; one whose kernel has no such axis stays float (einsum);
 - LSTM, GRU and RNN (no 8-bit form in ONNX either) read W and R as int8 per
   gate row (axis 1) through DequantizeLinears in every format (recurrent,
   simple_rnn: an opset-11 model, which the per-axis DequantizeLinear moves to 13);
@@ -244,6 +247,27 @@ def simple_rnn_model():
     m = onnx.helper.make_model(g, opset_imports=[onnx.helper.make_opsetid("", 11)])
     m.ir_version = 6
     return m, [[rng.standard_normal((5, 1, 40)).astype(np.float32)] for _ in range(4)]
+
+
+def einsum_model():
+    """Keras EinsumDense-style layers that tf2onnx writes as Einsum with a constant kernel:
+    x [N, 5, 16] -> Einsum(abc,cd->abd) -> Relu -> Einsum(def,abd->abef) (kernel first, labels
+    spaced) -> Einsum(abef,ef->ab), whose kernel has no output axis of its own (it stays float).
+    The first two kernels are int8 per output axis behind DequantizeLinears."""
+    rng = np.random.default_rng(14)
+    nodes = [onnx.helper.make_node("Einsum", ["x", "k1"], ["a"], equation="abc,cd->abd"),
+             onnx.helper.make_node("Relu", ["a"], ["ar"]),
+             onnx.helper.make_node("Einsum", ["k2", "ar"], ["b"], equation="def, abd -> abef"),
+             onnx.helper.make_node("Einsum", ["b", "k3"], ["y"], equation="abef,ef->ab")]
+    weights = [("k1", rng.standard_normal((16, 32)) * 0.3 * rng.uniform(0.1, 2.0, 32)),
+               ("k2", rng.standard_normal((32, 4, 8)) * 0.2), ("k3", rng.standard_normal((4, 8)) * 0.3)]
+    g = onnx.helper.make_graph(nodes, "einsum",
+                               [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 5, 16])],
+                               [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 5])],
+                               [numpy_helper.from_array(np.asarray(a, np.float32), n) for n, a in weights])
+    m = onnx.helper.make_model(g, opset_imports=[onnx.helper.make_opsetid("", 13)])
+    m.ir_version = 7
+    return m, [[rng.standard_normal((1, 5, 16)).astype(np.float32)] for _ in range(4)]
 
 
 def hard_swish_model():
@@ -467,6 +491,7 @@ def cases_for(tmp):
     out = []
     for name, (m, cases) in [("conv_affine", conv_affine_model()), ("upsampler", upsampler_model()),
                              ("recurrent", recurrent_model()), ("simple_rnn", simple_rnn_model()),
+                             ("einsum", einsum_model()),
                              ("hard_swish", hard_swish_model()),
                              ("contrib_ops", contrib_ops_model()), ("fire", fire_model())]:
         path = os.path.join(tmp, name + ".onnx")
@@ -783,6 +808,14 @@ def main():
                                "%d of %d ConvTranspose weights int8 behind a per-channel DequantizeLinear%s"
                                % (transposed_convs_quantized(qm, qdq=fmt == "qdq"), len(convt),
                                   ", their inputs dequantized 8-bit tensors" if fmt == "qdq" else ""))
+                if name == "einsum":
+                    made = {o: n for n in qm.graph.node for o in n.output}
+                    int8 = {t.name for t in qm.graph.initializer if t.data_type == onnx.TensorProto.INT8}
+                    dq = [any(i in made and made[i].op_type == "DequantizeLinear" and made[i].input[0] in int8
+                              for i in n.input) for n in qm.graph.node if n.op_type == "Einsum"]
+                    tally.case(tag + " Einsum kernels", dq == [True, True, False],
+                               "which Einsums read an int8 kernel behind a DequantizeLinear: %s (want the first two)"
+                               % dq)
                 recurrent = [n for n in fm.graph.node if n.op_type in RECURRENT]
                 if recurrent:
                     tally.case(tag + " recurrent weights", recurrent_weights_quantized(qm) == len(recurrent),
@@ -833,10 +866,10 @@ def main():
                     pairs = [t["sqnr_db"] for t in cmp["tensors"] + cmp["outputs"]  # (a pair may write an output)
                              if t.get("op", "DequantizeLinear") in ("QuantizeLinear", "DequantizeLinear")
                              and t["sqnr_db"] is not None]
-                    # (a recurrent op writes float; above 80 dB both sides are float rounding, which
+                    # (recurrent ops and Einsum write float; above 80 dB both sides are float rounding, which
                     # the executor's fusions move: mobile_block's squeeze-excite Conv reads 143 and 105)
                     odd = {e["name"]: e["output_sqnr_db"] for e in rep["nodes"]
-                           if isinstance(e.get("output_sqnr_db"), float) and e["op"] not in RECURRENT
+                           if isinstance(e.get("output_sqnr_db"), float) and e["op"] not in RECURRENT + ("Einsum",)
                            and not any(abs(e["output_sqnr_db"] - v) < 0.01 or min(e["output_sqnr_db"], v) > 80
                                        for v in pairs)}
                     tally.case(tag + " node SQNR", os.path.exists(cmp_path) and not odd,

@@ -48,7 +48,7 @@ static void options(void)
     CHECK(set("op-types", "Conv,,Gemm") && j->quant.n_op_types == 2 && !strcmp(j->quant.op_types[1], "Gemm"));
     CHECK(set("op-types", "MatMul") && j->quant.n_op_types == 1 && !strcmp(j->quant.op_types[0], "MatMul"));
     /* the default --help names: each one accepted */
-    CHECK(set("op-types", "Conv,ConvTranspose,MatMul,Gemm,Gather,LSTM,GRU,RNN") && j->quant.n_op_types == 8 &&
+    CHECK(set("op-types", "Conv,ConvTranspose,MatMul,Gemm,Gather,LSTM,GRU,RNN,Einsum") && j->quant.n_op_types == 9 &&
           !strcmp(j->quant.op_types[1], "ConvTranspose"));
     CHECK(set("exclude", "a,b") && set("exclude", "c") && j->quant.n_exclude == 3 && !strcmp(j->quant.exclude[2], "c"));
     CHECK(set("method", "entropy") && j->range.range.method == OQ_CALIB_ENTROPY && j->range.method_given);
