@@ -102,6 +102,22 @@ def sens_of(path):
     return json.load(open(path))["sensitivity"]
 
 
+def write_model(tmp, stem, nodes, x_shape, outputs, inits, samples):
+    """Saves an opset-13 model of nodes and inits ({name: array}) with one input x
+    [x_shape] and outputs [(name, shape)] as tmp/STEM.onnx, and `samples` normal samples
+    of x as tmp/STEM_x.npy; returns the two paths."""
+    g = helper.make_graph(nodes, stem, [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+                          [helper.make_tensor_value_info(o, TensorProto.FLOAT, shape) for o, shape in outputs],
+                          [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    model, npy = os.path.join(tmp, stem + ".onnx"), os.path.join(tmp, stem + "_x.npy")
+    onnx.save(m, model)
+    shape = [1 if isinstance(d, str) else d for d in x_shape]
+    np.save(npy, RNG.standard_normal([samples] + shape).astype(np.float32))
+    return model, npy
+
+
 def test_numbers(binary, tmp, model, data, sens):
     """Each node against the full evaluation of the plan that quantizes it alone."""
     nodes = {e["name"]: e for e in sens["nodes"]}
@@ -279,14 +295,8 @@ def test_transposed(binary, tmp):
              n("ConvTranspose", ["r", "wt", "bt"], ["y"], name="up", kernel_shape=[3, 3], strides=[2, 2],
                pads=[1, 1, 1, 1], output_padding=[1, 1])]
     inits = {"w0": w(6, 3, 3, 3), "wt": w(6, 4, 3, 3), "bt": w(4, scale=0.1)}
-    g = helper.make_graph(nodes, "up", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 16, 16])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4, 16, 16])],
-                          [numpy_helper.from_array(v, k) for k, v in inits.items()])
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
-    m.ir_version = 8
-    model, npy, out = (os.path.join(tmp, f) for f in ("up.onnx", "up_x.npy", "up_sens.json"))
-    onnx.save(m, model)
-    np.save(npy, RNG.standard_normal((4, 1, 3, 16, 16)).astype(np.float32))
+    model, npy = write_model(tmp, "up", nodes, ["N", 3, 16, 16], [("y", ["N", 4, 16, 16])], inits, 4)
+    out = os.path.join(tmp, "up_sens.json")
     r = run(binary, "analyze", model, "--data", f"x={npy}", "-o", out, "-q")
     nodes = {e["name"]: e for e in sens_of(out)["nodes"]} if r.returncode == 0 else {}
     want = {"c0": 6 * 8 * 8 * 27, "up": 6 * 8 * 8 * 4 * 9}
@@ -304,14 +314,8 @@ def test_recurrent(binary, tmp):
              n("Reshape", ["h", "shape"], ["hf"], name="flat"),
              n("MatMul", ["hf", "m"], ["y"], name="head")]
     inits = {"lw": w(2, 32, 5), "lr": w(2, 32, 8), "m": w(16, 3), "shape": np.array([1, 16], np.int64)}
-    g = helper.make_graph(nodes, "rnn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [7, 1, 5])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
-                          [numpy_helper.from_array(v, k) for k, v in inits.items()])
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
-    m.ir_version = 8
-    model, npy, out = (os.path.join(tmp, f) for f in ("rnn.onnx", "rnn_x.npy", "rnn_sens.json"))
-    onnx.save(m, model)
-    np.save(npy, RNG.standard_normal((4, 7, 1, 5)).astype(np.float32))
+    model, npy = write_model(tmp, "rnn", nodes, [7, 1, 5], [("y", [1, 3])], inits, 4)
+    out = os.path.join(tmp, "rnn_sens.json")
     r = run(binary, "analyze", model, "--data", f"x={npy}", "-o", out, "-q")
     nodes = {e["name"]: e for e in sens_of(out)["nodes"]} if r.returncode == 0 else {}
     want = {"lstm": 7 * 2 * 32 * (5 + 8), "head": 16 * 3}
@@ -342,15 +346,7 @@ def test_zero_output(binary, tmp):
              n("Sub", ["c1", "c2"], ["d"], name="sub"), n("Flatten", ["d"], ["y"], name="fy"),
              n("Conv", ["x", "wc"], ["c3"], name="conv_c", pads=[1] * 4), n("Flatten", ["c3"], ["z"], name="fz")]
     inits = {"wa": wa, "wb": wa.copy(), "wc": w(4, 3, 3, 3)}
-    g = helper.make_graph(nodes, "zero", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 256]),
-                           helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 256])],
-                          [numpy_helper.from_array(v, k) for k, v in inits.items()])
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
-    m.ir_version = 8
-    model, npy = os.path.join(tmp, "zero.onnx"), os.path.join(tmp, "zero_x.npy")
-    onnx.save(m, model)
-    np.save(npy, RNG.standard_normal((8, 1, 3, 8, 8)).astype(np.float32))
+    model, npy = write_model(tmp, "zero", nodes, [1, 3, 8, 8], [("y", [1, 256]), ("z", [1, 256])], inits, 8)
     rep = os.path.join(tmp, "zero_q.json")
     r = run(binary, "quantize", model, "--data", f"x={npy}", "--min-sqnr", "20", "-o",
             os.path.join(tmp, "zero_q.onnx"), "--report", rep, "-q")
@@ -376,14 +372,8 @@ def test_constant_input(binary, tmp):
     n = helper.make_node
     nodes = [n("Conv", ["c", "wc"], ["y0"], name="const_conv", pads=[1] * 4), n("Add", ["x", "y0"], ["y"], name="add")]
     inits = {"c": w(1, 3, 8, 8, scale=1.0), "wc": w(4, 3, 3, 3)}
-    g = helper.make_graph(nodes, "const", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])],
-                          [numpy_helper.from_array(v, k) for k, v in inits.items()])
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
-    m.ir_version = 8
-    model, npy, rep = (os.path.join(tmp, f) for f in ("const.onnx", "const_x.npy", "const_q.json"))
-    onnx.save(m, model)
-    np.save(npy, RNG.standard_normal((4, 1, 4, 8, 8)).astype(np.float32))
+    model, npy = write_model(tmp, "const", nodes, [1, 4, 8, 8], [("y", [1, 4, 8, 8])], inits, 4)
+    rep = os.path.join(tmp, "const_q.json")
     r = run(binary, "quantize", model, "--data", f"x={npy}", "-o", os.path.join(tmp, "const_q.onnx"), "--report", rep)
     nodes = json.load(open(rep))["nodes"] if r.returncode == 0 else []
     check(r.returncode == 0 and [e.get("reason") for e in nodes] ==
