@@ -42,10 +42,10 @@ const char cli_inspect_help[] =
     "  parameter_count    elements in all constant tensors\n"
     "  parameter_bytes    storage bytes of all constant tensors\n"
     "  quantizable        object with keys MatMul, Gemm, Conv, ConvTranspose, LSTM, GRU,\n"
-    "                     RNN, each {total, constant_weight}: nodes of that op, and\n"
-    "                     those whose weight input (B, or W) is a constant and so can\n"
-    "                     be quantized ahead of time (the text form lists the ops the\n"
-    "                     model has)\n";
+    "                     RNN, Einsum, each {total, constant_weight}: nodes of that op,\n"
+    "                     and those whose weight input (B, or W; either operand of an\n"
+    "                     Einsum) is a constant and so can be quantized ahead of time\n"
+    "                     (the text form lists the ops the model has)\n";
 
 /* ---- building the summary ----------------------------------------------------------- */
 
@@ -129,11 +129,13 @@ fail:
     return st;
 }
 
-/* Ops whose weight input can be quantized when it is a constant, and its index. */
+/* Ops whose weight input can be quantized when it is a constant, and its
+ * index (-1: either of two, as an Einsum's kernel). */
 static const struct {
     const char *op_type;
     int weight_input;
-} quant_ops[] = {{"MatMul", 1}, {"Gemm", 1}, {"Conv", 1}, {"ConvTranspose", 1}, {"LSTM", 1}, {"GRU", 1}, {"RNN", 1}};
+} quant_ops[] = {{"MatMul", 1}, {"Gemm", 1}, {"Conv", 1},  {"ConvTranspose", 1},
+                 {"LSTM", 1},   {"GRU", 1},  {"RNN", 1},   {"Einsum", -1}};
 #define N_QUANT_OPS ((int)(sizeof quant_ops / sizeof quant_ops[0]))
 
 static void add_quantizable(cJSON *o, const oq_graph *g)
@@ -146,8 +148,9 @@ static void add_quantizable(cJSON *o, const oq_graph *g)
             if (n->domain[0] || strcmp(n->op_type, quant_ops[k].op_type))
                 continue;
             total++;
-            const oq_value *w = oq_node_input(n, quant_ops[k].weight_input);
-            if (w && w->constant)
+            int wi = quant_ops[k].weight_input;
+            const oq_value *w = oq_node_input(n, wi < 0 ? 0 : wi), *w2 = wi < 0 ? oq_node_input(n, 1) : NULL;
+            if ((w && w->constant) || (w2 && w2->constant))
                 constant++;
         }
         cJSON *e = cJSON_AddObjectToObject(q, quant_ops[k].op_type);
@@ -363,7 +366,7 @@ static oq_status print_text(const cJSON *o, oq_err *err)
             printf("%s%s %.0f/%.0f", i++ ? ", " : "", q->string,
                    cJSON_GetObjectItem(q, "constant_weight")->valuedouble, cJSON_GetObjectItem(q, "total")->valuedouble);
     }
-    printf(i ? "  (constant weight / total)\n" : "none of MatMul, Gemm, Conv, ConvTranspose, LSTM, GRU, RNN\n");
+    printf(i ? "  (constant weight / total)\n" : "none of MatMul, Gemm, Conv, ConvTranspose, LSTM, GRU, RNN, Einsum\n");
     return OQ_OK;
 #undef NUM
 #undef STR

@@ -2,7 +2,7 @@
 """`onnxq inspect --json` agrees with python onnx on every model of ONNX's
 operator test suite: inputs, outputs, opsets, op histogram, node count,
 initializers, parameter counts (initializers and Constant nodes) and the
-MatMul/Gemm/Conv/ConvTranspose/LSTM/GRU/RNN quantizable counts. The text form must succeed on a sample.
+MatMul/Gemm/Conv/ConvTranspose/LSTM/GRU/RNN/Einsum quantizable counts. The text form must succeed on a sample.
 
 usage: test_inspect.py ONNXQ_BINARY [NODE_TEST_DIR]
 """
@@ -95,10 +95,12 @@ def expect_summary(path):
             tensors += 1
             consts.add(n.output[0])
     quant = {}
-    for op in ("MatMul", "Gemm", "Conv", "ConvTranspose", "LSTM", "GRU", "RNN"):
+    for op in ("MatMul", "Gemm", "Conv", "ConvTranspose", "LSTM", "GRU", "RNN", "Einsum"):
         nodes = [n for n in g.node if n.op_type == op and n.domain in ("", "ai.onnx")]
+        weights = (0, 1) if op == "Einsum" else (1,)  # either operand of an Einsum may be its kernel
         quant[op] = {"total": len(nodes),
-                     "constant_weight": sum(1 for n in nodes if len(n.input) > 1 and n.input[1] in consts)}
+                     "constant_weight": sum(1 for n in nodes if any(len(n.input) > k and n.input[k] in consts
+                                                                    for k in weights))}
     opsets = {}
     for o in m.opset_import:
         opsets.setdefault(o.domain if o.domain else "ai.onnx", o.version)
