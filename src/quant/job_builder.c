@@ -467,7 +467,7 @@ static oq_status set_option(oq_job_builder *b, option o, const char *name, const
         j->layout_given = true;
         return OQ_OK;
     case OPT_SCALE:
-        if (!parse_fraction(v, &d) || !(d > 0))
+        if (!parse_fraction(v, &d) || !((float)d > 0) || !isfinite((float)d)) /* (positive as a float too) */
             return bad_value(name, v, "a positive number or fraction A/B", err);
         p->scale = (float)d;
         return OQ_OK;

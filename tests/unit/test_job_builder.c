@@ -69,7 +69,7 @@ static void options(void)
           refused("threads", "-1") && refused("activation-type", "int4") && refused("method", "best") &&
           refused("resize", "0") && refused("crop", "3x") && refused("layout", "chw") && refused("scale", "0") &&
           refused("scale", "1/0") && refused("scale", "1/") && refused("scale", "/255") && refused("scale", "1/2/3") &&
-          refused("scale", "-1/255") &&
+          refused("scale", "-1/255") && refused("scale", "1e-50") && refused("scale", "1e39") &&
           refused("mean", "1,2") && refused("std", "1,0,1") && refused("contrib", "maybe") && refused("data", NULL));
     CHECK(!set("op-types", "Relu") && strstr(err.msg, "'Relu'") && strstr(err.msg, "Conv, ConvTranspose, MatMul"));
     CHECK(!set("op-types", "") && strstr(err.msg, "one or more") && !set("op-types", ",") && strstr(err.msg, "','"));
