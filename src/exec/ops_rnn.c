@@ -259,12 +259,11 @@ static int64_t time_at(const rnn_setup *s, bool backward, int64_t t, int64_t bi)
     return backward ? len - 1 - t : t;
 }
 
-/* Workspace floats for one direction (see run_direction). */
 /* R transposed for the step products, per direction: the columns that take
  * h R^T directly (all gates but GRU's h gate: H rows of `rec`), then, for
  * GRU, its h gate's block (H rows of H), which multiplies r * h (or h, before
- * the reset). Read in place by the skinny kernel and by the blocked GEMM,
- * neither packs it per step. */
+ * the reset). Read in place by gemv_rows and by the blocked GEMM; neither
+ * packs it per step. */
 static int64_t rt_floats(const rnn_setup *s)
 {
     return s->gates * s->hid * s->hid;
@@ -323,12 +322,12 @@ static void step_product(const oq_sgemm_args *g, float *ws)
         gemv_rows(g->a + i * g->lda, g->b, g->k, g->n, g->ldb, g->beta, g->c + i * g->ldc);
 }
 
+/* Workspace floats for one direction (see run_direction). */
 static size_t dir_ws_floats(const rnn_setup *s)
 {
     int64_t g = s->gates * s->hid, rows = s->seq * s->batch;
     size_t gw = oq_sgemm_ws_floats(rows, g, s->in), sw = oq_sgemm_ws_floats(s->batch, g, s->hid);
-    return (size_t)(rows * g + 2 * s->batch * g + 3 * s->batch * s->hid) +
-           (gw > sw ? gw : sw);
+    return (size_t)(rows * g + 2 * s->batch * g + 3 * s->batch * s->hid) + (gw > sw ? gw : sw);
 }
 
 /* Runs direction d on rt, its R transposed (transpose_r). ws: dir_ws_floats(s) floats. */
