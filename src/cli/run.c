@@ -435,6 +435,10 @@ static int parse_args(run_args *a, int argc, char **argv)
         case OPT_DATA:
             if (a->data)
                 return cli_usage("run: --data given twice");
+            if (strchr(v, '=') && access(v, F_OK) != 0) /* quantize's NAME=FILE.npy form */
+                return cli_usage("run: --data takes an ONNX test-data folder, not '%s'; feed one sample from a .npy "
+                                 "with --input NAME=FILE.npy",
+                                 v);
             a->data = v;
             break;
         case OPT_INPUT:

@@ -343,6 +343,8 @@ def test_data(run, tmp, model, data, table):
     run.fails(["calibrate", model, "--data", "image=" + huge, "-o", os.path.join(o, "t.json"), "-q"], "huge_hdr",
               inputs=(*ins, huge))
     run.fails(["run", model, "--input", "image=" + huge], "huge_hdr", inputs=(*ins, huge))
+    # quantize's --data NAME=FILE.npy given to run, which feeds .npy files with --input
+    run.fails(["run", model, "--data", "image=" + huge], "--input NAME=FILE.npy", code=2, inputs=(*ins, huge))
     # images: truncated, random bytes named .png, and a tiny header declaring a giant image
     from PIL import Image
     imgs = os.path.join(tmp, "imgs")
