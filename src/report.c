@@ -401,6 +401,8 @@ static cJSON *eval_json(const oq_eval *ev)
         }
         if (m->shape_differs)
             cJSON_AddNumberToObject(o, "shape_differs", (double)m->shape_differs);
+        if (m->nonfinite)
+            cJSON_AddNumberToObject(o, "nonfinite_values", (double)m->nonfinite);
         cJSON_AddItemToArray(outs, o);
     }
     cJSON *w = cJSON_AddObjectToObject(j, "work_per_sample");

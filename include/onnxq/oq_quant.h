@@ -160,6 +160,8 @@ typedef struct oq_output_metrics {
     int64_t compared;      /* samples of a float output compared element by element */
     int64_t equality, identical; /* samples compared for equality (not float, or empty); of those, equal */
     int64_t shape_differs; /* samples whose two outputs differ in type or shape */
+    int64_t nonfinite;     /* elements the float model gave as NaN or infinite: left out of every number above
+                              (a classifier row holding one is left out of the top-1 counts) */
 } oq_output_metrics;
 
 /* Running sums comparing one graph output of a quantized run with the float
@@ -171,7 +173,7 @@ typedef struct oq_output_sums {
     double max_abs_error;
     bool classifier;          /* as in oq_output_metrics */
     int64_t top1_agree, top1_total;
-    int64_t compared, equality, identical, shape_differs; /* as in oq_output_metrics */
+    int64_t compared, equality, identical, shape_differs, nonfinite; /* as in oq_output_metrics */
 } oq_output_sums;
 
 /* Adds one sample: ref is the float run's output and q the quantized run's,
@@ -184,7 +186,8 @@ int64_t oq_predicted_class(const oq_tensor *t);
 void oq_output_sums_merge(oq_output_sums *dst, const oq_output_sums *src);
 /* What a reader must know beyond m's numbers, in a few words written to buf
  * ("compared for equality on 4 of 4 samples (not float or empty): 3
- * identical", "shapes differ in 1 of 4 samples"),
+ * identical", "shapes differ in 1 of 4 samples", "the float model gave 3
+ * NaN or infinite values, left out"),
  * or NULL when every sample was compared element by element. */
 const char *oq_output_metrics_note(const oq_output_metrics *m, char *buf, size_t cap);
 /* Fills m's numbers from s (m's name is left alone). */

@@ -211,8 +211,17 @@ void oq_output_sums_add(oq_output_sums *s, const oq_tensor *ref, const oq_tensor
     }
     s->compared++;
     const float *x = ref->data, *y = q->data;
+    int64_t bad = 0;
+    for (int64_t i = 0; i < n; i++)
+        bad += !isfinite(x[i]);
+    s->nonfinite += bad;
     output_lanes t = {0};
     int64_t i = 0;
+    if (bad) /* what the float model cannot say counts for nothing */
+        for (int l = 0; i < n; i++, l = (l + 1) % OUTPUT_LANES) {
+            if (isfinite(x[i]))
+                lane_add(&t, l, x[i], y[i]);
+        }
     for (; i + OUTPUT_LANES <= n; i += OUTPUT_LANES)
         for (int l = 0; l < OUTPUT_LANES; l++)
             lane_add(&t, l, x[i + l], y[i + l]);
@@ -230,6 +239,11 @@ void oq_output_sums_add(oq_output_sums *s, const oq_tensor *ref, const oq_tensor
     if (s->classifier) {
         int64_t c = ref->dims[ref->rank - 1];
         for (int64_t row = 0; row < n / c; row++) {
+            bool finite = true;
+            for (int64_t j = 0; bad && j < c; j++)
+                finite = finite && isfinite(x[row * c + j]);
+            if (!finite)
+                continue;
             s->top1_agree += argmax(x + row * c, c) == argmax(y + row * c, c);
             s->top1_total++;
         }
@@ -250,6 +264,7 @@ void oq_output_sums_merge(oq_output_sums *dst, const oq_output_sums *src)
     dst->equality += src->equality;
     dst->identical += src->identical;
     dst->shape_differs += src->shape_differs;
+    dst->nonfinite += src->nonfinite;
 }
 
 void oq_output_sums_finish(const oq_output_sums *s, oq_output_metrics *m)
@@ -264,6 +279,7 @@ void oq_output_sums_finish(const oq_output_sums *s, oq_output_metrics *m)
     m->equality = s->equality;
     m->identical = s->identical;
     m->shape_differs = s->shape_differs;
+    m->nonfinite = s->nonfinite;
     if (!s->compared)
         m->cosine = m->sqnr_db = m->max_abs_error = NAN;
 }
@@ -271,15 +287,20 @@ void oq_output_sums_finish(const oq_output_sums *s, oq_output_metrics *m)
 const char *oq_output_metrics_note(const oq_output_metrics *m, char *buf, size_t cap)
 {
     const int64_t all = m->compared + m->equality + m->shape_differs;
-    if (!m->equality && !m->shape_differs)
+    if (!m->equality && !m->shape_differs && !m->nonfinite)
         return NULL;
     int k = 0;
+    buf[0] = '\0';
     if (m->equality)
         k = snprintf(buf, cap, "compared for equality on %lld of %lld samples (not float or empty): %lld identical",
                      (long long)m->equality, (long long)all, (long long)m->identical);
     if (m->shape_differs && k >= 0 && (size_t)k < cap)
         snprintf(buf + k, cap - (size_t)k, "%sshapes differ in %lld of %lld samples%s", k ? "; " : "",
                  (long long)m->shape_differs, (long long)all, m->compared ? ", not compared there" : "");
+    size_t used = strlen(buf);
+    if (m->nonfinite && used < cap)
+        snprintf(buf + used, cap - used, "%sthe float model gave %lld NaN or infinite value%s, left out", used ? "; " : "",
+                 (long long)m->nonfinite, m->nonfinite == 1 ? "" : "s");
     return buf;
 }
 
