@@ -253,11 +253,30 @@ static oq_status read_table(oq_pipeline *p, oq_err *err)
     return OQ_OK;
 }
 
+/* Fails when --exclude names a node the model does not have (a typo would
+ * otherwise quantize the node silently). */
+static oq_status check_excluded_names(const oq_pipeline *p, oq_err *err)
+{
+    const oq_graph *g = p->model->graph;
+    for (int k = 0; k < p->job.quant.n_exclude; k++) {
+        const char *name = p->job.quant.exclude[k];
+        int i = 0;
+        while (i < g->n_nodes && strcmp(g->nodes[i]->name, name) != 0)
+            i++;
+        if (i == g->n_nodes)
+            return oq_errf(err, OQ_EINVAL, "--exclude: %s has no node named '%s' (a report's \"nodes\" list the candidates' names)",
+                           p->job.model_path, name);
+    }
+    return OQ_OK;
+}
+
 oq_status oq_pipeline_load(oq_pipeline *p, oq_err *err)
 {
     double t = now_s();
     int64_t n_tensors, n_elements;
     oq_status st = oq_model_load_hashed(&p->model, p->job.model_path, p->sha256, err);
+    if (!st)
+        st = check_excluded_names(p, err);
     if (!st && p->job.table_path && p->job.quant.mode == OQ_MODE_STATIC)
         st = read_table(p, err);
     if (!st) {
