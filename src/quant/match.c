@@ -130,7 +130,7 @@ oq_qparams oq_constant_qparams(const oq_tensor *c, const oq_quant_options *o)
 }
 
 const char *const oq_quant_op_types[OQ_QUANT_OP_TYPE_COUNT] = {
-    "Conv", "ConvTranspose", "MatMul", "Gemm", "Gather", "LSTM", "GRU", "RNN", "Einsum",
+    "Conv", "ConvTranspose", "MatMul", "Gemm", "Gather", "LSTM", "GRU", "RNN", "Einsum", "Add",
 };
 
 bool oq_quant_selects(const oq_quant_options *o, oq_op_kind kind)
@@ -181,6 +181,25 @@ const char *oq_einsum_weight(const oq_node *n, int *input, int *axis)
     *input = k;
     *axis = best;
     return NULL;
+}
+
+bool oq_table_add(const oq_node *n, int *input, int *axis)
+{
+    const oq_value *a = oq_node_input(n, 0), *b = oq_node_input(n, 1);
+    if (n->kind != OQ_OP_ADD || n->n_inputs != 2 || !a || !b || n->n_outputs != 1 || !n->outputs[0])
+        return false;
+    int k = oq_is_float_constant(b) ? 1 : oq_is_float_constant(a) ? 0 : -1;
+    if (k < 0 || n->inputs[1 - k]->constant)
+        return false;
+    const oq_tensor *t = n->inputs[k]->constant;
+    int long_axes = 0;
+    for (int i = 0; i < t->rank; i++)
+        long_axes += t->dims[i] > 1;
+    if (long_axes < 2)
+        return false;
+    *input = k;
+    *axis = t->rank - 2;
+    return true;
 }
 
 bool oq_is_recurrent(oq_op_kind kind)

@@ -39,8 +39,8 @@ oq_value *oq_other_operand(const oq_node *n, oq_op_kind op, const oq_value *x);
 oq_qparams oq_constant_qparams(const oq_tensor *c, const oq_quant_options *o);
 /* The op types --op-types accepts, in the order messages and reports list
  * them; without --op-types all are selected (Gather for embedding lookups
- * only). */
-enum { OQ_QUANT_OP_TYPE_COUNT = 9 };
+ * only, Add for constant tables added to an activation only). */
+enum { OQ_QUANT_OP_TYPE_COUNT = 10 };
 extern const char *const oq_quant_op_types[OQ_QUANT_OP_TYPE_COUNT];
 /* Whether the options' --op-types (default: every oq_quant_op_types) select
  * ops of this kind. */
@@ -53,6 +53,12 @@ bool oq_quant_selects_type(const oq_quant_options *o, int k);
  * the weight's that the output has and the activation has not, the longest
  * such); NULL, or why it cannot be quantized so. */
 const char *oq_einsum_weight(const oq_node *n, int *input, int *axis);
+/* Whether n is an Add of an activation and a float constant table: a
+ * constant with two or more axes longer than 1, such as a learned position
+ * embedding [1, T, d] (not a bias or a scalar). *input is the constant's
+ * input index, *axis the axis of its rows (the second to last), which get a
+ * scale each. */
+bool oq_table_add(const oq_node *n, int *input, int *axis);
 /* Whether ops of this kind are LSTM, GRU or RNN (weights W and R, input 1 and 2). */
 bool oq_is_recurrent(oq_op_kind kind);
 /* Whether the options' --exclude names node n. */

@@ -336,6 +336,28 @@ static const char *embedding_blocker(planner *pl, int i)
     return NULL;
 }
 
+/* Why table Add i (oq_table_add) cannot be quantized (NULL when it can):
+ * tables as small as embedding_blocker's stay float, and so do tables with
+ * NaN or infinite values (a mask of -inf), which no scale represents. */
+static const char *table_blocker(planner *pl, int i)
+{
+    const oq_node *n = pl->g->nodes[i];
+    int input, axis;
+    oq_table_add(n, &input, &axis);
+    const oq_tensor *t = n->inputs[input]->constant;
+    const float *d = t->data;
+    if (oq_quant_excludes(pl->o, n))
+        return "excluded by --exclude";
+    if (pl->policy[i] == OQ_POLICY_FLOAT)
+        return pl->policy_reason[i];
+    if (t->dims[t->rank - 1] < 4 || oq_tensor_numel(t) < 256)
+        return "constant table too small to shrink";
+    for (int64_t k = 0; k < oq_tensor_numel(t); k++)
+        if (!isfinite(d[k]))
+            return "constant table has NaN or infinite values";
+    return NULL;
+}
+
 /* Why candidate n cannot be quantized (NULL when it can): its weight and
  * bias must be float constants of the expected rank (or, for a MatMul, B an
  * activation like A) and its activations must have ranges. */
@@ -572,7 +594,7 @@ static oq_status plan_candidate(planner *pl, int i)
         pn->action = OQ_ACTION_EMBEDDING;
         return OQ_OK;
     }
-    if (weight_only(pl, n)) {
+    if (n->kind == OQ_OP_ADD || weight_only(pl, n)) { /* a table Add's table alone, in every mode and format */
         pn->action = OQ_ACTION_WEIGHT_ONLY;
         return OQ_OK;
     }
@@ -893,16 +915,17 @@ static oq_status walk(planner *pl)
         if (pn->action == OQ_ACTION_FOLDED_CLAMP || pn->action == OQ_ACTION_FOLDED_BIAS)
             continue; /* planned with the node before it */
         oq_status st = OQ_OK;
-        bool embedding = embedding_lookup(n);
+        int table_input, table_axis;
+        bool embedding = embedding_lookup(n), table = oq_table_add(n, &table_input, &table_axis);
         op_role role = op_quant[n->kind].role;
-        if ((role != ROLE_WEIGHTED && role != ROLE_WEIGHT_ONLY && role != ROLE_FLOAT_OP && !embedding) ||
+        if ((role != ROLE_WEIGHTED && role != ROLE_WEIGHT_ONLY && role != ROLE_FLOAT_OP && !embedding && !table) ||
             (n->kind == OQ_OP_EINSUM && !einsum_kernel(n)) || !pl->selected[n->kind]) {
             if (qoperator && pl->policy[i] != OQ_POLICY_FLOAT)
                 st = plan_other(pl, i);
         } else {
             pn->candidate = true;
             p->n_candidates++;
-            if ((pn->reason = embedding ? embedding_blocker(pl, i) : blocker(pl, i)))
+            if ((pn->reason = embedding ? embedding_blocker(pl, i) : table ? table_blocker(pl, i) : blocker(pl, i)))
                 pn->action = OQ_ACTION_KEEP_FLOAT;
             else
                 st = plan_candidate(pl, i);

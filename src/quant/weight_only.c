@@ -12,7 +12,13 @@
  * axis 1 (outside the QDQ format only); LSTM, GRU and RNN's W [directions,
  * gates x hidden, input] and R [directions, gates x hidden, hidden] have one
  * row per gate unit on axis 1 (in every format); an Einsum's constant operand
- * is quantized along the output axis oq_einsum_weight finds (in every format). See rewrite.h. */
+ * is quantized along the output axis oq_einsum_weight finds; a table Add's
+ * table (a learned position embedding) has a scale per row, like an
+ * embedding table (both in every format):
+ *
+ *   Add(x, DequantizeLinear(table_int8 ...; the axis before the last))
+ *
+ * See rewrite.h. */
 #include "quant/match.h"
 #include "quant/rewrite.h"
 
@@ -21,6 +27,9 @@ oq_status oq_rw_weight_only(rewriter *r, oq_node *n, oq_quant_node *rep)
     int axis = 1, first = 1, last = oq_is_recurrent(n->kind) ? 2 : 1;
     if (n->kind == OQ_OP_EINSUM) { /* the planner checked it */
         oq_einsum_weight(n, &first, &axis);
+        last = first;
+    } else if (n->kind == OQ_OP_ADD) {
+        oq_table_add(n, &first, &axis);
         last = first;
     }
     for (int k = first; k <= last; k++) {

@@ -165,7 +165,7 @@ def test_numbers(binary, tmp, model, data, sens):
 def test_invariance(binary, tmp, model, data, whole):
     """Threads, chunks and shards do not change the bytes."""
     # the default --op-types spelled out, in any order, is the same setup
-    spelled = "Einsum,RNN,GRU,LSTM,Gather,Gemm,MatMul,ConvTranspose,Conv"
+    spelled = "Add,Einsum,RNN,GRU,LSTM,Gather,Gemm,MatMul,ConvTranspose,Conv"
     for extra in (["--threads", "1"], ["--threads", "3"], ["--cache-mb", "1", "--threads", "2"],
                   ["--op-types", spelled]):
         out = os.path.join(tmp, "v.json")

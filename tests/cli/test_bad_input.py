@@ -379,8 +379,16 @@ def test_nonfinite(run, tmp, model, data, table):
     e = tab["tensors"]["image"]
     check(e["nonfinite"] == 3 and all(np.isfinite(e["range"])), "NaN/Inf left out of the ranges")
     q = os.path.join(run.out, "q.onnx")
-    r = run.ok(["quantize", model, "--data", "image=" + p, "-o", q, "-q"])
+    rep = os.path.join(run.out, "r.json")
+    r = run.ok(["quantize", model, "--data", "image=" + p, "-o", q, "--report", rep])
     check(os.path.isfile(q), "quantize with non-finite samples writes the model")
+    # the float model's NaN logits are left out of the accuracy numbers, and the summary says so
+    ev = json.load(open(rep))["evaluation"]["outputs"][0]
+    line = [s for s in r.stderr.splitlines() if "output 'logits'" in s]
+    check(ev.get("nonfinite_values", 0) > 0 and isinstance(ev["cosine"], float) and np.isfinite(ev["cosine"]) and
+          line and "SQNR -nan" not in line[0] and "SQNR nan" not in line[0] and
+          "NaN or infinite values, left out" in line[0],
+          "evaluation on samples whose float logits are NaN: %s; %s" % (ev, line))
     # all-NaN data: nothing finite to calibrate on
     allnan = os.path.join(tmp, "allnan.npy")
     np.save(allnan, np.full((2, 1, 1, 8, 8), np.nan, np.float32))
@@ -390,6 +398,16 @@ def test_nonfinite(run, tmp, model, data, table):
           "all-NaN calibration: a table or one error line: " + r.stderr)
     for f in os.listdir(run.out):
         os.remove(os.path.join(run.out, f))
+
+
+def test_exclude(run, tmp, model, data, table):
+    """--exclude naming a node the model lacks (a typo) is refused, not ignored."""
+    ins = (model, data, table)
+    q = os.path.join(run.out, "q.onnx")
+    for cmd in (["quantize", model, "--data", data], ["convert", model, "--calib", table],
+                ["analyze", model, "--data", data]):
+        out = q if cmd[0] != "analyze" else os.path.join(run.out, "s.json")
+        run.fails([*cmd, "--exclude", "no_such_node", "-o", out, "-q"], "no node named 'no_such_node'", inputs=ins)
 
 
 def test_tables(run, tmp, model, data, table):
@@ -506,6 +524,7 @@ def main():
         test_external_data(run, tmp, sample, table)
         test_data(run, tmp, model, sample, table)
         test_nonfinite(run, tmp, model, sample, table)
+        test_exclude(run, tmp, model, sample, table)
         test_tables(run, tmp, model, sample, table)
         test_outputs(run, tmp, model, sample, table)
     return finish("bad input")

@@ -35,6 +35,9 @@ mode (DynamicQuantizeLinear + MatMulInteger/ConvInteger, no calibration):
 - an Einsum of an activation and a constant kernel (EinsumDense) reads the
   kernel as int8 along an output axis of its own through a DequantizeLinear,
   in every format; one whose kernel has no such axis stays float (einsum);
+- an Add of a constant table (learned positions) reads it as int8 per row
+  behind a DequantizeLinear in every format, and a mask of -inf stays float
+  with the reason (position_table);
 - LSTM, GRU and RNN (no 8-bit form in ONNX either) read W and R as int8 per
   gate row (axis 1) through DequantizeLinears in every format (recurrent,
   simple_rnn: an opset-11 model, which the per-axis DequantizeLinear moves to 13);
@@ -270,6 +273,29 @@ def einsum_model():
     return m, [[rng.standard_normal((1, 5, 16)).astype(np.float32)] for _ in range(4)]
 
 
+def position_table_model():
+    """Learned positions added as PyTorch exports `x + self.pos`, then a MatMul and an
+    attention-style mask of -inf before a Softmax: x [1, 16, 32] -> Add(pos [1, 16, 32]) ->
+    MatMul -> Add(mask [16, 32], -inf above a diagonal) -> Softmax. The position table is
+    int8 per row (axis 1) behind a DequantizeLinear in every format; the mask stays float
+    (no scale holds -inf)."""
+    rng = np.random.default_rng(15)
+    mask = np.where(np.arange(32)[None, :] > 2 * np.arange(16)[:, None], -np.inf, 0.0)
+    nodes = [onnx.helper.make_node("Add", ["x", "pos"], ["a"]),
+             onnx.helper.make_node("MatMul", ["a", "w"], ["b"]),
+             onnx.helper.make_node("Add", ["b", "mask"], ["c"]),
+             onnx.helper.make_node("Softmax", ["c"], ["y"], axis=-1)]
+    weights = [("pos", rng.standard_normal((1, 16, 32)) * 0.1 * rng.uniform(0.2, 2.0, (1, 16, 1))),
+               ("w", rng.standard_normal((32, 32)) * 0.2), ("mask", mask)]
+    g = onnx.helper.make_graph(nodes, "position_table",
+                               [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 16, 32])],
+                               [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 16, 32])],
+                               [numpy_helper.from_array(np.asarray(a, np.float32), n) for n, a in weights])
+    m = onnx.helper.make_model(g, opset_imports=[onnx.helper.make_opsetid("", 13)])
+    m.ir_version = 7
+    return m, [[rng.standard_normal((1, 16, 32)).astype(np.float32)] for _ in range(4)]
+
+
 def hard_swish_model():
     """PP-OCRv4-style blocks: Conv -> Mul/Add by scalars -> hard-swish spelled
     x * Clip(x + 3, 0, 6) / 6 -> Mul/Add by scalars -> Conv, then x *
@@ -491,7 +517,7 @@ def cases_for(tmp):
     out = []
     for name, (m, cases) in [("conv_affine", conv_affine_model()), ("upsampler", upsampler_model()),
                              ("recurrent", recurrent_model()), ("simple_rnn", simple_rnn_model()),
-                             ("einsum", einsum_model()),
+                             ("einsum", einsum_model()), ("position_table", position_table_model()),
                              ("hard_swish", hard_swish_model()),
                              ("contrib_ops", contrib_ops_model()), ("fire", fire_model())]:
         path = os.path.join(tmp, name + ".onnx")
@@ -816,6 +842,17 @@ def main():
                     tally.case(tag + " Einsum kernels", dq == [True, True, False],
                                "which Einsums read an int8 kernel behind a DequantizeLinear: %s (want the first two)"
                                % dq)
+                if name == "position_table":
+                    made = {o: n for n in qm.graph.node for o in n.output}
+                    int8 = {t.name for t in qm.graph.initializer if t.data_type == onnx.TensorProto.INT8}
+                    dqs = [[made[i] for i in n.input if i in made and made[i].op_type == "DequantizeLinear" and
+                            made[i].input[0] in int8] for n in qm.graph.node if n.op_type == "Add"]
+                    dq = [[a.i for a in d[0].attribute if a.name == "axis"] if d else None for d in dqs]
+                    reasons = [n.get("reason") for n in json.load(open(report))["nodes"] if n["op"] == "Add"]
+                    tally.case(tag + " table Add", dq == [[1], None] and reasons[0] is None and
+                               "infinite" in (reasons[1] or ""),
+                               "DequantizeLinear axes of the Adds' constants %s (want the position table per row, "
+                               "[1], and the -inf mask float: None); reasons %s" % (dq, reasons))
                 recurrent = [n for n in fm.graph.node if n.op_type in RECURRENT]
                 if recurrent:
                     tally.case(tag + " recurrent weights", recurrent_weights_quantized(qm) == len(recurrent),
@@ -866,10 +903,10 @@ def main():
                     pairs = [t["sqnr_db"] for t in cmp["tensors"] + cmp["outputs"]  # (a pair may write an output)
                              if t.get("op", "DequantizeLinear") in ("QuantizeLinear", "DequantizeLinear")
                              and t["sqnr_db"] is not None]
-                    # (recurrent ops and Einsum write float; above 80 dB both sides are float rounding, which
+                    # (recurrent ops, Einsum and table Adds write float; above 80 dB both sides are float rounding, which
                     # the executor's fusions move: mobile_block's squeeze-excite Conv reads 143 and 105)
                     odd = {e["name"]: e["output_sqnr_db"] for e in rep["nodes"]
-                           if isinstance(e.get("output_sqnr_db"), float) and e["op"] not in RECURRENT + ("Einsum",)
+                           if isinstance(e.get("output_sqnr_db"), float) and e["op"] not in RECURRENT + ("Einsum", "Add")
                            and not any(abs(e["output_sqnr_db"] - v) < 0.01 or min(e["output_sqnr_db"], v) > 80
                                        for v in pairs)}
                     tally.case(tag + " node SQNR", os.path.exists(cmp_path) and not odd,
