@@ -73,6 +73,8 @@ typedef struct oq_plan_node {
     int operand;           /* OQ_ACTION_SCALED_TWIN, OQ_ACTION_SHIFTED_TWIN: which input is the 8-bit tensor */
     bool no_range;         /* --contrib would run it in 8 bits, but the table has no range for its output */
     bool activation_b;     /* a MatMul of two activations: B is quantized per tensor like A, not as a weight */
+    bool float_out;        /* QDQ: a MatMul or Gemm writing a graph output leaves it float (no output pair), as
+                              the QOperator form's integer GEMM does */
 } oq_plan_node;
 
 typedef struct oq_plan_value {

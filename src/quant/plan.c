@@ -614,7 +614,8 @@ static oq_status plan_candidate(planner *pl, int i)
         }
         if ((st = ensure_params(pl, x)) || (pn->activation_b && (st = ensure_params(pl, b))))
             return st;
-        pn->clamp = range_clamp(pl, y); /* the pair takes its range; the Relu/Clip stays */
+        pn->float_out = (n->kind == OQ_OP_MATMUL || n->kind == OQ_OP_GEMM) && oq_is_graph_output(pl->g, y);
+        pn->clamp = pn->float_out ? -1 : range_clamp(pl, y); /* the pair takes its range; the Relu/Clip stays */
         return ensure_params(pl, y);
     }
     /* float out of the int32 sums: a Gemm (without --contrib), a MatMul whose

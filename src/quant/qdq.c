@@ -2,7 +2,8 @@
  * DequantizeLinear(QuantizeLinear(x)) and weights stored as int8 with a
  * per-channel DequantizeLinear, its bias as int32 at input scale x weight
  * scale; its output gets a QuantizeLinear/DequantizeLinear pair, the layout
- * runtimes fuse. See rewrite.h. */
+ * runtimes fuse, except a MatMul's or Gemm's graph output (the float sums,
+ * as the QOperator form writes them). See rewrite.h. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,25 +114,27 @@ static oq_status qdq_output(rewriter *r, oq_node *n, oq_value *y)
     return OQ_OK;
 }
 
-/* MatMul n of two activations: both inputs and the output through Q/DQ pairs. */
-static oq_status qdq_pair(rewriter *r, oq_node *n)
+/* MatMul n of two activations: both inputs (and the output unless float_out) through Q/DQ pairs. */
+static oq_status qdq_pair(rewriter *r, oq_node *n, bool float_out)
 {
     oq_value *adq, *bdq;
     oq_status st;
     if ((st = qdq_activation(r, n->inputs[0], &adq)) || (st = qdq_activation(r, n->inputs[1], &bdq)) ||
         (st = oq_node_set_input(n, 0, adq, r->err)) || (st = oq_node_set_input(n, 1, bdq, r->err)))
         return st;
-    return qdq_output(r, n, n->outputs[0]);
+    return float_out ? OQ_OK : qdq_output(r, n, n->outputs[0]);
 }
 
 /* Node i (n, a Conv, ConvTranspose, MatMul or Gemm): Q/DQ around its input
- * and output, the weight as int8 behind a DequantizeLinear, its bias (Conv's,
- * Gemm's C, or the constant of the Add after a MatMul that the plan folds) as
- * int32 behind one; with a folded Add the output pair comes after the Add. */
+ * and output (a MatMul's or Gemm's graph output stays float), the weight as
+ * int8 behind a DequantizeLinear, its bias (Conv's, Gemm's C, or the constant
+ * of the Add after a MatMul that the plan folds) as int32 behind one; with a
+ * folded Add the output pair comes after the Add. */
 oq_status oq_rw_qdq(rewriter *r, int i, oq_node *n, oq_quant_node *rep)
 {
+    bool float_out = r->plan->nodes[i].float_out;
     if (r->plan->nodes[i].activation_b)
-        return qdq_pair(r, n);
+        return qdq_pair(r, n, float_out);
     bool transposed = n->kind == OQ_OP_CONV_TRANSPOSE, conv = n->kind == OQ_OP_CONV || transposed;
     bool gemm = n->kind == OQ_OP_GEMM;
     /* the axis of output channels: ConvTranspose's weight is [C_in, C_out, k...] (one group) */
@@ -168,7 +171,7 @@ oq_status oq_rw_qdq(rewriter *r, int i, oq_node *n, oq_quant_node *rep)
                       (st = oq_node_set_input(b_node, b_slot, bdq, r->err))))
         return st;
     oq_value *y = add ? add->outputs[0] : n->outputs[0];
-    if ((st = qdq_output(r, add ? add : n, y)) || (st = oq_rw_params(r, y, &yi)))
+    if ((!float_out && (st = qdq_output(r, add ? add : n, y))) || (st = oq_rw_params(r, y, &yi)))
         return st;
     /* the float value the output pair stands for: after the folded Add, and
      * after the Relu/Clip whose range the pair has */

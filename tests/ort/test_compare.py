@@ -196,7 +196,7 @@ OWN_PAIRS = {
             ("r1_dequantized", "r1"), ("W2_dequantized", "W2"), ("B2_dequantized", "B2"), ("c2_float", "c2"),
             ("c2_quantized", "c2"), ("c2", "c2"), ("s", "s"), ("g", "g"), ("f", "f"), ("f_quantized", "f"),
             ("f_dequantized", "f"), ("Wfc_dequantized", "Wfc"), ("Bfc_dequantized", "Bfc"),
-            ("logits_float", "logits"), ("logits_quantized", "logits"), ("logits", "logits")],
+            ("logits", "logits")],  # the Gemm writes the graph output: no output pair
     "dynamic": [("x_quantized", "x"), ("c1", "c1"), ("r1", "r1"), ("r1_quantized", "r1"), ("c2", "c2"), ("s", "s"),
                 ("g", "g"), ("f", "f"), ("f_quantized", "f"), ("logits", "logits")],
     "contrib": [("x_quantized", "x"), ("r1_quantized", "r1"), ("c2_quantized", "c2"), ("s_quantized", "s"),

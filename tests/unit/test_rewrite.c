@@ -449,12 +449,14 @@ static void test_gemm(void)
         else if (form == 1) /* QGemm writing the float graph output */
             CHECK(pn && pn->action == OQ_ACTION_QGEMM && q.ops[OQ_OP_QGEMM] == 1 && q.m->graph->n_nodes == 2 &&
                   oq_model_opset(q.m, OQ_CONTRIB_DOMAIN) == 1);
-        else { /* QDQ, alpha and beta folded: the Gemm reads dequantized int8 weights and int32 bias */
-            CHECK(pn && pn->action == OQ_ACTION_QDQ && q.ops[OQ_OP_GEMM] == 1 &&
-                  q.ops[OQ_OP_DEQUANTIZE_LINEAR] == 4);
-            const oq_node *g = oq_graph_find(q.m->graph, "y_float")->producer;
-            CHECK(g && oq_node_attr_float(g, "alpha", 0) == 1.0f && oq_node_attr_float(g, "beta", 0) == 1.0f);
-            sy = params_of(&q, "y").scale;
+        else { /* QDQ, alpha and beta folded: the Gemm reads dequantized int8 weights and int32 bias and
+                  writes the graph output in float, without an output pair */
+            CHECK(pn && pn->action == OQ_ACTION_QDQ && pn->float_out && q.ops[OQ_OP_GEMM] == 1 &&
+                  q.ops[OQ_OP_DEQUANTIZE_LINEAR] == 3 && q.ops[OQ_OP_QUANTIZE_LINEAR] == 1);
+            const oq_value *yv = oq_graph_find(q.m->graph, "y");
+            const oq_node *g = yv ? yv->producer : NULL;
+            CHECK(g && g->kind == OQ_OP_GEMM && oq_node_attr_float(g, "alpha", 0) == 1.0f &&
+                  oq_node_attr_float(g, "beta", 0) == 1.0f);
         }
         double sx = params_of(&q, "x").scale, worst = 0;
         for (int k = 0; k < N_SAMPLES; k++) {
@@ -653,10 +655,11 @@ static void test_pair(bool transposed)
             CHECK(pn->action == OQ_ACTION_INTEGER_GEMM && q.ops[OQ_OP_MATMUL_INTEGER] == 1 &&
                   q.ops[OQ_OP_CAST] == 1 && q.ops[OQ_OP_MUL] == 1 && q.ops[OQ_OP_QUANTIZE_LINEAR] == 2 &&
                   !q.ops[OQ_OP_DEQUANTIZE_LINEAR]);
-        } else if (form == 1) { /* QDQ pairs on both inputs and on the output */
-            CHECK(pn->action == OQ_ACTION_QDQ && q.ops[OQ_OP_MATMUL] == 1 && q.ops[OQ_OP_QUANTIZE_LINEAR] == 3 &&
-                  q.ops[OQ_OP_DEQUANTIZE_LINEAR] == 3);
-            sy = params_of(&q, "p").scale;
+        } else if (form == 1) { /* QDQ pairs on both inputs, and on the output unless it is the graph's */
+            int pairs = transposed ? 3 : 2;
+            CHECK(pn->action == OQ_ACTION_QDQ && pn->float_out == !transposed && q.ops[OQ_OP_MATMUL] == 1 &&
+                  q.ops[OQ_OP_QUANTIZE_LINEAR] == pairs && q.ops[OQ_OP_DEQUANTIZE_LINEAR] == pairs);
+            sy = transposed ? params_of(&q, "p").scale : 0;
         } else { /* both quantized at run time */
             CHECK(pn->action == OQ_ACTION_DYNAMIC && q.ops[OQ_OP_DYNAMIC_QUANTIZE_LINEAR] == 2 &&
                   q.ops[OQ_OP_MATMUL_INTEGER] == 1 && q.ops[OQ_OP_CAST] == 1);
@@ -741,12 +744,12 @@ static void test_matmul_bias(void)
                   q.ops[OQ_OP_CAST] == 1 && q.ops[OQ_OP_MUL] == 1 && !q.ops[OQ_OP_MATMUL] &&
                   !q.ops[OQ_OP_DEQUANTIZE_LINEAR] && yv && yv->producer && yv->producer->kind == OQ_OP_MUL);
             CHECK(add_node && add_node->inputs[1]->constant && add_node->inputs[1]->constant->dtype == OQ_DTYPE_INT32);
-        } else { /* QDQ: the Add reads the bias through an int32 DequantizeLinear; the output pair follows it */
-            CHECK(pn->action == OQ_ACTION_QDQ && q.ops[OQ_OP_MATMUL] == 1 && q.ops[OQ_OP_ADD] == 1 &&
-                  q.ops[OQ_OP_QUANTIZE_LINEAR] == 2 && q.ops[OQ_OP_DEQUANTIZE_LINEAR] == 4 && yv && yv->producer &&
-                  yv->producer->kind == OQ_OP_DEQUANTIZE_LINEAR);
-            const oq_value *pre = oq_graph_find(q.m->graph, "y_float");
-            const oq_node *a = pre ? pre->producer : NULL;
+        } else { /* QDQ: the Add reads the bias through an int32 DequantizeLinear and writes the graph
+                    output in float (no output pair) */
+            CHECK(pn->action == OQ_ACTION_QDQ && pn->float_out && q.ops[OQ_OP_MATMUL] == 1 && q.ops[OQ_OP_ADD] == 1 &&
+                  q.ops[OQ_OP_QUANTIZE_LINEAR] == 1 && q.ops[OQ_OP_DEQUANTIZE_LINEAR] == 3 && yv && yv->producer &&
+                  yv->producer->kind == OQ_OP_ADD);
+            const oq_node *a = yv ? yv->producer : NULL;
             bool int32_bias = false;
             for (int k = 0; a && a->kind == OQ_OP_ADD && k < 2; k++) {
                 const oq_node *d = a->inputs[k]->producer;
@@ -754,7 +757,6 @@ static void test_matmul_bias(void)
                               d->inputs[0]->constant->dtype == OQ_DTYPE_INT32;
             }
             CHECK(int32_bias);
-            sy = params_of(&q, "y").scale;
         }
         double sx = params_of(&q, "x").scale, worst = 0;
         (void)bias;
