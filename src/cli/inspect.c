@@ -44,7 +44,8 @@ const char cli_inspect_help[] =
     "  quantizable        object with keys MatMul, Gemm, Conv, ConvTranspose, LSTM, GRU,\n"
     "                     RNN, Einsum, each {total, constant_weight}: nodes of that op,\n"
     "                     and those whose weight input (B, or W; either operand of an\n"
-    "                     Einsum) is a constant and so can be quantized ahead of time\n"
+    "                     Einsum) is a constant, or an Identity of one, and so can be\n"
+    "                     quantized ahead of time\n"
     "                     (the text form lists the ops the model has)\n";
 
 /* ---- building the summary ----------------------------------------------------------- */
@@ -138,6 +139,15 @@ static const struct {
                  {"LSTM", 1},   {"GRU", 1},  {"RNN", 1},   {"Einsum", -1}};
 #define N_QUANT_OPS ((int)(sizeof quant_ops / sizeof quant_ops[0]))
 
+/* Whether v is a constant, or an Identity's copy of one (PyTorch exports a
+ * weight that two nodes share so; preparing the model removes the Identity). */
+static bool constant_weight(const oq_value *v)
+{
+    while (v && !v->constant && v->producer && v->producer->kind == OQ_OP_IDENTITY)
+        v = oq_node_input(v->producer, 0);
+    return v && v->constant;
+}
+
 static void add_quantizable(cJSON *o, const oq_graph *g)
 {
     cJSON *q = cJSON_AddObjectToObject(o, "quantizable");
@@ -150,7 +160,7 @@ static void add_quantizable(cJSON *o, const oq_graph *g)
             total++;
             int wi = quant_ops[k].weight_input;
             const oq_value *w = oq_node_input(n, wi < 0 ? 0 : wi), *w2 = wi < 0 ? oq_node_input(n, 1) : NULL;
-            if ((w && w->constant) || (w2 && w2->constant))
+            if (constant_weight(w) || constant_weight(w2))
                 constant++;
         }
         cJSON *e = cJSON_AddObjectToObject(q, quant_ops[k].op_type);

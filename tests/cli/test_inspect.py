@@ -2,18 +2,23 @@
 """`onnxq inspect --json` agrees with python onnx on every model of ONNX's
 operator test suite: inputs, outputs, opsets, op histogram, node count,
 initializers, parameter counts (initializers and Constant nodes) and the
-MatMul/Gemm/Conv/ConvTranspose/LSTM/GRU/RNN/Einsum quantizable counts. The text form must succeed on a sample.
+MatMul/Gemm/Conv/ConvTranspose/LSTM/GRU/RNN/Einsum quantizable counts (a weight
+shared through an Identity counts as constant: a model built here). The text form
+must succeed on a sample.
 
 usage: test_inspect.py ONNXQ_BINARY [NODE_TEST_DIR]
 """
 import collections
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import onnx
+from onnx import TensorProto, helper, numpy_helper
 
 NODE_DIR = "/usr/share/libonnx-testdata/data/node"
 TEXT_EVERY = 8  # the text form is checked on every 8th model (each run costs a process start)
@@ -94,6 +99,9 @@ def expect_summary(path):
             nbytes = None if nbytes is None or b is None else nbytes + b
             tensors += 1
             consts.add(n.output[0])
+    for n in g.node:  # a weight shared through an Identity, as PyTorch exports it, counts as constant
+        if n.op_type == "Identity" and n.domain in ("", "ai.onnx") and n.input[0] in consts:
+            consts.add(n.output[0])
     quant = {}
     for op in ("MatMul", "Gemm", "Conv", "ConvTranspose", "LSTM", "GRU", "RNN", "Einsum"):
         nodes = [n for n in g.node if n.op_type == op and n.domain in ("", "ai.onnx")]
@@ -122,6 +130,18 @@ def expect_summary(path):
     }
 
 
+def shared_weight_model():
+    """Two MatMuls sharing one weight, the second through an Identity (as PyTorch exports
+    a tied weight): both have a constant weight."""
+    w = numpy_helper.from_array(np.ones((4, 4), np.float32), "w")
+    nodes = [helper.make_node("Identity", ["w"], ["w_copy"]),
+             helper.make_node("MatMul", ["x", "w"], ["h"]),
+             helper.make_node("MatMul", ["h", "w_copy"], ["y"])]
+    g = helper.make_graph(nodes, "shared", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], [w])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+
+
 def main():
     binary = sys.argv[1]
     node_dir = sys.argv[2] if len(sys.argv) > 2 else NODE_DIR
@@ -130,8 +150,11 @@ def main():
         print(f"no models under {node_dir}")
         return 1
     passed = failed = 0
-    for index, case in enumerate(cases):
-        path = os.path.join(node_dir, case, "model.onnx")
+    tmp = tempfile.mkdtemp(prefix="oq_inspect_")
+    shared = os.path.join(tmp, "shared_weight.onnx")
+    onnx.save(shared_weight_model(), shared)
+    for index, (case, path) in enumerate([(c, os.path.join(node_dir, c, "model.onnx")) for c in cases] +
+                                         [("shared_weight", shared)]):
         problems = []
         r = subprocess.run([binary, "inspect", "--json", path], capture_output=True, text=True)
         if r.returncode != 0 or r.stderr:
@@ -148,6 +171,8 @@ def main():
                     problems.append(f"{k}: got {got.get(k)!r}, want {v!r}")
             if list(got["op_types"]) != sorted(got["op_types"]):
                 problems.append("op_types keys are not sorted")
+            if case == "shared_weight" and got["quantizable"]["MatMul"] != {"total": 2, "constant_weight": 2}:
+                problems.append(f"a weight shared through an Identity: {got['quantizable']['MatMul']}")
         if not problems and index % TEXT_EVERY == 0:
             t = subprocess.run([binary, "inspect", path], capture_output=True, text=True)
             if t.returncode != 0 or t.stderr or f"\nnodes{' ' * 11}{want['node_count']}\n" not in t.stdout:
@@ -157,6 +182,7 @@ def main():
             print(f"FAIL {case}: " + "; ".join(problems))
         else:
             passed += 1
+    shutil.rmtree(tmp)
     print(f"inspect: {passed} passed, {failed} failed")
     return 1 if failed else 0
 
