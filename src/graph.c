@@ -325,6 +325,22 @@ oq_status oq_value_check_tensor(const oq_value *v, const oq_tensor *t, const cha
     return OQ_OK;
 }
 
+oq_status oq_values_check_shared_dims(int n, const oq_value *const *vs, const oq_tensor *t, oq_err *err)
+{
+    for (int a = 0; a < n; a++)
+        for (int i = 0; vs[a]->kind == OQ_TYPE_TENSOR && i < vs[a]->rank && i < t[a].rank; i++) {
+            const char *name = vs[a]->dims[i].param;
+            for (int b = a + 1; name && b < n; b++)
+                for (int j = 0; vs[b]->kind == OQ_TYPE_TENSOR && j < vs[b]->rank && j < t[b].rank; j++)
+                    if (vs[b]->dims[j].param && !strcmp(vs[b]->dims[j].param, name) && t[a].dims[i] != t[b].dims[j])
+                        return oq_errf(err, OQ_EINVAL,
+                                       "inputs '%s' and '%s' share the dim '%s' but are given %lld and %lld there",
+                                       vs[a]->name, vs[b]->name, name, (long long)t[a].dims[i],
+                                       (long long)t[b].dims[j]);
+        }
+    return OQ_OK;
+}
+
 oq_status oq_value_set_tensor_type(oq_value *v, oq_dtype dt, int rank, const oq_dim *dims, oq_err *err)
 {
     oq_dim *copy = NULL;

@@ -190,6 +190,11 @@ char *oq_graph_unique_name(const oq_graph *g, const char *base);
  * (symbolic and unknown dims match anything). src (may be NULL) names where
  * t came from (a file), for the message. */
 oq_status oq_value_check_tensor(const oq_value *v, const oq_tensor *t, const char *src, oq_err *err);
+/* Checks tensors t[0..n) fed to inputs vs[0..n) (each already checked as
+ * above) against each other: dims declared with the same symbolic name (a
+ * sequence length "seq" of token ids and their attention mask) must be
+ * equal. */
+oq_status oq_values_check_shared_dims(int n, const oq_value *const *vs, const oq_tensor *t, oq_err *err);
 /* Declares the value's tensor type; dims may be NULL when rank < 0. */
 oq_status oq_value_set_tensor_type(oq_value *v, oq_dtype dt, int rank, const oq_dim *dims, oq_err *err);
 /* Adds (or replaces) a constant: takes ownership of t. as_initializer chooses

@@ -484,6 +484,8 @@ oq_status oq_dataset_load(const oq_dataset *d, int64_t i, oq_tensor *tensors, oq
     }
     if (!st && !d->memory && !d->n_npy && !oq_is_image_path(d->dirs[i]))
         st = refuse_extra_input(d->dirs[i], d->n_inputs, err);
+    if (!st && (st = oq_values_check_shared_dims(d->n_inputs, (const oq_value *const *)d->inputs, tensors, err)))
+        oq_err_context(err, "sample %lld", (long long)i);
     if (st) {
         for (int j = 0; j < k; j++)
             oq_tensor_release(&tensors[j]);

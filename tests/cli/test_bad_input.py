@@ -400,6 +400,25 @@ def test_nonfinite(run, tmp, model, data, table):
         os.remove(os.path.join(run.out, f))
 
 
+def test_shared_dims(run, tmp):
+    """Two inputs declared with one symbolic dim (token ids and their mask, [batch, seq])
+    given different sizes there: refused naming both inputs and the dim, not by the first
+    node that cannot broadcast them."""
+    g = helper.make_graph([helper.make_node("MatMul", ["ids", "w"], ["h"]), helper.make_node("Mul", ["h", "mask"], ["y"])],
+                          "two_inputs", [helper.make_tensor_value_info("ids", TensorProto.FLOAT, ["batch", "seq"]),
+                                         helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["batch", "seq"])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", "seq"])],
+                          [numpy_helper.from_array(np.eye(6, dtype=np.float32)[:, :6], "w")])
+    model = os.path.join(tmp, "two_inputs.onnx")
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), model)
+    ids, mask = os.path.join(tmp, "ids6.npy"), os.path.join(tmp, "mask5.npy")
+    np.save(ids, np.ones((3, 1, 6), np.float32))
+    np.save(mask, np.ones((3, 1, 5), np.float32))
+    run.fails(["quantize", model, "--data", "ids=" + ids, "--data", "mask=" + mask, "-o",
+               os.path.join(run.out, "q.onnx"), "-q"], "inputs 'ids' and 'mask' share the dim 'seq' but are given 6 and 5",
+              inputs=(model, ids, mask))
+
+
 def test_exclude(run, tmp, model, data, table):
     """--exclude naming a node the model lacks (a typo) is refused, not ignored."""
     ins = (model, data, table)
@@ -525,6 +544,7 @@ def main():
         test_data(run, tmp, model, sample, table)
         test_nonfinite(run, tmp, model, sample, table)
         test_exclude(run, tmp, model, sample, table)
+        test_shared_dims(run, tmp)
         test_tables(run, tmp, model, sample, table)
         test_outputs(run, tmp, model, sample, table)
     return finish("bad input")
