@@ -424,6 +424,8 @@ static cJSON *mixed_json(const oq_mixed *m)
     cJSON *t = cJSON_AddObjectToObject(j, "target");
     cJSON_AddStringToObject(t, "kind", oq_target_name(m->target.kind));
     cJSON_AddNumberToObject(t, "value", m->target.value);
+    if (m->target.output)
+        cJSON_AddStringToObject(t, "output", m->target.output);
     cJSON_AddStringToObject(j, "ranking", m->ranking_from_file ? "file" : "analysis");
     oq_json_add_sqnr(j, "metric_before", m->metric_before); /* (finite unless an SQNR) */
     oq_json_add_sqnr(j, "metric_after", m->metric_after);
@@ -650,9 +652,12 @@ static void put_target(oq_text *t, const oq_report *r)
     if (!m)
         return;
     const oq_target *g = &m->target;
-    oq_text_printf(t, "accuracy target %s %g%s: ",
+    oq_text_printf(t, "accuracy target %s %g%s",
                    g->kind == OQ_TARGET_MAX_DROP ? "accuracy drop <=" : g->kind == OQ_TARGET_MIN_AGREEMENT ? "top-1 agreement >=" : "output SQNR >=",
                    g->value, g->kind == OQ_TARGET_MAX_DROP ? " points" : g->kind == OQ_TARGET_MIN_AGREEMENT ? "%" : " dB");
+    if (g->output)
+        oq_text_printf(t, " on output '%s'", g->output);
+    oq_text_printf(t, ": ");
     if (!m->n_kept) {
         oq_text_printf(t, "met by the default plan, ");
         put_metric(t, g->kind, m->metric_before);

@@ -30,6 +30,8 @@ typedef enum oq_target_kind {
 typedef struct oq_target {
     oq_target_kind kind;
     double value;
+    const char *output; /* --min-agreement and --min-sqnr: the one graph output they read (NULL: every
+                           output); borrowed */
 } oq_target;
 
 /* "max_drop", "min_agreement", "min_sqnr" (and "none"). */

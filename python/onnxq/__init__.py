@@ -169,7 +169,8 @@ def quantize(model, output, data=None, *, eval_data=None, **options):
       samples, all_tensors, no_prepare, eval_samples, labels, threads, report
       (also write the JSON report), html (the HTML page), calib (a calibration
       table instead of data), the accuracy targets max_drop, min_agreement,
-      min_sqnr (with sensitivity: a ranking from `onnxq analyze`), and the
+      min_sqnr (with sensitivity: a ranking from `onnxq analyze`; target_output:
+      the one graph output min_agreement or min_sqnr reads), and the
       image options.
       Flags take True/False, lists take lists.
 

@@ -108,26 +108,27 @@ oq_status oq_target_check(const oq_target *t, const oq_eval *e, double *metric, 
         return OQ_OK;
     case OQ_TARGET_MIN_AGREEMENT:
         for (int k = 0; k < e->n_outputs; k++)
-            if (e->outputs[k].classifier) {
+            if (e->outputs[k].classifier && (!t->output || !strcmp(t->output, e->outputs[k].name))) {
                 agree += e->outputs[k].top1_agree;
                 total += e->outputs[k].top1_total;
             }
         if (!total)
-            return oq_errf(err, OQ_EINVAL, "--min-agreement needs an output shaped [N, C] or [N, T, C]");
+            return oq_errf(err, OQ_EINVAL, "--min-agreement needs %s shaped [N, C] or [N, T, C]",
+                           t->output ? "--target-output" : "an output");
         *metric = 100.0 * (double)agree / (double)total;
         *met = *metric >= t->value;
         return OQ_OK;
     case OQ_TARGET_MIN_SQNR:
         *metric = INFINITY;
         for (int k = 0; k < e->n_outputs; k++)
-            if (e->outputs[k].compared) {
+            if (e->outputs[k].compared && (!t->output || !strcmp(t->output, e->outputs[k].name))) {
                 total++;
                 if (e->outputs[k].sqnr_db < *metric)
                     *metric = e->outputs[k].sqnr_db;
             }
         if (!total)
-            return oq_errf(err, OQ_EINVAL,
-                           "--min-sqnr needs a float output that both models give in the same shape on some sample");
+            return oq_errf(err, OQ_EINVAL, "--min-sqnr needs %s that both models give in the same shape on some sample",
+                           t->output ? "a --target-output of float" : "a float output");
         *met = *metric >= t->value;
         return OQ_OK;
     default: return oq_errf(err, OQ_EINVAL, "no accuracy target given");

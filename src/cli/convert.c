@@ -110,6 +110,10 @@ static const char convert_eval_help[] =
     "  --min-agreement P   top-1 agreement with the float model, in percent, over\n"
     "                      every row of the outputs shaped [N, C] or [N, T, C]\n"
     "  --min-sqnr DB       every output's SQNR against float at least DB\n"
+    "  --target-output NAME\n"
+    "                      the one graph output --min-agreement or --min-sqnr reads\n"
+    "                      (default: all of them; a model that also returns hidden\n"
+    "                      states names its logits here)\n"
     "  --sensitivity FILE  the ranking from `onnxq analyze` (or a report with a\n"
     "                      sensitivity section) instead of analysing in this run\n"
     "\n";
@@ -149,6 +153,7 @@ static const struct refusal {
     {"max-drop", ANALYZE, "belongs to convert and quantize"},
     {"min-agreement", ANALYZE, "belongs to convert and quantize"},
     {"min-sqnr", ANALYZE, "belongs to convert and quantize"},
+    {"target-output", ANALYZE, "belongs to convert and quantize"},
     {"sensitivity", ANALYZE, "belongs to convert and quantize"},
     /* convert re-chooses ranges from its table (--method, --percentile,
      * --activation-type, --symmetric) but takes no data */

@@ -25,6 +25,7 @@ typedef enum option {
     OPT_MAX_DROP,
     OPT_MIN_AGREEMENT,
     OPT_MIN_SQNR,
+    OPT_TARGET_OUTPUT,
     OPT_SENSITIVITY,
     OPT_MODE,
     OPT_FORMAT,
@@ -69,6 +70,7 @@ static const oq_job_option options[OPT_COUNT] = {
     [OPT_MAX_DROP] = {"max-drop", true},
     [OPT_MIN_AGREEMENT] = {"min-agreement", true},
     [OPT_MIN_SQNR] = {"min-sqnr", true},
+    [OPT_TARGET_OUTPUT] = {"target-output", true},
     [OPT_SENSITIVITY] = {"sensitivity", true},
     [OPT_MODE] = {"mode", true},
     [OPT_FORMAT] = {"format", true},
@@ -362,6 +364,7 @@ static oq_status set_option(oq_job_builder *b, option o, const char *name, const
         return st;
     }
     case OPT_SENSITIVITY: return set_path(b, &j->sensitivity_path, v, err);
+    case OPT_TARGET_OUTPUT: return set_path(b, &j->target.output, v, err);
     case OPT_MAX_DROP:
     case OPT_MIN_AGREEMENT:
     case OPT_MIN_SQNR: {
@@ -370,9 +373,9 @@ static oq_status set_option(oq_job_builder *b, option o, const char *name, const
             return oq_errf(err, OQ_EINVAL, "give one accuracy target, not %s and --%s", b->target_option, name);
         if (!parse_double(v, &d) || (percent && !(d >= 0 && d <= 100)))
             return bad_value(name, v, percent ? "a number of percent points from 0 to 100" : "a number of dB", err);
-        j->target = (oq_target){o == OPT_MAX_DROP ? OQ_TARGET_MAX_DROP
-                                : o == OPT_MIN_AGREEMENT ? OQ_TARGET_MIN_AGREEMENT : OQ_TARGET_MIN_SQNR,
-                                d};
+        j->target.kind = o == OPT_MAX_DROP ? OQ_TARGET_MAX_DROP
+                         : o == OPT_MIN_AGREEMENT ? OQ_TARGET_MIN_AGREEMENT : OQ_TARGET_MIN_SQNR;
+        j->target.value = d;
         b->target_option = o == OPT_MAX_DROP ? "--max-drop" : o == OPT_MIN_AGREEMENT ? "--min-agreement" : "--min-sqnr";
         return OQ_OK;
     }
@@ -552,6 +555,9 @@ oq_status oq_job_builder_check(const oq_job_builder *b, oq_err *err)
     if (j->target.kind == OQ_TARGET_MAX_DROP && !j->labels_path)
         return oq_errf(err, OQ_EINVAL,
                        "--max-drop needs --labels (one class per evaluation sample); --min-agreement needs none");
+    if (j->target.output && j->target.kind != OQ_TARGET_MIN_AGREEMENT && j->target.kind != OQ_TARGET_MIN_SQNR)
+        return oq_errf(err, OQ_EINVAL,
+                       "--target-output applies to --min-agreement and --min-sqnr (--max-drop reads the first output)");
     if (j->sensitivity_path && !b->target_option)
         return oq_errf(err, OQ_EINVAL, "--sensitivity needs an accuracy target (--max-drop, --min-agreement or --min-sqnr)");
     return OQ_OK;

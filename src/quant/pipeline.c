@@ -254,8 +254,8 @@ static oq_status read_table(oq_pipeline *p, oq_err *err)
 }
 
 /* Fails when --exclude names a node the model does not have (a typo would
- * otherwise quantize the node silently). */
-static oq_status check_excluded_names(const oq_pipeline *p, oq_err *err)
+ * otherwise quantize the node silently), or --target-output an output. */
+static oq_status check_named_parts(const oq_pipeline *p, oq_err *err)
 {
     const oq_graph *g = p->model->graph;
     for (int k = 0; k < p->job.quant.n_exclude; k++) {
@@ -267,6 +267,12 @@ static oq_status check_excluded_names(const oq_pipeline *p, oq_err *err)
             return oq_errf(err, OQ_EINVAL, "--exclude: %s has no node named '%s' (a report's \"nodes\" list the candidates' names)",
                            p->job.model_path, name);
     }
+    const char *out = p->job.target.output;
+    int k = 0;
+    while (out && k < g->n_outputs && strcmp(g->outputs[k]->name, out) != 0)
+        k++;
+    if (out && k == g->n_outputs)
+        return oq_errf(err, OQ_EINVAL, "--target-output: %s has no graph output named '%s'", p->job.model_path, out);
     return OQ_OK;
 }
 
@@ -276,7 +282,7 @@ oq_status oq_pipeline_load(oq_pipeline *p, oq_err *err)
     int64_t n_tensors, n_elements;
     oq_status st = oq_model_load_hashed(&p->model, p->job.model_path, p->sha256, err);
     if (!st)
-        st = check_excluded_names(p, err);
+        st = check_named_parts(p, err);
     if (!st && p->job.table_path && p->job.quant.mode == OQ_MODE_STATIC)
         st = read_table(p, err);
     if (!st) {

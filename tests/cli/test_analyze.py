@@ -367,6 +367,41 @@ def test_zero_output(binary, tmp):
           f"{r.stderr} {r2.stderr} {nodes}")
 
 
+def test_target_output(binary, tmp):
+    """--target-output: a model that returns a hidden state [N, 16] beside its logits
+    [N, 4] (both classifier-shaped; the hidden state is the small difference of two
+    products, which 8 bits render poorly) is held to --min-agreement and --min-sqnr on the
+    logits alone; a name the model lacks, and --target-output beside --max-drop, are refused."""
+    n = helper.make_node
+    w1 = w(8, 16)
+    nodes = [n("MatMul", ["x", "w1"], ["h1"], name="enc1"), n("MatMul", ["x", "w1b"], ["h2"], name="enc2"),
+             n("Sub", ["h1", "h2"], ["hidden"], name="diff"), n("MatMul", ["x", "w2"], ["logits"], name="head")]
+    model, npy = write_model(tmp, "two_out", nodes, ["N", 8], [("hidden", ["N", 16]), ("logits", ["N", 4])],
+                             {"w1": w1, "w1b": w1 + 0.01 * w(8, 16), "w2": w(8, 4)}, 64)
+    base = ["quantize", model, "--data", f"x={npy}", "-o", os.path.join(tmp, "two_out_q.onnx")]
+    for target in (["--min-agreement", "10"], ["--min-sqnr", "1"]):
+        rep = os.path.join(tmp, "two_out.json")
+        r = run(binary, *base, *target, "--target-output", "logits", "--report", rep)
+        doc = json.load(open(rep)) if r.returncode == 0 else {}
+        outs = {o["name"]: o for o in doc.get("evaluation", {"outputs": []})["outputs"]}
+        mp = doc.get("mixed_precision") or {}
+        want = (100 * outs["logits"]["top1_agreement"] if target[0] == "--min-agreement"
+                else outs["logits"]["sqnr_db"]) if outs else None
+        check(r.returncode == 0 and mp["target"].get("output") == "logits" and
+              close(mp["metric_before"], want, 1e-9) and "on output 'logits'" in r.stderr and
+              outs["hidden"]["sqnr_db"] < outs["logits"]["sqnr_db"] - 20 and
+              outs["hidden"]["top1_agreement"] < outs["logits"]["top1_agreement"] - 0.2,
+              f"{target[0]} --target-output logits reads the logits alone: {r.stderr} {mp} {outs}")
+    own = os.path.join(tmp, "target_output")
+    os.mkdir(own)
+    runner = Runner(binary, own)
+    q = ["quantize", model, "--data", f"x={npy}", "-o", os.path.join(runner.out, "q.onnx")]
+    runner.fails(q + ["--min-sqnr", "1", "--target-output", "probs"], "no graph output named 'probs'",
+                 inputs=(model, npy))
+    runner.fails(q + ["--max-drop", "1", "--labels", npy, "--target-output", "logits"],
+                 "--target-output applies to --min-agreement and --min-sqnr", code=2, inputs=(model, npy))
+
+
 def test_constant_input(binary, tmp):
     """A Conv whose input is a constant stays float, and the report says why in those words."""
     n = helper.make_node
@@ -509,6 +544,7 @@ def main():
         test_recurrent(binary, tmp)
         test_zero_output(binary, tmp)
         test_constant_input(binary, tmp)
+        test_target_output(binary, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return finish("analyze")

@@ -196,7 +196,7 @@ static void check_search(const oq_sensitivity *s)
     oq_pipeline *p = ready(&j);
     oq_sensitivity *sens = NULL;
     oq_mixed *m = NULL;
-    oq_target t = {OQ_TARGET_MIN_SQNR, lo + 0.5};
+    oq_target t = {OQ_TARGET_MIN_SQNR, lo + 0.5, NULL};
     if (p)
         CHECK_OK(oq_sensitivity_copy(&sens, s, &err), &err);
     if (sens)
@@ -234,7 +234,7 @@ static void check_search(const oq_sensitivity *s)
     oq_mixed_destroy(m);
     m = NULL;
     /* unreachable, and a target the default plan already meets (no analysis needed) */
-    oq_target never = {OQ_TARGET_MIN_SQNR, 1000}, easy = {OQ_TARGET_MIN_AGREEMENT, 50};
+    oq_target never = {OQ_TARGET_MIN_SQNR, 1000, NULL}, easy = {OQ_TARGET_MIN_AGREEMENT, 50, NULL};
     if (p) {
         CHECK(oq_mixed_search(p, &never, &sens, 2, &m, &err) == OQ_EINVAL && strstr(err.msg, "cannot be met") &&
               strstr(err.msg, "2 of the 3") && !m);
@@ -243,7 +243,7 @@ static void check_search(const oq_sensitivity *s)
         CHECK(m && m->n_kept == 0 && m->n_steps == 1 && !none && m->n_candidates == 3);
         oq_mixed_destroy(m);
         /* a drop target without labels */
-        oq_target drop = {OQ_TARGET_MAX_DROP, 1};
+        oq_target drop = {OQ_TARGET_MAX_DROP, 1, NULL};
         m = NULL;
         CHECK(oq_mixed_search(p, &drop, &sens, 2, &m, &err) == OQ_EINVAL && strstr(err.msg, "labels"));
     }
