@@ -38,6 +38,7 @@ static cJSON *tensor_json(const oq_compare_tensor *t)
     oq_json_add_number(j, "cosine", t->cosine);
     oq_json_add_number(j, "max_abs_error", t->max_abs_error);
     oq_json_add_number(j, "drop_db", t->drop_db);
+    cJSON_AddBoolToObject(j, "quantization_step", t->quantization_step);
     return j;
 }
 
@@ -169,24 +170,6 @@ static void compare_outputs(oq_text *t, const oq_compare_result *r)
 
 enum { LARGEST_DROPS = 10 };
 
-/* The tensors with the largest drop_db (> 0), largest first, earlier first on ties. */
-static int largest_drops(const oq_compare_result *r, int *best, int n)
-{
-    int found = 0;
-    for (int i = 0; i < r->n_tensors; i++) {
-        double d = r->tensors[i].drop_db;
-        if (!(d > 0))
-            continue;
-        int k = found < n ? found++ : n;
-        for (; k > 0 && r->tensors[best[k - 1]].drop_db < d; k--)
-            if (k < n)
-                best[k] = best[k - 1];
-        if (k < n)
-            best[k] = i;
-    }
-    return found;
-}
-
 /* One table row of tensor i (full: with its counterpart, match and type). */
 static void tensor_row(oq_text *t, const oq_compare_result *r, int i, bool full)
 {
@@ -226,7 +209,7 @@ static void compare_along_graph(oq_text *t, const oq_compare_result *r)
         names[i] = r->tensors[i].name;
         ops[i] = r->tensors[i].op_type;
         db[i] = r->tensors[i].sqnr_db;
-        sharp[i] = r->tensors[i].drop_db >= OQ_COMPARE_SHARP_DROP_DB;
+        sharp[i] = r->tensors[i].quantization_step && r->tensors[i].drop_db >= OQ_COMPARE_SHARP_DROP_DB;
     }
     oq_html_series s = {"SQNR", db};
     char marked[64];
@@ -246,7 +229,7 @@ static void compare_along_graph(oq_text *t, const oq_compare_result *r)
                           "each 6 dB less doubles it. A tensor's drop is how much SQNR it loses against the tensors "
                           "it is computed from. Hover over a point for its tensor.");
     oq_html_chart_svg(t, &c);
-    int best[LARGEST_DROPS], n_best = largest_drops(r, best, LARGEST_DROPS);
+    int best[LARGEST_DROPS], n_best = oq_compare_largest_drops(r, 0, best, LARGEST_DROPS);
     static const char *const short_heads[] = {"#",      "tensor",        "op",        "SQNR (dB)",
                                               "cosine", "max abs error", "drop (dB)", NULL};
     if (n_best) {

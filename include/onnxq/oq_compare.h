@@ -78,8 +78,14 @@ typedef struct oq_compare_tensor {
     double max_abs_error;
     /* the lowest SQNR among the nearest compared tensors it was computed from
      * (looking back through tensors without a counterpart) minus its own; NAN
-     * when those are exact (or there are none) or either is not finite */
+     * when those are exact (or there are none) or either is not finite; after
+     * an Add or Sub of an exact operand (an attention mask), the other
+     * operand's quality is what later drops are measured from */
     double drop_db;
+    bool quantization_step; /* made by a (de)quantizing or integer op, or by an op reading a dequantized value, or
+                               computed from those tensors through one: a drop here is quantization's doing,
+                               not a float op reshaping error that is already there; the summaries
+                               (oq_compare_first_drop, the largest drops) look at these only */
 } oq_compare_tensor;
 
 /* A tensor made by a node of the quantized model that was not compared. */
@@ -125,9 +131,13 @@ void oq_compare_result_destroy(oq_compare_result *r);
 /* SQNR lost at one tensor that counts as a sharp drop (noise power x4). */
 #define OQ_COMPARE_SHARP_DROP_DB 6.0
 
-/* Index of the first tensor in graph order whose drop_db is at least
- * min_drop_db, or -1. */
+/* Index of the first quantization step in graph order whose drop_db is at
+ * least min_drop_db, or -1. */
 int oq_compare_first_drop(const oq_compare_result *r, double min_drop_db);
+/* Indices of the (up to) n quantization steps with the largest drop_db above
+ * min_drop_db, largest first (the earlier first on ties), in best; returns
+ * how many it wrote. */
+int oq_compare_largest_drops(const oq_compare_result *r, double min_drop_db, int *best, int n);
 
 /* What the reports say besides the result (all borrowed). */
 typedef struct oq_compare_report_info {

@@ -565,15 +565,47 @@ static oq_status run_sample(cmp *c, const oq_dataset *ds, int64_t s, oq_err *err
 
 /* ---- the result ------------------------------------------------------------------------------- */
 
-/* The lowest SQNR among the nearest rows that v was computed from (through
- * values without a row), or NAN when there are none. stack and seen have
- * room for every value; seen holds marks below mark. */
-static double ancestors_sqnr(const cmp *c, const oq_compare_result *r, const int *tensor_of, const oq_value *v,
-                             const oq_value **stack, int *seen, int mark)
+/* Whether n quantizes, dequantizes or computes on 8-bit values, or reads a
+ * dequantized value (the float op of a QDQ pair's node). */
+static bool quantizing(const oq_node *n)
+{
+    switch (n->kind) {
+    case OQ_OP_QUANTIZE_LINEAR:
+    case OQ_OP_DEQUANTIZE_LINEAR:
+    case OQ_OP_DYNAMIC_QUANTIZE_LINEAR:
+    case OQ_OP_QLINEAR_CONV:
+    case OQ_OP_QLINEAR_MATMUL:
+    case OQ_OP_CONV_INTEGER:
+    case OQ_OP_MATMUL_INTEGER:
+    case OQ_OP_QGEMM:
+    case OQ_OP_QLINEAR_ADD:
+    case OQ_OP_QLINEAR_CONCAT:
+    case OQ_OP_QLINEAR_GLOBAL_AVERAGE_POOL:
+    case OQ_OP_QLINEAR_LEAKY_RELU:
+    case OQ_OP_QLINEAR_MUL:
+    case OQ_OP_QLINEAR_SIGMOID: return true;
+    default: break;
+    }
+    if (!strcmp(n->domain, OQ_CONTRIB_DOMAIN) && n->op_type[0] == 'Q') /* QLinearAveragePool, ... */
+        return true;
+    for (int k = 0; k < n->n_inputs; k++)
+        if (n->inputs[k] && n->inputs[k]->producer && n->inputs[k]->producer->kind == OQ_OP_DEQUANTIZE_LINEAR)
+            return true;
+    return false;
+}
+
+/* The lowest quality (carried[t], see build_result) among the nearest rows
+ * that v was computed from (through values without a row), or NAN when
+ * there are none; *step: whether v's producer or a node between those rows
+ * and v is quantizing. stack and seen have room for every value; seen holds
+ * marks below mark. */
+static double ancestors_sqnr(const cmp *c, const oq_compare_result *r, const int *tensor_of, const double *carried,
+                             const oq_value *v, const oq_value **stack, int *seen, int mark, bool *step)
 {
     int top = 0;
     double lowest = NAN;
     const oq_node *n = v->producer;
+    *step = n && quantizing(n);
     for (int k = 0; n && k < n->n_inputs; k++)
         if (n->inputs[k] && !n->inputs[k]->constant && seen[n->inputs[k]->id] != mark) {
             seen[n->inputs[k]->id] = mark;
@@ -583,11 +615,12 @@ static double ancestors_sqnr(const cmp *c, const oq_compare_result *r, const int
         const oq_value *u = stack[--top];
         int t = c->row_of[u->id] >= 0 ? tensor_of[c->row_of[u->id]] : -1;
         if (t >= 0 && r->tensors[t].samples > 0) {
-            double q = r->tensors[t].sqnr_db;
+            double q = carried[t];
             lowest = isnan(lowest) || q < lowest ? q : lowest;
             continue;
         }
         const oq_node *p = u->producer;
+        *step = *step || (p && quantizing(p));
         for (int k = 0; p && k < p->n_inputs; k++)
             if (p->inputs[k] && !p->inputs[k]->constant && seen[p->inputs[k]->id] != mark) {
                 seen[p->inputs[k]->id] = mark;
@@ -611,8 +644,9 @@ static oq_status build_result(const cmp *c, oq_compare_result *r, oq_err *err)
     const oq_value **tensor_value = malloc(((size_t)c->n_rows + 1) * sizeof *tensor_value);
     const oq_value **stack = malloc(((size_t)qg->n_values + 1) * sizeof *stack);
     int *seen = calloc((size_t)qg->n_values + 1, sizeof *seen);
+    double *carried = malloc(((size_t)c->n_rows + 1) * sizeof *carried);
     oq_status st = OQ_OK;
-    if (!r->tensors || !r->unmatched || !r->outputs || !tensor_of || !tensor_value || !stack || !seen) {
+    if (!r->tensors || !r->unmatched || !r->outputs || !tensor_of || !tensor_value || !stack || !seen || !carried) {
         st = oq_errf(err, OQ_ENOMEM, "out of memory");
         goto done;
     }
@@ -655,11 +689,28 @@ static oq_status build_result(const cmp *c, oq_compare_result *r, oq_err *err)
                 goto done;
         }
     }
+    /* A tensor's drop is measured against the quality its inputs carry: its
+     * own SQNR, except after an Add or Sub of an exact operand (a constant or
+     * a tensor both models compute alike, such as an attention mask of
+     * -10000): that operand adds signal and no noise, so the sum's SQNR says
+     * how large the operand is, not how good the other one was, and the
+     * other's quality is carried on (else the Softmax after a mask would
+     * seem to lose hundreds of dB). */
     for (int i = 0; i < r->n_tensors; i++) {
         oq_compare_tensor *t = &r->tensors[i];
-        double before = ancestors_sqnr(c, r, tensor_of, tensor_value[i], stack, seen, i + 1);
+        double before =
+            ancestors_sqnr(c, r, tensor_of, carried, tensor_value[i], stack, seen, i + 1, &t->quantization_step);
         if (isfinite(before) && isfinite(t->sqnr_db))
             t->drop_db = before - t->sqnr_db;
+        carried[i] = t->sqnr_db;
+        const oq_node *n = tensor_value[i]->producer;
+        if (isfinite(before) && n && (n->kind == OQ_OP_ADD || n->kind == OQ_OP_SUB) && n->n_inputs == 2)
+            for (int k = 0; k < 2; k++) {
+                const oq_value *u = n->inputs[k];
+                int row = u && !u->constant ? c->row_of[u->id] : -1, ut = row >= 0 ? tensor_of[row] : -1;
+                if (u && (u->constant || (ut >= 0 && r->tensors[ut].samples > 0 && r->tensors[ut].sqnr_db == INFINITY)))
+                    carried[i] = before;
+            }
     }
     for (int i = 0; i < c->n_out; i++) {
         const output_pair *o = &c->outs[i];
@@ -677,6 +728,7 @@ done:
     free(tensor_value);
     free(stack);
     free(seen);
+    free(carried);
     return st;
 }
 
@@ -728,10 +780,27 @@ void oq_compare_result_destroy(oq_compare_result *r)
     free(r);
 }
 
+int oq_compare_largest_drops(const oq_compare_result *r, double min_drop_db, int *best, int n)
+{
+    int found = 0;
+    for (int i = 0; i < r->n_tensors; i++) {
+        double d = r->tensors[i].drop_db;
+        if (!r->tensors[i].quantization_step || !(d > min_drop_db))
+            continue;
+        int k = found < n ? found++ : n;
+        for (; k > 0 && r->tensors[best[k - 1]].drop_db < d; k--)
+            if (k < n)
+                best[k] = best[k - 1];
+        if (k < n)
+            best[k] = i;
+    }
+    return found;
+}
+
 int oq_compare_first_drop(const oq_compare_result *r, double min_drop_db)
 {
     for (int i = 0; i < r->n_tensors; i++)
-        if (r->tensors[i].drop_db >= min_drop_db)
+        if (r->tensors[i].quantization_step && r->tensors[i].drop_db >= min_drop_db)
             return i;
     return -1;
 }

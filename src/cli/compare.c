@@ -130,30 +130,11 @@ static void put_number(double v, int width, int decimals)
         fprintf(stderr, " %*.*f", width, decimals, fabs(v) < 0.5 * pow(10, -decimals) ? 0.0 : v); /* no "-0.00" */
 }
 
-/* Indices of the (up to) n tensors with the largest drop of at least min_db,
- * largest first (the earlier tensor first on ties). */
-static int largest_drops(const oq_compare_result *r, double min_db, int *best, int n)
-{
-    int found = 0;
-    for (int i = 0; i < r->n_tensors; i++) {
-        double d = r->tensors[i].drop_db;
-        if (!(d >= min_db))
-            continue;
-        int k = found < n ? found++ : n;
-        for (; k > 0 && r->tensors[best[k - 1]].drop_db < d; k--)
-            if (k < n)
-                best[k] = best[k - 1];
-        if (k < n)
-            best[k] = i;
-    }
-    return found;
-}
-
 enum { N_MARKED = 3, NAME_WIDTH_MAX = 48 };
 
 static void print_table(const oq_compare_result *r, double seconds)
 {
-    int marked[N_MARKED], n_marked = largest_drops(r, OQ_COMPARE_SHARP_DROP_DB, marked, N_MARKED);
+    int marked[N_MARKED], n_marked = oq_compare_largest_drops(r, OQ_COMPARE_SHARP_DROP_DB, marked, N_MARKED);
     int width = 6, op_width = 2;
     for (int i = 0; i < r->n_tensors; i++) {
         int w = (int)strlen(r->tensors[i].name), o = (int)strlen(r->tensors[i].op_type);

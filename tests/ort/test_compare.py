@@ -35,6 +35,10 @@ SQNRs from ORT's tensors must agree with compare's within 0.01 dB (ORT's float
 Conv may round differently, which would move an element across a quantization
 step now and then; on these samples the two agree to 1e-4 dB).
 
+A masked attention block (scores + a -10000 mask, Softmax) checks that the
+Softmax's drop is measured from the scores' quality, not from the mask-sized
+sum, and that the first sharp drop named is a quantization step.
+
 Also: unmatched tensors are listed with a reason; shapes that differ are counted,
 not compared; the same inputs give the same JSON (timings aside) on any number
 of threads; peak memory does not grow with the number of samples; bad input
@@ -523,6 +527,43 @@ def test_folded_factors(exe, tmp, xs):
                        AFFINE_UNMATCHED[form], "y")
 
 
+def test_masked_softmax(exe, tmp):
+    """Attention scores plus a causal mask of -10000, then a Softmax: the sum's SQNR is the
+    mask's size, not the scores' quality, so the Softmax after it must not seem to lose
+    what the mask added (hundreds of dB before drops carried the scores' quality past an
+    exact operand), and the summaries name quantization steps only."""
+    rng = np.random.default_rng(23)
+    mask = np.where(np.arange(8)[None, :] > np.arange(8)[:, None], -10000.0, 0.0).astype(np.float32)
+    nodes = [helper.make_node("MatMul", ["x", "wq"], ["q"], "proj_q"),
+             helper.make_node("MatMul", ["x", "wk"], ["k"], "proj_k"),
+             helper.make_node("Transpose", ["k"], ["kt"], "kt", perm=[0, 2, 1]),
+             helper.make_node("MatMul", ["q", "kt"], ["scores"], "scores"),
+             helper.make_node("Add", ["scores", "mask"], ["masked"], "mask_add"),
+             helper.make_node("Softmax", ["masked"], ["probs"], "softmax", axis=-1),
+             helper.make_node("MatMul", ["probs", "x"], ["y"], "mix")]
+    g = helper.make_graph(nodes, "masked", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 16])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 16])],
+                          [init("wq", rng.normal(0, 0.4, (16, 16)).astype(np.float32)),
+                           init("wk", rng.normal(0, 0.4, (16, 16)).astype(np.float32)),
+                           init("mask", mask)])
+    fpath, qpath = os.path.join(tmp, "masked.onnx"), os.path.join(tmp, "masked_q.onnx")
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), fpath)
+    data = os.path.join(tmp, "masked_data")
+    write_samples(data, [rng.normal(0, 1, (1, 8, 16)).astype(np.float32) for _ in range(N_SAMPLES)])
+    r = subprocess.run([exe, "quantize", fpath, "--data", data, "-o", qpath, "-q"], capture_output=True, text=True)
+    if not check(r.returncode == 0, "masked: quantize", r.stderr):
+        return
+    rep, stderr = compare(exe, fpath, qpath, data, os.path.join(tmp, "masked.json"))
+    by = {t["name"]: t for t in rep["tensors"]}
+    check("masked" in by and "probs" in by and by["masked"]["sqnr_db"] > by["scores"]["sqnr_db"] + 20 and
+          abs(by["probs"]["drop_db"]) < 20, "masked: the Softmax after a mask keeps the scores' quality",
+          "scores %.1f dB, masked %.1f dB, probs %.1f dB with a drop of %.1f dB" %
+          (by["scores"]["sqnr_db"], by["masked"]["sqnr_db"], by["probs"]["sqnr_db"], by["probs"]["drop_db"]))
+    first = rep["summary"]["first_sharp_drop"]
+    check(first is None or by[first]["op"] not in ("Softmax", "Transpose", "Add"),
+          "masked: the first sharp drop is a quantization step", f"{first}: {stderr}")
+
+
 def test_shapes_and_determinism(exe, tmp, fpath, data):
     # the same name with another shape: counted, not compared
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 16, 16])
@@ -653,6 +694,7 @@ def main():
         test_ort_style(exe, tmp, fm, fpath, data, xs)
         test_own_forms(exe, tmp, fm, fpath, data, xs)
         test_folded_factors(exe, tmp, xs)
+        test_masked_softmax(exe, tmp)
         test_shapes_and_determinism(exe, tmp, fpath, data)
         test_memory(exe, tmp, fpath)
         test_bad_input(exe, tmp, fpath, data)
