@@ -423,20 +423,38 @@ static const char *blocker(planner *pl, int i)
     return NULL;
 }
 
+static bool contrib_shaped(const oq_node *n);
+
+/* Whether --contrib can run n on an 8-bit input: a contrib op's shape, or an
+ * Add or Mul by a one-element constant (a shifted or rescaled twin). An Add
+ * of a larger constant (a position table) has neither and stays float. */
+static bool contrib_reader(const oq_node *n)
+{
+    if (contrib_shaped(n) || op_quant[n->kind].role == ROLE_HARD)
+        return true;
+    if ((n->kind != OQ_OP_ADD && n->kind != OQ_OP_MUL) || n->n_inputs != 2)
+        return false;
+    for (int k = 0; k < 2; k++)
+        if (n->inputs[k] && oq_is_float_constant(n->inputs[k]) && oq_tensor_numel(n->inputs[k]->constant) == 1)
+            return true;
+    return false;
+}
+
 /* Whether a node that can take an 8-bit tensor reads v: a candidate of the
  * options (Conv, MatMul, Gemm), with --contrib an op that has a com.microsoft
- * QLinear form, or an op that moves data to such a node (through any number
- * of Reshapes, Gathers or Concats: pl->reaches_8bit, filled by
- * find_8bit_readers). A quantized op or a Concat whose output nothing of the
- * kind reads is better off writing float: a detector's score tensor moved
- * through Gathers to NonMaxSuppression stays float. */
+ * QLinear form (contrib_reader), or an op that moves data to such a node
+ * (through any number of Reshapes, Gathers or Concats: pl->reaches_8bit,
+ * filled by find_8bit_readers). A quantized op or a Concat whose output
+ * nothing of the kind reads is better off writing float: a detector's score
+ * tensor moved through Gathers to NonMaxSuppression stays float, and so does
+ * a ViT's Concat of the class token and the patches that a position table is
+ * added to (its shared scale cost the class token 30 dB). */
 static bool eight_bit_reader(const planner *pl, const oq_value *v)
 {
     for (int k = 0; k < v->n_consumers; k++) {
         const oq_node *c = v->consumers[k];
         op_role role = op_quant[c->kind].role;
-        if ((role == ROLE_WEIGHTED && pl->selected[c->kind]) ||
-            (pl->o->contrib && (role == ROLE_CONTRIB || role == ROLE_HARD)))
+        if ((role == ROLE_WEIGHTED && pl->selected[c->kind]) || (pl->o->contrib && contrib_reader(c)))
             return true;
         if (role == ROLE_PASSTHROUGH && c->opset >= op_quant[c->kind].min_opset)
             for (int j = 0; j < c->n_outputs; j++)

@@ -37,7 +37,8 @@ mode (DynamicQuantizeLinear + MatMulInteger/ConvInteger, no calibration):
   in every format; one whose kernel has no such axis stays float (einsum);
 - an Add of a constant table (learned positions) reads it as int8 per row
   behind a DequantizeLinear in every format, and a mask of -inf stays float
-  with the reason (position_table);
+  with the reason; the MatMul before that mask writes float, also with
+  --contrib, where an Add of a constant has no 8-bit form (position_table);
 - LSTM, GRU and RNN (no 8-bit form in ONNX either) read W and R as int8 per
   gate row (axis 1) through DequantizeLinears in every format (recurrent,
   simple_rnn: an opset-11 model, which the per-axis DequantizeLinear moves to 13);
@@ -849,6 +850,11 @@ def main():
                             made[i].input[0] in int8] for n in qm.graph.node if n.op_type == "Add"]
                     dq = [[a.i for a in d[0].attribute if a.name == "axis"] if d else None for d in dqs]
                     reasons = [n.get("reason") for n in json.load(open(report))["nodes"] if n["op"] == "Add"]
+                    masked = [n for n in qm.graph.node if n.op_type == "Add" and "mask" in n.input]
+                    if fmt in ("qoperator", "contrib"):  # no 8-bit op reads the product: it stays float
+                        tally.case(tag + " float product", len(masked) == 1 and
+                                   made[[i for i in masked[0].input if i != "mask"][0]].op_type != "DequantizeLinear",
+                                   "the MatMul before the mask Add writes float, not 8-bit and a DequantizeLinear")
                     tally.case(tag + " table Add", dq == [[1], None] and reasons[0] is None and
                                "infinite" in (reasons[1] or ""),
                                "DequantizeLinear axes of the Adds' constants %s (want the position table per row, "
