@@ -13,6 +13,8 @@ struct oq_calibrator {
     int n_entries;
     char **names;          /* [n_entries] borrowed from the graph */
     oq_hist *hists;        /* [n_entries] */
+    bool *seen;            /* [n_entries] a float tensor was observed, if only an empty one (a KV cache's
+                              past at the first step): the table keeps it, with no values */
     bool *keep_channels;   /* [n_entries]: per-channel extremes kept too */
     oq_channel_stats *channels; /* [n_entries] */
     oq_err channel_err;    /* set when keeping channels ran out of memory (reported by oq_calibrator_table) */
@@ -31,11 +33,12 @@ oq_calibrator *oq_calibrator_create(const oq_model *m, int bins, const bool *obs
     c->entry_of_value = malloc((size_t)(g->n_values ? g->n_values : 1) * sizeof *c->entry_of_value);
     c->names = calloc((size_t)(g->n_values ? g->n_values : 1), sizeof *c->names);
     c->hists = calloc((size_t)(g->n_values ? g->n_values : 1), sizeof *c->hists);
+    c->seen = calloc((size_t)(g->n_values ? g->n_values : 1), sizeof *c->seen);
     c->observed = calloc((size_t)(g->n_values ? g->n_values : 1), sizeof *c->observed);
     c->keep_channels = calloc((size_t)(g->n_values ? g->n_values : 1), sizeof *c->keep_channels);
     c->channels = calloc((size_t)(g->n_values ? g->n_values : 1), sizeof *c->channels);
     c->scratch = bins > 0 ? calloc(oq_hist_scratch_size(bins), sizeof *c->scratch) : NULL;
-    if (!c->entry_of_value || !c->names || !c->hists || !c->observed || !c->keep_channels || !c->channels ||
+    if (!c->entry_of_value || !c->names || !c->hists || !c->seen || !c->observed || !c->keep_channels || !c->channels ||
         (bins > 0 && !c->scratch))
         goto oom;
     for (int i = 0; i < g->n_values; i++) {
@@ -74,6 +77,7 @@ void oq_calibrator_destroy(oq_calibrator *c)
         for (int i = 0; i < c->n_entries; i++)
             oq_hist_release(&c->hists[i]);
     free(c->hists);
+    free(c->seen);
     if (c->channels)
         for (int i = 0; i < c->n_entries; i++)
             oq_channel_stats_release(&c->channels[i]);
@@ -106,6 +110,7 @@ void oq_calibrator_observe(void *user, const oq_value *value, const oq_tensor *t
     int e = c->entry_of_value[value->id];
     if (e < 0)
         return;
+    c->seen[e] = true;
     oq_hist_add_scratch(&c->hists[e], tensor->data, oq_tensor_numel(tensor), c->scratch);
     if (c->keep_channels[e] && !c->channel_err.status)
         oq_channel_stats_add(&c->channels[e], tensor, &c->channel_err);
@@ -122,6 +127,7 @@ void oq_calibrator_restart(oq_calibrator *c, const oq_calibrator *grid_from)
 {
     for (int i = 0; i < c->n_entries; i++) {
         oq_hist_restart(&c->hists[i], grid_from && grid_from->n_entries == c->n_entries ? &grid_from->hists[i] : NULL);
+        c->seen[i] = false;
         oq_channel_stats_release(&c->channels[i]);
     }
     c->samples = 0;
@@ -136,6 +142,7 @@ oq_status oq_calibrator_merge(oq_calibrator *dst, const oq_calibrator *src, oq_e
         return err->status;
     }
     for (int i = 0; i < dst->n_entries; i++) {
+        dst->seen[i] = dst->seen[i] || src->seen[i];
         oq_status st = oq_hist_merge(&dst->hists[i], &src->hists[i], err);
         if (!st && dst->keep_channels[i])
             st = oq_channel_stats_merge(&dst->channels[i], &src->channels[i], err);
@@ -161,7 +168,7 @@ oq_calib_table *oq_calibrator_table(oq_calibrator *c, const oq_range_options *ra
     }
     t->samples = c->samples;
     for (int i = 0; i < c->n_entries; i++) {
-        if (c->hists[i].count == 0 && c->hists[i].nonfinite == 0)
+        if (!c->seen[i])
             continue; /* never seen as float (e.g. an undeclared int tensor) */
         oq_calib_entry *e = &t->entries[t->n_entries];
         if (!(e->name = strdup(c->names[i]))) {

@@ -531,7 +531,8 @@ static bool concat_groups(planner *pl, int i)
  * every range holds). A Concat's inputs are then quantized once, at the
  * parameters of its output, instead of at their own, read back to float,
  * concatenated and quantized again. A group with a source the table has no
- * range for is left out: its members keep their own parameters. */
+ * range for is left out: its members keep their own parameters; a source
+ * that was empty in every sample counts for nothing. */
 static oq_status share_concat_ranges(planner *pl)
 {
     const oq_graph *g = pl->g;
@@ -575,6 +576,9 @@ static oq_status share_concat_ranges(planner *pl)
             r->complete = false;
             continue;
         }
+        const oq_calib_entry *e = pl->table ? oq_calib_table_find(pl->table, x->name) : NULL;
+        if (e && e->hist.count == 0 && e->hist.nonfinite == 0)
+            continue; /* empty in every sample (a KV cache's past at the first step): adds no values */
         r->lo = fmin(r->lo, range[0]);
         r->hi = fmax(r->hi, range[1]);
     }

@@ -4,8 +4,10 @@ compute: exact min/max per tensor, percentile ranges near numpy's
 percentiles, the same table from test-data folders and from .npy stacks
 ([S, 1, 16] and, for an input [N, 16] or [1, 16], [S, 16]; with the input's name or, the model
 having one input, without; byte-identical), shard tables that merge to the full table's min/max, image
-folders through the preprocessing flags, and bad data refused with one error
-line and no table left behind.
+folders through the preprocessing flags, an input empty in every sample (a KV
+cache's past at the first step) kept in the table without values so that the
+Concat it feeds still has a range, and bad data refused with one error line and
+no table left behind.
 
 usage: test_calibrate.py ONNXQ_BINARY
 """
@@ -52,6 +54,20 @@ def mlp_model():
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", D_OUT])],
         [numpy_helper.from_array(W1, "w1"), numpy_helper.from_array(B1, "b1"),
          numpy_helper.from_array(W2, "w2")])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def kv_cache_model():
+    """One attention step with a cache: k = x Wk, present = Concat(past, k) along the
+    sequence, scores = x present^T (a MatMul of two activations)."""
+    g = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "wk"], ["k"]), helper.make_node("Concat", ["past", "k"], ["present"], axis=1),
+         helper.make_node("Transpose", ["present"], ["pt"], perm=[0, 2, 1]),
+         helper.make_node("MatMul", ["x", "pt"], ["scores"])], "kv",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, "t", 8]),
+         helper.make_tensor_value_info("past", TensorProto.FLOAT, [1, "p", 8])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, "t", "s"])],
+        [numpy_helper.from_array(RNG.standard_normal((8, 8)).astype(np.float32), "wk")])
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
 
 
@@ -454,6 +470,23 @@ def main():
         e = json.load(open(tn))["tensors"]["x"]
         finite = nan_x[np.isfinite(nan_x)]
         check(e["nonfinite"] >= 1 and e["max"] == float(finite.max()), "NaN left out of x's range")
+
+    # ---- a KV cache at its first step: the past is empty in every sample
+    kv = os.path.join(tmp, "kv.onnx")
+    onnx.save(kv_cache_model(), kv)
+    xk = os.path.join(tmp, "kv_x.npy")
+    pk = os.path.join(tmp, "kv_past.npy")
+    np.save(xk, RNG.standard_normal((6, 1, 4, 8)).astype(np.float32))
+    np.save(pk, np.zeros((6, 1, 0, 8), np.float32))
+    tk, rk = os.path.join(tmp, "kv.json"), os.path.join(tmp, "kv_report.json")
+    p = run(binary, "calibrate", kv, "--data", "x=" + xk, "--data", "past=" + pk, "-o", tk, "-q")
+    e = json.load(open(tk))["tensors"].get("past") if p.returncode == 0 else None
+    check(e is not None and e["count"] == 0, "an input empty in every sample is in the table with no values: %s %s"
+          % (p.stderr, e))
+    p = run(binary, "convert", kv, "--calib", tk, "-o", os.path.join(tmp, "kv_q.onnx"), "--report", rk, "-q")
+    counts = json.load(open(rk))["node_counts"] if p.returncode == 0 else {}
+    check(counts.get("quantized") == counts.get("candidates") == 2,
+          "both MatMuls quantized, the one reading Concat(empty past, k) too: %s %s" % (p.stderr, counts))
 
     return finish("test_calibrate")
 
