@@ -104,6 +104,24 @@ const oq_op_kind_info oq_op_kinds[OQ_OP_COUNT] = {
 };
 static_assert(sizeof oq_op_kinds / sizeof oq_op_kinds[0] == OQ_OP_COUNT, "one entry per kind");
 
+bool oq_op_is_integer(oq_op_kind k)
+{
+    switch (k) {
+    case OQ_OP_QLINEAR_CONV:
+    case OQ_OP_QLINEAR_MATMUL:
+    case OQ_OP_CONV_INTEGER:
+    case OQ_OP_MATMUL_INTEGER:
+    case OQ_OP_QGEMM:
+    case OQ_OP_QLINEAR_ADD:
+    case OQ_OP_QLINEAR_CONCAT:
+    case OQ_OP_QLINEAR_GLOBAL_AVERAGE_POOL:
+    case OQ_OP_QLINEAR_LEAKY_RELU:
+    case OQ_OP_QLINEAR_MUL:
+    case OQ_OP_QLINEAR_SIGMOID: return true;
+    default: return false;
+    }
+}
+
 oq_op_kind oq_op_kind_of(const char *domain, const char *op_type)
 {
     if (!domain || !strcmp(domain, "ai.onnx"))

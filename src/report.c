@@ -98,25 +98,6 @@ const char *oq_report_precision_name(oq_report_precision p)
     return p >= 0 && p < OQ_PRECISION_COUNT ? precision_names[p] : "?";
 }
 
-/* Ops that compute on 8-bit inputs (with int32 sums inside). */
-static bool is_integer_op(oq_op_kind k)
-{
-    switch (k) {
-    case OQ_OP_QLINEAR_CONV:
-    case OQ_OP_QLINEAR_MATMUL:
-    case OQ_OP_CONV_INTEGER:
-    case OQ_OP_MATMUL_INTEGER:
-    case OQ_OP_QGEMM:
-    case OQ_OP_QLINEAR_ADD:
-    case OQ_OP_QLINEAR_CONCAT:
-    case OQ_OP_QLINEAR_GLOBAL_AVERAGE_POOL:
-    case OQ_OP_QLINEAR_LEAKY_RELU:
-    case OQ_OP_QLINEAR_MUL:
-    case OQ_OP_QLINEAR_SIGMOID: return true;
-    default: return false;
-    }
-}
-
 /* Whether every output of n is read, and only by QuantizeLinear nodes. */
 static bool feeds_only_quantize(const oq_node *n)
 {
@@ -156,7 +137,7 @@ static oq_report_precision classify_op(const oq_node *n, bool *integer)
         p = fed ? OQ_PRECISION_CONVERSION : OQ_PRECISION_INTEGER;
     else if (n->kind == OQ_OP_CAST && fed && fed_integer == fed)
         p = OQ_PRECISION_CONVERSION;
-    else if (is_integer_op(n->kind) || (fed && fed_integer == fed))
+    else if (oq_op_is_integer(n->kind) || (fed && fed_integer == fed))
         p = OQ_PRECISION_INTEGER, makes_integer = true;
     else if (fed && fed_dequantized == fed && feeds_only_quantize(n))
         p = OQ_PRECISION_INTEGER;

@@ -5,6 +5,8 @@
 #ifndef ONNXQ_OQ_OP_KIND_H
 #define ONNXQ_OQ_OP_KIND_H
 
+#include <stdbool.h>
+
 typedef enum oq_op_kind {
     OQ_OP_OTHER = 0,
     /* ai.onnx */
@@ -120,5 +122,10 @@ extern const oq_op_kind_info oq_op_kinds[OQ_OP_COUNT];
 /* The kind of (domain, op_type); domain "" and "ai.onnx" both mean the
  * default domain, NULL counts as "". OQ_OP_OTHER for anything unlisted. */
 oq_op_kind oq_op_kind_of(const char *domain, const char *op_type);
+
+/* Whether ops of this kind compute on 8-bit inputs (with int32 sums inside):
+ * QLinearConv, QLinearMatMul, ConvInteger, MatMulInteger and the
+ * com.microsoft QGemm and QLinear ops. */
+bool oq_op_is_integer(oq_op_kind k);
 
 #endif

@@ -569,23 +569,9 @@ static oq_status run_sample(cmp *c, const oq_dataset *ds, int64_t s, oq_err *err
  * dequantized value (the float op of a QDQ pair's node). */
 static bool quantizing(const oq_node *n)
 {
-    switch (n->kind) {
-    case OQ_OP_QUANTIZE_LINEAR:
-    case OQ_OP_DEQUANTIZE_LINEAR:
-    case OQ_OP_DYNAMIC_QUANTIZE_LINEAR:
-    case OQ_OP_QLINEAR_CONV:
-    case OQ_OP_QLINEAR_MATMUL:
-    case OQ_OP_CONV_INTEGER:
-    case OQ_OP_MATMUL_INTEGER:
-    case OQ_OP_QGEMM:
-    case OQ_OP_QLINEAR_ADD:
-    case OQ_OP_QLINEAR_CONCAT:
-    case OQ_OP_QLINEAR_GLOBAL_AVERAGE_POOL:
-    case OQ_OP_QLINEAR_LEAKY_RELU:
-    case OQ_OP_QLINEAR_MUL:
-    case OQ_OP_QLINEAR_SIGMOID: return true;
-    default: break;
-    }
+    if (n->kind == OQ_OP_QUANTIZE_LINEAR || n->kind == OQ_OP_DEQUANTIZE_LINEAR ||
+        n->kind == OQ_OP_DYNAMIC_QUANTIZE_LINEAR || oq_op_is_integer(n->kind))
+        return true;
     if (!strcmp(n->domain, OQ_CONTRIB_DOMAIN) && n->op_type[0] == 'Q') /* QLinearAveragePool, ... */
         return true;
     for (int k = 0; k < n->n_inputs; k++)
