@@ -2,6 +2,7 @@
  * (schema in docs/formats.md) and one HTML page (html.c's pieces), written
  * together or not at all. */
 #include <cjson/cJSON.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -229,7 +230,7 @@ static void compare_along_graph(oq_text *t, const oq_compare_result *r)
                           "each 6 dB less doubles it. A tensor's drop is how much SQNR it loses against the tensors "
                           "it is computed from. Hover over a point for its tensor.");
     oq_html_chart_svg(t, &c);
-    int best[LARGEST_DROPS], n_best = oq_compare_largest_drops(r, 0, best, LARGEST_DROPS);
+    int best[LARGEST_DROPS], n_best = oq_compare_largest_drops(r, DBL_MIN, best, LARGEST_DROPS); /* drops above 0 */
     static const char *const short_heads[] = {"#",      "tensor",        "op",        "SQNR (dB)",
                                               "cosine", "max abs error", "drop (dB)", NULL};
     if (n_best) {

@@ -134,8 +134,8 @@ void oq_compare_result_destroy(oq_compare_result *r);
 /* Index of the first quantization step in graph order whose drop_db is at
  * least min_drop_db, or -1. */
 int oq_compare_first_drop(const oq_compare_result *r, double min_drop_db);
-/* Indices of the (up to) n quantization steps with the largest drop_db above
- * min_drop_db, largest first (the earlier first on ties), in best; returns
+/* Indices of the (up to) n quantization steps with the largest drop_db of at
+ * least min_drop_db, largest first (the earlier first on ties), in best; returns
  * how many it wrote. */
 int oq_compare_largest_drops(const oq_compare_result *r, double min_drop_db, int *best, int n);
 

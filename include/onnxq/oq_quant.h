@@ -161,7 +161,8 @@ typedef struct oq_output_metrics {
     int64_t equality, identical; /* samples compared for equality (not float, or empty); of those, equal */
     int64_t shape_differs; /* samples whose two outputs differ in type or shape */
     int64_t nonfinite;     /* elements the float model gave as NaN or infinite: left out of every number above
-                              (a classifier row holding one is left out of the top-1 counts) */
+                              (a classifier row holding one is left out of the top-1 counts, a sample holding
+                              nothing else is not compared) */
 } oq_output_metrics;
 
 /* Running sums comparing one graph output of a quantized run with the float

@@ -566,17 +566,23 @@ static oq_status run_sample(cmp *c, const oq_dataset *ds, int64_t s, oq_err *err
 /* ---- the result ------------------------------------------------------------------------------- */
 
 /* Whether n quantizes, dequantizes or computes on 8-bit values, or reads a
- * dequantized value (the float op of a QDQ pair's node). */
+ * dequantized constant (the float op of a QDQ node, reading its int8 weight;
+ * a float op that only reads a dequantized activation, such as a Softmax
+ * after an output pair, reshapes error that is already there). Integer ops
+ * of ONNX Runtime's contrib domain that onnxq has no kind for
+ * (QLinearAveragePool, ...) count by name. */
 static bool quantizing(const oq_node *n)
 {
     if (n->kind == OQ_OP_QUANTIZE_LINEAR || n->kind == OQ_OP_DEQUANTIZE_LINEAR ||
         n->kind == OQ_OP_DYNAMIC_QUANTIZE_LINEAR || oq_op_is_integer(n->kind))
         return true;
-    if (!strcmp(n->domain, OQ_CONTRIB_DOMAIN) && n->op_type[0] == 'Q') /* QLinearAveragePool, ... */
+    if (!strcmp(n->domain, OQ_CONTRIB_DOMAIN) && !strncmp(n->op_type, "QLinear", 7))
         return true;
-    for (int k = 0; k < n->n_inputs; k++)
-        if (n->inputs[k] && n->inputs[k]->producer && n->inputs[k]->producer->kind == OQ_OP_DEQUANTIZE_LINEAR)
+    for (int k = 0; k < n->n_inputs; k++) {
+        const oq_node *d = n->inputs[k] ? n->inputs[k]->producer : NULL;
+        if (d && d->kind == OQ_OP_DEQUANTIZE_LINEAR && d->n_inputs > 0 && d->inputs[0] && d->inputs[0]->constant)
             return true;
+    }
     return false;
 }
 
@@ -771,7 +777,7 @@ int oq_compare_largest_drops(const oq_compare_result *r, double min_drop_db, int
     int found = 0;
     for (int i = 0; i < r->n_tensors; i++) {
         double d = r->tensors[i].drop_db;
-        if (!r->tensors[i].quantization_step || !(d > min_drop_db))
+        if (!r->tensors[i].quantization_step || !(d >= min_drop_db))
             continue;
         int k = found < n ? found++ : n;
         for (; k > 0 && r->tensors[best[k - 1]].drop_db < d; k--)

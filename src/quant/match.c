@@ -192,13 +192,16 @@ bool oq_table_add(const oq_node *n, int *input, int *axis)
     if (k < 0 || n->inputs[1 - k]->constant)
         return false;
     const oq_tensor *t = n->inputs[k]->constant;
-    int long_axes = 0;
-    for (int i = 0; i < t->rank; i++)
+    int long_axes = 0, rows = -1;
+    for (int i = 0; i < t->rank; i++) {
         long_axes += t->dims[i] > 1;
+        if (i < t->rank - 1 && (rows < 0 || t->dims[i] >= t->dims[rows]))
+            rows = i;
+    }
     if (long_axes < 2)
         return false;
     *input = k;
-    *axis = t->rank - 2;
+    *axis = rows;
     return true;
 }
 

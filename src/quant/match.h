@@ -56,8 +56,9 @@ const char *oq_einsum_weight(const oq_node *n, int *input, int *axis);
 /* Whether n is an Add of an activation and a float constant table: a
  * constant with two or more axes longer than 1, such as a learned position
  * embedding [1, T, d] (not a bias or a scalar). *input is the constant's
- * input index, *axis the axis of its rows (the second to last), which get a
- * scale each. */
+ * input index, *axis the axis of its rows, which get a scale each: the
+ * longest axis before the last (the later on ties: T of [1, T, d] and of
+ * [T, 1, d], the second T of a mask [1, 1, T, T]). */
 bool oq_table_add(const oq_node *n, int *input, int *axis);
 /* Whether ops of this kind are LSTM, GRU or RNN (weights W and R, input 1 and 2). */
 bool oq_is_recurrent(oq_op_kind kind);

@@ -253,20 +253,33 @@ static oq_status read_table(oq_pipeline *p, oq_err *err)
     return OQ_OK;
 }
 
-/* Fails when --exclude names a node the model does not have (a typo would
- * otherwise quantize the node silently), or --target-output an output. */
-static oq_status check_named_parts(const oq_pipeline *p, oq_err *err)
+static bool has_node(const oq_graph *g, const char *name)
 {
-    const oq_graph *g = p->model->graph;
+    for (int i = 0; i < g->n_nodes; i++)
+        if (!strcmp(g->nodes[i]->name, name))
+            return true;
+    return false;
+}
+
+/* Fails when --exclude names a node that neither the model (as prepared:
+ * nodes without a name have one now) nor the graph the plan reads has; a
+ * typo would otherwise quantize the node silently. */
+static oq_status check_excluded(const oq_pipeline *p, oq_err *err)
+{
     for (int k = 0; k < p->job.quant.n_exclude; k++) {
         const char *name = p->job.quant.exclude[k];
-        int i = 0;
-        while (i < g->n_nodes && strcmp(g->nodes[i]->name, name) != 0)
-            i++;
-        if (i == g->n_nodes)
-            return oq_errf(err, OQ_EINVAL, "--exclude: %s has no node named '%s' (a report's \"nodes\" list the candidates' names)",
+        if (!has_node(p->model->graph, name) && !has_node(p->prepared->graph, name))
+            return oq_errf(err, OQ_EINVAL,
+                           "--exclude: %s has no node named '%s' (a report's \"nodes\" list the candidates' names)",
                            p->job.model_path, name);
     }
+    return OQ_OK;
+}
+
+/* Fails when --target-output names no graph output. */
+static oq_status check_target_output(const oq_pipeline *p, oq_err *err)
+{
+    const oq_graph *g = p->model->graph;
     const char *out = p->job.target.output;
     int k = 0;
     while (out && k < g->n_outputs && strcmp(g->outputs[k]->name, out) != 0)
@@ -282,7 +295,7 @@ oq_status oq_pipeline_load(oq_pipeline *p, oq_err *err)
     int64_t n_tensors, n_elements;
     oq_status st = oq_model_load_hashed(&p->model, p->job.model_path, p->sha256, err);
     if (!st)
-        st = check_named_parts(p, err);
+        st = check_target_output(p, err);
     if (!st && p->job.table_path && p->job.quant.mode == OQ_MODE_STATIC)
         st = read_table(p, err);
     if (!st) {
@@ -304,6 +317,8 @@ oq_status oq_pipeline_prepare(oq_pipeline *p, oq_err *err)
     oq_status st = oq_model_clone(&p->prepared, p->model, err);
     if (!st)
         st = oq_quant_prepare(p->prepared, &p->prep, err);
+    if (!st)
+        st = check_excluded(p, err);
     p->times.rewrite += now_s() - t;
     return st;
 }

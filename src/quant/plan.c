@@ -129,6 +129,10 @@ static oq_plan_value *val(const planner *pl, const oq_value *v) { return &pl->p-
 /* Whether the table has a range for v (r: it); marks v as needed. Without a
  * table: whether a calibration could record it (a top-level activation),
  * range unknown ([0, 0]). */
+/* Whether a table entry saw no values at all (a tensor empty in every
+ * sample): it has no range. */
+static bool empty_entry(const oq_calib_entry *e) { return e->hist.count == 0 && e->hist.nonfinite == 0; }
+
 static bool table_range(planner *pl, const oq_value *v, double r[2])
 {
     bool recordable = !v->constant && v->graph == pl->g; /* what a calibration can record */
@@ -138,11 +142,11 @@ static bool table_range(planner *pl, const oq_value *v, double r[2])
     if (!pl->table)
         return recordable;
     const oq_calib_entry *e = oq_calib_table_find(pl->table, v->name);
-    if (e) {
-        r[0] = e->range[0];
-        r[1] = e->range[1];
-    }
-    return e != NULL;
+    if (!e || empty_entry(e))
+        return false;
+    r[0] = e->range[0];
+    r[1] = e->range[1];
+    return true;
 }
 
 /* Parameters of the range [lo, hi] (without a table: unknown, a placeholder). */
@@ -337,8 +341,14 @@ static const char *embedding_blocker(planner *pl, int i)
 }
 
 /* Why table Add i (oq_table_add) cannot be quantized (NULL when it can):
- * tables as small as embedding_blocker's stay float, and so do tables with
- * NaN or infinite values (a mask of -inf), which no scale represents. */
+ * tables as small as embedding_blocker's stay float, and so do masks: NaN
+ * or infinite values (-inf) no scale represents, and sentinel values such
+ * as -10000 or the lowest float set a row's scale so coarse that whatever
+ * else the row holds (a relative-position bias added into the mask) rounds
+ * to 0, while the lowest float times its scale overflows to -inf. Learned
+ * tables hold values far below TABLE_SENTINEL. */
+enum { TABLE_SENTINEL = 1000 };
+
 static const char *table_blocker(planner *pl, int i)
 {
     const oq_node *n = pl->g->nodes[i];
@@ -353,8 +363,9 @@ static const char *table_blocker(planner *pl, int i)
     if (t->dims[t->rank - 1] < 4 || oq_tensor_numel(t) < 256)
         return "constant table too small to shrink";
     for (int64_t k = 0; k < oq_tensor_numel(t); k++)
-        if (!isfinite(d[k]))
-            return "constant table has NaN or infinite values";
+        if (!(fabsf(d[k]) < TABLE_SENTINEL))
+            return isfinite(d[k]) ? "constant table holds mask values (1000 or more in size)"
+                                  : "constant table has NaN or infinite values";
     return NULL;
 }
 
@@ -426,17 +437,24 @@ static const char *blocker(planner *pl, int i)
 static bool contrib_shaped(const oq_node *n);
 
 /* Whether --contrib can run n on an 8-bit input: a contrib op's shape, or an
- * Add or Mul by a one-element constant (a shifted or rescaled twin). An Add
- * of a larger constant (a position table) has neither and stays float. */
+ * Add of a finite one-element constant or a Mul by a positive one (what
+ * plan_shifted_twin and plan_scaled_twin need before the ranges are known;
+ * a shift that is no whole number of steps still leaves the Add float). An
+ * Add of a larger constant (a position table) has neither and stays float. */
 static bool contrib_reader(const oq_node *n)
 {
     if (contrib_shaped(n) || op_quant[n->kind].role == ROLE_HARD)
         return true;
     if ((n->kind != OQ_OP_ADD && n->kind != OQ_OP_MUL) || n->n_inputs != 2)
         return false;
-    for (int k = 0; k < 2; k++)
-        if (n->inputs[k] && oq_is_float_constant(n->inputs[k]) && oq_tensor_numel(n->inputs[k]->constant) == 1)
+    for (int k = 0; k < 2; k++) {
+        const oq_value *c = n->inputs[k];
+        if (!c || !oq_is_float_constant(c) || oq_tensor_numel(c->constant) != 1)
+            continue;
+        float v = ((const float *)c->constant->data)[0];
+        if (isfinite(v) && (n->kind == OQ_OP_ADD || v > 0))
             return true;
+    }
     return false;
 }
 
@@ -571,14 +589,14 @@ static oq_status share_concat_ranges(planner *pl)
         const oq_value *x = g->values[v];
         if (!r->has_concat || written[v] || x->constant || x->graph != g)
             continue;
+        const oq_calib_entry *e = pl->table ? oq_calib_table_find(pl->table, x->name) : NULL;
+        if (e && empty_entry(e))
+            continue; /* empty in every sample (a KV cache's past at the first step): adds no values */
         double range[2];
         if (!table_range(pl, x, range)) {
             r->complete = false;
             continue;
         }
-        const oq_calib_entry *e = pl->table ? oq_calib_table_find(pl->table, x->name) : NULL;
-        if (e && e->hist.count == 0 && e->hist.nonfinite == 0)
-            continue; /* empty in every sample (a KV cache's past at the first step): adds no values */
         r->lo = fmin(r->lo, range[0]);
         r->hi = fmax(r->hi, range[1]);
     }
@@ -616,7 +634,8 @@ static oq_status plan_candidate(planner *pl, int i)
         pn->action = OQ_ACTION_EMBEDDING;
         return OQ_OK;
     }
-    if (n->kind == OQ_OP_ADD || weight_only(pl, n)) { /* a table Add's table alone, in every mode and format */
+    int table_input, table_axis;
+    if (oq_table_add(n, &table_input, &table_axis) || weight_only(pl, n)) { /* a table Add: in every mode and format */
         pn->action = OQ_ACTION_WEIGHT_ONLY;
         return OQ_OK;
     }

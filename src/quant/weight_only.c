@@ -16,7 +16,7 @@
  * table (a learned position embedding) has a scale per row, like an
  * embedding table (both in every format):
  *
- *   Add(x, DequantizeLinear(table_int8 ...; the axis before the last))
+ *   Add(x, DequantizeLinear(table_int8 ...; its rows' axis))
  *
  * See rewrite.h. */
 #include "quant/match.h"

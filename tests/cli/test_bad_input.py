@@ -420,13 +420,28 @@ def test_shared_dims(run, tmp):
 
 
 def test_exclude(run, tmp, model, data, table):
-    """--exclude naming a node the model lacks (a typo) is refused, not ignored."""
+    """--exclude naming a node the model lacks (a typo) is refused, not ignored; the name
+    preparation gives an unnamed node (the one reports list) is accepted."""
     ins = (model, data, table)
     q = os.path.join(run.out, "q.onnx")
     for cmd in (["quantize", model, "--data", data], ["convert", model, "--calib", table],
                 ["analyze", model, "--data", data]):
         out = q if cmd[0] != "analyze" else os.path.join(run.out, "s.json")
         run.fails([*cmd, "--exclude", "no_such_node", "-o", out, "-q"], "no node named 'no_such_node'", inputs=ins)
+    g = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "unnamed",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])],
+                          [numpy_helper.from_array(np.ones((8, 8), np.float32), "w")])
+    unnamed, x = os.path.join(tmp, "unnamed.onnx"), os.path.join(tmp, "unnamed_x.npy")
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), unnamed)
+    np.save(x, np.ones((2, 1, 8), np.float32))
+    rep = os.path.join(run.out, "r.json")
+    r = run.ok(["quantize", unnamed, "--data", "x=" + x, "--exclude", "MatMul_0", "-o", q, "--report", rep, "-q"])
+    nodes = json.load(open(rep))["nodes"] if r.returncode == 0 else []
+    check([(n["name"], n.get("reason")) for n in nodes] == [("MatMul_0", "excluded by --exclude")],
+          "--exclude of the name an unnamed node is given: %s" % nodes)
+    for f in os.listdir(run.out):
+        os.remove(os.path.join(run.out, f))
 
 
 def test_tables(run, tmp, model, data, table):

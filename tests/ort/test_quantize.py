@@ -36,8 +36,8 @@ mode (DynamicQuantizeLinear + MatMulInteger/ConvInteger, no calibration):
   kernel as int8 along an output axis of its own through a DequantizeLinear,
   in every format; one whose kernel has no such axis stays float (einsum);
 - an Add of a constant table (learned positions) reads it as int8 per row
-  behind a DequantizeLinear in every format, and a mask of -inf stays float
-  with the reason; the MatMul before that mask writes float, also with
+  behind a DequantizeLinear in every format, and masks (-inf, or -10000 beside
+  small penalties) stay float with the reason; the MatMul before that mask writes float, also with
   --contrib, where an Add of a constant has no 8-bit form (position_table);
 - LSTM, GRU and RNN (no 8-bit form in ONNX either) read W and R as int8 per
   gate row (axis 1) through DequantizeLinears in every format (recurrent,
@@ -275,19 +275,23 @@ def einsum_model():
 
 
 def position_table_model():
-    """Learned positions added as PyTorch exports `x + self.pos`, then a MatMul and an
-    attention-style mask of -inf before a Softmax: x [1, 16, 32] -> Add(pos [1, 16, 32]) ->
-    MatMul -> Add(mask [16, 32], -inf above a diagonal) -> Softmax. The position table is
-    int8 per row (axis 1) behind a DequantizeLinear in every format; the mask stays float
-    (no scale holds -inf)."""
+    """Learned positions added as PyTorch exports `x + self.pos`, then a MatMul and two
+    attention-style masks before a Softmax: x [1, 16, 32] -> Add(pos [1, 16, 32]) -> MatMul
+    -> Add(mask [16, 32], -inf above a diagonal) -> Add(bias [16, 32]: a distance penalty of
+    -0.1 per place, -10000 far below the diagonal) -> Softmax. The position table is int8 per
+    row (axis 1) behind a DequantizeLinear in every format; both masks stay float (no scale
+    holds -inf, and one set by -10000 would round the penalties to 0)."""
     rng = np.random.default_rng(15)
-    mask = np.where(np.arange(32)[None, :] > 2 * np.arange(16)[:, None], -np.inf, 0.0)
+    rows, cols = np.arange(16)[:, None], np.arange(32)[None, :]
+    mask = np.where(cols > 2 * rows, -np.inf, 0.0)
+    bias = np.where(cols < 2 * rows - 8, -10000.0, -0.1 * np.abs(cols - 2 * rows))
     nodes = [onnx.helper.make_node("Add", ["x", "pos"], ["a"]),
              onnx.helper.make_node("MatMul", ["a", "w"], ["b"]),
              onnx.helper.make_node("Add", ["b", "mask"], ["c"]),
-             onnx.helper.make_node("Softmax", ["c"], ["y"], axis=-1)]
+             onnx.helper.make_node("Add", ["c", "bias"], ["d"]),
+             onnx.helper.make_node("Softmax", ["d"], ["y"], axis=-1)]
     weights = [("pos", rng.standard_normal((1, 16, 32)) * 0.1 * rng.uniform(0.2, 2.0, (1, 16, 1))),
-               ("w", rng.standard_normal((32, 32)) * 0.2), ("mask", mask)]
+               ("w", rng.standard_normal((32, 32)) * 0.2), ("mask", mask), ("bias", bias)]
     g = onnx.helper.make_graph(nodes, "position_table",
                                [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 16, 32])],
                                [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 16, 32])],
@@ -855,10 +859,10 @@ def main():
                         tally.case(tag + " float product", len(masked) == 1 and
                                    made[[i for i in masked[0].input if i != "mask"][0]].op_type != "DequantizeLinear",
                                    "the MatMul before the mask Add writes float, not 8-bit and a DequantizeLinear")
-                    tally.case(tag + " table Add", dq == [[1], None] and reasons[0] is None and
-                               "infinite" in (reasons[1] or ""),
+                    tally.case(tag + " table Add", dq == [[1], None, None] and reasons[0] is None and
+                               "infinite" in (reasons[1] or "") and "mask values" in (reasons[2] or ""),
                                "DequantizeLinear axes of the Adds' constants %s (want the position table per row, "
-                               "[1], and the -inf mask float: None); reasons %s" % (dq, reasons))
+                               "[1], and both masks float: None); reasons %s" % (dq, reasons))
                 recurrent = [n for n in fm.graph.node if n.op_type in RECURRENT]
                 if recurrent:
                     tally.case(tag + " recurrent weights", recurrent_weights_quantized(qm) == len(recurrent),
