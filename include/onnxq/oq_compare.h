@@ -82,7 +82,7 @@ typedef struct oq_compare_tensor {
      * an Add or Sub of an exact operand (an attention mask), the other
      * operand's quality is what later drops are measured from */
     double drop_db;
-    bool quantization_step; /* made by a (de)quantizing or integer op, or by an op reading a dequantized value, or
+    bool quantization_step; /* made by a (de)quantizing or integer op, or by an op reading a dequantized constant, or
                                computed from those tensors through one: a drop here is quantization's doing,
                                not a float op reshaping error that is already there; the summaries
                                (oq_compare_first_drop, the largest drops) look at these only */
