@@ -40,6 +40,8 @@ static cJSON *tensor_json(const oq_compare_tensor *t)
     oq_json_add_number(j, "max_abs_error", t->max_abs_error);
     oq_json_add_number(j, "drop_db", t->drop_db);
     cJSON_AddBoolToObject(j, "quantization_step", t->quantization_step);
+    if (t->nonfinite)
+        cJSON_AddNumberToObject(j, "nonfinite_values", (double)t->nonfinite);
     return j;
 }
 
@@ -55,6 +57,8 @@ static cJSON *output_json(const oq_compare_output *o)
         oq_json_add_number(j, "top1_agreement", o->top1_total ? (double)o->top1_agree / (double)o->top1_total : NAN);
     else
         cJSON_AddNullToObject(j, "top1_agreement");
+    if (o->nonfinite)
+        cJSON_AddNumberToObject(j, "nonfinite_values", (double)o->nonfinite);
     return j;
 }
 

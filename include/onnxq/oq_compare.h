@@ -73,6 +73,7 @@ typedef struct oq_compare_tensor {
     int64_t samples;       /* samples compared */
     int64_t mismatched;    /* samples left out because the two shapes differed */
     int64_t elements;      /* elements compared, all samples together */
+    int64_t nonfinite;     /* elements left out because the float model gave NaN or infinity there */
     double sqnr_db;        /* 10 log10(sum f^2 / sum (f - q)^2); +inf when equal */
     double cosine;         /* sum f q / sqrt(sum f^2 sum q^2) */
     double max_abs_error;
@@ -99,6 +100,7 @@ typedef struct oq_compare_unmatched {
 typedef struct oq_compare_output {
     char *name;
     double sqnr_db, cosine, max_abs_error; /* as for tensors; NAN when not float in both */
+    int64_t nonfinite;     /* as for tensors */
     bool classifier;       /* shaped [N, C] or [N, T, C] with C >= 2: argmax over the last axis */
     int64_t top1_agree, top1_total;
 } oq_compare_output;

@@ -53,19 +53,26 @@ static oq_status keep(kept *k, const oq_tensor *x, int64_t sample, oq_err *err)
 typedef struct sums {
     double ff, qq, fq, err2; /* sum f^2, q^2, f q, (f - q)^2 */
     double max_err;
-    int64_t elements;
+    int64_t elements;        /* pairs summed */
+    int64_t nonfinite;       /* pairs left out: the float value was NaN or infinite */
 } sums;
 
 enum { LANES = 4, CHUNK = 1024 };
 
-/* Adds the pairs f[i], q[i] (i < n) to s, in LANES interleaved partial sums. */
+/* Adds the pairs f[i], q[i] (i < n) to s, in LANES interleaved partial
+ * sums, leaving out those whose float value is NaN or infinite (what the
+ * float model cannot say counts for nothing, as in the evaluation). */
 static void add_floats(sums *s, const float *f, const float *q, int64_t n)
 {
     double ff[LANES] = {0}, qq[LANES] = {0}, fq[LANES] = {0}, e2[LANES] = {0}, mx[LANES] = {0};
-    int64_t whole = n - n % LANES;
+    int64_t whole = n - n % LANES, bad = 0;
+    for (int64_t i = 0; i < n; i++)
+        bad += !isfinite(f[i]);
     for (int64_t i = 0; i < n; i += LANES) {
         int lanes = i < whole ? LANES : (int)(n - i);
         for (int l = 0; l < lanes; l++) {
+            if (bad && !isfinite(f[i + l]))
+                continue;
             double a = f[i + l], b = q[i + l], d = a - b, ad = fabs(d);
             ff[l] += a * a;
             qq[l] += b * b;
@@ -81,7 +88,8 @@ static void add_floats(sums *s, const float *f, const float *q, int64_t n)
         s->err2 += e2[l];
         s->max_err = mx[l] > s->max_err ? mx[l] : s->max_err;
     }
-    s->elements += n;
+    s->elements += n - bad;
+    s->nonfinite += bad;
 }
 
 /* +inf when the two are equal, zeros included. */
@@ -336,7 +344,13 @@ static void compare_output(output_pair *o, const oq_tensor *f, const oq_tensor *
         return;
     int64_t cls = f->dims[f->rank - 1], n = oq_tensor_numel(f);
     for (int64_t row = 0; row < n / cls; row++) {
-        o->agree += argmax((const float *)f->data + row * cls, cls) == argmax((const float *)q->data + row * cls, cls);
+        const float *fr = (const float *)f->data + row * cls;
+        bool finite = true;
+        for (int64_t j = 0; j < cls && finite; j++)
+            finite = isfinite(fr[j]);
+        if (!finite) /* left out, as in the evaluation */
+            continue;
+        o->agree += argmax(fr, cls) == argmax((const float *)q->data + row * cls, cls);
         o->total++;
     }
 }
@@ -656,6 +670,7 @@ static oq_status build_result(const cmp *c, oq_compare_result *r, oq_err *err)
                 oq_compare_tensor *t = &r->tensors[r->n_tensors++];
                 *t = (oq_compare_tensor){.match = w->match, .dtype = w->dtype, .samples = w->samples,
                                          .mismatched = w->mismatched, .elements = w->s.elements,
+                                         .nonfinite = w->s.nonfinite,
                                          .sqnr_db = sqnr_db(&w->s), .cosine = cosine(&w->s),
                                          .max_abs_error = w->s.elements ? w->s.max_err : NAN, .drop_db = NAN};
                 r->n_mismatched += w->mismatched > 0;
@@ -708,7 +723,8 @@ static oq_status build_result(const cmp *c, oq_compare_result *r, oq_err *err)
         const output_pair *o = &c->outs[i];
         oq_compare_output *m = &r->outputs[r->n_outputs++];
         *m = (oq_compare_output){.sqnr_db = sqnr_db(&o->s), .cosine = cosine(&o->s),
-                                 .max_abs_error = o->s.elements ? o->s.max_err : NAN, .classifier = o->classifier,
+                                 .max_abs_error = o->s.elements ? o->s.max_err : NAN, .nonfinite = o->s.nonfinite,
+                                 .classifier = o->classifier,
                                  .top1_agree = o->agree, .top1_total = o->total};
         if (!(m->name = strdup(oq_session_output(c->qs, o->qi)->name))) {
             st = oq_errf(err, OQ_ENOMEM, "out of memory");

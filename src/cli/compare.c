@@ -184,6 +184,9 @@ static void print_table(const oq_compare_result *r, double seconds)
         if (o->classifier && o->top1_total)
             fprintf(stderr, ", top-1 agreement %.1f%% (%lld of %lld)", 100.0 * (double)o->top1_agree / (double)o->top1_total,
                     (long long)o->top1_agree, (long long)o->top1_total);
+        if (o->nonfinite)
+            fprintf(stderr, "; the float model gave %lld NaN or infinite value%s, left out", (long long)o->nonfinite,
+                    o->nonfinite == 1 ? "" : "s");
         fputc('\n', stderr);
     }
 }

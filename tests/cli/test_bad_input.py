@@ -389,6 +389,12 @@ def test_nonfinite(run, tmp, model, data, table):
           line and "SQNR -nan" not in line[0] and "SQNR nan" not in line[0] and
           "NaN or infinite values, left out" in line[0],
           "evaluation on samples whose float logits are NaN: %s; %s" % (ev, line))
+    # compare leaves the same elements out and gives the same numbers
+    crep = os.path.join(run.out, "c.json")
+    r = run.ok(["compare", model, q, "--data", "image=" + p, "--report", crep])
+    co = json.load(open(crep))["outputs"][0] if r.returncode == 0 else {}
+    check(co.get("nonfinite_values") == ev.get("nonfinite_values") and abs(co.get("cosine", 0) - ev["cosine"]) < 1e-9 and
+          "left out" in r.stderr, "compare on the same samples: %s; evaluation %s" % (co, ev))
     # all-NaN data: nothing finite to calibrate on
     allnan = os.path.join(tmp, "allnan.npy")
     np.save(allnan, np.full((2, 1, 1, 8, 8), np.nan, np.float32))
