@@ -555,7 +555,9 @@ oq_status oq_job_builder_check(const oq_job_builder *b, oq_err *err)
     if (j->target.kind == OQ_TARGET_MAX_DROP && !j->labels_path)
         return oq_errf(err, OQ_EINVAL,
                        "--max-drop needs --labels (one class per evaluation sample); --min-agreement needs none");
-    if (j->target.output && j->target.kind != OQ_TARGET_MIN_AGREEMENT && j->target.kind != OQ_TARGET_MIN_SQNR)
+    if (j->target.output && !b->target_option)
+        return oq_errf(err, OQ_EINVAL, "--target-output needs an accuracy target (--min-agreement or --min-sqnr)");
+    if (j->target.output && j->target.kind == OQ_TARGET_MAX_DROP)
         return oq_errf(err, OQ_EINVAL,
                        "--target-output applies to --min-agreement and --min-sqnr (--max-drop reads the first output)");
     if (j->sensitivity_path && !b->target_option)

@@ -400,6 +400,8 @@ def test_target_output(binary, tmp):
                  inputs=(model, npy))
     runner.fails(q + ["--max-drop", "1", "--labels", npy, "--target-output", "logits"],
                  "--target-output applies to --min-agreement and --min-sqnr", code=2, inputs=(model, npy))
+    runner.fails(q + ["--target-output", "logits"], "--target-output needs an accuracy target", code=2,
+                 inputs=(model, npy))
 
 
 def test_constant_input(binary, tmp):
