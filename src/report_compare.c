@@ -214,7 +214,7 @@ static void compare_along_graph(oq_text *t, const oq_compare_result *r)
         names[i] = r->tensors[i].name;
         ops[i] = r->tensors[i].op_type;
         db[i] = r->tensors[i].sqnr_db;
-        sharp[i] = r->tensors[i].quantization_step && r->tensors[i].drop_db >= OQ_COMPARE_SHARP_DROP_DB;
+        sharp[i] = oq_compare_step_drop(&r->tensors[i], OQ_COMPARE_SHARP_DROP_DB);
     }
     oq_html_series s = {"SQNR", db};
     char marked[64];

@@ -133,6 +133,9 @@ void oq_compare_result_destroy(oq_compare_result *r);
 /* SQNR lost at one tensor that counts as a sharp drop (noise power x4). */
 #define OQ_COMPARE_SHARP_DROP_DB 6.0
 
+/* Whether t is a quantization step whose drop_db is at least min_drop_db:
+ * the tensors the summaries below (and compare's pages) name. */
+bool oq_compare_step_drop(const oq_compare_tensor *t, double min_drop_db);
 /* Index of the first quantization step in graph order whose drop_db is at
  * least min_drop_db, or -1. */
 int oq_compare_first_drop(const oq_compare_result *r, double min_drop_db);

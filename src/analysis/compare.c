@@ -788,12 +788,17 @@ void oq_compare_result_destroy(oq_compare_result *r)
     free(r);
 }
 
+bool oq_compare_step_drop(const oq_compare_tensor *t, double min_drop_db)
+{
+    return t->quantization_step && t->drop_db >= min_drop_db;
+}
+
 int oq_compare_largest_drops(const oq_compare_result *r, double min_drop_db, int *best, int n)
 {
     int found = 0;
     for (int i = 0; i < r->n_tensors; i++) {
         double d = r->tensors[i].drop_db;
-        if (!r->tensors[i].quantization_step || !(d >= min_drop_db))
+        if (!oq_compare_step_drop(&r->tensors[i], min_drop_db))
             continue;
         int k = found < n ? found++ : n;
         for (; k > 0 && r->tensors[best[k - 1]].drop_db < d; k--)
@@ -808,7 +813,7 @@ int oq_compare_largest_drops(const oq_compare_result *r, double min_drop_db, int
 int oq_compare_first_drop(const oq_compare_result *r, double min_drop_db)
 {
     for (int i = 0; i < r->n_tensors; i++)
-        if (r->tensors[i].quantization_step && r->tensors[i].drop_db >= min_drop_db)
+        if (oq_compare_step_drop(&r->tensors[i], min_drop_db))
             return i;
     return -1;
 }

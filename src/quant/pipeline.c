@@ -13,6 +13,7 @@
 #include "onnxq/oq_pipeline.h"
 #include "onnxq/oq_prepare.h"
 #include "quant/correct.h"
+#include "quant/match.h"
 
 struct oq_pipeline {
     oq_job job;
@@ -281,10 +282,7 @@ static oq_status check_target_output(const oq_pipeline *p, oq_err *err)
 {
     const oq_graph *g = p->model->graph;
     const char *out = p->job.target.output;
-    int k = 0;
-    while (out && k < g->n_outputs && strcmp(g->outputs[k]->name, out) != 0)
-        k++;
-    if (out && k == g->n_outputs)
+    if (out && !oq_is_graph_output(g, oq_graph_find(g, out)))
         return oq_errf(err, OQ_EINVAL, "--target-output: %s has no graph output named '%s'", p->job.model_path, out);
     return OQ_OK;
 }

@@ -126,13 +126,13 @@ static int index_of(const planner *pl, const oq_node *n)
 
 static oq_plan_value *val(const planner *pl, const oq_value *v) { return &pl->p->values[v->id]; }
 
-/* Whether the table has a range for v (r: it); marks v as needed. Without a
- * table: whether a calibration could record it (a top-level activation),
- * range unknown ([0, 0]). */
 /* Whether a table entry saw no values at all (a tensor empty in every
  * sample): it has no range. */
 static bool empty_entry(const oq_calib_entry *e) { return e->hist.count == 0 && e->hist.nonfinite == 0; }
 
+/* Whether the table has a range for v (r: it); marks v as needed. Without a
+ * table: whether a calibration could record it (a top-level activation),
+ * range unknown ([0, 0]). */
 static bool table_range(planner *pl, const oq_value *v, double r[2])
 {
     bool recordable = !v->constant && v->graph == pl->g; /* what a calibration can record */
